@@ -1,0 +1,44 @@
+# Compiler flags and the helpers every part uses to declare its library,
+# its tests and its fuzz targets.
+
+set(MESH_WARNINGS -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes
+    -Wmissing-prototypes -Wformat=2 -Wvla -Wno-unused-parameter)
+if(MESH_WERROR)
+  list(APPEND MESH_WARNINGS -Werror)
+endif()
+
+set(MESH_SAN_FLAGS)
+if(MESH_SANITIZE)
+  set(MESH_SAN_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
+      -fno-sanitize-recover=undefined)
+endif()
+if(MESH_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "MESH_FUZZ needs clang (CC=clang)")
+  endif()
+  list(APPEND MESH_SAN_FLAGS -fsanitize=fuzzer-no-link,address,undefined
+       -fno-omit-frame-pointer)
+endif()
+add_compile_options(${MESH_SAN_FLAGS})
+add_link_options(${MESH_SAN_FLAGS})
+add_compile_definitions(_GNU_SOURCE)
+
+# mesh_part(NAME DIR [EXCLUDE file...] [LIBS lib...]): one static library per
+# part, from every .c file in the part's folder and its sub-folders.
+function(mesh_part name)
+  cmake_parse_arguments(P "" "" "EXCLUDE;LIBS;PUBLIC_INCLUDES" ${ARGN})
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+  foreach(x ${P_EXCLUDE})
+    list(FILTER srcs EXCLUDE REGEX "/${x}$")
+  endforeach()
+  if(NOT srcs)
+    set(srcs ${PROJECT_SOURCE_DIR}/cmake/empty.c)
+  endif()
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${P_PUBLIC_INCLUDES})
+  target_compile_options(${name} PRIVATE ${MESH_WARNINGS})
+  target_link_libraries(${name} PUBLIC ${P_LIBS})
+endfunction()
+
+# Every test and fuzz target links the whole set of parts.
+set(MESH_ALL_LIBS mesh_daemon mesh_coord mesh_net mesh_identity mesh_base mesh_proto)
