@@ -1,0 +1,314 @@
+"""Helpers for tests that run real meshd processes.
+
+A Node is one meshd with its own home folder, talking to the test through its
+control API on a Unix socket (so a node inside a network namespace is reached
+the same way as one on loopback). Waiting is always for a condition with a
+deadline (wait_until), never a bare sleep.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+MESHD = os.environ.get("MESHD", "meshd")
+MESHCTL = os.environ.get("MESHCTL", "meshctl")
+BUILD = os.environ.get("MESH_BUILD", "")
+SRCDIR = os.environ.get("MESH_TEST_SRCDIR", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns a true value; returns that value.
+
+    Fails with a message naming `what` and the last value seen when the
+    deadline passes. Exceptions from pred count as "not yet".
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, ValueError, KeyError, http.client.HTTPException) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise Timeout(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=5):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def api_request(api, method, path, body=None, token=None, timeout=5):
+    """One HTTP request to a control API given as 'unix:PATH' or 'host:port'.
+
+    Returns (status, parsed JSON or text).
+    """
+    if api.startswith("unix:"):
+        conn = UnixHTTPConnection(api[5:], timeout=timeout)
+    else:
+        host, port = api.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    headers = {}
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read().decode("utf-8", "replace")
+        ctype = resp.getheader("Content-Type", "")
+        if "json" in ctype:
+            return resp.status, json.loads(raw)
+        return resp.status, raw
+    finally:
+        conn.close()
+
+
+def keygen_psk(path):
+    subprocess.run([MESHD, "keygen-psk", "--out", path], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+class Node:
+    """One meshd process with its own home.
+
+    netns: run inside this network namespace (ip netns exec).
+    listen: the address it listens on, e.g. '127.0.0.1:PORT'.
+    """
+
+    def __init__(self, name, root, listen, join=(), psk=None, netns=None, args=(), env=None):
+        self.name = name
+        self.home = os.path.join(root, name)
+        os.makedirs(self.home, exist_ok=True)
+        self.listen = listen
+        self.join = list(join)
+        self.netns = netns
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.api = "unix:" + os.path.join(self.home, "api.sock")
+        self.log_path = os.path.join(self.home, "meshd.log")
+        self.proc = None
+        self.starts = 0
+        if psk:
+            shutil.copyfile(psk, os.path.join(self.home, "swarm.key"))
+            os.chmod(os.path.join(self.home, "swarm.key"), 0o600)
+
+    def command(self):
+        cmd = [MESHD, "--home", self.home, "--listen", self.listen, "--api", self.api,
+               "--log-level", "debug"]
+        for j in self.join:
+            cmd += ["--join", j]
+        cmd += self.args
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        return cmd
+
+    def start(self, wait=True):
+        env = dict(os.environ)
+        env.update(self.env)
+        log = open(self.log_path, "ab")
+        log.write(f"--- start {self.starts} ---\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        log.close()
+        self.starts += 1
+        if wait:
+            wait_until(lambda: self.alive() and self.get("/node_id")[0] == 200, 20,
+                       f"{self.name}'s API")
+        return self
+
+    def alive(self):
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc and self.proc.returncode}; "
+                                 f"log tail:\n{self.log_tail()}")
+        return True
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, timeout=10):
+        """SIGTERM (a graceful leave), then SIGKILL if it does not exit."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode if self.proc else None
+
+    def wipe(self):
+        """Removes the node's home except its swarm key: a new peer ID next start."""
+        psk = os.path.join(self.home, "swarm.key")
+        keep = open(psk, "rb").read() if os.path.exists(psk) else None
+        shutil.rmtree(self.home)
+        os.makedirs(self.home)
+        if keep is not None:
+            with open(psk, "wb") as f:
+                f.write(keep)
+            os.chmod(psk, 0o600)
+
+    def get(self, path):
+        return api_request(self.api, "GET", path)
+
+    def post(self, path, body=None):
+        return api_request(self.api, "POST", path, body if body is not None else {})
+
+    def delete(self, path):
+        return api_request(self.api, "DELETE", path)
+
+    def node_id(self):
+        status, body = self.get("/node_id")
+        assert status == 200, body
+        return body["nodeId"] if isinstance(body, dict) else body.strip().strip('"')
+
+    def members(self):
+        status, body = self.get("/members")
+        assert status == 200, body
+        return body["members"] if isinstance(body, dict) else body
+
+    def member_states(self):
+        """{peer ID: (state, epoch)} as this node sees its members."""
+        return {m["nodeId"]: (m["state"], m["epoch"]) for m in self.members()}
+
+    def state(self):
+        status, body = self.get("/state")
+        assert status == 200, body
+        return body
+
+    def metrics(self):
+        status, text = self.get("/metrics")
+        assert status == 200, text
+        out = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.rpartition(" ")
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass
+        return out
+
+    def cpu_seconds(self):
+        """User + system CPU time of the process so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def file_size(self, rel):
+        total = 0
+        base = os.path.join(self.home, rel)
+        for p in (base, base + "-wal", base + "-shm"):
+            if os.path.exists(p):
+                total += os.path.getsize(p)
+        return total
+
+
+def metric_sum(metrics, name, **labels):
+    """Sums the samples of one metric whose labels include `labels`."""
+    total = 0.0
+    for key, value in metrics.items():
+        mname, _, rest = key.partition("{")
+        if mname != name:
+            continue
+        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += value
+    return total
+
+
+class LocalMesh:
+    """N meshd nodes on loopback sharing one swarm key, under one temp folder."""
+
+    def __init__(self, n, args=(), root=None):
+        self.root = root or tempfile.mkdtemp(prefix="meshtest-")
+        self.psk = os.path.join(self.root, "swarm.key")
+        keygen_psk(self.psk)
+        self.ports = [free_port() for _ in range(n)]
+        self.nodes = []
+        for i in range(n):
+            join = [f"127.0.0.1:{self.ports[0]}"] if i > 0 else []
+            self.nodes.append(Node(f"n{i}", self.root, f"127.0.0.1:{self.ports[i]}", join,
+                                   psk=self.psk, args=args))
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        return self
+
+    def live(self):
+        return [n for n in self.nodes if n.proc and n.proc.poll() is None]
+
+    def wait_converged(self, timeout=30):
+        """Every live node sees every live node alive at its current epoch."""
+        def converged():
+            live = self.live()
+            want = {n.node_id(): n.epoch() for n in live}
+            for n in live:
+                seen = {pid: ep for pid, (st, ep) in n.member_states().items() if st == "alive"}
+                for pid, ep in want.items():
+                    if seen.get(pid) != ep:
+                        return False
+            return True
+        return wait_until(converged, timeout, "the view to converge")
+
+    def close(self, keep_on_failure=False):
+        for n in self.nodes:
+            n.kill9()
+        if not keep_on_failure:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def node_epoch(node):
+    status, body = node.get("/node_id")
+    return body.get("epoch") if isinstance(body, dict) else None
+
+
+Node.epoch = node_epoch
