@@ -1,0 +1,240 @@
+/*
+ * The peer network: how meshd moves messages between peers, whatever
+ * carries them.
+ *
+ * A mesh_net, owned by the node, holds the transports (TCP always; RDMA
+ * where it works) and is the only thing the membership core and the
+ * coordinator talk to. A message is (peer ID, channel, class, bytes):
+ *
+ *   channel  MESH_CH_SWIM (membership), MESH_CH_COORD (coordinator)
+ *   class    MESH_CLASS_DATAGRAM: probes, acks, gossip. Droppable, never
+ *            waits behind bulk traffic; a full queue drops it (counted).
+ *            MESH_CLASS_STREAM: push-pull sync, documents. Ordered and
+ *            reliable while the connection lives; a full queue refuses it
+ *            with -EAGAIN (back-pressure) and the writable callback says
+ *            when to try again.
+ *
+ * Datagrams go through the first transport that says it can carry them to
+ * that peer (RDMA, when registered and its queue pair works), else TCP.
+ * Streams always go over TCP. Every arriving message is delivered with the
+ * sender's peer ID and epoch, as proven by the handshake (net/handshake.h).
+ *
+ * A transport is an ops table registered by scheme ("tcp", "rdma"). Each
+ * member's comment says whether it blocks and who owns buffers. A transport
+ * reports back through mesh_net_deliver, mesh_net_emit_peer,
+ * mesh_net_writable and its counters (mesh_net_counters_of).
+ *
+ * Everything runs on the loop's thread: nothing here is thread-safe and
+ * nothing blocks, except DNS resolution of /dns names when dialling.
+ */
+#ifndef MESH_NET_TRANSPORT_H
+#define MESH_NET_TRANSPORT_H
+
+#include "net/multiaddr.h"
+#include "src/base/clock.h"
+#include "src/identity/identity.h"
+#include "src/identity/psk.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+typedef enum mesh_channel {
+  MESH_CH_SWIM = 1,  /* membership */
+  MESH_CH_COORD = 2, /* coordinator documents and commands */
+} mesh_channel;
+#define MESH_CH_MAX 2
+
+typedef enum mesh_class {
+  MESH_CLASS_DATAGRAM = 0,
+  MESH_CLASS_STREAM = 1,
+} mesh_class;
+#define MESH_CLASS_COUNT 2
+
+/* Largest handshake extension (signed bytes another transport adds). */
+#define MESH_HANDSHAKE_EXT_MAX 1024
+#define MESH_NET_MAX_TRANSPORTS 4
+
+/* Why something was dropped or refused. Every one is counted. */
+typedef enum mesh_net_drop {
+  MESH_DROP_QUEUE_FULL = 0,      /* a datagram did not fit its peer's queue */
+  MESH_DROP_NO_ROUTE,            /* no connection to the peer */
+  MESH_DROP_BAD_PSK,             /* handshake without the swarm key */
+  MESH_DROP_BAD_SIGNATURE,       /* handshake signature did not verify */
+  MESH_DROP_PEER_ID_MISMATCH,    /* the dialled /p2p/ ID is not the peer's */
+  MESH_DROP_HANDSHAKE_MALFORMED, /* undecodable or out-of-bounds handshake */
+  MESH_DROP_HANDSHAKE_TIMEOUT,   /* handshake not finished in time */
+  MESH_DROP_SELF,                /* a connection to ourselves */
+  MESH_DROP_REPLAY,              /* frame counter below the expected one */
+  MESH_DROP_REORDER,             /* frame counter above the expected one */
+  MESH_DROP_AUTH,                /* frame failed authentication (forged, flipped) */
+  MESH_DROP_MALFORMED,           /* frame decoded but its content is invalid */
+  MESH_DROP_OVERSIZE,            /* frame or message length over frame-max */
+  MESH_DROP_TRUNCATED,           /* connection ended in the middle of a frame */
+  MESH_DROP_IDLE_TIMEOUT,        /* nothing heard for the idle timeout */
+  MESH_DROP_CONN_LIMIT,          /* over max-connections */
+  MESH_DROP_DUPLICATE,           /* lost a simultaneous dial, or superseded */
+  MESH_DROP_STALE_EPOCH,         /* a peer connected with an older epoch */
+  MESH_DROP__COUNT
+} mesh_net_drop;
+
+const char *mesh_net_drop_name(mesh_net_drop d);
+
+/* One transport's counters (read by the control API). */
+typedef struct mesh_transport_counters {
+  uint64_t frames_sent;                         /* wire frames written */
+  uint64_t bytes_sent;                          /* wire bytes written, headers and tags included */
+  uint64_t frames_received;                     /* wire frames that authenticated */
+  uint64_t bytes_received;                      /* wire bytes read */
+  uint64_t messages_sent[MESH_CLASS_COUNT];     /* messages queued, by class */
+  uint64_t messages_received[MESH_CLASS_COUNT]; /* messages delivered, by class */
+  uint64_t connections_in;                      /* accepted */
+  uint64_t connections_out;                     /* dials started */
+  uint64_t handshakes_ok;                       /* peers that completed a handshake */
+  uint64_t disconnects;                         /* established connections that ended */
+  uint64_t keepalives_sent;                     /* idle keepalive frames */
+  uint64_t dial_failures;                       /* connect() errors and refusals */
+  uint64_t dropped[MESH_DROP__COUNT];           /* refused or dropped, by reason */
+  uint64_t connections_open;                    /* gauge: sockets open now */
+  uint64_t peers_up;                            /* gauge: peers with a finished handshake */
+} mesh_transport_counters;
+
+typedef struct mesh_net mesh_net;
+
+/* A peer connected (up) or disconnected. Borrowed for the callback. */
+typedef struct mesh_net_peer_event {
+  bool up;
+  mesh_peer_id peer;
+  uint64_t epoch;           /* the peer's epoch from its handshake */
+  uint64_t conn_id;         /* the connection (see mesh_net_extension_fn) */
+  bool outbound;            /* we dialled */
+  const uint8_t *extension; /* the peer's signed handshake extension (up) */
+  size_t extension_len;
+  const char *scheme; /* transport that raised it */
+  int reason;         /* down: 0 for a clean close, else a negative errno */
+} mesh_net_peer_event;
+
+/* A message arrived; buf is borrowed for the duration of the call. */
+typedef void (*mesh_net_message_fn)(void *arg, const mesh_peer_id *from, uint64_t epoch,
+                                    mesh_channel ch, mesh_class cls, const uint8_t *buf,
+                                    size_t len);
+typedef void (*mesh_net_peer_fn)(void *arg, const mesh_net_peer_event *ev);
+/* A peer's stream queue has room again after an -EAGAIN. */
+typedef void (*mesh_net_writable_fn)(void *arg, const mesh_peer_id *peer);
+/*
+ * Fills this node's handshake extension for connection conn_id (e.g. the
+ * RDMA attributes of the queue pair made for it): at most cap bytes into
+ * buf, *len the length. Called on the loop thread when a handshake starts;
+ * the bytes are signed with the rest of the handshake. Return 0, or a
+ * negative errno to send no extension.
+ */
+typedef int (*mesh_net_extension_fn)(void *arg, uint64_t conn_id, uint8_t *buf, size_t cap,
+                                     size_t *len);
+
+typedef struct mesh_net_options {
+  const mesh_identity *identity;  /* borrowed; outlives the net */
+  uint64_t epoch;                 /* this run's epoch, sent in handshakes */
+  mesh_psk psk;                   /* the swarm key */
+  struct event_base *base;        /* the loop's libevent base (borrowed) */
+  mesh_time_ms (*now)(void *arg); /* cached "now" of the turn; NULL: mesh_clock_now_ms */
+  void *now_arg;
+  int max_connections;               /* sockets held at once, handshaking included (256) */
+  size_t frame_max;                  /* largest message and frame accepted (1 MiB) */
+  mesh_time_ms handshake_timeout_ms; /* (5 s) */
+  mesh_time_ms keepalive_ms;         /* keepalive after this much send silence (2 s) */
+  mesh_time_ms idle_timeout_ms;      /* close after this much receive silence (10 s) */
+  size_t datagram_queue_max;         /* per-peer bytes of queued datagrams (256 KiB) */
+  size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
+  size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
+  mesh_time_ms backoff_min_ms;       /* first redial delay (100 ms) */
+  mesh_time_ms backoff_max_ms;       /* cap on the redial delay (30 s) */
+  uint64_t rng_seed;                 /* jitter seed; 0 seeds from the OS */
+} mesh_net_options;
+
+/* Fills the defaults above (identity, psk and base left empty). */
+void mesh_net_options_default(mesh_net_options *o);
+
+/*
+ * The ops table of a transport. state is what init returned.
+ */
+typedef struct mesh_transport_ops {
+  const char *scheme; /* "tcp", "rdma": the multiaddr protocol it serves */
+  /* Creates the transport's state. Non-blocking. counters is owned by the
+   * net and lives as long as the transport. */
+  int (*init)(mesh_net *net, const mesh_net_options *opt, mesh_transport_counters *counters,
+              void **state);
+  /* Closes every connection (peers get no down events) and frees state. */
+  void (*fini)(void *state);
+  /* Starts listening (bind + listen, non-blocking). NULL for transports
+   * that do not listen (RDMA rides on TCP's handshake). bound (may be
+   * NULL) receives the address actually bound (port 0 picks one). */
+  int (*listen)(void *state, const mesh_multiaddr *addr, mesh_multiaddr *bound);
+  /* Starts a dial (non-blocking) and keeps the peer connected: redials with
+   * capped exponential backoff and jitter while it is down. expect (may be
+   * NULL) is the peer ID the peer must prove. The outcome arrives as a peer
+   * event. NULL for transports that do not dial. */
+  int (*dial)(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect);
+  /* Whether this transport can carry cls to peer right now. */
+  bool (*can_send)(void *state, const mesh_peer_id *peer, mesh_class cls);
+  /* Queues one message; never blocks. buf stays the caller's (copied here).
+   * 0 queued; -ENOTCONN no connection; -EMSGSIZE over frame-max;
+   * -ENOBUFS datagram dropped (queue full, counted); -EAGAIN stream queue
+   * full (nothing queued; wait for the writable callback). */
+  int (*send)(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+              const uint8_t *buf, size_t len);
+  /* Closes the connection to peer (a down event follows) and stops
+   * redialling it. Non-blocking. */
+  int (*disconnect)(void *state, const mesh_peer_id *peer);
+  /* Optional: told of every other transport's peer events, so that RDMA
+   * can read the handshake extension TCP carried. */
+  void (*peer_event)(void *state, const mesh_net_peer_event *ev);
+} mesh_transport_ops;
+
+/* The TCP transport (net/tcp.c). */
+extern const mesh_transport_ops mesh_tcp_transport;
+
+/* Creates the net with the TCP transport registered. opt is copied. */
+int mesh_net_new(const mesh_net_options *opt, mesh_net **out);
+/* Closes everything and frees. */
+void mesh_net_free(mesh_net *net);
+/* Registers another transport (ops is borrowed and static). -EEXIST for a
+ * scheme already registered, -ENOSPC past MESH_NET_MAX_TRANSPORTS. */
+int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops);
+
+void mesh_net_on_message(mesh_net *net, mesh_net_message_fn fn, void *arg);
+void mesh_net_on_peer(mesh_net *net, mesh_net_peer_fn fn, void *arg);
+void mesh_net_on_writable(mesh_net *net, mesh_net_writable_fn fn, void *arg);
+void mesh_net_set_extension(mesh_net *net, mesh_net_extension_fn fn, void *arg);
+
+/* Listens on a multiaddr or host:port; bound (may be NULL) receives the
+ * address bound. -EBADMSG for bad text, -EPROTONOSUPPORT for an unknown
+ * scheme, or the socket error. */
+int mesh_net_listen(mesh_net *net, const char *addr, mesh_multiaddr *bound);
+/* Dials a multiaddr or host:port (its /p2p/ part, or expect when not NULL,
+ * is the peer ID required). */
+int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect);
+/* Sends one message (see the send op for the results). */
+int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+                  const uint8_t *buf, size_t len);
+int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
+
+/* Counters of the transport with this scheme; NULL when not registered. */
+const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme);
+/* Sum of every transport's counters. */
+void mesh_net_counters_total(const mesh_net *net, mesh_transport_counters *out);
+/* Registered schemes: *n receives the count. */
+const char *mesh_net_scheme(const mesh_net *net, int i);
+int mesh_net_transport_count(const mesh_net *net);
+
+/* --- Called by transports --- */
+void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
+                      mesh_class cls, const uint8_t *buf, size_t len);
+void mesh_net_emit_peer(mesh_net *net, const mesh_net_peer_event *ev);
+void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer);
+/* Asks the registered extension hook for this node's extension bytes. */
+int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len);
+mesh_time_ms mesh_net_now(mesh_net *net);
+
+#endif

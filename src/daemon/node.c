@@ -1,0 +1,261 @@
+#include "src/daemon/node.h"
+
+#include "src/base/config.h"
+#include "src/base/err.h"
+#include "src/base/log.h"
+#include "src/identity/epoch.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mesh_node {
+  const mesh_config *cfg; /* borrowed */
+  mesh_loop *loop;
+  mesh_identity identity;
+  mesh_psk psk;
+  uint64_t epoch; /* this run's epoch, advanced durably at start */
+  mesh_net *net;
+  struct {
+    mesh_node_message_fn fn;
+    void *arg;
+  } handlers[MESH_CH_MAX + 1]; /* indexed by channel */
+  mesh_node_peer_fn peer_fn;
+  void *peer_arg;
+  mesh_loop_fn reload_fn;
+  void *reload_arg;
+  uint64_t unhandled; /* messages on a channel nobody handles */
+};
+
+static void node_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
+                            mesh_class cls, const uint8_t *buf, size_t len)
+{
+  mesh_node *n = arg;
+  if ((int)ch < 1 || (int)ch > MESH_CH_MAX || n->handlers[ch].fn == NULL) {
+    n->unhandled++;
+    return;
+  }
+  n->handlers[ch].fn(n->handlers[ch].arg, from, epoch, cls, buf, len);
+}
+
+static void node_on_peer(void *arg, const mesh_net_peer_event *ev)
+{
+  mesh_node *n = arg;
+  char id[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(&ev->peer, id, sizeof id);
+  if (ev->up)
+    LOG_INFO("node", "peer %s up (epoch %llu, %s, %s)", id, (unsigned long long)ev->epoch,
+             ev->scheme, ev->outbound ? "dialled" : "accepted");
+  else
+    LOG_INFO("node", "peer %s down (%s)", id,
+             ev->reason == 0 ? "closed" : mesh_strerror(ev->reason));
+  if (n->peer_fn != NULL)
+    n->peer_fn(n->peer_arg, ev);
+}
+
+static void node_on_stop(void *arg)
+{
+  mesh_node *n = arg;
+  LOG_INFO("node", "stopping");
+  mesh_loop_stop(n->loop);
+}
+
+static void node_on_reload(void *arg)
+{
+  mesh_node *n = arg;
+  LOG_INFO("node", "reload requested");
+  if (n->reload_fn != NULL)
+    n->reload_fn(n->reload_arg);
+}
+
+static mesh_time_ms node_now(void *arg)
+{
+  return mesh_loop_now(arg);
+}
+
+static int path_join(char *buf, size_t len, const char *dir, const char *name)
+{
+  int w = snprintf(buf, len, "%s/%s", dir, name);
+  return (w < 0 || (size_t)w >= len) ? -ENAMETOOLONG : 0;
+}
+
+int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t errlen)
+{
+  char path[PATH_MAX];
+  int rc;
+  if (cfg->home == NULL) {
+    snprintf(err, errlen, "no home directory (--home)");
+    return -EINVAL;
+  }
+  mesh_node *n = calloc(1, sizeof *n);
+  if (n == NULL)
+    return -ENOMEM;
+  n->cfg = cfg;
+
+  if ((rc = path_join(path, sizeof path, cfg->home, "identity.key")) != 0 ||
+      (rc = mesh_identity_load_or_create(path, &n->identity, err, errlen)) != 0)
+    goto fail;
+
+  if (cfg->swarm_key != NULL)
+    snprintf(path, sizeof path, "%s", cfg->swarm_key);
+  else if ((rc = path_join(path, sizeof path, cfg->home, "swarm.key")) != 0)
+    goto fail;
+  rc = mesh_psk_load(path, &n->psk, err, errlen);
+  if (rc == -ENOENT) {
+    snprintf(err, errlen,
+             "no swarm key at %s: run `meshd keygen-psk` on one node and copy the file to "
+             "every node of the cluster",
+             path);
+    goto fail;
+  }
+  if (rc != 0)
+    goto fail;
+
+  /* The epoch must be durable before this node says anything to anyone. */
+  if ((rc = mesh_epoch_advance(cfg->home, &n->epoch, err, errlen)) != 0)
+    goto fail;
+
+  if ((rc = mesh_loop_new(&n->loop)) != 0) {
+    snprintf(err, errlen, "event loop: %s", mesh_strerror(rc));
+    goto fail;
+  }
+  if ((rc = mesh_loop_handle_signals(n->loop, node_on_stop, node_on_reload, n)) != 0) {
+    snprintf(err, errlen, "signals: %s", mesh_strerror(rc));
+    goto fail;
+  }
+
+  mesh_net_options opt;
+  mesh_net_options_default(&opt);
+  opt.identity = &n->identity;
+  opt.epoch = n->epoch;
+  opt.psk = n->psk;
+  opt.base = mesh_loop_base(n->loop);
+  opt.now = node_now;
+  opt.now_arg = n->loop;
+  if (cfg->max_connections > 0)
+    opt.max_connections = cfg->max_connections;
+  if (cfg->frame_max > 0)
+    opt.frame_max = (size_t)cfg->frame_max;
+  if (cfg->handshake_timeout_ms > 0)
+    opt.handshake_timeout_ms = cfg->handshake_timeout_ms;
+  if ((rc = mesh_net_new(&opt, &n->net)) != 0) {
+    snprintf(err, errlen, "network: %s", mesh_strerror(rc));
+    goto fail;
+  }
+  mesh_net_on_message(n->net, node_on_message, n);
+  mesh_net_on_peer(n->net, node_on_peer, n);
+
+  if (cfg->listen != NULL && cfg->listen[0] != '\0') {
+    mesh_multiaddr bound;
+    if ((rc = mesh_net_listen(n->net, cfg->listen, &bound)) != 0) {
+      snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, mesh_strerror(rc));
+      goto fail;
+    }
+    char text[MESH_MULTIADDR_TEXT_MAX], id[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&n->identity.id, id, sizeof id);
+    if (mesh_multiaddr_format(&bound, text, sizeof text) == 0)
+      LOG_INFO("node", "listening on %s/p2p/%s (epoch %llu)", text, id,
+               (unsigned long long)n->epoch);
+  }
+  for (size_t i = 0; i < cfg->join.len; i++) {
+    rc = mesh_net_dial(n->net, cfg->join.items[i], NULL);
+    if (rc != 0) {
+      snprintf(err, errlen, "cannot join %s: %s", cfg->join.items[i], mesh_strerror(rc));
+      goto fail;
+    }
+  }
+  *out = n;
+  return 0;
+
+fail:
+  mesh_node_free(n);
+  return rc;
+}
+
+int mesh_node_run_loop(mesh_node *n)
+{
+  return mesh_loop_run(n->loop);
+}
+
+void mesh_node_stop(mesh_node *n)
+{
+  mesh_loop_stop(n->loop);
+}
+
+void mesh_node_free(mesh_node *n)
+{
+  if (n == NULL)
+    return;
+  mesh_net_free(n->net);
+  mesh_loop_free(n->loop);
+  /* Secrets do not outlive the node in freed memory. */
+  sodium_memzero(&n->identity, sizeof n->identity);
+  sodium_memzero(&n->psk, sizeof n->psk);
+  free(n);
+}
+
+int mesh_node_run(const mesh_config *cfg)
+{
+  char err[512] = "";
+  mesh_node *n = NULL;
+  int rc = mesh_node_new(cfg, &n, err, sizeof err);
+  if (rc != 0) {
+    LOG_ERROR("node", "cannot start: %s", err[0] != '\0' ? err : mesh_strerror(rc));
+    return rc;
+  }
+  rc = mesh_node_run_loop(n);
+  if (rc != 0)
+    LOG_ERROR("node", "event loop failed: %s", mesh_strerror(rc));
+  mesh_node_free(n);
+  LOG_INFO("node", "stopped");
+  return rc;
+}
+
+int mesh_node_on_message(mesh_node *n, mesh_channel ch, mesh_node_message_fn fn, void *arg)
+{
+  if ((int)ch < 1 || (int)ch > MESH_CH_MAX)
+    return -EINVAL;
+  n->handlers[ch].fn = fn;
+  n->handlers[ch].arg = arg;
+  return 0;
+}
+
+void mesh_node_on_peer(mesh_node *n, mesh_node_peer_fn fn, void *arg)
+{
+  n->peer_fn = fn;
+  n->peer_arg = arg;
+}
+
+void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg)
+{
+  n->reload_fn = fn;
+  n->reload_arg = arg;
+}
+
+int mesh_node_add_turn_hook(mesh_node *n, mesh_loop_fn fn, void *arg)
+{
+  return mesh_loop_add_turn_hook(n->loop, fn, arg);
+}
+
+mesh_loop *mesh_node_loop(mesh_node *n)
+{
+  return n->loop;
+}
+
+mesh_net *mesh_node_net(mesh_node *n)
+{
+  return n->net;
+}
+
+const mesh_identity *mesh_node_identity(const mesh_node *n)
+{
+  return &n->identity;
+}
+
+uint64_t mesh_node_epoch(const mesh_node *n)
+{
+  return n->epoch;
+}

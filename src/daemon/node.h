@@ -1,0 +1,74 @@
+/*
+ * The node: the object that owns one running meshd peer.
+ *
+ * A node owns its event loop, its identity (key and peer ID), its epoch for
+ * this run, the swarm key, and the peer network (net/transport.h). Starting a
+ * node loads (or creates) the identity, loads the swarm key (a node without
+ * one refuses to start), advances the epoch durably before any network
+ * activity, then listens and dials the join addresses.
+ *
+ * The parts built on top of the network plug in here, never into the
+ * transport directly:
+ *   mesh_node_on_message   one handler per channel (MESH_CH_SWIM, MESH_CH_COORD)
+ *   mesh_node_on_peer      peer connected / disconnected events
+ *   mesh_node_add_turn_hook work after every turn of the loop (drain outboxes)
+ *   mesh_node_loop / mesh_node_net  timers, fd watches, sending
+ * Everything runs on the loop's thread; nothing here blocks except
+ * mesh_node_run and mesh_node_run_loop.
+ */
+#ifndef MESH_DAEMON_NODE_H
+#define MESH_DAEMON_NODE_H
+
+#include "net/transport.h"
+#include "src/daemon/loop.h"
+#include "src/identity/identity.h"
+#include "src/identity/psk.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mesh_config;
+typedef struct mesh_node mesh_node;
+
+/*
+ * Runs a node with cfg until SIGINT or SIGTERM, then closes it cleanly.
+ * Returns 0 after a clean stop, or a negative errno when the node could not
+ * start (the reason has been logged).
+ */
+int mesh_node_run(const struct mesh_config *cfg);
+
+/* The steps of mesh_node_run, for callers that wire parts in between.
+ * mesh_node_new loads identity and swarm key, advances the epoch, and opens
+ * the network (listening, dialling the join addresses); cfg must outlive
+ * the node. err receives a one-line reason on failure. */
+int mesh_node_new(const struct mesh_config *cfg, mesh_node **out, char *err, size_t errlen);
+/* Runs the loop until a stop signal or mesh_node_stop. */
+int mesh_node_run_loop(mesh_node *n);
+/* Asks the loop to stop after this turn (a graceful stop). */
+void mesh_node_stop(mesh_node *n);
+/* Closes every connection and frees everything the node owns. */
+void mesh_node_free(mesh_node *n);
+
+/* A message arrived on a channel: from, the sender's epoch, the class, and
+ * the bytes (borrowed for the duration of the call). */
+typedef void (*mesh_node_message_fn)(void *arg, const mesh_peer_id *from, uint64_t epoch,
+                                     mesh_class cls, const uint8_t *buf, size_t len);
+/* Sets the handler of a channel (replacing any earlier one). -EINVAL for an
+ * unknown channel. */
+int mesh_node_on_message(mesh_node *n, mesh_channel ch, mesh_node_message_fn fn, void *arg);
+
+/* Peer connected (ev->up) or disconnected; see net/transport.h. */
+typedef void (*mesh_node_peer_fn)(void *arg, const mesh_net_peer_event *ev);
+void mesh_node_on_peer(mesh_node *n, mesh_node_peer_fn fn, void *arg);
+
+/* Reload callback for SIGHUP (re-reading what can be re-read). */
+void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg);
+
+int mesh_node_add_turn_hook(mesh_node *n, mesh_loop_fn fn, void *arg);
+
+mesh_loop *mesh_node_loop(mesh_node *n);
+mesh_net *mesh_node_net(mesh_node *n);
+const mesh_identity *mesh_node_identity(const mesh_node *n);
+uint64_t mesh_node_epoch(const mesh_node *n);
+
+#endif
