@@ -5,7 +5,8 @@
  * then the message; or one JSON object per line with --log-format json.
  * Anything a remote peer can trigger is logged through MESH_LOG_RL, which
  * prints at most MESH_LOG_RL_BURST lines per call site per
- * MESH_LOG_RL_WINDOW_MS and then one summary of how many were suppressed, so
+ * MESH_LOG_RL_WINDOW_MS and, at the first line after the window, one summary
+ * of how many were suppressed, so
  * that a hostile or broken peer cannot fill the disk through the log.
  *
  * Protocol cores (membership, coordinator) do not log: they report through
@@ -16,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum mesh_log_level {
   MESH_LOG_ERROR = 0,
@@ -31,6 +33,7 @@ typedef enum mesh_log_format {
 
 /* Per-call-site state of a rate-limited log line. */
 typedef struct mesh_log_rl {
+  bool started;             /* a window has begun */
   uint64_t window_start_ms; /* monotonic start of the current window */
   uint32_t printed;         /* lines printed in the current window */
   uint32_t suppressed;      /* lines dropped in the current window */
@@ -40,6 +43,12 @@ typedef struct mesh_log_rl {
 #define MESH_LOG_RL_WINDOW_MS 10000
 
 void mesh_log_set_level(mesh_log_level level);
+/* Where lines go (stderr when f is NULL). */
+void mesh_log_set_output(FILE *f);
+/* The clocks the log reads: now_ms (monotonic) for rate limiting, wall_ms for
+ * time stamps. NULL restores mesh_clock_now_ms / mesh_clock_wall_ms. For
+ * tests, which drive the rate limiter with a virtual clock. */
+void mesh_log_set_clock(uint64_t (*now_ms)(void), uint64_t (*wall_ms)(void));
 mesh_log_level mesh_log_get_level(void);
 void mesh_log_set_format(mesh_log_format format);
 /* Parses "error", "warn", "info", "debug". Returns 0 or -EINVAL. */
@@ -51,21 +60,20 @@ uint64_t mesh_log_count(mesh_log_level level);
 
 void mesh_log_write(mesh_log_level level, const char *module, const char *func, int line,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void mesh_log_write_rl(mesh_log_rl *rl, mesh_log_level level, const char *module,
-                       const char *func, int line, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+void mesh_log_write_rl(mesh_log_rl *rl, mesh_log_level level, const char *module, const char *func,
+                       int line, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-#define MESH_LOG(level, module, ...)                                                           \
-  do {                                                                                         \
-    if ((level) <= mesh_log_get_level())                                                       \
-      mesh_log_write((level), (module), __func__, __LINE__, __VA_ARGS__);                      \
+#define MESH_LOG(level, module, ...)                                                               \
+  do {                                                                                             \
+    if ((level) <= mesh_log_get_level())                                                           \
+      mesh_log_write((level), (module), __func__, __LINE__, __VA_ARGS__);                          \
   } while (0)
 
-#define MESH_LOG_RL(level, module, ...)                                                        \
-  do {                                                                                         \
-    static mesh_log_rl mesh_rl_site_;                                                          \
-    if ((level) <= mesh_log_get_level())                                                       \
-      mesh_log_write_rl(&mesh_rl_site_, (level), (module), __func__, __LINE__, __VA_ARGS__);   \
+#define MESH_LOG_RL(level, module, ...)                                                            \
+  do {                                                                                             \
+    static mesh_log_rl mesh_rl_site_;                                                              \
+    if ((level) <= mesh_log_get_level())                                                           \
+      mesh_log_write_rl(&mesh_rl_site_, (level), (module), __func__, __LINE__, __VA_ARGS__);       \
   } while (0)
 
 #define LOG_ERROR(module, ...) MESH_LOG(MESH_LOG_ERROR, module, __VA_ARGS__)
