@@ -1,0 +1,256 @@
+/*
+ * Collects the samples of GET /metrics and writes them in the Prometheus
+ * text format (version 0.0.4): the samples of one family must be together,
+ * after one "# HELP" and one "# TYPE" line, whatever order the backend adds
+ * them in, so they are kept per family and written at the end.
+ */
+#include "src/daemon/api_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mesh_api_metrics_init(mesh_api_metrics *m)
+{
+  memset(m, 0, sizeof(*m));
+}
+
+void mesh_api_metrics_free(mesh_api_metrics *m)
+{
+  for (size_t i = 0; i < m->nfam; i++) {
+    free(m->fam[i].name);
+    free(m->fam[i].help);
+    free(m->fam[i].text);
+  }
+  free(m->fam);
+  memset(m, 0, sizeof(*m));
+}
+
+static bool valid_name(const char *s, bool colon)
+{
+  if (s == NULL || s[0] == '\0' || strlen(s) > 200)
+    return false;
+  for (size_t i = 0; s[i] != '\0'; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':') ||
+              (i > 0 && c >= '0' && c <= '9');
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/* Appends n bytes to f's text, within the collector's bounds. */
+static int fam_append(mesh_api_metrics *m, mesh_api_family *f, const char *s, size_t n)
+{
+  if (m->total + n > MESH_API_METRICS_MAX_TEXT)
+    return -EMSGSIZE;
+  if (f->len + n + 1 > f->cap) {
+    size_t cap = f->cap ? f->cap : 256;
+    while (cap < f->len + n + 1)
+      cap *= 2;
+    char *t = realloc(f->text, cap);
+    if (t == NULL)
+      return -ENOMEM;
+    f->text = t;
+    f->cap = cap;
+  }
+  memcpy(f->text + f->len, s, n);
+  f->len += n;
+  f->text[f->len] = '\0';
+  m->total += n;
+  return 0;
+}
+
+/* Appends s escaped: backslash and newline always, '"' in label values. */
+static int fam_append_escaped(mesh_api_metrics *m, mesh_api_family *f, const char *s, bool quote)
+{
+  for (size_t i = 0; s[i] != '\0'; i++) {
+    int rc;
+    if (s[i] == '\\')
+      rc = fam_append(m, f, "\\\\", 2);
+    else if (s[i] == '\n')
+      rc = fam_append(m, f, "\\n", 2);
+    else if (quote && s[i] == '"')
+      rc = fam_append(m, f, "\\\"", 2);
+    else
+      rc = fam_append(m, f, &s[i], 1);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static char *escape_help(const char *help)
+{
+  size_t n = strlen(help);
+  char *out = malloc(2 * n + 1);
+  if (out == NULL)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (help[i] == '\\') {
+      out[o++] = '\\';
+      out[o++] = '\\';
+    } else if (help[i] == '\n') {
+      out[o++] = '\\';
+      out[o++] = 'n';
+    } else {
+      out[o++] = help[i];
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+static mesh_api_family *find_family(mesh_api_metrics *m, const char *name)
+{
+  for (size_t i = 0; i < m->nfam; i++) {
+    if (strcmp(m->fam[i].name, name) == 0)
+      return &m->fam[i];
+  }
+  return NULL;
+}
+
+static mesh_api_family *add_family(mesh_api_metrics *m, const char *name, mesh_api_metric_type type,
+                                   const char *help)
+{
+  if (m->nfam == MESH_API_METRICS_MAX_FAMILIES)
+    return NULL;
+  if (m->nfam == m->capfam) {
+    size_t cap = m->capfam ? m->capfam * 2 : 16;
+    mesh_api_family *f = realloc(m->fam, cap * sizeof(*f));
+    if (f == NULL)
+      return NULL;
+    m->fam = f;
+    m->capfam = cap;
+  }
+  mesh_api_family *f = &m->fam[m->nfam];
+  memset(f, 0, sizeof(*f));
+  f->name = strdup(name);
+  f->help = escape_help(help != NULL ? help : "");
+  f->type = type;
+  if (f->name == NULL || f->help == NULL) {
+    free(f->name);
+    free(f->help);
+    return NULL;
+  }
+  m->nfam++;
+  return f;
+}
+
+static void format_value(double v, char *buf, size_t len)
+{
+  if (isnan(v))
+    snprintf(buf, len, "NaN");
+  else if (isinf(v))
+    snprintf(buf, len, "%s", v > 0 ? "+Inf" : "-Inf");
+  else if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(long long)v)
+    snprintf(buf, len, "%.0f", v);
+  else
+    snprintf(buf, len, "%.17g", v);
+}
+
+int mesh_api_metric(mesh_api_metrics *m, const char *name, mesh_api_metric_type type,
+                    const char *help, const char *const *labels, double value)
+{
+  if (!valid_name(name, true) || (type != MESH_API_COUNTER && type != MESH_API_GAUGE)) {
+    m->dropped++;
+    return -EINVAL;
+  }
+  size_t nl = 0;
+  if (labels != NULL) {
+    while (labels[nl] != NULL)
+      nl++;
+    if (nl % 2 != 0) {
+      m->dropped++;
+      return -EINVAL;
+    }
+    for (size_t i = 0; i < nl; i += 2) {
+      if (!valid_name(labels[i], false) || labels[i + 1] == NULL) {
+        m->dropped++;
+        return -EINVAL;
+      }
+    }
+  }
+  mesh_api_family *f = find_family(m, name);
+  if (f != NULL && f->type != type) {
+    m->dropped++;
+    return -EINVAL;
+  }
+  if (f == NULL) {
+    f = add_family(m, name, type, help);
+    if (f == NULL) {
+      m->dropped++;
+      return -EMSGSIZE;
+    }
+  }
+  /* Written in full or not at all: a failed append rolls back. */
+  size_t mark = f->len;
+  size_t total_mark = m->total;
+  int rc = fam_append(m, f, name, strlen(name));
+  if (rc == 0 && nl > 0) {
+    rc = fam_append(m, f, "{", 1);
+    for (size_t i = 0; rc == 0 && i < nl; i += 2) {
+      if (i > 0)
+        rc = fam_append(m, f, ",", 1);
+      if (rc == 0)
+        rc = fam_append(m, f, labels[i], strlen(labels[i]));
+      if (rc == 0)
+        rc = fam_append(m, f, "=\"", 2);
+      if (rc == 0)
+        rc = fam_append_escaped(m, f, labels[i + 1], true);
+      if (rc == 0)
+        rc = fam_append(m, f, "\"", 1);
+    }
+    if (rc == 0)
+      rc = fam_append(m, f, "}", 1);
+  }
+  char num[64];
+  format_value(value, num, sizeof(num));
+  if (rc == 0)
+    rc = fam_append(m, f, " ", 1);
+  if (rc == 0)
+    rc = fam_append(m, f, num, strlen(num));
+  if (rc == 0)
+    rc = fam_append(m, f, "\n", 1);
+  if (rc < 0) {
+    f->len = mark;
+    if (f->text != NULL)
+      f->text[mark] = '\0';
+    m->total = total_mark;
+    m->dropped++;
+    return rc == -ENOMEM ? -ENOMEM : -EMSGSIZE;
+  }
+  return 0;
+}
+
+char *mesh_api_metrics_render(const mesh_api_metrics *m, size_t *len)
+{
+  size_t need = 1;
+  for (size_t i = 0; i < m->nfam; i++)
+    need += m->fam[i].len + 2 * strlen(m->fam[i].name) + strlen(m->fam[i].help) + 32;
+  char *out = malloc(need);
+  if (out == NULL)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < m->nfam; i++) {
+    const mesh_api_family *f = &m->fam[i];
+    int n = snprintf(out + o, need - o, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+                     f->type == MESH_API_COUNTER ? "counter" : "gauge");
+    if (n < 0 || (size_t)n >= need - o) {
+      free(out);
+      return NULL;
+    }
+    o += (size_t)n;
+    if (f->len > 0) {
+      memcpy(out + o, f->text, f->len);
+      o += f->len;
+    }
+  }
+  out[o] = '\0';
+  *len = o;
+  return out;
+}
