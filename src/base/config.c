@@ -354,18 +354,25 @@ static int apply(mesh_config *cfg, const struct opt *o, const struct origin *at,
     break;
   }
   case T_LIST: {
+    /* Check every item before the list changes, so a bad value leaves the
+     * option as it was. */
     mesh_strlist *l = f;
-    if (cfg->source[idx] < at->src)
-      strlist_clear(l);
     mesh_strlist added = {0};
     rc = list_append(o, at, &added, v, err, errlen);
+    if (rc == -EINVAL) {
+      strlist_clear(&added);
+      return rc;
+    }
     if (rc == 0) {
+      if (cfg->source[idx] < at->src)
+        strlist_clear(l);
       char **items = realloc(l->items, (l->len + added.len + 1) * sizeof *items);
       if (items == NULL) {
         rc = -ENOMEM;
       } else {
         l->items = items;
-        memcpy(l->items + l->len, added.items, added.len * sizeof *items);
+        if (added.len > 0)
+          memcpy(l->items + l->len, added.items, added.len * sizeof *items);
         l->len += added.len;
         free(added.items);
         added.items = NULL;
