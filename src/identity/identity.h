@@ -32,7 +32,7 @@
 #define MESH_SECKEY_LEN 64 /* libsodium's form: seed || public key */
 #define MESH_SIG_LEN 64
 #define MESH_PEER_ID_LEN 38
-/* Longest text form (CIDv1 base32 is 62 characters, base58 is 52) plus NUL. */
+/* Longest text form (CIDv1 base32 is 65 characters, base58 is 52) plus NUL. */
 #define MESH_PEER_ID_TEXT_MAX 72
 /* A short form for tables: the last 8 characters of the base58 text, plus NUL. */
 #define MESH_PEER_ID_SHORT_MAX 9
@@ -49,6 +49,10 @@ typedef struct mesh_identity {
 
 /* Creates a new random identity. */
 int mesh_identity_generate(mesh_identity *out);
+/* Derives the identity of a 32-byte Ed25519 seed (deterministic: tests and
+ * the simulator make their peers this way). */
+#define MESH_SEED_LEN 32
+int mesh_identity_from_seed(const uint8_t seed[MESH_SEED_LEN], mesh_identity *out);
 
 /*
  * Loads the key file at path, or creates it (mode 0600, written atomically)
@@ -63,7 +67,10 @@ int mesh_identity_load(const char *path, mesh_identity *out, char *err, size_t e
 /* Writes the identity as a key file (temp file, fsync, rename, fsync dir). */
 int mesh_identity_save(const char *path, const mesh_identity *id);
 
-/* Decodes / encodes the PrivateKey protobuf bytes of a key file. */
+/* Decodes / encodes the PrivateKey protobuf bytes of a key file. Decoding
+ * accepts Data of 64 bytes (seed || pk) and libp2p's older 96 bytes
+ * (seed || pk || pk); the public key must be the one the seed derives.
+ * -EBADMSG otherwise. */
 int mesh_identity_decode(const uint8_t *buf, size_t len, mesh_identity *out);
 /* buf must hold 68 bytes; *len receives the length written. */
 int mesh_identity_encode(const mesh_identity *id, uint8_t *buf, size_t cap, size_t *len);
@@ -81,6 +88,9 @@ void mesh_peer_id_to_cid(const mesh_peer_id *id, char *buf, size_t len);
 void mesh_peer_id_short(const mesh_peer_id *id, char *buf, size_t len);
 /* Parses base58btc or CIDv1 text. -EBADMSG on anything else. */
 int mesh_peer_id_parse(const char *text, mesh_peer_id *out);
+/* As mesh_peer_id_parse; on failure err (may be NULL) receives a one-line
+ * reason ("bad base58btc text", "a sha2-256 peer ID ...", ...). */
+int mesh_peer_id_parse_err(const char *text, mesh_peer_id *out, char *err, size_t errlen);
 int mesh_peer_id_cmp(const mesh_peer_id *a, const mesh_peer_id *b);
 int mesh_peer_id_eq(const mesh_peer_id *a, const mesh_peer_id *b);
 
