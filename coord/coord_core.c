@@ -1,0 +1,909 @@
+/*
+ * The coordinator core: lifecycle, outbox, this node's own entries (the only
+ * ones it ever acts on), local and remote commands, executor results, rate
+ * limits and publishing of the own document. See coord.h for the rules.
+ */
+#include "coord/coord_internal.h"
+
+#include "src/base/err.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void coord_strlcpy(char *dst, const char *src, size_t cap)
+{
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+const char *mesh_coord_status_name(mesh_coord_status s)
+{
+  switch (s) {
+  case MESH_COORD_PENDING:
+    return "pending";
+  case MESH_COORD_ONGOING:
+    return "ongoing";
+  case MESH_COORD_COMPLETED:
+    return "completed";
+  case MESH_COORD_FAILED:
+    return "failed";
+  case MESH_COORD_DELETING:
+    return "deleting";
+  }
+  return "unknown";
+}
+
+const char *mesh_coord_action_name(mesh_coord_action_kind k)
+{
+  switch (k) {
+  case MESH_COORD_ACT_CHECK_SPACE:
+    return "check-space";
+  case MESH_COORD_ACT_DOWNLOAD:
+    return "download";
+  case MESH_COORD_ACT_CANCEL:
+    return "cancel";
+  case MESH_COORD_ACT_DELETE:
+    return "delete";
+  case MESH_COORD_ACT_VERIFY:
+    return "verify";
+  }
+  return "unknown";
+}
+
+void mesh_coord_settings_default(mesh_coord_settings *s)
+{
+  memset(s, 0, sizeof *s);
+  s->gc_grace = 5 * 60 * 1000;
+  s->tombstone_ttl = 60 * 60 * 1000;
+  s->journal_max_records = 10000;
+  s->journal_max_age = 7ull * 24 * 3600 * 1000;
+  s->max_download_bytes = 0;
+  s->models_dir = NULL;
+  s->actions_per_sec = 20;
+  s->entry_action_interval = 1000;
+  s->gc_budget = 4096;
+  s->retry_base = 1000;
+  s->retry_cap = 10 * 60 * 1000;
+  s->download_max_attempts = 5;
+  s->publish_interval = 200;
+  s->progress_publish_interval = 5000;
+  s->outbox_max = 65536;
+}
+
+/* ---- outbox ---------------------------------------------------------- */
+
+bool coord_push(mesh_coord *c, const mesh_coord_out *item)
+{
+  if (c->out_len == c->out_cap) {
+    size_t ncap = c->out_cap ? c->out_cap * 2 : 64;
+    if (ncap > c->set.outbox_max)
+      ncap = c->set.outbox_max;
+    if (ncap <= c->out_cap)
+      return false;
+    mesh_coord_out *n = malloc(ncap * sizeof *n);
+    if (n == NULL)
+      return false;
+    for (size_t i = 0; i < c->out_len; i++)
+      n[i] = c->out[(c->out_head + i) % c->out_cap];
+    free(c->out);
+    c->out = n;
+    c->out_cap = ncap;
+    c->out_head = 0;
+  }
+  c->out[(c->out_head + c->out_len) % c->out_cap] = *item;
+  c->out_len++;
+  return true;
+}
+
+/* Queues bytes (owned, taken over) for a peer; dropped and counted when the
+ * outbox is full. */
+void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t len)
+{
+  mesh_coord_out o = {.kind = MESH_COORD_OUT_SEND};
+  o.u.send.to = *to;
+  o.u.send.bytes = bytes;
+  o.u.send.len = len;
+  if (!coord_push(c, &o)) {
+    free(bytes);
+    c->st.outbox_dropped++;
+  }
+}
+
+bool mesh_coord_pop(mesh_coord *c, mesh_coord_out *out)
+{
+  if (c->out_len == 0)
+    return false;
+  *out = c->out[c->out_head];
+  c->out_head = (c->out_head + 1) % c->out_cap;
+  c->out_len--;
+  return true;
+}
+
+size_t mesh_coord_outbox_len(const mesh_coord *c)
+{
+  return c->out_len;
+}
+
+void mesh_coord_out_release(mesh_coord_out *o)
+{
+  if (o->kind == MESH_COORD_OUT_SEND) {
+    free(o->u.send.bytes);
+    o->u.send.bytes = NULL;
+  } else if (o->kind == MESH_COORD_OUT_APP_STATE) {
+    free(o->u.app_state.bytes);
+    o->u.app_state.bytes = NULL;
+  }
+}
+
+const mesh_coord_stats *mesh_coord_get_stats(const mesh_coord *c)
+{
+  return &c->st;
+}
+
+/* ---- journal and store items ------------------------------------------ */
+
+static void journal(mesh_coord *c, mesh_coord_journal_kind kind, const char *model, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+
+static void journal(mesh_coord *c, mesh_coord_journal_kind kind, const char *model, const char *fmt,
+                    ...)
+{
+  mesh_coord_out o = {.kind = MESH_COORD_OUT_JOURNAL};
+  o.u.journal.kind = kind;
+  coord_strlcpy(o.u.journal.model_id, model != NULL ? model : "", sizeof o.u.journal.model_id);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(o.u.journal.text, sizeof o.u.journal.text, fmt, ap);
+  va_end(ap);
+  if (coord_push(c, &o))
+    c->st.journal_records++;
+}
+
+static void store_put(mesh_coord *c, const coord_own *o)
+{
+  mesh_coord_out it = {.kind = MESH_COORD_OUT_STORE_PUT};
+  it.u.entry = o->e;
+  if (coord_push(c, &it))
+    c->st.store_writes++;
+}
+
+static void store_del(mesh_coord *c, const mesh_coord_entry *e)
+{
+  mesh_coord_out it = {.kind = MESH_COORD_OUT_STORE_DEL};
+  it.u.entry = *e;
+  if (coord_push(c, &it))
+    c->st.store_writes++;
+}
+
+/* ---- own entries ------------------------------------------------------ */
+
+static coord_own *own_find(mesh_coord *c, const char *model, const char *rev)
+{
+  for (size_t i = 0; i < c->own_n; i++) {
+    if (strcmp(c->own[i].e.model_id, model) == 0 && strcmp(c->own[i].e.revision, rev) == 0)
+      return &c->own[i];
+  }
+  return NULL;
+}
+
+static void own_set_want(mesh_coord *c, coord_own *o, mesh_coord_action_kind k)
+{
+  if (!o->want)
+    c->wanting++;
+  o->want = true;
+  o->next_action = k;
+}
+
+static void own_clear_want(mesh_coord *c, coord_own *o)
+{
+  if (o->want)
+    c->wanting--;
+  o->want = false;
+}
+
+static void own_remove(mesh_coord *c, coord_own *o)
+{
+  own_clear_want(c, o);
+  size_t i = (size_t)(o - c->own);
+  c->own[i] = c->own[c->own_n - 1];
+  c->own_n--;
+  c->dirty = true;
+  c->dirty_progress_only = false;
+}
+
+/* The one place an own entry changes status: journals the transition,
+ * persists the entry and marks the document for publishing. */
+static void own_transition(mesh_coord *c, coord_own *o, mesh_coord_status to, const char *why)
+{
+  mesh_coord_status from = o->e.status;
+  o->e.status = to;
+  if (to != MESH_COORD_FAILED) {
+    o->e.retry_at = 0;
+    o->e.error[0] = '\0';
+  }
+  if (from != to || why != NULL)
+    journal(c, MESH_COORD_J_STATE, o->e.model_id, "%s@%s: %s -> %s%s%s", o->e.model_id,
+            o->e.revision, mesh_coord_status_name(from), mesh_coord_status_name(to),
+            why != NULL ? ": " : "", why != NULL ? why : "");
+  store_put(c, o);
+  c->dirty = true;
+  c->dirty_progress_only = false;
+}
+
+static coord_own *own_add(mesh_coord *c, const char *model, const char *rev, uint64_t total)
+{
+  if (c->own_n == MESH_COORD_MAX_OWN_ENTRIES)
+    return NULL;
+  coord_own *o = &c->own[c->own_n++];
+  memset(o, 0, sizeof *o);
+  o->e.owner = c->id->id;
+  o->e.owner_epoch = c->epoch;
+  coord_strlcpy(o->e.model_id, model, sizeof o->e.model_id);
+  coord_strlcpy(o->e.revision, rev, sizeof o->e.revision);
+  mesh_model_dir_name(model, o->e.model_dir, sizeof o->e.model_dir);
+  o->e.total_bytes = total;
+  return o;
+}
+
+/* Capped exponential backoff with "equal jitter": half the delay fixed, half
+ * random, so retries of many entries spread out but never come sooner than
+ * half the nominal delay. */
+static mesh_time_ms backoff(mesh_coord *c, uint32_t attempts)
+{
+  mesh_time_ms d = c->set.retry_base;
+  for (uint32_t i = 1; i < attempts && d < c->set.retry_cap; i++)
+    d *= 2;
+  if (d > c->set.retry_cap)
+    d = c->set.retry_cap;
+  return d / 2 + mesh_rng_below(c->rng, d / 2 + 1);
+}
+
+static void own_fail(mesh_coord *c, coord_own *o, bool is_delete, bool retry, mesh_time_ms now,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void own_fail(mesh_coord *c, coord_own *o, bool is_delete, bool retry, mesh_time_ms now,
+                     const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(o->e.error, sizeof o->e.error, fmt, ap);
+  va_end(ap);
+  o->e.attempts++;
+  o->e.failed_delete = is_delete;
+  o->in_flight = false;
+  own_clear_want(c, o);
+  if (retry && (is_delete || o->e.attempts < c->set.download_max_attempts))
+    o->e.retry_at = now + backoff(c, o->e.attempts);
+  else
+    o->e.retry_at = 0;
+  char why[MESH_COORD_ERROR_MAX + 64];
+  if (o->e.retry_at != 0)
+    snprintf(why, sizeof why, "%s (attempt %" PRIu32 ", retry in %" PRIu64 " ms)", o->e.error,
+             o->e.attempts, o->e.retry_at - now);
+  else
+    snprintf(why, sizeof why, "%s (attempt %" PRIu32 ", no retry)", o->e.error, o->e.attempts);
+  own_transition(c, o, MESH_COORD_FAILED, why);
+}
+
+/* Applies a command to this node's entries. origin says who asked, for the
+ * journal. */
+int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
+                      uint64_t total, const char *origin, mesh_time_ms now, char *msg,
+                      size_t msglen)
+{
+  coord_own *o = own_find(c, model, rev);
+  switch (kind) {
+  case MESH_COORD_CMD_START:
+    if (o != NULL && o->e.status == MESH_COORD_DELETING) {
+      snprintf(msg, msglen, "%s@%s is being deleted", model, rev);
+      return -EBUSY;
+    }
+    if (o != NULL && o->e.status != MESH_COORD_FAILED) {
+      snprintf(msg, msglen, "%s@%s is already %s", model, rev, mesh_coord_status_name(o->e.status));
+      return 0;
+    }
+    if (o == NULL) {
+      o = own_add(c, model, rev, total);
+      if (o == NULL) {
+        snprintf(msg, msglen, "too many entries (%d)", MESH_COORD_MAX_OWN_ENTRIES);
+        return -ENOSPC;
+      }
+      o->e.status = MESH_COORD_PENDING;
+    } else {
+      o->e.attempts = 0;
+      if (total != 0)
+        o->e.total_bytes = total;
+    }
+    journal(c, MESH_COORD_J_COMMAND, model, "start %s@%s from %s", model, rev, origin);
+    own_transition(c, o, MESH_COORD_PENDING, NULL);
+    own_set_want(c, o, MESH_COORD_ACT_CHECK_SPACE);
+    snprintf(msg, msglen, "download of %s@%s pending", model, rev);
+    return 0;
+  case MESH_COORD_CMD_CANCEL:
+    if (o == NULL || o->e.status == MESH_COORD_COMPLETED || o->e.status == MESH_COORD_DELETING) {
+      snprintf(msg, msglen, "no download of %s@%s to cancel", model, rev);
+      return -ENOENT;
+    }
+    journal(c, MESH_COORD_J_COMMAND, model, "cancel %s@%s from %s", model, rev, origin);
+    if (o->e.status == MESH_COORD_ONGOING && o->in_flight) {
+      mesh_coord_out it = {.kind = MESH_COORD_OUT_ACTION};
+      it.u.action.kind = MESH_COORD_ACT_CANCEL;
+      coord_strlcpy(it.u.action.model_id, o->e.model_id, sizeof it.u.action.model_id);
+      coord_strlcpy(it.u.action.revision, o->e.revision, sizeof it.u.action.revision);
+      coord_strlcpy(it.u.action.model_dir, o->e.model_dir, sizeof it.u.action.model_dir);
+      if (coord_push(c, &it))
+        c->st.actions_emitted++;
+    }
+    journal(c, MESH_COORD_J_REMOVED, model, "%s@%s cancelled", model, rev);
+    store_del(c, &o->e);
+    own_remove(c, o);
+    snprintf(msg, msglen, "download of %s@%s cancelled", model, rev);
+    return 0;
+  case MESH_COORD_CMD_DELETE:
+    if (o != NULL && o->e.status == MESH_COORD_DELETING) {
+      snprintf(msg, msglen, "%s@%s is already being deleted", model, rev);
+      return 0;
+    }
+    if (o == NULL) {
+      o = own_add(c, model, rev, 0);
+      if (o == NULL) {
+        snprintf(msg, msglen, "too many entries (%d)", MESH_COORD_MAX_OWN_ENTRIES);
+        return -ENOSPC;
+      }
+      o->e.status = MESH_COORD_DELETING;
+    }
+    journal(c, MESH_COORD_J_COMMAND, model, "delete %s@%s from %s", model, rev, origin);
+    if (o->e.status == MESH_COORD_ONGOING && o->in_flight) {
+      mesh_coord_out it = {.kind = MESH_COORD_OUT_ACTION};
+      it.u.action.kind = MESH_COORD_ACT_CANCEL;
+      coord_strlcpy(it.u.action.model_id, o->e.model_id, sizeof it.u.action.model_id);
+      coord_strlcpy(it.u.action.revision, o->e.revision, sizeof it.u.action.revision);
+      coord_strlcpy(it.u.action.model_dir, o->e.model_dir, sizeof it.u.action.model_dir);
+      if (coord_push(c, &it))
+        c->st.actions_emitted++;
+    }
+    o->in_flight = false;
+    o->e.attempts = 0;
+    o->e.failed_delete = false;
+    own_transition(c, o, MESH_COORD_DELETING, NULL);
+    own_set_want(c, o, MESH_COORD_ACT_DELETE);
+    snprintf(msg, msglen, "delete of %s@%s started", model, rev);
+    return 0;
+  }
+  snprintf(msg, msglen, "unknown command");
+  return -EINVAL;
+}
+
+/* ---- rate-limited actions --------------------------------------------- */
+
+static void refill(mesh_coord *c, mesh_time_ms now)
+{
+  if (now > c->tokens_at) {
+    c->tokens += (double)(now - c->tokens_at) * c->set.actions_per_sec / 1000.0;
+    if (c->tokens > c->set.actions_per_sec)
+      c->tokens = c->set.actions_per_sec;
+  }
+  c->tokens_at = now;
+}
+
+/* Emits the due actions of own entries that the caps allow. */
+static void drive(mesh_coord *c, mesh_time_ms now)
+{
+  if (c->wanting == 0)
+    return;
+  refill(c, now);
+  for (size_t i = 0; i < c->own_n && c->wanting > 0; i++) {
+    coord_own *o = &c->own[i];
+    if (!o->want)
+      continue;
+    if (o->acted && now < o->last_action + c->set.entry_action_interval) {
+      c->st.actions_deferred_entry++;
+      continue;
+    }
+    if (c->tokens < 1.0) {
+      c->st.actions_deferred_global++;
+      continue;
+    }
+    mesh_coord_out it = {.kind = MESH_COORD_OUT_ACTION};
+    it.u.action.kind = o->next_action;
+    coord_strlcpy(it.u.action.model_id, o->e.model_id, sizeof it.u.action.model_id);
+    coord_strlcpy(it.u.action.revision, o->e.revision, sizeof it.u.action.revision);
+    coord_strlcpy(it.u.action.model_dir, o->e.model_dir, sizeof it.u.action.model_dir);
+    it.u.action.total_bytes = o->e.total_bytes;
+    if (!coord_push(c, &it))
+      break;
+    c->tokens -= 1.0;
+    c->st.actions_emitted++;
+    o->acted = true;
+    o->last_action = now;
+    o->in_flight = true;
+    own_clear_want(c, o);
+    if (o->next_action == MESH_COORD_ACT_DOWNLOAD)
+      own_transition(c, o, MESH_COORD_ONGOING, NULL);
+  }
+}
+
+/* Failed entries whose retry time came. */
+static void retries(mesh_coord *c, mesh_time_ms now)
+{
+  for (size_t i = 0; i < c->own_n; i++) {
+    coord_own *o = &c->own[i];
+    if (o->e.status != MESH_COORD_FAILED || o->e.retry_at == 0 || now < o->e.retry_at)
+      continue;
+    o->e.retry_at = 0;
+    if (o->e.failed_delete) {
+      own_transition(c, o, MESH_COORD_DELETING, "retry");
+      own_set_want(c, o, MESH_COORD_ACT_DELETE);
+    } else {
+      own_transition(c, o, MESH_COORD_PENDING, "retry");
+      own_set_want(c, o, MESH_COORD_ACT_CHECK_SPACE);
+    }
+  }
+}
+
+/* ---- publishing ------------------------------------------------------- */
+
+void coord_send_own_doc(mesh_coord *c, const mesh_peer_id *to)
+{
+  if (c->own_raw == NULL)
+    return;
+  uint8_t *msg;
+  size_t len;
+  if (coord_wire_wrap_doc(c->own_raw, c->own_raw_len, &msg, &len) != 0)
+    return;
+  coord_send(c, to, msg, len);
+  c->st.docs_sent++;
+}
+
+static void publish(mesh_coord *c, mesh_time_ms now)
+{
+  if (!c->dirty)
+    return;
+  mesh_time_ms gap =
+      c->dirty_progress_only ? c->set.progress_publish_interval : c->set.publish_interval;
+  if (c->own_raw != NULL && now < c->last_publish + gap)
+    return;
+  uint64_t prev = c->version;
+  c->version++;
+  uint8_t *raw;
+  size_t raw_len;
+  if (coord_wire_doc_encode(c, now, &raw, &raw_len) != 0) {
+    c->version = prev;
+    return;
+  }
+  free(c->own_raw);
+  c->own_raw = raw;
+  c->own_raw_len = raw_len;
+  c->dirty = false;
+  c->dirty_progress_only = false;
+  c->last_publish = now;
+
+  for (size_t i = 0; i < c->peers_cap; i++) {
+    coord_peer *p = c->peers[i];
+    if (coord_slot_live(p) && coord_peer_in_view(p))
+      coord_send_own_doc(c, &p->id);
+  }
+  uint32_t shown = 0;
+  for (size_t i = 0; i < c->own_n; i++)
+    shown += c->own[i].verifying ? 0 : 1;
+  mesh_coord_out it = {.kind = MESH_COORD_OUT_APP_STATE};
+  if (coord_wire_digest(c->epoch, c->version, shown, &it.u.app_state.bytes, &it.u.app_state.len) ==
+      0) {
+    if (!coord_push(c, &it))
+      free(it.u.app_state.bytes);
+  }
+  mesh_coord_out m = {.kind = MESH_COORD_OUT_STORE_META};
+  m.u.meta.epoch = c->epoch;
+  m.u.meta.version = c->version;
+  if (coord_push(c, &m))
+    c->st.store_writes++;
+}
+
+/* After every input: act on what became due and publish what changed. */
+void coord_settle(mesh_coord *c, mesh_time_ms now)
+{
+  drive(c, now);
+  publish(c, now);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+int mesh_coord_new(const mesh_identity *id, uint64_t epoch, const mesh_coord_settings *settings,
+                   mesh_rng *rng, mesh_coord **out)
+{
+  mesh_coord *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return -ENOMEM;
+  c->own = calloc(MESH_COORD_MAX_OWN_ENTRIES, sizeof *c->own);
+  if (c->own == NULL) {
+    free(c);
+    return -ENOMEM;
+  }
+  c->id = id;
+  c->epoch = epoch;
+  c->set = *settings;
+  if (c->set.actions_per_sec == 0)
+    c->set.actions_per_sec = 1;
+  if (c->set.gc_budget == 0)
+    c->set.gc_budget = 1;
+  if (c->set.outbox_max < 64)
+    c->set.outbox_max = 64;
+  if (c->set.retry_base == 0)
+    c->set.retry_base = 1;
+  if (c->set.retry_cap < c->set.retry_base)
+    c->set.retry_cap = c->set.retry_base;
+  c->rng = rng;
+  c->tokens = c->set.actions_per_sec;
+  *out = c;
+  return 0;
+}
+
+void mesh_coord_free(mesh_coord *c)
+{
+  if (c == NULL)
+    return;
+  mesh_coord_out o;
+  while (mesh_coord_pop(c, &o))
+    mesh_coord_out_release(&o);
+  free(c->out);
+  coord_peers_free(c);
+  free(c->own_raw);
+  free(c->own);
+  free(c);
+}
+
+int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
+                       uint64_t doc_version, mesh_time_ms now)
+{
+  c->version = doc_version;
+  size_t taken = 0;
+  for (size_t i = 0; i < n; i++) {
+    const mesh_coord_entry *in = &entries[i];
+    if (mesh_model_id_validate(in->model_id, strnlen(in->model_id, MESH_MODEL_ID_MAX), NULL) != 0 ||
+        mesh_revision_validate(in->revision, strnlen(in->revision, sizeof in->revision)) != 0)
+      continue;
+    if (own_find(c, in->model_id, in->revision) != NULL)
+      continue;
+    coord_own *o = own_add(c, in->model_id, in->revision, in->total_bytes);
+    if (o == NULL)
+      break;
+    o->e.done_bytes = in->done_bytes;
+    o->e.files_done = in->files_done;
+    o->e.files_total = in->files_total;
+    o->e.attempts = in->attempts;
+    o->e.failed_delete = in->failed_delete;
+    coord_strlcpy(o->e.error, in->error, sizeof o->e.error);
+    o->e.status = in->status;
+    taken++;
+    switch (in->status) {
+    case MESH_COORD_COMPLETED:
+      /* Not published until the disk says it is still there. */
+      o->verifying = true;
+      own_set_want(c, o, MESH_COORD_ACT_VERIFY);
+      break;
+    case MESH_COORD_DELETING:
+      own_transition(c, o, MESH_COORD_DELETING, "resumed after restart");
+      own_set_want(c, o, MESH_COORD_ACT_DELETE);
+      break;
+    case MESH_COORD_FAILED:
+      if (in->failed_delete) {
+        own_transition(c, o, MESH_COORD_DELETING, "resumed after restart");
+        own_set_want(c, o, MESH_COORD_ACT_DELETE);
+      } else if (o->e.attempts >= c->set.download_max_attempts || o->e.attempts == 0) {
+        /* Gave up (or a size refusal): stays failed until a new start. */
+        o->e.retry_at = 0;
+        c->dirty = true;
+      } else {
+        own_transition(c, o, MESH_COORD_PENDING, "resumed after restart");
+        own_set_want(c, o, MESH_COORD_ACT_CHECK_SPACE);
+      }
+      break;
+    case MESH_COORD_PENDING:
+    case MESH_COORD_ONGOING:
+    default:
+      o->e.status = MESH_COORD_PENDING;
+      own_transition(c, o, MESH_COORD_PENDING, "resumed after restart");
+      own_set_want(c, o, MESH_COORD_ACT_CHECK_SPACE);
+      break;
+    }
+  }
+  if (taken > 0)
+    journal(c, MESH_COORD_J_RESTORE, NULL, "took over %zu entries into epoch %" PRIu64, taken,
+            c->epoch);
+  coord_settle(c, now);
+  return 0;
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static int check_model(const char *model, const char *rev, char *msg, size_t msglen)
+{
+  const char *why = NULL;
+  if (model == NULL ||
+      mesh_model_id_validate(model, strnlen(model, MESH_MODEL_ID_MAX), &why) != 0) {
+    snprintf(msg, msglen, "invalid model ID: %s", why != NULL ? why : "missing");
+    return -EINVAL;
+  }
+  if (mesh_revision_validate(rev, strnlen(rev, MESH_REVISION_MAX + 1)) != 0) {
+    snprintf(msg, msglen, "invalid revision");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int mesh_coord_command(mesh_coord *c, const mesh_coord_cmd *cmd, mesh_time_ms now, uint64_t *seq,
+                       char *msg, size_t msglen)
+{
+  char scratch[MESH_COORD_ERROR_MAX];
+  if (msg == NULL) {
+    msg = scratch;
+    msglen = sizeof scratch;
+  }
+  const char *rev = cmd->revision != NULL ? cmd->revision : "main";
+  int rc = check_model(cmd->model_id, rev, msg, msglen);
+  if (rc != 0)
+    return rc;
+  if (cmd->kind < MESH_COORD_CMD_START || cmd->kind > MESH_COORD_CMD_DELETE) {
+    snprintf(msg, msglen, "unknown command");
+    return -EINVAL;
+  }
+  if (seq != NULL)
+    *seq = 0;
+  if (cmd->target == NULL || mesh_peer_id_eq(cmd->target, &c->id->id)) {
+    if (cmd->target_epoch != 0 && cmd->target_epoch != c->epoch) {
+      snprintf(msg, msglen, "command names epoch %" PRIu64 " of this node, whose epoch is %" PRIu64,
+               cmd->target_epoch, c->epoch);
+      return -ESTALE;
+    }
+    rc = coord_apply_local(c, cmd->kind, cmd->model_id, rev, cmd->total_bytes, "local", now, msg,
+                           msglen);
+    coord_settle(c, now);
+    return rc;
+  }
+  char text[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(cmd->target, text, sizeof text);
+  coord_peer *p = coord_peer_find(c, cmd->target);
+  if (p == NULL || !coord_peer_in_view(p)) {
+    snprintf(msg, msglen, "node %s is not in the view%s", text,
+             p != NULL ? " (it left or was declared dead)" : "");
+    return -EHOSTUNREACH;
+  }
+  if (cmd->target_epoch != 0 && cmd->target_epoch != p->epoch) {
+    snprintf(msg, msglen,
+             "command names epoch %" PRIu64 " of node %s, whose current epoch is %" PRIu64,
+             cmd->target_epoch, text, p->epoch);
+    return -ESTALE;
+  }
+  uint8_t *bytes;
+  size_t len;
+  uint64_t s = ++c->cmd_seq;
+  rc = coord_wire_command(c, cmd, p->epoch, s, &bytes, &len);
+  if (rc != 0) {
+    snprintf(msg, msglen, "cannot encode the command: %s", mesh_strerror(rc));
+    return rc;
+  }
+  coord_send(c, &p->id, bytes, len);
+  if (seq != NULL)
+    *seq = s;
+  snprintf(msg, msglen, "sent to %s", text);
+  return 0;
+}
+
+/* ---- executor results -------------------------------------------------- */
+
+static coord_own *own_for_result(mesh_coord *c, const char *model, const char *rev,
+                                 mesh_coord_status want_status)
+{
+  coord_own *o = own_find(c, model, rev);
+  if (o == NULL || o->e.status != want_status || !o->in_flight) {
+    c->st.results_ignored++;
+    return NULL;
+  }
+  return o;
+}
+
+void mesh_coord_space(mesh_coord *c, const char *model, const char *rev, uint64_t total,
+                      uint64_t free_bytes, mesh_time_ms now)
+{
+  coord_own *o = own_for_result(c, model, rev, MESH_COORD_PENDING);
+  if (o == NULL || o->next_action != MESH_COORD_ACT_CHECK_SPACE)
+    return;
+  o->in_flight = false;
+  if (total == 0)
+    total = o->e.total_bytes;
+  o->e.total_bytes = total;
+  uint64_t need = total > o->e.done_bytes ? total - o->e.done_bytes : 0;
+  if (c->set.max_download_bytes != 0 && total > c->set.max_download_bytes) {
+    own_fail(c, o, false, false, now,
+             "%s is %" PRIu64 " bytes, more than max-download-bytes %" PRIu64 " (%" PRIu64
+             " bytes free)",
+             model, total, c->set.max_download_bytes, free_bytes);
+  } else if (need > free_bytes) {
+    own_fail(c, o, false, false, now,
+             "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all), only %" PRIu64 " bytes free",
+             model, need, total, free_bytes);
+  } else {
+    store_put(c, o);
+    own_set_want(c, o, MESH_COORD_ACT_DOWNLOAD);
+  }
+  coord_settle(c, now);
+}
+
+void mesh_coord_space_failed(mesh_coord *c, const char *model, const char *rev, const char *message,
+                             mesh_time_ms now)
+{
+  coord_own *o = own_for_result(c, model, rev, MESH_COORD_PENDING);
+  if (o == NULL)
+    return;
+  own_fail(c, o, false, true, now, "size check failed: %s", message);
+  coord_settle(c, now);
+}
+
+void mesh_coord_progress(mesh_coord *c, const char *model, const char *rev, uint64_t done,
+                         uint64_t total, uint32_t files_done, uint32_t files_total,
+                         uint64_t speed_bps, uint64_t eta_ms, mesh_time_ms now)
+{
+  coord_own *o = own_for_result(c, model, rev, MESH_COORD_ONGOING);
+  if (o == NULL)
+    return;
+  o->e.done_bytes = done;
+  if (total != 0)
+    o->e.total_bytes = total;
+  o->e.files_done = files_done;
+  o->e.files_total = files_total;
+  o->e.speed_bps = speed_bps;
+  o->e.eta_ms = eta_ms;
+  if (!c->dirty)
+    c->dirty_progress_only = true;
+  c->dirty = true;
+  coord_settle(c, now);
+}
+
+void mesh_coord_completed(mesh_coord *c, const char *model, const char *rev, uint64_t total,
+                          mesh_time_ms now)
+{
+  coord_own *o = own_for_result(c, model, rev, MESH_COORD_ONGOING);
+  if (o == NULL)
+    return;
+  o->in_flight = false;
+  if (total != 0)
+    o->e.total_bytes = total;
+  o->e.done_bytes = o->e.total_bytes;
+  o->e.files_done = o->e.files_total;
+  o->e.speed_bps = 0;
+  o->e.eta_ms = 0;
+  o->e.attempts = 0;
+  own_transition(c, o, MESH_COORD_COMPLETED, NULL);
+  coord_settle(c, now);
+}
+
+void mesh_coord_download_failed(mesh_coord *c, const char *model, const char *rev,
+                                const char *message, mesh_time_ms now)
+{
+  coord_own *o = own_for_result(c, model, rev, MESH_COORD_ONGOING);
+  if (o == NULL)
+    return;
+  own_fail(c, o, false, true, now, "download failed: %s", message);
+  coord_settle(c, now);
+}
+
+void mesh_coord_delete_result(mesh_coord *c, const char *model, const char *rev, int err,
+                              mesh_time_ms now)
+{
+  coord_own *o = own_for_result(c, model, rev, MESH_COORD_DELETING);
+  if (o == NULL)
+    return;
+  o->in_flight = false;
+  if (err == 0 || err == -ENOENT) {
+    journal(c, MESH_COORD_J_REMOVED, model, "%s@%s deleted", model, rev);
+    store_del(c, &o->e);
+    own_remove(c, o);
+  } else if (err == -EAGAIN) {
+    own_set_want(c, o, MESH_COORD_ACT_DELETE);
+  } else {
+    own_fail(c, o, true, true, now, "delete of %s failed: %s", o->e.model_dir, mesh_strerror(err));
+  }
+  coord_settle(c, now);
+}
+
+void mesh_coord_verified(mesh_coord *c, const char *model, const char *rev, bool present,
+                         uint64_t bytes, mesh_time_ms now)
+{
+  coord_own *o = own_find(c, model, rev);
+  if (o == NULL || !o->verifying || !o->in_flight) {
+    c->st.results_ignored++;
+    return;
+  }
+  o->in_flight = false;
+  o->verifying = false;
+  if (present && (o->e.total_bytes == 0 || bytes >= o->e.total_bytes)) {
+    o->e.done_bytes = bytes;
+    own_transition(c, o, MESH_COORD_COMPLETED, "verified on disk after restart");
+  } else {
+    own_transition(c, o, MESH_COORD_PENDING,
+                   present ? "incomplete on disk after restart" : "missing on disk after restart");
+    own_set_want(c, o, MESH_COORD_ACT_CHECK_SPACE);
+  }
+  coord_settle(c, now);
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+void mesh_coord_tick(mesh_coord *c, mesh_time_ms now)
+{
+  retries(c, now);
+  coord_gc_step(c, now);
+  coord_settle(c, now);
+}
+
+mesh_time_ms mesh_coord_next_deadline(const mesh_coord *c)
+{
+  mesh_time_ms t = coord_gc_deadline(c);
+  for (size_t i = 0; i < c->own_n; i++) {
+    const coord_own *o = &c->own[i];
+    if (o->e.status == MESH_COORD_FAILED && o->e.retry_at != 0 && o->e.retry_at < t)
+      t = o->e.retry_at;
+    if (o->want) {
+      mesh_time_ms at = o->acted ? o->last_action + c->set.entry_action_interval : 0;
+      if (c->tokens < 1.0) {
+        mesh_time_ms tok =
+            c->tokens_at + (mesh_time_ms)((1.0 - c->tokens) * 1000.0 / c->set.actions_per_sec) + 1;
+        if (tok > at)
+          at = tok;
+      }
+      if (at < t)
+        t = at;
+    }
+  }
+  if (c->dirty) {
+    mesh_time_ms gap =
+        c->dirty_progress_only ? c->set.progress_publish_interval : c->set.publish_interval;
+    mesh_time_ms at = c->last_publish + gap;
+    if (at < t)
+      t = at;
+  }
+  return t;
+}
+
+/* ---- display ----------------------------------------------------------- */
+
+void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn fn, void *arg)
+{
+  for (size_t i = 0; i < c->own_n; i++) {
+    mesh_coord_view_entry ve = {.e = &c->own[i].e, .own = true};
+    fn(arg, &ve);
+  }
+  for (size_t i = 0; i < c->peers_cap; i++) {
+    coord_peer *p = c->peers[i];
+    if (!coord_slot_live(p) || p->doc == NULL)
+      continue;
+    bool abandoned = !coord_peer_in_view(p);
+    for (size_t k = 0; k < p->doc->n; k++) {
+      mesh_coord_entry e;
+      coord_rentry_to_entry(p, p->doc->entries[k], &e);
+      mesh_coord_view_entry ve = {.e = &e, .own = false, .abandoned = abandoned};
+      if (abandoned)
+        ve.collect_in = p->collect_at > now ? p->collect_at - now : 0;
+      fn(arg, &ve);
+    }
+  }
+}
+
+size_t mesh_coord_held_entries(const mesh_coord *c)
+{
+  return c->held_entries;
+}
+
+size_t mesh_coord_own_count(const mesh_coord *c)
+{
+  return c->own_n;
+}
+
+uint64_t mesh_coord_doc_version(const mesh_coord *c)
+{
+  return c->version;
+}

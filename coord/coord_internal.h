@@ -1,0 +1,176 @@
+/*
+ * The coordinator core's private state, shared by its files:
+ *   coord_core.c   lifecycle, outbox, own entries, commands, executor results,
+ *                  rate limits, publishing
+ *   coord_peers.c  the mirror of the view, others' documents, abandonment and
+ *                  bounded garbage collection
+ *   coord_wire.c   protobuf encoding and decoding, signatures, dispatch of
+ *                  received messages
+ * Nothing here is used outside coord/.
+ */
+#ifndef MESH_COORD_COORD_INTERNAL_H
+#define MESH_COORD_COORD_INTERNAL_H
+
+#include "coord/coord.h"
+
+/* An entry of another node, stored compactly: its strings follow the struct
+ * in the same allocation, so that collecting it is one free. */
+typedef struct coord_rentry {
+  mesh_coord_status status;
+  uint32_t files_done;
+  uint32_t files_total;
+  uint32_t attempts;
+  uint64_t total_bytes;
+  uint64_t done_bytes;
+  uint64_t speed_bps;
+  uint64_t eta_ms;
+  uint64_t retry_in_ms;
+  uint16_t rev_off; /* offset of the revision in strs */
+  uint16_t dir_off; /* offset of the model directory in strs */
+  uint16_t err_off; /* offset of the error text in strs */
+  char strs[];      /* model ID, revision, directory, error; each NUL-ended */
+} coord_rentry;
+
+/* The last accepted document of one owner. */
+typedef struct coord_doc {
+  uint64_t epoch;
+  uint64_t version;
+  coord_rentry **entries; /* owned, n of them */
+  size_t n;
+  uint8_t *raw; /* the signed envelope as received, for relaying */
+  size_t raw_len;
+} coord_doc;
+
+typedef enum coord_peer_state {
+  PEER_ALIVE = 1,
+  PEER_SUSPECT = 2,
+  PEER_GONE = 3, /* dead or left: out of the view */
+} coord_peer_state;
+
+/* What the coordinator knows of one peer: its place in the view and the
+ * document it holds for it. */
+typedef struct coord_peer {
+  mesh_peer_id id;
+  uint64_t epoch; /* current (or, when gone, last) epoch */
+  coord_peer_state state;
+  mesh_time_ms gone_at;              /* when it left the view */
+  bool reaped;                       /* membership dropped its record */
+  coord_doc *doc;                    /* NULL when none held */
+  mesh_time_ms collect_at;           /* abandoned doc: when it is collected */
+  struct coord_peer *next_abandoned; /* FIFO of abandoned docs by collect_at */
+  bool on_forget;                    /* queued on the forget FIFO */
+  mesh_time_ms forget_at;            /* gone peer: when its record is dropped */
+  struct coord_peer *next_forget;    /* FIFO of gone peers by forget_at */
+  uint64_t last_cmd_seq;             /* highest command seq accepted from it */
+  uint64_t last_cmd_epoch;           /* the sender epoch that seq belongs to */
+} coord_peer;
+
+/* Marks a freed slot of the peer table (open addressing). */
+#define COORD_PEER_TOMB ((coord_peer *)(uintptr_t)1)
+
+static inline bool coord_slot_live(const coord_peer *p)
+{
+  return p != NULL && p != COORD_PEER_TOMB;
+}
+
+/* A detached document awaiting freeing. */
+typedef struct coord_garbage {
+  coord_doc *doc;
+  size_t cursor; /* entries freed so far */
+  struct coord_garbage *next;
+} coord_garbage;
+
+/* An own entry with the bookkeeping the rules need. */
+typedef struct coord_own {
+  mesh_coord_entry e;
+  bool verifying;                     /* restored completed entry awaiting VERIFY */
+  bool want;                          /* an action is due as soon as limits allow */
+  mesh_coord_action_kind next_action; /* which one */
+  bool in_flight;                     /* an action was emitted and awaits its answer */
+  mesh_time_ms last_action;           /* for the per-entry interval */
+  bool acted;                         /* last_action is meaningful */
+} coord_own;
+
+struct mesh_coord {
+  const mesh_identity *id;
+  uint64_t epoch;
+  mesh_coord_settings set;
+  mesh_rng *rng;
+  mesh_coord_stats st;
+
+  /* Outbox: a ring of items. */
+  mesh_coord_out *out;
+  size_t out_cap;
+  size_t out_head;
+  size_t out_len;
+
+  /* Own entries. */
+  coord_own *own;
+  size_t own_n;
+  uint64_t version;         /* version of the last published document */
+  bool dirty;               /* own document changed since last publish */
+  bool dirty_progress_only; /* ...and only by progress reports */
+  mesh_time_ms last_publish;
+  uint8_t *own_raw; /* last sealed own document, for requests */
+  size_t own_raw_len;
+  uint64_t cmd_seq; /* last seq of a command we sent */
+
+  /* Global action bucket. */
+  double tokens;
+  mesh_time_ms tokens_at;
+  size_t wanting; /* own entries with want set */
+
+  /* Peers: open-addressing hash table of pointers (NULL free, or the
+   * tombstone marker of coord_peers.c). */
+  coord_peer **peers;
+  size_t peers_cap;
+  size_t peers_used;   /* slots in use or tombstoned */
+  size_t peers_live;   /* slots in use */
+  coord_peer *ab_head; /* abandoned docs, oldest first */
+  coord_peer *ab_tail;
+  coord_peer *fg_head; /* gone peers to forget, oldest first */
+  coord_peer *fg_tail;
+  coord_garbage *gc_head; /* detached docs to free */
+  coord_garbage *gc_tail;
+  size_t held_entries; /* entries of others in memory */
+};
+
+/* coord_core.c */
+bool coord_push(mesh_coord *c, const mesh_coord_out *item);
+void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t len);
+void coord_settle(mesh_coord *c, mesh_time_ms now);
+void coord_send_own_doc(mesh_coord *c, const mesh_peer_id *to);
+int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
+                      uint64_t total, const char *origin, mesh_time_ms now, char *msg,
+                      size_t msglen);
+
+/* coord_peers.c */
+coord_peer *coord_peer_find(const mesh_coord *c, const mesh_peer_id *id);
+coord_peer *coord_peer_get(mesh_coord *c, const mesh_peer_id *id);
+bool coord_peer_in_view(const coord_peer *p);
+void coord_doc_detach(mesh_coord *c, coord_peer *p);
+void coord_doc_install(mesh_coord *c, coord_peer *p, coord_doc *d);
+void coord_doc_free(coord_doc *d);
+void coord_peers_free(mesh_coord *c);
+void coord_gc_step(mesh_coord *c, mesh_time_ms now);
+mesh_time_ms coord_gc_deadline(const mesh_coord *c);
+void coord_rentry_to_entry(const coord_peer *p, const coord_rentry *r, mesh_coord_entry *e);
+
+/* coord_wire.c */
+int coord_wire_doc_encode(mesh_coord *c, mesh_time_ms now, uint8_t **out, size_t *len);
+int coord_wire_wrap_doc(const uint8_t *env, size_t env_len, uint8_t **out, size_t *len);
+int coord_wire_request(const mesh_peer_id *owner, uint64_t epoch, uint64_t version, uint8_t **out,
+                       size_t *len);
+int coord_wire_command(mesh_coord *c, const mesh_coord_cmd *cmd, uint64_t target_epoch,
+                       uint64_t seq, uint8_t **out, size_t *len);
+int coord_wire_result(uint64_t seq, int code, const char *message, uint8_t **out, size_t *len);
+int coord_wire_digest(uint64_t epoch, uint64_t version, uint32_t entries, uint8_t **out,
+                      size_t *len);
+int coord_wire_decode_digest(const uint8_t *buf, size_t len, uint64_t *epoch, uint64_t *version);
+/* Opens and decodes a document envelope: *d (allocated) on success. */
+int coord_wire_doc_open(const uint8_t *buf, size_t len, mesh_peer_id *owner, coord_doc **d);
+
+/* Small helpers. */
+void coord_strlcpy(char *dst, const char *src, size_t cap);
+
+#endif

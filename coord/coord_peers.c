@@ -1,0 +1,388 @@
+/*
+ * Others' state: the coordinator's mirror of the membership view, the last
+ * document accepted from each owner, abandonment of departed owners'
+ * documents, and garbage collection in bounded steps.
+ *
+ * Three queues keep every tick's work bounded and independent of how much is
+ * held:
+ *   abandoned  owners that left the view with a document, oldest first; the
+ *              head is due at its collect_at (gone_at + gc_grace, constant
+ *              grace, so the queue is in due order).
+ *   garbage    detached documents; tick frees at most gc_budget entries.
+ *   forget     departed peers without a document, dropped after
+ *              tombstone_ttl (until then a document or command that names
+ *              them is refused as from a departed owner, not an unknown one).
+ * Entries leave these queues lazily: a peer that came back is skipped when it
+ * reaches the head.
+ */
+#include "coord/coord_internal.h"
+
+#include "src/base/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the peer table ---------------------------------------------------- */
+
+static uint64_t peer_hash(const mesh_peer_id *id)
+{
+  /* The key bytes of a peer ID are an Ed25519 public key: already uniform
+   * for honest peers; mixing keeps crafted keys from lining up trivially. */
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 6; i < MESH_PEER_ID_LEN; i++) {
+    h ^= id->b[i];
+    h *= 0x100000001b3ull;
+  }
+  h ^= h >> 29;
+  return h;
+}
+
+coord_peer *coord_peer_find(const mesh_coord *c, const mesh_peer_id *id)
+{
+  if (c->peers_cap == 0)
+    return NULL;
+  size_t mask = c->peers_cap - 1;
+  for (size_t i = peer_hash(id) & mask, n = 0; n < c->peers_cap; i = (i + 1) & mask, n++) {
+    coord_peer *p = c->peers[i];
+    if (p == NULL)
+      return NULL;
+    if (p != COORD_PEER_TOMB && mesh_peer_id_eq(&p->id, id))
+      return p;
+  }
+  return NULL;
+}
+
+static void table_insert(coord_peer **slots, size_t cap, coord_peer *p)
+{
+  size_t mask = cap - 1;
+  size_t i = peer_hash(&p->id) & mask;
+  while (coord_slot_live(slots[i]))
+    i = (i + 1) & mask;
+  slots[i] = p;
+}
+
+static int table_grow(mesh_coord *c)
+{
+  size_t ncap = c->peers_cap ? c->peers_cap : 64;
+  while ((c->peers_live + 1) * 10 > ncap * 5)
+    ncap *= 2;
+  coord_peer **n = calloc(ncap, sizeof *n);
+  if (n == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < c->peers_cap; i++) {
+    if (coord_slot_live(c->peers[i]))
+      table_insert(n, ncap, c->peers[i]);
+  }
+  free(c->peers);
+  c->peers = n;
+  c->peers_cap = ncap;
+  c->peers_used = c->peers_live;
+  return 0;
+}
+
+coord_peer *coord_peer_get(mesh_coord *c, const mesh_peer_id *id)
+{
+  coord_peer *p = coord_peer_find(c, id);
+  if (p != NULL)
+    return p;
+  if ((c->peers_used + 1) * 10 > c->peers_cap * 7 && table_grow(c) != 0)
+    return NULL;
+  p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return NULL;
+  p->id = *id;
+  size_t mask = c->peers_cap - 1;
+  size_t i = peer_hash(id) & mask;
+  while (coord_slot_live(c->peers[i]))
+    i = (i + 1) & mask;
+  if (c->peers[i] == NULL)
+    c->peers_used++;
+  c->peers[i] = p;
+  c->peers_live++;
+  return p;
+}
+
+static void peer_remove(mesh_coord *c, coord_peer *p)
+{
+  size_t mask = c->peers_cap - 1;
+  for (size_t i = peer_hash(&p->id) & mask;; i = (i + 1) & mask) {
+    if (c->peers[i] == p) {
+      c->peers[i] = COORD_PEER_TOMB;
+      break;
+    }
+  }
+  c->peers_live--;
+  free(p);
+}
+
+bool coord_peer_in_view(const coord_peer *p)
+{
+  return p->state == PEER_ALIVE || p->state == PEER_SUSPECT;
+}
+
+/* ---- documents ---------------------------------------------------------- */
+
+void coord_doc_free(coord_doc *d)
+{
+  if (d == NULL)
+    return;
+  for (size_t i = 0; i < d->n; i++)
+    free(d->entries[i]);
+  free(d->entries);
+  free(d->raw);
+  free(d);
+}
+
+void coord_rentry_to_entry(const coord_peer *p, const coord_rentry *r, mesh_coord_entry *e)
+{
+  memset(e, 0, sizeof *e);
+  e->owner = p->id;
+  e->owner_epoch = p->doc != NULL ? p->doc->epoch : p->epoch;
+  coord_strlcpy(e->model_id, r->strs, sizeof e->model_id);
+  coord_strlcpy(e->revision, r->strs + r->rev_off, sizeof e->revision);
+  coord_strlcpy(e->model_dir, r->strs + r->dir_off, sizeof e->model_dir);
+  coord_strlcpy(e->error, r->strs + r->err_off, sizeof e->error);
+  e->status = r->status;
+  e->total_bytes = r->total_bytes;
+  e->done_bytes = r->done_bytes;
+  e->files_done = r->files_done;
+  e->files_total = r->files_total;
+  e->speed_bps = r->speed_bps;
+  e->eta_ms = r->eta_ms;
+  e->attempts = r->attempts;
+  e->retry_in_ms = r->retry_in_ms;
+}
+
+/* Takes p's document out of sight at once; its memory is freed by the
+ * garbage queue in bounded steps. */
+void coord_doc_detach(mesh_coord *c, coord_peer *p)
+{
+  coord_doc *d = p->doc;
+  if (d == NULL)
+    return;
+  p->doc = NULL;
+  c->st.docs_collected++;
+  coord_garbage *g = malloc(sizeof *g);
+  if (g == NULL) {
+    /* No memory for the queue item: free now rather than leak. */
+    c->held_entries -= d->n;
+    c->st.entries_collected += d->n;
+    coord_doc_free(d);
+    return;
+  }
+  g->doc = d;
+  g->cursor = 0;
+  g->next = NULL;
+  if (c->gc_tail != NULL)
+    c->gc_tail->next = g;
+  else
+    c->gc_head = g;
+  c->gc_tail = g;
+}
+
+void coord_doc_install(mesh_coord *c, coord_peer *p, coord_doc *d)
+{
+  if (p->doc != NULL) {
+    coord_doc_detach(c, p);
+    c->st.docs_collected--; /* a replacement is not a collection */
+  }
+  p->doc = d;
+  c->held_entries += d->n;
+}
+
+static void forget_later(mesh_coord *c, coord_peer *p, mesh_time_ms now)
+{
+  p->forget_at = now + c->set.tombstone_ttl;
+  if (p->on_forget)
+    return;
+  p->on_forget = true;
+  p->next_forget = NULL;
+  if (c->fg_tail != NULL)
+    c->fg_tail->next_forget = p;
+  else
+    c->fg_head = p;
+  c->fg_tail = p;
+}
+
+static bool on_abandoned(const mesh_coord *c, const coord_peer *p)
+{
+  return p->next_abandoned != NULL || c->ab_tail == p;
+}
+
+static void abandon(mesh_coord *c, coord_peer *p, mesh_time_ms now)
+{
+  p->collect_at = now + c->set.gc_grace;
+  c->st.docs_abandoned++;
+  if (on_abandoned(c, p))
+    return;
+  p->next_abandoned = NULL;
+  if (c->ab_tail != NULL)
+    c->ab_tail->next_abandoned = p;
+  else
+    c->ab_head = p;
+  c->ab_tail = p;
+}
+
+/* Asks peer for its document when we hold none, or an older one. */
+static void request_doc(mesh_coord *c, coord_peer *p)
+{
+  uint8_t *msg;
+  size_t len;
+  uint64_t have = (p->doc != NULL && p->doc->epoch == p->epoch) ? p->doc->version : 0;
+  if (coord_wire_request(&p->id, p->epoch, have, &msg, &len) != 0)
+    return;
+  coord_send(c, &p->id, msg, len);
+  c->st.requests_sent++;
+}
+
+void mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now)
+{
+  if (mesh_peer_id_eq(&ev->peer, &c->id->id))
+    return;
+  coord_peer *p = coord_peer_get(c, &ev->peer);
+  if (p == NULL)
+    return;
+  bool fresh = p->state == 0;
+  if (!fresh && ev->epoch < p->epoch)
+    return; /* an event about an epoch already over */
+  switch (ev->type) {
+  case MESH_VIEW_JOINED:
+  case MESH_VIEW_EPOCH_CHANGED:
+  case MESH_VIEW_ALIVE_AGAIN:
+  case MESH_VIEW_SUSPECT: {
+    bool was_in = !fresh && coord_peer_in_view(p);
+    bool new_epoch = !fresh && ev->epoch > p->epoch;
+    /* Owner epoch superseded: its entries are collected at once. */
+    if (p->doc != NULL && p->doc->epoch < ev->epoch)
+      coord_doc_detach(c, p);
+    p->epoch = ev->epoch;
+    p->state = ev->type == MESH_VIEW_SUSPECT ? PEER_SUSPECT : PEER_ALIVE;
+    p->reaped = false;
+    if (!was_in || new_epoch) {
+      /* A newcomer (or a restarted node) holds nothing of ours, and we
+       * hold nothing of its current epoch. */
+      coord_send_own_doc(c, &p->id);
+      request_doc(c, p);
+    }
+    break;
+  }
+  case MESH_VIEW_DEAD:
+  case MESH_VIEW_LEFT:
+    if (!fresh && !coord_peer_in_view(p))
+      break;
+    p->epoch = ev->epoch;
+    p->state = PEER_GONE;
+    p->gone_at = now;
+    if (p->doc != NULL && p->doc->epoch < ev->epoch)
+      coord_doc_detach(c, p);
+    if (p->doc != NULL)
+      abandon(c, p, now);
+    else
+      forget_later(c, p, now);
+    break;
+  case MESH_VIEW_REAPED:
+    p->reaped = true;
+    if (fresh) {
+      p->state = PEER_GONE;
+      p->gone_at = now;
+      forget_later(c, p, now);
+    }
+    break;
+  }
+}
+
+/* ---- collection ---------------------------------------------------------- */
+
+void coord_gc_step(mesh_coord *c, mesh_time_ms now)
+{
+  uint64_t work = 0;
+  uint32_t budget = c->set.gc_budget;
+
+  /* Abandoned documents whose grace is over: detach (O(1) each). */
+  while (c->ab_head != NULL && work < budget) {
+    coord_peer *p = c->ab_head;
+    if (p->state == PEER_GONE && p->doc != NULL && now < p->collect_at)
+      break;
+    c->ab_head = p->next_abandoned;
+    if (c->ab_head == NULL)
+      c->ab_tail = NULL;
+    p->next_abandoned = NULL;
+    work++;
+    if (p->state != PEER_GONE || p->doc == NULL)
+      continue; /* came back, or already collected */
+    coord_doc_detach(c, p);
+    forget_later(c, p, p->gone_at);
+  }
+
+  /* Free detached entries, at most budget of them. */
+  while (c->gc_head != NULL && work < budget) {
+    coord_garbage *g = c->gc_head;
+    coord_doc *d = g->doc;
+    while (g->cursor < d->n && work < budget) {
+      free(d->entries[g->cursor]);
+      d->entries[g->cursor] = NULL;
+      g->cursor++;
+      work++;
+      c->held_entries--;
+      c->st.entries_collected++;
+    }
+    if (g->cursor < d->n)
+      break;
+    d->n = 0;
+    coord_doc_free(d);
+    c->gc_head = g->next;
+    if (c->gc_head == NULL)
+      c->gc_tail = NULL;
+    free(g);
+  }
+
+  /* Departed peers past their tombstone time. */
+  while (c->fg_head != NULL && work < budget) {
+    coord_peer *p = c->fg_head;
+    if (p->state == PEER_GONE && p->doc == NULL && now < p->forget_at)
+      break;
+    c->fg_head = p->next_forget;
+    if (c->fg_head == NULL)
+      c->fg_tail = NULL;
+    p->next_forget = NULL;
+    p->on_forget = false;
+    work++;
+    if (p->state == PEER_GONE && p->doc == NULL && !on_abandoned(c, p))
+      peer_remove(c, p);
+  }
+  if (work > c->st.gc_max_work)
+    c->st.gc_max_work = work;
+}
+
+mesh_time_ms coord_gc_deadline(const mesh_coord *c)
+{
+  mesh_time_ms t = UINT64_MAX;
+  if (c->gc_head != NULL)
+    return 0;
+  if (c->ab_head != NULL)
+    t = c->ab_head->collect_at;
+  if (c->fg_head != NULL && c->fg_head->forget_at < t)
+    t = c->fg_head->forget_at;
+  return t;
+}
+
+void coord_peers_free(mesh_coord *c)
+{
+  while (c->gc_head != NULL) {
+    coord_garbage *g = c->gc_head;
+    for (size_t i = g->cursor; i < g->doc->n; i++)
+      free(g->doc->entries[i]);
+    g->doc->n = 0;
+    coord_doc_free(g->doc);
+    c->gc_head = g->next;
+    free(g);
+  }
+  for (size_t i = 0; i < c->peers_cap; i++) {
+    coord_peer *p = c->peers[i];
+    if (!coord_slot_live(p))
+      continue;
+    coord_doc_free(p->doc);
+    free(p);
+  }
+  free(c->peers);
+}

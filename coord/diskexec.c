@@ -1,0 +1,328 @@
+/*
+ * The disk executor: model ID validation, bounded recursive deletes relative
+ * to the models directory, inspection and free space. See diskexec.h.
+ */
+#include "coord/diskexec.h"
+
+#include "src/base/err.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+struct mesh_diskexec {
+  int root;                /* the models directory, O_DIRECTORY */
+  uint32_t budget;         /* entries per call */
+  mesh_diskexec_hook hook; /* test hook, may be NULL */
+  void *hook_arg;          /* passed to hook */
+};
+
+/* Per-call walk state. */
+typedef struct walk {
+  mesh_diskexec *d;
+  uint32_t left;     /* entries this call may still visit */
+  uint64_t bytes;    /* inspect: regular file bytes */
+  uint32_t partials; /* inspect: ".partial" files */
+} walk;
+
+static bool safe_char(char c, bool slash_ok)
+{
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  if (c == '.' || c == '_' || c == '-')
+    return true;
+  return slash_ok && c == '/';
+}
+
+static int check_part(const char *p, size_t n, const char **reason)
+{
+  if (n == 0) {
+    *reason = "empty part";
+    return -EINVAL;
+  }
+  if (n > MESH_MODEL_PART_MAX) {
+    *reason = "part longer than 96 characters";
+    return -EINVAL;
+  }
+  if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+    *reason = "'.' or '..' as a part";
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '\0') {
+      *reason = "NUL character";
+      return -EINVAL;
+    }
+    if (!safe_char(p[i], false)) {
+      *reason = "character outside [A-Za-z0-9._-]";
+      return -EINVAL;
+    }
+  }
+  /* "a--b/c" would give the directory of "a/-b--c"-like IDs ambiguous names;
+   * a "--" inside a part is refused so that the mapping is one to one. */
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (p[i] == '-' && p[i + 1] == '-') {
+      *reason = "'--' inside a part";
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+int mesh_model_id_validate(const char *id, size_t len, const char **reason)
+{
+  const char *why = NULL;
+  int rc = 0;
+  if (reason == NULL)
+    reason = &why;
+  if (id == NULL || len == 0) {
+    *reason = "empty model ID";
+    return -EINVAL;
+  }
+  if (len > MESH_MODEL_ID_MAX - 1) {
+    *reason = "model ID too long";
+    return -EINVAL;
+  }
+  if (id[0] == '/') {
+    *reason = "absolute path";
+    return -EINVAL;
+  }
+  const char *slash = memchr(id, '/', len);
+  if (slash == NULL) {
+    *reason = "not of the form org/name";
+    return -EINVAL;
+  }
+  size_t org = (size_t)(slash - id);
+  if (memchr(slash + 1, '/', len - org - 1) != NULL) {
+    *reason = "more than two parts";
+    return -EINVAL;
+  }
+  rc = check_part(id, org, reason);
+  if (rc == 0)
+    rc = check_part(slash + 1, len - org - 1, reason);
+  return rc;
+}
+
+int mesh_revision_validate(const char *rev, size_t len)
+{
+  if (rev == NULL || len == 0 || len > MESH_REVISION_MAX || rev[0] == '/')
+    return -EINVAL;
+  for (size_t i = 0; i < len; i++) {
+    if (!safe_char(rev[i], true))
+      return -EINVAL;
+    if (rev[i] == '.' && i + 1 < len && rev[i + 1] == '.')
+      return -EINVAL;
+  }
+  return 0;
+}
+
+int mesh_model_dir_name(const char *id, char *buf, size_t cap)
+{
+  size_t len = strnlen(id, MESH_MODEL_ID_MAX);
+  if (mesh_model_id_validate(id, len, NULL) != 0)
+    return -EINVAL;
+  const char *slash = strchr(id, '/');
+  size_t org = (size_t)(slash - id);
+  size_t name = len - org - 1;
+  if (org + 2 + name + 1 > cap)
+    return -ENAMETOOLONG;
+  memcpy(buf, id, org);
+  memcpy(buf + org, "--", 2);
+  memcpy(buf + org + 2, slash + 1, name);
+  buf[org + 2 + name] = '\0';
+  return 0;
+}
+
+/* A directory name as handed to delete or inspect: one component, the shape
+ * mesh_model_dir_name produces. */
+static int check_dir_name(const char *name)
+{
+  size_t n = strnlen(name, MESH_MODEL_DIR_MAX);
+  if (n == 0 || n >= MESH_MODEL_DIR_MAX)
+    return -EINVAL;
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (!safe_char(name[i], false))
+      return -EINVAL;
+  }
+  return 0;
+}
+
+int mesh_diskexec_open(const char *models_dir, mesh_diskexec **out)
+{
+  if (mkdir(models_dir, 0755) != 0 && errno != EEXIST)
+    return -errno;
+  int fd = open(models_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  mesh_diskexec *d = calloc(1, sizeof *d);
+  if (d == NULL) {
+    close(fd);
+    return -ENOMEM;
+  }
+  d->root = fd;
+  d->budget = MESH_DISKEXEC_DEFAULT_BUDGET;
+  *out = d;
+  return 0;
+}
+
+void mesh_diskexec_close(mesh_diskexec *d)
+{
+  if (d == NULL)
+    return;
+  close(d->root);
+  free(d);
+}
+
+void mesh_diskexec_set_hook(mesh_diskexec *d, mesh_diskexec_hook hook, void *arg)
+{
+  d->hook = hook;
+  d->hook_arg = arg;
+}
+
+void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget)
+{
+  d->budget = budget > 0 ? budget : 1;
+}
+
+/*
+ * Removes name (relative to at) and everything under it. A symbolic link
+ * or any other non-directory is unlinked as itself. Entries that vanish while
+ * we work are fine: someone else removed them.
+ */
+static int remove_at(walk *w, int at, const char *name, int depth)
+{
+  struct stat st;
+  if (w->left == 0)
+    return -EAGAIN;
+  w->left--;
+  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(at, name, 0) != 0 && errno != ENOENT)
+      return -errno;
+    return 0;
+  }
+  if (depth >= MESH_DISKEXEC_MAX_DEPTH)
+    return -ELOOP;
+  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -errno;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  int rc = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(dir);
+    if (de == NULL) {
+      if (errno != 0)
+        rc = -errno;
+      break;
+    }
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    rc = remove_at(w, dirfd(dir), de->d_name, depth + 1);
+    if (rc != 0)
+      break;
+  }
+  if (rc == 0 && w->d->hook != NULL)
+    w->d->hook(w->d->hook_arg, at, name);
+  closedir(dir);
+  if (rc != 0)
+    return rc;
+  if (unlinkat(at, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+    return -errno;
+  return 0;
+}
+
+int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name)
+{
+  if (check_dir_name(dir_name) != 0)
+    return -EINVAL;
+  walk w = {.d = d, .left = d->budget};
+  return remove_at(&w, d->root, dir_name, 0);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+  size_t n = strlen(s);
+  size_t m = strlen(suffix);
+  return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+static int inspect_at(walk *w, int at, const char *name, int depth)
+{
+  struct stat st;
+  if (w->left == 0)
+    return -EAGAIN;
+  w->left--;
+  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (S_ISREG(st.st_mode)) {
+    w->bytes += (uint64_t)st.st_size;
+    if (ends_with(name, ".partial"))
+      w->partials++;
+    return 0;
+  }
+  if (!S_ISDIR(st.st_mode) || depth >= MESH_DISKEXEC_MAX_DEPTH)
+    return 0;
+  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -errno;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  int rc = 0;
+  struct dirent *de;
+  while ((de = readdir(dir)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    rc = inspect_at(w, dirfd(dir), de->d_name, depth + 1);
+    if (rc != 0)
+      break;
+  }
+  closedir(dir);
+  return rc;
+}
+
+int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present, uint64_t *bytes,
+                          uint32_t *partials)
+{
+  struct stat st;
+  *present = false;
+  *bytes = 0;
+  *partials = 0;
+  if (check_dir_name(dir_name) != 0)
+    return -EINVAL;
+  if (fstatat(d->root, dir_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISDIR(st.st_mode))
+    return 0;
+  *present = true;
+  walk w = {.d = d, .left = d->budget};
+  int rc = inspect_at(&w, d->root, dir_name, 0);
+  *bytes = w.bytes;
+  *partials = w.partials;
+  return rc;
+}
+
+int mesh_diskexec_free_space(mesh_diskexec *d, uint64_t *free_bytes)
+{
+  struct statvfs sv;
+  if (fstatvfs(d->root, &sv) != 0)
+    return -errno;
+  *free_bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+  return 0;
+}

@@ -1,0 +1,88 @@
+/*
+ * The disk executor: the only code that turns a model ID into a path and
+ * touches the models directory for the coordinator.
+ *
+ * A model ID is "org/name". It is validated here, on every node, whatever a
+ * peer sends, before it becomes a path: exactly two non-empty parts, each of
+ * at most MESH_MODEL_PART_MAX characters from [A-Za-z0-9._-], neither "." nor
+ * "..", no leading '/', no NUL. The model's directory is "{org}--{name}", a
+ * single path component directly under the models directory.
+ *
+ * Deletes are done relative to a descriptor of the models directory with
+ * openat/unlinkat and O_NOFOLLOW: a symbolic link anywhere in the tree is
+ * removed as a link, its target is never visited, and nothing outside the
+ * models directory can be reached. A directory that is not there is a
+ * success (deletes are idempotent). Work per call is bounded by a budget of
+ * directory entries; a call that runs out returns -EAGAIN and the next call
+ * continues where it stopped, so the event loop never stalls on a big tree.
+ *
+ * Everything here is synchronous and short; nothing keeps state between calls
+ * except the open models directory descriptor.
+ */
+#ifndef MESH_COORD_DISKEXEC_H
+#define MESH_COORD_DISKEXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MESH_MODEL_PART_MAX 96
+/* "org/name" at most, plus NUL. */
+#define MESH_MODEL_ID_MAX (2 * MESH_MODEL_PART_MAX + 2)
+/* "org--name" at most, plus NUL. */
+#define MESH_MODEL_DIR_MAX (2 * MESH_MODEL_PART_MAX + 3)
+/* Revisions are branch names, tags or commit hashes. */
+#define MESH_REVISION_MAX 64
+/* Directory entries visited per delete call before it yields. */
+#define MESH_DISKEXEC_DEFAULT_BUDGET 4096
+/* Deepest directory nesting a delete descends into. */
+#define MESH_DISKEXEC_MAX_DEPTH 32
+
+/*
+ * Checks a model ID of len bytes (not necessarily NUL-terminated; a NUL
+ * inside is refused). 0 when valid, -EINVAL otherwise; reason (may be NULL)
+ * receives a static description of what is wrong.
+ */
+int mesh_model_id_validate(const char *id, size_t len, const char **reason);
+/* Checks a revision: 1..MESH_REVISION_MAX characters of [A-Za-z0-9._/-],
+ * no "..", no leading '/'. 0 or -EINVAL. */
+int mesh_revision_validate(const char *rev, size_t len);
+/* Writes the directory name "{org}--{name}" of a valid model ID into buf. */
+int mesh_model_dir_name(const char *id, char *buf, size_t cap);
+
+typedef struct mesh_diskexec mesh_diskexec;
+
+/* Called by delete after a directory's entries were removed and before the
+ * directory itself is; tests use it to make a file appear mid-delete. */
+typedef void (*mesh_diskexec_hook)(void *arg, int dirfd, const char *name);
+
+/* Opens models_dir (creating it, mode 0755, when it does not exist). */
+int mesh_diskexec_open(const char *models_dir, mesh_diskexec **out);
+void mesh_diskexec_close(mesh_diskexec *d);
+void mesh_diskexec_set_hook(mesh_diskexec *d, mesh_diskexec_hook hook, void *arg);
+/* Entry budget per delete call (default MESH_DISKEXEC_DEFAULT_BUDGET). */
+void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget);
+
+/*
+ * Deletes the model directory dir_name (one path component, as given by
+ * mesh_model_dir_name; anything else is -EINVAL). 0 when it is gone
+ * (including when it never existed), -EAGAIN when the budget ran out and a
+ * further call is needed, or the negative errno of the operation that failed
+ * (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
+ */
+int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name);
+
+/*
+ * Looks at a model directory: *present is true when it exists as a
+ * directory, *bytes the total size of the regular files in it, and
+ * *partials the number of ".partial" files found. Symbolic links are not
+ * followed. -EAGAIN when the tree has more entries than the budget.
+ */
+int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present, uint64_t *bytes,
+                          uint32_t *partials);
+
+/* Bytes available to an unprivileged user on the models directory's file
+ * system (statvfs f_bavail * f_frsize). */
+int mesh_diskexec_free_space(mesh_diskexec *d, uint64_t *free_bytes);
+
+#endif

@@ -1,0 +1,452 @@
+/*
+ * The node's SQLite store. See store.h for the schema and the durability
+ * argument.
+ */
+#include "coord/store.h"
+
+#include "src/base/err.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mesh_store {
+  sqlite3 *db;
+  mesh_store_settings set;
+  mesh_store_stats st;
+  int fail_in;  /* steps left before an injected failure, 0 = off */
+  int fail_err; /* the injected error */
+};
+
+/* Migrations: entry i brings the schema from version i to i + 1. */
+static const char *const migrations[MESH_STORE_SCHEMA_VERSION] = {
+    "CREATE TABLE entries ("
+    " model_id TEXT NOT NULL, revision TEXT NOT NULL, status INTEGER NOT NULL,"
+    " model_dir TEXT NOT NULL, total_bytes INTEGER NOT NULL DEFAULT 0,"
+    " done_bytes INTEGER NOT NULL DEFAULT 0, files_done INTEGER NOT NULL DEFAULT 0,"
+    " files_total INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+    " attempts INTEGER NOT NULL DEFAULT 0, failed_delete INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (model_id, revision));"
+    "CREATE TABLE journal ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
+    " epoch INTEGER NOT NULL, kind INTEGER NOT NULL, model_id TEXT NOT NULL DEFAULT '',"
+    " text TEXT NOT NULL);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    "CREATE INDEX journal_at ON journal (at_ms);",
+};
+
+static int sql_err(mesh_store *s, char *err, size_t errlen, const char *what)
+{
+  if (err != NULL)
+    snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(s->db));
+  return -EIO;
+}
+
+static int exec(mesh_store *s, const char *sql)
+{
+  return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+/* sqlite3_step with the fault injection hook. */
+static int step(mesh_store *s, sqlite3_stmt *st)
+{
+  if (s->fail_in > 0 && --s->fail_in == 0)
+    return SQLITE_IOERR;
+  return sqlite3_step(st);
+}
+
+static int migrate(mesh_store *s, char *err, size_t errlen)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return sql_err(s, err, errlen, "reading the schema version");
+  int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (version > MESH_STORE_SCHEMA_VERSION) {
+    if (err != NULL)
+      snprintf(err, errlen, "schema version %d is newer than this meshd knows (%d)", version,
+               MESH_STORE_SCHEMA_VERSION);
+    return -ENOTSUP;
+  }
+  if (version == MESH_STORE_SCHEMA_VERSION)
+    return 0;
+  if (exec(s, "BEGIN IMMEDIATE") != 0)
+    return sql_err(s, err, errlen, "starting the migration");
+  for (int v = version; v < MESH_STORE_SCHEMA_VERSION; v++) {
+    if (exec(s, migrations[v]) != 0) {
+      int rc = sql_err(s, err, errlen, "migrating the schema");
+      exec(s, "ROLLBACK");
+      return rc;
+    }
+  }
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", MESH_STORE_SCHEMA_VERSION);
+  if (exec(s, sql) != 0 || exec(s, "COMMIT") != 0) {
+    int rc = sql_err(s, err, errlen, "finishing the migration");
+    exec(s, "ROLLBACK");
+    return rc;
+  }
+  return 0;
+}
+
+int mesh_store_open(const char *path, const mesh_store_settings *set, mesh_store **out, char *err,
+                    size_t errlen)
+{
+  mesh_store *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  s->set = *set;
+  int rc = -EIO;
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+      SQLITE_OK) {
+    rc = sql_err(s, err, errlen, "opening the store");
+    goto fail;
+  }
+  sqlite3_busy_timeout(s->db, 2000);
+  if (exec(s, "PRAGMA journal_mode = WAL") != 0 || exec(s, "PRAGMA synchronous = NORMAL") != 0 ||
+      exec(s, "PRAGMA foreign_keys = ON") != 0) {
+    rc = sql_err(s, err, errlen, "configuring the store");
+    goto fail;
+  }
+  rc = migrate(s, err, errlen);
+  if (rc != 0)
+    goto fail;
+  *out = s;
+  return 0;
+fail:
+  sqlite3_close(s->db);
+  free(s);
+  return rc;
+}
+
+void mesh_store_close(mesh_store *s)
+{
+  if (s == NULL)
+    return;
+  sqlite3_close(s->db);
+  free(s);
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+  const unsigned char *t = sqlite3_column_text(st, col);
+  size_t n = t != NULL ? strnlen((const char *)t, cap - 1) : 0;
+  if (n > 0)
+    memcpy(dst, t, n);
+  dst[n] = '\0';
+}
+
+int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64_t *doc_version)
+{
+  sqlite3_stmt *st = NULL;
+  mesh_coord_entry *v = NULL;
+  size_t len = 0, cap = 0;
+  int rc = -EIO;
+  *entries = NULL;
+  *n = 0;
+  *doc_version = 0;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT model_id, revision, status, model_dir, total_bytes, done_bytes,"
+                         " files_done, files_total, error, attempts, failed_delete FROM entries"
+                         " ORDER BY rowid LIMIT ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    goto out;
+  sqlite3_bind_int(st, 1, MESH_COORD_MAX_OWN_ENTRIES);
+  int r;
+  while ((r = step(s, st)) == SQLITE_ROW) {
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      mesh_coord_entry *nv = realloc(v, ncap * sizeof *nv);
+      if (nv == NULL) {
+        rc = -ENOMEM;
+        goto out;
+      }
+      v = nv;
+      cap = ncap;
+    }
+    mesh_coord_entry *e = &v[len++];
+    memset(e, 0, sizeof *e);
+    copy_text(e->model_id, sizeof e->model_id, st, 0);
+    copy_text(e->revision, sizeof e->revision, st, 1);
+    e->status = (mesh_coord_status)sqlite3_column_int(st, 2);
+    copy_text(e->model_dir, sizeof e->model_dir, st, 3);
+    e->total_bytes = (uint64_t)sqlite3_column_int64(st, 4);
+    e->done_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+    e->files_done = (uint32_t)sqlite3_column_int64(st, 6);
+    e->files_total = (uint32_t)sqlite3_column_int64(st, 7);
+    copy_text(e->error, sizeof e->error, st, 8);
+    e->attempts = (uint32_t)sqlite3_column_int64(st, 9);
+    e->failed_delete = sqlite3_column_int(st, 10) != 0;
+  }
+  if (r != SQLITE_DONE)
+    goto out;
+  sqlite3_finalize(st);
+  st = NULL;
+  if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'doc_version'", -1, &st,
+                         NULL) != SQLITE_OK)
+    goto out;
+  r = step(s, st);
+  if (r == SQLITE_ROW)
+    *doc_version = (uint64_t)sqlite3_column_int64(st, 0);
+  else if (r != SQLITE_DONE)
+    goto out;
+  rc = 0;
+out:
+  sqlite3_finalize(st);
+  if (rc != 0) {
+    free(v);
+    return rc;
+  }
+  *entries = v;
+  *n = len;
+  return 0;
+}
+
+/* Runs one prepared statement to completion; 0 or -EIO / the injected error. */
+static int run(mesh_store *s, sqlite3_stmt *st)
+{
+  int r = step(s, st);
+  if (r == SQLITE_IOERR && s->fail_in == 0 && s->fail_err != 0) {
+    int e = s->fail_err;
+    s->fail_err = 0;
+    return e;
+  }
+  if (r != SQLITE_DONE && r != SQLITE_ROW)
+    return -EIO;
+  s->st.rows_written += (uint64_t)sqlite3_changes(s->db);
+  return 0;
+}
+
+static int put_entry(mesh_store *s, const mesh_coord_entry *e)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT OR REPLACE INTO entries (model_id, revision, status, model_dir,"
+                         " total_bytes, done_bytes, files_done, files_total, error, attempts,"
+                         " failed_delete) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_text(st, 1, e->model_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, e->revision, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, (int)e->status);
+  sqlite3_bind_text(st, 4, e->model_dir, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)e->total_bytes);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)e->done_bytes);
+  sqlite3_bind_int64(st, 7, e->files_done);
+  sqlite3_bind_int64(st, 8, e->files_total);
+  sqlite3_bind_text(st, 9, e->error, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 10, e->attempts);
+  sqlite3_bind_int(st, 11, e->failed_delete ? 1 : 0);
+  int rc = run(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int del_entry(mesh_store *s, const mesh_coord_entry *e)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "DELETE FROM entries WHERE model_id = ? AND revision = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_text(st, 1, e->model_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, e->revision, -1, SQLITE_STATIC);
+  int rc = run(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int put_meta(mesh_store *s, const char *key, uint64_t value)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", -1, &st,
+                         NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)value);
+  int rc = run(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int add_journal(mesh_store *s, uint64_t wall_ms, uint64_t epoch,
+                       mesh_coord_journal_kind kind, const char *model, const char *text)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO journal (at_ms, epoch, kind, model_id, text)"
+                         " VALUES (?,?,?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)wall_ms);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
+  sqlite3_bind_int(st, 3, (int)kind);
+  sqlite3_bind_text(st, 4, model, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+  int rc = run(s, st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int prune(mesh_store *s, uint64_t wall_ms)
+{
+  sqlite3_stmt *st;
+  int rc;
+  uint64_t before = s->st.rows_written;
+  if (s->set.journal_max_age_ms != 0 && wall_ms > s->set.journal_max_age_ms) {
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM journal WHERE at_ms < ?", -1, &st, NULL) !=
+        SQLITE_OK)
+      return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(wall_ms - s->set.journal_max_age_ms));
+    rc = run(s, st);
+    sqlite3_finalize(st);
+    if (rc != 0)
+      return rc;
+  }
+  /* Ids grow without reuse (AUTOINCREMENT), so the newest max_records rows
+   * are those within max_records of the highest id. */
+  if (sqlite3_prepare_v2(s->db, "DELETE FROM journal WHERE id <= (SELECT MAX(id) FROM journal) - ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_int64(st, 1, s->set.journal_max_records);
+  rc = run(s, st);
+  sqlite3_finalize(st);
+  s->st.journal_pruned += s->st.rows_written - before;
+  return rc;
+}
+
+int mesh_store_apply(mesh_store *s, const mesh_coord_out *items, size_t n, uint64_t wall_ms,
+                     uint64_t epoch)
+{
+  bool any = false;
+  bool journaled = false;
+  for (size_t i = 0; i < n; i++) {
+    mesh_coord_out_kind k = items[i].kind;
+    if (k == MESH_COORD_OUT_STORE_PUT || k == MESH_COORD_OUT_STORE_DEL ||
+        k == MESH_COORD_OUT_STORE_META || k == MESH_COORD_OUT_JOURNAL)
+      any = true;
+  }
+  if (!any)
+    return 0; /* idle: no transaction, no write */
+  if (exec(s, "BEGIN IMMEDIATE") != 0) {
+    s->st.failures++;
+    return -EIO;
+  }
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const mesh_coord_out *o = &items[i];
+    switch (o->kind) {
+    case MESH_COORD_OUT_STORE_PUT:
+      rc = put_entry(s, &o->u.entry);
+      break;
+    case MESH_COORD_OUT_STORE_DEL:
+      rc = del_entry(s, &o->u.entry);
+      break;
+    case MESH_COORD_OUT_STORE_META:
+      rc = put_meta(s, "doc_version", o->u.meta.version);
+      if (rc == 0)
+        rc = put_meta(s, "doc_epoch", o->u.meta.epoch);
+      break;
+    case MESH_COORD_OUT_JOURNAL:
+      rc = add_journal(s, wall_ms, epoch, o->u.journal.kind, o->u.journal.model_id,
+                       o->u.journal.text);
+      journaled = true;
+      break;
+    default:
+      break;
+    }
+  }
+  if (rc == 0 && journaled)
+    rc = prune(s, wall_ms);
+  if (rc == 0 && exec(s, "COMMIT") != 0)
+    rc = -EIO;
+  if (rc != 0) {
+    exec(s, "ROLLBACK");
+    s->st.failures++;
+    return rc;
+  }
+  s->st.transactions++;
+  return 0;
+}
+
+int mesh_store_journal_prune(mesh_store *s, uint64_t wall_ms)
+{
+  if (exec(s, "BEGIN IMMEDIATE") != 0)
+    return -EIO;
+  int rc = prune(s, wall_ms);
+  if (rc == 0 && exec(s, "COMMIT") != 0)
+    rc = -EIO;
+  if (rc != 0)
+    exec(s, "ROLLBACK");
+  return rc;
+}
+
+int mesh_store_journal_read(mesh_store *s, size_t limit, mesh_store_journal_rec **out, size_t *n)
+{
+  sqlite3_stmt *st;
+  *out = NULL;
+  *n = 0;
+  if (limit == 0)
+    return 0;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT id, at_ms, epoch, kind, model_id, text FROM journal"
+                         " ORDER BY id DESC LIMIT ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+  mesh_store_journal_rec *v = NULL;
+  size_t len = 0, cap = 0;
+  int r, rc = 0;
+  while ((r = step(s, st)) == SQLITE_ROW) {
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      mesh_store_journal_rec *nv = realloc(v, ncap * sizeof *nv);
+      if (nv == NULL) {
+        rc = -ENOMEM;
+        break;
+      }
+      v = nv;
+      cap = ncap;
+    }
+    mesh_store_journal_rec *j = &v[len++];
+    j->id = sqlite3_column_int64(st, 0);
+    j->at_ms = (uint64_t)sqlite3_column_int64(st, 1);
+    j->epoch = (uint64_t)sqlite3_column_int64(st, 2);
+    j->kind = (mesh_coord_journal_kind)sqlite3_column_int(st, 3);
+    copy_text(j->model_id, sizeof j->model_id, st, 4);
+    copy_text(j->text, sizeof j->text, st, 5);
+  }
+  if (rc == 0 && r != SQLITE_DONE)
+    rc = -EIO;
+  sqlite3_finalize(st);
+  if (rc != 0) {
+    free(v);
+    return rc;
+  }
+  *out = v;
+  *n = len;
+  return 0;
+}
+
+int mesh_store_journal_count(mesh_store *s, size_t *n)
+{
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM journal", -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  int rc = step(s, st) == SQLITE_ROW ? 0 : -EIO;
+  if (rc == 0)
+    *n = (size_t)sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+const mesh_store_stats *mesh_store_get_stats(const mesh_store *s)
+{
+  return &s->st;
+}
+
+void mesh_store_fail_after(mesh_store *s, int nth, int err)
+{
+  s->fail_in = nth > 0 ? nth : 0;
+  s->fail_err = nth > 0 ? err : 0;
+}
