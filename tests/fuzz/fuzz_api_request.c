@@ -1,0 +1,61 @@
+/*
+ * Fuzz target for what a client sends the control API: the JSON bodies of
+ * POST /download/start and /download/cancel, the path of DELETE
+ * /download/{nodeId}/{modelId} and the journal query. The first byte picks
+ * the parser; the rest is its input. Whatever the input, a parser returns 0
+ * with fields that pass the field checks, or -EBADMSG.
+ */
+#include "src/daemon/api.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (size == 0)
+    return 0;
+  uint8_t which = data[0] % 4;
+  const char *in = (const char *)data + 1;
+  size_t len = size - 1;
+  mesh_api_cmd cmd;
+  char err[256];
+  int rc;
+  switch (which) {
+  case 0:
+  case 1:
+    rc = mesh_api_parse_command(in, len, which == 0, &cmd, err, sizeof(err));
+    if (rc == 0) {
+      if (!mesh_api_valid_node_id(cmd.node) || !mesh_api_valid_model_id(cmd.model))
+        abort();
+      if (which == 0 && !mesh_api_valid_revision(cmd.revision))
+        abort();
+    } else if (rc != -EBADMSG) {
+      abort();
+    }
+    break;
+  case 2:
+    rc = mesh_api_parse_delete_path(in, len, &cmd, err, sizeof(err));
+    if (rc == 0 && (!mesh_api_valid_node_id(cmd.node) || !mesh_api_valid_model_id(cmd.model)))
+      abort();
+    if (rc != 0 && rc != -EBADMSG)
+      abort();
+    break;
+  default: {
+    /* The query is a C string: stop at the first NUL. */
+    char *q = malloc(len + 1);
+    if (q == NULL)
+      return 0;
+    memcpy(q, in, len);
+    q[len] = '\0';
+    size_t limit = 0;
+    rc = mesh_api_parse_journal_limit(q, &limit, err, sizeof(err));
+    if (rc == 0 && (limit == 0 || limit > MESH_API_JOURNAL_MAX))
+      abort();
+    free(q);
+    break;
+  }
+  }
+  return 0;
+}

@@ -1,0 +1,915 @@
+/*
+ * The control API driven over real HTTP on loopback: a client socket in the
+ * test talks to the server on the same event_base, which is run in steps
+ * until the answer is complete (or a deadline passes, which fails).
+ */
+#include "src/daemon/api.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define ID_SELF "12D3KooWSe1fMASi45ub7Qe4ZE36UT5G6cU4ud8Fhhe4deS4F3cw"
+#define ID_PEER "12D3KooWAbc9KTAb8dLcukC7edhDQ7cn5d4gEYkbUrMWeWQLGsCm"
+#define ID_DEAD "12D3KooWDead6BVScJy9uUxcJnTPkyRFA6CAFjF1YveCHK1ATbQg"
+
+/* ---- A backend that shows fixed records and records the commands. */
+
+typedef struct backend {
+  int calls_start, calls_delete, calls_cancel, calls_gc, calls_leave;
+  char node[MESH_API_NODE_ID_MAX];
+  char model[MESH_API_MODEL_ID_MAX];
+  char revision[MESH_API_REVISION_MAX];
+  int next_rc;        /* what the next command returns */
+  char next_err[128]; /* and its message */
+  size_t journal_limit_seen;
+} backend;
+
+static int be_self(void *ctx, mesh_api_self *out)
+{
+  static const char *addrs[] = {"/ip4/127.0.0.1/tcp/52416"};
+  out->peer_id = ID_SELF;
+  out->epoch = 7;
+  out->addrs = addrs;
+  out->naddrs = 1;
+  out->agent = "meshd/test";
+  return 0;
+}
+
+static int be_members(void *ctx, mesh_api_member_fn fn, void *arg)
+{
+  const char *a[] = {"/ip4/127.0.0.2/tcp/52416"};
+  mesh_api_member ms[] = {
+      {.peer_id = ID_SELF, .epoch = 7, .state = MESH_API_ALIVE, .is_self = true},
+      {.peer_id = ID_PEER,
+       .addrs = a,
+       .naddrs = 1,
+       .epoch = 3,
+       .incarnation = 2,
+       .state = MESH_API_SUSPECT,
+       .state_ms = 1500,
+       .transport = "tcp"},
+      {.peer_id = ID_DEAD, .epoch = 1, .state = MESH_API_DEAD, .state_ms = 60000},
+  };
+  for (size_t i = 0; i < 3; i++) {
+    if (fn(arg, &ms[i]) != 0)
+      break;
+  }
+  return 0;
+}
+
+static int be_downloads(void *ctx, mesh_api_download_fn fn, void *arg)
+{
+  mesh_api_download ds[] = {
+      {.owner_id = ID_SELF,
+       .owner_epoch = 7,
+       .model_id = "org/pending",
+       .revision = "main",
+       .status = MESH_API_DL_PENDING,
+       .eta_ms = -1},
+      {.owner_id = ID_SELF,
+       .owner_epoch = 7,
+       .model_id = "org/ongoing",
+       .revision = "main",
+       .status = MESH_API_DL_ONGOING,
+       .bytes_done = 40,
+       .bytes_total = 100,
+       .files_done = 1,
+       .files_total = 3,
+       .speed_bps = 10,
+       .eta_ms = 6000,
+       .model_dir = "/m/org--ongoing"},
+      {.owner_id = ID_PEER,
+       .owner_epoch = 3,
+       .model_id = "org/done",
+       .revision = "v1",
+       .status = MESH_API_DL_COMPLETED,
+       .bytes_done = 5,
+       .bytes_total = 5,
+       .eta_ms = -1},
+      {.owner_id = ID_PEER,
+       .owner_epoch = 3,
+       .model_id = "org/failed",
+       .revision = "main",
+       .status = MESH_API_DL_FAILED,
+       .error = "Directory not empty",
+       .eta_ms = -1},
+      {.owner_id = ID_DEAD,
+       .owner_epoch = 1,
+       .model_id = "org/gone",
+       .revision = "main",
+       .status = MESH_API_DL_DELETING,
+       .abandoned = true,
+       .collect_in_ms = 90000,
+       .eta_ms = -1},
+  };
+  for (size_t i = 0; i < 5; i++) {
+    if (fn(arg, &ds[i]) != 0)
+      break;
+  }
+  return 0;
+}
+
+static int be_journal(void *ctx, size_t limit, mesh_api_journal_fn fn, void *arg)
+{
+  backend *b = ctx;
+  b->journal_limit_seen = limit;
+  for (size_t i = 0; i < 5 && i < limit; i++) {
+    mesh_api_journal_entry e = {.seq = 5 - i,
+                                .unix_ms = 1000 * (int64_t)(5 - i),
+                                .kind = "start",
+                                .node_id = ID_SELF,
+                                .message = "why"};
+    if (fn(arg, &e) != 0)
+      break;
+  }
+  return 0;
+}
+
+static void be_metrics(void *ctx, mesh_api_metrics *m)
+{
+  /* Interleaved on purpose: the answer must group them by family. */
+  const char *alive[] = {"state", "alive", NULL};
+  const char *dead[] = {"state", "dead", NULL};
+  const char *esc[] = {"reason", "a\"b\\c\nd", NULL};
+  mesh_api_metric(m, "mesh_members", MESH_API_GAUGE, "Members by state.", alive, 2);
+  mesh_api_metric(m, "mesh_drops_total", MESH_API_COUNTER, "Drops.", esc, 3);
+  mesh_api_metric(m, "mesh_members", MESH_API_GAUGE, "Members by state.", dead, 1);
+  /* Refused: a bad name and a type that disagrees with the family. */
+  assert_int_equal(mesh_api_metric(m, "bad name", MESH_API_GAUGE, "x", NULL, 1), -EINVAL);
+  assert_int_equal(mesh_api_metric(m, "mesh_members", MESH_API_COUNTER, "x", NULL, 1), -EINVAL);
+}
+
+static int be_command(backend *b, const char *node, const char *model, const char *rev, char *err,
+                      size_t errlen)
+{
+  snprintf(b->node, sizeof(b->node), "%s", node);
+  snprintf(b->model, sizeof(b->model), "%s", model);
+  snprintf(b->revision, sizeof(b->revision), "%s", rev != NULL ? rev : "");
+  if (b->next_rc < 0)
+    snprintf(err, errlen, "%s", b->next_err);
+  return b->next_rc;
+}
+
+static int be_start(void *ctx, const char *node, const char *model, const char *rev, char *err,
+                    size_t errlen)
+{
+  backend *b = ctx;
+  b->calls_start++;
+  return be_command(b, node, model, rev, err, errlen);
+}
+
+static int be_delete(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+{
+  backend *b = ctx;
+  b->calls_delete++;
+  return be_command(b, node, model, NULL, err, errlen);
+}
+
+static int be_cancel(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+{
+  backend *b = ctx;
+  b->calls_cancel++;
+  return be_command(b, node, model, NULL, err, errlen);
+}
+
+static int be_gc(void *ctx, uint64_t *collected, char *err, size_t errlen)
+{
+  backend *b = ctx;
+  b->calls_gc++;
+  *collected = 4;
+  return 0;
+}
+
+static int be_leave(void *ctx, char *err, size_t errlen)
+{
+  backend *b = ctx;
+  b->calls_leave++;
+  return 0;
+}
+
+static const mesh_api_backend_ops be_ops = {
+    .get_self = be_self,
+    .list_members = be_members,
+    .list_downloads = be_downloads,
+    .journal = be_journal,
+    .metrics = be_metrics,
+    .start = be_start,
+    .delete_model = be_delete,
+    .cancel = be_cancel,
+    .gc = be_gc,
+    .leave = be_leave,
+};
+
+/* ---- Fixture: a server on loopback and a client that runs its loop. */
+
+typedef struct fixture {
+  struct event_base *base;
+  mesh_api *api;
+  backend be;
+  struct sockaddr_storage addr; /* where the server listens */
+  socklen_t addrlen;
+  char dir[128];  /* scratch folder for Unix sockets */
+  char token[32]; /* "" when none */
+} fixture;
+
+typedef struct response {
+  int status;
+  char *head; /* status line and headers, NUL-terminated */
+  char *body; /* NUL-terminated */
+  size_t body_len;
+} response;
+
+static void response_free(response *r)
+{
+  free(r->head);
+  free(r->body);
+  memset(r, 0, sizeof(*r));
+}
+
+static uint64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void set_addr_from_api(fixture *f)
+{
+  char a[160];
+  mesh_api_address(f->api, a, sizeof(a));
+  memset(&f->addr, 0, sizeof(f->addr));
+  if (strncmp(a, "unix:", 5) == 0) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&f->addr;
+    un->sun_family = AF_UNIX;
+    size_t n = strlen(a + 5);
+    assert_true(n < sizeof(un->sun_path));
+    memcpy(un->sun_path, a + 5, n + 1);
+    f->addrlen = sizeof(*un);
+    return;
+  }
+  struct sockaddr_in *in = (struct sockaddr_in *)&f->addr;
+  char *colon = strrchr(a, ':');
+  assert_non_null(colon);
+  *colon = '\0';
+  in->sin_family = AF_INET;
+  in->sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+  assert_int_equal(inet_pton(AF_INET, a, &in->sin_addr), 1);
+  f->addrlen = sizeof(*in);
+}
+
+static int start_server(fixture *f, const char *addr, const char *token)
+{
+  mesh_api_options opt = {.addr = addr, .token = token};
+  char err[256];
+  int rc = mesh_api_new(f->base, &opt, &be_ops, &f->be, &f->api, err, sizeof(err));
+  if (rc == 0)
+    set_addr_from_api(f);
+  return rc;
+}
+
+static int setup(void **state)
+{
+  fixture *f = calloc(1, sizeof(*f));
+  f->base = event_base_new();
+  snprintf(f->dir, sizeof(f->dir), "/tmp/test_api.XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  assert_int_equal(start_server(f, "127.0.0.1:0", NULL), 0);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  fixture *f = *state;
+  mesh_api_free(f->api);
+  event_base_free(f->base);
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+/*
+ * Sends raw (len bytes) on a new connection and reads until the server
+ * closes it, running the server's loop in between. Fails the test after
+ * 10 s. Returns the parsed answer (status 0 when none came).
+ */
+static response roundtrip(fixture *f, const char *raw, size_t len)
+{
+  response r = {0};
+  int fd = socket(f->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  assert_true(fd >= 0);
+  int c = connect(fd, (struct sockaddr *)&f->addr, f->addrlen);
+  assert_true(c == 0 || errno == EINPROGRESS);
+  size_t sent = 0;
+  size_t cap = 4096, got = 0;
+  char *buf = malloc(cap);
+  uint64_t deadline = now_ms() + 10000;
+  bool eof = false;
+  while (!eof) {
+    assert_true(now_ms() < deadline);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    struct pollfd p = {.fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0)};
+    poll(&p, 1, 5);
+    if (sent < len && (p.revents & POLLOUT)) {
+      ssize_t n = send(fd, raw + sent, len - sent, MSG_NOSIGNAL);
+      if (n > 0)
+        sent += (size_t)n;
+      else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        sent = len; /* the server closed early (a 413 before the body) */
+    }
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+      if (got + 4096 > cap) {
+        cap *= 2;
+        buf = realloc(buf, cap);
+      }
+      ssize_t n = recv(fd, buf + got, cap - got - 1, 0);
+      if (n > 0)
+        got += (size_t)n;
+      else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        eof = true;
+    }
+  }
+  close(fd);
+  /* Let the server notice the close before the next request. */
+  event_base_loop(f->base, EVLOOP_NONBLOCK);
+  buf[got] = '\0';
+  char *sep = strstr(buf, "\r\n\r\n");
+  if (sep != NULL && sscanf(buf, "HTTP/1.%*d %d", &r.status) == 1) {
+    r.head = strndup(buf, (size_t)(sep - buf));
+    r.body = strdup(sep + 4);
+    r.body_len = got - (size_t)(sep + 4 - buf);
+  }
+  free(buf);
+  return r;
+}
+
+/* A request with Connection: close, an optional token and body. */
+static response request(fixture *f, const char *method, const char *path, const char *body)
+{
+  char head[1024];
+  size_t blen = body != NULL ? strlen(body) : 0;
+  char auth[128] = "";
+  if (f->token[0] != '\0')
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", f->token);
+  int n = snprintf(head, sizeof(head),
+                   "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s"
+                   "Content-Length: %zu\r\n\r\n",
+                   method, path, auth, blen);
+  char *raw = malloc((size_t)n + blen + 1);
+  memcpy(raw, head, (size_t)n);
+  if (blen > 0)
+    memcpy(raw + n, body, blen);
+  response r = roundtrip(f, raw, (size_t)n + blen);
+  free(raw);
+  return r;
+}
+
+static json_t *body_json(const response *r)
+{
+  json_error_t e;
+  json_t *j = json_loads(r->body, 0, &e);
+  if (j == NULL)
+    fail_msg("not JSON (%s): %s", e.text, r->body);
+  return j;
+}
+
+/* Asserts an error answer: the status and {"error": "...needle..."}. */
+static void assert_error(response *r, int status, const char *needle)
+{
+  if (r->status != status)
+    fail_msg("want %d, got %d: %s", status, r->status, r->body ? r->body : "");
+  json_t *j = body_json(r);
+  const char *msg = json_string_value(json_object_get(j, "error"));
+  assert_non_null(msg);
+  if (needle != NULL && strstr(msg, needle) == NULL)
+    fail_msg("error '%s' lacks '%s'", msg, needle);
+  assert_non_null(strstr(r->head, "Content-Type: application/json"));
+  json_decref(j);
+  response_free(r);
+}
+
+/* ---- Read endpoints. */
+
+static void test_node_id(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "GET", "/node_id", NULL);
+  assert_int_equal(r.status, 200);
+  json_t *j = body_json(&r);
+  assert_string_equal(json_string_value(json_object_get(j, "nodeId")), ID_SELF);
+  assert_int_equal(json_integer_value(json_object_get(j, "epoch")), 7);
+  json_decref(j);
+  response_free(&r);
+  assert_int_equal(mesh_api_request_count(f->api, "node_id", 200), 1);
+}
+
+static json_t *entry_of(json_t *list, const char *wrap, const char *model)
+{
+  size_t i;
+  json_t *e;
+  json_array_foreach(list, i, e)
+  {
+    json_t *in = json_object_get(e, wrap);
+    if (in != NULL && strcmp(json_string_value(json_object_get(in, "modelId")), model) == 0)
+      return in;
+  }
+  return NULL;
+}
+
+static void test_state_exo_shape(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "GET", "/state", NULL);
+  assert_int_equal(r.status, 200);
+  json_t *j = body_json(&r);
+  /* topology.nodes: the view only (alive and suspect), not the dead. */
+  json_t *nodes = json_object_get(json_object_get(j, "topology"), "nodes");
+  assert_true(json_is_array(nodes));
+  assert_int_equal(json_array_size(nodes), 2);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 0), "nodeId")),
+                      ID_SELF);
+  json_t *dl = json_object_get(j, "downloads");
+  assert_true(json_is_object(dl));
+  assert_int_equal(json_object_size(dl), 3);
+  json_t *mine = json_object_get(dl, ID_SELF);
+  json_t *p = entry_of(mine, "DownloadPending", "org/pending");
+  assert_non_null(p);
+  static const char *const keys[] = {"nodeId",         "epoch",      "modelId", "revision",
+                                     "modelDirectory", "downloaded", "total",   "abandoned"};
+  for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+    if (json_object_get(p, keys[k]) == NULL)
+      fail_msg("DownloadPending lacks %s", keys[k]);
+  }
+  json_t *o = entry_of(mine, "DownloadOngoing", "org/ongoing");
+  assert_non_null(o);
+  json_t *prog = json_object_get(o, "downloadProgress");
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(prog, "downloaded"), "inBytes")), 40);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(prog, "total"), "inBytes")),
+                   100);
+  assert_int_equal(json_integer_value(json_object_get(prog, "speed")), 10);
+  assert_int_equal(json_integer_value(json_object_get(prog, "etaMs")), 6000);
+  assert_int_equal(json_integer_value(json_object_get(prog, "filesDone")), 1);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "downloaded"), "inBytes")),
+                   40);
+  assert_string_equal(json_string_value(json_object_get(o, "modelDirectory")), "/m/org--ongoing");
+  json_t *peer = json_object_get(dl, ID_PEER);
+  assert_non_null(entry_of(peer, "DownloadCompleted", "org/done"));
+  json_t *fl = entry_of(peer, "DownloadFailed", "org/failed");
+  assert_string_equal(json_string_value(json_object_get(fl, "errorMessage")),
+                      "Directory not empty");
+  json_t *gone = entry_of(json_object_get(dl, ID_DEAD), "DownloadDeleting", "org/gone");
+  assert_true(json_is_true(json_object_get(gone, "abandoned")));
+  assert_int_equal(json_integer_value(json_object_get(gone, "abandonedCollectInMs")), 90000);
+  assert_null(json_object_get(p, "abandonedCollectInMs"));
+  /* members and self. */
+  json_t *members = json_object_get(j, "members");
+  assert_int_equal(json_array_size(members), 3);
+  json_t *m1 = json_array_get(members, 1);
+  assert_string_equal(json_string_value(json_object_get(m1, "state")), "suspect");
+  assert_int_equal(json_integer_value(json_object_get(m1, "incarnation")), 2);
+  assert_int_equal(json_integer_value(json_object_get(m1, "timeInStateMs")), 1500);
+  assert_string_equal(json_string_value(json_object_get(m1, "transport")), "tcp");
+  json_t *self = json_object_get(j, "self");
+  assert_string_equal(json_string_value(json_object_get(self, "nodeId")), ID_SELF);
+  assert_string_equal(json_string_value(json_object_get(self, "agent")), "meshd/test");
+  json_decref(j);
+  response_free(&r);
+}
+
+static void test_members_downloads(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "GET", "/members", NULL);
+  assert_int_equal(r.status, 200);
+  json_t *j = body_json(&r);
+  assert_int_equal(json_array_size(json_object_get(j, "members")), 3);
+  assert_true(
+      json_is_true(json_object_get(json_array_get(json_object_get(j, "members"), 0), "self")));
+  json_decref(j);
+  response_free(&r);
+  r = request(f, "GET", "/downloads", NULL);
+  assert_int_equal(r.status, 200);
+  j = body_json(&r);
+  assert_int_equal(json_object_size(json_object_get(j, "downloads")), 3);
+  json_decref(j);
+  response_free(&r);
+}
+
+static void test_journal(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "GET", "/journal?limit=2", NULL);
+  assert_int_equal(r.status, 200);
+  json_t *j = body_json(&r);
+  json_t *e = json_object_get(j, "entries");
+  assert_int_equal(json_array_size(e), 2);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(e, 0), "seq")), 5);
+  assert_int_equal(f->be.journal_limit_seen, 2);
+  json_decref(j);
+  response_free(&r);
+  r = request(f, "GET", "/journal", NULL);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(f->be.journal_limit_seen, MESH_API_JOURNAL_DEFAULT);
+  response_free(&r);
+  r = request(f, "GET", "/journal?limit=0", NULL);
+  assert_error(&r, 400, "limit");
+  r = request(f, "GET", "/journal?limit=abc", NULL);
+  assert_error(&r, 400, "limit");
+  r = request(f, "GET", "/journal?limit=99999999", NULL);
+  assert_error(&r, 400, "limit");
+}
+
+static void test_metrics(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "GET", "/nope", NULL);
+  assert_error(&r, 404, "no such endpoint");
+  r = request(f, "GET", "/metrics", NULL);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.head, "Content-Type: text/plain; version=0.0.4"));
+  const char *b = r.body;
+  /* Grouped: both mesh_members samples follow its one HELP/TYPE. */
+  const char *want = "# HELP mesh_members Members by state.\n"
+                     "# TYPE mesh_members gauge\n"
+                     "mesh_members{state=\"alive\"} 2\n"
+                     "mesh_members{state=\"dead\"} 1\n";
+  if (strstr(b, want) == NULL)
+    fail_msg("members family not grouped:\n%s", b);
+  assert_non_null(strstr(b, "mesh_drops_total{reason=\"a\\\"b\\\\c\\nd\"} 3\n"));
+  assert_non_null(strstr(b, "# TYPE mesh_api_requests_total counter\n"));
+  assert_non_null(strstr(b, "mesh_api_requests_total{endpoint=\"other\",code=\"404\"} 1\n"));
+  assert_non_null(strstr(b, "mesh_api_requests_total{endpoint=\"metrics\",code=\"200\"} 1\n"));
+  assert_non_null(strstr(b, "mesh_api_metric_samples_dropped 2\n"));
+  /* Each family's HELP appears once. */
+  const char *first = strstr(b, "# HELP mesh_members ");
+  assert_null(strstr(first + 1, "# HELP mesh_members "));
+  response_free(&r);
+}
+
+/* ---- Commands. */
+
+static void test_start(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "POST", "/download/start",
+                       "{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/name\","
+                       "\"revision\":\"v2\"}");
+  assert_int_equal(r.status, 200);
+  json_t *j = body_json(&r);
+  assert_true(json_is_true(json_object_get(j, "ok")));
+  json_decref(j);
+  response_free(&r);
+  assert_int_equal(f->be.calls_start, 1);
+  assert_string_equal(f->be.node, ID_PEER);
+  assert_string_equal(f->be.model, "org/name");
+  assert_string_equal(f->be.revision, "v2");
+  /* The revision defaults to main. */
+  r = request(f, "POST", "/download/start",
+              "{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/name\"}");
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_string_equal(f->be.revision, "main");
+  assert_int_equal(f->be.calls_start, 2);
+}
+
+static void test_start_bad_bodies(void **state)
+{
+  fixture *f = *state;
+  static const struct {
+    const char *body;
+    const char *needle;
+  } bad[] = {
+      {"", "body is required"},
+      {"{", "malformed JSON"},
+      {"[1,2]", "JSON object"},
+      {"\"str\"", "expected"},
+      {"{\"modelId\":\"org/x\"}", "targetNodeId\" is required"},
+      {"{\"targetNodeId\":5,\"modelId\":\"org/x\"}", "must be a string"},
+      {"{\"targetNodeId\":\"" ID_PEER "\"}", "modelId\" is required"},
+      {"{\"targetNodeId\":\"not a peer!\",\"modelId\":\"org/x\"}", "not a peer ID"},
+      {"{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"../etc\"}", "modelId"},
+      {"{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"a/b/c\"}", "modelId"},
+      {"{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/x\",\"revision\":\"../x\"}",
+       "revision"},
+      {"{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/x\",\"revision\":7}", "revision"},
+      {"{\"targetNodeId\":\"a\",\"targetNodeId\":\"b\",\"modelId\":\"org/x\"}", "duplicate"},
+      {"{\"targetNodeId\":\"a\\u0000b\",\"modelId\":\"org/x\"}", "NUL"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    response r = request(f, "POST", "/download/start", bad[i].body);
+    if (r.status != 400)
+      fail_msg("body %s: got %d", bad[i].body, r.status);
+    assert_error(&r, 400, bad[i].needle);
+  }
+  assert_int_equal(f->be.calls_start, 0);
+  assert_int_equal(mesh_api_request_count(f->api, "download_start", 400),
+                   sizeof(bad) / sizeof(bad[0]));
+}
+
+static void test_backend_errors_map(void **state)
+{
+  fixture *f = *state;
+  static const struct {
+    int rc;
+    int status;
+  } map[] = {{-ENOENT, 404}, {-EHOSTUNREACH, 409}, {-ESTALE, 409}, {-EINVAL, 400},
+             {-EEXIST, 409}, {-EAGAIN, 503},       {-EIO, 500}};
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+    f->be.next_rc = map[i].rc;
+    snprintf(f->be.next_err, sizeof(f->be.next_err), "reason %zu", i);
+    response r = request(f, "POST", "/download/cancel",
+                         "{\"targetNodeId\":\"" ID_DEAD "\",\"modelId\":\"org/x\"}");
+    char needle[32];
+    snprintf(needle, sizeof(needle), "reason %zu", i);
+    assert_error(&r, map[i].status, needle);
+    assert_int_equal(mesh_api_http_status(map[i].rc), map[i].status);
+  }
+  assert_int_equal(f->be.calls_cancel, 7);
+  /* Without a message the errno's text is used. */
+  f->be.next_rc = -ESTALE;
+  f->be.next_err[0] = '\0';
+  response r = request(f, "POST", "/download/cancel",
+                       "{\"targetNodeId\":\"" ID_DEAD "\",\"modelId\":\"org/x\"}");
+  assert_error(&r, 409, "epoch");
+}
+
+static void test_delete_paths(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "DELETE", "/download/" ID_PEER "/org%2Fname", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_string_equal(f->be.model, "org/name");
+  assert_string_equal(f->be.node, ID_PEER);
+  r = request(f, "DELETE", "/download/" ID_PEER "/org2/name.v1", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_string_equal(f->be.model, "org2/name.v1");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org%2", NULL);
+  assert_error(&r, 400, "model ID");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org%00x", NULL);
+  assert_error(&r, 400, "model ID");
+  r = request(f, "DELETE", "/download/" ID_PEER, NULL);
+  assert_error(&r, 400, "/download/{nodeId}/{modelId}");
+  r = request(f, "DELETE", "/download/" ID_PEER "/a/b/c", NULL);
+  assert_error(&r, 400, "model ID");
+  r = request(f, "DELETE", "/download/bad%21id/org/x", NULL);
+  assert_error(&r, 400, "node ID");
+  assert_int_equal(f->be.calls_delete, 2);
+  f->be.next_rc = -ENOENT;
+  snprintf(f->be.next_err, sizeof(f->be.next_err), "no model org/zzz");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org/zzz", NULL);
+  assert_error(&r, 404, "no model org/zzz");
+  /* GET on a delete path is the wrong method. */
+  r = request(f, "GET", "/download/" ID_PEER "/org/zzz", NULL);
+  assert_error(&r, 405, "DELETE");
+}
+
+static void test_gc_leave(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "POST", "/gc", NULL);
+  assert_int_equal(r.status, 200);
+  json_t *j = body_json(&r);
+  assert_int_equal(json_integer_value(json_object_get(j, "collected")), 4);
+  json_decref(j);
+  response_free(&r);
+  r = request(f, "POST", "/leave", "");
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_int_equal(f->be.calls_gc, 1);
+  assert_int_equal(f->be.calls_leave, 1);
+}
+
+/* ---- Protocol errors and bounds. */
+
+static void test_wrong_method_and_path(void **state)
+{
+  fixture *f = *state;
+  response r = request(f, "POST", "/state", "{}");
+  assert_true(strstr(r.head, "Allow: GET") != NULL);
+  assert_error(&r, 405, "GET");
+  r = request(f, "GET", "/gc", NULL);
+  assert_error(&r, 405, "POST");
+  r = request(f, "PUT", "/download/start", "{}");
+  assert_error(&r, 405, "POST");
+  r = request(f, "GET", "/state/extra", NULL);
+  assert_error(&r, 404, NULL);
+  r = request(f, "GET", "/download/", NULL);
+  assert_error(&r, 404, NULL);
+  assert_int_equal(mesh_api_request_count(f->api, "other", 404), 2);
+  assert_int_equal(mesh_api_request_count(f->api, "state", 405), 1);
+}
+
+static void test_body_too_big(void **state)
+{
+  fixture *f = *state;
+  /* Over the API's cap: a JSON 413 and no command. */
+  size_t n = MESH_API_MAX_BODY + 1;
+  char *big = malloc(n + 1);
+  memset(big, ' ', n);
+  big[n] = '\0';
+  response r = request(f, "POST", "/download/start", big);
+  assert_error(&r, 413, "larger than");
+  free(big);
+  /* Over libevent's hard cap: refused before it is read. */
+  n = MESH_API_MAX_BODY_HARD + 1;
+  big = malloc(n + 1);
+  memset(big, ' ', n);
+  big[n] = '\0';
+  r = request(f, "POST", "/download/start", big);
+  assert_int_equal(r.status, 413);
+  response_free(&r);
+  free(big);
+  assert_int_equal(f->be.calls_start, 0);
+  assert_int_equal(mesh_api_request_count(f->api, "download_start", 413), 1);
+}
+
+static void test_headers_too_big_and_garbage(void **state)
+{
+  fixture *f = *state;
+  size_t n = MESH_API_MAX_HEADERS + 100;
+  char *raw = malloc(n + 200);
+  int k = snprintf(raw, 200, "GET /state HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  memset(raw + k, 'a', n);
+  memcpy(raw + k + n, "\r\n\r\n", 4);
+  response r = roundtrip(f, raw, (size_t)k + n + 4);
+  /* libevent refuses it (413, or 400 depending on where the cut falls). */
+  assert_true(r.status == 413 || r.status == 400);
+  response_free(&r);
+  free(raw);
+  static const char garbage[] = "\x01\x02 nonsense\r\n\r\n";
+  r = roundtrip(f, garbage, sizeof(garbage) - 1);
+  assert_true(r.status == 0 || r.status == 400);
+  response_free(&r);
+  /* The server still answers afterwards. */
+  r = request(f, "GET", "/node_id", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+}
+
+/* ---- Listening rules, token, Unix socket. */
+
+static void test_non_loopback_needs_token(void **state)
+{
+  fixture *f = *state;
+  mesh_api *api = NULL;
+  char err[256] = "";
+  mesh_api_options opt = {.addr = "0.0.0.0:0"};
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EACCES);
+  assert_null(api);
+  assert_non_null(strstr(err, "not loopback"));
+  opt.addr = "[::]:0";
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EACCES);
+  opt.addr = ":0";
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EACCES);
+  opt.addr = "nonsense";
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EINVAL);
+  opt.addr = "127.0.0.1:99999x";
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EINVAL);
+  /* Any 127/8 address is loopback. */
+  opt.addr = "127.0.0.2:0";
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), 0);
+  mesh_api_free(api);
+}
+
+static void test_token(void **state)
+{
+  fixture *f = *state;
+  mesh_api_free(f->api);
+  assert_int_equal(start_server(f, "127.0.0.1:0", "s3cret-token"), 0);
+  response r = request(f, "GET", "/state", NULL);
+  assert_true(strstr(r.head, "WWW-Authenticate: Bearer") != NULL);
+  assert_error(&r, 401, "token");
+  snprintf(f->token, sizeof(f->token), "s3cret-tokeX");
+  r = request(f, "GET", "/state", NULL);
+  assert_error(&r, 401, "token");
+  snprintf(f->token, sizeof(f->token), "s3cret-token-longer");
+  r = request(f, "POST", "/leave", NULL);
+  assert_error(&r, 401, "token");
+  assert_int_equal(f->be.calls_leave, 0);
+  snprintf(f->token, sizeof(f->token), "s3cret-token");
+  r = request(f, "GET", "/state", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  /* Unknown paths too are behind the token. */
+  f->token[0] = '\0';
+  r = request(f, "GET", "/nope", NULL);
+  assert_error(&r, 401, NULL);
+  assert_int_equal(mesh_api_request_count(f->api, "state", 401), 2);
+}
+
+static void test_unix_socket(void **state)
+{
+  fixture *f = *state;
+  mesh_api_free(f->api);
+  char path[200];
+  snprintf(path, sizeof(path), "%s/api.sock", f->dir);
+  char addr[220];
+  snprintf(addr, sizeof(addr), "unix:%s", path);
+  assert_int_equal(start_server(f, addr, NULL), 0);
+  struct stat st;
+  assert_int_equal(lstat(path, &st), 0);
+  assert_true(S_ISSOCK(st.st_mode));
+  assert_int_equal(st.st_mode & 0777, 0600);
+  response r = request(f, "GET", "/node_id", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  /* A second server on a socket in use is refused. */
+  mesh_api *other = NULL;
+  char err[256];
+  mesh_api_options opt = {.addr = addr};
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &other, err, sizeof(err)),
+                   -EADDRINUSE);
+  /* Freed: the socket file goes. */
+  mesh_api_free(f->api);
+  f->api = NULL;
+  assert_int_equal(lstat(path, &st), -1);
+  /* A regular file in the way is not replaced. */
+  FILE *fp = fopen(path, "w");
+  fclose(fp);
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &other, err, sizeof(err)), -EEXIST);
+  unlink(path);
+  /* A path too long for sun_path. */
+  char longp[300];
+  memset(longp, 'x', sizeof(longp));
+  memcpy(longp, "unix:/tmp/", 10);
+  longp[sizeof(longp) - 1] = '\0';
+  opt.addr = longp;
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &other, err, sizeof(err)),
+                   -ENAMETOOLONG);
+  /* Restore a server for teardown. */
+  assert_int_equal(start_server(f, "127.0.0.1:0", NULL), 0);
+}
+
+/* ---- The pure parsers. */
+
+static void test_parsers(void **state)
+{
+  char out[16];
+  assert_int_equal(mesh_api_percent_decode("a%2Fb", 5, out, sizeof(out)), 0);
+  assert_string_equal(out, "a/b");
+  assert_int_equal(mesh_api_percent_decode("%", 1, out, sizeof(out)), -EBADMSG);
+  assert_int_equal(mesh_api_percent_decode("%4", 2, out, sizeof(out)), -EBADMSG);
+  assert_int_equal(mesh_api_percent_decode("%g0", 3, out, sizeof(out)), -EBADMSG);
+  assert_int_equal(mesh_api_percent_decode("%00", 3, out, sizeof(out)), -EBADMSG);
+  assert_int_equal(mesh_api_percent_decode("0123456789abcdef", 16, out, sizeof(out)), -EMSGSIZE);
+  assert_true(mesh_api_valid_model_id("org/name"));
+  assert_true(mesh_api_valid_model_id("gpt2"));
+  assert_false(mesh_api_valid_model_id("org/"));
+  assert_false(mesh_api_valid_model_id("/name"));
+  assert_false(mesh_api_valid_model_id("org/.."));
+  assert_false(mesh_api_valid_model_id("a b/c"));
+  assert_true(mesh_api_valid_revision("refs/pr/1"));
+  assert_false(mesh_api_valid_revision("a/../b"));
+  assert_true(mesh_api_valid_node_id(ID_PEER));
+  assert_false(mesh_api_valid_node_id(""));
+  assert_false(mesh_api_valid_node_id("12D3-x"));
+  size_t lim;
+  char err[64];
+  assert_int_equal(mesh_api_parse_journal_limit("x=1&limit=7", &lim, err, sizeof(err)), 0);
+  assert_int_equal(lim, 7);
+  assert_int_equal(mesh_api_parse_journal_limit("limit=", &lim, err, sizeof(err)), -EBADMSG);
+  assert_int_equal(mesh_api_parse_journal_limit("limit", &lim, err, sizeof(err)), -EBADMSG);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_node_id, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_state_exo_shape, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_members_downloads, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_start, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_start_bad_bodies, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_backend_errors_map, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_paths, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gc_leave, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wrong_method_and_path, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_body_too_big, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_headers_too_big_and_garbage, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_non_loopback_needs_token, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_token, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
+      cmocka_unit_test(test_parsers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
