@@ -1,0 +1,109 @@
+/*
+ * Frames: what travels on a peer connection after the handshake.
+ *
+ * Every frame is encrypted and authenticated with XChaCha20-Poly1305 under
+ * the key of its direction (net/handshake.h derives one per direction). The
+ * frame counter is that direction's frame number, starting at 0 and going up
+ * by one per frame; it is the nonce, and the header is the associated data.
+ * A receiver accepts only the counter it expects next, so a replayed (lower
+ * counter), reordered or skipped (higher counter), forged or altered (tag
+ * fails) frame is refused, and the connection with it.
+ *
+ *   wire frame
+ *   OFFSET SIZE  FIELD
+ *   0      4     body length L, big-endian: bytes after this field
+ *   4      8     counter, big-endian
+ *   12     L-8   ciphertext of the plaintext below, then the 16-byte tag
+ *
+ *   plaintext
+ *   OFFSET SIZE  FIELD
+ *   0      1     type: 1 data, 2 keepalive, 3 finish (handshake confirmation)
+ *   1      1     channel (data): MESH_CH_SWIM 1, MESH_CH_COORD 2
+ *   2      1     class (data): 0 datagram, 1 stream
+ *   3      1     flags (data): 1 first chunk, 2 last chunk (a datagram has both)
+ *   4      4     message length, big-endian (first chunk; 0 otherwise)
+ *   8      n     payload
+ *
+ *   nonce (24 bytes) = "meshd-fr" (8 bytes) || 8 zero bytes || counter (8, BE)
+ *
+ * A stream message longer than one chunk is sent as several data frames of
+ * the same channel, the first flagged first, the last flagged last; no other
+ * stream frame comes in between, so the receiver needs one reassembly buffer
+ * per connection. Datagrams may come between the chunks of a stream message.
+ *
+ * The decoder bounds L (MESH_FRAME_MIN_BODY .. the caller's maximum) before
+ * reading the body. Everything here is pure: no IO, no allocation.
+ */
+#ifndef MESH_NET_FRAME_H
+#define MESH_NET_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MESH_FRAME_KEY_LEN 32
+#define MESH_FRAME_LEN_SIZE 4
+#define MESH_FRAME_PREFIX 12 /* length + counter */
+#define MESH_FRAME_TAG 16
+#define MESH_FRAME_INNER 8
+/* Bytes a frame adds to its payload. */
+#define MESH_FRAME_OVERHEAD (MESH_FRAME_PREFIX + MESH_FRAME_TAG + MESH_FRAME_INNER)
+/* Smallest valid L: counter, tag and the plaintext header. */
+#define MESH_FRAME_MIN_BODY (8 + MESH_FRAME_TAG + MESH_FRAME_INNER)
+
+enum {
+  MESH_FRAME_DATA = 1,
+  MESH_FRAME_KEEPALIVE = 2,
+  MESH_FRAME_FINISH = 3,
+};
+
+#define MESH_FRAME_FIRST 1
+#define MESH_FRAME_LAST 2
+
+/* One direction of a connection: its key and next counter. */
+typedef struct mesh_frame_dir {
+  uint8_t key[MESH_FRAME_KEY_LEN];
+  uint64_t counter; /* the next frame's counter */
+} mesh_frame_dir;
+
+/* A frame's plaintext. payload points into the caller's buffer. */
+typedef struct mesh_frame {
+  uint8_t type;
+  uint8_t channel;
+  uint8_t cls;
+  uint8_t flags;
+  uint32_t total;         /* message length (first chunk) */
+  const uint8_t *payload; /* borrowed */
+  size_t len;
+} mesh_frame;
+
+/* Wire size of a frame carrying len payload bytes. */
+size_t mesh_frame_wire_size(size_t len);
+
+/*
+ * Encrypts f into out (cap bytes, at least mesh_frame_wire_size(f->len))
+ * with tx's key and counter, then advances the counter. *out_len receives the
+ * wire size. -ENOSPC when out is too small, -EMSGSIZE when the payload does
+ * not fit the length field.
+ */
+int mesh_frame_seal(mesh_frame_dir *tx, const mesh_frame *f, uint8_t *out, size_t cap,
+                    size_t *out_len);
+
+/*
+ * Looks at the first avail bytes of a stream. Returns 0 with *frame_len the
+ * whole frame's size when a header is there (the frame may still be
+ * incomplete: compare with avail), 0 with *frame_len 0 when fewer than 4
+ * bytes are there, -EMSGSIZE when L > max_body, -EBADMSG when L is below
+ * MESH_FRAME_MIN_BODY.
+ */
+int mesh_frame_peek(const uint8_t *buf, size_t avail, size_t max_body, size_t *frame_len);
+
+/*
+ * Authenticates and decrypts one whole frame of len bytes in place (buf is
+ * the caller's and is modified), then advances rx's counter. out->payload
+ * points into buf. -ESTALE: counter below the expected one (a replay);
+ * -EPROTO: above it (reordered or skipped); -EKEYREJECTED: the tag did not
+ * verify; -EBADMSG: bad length, type or fields.
+ */
+int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *out);
+
+#endif

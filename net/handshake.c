@@ -1,0 +1,243 @@
+#include "net/handshake.h"
+
+#include "proto/handshake.pb-c.h"
+#include "src/identity/signed.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <string.h>
+
+static const uint8_t hello_type[] = "meshd/hello/1";
+#define HELLO_TYPE_LEN (sizeof hello_type - 1)
+#define PSK_MAC_LEN 32
+
+int mesh_hs_init(mesh_hs *hs, bool listener, const mesh_identity *id, const mesh_psk *psk,
+                 uint64_t epoch, const mesh_peer_id *expect, const uint8_t *ext, size_t ext_len)
+{
+  memset(hs, 0, sizeof *hs);
+  if (ext_len > MESH_HS_EXT_MAX)
+    return -EMSGSIZE;
+  hs->listener = listener;
+  hs->identity = id;
+  hs->psk = *psk;
+  hs->epoch = epoch;
+  if (expect != NULL) {
+    hs->has_expect = true;
+    hs->expect = *expect;
+  }
+  if (ext_len > 0)
+    memcpy(hs->ext, ext, ext_len);
+  hs->ext_len = ext_len;
+  crypto_kx_keypair(hs->kx_pk, hs->kx_sk);
+  return 0;
+}
+
+void mesh_hs_clear(mesh_hs *hs)
+{
+  sodium_memzero(hs, sizeof *hs);
+}
+
+static void psk_mac(const mesh_psk *psk, const uint8_t *sig, size_t sig_len, const uint8_t *body,
+                    size_t body_len, uint8_t out[PSK_MAC_LEN])
+{
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, psk->key, sizeof psk->key, PSK_MAC_LEN);
+  crypto_generichash_update(&st, (const uint8_t *)"meshd-psk-hello-1", 17);
+  crypto_generichash_update(&st, sig, sig_len);
+  crypto_generichash_update(&st, body, body_len);
+  crypto_generichash_final(&st, out, PSK_MAC_LEN);
+}
+
+static void derive(const mesh_psk *psk, const char *dir,
+                   const uint8_t kx[crypto_kx_SESSIONKEYBYTES], const uint8_t th[32],
+                   uint8_t out[MESH_FRAME_KEY_LEN])
+{
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, psk->key, sizeof psk->key, MESH_FRAME_KEY_LEN);
+  crypto_generichash_update(&st, (const uint8_t *)"meshd-session-1", 15);
+  crypto_generichash_update(&st, (const uint8_t *)dir, 3);
+  crypto_generichash_update(&st, kx, crypto_kx_SESSIONKEYBYTES);
+  crypto_generichash_update(&st, th, 32);
+  crypto_generichash_final(&st, out, MESH_FRAME_KEY_LEN);
+}
+
+/* Derives both directions' keys from the two Hellos. */
+static int finish_keys(mesh_hs *hs, const uint8_t *hello_l, size_t hello_l_len)
+{
+  uint8_t rx[crypto_kx_SESSIONKEYBYTES], tx[crypto_kx_SESSIONKEYBYTES], th[32];
+  int rc = hs->listener ? crypto_kx_server_session_keys(rx, tx, hs->kx_pk, hs->kx_sk, hs->peer_kx)
+                        : crypto_kx_client_session_keys(rx, tx, hs->kx_pk, hs->kx_sk, hs->peer_kx);
+  if (rc != 0)
+    return -EKEYREJECTED; /* a degenerate (low-order) peer key */
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, sizeof th);
+  crypto_generichash_update(&st, hs->hello_d, hs->hello_d_len);
+  crypto_generichash_update(&st, hello_l, hello_l_len);
+  crypto_generichash_final(&st, th, sizeof th);
+  derive(&hs->psk, hs->listener ? "l2d" : "d2l", tx, th, hs->tx.key);
+  derive(&hs->psk, hs->listener ? "d2l" : "l2d", rx, th, hs->rx.key);
+  hs->tx.counter = 0;
+  hs->rx.counter = 0;
+  sodium_memzero(rx, sizeof rx);
+  sodium_memzero(tx, sizeof tx);
+  sodium_memzero(hs->kx_sk, sizeof hs->kx_sk);
+  hs->done = true;
+  return 0;
+}
+
+int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len)
+{
+  if (hs->listener && hs->hello_d_len == 0)
+    return -EINVAL; /* a listener answers the dialer's Hello */
+  Mesh__Handshake__HelloBody body = MESH__HANDSHAKE__HELLO_BODY__INIT;
+  body.version = MESH_HS_VERSION;
+  body.listener = hs->listener;
+  body.public_key.data = (uint8_t *)hs->identity->pk;
+  body.public_key.len = MESH_PUBKEY_LEN;
+  body.epoch = hs->epoch;
+  body.kx_public.data = hs->kx_pk;
+  body.kx_public.len = MESH_HS_KX_LEN;
+  if (hs->listener) {
+    body.peer_kx_public.data = hs->peer_kx;
+    body.peer_kx_public.len = MESH_HS_KX_LEN;
+  }
+  body.extension.data = hs->ext;
+  body.extension.len = hs->ext_len;
+  uint8_t body_buf[MESH_HS_MSG_MAX];
+  size_t body_len = mesh__handshake__hello_body__get_packed_size(&body);
+  if (body_len > sizeof body_buf)
+    return -EMSGSIZE;
+  mesh__handshake__hello_body__pack(&body, body_buf);
+
+  uint8_t sig[MESH_SIG_LEN], mac[PSK_MAC_LEN];
+  int rc = mesh_sign(hs->identity, MESH_DOMAIN_HANDSHAKE, hello_type, HELLO_TYPE_LEN, body_buf,
+                     body_len, sig);
+  if (rc != 0)
+    return rc;
+  psk_mac(&hs->psk, sig, sizeof sig, body_buf, body_len, mac);
+
+  Mesh__Handshake__Hello hello = MESH__HANDSHAKE__HELLO__INIT;
+  hello.body.data = body_buf;
+  hello.body.len = body_len;
+  hello.signature.data = sig;
+  hello.signature.len = sizeof sig;
+  hello.psk_mac.data = mac;
+  hello.psk_mac.len = sizeof mac;
+  size_t n = mesh__handshake__hello__get_packed_size(&hello);
+  if (n > MESH_HS_MSG_MAX)
+    return -EMSGSIZE;
+  if (cap < MESH_HS_LEN_SIZE + n)
+    return -ENOSPC;
+  out[0] = (uint8_t)(n >> 8);
+  out[1] = (uint8_t)n;
+  mesh__handshake__hello__pack(&hello, out + MESH_HS_LEN_SIZE);
+  *len = MESH_HS_LEN_SIZE + n;
+  if (!hs->listener) {
+    memcpy(hs->hello_d, out + MESH_HS_LEN_SIZE, n);
+    hs->hello_d_len = n;
+    return 0;
+  }
+  return finish_keys(hs, out + MESH_HS_LEN_SIZE, n);
+}
+
+/* Checks the decoded body's fields; the signature is checked by the caller. */
+static int check_body(mesh_hs *hs, const Mesh__Handshake__HelloBody *b)
+{
+  if (b->version != MESH_HS_VERSION)
+    return -EPROTONOSUPPORT;
+  /* A dialer must hear from a listener and the other way round, so a Hello
+   * cannot be reflected back at its sender. */
+  if (b->listener == hs->listener)
+    return -EBADMSG;
+  if (b->public_key.len != MESH_PUBKEY_LEN || b->kx_public.len != MESH_HS_KX_LEN ||
+      b->extension.len > MESH_HS_EXT_MAX)
+    return -EBADMSG;
+  if (b->listener) {
+    if (b->peer_kx_public.len != MESH_HS_KX_LEN)
+      return -EBADMSG;
+    /* The reply must name our ephemeral key: it was made for this dial. */
+    if (sodium_memcmp(b->peer_kx_public.data, hs->kx_pk, MESH_HS_KX_LEN) != 0)
+      return -EKEYREJECTED;
+  } else if (b->peer_kx_public.len != 0) {
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+int mesh_hs_read_hello(mesh_hs *hs, const uint8_t *msg, size_t len)
+{
+  if (hs->done || (!hs->listener && hs->hello_d_len == 0))
+    return -EINVAL;
+  if (len == 0)
+    return -EBADMSG;
+  if (len > MESH_HS_MSG_MAX)
+    return -EMSGSIZE;
+  Mesh__Handshake__Hello *hello = mesh__handshake__hello__unpack(NULL, len, msg);
+  if (hello == NULL)
+    return -EBADMSG;
+  Mesh__Handshake__HelloBody *body = NULL;
+  int rc = 0;
+  if (hello->signature.len != MESH_SIG_LEN || hello->psk_mac.len != PSK_MAC_LEN ||
+      hello->body.len == 0) {
+    rc = -EBADMSG;
+    goto out;
+  }
+  uint8_t mac[PSK_MAC_LEN];
+  psk_mac(&hs->psk, hello->signature.data, hello->signature.len, hello->body.data, hello->body.len,
+          mac);
+  if (sodium_memcmp(mac, hello->psk_mac.data, PSK_MAC_LEN) != 0) {
+    rc = -EACCES;
+    goto out;
+  }
+  body = mesh__handshake__hello_body__unpack(NULL, hello->body.len, hello->body.data);
+  if (body == NULL) {
+    rc = -EBADMSG;
+    goto out;
+  }
+  if ((rc = check_body(hs, body)) != 0)
+    goto out;
+  if (mesh_verify(body->public_key.data, MESH_DOMAIN_HANDSHAKE, hello_type, HELLO_TYPE_LEN,
+                  hello->body.data, hello->body.len, hello->signature.data) != 0) {
+    rc = -EKEYREJECTED;
+    goto out;
+  }
+  mesh_peer_id_from_pubkey(body->public_key.data, &hs->peer);
+  if (hs->has_expect && !mesh_peer_id_eq(&hs->peer, &hs->expect)) {
+    rc = -EPERM;
+    goto out;
+  }
+  if (mesh_peer_id_eq(&hs->peer, &hs->identity->id)) {
+    rc = -ELOOP;
+    goto out;
+  }
+  hs->peer_epoch = body->epoch;
+  memcpy(hs->peer_kx, body->kx_public.data, MESH_HS_KX_LEN);
+  if (body->extension.len > 0)
+    memcpy(hs->peer_ext, body->extension.data, body->extension.len);
+  hs->peer_ext_len = body->extension.len;
+  if (hs->listener) {
+    memcpy(hs->hello_d, msg, len);
+    hs->hello_d_len = len;
+  } else {
+    rc = finish_keys(hs, msg, len);
+  }
+out:
+  if (body != NULL)
+    mesh__handshake__hello_body__free_unpacked(body, NULL);
+  mesh__handshake__hello__free_unpacked(hello, NULL);
+  return rc;
+}
+
+int mesh_hs_peek(const uint8_t *buf, size_t avail, size_t *msg_len)
+{
+  *msg_len = 0;
+  if (avail < MESH_HS_LEN_SIZE)
+    return 0;
+  size_t n = ((size_t)buf[0] << 8) | buf[1];
+  if (n == 0)
+    return -EBADMSG;
+  if (n > MESH_HS_MSG_MAX)
+    return -EMSGSIZE;
+  *msg_len = n;
+  return 0;
+}

@@ -1,0 +1,443 @@
+/*
+ * The TCP transport: listening, dialling with backoff, the set of
+ * connections, and the rule that keeps one connection per peer pair.
+ * One connection's protocol is in tcp_conn.c.
+ */
+#include "net/tcp_internal.h"
+
+#include "src/base/err.h"
+#include "src/base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Connections accepted per listener callback, so one flood cannot starve
+ * the rest of the loop. */
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100
+
+static void target_schedule(tcp_state *t, tcp_target *g, mesh_time_ms delay);
+
+static void set_sockopts(int fd)
+{
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+tcp_conn *tcp_find_up(tcp_state *t, const mesh_peer_id *peer)
+{
+  for (tcp_conn *c = t->conns; c != NULL; c = c->next)
+    if (c->state == TCP_UP && mesh_peer_id_eq(&c->peer, peer))
+      return c;
+  return NULL;
+}
+
+/* Of two connections to the same peer at the same epoch, the one to keep:
+ * the one dialled by the lower peer ID; when one side dialled both, the
+ * newer (the older is likely dead on the other side). Both ends decide the
+ * same way. */
+static bool prefer_new(tcp_state *t, const tcp_conn *old, const tcp_conn *nw)
+{
+  if (old->outbound == nw->outbound)
+    return true;
+  bool we_are_lower = mesh_peer_id_cmp(&t->opt.identity->id, &nw->peer) < 0;
+  /* Keep the connection the lower ID dialled. */
+  return nw->outbound == we_are_lower;
+}
+
+static void emit_up(tcp_state *t, tcp_conn *c)
+{
+  mesh_net_peer_event ev = {.up = true,
+                            .peer = c->peer,
+                            .epoch = c->epoch,
+                            .conn_id = c->id,
+                            .outbound = c->outbound,
+                            .extension = c->ext,
+                            .extension_len = c->ext_len,
+                            .scheme = "tcp"};
+  mesh_net_emit_peer(t->net, &ev);
+}
+
+bool tcp_established(tcp_conn *c)
+{
+  tcp_state *t = c->t;
+  tcp_conn *old = tcp_find_up(t, &c->peer);
+  bool silent = false; /* the peer was up already: no new up event */
+  if (old != NULL) {
+    if (c->epoch < old->epoch) {
+      tcp_conn_close(c, MESH_DROP_STALE_EPOCH, -ESTALE, true);
+      return false;
+    }
+    if (c->epoch == old->epoch && !prefer_new(t, old, c)) {
+      tcp_conn_close(c, MESH_DROP_DUPLICATE, -EEXIST, true);
+      return false;
+    }
+    if (c->epoch == old->epoch) {
+      /* Same peer, same run: swap connections without telling anyone. */
+      tcp_conn_take_queues(c, old);
+      silent = true;
+    }
+    tcp_conn_close(old, MESH_DROP_DUPLICATE, -EEXIST, !silent);
+  }
+  if (c->target != NULL) {
+    c->target->known = true;
+    c->target->peer = c->peer;
+    c->target->attempts = 0;
+  }
+  t->c->handshakes_ok++;
+  t->c->peers_up++;
+  tcp_conn_up(c);
+  if (c->state != TCP_UP)
+    return false;
+  if (!silent)
+    emit_up(t, c);
+  return c->state == TCP_UP;
+}
+
+void tcp_closed(tcp_conn *c, bool was_up)
+{
+  tcp_state *t = c->t;
+  if (c->target != NULL) {
+    tcp_target *g = c->target;
+    g->conn = NULL;
+    c->target = NULL;
+    if (!was_up)
+      g->attempts++;
+    /* Backoff: min * 2^attempts capped at max, then jitter in [d/2, d]. */
+    mesh_time_ms d = t->opt.backoff_min_ms;
+    for (unsigned i = 0; i < g->attempts && d < t->opt.backoff_max_ms; i++)
+      d *= 2;
+    if (d > t->opt.backoff_max_ms)
+      d = t->opt.backoff_max_ms;
+    d = d / 2 + mesh_rng_below(&t->rng, d / 2 + 1);
+    target_schedule(t, g, d);
+  }
+  if (was_up) {
+    /* Targets that reach this peer and are waiting for it to go down
+     * redial soon. */
+    for (tcp_target *g = t->targets; g != NULL; g = g->next)
+      if (g->conn == NULL && g->known && mesh_peer_id_eq(&g->peer, &c->peer) &&
+          tcp_find_up(t, &c->peer) == NULL)
+        target_schedule(t, g, t->opt.backoff_min_ms);
+  }
+}
+
+/* Makes room for one more connection: evicts the oldest connection still
+ * handshaking (an honest handshake takes one round trip, so a flood of
+ * silent sockets cannot lock honest peers out). False when every slot
+ * holds an authenticated peer. */
+static bool make_room(tcp_state *t)
+{
+  if (t->nconns < t->opt.max_connections)
+    return true;
+  tcp_conn *victim = NULL;
+  for (tcp_conn *c = t->conns; c != NULL; c = c->next)
+    if (c->state != TCP_UP && (victim == NULL || c->opened <= victim->opened))
+      victim = c;
+  if (victim == NULL)
+    return false;
+  tcp_conn_close(victim, MESH_DROP_CONN_LIMIT, -EMFILE, true);
+  return true;
+}
+
+static void target_connect(tcp_state *t, tcp_target *g)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  t->c->connections_out++;
+  int rc = mesh_multiaddr_resolve(&g->addr, &ss, &sl);
+  if (rc != 0) {
+    t->c->dial_failures++;
+    g->attempts++;
+    target_schedule(t, g, t->opt.backoff_max_ms);
+    return;
+  }
+  if (!make_room(t)) {
+    t->c->dropped[MESH_DROP_CONN_LIMIT]++;
+    t->c->dial_failures++;
+    g->attempts++;
+    target_schedule(t, g, t->opt.backoff_max_ms);
+    return;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    t->c->dial_failures++;
+    g->attempts++;
+    target_schedule(t, g, t->opt.backoff_max_ms);
+    return;
+  }
+  set_sockopts(fd);
+  tcp_conn_state st = TCP_CONNECTING;
+  if (connect(fd, (struct sockaddr *)&ss, sl) == 0)
+    st = TCP_HELLO;
+  else if (errno != EINPROGRESS) {
+    close(fd);
+    t->c->dial_failures++;
+    g->attempts++;
+    target_schedule(t, g, t->opt.backoff_min_ms << (g->attempts < 8 ? g->attempts : 8));
+    return;
+  }
+  tcp_conn *c = tcp_conn_new(t, fd, true, st);
+  if (c == NULL) {
+    close(fd);
+    target_schedule(t, g, t->opt.backoff_max_ms);
+    return;
+  }
+  c->target = g;
+  g->conn = c;
+  if (st == TCP_HELLO) {
+    rc = tcp_conn_start_handshake(c);
+    if (rc != 0)
+      tcp_conn_close(c, -1, rc, true);
+  }
+}
+
+static void on_target_timer(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_target *g = arg;
+  tcp_state *t = g->t;
+  if (g->conn != NULL)
+    return;
+  /* The peer is connected already (it dialled us): check again later;
+   * tcp_closed reschedules sooner when it goes down. */
+  if (g->known && tcp_find_up(t, &g->peer) != NULL) {
+    target_schedule(t, g, t->opt.backoff_max_ms);
+    return;
+  }
+  target_connect(t, g);
+}
+
+static void target_schedule(tcp_state *t, tcp_target *g, mesh_time_ms delay)
+{
+  (void)t;
+  struct timeval tv = {.tv_sec = (time_t)(delay / 1000),
+                       .tv_usec = (suseconds_t)(delay % 1000) * 1000};
+  evtimer_add(g->timer, &tv);
+}
+
+static void target_free(tcp_target *g)
+{
+  if (g->conn != NULL)
+    g->conn->target = NULL;
+  event_free(g->timer);
+  free(g);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_state *t = arg;
+  for (int i = 0; i < t->nlisteners; i++)
+    event_add(t->listeners[i].ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+  tcp_state *t = arg;
+  for (int k = 0; k < ACCEPT_BATCH; k++) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        /* Out of descriptors: stop accepting for a moment instead of
+         * spinning on a listener that stays readable. */
+        MESH_LOG_RL(MESH_LOG_WARN, "tcp", "accept: %s; pausing", mesh_strerror(-errno));
+        t->c->dropped[MESH_DROP_CONN_LIMIT]++;
+        for (int i = 0; i < t->nlisteners; i++)
+          event_del(t->listeners[i].ev);
+        struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+        evtimer_add(t->accept_pause, &tv);
+      }
+      return;
+    }
+    t->c->connections_in++;
+    if (!make_room(t)) {
+      t->c->dropped[MESH_DROP_CONN_LIMIT]++;
+      close(fd);
+      continue;
+    }
+    set_sockopts(fd);
+    tcp_conn *c = tcp_conn_new(t, fd, false, TCP_HELLO);
+    if (c == NULL) {
+      close(fd);
+      continue;
+    }
+    int rc = tcp_conn_start_handshake(c);
+    if (rc != 0)
+      tcp_conn_close(c, -1, rc, true);
+  }
+}
+
+/* --- ops --- */
+
+static int tcp_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_counters *counters,
+                    void **state)
+{
+  tcp_state *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return -ENOMEM;
+  t->net = net;
+  t->opt = *opt;
+  t->c = counters;
+  t->base = opt->base;
+  if (opt->rng_seed != 0)
+    mesh_rng_seed(&t->rng, opt->rng_seed);
+  else
+    mesh_rng_seed_os(&t->rng);
+  t->accept_pause = evtimer_new(t->base, on_accept_resume, t);
+  if (t->accept_pause == NULL) {
+    free(t);
+    return -ENOMEM;
+  }
+  *state = t;
+  return 0;
+}
+
+static void tcp_fini(void *state)
+{
+  tcp_state *t = state;
+  while (t->targets != NULL) {
+    tcp_target *g = t->targets;
+    t->targets = g->next;
+    target_free(g);
+  }
+  while (t->conns != NULL)
+    tcp_conn_close(t->conns, -1, 0, false);
+  while (t->dead != NULL) {
+    tcp_conn *c = t->dead;
+    t->dead = c->next;
+    tcp_conn_free(c);
+  }
+  for (int i = 0; i < t->nlisteners; i++) {
+    event_free(t->listeners[i].ev);
+    close(t->listeners[i].fd);
+  }
+  if (t->reaper != NULL)
+    event_free(t->reaper);
+  event_free(t->accept_pause);
+  memset(&t->opt.psk, 0, sizeof t->opt.psk);
+  free(t);
+}
+
+static int tcp_listen(void *state, const mesh_multiaddr *addr, mesh_multiaddr *bound)
+{
+  tcp_state *t = state;
+  if (t->nlisteners == TCP_MAX_LISTENERS)
+    return -ENOSPC;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  int rc = mesh_multiaddr_resolve(addr, &ss, &sl);
+  if (rc != 0)
+    return rc;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  if (bound != NULL) {
+    sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+      mesh_multiaddr_from_sockaddr((struct sockaddr *)&ss, sl, "tcp", bound);
+  }
+  struct event *ev = event_new(t->base, fd, EV_READ | EV_PERSIST, on_accept, t);
+  if (ev == NULL || event_add(ev, NULL) != 0) {
+    if (ev != NULL)
+      event_free(ev);
+    close(fd);
+    return -ENOMEM;
+  }
+  t->listeners[t->nlisteners].fd = fd;
+  t->listeners[t->nlisteners].ev = ev;
+  t->nlisteners++;
+  return 0;
+}
+
+static int tcp_dial(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect)
+{
+  tcp_state *t = state;
+  if (expect != NULL && mesh_peer_id_eq(expect, &t->opt.identity->id))
+    return -ELOOP;
+  tcp_target *g = calloc(1, sizeof *g);
+  if (g == NULL)
+    return -ENOMEM;
+  g->t = t;
+  g->addr = *addr;
+  if (expect != NULL) {
+    g->has_expect = true;
+    g->expect = *expect;
+  }
+  g->timer = evtimer_new(t->base, on_target_timer, g);
+  if (g->timer == NULL) {
+    free(g);
+    return -ENOMEM;
+  }
+  g->next = t->targets;
+  t->targets = g;
+  target_connect(t, g);
+  return 0;
+}
+
+static bool tcp_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
+{
+  return tcp_find_up(state, peer) != NULL;
+}
+
+static int tcp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+                    const uint8_t *buf, size_t len)
+{
+  tcp_state *t = state;
+  if (len > t->opt.frame_max)
+    return -EMSGSIZE;
+  tcp_conn *c = tcp_find_up(t, peer);
+  if (c == NULL) {
+    t->c->dropped[MESH_DROP_NO_ROUTE]++;
+    return -ENOTCONN;
+  }
+  return tcp_conn_send(c, ch, cls, buf, len);
+}
+
+static int tcp_disconnect(void *state, const mesh_peer_id *peer)
+{
+  tcp_state *t = state;
+  int rc = -ENOTCONN;
+  tcp_target **pp = &t->targets;
+  while (*pp != NULL) {
+    tcp_target *g = *pp;
+    bool match = (g->known && mesh_peer_id_eq(&g->peer, peer)) ||
+                 (g->has_expect && mesh_peer_id_eq(&g->expect, peer));
+    if (match) {
+      *pp = g->next;
+      target_free(g);
+      rc = 0;
+    } else {
+      pp = &g->next;
+    }
+  }
+  tcp_conn *c = tcp_find_up(t, peer);
+  if (c != NULL) {
+    tcp_conn_close(c, -1, 0, true);
+    rc = 0;
+  }
+  return rc;
+}
+
+const mesh_transport_ops mesh_tcp_transport = {
+    .scheme = "tcp",
+    .init = tcp_init,
+    .fini = tcp_fini,
+    .listen = tcp_listen,
+    .dial = tcp_dial,
+    .can_send = tcp_can_send,
+    .send = tcp_send,
+    .disconnect = tcp_disconnect,
+    .peer_event = NULL,
+};

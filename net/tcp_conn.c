@@ -1,0 +1,718 @@
+/*
+ * One TCP connection of the peer transport: the handshake, then encrypted
+ * frames (net/frame.h), the datagram and stream queues, chunking, and
+ * keepalive. See net/tcp_internal.h for states and ownership.
+ */
+#include "net/tcp_internal.h"
+
+#include "src/base/err.h"
+#include "src/base/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Fill the output buffer up to this much before waiting for the socket, so
+ * that a datagram queued later waits behind at most this much stream data. */
+#define HIGH_WATER(t) (2 * (t)->opt.chunk_size)
+/* Most bytes read from the socket in one callback once UP. */
+#define READ_CHUNK (256u << 10)
+
+static const char *const state_names[] = {"connecting", "hello", "finish", "up", "closed"};
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+void tcp_conn_set_state(tcp_conn *c, tcp_conn_state st)
+{
+  LOG_DEBUG("tcp", "conn %llu: %s -> %s", (unsigned long long)c->id, state_names[c->state],
+            state_names[st]);
+  c->state = st;
+}
+
+static void queue_clear(tcp_queue *q)
+{
+  tcp_msg *m = q->head;
+  while (m != NULL) {
+    tcp_msg *n = m->next;
+    free(m);
+    m = n;
+  }
+  q->head = q->tail = NULL;
+  q->bytes = 0;
+}
+
+static void queue_push(tcp_queue *q, tcp_msg *m)
+{
+  m->next = NULL;
+  if (q->tail != NULL)
+    q->tail->next = m;
+  else
+    q->head = m;
+  q->tail = m;
+  q->bytes += m->len;
+}
+
+static tcp_msg *queue_pop(tcp_queue *q)
+{
+  tcp_msg *m = q->head;
+  q->head = m->next;
+  if (q->head == NULL)
+    q->tail = NULL;
+  q->bytes -= m->len;
+  return m;
+}
+
+static void arm_timer(tcp_conn *c, mesh_time_ms ms)
+{
+  struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+  evtimer_add(c->timer, &tv);
+}
+
+tcp_conn *tcp_conn_new(tcp_state *t, int fd, bool outbound, tcp_conn_state st)
+{
+  tcp_conn *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return NULL;
+  c->t = t;
+  c->fd = fd;
+  c->id = ++t->next_id;
+  c->outbound = outbound;
+  c->state = st;
+  c->in = evbuffer_new();
+  c->out = evbuffer_new();
+  c->rev = event_new(t->base, fd, EV_READ | EV_PERSIST, on_read, c);
+  c->wev = event_new(t->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+  c->timer = evtimer_new(t->base, on_timer, c);
+  if (c->in == NULL || c->out == NULL || c->rev == NULL || c->wev == NULL || c->timer == NULL) {
+    c->fd = -1; /* the caller still owns fd on failure */
+    tcp_conn_free(c);
+    return NULL;
+  }
+  c->opened = c->last_rx = c->last_tx = mesh_net_now(t->net);
+  c->next = t->conns;
+  if (t->conns != NULL)
+    t->conns->prev = c;
+  t->conns = c;
+  t->nconns++;
+  t->c->connections_open++;
+  arm_timer(c, t->opt.handshake_timeout_ms);
+  if (st == TCP_CONNECTING)
+    event_add(c->wev, NULL);
+  else
+    event_add(c->rev, NULL);
+  return c;
+}
+
+void tcp_conn_free(tcp_conn *c)
+{
+  if (c->rev != NULL)
+    event_free(c->rev);
+  if (c->wev != NULL)
+    event_free(c->wev);
+  if (c->timer != NULL)
+    event_free(c->timer);
+  if (c->in != NULL)
+    evbuffer_free(c->in);
+  if (c->out != NULL)
+    evbuffer_free(c->out);
+  if (c->fd >= 0)
+    close(c->fd);
+  if (c->hs != NULL) {
+    mesh_hs_clear(c->hs);
+    free(c->hs);
+  }
+  queue_clear(&c->dq);
+  queue_clear(&c->sq);
+  free(c->rbuf);
+  free(c->ext);
+  memset(&c->tx, 0, sizeof c->tx);
+  memset(&c->rx, 0, sizeof c->rx);
+  free(c);
+}
+
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_state *t = arg;
+  while (t->dead != NULL) {
+    tcp_conn *c = t->dead;
+    t->dead = c->next;
+    tcp_conn_free(c);
+  }
+}
+
+void tcp_conn_close(tcp_conn *c, int drop, int err, bool emit)
+{
+  tcp_state *t = c->t;
+  if (c->state == TCP_CLOSED)
+    return;
+  bool was_up = c->state == TCP_UP;
+  if (drop >= 0) {
+    t->c->dropped[drop]++;
+    if (drop != MESH_DROP_DUPLICATE)
+      MESH_LOG_RL(MESH_LOG_INFO, "tcp", "conn %llu (%s): closed: %s", (unsigned long long)c->id,
+                  state_names[c->state], mesh_net_drop_name((mesh_net_drop)drop));
+  }
+  tcp_conn_set_state(c, TCP_CLOSED);
+  event_del(c->rev);
+  event_del(c->wev);
+  evtimer_del(c->timer);
+  if (c->fd >= 0) {
+    close(c->fd);
+    c->fd = -1;
+  }
+  /* Unlink now; free from a deferred event (a callback may be running on
+   * behalf of c further up the stack). */
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    t->conns = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  t->nconns--;
+  t->c->connections_open--;
+  c->prev = NULL;
+  c->next = t->dead;
+  t->dead = c;
+  if (t->reaper == NULL)
+    t->reaper = evtimer_new(t->base, reap, t);
+  if (t->reaper != NULL) {
+    struct timeval zero = {0, 0};
+    evtimer_add(t->reaper, &zero);
+  }
+  if (was_up) {
+    t->c->disconnects++;
+    t->c->peers_up--;
+  }
+  if (was_up && emit) {
+    mesh_net_peer_event ev = {.up = false,
+                              .peer = c->peer,
+                              .epoch = c->epoch,
+                              .conn_id = c->id,
+                              .outbound = c->outbound,
+                              .scheme = "tcp",
+                              .reason = err};
+    mesh_net_emit_peer(t->net, &ev);
+  }
+  tcp_closed(c, was_up);
+}
+
+/* Encrypts one frame straight into the output buffer. */
+static int put_frame(tcp_conn *c, const mesh_frame *f)
+{
+  size_t wire = mesh_frame_wire_size(f->len);
+  struct evbuffer_iovec v;
+  if (evbuffer_reserve_space(c->out, (ev_ssize_t)wire, &v, 1) != 1)
+    return -ENOMEM;
+  size_t n;
+  int rc = mesh_frame_seal(&c->tx, f, v.iov_base, v.iov_len, &n);
+  if (rc != 0)
+    return rc;
+  v.iov_len = n;
+  if (evbuffer_commit_space(c->out, &v, 1) != 0)
+    return -ENOMEM;
+  c->t->c->frames_sent++;
+  c->t->c->bytes_sent += n;
+  c->last_tx = mesh_net_now(c->t->net);
+  return 0;
+}
+
+static int flush(tcp_conn *c)
+{
+  while (evbuffer_get_length(c->out) > 0) {
+    int n = evbuffer_write(c->out, c->fd);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        break;
+      return -errno;
+    }
+    if (n == 0)
+      break;
+  }
+  return 0;
+}
+
+/* Moves queued messages into the output buffer, datagrams first, one stream
+ * chunk at a time; then writes what the socket takes. */
+static void pump(tcp_conn *c)
+{
+  tcp_state *t = c->t;
+  if (c->state != TCP_UP || c->pumping)
+    return;
+  c->pumping = true;
+  int rc = 0;
+  for (;;) {
+    while (rc == 0 && evbuffer_get_length(c->out) < HIGH_WATER(t)) {
+      mesh_frame f = {.type = MESH_FRAME_DATA};
+      if (c->dq.head != NULL) {
+        tcp_msg *m = queue_pop(&c->dq);
+        f.channel = m->channel;
+        f.cls = MESH_CLASS_DATAGRAM;
+        f.flags = MESH_FRAME_FIRST | MESH_FRAME_LAST;
+        f.total = (uint32_t)m->len;
+        f.payload = m->data;
+        f.len = m->len;
+        rc = put_frame(c, &f);
+        free(m);
+      } else if (c->sq.head != NULL) {
+        tcp_msg *m = c->sq.head;
+        size_t n = m->len - m->off;
+        if (n > t->opt.chunk_size)
+          n = t->opt.chunk_size;
+        f.channel = m->channel;
+        f.cls = MESH_CLASS_STREAM;
+        f.flags =
+            (m->off == 0 ? MESH_FRAME_FIRST : 0) | (m->off + n == m->len ? MESH_FRAME_LAST : 0);
+        f.total = m->off == 0 ? (uint32_t)m->len : 0;
+        f.payload = m->data + m->off;
+        f.len = n;
+        rc = put_frame(c, &f);
+        m->off += n;
+        if (m->off == m->len)
+          free(queue_pop(&c->sq));
+      } else {
+        break;
+      }
+    }
+    if (rc == 0)
+      rc = flush(c);
+    if (rc != 0 || evbuffer_get_length(c->out) >= HIGH_WATER(t) ||
+        (c->dq.head == NULL && c->sq.head == NULL))
+      break;
+  }
+  c->pumping = false;
+  if (rc != 0) {
+    tcp_conn_close(c, -1, rc, true);
+    return;
+  }
+  if (evbuffer_get_length(c->out) > 0)
+    event_add(c->wev, NULL);
+  else
+    event_del(c->wev);
+  if (c->want_writable && c->sq.bytes <= t->opt.stream_queue_max / 2) {
+    c->want_writable = false;
+    mesh_peer_id p = c->peer;
+    mesh_net_writable(t->net, &p);
+  }
+}
+
+int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len)
+{
+  tcp_state *t = c->t;
+  if (cls == MESH_CLASS_DATAGRAM) {
+    if (c->dq.bytes + len > t->opt.datagram_queue_max) {
+      t->c->dropped[MESH_DROP_QUEUE_FULL]++;
+      return -ENOBUFS;
+    }
+  } else if (c->sq.bytes > 0 && c->sq.bytes + len > t->opt.stream_queue_max) {
+    /* An empty queue takes any message up to frame-max. */
+    c->want_writable = true;
+    return -EAGAIN;
+  }
+  tcp_msg *m = malloc(sizeof *m + len);
+  if (m == NULL)
+    return -ENOMEM;
+  m->channel = (uint8_t)ch;
+  m->cls = (uint8_t)cls;
+  m->len = len;
+  m->off = 0;
+  if (len > 0)
+    memcpy(m->data, buf, len);
+  queue_push(cls == MESH_CLASS_DATAGRAM ? &c->dq : &c->sq, m);
+  t->c->messages_sent[cls]++;
+  pump(c);
+  return 0;
+}
+
+static void send_control(tcp_conn *c, uint8_t type)
+{
+  mesh_frame f = {.type = type};
+  int rc = put_frame(c, &f);
+  if (rc == 0)
+    rc = flush(c);
+  if (rc != 0) {
+    tcp_conn_close(c, -1, rc, true);
+    return;
+  }
+  if (evbuffer_get_length(c->out) > 0)
+    event_add(c->wev, NULL);
+}
+
+int tcp_conn_start_handshake(tcp_conn *c)
+{
+  tcp_state *t = c->t;
+  uint8_t ext[MESH_HS_EXT_MAX];
+  size_t ext_len = 0;
+  if (mesh_net_extension(t->net, c->id, ext, sizeof ext, &ext_len) != 0 || ext_len > sizeof ext)
+    ext_len = 0;
+  c->hs = malloc(sizeof *c->hs);
+  if (c->hs == NULL)
+    return -ENOMEM;
+  const mesh_peer_id *expect =
+      (c->target != NULL && c->target->has_expect) ? &c->target->expect : NULL;
+  int rc = mesh_hs_init(c->hs, !c->outbound, t->opt.identity, &t->opt.psk, t->opt.epoch, expect,
+                        ext, ext_len);
+  if (rc != 0)
+    return rc;
+  if (c->outbound) {
+    uint8_t buf[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
+    size_t n;
+    if ((rc = mesh_hs_write_hello(c->hs, buf, sizeof buf, &n)) != 0)
+      return rc;
+    evbuffer_add(c->out, buf, n);
+    if ((rc = flush(c)) != 0)
+      return rc;
+    if (evbuffer_get_length(c->out) > 0)
+      event_add(c->wev, NULL);
+  }
+  return 0;
+}
+
+static int hs_drop(int rc)
+{
+  switch (rc) {
+  case -EACCES:
+    return MESH_DROP_BAD_PSK;
+  case -EKEYREJECTED:
+    return MESH_DROP_BAD_SIGNATURE;
+  case -EPERM:
+    return MESH_DROP_PEER_ID_MISMATCH;
+  case -ELOOP:
+    return MESH_DROP_SELF;
+  default:
+    return MESH_DROP_HANDSHAKE_MALFORMED;
+  }
+}
+
+/* Handles the peer's Hello. Returns false when c was closed. */
+static bool read_hello(tcp_conn *c)
+{
+  uint8_t head[MESH_HS_LEN_SIZE];
+  size_t avail = evbuffer_get_length(c->in);
+  if (avail < MESH_HS_LEN_SIZE)
+    return true;
+  evbuffer_copyout(c->in, head, sizeof head);
+  size_t n;
+  int rc = mesh_hs_peek(head, sizeof head, &n);
+  if (rc != 0) {
+    tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, rc, true);
+    return false;
+  }
+  if (avail < MESH_HS_LEN_SIZE + n)
+    return true;
+  uint8_t *msg = evbuffer_pullup(c->in, (ev_ssize_t)(MESH_HS_LEN_SIZE + n));
+  rc = mesh_hs_read_hello(c->hs, msg + MESH_HS_LEN_SIZE, n);
+  evbuffer_drain(c->in, MESH_HS_LEN_SIZE + n);
+  if (rc != 0) {
+    tcp_conn_close(c, hs_drop(rc), rc, true);
+    return false;
+  }
+  if (!c->outbound) {
+    uint8_t buf[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
+    size_t len;
+    if ((rc = mesh_hs_write_hello(c->hs, buf, sizeof buf, &len)) != 0) {
+      tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, rc, true);
+      return false;
+    }
+    evbuffer_add(c->out, buf, len);
+  }
+  c->tx = c->hs->tx;
+  c->rx = c->hs->rx;
+  c->peer = c->hs->peer;
+  c->epoch = c->hs->peer_epoch;
+  tcp_conn_set_state(c, TCP_FINISH);
+  if (!c->outbound) {
+    send_control(c, MESH_FRAME_FINISH);
+    return c->state != TCP_CLOSED;
+  }
+  return true;
+}
+
+static int frame_drop(int rc)
+{
+  switch (rc) {
+  case -ESTALE:
+    return MESH_DROP_REPLAY;
+  case -EPROTO:
+    return MESH_DROP_REORDER;
+  case -EKEYREJECTED:
+    return MESH_DROP_AUTH;
+  case -EMSGSIZE:
+    return MESH_DROP_OVERSIZE;
+  default:
+    return MESH_DROP_MALFORMED;
+  }
+}
+
+/* Appends a stream chunk to the reassembly buffer, growing it with what
+ * has arrived (never by what the sender claims). */
+static int reasm_add(tcp_conn *c, const uint8_t *p, size_t n)
+{
+  size_t need = c->rlen + n;
+  if (need > c->rcap) {
+    size_t cap = c->rcap < 4096 ? 4096 : c->rcap;
+    while (cap < need)
+      cap *= 2;
+    if (cap > c->rtotal)
+      cap = c->rtotal;
+    uint8_t *b = realloc(c->rbuf, cap);
+    if (b == NULL)
+      return -ENOMEM;
+    c->rbuf = b;
+    c->rcap = cap;
+  }
+  if (n > 0)
+    memcpy(c->rbuf + c->rlen, p, n);
+  c->rlen = need;
+  return 0;
+}
+
+/* Handles one authenticated data frame. Returns 0 or a drop reason + 1. */
+static int data_frame(tcp_conn *c, const mesh_frame *f)
+{
+  tcp_state *t = c->t;
+  if (f->channel < 1 || f->channel > MESH_CH_MAX)
+    return MESH_DROP_MALFORMED + 1;
+  if (f->cls == MESH_CLASS_DATAGRAM) {
+    if (f->flags != (MESH_FRAME_FIRST | MESH_FRAME_LAST) || f->total != f->len)
+      return MESH_DROP_MALFORMED + 1;
+    t->c->messages_received[MESH_CLASS_DATAGRAM]++;
+    mesh_net_deliver(t->net, &c->peer, c->epoch, f->channel, MESH_CLASS_DATAGRAM, f->payload,
+                     f->len);
+    return 0;
+  }
+  if (f->flags & MESH_FRAME_FIRST) {
+    if (c->rbusy)
+      return MESH_DROP_MALFORMED + 1;
+    if (f->total > t->opt.frame_max)
+      return MESH_DROP_OVERSIZE + 1;
+    if (f->len > f->total)
+      return MESH_DROP_MALFORMED + 1;
+    if (f->flags & MESH_FRAME_LAST) {
+      if (f->len != f->total)
+        return MESH_DROP_MALFORMED + 1;
+      t->c->messages_received[MESH_CLASS_STREAM]++;
+      mesh_net_deliver(t->net, &c->peer, c->epoch, f->channel, MESH_CLASS_STREAM, f->payload,
+                       f->len);
+      return 0;
+    }
+    c->rbusy = true;
+    c->rch = f->channel;
+    c->rtotal = f->total;
+    c->rlen = 0;
+  } else if (!c->rbusy || f->channel != c->rch || f->total != 0) {
+    return MESH_DROP_MALFORMED + 1;
+  }
+  if (c->rlen + f->len > c->rtotal)
+    return MESH_DROP_MALFORMED + 1;
+  if (reasm_add(c, f->payload, f->len) != 0)
+    return MESH_DROP_OVERSIZE + 1;
+  if (f->flags & MESH_FRAME_LAST) {
+    if (c->rlen != c->rtotal)
+      return MESH_DROP_MALFORMED + 1;
+    c->rbusy = false;
+    t->c->messages_received[MESH_CLASS_STREAM]++;
+    mesh_net_deliver(t->net, &c->peer, c->epoch, c->rch, MESH_CLASS_STREAM, c->rbuf, c->rlen);
+    /* Keep a small buffer for the next message; give big ones back. */
+    if (c->rcap > (64u << 10)) {
+      free(c->rbuf);
+      c->rbuf = NULL;
+      c->rcap = 0;
+    }
+  }
+  return 0;
+}
+
+/* Handles every whole frame in the input. Returns false when c was closed. */
+static bool read_frames(tcp_conn *c)
+{
+  tcp_state *t = c->t;
+  size_t max_body = t->opt.frame_max + MESH_FRAME_MIN_BODY;
+  while (c->state == TCP_FINISH || c->state == TCP_UP) {
+    size_t avail = evbuffer_get_length(c->in);
+    uint8_t head[MESH_FRAME_LEN_SIZE];
+    if (avail < sizeof head)
+      return true;
+    evbuffer_copyout(c->in, head, sizeof head);
+    size_t flen;
+    int rc = mesh_frame_peek(head, sizeof head, max_body, &flen);
+    if (rc != 0) {
+      tcp_conn_close(c, frame_drop(rc), rc, true);
+      return false;
+    }
+    if (avail < flen)
+      return true;
+    uint8_t *p = evbuffer_pullup(c->in, (ev_ssize_t)flen);
+    mesh_frame f;
+    rc = mesh_frame_open(&c->rx, p, flen, &f);
+    if (rc != 0) {
+      tcp_conn_close(c, frame_drop(rc), rc, true);
+      return false;
+    }
+    t->c->frames_received++;
+    t->c->bytes_received += flen;
+    c->last_rx = mesh_net_now(t->net);
+    int drop = 0;
+    if (c->state == TCP_FINISH) {
+      if (f.type != MESH_FRAME_FINISH || f.len != 0) {
+        drop = MESH_DROP_HANDSHAKE_MALFORMED + 1;
+      } else {
+        evbuffer_drain(c->in, flen);
+        if (c->outbound) {
+          send_control(c, MESH_FRAME_FINISH);
+          if (c->state == TCP_CLOSED)
+            return false;
+        }
+        if (!tcp_established(c))
+          return false;
+        continue;
+      }
+    } else if (f.type == MESH_FRAME_DATA) {
+      drop = data_frame(c, &f);
+    } else if (f.type != MESH_FRAME_KEEPALIVE) {
+      drop = MESH_DROP_MALFORMED + 1;
+    }
+    if (c->state == TCP_CLOSED)
+      return false; /* closed by a callback during delivery */
+    if (drop != 0) {
+      tcp_conn_close(c, drop - 1, -EBADMSG, true);
+      return false;
+    }
+    evbuffer_drain(c->in, flen);
+  }
+  return c->state != TCP_CLOSED;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_conn *c = arg;
+  tcp_state *t = c->t;
+  /* Before the handshake ends, read no more than a Hello and a finish frame
+   * can need, so that an unauthenticated peer costs bounded memory. */
+  size_t want = READ_CHUNK;
+  if (c->state == TCP_HELLO || c->state == TCP_FINISH) {
+    size_t cap = MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX + MESH_FRAME_OVERHEAD;
+    size_t have = evbuffer_get_length(c->in);
+    want = have < cap ? cap - have : 0;
+    if (want == 0) {
+      tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, -EBADMSG, true);
+      return;
+    }
+  }
+  int n = evbuffer_read(c->in, fd, (int)want);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      return;
+    int err = -errno;
+    bool mid = evbuffer_get_length(c->in) > 0 || c->state != TCP_UP;
+    tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, err, true);
+    return;
+  }
+  if (n == 0) {
+    /* The peer closed. Mid-frame or mid-handshake, that is a truncation. */
+    bool mid = evbuffer_get_length(c->in) > 0 || c->state != TCP_UP;
+    tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, 0, true);
+    return;
+  }
+  if (c->state == TCP_HELLO && !read_hello(c))
+    return;
+  if (c->state == TCP_FINISH || c->state == TCP_UP) {
+    if (!read_frames(c))
+      return;
+  }
+  (void)t;
+}
+
+static void on_connected(tcp_conn *c)
+{
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    err = errno;
+  if (err != 0) {
+    c->t->c->dial_failures++;
+    tcp_conn_close(c, -1, -err, true);
+    return;
+  }
+  event_del(c->wev);
+  tcp_conn_set_state(c, TCP_HELLO);
+  event_add(c->rev, NULL);
+  int rc = tcp_conn_start_handshake(c);
+  if (rc != 0)
+    tcp_conn_close(c, -1, rc, true);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_conn *c = arg;
+  if (c->state == TCP_CONNECTING) {
+    on_connected(c);
+    return;
+  }
+  int rc = flush(c);
+  if (rc != 0) {
+    tcp_conn_close(c, -1, rc, true);
+    return;
+  }
+  if (c->state == TCP_UP)
+    pump(c);
+  else if (evbuffer_get_length(c->out) == 0)
+    event_del(c->wev);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_conn *c = arg;
+  tcp_state *t = c->t;
+  if (c->state != TCP_UP) {
+    tcp_conn_close(c, MESH_DROP_HANDSHAKE_TIMEOUT, -ETIMEDOUT, true);
+    return;
+  }
+  mesh_time_ms now = mesh_net_now(t->net);
+  if (now - c->last_rx >= t->opt.idle_timeout_ms) {
+    tcp_conn_close(c, MESH_DROP_IDLE_TIMEOUT, -ETIMEDOUT, true);
+    return;
+  }
+  if (now - c->last_tx >= t->opt.keepalive_ms && evbuffer_get_length(c->out) == 0) {
+    t->c->keepalives_sent++;
+    send_control(c, MESH_FRAME_KEEPALIVE);
+    if (c->state == TCP_CLOSED)
+      return;
+  }
+  mesh_time_ms next = t->opt.keepalive_ms / 2;
+  arm_timer(c, next > 0 ? next : 1);
+}
+
+void tcp_conn_up(tcp_conn *c)
+{
+  tcp_state *t = c->t;
+  if (c->hs->peer_ext_len > 0) {
+    c->ext = malloc(c->hs->peer_ext_len);
+    if (c->ext != NULL) {
+      memcpy(c->ext, c->hs->peer_ext, c->hs->peer_ext_len);
+      c->ext_len = c->hs->peer_ext_len;
+    }
+  }
+  mesh_hs_clear(c->hs);
+  free(c->hs);
+  c->hs = NULL;
+  tcp_conn_set_state(c, TCP_UP);
+  mesh_time_ms next = t->opt.keepalive_ms / 2;
+  arm_timer(c, next > 0 ? next : 1);
+  pump(c);
+}
+
+void tcp_conn_take_queues(tcp_conn *c, tcp_conn *old)
+{
+  c->dq = old->dq;
+  c->sq = old->sq;
+  /* A stream message half sent on old starts again from its beginning. */
+  if (c->sq.head != NULL)
+    c->sq.head->off = 0;
+  c->want_writable = old->want_writable;
+  memset(&old->dq, 0, sizeof old->dq);
+  memset(&old->sq, 0, sizeof old->sq);
+}

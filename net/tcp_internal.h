@@ -1,0 +1,139 @@
+/*
+ * Internals of the TCP transport, shared by tcp.c (the ops table, listening,
+ * dialling, the set of connections) and tcp_conn.c (one connection: the
+ * handshake, frames, queues, keepalive). Not for use outside net/tcp*.c.
+ *
+ * Ownership: the transport (tcp_state) owns every connection and dial
+ * target. A connection owns its socket, its events, its handshake state and
+ * its queues. A closed connection is unlinked at once and freed from a
+ * deferred event, so a callback running on its behalf never touches freed
+ * memory.
+ *
+ * Connection states (changed only in tcp_conn_set_state, which logs):
+ *   CONNECTING  outbound connect() in progress
+ *   HELLO       waiting for the peer's Hello
+ *   FINISH      keys derived, waiting for the peer's finish frame
+ *   UP          authenticated; data flows
+ *   CLOSED      unlinked, waiting to be freed
+ */
+#ifndef MESH_NET_TCP_INTERNAL_H
+#define MESH_NET_TCP_INTERNAL_H
+
+#include "net/handshake.h"
+#include "net/transport.h"
+#include "src/base/rng.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+typedef enum tcp_conn_state {
+  TCP_CONNECTING = 0,
+  TCP_HELLO = 1,
+  TCP_FINISH = 2,
+  TCP_UP = 3,
+  TCP_CLOSED = 4,
+} tcp_conn_state;
+
+typedef struct tcp_state tcp_state;
+typedef struct tcp_target tcp_target;
+
+/* A queued message: the caller's bytes, copied. */
+typedef struct tcp_msg {
+  struct tcp_msg *next;
+  uint8_t channel;
+  uint8_t cls;
+  size_t len;
+  size_t off;     /* bytes already sent (stream chunks) */
+  uint8_t data[]; /* len bytes */
+} tcp_msg;
+
+typedef struct tcp_queue {
+  tcp_msg *head, *tail;
+  size_t bytes; /* payload bytes queued */
+} tcp_queue;
+
+typedef struct tcp_conn {
+  struct tcp_conn *next, *prev; /* in tcp_state's list of open connections */
+  tcp_state *t;
+  uint64_t id; /* connection id, unique per transport */
+  int fd;
+  tcp_conn_state state;
+  bool outbound;      /* we dialled */
+  tcp_target *target; /* the dial target that made it, or NULL */
+  struct event *rev, *wev, *timer;
+  struct evbuffer *in, *out;
+  mesh_hs *hs; /* while handshaking; freed when UP */
+  mesh_frame_dir tx, rx;
+  mesh_peer_id peer; /* valid from FINISH on */
+  uint64_t epoch;    /* the peer's epoch */
+  uint8_t *ext;      /* the peer's handshake extension (heap) */
+  size_t ext_len;
+  mesh_time_ms opened, last_rx, last_tx;
+  tcp_queue dq, sq;   /* datagrams (sent first), stream messages */
+  bool want_writable; /* a stream send got -EAGAIN */
+  bool pumping;       /* inside tcp_conn_pump */
+  /* Reassembly of one stream message arriving in chunks. */
+  uint8_t *rbuf;
+  size_t rlen, rcap, rtotal;
+  uint8_t rch;
+  bool rbusy;
+} tcp_conn;
+
+struct tcp_target {
+  tcp_target *next;
+  tcp_state *t;
+  mesh_multiaddr addr;
+  bool has_expect; /* the peer ID must be expect */
+  mesh_peer_id expect;
+  bool known; /* peer is the ID learned from a handshake */
+  mesh_peer_id peer;
+  tcp_conn *conn;      /* the attempt or connection now, or NULL */
+  unsigned attempts;   /* failures since the last success */
+  struct event *timer; /* redial */
+};
+
+#define TCP_MAX_LISTENERS 4
+
+struct tcp_state {
+  mesh_net *net;
+  mesh_net_options opt;
+  mesh_transport_counters *c; /* owned by the net */
+  mesh_rng rng;               /* backoff jitter */
+  struct event_base *base;
+  struct {
+    int fd;
+    struct event *ev;
+  } listeners[TCP_MAX_LISTENERS];
+  int nlisteners;
+  struct event *accept_pause; /* re-enables accepting after EMFILE */
+  tcp_conn *conns;            /* open connections */
+  int nconns;
+  tcp_conn *dead; /* closed, to be freed */
+  struct event *reaper;
+  tcp_target *targets;
+  uint64_t next_id;
+};
+
+/* tcp_conn.c */
+tcp_conn *tcp_conn_new(tcp_state *t, int fd, bool outbound, tcp_conn_state st);
+int tcp_conn_start_handshake(tcp_conn *c);
+void tcp_conn_set_state(tcp_conn *c, tcp_conn_state st);
+/* Closes c. drop < 0: a clean close, else the reason counted. err is the
+ * down event's reason. emit: raise a down event if c was UP. */
+void tcp_conn_close(tcp_conn *c, int drop, int err, bool emit);
+int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len);
+void tcp_conn_free(tcp_conn *c);
+/* c finished its handshake and won any duplicate contest: it goes UP. */
+void tcp_conn_up(tcp_conn *c);
+/* Moves old's queues into c (a duplicate connection replaced). */
+void tcp_conn_take_queues(tcp_conn *c, tcp_conn *old);
+
+/* tcp.c */
+tcp_conn *tcp_find_up(tcp_state *t, const mesh_peer_id *peer);
+/* A connection finished its handshake: resolve duplicates, raise events.
+ * Returns false when c was closed instead. */
+bool tcp_established(tcp_conn *c);
+/* A connection closed: redial its target if any. */
+void tcp_closed(tcp_conn *c, bool was_up);
+
+#endif

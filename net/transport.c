@@ -1,0 +1,266 @@
+#include "net/transport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mesh_net {
+  mesh_net_options opt;
+  struct {
+    const mesh_transport_ops *ops;
+    void *state;
+    mesh_transport_counters counters;
+  } t[MESH_NET_MAX_TRANSPORTS];
+  int nt;
+  mesh_net_message_fn msg_fn;
+  void *msg_arg;
+  mesh_net_peer_fn peer_fn;
+  void *peer_arg;
+  mesh_net_writable_fn writable_fn;
+  void *writable_arg;
+  mesh_net_extension_fn ext_fn;
+  void *ext_arg;
+};
+
+static const char *const drop_names[MESH_DROP__COUNT] = {
+    [MESH_DROP_QUEUE_FULL] = "queue_full",
+    [MESH_DROP_NO_ROUTE] = "no_route",
+    [MESH_DROP_BAD_PSK] = "bad_psk",
+    [MESH_DROP_BAD_SIGNATURE] = "bad_signature",
+    [MESH_DROP_PEER_ID_MISMATCH] = "peer_id_mismatch",
+    [MESH_DROP_HANDSHAKE_MALFORMED] = "handshake_malformed",
+    [MESH_DROP_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+    [MESH_DROP_SELF] = "self",
+    [MESH_DROP_REPLAY] = "replay",
+    [MESH_DROP_REORDER] = "reorder",
+    [MESH_DROP_AUTH] = "auth",
+    [MESH_DROP_MALFORMED] = "malformed",
+    [MESH_DROP_OVERSIZE] = "oversize",
+    [MESH_DROP_TRUNCATED] = "truncated",
+    [MESH_DROP_IDLE_TIMEOUT] = "idle_timeout",
+    [MESH_DROP_CONN_LIMIT] = "conn_limit",
+    [MESH_DROP_DUPLICATE] = "duplicate",
+    [MESH_DROP_STALE_EPOCH] = "stale_epoch",
+};
+
+const char *mesh_net_drop_name(mesh_net_drop d)
+{
+  if ((int)d < 0 || d >= MESH_DROP__COUNT)
+    return "unknown";
+  return drop_names[d];
+}
+
+void mesh_net_options_default(mesh_net_options *o)
+{
+  memset(o, 0, sizeof *o);
+  o->max_connections = 256;
+  o->frame_max = 1u << 20;
+  o->handshake_timeout_ms = 5000;
+  o->keepalive_ms = 2000;
+  o->idle_timeout_ms = 10000;
+  o->datagram_queue_max = 256u << 10;
+  o->stream_queue_max = 4u << 20;
+  o->chunk_size = 16u << 10;
+  o->backoff_min_ms = 100;
+  o->backoff_max_ms = 30000;
+}
+
+int mesh_net_new(const mesh_net_options *opt, mesh_net **out)
+{
+  if (opt->identity == NULL || opt->base == NULL || opt->max_connections < 1 ||
+      opt->frame_max < 1 || opt->chunk_size < 1 || opt->frame_max > (64u << 20))
+    return -EINVAL;
+  mesh_net *net = calloc(1, sizeof *net);
+  if (net == NULL)
+    return -ENOMEM;
+  net->opt = *opt;
+  int rc = mesh_net_register(net, &mesh_tcp_transport);
+  if (rc != 0) {
+    free(net);
+    return rc;
+  }
+  *out = net;
+  return 0;
+}
+
+void mesh_net_free(mesh_net *net)
+{
+  if (net == NULL)
+    return;
+  for (int i = net->nt - 1; i >= 0; i--)
+    net->t[i].ops->fini(net->t[i].state);
+  memset(&net->opt.psk, 0, sizeof net->opt.psk);
+  free(net);
+}
+
+int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops)
+{
+  for (int i = 0; i < net->nt; i++)
+    if (strcmp(net->t[i].ops->scheme, ops->scheme) == 0)
+      return -EEXIST;
+  if (net->nt == MESH_NET_MAX_TRANSPORTS)
+    return -ENOSPC;
+  int i = net->nt;
+  memset(&net->t[i].counters, 0, sizeof net->t[i].counters);
+  int rc = ops->init(net, &net->opt, &net->t[i].counters, &net->t[i].state);
+  if (rc != 0)
+    return rc;
+  net->t[i].ops = ops;
+  net->nt++;
+  return 0;
+}
+
+void mesh_net_on_message(mesh_net *net, mesh_net_message_fn fn, void *arg)
+{
+  net->msg_fn = fn;
+  net->msg_arg = arg;
+}
+
+void mesh_net_on_peer(mesh_net *net, mesh_net_peer_fn fn, void *arg)
+{
+  net->peer_fn = fn;
+  net->peer_arg = arg;
+}
+
+void mesh_net_on_writable(mesh_net *net, mesh_net_writable_fn fn, void *arg)
+{
+  net->writable_fn = fn;
+  net->writable_arg = arg;
+}
+
+void mesh_net_set_extension(mesh_net *net, mesh_net_extension_fn fn, void *arg)
+{
+  net->ext_fn = fn;
+  net->ext_arg = arg;
+}
+
+static int find_scheme(const mesh_net *net, const char *scheme)
+{
+  for (int i = 0; i < net->nt; i++)
+    if (strcmp(net->t[i].ops->scheme, scheme) == 0)
+      return i;
+  return -1;
+}
+
+int mesh_net_listen(mesh_net *net, const char *addr, mesh_multiaddr *bound)
+{
+  mesh_multiaddr a;
+  int rc = mesh_multiaddr_parse(addr, &a, NULL);
+  if (rc != 0)
+    return rc;
+  int i = find_scheme(net, a.scheme);
+  if (i < 0 || net->t[i].ops->listen == NULL)
+    return -EPROTONOSUPPORT;
+  return net->t[i].ops->listen(net->t[i].state, &a, bound);
+}
+
+int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect)
+{
+  mesh_multiaddr a;
+  int rc = mesh_multiaddr_parse(addr, &a, NULL);
+  if (rc != 0)
+    return rc;
+  if (expect != NULL) {
+    if (a.has_peer && !mesh_peer_id_eq(&a.peer, expect))
+      return -EINVAL;
+    a.peer = *expect;
+    a.has_peer = true;
+  }
+  int i = find_scheme(net, a.scheme);
+  if (i < 0 || net->t[i].ops->dial == NULL)
+    return -EPROTONOSUPPORT;
+  return net->t[i].ops->dial(net->t[i].state, &a, a.has_peer ? &a.peer : NULL);
+}
+
+int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+                  const uint8_t *buf, size_t len)
+{
+  if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
+    return -EINVAL;
+  /* Datagrams take the last registered transport that can carry them (an
+   * accelerator registers after TCP); streams take the first (TCP). */
+  if (cls == MESH_CLASS_DATAGRAM) {
+    for (int i = net->nt - 1; i >= 0; i--)
+      if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
+        return net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+  } else {
+    for (int i = 0; i < net->nt; i++)
+      if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
+        return net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+  }
+  net->t[0].counters.dropped[MESH_DROP_NO_ROUTE]++;
+  return -ENOTCONN;
+}
+
+int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer)
+{
+  int rc = -ENOTCONN;
+  for (int i = net->nt - 1; i >= 0; i--)
+    if (net->t[i].ops->disconnect != NULL && net->t[i].ops->disconnect(net->t[i].state, peer) == 0)
+      rc = 0;
+  return rc;
+}
+
+const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme)
+{
+  int i = find_scheme(net, scheme);
+  return i < 0 ? NULL : &net->t[i].counters;
+}
+
+void mesh_net_counters_total(const mesh_net *net, mesh_transport_counters *out)
+{
+  memset(out, 0, sizeof *out);
+  /* The struct is all uint64_t: add field by field through an array view. */
+  uint64_t *o = (uint64_t *)out;
+  size_t n = sizeof *out / sizeof(uint64_t);
+  for (int i = 0; i < net->nt; i++) {
+    const uint64_t *c = (const uint64_t *)&net->t[i].counters;
+    for (size_t k = 0; k < n; k++)
+      o[k] += c[k];
+  }
+}
+
+const char *mesh_net_scheme(const mesh_net *net, int i)
+{
+  return (i < 0 || i >= net->nt) ? NULL : net->t[i].ops->scheme;
+}
+
+int mesh_net_transport_count(const mesh_net *net)
+{
+  return net->nt;
+}
+
+void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
+                      mesh_class cls, const uint8_t *buf, size_t len)
+{
+  if (net->msg_fn != NULL)
+    net->msg_fn(net->msg_arg, from, epoch, ch, cls, buf, len);
+}
+
+void mesh_net_emit_peer(mesh_net *net, const mesh_net_peer_event *ev)
+{
+  for (int i = 0; i < net->nt; i++)
+    if (net->t[i].ops->peer_event != NULL && strcmp(net->t[i].ops->scheme, ev->scheme) != 0)
+      net->t[i].ops->peer_event(net->t[i].state, ev);
+  if (net->peer_fn != NULL)
+    net->peer_fn(net->peer_arg, ev);
+}
+
+void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer)
+{
+  if (net->writable_fn != NULL)
+    net->writable_fn(net->writable_arg, peer);
+}
+
+int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len)
+{
+  *len = 0;
+  if (net->ext_fn == NULL)
+    return 0;
+  return net->ext_fn(net->ext_arg, conn_id, buf, cap, len);
+}
+
+mesh_time_ms mesh_net_now(mesh_net *net)
+{
+  return net->opt.now != NULL ? net->opt.now(net->opt.now_arg) : mesh_clock_now_ms();
+}
