@@ -1,0 +1,154 @@
+/*
+ * Model downloads from the Hugging Face Hub.
+ *
+ * A mesh_hf_client downloads models into model directories on libcurl's
+ * multi interface, driven by the caller's libevent event_base: no call here
+ * blocks on the network and no thread is started. The caller (the
+ * coordinator, through the daemon) starts and cancels downloads; the client
+ * reports back through one callback. It knows nothing of entries, owners or
+ * epochs.
+ *
+ * One download, in order:
+ *   1. List:   GET {endpoint}/api/models/{repo}/tree/{revision}?recursive=true,
+ *              following Link rel="next" pages (hf_tree.h parses them).
+ *   2. Report MESH_HF_REPORT_LISTED with the total size, before any file
+ *      byte is fetched. The callback may cancel here. Then the size guard:
+ *      over max_bytes fails with -EFBIG, more than the free space of the
+ *      model directory's file system (less what is already on disk) fails
+ *      with -ENOSPC; both messages say how big and how much is allowed/free.
+ *   3. Fetch:  GET {endpoint}/{repo}/resolve/{revision}/{path} into
+ *              {model_dir}/{path}.partial, files_at_once at a time. A partial
+ *              file left by an earlier run is hashed first (in slices, one per
+ *              loop turn) and resumed with Range: bytes=N-; a 200 answer to a
+ *              range starts the file over. The hash is computed as bytes
+ *              arrive, checked (hf_verify.h), the file synced and renamed into
+ *              place. A file already in place with the listed size is taken as
+ *              done: only verified files are ever renamed into place.
+ *   4. Report MESH_HF_REPORT_COMPLETED, or MESH_HF_REPORT_FAILED with a
+ *      negative errno and a message.
+ * MESH_HF_REPORT_PROGRESS comes at most once per progress interval (1 s)
+ * while a download runs and bytes move.
+ *
+ * Errors of a download (FAILED reports):
+ *   -EACCES 401 (no token, or token refused)   -EPERM 403 (gated) or a
+ *   -ENOENT 404 (repository, revision, file)          redirect refused
+ *   -EBADMSG bad file list, hash mismatch, more bytes than listed
+ *   -EMSGSIZE file list over its bounds        -EFBIG over max_bytes
+ *   -ENOSPC no room (guard or a failed write)  -EIO network, after retries
+ *   -EPROTO another HTTP status                other: the file system's errno
+ * A hash mismatch deletes that .partial file; every other failure, and a
+ * cancel, keeps the partial files for a later resume.
+ *
+ * Callback rules: the callback runs on the event loop, never inside a libcurl
+ * callback. It may call mesh_hf_start and mesh_hf_cancel (also on the
+ * download being reported); it must not free the client. The report and its
+ * message are valid during the call only.
+ */
+#ifndef MESH_COORD_HF_CLIENT_H
+#define MESH_COORD_HF_CLIENT_H
+
+#include "coord/hf_tree.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct mesh_hf_client mesh_hf_client;
+
+/* Settings; a zero field takes the default in brackets. */
+typedef struct mesh_hf_options {
+  const char *endpoint;          /* Hub base URL [https://huggingface.co]; copied */
+  const char *token;             /* bearer token, NULL or "" for none; copied */
+  int downloads_at_once;         /* models fetched concurrently [2]; more wait */
+  int files_at_once;             /* files per model fetched concurrently [4] */
+  uint64_t connect_timeout_ms;   /* TCP + TLS connect [10000] */
+  uint64_t low_speed_bytes;      /* a transfer slower than this per second ... [1] */
+  uint64_t low_speed_time_ms;    /* ... for this long is cut and retried [30000] */
+  unsigned max_attempts;         /* tries per request before failing [6] */
+  uint64_t backoff_base_ms;      /* first retry delay [500] */
+  uint64_t backoff_cap_ms;       /* longest backoff [30000] */
+  uint64_t max_retry_after_ms;   /* longest Retry-After honoured [120000] */
+  uint64_t progress_interval_ms; /* between PROGRESS reports [1000] */
+  size_t max_list_page_bytes;    /* one file list page [16 MiB] */
+  unsigned max_list_pages;       /* pages of one list [1000] */
+  mesh_hf_tree_limits tree_limits;
+  bool no_sync;          /* skip fdatasync before the rename (tests, benchmarks) */
+  bool skip_space_check; /* leave the free-space check to the caller */
+  uint64_t seed;         /* backoff jitter seed; 0 seeds from the OS */
+} mesh_hf_options;
+
+typedef enum mesh_hf_report_kind {
+  MESH_HF_REPORT_LISTED = 0,    /* file list known: progress.total_bytes, files_total */
+  MESH_HF_REPORT_PROGRESS = 1,  /* bytes moved */
+  MESH_HF_REPORT_COMPLETED = 2, /* every file verified and in place; the download is gone */
+  MESH_HF_REPORT_FAILED = 3,    /* err and message say why; the download is gone */
+} mesh_hf_report_kind;
+
+typedef struct mesh_hf_progress {
+  uint64_t done_bytes;  /* verified files plus bytes in partial files */
+  uint64_t total_bytes; /* sum of listed sizes */
+  uint32_t files_done;  /* files verified and in place */
+  uint32_t files_total; /* files listed */
+  uint64_t speed_bps;   /* bytes per second over the last interval */
+  uint64_t eta_ms;      /* at that speed; UINT64_MAX when unknown */
+} mesh_hf_progress;
+
+typedef struct mesh_hf_report {
+  mesh_hf_report_kind kind;
+  uint64_t id;               /* from mesh_hf_start */
+  void *user;                /* from the request */
+  mesh_hf_progress progress; /* as of this report */
+  int err;                   /* FAILED: negative errno */
+  const char *message;       /* FAILED: one line; NULL otherwise */
+} mesh_hf_report;
+
+typedef void (*mesh_hf_report_fn)(const mesh_hf_report *r, void *ctx);
+
+typedef struct mesh_hf_request {
+  const char *repo;      /* "org/name"; copied */
+  const char *revision;  /* branch, tag or commit; NULL: "main"; copied */
+  const char *model_dir; /* created if missing (its parent must exist); copied */
+  uint64_t max_bytes;    /* refuse a model larger than this; 0: no limit */
+  void *user;            /* handed back in every report */
+} mesh_hf_request;
+
+/* What the client did, for /metrics and for tests. */
+typedef struct mesh_hf_counters {
+  uint64_t requests;          /* HTTP requests started */
+  uint64_t retries;           /* requests repeated after 429/5xx or a cut */
+  uint64_t redirects;         /* redirects followed */
+  uint64_t redirects_refused; /* redirects refused by the policy */
+  uint64_t bytes_received;    /* file bytes written */
+  uint64_t files_verified;    /* files whose hash matched */
+  uint64_t hash_mismatches;   /* files deleted for a wrong hash */
+  uint64_t restarts;          /* ranges ignored by the server (200 instead of 206) */
+  uint64_t list_errors;       /* file lists refused by the parser */
+  uint64_t completed;         /* downloads completed */
+  uint64_t failed;            /* downloads failed */
+} mesh_hf_counters;
+
+/*
+ * Creates a client on base. opt may be NULL (all defaults). fn receives every
+ * report with ctx. Returns 0 with *out set, -EINVAL (bad endpoint) or -ENOMEM.
+ */
+int mesh_hf_client_new(struct event_base *base, const mesh_hf_options *opt, mesh_hf_report_fn fn,
+                       void *ctx, mesh_hf_client **out);
+/* Stops every download (keeping partial files, without reports) and frees c. */
+void mesh_hf_client_free(mesh_hf_client *c);
+
+/*
+ * Queues a download and returns its id in *id (never 0). Returns 0, -EINVAL
+ * (bad repo or revision: nothing is started) or -ENOMEM. Errors met later,
+ * including an unusable model directory, come as a FAILED report.
+ */
+int mesh_hf_start(mesh_hf_client *c, const mesh_hf_request *req, uint64_t *id);
+
+/*
+ * Stops download id at once: transfers are dropped, partial files kept, no
+ * further report comes for it. Returns 0 or -ENOENT (unknown or finished).
+ */
+int mesh_hf_cancel(mesh_hf_client *c, uint64_t id);
+
+void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
+
+#endif

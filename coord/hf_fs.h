@@ -1,0 +1,33 @@
+/*
+ * Files of a model directory, opened without following symlinks.
+ *
+ * Every path of a downloaded file comes from the Hub's file list. It is
+ * checked there (mesh_hf_path_check) and is resolved here one component at a
+ * time relative to the model directory's descriptor with O_NOFOLLOW, so that
+ * a symlink planted inside the model directory cannot send a write elsewhere.
+ * The model directory itself may be a symlink (models kept on another disk).
+ *
+ * These calls touch the local disk and so block briefly; they are bounded
+ * (one file or directory each) and run on the event loop.
+ */
+#ifndef MESH_COORD_HF_FS_H
+#define MESH_COORD_HF_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Opens (creating when asked, mode 0755) the model directory `path`; its
+ * parent must exist. Returns 0 with *fd set, or a negative errno.
+ */
+int mesh_hf_fs_open_model_dir(const char *path, bool create, int *fd);
+
+/*
+ * Opens the directory holding `relpath` (a checked repository path) below
+ * dirfd, creating missing directories, refusing symlinks and non-directories.
+ * *parent gets a new descriptor (the caller closes it) and *leaf points into
+ * relpath at the last component. Returns 0 or a negative errno.
+ */
+int mesh_hf_fs_open_parent(int dirfd, const char *relpath, int *parent, const char **leaf);
+
+#endif

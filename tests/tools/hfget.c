@@ -1,0 +1,204 @@
+/*
+ * hfget: downloads one model from a Hugging Face Hub (or the stand-in hfhub)
+ * with meshd's downloader, printing one line per report, for tests and
+ * benchmarks.
+ *
+ *   hfget --endpoint URL --repo ORG/NAME [--revision main] --dir DIR
+ *         [--token T] [--max-bytes N] [--files-at-once N] [--attempts N]
+ *         [--backoff-ms N] [--backoff-cap-ms N] [--progress-ms N]
+ *         [--low-speed-time-ms N] [--cancel-after-bytes N] [--cancel-on-list]
+ *         [--no-sync] [--skip-space-check]
+ * HF_ENDPOINT and HF_TOKEN are read when the flags are absent.
+ *
+ * Output lines (stdout):
+ *   listed files=N total=BYTES
+ *   progress done=B total=B files=D/N speed=BPS eta_ms=MS
+ *   completed files=N total=BYTES
+ *   failed err=-ERRNO message=TEXT
+ *   cancelled done=B
+ *   counters requests=N retries=N redirects=N redirects_refused=N bytes=N
+ *            verified=N mismatches=N restarts=N list_errors=N
+ * Exit status: 0 completed, 1 failed, 2 usage, 3 cancelled.
+ */
+#include "coord/hf_client.h"
+#include "src/base/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+  struct event_base *base;
+  mesh_hf_client *client;
+  uint64_t id;
+  uint64_t cancel_after;
+  int cancel_on_list;
+  int status;
+} g = {.cancel_after = UINT64_MAX, .status = 1};
+
+static void on_report(const mesh_hf_report *r, void *ctx)
+{
+  const mesh_hf_progress *p = &r->progress;
+  switch (r->kind) {
+  case MESH_HF_REPORT_LISTED:
+    printf("listed files=%u total=%" PRIu64 "\n", p->files_total, p->total_bytes);
+    if (g.cancel_on_list) {
+      mesh_hf_cancel(g.client, r->id);
+      printf("cancelled done=%" PRIu64 "\n", p->done_bytes);
+      g.status = 3;
+      event_base_loopexit(g.base, NULL);
+    }
+    break;
+  case MESH_HF_REPORT_PROGRESS:
+    printf("progress done=%" PRIu64 " total=%" PRIu64 " files=%u/%u speed=%" PRIu64
+           " eta_ms=%" PRId64 "\n",
+           p->done_bytes, p->total_bytes, p->files_done, p->files_total, p->speed_bps,
+           p->eta_ms == UINT64_MAX ? (int64_t)-1 : (int64_t)p->eta_ms);
+    if (p->done_bytes >= g.cancel_after) {
+      mesh_hf_cancel(g.client, r->id);
+      printf("cancelled done=%" PRIu64 "\n", p->done_bytes);
+      g.status = 3;
+      event_base_loopexit(g.base, NULL);
+    }
+    break;
+  case MESH_HF_REPORT_COMPLETED:
+    printf("completed files=%u total=%" PRIu64 "\n", p->files_total, p->total_bytes);
+    g.status = 0;
+    event_base_loopexit(g.base, NULL);
+    break;
+  case MESH_HF_REPORT_FAILED:
+    printf("failed err=%d message=%s\n", r->err, r->message);
+    g.status = 1;
+    event_base_loopexit(g.base, NULL);
+    break;
+  }
+  fflush(stdout);
+}
+
+static void usage(FILE *f)
+{
+  fprintf(f, "usage: hfget --endpoint URL --repo ORG/NAME [--revision REV] --dir DIR\n"
+             "             [--token T] [--max-bytes N] [--files-at-once N] [--attempts N]\n"
+             "             [--backoff-ms N] [--backoff-cap-ms N] [--progress-ms N]\n"
+             "             [--low-speed-time-ms N] [--cancel-after-bytes N] [--cancel-on-list]\n"
+             "             [--no-sync] [--skip-space-check] [--verbose]\n");
+}
+
+int main(int argc, char **argv)
+{
+  mesh_hf_options o = {.endpoint = getenv("HF_ENDPOINT"), .token = getenv("HF_TOKEN"), .seed = 1};
+  mesh_hf_request req = {.revision = "main"};
+  static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
+                                       {"repo", required_argument, NULL, 'r'},
+                                       {"revision", required_argument, NULL, 'v'},
+                                       {"dir", required_argument, NULL, 'd'},
+                                       {"token", required_argument, NULL, 't'},
+                                       {"max-bytes", required_argument, NULL, 'm'},
+                                       {"files-at-once", required_argument, NULL, 'F'},
+                                       {"attempts", required_argument, NULL, 'a'},
+                                       {"backoff-ms", required_argument, NULL, 'b'},
+                                       {"backoff-cap-ms", required_argument, NULL, 'B'},
+                                       {"progress-ms", required_argument, NULL, 'p'},
+                                       {"low-speed-time-ms", required_argument, NULL, 'l'},
+                                       {"cancel-after-bytes", required_argument, NULL, 'c'},
+                                       {"cancel-on-list", no_argument, NULL, 'C'},
+                                       {"no-sync", no_argument, NULL, 'n'},
+                                       {"skip-space-check", no_argument, NULL, 's'},
+                                       {"verbose", no_argument, NULL, 'V'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'e':
+      o.endpoint = optarg;
+      break;
+    case 'r':
+      req.repo = optarg;
+      break;
+    case 'v':
+      req.revision = optarg;
+      break;
+    case 'd':
+      req.model_dir = optarg;
+      break;
+    case 't':
+      o.token = optarg;
+      break;
+    case 'm':
+      req.max_bytes = strtoull(optarg, NULL, 10);
+      break;
+    case 'F':
+      o.files_at_once = (int)strtol(optarg, NULL, 10);
+      break;
+    case 'a':
+      o.max_attempts = (unsigned)strtoul(optarg, NULL, 10);
+      break;
+    case 'b':
+      o.backoff_base_ms = strtoull(optarg, NULL, 10);
+      break;
+    case 'B':
+      o.backoff_cap_ms = strtoull(optarg, NULL, 10);
+      break;
+    case 'p':
+      o.progress_interval_ms = strtoull(optarg, NULL, 10);
+      break;
+    case 'l':
+      o.low_speed_time_ms = strtoull(optarg, NULL, 10);
+      break;
+    case 'c':
+      g.cancel_after = strtoull(optarg, NULL, 10);
+      break;
+    case 'C':
+      g.cancel_on_list = 1;
+      break;
+    case 'n':
+      o.no_sync = true;
+      break;
+    case 's':
+      o.skip_space_check = true;
+      break;
+    case 'V':
+      mesh_log_set_level(MESH_LOG_DEBUG);
+      break;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (req.repo == NULL || req.model_dir == NULL) {
+    usage(stderr);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  g.base = event_base_new();
+  int rc = mesh_hf_client_new(g.base, &o, on_report, NULL, &g.client);
+  if (rc != 0) {
+    fprintf(stderr, "hfget: %s\n", rc == -EINVAL ? "bad endpoint or token" : "out of memory");
+    return 2;
+  }
+  rc = mesh_hf_start(g.client, &req, &g.id);
+  if (rc != 0) {
+    fprintf(stderr, "hfget: bad repo or revision\n");
+    return 2;
+  }
+  event_base_dispatch(g.base);
+  mesh_hf_counters k;
+  mesh_hf_get_counters(g.client, &k);
+  printf("counters requests=%" PRIu64 " retries=%" PRIu64 " redirects=%" PRIu64
+         " redirects_refused=%" PRIu64 " bytes=%" PRIu64 " verified=%" PRIu64 " mismatches=%" PRIu64
+         " restarts=%" PRIu64 " list_errors=%" PRIu64 "\n",
+         k.requests, k.retries, k.redirects, k.redirects_refused, k.bytes_received,
+         k.files_verified, k.hash_mismatches, k.restarts, k.list_errors);
+  mesh_hf_client_free(g.client);
+  event_base_free(g.base);
+  return g.status;
+}
