@@ -1,12 +1,13 @@
 /*
- * The option table and the loading of flags, environment and INI file.
+ * Loading the configuration: flags, environment and INI file, through the
+ * option table (cfg_table.c).
  *
  * Each source is applied with its precedence rank; an assignment from a
  * lower rank than the one that set the option already is ignored, so the
  * order in which sources are read does not decide the result. Flags and the
  * environment are read first only because they may say where the file is.
  */
-#include "src/base/config.h"
+#include "src/base/cfg_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,143 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum opt_type {
-  T_STRING,   /* free text; empty means unset */
-  T_PATH,     /* a file or directory name, never empty */
-  T_ADDR,     /* multiaddr or host:port */
-  T_API,      /* host:port or unix:PATH */
-  T_URL,      /* http:// or https:// URL */
-  T_LIST,     /* list of addresses */
-  T_BOOL,     /* (no option uses it yet; kept for the parsers and tests) */
-  T_INT,      /* int within [min, max] */
-  T_DURATION, /* milliseconds within [min, max] */
-  T_SIZE,     /* bytes within [min, max] */
-  T_ENUM,     /* one of choices, stored as int */
-} opt_type;
-
-struct opt {
-  const char *name;           /* flag without "--"; env and INI names derive from it */
-  opt_type type;              /* how the value is parsed */
-  size_t off;                 /* offset of the field in mesh_config */
-  const char *def;            /* default text, parsed as a value; NULL = unset or derived */
-  const char *def_doc;        /* how help shows a derived default (NULL: def) */
-  uint64_t min, max;          /* bounds for T_INT, T_DURATION, T_SIZE */
-  const char *const *choices; /* T_ENUM names, in enum order, NULL-terminated */
-  const char *metavar;        /* placeholder in help */
-  const char *help;           /* one sentence */
-  bool no_file;               /* may not be set in the INI file */
-};
-
-static const char *const profile_names[] = {"lan", "thunderbolt", "wan", NULL};
-static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
-static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
-static const char *const format_names[] = {"text", "json", NULL};
-
-#define OFF(f) offsetof(mesh_config, f)
-#define MS(x) ((uint64_t)(x))
-#define SEC 1000ull
-#define MIN (60 * SEC)
-#define HOUR (60 * MIN)
-#define DAY (24 * HOUR)
-#define SWIM_DOC "0 = from the profile"
-
-static const struct opt opts[] = {
-    {"home", T_PATH, OFF(home), NULL, "$HOME/.meshd", 0, 0, NULL, "DIR",
-     "Node directory: identity key, epoch, swarm key, store, models.", false},
-    {"config", T_PATH, OFF(config_file), NULL, "$MESH_HOME/meshd.conf", 0, 0, NULL, "FILE",
-     "INI file to read (must exist when given).", true},
-    {"listen", T_ADDR, OFF(listen), "/ip4/0.0.0.0/tcp/52416", NULL, 0, 0, NULL, "ADDR",
-     "Address peers connect to: a multiaddr or host:port.", false},
-    {"join", T_LIST, OFF(join), NULL, "none", 0, 0, NULL, "ADDR",
-     "Peer to join at start; repeat the flag (comma separated in env and file).", false},
-    {"api", T_API, OFF(api), "127.0.0.1:52417", NULL, 0, 0, NULL, "ADDR",
-     "Control API: host:port (loopback unless api-token is set) or unix:PATH.", false},
-    {"api-token", T_STRING, OFF(api_token), NULL, "none", 0, 0, NULL, "TOKEN",
-     "Bearer token the control API requires.", false},
-    {"profile", T_ENUM, OFF(profile), "lan", NULL, 0, 0, profile_names, "NAME",
-     "Membership timings: lan, thunderbolt or wan.", false},
-    {"transport", T_ENUM, OFF(transport), "auto", NULL, 0, 0, transport_names, "NAME",
-     "Datagram transport: auto (RDMA where it works, else TCP), tcp or rdma.", false},
-    {"rdma-device", T_STRING, OFF(rdma_device), NULL, "first usable", 0, 0, NULL, "NAME",
-     "RDMA verbs device to use.", false},
-    {"swarm-key", T_PATH, OFF(swarm_key), NULL, "$MESH_HOME/swarm.key", 0, 0, NULL, "FILE",
-     "Cluster pre-shared key (meshd keygen-psk makes one).", false},
-    {"probe-interval", T_DURATION, OFF(probe_interval_ms), "0", SWIM_DOC, 0, HOUR, NULL, "DURATION",
-     "Time between failure-detector probes.", false},
-    {"probe-timeout", T_DURATION, OFF(probe_timeout_ms), "0", SWIM_DOC, 0, 10 * MIN, NULL,
-     "DURATION", "Wait for a direct ack before indirect probes.", false},
-    {"suspicion-mult", T_INT, OFF(suspicion_mult), "0", SWIM_DOC, 0, 100, NULL, "N",
-     "Suspicion timeout multiplier (times log n probe intervals).", false},
-    {"suspicion-max-mult", T_INT, OFF(suspicion_max_mult), "0", SWIM_DOC, 0, 100, NULL, "N",
-     "Upper bound of the suspicion timeout, as a multiple of the lower.", false},
-    {"indirect-checks", T_INT, OFF(indirect_checks), "0", SWIM_DOC, 0, 32, NULL, "N",
-     "Peers asked to probe indirectly.", false},
-    {"retransmit-mult", T_INT, OFF(retransmit_mult), "0", SWIM_DOC, 0, 100, NULL, "N",
-     "Gossip retransmissions: mult times log(n+1).", false},
-    {"gossip-interval", T_DURATION, OFF(gossip_interval_ms), "0", SWIM_DOC, 0, HOUR, NULL,
-     "DURATION", "Time between gossip rounds.", false},
-    {"gossip-nodes", T_INT, OFF(gossip_nodes), "0", SWIM_DOC, 0, 64, NULL, "N",
-     "Peers gossiped to per round.", false},
-    {"push-pull-interval", T_DURATION, OFF(push_pull_interval_ms), "0", SWIM_DOC, 0, DAY, NULL,
-     "DURATION", "Time between full state syncs over TCP.", false},
-    {"tombstone-ttl", T_DURATION, OFF(tombstone_ttl_ms), "24h", NULL, MIN, 365 * DAY, NULL,
-     "DURATION", "How long a dead peer's (ID, epoch) is remembered.", false},
-    {"gc-grace", T_DURATION, OFF(gc_grace_ms), "5m", NULL, 0, 30 * DAY, NULL, "DURATION",
-     "Before entries of a departed owner are collected.", false},
-    {"journal-max-records", T_INT, OFF(journal_max_records), "10000", NULL, 1, 100000000, NULL, "N",
-     "Journal records kept at most.", false},
-    {"journal-max-age", T_DURATION, OFF(journal_max_age_ms), "7d", NULL, MIN, 3650 * DAY, NULL,
-     "DURATION", "Journal records older than this are dropped.", false},
-    {"max-download-bytes", T_SIZE, OFF(max_download_bytes), "0", "0 = limited by free space", 0,
-     UINT64_MAX, NULL, "SIZE", "Largest model download accepted.", false},
-    {"models-dir", T_PATH, OFF(models_dir), NULL, "$MESH_HOME/models", 0, 0, NULL, "DIR",
-     "Where models are stored.", false},
-    {"hf-endpoint", T_URL, OFF(hf_endpoint), NULL, "$HF_ENDPOINT or https://huggingface.co", 0, 0,
-     NULL, "URL", "Hugging Face endpoint.", false},
-    {"hf-token", T_STRING, OFF(hf_token), NULL, "$HF_TOKEN", 0, 0, NULL, "TOKEN",
-     "Hugging Face access token.", false},
-    {"downloads-at-once", T_INT, OFF(downloads_at_once), "2", NULL, 1, 64, NULL, "N",
-     "Models downloading at the same time.", false},
-    {"files-at-once", T_INT, OFF(files_at_once), "4", NULL, 1, 64, NULL, "N",
-     "Files of one model downloading at the same time.", false},
-    {"max-connections", T_INT, OFF(max_connections), "256", NULL, 1, 65536, NULL, "N",
-     "Peer connections held at once.", false},
-    {"frame-max", T_SIZE, OFF(frame_max), "1MiB", NULL, 4096, 64ull << 20, NULL, "SIZE",
-     "Largest frame accepted from a peer.", false},
-    {"handshake-timeout", T_DURATION, OFF(handshake_timeout_ms), "5s", NULL, 100, 10 * MIN, NULL,
-     "DURATION", "A handshake slower than this is dropped.", false},
-    {"log-level", T_ENUM, OFF(log_level), "info", NULL, 0, 0, level_names, "LEVEL",
-     "error, warn, info or debug.", false},
-    {"log-format", T_ENUM, OFF(log_format), "text", NULL, 0, 0, format_names, "FORMAT",
-     "text or json (one object per line).", false},
-};
-
-#define NOPTS (sizeof opts / sizeof opts[0])
-_Static_assert(sizeof opts / sizeof opts[0] <= MESH_CONFIG_MAX_OPTIONS, "option table too big");
-
-/* Longest option name plus prefixes and NUL. */
-#define NAME_MAX_LEN 64
-
-static void env_name(const struct opt *o, char *buf, size_t len)
-{
-  size_t n = 0;
-  const char *prefix = "MESH_";
-  for (const char *p = prefix; *p && n + 1 < len; p++)
-    buf[n++] = *p;
-  for (const char *p = o->name; *p && n + 1 < len; p++)
-    buf[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
-  buf[n] = '\0';
-}
-
-static void ini_key(const struct opt *o, char *buf, size_t len)
-{
-  size_t n = 0;
-  for (const char *p = o->name; *p && n + 1 < len; p++)
-    buf[n++] = *p == '-' ? '_' : *p;
-  buf[n] = '\0';
-}
-
-static void *field(mesh_config *cfg, const struct opt *o)
+static void *field(mesh_config *cfg, const struct mesh_cfg_opt *o)
 {
   return (char *)cfg + o->off;
 }
@@ -188,19 +53,20 @@ struct origin {
   unsigned line;    /* T_FILE: line number */
 };
 
-static void origin_text(const struct opt *o, const struct origin *at, char *buf, size_t len)
+static void origin_text(const struct mesh_cfg_opt *o, const struct origin *at, char *buf,
+                        size_t len)
 {
-  char name[NAME_MAX_LEN];
+  char name[MESH_CFG_NAME_MAX];
   switch (at->src) {
   case MESH_CFG_FLAG:
     snprintf(buf, len, "--%s", o->name);
     break;
   case MESH_CFG_ENV:
-    env_name(o, name, sizeof name);
+    mesh_cfg_env_name(o, name, sizeof name);
     snprintf(buf, len, "%s (%s)", name, o->name);
     break;
   case MESH_CFG_FILE:
-    ini_key(o, name, sizeof name);
+    mesh_cfg_ini_key(o, name, sizeof name);
     snprintf(buf, len, "%s:%u: %s", at->file, at->line, name);
     break;
   default:
@@ -209,8 +75,8 @@ static void origin_text(const struct opt *o, const struct origin *at, char *buf,
   }
 }
 
-static int bad_value(const struct opt *o, const struct origin *at, const char *v, const char *why,
-                     char *err, size_t errlen)
+static int bad_value(const struct mesh_cfg_opt *o, const struct origin *at, const char *v,
+                     const char *why, char *err, size_t errlen)
 {
   char where[512];
   char q[80];
@@ -220,8 +86,8 @@ static int bad_value(const struct opt *o, const struct origin *at, const char *v
   return -EINVAL;
 }
 
-static int out_of_range(const struct opt *o, const struct origin *at, const char *v, char *err,
-                        size_t errlen)
+static int out_of_range(const struct mesh_cfg_opt *o, const struct origin *at, const char *v,
+                        char *err, size_t errlen)
 {
   char lo[32], hi[32], why[96];
   if (o->type == T_DURATION) {
@@ -265,8 +131,8 @@ static int set_string(char **dst, const char *v, size_t len)
 }
 
 /* Adds the comma-separated items of v to the list. */
-static int list_append(const struct opt *o, const struct origin *at, mesh_strlist *l, const char *v,
-                       char *err, size_t errlen)
+static int list_append(const struct mesh_cfg_opt *o, const struct origin *at, mesh_strlist *l,
+                       const char *v, char *err, size_t errlen)
 {
   const char *p = v;
   while (*p != '\0') {
@@ -311,10 +177,10 @@ static int list_append(const struct opt *o, const struct origin *at, mesh_strlis
  * Sets option o from text v at origin at, unless a higher-ranked source set
  * it already. The field is changed only when the value is valid.
  */
-static int apply(mesh_config *cfg, const struct opt *o, const struct origin *at, const char *v,
-                 char *err, size_t errlen)
+static int apply(mesh_config *cfg, const struct mesh_cfg_opt *o, const struct origin *at,
+                 const char *v, char *err, size_t errlen)
 {
-  size_t idx = (size_t)(o - opts);
+  size_t idx = (size_t)(o - mesh_cfg_opts);
   if (cfg->source[idx] > at->src)
     return 0;
   const char *why = NULL;
@@ -436,22 +302,22 @@ static int apply(mesh_config *cfg, const struct opt *o, const struct origin *at,
   return 0;
 }
 
-static const struct opt *find_flag(const char *name, size_t len)
+static const struct mesh_cfg_opt *find_flag(const char *name, size_t len)
 {
-  for (size_t i = 0; i < NOPTS; i++) {
-    if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
-      return &opts[i];
+  for (size_t i = 0; i < mesh_cfg_nopts; i++) {
+    if (strlen(mesh_cfg_opts[i].name) == len && strncmp(mesh_cfg_opts[i].name, name, len) == 0)
+      return &mesh_cfg_opts[i];
   }
   return NULL;
 }
 
-static const struct opt *find_ini(const char *key)
+static const struct mesh_cfg_opt *find_ini(const char *key)
 {
-  for (size_t i = 0; i < NOPTS; i++) {
-    char k[NAME_MAX_LEN];
-    ini_key(&opts[i], k, sizeof k);
-    if (strcmp(k, key) == 0 || strcmp(opts[i].name, key) == 0)
-      return &opts[i];
+  for (size_t i = 0; i < mesh_cfg_nopts; i++) {
+    char k[MESH_CFG_NAME_MAX];
+    mesh_cfg_ini_key(&mesh_cfg_opts[i], k, sizeof k);
+    if (strcmp(k, key) == 0 || strcmp(mesh_cfg_opts[i].name, key) == 0)
+      return &mesh_cfg_opts[i];
   }
   return NULL;
 }
@@ -461,9 +327,9 @@ void mesh_config_init(mesh_config *cfg)
   memset(cfg, 0, sizeof *cfg);
   char err[256];
   struct origin def = {MESH_CFG_DEFAULT, NULL, 0};
-  for (size_t i = 0; i < NOPTS; i++) {
-    if (opts[i].def != NULL) {
-      int rc = apply(cfg, &opts[i], &def, opts[i].def, err, sizeof err);
+  for (size_t i = 0; i < mesh_cfg_nopts; i++) {
+    if (mesh_cfg_opts[i].def != NULL) {
+      int rc = apply(cfg, &mesh_cfg_opts[i], &def, mesh_cfg_opts[i].def, err, sizeof err);
       (void)rc; /* the table's defaults are valid: test_config checks each */
     }
   }
@@ -471,20 +337,20 @@ void mesh_config_init(mesh_config *cfg)
 
 void mesh_config_free(mesh_config *cfg)
 {
-  for (size_t i = 0; i < NOPTS; i++) {
-    switch (opts[i].type) {
+  for (size_t i = 0; i < mesh_cfg_nopts; i++) {
+    switch (mesh_cfg_opts[i].type) {
     case T_STRING:
     case T_PATH:
     case T_ADDR:
     case T_API:
     case T_URL: {
-      char **s = field(cfg, &opts[i]);
+      char **s = field(cfg, &mesh_cfg_opts[i]);
       free(*s);
       *s = NULL;
       break;
     }
     case T_LIST:
-      strlist_clear(field(cfg, &opts[i]));
+      strlist_clear(field(cfg, &mesh_cfg_opts[i]));
       break;
     default:
       break;
@@ -512,7 +378,7 @@ static int parse_flags(mesh_config *cfg, int nargs, char *const args[], char *er
     const char *name = a + 2;
     const char *eq = strchr(name, '=');
     size_t nl = eq != NULL ? (size_t)(eq - name) : strlen(name);
-    const struct opt *o = find_flag(name, nl);
+    const struct mesh_cfg_opt *o = find_flag(name, nl);
     if (o == NULL) {
       snprintf(err, errlen, "unknown option --%.*s (see meshd --help)", (int)(nl > 60 ? 60 : nl),
                name);
@@ -551,13 +417,13 @@ static const char *env_get(char *const envp[], const char *name)
 static int parse_env(mesh_config *cfg, char *const envp[], char *err, size_t errlen)
 {
   struct origin at = {MESH_CFG_ENV, NULL, 0};
-  for (size_t i = 0; i < NOPTS; i++) {
-    char name[NAME_MAX_LEN];
-    env_name(&opts[i], name, sizeof name);
+  for (size_t i = 0; i < mesh_cfg_nopts; i++) {
+    char name[MESH_CFG_NAME_MAX];
+    mesh_cfg_env_name(&mesh_cfg_opts[i], name, sizeof name);
     const char *v = env_get(envp, name);
     if (v == NULL)
       continue;
-    int rc = apply(cfg, &opts[i], &at, v, err, errlen);
+    int rc = apply(cfg, &mesh_cfg_opts[i], &at, v, err, errlen);
     if (rc != 0)
       return rc;
   }
@@ -617,7 +483,7 @@ static int ini_handler_fn(void *user, const char *section, const char *name, con
     c->rc = -EINVAL;
     return 0;
   }
-  const struct opt *o = find_ini(name);
+  const struct mesh_cfg_opt *o = find_ini(name);
   if (o == NULL) {
     snprintf(c->err, c->errlen, "%s:%u: unknown key \"%.60s\" (see meshd config-example)", c->name,
              c->line, name);
@@ -762,7 +628,7 @@ int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *cons
   struct origin derived = {MESH_CFG_DEFAULT, NULL, 0};
   if (cfg->hf_endpoint == NULL) {
     const char *e = env_get(envp, "HF_ENDPOINT");
-    const struct opt *o = find_flag("hf-endpoint", strlen("hf-endpoint"));
+    const struct mesh_cfg_opt *o = find_flag("hf-endpoint", strlen("hf-endpoint"));
     if (e != NULL && *e != '\0') {
       rc = apply(cfg, o, &derived, e, err, errlen);
       if (rc != 0) {
@@ -781,108 +647,4 @@ int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *cons
       return -ENOMEM;
   }
   return 0;
-}
-
-static const char *type_doc(const struct opt *o)
-{
-  switch (o->type) {
-  case T_DURATION:
-    return "duration (200ms, 5s, 10m, 24h, 7d, 1m30s)";
-  case T_SIZE:
-    return "size (1024, 500MB, 2GiB)";
-  case T_INT:
-    return "whole number";
-  case T_LIST:
-    return "list, comma separated";
-  case T_ENUM:
-    return "one of the names above";
-  case T_BOOL:
-    return "true or false";
-  default:
-    return NULL;
-  }
-}
-
-static void default_text(const struct opt *o, char *buf, size_t len)
-{
-  if (o->def_doc != NULL)
-    snprintf(buf, len, "%s", o->def_doc);
-  else
-    snprintf(buf, len, "%s", o->def != NULL ? o->def : "");
-}
-
-void mesh_config_print_help(FILE *f)
-{
-  fprintf(f, "Options (flag, then MESH_* environment variable, then meshd.conf key):\n");
-  for (size_t i = 0; i < NOPTS; i++) {
-    const struct opt *o = &opts[i];
-    char env[NAME_MAX_LEN], key[NAME_MAX_LEN], def[96], flag[NAME_MAX_LEN * 2];
-    env_name(o, env, sizeof env);
-    ini_key(o, key, sizeof key);
-    default_text(o, def, sizeof def);
-    snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
-    fprintf(f, "  %-32s %s\n", flag, o->help);
-    fprintf(f, "  %-32s default: %s; env %s", "", def, env);
-    if (o->no_file)
-      fprintf(f, "\n");
-    else
-      fprintf(f, "; file %s\n", key);
-  }
-  fprintf(f, "  %-32s %s\n", "-h, --help", "Print this help.");
-  fprintf(f, "  %-32s %s\n", "--version", "Print the version.");
-}
-
-void mesh_config_print_example(FILE *f)
-{
-  fprintf(f, "# meshd.conf: configuration of one meshd node.\n"
-             "#\n"
-             "# meshd reads $MESH_HOME/meshd.conf (or the file named by --config).\n"
-             "# Flags override MESH_* environment variables, which override this file,\n"
-             "# which overrides the built-in defaults. Every option is listed below at\n"
-             "# its default, commented out; remove the '#' to change one.\n"
-             "# Durations: 200ms, 5s, 10m, 24h, 7d, 1m30s. Sizes: 1024, 500MB, 2GiB.\n"
-             "# Lists are comma separated; a repeated list key adds to the list.\n"
-             "\n[meshd]\n");
-  for (size_t i = 0; i < NOPTS; i++) {
-    const struct opt *o = &opts[i];
-    if (o->no_file)
-      continue;
-    char env[NAME_MAX_LEN], key[NAME_MAX_LEN], def[96];
-    env_name(o, env, sizeof env);
-    ini_key(o, key, sizeof key);
-    default_text(o, def, sizeof def);
-    fprintf(f, "\n# %s\n", o->help);
-    if (o->type == T_ENUM) {
-      fprintf(f, "# One of:");
-      for (int c = 0; o->choices[c] != NULL; c++)
-        fprintf(f, " %s", o->choices[c]);
-      fprintf(f, ".\n");
-    }
-    const char *t = type_doc(o);
-    if (t != NULL && o->type != T_ENUM)
-      fprintf(f, "# Type: %s.", t);
-    else
-      fprintf(f, "#");
-    if (o->type == T_INT) {
-      fprintf(f, " Range %llu to %llu.", (unsigned long long)o->min, (unsigned long long)o->max);
-    } else if (o->type == T_DURATION || o->type == T_SIZE) {
-      char lo[32], hi[32];
-      if (o->type == T_DURATION) {
-        mesh_config_format_duration(o->min, lo, sizeof lo);
-        mesh_config_format_duration(o->max, hi, sizeof hi);
-        fprintf(f, " Range %s to %s.", lo, hi);
-      } else if (o->max != UINT64_MAX) {
-        mesh_config_format_size(o->min, lo, sizeof lo);
-        mesh_config_format_size(o->max, hi, sizeof hi);
-        fprintf(f, " Range %s to %s.", lo, hi);
-      }
-    }
-    fprintf(f, " Flag --%s, environment %s.\n", o->name, env);
-    if (o->def != NULL && o->def_doc != NULL)
-      fprintf(f, "# Default: %s.\n#%s = %s\n", o->def_doc, key, o->def);
-    else if (o->def != NULL)
-      fprintf(f, "#%s = %s\n", key, o->def);
-    else
-      fprintf(f, "# Default: %s.\n#%s =\n", def, key);
-  }
 }

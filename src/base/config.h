@@ -152,6 +152,10 @@ int mesh_config_apply_ini(mesh_config *cfg, const char *name, const char *buf, s
 void mesh_config_print_help(FILE *f);
 /* Writes a documented meshd.conf with every option at its default. */
 void mesh_config_print_example(FILE *f);
+/* Writes the effective configuration as INI text, each line followed by
+ * where its value came from. Tokens are not printed, only whether they are
+ * set. */
+void mesh_config_print_effective(FILE *f, const mesh_config *cfg);
 
 /* Value parsers, shared with callers that take values elsewhere. Each
  * returns 0 or -EINVAL (junk) / -ERANGE (overflow), and why (may be NULL)
