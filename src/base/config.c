@@ -578,6 +578,34 @@ static int join_path(char **out, const char *dir, const char *leaf)
   return 0;
 }
 
+/* True when host:port names a loopback host. */
+static bool api_is_loopback(const char *api)
+{
+  if (strncmp(api, "unix:", 5) == 0)
+    return true;
+  const char *colon = strrchr(api, ':');
+  size_t hl = colon != NULL ? (size_t)(colon - api) : strlen(api);
+  if (hl >= 4 && strncmp(api, "127.", 4) == 0)
+    return strspn(api, "0123456789.") == hl; /* an IPv4 literal, not a name like 127.x.com */
+  return (hl == 9 && strncmp(api, "localhost", 9) == 0) ||
+         (hl == 5 && strncmp(api, "[::1]", 5) == 0);
+}
+
+/* The control API stays on this machine unless a token guards it. */
+static int check_api_exposure(const mesh_config *cfg, char *err, size_t errlen)
+{
+  if (cfg->api == NULL || cfg->api_token != NULL || api_is_loopback(cfg->api))
+    return 0;
+  const struct mesh_cfg_opt *o = find_flag("api", 3);
+  size_t idx = (size_t)(o - mesh_cfg_opts);
+  static const char *const from[] = {"default", "the config file", "MESH_API", "--api"};
+  snprintf(err, errlen,
+           "api: %.200s (from %s) is not a loopback address: set api-token too to serve the "
+           "control API beyond this machine",
+           cfg->api, from[cfg->source[idx] <= MESH_CFG_FLAG ? cfg->source[idx] : 0]);
+  return -EINVAL;
+}
+
 int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *const envp[], char *err,
                      size_t errlen)
 {
@@ -646,5 +674,5 @@ int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *cons
     if (t != NULL && *t != '\0' && set_string(&cfg->hf_token, t, strlen(t)) != 0)
       return -ENOMEM;
   }
-  return 0;
+  return check_api_exposure(cfg, err, errlen);
 }

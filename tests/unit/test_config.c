@@ -518,6 +518,36 @@ static void test_bad_value_messages(void **state)
   mesh_config_free(&cfg);
 }
 
+static void test_api_beyond_loopback_needs_token(void **state)
+{
+  const char *env[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  const char *open_api[] = {"--api", "0.0.0.0:52417", NULL};
+  assert_int_equal(load(&cfg, open_api, env, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "api: 0.0.0.0:52417 (from --api) is not a loopback address: set "
+                           "api-token too to serve the control API beyond this machine");
+  mesh_config_free(&cfg);
+
+  const char *tricky[] = {"--api", "127.0.0.1.example.com:52417", NULL};
+  assert_int_equal(load(&cfg, tricky, env, err, sizeof err), -EINVAL);
+  mesh_config_free(&cfg);
+
+  const char *with_token[] = {"--api", "0.0.0.0:52417", "--api-token", "s3cret", NULL};
+  assert_int_equal(load(&cfg, with_token, env, err, sizeof err), 0);
+  assert_string_equal(cfg.api_token, "s3cret");
+  mesh_config_free(&cfg);
+
+  static const char *const loopback[] = {"127.0.0.1:1", "127.1.2.3:9", "localhost:5", "[::1]:5",
+                                         "unix:/run/meshd.sock"};
+  for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+    const char *a[] = {"--api", loopback[i], NULL};
+    if (load(&cfg, a, env, err, sizeof err) != 0)
+      fail_msg("api %s refused: %s", loopback[i], err);
+    mesh_config_free(&cfg);
+  }
+}
+
 static void test_ini_syntax_errors(void **state)
 {
   const char *env[] = {home_env, NULL};
@@ -730,6 +760,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unknown_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_value_messages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_api_beyond_loopback_needs_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ini_syntax_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hf_env, setup, teardown),
       cmocka_unit_test(test_help_and_version_flags),
