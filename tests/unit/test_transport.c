@@ -1,0 +1,731 @@
+/*
+ * The TCP transport on loopback, several endpoints in one process on one
+ * event loop, and raw sockets playing broken or hostile peers. Every wait is
+ * for a condition with a deadline; every refusal is checked on a counter,
+ * and after each one an honest peer is still served.
+ */
+#include "net/frame.h"
+#include "net/handshake.h"
+#include "net/transport.h"
+#include "proto/handshake.pb-c.h"
+#include "src/base/rng.h"
+#include "src/daemon/loop.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#define MAX_MSGS 256
+
+typedef struct rx_msg {
+  mesh_peer_id from;
+  uint64_t epoch;
+  int ch, cls;
+  uint8_t *buf;
+  size_t len;
+} rx_msg;
+
+typedef struct node {
+  mesh_identity id;
+  uint64_t epoch;
+  mesh_net_options opt;
+  mesh_net *net;
+  mesh_multiaddr addr;
+  char addr_text[MESH_MULTIADDR_TEXT_MAX + MESH_PEER_ID_TEXT_MAX + 8]; /* with /p2p/ */
+  rx_msg msgs[MAX_MSGS];
+  int nmsgs;
+  int ups, downs, writable;
+  uint64_t last_up_epoch;
+  uint8_t ext[MESH_HANDSHAKE_EXT_MAX];
+  size_t ext_len;
+} node;
+
+static mesh_loop *loop;
+static mesh_psk psk;
+
+static const mesh_transport_counters *ctr(node *n)
+{
+  return mesh_net_counters_of(n->net, "tcp");
+}
+
+static void on_msg(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
+                   mesh_class cls, const uint8_t *buf, size_t len)
+{
+  node *n = arg;
+  if (n->nmsgs == MAX_MSGS)
+    return;
+  rx_msg *m = &n->msgs[n->nmsgs++];
+  m->from = *from;
+  m->epoch = epoch;
+  m->ch = ch;
+  m->cls = cls;
+  m->buf = malloc(len > 0 ? len : 1);
+  assert_non_null(m->buf);
+  memcpy(m->buf, buf, len);
+  m->len = len;
+}
+
+static void on_peer(void *arg, const mesh_net_peer_event *ev)
+{
+  node *n = arg;
+  if (ev->up) {
+    n->ups++;
+    n->last_up_epoch = ev->epoch;
+    memcpy(n->ext, ev->extension, ev->extension_len);
+    n->ext_len = ev->extension_len;
+  } else {
+    n->downs++;
+  }
+}
+
+static void on_writable(void *arg, const mesh_peer_id *peer)
+{
+  ((node *)arg)->writable++;
+}
+
+static mesh_time_ms loop_now(void *arg)
+{
+  return mesh_loop_now(arg);
+}
+
+/* Options every test starts from: short timeouts so refusals show fast. */
+static void node_init(node *n, uint64_t epoch)
+{
+  memset(n, 0, sizeof *n);
+  assert_int_equal(mesh_identity_generate(&n->id), 0);
+  n->epoch = epoch;
+  mesh_net_options_default(&n->opt);
+  n->opt.identity = &n->id;
+  n->opt.epoch = epoch;
+  n->opt.psk = psk;
+  n->opt.base = mesh_loop_base(loop);
+  n->opt.now = loop_now;
+  n->opt.now_arg = loop;
+  n->opt.handshake_timeout_ms = 300;
+  n->opt.keepalive_ms = 100;
+  n->opt.idle_timeout_ms = 600;
+  n->opt.backoff_min_ms = 20;
+  n->opt.backoff_max_ms = 200;
+  n->opt.rng_seed = 42;
+}
+
+static void node_open(node *n, const char *listen)
+{
+  assert_int_equal(mesh_net_new(&n->opt, &n->net), 0);
+  mesh_net_on_message(n->net, on_msg, n);
+  mesh_net_on_peer(n->net, on_peer, n);
+  mesh_net_on_writable(n->net, on_writable, n);
+  assert_int_equal(mesh_net_listen(n->net, listen, &n->addr), 0);
+  char id[MESH_PEER_ID_TEXT_MAX], a[MESH_MULTIADDR_TEXT_MAX];
+  mesh_peer_id_to_text(&n->id.id, id, sizeof id);
+  assert_int_equal(mesh_multiaddr_format(&n->addr, a, sizeof a), 0);
+  snprintf(n->addr_text, sizeof n->addr_text, "%s/p2p/%s", a, id);
+}
+
+static void node_start(node *n, uint64_t epoch)
+{
+  node_init(n, epoch);
+  node_open(n, "/ip4/127.0.0.1/tcp/0");
+}
+
+static void node_close(node *n)
+{
+  mesh_net_free(n->net);
+  n->net = NULL;
+  for (int i = 0; i < n->nmsgs; i++)
+    free(n->msgs[i].buf);
+  n->nmsgs = 0;
+}
+
+/* One short turn of the loop (at most ~2 ms). */
+static void turn(void)
+{
+  struct timeval tv = {0, 2000};
+  event_base_loopexit(mesh_loop_base(loop), &tv);
+  assert_int_equal(mesh_loop_run_once(loop, false), 0);
+}
+
+#define WAIT(cond, ms)                                                                             \
+  do {                                                                                             \
+    mesh_time_ms until_ = mesh_clock_now_ms() + (ms);                                              \
+    while (!(cond) && mesh_clock_now_ms() < until_)                                                \
+      turn();                                                                                      \
+    if (!(cond))                                                                                   \
+      fail_msg("timed out after %d ms waiting for: %s", (int)(ms), #cond);                         \
+  } while (0)
+
+static void connect_pair(node *a, node *b)
+{
+  assert_int_equal(mesh_net_dial(a->net, b->addr_text, NULL), 0);
+  WAIT(ctr(a)->peers_up == 1 && ctr(b)->peers_up == 1, 3000);
+}
+
+/* A round trip of one stream message a -> b proves b still serves a. */
+static void ping(node *a, node *b)
+{
+  int before = b->nmsgs;
+  uint8_t msg[32];
+  randombytes_buf(msg, sizeof msg);
+  assert_int_equal(
+      mesh_net_send(a->net, &b->id.id, MESH_CH_COORD, MESH_CLASS_STREAM, msg, sizeof msg), 0);
+  WAIT(b->nmsgs > before, 2000);
+  rx_msg *m = &b->msgs[b->nmsgs - 1];
+  assert_int_equal(m->len, sizeof msg);
+  assert_memory_equal(m->buf, msg, sizeof msg);
+  assert_true(mesh_peer_id_eq(&m->from, &a->id.id));
+}
+
+static int setup(void **state)
+{
+  if (loop == NULL) {
+    assert_int_equal(mesh_loop_new(&loop), 0);
+    randombytes_buf(psk.key, sizeof psk.key);
+  }
+  return 0;
+}
+
+/* ---- messages ---- */
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+  mesh_rng r;
+  mesh_rng_seed(&r, seed);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)mesh_rng_next(&r);
+}
+
+static void test_streams_intact_in_order(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 5);
+  connect_pair(&a, &b);
+  assert_int_equal(b.last_up_epoch, 1);
+  assert_int_equal(a.last_up_epoch, 5);
+  size_t cap = a.opt.frame_max, ch = a.opt.chunk_size;
+  size_t sizes[] = {1, 2, 7, ch - 1, ch, ch + 1, 3 * ch + 5, 100000, cap - 1, cap};
+  size_t nsizes = sizeof sizes / sizeof sizes[0];
+  uint8_t *buf = malloc(cap + 1);
+  assert_non_null(buf);
+  for (size_t i = 0; i < nsizes; i++) {
+    fill(buf, sizes[i], i);
+    int rc;
+    /* A full stream queue pushes back; wait for room and retry. */
+    while ((rc = mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, sizes[i])) ==
+           -EAGAIN)
+      turn();
+    assert_int_equal(rc, 0);
+    /* Datagrams in between, on the other channel. */
+    uint8_t d = (uint8_t)i;
+    assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, &d, 1), 0);
+  }
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, cap + 1),
+                   -EMSGSIZE);
+  WAIT(b.nmsgs == (int)(2 * nsizes), 10000);
+  size_t si = 0, di = 0;
+  for (int k = 0; k < b.nmsgs; k++) {
+    rx_msg *m = &b.msgs[k];
+    assert_true(mesh_peer_id_eq(&m->from, &a.id.id));
+    assert_int_equal(m->epoch, 1);
+    if (m->cls == MESH_CLASS_STREAM) {
+      assert_int_equal(m->ch, MESH_CH_COORD);
+      assert_int_equal(m->len, sizes[si]);
+      fill(buf, sizes[si], si);
+      assert_memory_equal(m->buf, buf, m->len);
+      si++;
+    } else {
+      assert_int_equal(m->ch, MESH_CH_SWIM);
+      assert_int_equal(m->len, 1);
+      assert_int_equal(m->buf[0], di);
+      di++;
+    }
+  }
+  assert_int_equal(si, nsizes);
+  assert_int_equal(di, nsizes);
+  /* And back the other way. */
+  ping(&b, &a);
+  assert_int_equal(ctr(&b)->messages_received[MESH_CLASS_STREAM], nsizes);
+  free(buf);
+  node_close(&a);
+  node_close(&b);
+}
+
+static void test_datagram_not_behind_bulk(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 1);
+  connect_pair(&a, &b);
+  size_t big = a.opt.frame_max;
+  uint8_t *buf = calloc(1, big);
+  assert_non_null(buf);
+  int queued = 0;
+  while (queued < 4 &&
+         mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, big) == 0)
+    queued++;
+  assert_true(queued >= 2);
+  uint8_t d = 0xdd;
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, &d, 1), 0);
+  WAIT(b.nmsgs == queued + 1, 10000);
+  /* The datagram, queued after megabytes of stream, overtook at least the
+   * last of them. */
+  int dpos = -1;
+  for (int k = 0; k < b.nmsgs; k++)
+    if (b.msgs[k].cls == MESH_CLASS_DATAGRAM)
+      dpos = k;
+  assert_true(dpos >= 0);
+  assert_true(dpos < b.nmsgs - 1);
+  free(buf);
+  node_close(&a);
+  node_close(&b);
+}
+
+static void test_backpressure_and_queue_overflow(void **state)
+{
+  node a, b;
+  node_init(&a, 1);
+  a.opt.datagram_queue_max = 4096;
+  a.opt.stream_queue_max = 1u << 20;
+  node_open(&a, "/ip4/127.0.0.1/tcp/0");
+  node_start(&b, 1);
+  connect_pair(&a, &b);
+  size_t big = a.opt.frame_max;
+  uint8_t *buf = calloc(1, big);
+  assert_non_null(buf);
+  /* Without turning the loop, b reads nothing: the socket fills, then the
+   * queues. Streams are refused with -EAGAIN, datagrams dropped. */
+  int rc = 0, sent = 0;
+  for (int i = 0; i < 256 && rc == 0; i++) {
+    rc = mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, big);
+    sent += rc == 0;
+  }
+  assert_int_equal(rc, -EAGAIN);
+  int drops = 0;
+  for (int i = 0; i < 100; i++)
+    drops +=
+        mesh_net_send(a.net, &b.id.id, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, buf, 1000) == -ENOBUFS;
+  assert_true(drops > 0);
+  assert_int_equal(ctr(&a)->dropped[MESH_DROP_QUEUE_FULL], (uint64_t)drops);
+  /* Room again: the writable callback says so; nothing was lost from the
+   * stream. */
+  WAIT(a.writable >= 1, 10000);
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, 10), 0);
+  WAIT(ctr(&b)->messages_received[MESH_CLASS_STREAM] == (uint64_t)sent + 1, 20000);
+  free(buf);
+  node_close(&a);
+  node_close(&b);
+}
+
+/* ---- raw peers ---- */
+
+typedef struct raw {
+  int fd;
+  mesh_identity id;
+  mesh_hs hs;
+  mesh_frame_dir tx, rx;
+} raw;
+
+static void raw_connect(raw *r, const node *server)
+{
+  memset(r, 0, sizeof *r);
+  assert_int_equal(mesh_identity_generate(&r->id), 0);
+  r->fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(r->fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(server->addr.port)};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  assert_int_equal(connect(r->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+}
+
+static void raw_send(raw *r, const void *p, size_t n)
+{
+  assert_int_equal(send(r->fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void raw_recv(raw *r, uint8_t *p, size_t n)
+{
+  size_t got = 0;
+  mesh_time_ms until = mesh_clock_now_ms() + 2000;
+  while (got < n && mesh_clock_now_ms() < until) {
+    ssize_t k = recv(r->fd, p + got, n - got, MSG_DONTWAIT);
+    if (k > 0)
+      got += (size_t)k;
+    else
+      turn();
+  }
+  assert_int_equal(got, n);
+}
+
+/* True once the server has closed the raw socket. */
+static bool raw_closed(raw *r)
+{
+  uint8_t b[256];
+  for (;;) {
+    ssize_t k = recv(r->fd, b, sizeof b, MSG_DONTWAIT);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+      return true;
+    if (k < 0)
+      return false;
+  }
+}
+
+static void raw_hello(raw *r, const mesh_psk *key)
+{
+  assert_int_equal(mesh_hs_init(&r->hs, false, &r->id, key, 3, NULL, NULL, 0), 0);
+  uint8_t h[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
+  size_t n;
+  assert_int_equal(mesh_hs_write_hello(&r->hs, h, sizeof h, &n), 0);
+  raw_send(r, h, n);
+}
+
+static void raw_handshake(raw *r, bool send_finish)
+{
+  raw_hello(r, &psk);
+  uint8_t h[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
+  size_t n;
+  raw_recv(r, h, 2);
+  assert_int_equal(mesh_hs_peek(h, 2, &n), 0);
+  raw_recv(r, h + 2, n);
+  assert_int_equal(mesh_hs_read_hello(&r->hs, h + 2, n), 0);
+  r->tx = r->hs.tx;
+  r->rx = r->hs.rx;
+  uint8_t f[MESH_FRAME_OVERHEAD];
+  raw_recv(r, f, sizeof f);
+  mesh_frame fr;
+  assert_int_equal(mesh_frame_open(&r->rx, f, sizeof f, &fr), 0);
+  assert_int_equal(fr.type, MESH_FRAME_FINISH);
+  if (send_finish) {
+    mesh_frame fin = {.type = MESH_FRAME_FINISH};
+    size_t len;
+    assert_int_equal(mesh_frame_seal(&r->tx, &fin, f, sizeof f, &len), 0);
+    raw_send(r, f, len);
+  }
+}
+
+static size_t raw_data(raw *r, const char *text, uint8_t *out, size_t cap)
+{
+  mesh_frame f = {.type = MESH_FRAME_DATA,
+                  .channel = MESH_CH_SWIM,
+                  .cls = MESH_CLASS_DATAGRAM,
+                  .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
+                  .total = (uint32_t)strlen(text),
+                  .payload = (const uint8_t *)text,
+                  .len = strlen(text)};
+  size_t len;
+  assert_int_equal(mesh_frame_seal(&r->tx, &f, out, cap, &len), 0);
+  return len;
+}
+
+static void raw_close(raw *r)
+{
+  close(r->fd);
+}
+
+/* The attack: run it, wait for the refusal on b's counter, check that a
+ * is still served. */
+#define REFUSED(b, a, reason, ms)                                                                  \
+  do {                                                                                             \
+    WAIT(ctr(b)->dropped[reason] >= before[reason] + 1, ms);                                       \
+    ping(a, b);                                                                                    \
+    ping(b, a);                                                                                    \
+    memcpy(before, ctr(b)->dropped, sizeof before);                                                \
+  } while (0)
+
+static size_t forge_hello(raw *r, uint8_t *out)
+{
+  /* An honest Hello whose body is altered after signing, re-MACed with the
+   * swarm key: the signature no longer matches. */
+  uint8_t h[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
+  size_t n;
+  assert_int_equal(mesh_hs_init(&r->hs, false, &r->id, &psk, 3, NULL, NULL, 0), 0);
+  assert_int_equal(mesh_hs_write_hello(&r->hs, h, sizeof h, &n), 0);
+  Mesh__Handshake__Hello *hello = mesh__handshake__hello__unpack(NULL, n - 2, h + 2);
+  Mesh__Handshake__HelloBody *body =
+      mesh__handshake__hello_body__unpack(NULL, hello->body.len, hello->body.data);
+  body->epoch = 999;
+  uint8_t bb[MESH_HS_MSG_MAX], mac[32];
+  size_t blen = mesh__handshake__hello_body__pack(body, bb);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, psk.key, sizeof psk.key, sizeof mac);
+  crypto_generichash_update(&st, (const uint8_t *)"meshd-psk-hello-1", 17);
+  crypto_generichash_update(&st, hello->signature.data, hello->signature.len);
+  crypto_generichash_update(&st, bb, blen);
+  crypto_generichash_final(&st, mac, sizeof mac);
+  Mesh__Handshake__Hello f = MESH__HANDSHAKE__HELLO__INIT;
+  f.body.data = bb;
+  f.body.len = blen;
+  f.signature = hello->signature;
+  f.psk_mac.data = mac;
+  f.psk_mac.len = sizeof mac;
+  size_t len = mesh__handshake__hello__pack(&f, out + 2);
+  out[0] = (uint8_t)(len >> 8);
+  out[1] = (uint8_t)len;
+  mesh__handshake__hello_body__free_unpacked(body, NULL);
+  mesh__handshake__hello__free_unpacked(hello, NULL);
+  return len + 2;
+}
+
+static void test_refusals_counted_honest_served(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 1);
+  connect_pair(&a, &b);
+  uint64_t before[MESH_DROP__COUNT];
+  memcpy(before, ctr(&b)->dropped, sizeof before);
+  raw r;
+  uint8_t buf[4096];
+
+  /* Wrong swarm key. */
+  mesh_psk other;
+  randombytes_buf(other.key, sizeof other.key);
+  raw_connect(&r, &b);
+  raw_hello(&r, &other);
+  REFUSED(&b, &a, MESH_DROP_BAD_PSK, 2000);
+  WAIT(raw_closed(&r), 2000);
+  raw_close(&r);
+
+  /* Forged handshake signature. */
+  raw_connect(&r, &b);
+  size_t n = forge_hello(&r, buf);
+  raw_send(&r, buf, n);
+  REFUSED(&b, &a, MESH_DROP_BAD_SIGNATURE, 2000);
+  raw_close(&r);
+
+  /* Garbage instead of a Hello. */
+  raw_connect(&r, &b);
+  memset(buf, 0x41, 64);
+  raw_send(&r, buf, 64);
+  REFUSED(&b, &a, MESH_DROP_HANDSHAKE_MALFORMED, 2000);
+  raw_close(&r);
+
+  /* A replayed frame: the first copy is delivered, the second refused. */
+  raw_connect(&r, &b);
+  raw_handshake(&r, true);
+  n = raw_data(&r, "once", buf, sizeof buf);
+  raw_send(&r, buf, n);
+  raw_send(&r, buf, n);
+  REFUSED(&b, &a, MESH_DROP_REPLAY, 2000);
+  bool seen = false;
+  for (int k = 0; k < b.nmsgs; k++)
+    seen |= mesh_peer_id_eq(&b.msgs[k].from, &r.id.id) && b.msgs[k].len == 4 &&
+            memcmp(b.msgs[k].buf, "once", 4) == 0;
+  assert_true(seen);
+  raw_close(&r);
+
+  /* A flipped bit. */
+  raw_connect(&r, &b);
+  raw_handshake(&r, true);
+  n = raw_data(&r, "flip", buf, sizeof buf);
+  buf[n - 3] ^= 0x10;
+  raw_send(&r, buf, n);
+  REFUSED(&b, &a, MESH_DROP_AUTH, 2000);
+  raw_close(&r);
+
+  /* A frame cut short, then the connection ends. */
+  raw_connect(&r, &b);
+  raw_handshake(&r, true);
+  n = raw_data(&r, "truncated frame", buf, sizeof buf);
+  raw_send(&r, buf, n / 2);
+  shutdown(r.fd, SHUT_WR);
+  REFUSED(&b, &a, MESH_DROP_TRUNCATED, 2000);
+  raw_close(&r);
+
+  /* A length over frame-max. */
+  raw_connect(&r, &b);
+  raw_handshake(&r, true);
+  uint8_t huge[12] = {0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0};
+  raw_send(&r, huge, sizeof huge);
+  REFUSED(&b, &a, MESH_DROP_OVERSIZE, 2000);
+  raw_close(&r);
+
+  /* A handshake that never starts, and one that never finishes. */
+  raw_connect(&r, &b);
+  raw r2;
+  raw_connect(&r2, &b);
+  raw_handshake(&r2, false);
+  WAIT(ctr(&b)->dropped[MESH_DROP_HANDSHAKE_TIMEOUT] >= before[MESH_DROP_HANDSHAKE_TIMEOUT] + 2,
+       3000);
+  REFUSED(&b, &a, MESH_DROP_HANDSHAKE_TIMEOUT, 10);
+  WAIT(raw_closed(&r) && raw_closed(&r2), 2000);
+  raw_close(&r);
+  raw_close(&r2);
+
+  /* Half-open: authenticated, then silent. a stays up throughout (its
+   * keepalives keep it alive), the silent one is timed out. */
+  raw_connect(&r, &b);
+  raw_handshake(&r, true);
+  uint64_t a_downs = (uint64_t)a.downs;
+  REFUSED(&b, &a, MESH_DROP_IDLE_TIMEOUT, 3000);
+  assert_int_equal(a.downs, a_downs);
+  assert_true(ctr(&a)->keepalives_sent > 0);
+  raw_close(&r);
+
+  node_close(&a);
+  node_close(&b);
+}
+
+static void test_peer_id_mismatch_refused(void **state)
+{
+  node a, b, c;
+  node_start(&a, 1);
+  node_start(&b, 1);
+  node_start(&c, 1);
+  /* a dials b's address but demands c's ID. */
+  char addr[MESH_MULTIADDR_TEXT_MAX], cid[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(&c.id.id, cid, sizeof cid);
+  assert_int_equal(mesh_multiaddr_format(&b.addr, addr, sizeof addr), 0);
+  strncat(addr, "/p2p/", sizeof addr - strlen(addr) - 1);
+  strncat(addr, cid, sizeof addr - strlen(addr) - 1);
+  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  /* Refused, and refused again on the redial after backoff. */
+  WAIT(ctr(&a)->dropped[MESH_DROP_PEER_ID_MISMATCH] >= 2, 3000);
+  assert_int_equal(a.ups, 0);
+  assert_int_equal(ctr(&a)->peers_up, 0);
+  /* a still connects to c honestly. */
+  connect_pair(&a, &c);
+  ping(&a, &c);
+  assert_int_equal(mesh_net_disconnect(a.net, &c.id.id), 0);
+  node_close(&a);
+  node_close(&b);
+  node_close(&c);
+}
+
+static void test_simultaneous_dial_keeps_one(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 1);
+  assert_int_equal(mesh_net_dial(a.net, b.addr_text, NULL), 0);
+  assert_int_equal(mesh_net_dial(b.net, a.addr_text, NULL), 0);
+  WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1 && ctr(&a)->connections_open == 1 &&
+           ctr(&b)->connections_open == 1,
+       3000);
+  ping(&a, &b);
+  ping(&b, &a);
+  /* Stable: redial timers see the peer up and do not dial again. */
+  uint64_t out_a = ctr(&a)->connections_out, out_b = ctr(&b)->connections_out;
+  mesh_time_ms until = mesh_clock_now_ms() + 300;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->connections_open, 1);
+  assert_int_equal(ctr(&b)->connections_open, 1);
+  assert_int_equal(ctr(&a)->connections_out, out_a);
+  assert_int_equal(ctr(&b)->connections_out, out_b);
+  assert_int_equal(a.ups, 1);
+  assert_int_equal(b.ups, 1);
+  node_close(&a);
+  node_close(&b);
+}
+
+static void test_reconnect_with_backoff_new_epoch(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 4);
+  connect_pair(&a, &b);
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)b.addr.port);
+  mesh_identity keep = b.id;
+  node_close(&b);
+  WAIT(a.downs == 1, 2000);
+  /* While b is gone, a keeps trying, with growing delays. */
+  WAIT(ctr(&a)->dial_failures >= 3, 3000);
+  uint64_t fails = ctr(&a)->dial_failures;
+  /* b comes back with the same key and a new epoch. */
+  node_init(&b, 5);
+  b.id = keep;
+  node_open(&b, listen);
+  WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1, 3000);
+  assert_int_equal(a.last_up_epoch, 5);
+  assert_int_equal(a.ups, 2);
+  /* Backoff is capped at 200 ms here: a few dozen failures at most. */
+  assert_true(fails < 60);
+  ping(&a, &b);
+  node_close(&a);
+  node_close(&b);
+}
+
+static void test_connection_cap_evicts_handshaking(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_init(&b, 1);
+  b.opt.max_connections = 8;
+  b.opt.handshake_timeout_ms = 5000;
+  node_open(&b, "/ip4/127.0.0.1/tcp/0");
+  raw silent[20];
+  for (int i = 0; i < 20; i++)
+    raw_connect(&silent[i], &b);
+  WAIT(ctr(&b)->dropped[MESH_DROP_CONN_LIMIT] >= 12, 2000);
+  assert_true(ctr(&b)->connections_open <= 8);
+  connect_pair(&a, &b);
+  ping(&a, &b);
+  assert_true(ctr(&b)->connections_open <= 8);
+  for (int i = 0; i < 20; i++)
+    raw_close(&silent[i]);
+  node_close(&a);
+  node_close(&b);
+}
+
+static int ext_fn(void *arg, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len)
+{
+  int n = snprintf((char *)buf, cap, "rdma-attrs:%llu", (unsigned long long)conn_id);
+  *len = (size_t)n;
+  return 0;
+}
+
+static void test_extension_and_disconnect(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 1);
+  mesh_net_set_extension(a.net, ext_fn, NULL);
+  connect_pair(&a, &b);
+  assert_true(b.ext_len > 11);
+  assert_memory_equal(b.ext, "rdma-attrs:", 11);
+  assert_int_equal(a.ext_len, 0);
+  assert_int_equal(mesh_net_disconnect(a.net, &b.id.id), 0);
+  WAIT(a.downs == 1 && b.downs == 1, 2000);
+  /* a does not redial a peer it disconnected. */
+  mesh_time_ms until = mesh_clock_now_ms() + 300;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->peers_up, 0);
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, NULL, 0),
+                   -ENOTCONN);
+  assert_true(ctr(&a)->dropped[MESH_DROP_NO_ROUTE] >= 1);
+  node_close(&a);
+  node_close(&b);
+}
+
+int main(void)
+{
+  if (sodium_init() < 0)
+    return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_streams_intact_in_order, setup),
+      cmocka_unit_test_setup(test_datagram_not_behind_bulk, setup),
+      cmocka_unit_test_setup(test_backpressure_and_queue_overflow, setup),
+      cmocka_unit_test_setup(test_refusals_counted_honest_served, setup),
+      cmocka_unit_test_setup(test_peer_id_mismatch_refused, setup),
+      cmocka_unit_test_setup(test_simultaneous_dial_keeps_one, setup),
+      cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
+      cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
+      cmocka_unit_test_setup(test_extension_and_disconnect, setup),
+  };
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  mesh_loop_free(loop);
+  return rc;
+}
