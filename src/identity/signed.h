@@ -44,15 +44,15 @@ int mesh_verify(const uint8_t pk[MESH_PUBKEY_LEN], const char *domain, const uin
 /* A decoded envelope. payload and type point into the buffer given to
  * mesh_envelope_open, which must outlive this struct. */
 typedef struct mesh_envelope {
-  mesh_peer_id signer;   /* derived from the envelope's public key */
-  const uint8_t *type;   /* payload type bytes */
-  size_t type_len;
-  const uint8_t *payload;
-  size_t payload_len;
+  mesh_peer_id signer;    /* derived from the envelope's public key */
+  const uint8_t *type;    /* payload type bytes */
+  size_t type_len;        /* <= MESH_ENVELOPE_MAX_TYPE */
+  const uint8_t *payload; /* the signed payload */
+  size_t payload_len;     /* <= MESH_ENVELOPE_MAX_PAYLOAD */
 } mesh_envelope;
 
 /* Encodes and signs an envelope into a newly allocated buffer (*out, caller
- * frees with free()). */
+ * frees with free()). -EMSGSIZE when type or payload exceed their bounds. */
 int mesh_envelope_seal(const mesh_identity *id, const char *domain, const uint8_t *type,
                        size_t type_len, const uint8_t *payload, size_t payload_len, uint8_t **out,
                        size_t *out_len);
