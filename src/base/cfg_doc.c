@@ -46,15 +46,15 @@ void mesh_config_print_help(FILE *f)
     mesh_cfg_ini_key(o, key, sizeof key);
     default_text(o, def, sizeof def);
     snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
-    fprintf(f, "  %-32s %s\n", flag, o->help);
-    fprintf(f, "  %-32s default: %s; env %s", "", def, env);
+    fprintf(f, "  %-26s %s\n", flag, o->help);
+    fprintf(f, "      default: %s; env %s", def, env);
     if (o->no_file)
       fprintf(f, "\n");
     else
       fprintf(f, "; file %s\n", key);
   }
-  fprintf(f, "  %-32s %s\n", "-h, --help", "Print this help.");
-  fprintf(f, "  %-32s %s\n", "--version", "Print the version.");
+  fprintf(f, "  %-26s %s\n", "-h, --help", "Print this help.");
+  fprintf(f, "  %-26s %s\n", "--version", "Print the version.");
 }
 
 void mesh_config_print_example(FILE *f)

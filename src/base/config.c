@@ -611,9 +611,11 @@ int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *cons
 {
   mesh_config_init(cfg);
   int rc = parse_flags(cfg, nargs, args, err, errlen);
-  if (rc == 0)
-    rc = parse_env(cfg, envp, err, errlen);
+  /* --help and --version answer even when the environment or file is bad. */
   if (rc != 0 || cfg->show_help || cfg->show_version)
+    return rc;
+  rc = parse_env(cfg, envp, err, errlen);
+  if (rc != 0)
     return rc;
 
   if (cfg->home == NULL) {
