@@ -12,9 +12,9 @@ static const char *type_doc(const struct mesh_cfg_opt *o)
 {
   switch (o->type) {
   case T_DURATION:
-    return "duration (200ms, 5s, 10m, 24h, 7d, 1m30s)";
+    return "duration";
   case T_SIZE:
-    return "size (1024, 500MB, 2GiB)";
+    return "size";
   case T_INT:
     return "whole number";
   case T_LIST:
@@ -84,25 +84,24 @@ void mesh_config_print_example(FILE *f)
       fprintf(f, ".\n");
     }
     const char *t = type_doc(o);
-    if (t != NULL && o->type != T_ENUM)
+    if (t != NULL && o->type != T_ENUM) {
       fprintf(f, "# Type: %s.", t);
-    else
-      fprintf(f, "#");
-    if (o->type == T_INT) {
-      fprintf(f, " Range %llu to %llu.", (unsigned long long)o->min, (unsigned long long)o->max);
-    } else if (o->type == T_DURATION || o->type == T_SIZE) {
-      char lo[32], hi[32];
-      if (o->type == T_DURATION) {
+      char lo[32] = "", hi[32] = "";
+      if (o->type == T_INT) {
+        snprintf(lo, sizeof lo, "%llu", (unsigned long long)o->min);
+        snprintf(hi, sizeof hi, "%llu", (unsigned long long)o->max);
+      } else if (o->type == T_DURATION) {
         mesh_config_format_duration(o->min, lo, sizeof lo);
         mesh_config_format_duration(o->max, hi, sizeof hi);
-        fprintf(f, " Range %s to %s.", lo, hi);
-      } else if (o->max != UINT64_MAX) {
+      } else if (o->type == T_SIZE && o->max != UINT64_MAX) {
         mesh_config_format_size(o->min, lo, sizeof lo);
         mesh_config_format_size(o->max, hi, sizeof hi);
-        fprintf(f, " Range %s to %s.", lo, hi);
       }
+      if (lo[0] != '\0')
+        fprintf(f, " Range %s to %s.", lo, hi);
+      fprintf(f, "\n");
     }
-    fprintf(f, " Flag --%s, environment %s.\n", o->name, env);
+    fprintf(f, "# Flag --%s, environment %s.\n", o->name, env);
     if (o->def != NULL && o->def_doc != NULL)
       fprintf(f, "# Default: %s.\n#%s = %s\n", o->def_doc, key, o->def);
     else if (o->def != NULL)
