@@ -1,0 +1,185 @@
+/*
+ * The interactive shell: libedit for line editing, history kept in
+ * $MESH_HOME/meshctl_history (saved after every line, so a killed shell
+ * loses nothing), tab completion of command names and of peer IDs (fetched
+ * from /members at each completion, so they are current).
+ */
+#include "src/meshctl/meshctl.h"
+
+#include <errno.h>
+#include <histedit.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *prompt(EditLine *el)
+{
+  return "meshctl> ";
+}
+
+/* Candidates that start with word[0..wlen), into a NULL-terminated array
+ * (caller frees the array, not the strings, which stay borrowed). */
+static const char **filter(const char *const *all, const char *word, size_t wlen, size_t *n)
+{
+  size_t total = 0;
+  while (all[total] != NULL)
+    total++;
+  const char **out = calloc(total + 1, sizeof(*out));
+  *n = 0;
+  if (out == NULL)
+    return NULL;
+  for (size_t i = 0; i < total; i++) {
+    if (strncmp(all[i], word, wlen) == 0)
+      out[(*n)++] = all[i];
+  }
+  return out;
+}
+
+static unsigned char complete(EditLine *el, int ch)
+{
+  mctl *c = NULL;
+  el_get(el, EL_CLIENTDATA, &c);
+  const LineInfo *li = el_line(el);
+  const char *start = li->cursor;
+  while (start > li->buffer && start[-1] != ' ')
+    start--;
+  size_t wlen = (size_t)(li->cursor - start);
+  bool first = true;
+  for (const char *p = li->buffer; p < start; p++) {
+    if (*p != ' ')
+      first = false;
+  }
+  const char *names[64];
+  char **ids = NULL;
+  const char *const *all;
+  if (first) {
+    size_t k = 0;
+    for (const mctl_command *cmd = mctl_commands; cmd->name != NULL && k < 60; cmd++)
+      names[k++] = cmd->name;
+    names[k++] = "quit";
+    names[k] = NULL;
+    all = names;
+  } else {
+    /* Anything after the command that is not an option may be a peer ID. */
+    if (wlen > 0 && start[0] == '-')
+      return CC_REFRESH_BEEP;
+    c->quiet = true;
+    int rc = mctl_peer_ids(c, &ids);
+    c->quiet = false;
+    if (rc != MCTL_OK)
+      return CC_REFRESH_BEEP;
+    all = (const char *const *)ids;
+  }
+  size_t n = 0;
+  const char **m = filter(all, start, wlen, &n);
+  unsigned char ret = CC_REFRESH;
+  if (m == NULL || n == 0) {
+    ret = CC_REFRESH_BEEP;
+  } else if (n == 1) {
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s ", m[0] + wlen);
+    el_insertstr(el, buf);
+  } else {
+    size_t lcp = strlen(m[0]);
+    for (size_t i = 1; i < n; i++) {
+      size_t k = 0;
+      while (k < lcp && m[i][k] == m[0][k])
+        k++;
+      lcp = k;
+    }
+    if (lcp > wlen) {
+      char buf[256];
+      snprintf(buf, sizeof(buf), "%.*s", (int)(lcp - wlen), m[0] + wlen);
+      el_insertstr(el, buf);
+    } else {
+      fputc('\n', stdout);
+      for (size_t i = 0; i < n; i++)
+        fprintf(stdout, "%s\n", m[i]);
+      ret = CC_REDISPLAY;
+    }
+  }
+  free(m);
+  mctl_free_strv(ids);
+  return ret;
+}
+
+/* $MESH_HOME/meshctl_history; the folder is made (0700) when missing. */
+static char *history_path(const mctl *c)
+{
+  if (c->home == NULL)
+    return NULL;
+  if (mkdir(c->home, 0700) < 0 && errno != EEXIST)
+    return NULL;
+  size_t n = strlen(c->home) + sizeof("/meshctl_history");
+  char *p = malloc(n);
+  if (p != NULL)
+    snprintf(p, n, "%s/meshctl_history", c->home);
+  return p;
+}
+
+int mctl_shell(mctl *c)
+{
+  EditLine *el = el_init("meshctl", stdin, stdout, stderr);
+  History *hist = history_init();
+  Tokenizer *tok = tok_init(NULL);
+  if (el == NULL || hist == NULL || tok == NULL) {
+    fprintf(stderr, "meshctl: cannot start the line editor\n");
+    if (el != NULL)
+      el_end(el);
+    if (hist != NULL)
+      history_end(hist);
+    if (tok != NULL)
+      tok_end(tok);
+    return MCTL_API_ERROR;
+  }
+  HistEvent ev;
+  history(hist, &ev, H_SETSIZE, 1000);
+  history(hist, &ev, H_SETUNIQUE, 1);
+  char *hpath = history_path(c);
+  if (hpath != NULL)
+    history(hist, &ev, H_LOAD, hpath);
+  el_set(el, EL_EDITOR, "emacs");
+  el_set(el, EL_PROMPT, prompt);
+  el_set(el, EL_HIST, history, hist);
+  el_set(el, EL_CLIENTDATA, c);
+  el_set(el, EL_ADDFN, "meshctl-complete", "complete a command or a peer ID", complete);
+  el_set(el, EL_BIND, "^I", "meshctl-complete", NULL);
+  bool json = c->json;
+  for (;;) {
+    int count = 0;
+    const char *line = el_gets(el, &count);
+    if (line == NULL || count <= 0) {
+      fputc('\n', stdout);
+      break;
+    }
+    int targc = 0;
+    const char **targv = NULL;
+    tok_reset(tok);
+    if (tok_str(tok, line, &targc, &targv) != 0) {
+      fprintf(stderr, "meshctl: unbalanced quotes\n");
+      continue;
+    }
+    if (targc == 0)
+      continue;
+    history(hist, &ev, H_ENTER, line);
+    if (hpath != NULL && history(hist, &ev, H_SAVE, hpath) >= 0)
+      chmod(hpath, 0600);
+    if (strcmp(targv[0], "quit") == 0 || strcmp(targv[0], "exit") == 0)
+      break;
+    char **args = calloc((size_t)targc + 1, sizeof(*args));
+    if (args == NULL)
+      break;
+    for (int i = 0; i < targc; i++)
+      args[i] = (char *)targv[i];
+    c->json = json;
+    mctl_run(c, targc, args);
+    fflush(c->out);
+    free(args);
+  }
+  free(hpath);
+  tok_end(tok);
+  history_end(hist);
+  el_end(el);
+  return MCTL_OK;
+}
