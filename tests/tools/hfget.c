@@ -6,7 +6,8 @@
  *   hfget --endpoint URL --repo ORG/NAME [--revision main] --dir DIR
  *         [--token T] [--max-bytes N] [--files-at-once N] [--attempts N]
  *         [--backoff-ms N] [--backoff-cap-ms N] [--progress-ms N]
- *         [--low-speed-time-ms N] [--cancel-after-bytes N] [--cancel-on-list]
+ *         [--low-speed-bytes N] [--low-speed-time-ms N]
+ *         [--cancel-after-bytes N] [--cancel-on-list]
  *         [--no-sync] [--skip-space-check]
  * HF_ENDPOINT and HF_TOKEN are read when the flags are absent.
  *
@@ -85,7 +86,8 @@ static void usage(FILE *f)
   fprintf(f, "usage: hfget --endpoint URL --repo ORG/NAME [--revision REV] --dir DIR\n"
              "             [--token T] [--max-bytes N] [--files-at-once N] [--attempts N]\n"
              "             [--backoff-ms N] [--backoff-cap-ms N] [--progress-ms N]\n"
-             "             [--low-speed-time-ms N] [--cancel-after-bytes N] [--cancel-on-list]\n"
+             "             [--low-speed-bytes N] [--low-speed-time-ms N]\n"
+             "             [--cancel-after-bytes N] [--cancel-on-list]\n"
              "             [--no-sync] [--skip-space-check] [--verbose]\n");
 }
 
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
                                        {"backoff-cap-ms", required_argument, NULL, 'B'},
                                        {"progress-ms", required_argument, NULL, 'p'},
                                        {"low-speed-time-ms", required_argument, NULL, 'l'},
+                                       {"low-speed-bytes", required_argument, NULL, 'L'},
                                        {"cancel-after-bytes", required_argument, NULL, 'c'},
                                        {"cancel-on-list", no_argument, NULL, 'C'},
                                        {"no-sync", no_argument, NULL, 'n'},
@@ -150,6 +153,9 @@ int main(int argc, char **argv)
       break;
     case 'l':
       o.low_speed_time_ms = strtoull(optarg, NULL, 10);
+      break;
+    case 'L':
+      o.low_speed_bytes = strtoull(optarg, NULL, 10);
       break;
     case 'c':
       g.cancel_after = strtoull(optarg, NULL, 10);
