@@ -41,8 +41,10 @@
  *     the new epoch; unfinished downloads are resumed.
  *
  * Rate limits: actions go through a global token bucket (actions_per_sec) and
- * a per-entry minimum interval (entry_action_interval); an action that does
- * not fit waits for a later tick and is counted as deferred. Publishing is
+ * a per-entry minimum interval between two actions of the same kind
+ * (entry_action_interval: an entry can only spin by repeating itself); an
+ * action that does not fit waits for a later tick and is counted as
+ * deferred. Publishing is
  * coalesced (publish_interval), progress-only changes more so
  * (progress_publish_interval).
  *
@@ -116,7 +118,7 @@ typedef struct mesh_coord_settings {
   uint64_t max_download_bytes;            /* 0 = only free space limits */
   const char *models_dir;                 /* for the executors; the core uses names */
   uint32_t actions_per_sec;               /* global action cap */
-  mesh_time_ms entry_action_interval;     /* minimum time between two actions of one entry */
+  mesh_time_ms entry_action_interval;     /* least time between same-kind actions of an entry */
   uint32_t gc_budget;                     /* entries freed per tick at most */
   mesh_time_ms retry_base;                /* first retry delay */
   mesh_time_ms retry_cap;                 /* retry delay never exceeds this */

@@ -400,7 +400,8 @@ static void drive(mesh_coord *c, mesh_time_ms now)
     coord_own *o = &c->own[i];
     if (!o->want)
       continue;
-    if (o->acted && now < o->last_action + c->set.entry_action_interval) {
+    if (o->acted && o->last_kind == o->next_action &&
+        now < o->last_action + c->set.entry_action_interval) {
       c->st.actions_deferred_entry++;
       continue;
     }
@@ -420,6 +421,7 @@ static void drive(mesh_coord *c, mesh_time_ms now)
     c->st.actions_emitted++;
     o->acted = true;
     o->last_action = now;
+    o->last_kind = o->next_action;
     o->in_flight = true;
     own_clear_want(c, o);
     if (o->next_action == MESH_COORD_ACT_DOWNLOAD)
@@ -848,7 +850,9 @@ mesh_time_ms mesh_coord_next_deadline(const mesh_coord *c)
     if (o->e.status == MESH_COORD_FAILED && o->e.retry_at != 0 && o->e.retry_at < t)
       t = o->e.retry_at;
     if (o->want) {
-      mesh_time_ms at = o->acted ? o->last_action + c->set.entry_action_interval : 0;
+      mesh_time_ms at = (o->acted && o->last_kind == o->next_action)
+                            ? o->last_action + c->set.entry_action_interval
+                            : 0;
       if (c->tokens < 1.0) {
         mesh_time_ms tok =
             c->tokens_at + (mesh_time_ms)((1.0 - c->tokens) * 1000.0 / c->set.actions_per_sec) + 1;

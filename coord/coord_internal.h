@@ -88,6 +88,7 @@ typedef struct coord_own {
   mesh_coord_action_kind next_action; /* which one */
   bool in_flight;                     /* an action was emitted and awaits its answer */
   mesh_time_ms last_action;           /* for the per-entry interval */
+  mesh_coord_action_kind last_kind;   /* the kind of that action */
   bool acted;                         /* last_action is meaningful */
 } coord_own;
 

@@ -1,0 +1,834 @@
+/*
+ * The coordinator core against DESIGN.md's eight rules, one or more tests
+ * per rule, with time passed in and executors answered by the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_coord_harness.h"
+
+#include "src/base/err.h"
+
+#include <errno.h>
+
+#define MIN 60000ull
+
+/* Two nodes that see each other and have exchanged what they hold. */
+static void pair(tnode *a, tnode *b, mesh_time_ms now)
+{
+  tnode *all[] = {a, b};
+  view_event(a, MESH_VIEW_JOINED, b, b->epoch, b->epoch, now);
+  view_event(b, MESH_VIEW_JOINED, a, a->epoch, a->epoch, now);
+  exchange(all, 2, now);
+}
+
+/* Rule 1: actions only for own entries; B replicates A's entries and never
+ * acts on them, whatever their status. */
+static void test_rule1_only_own_entries_act(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/done", true, 0);
+  start_model(&a, "org/going", false, 0);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/gone"};
+  assert_int_equal(mesh_coord_command(a.c, &del, 0, NULL, NULL, 0), 0);
+  tnode *all[] = {&a, &b};
+  exchange(all, 2, 0);
+  mesh_coord_tick(a.c, 1000);
+  exchange(all, 2, 1000);
+  /* A asked its own executors: space, download, delete. */
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 2);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DOWNLOAD], 2);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DELETE], 1);
+  /* B holds the three entries and acts on none of them, ever. */
+  visit_count v = visit(&b, 1000);
+  assert_int_equal(v.others, 3);
+  assert_int_equal(v.own, 0);
+  for (mesh_time_ms t = 1000; t < 30 * MIN; t += 1000)
+    mesh_coord_tick(b.c, t);
+  tnode_drain(&b);
+  for (int k = 0; k < 16; k++)
+    assert_int_equal(b.act_total[k], 0);
+  assert_int_equal(b.total[MESH_COORD_OUT_STORE_PUT], 0);
+  assert_int_equal(b.total[MESH_COORD_OUT_JOURNAL], 0);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Rule 1: a command for another node travels to it, signed; the owner
+ * executes and answers. */
+static void test_rule1_command_travels_to_owner(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &b.id.id};
+  uint64_t seq = 0;
+  char msg[256];
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 10, &seq, msg, sizeof msg), 0);
+  assert_true(seq > 0);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  /* The sender only sends: no action of its own. */
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_ACTION), 0);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 1);
+  tnode *all[] = {&a, &b};
+  deliver(&a, all, 2, 10);
+  exchange(all, 2, 10);
+  assert_int_equal(b.act_total[MESH_COORD_ACT_CHECK_SPACE], 1);
+  assert_int_equal(mesh_coord_get_stats(b.c)->cmds_accepted, 1);
+  assert_int_equal(a.total[MESH_COORD_OUT_RESULT], 1);
+  assert_int_equal(a.last_result.u.result.code, 0);
+  assert_int_equal(a.last_result.u.result.seq, seq);
+  assert_true(mesh_peer_id_eq(&a.last_result.u.result.from, &b.id.id));
+  /* The entry is B's and A sees it through B's document. */
+  visit_count v = visit(&a, 10);
+  assert_int_equal(v.others, 1);
+  assert_int_equal(mesh_coord_own_count(a.c), 0);
+  assert_int_equal(mesh_coord_own_count(b.c), 1);
+
+  /* The same signed bytes again: refused as a replay, nothing executed. */
+  mesh_coord_cmd again = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/m", .target = &b.id.id};
+  assert_int_equal(mesh_coord_command(a.c, &again, 20, &seq, msg, sizeof msg), 0);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  deliver(&a, all, 2, 20);
+  deliver(&a, all, 2, 20);
+  assert_int_equal(mesh_coord_get_stats(b.c)->cmds_accepted, 2);
+  assert_int_equal(mesh_coord_get_stats(b.c)->cmds_refused_replay, 1);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Rule 1: a command for a node that is not in the view is refused and says
+ * so; nothing is sent. */
+static void test_rule1_command_not_in_view(void **state)
+{
+  (void)state;
+  tnode a, b, stranger;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  tnode_init(&stranger, 3, 1, NULL);
+  pair(&a, &b, 0);
+  char msg[256];
+  mesh_coord_cmd cmd = {
+      .kind = MESH_COORD_CMD_DELETE, .model_id = "org/m", .target = &stranger.id.id};
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 5, NULL, msg, sizeof msg), -EHOSTUNREACH);
+  assert_non_null(strstr(msg, "not in the view"));
+  view_event(&a, MESH_VIEW_DEAD, &b, 1, 1, 6);
+  cmd.target = &b.id.id;
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 7, NULL, msg, sizeof msg), -EHOSTUNREACH);
+  assert_non_null(strstr(msg, "not in the view"));
+  assert_non_null(strstr(msg, "dead"));
+  tnode_clear(&a);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 0);
+  /* A bad model ID is refused before anything else. */
+  mesh_coord_cmd bad = {.kind = MESH_COORD_CMD_DELETE, .model_id = "../../etc"};
+  assert_int_equal(mesh_coord_command(a.c, &bad, 8, NULL, msg, sizeof msg), -EINVAL);
+  assert_non_null(strstr(msg, "invalid model ID"));
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&stranger);
+}
+
+/* Rule 1: a command naming an old epoch is refused, locally when the view
+ * knows better, and by the target when the sender's view is behind. */
+static void test_rule1_command_old_epoch(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 4, NULL);
+  pair(&a, &b, 0);
+  char msg[256];
+  mesh_coord_cmd cmd = {
+      .kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &b.id.id, .target_epoch = 3};
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 5, NULL, msg, sizeof msg), -ESTALE);
+  assert_non_null(strstr(msg, "epoch 3"));
+  assert_non_null(strstr(msg, "current epoch is 4"));
+  /* For this node itself too. */
+  mesh_coord_cmd self = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target_epoch = 9};
+  assert_int_equal(mesh_coord_command(a.c, &self, 5, NULL, msg, sizeof msg), -ESTALE);
+
+  /* B restarts (epoch 5) before A's view knows: A's command names epoch 4;
+   * B refuses it and A receives the reason. */
+  tnode_restart(&b, 5);
+  view_event(&b, MESH_VIEW_JOINED, &a, 1, 1, 6);
+  cmd.target_epoch = 0;
+  uint64_t seq;
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 6, &seq, msg, sizeof msg), 0);
+  tnode *all[] = {&a, &b};
+  tnode_clear(&a);
+  tnode_drain(&a);
+  deliver(&a, all, 2, 6);
+  exchange(all, 2, 6);
+  assert_int_equal(mesh_coord_own_count(b.c), 0);
+  assert_int_equal(a.last_result.u.result.code, -ESTALE);
+  assert_non_null(strstr(a.last_result.u.result.message, "epoch 4"));
+  assert_non_null(strstr(a.last_result.u.result.message, "current epoch is 5"));
+  assert_int_equal(mesh_coord_get_stats(b.c)->cmds_refused_epoch, 1);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Replication: only a newer version of the owner's current epoch, signed by
+ * the owner, is accepted. */
+static void test_docs_refused_by_reason(void **state)
+{
+  (void)state;
+  tnode a, b, c;
+  tnode_init(&a, 1, 2, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  tnode_init(&c, 3, 1, NULL);
+  view_event(&b, MESH_VIEW_JOINED, &a, 2, 2, 0);
+  view_event(&b, MESH_VIEW_JOINED, &c, 1, 1, 0);
+  const mesh_coord_stats *st = mesh_coord_get_stats(b.c);
+  uint8_t *m;
+  size_t len;
+
+  /* Old epoch. */
+  craft_doc(&a.id, &a.id.id, 1, 5, "org/old", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 1), -ESTALE);
+  free(m);
+  assert_int_equal(st->docs_refused_old_epoch, 1);
+  /* Forged: C signs a document that claims to be A's. */
+  craft_doc(&c.id, &a.id.id, 2, 5, "org/forged", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 1), -EPERM);
+  free(m);
+  assert_int_equal(st->docs_refused_forged, 1);
+  /* Tampered: a byte of a good document changed. */
+  craft_doc(&a.id, &a.id.id, 2, 5, "org/good", &m, &len);
+  uint8_t *t = malloc(len);
+  memcpy(t, m, len);
+  t[len - 3] ^= 0x01; /* inside the signature */
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, t, len, 1), -EKEYREJECTED);
+  free(t);
+  assert_int_equal(st->docs_refused_forged, 2);
+  /* Unknown owner. */
+  tnode d;
+  tnode_init(&d, 4, 1, NULL);
+  uint8_t *u;
+  size_t ulen;
+  craft_doc(&d.id, &d.id.id, 1, 1, "org/unknown", &u, &ulen);
+  assert_int_equal(mesh_coord_receive(b.c, &d.id.id, u, ulen, 1), -EHOSTUNREACH);
+  free(u);
+  assert_int_equal(st->docs_refused_unknown, 1);
+  /* Good, relayed by C. */
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 1), 0);
+  assert_int_equal(st->docs_accepted, 1);
+  /* Replayed: the same and an older version. */
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 2), -ESTALE);
+  free(m);
+  craft_doc(&a.id, &a.id.id, 2, 4, "org/older", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 2), -ESTALE);
+  free(m);
+  assert_int_equal(st->docs_refused_old_version, 2);
+  /* A future epoch waits for membership. */
+  craft_doc(&a.id, &a.id.id, 3, 1, "org/future", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 2), -EAGAIN);
+  free(m);
+  assert_int_equal(st->docs_refused_future_epoch, 1);
+  /* A model ID a peer should never send: the document is refused whole. */
+  craft_doc(&a.id, &a.id.id, 2, 9, "../../etc", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 2), -EBADMSG);
+  free(m);
+  craft_doc(&a.id, &a.id.id, 2, 9, "/abs", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, m, len, 2), -EBADMSG);
+  free(m);
+  assert_int_equal(st->docs_refused_malformed, 2);
+  /* Garbage. */
+  uint8_t junk[] = {0x0a, 0xff, 0xff, 0x01};
+  assert_true(mesh_coord_receive(b.c, &c.id.id, junk, sizeof junk, 2) < 0);
+  assert_int_equal(st->msgs_malformed, 1);
+
+  visit_count v = visit(&b, 2);
+  assert_int_equal(v.others, 1);
+  assert_string_equal(v.last_model, "org/good");
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+  tnode_free(&d);
+}
+
+/* Rule 2: owner epoch superseded -> its entries are out of sight at once;
+ * the restarted owner's completed models come back under the new epoch. */
+static void test_rule2_superseded_epoch_collected_at_once(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/keep", true, 0);
+  start_model(&a, "org/half", false, 0);
+  tnode *all[] = {&a, &b};
+  mesh_coord_tick(a.c, 1000);
+  exchange(all, 2, 1000);
+  assert_int_equal(visit(&b, 1000).others, 2);
+
+  /* A restarts with epoch 2: its completed entry survives in its store. */
+  mesh_coord_entry kept[2];
+  memset(kept, 0, sizeof kept);
+  snprintf(kept[0].model_id, sizeof kept[0].model_id, "org/keep");
+  snprintf(kept[0].revision, sizeof kept[0].revision, "main");
+  kept[0].status = MESH_COORD_COMPLETED;
+  kept[0].total_bytes = 1000;
+  snprintf(kept[1].model_id, sizeof kept[1].model_id, "org/half");
+  snprintf(kept[1].revision, sizeof kept[1].revision, "main");
+  kept[1].status = MESH_COORD_ONGOING;
+  kept[1].total_bytes = 1000;
+  tnode_restart(&a, 2);
+  assert_int_equal(mesh_coord_restore(a.c, kept, 2, mesh_coord_doc_version(a.c), 2000), 0);
+  view_event(&b, MESH_VIEW_EPOCH_CHANGED, &a, 2, 1, 2000);
+  /* At once: nothing of epoch 1 is shown. */
+  assert_int_equal(visit(&b, 2000).others, 0);
+  view_event(&a, MESH_VIEW_JOINED, &b, 1, 1, 2000);
+  exchange(all, 2, 2000);
+  /* The restored node verifies and resumes. */
+  assert_int_equal(a.act_total[MESH_COORD_ACT_VERIFY], 1);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 1);
+  mesh_coord_verified(a.c, "org/keep", "main", true, 1000, 2100);
+  mesh_coord_tick(a.c, 2400);
+  exchange(all, 2, 2400);
+  visit_count v = visit(&b, 2400);
+  assert_int_equal(v.others, 2);
+  assert_int_equal(v.last_epoch, 2);
+  /* Memory of the old document is freed by ticks. */
+  mesh_coord_tick(b.c, 2500);
+  assert_int_equal(mesh_coord_held_entries(b.c), 2);
+  /* The two of epoch 1, and those of versions that newer ones replaced. */
+  assert_true(mesh_coord_get_stats(b.c)->entries_collected >= 2);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Rule 2: owner dead or left -> abandoned at once with the time left,
+ * collected after gc_grace, never acted upon, never written. */
+static void test_rule2_departed_owner_abandoned_then_collected(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.gc_grace = 3 * MIN;
+  tnode a, b;
+  tnode_init(&a, 1, 1, &set);
+  tnode_init(&b, 2, 1, &set);
+  pair(&a, &b, 0);
+  start_model(&a, "org/x", false, 0);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/y"};
+  assert_int_equal(mesh_coord_command(a.c, &del, 0, NULL, NULL, 0), 0);
+  tnode *all[] = {&a, &b};
+  exchange(all, 2, 0);
+  mesh_coord_tick(a.c, 1000);
+  exchange(all, 2, 1000);
+  assert_int_equal(visit(&b, 1000).others, 2);
+  tnode_clear(&b);
+  size_t before[16];
+  memcpy(before, b.total, sizeof before);
+
+  view_event(&b, MESH_VIEW_DEAD, &a, 1, 1, 10000);
+  /* Replaced documents of A are freed by the first tick. */
+  mesh_coord_tick(b.c, 10000);
+  visit_count v = visit(&b, 10000);
+  assert_int_equal(v.abandoned, 2);
+  assert_int_equal(v.min_collect_in, 3 * MIN);
+  assert_int_equal(mesh_coord_next_deadline(b.c), 10000 + 3 * MIN);
+  for (mesh_time_ms t = 10000; t < 10000 + 3 * MIN; t += 500) {
+    mesh_coord_tick(b.c, t);
+    assert_int_equal(visit(&b, t).abandoned, 2);
+  }
+  v = visit(&b, 10000 + 3 * MIN - 500);
+  assert_int_equal(v.min_collect_in, 500);
+  mesh_coord_tick(b.c, 10000 + 3 * MIN);
+  assert_int_equal(visit(&b, 10000 + 3 * MIN).others, 0);
+  assert_int_equal(mesh_coord_held_entries(b.c), 0);
+  tnode_drain(&b);
+  /* Nothing was sent, acted upon or written about the departed owner. */
+  assert_int_equal(memcmp(before, b.total, sizeof before), 0);
+  /* A document of the departed owner is refused. */
+  uint8_t *m;
+  size_t len;
+  craft_doc(&a.id, &a.id.id, 1, 99, "org/x", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 10000 + 4 * MIN), -EHOSTUNREACH);
+  free(m);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+static void visit_entry(void *arg, const mesh_coord_view_entry *ve)
+{
+  *(mesh_coord_entry *)arg = *ve->e;
+}
+
+/* Rule 3: deleting a directory that is not there succeeds once and ends. */
+static void test_rule3_delete_missing_succeeds_once(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 1, NULL);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/nothing"};
+  assert_int_equal(mesh_coord_command(a.c, &del, 0, NULL, NULL, 0), 0);
+  tnode_drain(&a);
+  const mesh_coord_out *act = tnode_find_action(&a, MESH_COORD_ACT_DELETE);
+  assert_non_null(act);
+  assert_string_equal(act->u.action.model_dir, "org--nothing");
+  mesh_coord_delete_result(a.c, "org/nothing", "main", -ENOENT, 10);
+  assert_int_equal(mesh_coord_own_count(a.c), 0);
+  for (mesh_time_ms t = 10; t < 10 * MIN; t += 100)
+    mesh_coord_tick(a.c, t);
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DELETE], 1);
+  assert_int_equal(a.total[MESH_COORD_OUT_STORE_DEL], 1);
+  /* A late second answer is ignored, not a crash. */
+  mesh_coord_delete_result(a.c, "org/nothing", "main", 0, 20);
+  assert_int_equal(mesh_coord_get_stats(a.c)->results_ignored, 1);
+  tnode_free(&a);
+}
+
+/* Rule 3: a directory that will not go gives a failed entry with the error
+ * and retries with capped exponential backoff and jitter: attempts over a
+ * minute are few, and the process never loops. */
+static void test_rule3_delete_failure_backoff(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.retry_base = 1000;
+  set.retry_cap = 16000;
+  tnode a;
+  tnode_init(&a, 7, 1, &set);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/stuck"};
+  assert_int_equal(mesh_coord_command(a.c, &del, 0, NULL, NULL, 0), 0);
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DELETE], 1);
+  mesh_time_ms failed_at = 0;
+  uint32_t attempts = 0;
+  mesh_time_ms retry_at = 0;
+  for (mesh_time_ms t = 0; t <= 2 * MIN; t += 10) {
+    if (a.act_total[MESH_COORD_ACT_DELETE] > attempts) {
+      attempts = (uint32_t)a.act_total[MESH_COORD_ACT_DELETE];
+      if (attempts > 1) {
+        /* The retry came no sooner than half the nominal delay and no later
+         * than its due time (plus one tick). */
+        mesh_time_ms gap = t - failed_at;
+        mesh_time_ms nominal = 1000ull << (attempts - 2);
+        if (nominal > 16000)
+          nominal = 16000;
+        assert_true(gap >= nominal / 2);
+        assert_true(gap <= nominal + 10);
+        assert_true(t >= retry_at);
+      }
+      mesh_coord_delete_result(a.c, "org/stuck", "main", -ENOTEMPTY, t);
+      failed_at = t;
+      mesh_coord_entry e;
+      mesh_coord_visit(a.c, t, visit_entry, &e);
+      assert_int_equal(e.status, MESH_COORD_FAILED);
+      assert_int_equal(e.attempts, attempts);
+      assert_true(e.failed_delete);
+      retry_at = e.retry_at;
+      assert_true(retry_at > t);
+    }
+    mesh_coord_tick(a.c, t);
+    tnode_clear(&a);
+    tnode_drain(&a);
+  }
+  /* Capped at 16 s: in two minutes, 1+2+4+8+16+16+... -> at most 14. */
+  assert_true(attempts >= 6);
+  assert_true(attempts <= 14);
+  tnode_free(&a);
+}
+
+/* The failed entry carries the error text; the entry is published with it. */
+static void visit_error(void *arg, const mesh_coord_view_entry *ve)
+{
+  snprintf(arg, MESH_COORD_ERROR_MAX, "%s", ve->e->error);
+}
+
+static void test_rule3_failed_entry_says_why(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/ro"};
+  assert_int_equal(mesh_coord_command(a.c, &del, 0, NULL, NULL, 0), 0);
+  mesh_coord_delete_result(a.c, "org/ro", "main", -EACCES, 5);
+  char err[MESH_COORD_ERROR_MAX] = "";
+  mesh_coord_visit(a.c, 5, visit_error, err);
+  assert_non_null(strstr(err, "org--ro"));
+  assert_non_null(strstr(err, mesh_strerror(-EACCES)));
+  tnode *all[] = {&a, &b};
+  /* Before the retry is due (at least 500 ms after the failure). */
+  mesh_coord_tick(a.c, 400);
+  exchange(all, 2, 400);
+  err[0] = '\0';
+  mesh_coord_visit(b.c, 400, visit_error, err);
+  assert_non_null(strstr(err, mesh_strerror(-EACCES)));
+  /* Deleting succeeds later: the entry is gone and so is its row. */
+  mesh_coord_tick(a.c, 5 * MIN);
+  mesh_coord_delete_result(a.c, "org/ro", "main", 0, 5 * MIN);
+  assert_int_equal(mesh_coord_own_count(a.c), 0);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Rule 4: a delete acts on the directory of the model ID; nothing creates an
+ * entry but a command (documents, digests and results do not). */
+static void test_rule4_entries_only_from_commands(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/one", true, 0);
+  tnode *all[] = {&a, &b};
+  mesh_coord_tick(a.c, 1000);
+  exchange(all, 2, 1000);
+  mesh_coord_completed(b.c, "org/one", "main", 1, 1000);
+  mesh_coord_verified(b.c, "org/one", "main", true, 1, 1000);
+  mesh_coord_space(b.c, "org/one", "main", 1, 1, 1000);
+  assert_int_equal(mesh_coord_own_count(b.c), 0);
+  assert_int_equal(mesh_coord_get_stats(b.c)->results_ignored, 3);
+  /* A delete's only action names the model directory. */
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/one"};
+  tnode_clear(&a);
+  assert_int_equal(mesh_coord_command(a.c, &del, 2000, NULL, NULL, 0), 0);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_ACTION), 1);
+  assert_string_equal(tnode_find_action(&a, MESH_COORD_ACT_DELETE)->u.action.model_dir, "org--one");
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Rule 5: too big for free space, or over the configured maximum: a failed
+ * entry with both numbers, no download, no retry. */
+
+static void test_rule5_size_guard(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.max_download_bytes = 5000000;
+  tnode a;
+  tnode_init(&a, 1, 1, &set);
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/huge"};
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 0, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/huge", "main", 1100000000000ull, 3000000, 1);
+  mesh_coord_entry e;
+  mesh_coord_visit(a.c, 1, visit_entry, &e);
+  assert_int_equal(e.status, MESH_COORD_FAILED);
+  assert_non_null(strstr(e.error, "1100000000000"));
+  assert_non_null(strstr(e.error, "5000000"));
+  assert_non_null(strstr(e.error, "3000000"));
+  assert_int_equal(e.retry_at, 0);
+
+  mesh_coord_cmd small = {.kind = MESH_COORD_CMD_START, .model_id = "org/small"};
+  assert_int_equal(mesh_coord_command(a.c, &small, 2, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/small", "main", 4000000, 1000000, 3);
+  mesh_coord_cmd mid = {.kind = MESH_COORD_CMD_START, .model_id = "org/fits"};
+  assert_int_equal(mesh_coord_command(a.c, &mid, 4, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/fits", "main", 4000000, 4000000, 5);
+  for (mesh_time_ms t = 5; t < 30 * MIN; t += 1000)
+    mesh_coord_tick(a.c, t);
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DOWNLOAD], 1);
+  assert_string_equal(tnode_find_action(&a, MESH_COORD_ACT_DOWNLOAD)->u.action.model_id,
+                      "org/fits");
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 3);
+  tnode_free(&a);
+}
+
+/* Rule 6: idle means silent: after the last input, ticks for hours emit
+ * nothing, and the next deadline says there is nothing to wait for. */
+static void test_rule6_idle_silence(void **state)
+{
+  (void)state;
+  tnode a, b, c;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  tnode_init(&c, 3, 1, NULL);
+  tnode *all[] = {&a, &b, &c};
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      if (i != j)
+        view_event(all[i], MESH_VIEW_JOINED, all[j], 1, 1, 0);
+  start_model(&a, "org/a", true, 0);
+  start_model(&b, "org/b", false, 0);
+  exchange(all, 3, 0);
+  for (int i = 0; i < 3; i++)
+    mesh_coord_tick(all[i]->c, 1000);
+  exchange(all, 3, 1000);
+  /* The first tick frees the documents that newer versions replaced. */
+  for (int i = 0; i < 3; i++)
+    mesh_coord_tick(all[i]->c, 1000);
+  exchange(all, 3, 1000);
+  for (int i = 0; i < 3; i++) {
+    tnode_clear(all[i]);
+    /* b's download stays ongoing: nothing further is due. */
+    assert_int_equal(mesh_coord_next_deadline(all[i]->c), UINT64_MAX);
+  }
+  for (mesh_time_ms t = 1000; t < 6 * 60 * MIN; t += 250) {
+    for (int i = 0; i < 3; i++) {
+      mesh_coord_tick(all[i]->c, t);
+      assert_int_equal(mesh_coord_outbox_len(all[i]->c), 0);
+    }
+  }
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+}
+
+/* Rule 7: the journal records commands and own transitions only. */
+static void test_rule7_journal_only_own(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/m", true, 0);
+  tnode *all[] = {&a, &b};
+  exchange(all, 2, 0);
+  /* start command, pending, ongoing, completed */
+  /* The start command, then pending -> ongoing -> completed. */
+  assert_true(a.total[MESH_COORD_OUT_JOURNAL] >= 3);
+  assert_int_equal(a.total[MESH_COORD_OUT_JOURNAL], mesh_coord_get_stats(a.c)->journal_records);
+  assert_int_equal(b.total[MESH_COORD_OUT_JOURNAL], 0);
+  assert_int_equal(mesh_coord_get_stats(b.c)->journal_records, 0);
+  assert_int_equal(mesh_coord_get_stats(b.c)->store_writes, 0);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Rule 8: on restart, completed models are checked before being published
+ * again, unfinished downloads resume, and a model missing on disk is
+ * downloaded again. */
+static void test_rule8_restart(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 7, NULL);
+  mesh_coord_entry in[4];
+  memset(in, 0, sizeof in);
+  const char *models[] = {"org/done", "org/lost", "org/partial", "org/deleting"};
+  mesh_coord_status st[] = {MESH_COORD_COMPLETED, MESH_COORD_COMPLETED, MESH_COORD_ONGOING,
+                            MESH_COORD_DELETING};
+  for (int i = 0; i < 4; i++) {
+    snprintf(in[i].model_id, sizeof in[i].model_id, "%s", models[i]);
+    snprintf(in[i].revision, sizeof in[i].revision, "main");
+    in[i].status = st[i];
+    in[i].total_bytes = 100;
+  }
+  assert_int_equal(mesh_coord_restore(a.c, in, 4, 41, 0), 0);
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_VERIFY], 2);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 1);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DELETE], 1);
+  /* Published without the unverified ones, under the new epoch. */
+  assert_int_equal(mesh_coord_doc_version(a.c), 42);
+  mesh_coord_verified(a.c, "org/done", "main", true, 100, 10);
+  mesh_coord_verified(a.c, "org/lost", "main", false, 0, 10);
+  tnode_clear(&a);
+  mesh_coord_tick(a.c, 1000);
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 2);
+  mesh_coord_entry e;
+  memset(&e, 0, sizeof e);
+  visit_count v = visit(&a, 1000);
+  assert_int_equal(v.own, 4);
+  assert_int_equal(v.last_epoch, 7);
+  assert_int_equal(mesh_coord_doc_version(a.c), 43);
+  tnode_free(&a);
+}
+
+/* Rate limits: a flood of commands never produces more actions than the
+ * global cap allows; the rest waits and is counted. */
+static void test_rate_caps(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.actions_per_sec = 5;
+  tnode a;
+  tnode_init(&a, 1, 1, &set);
+  for (int i = 0; i < 100; i++) {
+    char model[32];
+    snprintf(model, sizeof model, "org/m%d", i);
+    mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_DELETE, .model_id = model};
+    assert_int_equal(mesh_coord_command(a.c, &cmd, 0, NULL, NULL, 0), 0);
+  }
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DELETE], 5);
+  assert_true(mesh_coord_get_stats(a.c)->actions_deferred_global > 0);
+  for (mesh_time_ms t = 0; t <= 10000; t += 50)
+    mesh_coord_tick(a.c, t);
+  tnode_drain(&a);
+  /* 5 at once plus 5 per second for 10 s. */
+  assert_true(a.act_total[MESH_COORD_ACT_DELETE] <= 5 + 50 + 1);
+  assert_true(a.act_total[MESH_COORD_ACT_DELETE] >= 50);
+
+  /* Per entry: a delete that keeps answering "more to do" is re-issued at
+   * most once per entry_action_interval. */
+  tnode b;
+  tnode_init(&b, 2, 1, NULL);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/huge-tree"};
+  assert_int_equal(mesh_coord_command(b.c, &del, 0, NULL, NULL, 0), 0);
+  tnode_drain(&b);
+  size_t seen = b.act_total[MESH_COORD_ACT_DELETE];
+  for (mesh_time_ms t = 0; t < 10000; t += 10) {
+    if (b.act_total[MESH_COORD_ACT_DELETE] > seen || t == 0) {
+      seen = b.act_total[MESH_COORD_ACT_DELETE];
+      mesh_coord_delete_result(b.c, "org/huge-tree", "main", -EAGAIN, t);
+    }
+    mesh_coord_tick(b.c, t);
+    tnode_clear(&b);
+    tnode_drain(&b);
+  }
+  assert_true(b.act_total[MESH_COORD_ACT_DELETE] <= 11);
+  assert_true(mesh_coord_get_stats(b.c)->actions_deferred_entry > 0);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Push-pull: a peer's digest showing a newer document makes us ask for it,
+ * and a third node answers for an owner it holds. */
+static void test_digest_and_relay(void **state)
+{
+  (void)state;
+  tnode a, b, c;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  tnode_init(&c, 3, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/m", true, 0);
+  tnode *ab[] = {&a, &b};
+  mesh_coord_tick(a.c, 1000);
+  exchange(ab, 2, 1000);
+  /* A's digest is what membership would carry. */
+  tnode_clear(&a);
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/n"};
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 2000, NULL, NULL, 0), 0);
+  tnode_drain(&a);
+  const mesh_coord_out *digest = NULL;
+  for (size_t i = 0; i < a.n; i++)
+    if (a.out[i].kind == MESH_COORD_OUT_APP_STATE)
+      digest = &a.out[i];
+  assert_non_null(digest);
+  /* C knows A and B but got no push from A (say it was lost). */
+  view_event(&c, MESH_VIEW_JOINED, &a, 1, 1, 2000);
+  view_event(&c, MESH_VIEW_JOINED, &b, 1, 1, 2000);
+  tnode_drain(&c); /* requests to A and B on join: dropped here */
+  tnode_clear(&c);
+  assert_int_equal(visit(&c, 2000).others, 0);
+  assert_int_equal(
+      mesh_coord_app_state(c.c, &a.id.id, digest->u.app_state.bytes, digest->u.app_state.len, 2000),
+      0);
+  tnode_drain(&c);
+  assert_int_equal(tnode_count(&c, MESH_COORD_OUT_SEND), 1);
+  assert_int_equal(mesh_coord_get_stats(c.c)->requests_sent, 3);
+  /* The request goes to B instead (as if relayed); B holds A's document. */
+  c.out[0].u.send.to = b.id.id;
+  tnode *bc[] = {&b, &c};
+  deliver(&c, bc, 2, 2000);
+  tnode_clear(&b);
+  tnode_drain(&b);
+  assert_int_equal(mesh_coord_get_stats(b.c)->requests_answered, 1);
+  deliver(&b, bc, 2, 2000);
+  visit_count v = visit(&c, 2000);
+  assert_int_equal(v.others, 1);
+  assert_string_equal(v.last_model, "org/m");
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+}
+
+/* Cancel stops a download and removes the entry; an unknown one is an error. */
+static void test_cancel(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 1, NULL);
+  start_model(&a, "org/m", false, 0);
+  mesh_coord_cmd cancel = {.kind = MESH_COORD_CMD_CANCEL, .model_id = "org/m"};
+  char msg[256];
+  assert_int_equal(mesh_coord_command(a.c, &cancel, 10, NULL, msg, sizeof msg), 0);
+  tnode_drain(&a);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CANCEL], 1);
+  assert_int_equal(mesh_coord_own_count(a.c), 0);
+  assert_int_equal(mesh_coord_command(a.c, &cancel, 20, NULL, msg, sizeof msg), -ENOENT);
+  /* Progress for the cancelled download is ignored. */
+  mesh_coord_progress(a.c, "org/m", "main", 1, 2, 0, 1, 1, 1, 30);
+  assert_int_equal(mesh_coord_own_count(a.c), 0);
+  tnode_free(&a);
+}
+
+/* A failed download is retried with backoff, up to download_max_attempts. */
+static void test_download_retry_limited(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.download_max_attempts = 3;
+  tnode a;
+  tnode_init(&a, 1, 1, &set);
+  start_model(&a, "org/flaky", false, 0);
+  tnode_drain(&a);
+  size_t answered = 0;
+  for (mesh_time_ms t = 0; t < 60 * MIN; t += 100) {
+    if (a.act_total[MESH_COORD_ACT_CHECK_SPACE] > answered) {
+      answered = a.act_total[MESH_COORD_ACT_CHECK_SPACE];
+      if (answered > 1)
+        mesh_coord_space(a.c, "org/flaky", "main", 10, 1000, t);
+    }
+    if (tnode_find_action(&a, MESH_COORD_ACT_DOWNLOAD) != NULL)
+      mesh_coord_download_failed(a.c, "org/flaky", "main", "HTTP 503", t);
+    tnode_clear(&a);
+    mesh_coord_tick(a.c, t);
+    tnode_drain(&a);
+  }
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DOWNLOAD], 3);
+  mesh_coord_entry e;
+  mesh_coord_visit(a.c, 0, visit_entry, &e);
+  assert_int_equal(e.status, MESH_COORD_FAILED);
+  assert_int_equal(e.attempts, 3);
+  assert_non_null(strstr(e.error, "HTTP 503"));
+  tnode_free(&a);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rule1_only_own_entries_act),
+      cmocka_unit_test(test_rule1_command_travels_to_owner),
+      cmocka_unit_test(test_rule1_command_not_in_view),
+      cmocka_unit_test(test_rule1_command_old_epoch),
+      cmocka_unit_test(test_docs_refused_by_reason),
+      cmocka_unit_test(test_rule2_superseded_epoch_collected_at_once),
+      cmocka_unit_test(test_rule2_departed_owner_abandoned_then_collected),
+      cmocka_unit_test(test_rule3_delete_missing_succeeds_once),
+      cmocka_unit_test(test_rule3_delete_failure_backoff),
+      cmocka_unit_test(test_rule3_failed_entry_says_why),
+      cmocka_unit_test(test_rule4_entries_only_from_commands),
+      cmocka_unit_test(test_rule5_size_guard),
+      cmocka_unit_test(test_rule6_idle_silence),
+      cmocka_unit_test(test_rule7_journal_only_own),
+      cmocka_unit_test(test_rule8_restart),
+      cmocka_unit_test(test_rate_caps),
+      cmocka_unit_test(test_digest_and_relay),
+      cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_download_retry_limited),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
