@@ -181,6 +181,9 @@ static void test_envelope_round_trip(void **state)
   free(buf);
 }
 
+/* The public key edit_swap_key puts into an envelope (owned by the test). */
+static Mesh__Crypto__PublicKey *swap_key;
+
 /* Re-packs an envelope after edit() changed the decoded message. */
 static uint8_t *repack(const uint8_t *buf, size_t len, size_t *out_len,
                        void (*edit)(Mesh__Envelope__Envelope *, void *), void *arg)
@@ -190,12 +193,12 @@ static uint8_t *repack(const uint8_t *buf, size_t len, size_t *out_len,
   edit(e, arg);
   uint8_t *out = malloc(mesh__envelope__envelope__get_packed_size(e) + 1);
   *out_len = mesh__envelope__envelope__pack(e, out);
-  e->public_key = NULL; /* may point at the caller's message */
+  if (e->public_key == swap_key)
+    e->public_key = NULL; /* the test's own message, not the decoder's */
   mesh__envelope__envelope__free_unpacked(e, NULL);
   return out;
 }
 
-static Mesh__Crypto__PublicKey *swap_key;
 static void edit_swap_key(Mesh__Envelope__Envelope *e, void *arg)
 {
   (void)arg;
