@@ -209,28 +209,43 @@ static inline void start_model(tnode *t, const char *model, bool complete, mesh_
   }
 }
 
-/* A CoordMessage carrying a document for owner (claimed) sealed by signer. */
-static inline void craft_doc(const mesh_identity *signer, const mesh_peer_id *owner, uint64_t epoch,
-                             uint64_t version, const char *model, uint8_t **out, size_t *len)
+/* A CoordMessage carrying a document of n entries for owner (claimed),
+ * sealed by signer. With n == 1 the entry's model is model; otherwise the
+ * models are "{model}{i}" (model must then be "org/prefix"). */
+static inline void craft_doc_n(const mesh_identity *signer, const mesh_peer_id *owner,
+                               uint64_t epoch, uint64_t version, const char *model, size_t n,
+                               uint8_t **out, size_t *len)
 {
-  Mesh__Coord__Entry e;
-  mesh__coord__entry__init(&e);
-  e.model_id = (char *)model;
-  e.revision = (char *)"main";
-  e.status = MESH__COORD__STATUS__COMPLETED;
-  e.model_dir = (char *)"whatever";
-  Mesh__Coord__Entry *ep = &e;
+  Mesh__Coord__Entry *e = calloc(n, sizeof *e);
+  Mesh__Coord__Entry **ep = calloc(n, sizeof *ep);
+  char(*names)[MESH_MODEL_ID_MAX] = calloc(n, MESH_MODEL_ID_MAX);
+  assert_true(e != NULL && ep != NULL && names != NULL);
+  for (size_t i = 0; i < n; i++) {
+    mesh__coord__entry__init(&e[i]);
+    if (n == 1)
+      snprintf(names[i], MESH_MODEL_ID_MAX, "%s", model);
+    else
+      snprintf(names[i], MESH_MODEL_ID_MAX, "%s%zu", model, i);
+    e[i].model_id = names[i];
+    e[i].revision = (char *)"main";
+    e[i].status = MESH__COORD__STATUS__COMPLETED;
+    e[i].model_dir = (char *)"whatever";
+    ep[i] = &e[i];
+  }
   Mesh__Coord__Document d;
   mesh__coord__document__init(&d);
   d.owner.data = (uint8_t *)owner->b;
   d.owner.len = MESH_PEER_ID_LEN;
   d.epoch = epoch;
   d.version = version;
-  d.n_entries = 1;
-  d.entries = &ep;
+  d.n_entries = n;
+  d.entries = ep;
   size_t plen = mesh__coord__document__get_packed_size(&d);
   uint8_t *payload = malloc(plen + 1);
   mesh__coord__document__pack(&d, payload);
+  free(names);
+  free(ep);
+  free(e);
   uint8_t *env;
   size_t env_len;
   assert_int_equal(mesh_envelope_seal(signer, MESH_DOMAIN_DOWNLOADS,
@@ -247,6 +262,12 @@ static inline void craft_doc(const mesh_identity *signer, const mesh_peer_id *ow
   *out = malloc(*len);
   mesh__coord__coord_message__pack(&m, *out);
   free(env);
+}
+
+static inline void craft_doc(const mesh_identity *signer, const mesh_peer_id *owner, uint64_t epoch,
+                             uint64_t version, const char *model, uint8_t **out, size_t *len)
+{
+  craft_doc_n(signer, owner, epoch, version, model, 1, out, len);
 }
 
 #endif
