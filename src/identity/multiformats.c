@@ -44,6 +44,8 @@ int mesh_uvarint_get(const uint8_t *buf, size_t len, uint64_t *out, size_t *used
 
 int mesh_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 {
+  if (len > MESH_BASE58_MAX_BYTES)
+    return -EMSGSIZE;
   size_t zeros = 0;
   while (zeros < len && in[zeros] == 0)
     zeros++;
@@ -128,6 +130,8 @@ int mesh_base58_decode(const char *text, size_t len, uint8_t *out, size_t cap, s
 
 int mesh_base32_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 {
+  if (len > SIZE_MAX / 8)
+    return -EMSGSIZE;
   size_t need = (len * 8 + 4) / 5;
   if (cap < need + 1)
     return -ENOSPC;
@@ -162,6 +166,8 @@ int mesh_base32_decode(const char *text, size_t len, uint8_t *out, size_t cap, s
 {
   /* Unpadded base32 ends in a group of 2, 4, 5 or 7 characters (1 to 4
    * bytes); 1, 3 or 6 leftover characters cannot come from any input. */
+  if (len > SIZE_MAX / 5)
+    return -EMSGSIZE;
   size_t rem = len % 8;
   if (rem == 1 || rem == 3 || rem == 6)
     return -EBADMSG;

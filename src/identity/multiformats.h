@@ -28,8 +28,10 @@
 
 /* The longest varint the multiformats spec allows (63 bits of value). */
 #define MESH_UVARINT_MAX 9
-/* Longest base58 text the decoder accepts (enough for 64 bytes). */
+/* Longest base58 text the decoder accepts (enough for 64 bytes), and the
+ * most bytes the encoder takes (base58 costs time quadratic in length). */
 #define MESH_BASE58_MAX_TEXT 128
+#define MESH_BASE58_MAX_BYTES 92
 
 #define MESH_MULTICODEC_LIBP2P_KEY 0x72
 #define MESH_MULTIHASH_IDENTITY 0x00

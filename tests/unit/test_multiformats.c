@@ -87,6 +87,18 @@ static void test_base58_rejects(void **state)
   memset(longtext, 'z', sizeof longtext);
   assert_int_equal(mesh_base58_decode(longtext, sizeof longtext, out, sizeof out, &n), -EMSGSIZE);
   assert_int_equal(mesh_base58_decode("2NEpo7TZRRrLZSi2U", 17, out, 11, &n), -ENOSPC);
+  /* The largest input round-trips through the longest text; one byte more
+   * is refused. */
+  uint8_t maxin[MESH_BASE58_MAX_BYTES + 1];
+  memset(maxin, 0xff, sizeof maxin);
+  char maxtext[256];
+  assert_int_equal(mesh_base58_encode(maxin, sizeof maxin, maxtext, sizeof maxtext), -EMSGSIZE);
+  assert_int_equal(mesh_base58_encode(maxin, MESH_BASE58_MAX_BYTES, maxtext, sizeof maxtext), 0);
+  assert_true(strlen(maxtext) <= MESH_BASE58_MAX_TEXT);
+  uint8_t back[MESH_BASE58_MAX_BYTES];
+  assert_int_equal(mesh_base58_decode(maxtext, strlen(maxtext), back, sizeof back, &n), 0);
+  assert_int_equal(n, MESH_BASE58_MAX_BYTES);
+  assert_memory_equal(back, maxin, n);
   char small[4];
   assert_int_equal(mesh_base58_encode((const uint8_t *)"Hello", 5, small, sizeof small), -ENOSPC);
 }
@@ -164,31 +176,46 @@ static void test_uvarint(void **state)
   }
 }
 
-/* The peer-ID spec's sha256 example in both text forms names the same
- * multihash: base58 of the bare multihash, and a CIDv1 around it. */
+/* sha256 peer IDs published in both text forms name the same multihash:
+ * base58 of the bare multihash, and a CIDv1 around it. The first pair is the
+ * peer-ID spec's example; the second is from the multiaddr test lists. */
+static const struct {
+  const char *base58;
+  const char *cid;
+} sha_pairs[] = {
+    {"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
+     "bafzbeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqxe"},
+    {"QmcgpsyWgH8Y8ajJz1Cu72KnS5uo2Aa2LpzU7kinSupNKC",
+     "bafzbeigvf25ytwc3akrijfecaotc74udrhcxzh2cx3we5qqnw5vgrei4bm"},
+};
+
 static void test_cid_and_base58_agree(void **state)
 {
   (void)state;
-  uint8_t a[64], b[64];
-  size_t an, bn;
-  const char *b58 = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N";
-  const char *cid = "bafzbeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqxe";
-  assert_int_equal(mesh_base58_decode(b58, strlen(b58), a, sizeof a, &an), 0);
-  uint64_t codec = 0;
-  assert_int_equal(mesh_cid_parse(cid, strlen(cid), &codec, b, sizeof b, &bn), 0);
-  assert_int_equal(codec, MESH_MULTICODEC_LIBP2P_KEY);
-  assert_int_equal(an, 34);
-  assert_int_equal(bn, 34);
-  assert_memory_equal(a, b, an);
-  uint64_t code;
-  size_t dl;
-  assert_int_equal(mesh_multihash_check(a, an, &code, &dl), 0);
-  assert_int_equal(code, MESH_MULTIHASH_SHA2_256);
-  assert_int_equal(dl, 32);
+  for (size_t i = 0; i < sizeof sha_pairs / sizeof sha_pairs[0]; i++) {
+    const char *b58 = sha_pairs[i].base58;
+    const char *cid = sha_pairs[i].cid;
+    uint8_t a[64], b[64];
+    size_t an, bn;
+    assert_int_equal(mesh_base58_decode(b58, strlen(b58), a, sizeof a, &an), 0);
+    uint64_t codec = 0;
+    assert_int_equal(mesh_cid_parse(cid, strlen(cid), &codec, b, sizeof b, &bn), 0);
+    assert_int_equal(codec, MESH_MULTICODEC_LIBP2P_KEY);
+    assert_int_equal(an, 34);
+    assert_int_equal(bn, 34);
+    assert_memory_equal(a, b, an);
+    uint64_t code;
+    size_t dl;
+    assert_int_equal(mesh_multihash_check(a, an, &code, &dl), 0);
+    assert_int_equal(code, MESH_MULTIHASH_SHA2_256);
+    assert_int_equal(dl, 32);
 
-  char text[128];
-  assert_int_equal(mesh_cid_format(MESH_MULTICODEC_LIBP2P_KEY, a, an, text, sizeof text), 0);
-  assert_string_equal(text, cid);
+    char text[128];
+    assert_int_equal(mesh_cid_format(MESH_MULTICODEC_LIBP2P_KEY, a, an, text, sizeof text), 0);
+    assert_string_equal(text, cid);
+    assert_int_equal(mesh_base58_encode(b, bn, text, sizeof text), 0);
+    assert_string_equal(text, b58);
+  }
 }
 
 static void test_cid_rejects(void **state)

@@ -140,6 +140,53 @@ static void test_cid_vector(void **state)
   assert_string_equal(s, "eQAJU5SA");
 }
 
+/* Ed25519 peer IDs published by other libp2p implementations in both text
+ * forms, with the public key they carry. */
+static const struct {
+  const char *base58;
+  const char *cid;
+  const char *pk_hex;
+} published[] = {
+    /* The peer-ID spec's example; its CID as dotnet-libp2p prints it; its key
+     * as a protocol spec's conformance fixture gives it. */
+    {"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+     "bafzaajaiaejcal72gwuz2or47oyxxn6b3rkwdmmkrxgkjxzy3rqt5kczyn7lcm3l",
+     "2ffa35a99d3a3cfbb17bb7c1dc5561b18a8dcca4df38dc613ea859c37eb1336b"},
+    /* The example of the libp2p forum's "determine the key type" thread; its
+     * CID and base16 CID from an IPNS gateway's multibase tests. */
+    {"12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK",
+     "bafzaajaiaejcbzdibmxyzdjbbehgvizh6g5tikvy47mshdy6gwbruvgwvd24seje",
+     "e4680b2f8c8d21090e6aa327f1bb342ab8e7d9238f1e35831a54d6a8f5c91124"},
+    /* Both /p2p/ forms in the multiaddr implementations' test lists. */
+    {"12D3KooWCryG7Mon9orvQxcS1rYZjotPgpwoJNHHKcLLfE4Hf5mV",
+     "bafzaajaiaejcalj543iwv2d7pkjt7ykvefrkfu7qjfi6sduakhso4lay6abn2d5u", NULL},
+};
+
+static void test_published_pairs(void **state)
+{
+  (void)state;
+  for (size_t i = 0; i < sizeof published / sizeof published[0]; i++) {
+    mesh_peer_id a, b;
+    assert_int_equal(mesh_peer_id_parse(published[i].base58, &a), 0);
+    assert_int_equal(mesh_peer_id_parse(published[i].cid, &b), 0);
+    assert_true(mesh_peer_id_eq(&a, &b));
+    char text[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_cid(&a, text, sizeof text);
+    assert_string_equal(text, published[i].cid);
+    mesh_peer_id_to_text(&b, text, sizeof text);
+    assert_string_equal(text, published[i].base58);
+    if (published[i].pk_hex != NULL) {
+      uint8_t want[MESH_PUBKEY_LEN], got[MESH_PUBKEY_LEN];
+      assert_int_equal(ident_test_hex(published[i].pk_hex, want, sizeof want), MESH_PUBKEY_LEN);
+      mesh_peer_id_pubkey(&a, got);
+      assert_memory_equal(got, want, MESH_PUBKEY_LEN);
+      mesh_peer_id fromkey;
+      mesh_peer_id_from_pubkey(want, &fromkey);
+      assert_true(mesh_peer_id_eq(&fromkey, &a));
+    }
+  }
+}
+
 static void test_round_trips(void **state)
 {
   (void)state;
@@ -333,11 +380,11 @@ static void test_small_buffers(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_spec_vector),      cmocka_unit_test(test_head_matches_schema),
-      cmocka_unit_test(test_zero_seed_vector), cmocka_unit_test(test_cid_vector),
-      cmocka_unit_test(test_round_trips),      cmocka_unit_test(test_generate_distinct),
-      cmocka_unit_test(test_rejects),          cmocka_unit_test(test_from_bytes_rejects),
-      cmocka_unit_test(test_small_buffers),
+      cmocka_unit_test(test_spec_vector),        cmocka_unit_test(test_head_matches_schema),
+      cmocka_unit_test(test_zero_seed_vector),   cmocka_unit_test(test_cid_vector),
+      cmocka_unit_test(test_published_pairs),    cmocka_unit_test(test_round_trips),
+      cmocka_unit_test(test_generate_distinct),  cmocka_unit_test(test_rejects),
+      cmocka_unit_test(test_from_bytes_rejects), cmocka_unit_test(test_small_buffers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
