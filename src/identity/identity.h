@@ -57,14 +57,20 @@ int mesh_identity_from_seed(const uint8_t seed[MESH_SEED_LEN], mesh_identity *ou
 /*
  * Loads the key file at path, or creates it (mode 0600, written atomically)
  * when it does not exist. Errors: -EACCES when the file is readable by group
- * or others, -EBADMSG when it is not a valid Ed25519 PrivateKey, and the
- * errno of any failed system call. err (may be NULL) receives a one-line
- * message that names the file and, for permissions, says how to fix them.
+ * or others, -EBADMSG when it is not a valid Ed25519 PrivateKey (or is larger
+ * than any key file), -EINVAL when path is not a regular file, and the errno
+ * of any failed system call. err (may be NULL) receives a one-line message
+ * that names the file and, for permissions, says how to fix them:
+ *   Permissions 0644 for 'F' are too open; run: chmod 600 F
+ * A damaged or unsafe file is never replaced. Processes creating the same
+ * key at once all end up with the one key that reached the disk first. The
+ * directory must exist. Blocks on disk IO.
  */
 int mesh_identity_load_or_create(const char *path, mesh_identity *out, char *err, size_t errlen);
 /* As above but never creates: -ENOENT when the file is missing. */
 int mesh_identity_load(const char *path, mesh_identity *out, char *err, size_t errlen);
-/* Writes the identity as a key file (temp file, fsync, rename, fsync dir). */
+/* Writes the identity as a key file, replacing any (temp file, fsync,
+ * rename, fsync dir; mode 0600). */
 int mesh_identity_save(const char *path, const mesh_identity *id);
 
 /* Decodes / encodes the PrivateKey protobuf bytes of a key file. Decoding
