@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void put_be32(uint8_t *p, uint32_t x)
@@ -113,4 +114,89 @@ int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *ou
       (out->cls > 1 || (out->flags & ~(MESH_FRAME_FIRST | MESH_FRAME_LAST)) != 0))
     return -EBADMSG;
   return 0;
+}
+
+void mesh_frame_reasm_init(mesh_frame_reasm *r, size_t max)
+{
+  memset(r, 0, sizeof *r);
+  r->max = max;
+}
+
+void mesh_frame_reasm_free(mesh_frame_reasm *r)
+{
+  free(r->buf);
+  size_t max = r->max;
+  memset(r, 0, sizeof *r);
+  r->max = max;
+}
+
+static int reasm_append(mesh_frame_reasm *r, const uint8_t *p, size_t n)
+{
+  size_t need = r->len + n;
+  if (need > r->cap) {
+    size_t cap = r->cap < 4096 ? 4096 : r->cap;
+    while (cap < need)
+      cap *= 2;
+    if (cap > r->total)
+      cap = r->total;
+    uint8_t *b = realloc(r->buf, cap);
+    if (b == NULL)
+      return -ENOMEM;
+    r->buf = b;
+    r->cap = cap;
+  }
+  if (n > 0)
+    memcpy(r->buf + r->len, p, n);
+  r->len = need;
+  return 0;
+}
+
+int mesh_frame_reasm_add(mesh_frame_reasm *r, const mesh_frame *f, mesh_frame_msg *out)
+{
+  if (f->type != MESH_FRAME_DATA)
+    return -EBADMSG;
+  if (f->cls == 0) {
+    /* A datagram: one whole frame, and never inside a stream message's
+     * chunks' bookkeeping. */
+    if (f->flags != (MESH_FRAME_FIRST | MESH_FRAME_LAST) || f->total != f->len)
+      return -EBADMSG;
+    if (f->len > r->max)
+      return -EMSGSIZE;
+    *out = (mesh_frame_msg){.channel = f->channel, .cls = 0, .data = f->payload, .len = f->len};
+    return 1;
+  }
+  if (f->flags & MESH_FRAME_FIRST) {
+    if (r->busy)
+      return -EBADMSG;
+    if (f->total > r->max)
+      return -EMSGSIZE;
+    if (f->len > f->total)
+      return -EBADMSG;
+    if (f->flags & MESH_FRAME_LAST) {
+      if (f->len != f->total)
+        return -EBADMSG;
+      *out = (mesh_frame_msg){.channel = f->channel, .cls = 1, .data = f->payload, .len = f->len};
+      return 1;
+    }
+    r->busy = 1;
+    r->channel = f->channel;
+    r->total = f->total;
+    r->len = 0;
+  } else if (!r->busy || f->channel != r->channel || f->total != 0) {
+    return -EBADMSG;
+  }
+  if (r->len + f->len > r->total)
+    return -EBADMSG;
+  int rc = reasm_append(r, f->payload, f->len);
+  if (rc != 0)
+    return rc;
+  if (!(f->flags & MESH_FRAME_LAST))
+    return 0;
+  if (r->len != r->total)
+    return -EBADMSG;
+  r->busy = 0;
+  *out = (mesh_frame_msg){.channel = r->channel, .cls = 1, .data = r->buf, .len = r->len};
+  /* Keep a small buffer for the next message; a big one goes back on the
+   * next call (the message is borrowed until then). */
+  return 1;
 }

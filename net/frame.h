@@ -106,4 +106,38 @@ int mesh_frame_peek(const uint8_t *buf, size_t avail, size_t max_body, size_t *f
  */
 int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *out);
 
+/*
+ * Reassembly of the data frames of one connection into messages. A
+ * datagram is whole in one frame; a stream message arrives as chunks with
+ * no other stream frame in between. The buffer grows with the bytes that
+ * arrive, never by what a sender claims, and max bounds a message.
+ */
+typedef struct mesh_frame_reasm {
+  size_t max;   /* largest message accepted (frame-max) */
+  uint8_t *buf; /* the stream message being reassembled (heap) */
+  size_t len;   /* bytes of it so far */
+  size_t cap;   /* allocated size of buf */
+  size_t total; /* its announced length */
+  uint8_t channel;
+  int busy; /* a stream message is in progress */
+} mesh_frame_reasm;
+
+/* A whole message, borrowed until the next call on the same reassembler. */
+typedef struct mesh_frame_msg {
+  uint8_t channel;
+  uint8_t cls;
+  const uint8_t *data;
+  size_t len;
+} mesh_frame_msg;
+
+void mesh_frame_reasm_init(mesh_frame_reasm *r, size_t max);
+void mesh_frame_reasm_free(mesh_frame_reasm *r);
+/*
+ * Takes one authenticated data frame (f->type == MESH_FRAME_DATA; channels
+ * are the caller's to check). Returns 1 with *out set when a message is
+ * whole, 0 when more chunks are needed, -EBADMSG for chunks out of order or
+ * lengths that disagree, -EMSGSIZE for a message over max, -ENOMEM.
+ */
+int mesh_frame_reasm_add(mesh_frame_reasm *r, const mesh_frame *f, mesh_frame_msg *out);
+
 #endif

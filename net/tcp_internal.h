@@ -69,14 +69,10 @@ typedef struct tcp_conn {
   uint8_t *ext;      /* the peer's handshake extension (heap) */
   size_t ext_len;
   mesh_time_ms opened, last_rx, last_tx;
-  tcp_queue dq, sq;   /* datagrams (sent first), stream messages */
-  bool want_writable; /* a stream send got -EAGAIN */
-  bool pumping;       /* inside tcp_conn_pump */
-  /* Reassembly of one stream message arriving in chunks. */
-  uint8_t *rbuf;
-  size_t rlen, rcap, rtotal;
-  uint8_t rch;
-  bool rbusy;
+  tcp_queue dq, sq;       /* datagrams (sent first), stream messages */
+  bool want_writable;     /* a stream send got -EAGAIN */
+  bool pumping;           /* inside tcp_conn_pump */
+  mesh_frame_reasm reasm; /* stream messages arriving in chunks */
 } tcp_conn;
 
 struct tcp_target {

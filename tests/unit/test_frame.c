@@ -124,6 +124,61 @@ static void test_bad_type_refused(void **state)
   assert_int_equal(mesh_frame_open(&rx, out, n, &f), -EBADMSG);
 }
 
+static mesh_frame chunk(uint8_t cls, uint8_t flags, uint32_t total, const uint8_t *p, size_t n)
+{
+  return (mesh_frame){.type = MESH_FRAME_DATA,
+                      .channel = 2,
+                      .cls = cls,
+                      .flags = flags,
+                      .total = total,
+                      .payload = p,
+                      .len = n};
+}
+
+static void test_reassembly(void **state)
+{
+  mesh_frame_reasm r;
+  mesh_frame_reasm_init(&r, 100);
+  uint8_t data[100];
+  for (int i = 0; i < 100; i++)
+    data[i] = (uint8_t)i;
+  mesh_frame_msg m;
+  mesh_frame f = chunk(1, MESH_FRAME_FIRST, 100, data, 40);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), 0);
+  /* A datagram in between is delivered whole at once. */
+  f = chunk(0, MESH_FRAME_FIRST | MESH_FRAME_LAST, 3, data, 3);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), 1);
+  assert_int_equal(m.cls, 0);
+  assert_int_equal(m.len, 3);
+  f = chunk(1, 0, 0, data + 40, 40);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), 0);
+  f = chunk(1, MESH_FRAME_LAST, 0, data + 80, 20);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), 1);
+  assert_int_equal(m.cls, 1);
+  assert_int_equal(m.channel, 2);
+  assert_int_equal(m.len, 100);
+  assert_memory_equal(m.data, data, 100);
+  /* Refusals: too big, a middle chunk with no start, a new start inside a
+   * message, more than announced, a short last chunk. */
+  f = chunk(1, MESH_FRAME_FIRST, 101, data, 10);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EMSGSIZE);
+  f = chunk(1, 0, 0, data, 10);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EBADMSG);
+  f = chunk(1, MESH_FRAME_FIRST, 50, data, 10);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), 0);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EBADMSG);
+  f = chunk(1, 0, 0, data, 41);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EBADMSG);
+  f = chunk(1, MESH_FRAME_LAST, 0, data, 39);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EBADMSG);
+  mesh_frame_reasm_free(&r);
+  f = chunk(0, MESH_FRAME_FIRST, 3, data, 3);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EBADMSG);
+  f = chunk(1, MESH_FRAME_FIRST | MESH_FRAME_LAST, 4, data, 3);
+  assert_int_equal(mesh_frame_reasm_add(&r, &f, &m), -EBADMSG);
+  mesh_frame_reasm_free(&r);
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
@@ -133,6 +188,7 @@ int main(void)
       cmocka_unit_test(test_replay_reorder_forgery),
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_bad_type_refused),
+      cmocka_unit_test(test_reassembly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
