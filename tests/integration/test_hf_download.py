@@ -319,6 +319,47 @@ class HfDownloadTest(unittest.TestCase):
         self.assertIn("tokenizer/vocab.txt", r.line("failed"))
         self.assertEqual(os.listdir(outside), [])
 
+    # ---- concurrency --------------------------------------------------------
+
+    def events(self, r):
+        """(kind, id) of listed/completed lines in output order."""
+        out = []
+        for line in r.lines:
+            kind = line.split(" ", 1)[0]
+            if kind in ("listed", "completed"):
+                out.append((kind, int(line.rsplit("id=", 1)[1].split()[0])))
+        return out
+
+    def test_downloads_at_once_one_runs_them_in_turn(self):
+        self.hub.faults({"path": W1, "kind": "slow", "rate": 4 << 20})
+        r = self.hfget("--copies", "2", "--downloads-at-once", "1")
+        self.assertEqual(r.rc, 0, r.out)
+        self.assertEqual(self.events(r), [("listed", 1), ("completed", 1),
+                                          ("listed", 2), ("completed", 2)])
+        self.assertEqual(self.hub.requests(W1), 2)
+
+    def test_downloads_at_once_two_overlap(self):
+        self.hub.faults({"path": W1, "kind": "slow", "rate": 1 << 20, "count": 2})
+        r = self.hfget("--copies", "2", "--downloads-at-once", "2")
+        self.assertEqual(r.rc, 0, r.out)
+        ev = self.events(r)
+        # Both lists arrive while the first slow file is still coming.
+        self.assertEqual(sorted(ev[:2]), [("listed", 1), ("listed", 2)])
+        self.assertEqual(self.hub.requests("tree"), 6)
+        self.assertEqual(self.hub.requests(W1), 2)
+
+    def test_files_at_once_bounds_open_transfers(self):
+        # With one file at a time, a stalled first file holds back all others:
+        # when the slow file is cut by the low-speed limit, nothing else has
+        # been asked for yet.
+        self.hub.faults({"path": "README.md", "kind": "slow", "rate": 10})
+        r = self.hfget("--files-at-once", "1", "--attempts", "1",
+                       "--low-speed-bytes", "1000", "--low-speed-time-ms", "1000")
+        self.assert_failed(r, errno.EIO, "README.md")
+        reqs = self.hub.stats()["requests"]
+        self.assertEqual(sorted(k.rsplit("/", 1)[1] for k in reqs if "/resolve/" in k),
+                         ["README.md"])
+
     # ---- the size guard and cancel ------------------------------------------
 
     def test_size_guard_refuses_before_any_file(self):

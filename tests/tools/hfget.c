@@ -8,15 +8,16 @@
  *         [--backoff-ms N] [--backoff-cap-ms N] [--progress-ms N]
  *         [--low-speed-bytes N] [--low-speed-time-ms N]
  *         [--cancel-after-bytes N] [--cancel-on-list]
- *         [--no-sync] [--skip-space-check]
+ *         [--no-sync] [--skip-space-check] [--copies N] [--downloads-at-once N]
+ * With --copies N, N downloads of the model run into DIR/1 .. DIR/N.
  * HF_ENDPOINT and HF_TOKEN are read when the flags are absent.
  *
  * Output lines (stdout):
- *   listed files=N total=BYTES
- *   progress done=B total=B files=D/N speed=BPS eta_ms=MS
- *   completed files=N total=BYTES
- *   failed err=-ERRNO message=TEXT
- *   cancelled done=B
+ *   listed files=N total=BYTES id=ID
+ *   progress done=B total=B files=D/N speed=BPS eta_ms=MS id=ID
+ *   completed files=N total=BYTES id=ID
+ *   failed err=-ERRNO id=ID message=TEXT
+ *   cancelled done=B id=ID
  *   counters requests=N retries=N redirects=N redirects_refused=N bytes=N
  *            verified=N mismatches=N restarts=N list_errors=N
  * Exit status: 0 completed, 1 failed, 2 usage, 3 cancelled.
@@ -32,50 +33,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static struct {
   struct event_base *base;
   mesh_hf_client *client;
-  uint64_t id;
   uint64_t cancel_after;
   int cancel_on_list;
-  int status;
-} g = {.cancel_after = UINT64_MAX, .status = 1};
+  int running;   /* downloads not finished */
+  int failed;    /* downloads failed */
+  int cancelled; /* downloads cancelled */
+} g = {.cancel_after = UINT64_MAX};
+
+static void finish_one(void)
+{
+  if (--g.running == 0)
+    event_base_loopexit(g.base, NULL);
+}
 
 static void on_report(const mesh_hf_report *r, void *ctx)
 {
   const mesh_hf_progress *p = &r->progress;
   switch (r->kind) {
   case MESH_HF_REPORT_LISTED:
-    printf("listed files=%u total=%" PRIu64 "\n", p->files_total, p->total_bytes);
+    printf("listed files=%u total=%" PRIu64 " id=%" PRIu64 "\n", p->files_total, p->total_bytes,
+           r->id);
     if (g.cancel_on_list) {
       mesh_hf_cancel(g.client, r->id);
-      printf("cancelled done=%" PRIu64 "\n", p->done_bytes);
-      g.status = 3;
-      event_base_loopexit(g.base, NULL);
+      printf("cancelled done=%" PRIu64 " id=%" PRIu64 "\n", p->done_bytes, r->id);
+      g.cancelled++;
+      finish_one();
     }
     break;
   case MESH_HF_REPORT_PROGRESS:
     printf("progress done=%" PRIu64 " total=%" PRIu64 " files=%u/%u speed=%" PRIu64
-           " eta_ms=%" PRId64 "\n",
+           " eta_ms=%" PRId64 " id=%" PRIu64 "\n",
            p->done_bytes, p->total_bytes, p->files_done, p->files_total, p->speed_bps,
-           p->eta_ms == UINT64_MAX ? (int64_t)-1 : (int64_t)p->eta_ms);
+           p->eta_ms == UINT64_MAX ? (int64_t)-1 : (int64_t)p->eta_ms, r->id);
     if (p->done_bytes >= g.cancel_after) {
       mesh_hf_cancel(g.client, r->id);
-      printf("cancelled done=%" PRIu64 "\n", p->done_bytes);
-      g.status = 3;
-      event_base_loopexit(g.base, NULL);
+      printf("cancelled done=%" PRIu64 " id=%" PRIu64 "\n", p->done_bytes, r->id);
+      g.cancelled++;
+      finish_one();
     }
     break;
   case MESH_HF_REPORT_COMPLETED:
-    printf("completed files=%u total=%" PRIu64 "\n", p->files_total, p->total_bytes);
-    g.status = 0;
-    event_base_loopexit(g.base, NULL);
+    printf("completed files=%u total=%" PRIu64 " id=%" PRIu64 "\n", p->files_total, p->total_bytes,
+           r->id);
+    finish_one();
     break;
   case MESH_HF_REPORT_FAILED:
-    printf("failed err=%d message=%s\n", r->err, r->message);
-    g.status = 1;
-    event_base_loopexit(g.base, NULL);
+    printf("failed err=%d id=%" PRIu64 " message=%s\n", r->err, r->id, r->message);
+    g.failed++;
+    finish_one();
     break;
   }
   fflush(stdout);
@@ -88,13 +98,15 @@ static void usage(FILE *f)
              "             [--backoff-ms N] [--backoff-cap-ms N] [--progress-ms N]\n"
              "             [--low-speed-bytes N] [--low-speed-time-ms N]\n"
              "             [--cancel-after-bytes N] [--cancel-on-list]\n"
-             "             [--no-sync] [--skip-space-check] [--verbose]\n");
+             "             [--no-sync] [--skip-space-check] [--verbose]\n"
+             "             [--copies N] [--downloads-at-once N]\n");
 }
 
 int main(int argc, char **argv)
 {
   mesh_hf_options o = {.endpoint = getenv("HF_ENDPOINT"), .token = getenv("HF_TOKEN"), .seed = 1};
   mesh_hf_request req = {.revision = "main"};
+  int copies = 1;
   static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
                                        {"repo", required_argument, NULL, 'r'},
                                        {"revision", required_argument, NULL, 'v'},
@@ -113,6 +125,8 @@ int main(int argc, char **argv)
                                        {"no-sync", no_argument, NULL, 'n'},
                                        {"skip-space-check", no_argument, NULL, 's'},
                                        {"verbose", no_argument, NULL, 'V'},
+                                       {"copies", required_argument, NULL, 'k'},
+                                       {"downloads-at-once", required_argument, NULL, 'D'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
@@ -169,6 +183,12 @@ int main(int argc, char **argv)
     case 's':
       o.skip_space_check = true;
       break;
+    case 'k':
+      copies = (int)strtol(optarg, NULL, 10);
+      break;
+    case 'D':
+      o.downloads_at_once = (int)strtol(optarg, NULL, 10);
+      break;
     case 'V':
       mesh_log_set_level(MESH_LOG_DEBUG);
       break;
@@ -180,7 +200,7 @@ int main(int argc, char **argv)
       return 2;
     }
   }
-  if (req.repo == NULL || req.model_dir == NULL) {
+  if (req.repo == NULL || req.model_dir == NULL || copies < 1 || copies > 64) {
     usage(stderr);
     return 2;
   }
@@ -191,10 +211,24 @@ int main(int argc, char **argv)
     fprintf(stderr, "hfget: %s\n", rc == -EINVAL ? "bad endpoint or token" : "out of memory");
     return 2;
   }
-  rc = mesh_hf_start(g.client, &req, &g.id);
-  if (rc != 0) {
-    fprintf(stderr, "hfget: bad repo or revision\n");
+  const char *dir = req.model_dir;
+  char path[4096];
+  if (copies > 1 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "hfget: %s: %s\n", dir, strerror(errno));
     return 2;
+  }
+  for (int i = 1; i <= copies; i++) {
+    if (copies > 1) {
+      snprintf(path, sizeof path, "%s/%d", dir, i);
+      req.model_dir = path;
+    }
+    uint64_t id;
+    rc = mesh_hf_start(g.client, &req, &id);
+    if (rc != 0) {
+      fprintf(stderr, "hfget: bad repo or revision\n");
+      return 2;
+    }
+    g.running++;
   }
   event_base_dispatch(g.base);
   mesh_hf_counters k;
@@ -206,5 +240,7 @@ int main(int argc, char **argv)
          k.files_verified, k.hash_mismatches, k.restarts, k.list_errors);
   mesh_hf_client_free(g.client);
   event_base_free(g.base);
-  return g.status;
+  if (g.failed > 0)
+    return 1;
+  return g.cancelled > 0 ? 3 : 0;
 }
