@@ -289,7 +289,11 @@ static int tcp_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_c
   else
     mesh_rng_seed_os(&t->rng);
   t->accept_pause = evtimer_new(t->base, on_accept_resume, t);
-  if (t->accept_pause == NULL) {
+  t->scratch = malloc(READ_CHUNK);
+  if (t->accept_pause == NULL || t->scratch == NULL) {
+    if (t->accept_pause != NULL)
+      event_free(t->accept_pause);
+    free(t->scratch);
     free(t);
     return -ENOMEM;
   }
@@ -319,6 +323,7 @@ static void tcp_fini(void *state)
   if (t->reaper != NULL)
     event_free(t->reaper);
   event_free(t->accept_pause);
+  free(t->scratch);
   memset(&t->opt.psk, 0, sizeof t->opt.psk);
   free(t);
 }

@@ -12,14 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 /* Fill the output buffer up to this much before waiting for the socket, so
  * that a datagram queued later waits behind at most this much stream data. */
 #define HIGH_WATER(t) (2 * (t)->opt.chunk_size)
-/* Most bytes read from the socket in one callback once UP. */
-#define READ_CHUNK (256u << 10)
 
 static const char *const state_names[] = {"connecting", "hello", "finish", "up", "closed"};
 
@@ -531,37 +528,20 @@ static bool read_frames(tcp_conn *c)
   return c->state != TCP_CLOSED;
 }
 
-/* Reads up to want bytes straight into the input buffer. libevent 2.1's
- * evbuffer_read reads at most 4 KiB per call, which costs a loop turn per
- * 4 KiB of bulk traffic. Returns what read(2) returned. */
-static ssize_t read_into(struct evbuffer *b, int fd, size_t want)
+/* Reads up to want bytes into the input buffer through the transport's
+ * scratch buffer. (libevent 2.1's evbuffer_read reads at most 4 KiB per
+ * call, a loop turn per 4 KiB of bulk; reserving a large extent in the
+ * buffer instead costs a large allocation per read.) Returns what read(2)
+ * returned. */
+static ssize_t read_into(tcp_state *t, struct evbuffer *b, int fd, size_t want)
 {
-  struct evbuffer_iovec v[2];
-  int nv = evbuffer_reserve_space(b, (ev_ssize_t)want, v, 2);
-  if (nv <= 0) {
+  if (want > READ_CHUNK)
+    want = READ_CHUNK;
+  ssize_t n = read(fd, t->scratch, want);
+  if (n > 0 && evbuffer_add(b, t->scratch, (size_t)n) != 0) {
     errno = ENOMEM;
     return -1;
   }
-  struct iovec iov[2];
-  size_t left = want;
-  for (int i = 0; i < nv; i++) {
-    iov[i].iov_base = v[i].iov_base;
-    iov[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
-    left -= iov[i].iov_len;
-  }
-  ssize_t n = readv(fd, iov, nv);
-  if (n <= 0) {
-    int e = errno;
-    evbuffer_commit_space(b, v, 0);
-    errno = e;
-    return n;
-  }
-  left = (size_t)n;
-  for (int i = 0; i < nv; i++) {
-    v[i].iov_len = iov[i].iov_len < left ? iov[i].iov_len : left;
-    left -= v[i].iov_len;
-  }
-  evbuffer_commit_space(b, v, nv);
   return n;
 }
 
@@ -581,7 +561,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
       return;
     }
   }
-  ssize_t n = read_into(c->in, fd, want);
+  ssize_t n = read_into(t, c->in, fd, want);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
       return;

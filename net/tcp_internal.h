@@ -89,6 +89,8 @@ struct tcp_target {
 };
 
 #define TCP_MAX_LISTENERS 4
+/* Most bytes read from a socket in one callback. */
+#define READ_CHUNK (256u << 10)
 
 struct tcp_state {
   mesh_net *net;
@@ -108,6 +110,7 @@ struct tcp_state {
   struct event *reaper;
   tcp_target *targets;
   uint64_t next_id;
+  uint8_t *scratch; /* READ_CHUNK bytes: every read lands here first */
 };
 
 /* tcp_conn.c */
