@@ -1,7 +1,9 @@
 /*
  * Fuzz target for the configuration parsers: the value parsers (duration,
- * size, bool, integer, address) and the INI path (inih plus the option
- * table). The first byte picks the parser; the rest is its input.
+ * size, bool, integer, address), the INI path (inih plus the option
+ * table), and the flag and environment paths of mesh_config_load (lines of
+ * the input as arguments or as NAME=value entries). The first byte picks the
+ * parser; the rest is its input.
  *
  * Besides "no crash, no leak", it checks two properties: a duration or size
  * that parses formats back to text that parses to the same value, and a
@@ -50,6 +52,49 @@ static void check_size(const char *s)
     abort();
 }
 
+/* Splits s at newlines into at most max NULL-terminated pieces. */
+static size_t split_lines(char *s, char **out, size_t max)
+{
+  size_t n = 0;
+  while (n + 1 < max) {
+    out[n++] = s;
+    char *nl = strchr(s, '\n');
+    if (nl == NULL)
+      break;
+    *nl = '\0';
+    s = nl + 1;
+  }
+  out[n] = NULL;
+  return n;
+}
+
+/* Loads a configuration from arguments or environment entries. The home
+ * directory does not exist, so no file is read; inputs naming a config file
+ * are skipped, since that file could be anything on the machine. */
+static void check_load(char *s, bool as_env)
+{
+  if (strstr(s, "config") != NULL || strstr(s, "CONFIG") != NULL || strstr(s, "HOME") != NULL ||
+      strstr(s, "home") != NULL)
+    return;
+  char *lines[33];
+  size_t n = split_lines(s, lines, 32);
+  char *const no_args[] = {NULL};
+  char home[] = "HOME=/nonexistent/meshd-fuzz";
+  char *env[35];
+  env[0] = home;
+  size_t ne = 1;
+  for (size_t i = 0; as_env && i < n; i++)
+    env[ne++] = lines[i];
+  env[ne] = NULL;
+  mesh_config cfg;
+  char err[512];
+  if (as_env)
+    (void)mesh_config_load(&cfg, 0, no_args, env, err, sizeof err);
+  else
+    (void)mesh_config_load(&cfg, (int)n, lines, env, err, sizeof err);
+  mesh_config_free(&cfg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1 || size > FUZZ_MAX_INPUT)
@@ -62,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   memcpy(s, data, size);
   s[size] = '\0';
-  switch (mode % 5) {
+  switch (mode % 7) {
   case 0:
     check_duration(s);
     break;
@@ -78,6 +123,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   case 3:
     (void)mesh_config_check_addr(s, NULL);
+    break;
+  case 5:
+    check_load(s, false);
+    break;
+  case 6:
+    check_load(s, true);
     break;
   default: {
     /* The INI text is given with its length: embedded NULs must be refused,
