@@ -162,7 +162,15 @@ int mctl_shell(mctl *c)
     }
     if (targc == 0)
       continue;
-    history(hist, &ev, H_ENTER, line);
+    /* History holds the line as typed, without its newline. */
+    char *entry = strdup(line);
+    if (entry != NULL) {
+      size_t n = strlen(entry);
+      while (n > 0 && (entry[n - 1] == '\n' || entry[n - 1] == ' '))
+        entry[--n] = '\0';
+      history(hist, &ev, H_ENTER, entry);
+      free(entry);
+    }
     if (hpath != NULL && history(hist, &ev, H_SAVE, hpath) >= 0)
       chmod(hpath, 0600);
     if (strcmp(targv[0], "quit") == 0 || strcmp(targv[0], "exit") == 0)
