@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wchar.h>
 
 static const char *prompt(EditLine *el)
 {
@@ -143,7 +144,9 @@ int mctl_shell(mctl *c)
   el_set(el, EL_PROMPT, prompt);
   el_set(el, EL_HIST, history, hist);
   el_set(el, EL_CLIENTDATA, c);
-  el_set(el, EL_ADDFN, "meshctl-complete", "complete a command or a peer ID", complete);
+  /* The wide form: the narrow one copies the name and help and never
+   * frees them. */
+  el_wset(el, EL_ADDFN, L"meshctl-complete", L"complete a command or a peer ID", complete);
   el_set(el, EL_BIND, "^I", "meshctl-complete", NULL);
   bool json = c->json;
   for (;;) {
