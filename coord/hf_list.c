@@ -1,0 +1,294 @@
+/*
+ * The file list of a download: pages followed by Link rel="next", retried
+ * with backoff, parsed strictly (hf_tree.h), then the LISTED report and the
+ * size guard before any file byte is fetched.
+ */
+#include "coord/hf_internal.h"
+#include "coord/hf_fs.h"
+#include "src/base/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+static void list_request(hf_dl *dl);
+
+/* Bytes already on disk for f: the whole file if in place, else its partial. */
+static uint64_t bytes_present(int dirfd, const mesh_hf_file *f)
+{
+  int pfd;
+  const char *leaf;
+  if (mesh_hf_fs_open_parent(dirfd, f->path, &pfd, &leaf) != 0)
+    return 0;
+  uint64_t n = 0;
+  struct stat st;
+  char partial[MESH_HF_NAME_MAX + 16];
+  snprintf(partial, sizeof partial, "%s%s", leaf, MESH_HF_PARTIAL_SUFFIX);
+  if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size == f->size)
+    n = f->size;
+  else if (fstatat(pfd, partial, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+    n = (uint64_t)st.st_size < f->size ? (uint64_t)st.st_size : f->size;
+  close(pfd);
+  return n;
+}
+
+/* The list is complete: report it, apply the size guard, start fetching. */
+static void list_done(hf_dl *dl)
+{
+  mesh_hf_client *c = dl->c;
+  char err[HF_MSG_MAX];
+  int rc = mesh_hf_tree_finish(&dl->tree, err, sizeof err);
+  if (rc != 0) {
+    c->counters.list_errors++;
+    hf_dl_fail(dl, rc, "file list of %s@%s refused: %s", dl->repo, dl->revision, err);
+    return;
+  }
+  dl->jobs = calloc(dl->tree.len != 0 ? dl->tree.len : 1, sizeof *dl->jobs);
+  if (dl->jobs == NULL) {
+    hf_dl_fail(dl, -ENOMEM, "out of memory for %zu files", dl->tree.len);
+    return;
+  }
+  for (size_t i = 0; i < dl->tree.len; i++) {
+    dl->jobs[i].dl = dl;
+    dl->jobs[i].f = &dl->tree.files[i];
+    dl->jobs[i].fd = dl->jobs[i].pfd = -1;
+  }
+  mesh_hf_progress p = hf_progress_of(dl);
+  hf_emit(dl, MESH_HF_REPORT_LISTED, &p, 0, NULL);
+  if (dl->state == DL_DEAD)
+    return; /* cancelled by the callback: not a byte fetched */
+  uint64_t total = dl->tree.total_bytes;
+  if (dl->max_bytes != 0 && total > dl->max_bytes) {
+    hf_dl_fail(dl, -EFBIG, "model %s is %" PRIu64 " bytes, over the limit of %" PRIu64 " bytes",
+               dl->repo, total, dl->max_bytes);
+    return;
+  }
+  if (!c->opt.skip_space_check) {
+    uint64_t present = 0;
+    for (size_t i = 0; i < dl->tree.len; i++)
+      present += bytes_present(dl->dirfd, &dl->tree.files[i]);
+    struct statvfs vfs;
+    if (fstatvfs(dl->dirfd, &vfs) != 0) {
+      hf_dl_fail(dl, -errno, "%s: statvfs: %s", dl->model_dir, strerror(errno));
+      return;
+    }
+    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    uint64_t need = total - present;
+    if (need > avail) {
+      hf_dl_fail(dl, -ENOSPC,
+                 "model %s needs %" PRIu64 " more bytes (%" PRIu64 " in all) but only %" PRIu64
+                 " bytes are free in %s",
+                 dl->repo, need, total, avail, dl->model_dir);
+      return;
+    }
+  }
+  dl->progress_ev = event_new(c->base, -1, EV_PERSIST, hf_on_progress, dl);
+  if (dl->progress_ev == NULL) {
+    hf_dl_fail(dl, -ENOMEM, "out of memory");
+    return;
+  }
+  struct timeval tv = {.tv_sec = (time_t)(c->opt.progress_interval_ms / 1000),
+                       .tv_usec = (suseconds_t)(c->opt.progress_interval_ms % 1000) * 1000};
+  evtimer_add(dl->progress_ev, &tv);
+  dl->last_ms = mesh_clock_now_ms();
+  hf_dl_set_state(dl, DL_FETCHING);
+  hf_fill_jobs(dl);
+}
+
+static void list_retry(hf_dl *dl, const char *why)
+{
+  mesh_hf_client *c = dl->c;
+  dl->attempt++;
+  if (dl->attempt >= c->opt.max_attempts) {
+    hf_dl_fail(dl, -EIO, "file list of %s@%s: gave up after %u attempts: %s", dl->repo,
+               dl->revision, dl->attempt, why);
+    return;
+  }
+  c->counters.retries++;
+  uint64_t ms = hf_retry_delay(c, dl->attempt - 1, &dl->lx);
+  MESH_LOG_RL(MESH_LOG_INFO, "hf", "file list of %s: %s; retry %u in %" PRIu64 " ms", dl->repo, why,
+              dl->attempt, ms);
+  snprintf(dl->list_url, sizeof dl->list_url, "%s", dl->page_url);
+  hf_arm(dl->retry_ev, ms);
+}
+
+static void on_list_retry(evutil_socket_t fd, short what, void *arg)
+{
+  hf_dl *dl = arg;
+  dl->redirects = 0;
+  list_request(dl);
+}
+
+static bool list_on_headers(hf_xfer *x)
+{
+  hf_dl *dl = x->owner;
+  dl->body_len = 0;
+  dl->body_over = false;
+  return true;
+}
+
+static size_t list_on_body(hf_xfer *x, const char *p, size_t n)
+{
+  hf_dl *dl = x->owner;
+  if (mesh_hf_status_classify(x->status) != MESH_HF_STATUS_OK)
+    return n;
+  size_t max = dl->c->opt.max_list_page_bytes;
+  if (n > max - dl->body_len) {
+    dl->body_over = true;
+    return 0;
+  }
+  if (dl->body_len + n > dl->body_cap) {
+    size_t cap = dl->body_cap != 0 ? dl->body_cap : 65536;
+    while (cap < dl->body_len + n)
+      cap *= 2;
+    if (cap > max)
+      cap = max;
+    char *b = realloc(dl->body, cap);
+    if (b == NULL)
+      return 0;
+    dl->body = b;
+    dl->body_cap = cap;
+  }
+  memcpy(dl->body + dl->body_len, p, n);
+  dl->body_len += n;
+  return n;
+}
+
+static void list_on_done(hf_xfer *x, CURLcode rc)
+{
+  hf_dl *dl = x->owner;
+  mesh_hf_client *c = dl->c;
+  char why[HF_MSG_MAX];
+  if (dl->body_over) {
+    c->counters.list_errors++;
+    hf_dl_fail(dl, -EMSGSIZE, "file list of %s@%s: a page is larger than %zu bytes", dl->repo,
+               dl->revision, c->opt.max_list_page_bytes);
+    return;
+  }
+  if (rc != CURLE_OK) {
+    snprintf(why, sizeof why, "%s", x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+    list_retry(dl, why);
+    return;
+  }
+  switch (mesh_hf_status_classify(x->status)) {
+  case MESH_HF_STATUS_REDIRECT: {
+    const char *w = NULL;
+    if (x->redirect[0] == '\0' || !mesh_hf_redirect_allowed(c->endpoint, x->redirect, &w)) {
+      c->counters.redirects_refused++;
+      hf_dl_fail(dl, -EPERM, "file list of %s: redirect to %s refused: %s", dl->repo,
+                 x->redirect[0] != '\0' ? x->redirect : "(no Location)",
+                 w != NULL ? w : "no target");
+      return;
+    }
+    if (++dl->redirects > HF_MAX_REDIRECTS) {
+      hf_dl_fail(dl, -ELOOP, "file list of %s: more than %d redirects", dl->repo, HF_MAX_REDIRECTS);
+      return;
+    }
+    c->counters.redirects++;
+    snprintf(dl->list_url, sizeof dl->list_url, "%s", x->redirect);
+    list_request(dl);
+    return;
+  }
+  case MESH_HF_STATUS_RETRY:
+    snprintf(why, sizeof why, "HTTP %ld", x->status);
+    list_retry(dl, why);
+    return;
+  case MESH_HF_STATUS_FATAL:
+    mesh_hf_status_message(x->status, c->token != NULL, x->error_code, dl->repo, dl->revision,
+                           "file list", why, sizeof why);
+    hf_dl_fail(dl, mesh_hf_status_errno(x->status), "%s", why);
+    return;
+  case MESH_HF_STATUS_OK:
+    break;
+  }
+  char err[HF_MSG_MAX];
+  int prc = mesh_hf_tree_parse_page(&dl->tree, dl->body, dl->body_len, &c->opt.tree_limits, err,
+                                    sizeof err);
+  if (prc != 0) {
+    c->counters.list_errors++;
+    hf_dl_fail(dl, prc, "file list of %s@%s refused: %s", dl->repo, dl->revision, err);
+    return;
+  }
+  dl->pages++;
+  char next[MESH_HF_URL_MAX];
+  int lrc = x->link_truncated ? -EMSGSIZE : -ENOENT;
+  if (x->link[0] != '\0' && !x->link_truncated)
+    lrc = mesh_hf_link_next(x->link, next, sizeof next);
+  if (lrc == -ENOENT) {
+    free(dl->body);
+    dl->body = NULL;
+    dl->body_len = dl->body_cap = 0;
+    list_done(dl);
+    return;
+  }
+  if (lrc != 0) {
+    c->counters.list_errors++;
+    hf_dl_fail(dl, lrc, "file list of %s: bad Link header", dl->repo);
+    return;
+  }
+  const char *w = NULL;
+  if (!mesh_hf_redirect_allowed(c->endpoint, next, &w)) {
+    c->counters.redirects_refused++;
+    hf_dl_fail(dl, -EPERM, "file list of %s: next page %s refused: %s", dl->repo, next, w);
+    return;
+  }
+  if (dl->pages >= c->opt.max_list_pages) {
+    c->counters.list_errors++;
+    hf_dl_fail(dl, -EMSGSIZE, "file list of %s: more than %u pages", dl->repo,
+               c->opt.max_list_pages);
+    return;
+  }
+  snprintf(dl->page_url, sizeof dl->page_url, "%s", next);
+  snprintf(dl->list_url, sizeof dl->list_url, "%s", next);
+  dl->attempt = 0;
+  dl->redirects = 0;
+  list_request(dl);
+}
+
+static void list_request(hf_dl *dl)
+{
+  mesh_hf_client *c = dl->c;
+  hf_xfer_params p = hf_params_for(c, dl->list_url, 0);
+  c->counters.requests++;
+  int rc = hf_xfer_start(&c->multi, &dl->lx, dl->list_url, &p);
+  if (rc != 0)
+    hf_dl_fail(dl, rc, "file list of %s: cannot start request: %s", dl->repo, strerror(-rc));
+}
+
+void hf_dl_begin(hf_dl *dl)
+{
+  mesh_hf_client *c = dl->c;
+  c->running++;
+  hf_dl_set_state(dl, DL_LISTING);
+  int rc = mesh_hf_fs_open_model_dir(dl->model_dir, true, &dl->dirfd);
+  if (rc != 0) {
+    hf_dl_fail(dl, rc, "model directory %s: %s", dl->model_dir, strerror(-rc));
+    return;
+  }
+  dl->retry_ev = evtimer_new(c->base, on_list_retry, dl);
+  if (dl->retry_ev == NULL) {
+    hf_dl_fail(dl, -ENOMEM, "out of memory");
+    return;
+  }
+  dl->lx.owner = dl;
+  dl->lx.on_headers = list_on_headers;
+  dl->lx.on_body = list_on_body;
+  dl->lx.on_done = list_on_done;
+  rc = mesh_hf_url_tree(c->endpoint, dl->repo, dl->revision, dl->page_url, sizeof dl->page_url);
+  if (rc != 0) {
+    hf_dl_fail(dl, rc, "file list URL of %s too long", dl->repo);
+    return;
+  }
+  snprintf(dl->list_url, sizeof dl->list_url, "%s", dl->page_url);
+  list_request(dl);
+}
