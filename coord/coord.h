@@ -56,6 +56,7 @@
 #define MESH_COORD_COORD_H
 
 #include "coord/diskexec.h"
+#include "net/transport.h"
 #include "net/view.h"
 #include "src/base/clock.h"
 #include "src/base/rng.h"
@@ -65,10 +66,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The coordinator's transport channel (net/transport.h carries it). */
-#ifndef MESH_CH_COORD
-#define MESH_CH_COORD 2
-#endif
+/* The coordinator's messages travel on MESH_CH_COORD (net/transport.h). */
 
 /* Bounds of what a document may carry. */
 #define MESH_COORD_MAX_DOC_ENTRIES 4096
