@@ -332,7 +332,7 @@ class TokenAndSocket(unittest.TestCase):
 class Shell(MeshctlCase):
     """The interactive shell, driven through a pseudo-terminal."""
 
-    def spawn(self):
+    def spawn(self, *args):
         pid, fd = pty.fork()
         if pid == 0:
             # Wide enough that no line wraps in the redraws read below.
@@ -340,10 +340,11 @@ class Shell(MeshctlCase):
             os.environ["MESH_API"] = self.fake.api
             os.environ["MESH_HOME"] = os.path.join(self.tmp, "home")
             os.environ["TERM"] = "xterm"
-            os.execv(MESHCTL, [MESHCTL])
+            os.execv(MESHCTL, [MESHCTL] + list(args))
         self.addCleanup(self.reap, pid, fd)
         self.buf = b""
-        self.expect(fd, b"meshctl> ")
+        if not args:
+            self.expect(fd, b"meshctl> ")
         return pid, fd
 
     def reap(self, pid, fd):
@@ -376,8 +377,8 @@ class Shell(MeshctlCase):
         before, _, self.buf = self.buf.partition(needle)
         return before
 
-    def quit(self, pid, fd):
-        os.write(fd, b"quit\r")
+    def quit(self, pid, fd, keys=b"quit\r"):
+        os.write(fd, keys)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -446,6 +447,16 @@ class Shell(MeshctlCase):
         self.expect(fd, b"help")
         os.write(fd, b"\x15")
         self.quit(pid, fd)
+
+    def test_watch_keys(self):
+        # q ends the live view, and so does Ctrl-C, with status 0.
+        for key in (b"q", b"\x03"):
+            pid, fd = self.spawn("watch", "--interval", "0.1")
+            self.expect(fd, b"\x1b[H\x1b[2J")
+            self.expect(fd, b"MEMBERS")
+            self.expect(fd, b"\x1b[H\x1b[2J")
+            self.expect(fd, b"[########............]  40%")
+            self.quit(pid, fd, keys=key)
 
 
 if __name__ == "__main__":
