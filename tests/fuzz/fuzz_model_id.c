@@ -24,12 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   char id[MESH_MODEL_ID_MAX];
   memcpy(id, s, size);
   id[size] = '\0';
-  if (strstr(id, "..") != NULL && (strstr(id, "/..") != NULL || strncmp(id, "..", 2) == 0)) {
-    /* ".." may appear inside a name ("a..b"), never as a whole part. */
-    const char *org_end = strchr(id, '/');
-    if ((org_end - id == 2 && id[0] == '.') || strcmp(org_end + 1, "..") == 0)
-      abort();
-  }
+  /* ".." may appear inside a name ("a..b"), never as a whole part. */
+  const char *name = strchr(id, '/') + 1;
+  size_t org = (size_t)(name - 1 - id);
+  if ((org == 1 && id[0] == '.') || (org == 2 && id[0] == '.' && id[1] == '.') ||
+      strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || org == 0 || name[0] == '\0')
+    abort();
   char dir[MESH_MODEL_DIR_MAX];
   if (mesh_model_dir_name(id, dir, sizeof dir) != 0)
     abort();
