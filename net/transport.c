@@ -264,3 +264,17 @@ mesh_time_ms mesh_net_now(mesh_net *net)
 {
   return net->opt.now != NULL ? net->opt.now(net->opt.now_arg) : mesh_clock_now_ms();
 }
+
+const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls)
+{
+  if (cls == MESH_CLASS_DATAGRAM) {
+    for (int i = net->nt - 1; i >= 0; i--)
+      if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
+        return net->t[i].ops->scheme;
+  } else {
+    for (int i = 0; i < net->nt; i++)
+      if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
+        return net->t[i].ops->scheme;
+  }
+  return NULL;
+}

@@ -219,6 +219,9 @@ int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect);
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len);
 int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
+/* The scheme of the transport that would carry cls to peer now ("rdma",
+ * "tcp"), or NULL when no transport can (not connected). */
+const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls);
 
 /* Counters of the transport with this scheme; NULL when not registered. */
 const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme);
