@@ -27,6 +27,8 @@ struct mesh_node {
   void *peer_arg;
   mesh_loop_fn reload_fn;
   void *reload_arg;
+  mesh_loop_fn stop_fn; /* replaces the plain stop on SIGINT/SIGTERM */
+  void *stop_arg;
   uint64_t unhandled; /* messages on a channel nobody handles */
 };
 
@@ -59,6 +61,10 @@ static void node_on_peer(void *arg, const mesh_net_peer_event *ev)
 static void node_on_stop(void *arg)
 {
   mesh_node *n = arg;
+  if (n->stop_fn != NULL) {
+    n->stop_fn(n->stop_arg);
+    return;
+  }
   LOG_INFO("node", "stopping");
   mesh_loop_stop(n->loop);
 }
@@ -160,13 +166,8 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
       LOG_INFO("node", "listening on %s/p2p/%s (epoch %llu)", text, id,
                (unsigned long long)n->epoch);
   }
-  for (size_t i = 0; i < cfg->join.len; i++) {
-    rc = mesh_net_dial(n->net, cfg->join.items[i], NULL);
-    if (rc != 0) {
-      snprintf(err, errlen, "cannot join %s: %s", cfg->join.items[i], mesh_strerror(rc));
-      goto fail;
-    }
-  }
+  /* Joining (dialling cfg->join) is membership's: it dials the seeds and
+   * retries until one answers (src/daemon/membership.c). */
   *out = n;
   return 0;
 
@@ -227,6 +228,12 @@ void mesh_node_on_peer(mesh_node *n, mesh_node_peer_fn fn, void *arg)
 {
   n->peer_fn = fn;
   n->peer_arg = arg;
+}
+
+void mesh_node_on_stop(mesh_node *n, mesh_loop_fn fn, void *arg)
+{
+  n->stop_fn = fn;
+  n->stop_arg = arg;
 }
 
 void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg)

@@ -5,7 +5,7 @@
  * this run, the swarm key, and the peer network (net/transport.h). Starting a
  * node loads (or creates) the identity, loads the swarm key (a node without
  * one refuses to start), advances the epoch durably before any network
- * activity, then listens and dials the join addresses.
+ * activity, then listens. Joining (dialling seeds) is membership's business.
  *
  * The parts built on top of the network plug in here, never into the
  * transport directly:
@@ -39,7 +39,7 @@ int mesh_node_run(const struct mesh_config *cfg);
 
 /* The steps of mesh_node_run, for callers that wire parts in between.
  * mesh_node_new loads identity and swarm key, advances the epoch, and opens
- * the network (listening, dialling the join addresses); cfg must outlive
+ * the network (listening); cfg must outlive
  * the node. err receives a one-line reason on failure. */
 int mesh_node_new(const struct mesh_config *cfg, mesh_node **out, char *err, size_t errlen);
 /* Runs the loop until a stop signal or mesh_node_stop. */
@@ -60,6 +60,10 @@ int mesh_node_on_message(mesh_node *n, mesh_channel ch, mesh_node_message_fn fn,
 /* Peer connected (ev->up) or disconnected; see net/transport.h. */
 typedef void (*mesh_node_peer_fn)(void *arg, const mesh_net_peer_event *ev);
 void mesh_node_on_peer(mesh_node *n, mesh_node_peer_fn fn, void *arg);
+
+/* Stop callback for SIGINT/SIGTERM, in place of stopping the loop at once
+ * (the daemon leaves the mesh gracefully first). */
+void mesh_node_on_stop(mesh_node *n, mesh_loop_fn fn, void *arg);
 
 /* Reload callback for SIGHUP (re-reading what can be re-read). */
 void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg);
