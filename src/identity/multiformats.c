@@ -120,6 +120,9 @@ int mesh_base58_decode(const char *text, size_t len, uint8_t *out, size_t cap, s
   while (k < size && b[k] == 0)
     k++;
   size_t n = ones + (size - k);
+  /* What decodes must encode again: the same bound holds both ways. */
+  if (n > MESH_BASE58_MAX_BYTES)
+    return -EMSGSIZE;
   if (n > cap)
     return -ENOSPC;
   memset(out, 0, ones);

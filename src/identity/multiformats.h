@@ -48,8 +48,8 @@ int mesh_uvarint_get(const uint8_t *buf, size_t len, uint64_t *out, size_t *used
  * base58btc (the Bitcoin alphabet). Encode writes a NUL-terminated string
  * into out; -ENOSPC when cap is too small. Decode writes *out_len bytes;
  * -EBADMSG on a character outside the alphabet or an empty string, -EMSGSIZE
- * when the text is longer than MESH_BASE58_MAX_TEXT, -ENOSPC when the bytes
- * do not fit in cap.
+ * when the text is longer than MESH_BASE58_MAX_TEXT or stands for more than
+ * MESH_BASE58_MAX_BYTES, -ENOSPC when the bytes do not fit in cap.
  */
 int mesh_base58_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 int mesh_base58_decode(const char *text, size_t len, uint8_t *out, size_t cap, size_t *out_len);

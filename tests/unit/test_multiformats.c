@@ -87,6 +87,12 @@ static void test_base58_rejects(void **state)
   memset(longtext, 'z', sizeof longtext);
   assert_int_equal(mesh_base58_decode(longtext, sizeof longtext, out, sizeof out, &n), -EMSGSIZE);
   assert_int_equal(mesh_base58_decode("2NEpo7TZRRrLZSi2U", 17, out, 11, &n), -ENOSPC);
+  /* Leading '1's are zero bytes: 93 of them are more than the encoder takes. */
+  memset(longtext, '1', MESH_BASE58_MAX_BYTES + 1);
+  assert_int_equal(mesh_base58_decode(longtext, MESH_BASE58_MAX_BYTES + 1, out, sizeof out, &n),
+                   -EMSGSIZE);
+  assert_int_equal(mesh_base58_decode(longtext, MESH_BASE58_MAX_BYTES, out, sizeof out, &n), 0);
+  assert_int_equal(n, MESH_BASE58_MAX_BYTES);
   /* The largest input round-trips through the longest text; one byte more
    * is refused. */
   uint8_t maxin[MESH_BASE58_MAX_BYTES + 1];
