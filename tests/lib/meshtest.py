@@ -60,7 +60,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
     def connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
-        s.connect(self.unix_path)
+        try:
+            s.connect(self.unix_path)
+        except OSError:
+            s.close()
+            raise
         self.sock = s
 
 
@@ -308,7 +312,92 @@ class LocalMesh:
 
 def node_epoch(node):
     status, body = node.get("/node_id")
-    return body.get("epoch") if isinstance(body, dict) else None
+    assert status == 200, body
+    return body["epoch"]
 
 
 Node.epoch = node_epoch
+
+
+class Hub:
+    """The stand-in Hugging Face Hub (tests/tools/hfhub.c) on loopback or in
+    a namespace. Serves one repository."""
+
+    def __init__(self, repo="acme/tiny", weights=2, weight_size=65536, netns=None, host="127.0.0.1",
+                 args=()):
+        self.repo = repo
+        binary = os.path.join(BUILD, "tests", "hfhub")
+        cmd = [binary, "--host", host, "--port", "0", "--repo", repo, "--weights", str(weights),
+               "--weight-size", str(weight_size)] + list(args)
+        if netns:
+            cmd = ["ip", "netns", "exec", netns] + cmd
+        self.host = host
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.isdigit():
+            err = self.proc.stderr.read().decode()
+            raise AssertionError(f"hfhub did not start: {line!r} {err}")
+        self.port = int(line)
+        self.url = f"http://{host}:{self.port}"
+        self.netns = netns
+
+    def _request(self, method, path, body=None):
+        if self.netns:
+            # The hub lives in another namespace: ask through curl inside it.
+            cmd = ["ip", "netns", "exec", self.netns, "curl", "-s", "-X", method,
+                   self.url + path]
+            if body is not None:
+                cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            return json.loads(out) if out.strip() else None
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None)
+            raw = conn.getresponse().read()
+            return json.loads(raw) if raw.strip() else None
+        finally:
+            conn.close()
+
+    def stats(self):
+        return self._request("GET", "/_stats")
+
+    def fault(self, rule):
+        return self._request("POST", "/_faults", rule)
+
+    def reset(self):
+        return self._request("POST", "/_reset")
+
+    def requests_matching(self, text):
+        return sum(n for p, n in self.stats().get("requests", {}).items() if text in p)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def downloads_of(node, owner=None):
+    """[(status name, body)] of the entries node shows, for one owner or all."""
+    status, body = node.get("/downloads")
+    assert status == 200, body
+    out = []
+    for nid, entries in body["downloads"].items():
+        if owner is not None and nid != owner:
+            continue
+        for wrapped in entries:
+            (name, inner), = wrapped.items()
+            out.append((name, inner))
+    return out
+
+
+def journal_of(node, limit=1000):
+    status, body = node.get(f"/journal?limit={limit}")
+    assert status == 200, body
+    return body["entries"]
