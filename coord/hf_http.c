@@ -148,6 +148,16 @@ int mesh_hf_repo_check(const char *repo)
   return 0;
 }
 
+int mesh_hf_model_dirname(const char *repo, char *out, size_t outlen)
+{
+  if (mesh_hf_repo_check(repo) != 0)
+    return -EINVAL;
+  const char *slash = strchr(repo, '/');
+  int n = slash != NULL ? snprintf(out, outlen, "%.*s--%s", (int)(slash - repo), repo, slash + 1)
+                        : snprintf(out, outlen, "%s", repo);
+  return n < 0 || (size_t)n >= outlen ? -EMSGSIZE : 0;
+}
+
 int mesh_hf_revision_check(const char *revision)
 {
   size_t len = strlen(revision);

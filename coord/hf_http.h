@@ -73,6 +73,12 @@ int mesh_hf_parse_retry_after(const char *value, int64_t now_wall_s, uint64_t *m
 
 /* Checks a repository ID ("org/name" or "name"). 0 or -EINVAL. */
 int mesh_hf_repo_check(const char *repo);
+/*
+ * The model directory name of a repository ID, as EXO lays models out under
+ * its models folder: "org/name" -> "org--name", "name" -> "name". Returns 0,
+ * -EINVAL (not a repository ID) or -EMSGSIZE.
+ */
+int mesh_hf_model_dirname(const char *repo, char *out, size_t outlen);
 /* Checks a revision (branch, tag or commit). 0 or -EINVAL. */
 int mesh_hf_revision_check(const char *revision);
 

@@ -159,6 +159,13 @@ static void test_repo_and_revision_checks(void **state)
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     if (mesh_hf_repo_check(bad[i]) != -EINVAL)
       fail_msg("repo '%s' accepted", bad[i]);
+  char d[64];
+  assert_int_equal(mesh_hf_model_dirname("mlx-community/Llama-3.2-1B", d, sizeof d), 0);
+  assert_string_equal(d, "mlx-community--Llama-3.2-1B");
+  assert_int_equal(mesh_hf_model_dirname("gpt2", d, sizeof d), 0);
+  assert_string_equal(d, "gpt2");
+  assert_int_equal(mesh_hf_model_dirname("../x", d, sizeof d), -EINVAL);
+  assert_int_equal(mesh_hf_model_dirname("org/name", d, 8), -EMSGSIZE);
   assert_int_equal(mesh_hf_revision_check("main"), 0);
   assert_int_equal(mesh_hf_revision_check("refs/pr/1"), 0);
   assert_int_equal(mesh_hf_revision_check(""), -EINVAL);
