@@ -21,7 +21,8 @@ int mesh_hf_fs_open_model_dir(const char *path, bool create, int *fd)
   return 0;
 }
 
-int mesh_hf_fs_open_parent(int dirfd, const char *relpath, int *parent, const char **leaf)
+int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *parent,
+                           const char **leaf)
 {
   int cur = dup(dirfd);
   if (cur < 0)
@@ -39,7 +40,7 @@ int mesh_hf_fs_open_parent(int dirfd, const char *relpath, int *parent, const ch
     }
     memcpy(name, p, n);
     name[n] = '\0';
-    if (mkdirat(cur, name, 0755) != 0 && errno != EEXIST) {
+    if (create && mkdirat(cur, name, 0755) != 0 && errno != EEXIST) {
       int e = -errno;
       close(cur);
       return e;

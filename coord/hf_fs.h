@@ -24,10 +24,12 @@ int mesh_hf_fs_open_model_dir(const char *path, bool create, int *fd);
 
 /*
  * Opens the directory holding `relpath` (a checked repository path) below
- * dirfd, creating missing directories, refusing symlinks and non-directories.
+ * dirfd, creating missing directories when create is set (else a missing one
+ * gives -ENOENT), refusing symlinks and non-directories.
  * *parent gets a new descriptor (the caller closes it) and *leaf points into
  * relpath at the last component. Returns 0 or a negative errno.
  */
-int mesh_hf_fs_open_parent(int dirfd, const char *relpath, int *parent, const char **leaf);
+int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *parent,
+                           const char **leaf);
 
 #endif

@@ -274,7 +274,7 @@ static void job_begin(hf_job *j)
   mesh_hf_client *c = dl->c;
   const mesh_hf_file *f = j->f;
   dl->active_jobs++;
-  int rc = mesh_hf_fs_open_parent(dl->dirfd, f->path, &j->pfd, &j->leaf);
+  int rc = mesh_hf_fs_open_parent(dl->dirfd, f->path, true, &j->pfd, &j->leaf);
   if (rc != 0) {
     hf_dl_fail(dl, rc, "%s: cannot open its directory: %s", f->path, strerror(-rc));
     return;

@@ -27,7 +27,7 @@ static uint64_t bytes_present(int dirfd, const mesh_hf_file *f)
 {
   int pfd;
   const char *leaf;
-  if (mesh_hf_fs_open_parent(dirfd, f->path, &pfd, &leaf) != 0)
+  if (mesh_hf_fs_open_parent(dirfd, f->path, false, &pfd, &leaf) != 0)
     return 0;
   uint64_t n = 0;
   struct stat st;

@@ -366,6 +366,7 @@ class HfDownloadTest(unittest.TestCase):
         r = self.hfget("--max-bytes", "100000")
         self.assert_failed(r, errno.EFBIG, "over the limit of 100000 bytes")
         self.assertEqual(self.hub.stats()["total"], 3)  # the list pages only
+        self.assertEqual(os.listdir(self.dir), [])  # not even a sub-directory
 
     def test_cancel_on_list_fetches_nothing(self):
         r = self.hfget("--cancel-on-list")
