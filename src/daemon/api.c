@@ -744,8 +744,9 @@ static int listen_unix(mesh_api *api, const char *path, char *err, size_t errlen
       return -EEXIST;
     }
     /* A socket someone still answers on is in use; a dead one is stale. */
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int c = probe >= 0 ? connect(probe, (struct sockaddr *)&sa, sizeof(sa)) : -1;
+    if (c == 0 || (c < 0 && errno == EAGAIN)) {
       close(probe);
       snprintf(err, errlen, "API socket '%s' is in use by another process", path);
       return -EADDRINUSE;
@@ -789,6 +790,12 @@ int mesh_api_new(struct event_base *base, const mesh_api_options *opt,
                  size_t errlen)
 {
   *out = NULL;
+  if (ops == NULL || ops->get_self == NULL || ops->list_members == NULL ||
+      ops->list_downloads == NULL || ops->journal == NULL || ops->start == NULL ||
+      ops->delete_model == NULL || ops->cancel == NULL || ops->gc == NULL || ops->leave == NULL) {
+    snprintf(err, errlen, "the API's backend lacks an operation");
+    return -EINVAL;
+  }
   if (sodium_init() < 0) {
     snprintf(err, errlen, "libsodium failed to initialise");
     return -ENOSYS;

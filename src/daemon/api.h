@@ -188,7 +188,8 @@ typedef struct mesh_api_options {
 typedef struct mesh_api mesh_api;
 
 /*
- * Starts serving on base. ops and ctx are borrowed for the API's lifetime.
+ * Starts serving on base. ops and ctx are borrowed for the API's lifetime;
+ * every operation but metrics is required (-EINVAL otherwise).
  * Errors: -EINVAL bad address, -EACCES non-loopback address without a token,
  * -ENAMETOOLONG Unix path too long, -EEXIST a non-socket file at the Unix
  * path, and the errno of a failed socket call. err receives one line.

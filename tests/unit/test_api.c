@@ -784,6 +784,11 @@ static void test_non_loopback_needs_token(void **state)
   assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EINVAL);
   opt.addr = "127.0.0.1:99999x";
   assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), -EINVAL);
+  /* A backend must have every command. */
+  mesh_api_backend_ops partial = be_ops;
+  partial.leave = NULL;
+  opt.addr = "127.0.0.1:0";
+  assert_int_equal(mesh_api_new(f->base, &opt, &partial, &f->be, &api, err, sizeof(err)), -EINVAL);
   /* Any 127/8 address is loopback. */
   opt.addr = "127.0.0.2:0";
   assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &api, err, sizeof(err)), 0);
