@@ -83,7 +83,8 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
   if (ev->up) {
     n->ups++;
     n->last_up_epoch = ev->epoch;
-    memcpy(n->ext, ev->extension, ev->extension_len);
+    if (ev->extension_len > 0)
+      memcpy(n->ext, ev->extension, ev->extension_len);
     n->ext_len = ev->extension_len;
   } else {
     n->downs++;
