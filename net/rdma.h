@@ -1,0 +1,219 @@
+/*
+ * RDMA: the accelerator for datagram traffic between directly linked peers.
+ *
+ * It uses only what both Apple's RDMA over Thunderbolt 5 and Linux soft-RoCE
+ * (rxe) offer: unreliable-connected (UC) queue pairs, two-sided IBV_WR_SEND,
+ * memory registered with IBV_ACCESS_LOCAL_WRITE only, every receive buffer
+ * of one size (the largest frame), few queue pairs per node (about 10:
+ * beyond the cap peers stay on TCP), and queue depths the device really
+ * accepts (creation and posting are retried with less).
+ *
+ * Three layers, each usable alone:
+ *
+ *   attributes  mesh_rdma_attr: what one side tells the other about its
+ *               queue pair (GID, QPN, PSN, MTU, buffer size, depth, and an
+ *               ephemeral X25519 key), encoded as proto/rdma.proto and sent
+ *               as the signed TCP handshake extension.
+ *   frames      mesh_rdma_link: the keys and counters of one peer's RDMA
+ *               path. RDMA frames are net/frame.h frames (sealed and opened
+ *               by mesh_frame_seal / mesh_frame_open) under keys of their
+ *               own, so their counters never share a nonce with TCP's. UC
+ *               loses frames without telling anyone, so the receiver keeps
+ *               a sliding window (as IPsec does) instead of demanding the
+ *               next counter: a replayed or too old frame is refused, a gap
+ *               is not an error.
+ *   verbs       mesh_rdma_dev / mesh_rdma_qp: one device, one completion
+ *               channel (its fd is what the event loop watches), one UC
+ *               queue pair per peer. Built from net/rdma_verbs.c when
+ *               libibverbs is there (HAVE_IBVERBS), else from net/rdma_none.c
+ *               where every call reports that RDMA is not available.
+ *
+ * The transport (mesh_rdma_transport, net/rdma_transport.c) ties them to
+ * net/transport.h. Nothing here blocks; everything runs on the loop thread.
+ *
+ * The frame keys: each side puts a fresh X25519 key in its attributes, so
+ * the keys are bound to the identities that signed the handshake. With D
+ * the dialer (crypto_kx client) and L the listener (server):
+ *
+ *   key(dir) = BLAKE2b-256(key = PSK, "meshd-rdma-1" || dir || kx key(dir)
+ *                          || attr(D) || attr(L))
+ *   dir      = "d2l" or "l2d"; attr(x) the encoded attributes x sent
+ */
+#ifndef MESH_NET_RDMA_H
+#define MESH_NET_RDMA_H
+
+#include "net/frame.h"
+#include "net/transport.h"
+#include "src/identity/psk.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MESH_RDMA_ATTR_VERSION 1
+#define MESH_RDMA_GID_LEN 16
+#define MESH_RDMA_KX_LEN 32
+/* Bounds checked on every decoded attribute. */
+#define MESH_RDMA_BUF_MIN 256        /* smallest receive buffer accepted */
+#define MESH_RDMA_BUF_MAX (1u << 20) /* largest: 1 MiB */
+#define MESH_RDMA_DEPTH_MAX 1024     /* most receives a peer may claim */
+#define MESH_RDMA_ATTR_MAX 128       /* longest encoded attributes */
+/* Defaults of the device layer. */
+#define MESH_RDMA_BUF_DEFAULT 65536 /* receive buffer (and frame) size */
+#define MESH_RDMA_DEPTH_DEFAULT 32  /* receives posted per queue pair */
+#define MESH_RDMA_SEND_DEPTH 16     /* sends in flight per queue pair */
+#define MESH_RDMA_MAX_QPS 10        /* queue pairs per node */
+/* Frames older than this many counters below the newest are refused. */
+#define MESH_RDMA_WINDOW 64
+
+typedef struct mesh_rdma_attr {
+  uint8_t gid[MESH_RDMA_GID_LEN];      /* IPv4-mapped GID of the link address */
+  uint32_t qpn;                        /* queue pair number (24 bits) */
+  uint32_t psn;                        /* first packet sequence number (24 bits) */
+  uint32_t mtu;                        /* active path MTU in bytes: 256, 512, ... 4096 */
+  uint32_t buf_size;                   /* every posted receive buffer's size */
+  uint32_t depth;                      /* receives kept posted */
+  uint8_t kx_public[MESH_RDMA_KX_LEN]; /* ephemeral X25519 key */
+} mesh_rdma_attr;
+
+/* Encodes a into buf (cap bytes). -ENOSPC when it does not fit. */
+int mesh_rdma_attr_encode(const mesh_rdma_attr *a, uint8_t *buf, size_t cap, size_t *len);
+/* Decodes and bounds-checks. -EBADMSG undecodable or a field out of range;
+ * -EMSGSIZE longer than MESH_RDMA_ATTR_MAX; -EPROTONOSUPPORT other version. */
+int mesh_rdma_attr_decode(const uint8_t *buf, size_t len, mesh_rdma_attr *a);
+
+/* --- Frames over one peer's RDMA path --- */
+
+/* Result of opening an RDMA frame, each counted by the transport. */
+typedef enum mesh_rdma_verdict {
+  MESH_RDMA_OK = 0,
+  MESH_RDMA_REPLAY,    /* counter already seen or below the window */
+  MESH_RDMA_AUTH,      /* tag did not verify (forged, corrupted) */
+  MESH_RDMA_MALFORMED, /* length or fields invalid */
+} mesh_rdma_verdict;
+
+typedef struct mesh_rdma_link {
+  mesh_frame_dir tx; /* our key and next counter */
+  uint8_t rx_key[MESH_FRAME_KEY_LEN];
+  uint64_t rx_top;  /* highest counter accepted + 1 (0: none yet) */
+  uint64_t rx_seen; /* bit i: counter rx_top - 1 - i was accepted */
+} mesh_rdma_link;
+
+/* An ephemeral key pair for the attributes (pk goes in kx_public). */
+void mesh_rdma_kx_keypair(uint8_t pk[MESH_RDMA_KX_LEN], uint8_t sk[MESH_RDMA_KX_LEN]);
+
+/*
+ * Derives the link's keys (see the top of this file). dialer: we dialled.
+ * ours/theirs: the encoded attributes each side sent. -EKEYREJECTED when the
+ * peer's key is unusable.
+ */
+int mesh_rdma_link_init(mesh_rdma_link *l, bool dialer, const mesh_psk *psk,
+                        const uint8_t our_sk[MESH_RDMA_KX_LEN],
+                        const uint8_t our_pk[MESH_RDMA_KX_LEN],
+                        const uint8_t their_pk[MESH_RDMA_KX_LEN], const uint8_t *ours,
+                        size_t ours_len, const uint8_t *theirs, size_t theirs_len);
+void mesh_rdma_link_clear(mesh_rdma_link *l);
+
+/* Seals one frame (net/frame.h) into out; see mesh_frame_seal. */
+int mesh_rdma_link_seal(mesh_rdma_link *l, const mesh_frame *f, uint8_t *out, size_t cap,
+                        size_t *out_len);
+/* Opens a received frame in place (buf is the caller's and is modified);
+ * out->payload points into buf. Accepts each counter once, in any order
+ * within MESH_RDMA_WINDOW of the newest. */
+mesh_rdma_verdict mesh_rdma_link_open(mesh_rdma_link *l, uint8_t *buf, size_t len, mesh_frame *out);
+
+/* --- Verbs: device and queue pairs --- */
+
+typedef struct mesh_rdma_dev mesh_rdma_dev;
+typedef struct mesh_rdma_qp mesh_rdma_qp;
+
+typedef struct mesh_rdma_dev_options {
+  const char *device;  /* device name (NULL: the one that has addr's GID, else the first) */
+  const char *addr;    /* IPv4 address of the link, dotted (NULL: the first IPv4-mapped GID) */
+  uint32_t buf_size;   /* receive and send buffer size (MESH_RDMA_BUF_DEFAULT) */
+  uint32_t depth;      /* receives wanted per queue pair (MESH_RDMA_DEPTH_DEFAULT) */
+  uint32_t send_depth; /* sends in flight per queue pair (MESH_RDMA_SEND_DEPTH) */
+  int max_qps;         /* queue pairs at most (MESH_RDMA_MAX_QPS) */
+} mesh_rdma_dev_options;
+
+void mesh_rdma_dev_options_default(mesh_rdma_dev_options *o);
+
+/*
+ * Opens a device, its protection domain, completion channel (non-blocking
+ * fd) and completion queue. why (whylen bytes) receives a one-line reason
+ * on failure: -ENOSYS no verbs support (no library, no kernel module),
+ * -ENODEV no device or none with the address's GID, else the verbs errno.
+ */
+int mesh_rdma_dev_open(const mesh_rdma_dev_options *o, mesh_rdma_dev **out, char *why,
+                       size_t whylen);
+/* Frees the device; every queue pair must be freed before. */
+void mesh_rdma_dev_close(mesh_rdma_dev *d);
+/* The completion channel's fd (owned by the device): readable when
+ * completions wait; then call mesh_rdma_dev_poll. */
+int mesh_rdma_dev_fd(const mesh_rdma_dev *d);
+/* The device's asynchronous event fd (non-blocking, owned by the device):
+ * readable when a queue pair or the port failed; then call
+ * mesh_rdma_dev_poll, which reports the failures through the handler. */
+int mesh_rdma_dev_async_fd(const mesh_rdma_dev *d);
+const char *mesh_rdma_dev_name(const mesh_rdma_dev *d);
+/* Queue pairs open now. */
+int mesh_rdma_dev_qp_count(const mesh_rdma_dev *d);
+
+/* What a poll reports. Buffers are borrowed for the call. */
+typedef struct mesh_rdma_handler {
+  /* A frame of len bytes arrived on qp; buf may be modified in place and is
+   * re-posted after the call. */
+  void (*recv)(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, size_t len);
+  /* qp failed (a completion error, or the device went away): it takes no
+   * more sends; the owner frees or resets it. err is a negative errno and
+   * what names the cause. Called once per failure. */
+  void (*error)(void *arg, mesh_rdma_qp *qp, void *qp_arg, int err, const char *what);
+  void *arg;
+} mesh_rdma_handler;
+
+/* Drains completions in batches until none is left, re-posts receives,
+ * re-arms the channel, and reads the asynchronous events. The handler may
+ * free the queue pair it is called for. Returns the completions handled,
+ * or a negative errno when the device itself failed. Non-blocking. */
+int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h);
+
+/*
+ * Makes a UC queue pair (moved to INIT, receives posted) with psn as its
+ * first sequence number; local receives its attributes (kx_public left
+ * zero). arg is handed back in the handler. -ENOSPC past max_qps; else the
+ * verbs errno.
+ */
+int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **out,
+                     mesh_rdma_attr *local);
+/* Moves qp to RTR then RTS towards remote (path MTU: the smaller of both
+ * ports'). On failure the queue pair is left in error: -EINVAL attributes
+ * refused, else the verbs errno. */
+int mesh_rdma_qp_connect(mesh_rdma_qp *qp, const mesh_rdma_attr *remote);
+/* Puts an errored or connected qp back through RESET, INIT (re-posting its
+ * receives) and, towards the same remote, RTR and RTS. */
+int mesh_rdma_qp_reset(mesh_rdma_qp *qp);
+/* Copies len bytes into a free registered send buffer and posts a SEND.
+ * buf stays the caller's. -EMSGSIZE over the smaller of both buffer sizes;
+ * -ENOBUFS all send buffers in flight; -ENOTCONN not connected; -EIO the
+ * post failed (the qp is then failed: the error handler is not called). */
+int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len);
+/* Largest frame this qp can send (0 before connect). */
+size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *qp);
+/* Moves qp to the error state (fault injection and tests: as if the
+ * device had failed it). Its next completions are flushed with errors. */
+int mesh_rdma_qp_break(mesh_rdma_qp *qp);
+void mesh_rdma_qp_free(mesh_rdma_qp *qp);
+
+/* --- The transport (net/rdma_transport.c) --- */
+
+/* Per-peer transport choice for the control API. */
+typedef enum mesh_rdma_path {
+  MESH_RDMA_PATH_NONE = 0, /* no RDMA offered by either side: TCP */
+  MESH_RDMA_PATH_PROBING,  /* connected, waiting to hear the peer over RDMA */
+  MESH_RDMA_PATH_UP,       /* datagrams go over RDMA */
+  MESH_RDMA_PATH_FALLBACK, /* failed: TCP, RDMA retried after a backoff */
+} mesh_rdma_path;
+
+const char *mesh_rdma_path_name(mesh_rdma_path p);
+
+#endif
