@@ -134,7 +134,20 @@ typedef int (*mesh_api_download_fn)(void *arg, const mesh_api_download *d);
 typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
 
 /* ---- Metrics. The backend adds samples through mesh_api_metric(); the API
- * groups them by family and writes HELP and TYPE once per family. */
+ * groups them by family and writes HELP and TYPE once per family, and adds
+ * its own mesh_api_requests_total{endpoint,code}. The node's families, so
+ * that dashboards agree (the backend adds those it has):
+ *   mesh_members{state}                               gauge
+ *   mesh_swim_probes_total                            counter
+ *   mesh_swim_suspicions_total                        counter
+ *   mesh_swim_refutations_total                       counter
+ *   mesh_transport_bytes_total{transport,direction}   counter  (tcp|rdma, tx|rx)
+ *   mesh_transport_frames_total{transport,direction}  counter
+ *   mesh_drops_total{reason}                          counter
+ *   mesh_gc_collections_total                         counter
+ *   mesh_journal_records                              gauge
+ *   mesh_download_bytes_total                         counter
+ */
 typedef struct mesh_api_metrics mesh_api_metrics;
 
 typedef enum mesh_api_metric_type {

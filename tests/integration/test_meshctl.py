@@ -286,6 +286,35 @@ class OneShot(MeshctlCase):
         self.assertIn("cannot reach", out + err)
 
 
+class Metrics(MeshctlCase):
+    def test_metrics_text(self):
+        self.ok("members")
+        status, text = meshtest.api_request(self.fake.api, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        families = re.findall(r"^# TYPE (\S+) (counter|gauge)$", text, re.M)
+        names = [f[0] for f in families]
+        self.assertEqual(len(names), len(set(names)), "a family's TYPE appears twice")
+        for name in ("mesh_members", "mesh_swim_probes_total", "mesh_swim_suspicions_total",
+                     "mesh_swim_refutations_total", "mesh_transport_bytes_total",
+                     "mesh_transport_frames_total", "mesh_drops_total",
+                     "mesh_gc_collections_total", "mesh_journal_records",
+                     "mesh_download_bytes_total", "mesh_api_requests_total"):
+            self.assertIn(name, names)
+            self.assertRegex(text, r"(?m)^# HELP %s \S" % name)
+        # Every sample belongs to the family declared last before it.
+        current = None
+        for line in text.splitlines():
+            m = re.match(r"# TYPE (\S+) ", line)
+            if m:
+                current = m.group(1)
+            elif not line.startswith("#"):
+                self.assertTrue(line.startswith(current), line)
+                self.assertRegex(line, r"^[a-z_:]+(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? "
+                                       r"-?[0-9.e+]+$")
+        self.assertIn('mesh_api_requests_total{endpoint="members",code="200"} 1\n', text)
+        self.assertIn('mesh_members{state="suspect"} 1\n', text)
+
+
 class TokenAndSocket(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="meshctl-test.")

@@ -312,9 +312,30 @@ static void fake_metrics(void *ctx, mesh_api_metrics *m)
                     (double)by_state[s]);
   }
   mesh_api_metric(m, "mesh_swim_probes_total", MESH_API_COUNTER, "Probes sent.", NULL, 1234);
-  const char *tcp[] = {"transport", "tcp", "direction", "tx", NULL};
-  mesh_api_metric(m, "mesh_transport_bytes_total", MESH_API_COUNTER, "Bytes by transport.", tcp,
-                  56789);
+  mesh_api_metric(m, "mesh_swim_suspicions_total", MESH_API_COUNTER, "Suspicions raised.", NULL, 7);
+  mesh_api_metric(m, "mesh_swim_refutations_total", MESH_API_COUNTER,
+                  "Suspicions of this node it refuted.", NULL, 2);
+  static const char *const transports[] = {"tcp", "rdma"};
+  static const char *const dirs[] = {"tx", "rx"};
+  for (int t = 0; t < 2; t++) {
+    for (int d = 0; d < 2; d++) {
+      const char *l[] = {"transport", transports[t], "direction", dirs[d], NULL};
+      mesh_api_metric(m, "mesh_transport_bytes_total", MESH_API_COUNTER,
+                      "Bytes carried, by transport and direction.", l,
+                      (double)(56789 * (t + 1) + d));
+      mesh_api_metric(m, "mesh_transport_frames_total", MESH_API_COUNTER,
+                      "Frames carried, by transport and direction.", l,
+                      (double)(321 * (t + 1) + d));
+    }
+  }
+  static const char *const reasons[] = {"bad_tag", "replay", "too_big"};
+  for (int r = 0; r < 3; r++) {
+    const char *l[] = {"reason", reasons[r], NULL};
+    mesh_api_metric(m, "mesh_drops_total", MESH_API_COUNTER, "Frames dropped, by reason.", l,
+                    (double)r);
+  }
+  mesh_api_metric(m, "mesh_download_bytes_total", MESH_API_COUNTER, "Model bytes downloaded.", NULL,
+                  7880000000.0);
   mesh_api_metric(m, "mesh_gc_collections_total", MESH_API_COUNTER,
                   "Entries collected by garbage collection.", NULL, (double)f->gc_collections);
   mesh_api_metric(m, "mesh_journal_records", MESH_API_GAUGE, "Records in the journal.", NULL,
