@@ -85,12 +85,13 @@ typedef enum mesh_hf_report_kind {
 } mesh_hf_report_kind;
 
 typedef struct mesh_hf_progress {
-  uint64_t done_bytes;  /* verified files plus bytes in partial files */
-  uint64_t total_bytes; /* sum of listed sizes */
-  uint32_t files_done;  /* files verified and in place */
-  uint32_t files_total; /* files listed */
-  uint64_t speed_bps;   /* bytes per second over the last interval */
-  uint64_t eta_ms;      /* at that speed; UINT64_MAX when unknown */
+  uint64_t done_bytes;    /* verified files plus bytes in partial files */
+  uint64_t session_bytes; /* received from the network by this client */
+  uint64_t total_bytes;   /* sum of listed sizes */
+  uint32_t files_done;    /* files verified and in place */
+  uint32_t files_total;   /* files listed */
+  uint64_t speed_bps;     /* bytes per second over the last interval */
+  uint64_t eta_ms;        /* at that speed; UINT64_MAX when unknown */
 } mesh_hf_progress;
 
 typedef struct mesh_hf_report {

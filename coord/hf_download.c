@@ -37,6 +37,7 @@ mesh_hf_progress hf_progress_of(const hf_dl *dl)
 {
   mesh_hf_progress p = {
       .done_bytes = dl->done_bytes,
+      .session_bytes = dl->net_bytes,
       .total_bytes = dl->tree.total_bytes,
       .files_done = dl->files_done,
       .files_total = (uint32_t)dl->tree.len,

@@ -109,6 +109,7 @@ static void on_report(const mesh_hf_report *r, void *ctx)
       t->completed++;
       assert_int_equal(r->progress.files_done, r->progress.files_total);
       assert_int_equal(r->progress.done_bytes, r->progress.total_bytes);
+      assert_true(r->progress.session_bytes <= r->progress.done_bytes);
     } else {
       t->failed++;
       t->last_err = r->err;
