@@ -41,7 +41,13 @@ void mesh_hf_status_message(long status, bool have_token, const char *error_code
   const char *ec = error_code != NULL ? error_code : "";
   switch (status) {
   case 401:
-    if (have_token)
+    /* The Hub answers 401 RepoNotFound for a repository it will not admit
+     * exists to an anonymous or unauthorised caller. */
+    if (strcasecmp(ec, "RepoNotFound") == 0)
+      snprintf(out, outlen,
+               "HTTP 401 for %s: no such repository '%s', or it is private or gated and %s", what,
+               repo, have_token ? "the token has no access" : "no token was given (set HF_TOKEN)");
+    else if (have_token)
       snprintf(out, outlen, "HTTP 401 for %s of %s: the token was refused (invalid or expired)",
                what, repo);
     else

@@ -95,6 +95,9 @@ static void test_status_messages_say_which(void **state)
   char m[256];
   mesh_hf_status_message(401, false, "GatedRepo", "org/m", "main", "file list", m, sizeof m);
   assert_non_null(strstr(m, "no token"));
+  mesh_hf_status_message(401, false, "RepoNotFound", "org/m", "main", "file list", m, sizeof m);
+  assert_non_null(strstr(m, "no such repository 'org/m', or it is private or gated"));
+  assert_non_null(strstr(m, "no token"));
   mesh_hf_status_message(401, true, NULL, "org/m", "main", "file list", m, sizeof m);
   assert_non_null(strstr(m, "token was refused"));
   mesh_hf_status_message(403, true, "GatedRepo", "org/m", "main", "a.bin", m, sizeof m);
