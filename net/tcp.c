@@ -28,6 +28,11 @@ static void set_sockopts(int fd)
 {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* What the kernel has swallowed cannot be overtaken: a bounded send
+   * buffer keeps bulk stream data in our queue, where a datagram queued
+   * later still goes first. */
+  int sndbuf = TCP_SNDBUF;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 }
 
 tcp_conn *tcp_find_up(tcp_state *t, const mesh_peer_id *peer)

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -711,6 +712,122 @@ static void test_extension_and_disconnect(void **state)
   node_close(&b);
 }
 
+/* ---- the event loop the transport runs on ---- */
+
+typedef struct loop_probe {
+  int timers, reads, stops, reloads, hooks;
+  mesh_time_ms first, second; /* two reads of "now" in one callback */
+} loop_probe;
+
+static void probe_timer(void *arg, mesh_time_ms now)
+{
+  loop_probe *p = arg;
+  p->timers++;
+  p->first = mesh_loop_now(loop);
+  usleep(3000); /* the clock moves; the turn's "now" must not */
+  p->second = mesh_loop_now(loop);
+  assert_int_equal(now, p->first);
+}
+
+static void probe_read(int fd, int what, void *arg)
+{
+  loop_probe *p = arg;
+  char c;
+  assert_true(what & MESH_WATCH_READ);
+  assert_int_equal(read(fd, &c, 1), 1);
+  p->reads++;
+}
+
+static void probe_stop(void *arg)
+{
+  ((loop_probe *)arg)->stops++;
+}
+
+static void probe_reload(void *arg)
+{
+  ((loop_probe *)arg)->reloads++;
+}
+
+static void probe_hook(void *arg)
+{
+  ((loop_probe *)arg)->hooks++;
+}
+
+static void test_loop_timers_watches_signals(void **state)
+{
+  loop_probe p = {0};
+  mesh_timer *t;
+  assert_int_equal(mesh_timer_new(loop, probe_timer, &p, &t), 0);
+  assert_false(mesh_timer_armed(t));
+  mesh_timer_arm(t, 5);
+  assert_true(mesh_timer_armed(t));
+  WAIT(p.timers == 1, 1000);
+  assert_false(mesh_timer_armed(t));
+  assert_int_equal(p.first, p.second);
+  /* A cancelled timer never fires. */
+  mesh_timer_arm(t, 1);
+  mesh_timer_cancel(t);
+  mesh_time_ms until = mesh_clock_now_ms() + 20;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(p.timers, 1);
+  /* The next turn reads the clock again. */
+  mesh_timer_arm(t, 1);
+  WAIT(p.timers == 2, 1000);
+  assert_true(p.first > p.second - 1 && p.first >= p.second);
+
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  mesh_watch *w;
+  assert_int_equal(mesh_watch_new(loop, fds[0], MESH_WATCH_READ, probe_read, &p, &w), 0);
+  assert_int_equal(write(fds[1], "xy", 2), 2);
+  WAIT(p.reads == 2, 1000);
+  assert_int_equal(mesh_watch_set(w, 0), 0);
+  assert_int_equal(write(fds[1], "z", 1), 1);
+  until = mesh_clock_now_ms() + 20;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(p.reads, 2);
+  assert_int_equal(mesh_watch_new(loop, -1, MESH_WATCH_READ, probe_read, &p, &w), -EINVAL);
+
+  assert_int_equal(mesh_loop_handle_signals(loop, probe_stop, probe_reload, &p), 0);
+  assert_int_equal(mesh_loop_add_turn_hook(loop, probe_hook, &p), 0);
+  raise(SIGHUP);
+  WAIT(p.reloads == 1, 1000);
+  assert_int_equal(p.stops, 0);
+  raise(SIGTERM);
+  WAIT(p.stops == 1, 1000);
+  raise(SIGINT);
+  WAIT(p.stops == 2, 1000);
+  assert_true(p.hooks > 0);
+  assert_false(mesh_loop_stopping(loop));
+
+  mesh_watch_free(w);
+  mesh_timer_free(t);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+static void stop_from_timer(void *arg, mesh_time_ms now)
+{
+  mesh_loop_stop(arg);
+}
+
+static void test_loop_run_until_stopped(void **state)
+{
+  mesh_loop *l;
+  assert_int_equal(mesh_loop_new(&l), 0);
+  mesh_timer *t;
+  assert_int_equal(mesh_timer_new(l, stop_from_timer, l, &t), 0);
+  mesh_timer_arm(t, 10);
+  mesh_time_ms start = mesh_clock_now_ms();
+  assert_int_equal(mesh_loop_run(l), 0);
+  assert_true(mesh_loop_stopping(l));
+  assert_true(mesh_clock_now_ms() - start >= 9);
+  mesh_timer_free(t);
+  mesh_loop_free(l);
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
@@ -725,6 +842,8 @@ int main(void)
       cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
+      cmocka_unit_test_setup(test_loop_timers_watches_signals, setup),
+      cmocka_unit_test_setup(test_loop_run_until_stopped, setup),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   mesh_loop_free(loop);
