@@ -66,31 +66,25 @@ static void test_tamper_every_byte(void **state)
   memcpy(t, type, sizeof t);
   assert_int_equal(mesh_sign(&a, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig), 0);
 
+  /* Each byte of each part, changed in one bit, the top bit or all bits. */
   static const uint8_t flips[] = {0x01, 0x80, 0xff};
+  struct {
+    uint8_t *bytes;
+    size_t len;
+  } parts[] = {{sig, sizeof sig}, {p, sizeof p}, {t, sizeof t}};
   int failures = 0, tries = 0;
   for (size_t f = 0; f < sizeof flips; f++) {
-    for (size_t i = 0; i < MESH_SIG_LEN; i++) {
-      sig[i] ^= flips[f];
-      tries++;
-      failures +=
-          mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) == -EKEYREJECTED;
-      sig[i] ^= flips[f];
-    }
-    for (size_t i = 0; i < sizeof p; i++) {
-      p[i] ^= flips[f];
-      tries++;
-      failures +=
-          mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) == -EKEYREJECTED;
-      p[i] ^= flips[f];
-    }
-    for (size_t i = 0; i < sizeof t; i++) {
-      t[i] ^= flips[f];
-      tries++;
-      failures +=
-          mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) == -EKEYREJECTED;
-      t[i] ^= flips[f];
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+      for (size_t i = 0; i < parts[k].len; i++) {
+        parts[k].bytes[i] ^= flips[f];
+        tries++;
+        failures += mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) ==
+                    -EKEYREJECTED;
+        parts[k].bytes[i] ^= flips[f];
+      }
     }
   }
+  assert_int_equal(tries, 3 * (MESH_SIG_LEN + sizeof payload + sizeof type));
   assert_int_equal(failures, tries);
   /* Shorter payload or type. */
   assert_int_equal(mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p - 1, sig),
