@@ -712,6 +712,35 @@ static void test_extension_and_disconnect(void **state)
   node_close(&b);
 }
 
+static void test_ipv6_and_host_port(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_init(&b, 1);
+  assert_int_equal(mesh_net_new(&b.opt, &b.net), 0);
+  mesh_net_on_message(b.net, on_msg, &b);
+  mesh_net_on_peer(b.net, on_peer, &b);
+  int rc = mesh_net_listen(b.net, "[::1]:0", &b.addr);
+  if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
+    node_close(&a);
+    node_close(&b);
+    skip();
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(b.addr.kind, MESH_MA_IP6);
+  char addr[64];
+  snprintf(addr, sizeof addr, "[::1]:%u", (unsigned)b.addr.port);
+  assert_int_equal(mesh_net_dial(a.net, addr, &b.id.id), 0);
+  WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1, 3000);
+  ping(&a, &b);
+  ping(&b, &a);
+  /* Bad addresses are refused before any socket is made. */
+  assert_int_equal(mesh_net_dial(a.net, "/ip4/1.2.3.4/udp/5", NULL), -EBADMSG);
+  assert_int_equal(mesh_net_listen(a.net, "nonsense", NULL), -EBADMSG);
+  node_close(&a);
+  node_close(&b);
+}
+
 /* ---- the event loop the transport runs on ---- */
 
 typedef struct loop_probe {
@@ -842,6 +871,7 @@ int main(void)
       cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
+      cmocka_unit_test_setup(test_ipv6_and_host_port, setup),
       cmocka_unit_test_setup(test_loop_timers_watches_signals, setup),
       cmocka_unit_test_setup(test_loop_run_until_stopped, setup),
   };
