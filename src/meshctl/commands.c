@@ -99,55 +99,115 @@ int mctl_parse_args(mctl *c, int argc, char **argv, unsigned allowed, int max_po
   return MCTL_OK;
 }
 
-/* Prints the raw JSON (--json) or hands the answer to the human form. */
-static int show(mctl *c, const char *path, void (*human)(FILE *, json_t *), const char *key)
+/* How a command shows the API's answer when --json is not given; done is
+ * the command's own line, when it has one. */
+typedef void (*human_fn)(mctl *c, json_t *answer, const char *done);
+
+/* One request (body may be NULL); prints the API's JSON as it came with
+ * --json, else hands the answer to human. */
+static int call_show(mctl *c, const char *method, const char *path, const char *body,
+                     human_fn human, const char *done)
 {
   json_t *j = NULL;
   char *raw = NULL;
-  int rc = mctl_call(c, "GET", path, NULL, &j, &raw);
+  int rc = mctl_call(c, method, path, body, &j, &raw);
   if (rc != MCTL_OK)
     return rc;
   if (c->json)
     fputs(raw, c->out);
   else
-    human(c->out, json_object_get(j, key));
+    human(c, j, done);
   json_decref(j);
   free(raw);
   return MCTL_OK;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+  const char *s = json_string_value(json_object_get(o, key));
+  return s != NULL ? s : "?";
+}
+
+static void show_done(mctl *c, json_t *j, const char *done)
+{
+  fprintf(c->out, "%s\n", done);
+}
+
+static void show_id(mctl *c, json_t *j, const char *done)
+{
+  fprintf(c->out, "%s\n", jstr(j, "nodeId"));
+}
+
+static void show_members(mctl *c, json_t *j, const char *done)
+{
+  mctl_print_members(c->out, json_object_get(j, "members"), false);
+}
+
+static void show_downloads(mctl *c, json_t *j, const char *done)
+{
+  mctl_print_downloads(c->out, json_object_get(j, "downloads"));
+}
+
+static void show_journal(mctl *c, json_t *j, const char *done)
+{
+  mctl_print_journal(c->out, json_object_get(j, "entries"));
+}
+
+static void show_gc(mctl *c, json_t *j, const char *done)
+{
+  fprintf(c->out, "collected %lld entries\n",
+          (long long)json_integer_value(json_object_get(j, "collected")));
+}
+
+static void show_state(mctl *c, json_t *j, const char *done)
+{
+  json_t *self = json_object_get(j, "self");
+  fprintf(c->out, "node %s  epoch %lld  %s\n", jstr(self, "nodeId"),
+          (long long)json_integer_value(json_object_get(self, "epoch")), jstr(self, "agent"));
+  fprintf(c->out, "view: %zu nodes\n\nMEMBERS\n",
+          json_array_size(json_object_get(json_object_get(j, "topology"), "nodes")));
+  mctl_print_members(c->out, json_object_get(j, "members"), false);
+  fprintf(c->out, "\nDOWNLOADS\n");
+  mctl_print_downloads(c->out, json_object_get(j, "downloads"));
+}
+
+/* A command without arguments that shows one GET or POST. */
+static int simple(mctl *c, int argc, char **argv, const char *method, const char *path,
+                  human_fn human, const char *done)
+{
+  mctl_args a;
+  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
+  return rc != MCTL_OK ? rc : call_show(c, method, path, NULL, human, done);
 }
 
 static int cmd_id(mctl *c, int argc, char **argv)
 {
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
-  if (rc != MCTL_OK)
-    return rc;
-  json_t *j = NULL;
-  char *raw = NULL;
-  rc = mctl_call(c, "GET", "/node_id", NULL, &j, &raw);
-  if (rc != MCTL_OK)
-    return rc;
-  if (c->json)
-    fputs(raw, c->out);
-  else
-    fprintf(c->out, "%s\n", json_string_value(json_object_get(j, "nodeId")));
-  json_decref(j);
-  free(raw);
-  return MCTL_OK;
+  return simple(c, argc, argv, "GET", "/node_id", show_id, NULL);
 }
 
 static int cmd_members(mctl *c, int argc, char **argv)
 {
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
-  return rc != MCTL_OK ? rc : show(c, "/members", mctl_print_members, "members");
+  return simple(c, argc, argv, "GET", "/members", show_members, NULL);
 }
 
 static int cmd_downloads(mctl *c, int argc, char **argv)
 {
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
-  return rc != MCTL_OK ? rc : show(c, "/downloads", mctl_print_downloads, "downloads");
+  return simple(c, argc, argv, "GET", "/downloads", show_downloads, NULL);
+}
+
+static int cmd_state(mctl *c, int argc, char **argv)
+{
+  return simple(c, argc, argv, "GET", "/state", show_state, NULL);
+}
+
+static int cmd_gc(mctl *c, int argc, char **argv)
+{
+  return simple(c, argc, argv, "POST", "/gc", show_gc, NULL);
+}
+
+static int cmd_leave(mctl *c, int argc, char **argv)
+{
+  return simple(c, argc, argv, "POST", "/leave", show_done, "leaving the mesh");
 }
 
 static int cmd_journal(mctl *c, int argc, char **argv)
@@ -158,36 +218,7 @@ static int cmd_journal(mctl *c, int argc, char **argv)
     return rc;
   char path[64];
   snprintf(path, sizeof(path), "/journal?limit=%ld", a.n > 0 ? a.n : 20);
-  return show(c, path, mctl_print_journal, "entries");
-}
-
-static int cmd_state(mctl *c, int argc, char **argv)
-{
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
-  if (rc != MCTL_OK)
-    return rc;
-  json_t *j = NULL;
-  char *raw = NULL;
-  rc = mctl_call(c, "GET", "/state", NULL, &j, &raw);
-  if (rc != MCTL_OK)
-    return rc;
-  if (c->json) {
-    fputs(raw, c->out);
-  } else {
-    json_t *self = json_object_get(j, "self");
-    fprintf(c->out, "node %s  epoch %lld  %s\n", json_string_value(json_object_get(self, "nodeId")),
-            (long long)json_integer_value(json_object_get(self, "epoch")),
-            json_string_value(json_object_get(self, "agent")));
-    fprintf(c->out, "view: %zu nodes\n\nMEMBERS\n",
-            json_array_size(json_object_get(json_object_get(j, "topology"), "nodes")));
-    mctl_print_members(c->out, json_object_get(j, "members"));
-    fprintf(c->out, "\nDOWNLOADS\n");
-    mctl_print_downloads(c->out, json_object_get(j, "downloads"));
-  }
-  json_decref(j);
-  free(raw);
-  return MCTL_OK;
+  return call_show(c, "GET", path, NULL, show_journal, NULL);
 }
 
 /* The target of a command: --node (resolved), or the node itself. */
@@ -205,24 +236,19 @@ static int target_node(mctl *c, const mctl_args *a, char *out, size_t len)
   return MCTL_OK;
 }
 
-/* Sends a command and prints the API's answer (--json) or `done`. */
-static int command(mctl *c, const char *method, const char *path, json_t *body, const char *done)
+/* Sends a command whose body is j (taken over); NULL from a failed
+ * json_pack means an argument was not UTF-8. */
+static int command(mctl *c, const char *path, json_t *j, const char *done)
 {
-  char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-  json_decref(body);
-  json_t *j = NULL;
-  char *raw = NULL;
-  int rc = mctl_call(c, method, path, text, &j, &raw);
-  free(text);
-  if (rc != MCTL_OK)
-    return rc;
-  if (c->json)
-    fputs(raw, c->out);
-  else
-    fprintf(c->out, "%s\n", done);
+  char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
-  free(raw);
-  return MCTL_OK;
+  if (text == NULL) {
+    fprintf(stderr, "meshctl: the arguments must be UTF-8 text\n");
+    return MCTL_USAGE;
+  }
+  int rc = call_show(c, "POST", path, text, show_done, done);
+  free(text);
+  return rc;
 }
 
 static int need_model(const mctl_args *a, char **argv)
@@ -249,7 +275,7 @@ static int cmd_download(mctl *c, int argc, char **argv)
   char done[512];
   snprintf(done, sizeof(done), "download of %s (%s) requested on %s", a.pos[0], rev, node);
   return command(
-      c, "POST", "/download/start",
+      c, "/download/start",
       json_pack("{s:s, s:s, s:s}", "targetNodeId", node, "modelId", a.pos[0], "revision", rev),
       done);
 }
@@ -267,7 +293,7 @@ static int cmd_cancel(mctl *c, int argc, char **argv)
     return rc;
   char done[512];
   snprintf(done, sizeof(done), "download of %s cancelled on %s", a.pos[0], node);
-  return command(c, "POST", "/download/cancel",
+  return command(c, "/download/cancel",
                  json_pack("{s:s, s:s}", "targetNodeId", node, "modelId", a.pos[0]), done);
 }
 
@@ -308,35 +334,7 @@ static int cmd_delete(mctl *c, int argc, char **argv)
   url_encode(a.pos[0], emodel, sizeof(emodel));
   snprintf(path, sizeof(path), "/download/%s/%s", enode, emodel);
   snprintf(done, sizeof(done), "delete of %s requested on %s", a.pos[0], node);
-  return command(c, "DELETE", path, NULL, done);
-}
-
-static int cmd_gc(mctl *c, int argc, char **argv)
-{
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
-  if (rc != MCTL_OK)
-    return rc;
-  json_t *j = NULL;
-  char *raw = NULL;
-  rc = mctl_call(c, "POST", "/gc", NULL, &j, &raw);
-  if (rc != MCTL_OK)
-    return rc;
-  if (c->json)
-    fputs(raw, c->out);
-  else
-    fprintf(c->out, "collected %lld entries\n",
-            (long long)json_integer_value(json_object_get(j, "collected")));
-  json_decref(j);
-  free(raw);
-  return MCTL_OK;
-}
-
-static int cmd_leave(mctl *c, int argc, char **argv)
-{
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
-  return rc != MCTL_OK ? rc : command(c, "POST", "/leave", NULL, "leaving the mesh");
+  return call_show(c, "DELETE", path, NULL, show_done, done);
 }
 
 static int cmd_help(mctl *c, int argc, char **argv)

@@ -146,11 +146,11 @@ static const char *jstr(json_t *o, const char *key)
   return s != NULL ? s : "";
 }
 
-void mctl_print_members(FILE *f, json_t *members)
+void mctl_print_members(FILE *f, json_t *members, bool brief)
 {
-  static const char *const heads[] = {"PEER", "STATE",     "EPOCH",  "INC",
-                                      "FOR",  "TRANSPORT", "ADDRESS"};
-  mctl_table *t = mctl_table_new(7, heads);
+  static const char *const heads[] = {"PEER",      "STATE", "EPOCH",  "FOR",
+                                      "TRANSPORT", "INC",   "ADDRESS"};
+  mctl_table *t = mctl_table_new(brief ? 5 : 7, heads);
   size_t i;
   json_t *m;
   json_array_foreach(members, i, m)
@@ -165,8 +165,8 @@ void mctl_print_members(FILE *f, json_t *members)
     const char *tr = json_string_value(json_object_get(m, "transport"));
     json_t *addrs = json_object_get(m, "addresses");
     const char *addr = json_string_value(json_array_get(addrs, 0));
-    const char *row[] = {
-        peer, jstr(m, "state"), epoch, inc, age, tr != NULL ? tr : "-", addr != NULL ? addr : "-"};
+    const char *row[] = {peer, jstr(m, "state"),         epoch, age, tr != NULL ? tr : "-",
+                         inc,  addr != NULL ? addr : "-"};
     mctl_table_add(t, row);
   }
   mctl_table_print(t, f);

@@ -82,8 +82,9 @@ void mctl_table_add(mctl_table *t, const char *const *cells);
 void mctl_table_print(const mctl_table *t, FILE *f);
 void mctl_table_free(mctl_table *t);
 
-/* Renders the human form of the members, downloads and journal answers. */
-void mctl_print_members(FILE *f, json_t *members);
+/* Renders the human form of the members, downloads and journal answers;
+ * brief members leave out incarnation and address (for watch). */
+void mctl_print_members(FILE *f, json_t *members, bool brief);
 void mctl_print_downloads(FILE *f, json_t *downloads);
 void mctl_print_journal(FILE *f, json_t *entries);
 

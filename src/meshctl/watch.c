@@ -22,31 +22,6 @@ static void on_sigint(int sig)
   watch_stop = 1;
 }
 
-static void render_members(FILE *f, json_t *members)
-{
-  static const char *const heads[] = {"PEER", "STATE", "EPOCH", "FOR", "TRANSPORT"};
-  mctl_table *t = mctl_table_new(5, heads);
-  size_t i;
-  json_t *m;
-  json_array_foreach(members, i, m)
-  {
-    char peer[MCTL_PEER_SHORT + 4], epoch[24], age[16];
-    mctl_fmt_peer(json_string_value(json_object_get(m, "nodeId")), peer, sizeof(peer));
-    if (json_is_true(json_object_get(m, "self")))
-      snprintf(peer + strlen(peer), sizeof(peer) - strlen(peer), " *");
-    snprintf(epoch, sizeof(epoch), "%lld",
-             (long long)json_integer_value(json_object_get(m, "epoch")));
-    mctl_fmt_age((uint64_t)json_integer_value(json_object_get(m, "timeInStateMs")), age,
-                 sizeof(age));
-    const char *state = json_string_value(json_object_get(m, "state"));
-    const char *tr = json_string_value(json_object_get(m, "transport"));
-    const char *row[] = {peer, state != NULL ? state : "?", epoch, age, tr != NULL ? tr : "-"};
-    mctl_table_add(t, row);
-  }
-  mctl_table_print(t, f);
-  mctl_table_free(t);
-}
-
 static void render_downloads(FILE *f, json_t *downloads)
 {
   static const char *const heads[] = {"NODE", "MODEL", "STATUS", "PROGRESS",
@@ -128,7 +103,7 @@ static char *render(mctl *c, json_t *state, size_t *len)
     fprintf(f, "node %s  epoch %lld  view %zu nodes\n\nMEMBERS\n", id != NULL ? id : "?",
             (long long)json_integer_value(json_object_get(self, "epoch")),
             json_array_size(json_object_get(json_object_get(state, "topology"), "nodes")));
-    render_members(f, json_object_get(state, "members"));
+    mctl_print_members(f, json_object_get(state, "members"), true);
     fprintf(f, "\nDOWNLOADS\n");
     render_downloads(f, json_object_get(state, "downloads"));
   }

@@ -113,14 +113,14 @@ class OneShot(MeshctlCase):
     def test_members(self):
         out = self.ok("members")
         lines = out.splitlines()
-        self.assertEqual(lines[0].split(), ["PEER", "STATE", "EPOCH", "INC", "FOR", "TRANSPORT",
+        self.assertEqual(lines[0].split(), ["PEER", "STATE", "EPOCH", "FOR", "TRANSPORT", "INC",
                                             "ADDRESS"])
         self.assertEqual(len(lines), 1 + len(ALL_IDS))
         # Shortened IDs, the node itself marked, ages as 2h/5m/3s.
         self.assertIn(SELF[:16] + " *", out)
         self.assertNotIn(PEER_A, out)
         row = next(l for l in lines if l.startswith(PEER_A[:16]))
-        self.assertEqual(row.split()[1:6], ["alive", "4", "1", "5m", "rdma"])
+        self.assertEqual(row.split()[1:6], ["alive", "4", "5m", "rdma", "1"])
         self.assertIn("2h", out)
         self.assertIn("suspect", out)
         # Columns line up: every row has STATE where the head has it.
