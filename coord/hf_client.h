@@ -29,6 +29,12 @@
  * MESH_HF_REPORT_PROGRESS comes at most once per progress interval (1 s)
  * while a download runs and bytes move.
  *
+ * A request with list_only set is a space check: it lists the files, reports
+ * LISTED with the total size, the free space of the model directory's file
+ * system (of its parent when the directory does not exist yet: nothing is
+ * created) and the bytes already on disk, and then ends without a further
+ * report. Its errors come as FAILED reports.
+ *
  * Errors of a download (FAILED reports):
  *   -EACCES 401 (no token, or token refused)   -EPERM 403 (gated) or a
  *   -ENOENT 404 (repository, revision, file)          redirect refused
@@ -78,7 +84,7 @@ typedef struct mesh_hf_options {
 } mesh_hf_options;
 
 typedef enum mesh_hf_report_kind {
-  MESH_HF_REPORT_LISTED = 0,    /* file list known: progress.total_bytes, files_total */
+  MESH_HF_REPORT_LISTED = 0,    /* file list known: total, files, free and present bytes */
   MESH_HF_REPORT_PROGRESS = 1,  /* bytes moved */
   MESH_HF_REPORT_COMPLETED = 2, /* every file verified and in place; the download is gone */
   MESH_HF_REPORT_FAILED = 3,    /* err and message say why; the download is gone */
@@ -99,6 +105,8 @@ typedef struct mesh_hf_report {
   uint64_t id;               /* from mesh_hf_start */
   void *user;                /* from the request */
   mesh_hf_progress progress; /* as of this report */
+  uint64_t free_bytes;       /* LISTED: free space where the model goes */
+  uint64_t present_bytes;    /* LISTED: bytes of the model already on disk */
   int err;                   /* FAILED: negative errno */
   const char *message;       /* FAILED: one line; NULL otherwise */
 } mesh_hf_report;
@@ -110,6 +118,7 @@ typedef struct mesh_hf_request {
   const char *revision;  /* branch, tag or commit; NULL: "main"; copied */
   const char *model_dir; /* created if missing (its parent must exist); copied */
   uint64_t max_bytes;    /* refuse a model larger than this; 0: no limit */
+  bool list_only;        /* a space check: end with the LISTED report */
   void *user;            /* handed back in every report */
 } mesh_hf_request;
 

@@ -324,6 +324,7 @@ int mesh_hf_start(mesh_hf_client *c, const mesh_hf_request *req, uint64_t *id)
   dl->dirfd = -1;
   dl->user = req->user;
   dl->max_bytes = req->max_bytes;
+  dl->list_only = req->list_only;
   dl->repo = strdup(req->repo);
   dl->revision = strdup(rev);
   dl->model_dir = strdup(req->model_dir);

@@ -65,6 +65,8 @@ struct hf_dl {
   char *revision;
   char *model_dir;
   uint64_t max_bytes;
+  bool list_only;   /* a space check: ends after LISTED */
+  bool dir_missing; /* list_only and the model directory does not exist: dirfd is its parent */
   dl_state state;
   int dirfd; /* the model directory, or -1 */
 

@@ -63,34 +63,41 @@ static void list_done(hf_dl *dl)
     dl->jobs[i].f = &dl->tree.files[i];
     dl->jobs[i].fd = dl->jobs[i].pfd = -1;
   }
-  mesh_hf_progress p = hf_progress_of(dl);
-  hf_emit(dl, MESH_HF_REPORT_LISTED, &p, 0, NULL);
+  uint64_t present = 0;
+  for (size_t i = 0; i < dl->tree.len && !dl->dir_missing; i++)
+    present += bytes_present(dl->dirfd, &dl->tree.files[i]);
+  struct statvfs vfs;
+  if (fstatvfs(dl->dirfd, &vfs) != 0) {
+    hf_dl_fail(dl, -errno, "%s: statvfs: %s", dl->model_dir, strerror(errno));
+    return;
+  }
+  uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+  mesh_hf_report r = {.kind = MESH_HF_REPORT_LISTED,
+                      .id = dl->id,
+                      .user = dl->user,
+                      .progress = hf_progress_of(dl),
+                      .free_bytes = avail,
+                      .present_bytes = present};
+  c->fn(&r, c->ctx);
   if (dl->state == DL_DEAD)
     return; /* cancelled by the callback: not a byte fetched */
+  if (dl->list_only) {
+    hf_dl_stop(dl); /* the space check is answered */
+    return;
+  }
   uint64_t total = dl->tree.total_bytes;
   if (dl->max_bytes != 0 && total > dl->max_bytes) {
     hf_dl_fail(dl, -EFBIG, "model %s is %" PRIu64 " bytes, over the limit of %" PRIu64 " bytes",
                dl->repo, total, dl->max_bytes);
     return;
   }
-  if (!c->opt.skip_space_check) {
-    uint64_t present = 0;
-    for (size_t i = 0; i < dl->tree.len; i++)
-      present += bytes_present(dl->dirfd, &dl->tree.files[i]);
-    struct statvfs vfs;
-    if (fstatvfs(dl->dirfd, &vfs) != 0) {
-      hf_dl_fail(dl, -errno, "%s: statvfs: %s", dl->model_dir, strerror(errno));
-      return;
-    }
-    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-    uint64_t need = total - present;
-    if (need > avail) {
-      hf_dl_fail(dl, -ENOSPC,
-                 "model %s needs %" PRIu64 " more bytes (%" PRIu64 " in all) but only %" PRIu64
-                 " bytes are free in %s",
-                 dl->repo, need, total, avail, dl->model_dir);
-      return;
-    }
+  uint64_t need = total - present;
+  if (!c->opt.skip_space_check && need > avail) {
+    hf_dl_fail(dl, -ENOSPC,
+               "model %s needs %" PRIu64 " more bytes (%" PRIu64 " in all) but only %" PRIu64
+               " bytes are free in %s",
+               dl->repo, need, total, avail, dl->model_dir);
+    return;
   }
   dl->progress_ev = event_new(c->base, -1, EV_PERSIST, hf_on_progress, dl);
   if (dl->progress_ev == NULL) {
@@ -270,7 +277,21 @@ void hf_dl_begin(hf_dl *dl)
   mesh_hf_client *c = dl->c;
   c->running++;
   hf_dl_set_state(dl, DL_LISTING);
-  int rc = mesh_hf_fs_open_model_dir(dl->model_dir, true, &dl->dirfd);
+  int rc = mesh_hf_fs_open_model_dir(dl->model_dir, !dl->list_only, &dl->dirfd);
+  if (rc == -ENOENT && dl->list_only) {
+    /* A space check creates nothing: measure the parent's file system. */
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dl->model_dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent)
+      slash[1] = '\0';
+    else if (slash != NULL)
+      *slash = '\0';
+    else
+      snprintf(parent, sizeof parent, ".");
+    rc = mesh_hf_fs_open_model_dir(parent, false, &dl->dirfd);
+    dl->dir_missing = true;
+  }
   if (rc != 0) {
     hf_dl_fail(dl, rc, "model directory %s: %s", dl->model_dir, strerror(-rc));
     return;

@@ -368,6 +368,24 @@ class HfDownloadTest(unittest.TestCase):
         self.assertEqual(self.hub.stats()["total"], 3)  # the list pages only
         self.assertEqual(os.listdir(self.dir), [])  # not even a sub-directory
 
+    def test_list_only_is_a_space_check_that_creates_nothing(self):
+        r = self.hfget("--list-only")
+        self.assertEqual(r.rc, 0, r.out)
+        listed = r.line("listed")
+        self.assertIn("total=%d" % (2 * WEIGHT_SIZE + 159), listed)
+        self.assertIn("present=0", listed)
+        self.assertGreater(int(listed.split("free=")[1].split()[0]), 0)
+        self.assertFalse(os.path.exists(self.dir))
+        self.assertEqual(self.hub.stats()["total"], 3)
+        # Bytes already there are counted: a whole file and a partial one.
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, "config.json"), "wb") as f:
+            f.write(b"x" * 69)
+        with open(os.path.join(self.dir, W1 + ".partial"), "wb") as f:
+            f.write(b"x" * 1000)
+        r = self.hfget("--list-only")
+        self.assertIn("present=1069", r.line("listed"))
+
     def test_cancel_on_list_fetches_nothing(self):
         r = self.hfget("--cancel-on-list")
         self.assertEqual(r.rc, 3, r.out)

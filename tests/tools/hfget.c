@@ -9,11 +9,12 @@
  *         [--low-speed-bytes N] [--low-speed-time-ms N]
  *         [--cancel-after-bytes N] [--cancel-on-list]
  *         [--no-sync] [--skip-space-check] [--copies N] [--downloads-at-once N]
+ *         [--list-only]
  * With --copies N, N downloads of the model run into DIR/1 .. DIR/N.
  * HF_ENDPOINT and HF_TOKEN are read when the flags are absent.
  *
  * Output lines (stdout):
- *   listed files=N total=BYTES id=ID
+ *   listed files=N total=BYTES id=ID free=BYTES present=BYTES
  *   progress done=B total=B files=D/N speed=BPS eta_ms=MS id=ID
  *   completed files=N total=BYTES id=ID
  *   failed err=-ERRNO id=ID message=TEXT
@@ -40,6 +41,7 @@ static struct {
   mesh_hf_client *client;
   uint64_t cancel_after;
   int cancel_on_list;
+  int list_only; /* requests are space checks */
   int running;   /* downloads not finished */
   int failed;    /* downloads failed */
   int cancelled; /* downloads cancelled */
@@ -56,8 +58,13 @@ static void on_report(const mesh_hf_report *r, void *ctx)
   const mesh_hf_progress *p = &r->progress;
   switch (r->kind) {
   case MESH_HF_REPORT_LISTED:
-    printf("listed files=%u total=%" PRIu64 " id=%" PRIu64 "\n", p->files_total, p->total_bytes,
-           r->id);
+    printf("listed files=%u total=%" PRIu64 " id=%" PRIu64 " free=%" PRIu64 " present=%" PRIu64
+           "\n",
+           p->files_total, p->total_bytes, r->id, r->free_bytes, r->present_bytes);
+    if (g.list_only) {
+      finish_one();
+      break;
+    }
     if (g.cancel_on_list) {
       mesh_hf_cancel(g.client, r->id);
       printf("cancelled done=%" PRIu64 " id=%" PRIu64 "\n", p->done_bytes, r->id);
@@ -99,7 +106,7 @@ static void usage(FILE *f)
              "             [--low-speed-bytes N] [--low-speed-time-ms N]\n"
              "             [--cancel-after-bytes N] [--cancel-on-list]\n"
              "             [--no-sync] [--skip-space-check] [--verbose]\n"
-             "             [--copies N] [--downloads-at-once N]\n");
+             "             [--copies N] [--downloads-at-once N] [--list-only]\n");
 }
 
 int main(int argc, char **argv)
@@ -126,6 +133,7 @@ int main(int argc, char **argv)
                                        {"skip-space-check", no_argument, NULL, 's'},
                                        {"verbose", no_argument, NULL, 'V'},
                                        {"copies", required_argument, NULL, 'k'},
+                                       {"list-only", no_argument, NULL, 'O'},
                                        {"downloads-at-once", required_argument, NULL, 'D'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -182,6 +190,10 @@ int main(int argc, char **argv)
       break;
     case 's':
       o.skip_space_check = true;
+      break;
+    case 'O':
+      g.list_only = 1;
+      req.list_only = true;
       break;
     case 'k':
       copies = (int)strtol(optarg, NULL, 10);
