@@ -339,7 +339,7 @@ class HfDownloadTest(unittest.TestCase):
         self.assertEqual(self.hub.requests(W1), 2)
 
     def test_downloads_at_once_two_overlap(self):
-        self.hub.faults({"path": W1, "kind": "slow", "rate": 1 << 20, "count": 2})
+        self.hub.faults({"path": W1, "kind": "slow", "rate": 512 << 10, "count": 2})
         r = self.hfget("--copies", "2", "--downloads-at-once", "2")
         self.assertEqual(r.rc, 0, r.out)
         ev = self.events(r)
@@ -431,8 +431,9 @@ class HfDownloadTest(unittest.TestCase):
         self.assertLessEqual(r.counters["bytes"], 2 * WEIGHT_SIZE + 159 - kept)
 
     def test_disk_full_fails_and_keeps_partial(self):
-        if os.geteuid() != 0 or shutil.which("unshare") is None:
-            self.skipTest("needs root for a private tmpfs")
+        if os.geteuid() != 0 or shutil.which("unshare") is None or subprocess.run(
+                ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            self.skipTest("needs root and mount namespaces for a private tmpfs")
         mnt = os.path.join(self.tmp, "small")
         os.makedirs(mnt)
         base = [HFGET, "--endpoint", self.hub.url, "--repo", REPO, "--dir", mnt + "/m",
