@@ -101,6 +101,8 @@ int mctl_resolve_peer(mctl *c, const char *arg, char *out, size_t len);
 /* The peer IDs the API knows (for completion): *ids receives a
  * NULL-terminated array (caller frees with mctl_free_strv). */
 int mctl_peer_ids(mctl *c, char ***ids);
+/* The model IDs of the mesh's download entries, each once (for completion). */
+int mctl_model_ids(mctl *c, char ***ids);
 void mctl_free_strv(char **v);
 
 /* ---- commands.c */

@@ -48,6 +48,54 @@ int mctl_peer_ids(mctl *c, char ***ids)
   return MCTL_OK;
 }
 
+int mctl_model_ids(mctl *c, char ***ids)
+{
+  *ids = NULL;
+  json_t *j = NULL;
+  int rc = mctl_call(c, "GET", "/downloads", NULL, &j, NULL);
+  if (rc != MCTL_OK)
+    return rc;
+  /* First pass counts, second collects the distinct IDs. */
+  size_t total = 0;
+  const char *node;
+  json_t *list;
+  json_object_foreach(json_object_get(j, "downloads"), node, list)
+  {
+    total += json_array_size(list);
+  }
+  char **v = calloc(total + 1, sizeof(*v));
+  if (v == NULL) {
+    json_decref(j);
+    return MCTL_API_ERROR;
+  }
+  size_t k = 0;
+  json_object_foreach(json_object_get(j, "downloads"), node, list)
+  {
+    size_t i;
+    json_t *wrapped;
+    json_array_foreach(list, i, wrapped)
+    {
+      const char *wrap;
+      json_t *e;
+      json_object_foreach(wrapped, wrap, e)
+      {
+        const char *model = json_string_value(json_object_get(e, "modelId"));
+        bool seen = model == NULL;
+        for (size_t x = 0; x < k && !seen; x++)
+          seen = strcmp(v[x], model) == 0;
+        if (seen || k == total)
+          continue;
+        v[k] = strdup(model);
+        if (v[k] != NULL)
+          k++;
+      }
+    }
+  }
+  json_decref(j);
+  *ids = v;
+  return MCTL_OK;
+}
+
 /* A full-length peer ID in text: base58btc "12D3KooW..." is 52 characters,
  * the CIDv1 form longer. */
 static bool looks_full(const char *s)

@@ -51,27 +51,60 @@ static unsigned char complete(EditLine *el, int ch)
     if (*p != ' ')
       first = false;
   }
+  /* The command word and the word before the cursor's. */
+  char cmdword[32] = "", prev[32] = "";
+  for (const char *p = li->buffer; p < start;) {
+    while (p < start && *p == ' ')
+      p++;
+    const char *w = p;
+    while (p < start && *p != ' ')
+      p++;
+    if (p > w) {
+      snprintf(prev, sizeof(prev), "%.*s", (int)(p - w), w);
+      if (cmdword[0] == '\0')
+        snprintf(cmdword, sizeof(cmdword), "%s", prev);
+    }
+  }
+  const mctl_command *cmd = mctl_find_command(cmdword);
   const char *names[64];
+  char opts[8][16];
   char **ids = NULL;
-  const char *const *all;
-  if (first) {
-    size_t k = 0;
-    for (const mctl_command *cmd = mctl_commands; cmd->name != NULL && k < 60; cmd++)
-      names[k++] = cmd->name;
-    names[k++] = "quit";
-    names[k] = NULL;
-    all = names;
+  const char *const *all = names;
+  size_t k = 0;
+  if (first || (cmd != NULL && strcmp(cmd->name, "help") == 0)) {
+    for (const mctl_command *cc = mctl_commands; cc->name != NULL && k < 60; cc++)
+      names[k++] = cc->name;
+    if (first)
+      names[k++] = "quit";
+  } else if (wlen > 0 && start[0] == '-') {
+    /* The options the command's usage line names, and --json. */
+    const char *u = cmd != NULL ? cmd->usage : "";
+    while (*u != '\0' && k < 7) {
+      size_t len = strcspn(u, " []");
+      if (len > 1 && u[0] == '-' && len < sizeof(opts[0])) {
+        snprintf(opts[k], sizeof(opts[k]), "%.*s", (int)len, u);
+        names[k] = opts[k];
+        k++;
+      }
+      u += len > 0 ? len : 1;
+    }
+    names[k++] = "--json";
   } else {
-    /* Anything after the command that is not an option may be a peer ID. */
-    if (wlen > 0 && start[0] == '-')
-      return CC_REFRESH_BEEP;
+    /* After --node, or anything that looks like a peer ID: peer IDs; the
+     * argument of download, delete and cancel: the models the mesh has. */
+    bool models = strcmp(prev, "--node") != 0 && cmd != NULL &&
+                  (strcmp(cmd->name, "download") == 0 || strcmp(cmd->name, "delete") == 0 ||
+                   strcmp(cmd->name, "cancel") == 0) &&
+                  !(wlen > 0 && start[0] >= '0' && start[0] <= '9');
     c->quiet = true;
-    int rc = mctl_peer_ids(c, &ids);
+    int rc = models ? mctl_model_ids(c, &ids) : mctl_peer_ids(c, &ids);
     c->quiet = false;
     if (rc != MCTL_OK)
       return CC_REFRESH_BEEP;
     all = (const char *const *)ids;
   }
+  if (all == names)
+    names[k] = NULL;
   size_t n = 0;
   const char **m = filter(all, start, wlen, &n);
   unsigned char ret = CC_REFRESH;
@@ -84,10 +117,10 @@ static unsigned char complete(EditLine *el, int ch)
   } else {
     size_t lcp = strlen(m[0]);
     for (size_t i = 1; i < n; i++) {
-      size_t k = 0;
-      while (k < lcp && m[i][k] == m[0][k])
-        k++;
-      lcp = k;
+      size_t same = 0;
+      while (same < lcp && m[i][same] == m[0][same])
+        same++;
+      lcp = same;
     }
     if (lcp > wlen) {
       char buf[256];

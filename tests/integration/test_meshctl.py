@@ -453,6 +453,20 @@ class Shell(MeshctlCase):
         out = self.expect(fd, b"meshctl> ")
         self.assertNotIn(b'"nodeId"', out)
         self.assertIn(SELF.encode(), out)
+        # Completion of a command's argument: a command name after help, an
+        # option, a model ID the mesh has.
+        os.write(fd, b"help wat\t")
+        self.expect(fd, b"ch ")
+        os.write(fd, b"\r")
+        out = self.expect(fd, b"meshctl> ")
+        self.assertIn(b"usage: meshctl watch", out)
+        os.write(fd, b"delete org/fai\t")
+        self.expect(fd, b"led-model ")
+        os.write(fd, b"--no\t")
+        self.expect(fd, b"de ")
+        os.write(fd, b"12D3KooWAbd\t")
+        self.expect(fd, PEER_B[len("12D3KooWAbd"):].encode() + b" ")
+        os.write(fd, b"\x15")
         os.write(fd, b"help\r")
         out = self.expect(fd, b"meshctl> ")
         self.assertIn(b"watch", out)
@@ -474,6 +488,8 @@ class Shell(MeshctlCase):
         pid, fd = self.spawn()
         os.write(fd, b"\x10\x10")
         self.expect(fd, b"help")
+        os.write(fd, b"\x10")
+        self.expect(fd, b"watch")  # libedit redraws only what differs from "help"
         os.write(fd, b"\x15")
         self.quit(pid, fd)
 
