@@ -94,9 +94,9 @@ typedef enum mesh_rdma_verdict {
 
 typedef struct mesh_rdma_link {
   mesh_frame_dir tx; /* our key and next counter */
-  uint8_t rx_key[MESH_FRAME_KEY_LEN];
-  uint64_t rx_top;  /* highest counter accepted + 1 (0: none yet) */
-  uint64_t rx_seen; /* bit i: counter rx_top - 1 - i was accepted */
+  mesh_frame_dir rx; /* the peer's key; counter set per frame from its header */
+  uint64_t rx_top;   /* highest counter accepted + 1 (0: none yet) */
+  uint64_t rx_seen;  /* bit i: counter rx_top - 1 - i was accepted */
 } mesh_rdma_link;
 
 /* An ephemeral key pair for the attributes (pk goes in kx_public). */
@@ -197,6 +197,9 @@ int mesh_rdma_qp_reset(mesh_rdma_qp *qp);
  * -ENOBUFS all send buffers in flight; -ENOTCONN not connected; -EIO the
  * post failed (the qp is then failed: the error handler is not called). */
 int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len);
+/* Whether a send would be taken now: connected, not failed, a send buffer
+ * free. */
+bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp);
 /* Largest frame this qp can send (0 before connect). */
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *qp);
 /* Moves qp to the error state (fault injection and tests: as if the
@@ -215,5 +218,48 @@ typedef enum mesh_rdma_path {
 } mesh_rdma_path;
 
 const char *mesh_rdma_path_name(mesh_rdma_path p);
+
+typedef struct mesh_rdma_config {
+  bool required;               /* --transport rdma: no RDMA is an error */
+  mesh_rdma_dev_options dev;   /* device, link address, sizes, queue pair cap */
+  mesh_time_ms keepalive_ms;   /* RDMA keepalive period per peer (500) */
+  mesh_time_ms dead_ms;        /* peer not heard over RDMA this long: TCP (2000) */
+  mesh_time_ms backoff_min_ms; /* first RDMA retry after a fallback (1000) */
+  mesh_time_ms backoff_max_ms; /* cap on the retry delay (60000) */
+} mesh_rdma_config;
+
+void mesh_rdma_config_default(mesh_rdma_config *c);
+
+/*
+ * Opens the RDMA device and registers the "rdma" transport on net (which
+ * must have been made with an event base). It also installs the handshake
+ * extension hook (mesh_net_set_extension): every TCP handshake then offers
+ * a queue pair while fewer than the cap are open. Returns 0 when attached;
+ * else a negative errno with a one-line reason in why. Without RDMA and
+ * not required, it logs once that datagrams use TCP, and the caller goes on
+ * with TCP alone.
+ */
+int mesh_rdma_attach(mesh_net *net, const mesh_rdma_config *cfg, char *why, size_t whylen);
+
+/* Counters of the RDMA transport beyond mesh_transport_counters. */
+typedef struct mesh_rdma_stats {
+  uint64_t fallbacks;      /* peers moved to TCP (completion error, failed transition, silence) */
+  uint64_t retries;        /* RDMA tried again after a backoff */
+  uint64_t qp_limit;       /* handshakes offered no queue pair: the cap was reached */
+  uint64_t qp_errors;      /* queue pairs that could not be made */
+  uint64_t bad_attributes; /* peers' attributes refused */
+  uint64_t keepalives_sent;
+  uint64_t keepalives_received;
+  uint64_t paths_up; /* gauge: peers whose datagrams go over RDMA */
+  uint64_t qps_open; /* gauge: queue pairs open */
+} mesh_rdma_stats;
+
+/* The RDMA stats of net; -ENOENT when no RDMA transport is attached. */
+int mesh_rdma_stats_of(const mesh_net *net, mesh_rdma_stats *out);
+/* The RDMA path of one peer (MESH_RDMA_PATH_NONE when unknown). */
+mesh_rdma_path mesh_rdma_peer_path(const mesh_net *net, const mesh_peer_id *peer);
+
+/* The ops table (net/rdma_transport.c); registered by mesh_rdma_attach. */
+extern const mesh_transport_ops mesh_rdma_transport;
 
 #endif

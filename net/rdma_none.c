@@ -96,6 +96,12 @@ int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len)
   return -ENOTCONN;
 }
 
+bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp)
+{
+  (void)qp;
+  return false;
+}
+
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *qp)
 {
   (void)qp;

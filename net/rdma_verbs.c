@@ -590,6 +590,11 @@ int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
   return 0;
 }
 
+bool mesh_rdma_qp_can_send(const mesh_rdma_qp *q)
+{
+  return q->connected && !q->failed && q->nfree > 0;
+}
+
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *q)
 {
   return q->connected ? q->max_frame : 0;

@@ -110,7 +110,7 @@ int mesh_rdma_link_init(mesh_rdma_link *l, bool dialer, const mesh_psk *psk,
   size_t adl = dialer ? ours_len : theirs_len, all = dialer ? theirs_len : ours_len;
   memset(l, 0, sizeof *l);
   derive(l->tx.key, psk, dialer ? "d2l" : "l2d", tx, ad, adl, al, all);
-  derive(l->rx_key, psk, dialer ? "l2d" : "d2l", rx, ad, adl, al, all);
+  derive(l->rx.key, psk, dialer ? "l2d" : "d2l", rx, ad, adl, al, all);
   sodium_memzero(rx, sizeof rx);
   sodium_memzero(tx, sizeof tx);
   return 0;
@@ -162,11 +162,8 @@ mesh_rdma_verdict mesh_rdma_link_open(mesh_rdma_link *l, uint8_t *buf, size_t le
     if (back >= MESH_RDMA_WINDOW || (l->rx_seen & (1ull << back)) != 0)
       return MESH_RDMA_REPLAY;
   }
-  mesh_frame_dir dir;
-  memcpy(dir.key, l->rx_key, sizeof dir.key);
-  dir.counter = ctr;
-  int rc = mesh_frame_open(&dir, buf, len, out);
-  sodium_memzero(&dir, sizeof dir);
+  l->rx.counter = ctr;
+  int rc = mesh_frame_open(&l->rx, buf, len, out);
   if (rc == -EKEYREJECTED)
     return MESH_RDMA_AUTH;
   if (rc != 0 && rc != -EBADMSG)
