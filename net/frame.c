@@ -29,11 +29,25 @@ static uint64_t get_be64(const uint8_t *p)
   return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
 }
 
-static void make_nonce(uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t ctr)
+/* The XChaCha20 subkey of a direction: HChaCha20 over the nonce's fixed
+ * first 16 bytes. */
+static const uint8_t *subkey(mesh_frame_dir *d)
 {
-  memset(nonce, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-  memcpy(nonce, "meshd-fr", 8);
-  put_be64(nonce + 16, ctr);
+  if (!d->has_subkey) {
+    uint8_t prefix[crypto_core_hchacha20_INPUTBYTES] = {0};
+    memcpy(prefix, "meshd-fr", 8);
+    crypto_core_hchacha20(d->subkey, prefix, d->key, NULL);
+    d->has_subkey = 1;
+  }
+  return d->subkey;
+}
+
+/* The ChaCha20-Poly1305 (IETF) nonce under the subkey: 4 zero bytes and
+ * the last 8 bytes of the XChaCha20 nonce. */
+static void make_nonce(uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES], uint64_t ctr)
+{
+  memset(nonce, 0, crypto_aead_chacha20poly1305_ietf_NPUBBYTES);
+  put_be64(nonce + 4, ctr);
 }
 
 size_t mesh_frame_wire_size(size_t len)
@@ -59,11 +73,11 @@ int mesh_frame_seal(mesh_frame_dir *tx, const mesh_frame *f, uint8_t *out, size_
   put_be32(pt + 4, f->total);
   if (f->len > 0)
     memmove(pt + MESH_FRAME_INNER, f->payload, f->len);
-  uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+  uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
   make_nonce(nonce, tx->counter);
   unsigned long long clen;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(pt, &clen, pt, MESH_FRAME_INNER + f->len, out,
-                                             MESH_FRAME_PREFIX, NULL, nonce, tx->key);
+  crypto_aead_chacha20poly1305_ietf_encrypt(pt, &clen, pt, MESH_FRAME_INNER + f->len, out,
+                                            MESH_FRAME_PREFIX, NULL, nonce, subkey(tx));
   tx->counter++;
   *out_len = wire;
   return 0;
@@ -92,12 +106,12 @@ int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *ou
     return -ESTALE;
   if (ctr > rx->counter)
     return -EPROTO;
-  uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+  uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
   make_nonce(nonce, ctr);
   uint8_t *ct = buf + MESH_FRAME_PREFIX;
   unsigned long long plen;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(ct, &plen, NULL, ct, len - MESH_FRAME_PREFIX, buf,
-                                                 MESH_FRAME_PREFIX, nonce, rx->key) != 0)
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(ct, &plen, NULL, ct, len - MESH_FRAME_PREFIX, buf,
+                                                MESH_FRAME_PREFIX, nonce, subkey(rx)) != 0)
     return -EKEYREJECTED;
   rx->counter++;
   memset(out, 0, sizeof *out);

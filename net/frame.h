@@ -26,6 +26,12 @@
  *
  *   nonce (24 bytes) = "meshd-fr" (8 bytes) || 8 zero bytes || counter (8, BE)
  *
+ * The first 16 bytes of every nonce are the same, so XChaCha20's HChaCha20
+ * subkey is the same for every frame of a direction: it is computed once
+ * and each frame costs one ChaCha20-Poly1305 (IETF) operation with the
+ * nonce 4 zero bytes || counter, which is exactly what XChaCha20-Poly1305
+ * computes (the unit test opens frames with libsodium's XChaCha20 API).
+ *
  * A stream message longer than one chunk is sent as several data frames of
  * the same channel, the first flagged first, the last flagged last; no other
  * stream frame comes in between, so the receiver needs one reassembly buffer
@@ -62,7 +68,9 @@ enum {
 /* One direction of a connection: its key and next counter. */
 typedef struct mesh_frame_dir {
   uint8_t key[MESH_FRAME_KEY_LEN];
-  uint64_t counter; /* the next frame's counter */
+  uint64_t counter;                   /* the next frame's counter */
+  uint8_t subkey[MESH_FRAME_KEY_LEN]; /* HChaCha20(key, nonce prefix), made on first use */
+  int has_subkey;                     /* subkey is valid for key */
 } mesh_frame_dir;
 
 /* A frame's plaintext. payload points into the caller's buffer. */

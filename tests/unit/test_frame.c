@@ -57,6 +57,31 @@ static void test_roundtrip_in_order(void **state)
   assert_int_equal(tx.counter, 5);
 }
 
+/* The wire format is XChaCha20-Poly1305 as libsodium defines it: a frame
+ * opens with the stock API and the documented nonce. */
+static void test_is_xchacha20_poly1305(void **state)
+{
+  mesh_frame_dir tx, rx;
+  pair(&tx, &rx);
+  uint8_t out[256];
+  const uint8_t msg[] = "interoperable";
+  for (int i = 0; i < 3; i++) {
+    size_t n = seal(&tx, MESH_FRAME_DATA, msg, sizeof msg, out, sizeof out);
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
+    memcpy(nonce, "meshd-fr", 8);
+    memcpy(nonce + 16, out + 4, 8); /* the counter, big-endian */
+    uint8_t pt[256];
+    unsigned long long plen;
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
+                         pt, &plen, NULL, out + MESH_FRAME_PREFIX, n - MESH_FRAME_PREFIX, out,
+                         MESH_FRAME_PREFIX, nonce, rx.key),
+                     0);
+    assert_int_equal(plen, MESH_FRAME_INNER + sizeof msg);
+    assert_memory_equal(pt + MESH_FRAME_INNER, msg, sizeof msg);
+    assert_int_equal(out[11], i);
+  }
+}
+
 static void test_replay_reorder_forgery(void **state)
 {
   mesh_frame_dir tx, rx;
@@ -184,11 +209,9 @@ int main(void)
   if (sodium_init() < 0)
     return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_roundtrip_in_order),
-      cmocka_unit_test(test_replay_reorder_forgery),
-      cmocka_unit_test(test_bounds),
-      cmocka_unit_test(test_bad_type_refused),
-      cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_roundtrip_in_order),     cmocka_unit_test(test_is_xchacha20_poly1305),
+      cmocka_unit_test(test_replay_reorder_forgery), cmocka_unit_test(test_bounds),
+      cmocka_unit_test(test_bad_type_refused),       cmocka_unit_test(test_reassembly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
