@@ -82,6 +82,15 @@ int main(int argc, char **argv)
     return MCTL_OK;
   }
   c.api = api != NULL && api[0] != '\0' ? api : "127.0.0.1:52417";
+  /* An address copied from a URL works too. */
+  if (strncmp(c.api, "http://", 7) == 0)
+    c.api += 7;
+  char api_buf[512];
+  size_t alen = strlen(c.api);
+  if (alen > 0 && alen < sizeof(api_buf) && c.api[alen - 1] == '/') {
+    snprintf(api_buf, sizeof(api_buf), "%.*s", (int)(alen - 1), c.api);
+    c.api = api_buf;
+  }
   c.token = token;
   char *home_buf = NULL;
   if (home == NULL || home[0] == '\0') {
