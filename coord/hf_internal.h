@@ -27,6 +27,9 @@
 /* Redirects followed for one request. */
 #define HF_MAX_REDIRECTS 5
 #define HF_MSG_MAX 1024
+/* A failed try that brought this many bytes starts the attempt count over:
+ * a long download survives any number of cuts as long as it moves. */
+#define HF_PROGRESS_RESETS_ATTEMPTS (1u << 20)
 
 typedef enum dl_state { DL_QUEUED, DL_LISTING, DL_FETCHING, DL_DEAD } dl_state;
 typedef enum job_state { JOB_WAIT, JOB_PREHASH, JOB_XFER, JOB_RETRY, JOB_DONE } job_state;
@@ -46,7 +49,8 @@ typedef struct hf_job {
   mesh_hf_hash hash;                   /* over the first `have` bytes */
   bool hash_live;                      /* hash initialised */
   hf_xfer x;                           /* the request */
-  unsigned attempt;                    /* failed tries so far */
+  unsigned attempt;                    /* failed tries since the last progress */
+  uint64_t have_at_request;            /* `have` when this try started */
   unsigned redirects;                  /* redirects in this try */
   char url[MESH_HF_URL_MAX];           /* URL of this try */
   struct event *ev;                    /* retry timer and prehash turns */

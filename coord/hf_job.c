@@ -109,6 +109,8 @@ static void job_retry(hf_job *j, const char *why)
 {
   hf_dl *dl = j->dl;
   mesh_hf_client *c = dl->c;
+  if (j->have >= j->have_at_request + HF_PROGRESS_RESETS_ATTEMPTS)
+    j->attempt = 0;
   j->attempt++;
   if (j->attempt >= c->opt.max_attempts) {
     hf_dl_fail(dl, -EIO, "%s: gave up after %u attempts: %s", j->f->path, j->attempt, why);
@@ -260,6 +262,7 @@ static void job_request(hf_job *j)
   j->writing = j->overflow = j->range_mismatch = false;
   j->io_err = 0;
   job_set_state(j, JOB_XFER);
+  j->have_at_request = j->have;
   hf_xfer_params p = hf_params_for(c, j->url, j->have);
   c->counters.requests++;
   int rc = hf_xfer_start(&c->multi, &j->x, j->url, &p);

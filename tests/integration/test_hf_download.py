@@ -225,6 +225,21 @@ class HfDownloadTest(unittest.TestCase):
         self.assertEqual(r.counters["retries"], 1)
         self.assertEqual(r.counters["bytes"], 2 * WEIGHT_SIZE + 159)  # nothing fetched twice
 
+    def test_cuts_that_make_progress_do_not_use_up_attempts(self):
+        self.hub.stop()
+        self.hub = Hub("--weights", "1", "--weight-size", str(8 << 20))
+        w = "model-00001-of-00001.safetensors"
+        self.hub.faults({"path": w, "kind": "cut", "after": 3 << 19, "count": 4})
+        r = self.hfget("--attempts", "3")
+        self.assertEqual(r.rc, 0, r.out)
+        self.assertEqual(self.hub.requests(w), 5)  # four cuts of 1.5 MiB, then the rest
+        self.assertEqual(r.counters["retries"], 4)
+        # Cuts without progress still count: three in a row fail the download.
+        shutil.rmtree(self.dir)
+        self.hub.faults({"path": w, "kind": "cut", "after": 1000, "count": -1})
+        r = self.hfget("--attempts", "3")
+        self.assert_failed(r, errno.EIO, "gave up after 3 attempts")
+
     def test_slow_trickle_is_cut_by_low_speed_limit_and_resumed(self):
         self.hub.faults({"path": W2, "kind": "slow", "rate": 20000})
         r = self.hfget("--low-speed-bytes", "100000", "--low-speed-time-ms", "1000")
