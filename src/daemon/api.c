@@ -29,7 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Endpoints, as named in mesh_api_requests_total{endpoint=...}. */
+/* Endpoints, as named in meshd_api_requests_total{endpoint=...}. */
 enum api_endpoint {
   EP_NODE_ID,
   EP_STATE,
@@ -382,11 +382,11 @@ static void handle_metrics(mesh_api *api, struct evhttp_request *req)
       char code[8];
       snprintf(code, sizeof(code), "%d", status_codes[s]);
       const char *labels[] = {"endpoint", endpoint_names[e], "code", code, NULL};
-      mesh_api_metric(&m, "mesh_api_requests_total", MESH_API_COUNTER,
+      mesh_api_metric(&m, "meshd_api_requests_total", MESH_API_COUNTER,
                       "Control API requests answered, by endpoint and status.", labels, (double)n);
     }
   }
-  mesh_api_metric(&m, "mesh_api_metric_samples_dropped", MESH_API_GAUGE,
+  mesh_api_metric(&m, "meshd_api_metric_samples_dropped", MESH_API_GAUGE,
                   "Samples of this answer refused (bad names or bounds).", NULL, (double)m.dropped);
   size_t len = 0;
   char *text = mesh_api_metrics_render(&m, &len);

@@ -37,7 +37,7 @@
  * are full peer IDs; prefixes are meshctl's business.
  *
  * Requests are counted by endpoint and status and shown in /metrics as
- * mesh_api_requests_total{endpoint,code}.
+ * meshd_api_requests_total{endpoint,code}.
  */
 #ifndef MESH_DAEMON_API_H
 #define MESH_DAEMON_API_H
@@ -135,18 +135,18 @@ typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
 
 /* ---- Metrics. The backend adds samples through mesh_api_metric(); the API
  * groups them by family and writes HELP and TYPE once per family, and adds
- * its own mesh_api_requests_total{endpoint,code}. The node's families, so
- * that dashboards agree (the backend adds those it has):
- *   mesh_members{state}                               gauge
- *   mesh_swim_probes_total                            counter
- *   mesh_swim_suspicions_total                        counter
- *   mesh_swim_refutations_total                       counter
- *   mesh_transport_bytes_total{transport,direction}   counter  (tcp|rdma, tx|rx)
- *   mesh_transport_frames_total{transport,direction}  counter
- *   mesh_drops_total{reason}                          counter
- *   mesh_gc_collections_total                         counter
- *   mesh_journal_records                              gauge
- *   mesh_download_bytes_total                         counter
+ * its own meshd_api_requests_total{endpoint,code}. The node's families (the
+ * daemon's metrics.c adds these and more; dashboards rely on the names):
+ *   meshd_members{state}                         gauge
+ *   meshd_swim_probes_total                      counter
+ *   meshd_swim_suspicions_total                  counter
+ *   meshd_swim_refutations_total                 counter
+ *   meshd_transport_bytes_total{transport,dir}   counter  (tcp|rdma, out|in)
+ *   meshd_transport_frames_total{transport,dir}  counter
+ *   meshd_drops_total{transport,reason}          counter
+ *   meshd_gc_collected_total                     counter
+ *   meshd_journal_records                        gauge
+ *   meshd_download_bytes_total                   counter
  */
 typedef struct mesh_api_metrics mesh_api_metrics;
 

@@ -294,11 +294,11 @@ class Metrics(MeshctlCase):
         families = re.findall(r"^# TYPE (\S+) (counter|gauge)$", text, re.M)
         names = [f[0] for f in families]
         self.assertEqual(len(names), len(set(names)), "a family's TYPE appears twice")
-        for name in ("mesh_members", "mesh_swim_probes_total", "mesh_swim_suspicions_total",
-                     "mesh_swim_refutations_total", "mesh_transport_bytes_total",
-                     "mesh_transport_frames_total", "mesh_drops_total",
-                     "mesh_gc_collections_total", "mesh_journal_records",
-                     "mesh_download_bytes_total", "mesh_api_requests_total"):
+        for name in ("meshd_members", "meshd_swim_probes_total", "meshd_swim_suspicions_total",
+                     "meshd_swim_refutations_total", "meshd_transport_bytes_total",
+                     "meshd_transport_frames_total", "meshd_drops_total",
+                     "meshd_gc_collected_total", "meshd_journal_records",
+                     "meshd_download_bytes_total", "meshd_api_requests_total"):
             self.assertIn(name, names)
             self.assertRegex(text, r"(?m)^# HELP %s \S" % name)
         # Every sample belongs to the family declared last before it.
@@ -311,8 +311,8 @@ class Metrics(MeshctlCase):
                 self.assertTrue(line.startswith(current), line)
                 self.assertRegex(line, r"^[a-z_:]+(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? "
                                        r"-?[0-9.e+]+$")
-        self.assertIn('mesh_api_requests_total{endpoint="members",code="200"} 1\n', text)
-        self.assertIn('mesh_members{state="suspect"} 1\n', text)
+        self.assertIn('meshd_api_requests_total{endpoint="members",code="200"} 1\n', text)
+        self.assertIn('meshd_members{state="suspect"} 1\n', text)
 
 
 class TokenAndSocket(unittest.TestCase):

@@ -308,37 +308,38 @@ static void fake_metrics(void *ctx, mesh_api_metrics *m)
     by_state[f->members[i].state]++;
   for (int s = 0; s < 4; s++) {
     const char *l[] = {"state", names[s], NULL};
-    mesh_api_metric(m, "mesh_members", MESH_API_GAUGE, "Members known, by state.", l,
+    mesh_api_metric(m, "meshd_members", MESH_API_GAUGE, "Members known, by state.", l,
                     (double)by_state[s]);
   }
-  mesh_api_metric(m, "mesh_swim_probes_total", MESH_API_COUNTER, "Probes sent.", NULL, 1234);
-  mesh_api_metric(m, "mesh_swim_suspicions_total", MESH_API_COUNTER, "Suspicions raised.", NULL, 7);
-  mesh_api_metric(m, "mesh_swim_refutations_total", MESH_API_COUNTER,
+  mesh_api_metric(m, "meshd_swim_probes_total", MESH_API_COUNTER, "Probes sent.", NULL, 1234);
+  mesh_api_metric(m, "meshd_swim_suspicions_total", MESH_API_COUNTER, "Suspicions raised.", NULL,
+                  7);
+  mesh_api_metric(m, "meshd_swim_refutations_total", MESH_API_COUNTER,
                   "Suspicions of this node it refuted.", NULL, 2);
   static const char *const transports[] = {"tcp", "rdma"};
-  static const char *const dirs[] = {"tx", "rx"};
+  static const char *const dirs[] = {"out", "in"};
   for (int t = 0; t < 2; t++) {
     for (int d = 0; d < 2; d++) {
-      const char *l[] = {"transport", transports[t], "direction", dirs[d], NULL};
-      mesh_api_metric(m, "mesh_transport_bytes_total", MESH_API_COUNTER,
+      const char *l[] = {"transport", transports[t], "dir", dirs[d], NULL};
+      mesh_api_metric(m, "meshd_transport_bytes_total", MESH_API_COUNTER,
                       "Bytes carried, by transport and direction.", l,
                       (double)(56789 * (t + 1) + d));
-      mesh_api_metric(m, "mesh_transport_frames_total", MESH_API_COUNTER,
+      mesh_api_metric(m, "meshd_transport_frames_total", MESH_API_COUNTER,
                       "Frames carried, by transport and direction.", l,
                       (double)(321 * (t + 1) + d));
     }
   }
   static const char *const reasons[] = {"bad_tag", "replay", "too_big"};
   for (int r = 0; r < 3; r++) {
-    const char *l[] = {"reason", reasons[r], NULL};
-    mesh_api_metric(m, "mesh_drops_total", MESH_API_COUNTER, "Frames dropped, by reason.", l,
+    const char *l[] = {"transport", "tcp", "reason", reasons[r], NULL};
+    mesh_api_metric(m, "meshd_drops_total", MESH_API_COUNTER, "Frames dropped, by reason.", l,
                     (double)r);
   }
-  mesh_api_metric(m, "mesh_download_bytes_total", MESH_API_COUNTER, "Model bytes downloaded.", NULL,
-                  7880000000.0);
-  mesh_api_metric(m, "mesh_gc_collections_total", MESH_API_COUNTER,
+  mesh_api_metric(m, "meshd_download_bytes_total", MESH_API_COUNTER, "Model bytes downloaded.",
+                  NULL, 7880000000.0);
+  mesh_api_metric(m, "meshd_gc_collected_total", MESH_API_COUNTER,
                   "Entries collected by garbage collection.", NULL, (double)f->gc_collections);
-  mesh_api_metric(m, "mesh_journal_records", MESH_API_GAUGE, "Records in the journal.", NULL,
+  mesh_api_metric(m, "meshd_journal_records", MESH_API_GAUGE, "Records in the journal.", NULL,
                   (double)f->njournal);
 }
 

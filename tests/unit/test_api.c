@@ -553,10 +553,10 @@ static void test_metrics(void **state)
   if (strstr(b, want) == NULL)
     fail_msg("members family not grouped:\n%s", b);
   assert_non_null(strstr(b, "mesh_drops_total{reason=\"a\\\"b\\\\c\\nd\"} 3\n"));
-  assert_non_null(strstr(b, "# TYPE mesh_api_requests_total counter\n"));
-  assert_non_null(strstr(b, "mesh_api_requests_total{endpoint=\"other\",code=\"404\"} 1\n"));
-  assert_non_null(strstr(b, "mesh_api_requests_total{endpoint=\"metrics\",code=\"200\"} 1\n"));
-  assert_non_null(strstr(b, "mesh_api_metric_samples_dropped 2\n"));
+  assert_non_null(strstr(b, "# TYPE meshd_api_requests_total counter\n"));
+  assert_non_null(strstr(b, "meshd_api_requests_total{endpoint=\"other\",code=\"404\"} 1\n"));
+  assert_non_null(strstr(b, "meshd_api_requests_total{endpoint=\"metrics\",code=\"200\"} 1\n"));
+  assert_non_null(strstr(b, "meshd_api_metric_samples_dropped 2\n"));
   /* Each family's HELP appears once. */
   const char *first = strstr(b, "# HELP mesh_members ");
   assert_null(strstr(first + 1, "# HELP mesh_members "));
