@@ -96,9 +96,13 @@ class MeshctlOnMesh(unittest.TestCase):
             self.assertIn(i[:16], out)
         check_exo_state(self, json.loads(self.ctl(c, "--json", "state")[1]), ids)
 
-        # Errors: an unknown model is 404, a bad model ID 400 (exit 1 both).
-        rc, out, err = self.ctl(a, "cancel", "acme/none", "--node", ids[1])
+        # Errors: a node nobody knows, a bad model ID (exit 1, the API's word).
+        stranger = os.path.join(mesh.root, "stranger")
+        unknown = subprocess.run([meshtest.MESHD, "id", "--home", stranger], check=True,
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+        rc, out, err = self.ctl(a, "download", MODEL, "--node", unknown)
         self.assertEqual(rc, 1, out)
+        self.assertRegex(err, r"HTTP (404|409)")
         rc, out, err = self.ctl(a, "download", "../x", "--node", ids[1])
         self.assertEqual(rc, 1, out)
         self.assertIn("HTTP 400", err)
