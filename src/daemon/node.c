@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct mesh_node {
   const mesh_config *cfg; /* borrowed */
@@ -95,6 +96,12 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   if (cfg->home == NULL) {
     snprintf(err, errlen, "no home directory (--home)");
     return -EINVAL;
+  }
+  /* A first start makes the home (private: it holds the identity key). */
+  if (mkdir(cfg->home, 0700) != 0 && errno != EEXIST) {
+    int e = errno;
+    snprintf(err, errlen, "cannot create home %s: %s", cfg->home, strerror(e));
+    return -e;
   }
   mesh_node *n = calloc(1, sizeof *n);
   if (n == NULL)

@@ -13,7 +13,7 @@
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
-#include "src/daemon/node.h"
+#include "src/daemon/daemon.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -100,7 +100,12 @@ static int cmd_run(int argc, char **argv)
   mesh_log_set_format(cfg.log_format);
   LOG_INFO("meshd", "meshd %s starting: home %s, config %s", MESH_VERSION, cfg.home,
            cfg.config_file != NULL ? cfg.config_file : "(none)");
-  rc = mesh_node_run(&cfg);
+  /* A node declared dead in its own epoch cannot come back in that epoch:
+   * the daemon stops and starts again, which advances the epoch. */
+  bool restart = false;
+  do {
+    rc = mesh_daemon_run(&cfg, &restart);
+  } while (rc == 0 && restart);
   mesh_config_free(&cfg);
   if (rc != 0) {
     meshd_error("node stopped: %s", mesh_strerror(rc));

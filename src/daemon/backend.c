@@ -1,0 +1,235 @@
+/*
+ * The control API's backend for a running node: what /state, /members,
+ * /downloads, /journal and /metrics show, and the commands, read from and
+ * handed to the membership and download parts. Everything here runs inside
+ * a request handler on the loop thread and returns at once.
+ */
+#include "src/daemon/daemon_internal.h"
+
+#include "src/base/err.h"
+#include "src/base/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int be_get_self(void *ctx, mesh_api_self *out)
+{
+  mesh_daemon *d = ctx;
+  mesh_peer_id_to_text(&mesh_node_identity(d->node)->id, d->self_text, sizeof d->self_text);
+  out->peer_id = d->self_text;
+  out->epoch = mesh_node_epoch(d->node);
+  out->naddrs = mesh_membership_addrs(d->mem, &out->addrs);
+  out->agent = "meshd/" MESH_VERSION;
+  return 0;
+}
+
+static mesh_api_member_state api_state(mesh_swim_state s)
+{
+  switch (s) {
+  case MESH_SWIM_SUSPECT:
+    return MESH_API_SUSPECT;
+  case MESH_SWIM_DEAD:
+    return MESH_API_DEAD;
+  case MESH_SWIM_LEFT:
+    return MESH_API_LEFT;
+  case MESH_SWIM_ALIVE:
+    break;
+  }
+  return MESH_API_ALIVE;
+}
+
+static int be_list_members(void *ctx, mesh_api_member_fn fn, void *arg)
+{
+  mesh_daemon *d = ctx;
+  mesh_api_self self;
+  be_get_self(d, &self);
+  mesh_api_member me = {.peer_id = self.peer_id,
+                        .addrs = self.addrs,
+                        .naddrs = self.naddrs,
+                        .epoch = self.epoch,
+                        .incarnation = mesh_swim_incarnation(mesh_membership_core(d->mem)),
+                        .state = MESH_API_ALIVE,
+                        .state_ms = mesh_loop_now(mesh_node_loop(d->node)) - d->started_at,
+                        .transport = NULL,
+                        .is_self = true};
+  if (fn(arg, &me) != 0)
+    return 0;
+  const mesh_swim *s = mesh_membership_core(d->mem);
+  mesh_time_ms now = mesh_loop_now(mesh_node_loop(d->node));
+  size_t n = mesh_swim_member_count(s);
+  for (size_t i = 0; i < n; i++) {
+    mesh_swim_member_info info;
+    if (mesh_swim_member_at(s, i, &info) != 0)
+      continue;
+    char id[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&info.id, id, sizeof id);
+    const char *addrs[MESH_SWIM_MAX_ADDRS];
+    size_t na = 0;
+    const char *p = info.addrs;
+    for (size_t k = 0; k < info.n_addrs && na < MESH_SWIM_MAX_ADDRS; k++) {
+      addrs[na++] = p;
+      p += strlen(p) + 1;
+    }
+    mesh_api_member m = {.peer_id = id,
+                         .addrs = addrs,
+                         .naddrs = na,
+                         .epoch = info.epoch,
+                         .incarnation = info.incarnation,
+                         .state = api_state(info.state),
+                         .state_ms = now >= info.since ? now - info.since : 0,
+                         .transport = mesh_net_route(mesh_node_net(d->node), &info.id,
+                                                     MESH_CLASS_DATAGRAM),
+                         .is_self = false};
+    if (fn(arg, &m) != 0)
+      break;
+  }
+  return 0;
+}
+
+static mesh_api_download_status api_status(mesh_coord_status s)
+{
+  switch (s) {
+  case MESH_COORD_PENDING:
+    return MESH_API_DL_PENDING;
+  case MESH_COORD_ONGOING:
+    return MESH_API_DL_ONGOING;
+  case MESH_COORD_COMPLETED:
+    return MESH_API_DL_COMPLETED;
+  case MESH_COORD_FAILED:
+    return MESH_API_DL_FAILED;
+  case MESH_COORD_DELETING:
+    break;
+  }
+  return MESH_API_DL_DELETING;
+}
+
+typedef struct visit_ctx {
+  mesh_api_download_fn fn;
+  void *arg;
+  bool stop;
+} visit_ctx;
+
+static void visit_download(void *arg, const mesh_coord_view_entry *ve)
+{
+  visit_ctx *v = arg;
+  if (v->stop)
+    return;
+  const mesh_coord_entry *e = ve->e;
+  char owner[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(&e->owner, owner, sizeof owner);
+  mesh_api_download dl = {
+      .owner_id = owner,
+      .owner_epoch = e->owner_epoch,
+      .model_id = e->model_id,
+      .revision = e->revision,
+      .status = api_status(e->status),
+      .bytes_done = e->done_bytes,
+      .bytes_total = e->total_bytes,
+      .files_done = e->files_done,
+      .files_total = e->files_total,
+      .speed_bps = e->speed_bps,
+      .eta_ms = e->eta_ms == UINT64_MAX || e->eta_ms > INT64_MAX ? -1 : (int64_t)e->eta_ms,
+      .model_dir = e->model_dir[0] != '\0' ? e->model_dir : NULL,
+      .error = e->status == MESH_COORD_FAILED ? e->error : NULL,
+      .abandoned = ve->abandoned,
+      .collect_in_ms = ve->collect_in,
+  };
+  if (v->fn(v->arg, &dl) != 0)
+    v->stop = true;
+}
+
+static int be_list_downloads(void *ctx, mesh_api_download_fn fn, void *arg)
+{
+  mesh_daemon *d = ctx;
+  visit_ctx v = {.fn = fn, .arg = arg};
+  mesh_coord_visit(mesh_downloads_core(d->dl), mesh_loop_now(mesh_node_loop(d->node)),
+                   visit_download, &v);
+  return 0;
+}
+
+static const char *journal_kind(mesh_coord_journal_kind k)
+{
+  switch (k) {
+  case MESH_COORD_J_COMMAND:
+    return "command";
+  case MESH_COORD_J_REFUSED:
+    return "refused";
+  case MESH_COORD_J_STATE:
+    return "state";
+  case MESH_COORD_J_RESTORE:
+    return "restore";
+  case MESH_COORD_J_REMOVED:
+    return "removed";
+  }
+  return "other";
+}
+
+static int be_journal(void *ctx, size_t limit, mesh_api_journal_fn fn, void *arg)
+{
+  mesh_daemon *d = ctx;
+  mesh_store_journal_rec *recs = NULL;
+  size_t n = 0;
+  int rc = mesh_store_journal_read(mesh_downloads_store(d->dl), limit, &recs, &n);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    mesh_api_journal_entry e = {.seq = (uint64_t)recs[i].id,
+                                .unix_ms = (int64_t)recs[i].at_ms,
+                                .kind = journal_kind(recs[i].kind),
+                                .node_id = d->self_text,
+                                .model_id = recs[i].model_id[0] ? recs[i].model_id : NULL,
+                                .message = recs[i].text};
+    if (fn(arg, &e) != 0)
+      break;
+  }
+  free(recs);
+  return 0;
+}
+
+static int be_start(void *ctx, const char *node, const char *model, const char *revision,
+                    char *err, size_t errlen)
+{
+  mesh_daemon *d = ctx;
+  return mesh_downloads_command(d->dl, MESH_COORD_CMD_START, node, model, revision, err, errlen);
+}
+
+static int be_delete(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+{
+  mesh_daemon *d = ctx;
+  return mesh_downloads_command(d->dl, MESH_COORD_CMD_DELETE, node, model, NULL, err, errlen);
+}
+
+static int be_cancel(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+{
+  mesh_daemon *d = ctx;
+  return mesh_downloads_command(d->dl, MESH_COORD_CMD_CANCEL, node, model, NULL, err, errlen);
+}
+
+static int be_gc(void *ctx, uint64_t *collected, char *err, size_t errlen)
+{
+  mesh_daemon *d = ctx;
+  return mesh_downloads_gc(d->dl, collected);
+}
+
+static int be_leave(void *ctx, char *err, size_t errlen)
+{
+  mesh_daemon *d = ctx;
+  int rc = mesh_daemon_leave(d);
+  if (rc == -EALREADY)
+    snprintf(err, errlen, "already leaving");
+  return rc;
+}
+
+const mesh_api_backend_ops mesh_daemon_backend = {
+    .get_self = be_get_self,
+    .list_members = be_list_members,
+    .list_downloads = be_list_downloads,
+    .journal = be_journal,
+    .metrics = mesh_daemon_metrics,
+    .start = be_start,
+    .delete_model = be_delete,
+    .cancel = be_cancel,
+    .gc = be_gc,
+    .leave = be_leave,
+};

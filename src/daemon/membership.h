@@ -1,0 +1,83 @@
+/*
+ * The membership part of the daemon: runs the SWIM core (net/swim.h) over
+ * the node's network (net/transport.h) and the loop's timers.
+ *
+ * It feeds the core what arrives on MESH_CH_SWIM and every peer that
+ * finishes a handshake, and drains the core's outbox after every input:
+ * messages go to mesh_net_send, addresses of members we have no connection
+ * to are dialled once each (the transport keeps a dialled peer connected),
+ * the core's one timer request becomes one loop timer, and view events and
+ * application state go to the subscribers in the order they happened (the
+ * coordinator is the first).
+ *
+ * When the core says this node was declared dead in its own epoch
+ * (epoch_over), the node cannot come back in that epoch: the part asks the
+ * daemon to restart under a new epoch (mesh_membership_restart_wanted).
+ *
+ * Runs on the loop thread only; nothing here blocks.
+ */
+#ifndef MESH_DAEMON_MEMBERSHIP_H
+#define MESH_DAEMON_MEMBERSHIP_H
+
+#include "net/swim.h"
+#include "net/view.h"
+#include "src/daemon/node.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mesh_config;
+typedef struct mesh_membership mesh_membership;
+
+/* A view event, in order. */
+typedef void (*mesh_membership_event_fn)(void *arg, const mesh_view_event *ev);
+/* A peer's application state arrived with a push-pull (borrowed bytes). */
+typedef void (*mesh_membership_app_fn)(void *arg, const mesh_peer_id *from, uint64_t epoch,
+                                       const uint8_t *buf, size_t len);
+/* The leave finished (its broadcasts went out, or the deadline passed). */
+typedef void (*mesh_membership_done_fn)(void *arg);
+
+#define MESH_MEMBERSHIP_MAX_SUBSCRIBERS 4
+
+/*
+ * Creates the core from cfg (profile and overrides) for node's identity and
+ * epoch, and registers on the node's MESH_CH_SWIM channel and peer events.
+ * Nothing is sent until mesh_membership_start.
+ */
+int mesh_membership_new(mesh_node *node, const struct mesh_config *cfg, mesh_membership **out,
+                        char *err, size_t errlen);
+void mesh_membership_free(mesh_membership *m);
+
+int mesh_membership_subscribe(mesh_membership *m, mesh_membership_event_fn ev,
+                              mesh_membership_app_fn app, void *arg);
+
+/* Joins through cfg's join addresses (none for the first node). */
+int mesh_membership_start(mesh_membership *m);
+
+/* Leaves gracefully: spreads a signed left record, then calls done once
+ * the broadcasts are out or deadline_ms passed. */
+int mesh_membership_leave(mesh_membership *m, mesh_time_ms deadline_ms,
+                          mesh_membership_done_fn done, void *arg);
+bool mesh_membership_leaving(const mesh_membership *m);
+
+int mesh_membership_set_app_state(mesh_membership *m, const uint8_t *buf, size_t len);
+
+/* True once the core reported that this node's epoch is over. */
+bool mesh_membership_restart_wanted(const mesh_membership *m);
+
+/* The core, for reading members and counters (not for feeding input). */
+const mesh_swim *mesh_membership_core(const mesh_membership *m);
+/* This node's advertised addresses. */
+size_t mesh_membership_addrs(const mesh_membership *m, const char *const **addrs);
+
+/* Drops and dials the glue itself made (for /metrics). */
+typedef struct mesh_membership_counters {
+  uint64_t sends_no_route; /* a send found no connection: a dial was started */
+  uint64_t sends_failed;   /* a send refused for another reason */
+  uint64_t dials;          /* addresses dialled */
+  uint64_t restarts;       /* epoch-over restarts requested */
+} mesh_membership_counters;
+const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * /metrics for a running node: every counter of the parts, in Prometheus
+ * names (meshd_<part>_<what>[_total]) with labels for states, transports,
+ * directions and reasons.
+ */
+#include "src/daemon/daemon_internal.h"
+
+#include "src/base/log.h"
+
+#include <stdio.h>
+
+#define C MESH_API_COUNTER
+#define G MESH_API_GAUGE
+
+static void metric(mesh_api_metrics *m, const char *name, mesh_api_metric_type t, const char *help,
+                   double v)
+{
+  mesh_api_metric(m, name, t, help, NULL, v);
+}
+
+static void metric1(mesh_api_metrics *m, const char *name, mesh_api_metric_type t,
+                    const char *help, const char *label, const char *value, double v)
+{
+  const char *labels[] = {label, value, NULL};
+  mesh_api_metric(m, name, t, help, labels, v);
+}
+
+static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  const mesh_swim *s = mesh_membership_core(d->mem);
+  size_t by_state[5] = {0};
+  size_t n = mesh_swim_member_count(s);
+  for (size_t i = 0; i < n; i++) {
+    mesh_swim_member_info info;
+    if (mesh_swim_member_at(s, i, &info) == 0 && info.state >= 1 && info.state <= 4)
+      by_state[info.state]++;
+  }
+  by_state[MESH_SWIM_ALIVE]++; /* this node */
+  for (int st = MESH_SWIM_ALIVE; st <= MESH_SWIM_LEFT; st++)
+    metric1(m, "meshd_members", G, "Members known, this node included, by state", "state",
+            mesh_swim_state_name((mesh_swim_state)st), (double)by_state[st]);
+  metric(m, "meshd_epoch", G, "This node's epoch", (double)mesh_node_epoch(d->node));
+  metric(m, "meshd_swim_incarnation", G, "This node's incarnation in its epoch",
+         (double)mesh_swim_incarnation(s));
+  metric(m, "meshd_swim_health", G, "Lifeguard local health score (0 is healthy)",
+         (double)mesh_swim_health(s));
+
+  const mesh_swim_counters *c = mesh_swim_counters_get(s);
+  metric(m, "meshd_swim_probes_total", C, "Direct probes sent", (double)c->probes_sent);
+  metric(m, "meshd_swim_acks_total", C, "Acks that completed a probe", (double)c->acks_received);
+  metric(m, "meshd_swim_nacks_total", C, "Nacks received", (double)c->nacks_received);
+  metric(m, "meshd_swim_indirect_probes_total", C, "Indirect probe requests sent",
+         (double)c->indirect_probes_sent);
+  metric(m, "meshd_swim_probes_failed_total", C, "Probes that ended without an ack",
+         (double)c->probes_failed);
+  metric(m, "meshd_swim_suspicions_total", C, "Suspicions raised by this node's probes",
+         (double)c->suspicions_raised);
+  metric(m, "meshd_swim_refutations_total", C, "Times this node refuted a suspicion",
+         (double)c->refutations);
+  metric(m, "meshd_swim_deaths_declared_total", C, "Members this node declared dead",
+         (double)c->deaths_declared);
+  for (int r = 0; r < MESH_SWIM_DROP__COUNT; r++)
+    metric1(m, "meshd_swim_dropped_total", C, "Membership packets or records dropped, by reason",
+            "reason", mesh_swim_drop_name((mesh_swim_drop)r), (double)c->dropped[r]);
+  static const char *const kinds[MESH_SWIM_MSG__COUNT] = {
+      NULL, "ping", "ack", "nack", "ping_req", "gossip", "push_pull"};
+  for (int k = 1; k < MESH_SWIM_MSG__COUNT; k++) {
+    metric1(m, "meshd_swim_messages_sent_total", C, "Membership messages sent, by kind", "kind",
+            kinds[k], (double)c->msgs_sent[k]);
+    metric1(m, "meshd_swim_bytes_sent_total", C, "Membership bytes sent, by kind", "kind",
+            kinds[k], (double)c->bytes_sent[k]);
+    metric1(m, "meshd_swim_messages_received_total", C, "Membership messages received, by kind",
+            "kind", kinds[k], (double)c->msgs_received[k]);
+  }
+}
+
+static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  mesh_net *net = mesh_node_net(d->node);
+  for (int i = 0; i < mesh_net_transport_count(net); i++) {
+    const char *scheme = mesh_net_scheme(net, i);
+    const mesh_transport_counters *c = mesh_net_counters_of(net, scheme);
+    if (c == NULL)
+      continue;
+    const char *out[] = {"transport", scheme, "dir", "out", NULL};
+    const char *in[] = {"transport", scheme, "dir", "in", NULL};
+    mesh_api_metric(m, "meshd_transport_frames_total", C, "Frames by transport and direction",
+                    out, (double)c->frames_sent);
+    mesh_api_metric(m, "meshd_transport_frames_total", C, "Frames by transport and direction",
+                    in, (double)c->frames_received);
+    mesh_api_metric(m, "meshd_transport_bytes_total", C, "Bytes by transport and direction", out,
+                    (double)c->bytes_sent);
+    mesh_api_metric(m, "meshd_transport_bytes_total", C, "Bytes by transport and direction", in,
+                    (double)c->bytes_received);
+    metric1(m, "meshd_transport_peers", G, "Peers with a finished handshake", "transport", scheme,
+            (double)c->peers_up);
+    metric1(m, "meshd_transport_handshakes_total", C, "Handshakes completed", "transport", scheme,
+            (double)c->handshakes_ok);
+    for (int r = 0; r < MESH_DROP__COUNT; r++) {
+      const char *labels[] = {"transport", scheme, "reason", mesh_net_drop_name((mesh_net_drop)r),
+                              NULL};
+      mesh_api_metric(m, "meshd_drops_total", C,
+                      "Frames, connections and handshakes dropped or refused, by reason", labels,
+                      (double)c->dropped[r]);
+    }
+  }
+}
+
+static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  const mesh_coord *co = mesh_downloads_core(d->dl);
+  const mesh_coord_stats *s = mesh_coord_get_stats(co);
+  metric(m, "meshd_coord_own_entries", G, "This node's own download entries",
+         (double)mesh_coord_own_count(co));
+  metric(m, "meshd_coord_held_entries", G, "Entries of other nodes held (soft state)",
+         (double)mesh_coord_held_entries(co));
+  metric(m, "meshd_coord_docs_accepted_total", C, "Download documents accepted from owners",
+         (double)s->docs_accepted);
+  static const char *const name = "meshd_coord_docs_refused_total";
+  static const char *const help = "Download documents refused, by reason";
+  metric1(m, name, C, help, "reason", "malformed", (double)s->docs_refused_malformed);
+  metric1(m, name, C, help, "reason", "forged", (double)s->docs_refused_forged);
+  metric1(m, name, C, help, "reason", "unknown_owner", (double)s->docs_refused_unknown);
+  metric1(m, name, C, help, "reason", "old_epoch", (double)s->docs_refused_old_epoch);
+  metric1(m, name, C, help, "reason", "future_epoch", (double)s->docs_refused_future_epoch);
+  metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);
+  metric(m, "meshd_coord_commands_accepted_total", C, "Commands accepted",
+         (double)s->cmds_accepted);
+  metric(m, "meshd_coord_commands_refused_total", C, "Commands refused",
+         (double)s->cmds_refused);
+  metric(m, "meshd_coord_actions_total", C, "Actions handed to the executors",
+         (double)s->actions_emitted);
+  metric1(m, "meshd_coord_actions_deferred_total", C, "Actions held back by a rate limit",
+          "limit", "global", (double)s->actions_deferred_global);
+  metric1(m, "meshd_coord_actions_deferred_total", C, "Actions held back by a rate limit",
+          "limit", "entry", (double)s->actions_deferred_entry);
+  metric(m, "meshd_coord_abandoned_total", C, "Owners whose entries were marked abandoned",
+         (double)s->docs_abandoned);
+  metric(m, "meshd_gc_collected_total", C, "Entries of departed owners or ended epochs collected",
+         (double)s->entries_collected);
+
+  size_t journal = 0;
+  if (mesh_store_journal_count(mesh_downloads_store(d->dl), &journal) == 0)
+    metric(m, "meshd_journal_records", G, "Records in the journal", (double)journal);
+  const mesh_store_stats *st = mesh_store_get_stats(mesh_downloads_store(d->dl));
+  metric(m, "meshd_store_transactions_total", C, "Store transactions committed",
+         (double)st->transactions);
+  metric(m, "meshd_store_rows_written_total", C, "Store rows written", (double)st->rows_written);
+  metric(m, "meshd_store_failures_total", C, "Store batches rolled back", (double)st->failures);
+
+  mesh_hf_counters hf;
+  mesh_downloads_hf_counters(d->dl, &hf);
+  metric(m, "meshd_download_bytes_total", C, "Model bytes downloaded", (double)hf.bytes_received);
+  metric(m, "meshd_download_requests_total", C, "HTTP requests to the Hub", (double)hf.requests);
+  metric(m, "meshd_download_retries_total", C, "HTTP requests retried", (double)hf.retries);
+  metric(m, "meshd_download_hash_mismatches_total", C, "Files deleted for a wrong hash",
+         (double)hf.hash_mismatches);
+  metric(m, "meshd_downloads_completed_total", C, "Downloads completed", (double)hf.completed);
+  metric(m, "meshd_downloads_failed_total", C, "Downloads failed", (double)hf.failed);
+}
+
+void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
+{
+  mesh_daemon *d = ctx;
+  membership_metrics(d, m);
+  transport_metrics(d, m);
+  download_metrics(d, m);
+  metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "error",
+          (double)mesh_log_count(MESH_LOG_ERROR));
+  metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "warn",
+          (double)mesh_log_count(MESH_LOG_WARN));
+}
