@@ -210,6 +210,31 @@ static int cmd_leave(mctl *c, int argc, char **argv)
   return simple(c, argc, argv, "POST", "/leave", show_done, "leaving the mesh");
 }
 
+/* The Prometheus text as it comes (it is not JSON, so --json changes
+ * nothing). */
+static int cmd_metrics(mctl *c, int argc, char **argv)
+{
+  mctl_args a;
+  int rc = mctl_parse_args(c, argc, argv, 0, 0, &a);
+  if (rc != MCTL_OK)
+    return rc;
+  long status = 0;
+  char *text = NULL;
+  if (mctl_http(c, "GET", "/metrics", NULL, &status, &text) < 0)
+    return MCTL_API_ERROR;
+  if (status != 200) {
+    json_t *j = json_loads(text, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    mctl_error(c, "%s (HTTP %ld)", msg != NULL ? msg : "the API refused", status);
+    json_decref(j);
+    free(text);
+    return MCTL_API_ERROR;
+  }
+  fputs(text, c->out);
+  free(text);
+  return MCTL_OK;
+}
+
 static int cmd_journal(mctl *c, int argc, char **argv)
 {
   mctl_args a;
@@ -371,6 +396,7 @@ const mctl_command mctl_commands[] = {
     {"gc", "", "run a collection pass of abandoned entries now", cmd_gc},
     {"leave", "", "make the node leave the mesh gracefully", cmd_leave},
     {"id", "", "this node's peer ID", cmd_id},
+    {"metrics", "", "the node's metrics, in Prometheus text format", cmd_metrics},
     {"watch", "[--interval S] [--once] [--count N]",
      "live view of members and downloads; q or Ctrl-C quits", mctl_watch},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help},

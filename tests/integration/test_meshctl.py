@@ -262,7 +262,7 @@ class OneShot(MeshctlCase):
     def test_help(self):
         out = self.ok("--help")
         for cmd in ("members", "downloads", "journal", "state", "download", "delete", "cancel",
-                    "gc", "leave", "id", "watch", "help"):
+                    "gc", "leave", "id", "metrics", "watch", "help"):
             self.assertIn("\n  " + cmd + " ", out)
         for opt in ("--api", "--token", "--json", "--home"):
             self.assertIn(opt, out)
@@ -313,6 +313,10 @@ class Metrics(MeshctlCase):
                                        r"-?[0-9.e+]+$")
         self.assertIn('meshd_api_requests_total{endpoint="members",code="200"} 1\n', text)
         self.assertIn('meshd_members{state="suspect"} 1\n', text)
+        # meshctl metrics prints the same text.
+        out = self.ok("metrics")
+        self.assertIn('meshd_members{state="suspect"} 1\n', out)
+        self.assertIn('meshd_api_requests_total{endpoint="metrics",code="200"} 2\n', out)
 
 
 class TokenAndSocket(unittest.TestCase):
