@@ -289,6 +289,10 @@ static int tcp_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_c
   t->opt = *opt;
   t->c = counters;
   t->base = opt->base;
+  /* A chunk never exceeds frame-max: any message a peer with the same or a
+   * larger frame-max accepts then travels in frames it accepts too. */
+  if (t->opt.chunk_size > t->opt.frame_max)
+    t->opt.chunk_size = t->opt.frame_max;
   if (opt->rng_seed != 0)
     mesh_rng_seed(&t->rng, opt->rng_seed);
   else

@@ -9,7 +9,11 @@
 #include "net/transport.h"
 #include "proto/handshake.pb-c.h"
 #include "src/base/rng.h"
+#include "src/base/config.h"
 #include "src/daemon/loop.h"
+#include "src/daemon/node.h"
+#include "src/identity/epoch.h"
+#include "support_identity.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -741,6 +745,69 @@ static void test_ipv6_and_host_port(void **state)
   node_close(&b);
 }
 
+static void test_small_frame_max(void **state)
+{
+  /* frame-max below the chunk size: messages up to it still pass. */
+  node a, b;
+  node_init(&a, 1);
+  a.opt.frame_max = 4096;
+  node_open(&a, "/ip4/127.0.0.1/tcp/0");
+  node_init(&b, 1);
+  b.opt.frame_max = 4096;
+  node_open(&b, "/ip4/127.0.0.1/tcp/0");
+  connect_pair(&a, &b);
+  uint8_t buf[4097];
+  fill(buf, sizeof buf, 9);
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, 4096), 0);
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, 4097),
+                   -EMSGSIZE);
+  WAIT(b.nmsgs == 1, 2000);
+  assert_int_equal(b.msgs[0].len, 4096);
+  assert_memory_equal(b.msgs[0].buf, buf, 4096);
+  node_close(&a);
+  node_close(&b);
+}
+
+/* ---- the node ---- */
+
+static void test_node_start_refuses_without_swarm_key(void **state)
+{
+  char dir[512], key[600];
+  ident_test_mkdtemp(dir, sizeof dir);
+  mesh_config cfg;
+  mesh_config_init(&cfg);
+  cfg.home = strdup(dir);
+  cfg.listen = strdup("/ip4/127.0.0.1/tcp/0");
+  snprintf(key, sizeof key, "%s/swarm.key", dir);
+  cfg.swarm_key = strdup(key);
+  char err[512] = "";
+  mesh_node *n = NULL;
+  /* No swarm key: refused, with the way out in the message, and no epoch
+   * spent. */
+  assert_int_equal(mesh_node_new(&cfg, &n, err, sizeof err), -ENOENT);
+  assert_non_null(strstr(err, "meshd keygen-psk"));
+  uint64_t epoch = 99;
+  assert_int_equal(mesh_epoch_read(dir, &epoch, err, sizeof err), 0);
+  assert_int_equal(epoch, 0);
+  /* With one: the epoch advances durably on every start, before listening. */
+  assert_int_equal(mesh_psk_generate_file(key, err, sizeof err), 0);
+  for (uint64_t want = 1; want <= 2; want++) {
+    assert_int_equal(mesh_node_new(&cfg, &n, err, sizeof err), 0);
+    assert_int_equal(mesh_node_epoch(n), want);
+    assert_int_equal(mesh_epoch_read(dir, &epoch, err, sizeof err), 0);
+    assert_int_equal(epoch, want);
+    assert_non_null(mesh_node_net(n));
+    assert_non_null(mesh_node_loop(n));
+    assert_int_equal(mesh_node_on_message(n, 3, NULL, NULL), -EINVAL);
+    mesh_node_free(n);
+  }
+  mesh_config_free(&cfg);
+  char path[600];
+  snprintf(path, sizeof path, "%s/identity.key", dir);
+  unlink(path);
+  ident_test_rmdir(dir);
+}
+
 /* ---- the event loop the transport runs on ---- */
 
 typedef struct loop_probe {
@@ -872,6 +939,8 @@ int main(void)
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
       cmocka_unit_test_setup(test_ipv6_and_host_port, setup),
+      cmocka_unit_test_setup(test_small_frame_max, setup),
+      cmocka_unit_test_setup(test_node_start_refuses_without_swarm_key, setup),
       cmocka_unit_test_setup(test_loop_timers_watches_signals, setup),
       cmocka_unit_test_setup(test_loop_run_until_stopped, setup),
   };
