@@ -582,6 +582,11 @@ static bool ok_gossip(const mesh_swim *s, const swim_member *m, mesh_time_ms now
   return in_view(m->state) || now - m->since < s->cfg.gossip_to_dead_ms;
 }
 
+static bool ok_dead(const mesh_swim *s, const swim_member *m, mesh_time_ms now)
+{
+  return m->state == MESH_SWIM_DEAD;
+}
+
 /* ---- applying updates ---- */
 
 static void rebroadcast(mesh_swim *s, const mesh_peer_id *subject, const uint8_t *buf, size_t len)
@@ -802,7 +807,10 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
     drop(s, MESH_SWIM_DROP_WRONG_SUBJECT);
     return;
   }
-  if (a.epoch != s->epoch || a.incarnation < s->inc || s->leaving || s->epoch_dead) {
+  /* A dead claim ends our epoch whatever incarnation it names: holders of
+   * its tombstone refuse every record of this epoch. A suspicion older than
+   * our incarnation is already refuted. */
+  if (a.epoch != s->epoch || (!a.dead && a.incarnation < s->inc) || s->leaving || s->epoch_dead) {
     s->c.updates_ignored++;
     return;
   }
@@ -1108,6 +1116,11 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
     s->next_push_pull = now + swim_push_pull_scale(s->cfg.push_pull_interval_ms, s->n_view + 1);
     swim_member *t;
     if (!s->leaving && pick_random(s, 1, ok_view, NULL, now, &t) == 1)
+      send_push_pull(s, &t->id, NULL, false, false, out);
+    /* Reconnect: also sync with one member we hold dead, so that the two
+     * sides of a healed partition find each other again (as Serf's
+     * reconnect does); a member that is really gone costs one failed send. */
+    if (!s->leaving && pick_random(s, 1, ok_dead, NULL, now, &t) == 1)
       send_push_pull(s, &t->id, NULL, false, false, out);
   }
   if (now >= s->next_reap) {

@@ -451,6 +451,16 @@ void sim_restart(sim *s, size_t i)
   drain(s, i);
 }
 
+void sim_bump_epoch(sim *s, size_t i)
+{
+  sim_node *n = &s->nodes[i];
+  if (n->core == NULL)
+    return;
+  n->epoch++;
+  mesh_swim_set_epoch(n->core, n->epoch, s->now, &s->out);
+  drain(s, i);
+}
+
 void sim_stall(sim *s, size_t i, mesh_time_ms duration)
 {
   s->nodes[i].stall_until = s->now + duration;

@@ -62,6 +62,9 @@ void sim_crash(sim *s, size_t i);
 /* Comes back under epoch + 1 with the same identity, joining through up to
  * three random live nodes. */
 void sim_restart(sim *s, size_t i);
+/* The node continues under epoch + 1 without restarting (a new record to
+ * spread). */
+void sim_bump_epoch(sim *s, size_t i);
 void sim_stall(sim *s, size_t i, mesh_time_ms duration);
 void sim_set_loss(sim *s, double loss);
 /* Puts node i in partition group g (0..7); all start in group 0. */
