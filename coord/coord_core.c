@@ -83,10 +83,10 @@ bool coord_push(mesh_coord *c, const mesh_coord_out *item)
     if (ncap > c->set.outbox_max)
       ncap = c->set.outbox_max;
     if (ncap <= c->out_cap)
-      return false;
+      goto full;
     mesh_coord_out *n = malloc(ncap * sizeof *n);
     if (n == NULL)
-      return false;
+      goto full;
     for (size_t i = 0; i < c->out_len; i++)
       n[i] = c->out[(c->out_head + i) % c->out_cap];
     free(c->out);
@@ -97,6 +97,9 @@ bool coord_push(mesh_coord *c, const mesh_coord_out *item)
   c->out[(c->out_head + c->out_len) % c->out_cap] = *item;
   c->out_len++;
   return true;
+full:
+  c->st.outbox_dropped++;
+  return false;
 }
 
 /* Queues bytes (owned, taken over) for a peer; dropped and counted when the
@@ -107,10 +110,8 @@ void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t le
   o.u.send.to = *to;
   o.u.send.bytes = bytes;
   o.u.send.len = len;
-  if (!coord_push(c, &o)) {
+  if (!coord_push(c, &o))
     free(bytes);
-    c->st.outbox_dropped++;
-  }
 }
 
 bool mesh_coord_pop(mesh_coord *c, mesh_coord_out *out)
@@ -161,6 +162,11 @@ static void journal(mesh_coord *c, mesh_coord_journal_kind kind, const char *mod
   va_end(ap);
   if (coord_push(c, &o))
     c->st.journal_records++;
+}
+
+void coord_journal_refused(mesh_coord *c, const char *model, const char *why)
+{
+  journal(c, MESH_COORD_J_REFUSED, model, "command refused: %s", why);
 }
 
 static void store_put(mesh_coord *c, const coord_own *o)
@@ -467,14 +473,17 @@ static void publish(mesh_coord *c, mesh_time_ms now)
     return;
   mesh_time_ms gap =
       c->dirty_progress_only ? c->set.progress_publish_interval : c->set.publish_interval;
-  if (c->own_raw != NULL && now < c->last_publish + gap)
+  if ((c->own_raw != NULL || c->st.publish_failures > 0) && now < c->last_publish + gap)
     return;
   uint64_t prev = c->version;
   c->version++;
   uint8_t *raw;
   size_t raw_len;
   if (coord_wire_doc_encode(c, now, &raw, &raw_len) != 0) {
+    /* Out of memory: try again after the gap, not on every tick. */
     c->version = prev;
+    c->last_publish = now;
+    c->st.publish_failures++;
     return;
   }
   free(c->own_raw);
@@ -659,6 +668,7 @@ int mesh_coord_command(mesh_coord *c, const mesh_coord_cmd *cmd, mesh_time_ms no
     if (cmd->target_epoch != 0 && cmd->target_epoch != c->epoch) {
       snprintf(msg, msglen, "command names epoch %" PRIu64 " of this node, whose epoch is %" PRIu64,
                cmd->target_epoch, c->epoch);
+      coord_journal_refused(c, cmd->model_id, msg);
       return -ESTALE;
     }
     rc = coord_apply_local(c, cmd->kind, cmd->model_id, rev, cmd->total_bytes, "local", now, msg,
@@ -672,12 +682,14 @@ int mesh_coord_command(mesh_coord *c, const mesh_coord_cmd *cmd, mesh_time_ms no
   if (p == NULL || !coord_peer_in_view(p)) {
     snprintf(msg, msglen, "node %s is not in the view%s", text,
              p != NULL ? " (it left or was declared dead)" : "");
+    coord_journal_refused(c, cmd->model_id, msg);
     return -EHOSTUNREACH;
   }
   if (cmd->target_epoch != 0 && cmd->target_epoch != p->epoch) {
     snprintf(msg, msglen,
              "command names epoch %" PRIu64 " of node %s, whose current epoch is %" PRIu64,
              cmd->target_epoch, text, p->epoch);
+    coord_journal_refused(c, cmd->model_id, msg);
     return -ESTALE;
   }
   uint8_t *bytes;

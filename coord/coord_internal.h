@@ -140,6 +140,7 @@ struct mesh_coord {
 bool coord_push(mesh_coord *c, const mesh_coord_out *item);
 void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t len);
 void coord_settle(mesh_coord *c, mesh_time_ms now);
+void coord_journal_refused(mesh_coord *c, const char *model, const char *why);
 void coord_send_own_doc(mesh_coord *c, const mesh_peer_id *to);
 int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
                       uint64_t total, const char *origin, mesh_time_ms now, char *msg,

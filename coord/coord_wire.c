@@ -429,6 +429,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     snprintf(msg, sizeof msg, "sender %s in epoch %" PRIu64 " is not in this node's view", who,
              k->sender_epoch);
     reply(c, from, k->seq, rc, msg);
+    coord_journal_refused(c, k->model_id, msg);
     goto out;
   }
   if (k->sender_epoch == p->last_cmd_epoch && k->seq <= p->last_cmd_seq) {
@@ -443,6 +444,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     c->st.cmds_refused++;
     rc = -EHOSTUNREACH;
     reply(c, from, k->seq, rc, "command is addressed to another node");
+    coord_journal_refused(c, k->model_id, "command is addressed to another node");
     goto out;
   }
   if (k->target_epoch != c->epoch) {
@@ -453,6 +455,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
              "command names epoch %" PRIu64 " of this node, whose current epoch is %" PRIu64,
              k->target_epoch, c->epoch);
     reply(c, from, k->seq, rc, msg);
+    coord_journal_refused(c, k->model_id, msg);
     goto out;
   }
   mesh_coord_cmd cmd = {
@@ -472,6 +475,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     rc = -EINVAL;
     snprintf(msg, sizeof msg, "invalid command: %s", why);
     reply(c, from, k->seq, rc, msg);
+    coord_journal_refused(c, k->model_id, msg);
     goto out;
   }
   char origin[MESH_PEER_ID_TEXT_MAX + 8];

@@ -132,6 +132,16 @@ static void test_rule1_command_not_in_view(void **state)
   tnode_clear(&a);
   tnode_drain(&a);
   assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 0);
+  /* Both refusals are in the journal, with their reason. */
+  size_t refused = 0;
+  for (size_t i = 0; i < a.n; i++) {
+    if (a.out[i].kind == MESH_COORD_OUT_JOURNAL &&
+        a.out[i].u.journal.kind == MESH_COORD_J_REFUSED) {
+      refused++;
+      assert_non_null(strstr(a.out[i].u.journal.text, "not in the view"));
+    }
+  }
+  assert_int_equal(refused, 2);
   /* A bad model ID is refused before anything else. */
   mesh_coord_cmd bad = {.kind = MESH_COORD_CMD_DELETE, .model_id = "../../etc"};
   assert_int_equal(mesh_coord_command(a.c, &bad, 8, NULL, msg, sizeof msg), -EINVAL);
