@@ -324,6 +324,22 @@ class HfDownloadTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "evil")))
         self.assertEqual(self.hub.stats()["total"], 1)
 
+    def test_next_page_on_other_plain_http_host_is_refused(self):
+        to = "http://127.0.0.2:%d/api/models/%s/tree/main?cursor=2" % (self.hub.port, REPO)
+        self.hub.faults({"path": "tree", "kind": "link", "to": to})
+        r = self.hfget()
+        self.assert_failed(r, errno.EPERM, "next page " + to + " refused")
+        self.assertEqual(self.hub.stats()["total"], 1)
+
+    def test_endless_pages_are_bounded(self):
+        # Every page points back to the first one: the list never ends.
+        to = "%s/api/models/%s/tree/main?recursive=true" % (self.hub.url, REPO)
+        self.hub.faults({"path": "tree", "kind": "link", "to": to, "count": -1})
+        r = self.hfget("--max-list-pages", "5")
+        self.assert_failed(r, errno.EMSGSIZE, "more than 5 pages")
+        self.assertEqual(self.hub.requests("tree"), 5)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "config.json")))
+
     def test_symlink_inside_model_dir_is_not_followed(self):
         outside = os.path.join(self.tmp, "outside")
         os.makedirs(outside)

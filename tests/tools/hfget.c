@@ -9,7 +9,7 @@
  *         [--low-speed-bytes N] [--low-speed-time-ms N]
  *         [--cancel-after-bytes N] [--cancel-on-list]
  *         [--no-sync] [--skip-space-check] [--copies N] [--downloads-at-once N]
- *         [--list-only]
+ *         [--list-only] [--max-list-pages N]
  * With --copies N, N downloads of the model run into DIR/1 .. DIR/N.
  * HF_ENDPOINT and HF_TOKEN are read when the flags are absent.
  *
@@ -106,7 +106,8 @@ static void usage(FILE *f)
              "             [--low-speed-bytes N] [--low-speed-time-ms N]\n"
              "             [--cancel-after-bytes N] [--cancel-on-list]\n"
              "             [--no-sync] [--skip-space-check] [--verbose]\n"
-             "             [--copies N] [--downloads-at-once N] [--list-only]\n");
+             "             [--copies N] [--downloads-at-once N] [--list-only]\n"
+             "             [--max-list-pages N]\n");
 }
 
 int main(int argc, char **argv)
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
                                        {"verbose", no_argument, NULL, 'V'},
                                        {"copies", required_argument, NULL, 'k'},
                                        {"list-only", no_argument, NULL, 'O'},
+                                       {"max-list-pages", required_argument, NULL, 'x'},
                                        {"downloads-at-once", required_argument, NULL, 'D'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -190,6 +192,9 @@ int main(int argc, char **argv)
       break;
     case 's':
       o.skip_space_check = true;
+      break;
+    case 'x':
+      o.max_list_pages = (unsigned)strtoul(optarg, NULL, 10);
       break;
     case 'O':
       g.list_only = 1;

@@ -30,6 +30,7 @@
  *   {"kind":"redirect","to":URL}   302 to URL (e.g. another plain-http host)
  *   {"kind":"norange"}             ignore Range: answer 200 with everything
  *   {"kind":"body","body":TEXT}    file list page replaced by TEXT
+ *   {"kind":"link","to":URL}       file list page with Link: <URL>; rel="next"
  * Rules also come from --fault JSON on the command line.
  *
  * When it listens it prints its port and a newline on stdout (bind port 0 to
@@ -77,7 +78,8 @@ typedef enum fault_kind {
   F_SLOW,
   F_REDIRECT,
   F_NORANGE,
-  F_BODY
+  F_BODY,
+  F_LINK
 } fault_kind;
 
 typedef struct fault {
@@ -235,7 +237,8 @@ static int add_rule(json_t *r, char *err, size_t errlen)
     snprintf(err, errlen, "rule without kind");
     return -1;
   }
-  static const char *names[] = {"status", "cut", "corrupt", "slow", "redirect", "norange", "body"};
+  static const char *names[] = {"status",   "cut",     "corrupt", "slow",
+                                "redirect", "norange", "body",    "link"};
   size_t k = 0;
   while (k < sizeof names / sizeof *names && strcmp(names[k], kind) != 0)
     k++;
@@ -553,7 +556,11 @@ static void serve_tree(struct evhttp_request *req, const char *query, fault *ft)
     }
     json_array_append_new(arr, e);
   }
-  if (cursor + hub.page_size < nentries) {
+  if (ft != NULL && ft->kind == F_LINK && ft->text != NULL) {
+    char link[1100];
+    snprintf(link, sizeof link, "<%s>; rel=\"next\"", ft->text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Link", link);
+  } else if (cursor + hub.page_size < nentries) {
     char link[1024];
     snprintf(link, sizeof link,
              "<http://%s:%d/api/models/%s/tree/%s?recursive=true&cursor=%zu>; rel=\"next\"",
