@@ -15,12 +15,25 @@ pkg_check_modules(CMOCKA IMPORTED_TARGET cmocka)
 
 find_program(PROTOC_C NAMES protoc-c protoc-gen-c REQUIRED)
 
-# libibverbs is optional: without it the RDMA transport is left out and the
-# node runs on TCP alone (HAVE_IBVERBS is the feature macro).
+# The verbs API is optional: without it the RDMA transport is left out and
+# the node runs on TCP alone (HAVE_IBVERBS is the feature macro). On Linux it
+# is rdma-core's libibverbs; on macOS, Apple's librdma from the SDK (RDMA over
+# Thunderbolt 5, macOS 26.2 and later), which offers the same verbs calls.
+# Either way the parts link the interface target mesh_verbs.
 set(MESH_HAVE_IBVERBS OFF)
-if(MESH_RDMA)
+add_library(mesh_verbs INTERFACE)
+if(MESH_RDMA AND APPLE)
+  find_library(APPLE_RDMA_LIB NAMES rdma)
+  find_path(APPLE_VERBS_INCLUDE NAMES infiniband/verbs.h)
+  if(APPLE_RDMA_LIB AND APPLE_VERBS_INCLUDE)
+    target_link_libraries(mesh_verbs INTERFACE ${APPLE_RDMA_LIB})
+    target_include_directories(mesh_verbs INTERFACE ${APPLE_VERBS_INCLUDE})
+    set(MESH_HAVE_IBVERBS ON)
+  endif()
+elseif(MESH_RDMA)
   pkg_check_modules(IBVERBS IMPORTED_TARGET libibverbs)
   if(IBVERBS_FOUND)
+    target_link_libraries(mesh_verbs INTERFACE PkgConfig::IBVERBS)
     set(MESH_HAVE_IBVERBS ON)
   endif()
 endif()

@@ -1,0 +1,27 @@
+/*
+ * The few system calls whose form differs between Linux and macOS, behind
+ * one interface. Each platform has its own file (platform_linux.c,
+ * platform_darwin.c), compiled everywhere with its whole body behind the
+ * platform's macro, so that no #ifdef is scattered through the logic.
+ *
+ * Every function returns a file descriptor or 0 on success, or a negative
+ * errno. None blocks beyond the system call itself.
+ */
+#ifndef MESH_BASE_PLATFORM_H
+#define MESH_BASE_PLATFORM_H
+
+#include <sys/socket.h>
+
+/* socket() that is non-blocking and close-on-exec from the start (Linux:
+ * SOCK_NONBLOCK | SOCK_CLOEXEC; macOS: fcntl after creation). On macOS the
+ * socket also has SO_NOSIGPIPE set, as Linux callers use MSG_NOSIGNAL. */
+int mesh_socket_nb(int domain, int type, int protocol);
+
+/* accept() returning a non-blocking, close-on-exec socket (Linux: accept4). */
+int mesh_accept_nb(int fd, struct sockaddr *addr, socklen_t *addrlen);
+
+/* Makes a file's data durable (Linux: fdatasync; macOS: F_FULLFSYNC, since
+ * fsync there does not reach the disk's platter). */
+int mesh_fdatasync(int fd);
+
+#endif

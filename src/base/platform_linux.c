@@ -1,0 +1,28 @@
+/* Linux forms of the calls in platform.h. */
+#ifdef __linux__
+
+#include "src/base/platform.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+int mesh_socket_nb(int domain, int type, int protocol)
+{
+  int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  return fd >= 0 ? fd : -errno;
+}
+
+int mesh_accept_nb(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+  int c = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return c >= 0 ? c : -errno;
+}
+
+int mesh_fdatasync(int fd)
+{
+  return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+#else
+typedef int mesh_platform_linux_unused;
+#endif
