@@ -57,7 +57,10 @@ static void hub_start(hub *h, const char *extra)
   close(fds[0]);
   if (n <= 0)
     fail_msg("hfhub (%s) did not start", hfhub_path);
-  snprintf(h->endpoint, sizeof h->endpoint, "http://127.0.0.1:%d", atoi(buf));
+  long port = strtol(buf, NULL, 10);
+  if (port <= 0 || port > 65535)
+    fail_msg("hfhub printed no port: %s", buf);
+  snprintf(h->endpoint, sizeof h->endpoint, "http://127.0.0.1:%ld", port);
 }
 
 static void hub_stop(hub *h)
