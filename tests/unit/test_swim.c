@@ -1,0 +1,374 @@
+/*
+ * Unit tests of the membership core's pieces: suspicion timeout math,
+ * Lifeguard awareness, the broadcast queue's limits, profiles, the codec's
+ * round trip and rejection, and two cores talking directly.
+ */
+#include "net/swim_internal.h"
+#include "src/identity/signed.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+static void make_identity(mesh_identity *id, uint8_t tag)
+{
+  uint8_t seed[32];
+  memset(seed, tag, sizeof seed);
+  crypto_sign_seed_keypair(id->pk, id->sk, seed);
+  mesh_peer_id_from_pubkey(id->pk, &id->id);
+}
+
+static void test_suspicion_math(void **state)
+{
+  /* memberlist's numbers: mult 4, n 1000, interval 1 s -> 12 s. */
+  assert_int_equal(swim_suspicion_timeout(4, 1000, 1000), 12000);
+  assert_int_equal(swim_suspicion_timeout(4, 3, 1000), 4000); /* log10 floor of 1 */
+  /* No confirmations: max; all k: min; in between: strictly between. */
+  assert_int_equal(swim_suspicion_remaining(0, 3, 0, 2000, 30000), 30000);
+  assert_int_equal(swim_suspicion_remaining(3, 3, 0, 2000, 30000), 2000);
+  int64_t one = swim_suspicion_remaining(1, 3, 0, 2000, 30000);
+  assert_true(one < 30000 && one > 2000);
+  /* log(2)/log(4) = 0.5 of the way. */
+  assert_int_equal(one, 16000);
+  assert_int_equal(swim_suspicion_remaining(0, 0, 500, 2000, 30000), 1500);
+  assert_int_equal(swim_suspicion_remaining(1, 3, 20000, 2000, 30000), -4000);
+}
+
+static void test_suspicion_confirmations(void **state)
+{
+  mesh_identity a, b, c;
+  make_identity(&a, 1);
+  make_identity(&b, 2);
+  make_identity(&c, 3);
+  swim_suspicion sp;
+  swim_suspicion_init(&sp, 2, 4000, 24000, 1000, &a.id);
+  assert_int_equal(sp.deadline, 1000 + 24000);
+  assert_false(swim_suspicion_confirm(&sp, &a.id)); /* the first accuser does not count */
+  assert_true(swim_suspicion_confirm(&sp, &b.id));
+  assert_false(swim_suspicion_confirm(&sp, &b.id)); /* nor twice */
+  assert_true(sp.deadline < 1000 + 24000);
+  assert_true(swim_suspicion_confirm(&sp, &c.id));
+  assert_int_equal(sp.deadline, 1000 + 4000);
+  assert_false(swim_suspicion_wants(&sp, &c.id));
+}
+
+static void test_awareness(void **state)
+{
+  swim_awareness a;
+  swim_awareness_init(&a, 8);
+  assert_int_equal(swim_awareness_scale(&a, 500), 500);
+  swim_awareness_apply(&a, -3);
+  assert_int_equal(a.score, 0);
+  swim_awareness_apply(&a, 3);
+  assert_int_equal(swim_awareness_scale(&a, 500), 2000);
+  swim_awareness_apply(&a, 100);
+  assert_int_equal(a.score, 7);
+  assert_int_equal(swim_awareness_scale(&a, 1000), 8000);
+}
+
+static void test_broadcast_queue(void **state)
+{
+  mesh_identity ids[4];
+  for (int i = 0; i < 4; i++)
+    make_identity(&ids[i], (uint8_t)(10 + i));
+  swim_bqueue q;
+  swim_bq_init(&q);
+  uint8_t big[100], small[10];
+  memset(big, 1, sizeof big);
+  memset(small, 2, sizeof small);
+  assert_int_equal(swim_bq_push(&q, &ids[0].id, big, sizeof big), 0);
+  assert_int_equal(swim_bq_push(&q, &ids[1].id, small, sizeof small), 0);
+  /* A newer update about the same peer replaces the queued one. */
+  assert_int_equal(swim_bq_push(&q, &ids[0].id, small, sizeof small), 0);
+  assert_int_equal(q.n, 2);
+  assert_int_equal(swim_bq_push(&q, &ids[2].id, big, sizeof big), 0);
+  size_t idx[8];
+  /* Budget fits the two small ones only. */
+  size_t n = swim_bq_select(&q, 30, 3, idx, 8);
+  assert_int_equal(n, 2);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(q.items[idx[i]].len, 10);
+  /* Limit 2: after two rounds every update is gone, none sent a third time. */
+  for (int round = 0; round < 2; round++) {
+    n = swim_bq_select(&q, 1000, 3, idx, 8);
+    assert_int_equal(n, 3);
+    swim_bq_commit(&q, idx, n, 2);
+  }
+  assert_int_equal(q.n, 0);
+  assert_int_equal(swim_retransmit_limit(4, 9), 4);
+  assert_int_equal(swim_retransmit_limit(4, 10), 8);
+  assert_int_equal(swim_retransmit_limit(4, 1000), 16);
+  swim_bq_free(&q);
+}
+
+static void test_profiles(void **state)
+{
+  mesh_swim_config c = {.profile = MESH_SWIM_PROFILE_LAN};
+  assert_int_equal(mesh_swim_config_resolve(&c), 0);
+  assert_int_equal(c.probe_interval_ms, 1000);
+  assert_int_equal(c.probe_timeout_ms, 500);
+  assert_int_equal(c.gossip_interval_ms, 200);
+  assert_int_equal(c.push_pull_interval_ms, 30000);
+  mesh_swim_config t = {.profile = MESH_SWIM_PROFILE_THUNDERBOLT, .gossip_nodes = 5};
+  assert_int_equal(mesh_swim_config_resolve(&t), 0);
+  assert_int_equal(t.probe_interval_ms, 200);
+  assert_int_equal(t.probe_timeout_ms, 100);
+  assert_int_equal(t.gossip_nodes, 5); /* overrides stay */
+  mesh_swim_config w = {.profile = MESH_SWIM_PROFILE_WAN};
+  assert_int_equal(mesh_swim_config_resolve(&w), 0);
+  assert_int_equal(w.probe_interval_ms, 5000);
+  assert_int_equal(w.suspicion_mult, 6);
+  mesh_swim_config bad = {.profile = MESH_SWIM_PROFILE_LAN, .probe_timeout_ms = 2000};
+  assert_int_equal(mesh_swim_config_resolve(&bad), -EINVAL);
+  mesh_swim_profile p;
+  assert_int_equal(mesh_swim_profile_parse("thunderbolt", &p), 0);
+  assert_int_equal(p, MESH_SWIM_PROFILE_THUNDERBOLT);
+  assert_int_equal(mesh_swim_profile_parse("fast", &p), -EINVAL);
+}
+
+static void test_codec_round_trip(void **state)
+{
+  mesh_identity a;
+  make_identity(&a, 20);
+  const char *addrs[2] = {"/ip4/127.0.0.1/tcp/4001", "/ip4/10.0.0.2/tcp/4001"};
+  uint8_t attrs[3] = {1, 2, 3};
+  mesh_swim_transport tr[2] = {{.name = "tcp"}, {.name = "rdma", .attrs = attrs, .attrs_len = 3}};
+  uint8_t *body;
+  size_t blen;
+  assert_int_equal(
+      swim_member_body_encode(&a.id, 7, 3, false, addrs, 2, tr, 2, "meshd/0.1", "h1", &body, &blen),
+      0);
+  swim_member_body b;
+  assert_int_equal(swim_member_body_decode(body, blen, &b), 0);
+  assert_memory_equal(b.id.b, a.id.b, MESH_PEER_ID_LEN);
+  assert_int_equal(b.epoch, 7);
+  assert_int_equal(b.incarnation, 3);
+  assert_int_equal(b.n_addrs, 2);
+  assert_string_equal(b.addrs[1], "/ip4/10.0.0.2/tcp/4001");
+  assert_string_equal(b.agent, "meshd/0.1");
+  assert_string_equal(b.host, "h1");
+  swim_member_body_release(&b);
+
+  uint8_t sig[MESH_SIG_LEN];
+  assert_int_equal(mesh_sign(&a, MESH_DOMAIN_MEMBER, (const uint8_t *)SWIM_TYPE_MEMBER,
+                             strlen(SWIM_TYPE_MEMBER), body, blen, sig),
+                   0);
+  uint8_t *upd;
+  size_t ulen;
+  assert_int_equal(swim_update_encode(&a.id, false, body, blen, sig, &upd, &ulen), 0);
+  const uint8_t *ups[1] = {upd};
+  size_t lens[1] = {ulen};
+  swim_packet_out p = {.kind = MESH_SWIM_MSG_PING_REQ,
+                       .seq = 99,
+                       .target = &a.id,
+                       .target_addrs = "x\0y",
+                       .n_target_addrs = 2,
+                       .nack = true,
+                       .updates = ups,
+                       .update_lens = lens,
+                       .n_updates = 1};
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(swim_packet_encode(&p, 0, &buf, &len), 0);
+  swim_packet d;
+  assert_int_equal(swim_packet_decode(buf, len, &d), 0);
+  assert_int_equal(d.kind, MESH_SWIM_MSG_PING_REQ);
+  assert_int_equal(d.seq, 99);
+  assert_true(d.nack);
+  assert_int_equal(d.n_target_addrs, 2);
+  assert_string_equal(d.target_addrs[1], "y");
+  assert_int_equal(d.n_updates, 1);
+  swim_update u;
+  assert_int_equal(swim_update_decode(d.updates[0], d.update_lens[0], &u), 0);
+  mesh_swim_counters c = {0};
+  assert_int_equal(
+      swim_verify(NULL, &a.id, MESH_DOMAIN_MEMBER, SWIM_TYPE_MEMBER, u.body, u.body_len, u.sig, &c),
+      0);
+  /* Wrong domain: rejected. */
+  assert_int_equal(
+      swim_verify(NULL, &a.id, MESH_DOMAIN_ACCUSE, SWIM_TYPE_MEMBER, u.body, u.body_len, u.sig, &c),
+      -EKEYREJECTED);
+  /* The cache answers the second time without Ed25519. */
+  mesh_swim_sigcache *cache;
+  assert_int_equal(mesh_swim_sigcache_new(64, &cache), 0);
+  assert_int_equal(swim_verify(cache, &a.id, MESH_DOMAIN_MEMBER, SWIM_TYPE_MEMBER, u.body,
+                               u.body_len, u.sig, &c),
+                   0);
+  uint64_t verified = c.sig_verified;
+  assert_int_equal(swim_verify(cache, &a.id, MESH_DOMAIN_MEMBER, SWIM_TYPE_MEMBER, u.body,
+                               u.body_len, u.sig, &c),
+                   0);
+  assert_int_equal(c.sig_verified, verified);
+  assert_int_equal(c.sig_cache_hits, 1);
+  mesh_swim_sigcache_free(cache);
+  swim_update_release(&u);
+  swim_packet_release(&d);
+  free(buf);
+  free(upd);
+  free(body);
+}
+
+static void test_codec_rejects(void **state)
+{
+  swim_packet d;
+  uint8_t junk[4] = {0xff, 0xff, 0xff, 0xff};
+  assert_int_equal(swim_packet_decode(junk, sizeof junk, &d), -EBADMSG);
+  /* Kind out of range. */
+  swim_packet_out p = {.kind = 9};
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(swim_packet_encode(&p, 0, &buf, &len), 0);
+  assert_int_equal(swim_packet_decode(buf, len, &d), -EBADMSG);
+  free(buf);
+  /* A target that is not a peer ID. */
+  mesh_peer_id bogus;
+  memset(&bogus, 7, sizeof bogus);
+  swim_packet_out q = {.kind = MESH_SWIM_MSG_PING, .target = &bogus};
+  assert_int_equal(swim_packet_encode(&q, 0, &buf, &len), 0);
+  assert_int_equal(swim_packet_decode(buf, len, &d), -EBADMSG);
+  free(buf);
+  /* Too many addresses, too long a host: refused at encode. */
+  mesh_identity a;
+  make_identity(&a, 30);
+  const char *addrs[9] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+  uint8_t *body;
+  size_t blen;
+  assert_int_equal(
+      swim_member_body_encode(&a.id, 1, 0, false, addrs, 9, NULL, 0, NULL, NULL, &body, &blen),
+      -EINVAL);
+  char host[300];
+  memset(host, 'h', sizeof host - 1);
+  host[sizeof host - 1] = 0;
+  assert_int_equal(
+      swim_member_body_encode(&a.id, 1, 0, false, addrs, 1, NULL, 0, NULL, host, &body, &blen),
+      -EINVAL);
+  /* An update with a short signature. */
+  swim_update u;
+  assert_int_equal(swim_update_decode(junk, 0, &u), -EBADMSG);
+}
+
+/* Two cores wired back to back: join, probe, leave. */
+typedef struct pair {
+  mesh_identity id[2];
+  mesh_rng rng[2];
+  mesh_swim *s[2];
+  mesh_swim_outbox out;
+  uint64_t token[2];
+  mesh_time_ms at[2];
+  unsigned events[2][8];
+  unsigned apps[2];
+} pair;
+
+static void pump(pair *p, int who, mesh_time_ms now)
+{
+  mesh_swim_outbox *o = &p->out;
+  /* Copy out first: delivering refills the same outbox. */
+  size_t n = o->n_sends;
+  mesh_swim_send *sends = malloc((n + 1) * sizeof *sends);
+  assert_non_null(sends);
+  memcpy(sends, o->sends, n * sizeof *sends);
+  for (size_t i = 0; i < n; i++) {
+    sends[i].buf = malloc(o->sends[i].len + 1);
+    memcpy(sends[i].buf, o->sends[i].buf, o->sends[i].len);
+  }
+  for (size_t i = 0; i < o->n_events; i++)
+    p->events[who][o->events[i].type]++;
+  p->apps[who] += (unsigned)o->n_apps;
+  if (o->timer_set) {
+    p->token[who] = o->timer_token;
+    p->at[who] = o->timer_at;
+  }
+  bool dialed = o->n_dials > 0;
+  mesh_swim_outbox_clear(o);
+  if (dialed) {
+    mesh_swim_peer_connected(p->s[who], &p->id[1 - who].id, "peer", 1, now, o);
+    pump(p, who, now);
+  }
+  for (size_t i = 0; i < n; i++) {
+    int to = memcmp(sends[i].to.b, p->id[0].id.b, MESH_PEER_ID_LEN) == 0 ? 0 : 1;
+    mesh_swim_handle_packet(p->s[to], &p->id[1 - to].id, sends[i].cls, sends[i].buf, sends[i].len,
+                            now, o);
+    free(sends[i].buf);
+    pump(p, to, now);
+  }
+  free(sends);
+}
+
+static void test_two_cores(void **state)
+{
+  pair *p = calloc(1, sizeof *p);
+  assert_non_null(p);
+  mesh_swim_outbox_init(&p->out);
+  for (int i = 0; i < 2; i++) {
+    make_identity(&p->id[i], (uint8_t)(40 + i));
+    mesh_rng_seed(&p->rng[i], (uint64_t)i + 1);
+    mesh_swim_config c = {.profile = MESH_SWIM_PROFILE_LAN};
+    assert_int_equal(mesh_swim_new(&c, &p->id[i], 1, &p->rng[i], &p->s[i]), 0);
+  }
+  uint8_t digest[5] = {1, 2, 3, 4, 5};
+  assert_int_equal(mesh_swim_set_app_state(p->s[0], digest, 5), 0);
+  uint8_t huge[MESH_SWIM_MAX_APP_STATE + 1] = {0};
+  assert_int_equal(mesh_swim_set_app_state(p->s[0], huge, sizeof huge), -EMSGSIZE);
+  assert_int_equal(mesh_swim_join(p->s[0], NULL, 0, 0, &p->out), 0);
+  pump(p, 0, 0);
+  const char *seed = "peer";
+  assert_int_equal(mesh_swim_join(p->s[1], &seed, 1, 0, &p->out), 0);
+  pump(p, 1, 0);
+  assert_true(mesh_swim_joined(p->s[1]));
+  assert_int_equal(mesh_swim_view_size(p->s[0]), 1);
+  assert_int_equal(mesh_swim_view_size(p->s[1]), 1);
+  assert_int_equal(p->events[0][MESH_VIEW_JOINED], 1);
+  assert_int_equal(p->events[1][MESH_VIEW_JOINED], 1);
+  assert_int_equal(p->apps[1], 1); /* node 1 got node 0's digest */
+  /* Run timers for ten seconds: probes are answered, nobody is suspected. */
+  for (mesh_time_ms now = 0; now < 10000; now += 10) {
+    for (int i = 0; i < 2; i++) {
+      if (p->at[i] <= now && p->token[i] != 0) {
+        uint64_t t = p->token[i];
+        p->token[i] = 0;
+        mesh_swim_handle_timer(p->s[i], t, now, &p->out);
+        pump(p, i, now);
+      }
+    }
+  }
+  assert_true(mesh_swim_counters_get(p->s[0])->probes_sent >= 8);
+  assert_int_equal(mesh_swim_counters_get(p->s[0])->acks_received,
+                   mesh_swim_counters_get(p->s[0])->probes_sent);
+  assert_int_equal(p->events[0][MESH_VIEW_SUSPECT], 0);
+  /* A stale timer token is ignored. */
+  mesh_swim_handle_timer(p->s[0], 1, 10000, &p->out);
+  assert_int_equal(mesh_swim_counters_get(p->s[0])->timers_stale, 1);
+  mesh_swim_outbox_clear(&p->out);
+  /* Leave: the other side sees LEFT. */
+  assert_int_equal(mesh_swim_leave(p->s[1], 10000, &p->out), 0);
+  pump(p, 1, 10000);
+  assert_int_equal(p->events[0][MESH_VIEW_LEFT], 1);
+  assert_int_equal(mesh_swim_view_size(p->s[0]), 0);
+  /* Garbage is counted, not fatal. */
+  uint8_t junk[3] = {1, 2, 3};
+  assert_int_equal(
+      mesh_swim_handle_packet(p->s[0], &p->id[1].id, MESH_SWIM_DATAGRAM, junk, 3, 10000, &p->out),
+      -EBADMSG);
+  assert_int_equal(mesh_swim_counters_get(p->s[0])->dropped[MESH_SWIM_DROP_MALFORMED], 1);
+  mesh_swim_outbox_free(&p->out);
+  mesh_swim_free(p->s[0]);
+  mesh_swim_free(p->s[1]);
+  free(p);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_suspicion_math), cmocka_unit_test(test_suspicion_confirmations),
+      cmocka_unit_test(test_awareness),      cmocka_unit_test(test_broadcast_queue),
+      cmocka_unit_test(test_profiles),       cmocka_unit_test(test_codec_round_trip),
+      cmocka_unit_test(test_codec_rejects),  cmocka_unit_test(test_two_cores),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
