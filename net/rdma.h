@@ -222,8 +222,8 @@ const char *mesh_rdma_path_name(mesh_rdma_path p);
 typedef struct mesh_rdma_config {
   bool required;               /* --transport rdma: no RDMA is an error */
   mesh_rdma_dev_options dev;   /* device, link address, sizes, queue pair cap */
-  mesh_time_ms keepalive_ms;   /* RDMA keepalive period per peer (500) */
-  mesh_time_ms dead_ms;        /* peer not heard over RDMA this long: TCP (2000) */
+  mesh_time_ms keepalive_ms;   /* RDMA keepalive period per peer (250) */
+  mesh_time_ms dead_ms;        /* peer not heard over RDMA this long: TCP (1000) */
   mesh_time_ms backoff_min_ms; /* first RDMA retry after a fallback (1000) */
   mesh_time_ms backoff_max_ms; /* cap on the retry delay (60000) */
 } mesh_rdma_config;
@@ -240,6 +240,17 @@ void mesh_rdma_config_default(mesh_rdma_config *c);
  * with TCP alone.
  */
 int mesh_rdma_attach(mesh_net *net, const mesh_rdma_config *cfg, char *why, size_t whylen);
+
+struct mesh_config;
+
+/*
+ * What the node calls after mesh_net_new: applies --transport (tcp: say
+ * once that RDMA is off; auto: attach where it works; rdma: attach or fail),
+ * --rdma-device, and the IPv4 address of --listen as the link whose GID to
+ * use. 0 to go on (with or without RDMA); a negative errno with err filled
+ * when the node must not start.
+ */
+int mesh_rdma_attach_config(mesh_net *net, const struct mesh_config *cfg, char *err, size_t errlen);
 
 /* Counters of the RDMA transport beyond mesh_transport_counters. */
 typedef struct mesh_rdma_stats {

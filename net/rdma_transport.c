@@ -25,6 +25,8 @@
  */
 #include "net/rdma.h"
 
+#include "net/multiaddr.h"
+#include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
 
@@ -71,6 +73,7 @@ typedef struct rstate {
   size_t frame_max;         /* the net's bound on a message */
   mesh_time_ms pending_ttl; /* a queue pair whose handshake never finished */
   mesh_rdma_dev *dev;
+  bool dev_failed; /* the device went away: no more RDMA */
   struct event *cq_ev;
   struct event *async_ev;
   struct event *tick;
@@ -96,8 +99,8 @@ void mesh_rdma_config_default(mesh_rdma_config *c)
 {
   memset(c, 0, sizeof *c);
   mesh_rdma_dev_options_default(&c->dev);
-  c->keepalive_ms = 500;
-  c->dead_ms = 2000;
+  c->keepalive_ms = 250;
+  c->dead_ms = 1000;
   c->backoff_min_ms = 1000;
   c->backoff_max_ms = 60000;
 }
@@ -274,9 +277,22 @@ static void on_cq(evutil_socket_t fd, short what, void *arg)
   rstate *s = arg;
   mesh_rdma_handler h = {.recv = on_recv, .error = on_qp_error, .arg = s};
   int rc = mesh_rdma_dev_poll(s->dev, &h);
-  if (rc < 0)
-    MESH_LOG_RL(MESH_LOG_WARN, "rdma", "polling %s: %s", mesh_rdma_dev_name(s->dev),
-                mesh_strerror(rc));
+  if (rc >= 0 || s->dev_failed)
+    return;
+  /* The device itself is gone (its link deleted, the driver unloaded): stop
+   * watching its fds, which would stay readable, and put every peer on TCP
+   * for good. */
+  s->dev_failed = true;
+  event_del(s->cq_ev);
+  event_del(s->async_ev);
+  LOG_WARN("rdma", "RDMA device %s failed (%s): every peer on TCP from now on",
+           mesh_rdma_dev_name(s->dev), mesh_strerror(rc));
+  mesh_time_ms now = mesh_net_now(s->net);
+  for (int i = 0; i < s->cfg.dev.max_qps; i++) {
+    rpeer *p = &s->peers[i];
+    if (p->used && p->have_peer && p->path != MESH_RDMA_PATH_FALLBACK)
+      set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, "device failed");
+  }
 }
 
 /* --- Timers: keepalives, silence, retries, expiry --- */
@@ -327,7 +343,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, "nothing heard over RDMA");
       break;
     case MESH_RDMA_PATH_FALLBACK:
-      if (now >= p->retry_at)
+      if (now >= p->retry_at && !s->dev_failed)
         retry(s, p, now);
       break;
     case MESH_RDMA_PATH_NONE:
@@ -346,6 +362,8 @@ static int on_extension(void *arg, uint64_t conn_id, uint8_t *buf, size_t cap, s
 {
   rstate *s = arg;
   *len = 0;
+  if (s->dev_failed)
+    return 0;
   rpeer *p = NULL;
   for (int i = 0; i < s->cfg.dev.max_qps; i++) {
     if (!s->peers[i].used) {
@@ -626,4 +644,29 @@ mesh_rdma_path mesh_rdma_peer_path(const mesh_net *net, const mesh_peer_id *peer
     }
   }
   return MESH_RDMA_PATH_NONE;
+}
+
+int mesh_rdma_attach_config(mesh_net *net, const struct mesh_config *cfg, char *err, size_t errlen)
+{
+  if (cfg->transport == MESH_TRANSPORT_TCP) {
+    LOG_INFO("rdma", "RDMA off (--transport tcp): datagrams go over TCP");
+    return 0;
+  }
+  mesh_rdma_config c;
+  mesh_rdma_config_default(&c);
+  c.required = cfg->transport == MESH_TRANSPORT_RDMA;
+  c.dev.device = cfg->rdma_device;
+  /* The GID to use is the IPv4-mapped one of the address we listen on;
+   * listening on every address leaves the choice to the device. */
+  mesh_multiaddr la;
+  if (cfg->listen != NULL && mesh_multiaddr_parse(cfg->listen, &la, NULL) == 0 &&
+      la.kind == MESH_MA_IP4 && strcmp(la.host, "0.0.0.0") != 0)
+    c.dev.addr = la.host;
+  char why[256] = "";
+  int rc = mesh_rdma_attach(net, &c, why, sizeof why);
+  if (rc != 0 && c.required) {
+    snprintf(err, errlen, "--transport rdma: %s", why);
+    return rc;
+  }
+  return 0;
 }

@@ -170,7 +170,10 @@ int mesh_rdma_dev_open(const mesh_rdma_dev_options *o, mesh_rdma_dev **out, char
   struct ibv_device **list = ibv_get_device_list(&ndev);
   if (list == NULL) {
     int e = errno != 0 ? errno : ENOSYS;
-    say(why, whylen, "no RDMA support here: %s", strerror(e));
+    if (e == ENOSYS)
+      say(why, whylen, "no RDMA support in the running kernel (no ib_uverbs)");
+    else
+      say(why, whylen, "cannot list RDMA devices: %s", strerror(e));
     return e == ENOSYS ? -ENOSYS : -e;
   }
   mesh_rdma_dev *d = calloc(1, sizeof *d);

@@ -1,5 +1,6 @@
 #include "src/daemon/node.h"
 
+#include "net/rdma.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -160,6 +161,9 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   }
   mesh_net_on_message(n->net, node_on_message, n);
   mesh_net_on_peer(n->net, node_on_peer, n);
+  /* RDMA for datagrams where it works (--transport, net/rdma.h). */
+  if ((rc = mesh_rdma_attach_config(n->net, cfg, err, errlen)) != 0)
+    goto fail;
 
   if (cfg->listen != NULL && cfg->listen[0] != '\0') {
     mesh_multiaddr bound;

@@ -1,0 +1,134 @@
+"""Inside the rxe VM: meshd peers, each on its own rxe device and address
+(scripts/rxe/setup-net 3 made rxe1..rxe3 on 10.88.0.1..3), exchange their
+membership datagrams over RDMA, as the members table (transport "rdma") and
+the RDMA frame counters show; a peer whose rxe link is deleted falls back to
+TCP, says so in one line, and stays in everyone's view.
+
+Needs MESHD (and MESH_TEST_SRCDIR for tests/lib). Runs as root in the VM.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.environ.get("MESH_TEST_SRCDIR",
+                                               os.path.join(os.path.dirname(__file__), "..", "..")),
+                                "tests", "lib"))
+import meshtest  # noqa: E402
+
+KEEPALIVE_S = 0.25  # net/rdma.h: mesh_rdma_config keepalive_ms
+PORT = 52416
+
+
+def rdma_frames(node, direction):
+    return meshtest.metric_sum(node.metrics(), "meshd_transport_frames_total",
+                               transport="rdma", dir=direction)
+
+
+def peer_transports(node):
+    """{peer ID: transport} of the other members this node sees."""
+    return {m["nodeId"]: m.get("transport") for m in node.members() if not m.get("self")}
+
+
+class RdmaMesh(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="rxe-mesh-")
+        self.psk = os.path.join(self.root, "swarm.key")
+        meshtest.keygen_psk(self.psk)
+        self.nodes = []
+
+    def tearDown(self):
+        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
+            bool(getattr(getattr(self._outcome, "result", None), "failures", []))
+        for n in self.nodes:
+            if failed:
+                print(f"--- {n.name} log tail ---\n{n.log_tail(40)}")
+            n.kill9()
+
+    def add(self, i):
+        join = [f"10.88.0.1:{PORT}"] if i > 1 else []
+        n = meshtest.Node(f"n{i}", self.root, f"10.88.0.{i}:{PORT}", join, psk=self.psk,
+                          args=["--profile", "thunderbolt", "--transport", "rdma",
+                                "--rdma-device", f"rxe{i}"])
+        n.start()
+        self.nodes.append(n)
+        return n
+
+    def converged(self):
+        want = {n.node_id(): n.epoch() for n in self.nodes}
+        for n in self.nodes:
+            seen = {p: ep for p, (st, ep) in n.member_states().items() if st == "alive"}
+            if any(seen.get(p) != ep for p, ep in want.items()):
+                return False
+        return True
+
+    def all_on(self, transport):
+        ids = {n.node_id() for n in self.nodes}
+        for n in self.nodes:
+            t = peer_transports(n)
+            if {p for p, tr in t.items() if tr == transport} != ids - {n.node_id()}:
+                return False
+        return True
+
+    def assert_datagrams_over_rdma(self, seconds=3.0):
+        """Over `seconds`, every node sends and receives more RDMA frames than
+        its keepalives alone could be: membership datagrams are on RDMA."""
+        before = [(rdma_frames(n, "out"), rdma_frames(n, "in")) for n in self.nodes]
+        time.sleep(seconds)  # a measurement window, not a wait for a condition
+        peers = len(self.nodes) - 1
+        keepalive_bound = peers * (seconds / KEEPALIVE_S + 4)
+        for n, (out0, in0) in zip(self.nodes, before):
+            d_out = rdma_frames(n, "out") - out0
+            d_in = rdma_frames(n, "in") - in0
+            print(f"figure: {n.name} rdma frames in {seconds}s: out {d_out:.0f} in {d_in:.0f} "
+                  f"(keepalives at most {keepalive_bound:.0f})")
+            self.assertGreater(d_out, keepalive_bound, f"{n.name}: too few RDMA frames out")
+            self.assertGreater(d_in, keepalive_bound, f"{n.name}: too few RDMA frames in")
+
+    def test_two_then_three_and_fallback(self):
+        self.add(1)
+        self.add(2)
+        meshtest.wait_until(self.converged, 60, "two nodes to converge")
+        meshtest.wait_until(lambda: self.all_on("rdma"), 30, "both peers on RDMA")
+        self.assert_datagrams_over_rdma()
+
+        self.add(3)
+        meshtest.wait_until(self.converged, 60, "three nodes to converge")
+        meshtest.wait_until(lambda: self.all_on("rdma"), 30, "all three pairs on RDMA")
+        self.assert_datagrams_over_rdma()
+
+        # Break node 3's RDMA: delete its rxe link.
+        n1, n2, n3 = self.nodes
+        id3 = n3.node_id()
+        subprocess.run(["rdma", "link", "delete", "rxe3"], check=True)
+        t0 = time.monotonic()
+        meshtest.wait_until(
+            lambda: all(peer_transports(n).get(id3) == "tcp" for n in (n1, n2)) and
+            set(peer_transports(n3).values()) == {"tcp"},
+            30, "node 3 on TCP everywhere")
+        print(f"figure: fallback_seconds = {time.monotonic() - t0:.2f}")
+        # It stays in the view: alive (or briefly suspect, never dead) for a
+        # while, and alive everywhere at the end.
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            for n in (n1, n2):
+                st = n.member_states().get(id3, ("missing",))[0]
+                self.assertIn(st, ("alive", "suspect"), f"{n.name} sees node 3 {st}")
+            time.sleep(0.2)
+        meshtest.wait_until(self.converged, 30, "the view with node 3 on TCP")
+        # One line on node 3 says why.
+        with open(n3.log_path, encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f if "RDMA device rxe3 failed" in ln]
+        self.assertEqual(len(lines), 1, lines)
+        for n in (n1, n2):
+            with open(n.log_path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            self.assertIn("RDMA failed", text, f"{n.name} did not log the fallback")
+        # The pair that still has RDMA keeps it.
+        self.assertEqual(peer_transports(n1).get(n2.node_id()), "rdma")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
