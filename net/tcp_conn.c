@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -632,6 +633,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
   }
   mesh_time_ms now = mesh_net_now(t->net);
   if (now - c->last_rx >= t->opt.idle_timeout_ms) {
+    /* Bytes waiting in the socket mean the loop, not the peer, was slow
+     * (the timer ran first in a late turn): read them before judging. */
+    int pending = 0;
+    if (ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0) {
+      arm_timer(c, 1);
+      return;
+    }
     tcp_conn_close(c, MESH_DROP_IDLE_TIMEOUT, -ETIMEDOUT, true);
     return;
   }

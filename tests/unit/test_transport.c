@@ -121,7 +121,7 @@ static void node_init(node *n, uint64_t epoch)
   n->opt.now_arg = loop;
   n->opt.handshake_timeout_ms = 300;
   n->opt.keepalive_ms = 100;
-  n->opt.idle_timeout_ms = 600;
+  n->opt.idle_timeout_ms = 1000;
   n->opt.backoff_min_ms = 20;
   n->opt.backoff_max_ms = 200;
   n->opt.rng_seed = 42;
@@ -573,7 +573,7 @@ static void test_refusals_counted_honest_served(void **state)
   raw_connect(&r, &b);
   raw_handshake(&r, true);
   uint64_t a_downs = (uint64_t)a.downs;
-  REFUSED(&b, &a, MESH_DROP_IDLE_TIMEOUT, 3000);
+  REFUSED(&b, &a, MESH_DROP_IDLE_TIMEOUT, 5000);
   assert_int_equal(a.downs, a_downs);
   assert_true(ctr(&a)->keepalives_sent > 0);
   raw_close(&r);
