@@ -358,9 +358,8 @@ static void run(world *w, mesh_time_ms until)
       if (w->nodes[p.node].c != NULL && w->nodes[p.node].epoch == p.epoch)
         execute(w, &p);
     }
-    /* Actions queued by execute() landed after n_acts: keep them. */
-    memmove(w->acts + k, w->acts + n_acts, (w->n_acts - n_acts) * sizeof *w->acts);
-    w->n_acts = k + (w->n_acts - n_acts);
+    /* execute() only feeds the cores; new actions come from drain() below. */
+    w->n_acts = k;
     for (size_t i = 0; i < w->n; i++) {
       if (w->nodes[i].c == NULL)
         continue;
