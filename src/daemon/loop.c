@@ -254,7 +254,8 @@ int mesh_loop_run_once(mesh_loop *l, bool nonblock)
     return -EIO;
   for (int i = 0; i < l->nhooks; i++)
     l->hooks[i].fn(l->hooks[i].arg);
-  return 0;
+  /* 1: nothing is registered, so nothing can ever happen. */
+  return rc == 1 ? 1 : 0;
 }
 
 int mesh_loop_run(mesh_loop *l)
@@ -262,8 +263,10 @@ int mesh_loop_run(mesh_loop *l)
   l->stop = false;
   while (!l->stop) {
     int rc = mesh_loop_run_once(l, false);
-    if (rc != 0)
+    if (rc < 0)
       return rc;
+    if (rc == 1)
+      break; /* no events left: running on would spin */
   }
   return 0;
 }

@@ -79,9 +79,11 @@ int mesh_watch_new(mesh_loop *l, int fd, int what, mesh_watch_fn fn, void *arg, 
 int mesh_watch_set(mesh_watch *w, int what);
 void mesh_watch_free(mesh_watch *w);
 
-/* Runs until mesh_loop_stop. Returns 0, or -EIO when libevent fails. */
+/* Runs until mesh_loop_stop, or until no event is registered at all.
+ * Returns 0, or -EIO when libevent fails. */
 int mesh_loop_run(mesh_loop *l);
-/* Runs one turn (waiting at most until the next event). For tests. */
+/* Runs one turn (waiting at most until the next event). For tests.
+ * Returns 0, 1 when no event is registered, or -EIO. */
 int mesh_loop_run_once(mesh_loop *l, bool nonblock);
 /* Asks mesh_loop_run to return after the current turn. */
 void mesh_loop_stop(mesh_loop *l);
