@@ -3,6 +3,7 @@
  * the token check, routing, and the answers. See api.h for the endpoints.
  */
 #include "src/daemon/api.h"
+#include "src/base/platform.h"
 
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -692,10 +693,10 @@ static int listen_tcp(mesh_api *api, const char *addr, char *err, size_t errlen)
     freeaddrinfo(res);
     return -EACCES;
   }
-  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = mesh_socket_nb(res->ai_family, SOCK_STREAM, 0);
   int rc = 0;
   if (fd < 0) {
-    rc = -errno;
+    rc = fd;
     goto fail;
   }
   int one = 1;
@@ -744,7 +745,7 @@ static int listen_unix(mesh_api *api, const char *path, char *err, size_t errlen
       return -EEXIST;
     }
     /* A socket someone still answers on is in use; a dead one is stale. */
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int probe = mesh_socket_nb(AF_UNIX, SOCK_STREAM, 0);
     int c = probe >= 0 ? connect(probe, (struct sockaddr *)&sa, sizeof(sa)) : -1;
     if (c == 0 || (c < 0 && errno == EAGAIN)) {
       close(probe);
@@ -755,9 +756,9 @@ static int listen_unix(mesh_api *api, const char *path, char *err, size_t errlen
       close(probe);
     unlink(path);
   }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = mesh_socket_nb(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0) {
-    int rc = -errno;
+    int rc = fd;
     snprintf(err, errlen, "cannot create the API socket: %s", mesh_strerror(rc));
     return rc;
   }
