@@ -58,3 +58,15 @@ int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *par
   *leaf = p;
   return 0;
 }
+
+void mesh_hf_fs_start_writeback(int fd, uint64_t off, uint64_t len)
+{
+#if defined(SYNC_FILE_RANGE_WRITE)
+  /* Advisory: a failure only means the final sync does more of the work. */
+  (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd;
+  (void)off;
+  (void)len;
+#endif
+}

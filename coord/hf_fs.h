@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Opens (creating when asked, mode 0755) the model directory `path`; its
@@ -31,5 +32,12 @@ int mesh_hf_fs_open_model_dir(const char *path, bool create, int *fd);
  */
 int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *parent,
                            const char **leaf);
+
+/*
+ * Starts writing back [off, off + len) of fd to disk without waiting for it
+ * (Linux sync_file_range; elsewhere nothing), so that the fdatasync before a
+ * file's rename finds little left to flush and does not stall the event loop.
+ */
+void mesh_hf_fs_start_writeback(int fd, uint64_t off, uint64_t len);
 
 #endif

@@ -30,6 +30,9 @@
 /* A failed try that brought this many bytes starts the attempt count over:
  * a long download survives any number of cuts as long as it moves. */
 #define HF_PROGRESS_RESETS_ATTEMPTS (1u << 20)
+/* Written bytes are handed to the disk in steps of this size (unless no_sync),
+ * so that the sync before the rename has little left to do. */
+#define HF_WRITEBACK_STEP (8u << 20)
 
 typedef enum dl_state { DL_QUEUED, DL_LISTING, DL_FETCHING, DL_DEAD } dl_state;
 typedef enum job_state { JOB_WAIT, JOB_PREHASH, JOB_XFER, JOB_RETRY, JOB_DONE } job_state;
@@ -51,6 +54,7 @@ typedef struct hf_job {
   hf_xfer x;                           /* the request */
   unsigned attempt;                    /* failed tries since the last progress */
   uint64_t have_at_request;            /* `have` when this try started */
+  uint64_t writeback_from;             /* first byte not yet handed to the disk */
   unsigned redirects;                  /* redirects in this try */
   char url[MESH_HF_URL_MAX];           /* URL of this try */
   struct event *ev;                    /* retry timer and prehash turns */

@@ -138,6 +138,7 @@ static bool job_on_headers(hf_xfer *x)
     }
     j->dl->done_bytes -= j->have;
     j->have = 0;
+    j->writeback_from = 0;
     j->dl->c->counters.restarts++;
     return true;
   }
@@ -174,6 +175,10 @@ static size_t job_on_body(hf_xfer *x, const char *p, size_t n)
   }
   mesh_hf_hash_update(&j->hash, p, n);
   j->have += n;
+  if (!j->dl->c->opt.no_sync && j->have - j->writeback_from >= HF_WRITEBACK_STEP) {
+    mesh_hf_fs_start_writeback(j->fd, j->writeback_from, j->have - j->writeback_from);
+    j->writeback_from = j->have;
+  }
   j->dl->done_bytes += n;
   j->dl->net_bytes += n;
   j->dl->c->counters.bytes_received += n;
@@ -205,6 +210,7 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
     }
     dl->done_bytes -= j->have;
     j->have = 0;
+    j->writeback_from = 0;
     job_retry(j, "Content-Range does not match the range asked for");
     return;
   }
