@@ -56,7 +56,7 @@ static bool prefer_new(tcp_state *t, const tcp_conn *old, const tcp_conn *nw)
   return nw->outbound == we_are_lower;
 }
 
-static void emit_up(tcp_state *t, tcp_conn *c)
+static void emit_up(tcp_state *t, tcp_conn *c, bool silent)
 {
   mesh_net_peer_event ev = {.up = true,
                             .peer = c->peer,
@@ -66,7 +66,12 @@ static void emit_up(tcp_state *t, tcp_conn *c)
                             .extension = c->ext,
                             .extension_len = c->ext_len,
                             .scheme = "tcp"};
-  mesh_net_emit_peer(t->net, &ev);
+  /* A silent swap is news to the other transports all the same: the RDMA
+   * queue pair to use is the one offered on the new connection. */
+  if (silent)
+    mesh_net_emit_transport_peer(t->net, &ev);
+  else
+    mesh_net_emit_peer(t->net, &ev);
 }
 
 bool tcp_established(tcp_conn *c)
@@ -100,8 +105,7 @@ bool tcp_established(tcp_conn *c)
   tcp_conn_up(c);
   if (c->state != TCP_UP)
     return false;
-  if (!silent)
-    emit_up(t, c);
+  emit_up(t, c, silent);
   return c->state == TCP_UP;
 }
 

@@ -246,6 +246,13 @@ void mesh_net_emit_peer(mesh_net *net, const mesh_net_peer_event *ev)
     net->peer_fn(net->peer_arg, ev);
 }
 
+void mesh_net_emit_transport_peer(mesh_net *net, const mesh_net_peer_event *ev)
+{
+  for (int i = 0; i < net->nt; i++)
+    if (net->t[i].ops->peer_event != NULL && strcmp(net->t[i].ops->scheme, ev->scheme) != 0)
+      net->t[i].ops->peer_event(net->t[i].state, ev);
+}
+
 void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer)
 {
   if (net->writable_fn != NULL)

@@ -235,6 +235,10 @@ int mesh_net_transport_count(const mesh_net *net);
 void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
                       mesh_class cls, const uint8_t *buf, size_t len);
 void mesh_net_emit_peer(mesh_net *net, const mesh_net_peer_event *ev);
+/* Tells the other transports only (not the node) of an up event the node
+ * does not see: a peer's connection replaced by a newer one of the same
+ * epoch, whose conn_id and extension the RDMA transport must pair with. */
+void mesh_net_emit_transport_peer(mesh_net *net, const mesh_net_peer_event *ev);
 void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer);
 /* Asks the registered extension hook for this node's extension bytes. */
 int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len);
