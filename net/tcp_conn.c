@@ -469,11 +469,63 @@ static int data_frame(tcp_conn *c, const mesh_frame *f)
   return 0;
 }
 
-/* Handles every whole frame in the input. Returns false when c was closed. */
-static bool read_frames(tcp_conn *c)
+/* Handles one whole frame of flen bytes at p, decrypting it in place.
+ * Returns false when c was closed. */
+static bool one_frame(tcp_conn *c, uint8_t *p, size_t flen)
 {
   tcp_state *t = c->t;
-  size_t max_body = t->opt.frame_max + MESH_FRAME_MIN_BODY;
+  mesh_frame f;
+  int rc = mesh_frame_open(&c->rx, p, flen, &f);
+  if (rc != 0) {
+    tcp_conn_close(c, frame_drop(rc), rc, true);
+    return false;
+  }
+  t->c->frames_received++;
+  t->c->bytes_received += flen;
+  c->last_rx = mesh_net_now(t->net);
+  int drop = 0;
+  if (c->state == TCP_FINISH) {
+    if (f.type != MESH_FRAME_FINISH || f.len != 0) {
+      drop = MESH_DROP_HANDSHAKE_MALFORMED + 1;
+    } else {
+      if (c->outbound) {
+        send_control(c, MESH_FRAME_FINISH);
+        if (c->state == TCP_CLOSED)
+          return false;
+      }
+      return tcp_established(c);
+    }
+  } else if (f.type == MESH_FRAME_DATA) {
+    drop = data_frame(c, &f);
+  } else if (f.type != MESH_FRAME_KEEPALIVE) {
+    drop = MESH_DROP_MALFORMED + 1;
+  }
+  if (c->state == TCP_CLOSED)
+    return false; /* closed by a callback during delivery */
+  if (drop != 0) {
+    tcp_conn_close(c, drop - 1, -EBADMSG, true);
+    return false;
+  }
+  return true;
+}
+
+/* The whole frame length at p (avail bytes): 0 with *flen 0 when the
+ * length is not there yet; false when c was closed for a bad length. */
+static bool frame_len(tcp_conn *c, const uint8_t *p, size_t avail, size_t *flen)
+{
+  size_t max_body = c->t->opt.frame_max + MESH_FRAME_MIN_BODY;
+  int rc = mesh_frame_peek(p, avail, max_body, flen);
+  if (rc != 0) {
+    tcp_conn_close(c, frame_drop(rc), rc, true);
+    return false;
+  }
+  return true;
+}
+
+/* Handles every whole frame in the input buffer. Returns false when c was
+ * closed. */
+static bool read_frames(tcp_conn *c)
+{
   while (c->state == TCP_FINISH || c->state == TCP_UP) {
     size_t avail = evbuffer_get_length(c->in);
     uint8_t head[MESH_FRAME_LEN_SIZE];
@@ -481,71 +533,43 @@ static bool read_frames(tcp_conn *c)
       return true;
     evbuffer_copyout(c->in, head, sizeof head);
     size_t flen;
-    int rc = mesh_frame_peek(head, sizeof head, max_body, &flen);
-    if (rc != 0) {
-      tcp_conn_close(c, frame_drop(rc), rc, true);
+    if (!frame_len(c, head, sizeof head, &flen))
       return false;
-    }
     if (avail < flen)
       return true;
-    uint8_t *p = evbuffer_pullup(c->in, (ev_ssize_t)flen);
-    mesh_frame f;
-    rc = mesh_frame_open(&c->rx, p, flen, &f);
-    if (rc != 0) {
-      tcp_conn_close(c, frame_drop(rc), rc, true);
+    if (!one_frame(c, evbuffer_pullup(c->in, (ev_ssize_t)flen), flen))
       return false;
-    }
-    t->c->frames_received++;
-    t->c->bytes_received += flen;
-    c->last_rx = mesh_net_now(t->net);
-    int drop = 0;
-    if (c->state == TCP_FINISH) {
-      if (f.type != MESH_FRAME_FINISH || f.len != 0) {
-        drop = MESH_DROP_HANDSHAKE_MALFORMED + 1;
-      } else {
-        evbuffer_drain(c->in, flen);
-        if (c->outbound) {
-          send_control(c, MESH_FRAME_FINISH);
-          if (c->state == TCP_CLOSED)
-            return false;
-        }
-        if (!tcp_established(c))
-          return false;
-        continue;
-      }
-    } else if (f.type == MESH_FRAME_DATA) {
-      drop = data_frame(c, &f);
-    } else if (f.type != MESH_FRAME_KEEPALIVE) {
-      drop = MESH_DROP_MALFORMED + 1;
-    }
-    if (c->state == TCP_CLOSED)
-      return false; /* closed by a callback during delivery */
-    if (drop != 0) {
-      tcp_conn_close(c, drop - 1, -EBADMSG, true);
-      return false;
-    }
     evbuffer_drain(c->in, flen);
   }
   return c->state != TCP_CLOSED;
 }
 
-/* Reads up to want bytes into the input buffer through the transport's
- * scratch buffer. (libevent 2.1's evbuffer_read reads at most 4 KiB per
- * call, a loop turn per 4 KiB of bulk; reserving a large extent in the
- * buffer instead costs a large allocation per read.) Returns what read(2)
- * returned. */
-static ssize_t read_into(tcp_state *t, struct evbuffer *b, int fd, size_t want)
+/* Handles the whole frames among n bytes at p (the scratch buffer, when
+ * nothing was left over from earlier reads), so that bulk data is
+ * decrypted where it was read, without a copy. Returns the bytes used, or
+ * -1 when c was closed. */
+static long scratch_frames(tcp_conn *c, uint8_t *p, size_t n)
 {
-  if (want > READ_CHUNK)
-    want = READ_CHUNK;
-  ssize_t n = read(fd, t->scratch, want);
-  if (n > 0 && evbuffer_add(b, t->scratch, (size_t)n) != 0) {
-    errno = ENOMEM;
-    return -1;
+  size_t off = 0;
+  while ((c->state == TCP_FINISH || c->state == TCP_UP) && n - off >= MESH_FRAME_LEN_SIZE) {
+    size_t flen;
+    if (!frame_len(c, p + off, n - off, &flen))
+      return -1;
+    if (n - off < flen)
+      break;
+    if (!one_frame(c, p + off, flen))
+      return -1;
+    off += flen;
   }
-  return n;
+  return (long)off;
 }
 
+/* Every read lands in the transport's scratch buffer first (libevent
+ * 2.1's evbuffer_read reads at most 4 KiB per call, a loop turn per 4 KiB
+ * of bulk traffic). Whole frames are handled there; only a partial frame,
+ * or bytes that arrive before the handshake ends, go to the input buffer.
+ * The scratch buffer is only used within one on_read: callbacks made from
+ * here never read a socket. */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
   tcp_conn *c = arg;
@@ -562,7 +586,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
       return;
     }
   }
-  ssize_t n = read_into(t, c->in, fd, want);
+  ssize_t n = read(fd, t->scratch, want);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
       return;
@@ -577,13 +601,23 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, 0, true);
     return;
   }
+  size_t used = 0;
+  if (c->state == TCP_UP && evbuffer_get_length(c->in) == 0) {
+    long k = scratch_frames(c, t->scratch, (size_t)n);
+    if (k < 0)
+      return;
+    used = (size_t)k;
+  }
+  if (used < (size_t)n && evbuffer_add(c->in, t->scratch + used, (size_t)n - used) != 0) {
+    tcp_conn_close(c, -1, -ENOMEM, true);
+    return;
+  }
+  if (used > 0)
+    return; /* whatever is left is a partial frame */
   if (c->state == TCP_HELLO && !read_hello(c))
     return;
-  if (c->state == TCP_FINISH || c->state == TCP_UP) {
-    if (!read_frames(c))
-      return;
-  }
-  (void)t;
+  if (c->state == TCP_FINISH || c->state == TCP_UP)
+    read_frames(c);
 }
 
 static void on_connected(tcp_conn *c)

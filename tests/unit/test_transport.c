@@ -776,9 +776,13 @@ static void test_node_start_refuses_without_swarm_key(void **state)
   ident_test_mkdtemp(dir, sizeof dir);
   mesh_config cfg;
   mesh_config_init(&cfg);
+  /* The config owns its strings: replace the defaults. */
+  free(cfg.home);
   cfg.home = strdup(dir);
+  free(cfg.listen);
   cfg.listen = strdup("/ip4/127.0.0.1/tcp/0");
   snprintf(key, sizeof key, "%s/swarm.key", dir);
+  free(cfg.swarm_key);
   cfg.swarm_key = strdup(key);
   char err[512] = "";
   mesh_node *n = NULL;
