@@ -21,8 +21,9 @@
  *              file left by an earlier run is hashed first (in slices, one per
  *              loop turn) and resumed with Range: bytes=N-; a 200 answer to a
  *              range starts the file over. The hash is computed as bytes
- *              arrive, checked (hf_verify.h), the file synced and renamed into
- *              place. A file already in place with the listed size is taken as
+ *              arrive, checked (hf_verify.h), the file synced (handed to the
+ *              disk every 8 MiB as it comes, so the last sync is short) and
+ *              renamed into place. A file already in place with the listed size is taken as
  *              done: only verified files are ever renamed into place.
  *   4. Report MESH_HF_REPORT_COMPLETED, or MESH_HF_REPORT_FAILED with a
  *      negative errno and a message.
@@ -41,7 +42,11 @@
  *   -EBADMSG bad file list, hash mismatch, more bytes than listed
  *   -EMSGSIZE file list over its bounds        -EFBIG over max_bytes
  *   -ENOSPC no room (guard or a failed write)  -EIO network, after retries
+ *   -ELOOP more than 5 redirects               -EEXIST a non-file in the way
  *   -EPROTO another HTTP status                other: the file system's errno
+ * Retries (429, 408, 5xx, cut or stalled transfers) count per file since its
+ * last progress of 1 MiB, up to max_attempts, with capped exponential
+ * backoff and Retry-After; a refusal (401, 403, 404) is never retried.
  * A hash mismatch deletes that .partial file; every other failure, and a
  * cancel, keeps the partial files for a later resume.
  *
