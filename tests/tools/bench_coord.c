@@ -24,6 +24,12 @@ static double now_s(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 static size_t heap_in_use(void)
 {
   struct mallinfo2 mi = mallinfo2();
@@ -134,6 +140,11 @@ int main(int argc, char **argv)
   while (mesh_coord_pop(c, &o))
     mesh_coord_out_release(&o);
 
+  /* Per-tick times, allocated before the heap is measured. */
+  size_t max_ticks = peers * per + 16;
+  double *tick_s = calloc(max_ticks, sizeof *tick_s);
+  if (tick_s == NULL)
+    return 1;
   size_t heap0 = heap_in_use();
   double t0 = now_s();
   for (size_t i = 0; i < peers; i++) {
@@ -162,13 +173,16 @@ int main(int argc, char **argv)
     t += set.gc_grace;
   size_t ticks = 0;
   double worst_tick = 0, t2 = now_s();
-  while (mesh_coord_held_entries(c) > 0 && ticks < 10000000) {
+  size_t worst_at = 0;
+  while (mesh_coord_held_entries(c) > 0 && ticks < max_ticks) {
     double a = now_s();
     mesh_coord_tick(c, t);
     double d = now_s() - a;
-    if (d > worst_tick)
+    if (d > worst_tick) {
       worst_tick = d;
-    ticks++;
+      worst_at = ticks;
+    }
+    tick_s[ticks++] = d;
     t += 1;
   }
   double collect_s = now_s() - t2;
@@ -187,6 +201,10 @@ int main(int argc, char **argv)
   printf("gc_budget %u\n", budget);
   printf("max_work_per_tick %" PRIu64 "\n", st->gc_max_work);
   printf("worst_tick_us %.1f\n", worst_tick * 1e6);
+  printf("worst_tick_index %zu\n", worst_at);
+  qsort(tick_s, ticks, sizeof *tick_s, cmp_double);
+  printf("median_tick_us %.1f\n", ticks ? tick_s[ticks / 2] * 1e6 : 0.0);
+  free(tick_s);
   printf("heap_held_bytes %zu\n", heap_held - heap0);
   printf("heap_per_entry_bytes %.1f\n", held ? (double)(heap_held - heap0) / (double)held : 0.0);
   printf("heap_left_after_bytes %lld\n", (long long)heap_after - (long long)heap0);
