@@ -682,6 +682,11 @@ static void test_rate_caps(void **state)
   tnode_drain(&a);
   assert_int_equal(a.act_total[MESH_COORD_ACT_DELETE], 5);
   assert_true(mesh_coord_get_stats(a.c)->actions_deferred_global > 0);
+  /* The next deadline is when a token comes back, not now: a daemon that
+   * arms its timer from it does not spin. */
+  mesh_time_ms next = mesh_coord_next_deadline(a.c);
+  assert_true(next > 0);
+  assert_true(next <= 1000 / 5 + 1);
   for (mesh_time_ms t = 0; t <= 10000; t += 50)
     mesh_coord_tick(a.c, t);
   tnode_drain(&a);
@@ -764,6 +769,34 @@ static void test_digest_and_relay(void **state)
   tnode_free(&c);
 }
 
+/* Progress reports are published at most every progress_publish_interval;
+ * status changes go out within publish_interval. */
+static void test_publish_coalesced(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/m", false, 0);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  size_t docs0 = mesh_coord_get_stats(a.c)->docs_sent;
+  for (mesh_time_ms t = 100; t <= 20000; t += 100) {
+    mesh_coord_progress(a.c, "org/m", "main", t * 1000, 20000000, 1, 4, 1000000, 20000 - t, t);
+    mesh_coord_tick(a.c, t);
+  }
+  size_t progress_docs = mesh_coord_get_stats(a.c)->docs_sent - docs0;
+  /* 200 reports over 20 s, one peer: at most one document per 5 s. */
+  assert_true(progress_docs >= 3);
+  assert_true(progress_docs <= 5);
+  mesh_coord_completed(a.c, "org/m", "main", 20000000, 20050);
+  mesh_coord_tick(a.c, 20300);
+  assert_int_equal(mesh_coord_get_stats(a.c)->docs_sent - docs0, progress_docs + 1);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
 /* Cancel stops a download and removes the entry; an unknown one is an error. */
 static void test_cancel(void **state)
 {
@@ -837,6 +870,7 @@ int main(void)
       cmocka_unit_test(test_rule8_restart),
       cmocka_unit_test(test_rate_caps),
       cmocka_unit_test(test_digest_and_relay),
+      cmocka_unit_test(test_publish_coalesced),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_download_retry_limited),
   };
