@@ -4,6 +4,7 @@
  * One connection's protocol is in tcp_conn.c.
  */
 #include "net/tcp_internal.h"
+#include "src/base/platform.h"
 
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -174,7 +175,7 @@ static void target_connect(tcp_state *t, tcp_target *g)
     target_schedule(t, g, t->opt.backoff_max_ms);
     return;
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = mesh_socket_nb(ss.ss_family, SOCK_STREAM, 0);
   if (fd < 0) {
     t->c->dial_failures++;
     g->attempts++;
@@ -249,8 +250,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
   tcp_state *t = arg;
   for (int k = 0; k < ACCEPT_BATCH; k++) {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = mesh_accept_nb(lfd, NULL, NULL);
     if (fd < 0) {
+      errno = -fd;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         /* Out of descriptors: stop accepting for a moment instead of
          * spinning on a listener that stays readable. */
@@ -351,9 +353,9 @@ static int tcp_listen(void *state, const mesh_multiaddr *addr, mesh_multiaddr *b
   int rc = mesh_multiaddr_resolve(addr, &ss, &sl);
   if (rc != 0)
     return rc;
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = mesh_socket_nb(ss.ss_family, SOCK_STREAM, 0);
   if (fd < 0)
-    return -errno;
+    return fd;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
