@@ -272,7 +272,8 @@ static void pump(pair *p, int who, mesh_time_ms now)
   size_t n = o->n_sends;
   mesh_swim_send *sends = malloc((n + 1) * sizeof *sends);
   assert_non_null(sends);
-  memcpy(sends, o->sends, n * sizeof *sends);
+  if (n > 0)
+    memcpy(sends, o->sends, n * sizeof *sends);
   for (size_t i = 0; i < n; i++) {
     sends[i].buf = malloc(o->sends[i].len + 1);
     memcpy(sends[i].buf, o->sends[i].buf, o->sends[i].len);
