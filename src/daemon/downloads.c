@@ -269,17 +269,8 @@ static void on_hf_report(const mesh_hf_report *r, void *ctx)
   case MESH_HF_REPORT_LISTED:
     a->listed = true;
     if (!a->accepted) {
-      uint64_t free_bytes = 0;
-      int rc = mesh_diskexec_free_space(d->disk, &free_bytes);
-      if (rc != 0) {
-        mesh_hf_cancel(d->hf, a->hf_id);
-        drop_active(a);
-        char msg[MESH_COORD_ERROR_MAX];
-        snprintf(msg, sizeof msg, "cannot read free space of %.120s: %s", d->models_dir,
-                 mesh_strerror(rc));
-        mesh_coord_space_failed(d->coord, model, rev, msg, now);
-        break;
-      }
+      /* What is already on disk (a resumed download) needs no new room. */
+      uint64_t free_bytes = r->free_bytes + r->present_bytes;
       mesh_coord_space(d->coord, model, rev, p->total_bytes, free_bytes, now);
       drain(d); /* a DOWNLOAD action marks the transfer accepted */
       if (a->used && !a->accepted && a->hf_id == r->id) {
