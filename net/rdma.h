@@ -223,7 +223,7 @@ typedef struct mesh_rdma_config {
   bool required;               /* --transport rdma: no RDMA is an error */
   mesh_rdma_dev_options dev;   /* device, link address, sizes, queue pair cap */
   mesh_time_ms keepalive_ms;   /* RDMA keepalive period per peer (250) */
-  mesh_time_ms dead_ms;        /* peer not heard over RDMA this long: TCP (1000) */
+  mesh_time_ms dead_ms;        /* peer not heard over RDMA this long: TCP (1500) */
   mesh_time_ms backoff_min_ms; /* first RDMA retry after a fallback (1000) */
   mesh_time_ms backoff_max_ms; /* cap on the retry delay (60000) */
 } mesh_rdma_config;

@@ -14,7 +14,8 @@
  *   FALLBACK  a completion error, a failed transition, or nothing heard
  *             over RDMA for dead_ms: datagrams over TCP (one log line and a
  *             counter); after a backoff the queue pair is reset and probed
- *             again (PROBING), the backoff doubling up to its cap
+ *             again (PROBING), the backoff doubling up to its cap; a frame
+ *             from the peer (its own retry) also starts probing at once
  *
  * A keepalive frame (net/frame.h type keepalive) carries one byte: bit 0 set
  * when the sender has heard the receiver over RDMA within dead_ms. A path
@@ -100,7 +101,7 @@ void mesh_rdma_config_default(mesh_rdma_config *c)
   memset(c, 0, sizeof *c);
   mesh_rdma_dev_options_default(&c->dev);
   c->keepalive_ms = 250;
-  c->dead_ms = 1000;
+  c->dead_ms = 1500;
   c->backoff_min_ms = 1000;
   c->backoff_max_ms = 60000;
 }
@@ -233,6 +234,12 @@ static void on_recv(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, siz
   s->c->frames_received++;
   p->heard = now;
   p->ever_heard = true;
+  /* The peer is probing (its retry came before ours): our queue pair
+   * receives, so probe back now rather than wait for our own retry. */
+  if (p->path == MESH_RDMA_PATH_FALLBACK && mesh_rdma_qp_can_send(p->qp)) {
+    s->stats.retries++;
+    set_path(s, p, MESH_RDMA_PATH_PROBING, now, "");
+  }
   if (f.type == MESH_FRAME_KEEPALIVE) {
     s->stats.keepalives_received++;
     if (f.len >= 1 && (f.payload[0] & KA_HEAR) != 0) {
@@ -335,7 +342,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     switch (p->path) {
     case MESH_RDMA_PATH_PROBING:
-      if (now - p->probe_start > s->cfg.dead_ms)
+      /* Twice the silence bound: the peer's side may come up later. */
+      if (now - p->probe_start > 2 * s->cfg.dead_ms)
         set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, "the peer did not answer over RDMA");
       break;
     case MESH_RDMA_PATH_UP:
