@@ -810,8 +810,16 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
   /* A dead claim ends our epoch whatever incarnation it names: holders of
    * its tombstone refuse every record of this epoch. A suspicion older than
    * our incarnation is already refuted. */
-  if (a.epoch != s->epoch || (!a.dead && a.incarnation < s->inc) || s->leaving || s->epoch_dead) {
+  if (a.epoch != s->epoch || s->leaving || s->epoch_dead) {
     s->c.updates_ignored++;
+    return;
+  }
+  if (!a.dead && a.incarnation < s->inc) {
+    /* Already refuted, but whoever still spreads this missed our refutation:
+     * send our current record again (it rides on our next messages, the ack
+     * to a buddy ping first). */
+    s->c.updates_ignored++;
+    swim_bq_push(&s->bq, &s->self->id, s->self_upd, s->self_upd_len);
     return;
   }
   if (swim_verify(s->cache, &a.accuser, MESH_DOMAIN_ACCUSE, SWIM_TYPE_ACCUSE, u->body, u->body_len,
