@@ -29,6 +29,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/ioutil"
 	"log"
 	"math/rand"
@@ -172,17 +173,13 @@ func (t *transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 		return nil, errors.New("connection refused")
 	}
 	time.Sleep(t.net.delay)
-	a, b := net.Pipe()
-	la := &net.TCPAddr{IP: t.ip, Port: t.port}
-	ra := &net.TCPAddr{IP: dst.ip, Port: dst.port}
-	ca := &countedConn{Conn: a, local: la, remote: ra, st: &t.net.st}
-	cb := &countedConn{Conn: b, local: ra, remote: la, st: &t.net.st}
+	ca, cb := streamPair(&net.TCPAddr{IP: t.ip, Port: t.port},
+		&net.TCPAddr{IP: dst.ip, Port: dst.port}, &t.net.st)
 	select {
 	case dst.streamCh <- cb:
 		return ca, nil
 	case <-time.After(timeout):
-		a.Close()
-		b.Close()
+		ca.Close()
 		return nil, errors.New("connection timed out")
 	}
 }
@@ -194,25 +191,136 @@ func (t *transport) Shutdown() error {
 	return nil
 }
 
-// countedConn counts bytes written and, per direction, one message for the
-// first write (memberlist sends one message per direction on a stream).
-type countedConn struct {
-	net.Conn
+// half is one direction of an in-memory stream: writes never block (as with
+// a socket's buffer) and reads wait for data, close or the deadline.
+type half struct {
+	mu     sync.Mutex
+	buf    []byte
+	closed bool
+	notify chan struct{}
+}
+
+func newHalf() *half { return &half{notify: make(chan struct{}, 1)} }
+
+func (h *half) wake() {
+	select {
+	case h.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (h *half) close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.wake()
+}
+
+// streamConn is one end of an in-memory stream. It counts bytes written and,
+// per direction, one message for the first write (memberlist sends one
+// message per direction on a stream).
+type streamConn struct {
+	rd, wr        *half
 	local, remote net.Addr
 	st            *stats
 	wrote         int32
+	mu            sync.Mutex
+	rdDeadline    time.Time
+	wrDeadline    time.Time
 }
 
-func (c *countedConn) Write(b []byte) (int, error) {
+func streamPair(a, b net.Addr, st *stats) (*streamConn, *streamConn) {
+	ab, ba := newHalf(), newHalf()
+	return &streamConn{rd: ba, wr: ab, local: a, remote: b, st: st},
+		&streamConn{rd: ab, wr: ba, local: b, remote: a, st: st}
+}
+
+func (c *streamConn) Read(p []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		dl := c.rdDeadline
+		c.mu.Unlock()
+		h := c.rd
+		h.mu.Lock()
+		if len(h.buf) > 0 {
+			k := copy(p, h.buf)
+			h.buf = h.buf[k:]
+			h.mu.Unlock()
+			return k, nil
+		}
+		closed := h.closed
+		h.mu.Unlock()
+		if closed {
+			return 0, io.EOF
+		}
+		if dl.IsZero() {
+			<-h.notify
+			continue
+		}
+		left := time.Until(dl)
+		if left <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-h.notify:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	dl := c.wrDeadline
+	c.mu.Unlock()
+	if !dl.IsZero() && time.Now().After(dl) {
+		return 0, os.ErrDeadlineExceeded
+	}
+	h := c.wr
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return 0, errors.New("stream closed")
+	}
+	h.buf = append(h.buf, p...)
+	h.mu.Unlock()
+	h.wake()
 	if atomic.CompareAndSwapInt32(&c.wrote, 0, 1) {
 		atomic.AddUint64(&c.st.streamMsgs, 1)
 	}
-	atomic.AddUint64(&c.st.streamBytes, uint64(len(b)))
-	return c.Conn.Write(b)
+	atomic.AddUint64(&c.st.streamBytes, uint64(len(p)))
+	return len(p), nil
 }
 
-func (c *countedConn) LocalAddr() net.Addr  { return c.local }
-func (c *countedConn) RemoteAddr() net.Addr { return c.remote }
+func (c *streamConn) Close() error {
+	c.rd.close()
+	c.wr.close()
+	return nil
+}
+
+func (c *streamConn) LocalAddr() net.Addr  { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *streamConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+func (c *streamConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.rdDeadline = t
+	c.mu.Unlock()
+	c.rd.wake()
+	return nil
+}
+
+func (c *streamConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.wrDeadline = t
+	c.mu.Unlock()
+	return nil
+}
 
 type delegate struct {
 	meta atomic.Value
