@@ -2,6 +2,7 @@
  * Component-by-component directory walks below a model directory.
  */
 #include "coord/hf_fs.h"
+#include "src/base/platform.h"
 #include "coord/hf_tree.h"
 
 #include <errno.h>
@@ -61,12 +62,5 @@ int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *par
 
 void mesh_hf_fs_start_writeback(int fd, uint64_t off, uint64_t len)
 {
-#if defined(SYNC_FILE_RANGE_WRITE)
-  /* Advisory: a failure only means the final sync does more of the work. */
-  (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
-#else
-  (void)fd;
-  (void)off;
-  (void)len;
-#endif
+  mesh_start_writeback(fd, off, len);
 }

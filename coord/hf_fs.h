@@ -35,7 +35,7 @@ int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *par
 
 /*
  * Starts writing back [off, off + len) of fd to disk without waiting for it
- * (Linux sync_file_range; elsewhere nothing), so that the fdatasync before a
+ * (src/base/platform.h), so that the fdatasync before a
  * file's rename finds little left to flush and does not stall the event loop.
  */
 void mesh_hf_fs_start_writeback(int fd, uint64_t off, uint64_t len);

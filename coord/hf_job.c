@@ -4,6 +4,7 @@
  * retry with backoff on 429, 5xx and cut transfers.
  */
 #include "coord/hf_internal.h"
+#include "src/base/platform.h"
 #include "coord/hf_fs.h"
 #include "src/base/log.h"
 
@@ -57,8 +58,9 @@ static void job_verify(hf_job *j)
                j->f->path, j->f->lfs ? "sha256" : "git blob sha1", want, got);
     return;
   }
-  if (!c->opt.no_sync && fdatasync(j->fd) != 0) {
-    hf_dl_fail(dl, -errno, "%s: sync: %s", j->f->path, strerror(errno));
+  int sync_rc = c->opt.no_sync ? 0 : mesh_fdatasync(j->fd);
+  if (sync_rc != 0) {
+    hf_dl_fail(dl, sync_rc, "%s: sync: %s", j->f->path, strerror(-sync_rc));
     return;
   }
   if (renameat(j->pfd, j->partial, j->pfd, j->leaf) != 0) {

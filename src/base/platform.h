@@ -24,4 +24,9 @@ int mesh_accept_nb(int fd, struct sockaddr *addr, socklen_t *addrlen);
  * fsync there does not reach the disk's platter). */
 int mesh_fdatasync(int fd);
 
+/* Starts writing a file range back to disk without waiting (Linux:
+ * sync_file_range; macOS has no such call and does nothing), so that a
+ * later mesh_fdatasync has less to do. Advisory: never fails. */
+void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len);
+
 #endif

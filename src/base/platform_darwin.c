@@ -55,6 +55,13 @@ int mesh_fdatasync(int fd)
   return fsync(fd) == 0 ? 0 : -errno;
 }
 
+void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len)
+{
+  (void)fd;
+  (void)off;
+  (void)len;
+}
+
 #else
 typedef int mesh_platform_darwin_unused;
 #endif

@@ -4,6 +4,7 @@
 #include "src/base/platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 int mesh_socket_nb(int domain, int type, int protocol)
@@ -21,6 +22,12 @@ int mesh_accept_nb(int fd, struct sockaddr *addr, socklen_t *addrlen)
 int mesh_fdatasync(int fd)
 {
   return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len)
+{
+  /* A failure only means the final sync does more of the work. */
+  (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
 }
 
 #else
