@@ -132,6 +132,8 @@ class Node:
         for j in self.join:
             cmd += ["--join", j]
         cmd += self.args
+        # wrap: a command prefix run inside the namespace (unshare, faketime).
+        cmd = list(getattr(self, "wrap", ())) + cmd
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
         return cmd
@@ -190,7 +192,10 @@ class Node:
     def wipe(self):
         """Removes the node's home except its swarm key: a new peer ID next start."""
         psk = os.path.join(self.home, "swarm.key")
-        keep = open(psk, "rb").read() if os.path.exists(psk) else None
+        keep = None
+        if os.path.exists(psk):
+            with open(psk, "rb") as f:
+                keep = f.read()
         shutil.rmtree(self.home)
         os.makedirs(self.home)
         if keep is not None:
