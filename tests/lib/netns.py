@@ -77,6 +77,8 @@ def cleanup_stale():
         if _pid_alive(st.get("pid", -1)):
             continue
         _delete_names(st.get("namespaces", []))
+        for m in st.get("mounts", []):
+            run("umount", "-l", m, check=False)
         os.unlink(path)
         removed += 1
     return removed
@@ -108,6 +110,7 @@ class Cluster:
         self.bridge_ns = f"{self.tag}-br"
         self.hosts = [Host(self, i) for i in range(n)]
         self.state_path = os.path.join(STATE_DIR, f"{self.tag}.json")
+        self.mounts = []
         self._created = False
 
     def names(self):
@@ -127,8 +130,7 @@ class Cluster:
         clash = [n for n in self.names() if n in existing]
         if clash:
             raise RuntimeError(f"namespaces already exist, not ours to touch: {clash}")
-        with open(self.state_path, "w") as f:
-            json.dump({"pid": os.getpid(), "namespaces": self.names()}, f)
+        self._write_state()
         self._created = True
         run("ip", "netns", "add", self.bridge_ns)
         br = "ip", "netns", "exec", self.bridge_ns
@@ -151,10 +153,24 @@ class Cluster:
             h.exec("nft", "add", "chain", "inet", "meshfault", "out",
                    "{ type filter hook output priority 0; policy accept; }")
 
+    def _write_state(self):
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"pid": os.getpid(), "namespaces": self.names(), "mounts": self.mounts}, f)
+        os.replace(tmp, self.state_path)
+
+    def record_mount(self, path):
+        """Notes a mount made for this run, so that a run that died leaves
+        nothing mounted (cleanup_stale unmounts it)."""
+        self.mounts.append(path)
+        self._write_state()
+
     def cleanup(self):
         if not self._created:
             return
         _delete_names(self.names())
+        for m in self.mounts:
+            run("umount", "-l", m, check=False)
         try:
             os.unlink(self.state_path)
         except FileNotFoundError:

@@ -33,6 +33,8 @@ def _raise_interrupt(signum, frame):
 # SIGTERM (ctest's timeout, a CI runner stopping) unwinds like SIGINT, so the
 # context managers below remove what they made.
 signal.signal(signal.SIGTERM, _raise_interrupt)
+# Also when started with SIGINT ignored (a background job of a script).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGHUP, _raise_interrupt)
 
 
@@ -123,7 +125,7 @@ class NetMesh:
             for path in self.mounts:
                 netns.run("umount", "-l", path, check=False)
             self.cluster.cleanup()
-            if exc[0] is None:
+            if exc[0] is None or issubclass(exc[0], KeyboardInterrupt):
                 shutil.rmtree(self.root, ignore_errors=True)
             else:
                 for n in self.nodes:
@@ -143,6 +145,7 @@ class NetMesh:
     def mount_tmpfs(self, path, size):
         """A small tmpfs at path (a full disk), unmounted at exit."""
         os.makedirs(path, exist_ok=True)
+        self.cluster.record_mount(path)
         netns.run("mount", "-t", "tmpfs", "-o", f"size={size}", "meshtest", path)
         self.mounts.append(path)
 
