@@ -108,16 +108,24 @@ bool swim_suspicion_wants(const swim_suspicion *sp, const mesh_peer_id *from);
 
 typedef struct swim_bcast {
   mesh_peer_id subject; /* one queued update per subject: newer replaces older */
-  uint8_t *buf;         /* an encoded Update */
+  uint8_t *buf;         /* an encoded Update; NULL: free slot */
   size_t len;
   uint32_t transmits;
-  uint64_t id; /* insertion order: newer first among equal transmits */
+  int32_t prev, next; /* neighbours in the list of its transmit count */
 } swim_bcast;
 
+/*
+ * Items live in a slab (indices stay valid until removed); each transmit
+ * count has a list, newest first, so that picking the least-sent, newest
+ * updates costs the picks, not the queue length.
+ */
 typedef struct swim_bqueue {
-  swim_bcast *items;
-  size_t n, cap;
-  uint64_t next_id;
+  swim_bcast *items; /* slab */
+  size_t cap;
+  int32_t free_head; /* free slots, linked through next */
+  int32_t *heads;    /* heads[t]: first item sent t times, -1 if none */
+  size_t n_heads;
+  size_t n; /* queued updates */
 } swim_bqueue;
 
 void swim_bq_init(swim_bqueue *q);
