@@ -1,38 +1,73 @@
 #!/bin/sh
-# Inside the rxe VM: round-trip latency of 64 B and 4 KiB messages over
-# rdma_pingpong (net/rdma.h: UC SEND, sealed frames, completion channel)
-# against perftest's ib_send_lat -c UC, same devices, same run. ib_send_lat
-# reports one-way latency (half the round trip), so its figure is doubled.
+# Inside the rxe VM (scripts/bench-transport-rdma boots it): round-trip
+# latency of 64 B and 4 KiB messages between rxe1 (10.88.0.1) and rxe2
+# (10.88.0.2), all in the same run:
+#   ib_send_lat   perftest, UC SEND, busy-polling; it reports half the round
+#                 trip, so its figure is doubled here
+#   pingpong      tests/tools/rdma_pingpong: net/rdma.h's verbs layer and
+#                 sealed frames, waiting on the completion channel
+#   meshd rdma    tests/tools/rdma_net_bench: a datagram through meshd's peer
+#                 network with the RDMA transport (event loop, sealing,
+#                 completion channel)
+#   meshd tcp     the same over meshd's TCP transport
 # Prints one line per size:
-#   rdma size=64 ib_send_lat_rtt_us=.. pingpong_rtt_us=.. ratio=..
-# Needs MESH_BUILD and two nodes from scripts/rxe/setup-net.
+#   rdma size=64 ib_send_lat_rtt_us=.. pingpong_us=.. meshd_rdma_us=.. meshd_tcp_us=..
+# Needs MESH_BUILD; makes its own two nodes unless MESH_RXE_NET_READY=1.
 set -eu
-pp="$MESH_BUILD/tests/rdma_pingpong"
-iters=${MESH_BENCH_ITERS:-2000}
-port=7100
-for size in ${MESH_BENCH_SIZES:-64 4096}; do
-  port=$((port + 1))
-  timeout 120 ib_send_lat -c UC -d rxe1 -x 1 -s "$size" -n "$iters" -p "$port" >/tmp/lat-server.log 2>&1 &
-  spid=$!
-  # ib_send_lat's client does not retry its connect: wait for the listener.
+tools="$MESH_BUILD/tests"
+iters=${MESH_BENCH_ITERS:-1000}
+sizes=${MESH_BENCH_SIZES:-64 4096}
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "${MESH_RXE_NET_READY:-0}" != 1 ]; then
+  "$here/../../scripts/rxe/setup-net" 2 >/dev/null
+fi
+psk=/tmp/bench.key
+"$tools/transport_peer" keygen "$psk" 2>/dev/null || "$MESH_BUILD/src/meshd/meshd" keygen-psk --out "$psk" >/dev/null
+
+wait_listen() { # port: wait until something listens on it (ib_send_lat does not retry)
   i=0
-  while ! grep -q ":$(printf '%04X' "$port") 00000000:0000 0A" /proc/net/tcp 2>/dev/null; do
-    i=$((i + 1)); [ "$i" -lt 300 ] || { echo "bench: ib_send_lat server did not start"; exit 1; }
+  while ! grep -q ":$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp 2>/dev/null; do
+    i=$((i + 1)); [ "$i" -lt 300 ] || { echo "bench: nothing listens on $1" >&2; return 1; }
     sleep 0.1
   done
+}
+
+net_bench() { # transport size port
+  "$tools/rdma_net_bench" serve --psk "$psk" --listen "10.88.0.1:$3" --transport "$1" \
+    --rdma-device rxe1 >/tmp/nb-serve.log 2>&1 &
+  spid=$!
+  wait_listen "$3"
+  out=$(timeout 300 "$tools/rdma_net_bench" bench --psk "$psk" --listen "10.88.0.2:$(($3 + 1))" \
+        --connect "10.88.0.1:$3" --transport "$1" --rdma-device rxe2 --size "$2" --count "$iters")
+  kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
+  echo "$out" | sed -n "s/^p50_us \([0-9.]*\) .* via $1 .*/\1/p"
+}
+
+port=7100
+for size in $sizes; do
+  port=$((port + 10))
+  timeout 120 ib_send_lat -c UC -d rxe1 -x 1 -s "$size" -n "$iters" -p "$port" >/dev/null 2>&1 &
+  spid=$!
+  wait_listen "$port"
   lat=$(timeout 120 ib_send_lat -c UC -d rxe2 -x 1 -s "$size" -n "$iters" -p "$port" 10.88.0.1 |
         awk -v s="$size" '$1 == s && NF >= 5 { print $5 }')
   wait "$spid" || true
-  port=$((port + 1))
-  "$pp" server --dev rxe1 --addr 10.88.0.1 --port "$port" --buf 8192 >/tmp/pp-bench-server.log 2>&1 &
+
+  "$tools/rdma_pingpong" server --dev rxe1 --addr 10.88.0.1 --port "$((port + 1))" --buf 8192 \
+    >/dev/null 2>&1 &
   spid=$!
-  pp_rtt=$(timeout 300 "$pp" client --dev rxe2 --addr 10.88.0.2 --server "10.88.0.1:$port" --buf 8192 \
-           --test bench --sizes "$size" --iters "$iters" | sed -n 's/^bench .*p50_us=\([0-9.]*\).*/\1/p')
+  pp=$(timeout 300 "$tools/rdma_pingpong" client --dev rxe2 --addr 10.88.0.2 \
+       --server "10.88.0.1:$((port + 1))" --buf 8192 --test bench --sizes "$size" --iters "$iters" |
+       sed -n 's/^bench .*p50_us=\([0-9.]*\).*/\1/p')
   wait "$spid" || true
-  if [ -z "$lat" ] || [ -z "$pp_rtt" ]; then
-    echo "bench: size $size: no figure (ib_send_lat '$lat', pingpong '$pp_rtt')"
+
+  mr=$(net_bench rdma "$size" "$((port + 2))")
+  mt=$(net_bench tcp "$size" "$((port + 4))")
+  if [ -z "$lat" ] || [ -z "$pp" ] || [ -z "$mr" ] || [ -z "$mt" ]; then
+    echo "bench: size $size: missing figure (ib_send_lat '$lat' pingpong '$pp' meshd rdma '$mr' meshd tcp '$mt')"
     exit 1
   fi
-  awk -v s="$size" -v l="$lat" -v p="$pp_rtt" 'BEGIN {
-    printf "rdma size=%d ib_send_lat_rtt_us=%.1f pingpong_rtt_us=%.1f ratio=%.2f\n", s, 2 * l, p, p / (2 * l) }'
+  awk -v s="$size" -v l="$lat" -v p="$pp" -v r="$mr" -v t="$mt" 'BEGIN {
+    printf "rdma size=%d ib_send_lat_rtt_us=%.1f pingpong_us=%.1f meshd_rdma_us=%.1f meshd_tcp_us=%.1f\n",
+      s, 2 * l, p, r, t }'
 done
