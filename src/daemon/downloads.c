@@ -254,6 +254,27 @@ static void on_timer(void *arg, mesh_time_ms now)
   drain(d);
 }
 
+typedef struct status_probe {
+  const char *model;
+  const char *rev;
+  int status; /* 0 when there is no such own entry */
+} status_probe;
+
+static void probe_entry(void *arg, const mesh_coord_view_entry *ve)
+{
+  status_probe *p = arg;
+  if (ve->own && strcmp(ve->e->model_id, p->model) == 0 && strcmp(ve->e->revision, p->rev) == 0)
+    p->status = (int)ve->e->status;
+}
+
+/* The status of this node's entry for (model, rev), or 0 when it has none. */
+static int own_status(mesh_downloads *d, const char *model, const char *rev)
+{
+  status_probe p = {.model = model, .rev = rev};
+  mesh_coord_visit(d->coord, mesh_loop_now(d->loop), probe_entry, &p);
+  return p.status;
+}
+
 static void on_hf_report(const mesh_hf_report *r, void *ctx)
 {
   mesh_downloads *d = ctx;
@@ -274,9 +295,16 @@ static void on_hf_report(const mesh_hf_report *r, void *ctx)
       mesh_coord_space(d->coord, model, rev, p->total_bytes, free_bytes, now);
       drain(d); /* a DOWNLOAD action marks the transfer accepted */
       if (a->used && !a->accepted && a->hf_id == r->id) {
-        /* Refused by the size guard: stop before the first byte. */
-        mesh_hf_cancel(d->hf, a->hf_id);
-        drop_active(a);
+        int st = own_status(d, model, rev);
+        if (st == MESH_COORD_PENDING || st == MESH_COORD_ONGOING) {
+          /* Accepted, its DOWNLOAD only held back by a rate limit: the
+           * transfer goes on and that action will find it running. */
+          a->accepted = true;
+        } else {
+          /* Refused by the size guard (or gone): stop before the first byte. */
+          mesh_hf_cancel(d->hf, a->hf_id);
+          drop_active(a);
+        }
       }
     } else {
       mesh_coord_progress(d->coord, model, rev, p->done_bytes, p->total_bytes, p->files_done,
