@@ -137,6 +137,9 @@ typedef struct mesh_rdma_dev_options {
 } mesh_rdma_dev_options;
 
 void mesh_rdma_dev_options_default(mesh_rdma_dev_options *o);
+/* -EINVAL with a reason in why when an option is out of range or addr is
+ * not an IPv4 address (checked before any device is touched). */
+int mesh_rdma_dev_options_check(const mesh_rdma_dev_options *o, char *why, size_t whylen);
 
 /*
  * Opens a device, its protection domain, completion channel (non-blocking

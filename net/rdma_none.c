@@ -21,8 +21,15 @@ void mesh_rdma_dev_options_default(mesh_rdma_dev_options *o)
 int mesh_rdma_dev_open(const mesh_rdma_dev_options *o, mesh_rdma_dev **out, char *why,
                        size_t whylen)
 {
-  (void)o;
   *out = NULL;
+  mesh_rdma_dev_options def;
+  if (o == NULL) {
+    mesh_rdma_dev_options_default(&def);
+    o = &def;
+  }
+  int rc = mesh_rdma_dev_options_check(o, why, whylen);
+  if (rc != 0)
+    return rc;
   if (why != NULL && whylen > 0)
     snprintf(why, whylen, "this meshd was built without libibverbs");
   return -ENOSYS;

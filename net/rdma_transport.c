@@ -10,7 +10,9 @@
  *
  *   PROBING   keepalives go over RDMA; datagrams over TCP
  *   UP        the peer said (in its keepalives) that it hears us over RDMA:
- *             datagrams go over RDMA
+ *             datagrams go over RDMA, except while in doubt (no such
+ *             keepalive for 3 periods), when they take TCP without a
+ *             fallback being declared
  *   FALLBACK  a completion error, a failed transition, or nothing heard
  *             over RDMA for dead_ms: datagrams over TCP (one log line and a
  *             counter); after a backoff the queue pair is reset and probed
@@ -533,7 +535,12 @@ static bool rdma_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
   if (cls != MESH_CLASS_DATAGRAM)
     return false;
   rpeer *p = find_peer(s, peer);
-  return p != NULL && p->path == MESH_RDMA_PATH_UP && mesh_rdma_qp_can_send(p->qp);
+  if (p == NULL || p->path != MESH_RDMA_PATH_UP || !mesh_rdma_qp_can_send(p->qp))
+    return false;
+  /* In doubt (a few keepalives missed, not yet dead_ms), datagrams take TCP
+   * without a fallback: the membership protocol must not lose probes to a
+   * path that may be dead while the silence bound runs. */
+  return mesh_net_now(s->net) - p->heard_us <= 3 * s->cfg.keepalive_ms;
 }
 
 static int rdma_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
@@ -542,7 +549,7 @@ static int rdma_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mes
   rstate *s = state;
   rpeer *p = find_peer(s, peer);
   if (p == NULL || p->path != MESH_RDMA_PATH_UP || cls != MESH_CLASS_DATAGRAM)
-    return -ENOTCONN;
+    return -ENOTCONN; /* can_send said no: the net does not call this then */
   if (len > s->frame_max || mesh_frame_wire_size(len) > mesh_rdma_qp_max_frame(p->qp)) {
     s->c->dropped[MESH_DROP_OVERSIZE]++;
     return -EMSGSIZE;

@@ -154,16 +154,12 @@ int mesh_rdma_dev_open(const mesh_rdma_dev_options *o, mesh_rdma_dev **out, char
     opt = *o;
   else
     mesh_rdma_dev_options_default(&opt);
-  if (opt.buf_size < MESH_RDMA_BUF_MIN || opt.buf_size > MESH_RDMA_BUF_MAX || opt.depth < 1 ||
-      opt.send_depth < 1 || opt.max_qps < 1 || opt.max_qps > 256) {
-    say(why, whylen, "RDMA options out of range");
-    return -EINVAL;
-  }
-  struct in_addr addr;
-  if (opt.addr != NULL && inet_pton(AF_INET, opt.addr, &addr) != 1) {
-    say(why, whylen, "RDMA address %s is not an IPv4 address", opt.addr);
-    return -EINVAL;
-  }
+  int rc = mesh_rdma_dev_options_check(&opt, why, whylen);
+  if (rc != 0)
+    return rc;
+  struct in_addr addr = {0};
+  if (opt.addr != NULL)
+    inet_pton(AF_INET, opt.addr, &addr); /* checked above */
 
   errno = 0;
   int ndev = 0;
@@ -177,7 +173,7 @@ int mesh_rdma_dev_open(const mesh_rdma_dev_options *o, mesh_rdma_dev **out, char
     return e == ENOSYS ? -ENOSYS : -e;
   }
   mesh_rdma_dev *d = calloc(1, sizeof *d);
-  int rc = -ENODEV;
+  rc = -ENODEV;
   if (d == NULL) {
     ibv_free_device_list(list);
     return -ENOMEM;

@@ -7,8 +7,10 @@
 
 #include "proto/rdma.pb-c.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #define QPN_MAX 0xffffffu /* 24 bits */
@@ -194,4 +196,21 @@ const char *mesh_rdma_path_name(mesh_rdma_path p)
     return "tcp-fallback";
   }
   return "unknown";
+}
+
+int mesh_rdma_dev_options_check(const mesh_rdma_dev_options *o, char *why, size_t whylen)
+{
+  struct in_addr addr;
+  if (o->buf_size < MESH_RDMA_BUF_MIN || o->buf_size > MESH_RDMA_BUF_MAX || o->depth < 1 ||
+      o->send_depth < 1 || o->max_qps < 1 || o->max_qps > 256) {
+    if (why != NULL && whylen > 0)
+      snprintf(why, whylen, "RDMA options out of range");
+    return -EINVAL;
+  }
+  if (o->addr != NULL && inet_pton(AF_INET, o->addr, &addr) != 1) {
+    if (why != NULL && whylen > 0)
+      snprintf(why, whylen, "RDMA address %s is not an IPv4 address", o->addr);
+    return -EINVAL;
+  }
+  return 0;
 }
