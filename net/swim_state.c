@@ -1165,8 +1165,11 @@ int mesh_swim_join(mesh_swim *s, const char *const *seeds, size_t n, mesh_time_m
      * step. */
     s->next_probe = now + mesh_rng_below(s->rng, s->cfg.probe_interval_ms);
     s->next_gossip = now + mesh_rng_below(s->rng, s->cfg.gossip_interval_ms);
-    s->next_push_pull = now + s->cfg.push_pull_interval_ms / 2 +
-                        mesh_rng_below(s->rng, s->cfg.push_pull_interval_ms);
+    /* The first anti-entropy round comes early: a view is most likely
+     * incomplete while members are joining at the same time, and gossip
+     * alone may run out of retransmits before news reaches everyone. */
+    s->next_push_pull = now + 2 * (mesh_time_ms)s->cfg.probe_interval_ms +
+                        mesh_rng_below(s->rng, 4 * (mesh_time_ms)s->cfg.probe_interval_ms);
     s->next_reap = now + REAP_PERIOD_MS;
   }
   s->joined = n == 0;
