@@ -66,6 +66,17 @@ struct mesh_api {
   char bound[128];                              /* the address bound, for messages */
   char *unix_path;                              /* owned; removed on free; NULL for TCP */
   uint64_t counts[EP_COUNT][NSTATUS];           /* answers by endpoint and status */
+  uint64_t next_ticket;                         /* last ticket handed out */
+  uint64_t current_ticket;                      /* the command op running now, or 0 */
+  struct api_pending {
+    uint64_t ticket;               /* 0: free slot */
+    struct evhttp_request *req;    /* held open until the answer */
+    enum api_endpoint ep;          /* for counting */
+    char node[MESH_API_NODE_ID_MAX];
+    char model[MESH_API_MODEL_ID_MAX];
+    struct event *timer;           /* the timeout */
+    struct mesh_api *api;          /* back pointer for the callbacks */
+  } pending[MESH_API_MAX_PENDING];
 };
 
 int mesh_api_http_status(int err)
@@ -411,6 +422,97 @@ static const char *body_of(struct evhttp_request *req, size_t *len)
   return (const char *)evbuffer_pullup(in, -1);
 }
 
+static void pending_release(struct api_pending *p)
+{
+  if (p->timer != NULL) {
+    event_free(p->timer);
+    p->timer = NULL;
+  }
+  if (p->req != NULL)
+    evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+  p->ticket = 0;
+  p->req = NULL;
+}
+
+/* The client went away while its command was pending: forget the request
+ * (libevent frees it). */
+static void pending_closed(struct evhttp_connection *conn, void *arg)
+{
+  struct api_pending *p = arg;
+  p->req = NULL;
+  pending_release(p);
+}
+
+static void pending_timeout(evutil_socket_t fd, short what, void *arg)
+{
+  struct api_pending *p = arg;
+  mesh_api *api = p->api;
+  struct evhttp_request *req = p->req;
+  enum api_endpoint ep = p->ep;
+  char node[MESH_API_NODE_ID_MAX];
+  snprintf(node, sizeof(node), "%s", p->node);
+  pending_release(p);
+  if (req != NULL)
+    send_error(api, req, ep, 504,
+               "no answer from node %s within %d s; the command may still be carried out", node,
+               MESH_API_PENDING_TIMEOUT_MS / 1000);
+}
+
+/* Holds req open until mesh_api_command_done(ticket) or the timeout.
+ * Returns 0, or -EBUSY when too many commands are pending. */
+static int pending_hold(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
+                        uint64_t ticket, const mesh_api_cmd *cmd)
+{
+  for (size_t i = 0; i < MESH_API_MAX_PENDING; i++) {
+    struct api_pending *p = &api->pending[i];
+    if (p->ticket != 0)
+      continue;
+    p->timer = evtimer_new(api->base, pending_timeout, p);
+    if (p->timer == NULL)
+      return -ENOMEM;
+    p->ticket = ticket;
+    p->req = req;
+    p->ep = ep;
+    p->api = api;
+    snprintf(p->node, sizeof(p->node), "%s", cmd->node);
+    snprintf(p->model, sizeof(p->model), "%s", cmd->model);
+    struct timeval tv = {MESH_API_PENDING_TIMEOUT_MS / 1000, (MESH_API_PENDING_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(p->timer, &tv);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), pending_closed, p);
+    return 0;
+  }
+  return -EBUSY;
+}
+
+uint64_t mesh_api_current_ticket(const mesh_api *api)
+{
+  return api->current_ticket;
+}
+
+int mesh_api_command_done(mesh_api *api, uint64_t ticket, int rc, const char *message)
+{
+  for (size_t i = 0; i < MESH_API_MAX_PENDING; i++) {
+    struct api_pending *p = &api->pending[i];
+    if (p->ticket != ticket || ticket == 0)
+      continue;
+    struct evhttp_request *req = p->req;
+    enum api_endpoint ep = p->ep;
+    json_t *j = NULL;
+    if (rc == 0)
+      j = json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "targetNodeId", p->node, "modelId", p->model,
+                    "message", message != NULL ? message : "");
+    pending_release(p);
+    if (req == NULL)
+      return 0;
+    if (rc == 0)
+      send_json(api, req, ep, 200, j);
+    else
+      send_backend_error(api, req, ep, rc, message);
+    return 0;
+  }
+  return -ENOENT;
+}
+
 static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
                            const char *delete_rest)
 {
@@ -433,6 +535,7 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
     return;
   }
   why[0] = '\0';
+  api->current_ticket = ++api->next_ticket;
   switch (ep) {
   case EP_DOWNLOAD_START:
     rc = api->ops->start(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
@@ -444,8 +547,19 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
     rc = api->ops->cancel(api->ctx, cmd.node, cmd.model, why, sizeof(why));
     break;
   }
+  uint64_t ticket = api->current_ticket;
+  api->current_ticket = 0;
   if (rc < 0) {
     send_backend_error(api, req, ep, rc, why);
+    return;
+  }
+  if (rc == MESH_API_PENDING) {
+    /* Carried to another node: answer when it answers. */
+    int hold = pending_hold(api, req, ep, ticket, &cmd);
+    if (hold != 0)
+      send_error(api, req, ep, 503,
+                 "too many commands waiting for other nodes; the command was sent to %s",
+                 cmd.node);
     return;
   }
   LOG_INFO("api", "%s %s on %s accepted", endpoint_names[ep], cmd.model, cmd.node);
@@ -851,6 +965,9 @@ void mesh_api_free(mesh_api *api)
 {
   if (api == NULL)
     return;
+  for (size_t i = 0; i < MESH_API_MAX_PENDING; i++)
+    if (api->pending[i].ticket != 0)
+      pending_release(&api->pending[i]);
   if (api->http != NULL)
     evhttp_free(api->http);
   if (api->unix_path != NULL) {

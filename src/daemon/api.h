@@ -193,6 +193,19 @@ typedef struct mesh_api_backend_ops {
   int (*leave)(void *ctx, char *err, size_t errlen);
 } mesh_api_backend_ops;
 
+/*
+ * Commands carried to another node. A command op may return
+ * MESH_API_PENDING: the command was handed to the target node and its
+ * answer comes later. The request is then held open (at most
+ * MESH_API_MAX_PENDING at once, each for at most MESH_API_PENDING_TIMEOUT_MS)
+ * until the backend calls mesh_api_command_done with the ticket that
+ * mesh_api_current_ticket gave it during the op; past the timeout the client
+ * gets 504, saying the command may still be carried out.
+ */
+#define MESH_API_PENDING 1
+#define MESH_API_MAX_PENDING 64
+#define MESH_API_PENDING_TIMEOUT_MS 10000
+
 typedef struct mesh_api_options {
   const char *addr;  /* NULL: MESH_API_DEFAULT_ADDR */
   const char *token; /* NULL or "": no token (loopback only) */
@@ -212,6 +225,14 @@ int mesh_api_new(struct event_base *base, const mesh_api_options *opt,
                  size_t errlen);
 /* Stops listening, drops open connections, removes a Unix socket file. */
 void mesh_api_free(mesh_api *api);
+
+/* During a command op: the ticket that will name this request's answer.
+ * 0 outside a command op. */
+uint64_t mesh_api_current_ticket(const mesh_api *api);
+/* The answer to a pending command: rc 0 (message says what was done) or a
+ * negative errno with the target's message. Unknown or expired tickets are
+ * ignored (returns -ENOENT). */
+int mesh_api_command_done(mesh_api *api, uint64_t ticket, int rc, const char *message);
 /* The address actually bound ("127.0.0.1:40123" after port 0, or
  * "unix:PATH"), into buf of len bytes. */
 void mesh_api_address(const mesh_api *api, char *buf, size_t len);

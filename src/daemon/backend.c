@@ -187,23 +187,59 @@ static int be_journal(void *ctx, size_t limit, mesh_api_journal_fn fn, void *arg
   return 0;
 }
 
+/* Runs a command; one carried to another node returns MESH_API_PENDING and
+ * its API request waits for the target's answer. */
+static int be_command(mesh_daemon *d, mesh_coord_cmd_kind kind, const char *node,
+                      const char *model, const char *revision, char *err, size_t errlen)
+{
+  uint64_t seq = 0;
+  int rc = mesh_downloads_command(d->dl, kind, node, model, revision, &seq, err, errlen);
+  if (rc != 0 || seq == 0)
+    return rc;
+  /* A free slot, else the oldest: its request has timed out long ago (the
+   * API holds at most as many as there are slots, each for a bounded time). */
+  size_t slot = 0;
+  for (size_t i = 0; i < MESH_API_MAX_PENDING; i++) {
+    if (d->waiting[i].seq == 0) {
+      slot = i;
+      break;
+    }
+    if (d->waiting[i].seq < d->waiting[slot].seq)
+      slot = i;
+  }
+  d->waiting[slot].seq = seq;
+  d->waiting[slot].ticket = mesh_api_current_ticket(d->api);
+  return MESH_API_PENDING;
+}
+
+void mesh_daemon_command_result(void *arg, uint64_t seq, int code, const char *message)
+{
+  mesh_daemon *d = arg;
+  for (size_t i = 0; i < MESH_API_MAX_PENDING; i++) {
+    if (d->waiting[i].seq != seq)
+      continue;
+    uint64_t ticket = d->waiting[i].ticket;
+    d->waiting[i].seq = 0;
+    if (d->api != NULL)
+      mesh_api_command_done(d->api, ticket, code, message);
+    return;
+  }
+}
+
 static int be_start(void *ctx, const char *node, const char *model, const char *revision,
                     char *err, size_t errlen)
 {
-  mesh_daemon *d = ctx;
-  return mesh_downloads_command(d->dl, MESH_COORD_CMD_START, node, model, revision, err, errlen);
+  return be_command(ctx, MESH_COORD_CMD_START, node, model, revision, err, errlen);
 }
 
 static int be_delete(void *ctx, const char *node, const char *model, char *err, size_t errlen)
 {
-  mesh_daemon *d = ctx;
-  return mesh_downloads_command(d->dl, MESH_COORD_CMD_DELETE, node, model, NULL, err, errlen);
+  return be_command(ctx, MESH_COORD_CMD_DELETE, node, model, NULL, err, errlen);
 }
 
 static int be_cancel(void *ctx, const char *node, const char *model, char *err, size_t errlen)
 {
-  mesh_daemon *d = ctx;
-  return mesh_downloads_command(d->dl, MESH_COORD_CMD_CANCEL, node, model, NULL, err, errlen);
+  return be_command(ctx, MESH_COORD_CMD_CANCEL, node, model, NULL, err, errlen);
 }
 
 static int be_gc(void *ctx, uint64_t *collected, char *err, size_t errlen)

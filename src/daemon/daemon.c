@@ -62,6 +62,7 @@ int mesh_daemon_run(const mesh_config *cfg, bool *restart)
     goto fail;
   if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, sizeof err)) != 0)
     goto fail;
+  mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
   mesh_api_options ao = {.addr = cfg->api, .token = cfg->api_token};
   if ((rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d,
                          &d.api, err, sizeof err)) != 0)

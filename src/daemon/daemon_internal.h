@@ -18,7 +18,14 @@ typedef struct mesh_daemon {
   mesh_time_ms started_at;                /* loop time at start */
   char self_text[MESH_PEER_ID_TEXT_MAX];  /* this node's peer ID text */
   bool stopping;                          /* a stop was asked for once */
+  struct {
+    uint64_t seq;    /* the command's number at the target; 0: free */
+    uint64_t ticket; /* the API request waiting for its answer */
+  } waiting[MESH_API_MAX_PENDING];        /* API requests waiting for other nodes */
 } mesh_daemon;
+
+/* An answer of another node arrived: completes the API request waiting. */
+void mesh_daemon_command_result(void *arg, uint64_t seq, int code, const char *message);
 
 extern const mesh_api_backend_ops mesh_daemon_backend;
 

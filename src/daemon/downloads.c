@@ -44,6 +44,8 @@ struct mesh_downloads {
   mesh_coord_out batch[BATCH_MAX]; /* store items of this drain */
   size_t n_batch;
   bool draining; /* re-entry guard: results fed back while draining */
+  mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
+  void *result_arg;
   mesh_downloads_counters counters;
 };
 
@@ -222,6 +224,9 @@ static void drain(mesh_downloads *d)
       else
         LOG_WARN("downloads", "command %llu refused by %s: %s",
                  (unsigned long long)item.u.result.seq, id, item.u.result.message);
+      if (d->result_fn != NULL)
+        d->result_fn(d->result_arg, item.u.result.seq, item.u.result.code,
+                     item.u.result.message);
       mesh_coord_out_release(&item);
       break;
     }
@@ -491,8 +496,15 @@ void mesh_downloads_free(mesh_downloads *d)
   free(d);
 }
 
+void mesh_downloads_on_result(mesh_downloads *d, mesh_downloads_result_fn fn, void *arg)
+{
+  d->result_fn = fn;
+  d->result_arg = arg;
+}
+
 int mesh_downloads_command(mesh_downloads *d, mesh_coord_cmd_kind kind, const char *node_text,
-                           const char *model, const char *revision, char *msg, size_t msglen)
+                           const char *model, const char *revision, uint64_t *seq_out, char *msg,
+                           size_t msglen)
 {
   mesh_peer_id target;
   const mesh_peer_id *tp = NULL;
@@ -507,6 +519,8 @@ int mesh_downloads_command(mesh_downloads *d, mesh_coord_cmd_kind kind, const ch
   mesh_coord_cmd cmd = {.kind = kind, .model_id = model, .revision = revision, .target = tp};
   uint64_t seq = 0;
   int rc = mesh_coord_command(d->coord, &cmd, mesh_loop_now(d->loop), &seq, msg, msglen);
+  if (seq_out != NULL)
+    *seq_out = rc == 0 && tp != NULL ? seq : 0;
   drain(d);
   return rc;
 }

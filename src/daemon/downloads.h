@@ -44,9 +44,16 @@ void mesh_downloads_free(mesh_downloads *d);
 
 /* A command from the control API. node_text is the target's peer ID text
  * (NULL or this node's ID: this node). Returns 0 or a negative errno with
- * msg set (see mesh_coord_command). */
+ * msg set (see mesh_coord_command). *seq (may be NULL) receives the number
+ * the target's answer will carry when the command was sent to another node,
+ * else 0. */
 int mesh_downloads_command(mesh_downloads *d, mesh_coord_cmd_kind kind, const char *node_text,
-                           const char *model, const char *revision, char *msg, size_t msglen);
+                           const char *model, const char *revision, uint64_t *seq, char *msg,
+                           size_t msglen);
+
+/* The answer of another node to a command this node sent it. */
+typedef void (*mesh_downloads_result_fn)(void *arg, uint64_t seq, int code, const char *message);
+void mesh_downloads_on_result(mesh_downloads *d, mesh_downloads_result_fn fn, void *arg);
 /* Runs a collection pass now; *collected receives the entries freed. */
 int mesh_downloads_gc(mesh_downloads *d, uint64_t *collected);
 

@@ -28,10 +28,18 @@ class StateShape(unittest.TestCase):
             st, body = a.post("/download/start", {"targetNodeId": ids[0], "modelId": MODEL,
                                                  "revision": "main"})
             self.assertIn(st, (200, 202), body)
-            # A command for another node travels to it and is carried out there.
+            # A command for another node travels to it and is carried out
+            # there; the API answers with the target's own answer.
             st, body = a.post("/download/start", {"targetNodeId": ids[1],
                                                  "modelId": "acme/missing", "revision": "main"})
-            self.assertIn(st, (200, 202), body)
+            self.assertEqual(st, 200, body)
+            self.assertTrue(body["ok"])
+            self.assertRegex(body["message"], "pending")
+            # A refusal by the target comes back as an error with its reason.
+            st, body = a.post("/download/cancel", {"targetNodeId": ids[2],
+                                                  "modelId": "acme/other"})
+            self.assertEqual(st, 404, body)
+            self.assertRegex(body["error"], "no download of acme/other")
 
             def settled():
                 s = c.state()["downloads"]
