@@ -186,7 +186,8 @@ class Cluster:
             h.exec("nft", "flush", "chain", "inet", "meshfault", "in")
             if percent > 0:
                 h.exec("nft", "add", "rule", "inet", "meshfault", "in", "iifname", h.veth,
-                       "numgen", "random", "mod", "100", "<", str(int(percent)), "drop")
+                       "numgen", "random", "mod", "100", "<", str(int(percent)), "counter",
+                       "drop")
 
     def partition(self, side_a, side_b, oneway=False):
         """Cuts traffic from side_a to side_b (and back unless oneway)."""
@@ -204,6 +205,11 @@ class Cluster:
             h.exec("nft", "flush", "chain", "inet", "meshfault", "out")
 
     def dropped(self, host):
-        """Packets host's fault rules dropped so far (from nft counters if any)."""
+        """Packets host's current fault rules dropped so far (their counters)."""
         out = host.exec("nft", "list", "table", "inet", "meshfault", capture=True)
-        return out
+        total = 0
+        words = out.split()
+        for i, w in enumerate(words[:-1]):
+            if w == "packets":
+                total += int(words[i + 1])
+        return total

@@ -371,8 +371,7 @@ int main(int argc, char **argv)
     else
       return usage();
   }
-  if (argc % 2 == 0 || psk_path == NULL || connect_to == NULL || victim == NULL ||
-      witness == NULL)
+  if (argc % 2 == 0 || psk_path == NULL || connect_to == NULL || victim == NULL || witness == NULL)
     return usage();
   char err[256];
   mesh_psk psk;
@@ -393,8 +392,9 @@ int main(int argc, char **argv)
   r.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t sl = sizeof la;
-  if (r.rec == NULL || r.listen_fd < 0 || bind(r.listen_fd, (struct sockaddr *)&la, sizeof la) != 0 ||
-      listen(r.listen_fd, 1) != 0 || getsockname(r.listen_fd, (struct sockaddr *)&la, &sl) != 0) {
+  if (r.rec == NULL || r.listen_fd < 0 ||
+      bind(r.listen_fd, (struct sockaddr *)&la, sizeof la) != 0 || listen(r.listen_fd, 1) != 0 ||
+      getsockname(r.listen_fd, (struct sockaddr *)&la, &sl) != 0) {
     fprintf(stderr, "hostile_peer: relay: %s\n", strerror(errno));
     return 1;
   }
