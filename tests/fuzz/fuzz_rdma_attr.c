@@ -62,6 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, p, len);
     mesh_frame f;
     (void)mesh_rdma_link_open(&l, buf, len, &f);
+    if (end - q < 2)
+      break;
     p = q + 2;
   }
   mesh_rdma_link_clear(&l);
