@@ -80,6 +80,8 @@ struct mesh_swim {
   size_t n_relays;
 
   mesh_time_ms next_probe, next_gossip, next_push_pull, next_reap, next_join;
+  mesh_time_ms
+      early_push_pull; /* push-pull period after joining: doubles up to the configured one */
   char **seeds;
   size_t n_seeds;
 
@@ -1121,7 +1123,12 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
     gossip(s, now, out);
   }
   if (now >= s->next_push_pull) {
-    s->next_push_pull = now + swim_push_pull_scale(s->cfg.push_pull_interval_ms, s->n_view + 1);
+    mesh_time_ms period = swim_push_pull_scale(s->cfg.push_pull_interval_ms, s->n_view + 1);
+    if (s->early_push_pull < period) {
+      period = s->early_push_pull;
+      s->early_push_pull *= 2;
+    }
+    s->next_push_pull = now + period;
     swim_member *t;
     if (!s->leaving && pick_random(s, 1, ok_view, NULL, now, &t) == 1)
       send_push_pull(s, &t->id, NULL, false, false, out);
@@ -1165,11 +1172,14 @@ int mesh_swim_join(mesh_swim *s, const char *const *seeds, size_t n, mesh_time_m
      * step. */
     s->next_probe = now + mesh_rng_below(s->rng, s->cfg.probe_interval_ms);
     s->next_gossip = now + mesh_rng_below(s->rng, s->cfg.gossip_interval_ms);
-    /* The first anti-entropy round comes early: a view is most likely
-     * incomplete while members are joining at the same time, and gossip
-     * alone may run out of retransmits before news reaches everyone. */
+    /* The first anti-entropy rounds come early (after 2-6 probe intervals,
+     * then a period doubling from 4 intervals up to the configured one): a
+     * view is most likely incomplete while members are joining at the same
+     * time, and gossip alone may run out of retransmits before news about
+     * one joiner reaches another. */
     s->next_push_pull = now + 2 * (mesh_time_ms)s->cfg.probe_interval_ms +
                         mesh_rng_below(s->rng, 4 * (mesh_time_ms)s->cfg.probe_interval_ms);
+    s->early_push_pull = 4 * (mesh_time_ms)s->cfg.probe_interval_ms;
     s->next_reap = now + REAP_PERIOD_MS;
   }
   s->joined = n == 0;
