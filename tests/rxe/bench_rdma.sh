@@ -40,7 +40,7 @@ net_bench() { # transport size port
   wait_listen "$3"
   out=$(timeout 300 "$tools/rdma_net_bench" bench --psk "$psk" --listen "10.88.0.2:$(($3 + 1))" \
         --connect "10.88.0.1:$3" --transport "$1" --rdma-device rxe2 --size "$2" --count "$iters")
-  kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
+  kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
   echo "$out" | sed -n "s/^p50_us \([0-9.]*\) .* via $1 .*/\1/p"
 }
 
@@ -70,7 +70,7 @@ for size in $sizes; do
   ps=$(timeout 300 "$tools/rdma_pingpong" client --dev rxe2 --addr 10.88.0.2 \
        --server "10.88.0.1:$((port + 6))" --buf 8192 --test bench --sizes "$size" --iters "$iters" \
        --spin | sed -n 's/^bench .*p50_us=\([0-9.]*\).*/\1/p')
-  kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
+  kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
 
   mr=$(net_bench rdma "$size" "$((port + 2))")
   mt=$(net_bench tcp "$size" "$((port + 4))")
