@@ -311,9 +311,11 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
         cfg->tombstone_ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->tombstone_ttl_ms;
   sc.addrs = m->addr_ptrs;
   sc.n_addrs = m->n_addrs;
-  static const mesh_swim_transport tcp_only[] = {{.name = "tcp"}};
-  sc.transports = tcp_only;
-  sc.n_transports = 1;
+  /* What this node offers; the RDMA attributes themselves travel in each
+   * connection's signed handshake, per queue pair. */
+  static const mesh_swim_transport offered[] = {{.name = "tcp"}, {.name = "rdma"}};
+  sc.transports = offered;
+  sc.n_transports = mesh_net_counters_of(m->net, "rdma") != NULL ? 2 : 1;
   sc.agent = "meshd/" MESH_VERSION;
   sc.host = m->host[0] != '\0' ? m->host : NULL;
   if ((rc = mesh_swim_config_resolve(&sc)) != 0) {

@@ -5,6 +5,7 @@
  */
 #include "src/daemon/daemon_internal.h"
 
+#include "net/rdma.h"
 #include "src/base/log.h"
 
 #include <stdio.h>
@@ -106,6 +107,23 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
   }
 }
 
+static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  mesh_rdma_stats r;
+  if (mesh_rdma_stats_of(mesh_node_net(d->node), &r) != 0)
+    return; /* no RDMA transport attached */
+  metric(m, "meshd_rdma_fallbacks_total", C, "Peers moved from RDMA to TCP", (double)r.fallbacks);
+  metric(m, "meshd_rdma_retries_total", C, "RDMA tried again after a backoff", (double)r.retries);
+  metric(m, "meshd_rdma_qp_limit_total", C, "Handshakes that got no queue pair (cap reached)",
+         (double)r.qp_limit);
+  metric(m, "meshd_rdma_qp_errors_total", C, "Queue pairs that could not be made",
+         (double)r.qp_errors);
+  metric(m, "meshd_rdma_bad_attributes_total", C, "Peers' RDMA attributes refused",
+         (double)r.bad_attributes);
+  metric(m, "meshd_rdma_paths_up", G, "Peers whose datagrams go over RDMA", (double)r.paths_up);
+  metric(m, "meshd_rdma_qps_open", G, "Queue pairs open", (double)r.qps_open);
+}
+
 static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
   const mesh_coord *co = mesh_downloads_core(d->dl);
@@ -164,6 +182,7 @@ void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
   mesh_daemon *d = ctx;
   membership_metrics(d, m);
   transport_metrics(d, m);
+  rdma_metrics(d, m);
   download_metrics(d, m);
   metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "error",
           (double)mesh_log_count(MESH_LOG_ERROR));
