@@ -48,6 +48,10 @@ class StateShape(unittest.TestCase):
                 return mine == ["DownloadCompleted"] and theirs == ["DownloadFailed"]
             meshtest.wait_until(settled, 30, "c to see a's completed and b's failed download")
 
+            # Only owners asked the Hub for file lists: one each, none from
+            # the nodes that merely hold the replicated entries.
+            self.assertEqual(hub.requests_matching("/tree/"), 2, hub.stats())
+
             state = c.state()
             self.assertEqual(set(state), {"topology", "downloads", "members", "self"})
             nodes = state["topology"]["nodes"]
