@@ -142,8 +142,16 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "reason", "old_epoch", (double)s->docs_refused_old_epoch);
   metric1(m, name, C, help, "reason", "future_epoch", (double)s->docs_refused_future_epoch);
   metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);
+  metric1(m, "meshd_coord_messages_refused_total", C,
+          "Coordinator messages refused before their content was read, by reason", "reason",
+          "malformed", (double)s->msgs_malformed);
   metric(m, "meshd_coord_commands_accepted_total", C, "Commands accepted",
          (double)s->cmds_accepted);
+  static const char *const cname = "meshd_coord_commands_refused_by_reason_total";
+  static const char *const chelp = "Commands from other nodes refused, by reason";
+  metric1(m, cname, C, chelp, "reason", "forged", (double)s->cmds_refused_forged);
+  metric1(m, cname, C, chelp, "reason", "epoch", (double)s->cmds_refused_epoch);
+  metric1(m, cname, C, chelp, "reason", "replay", (double)s->cmds_refused_replay);
   metric(m, "meshd_coord_commands_refused_total", C, "Commands refused",
          (double)s->cmds_refused);
   metric(m, "meshd_coord_actions_total", C, "Actions handed to the executors",
