@@ -19,6 +19,26 @@
  * always fit in a path. */
 #define MODELS_DIR_MAX (PATH_MAX - MESH_MODEL_DIR_MAX - 2)
 
+/* Messages to peers that had no connection when sent (a document, a command)
+ * are kept, bounded, and sent when the peer's connection comes up, instead
+ * of waiting for the next anti-entropy round. */
+#define HELD_PEERS 16
+#define HELD_PER_PEER 4
+#define HELD_BYTES_MAX (8u << 20)
+
+typedef struct held_msg {
+  uint8_t *buf; /* owned */
+  size_t len;
+} held_msg;
+
+typedef struct held_peer {
+  bool used;
+  mesh_peer_id peer;
+  held_msg msgs[HELD_PER_PEER]; /* oldest first */
+  size_t n;
+  mesh_time_ms at; /* when the last one was kept: the oldest slot is reused */
+} held_peer;
+
 typedef struct active {
   bool used;
   char model_id[MESH_MODEL_ID_MAX];
@@ -46,6 +66,8 @@ struct mesh_downloads {
   bool draining; /* re-entry guard: results fed back while draining */
   mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
   void *result_arg;
+  held_peer held[HELD_PEERS]; /* messages waiting for a connection */
+  size_t held_bytes;          /* their total size */
   mesh_downloads_counters counters;
 };
 
@@ -178,6 +200,75 @@ static void flush_batch(mesh_downloads *d)
   d->n_batch = 0;
 }
 
+static void held_drop_first(mesh_downloads *d, held_peer *h)
+{
+  d->held_bytes -= h->msgs[0].len;
+  free(h->msgs[0].buf);
+  memmove(&h->msgs[0], &h->msgs[1], (h->n - 1) * sizeof h->msgs[0]);
+  h->n--;
+}
+
+static void held_clear(mesh_downloads *d, held_peer *h)
+{
+  while (h->n > 0)
+    held_drop_first(d, h);
+  h->used = false;
+}
+
+/* Keeps a copy of a message the peer could not be sent yet (bounded: the
+ * oldest go first; anti-entropy repairs whatever is dropped). */
+static void held_add(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *buf, size_t len)
+{
+  if (len > HELD_BYTES_MAX)
+    return;
+  held_peer *h = NULL, *oldest = &d->held[0];
+  for (size_t i = 0; i < HELD_PEERS && h == NULL; i++) {
+    if (d->held[i].used && mesh_peer_id_eq(&d->held[i].peer, to))
+      h = &d->held[i];
+    else if (!d->held[i].used || (oldest->used && d->held[i].at < oldest->at))
+      oldest = &d->held[i];
+  }
+  if (h == NULL) {
+    h = oldest;
+    held_clear(d, h);
+    h->used = true;
+    h->peer = *to;
+  }
+  if (h->n == HELD_PER_PEER)
+    held_drop_first(d, h);
+  while (d->held_bytes + len > HELD_BYTES_MAX) {
+    held_peer *victim = NULL;
+    for (size_t i = 0; i < HELD_PEERS; i++)
+      if (d->held[i].used && d->held[i].n > 0 && (victim == NULL || d->held[i].at < victim->at))
+        victim = &d->held[i];
+    if (victim == NULL)
+      return;
+    held_drop_first(d, victim);
+  }
+  uint8_t *copy = malloc(len);
+  if (copy == NULL)
+    return;
+  memcpy(copy, buf, len);
+  h->msgs[h->n++] = (held_msg){.buf = copy, .len = len};
+  h->at = mesh_loop_now(d->loop);
+  d->held_bytes += len;
+}
+
+static void on_peer_up(void *arg, const mesh_peer_id *peer)
+{
+  mesh_downloads *d = arg;
+  for (size_t i = 0; i < HELD_PEERS; i++) {
+    held_peer *h = &d->held[i];
+    if (!h->used || !mesh_peer_id_eq(&h->peer, peer))
+      continue;
+    for (size_t k = 0; k < h->n; k++)
+      if (mesh_net_send(d->net, peer, MESH_CH_COORD, MESH_CLASS_STREAM, h->msgs[k].buf,
+                        h->msgs[k].len) == 0)
+        d->counters.held_sent++;
+    held_clear(d, h);
+  }
+}
+
 /* Takes over a store item; it is written with the rest of this drain. */
 static void batch_add(mesh_downloads *d, const mesh_coord_out *item)
 {
@@ -201,6 +292,8 @@ static void drain(mesh_downloads *d)
     case MESH_COORD_OUT_SEND: {
       int rc = mesh_net_send(d->net, &item.u.send.to, MESH_CH_COORD, MESH_CLASS_STREAM,
                              item.u.send.bytes, item.u.send.len);
+      if (rc == -ENOTCONN)
+        held_add(d, &item.u.send.to, item.u.send.bytes, item.u.send.len);
       if (rc != 0) {
         d->counters.sends_failed++;
         char id[MESH_PEER_ID_TEXT_MAX];
@@ -469,6 +562,7 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     goto fail;
   if ((rc = mesh_membership_subscribe(mem, on_view_event, on_app_state, d)) != 0)
     goto fail;
+  mesh_membership_on_peer_up(mem, on_peer_up, d);
   if ((rc = mesh_node_on_message(node, MESH_CH_COORD, on_message, d)) != 0)
     goto fail;
   drain(d); /* what the restore asked for */
@@ -486,8 +580,12 @@ void mesh_downloads_free(mesh_downloads *d)
     return;
   if (d->node != NULL)
     mesh_node_on_message(d->node, MESH_CH_COORD, NULL, NULL);
+  if (d->mem != NULL)
+    mesh_membership_on_peer_up(d->mem, NULL, NULL);
   if (d->timer != NULL)
     mesh_timer_free(d->timer);
+  for (size_t i = 0; i < HELD_PEERS; i++)
+    held_clear(d, &d->held[i]);
   mesh_hf_client_free(d->hf);
   flush_batch(d);
   mesh_coord_free(d->coord);

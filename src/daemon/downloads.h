@@ -64,6 +64,7 @@ void mesh_downloads_hf_counters(const mesh_downloads *d, mesh_hf_counters *out);
 typedef struct mesh_downloads_counters {
   uint64_t store_failures; /* batches the store refused (logged) */
   uint64_t sends_failed;   /* documents or commands that found no connection */
+  uint64_t held_sent;      /* of those, sent once the peer's connection came up */
   uint64_t results;        /* answers to commands sent to other nodes */
 } mesh_downloads_counters;
 const mesh_downloads_counters *mesh_downloads_counters_get(const mesh_downloads *d);

@@ -54,6 +54,8 @@ struct mesh_membership {
   mesh_membership_done_fn leave_done;
   void *leave_arg;
   bool restart_wanted;            /* epoch_over was reported */
+  mesh_membership_peer_up_fn peer_up_fn; /* told of every finished handshake */
+  void *peer_up_arg;
   mesh_membership_counters counters;
 };
 
@@ -191,6 +193,14 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
     return;
   mesh_swim_peer_connected(m->swim, &ev->peer, NULL, ev->epoch, mesh_loop_now(m->loop), &m->out);
   drain(m);
+  if (m->peer_up_fn != NULL)
+    m->peer_up_fn(m->peer_up_arg, &ev->peer);
+}
+
+void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn fn, void *arg)
+{
+  m->peer_up_fn = fn;
+  m->peer_up_arg = arg;
 }
 
 static void on_leave_poll(void *arg, mesh_time_ms now)

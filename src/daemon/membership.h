@@ -52,6 +52,10 @@ void mesh_membership_free(mesh_membership *m);
 int mesh_membership_subscribe(mesh_membership *m, mesh_membership_event_fn ev,
                               mesh_membership_app_fn app, void *arg);
 
+/* A connection to peer finished its handshake (after membership saw it). */
+typedef void (*mesh_membership_peer_up_fn)(void *arg, const mesh_peer_id *peer);
+void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn fn, void *arg);
+
 /* Joins through cfg's join addresses (none for the first node). */
 int mesh_membership_start(mesh_membership *m);
 
