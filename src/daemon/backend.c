@@ -128,8 +128,11 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
       .bytes_total = e->total_bytes,
       .files_done = e->files_done,
       .files_total = e->files_total,
-      .speed_bps = e->speed_bps,
-      .eta_ms = e->eta_ms == UINT64_MAX || e->eta_ms > INT64_MAX ? -1 : (int64_t)e->eta_ms,
+      /* An abandoned entry's owner is gone: its last speed means nothing now. */
+      .speed_bps = ve->abandoned ? 0 : e->speed_bps,
+      .eta_ms = ve->abandoned || e->eta_ms == UINT64_MAX || e->eta_ms > INT64_MAX
+                    ? -1
+                    : (int64_t)e->eta_ms,
       .model_dir = e->model_dir[0] != '\0' ? e->model_dir : NULL,
       .error = e->status == MESH_COORD_FAILED ? e->error : NULL,
       .abandoned = ve->abandoned,
