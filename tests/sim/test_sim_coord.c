@@ -37,6 +37,9 @@
 #include "proto/coord.pb-c.h"
 #include "src/identity/signed.h"
 
+/* The document builder the coordinator's unit tests use. */
+#include "../unit/test_coord_harness.h"
+
 #define STEP 10     /* ms between coordinator turns */
 #define MSG_DELAY 5 /* ms a coordinator message takes */
 #define GRACE 30000 /* gc_grace in these tests */
@@ -528,53 +531,6 @@ static void test_restart_new_epoch(void **state)
 /* 10,000 stale entries of 100 departed peers, collected in one pass. Only
  * the two survivors run coordinators; each departing node's document (100
  * entries, signed with its key) is handed to them directly. */
-static void craft(const mesh_identity *id, uint64_t epoch, size_t node, size_t count, uint8_t **out,
-                  size_t *len)
-{
-  Mesh__Coord__Entry *e = calloc(count, sizeof *e);
-  Mesh__Coord__Entry **ep = calloc(count, sizeof *ep);
-  char(*names)[64] = calloc(count, 64);
-  assert_true(e != NULL && ep != NULL && names != NULL);
-  for (size_t i = 0; i < count; i++) {
-    mesh__coord__entry__init(&e[i]);
-    snprintf(names[i], 64, "org/n%zu-m%zu", node, i);
-    e[i].model_id = names[i];
-    e[i].revision = (char *)"main";
-    e[i].status = MESH__COORD__STATUS__COMPLETED;
-    ep[i] = &e[i];
-  }
-  Mesh__Coord__Document d;
-  mesh__coord__document__init(&d);
-  d.owner.data = (uint8_t *)id->id.b;
-  d.owner.len = MESH_PEER_ID_LEN;
-  d.epoch = epoch;
-  d.version = 1;
-  d.n_entries = count;
-  d.entries = ep;
-  size_t plen = mesh__coord__document__get_packed_size(&d);
-  uint8_t *payload = malloc(plen + 1);
-  mesh__coord__document__pack(&d, payload);
-  free(names);
-  free(ep);
-  free(e);
-  uint8_t *env;
-  size_t env_len;
-  assert_int_equal(mesh_envelope_seal(id, MESH_DOMAIN_DOWNLOADS,
-                                      (const uint8_t *)MESH_COORD_DOC_TYPE,
-                                      strlen(MESH_COORD_DOC_TYPE), payload, plen, &env, &env_len),
-                   0);
-  free(payload);
-  Mesh__Coord__CoordMessage m;
-  mesh__coord__coord_message__init(&m);
-  m.body_case = MESH__COORD__COORD_MESSAGE__BODY_DOCUMENT;
-  m.document.data = env;
-  m.document.len = env_len;
-  *len = mesh__coord__coord_message__get_packed_size(&m);
-  *out = malloc(*len);
-  mesh__coord__coord_message__pack(&m, *out);
-  free(env);
-}
-
 static void test_ten_thousand_stale_from_departed(void **state)
 {
   (void)state;
@@ -594,7 +550,10 @@ static void test_ten_thousand_stale_from_departed(void **state)
   for (size_t i = 2; i < n; i++) {
     uint8_t *m;
     size_t len;
-    craft(sim_identity(w.s, i), sim_epoch(w.s, i), i, per, &m, &len);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "org/n%zu-m", i);
+    const mesh_identity *id = sim_identity(w.s, i);
+    craft_doc_n(id, &id->id, sim_epoch(w.s, i), 1, prefix, per, &m, &len);
     for (size_t obs = 0; obs < 2; obs++)
       assert_int_equal(
           mesh_coord_receive(w.nodes[obs].c, &sim_identity(w.s, i)->id, m, len, sim_now(w.s)), 0);
