@@ -425,6 +425,25 @@ static int tcp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh
   return tcp_conn_send(c, ch, cls, buf, len);
 }
 
+/* Closes c cleanly without redialling: it is detached from its dial
+ * target first. */
+static void close_quietly(tcp_conn *c)
+{
+  if (c->target != NULL) {
+    c->target->conn = NULL;
+    c->target = NULL;
+  }
+  tcp_conn_close(c, -1, 0, true);
+}
+
+/*
+ * Disconnecting a peer ends everything that leads to it: its dial targets
+ * (no more redials), a dial of it still connecting or handshaking, an
+ * inbound connection whose handshake has named it and waits for the
+ * finish frame, and its established connection (a down event follows).
+ * A handshake left running would otherwise bring the peer back up a round
+ * trip later.
+ */
 static int tcp_disconnect(void *state, const mesh_peer_id *peer)
 {
   tcp_state *t = state;
@@ -436,16 +455,23 @@ static int tcp_disconnect(void *state, const mesh_peer_id *peer)
                  (g->has_expect && mesh_peer_id_eq(&g->expect, peer));
     if (match) {
       *pp = g->next;
+      tcp_conn *c = g->conn;
       target_free(g);
+      if (c != NULL && c->state != TCP_UP)
+        close_quietly(c);
       rc = 0;
     } else {
       pp = &g->next;
     }
   }
-  tcp_conn *c = tcp_find_up(t, peer);
-  if (c != NULL) {
-    tcp_conn_close(c, -1, 0, true);
-    rc = 0;
+  tcp_conn *next;
+  for (tcp_conn *c = t->conns; c != NULL; c = next) {
+    next = c->next; /* closing c unlinks it */
+    bool named = c->state == TCP_FINISH || c->state == TCP_UP;
+    if (named && mesh_peer_id_eq(&c->peer, peer)) {
+      close_quietly(c);
+      rc = 0;
+    }
   }
   return rc;
 }

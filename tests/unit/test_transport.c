@@ -716,6 +716,89 @@ static void test_extension_and_disconnect(void **state)
   node_close(&b);
 }
 
+/* A listening socket that accepts and never says a word. */
+static int silent_listener(uint16_t *port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(fd, 4), 0);
+  socklen_t sl = sizeof sa;
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static void test_disconnect_aborts_handshake(void **state)
+{
+  /* Handshake timeouts far beyond the waits below: only the disconnect can
+   * end these handshakes in time. */
+  node a, b;
+  node_init(&a, 1);
+  a.opt.handshake_timeout_ms = 10000;
+  node_open(&a, "/ip4/127.0.0.1/tcp/0");
+  node_init(&b, 1);
+  b.opt.handshake_timeout_ms = 10000;
+  node_open(&b, "/ip4/127.0.0.1/tcp/0");
+
+  /* A dial whose handshake is under way (the other end never answers). */
+  mesh_identity silent_id;
+  assert_int_equal(mesh_identity_generate(&silent_id), 0);
+  uint16_t port;
+  int lfd = silent_listener(&port);
+  char id[MESH_PEER_ID_TEXT_MAX], addr[MESH_MULTIADDR_TEXT_MAX];
+  mesh_peer_id_to_text(&silent_id.id, id, sizeof id);
+  snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%u/p2p/%s", (unsigned)port, id);
+  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  int afd = -1;
+  mesh_time_ms until = mesh_clock_now_ms() + 2000;
+  while (afd < 0 && mesh_clock_now_ms() < until) {
+    afd = accept(lfd, NULL, NULL);
+    if (afd < 0)
+      turn();
+  }
+  assert_true(afd >= 0);
+  raw dialled = {.fd = afd};
+  WAIT(ctr(&a)->connections_open == 1, 1000);
+  uint64_t dials = ctr(&a)->connections_out;
+  assert_int_equal(mesh_net_disconnect(a.net, &silent_id.id), 0);
+  WAIT(raw_closed(&dialled) && ctr(&a)->connections_open == 0, 1000);
+  /* No redial, no timeout counted later for the aborted handshake. */
+  until = mesh_clock_now_ms() + 400;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->connections_out, dials);
+  assert_int_equal(ctr(&a)->connections_open, 0);
+  assert_int_equal(ctr(&a)->dropped[MESH_DROP_HANDSHAKE_TIMEOUT], 0);
+  assert_int_equal(a.ups + a.downs, 0);
+  raw_close(&dialled);
+  close(lfd);
+
+  /* An inbound handshake that has named its peer and waits for the finish
+   * frame. */
+  raw r;
+  raw_connect(&r, &b);
+  raw_handshake(&r, false);
+  assert_int_equal(ctr(&b)->connections_open, 1);
+  assert_int_equal(mesh_net_disconnect(b.net, &r.id.id), 0);
+  WAIT(raw_closed(&r) && ctr(&b)->connections_open == 0, 1000);
+  assert_int_equal(ctr(&b)->handshakes_ok, 0);
+  assert_int_equal(ctr(&b)->dropped[MESH_DROP_HANDSHAKE_TIMEOUT], 0);
+  assert_int_equal(b.ups + b.downs, 0);
+  raw_close(&r);
+  /* Nothing of that peer was left to disconnect. */
+  assert_int_equal(mesh_net_disconnect(b.net, &r.id.id), -ENOTCONN);
+
+  /* Both still serve honest peers. */
+  connect_pair(&a, &b);
+  ping(&a, &b);
+  ping(&b, &a);
+  node_close(&a);
+  node_close(&b);
+}
+
 static void test_ipv6_and_host_port(void **state)
 {
   node a, b;
@@ -944,6 +1027,7 @@ int main(void)
       cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
+      cmocka_unit_test_setup(test_disconnect_aborts_handshake, setup),
       cmocka_unit_test_setup(test_ipv6_and_host_port, setup),
       cmocka_unit_test_setup(test_small_frame_max, setup),
       cmocka_unit_test_setup(test_node_start_refuses_without_swarm_key, setup),
