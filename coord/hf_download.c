@@ -104,6 +104,48 @@ void hf_dl_fail(hf_dl *dl, int err, const char *fmt, ...)
   hf_emit(dl, MESH_HF_REPORT_FAILED, &p, err, msg);
 }
 
+hf_next hf_judge(hf_dl *dl, const hf_xfer *x, CURLcode rc, const char *label, const char *what,
+                 unsigned *redirects, char *url, size_t url_cap, int *err, char *why,
+                 size_t why_cap)
+{
+  mesh_hf_client *c = dl->c;
+  if (rc != CURLE_OK) {
+    snprintf(why, why_cap, "%s", x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+    return HF_NEXT_RETRY;
+  }
+  switch (mesh_hf_status_classify(x->status)) {
+  case MESH_HF_STATUS_REDIRECT: {
+    const char *w = NULL;
+    if (x->redirect[0] == '\0' || !mesh_hf_redirect_allowed(c->endpoint, x->redirect, &w)) {
+      c->counters.redirects_refused++;
+      *err = -EPERM;
+      snprintf(why, why_cap, "%s: redirect to %s refused: %s", label,
+               x->redirect[0] != '\0' ? x->redirect : "(no Location)", w != NULL ? w : "no target");
+      return HF_NEXT_FAIL;
+    }
+    if (++*redirects > HF_MAX_REDIRECTS) {
+      *err = -ELOOP;
+      snprintf(why, why_cap, "%s: more than %d redirects", label, HF_MAX_REDIRECTS);
+      return HF_NEXT_FAIL;
+    }
+    c->counters.redirects++;
+    snprintf(url, url_cap, "%s", x->redirect);
+    return HF_NEXT_FOLLOW;
+  }
+  case MESH_HF_STATUS_RETRY:
+    snprintf(why, why_cap, "HTTP %ld", x->status);
+    return HF_NEXT_RETRY;
+  case MESH_HF_STATUS_FATAL:
+    mesh_hf_status_message(x->status, c->token != NULL, x->error_code, dl->repo, dl->revision, what,
+                           why, why_cap);
+    *err = mesh_hf_status_errno(x->status);
+    return HF_NEXT_FAIL;
+  case MESH_HF_STATUS_OK:
+    break;
+  }
+  return HF_NEXT_OK;
+}
+
 void hf_dl_complete(hf_dl *dl)
 {
   mesh_hf_progress p = hf_progress_of(dl);

@@ -132,6 +132,24 @@ void hf_dl_stop(hf_dl *dl);
 void hf_dl_fail(hf_dl *dl, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Stops dl and reports COMPLETED. */
 void hf_dl_complete(hf_dl *dl);
+/* What to do after a finished request (hf_judge). */
+typedef enum hf_next {
+  HF_NEXT_OK,     /* a 2xx answer: use it */
+  HF_NEXT_RETRY,  /* transport error, 429 or 5xx: retry later; why says what */
+  HF_NEXT_FOLLOW, /* an allowed redirect: url now holds its target */
+  HF_NEXT_FAIL,   /* refused redirect, too many, or a fatal status: *err and why */
+} hf_next;
+/*
+ * Judges request x (curl's result rc) the same way for file lists and file
+ * bodies: follows redirects the policy allows, at most HF_MAX_REDIRECTS per
+ * try (*redirects counts them; url, url_cap receive the target), counts them,
+ * and words the failure. label names what was asked for in messages ("file
+ * list of acme/tiny", "config.json"); what is the object of the fatal status
+ * message ("file list" or the file's path).
+ */
+hf_next hf_judge(hf_dl *dl, const hf_xfer *x, CURLcode rc, const char *label, const char *what,
+                 unsigned *redirects, char *url, size_t url_cap, int *err, char *why,
+                 size_t why_cap);
 /* Schedules the kick: free DEAD downloads, start QUEUED ones. */
 void hf_kick(mesh_hf_client *c);
 /* Request parameters for url (the token only for the endpoint's origin). */

@@ -191,7 +191,6 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
 {
   hf_job *j = x->owner;
   hf_dl *dl = j->dl;
-  mesh_hf_client *c = dl->c;
   char why[HF_MSG_MAX];
   if (j->io_err != 0) {
     int e = j->io_err;
@@ -216,40 +215,19 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
     job_retry(j, "Content-Range does not match the range asked for");
     return;
   }
-  if (rc != CURLE_OK) {
-    snprintf(why, sizeof why, "%s", x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+  int err = 0;
+  switch (hf_judge(dl, x, rc, j->f->path, j->f->path, &j->redirects, j->url, sizeof j->url, &err,
+                   why, sizeof why)) {
+  case HF_NEXT_RETRY:
     job_retry(j, why);
     return;
-  }
-  switch (mesh_hf_status_classify(x->status)) {
-  case MESH_HF_STATUS_REDIRECT: {
-    const char *w = NULL;
-    if (x->redirect[0] == '\0' || !mesh_hf_redirect_allowed(c->endpoint, x->redirect, &w)) {
-      c->counters.redirects_refused++;
-      hf_dl_fail(dl, -EPERM, "%s: redirect to %s refused: %s", j->f->path,
-                 x->redirect[0] != '\0' ? x->redirect : "(no Location)",
-                 w != NULL ? w : "no target");
-      return;
-    }
-    if (++j->redirects > HF_MAX_REDIRECTS) {
-      hf_dl_fail(dl, -ELOOP, "%s: more than %d redirects", j->f->path, HF_MAX_REDIRECTS);
-      return;
-    }
-    c->counters.redirects++;
-    snprintf(j->url, sizeof j->url, "%s", x->redirect);
+  case HF_NEXT_FOLLOW:
     job_request(j);
     return;
-  }
-  case MESH_HF_STATUS_RETRY:
-    snprintf(why, sizeof why, "HTTP %ld", x->status);
-    job_retry(j, why);
+  case HF_NEXT_FAIL:
+    hf_dl_fail(dl, err, "%s", why);
     return;
-  case MESH_HF_STATUS_FATAL:
-    mesh_hf_status_message(x->status, c->token != NULL, x->error_code, dl->repo, dl->revision,
-                           j->f->path, why, sizeof why);
-    hf_dl_fail(dl, mesh_hf_status_errno(x->status), "%s", why);
-    return;
-  case MESH_HF_STATUS_OK:
+  case HF_NEXT_OK:
     break;
   }
   if (j->have < j->f->size) {

@@ -182,40 +182,21 @@ static void list_on_done(hf_xfer *x, CURLcode rc)
                dl->revision, c->opt.max_list_page_bytes);
     return;
   }
-  if (rc != CURLE_OK) {
-    snprintf(why, sizeof why, "%s", x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+  char label[HF_MSG_MAX / 2];
+  snprintf(label, sizeof label, "file list of %s", dl->repo);
+  int fail = 0;
+  switch (hf_judge(dl, x, rc, label, "file list", &dl->redirects, dl->list_url, sizeof dl->list_url,
+                   &fail, why, sizeof why)) {
+  case HF_NEXT_RETRY:
     list_retry(dl, why);
     return;
-  }
-  switch (mesh_hf_status_classify(x->status)) {
-  case MESH_HF_STATUS_REDIRECT: {
-    const char *w = NULL;
-    if (x->redirect[0] == '\0' || !mesh_hf_redirect_allowed(c->endpoint, x->redirect, &w)) {
-      c->counters.redirects_refused++;
-      hf_dl_fail(dl, -EPERM, "file list of %s: redirect to %s refused: %s", dl->repo,
-                 x->redirect[0] != '\0' ? x->redirect : "(no Location)",
-                 w != NULL ? w : "no target");
-      return;
-    }
-    if (++dl->redirects > HF_MAX_REDIRECTS) {
-      hf_dl_fail(dl, -ELOOP, "file list of %s: more than %d redirects", dl->repo, HF_MAX_REDIRECTS);
-      return;
-    }
-    c->counters.redirects++;
-    snprintf(dl->list_url, sizeof dl->list_url, "%s", x->redirect);
+  case HF_NEXT_FOLLOW:
     list_request(dl);
     return;
-  }
-  case MESH_HF_STATUS_RETRY:
-    snprintf(why, sizeof why, "HTTP %ld", x->status);
-    list_retry(dl, why);
+  case HF_NEXT_FAIL:
+    hf_dl_fail(dl, fail, "%s", why);
     return;
-  case MESH_HF_STATUS_FATAL:
-    mesh_hf_status_message(x->status, c->token != NULL, x->error_code, dl->repo, dl->revision,
-                           "file list", why, sizeof why);
-    hf_dl_fail(dl, mesh_hf_status_errno(x->status), "%s", why);
-    return;
-  case MESH_HF_STATUS_OK:
+  case HF_NEXT_OK:
     break;
   }
   char err[HF_MSG_MAX];
