@@ -11,7 +11,9 @@
  * accepted on the command line and in --join, and a handshake with a peer
  * whose key gives another ID is refused. Parsing bounds the input length
  * first and never allocates. Nothing here blocks except
- * mesh_multiaddr_resolve for DNS names (getaddrinfo).
+ * mesh_multiaddr_resolve for DNS names (getaddrinfo), which only listening
+ * uses, once at start-up; dialling resolves names asynchronously on the
+ * loop (net/resolve.h).
  */
 #ifndef MESH_NET_MULTIADDR_H
 #define MESH_NET_MULTIADDR_H
@@ -53,7 +55,8 @@ int mesh_multiaddr_format(const mesh_multiaddr *a, char *buf, size_t len);
 int mesh_multiaddr_from_sockaddr(const struct sockaddr *sa, socklen_t salen, const char *scheme,
                                  mesh_multiaddr *out);
 /* Resolves to a socket address: IPs directly, DNS names with getaddrinfo
- * (blocking). -EHOSTUNREACH when a name does not resolve. */
+ * (blocking: for start-up only, never from the running loop; dials use
+ * net/resolve.h). -EHOSTUNREACH when a name does not resolve. */
 int mesh_multiaddr_resolve(const mesh_multiaddr *a, struct sockaddr_storage *ss, socklen_t *sslen);
 
 #endif

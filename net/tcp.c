@@ -156,41 +156,35 @@ static bool make_room(tcp_state *t)
   return true;
 }
 
-static void target_connect(tcp_state *t, tcp_target *g)
+/* A dial attempt that did not get as far as a socket: count it and try
+ * again after delay. */
+static void dial_failed(tcp_state *t, tcp_target *g, mesh_time_ms delay)
 {
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  t->c->connections_out++;
-  int rc = mesh_multiaddr_resolve(&g->addr, &ss, &sl);
-  if (rc != 0) {
-    t->c->dial_failures++;
-    g->attempts++;
-    target_schedule(t, g, t->opt.backoff_max_ms);
-    return;
-  }
+  t->c->dial_failures++;
+  g->attempts++;
+  target_schedule(t, g, delay);
+}
+
+/* Connects g to the resolved address ss. */
+static void target_connect_to(tcp_state *t, tcp_target *g, const struct sockaddr *sa, socklen_t sl)
+{
   if (!make_room(t)) {
     t->c->dropped[MESH_DROP_CONN_LIMIT]++;
-    t->c->dial_failures++;
-    g->attempts++;
-    target_schedule(t, g, t->opt.backoff_max_ms);
+    dial_failed(t, g, t->opt.backoff_max_ms);
     return;
   }
-  int fd = mesh_socket_nb(ss.ss_family, SOCK_STREAM, 0);
+  int fd = mesh_socket_nb(sa->sa_family, SOCK_STREAM, 0);
   if (fd < 0) {
-    t->c->dial_failures++;
-    g->attempts++;
-    target_schedule(t, g, t->opt.backoff_max_ms);
+    dial_failed(t, g, t->opt.backoff_max_ms);
     return;
   }
   set_sockopts(fd);
   tcp_conn_state st = TCP_CONNECTING;
-  if (connect(fd, (struct sockaddr *)&ss, sl) == 0)
+  if (connect(fd, sa, sl) == 0)
     st = TCP_HELLO;
   else if (errno != EINPROGRESS) {
     close(fd);
-    t->c->dial_failures++;
-    g->attempts++;
-    target_schedule(t, g, t->opt.backoff_min_ms << (g->attempts < 8 ? g->attempts : 8));
+    dial_failed(t, g, t->opt.backoff_min_ms << (g->attempts < 8 ? g->attempts + 1 : 8));
     return;
   }
   tcp_conn *c = tcp_conn_new(t, fd, true, st);
@@ -202,9 +196,53 @@ static void target_connect(tcp_state *t, tcp_target *g)
   c->target = g;
   g->conn = c;
   if (st == TCP_HELLO) {
-    rc = tcp_conn_start_handshake(c);
+    int rc = tcp_conn_start_handshake(c);
     if (rc != 0)
       tcp_conn_close(c, -1, rc, true);
+  }
+}
+
+/* The answer of a DNS lookup for g's address. */
+static void on_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t sl)
+{
+  tcp_target *g = arg;
+  tcp_state *t = g->t;
+  g->resolving = NULL;
+  if (rc != 0) {
+    MESH_LOG_RL(MESH_LOG_WARN, "tcp",
+                "dial /%s/%s: cannot resolve: %s (dial failed, retried later)",
+                g->addr.kind == MESH_MA_DNS4   ? "dns4"
+                : g->addr.kind == MESH_MA_DNS6 ? "dns6"
+                                               : "dns",
+                g->addr.host, mesh_resolve_strerror(rc));
+    dial_failed(t, g, t->opt.backoff_max_ms);
+    return;
+  }
+  target_connect_to(t, g, sa, sl);
+}
+
+/* Starts one dial attempt: IP addresses connect at once; DNS names are
+ * looked up first, off the loop's critical path (net/resolve.h). */
+static void target_connect(tcp_state *t, tcp_target *g)
+{
+  t->c->connections_out++;
+  if (g->addr.kind == MESH_MA_IP4 || g->addr.kind == MESH_MA_IP6) {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (mesh_multiaddr_resolve(&g->addr, &ss, &sl) != 0) {
+      dial_failed(t, g, t->opt.backoff_max_ms);
+      return;
+    }
+    target_connect_to(t, g, (struct sockaddr *)&ss, sl);
+    return;
+  }
+  int rc = t->resolver != NULL ? 0 : mesh_resolver_new(t->base, NULL, &t->resolver);
+  if (rc == 0)
+    rc = mesh_resolve_start(t->resolver, &g->addr, on_resolved, g, &g->resolving);
+  if (rc != 0) {
+    MESH_LOG_RL(MESH_LOG_WARN, "tcp", "dial %s: cannot start a lookup: %s", g->addr.host,
+                mesh_strerror(rc));
+    dial_failed(t, g, t->opt.backoff_max_ms);
   }
 }
 
@@ -212,7 +250,7 @@ static void on_target_timer(evutil_socket_t fd, short what, void *arg)
 {
   tcp_target *g = arg;
   tcp_state *t = g->t;
-  if (g->conn != NULL)
+  if (g->conn != NULL || g->resolving != NULL)
     return;
   /* The peer is connected already (it dialled us): check again later;
    * tcp_closed reschedules sooner when it goes down. */
@@ -235,6 +273,8 @@ static void target_free(tcp_target *g)
 {
   if (g->conn != NULL)
     g->conn->target = NULL;
+  if (g->resolving != NULL)
+    mesh_resolve_cancel(g->resolving);
   event_free(g->timer);
   free(g);
 }
@@ -324,6 +364,7 @@ static void tcp_fini(void *state)
     t->targets = g->next;
     target_free(g);
   }
+  mesh_resolver_free(t->resolver);
   while (t->conns != NULL)
     tcp_conn_close(t->conns, -1, 0, false);
   while (t->dead != NULL) {

@@ -20,6 +20,7 @@
 #define MESH_NET_TCP_INTERNAL_H
 
 #include "net/handshake.h"
+#include "net/resolve.h"
 #include "net/transport.h"
 #include "src/base/rng.h"
 
@@ -83,9 +84,10 @@ struct tcp_target {
   mesh_peer_id expect;
   bool known; /* peer is the ID learned from a handshake */
   mesh_peer_id peer;
-  tcp_conn *conn;      /* the attempt or connection now, or NULL */
-  unsigned attempts;   /* failures since the last success */
-  struct event *timer; /* redial */
+  tcp_conn *conn;              /* the attempt or connection now, or NULL */
+  unsigned attempts;           /* failures since the last success */
+  struct event *timer;         /* redial */
+  mesh_resolve_req *resolving; /* the lookup of a DNS name under way, or NULL */
 };
 
 #define TCP_MAX_LISTENERS 4
@@ -114,7 +116,8 @@ struct tcp_state {
   struct event *reaper;
   tcp_target *targets;
   uint64_t next_id;
-  uint8_t *scratch; /* READ_CHUNK bytes: every read lands here first */
+  uint8_t *scratch;        /* READ_CHUNK bytes: every read lands here first */
+  mesh_resolver *resolver; /* made on the first dial of a DNS name */
 };
 
 /* tcp_conn.c */

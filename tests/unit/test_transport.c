@@ -6,6 +6,7 @@
  */
 #include "net/frame.h"
 #include "net/handshake.h"
+#include "net/resolve.h"
 #include "net/transport.h"
 #include "proto/handshake.pb-c.h"
 #include "src/base/rng.h"
@@ -799,6 +800,88 @@ static void test_disconnect_aborts_handshake(void **state)
   node_close(&b);
 }
 
+/* Answers every DNS query waiting on the UDP socket fd with NXDOMAIN. */
+static int answer_nxdomain(int fd)
+{
+  int n = 0;
+  for (;;) {
+    uint8_t q[512];
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof from;
+    ssize_t k = recvfrom(fd, q, sizeof q, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+    if (k < 12)
+      return n;
+    size_t end = 12;
+    while (end < (size_t)k && q[end] != 0)
+      end += 1u + q[end];
+    end += 5; /* the root label, QTYPE, QCLASS */
+    if (end > (size_t)k)
+      continue;
+    q[2] = (uint8_t)(0x80 | (q[2] & 0x79));
+    q[3] = 0x80 | 3; /* no such name */
+    memset(q + 6, 0, 6);
+    sendto(fd, q, end, 0, (struct sockaddr *)&from, fl);
+    n++;
+  }
+}
+
+static void test_dial_dns_names(void **state)
+{
+  /* The transport's resolver asks only this loopback server (never the
+   * network's); localhost comes from /etc/hosts without asking. */
+  int ns = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  assert_true(ns >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  assert_int_equal(bind(ns, (struct sockaddr *)&sa, sizeof sa), 0);
+  socklen_t sl = sizeof sa;
+  assert_int_equal(getsockname(ns, (struct sockaddr *)&sa, &sl), 0);
+  char ns_text[32];
+  snprintf(ns_text, sizeof ns_text, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+  mesh_resolver_test_nameserver(ns_text);
+
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 1);
+  char id[MESH_PEER_ID_TEXT_MAX], addr[MESH_MULTIADDR_TEXT_MAX];
+  mesh_peer_id_to_text(&b.id.id, id, sizeof id);
+  snprintf(addr, sizeof addr, "/dns4/localhost/tcp/%u/p2p/%s", (unsigned)b.addr.port, id);
+  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1, 3000);
+  ping(&a, &b);
+
+  /* A name with no address: the dial fails, counted, and is retried
+   * later; meanwhile a keeps serving b. */
+  uint64_t failures = ctr(&a)->dial_failures;
+  assert_int_equal(mesh_net_dial(a.net, "/dns4/no-such-node.invalid/tcp/1", NULL), 0);
+  int asked = 0;
+  mesh_time_ms until = mesh_clock_now_ms() + 2000;
+  while (ctr(&a)->dial_failures == failures && mesh_clock_now_ms() < until) {
+    asked += answer_nxdomain(ns);
+    turn();
+  }
+  assert_true(asked >= 1);
+  assert_int_equal(ctr(&a)->dial_failures, failures + 1);
+  ping(&a, &b);
+  ping(&b, &a);
+
+  /* A lookup that never ends, dropped by a disconnect of its peer. */
+  mesh_identity other;
+  assert_int_equal(mesh_identity_generate(&other), 0);
+  mesh_peer_id_to_text(&other.id, id, sizeof id);
+  snprintf(addr, sizeof addr, "/dns/silent.invalid/tcp/1/p2p/%s", id);
+  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  for (int i = 0; i < 5; i++)
+    turn();
+  assert_int_equal(mesh_net_disconnect(a.net, &other.id), 0);
+  ping(&a, &b);
+
+  node_close(&a);
+  node_close(&b);
+  mesh_resolver_test_nameserver(NULL);
+  close(ns);
+}
+
 static void test_ipv6_and_host_port(void **state)
 {
   node a, b;
@@ -1028,6 +1111,7 @@ int main(void)
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
       cmocka_unit_test_setup(test_disconnect_aborts_handshake, setup),
+      cmocka_unit_test_setup(test_dial_dns_names, setup),
       cmocka_unit_test_setup(test_ipv6_and_host_port, setup),
       cmocka_unit_test_setup(test_small_frame_max, setup),
       cmocka_unit_test_setup(test_node_start_refuses_without_swarm_key, setup),
