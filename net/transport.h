@@ -219,6 +219,17 @@ int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect);
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len);
 int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
+/* As mesh_net_send, bypassing the test-only delay line (which releases its
+ * held messages through this). */
+int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+                      const uint8_t *buf, size_t len);
+/* Test-only fault injection (net/fault.h): puts line in front of the send
+ * path (the net owns it, and frees any earlier one); NULL removes it. Only
+ * the MESHD_TEST_FAULTS start-up path of the daemon calls this. */
+struct mesh_fault_line;
+void mesh_net_set_fault(mesh_net *net, struct mesh_fault_line *line);
+/* The line, or NULL (the production case). */
+const struct mesh_fault_line *mesh_net_fault(const mesh_net *net);
 /* The scheme of the transport that would carry cls to peer now ("rdma",
  * "tcp"), or NULL when no transport can (not connected). */
 const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls);
