@@ -1,9 +1,11 @@
 #include "src/daemon/node.h"
 
+#include "net/fault.h"
 #include "net/rdma.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
+#include "src/base/rng.h"
 #include "src/identity/epoch.h"
 
 #include <errno.h>
@@ -31,7 +33,8 @@ struct mesh_node {
   void *reload_arg;
   mesh_loop_fn stop_fn; /* replaces the plain stop on SIGINT/SIGTERM */
   void *stop_arg;
-  uint64_t unhandled; /* messages on a channel nobody handles */
+  uint64_t unhandled;     /* messages on a channel nobody handles */
+  mesh_fault_line *fault; /* test-only delay line (MESHD_TEST_FAULTS); owned by net */
 };
 
 static void node_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
@@ -71,10 +74,81 @@ static void node_on_stop(void *arg)
   mesh_loop_stop(n->loop);
 }
 
+static int path_join(char *buf, size_t len, const char *dir, const char *name);
+
+/*
+ * Test-only fault injection (net/fault.h). MESHD_TEST_FAULTS, read once
+ * here at start, is the only switch: without it there is no delay line and
+ * the home's test-faults file is ignored. With it, SIGHUP re-reads that file
+ * ("off", or a spec) so a scenario can change the faults of a running node.
+ */
+static int node_test_faults(mesh_node *n, size_t frame_max, char *err, size_t errlen)
+{
+  const char *text = getenv(MESH_FAULT_ENV);
+  if (text == NULL || text[0] == '\0')
+    return 0;
+  mesh_fault_spec spec;
+  char why[160];
+  int rc = mesh_fault_spec_parse(text, &spec, why, sizeof why);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, why);
+    return rc;
+  }
+  mesh_rng rng;
+  mesh_rng_seed_os(&rng);
+  rc = mesh_fault_line_new(n->net, mesh_loop_base(n->loop), &spec, mesh_rng_next(&rng), frame_max,
+                           &n->fault);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, mesh_strerror(rc));
+    return rc;
+  }
+  mesh_net_set_fault(n->net, n->fault);
+  char desc[256];
+  mesh_fault_spec_describe(&spec, desc, sizeof desc);
+  LOG_WARN("node",
+           "TEST FAULT INJECTION IS ON (%s is set): outgoing messages are delayed (%s). "
+           "This is for tests only; never run a production node with it.",
+           MESH_FAULT_ENV, desc);
+  return 0;
+}
+
+static void node_reload_test_faults(mesh_node *n)
+{
+  char path[PATH_MAX];
+  if (path_join(path, sizeof path, n->cfg->home, MESH_FAULT_FILE) != 0)
+    return;
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  char text[MESH_FAULT_SPEC_MAX + 2];
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = '\0';
+  if (n->fault == NULL) {
+    LOG_WARN("node", "%s ignored: fault injection is only armed by %s at start", path,
+             MESH_FAULT_ENV);
+    return;
+  }
+  mesh_fault_spec spec;
+  char why[160];
+  int rc = mesh_fault_spec_parse(text, &spec, why, sizeof why);
+  if (rc == 0)
+    rc = mesh_fault_line_set_spec(n->fault, &spec);
+  if (rc != 0) {
+    LOG_ERROR("node", "%s: %s; test faults unchanged", path,
+              rc == -EINVAL ? why : mesh_strerror(rc));
+    return;
+  }
+  char desc[256];
+  mesh_fault_spec_describe(&spec, desc, sizeof desc);
+  LOG_WARN("node", "TEST FAULT INJECTION now: %s (from %s)", desc, path);
+}
+
 static void node_on_reload(void *arg)
 {
   mesh_node *n = arg;
   LOG_INFO("node", "reload requested");
+  node_reload_test_faults(n);
   if (n->reload_fn != NULL)
     n->reload_fn(n->reload_arg);
 }
@@ -163,6 +237,8 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   mesh_net_on_peer(n->net, node_on_peer, n);
   /* RDMA for datagrams where it works (--transport, net/rdma.h). */
   if ((rc = mesh_rdma_attach_config(n->net, cfg, err, errlen)) != 0)
+    goto fail;
+  if ((rc = node_test_faults(n, opt.frame_max, err, errlen)) != 0)
     goto fail;
 
   if (cfg->listen != NULL && cfg->listen[0] != '\0') {
