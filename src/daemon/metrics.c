@@ -5,6 +5,7 @@
  */
 #include "src/daemon/daemon_internal.h"
 
+#include "net/fault.h"
 #include "net/rdma.h"
 #include "src/base/log.h"
 
@@ -124,6 +125,35 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_rdma_qps_open", G, "Queue pairs open", (double)r.qps_open);
 }
 
+/* Test-only fault injection (net/fault.h): always shows whether it is on,
+ * so that a production node with it on stands out. */
+static void test_fault_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  const mesh_fault_line *l = mesh_net_fault(mesh_node_net(d->node));
+  metric(m, "meshd_test_faults_active", G, "1 when MESHD_TEST_FAULTS (test-only) was set at start",
+         l != NULL ? 1 : 0);
+  if (l == NULL)
+    return;
+  const mesh_fault *f = mesh_fault_line_core(l);
+  const mesh_fault_spec *s = mesh_fault_get_spec(f);
+  const mesh_fault_counters *c = mesh_fault_counters_get(f);
+  metric(m, "meshd_test_faults_delay_ms", G, "Test fault injection: mean delay of sends",
+         s->active ? (double)s->delay_ms : 0);
+  metric(m, "meshd_test_faults_jitter_ms", G, "Test fault injection: jitter of sends",
+         s->active ? (double)s->jitter_ms : 0);
+  metric(m, "meshd_test_faults_held", G, "Test fault injection: messages held now",
+         (double)c->held_now);
+  metric(m, "meshd_test_faults_max_delay_ms", G, "Test fault injection: largest delay given",
+         (double)c->max_delay_ms);
+  static const char *const name = "meshd_test_faults_messages_total";
+  static const char *const help = "Test fault injection: messages by what became of them";
+  metric1(m, name, C, help, "what", "held", (double)c->held);
+  metric1(m, name, C, help, "what", "released", (double)c->released);
+  metric1(m, name, C, help, "what", "dropped", (double)c->dropped);
+  metric1(m, name, C, help, "what", "refused", (double)c->refused);
+  metric1(m, name, C, help, "what", "release_failed", (double)c->release_failed);
+}
+
 static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
   const mesh_coord *co = mesh_downloads_core(d->dl);
@@ -191,6 +221,7 @@ void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
   membership_metrics(d, m);
   transport_metrics(d, m);
   rdma_metrics(d, m);
+  test_fault_metrics(d, m);
   download_metrics(d, m);
   metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "error",
           (double)mesh_log_count(MESH_LOG_ERROR));
