@@ -16,7 +16,15 @@
  *     PING; without an ACK within the probe timeout, k helpers are asked to
  *     ping it (PING_REQ) and send a NACK if it stays silent; without any ACK
  *     by the end of the (health-scaled) probe interval the member becomes
- *     suspect.
+ *     suspect. Along with the PING_REQs the member gets the same PING over
+ *     the stream class (memberlist's TCP ping): a member whose datagrams are
+ *     lost but whose stream still works is not accused.
+ *   - Last chance: a dead claim ends the member's epoch (see below), so
+ *     before making one, a probe timeout ahead of the suspicion's deadline,
+ *     the accuser pings the suspect once more on both classes with the
+ *     accusation attached. A live suspect refutes and its ACK carries the
+ *     refutation; an ACK alone restarts the suspicion. Only silence until
+ *     the deadline (and a probe timeout after the ping) makes a dead claim.
  *   - Lifeguard: the local health score (net/swim_awareness.c) stretches the
  *     probe interval when our own probes fail without NACKs or when we have
  *     to refute; suspicion timeouts start at max and shrink toward min as
@@ -176,6 +184,9 @@ typedef struct mesh_swim_counters {
   uint64_t suspicion_confirmations; /* independent accusers counted */
   uint64_t refutations;             /* our incarnation bumped to refute */
   uint64_t deaths_declared;         /* suspicion timeouts that we turned into dead */
+  uint64_t stream_probes_sent;      /* probe pings repeated on the stream class */
+  uint64_t last_chance_probes;      /* pings to a suspect just before our dead claim */
+  uint64_t last_chance_saves;       /* suspicions ended after one: dead claims not made */
   uint64_t updates_applied;         /* records that changed our view */
   uint64_t updates_ignored;         /* records that were already known or older */
   uint64_t sig_verified;            /* signatures checked with Ed25519 */

@@ -95,12 +95,21 @@ struct swim_suspicion {
   mesh_time_ms deadline;                       /* when the member is declared dead */
   mesh_peer_id seen[SWIM_SUSPICION_MAX_K + 1]; /* the first accuser, then confirmers */
   uint32_t n_seen;
+  /* Last-chance check before a dead claim (net/swim_state.c): one ping to
+   * the suspect carrying the accusation, on both classes, shortly before the
+   * deadline. */
+  bool lc_sent;        /* sent for this suspicion */
+  uint32_t lc_seq;     /* its seq: an ACK with it means the suspect answered */
+  mesh_time_ms lc_end; /* no ACK by then (and past the deadline): dead */
 };
 
 void swim_suspicion_init(swim_suspicion *sp, uint32_t k, mesh_time_ms min, mesh_time_ms max,
                          mesh_time_ms now, const mesh_peer_id *from);
 /* true when from is a new independent accuser (deadline recomputed). */
 bool swim_suspicion_confirm(swim_suspicion *sp, const mesh_peer_id *from);
+/* The suspect answered: the timeout runs again from now (confirmations
+ * kept), and a new last-chance check will be due. */
+void swim_suspicion_restart(swim_suspicion *sp, mesh_time_ms now);
 /* Whether another confirmation can still shorten the timeout. */
 bool swim_suspicion_wants(const swim_suspicion *sp, const mesh_peer_id *from);
 

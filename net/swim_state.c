@@ -449,7 +449,9 @@ static void send_packet(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cl
   size_t lens[MAX_PIGGYBACK + 1];
   size_t idx[MAX_PIGGYBACK];
   size_t n_idx = 0;
-  if (cls == MESH_SWIM_DATAGRAM && p->n_updates == 0) {
+  /* Pings and acks carry updates on either class (the stream ones are the
+   * fallback and last-chance probes, whose ACK brings a refutation back). */
+  if (p->kind != MESH_SWIM_MSG_PUSH_PULL && p->n_updates == 0) {
     size_t n = 0;
     size_t budget = s->cfg.max_datagram;
     size_t base = swim_packet_base_size(p);
@@ -485,11 +487,21 @@ static void send_packet(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cl
                    m != NULL ? m->n_addrs : 0);
 }
 
-static void send_simple(mesh_swim *s, const mesh_peer_id *to, int kind, uint32_t seq,
-                        mesh_swim_outbox *out)
+static void send_simple(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cls, int kind,
+                        uint32_t seq, mesh_swim_outbox *out)
 {
   swim_packet_out p = {.kind = kind, .seq = seq, .epoch = s->epoch};
-  send_packet(s, to, MESH_SWIM_DATAGRAM, &p, NULL, 0, out);
+  send_packet(s, to, cls, &p, NULL, 0, out);
+}
+
+/* A PING to member m on class cls, with the accusation we hold about it
+ * first when it is suspect (buddy system). */
+static void send_ping(mesh_swim *s, const swim_member *m, mesh_swim_class cls, uint32_t seq,
+                      mesh_swim_outbox *out)
+{
+  swim_packet_out p = {.kind = MESH_SWIM_MSG_PING, .seq = seq, .target = &m->id, .epoch = s->epoch};
+  bool buddy = m->state == MESH_SWIM_SUSPECT && m->acc != NULL;
+  send_packet(s, &m->id, cls, &p, buddy ? m->acc : NULL, buddy ? m->acc_len : 0, out);
 }
 
 /* Our full state for a push-pull: every member's record and accusation. */
@@ -681,6 +693,8 @@ static void apply_member(mesh_swim *s, const swim_update *u, const uint8_t *raw,
   } else if (b.left) {
     transition(s, m, MESH_SWIM_LEFT, MESH_VIEW_LEFT, b.epoch, now, out);
   } else if (old == MESH_SWIM_SUSPECT) {
+    if (m->susp != NULL && m->susp->lc_sent)
+      s->c.last_chance_saves++;
     free(m->acc);
     m->acc = NULL;
     m->acc_len = 0;
@@ -939,12 +953,8 @@ static void probe_start(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   s->probe.end_at = now + swim_awareness_scale(&s->aw, s->cfg.probe_interval_ms);
   s->probe.indirect = false;
   s->probe.expected_nacks = s->probe.nacks = 0;
-  swim_packet_out p = {
-      .kind = MESH_SWIM_MSG_PING, .seq = s->probe.seq, .target = &m->id, .epoch = s->epoch};
   /* Buddy system: a suspect hears of the accusation with our ping. */
-  bool buddy = m->state == MESH_SWIM_SUSPECT && m->acc != NULL;
-  send_packet(s, &m->id, MESH_SWIM_DATAGRAM, &p, buddy ? m->acc : NULL, buddy ? m->acc_len : 0,
-              out);
+  send_ping(s, m, MESH_SWIM_DATAGRAM, s->probe.seq, out);
   s->c.probes_sent++;
 }
 
@@ -967,6 +977,16 @@ static void probe_indirect(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out
     s->c.indirect_probes_sent++;
   }
   s->probe.expected_nacks = (uint32_t)n;
+  /* And the same ping over the stream class, as memberlist's TCP ping: its
+   * retransmissions get through datagram loss that defeats the direct and
+   * indirect pings. Without it, every member's probes turn independent loss
+   * into a steady stream of suspicions of live members, each of which costs
+   * a cluster-wide broadcast, and a large mesh under heavy loss spends its
+   * whole gossip budget on them until refutations stop getting through. */
+  if (t != NULL && in_view(t->state) && t->epoch == s->probe.epoch) {
+    send_ping(s, t, MESH_SWIM_STREAM, s->probe.seq, out);
+    s->c.stream_probes_sent++;
+  }
 }
 
 static void probe_failed(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
@@ -992,6 +1012,35 @@ static void probe_failed(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   }
 }
 
+/* ---- last chance ---- */
+
+/* When the last-chance ping goes out: a probe timeout before the deadline,
+ * so that a crashed member is declared dead no later than without it. */
+static mesh_time_ms last_chance_at(const mesh_swim *s, const swim_suspicion *sp)
+{
+  mesh_time_ms lead = s->cfg.probe_timeout_ms;
+  return sp->deadline > lead ? sp->deadline - lead : 0;
+}
+
+/*
+ * Before our dead claim ends m's epoch, ping m once more on both classes
+ * with the accusation attached. The accusers that make dead claims about a
+ * live member are those that missed its refutation: gossip under loss does
+ * not reach everyone within the suspicion timeout. Asking the suspect itself
+ * brings the refutation back in its ACK (it re-sends its current record when
+ * it hears an accusation it already refuted).
+ */
+static void last_chance(mesh_swim *s, swim_member *m, mesh_time_ms now, mesh_swim_outbox *out)
+{
+  swim_suspicion *sp = m->susp;
+  sp->lc_sent = true;
+  sp->lc_seq = ++s->seq;
+  sp->lc_end = now + swim_awareness_scale(&s->aw, s->cfg.probe_timeout_ms);
+  send_ping(s, m, MESH_SWIM_DATAGRAM, sp->lc_seq, out);
+  send_ping(s, m, MESH_SWIM_STREAM, sp->lc_seq, out);
+  s->c.last_chance_probes++;
+}
+
 /* ---- timers ---- */
 
 static mesh_time_ms min_t(mesh_time_ms a, mesh_time_ms b)
@@ -1015,8 +1064,13 @@ static mesh_time_ms next_deadline(const mesh_swim *s)
   }
   for (size_t i = 0; i < s->n_relays; i++)
     d = min_t(d, s->relays[i].deadline);
-  for (size_t i = 0; i < s->n_susp; i++)
-    d = min_t(d, s->susp[i]->susp->deadline);
+  for (size_t i = 0; i < s->n_susp; i++) {
+    const swim_suspicion *sp = s->susp[i]->susp;
+    if (!sp->lc_sent)
+      d = min_t(d, last_chance_at(s, sp));
+    else
+      d = min_t(d, sp->deadline > sp->lc_end ? sp->deadline : sp->lc_end);
+  }
   return d;
 }
 
@@ -1088,7 +1142,7 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
     swim_relay *r = &s->relays[i];
     if (now >= r->deadline) {
       if (r->nack) {
-        send_simple(s, &r->requester, MESH_SWIM_MSG_NACK, r->req_seq, out);
+        send_simple(s, &r->requester, MESH_SWIM_DATAGRAM, MESH_SWIM_MSG_NACK, r->req_seq, out);
         s->c.nacks_sent++;
       }
       s->relays[i] = s->relays[--s->n_relays];
@@ -1107,7 +1161,9 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   }
   for (size_t i = 0; i < s->n_susp;) {
     swim_member *m = s->susp[i];
-    if (now >= m->susp->deadline) {
+    if (!m->susp->lc_sent && now >= last_chance_at(s, m->susp))
+      last_chance(s, m, now, out);
+    if (m->susp->lc_sent && now >= m->susp->deadline && now >= m->susp->lc_end) {
       s->c.deaths_declared++;
       accuse(s, m, true, now, out); /* removes m from the suspect list */
       if (i < s->n_susp && s->susp[i] == m) {
@@ -1249,7 +1305,8 @@ static void handle_ping_req(mesh_swim *s, const mesh_peer_id *from, const swim_p
   s->c.indirect_pings_relayed++;
 }
 
-static void handle_ack(mesh_swim *s, const mesh_peer_id *from, uint32_t seq, mesh_swim_outbox *out)
+static void handle_ack(mesh_swim *s, const mesh_peer_id *from, uint32_t seq, mesh_time_ms now,
+                       mesh_swim_outbox *out)
 {
   if (s->probe.active && seq == s->probe.seq) {
     s->probe.active = false;
@@ -1259,10 +1316,20 @@ static void handle_ack(mesh_swim *s, const mesh_peer_id *from, uint32_t seq, mes
   }
   for (size_t i = 0; i < s->n_relays; i++) {
     if (s->relays[i].seq == seq) {
-      send_simple(s, &s->relays[i].requester, MESH_SWIM_MSG_ACK, s->relays[i].req_seq, out);
+      send_simple(s, &s->relays[i].requester, MESH_SWIM_DATAGRAM, MESH_SWIM_MSG_ACK,
+                  s->relays[i].req_seq, out);
       s->relays[i] = s->relays[--s->n_relays];
       return;
     }
+  }
+  /* The suspect answered our last-chance ping, yet no refutation came with
+   * it (an ACK that overtook it, or one cut to fit): it is up in this
+   * epoch, so no dead claim now; the suspicion runs again from here. */
+  swim_member *m = find(s, from);
+  if (m != NULL && m->state == MESH_SWIM_SUSPECT && m->susp != NULL && m->susp->lc_sent &&
+      m->susp->lc_seq == seq) {
+    s->c.last_chance_saves++;
+    swim_suspicion_restart(m->susp, now);
   }
 }
 
@@ -1280,8 +1347,13 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
     drop(s, rc == -EMSGSIZE ? MESH_SWIM_DROP_TOO_BIG : MESH_SWIM_DROP_MALFORMED);
     return rc == -ENOMEM ? rc : -EBADMSG;
   }
-  /* Full state travels on streams only; probes on datagrams only. */
-  if ((p.kind == MESH_SWIM_MSG_PUSH_PULL) != (cls == MESH_SWIM_STREAM)) {
+  /* Full state travels on streams only; pings and acks on either class
+   * (fallback and last-chance probes use the stream); the rest on datagrams. */
+  bool class_ok = p.kind == MESH_SWIM_MSG_PUSH_PULL
+                      ? cls == MESH_SWIM_STREAM
+                      : cls == MESH_SWIM_DATAGRAM || p.kind == MESH_SWIM_MSG_PING ||
+                            p.kind == MESH_SWIM_MSG_ACK;
+  if (!class_ok) {
     swim_packet_release(&p);
     drop(s, MESH_SWIM_DROP_MALFORMED);
     return -EBADMSG;
@@ -1297,10 +1369,10 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
       drop(s, MESH_SWIM_DROP_NOT_FOR_US);
       break;
     }
-    send_simple(s, from, MESH_SWIM_MSG_ACK, p.seq, out);
+    send_simple(s, from, cls, MESH_SWIM_MSG_ACK, p.seq, out);
     break;
   case MESH_SWIM_MSG_ACK:
-    handle_ack(s, from, p.seq, out);
+    handle_ack(s, from, p.seq, now, out);
     break;
   case MESH_SWIM_MSG_NACK:
     if (s->probe.active && p.seq == s->probe.seq && s->probe.nacks < s->probe.expected_nacks) {

@@ -52,3 +52,10 @@ bool swim_suspicion_confirm(swim_suspicion *sp, const mesh_peer_id *from)
   recompute(sp);
   return true;
 }
+
+void swim_suspicion_restart(swim_suspicion *sp, mesh_time_ms now)
+{
+  sp->start = now;
+  sp->lc_sent = false;
+  recompute(sp);
+}
