@@ -154,14 +154,17 @@ void mesh_fault_spec_describe(const mesh_fault_spec *s, char *buf, size_t len)
     snprintf(buf, len, "off");
     return;
   }
-  char d[32], j[32], b[32], peer[MESH_PEER_ID_TEXT_MAX] = "every peer";
+  char d[32], j[32], b[32], peer[MESH_PEER_ID_TEXT_MAX + 8] = "";
   mesh_config_format_duration(s->delay_ms, d, sizeof d);
   mesh_config_format_duration(s->jitter_ms, j, sizeof j);
   mesh_config_format_size(s->max_bytes, b, sizeof b);
-  if (s->has_peer)
-    mesh_peer_id_to_text(&s->peer, peer, sizeof peer);
-  snprintf(buf, len, "delay=%s jitter=%s dist=%s peer=%s max-bytes=%s max-messages=%zu", d, j,
-           s->dist == MESH_FAULT_NORMAL ? "normal" : "uniform", peer, b, s->max_messages);
+  if (s->has_peer) {
+    char id[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&s->peer, id, sizeof id);
+    snprintf(peer, sizeof peer, ",peer=%s", id);
+  }
+  snprintf(buf, len, "delay=%s,jitter=%s,dist=%s,max-bytes=%s,max-messages=%zu%s", d, j,
+           s->dist == MESH_FAULT_NORMAL ? "normal" : "uniform", b, s->max_messages, peer);
 }
 
 /* --- The core --- */

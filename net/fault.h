@@ -97,7 +97,9 @@ void mesh_fault_spec_default(mesh_fault_spec *s);
  * err; every number is range-checked, text longer than MESH_FAULT_SPEC_MAX
  * is refused. */
 int mesh_fault_spec_parse(const char *text, mesh_fault_spec *out, char *err, size_t errlen);
-/* One-line description for logs ("delay=100ms jitter=50ms dist=uniform ..."). */
+/* The spec as text that parses back to it, the seed left out ("off", or
+ * "delay=100ms,jitter=50ms,dist=uniform,max-bytes=4MiB,..."); buf of
+ * MESH_FAULT_SPEC_MAX bytes holds any. */
 void mesh_fault_spec_describe(const mesh_fault_spec *s, char *buf, size_t len);
 
 typedef struct mesh_fault_counters {
