@@ -235,6 +235,36 @@ static int flush(tcp_conn *c)
   return 0;
 }
 
+/* Seals the next chunk of a stream message (len bytes at data, *off of
+ * them sent) into the output buffer and advances *off. */
+static int put_chunk(tcp_conn *c, uint8_t ch, const uint8_t *data, size_t len, size_t *off)
+{
+  size_t n = len - *off;
+  if (n > c->t->opt.chunk_size)
+    n = c->t->opt.chunk_size;
+  mesh_frame f = {.type = MESH_FRAME_DATA,
+                  .channel = ch,
+                  .cls = MESH_CLASS_STREAM,
+                  .flags = (uint8_t)((*off == 0 ? MESH_FRAME_FIRST : 0) |
+                                     (*off + n == len ? MESH_FRAME_LAST : 0)),
+                  .total = *off == 0 ? (uint32_t)len : 0,
+                  .payload = data + *off,
+                  .len = n};
+  int rc = put_frame(c, &f);
+  if (rc == 0)
+    *off += n;
+  return rc;
+}
+
+/* Watches the socket for writability while output waits. */
+static void watch_output(tcp_conn *c)
+{
+  if (evbuffer_get_length(c->out) > 0)
+    event_add(c->wev, NULL);
+  else
+    event_del(c->wev);
+}
+
 /* Moves queued messages into the output buffer, datagrams first, one stream
  * chunk at a time; then writes what the socket takes. */
 static void pump(tcp_conn *c)
@@ -246,32 +276,21 @@ static void pump(tcp_conn *c)
   int rc = 0;
   for (;;) {
     while (rc == 0 && evbuffer_get_length(c->out) < HIGH_WATER(t)) {
-      mesh_frame f = {.type = MESH_FRAME_DATA};
       if (c->dq.head != NULL) {
         tcp_msg *m = queue_pop(&c->dq);
-        f.channel = m->channel;
-        f.cls = MESH_CLASS_DATAGRAM;
-        f.flags = MESH_FRAME_FIRST | MESH_FRAME_LAST;
-        f.total = (uint32_t)m->len;
-        f.payload = m->data;
-        f.len = m->len;
+        mesh_frame f = {.type = MESH_FRAME_DATA,
+                        .channel = m->channel,
+                        .cls = MESH_CLASS_DATAGRAM,
+                        .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
+                        .total = (uint32_t)m->len,
+                        .payload = m->data,
+                        .len = m->len};
         rc = put_frame(c, &f);
         free(m);
       } else if (c->sq.head != NULL) {
         tcp_msg *m = c->sq.head;
-        size_t n = m->len - m->off;
-        if (n > t->opt.chunk_size)
-          n = t->opt.chunk_size;
-        f.channel = m->channel;
-        f.cls = MESH_CLASS_STREAM;
-        f.flags =
-            (m->off == 0 ? MESH_FRAME_FIRST : 0) | (m->off + n == m->len ? MESH_FRAME_LAST : 0);
-        f.total = m->off == 0 ? (uint32_t)m->len : 0;
-        f.payload = m->data + m->off;
-        f.len = n;
-        rc = put_frame(c, &f);
-        m->off += n;
-        if (m->off == m->len)
+        rc = put_chunk(c, m->channel, m->data, m->len, &m->off);
+        if (rc == 0 && m->off == m->len)
           free(queue_pop(&c->sq));
       } else {
         break;
@@ -288,10 +307,7 @@ static void pump(tcp_conn *c)
     tcp_conn_close(c, -1, rc, true);
     return;
   }
-  if (evbuffer_get_length(c->out) > 0)
-    event_add(c->wev, NULL);
-  else
-    event_del(c->wev);
+  watch_output(c);
   if (c->want_writable && c->sq.bytes <= t->opt.stream_queue_max / 2) {
     c->want_writable = false;
     mesh_peer_id p = c->peer;
@@ -299,9 +315,37 @@ static void pump(tcp_conn *c)
   }
 }
 
+/*
+ * A stream message sent while nothing is queued goes straight from the
+ * caller's buffer into frames, chunk by chunk, as long as the socket takes
+ * them (the same frames pump would make, with the same bound on what waits
+ * in the output buffer), without first being copied into the queue.
+ * Returns true when the whole message went; *off receives the bytes
+ * sealed, the rest being for the queue.
+ */
+static bool send_direct(tcp_conn *c, uint8_t ch, const uint8_t *buf, size_t len, size_t *off,
+                        int *rc)
+{
+  tcp_state *t = c->t;
+  bool done = false;
+  *off = 0;
+  *rc = 0;
+  for (;;) {
+    while (*rc == 0 && !done && evbuffer_get_length(c->out) < HIGH_WATER(t)) {
+      *rc = put_chunk(c, ch, buf, len, off);
+      done = *rc == 0 && *off == len;
+    }
+    if (*rc == 0)
+      *rc = flush(c);
+    if (*rc != 0 || done || evbuffer_get_length(c->out) >= HIGH_WATER(t))
+      return done;
+  }
+}
+
 int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len)
 {
   tcp_state *t = c->t;
+  size_t sent = 0;
   if (cls == MESH_CLASS_DATAGRAM) {
     if (c->dq.bytes + len > t->opt.datagram_queue_max) {
       t->c->dropped[MESH_DROP_QUEUE_FULL]++;
@@ -311,6 +355,19 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
     /* An empty queue takes any message up to frame-max. */
     c->want_writable = true;
     return -EAGAIN;
+  } else if (c->state == TCP_UP && !c->pumping && c->dq.head == NULL && c->sq.head == NULL) {
+    int rc;
+    bool done = send_direct(c, (uint8_t)ch, buf, len, &sent, &rc);
+    if (rc != 0) {
+      /* As when pump fails: the connection ends, and the message with it. */
+      tcp_conn_close(c, -1, rc, true);
+      return 0;
+    }
+    if (done) {
+      t->c->messages_sent[cls]++;
+      watch_output(c);
+      return 0;
+    }
   }
   tcp_msg *m = malloc(sizeof *m + len);
   if (m == NULL)
@@ -318,7 +375,7 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
   m->channel = (uint8_t)ch;
   m->cls = (uint8_t)cls;
   m->len = len;
-  m->off = 0;
+  m->off = sent;
   if (len > 0)
     memcpy(m->data, buf, len);
   queue_push(cls == MESH_CLASS_DATAGRAM ? &c->dq : &c->sq, m);
@@ -564,56 +621,103 @@ static long scratch_frames(tcp_conn *c, uint8_t *p, size_t n)
   return (long)off;
 }
 
-/* Every read lands in the transport's scratch buffer first (libevent
- * 2.1's evbuffer_read reads at most 4 KiB per call, a loop turn per 4 KiB
- * of bulk traffic). Whole frames are handled there; only a partial frame,
- * or bytes that arrive before the handshake ends, go to the input buffer.
- * The scratch buffer is only used within one on_read: callbacks made from
- * here never read a socket. */
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* Closes c after a failed or ended read (n <= 0). Mid-frame or
+ * mid-handshake, an end is a truncation. */
+static void read_ended(tcp_conn *c, ssize_t n, bool mid)
 {
-  tcp_conn *c = arg;
-  tcp_state *t = c->t;
-  /* Before the handshake ends, read no more than a Hello and a finish frame
-   * can need, so that an unauthenticated peer costs bounded memory. */
-  size_t want = READ_CHUNK;
-  if (c->state == TCP_HELLO || c->state == TCP_FINISH) {
-    size_t cap = MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX + MESH_FRAME_OVERHEAD;
-    size_t have = evbuffer_get_length(c->in);
-    want = have < cap ? cap - have : 0;
-    if (want == 0) {
-      tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, -EBADMSG, true);
-      return;
-    }
-  }
-  ssize_t n = read(fd, t->scratch, want);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
       return;
     int err = -errno;
-    bool mid = evbuffer_get_length(c->in) > 0 || c->state != TCP_UP;
     tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, err, true);
     return;
   }
-  if (n == 0) {
-    /* The peer closed. Mid-frame or mid-handshake, that is a truncation. */
-    bool mid = evbuffer_get_length(c->in) > 0 || c->state != TCP_UP;
-    tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, 0, true);
+  tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, 0, true);
+}
+
+/*
+ * Reads of an authenticated connection. Every read lands in the
+ * transport's scratch buffer (libevent 2.1's evbuffer_read reads at most
+ * 4 KiB per call, a loop turn per 4 KiB of bulk traffic) and whole frames
+ * are decrypted there, in place, without a copy. The partial frame a read
+ * ends with is carried in c->in and moved back to the front of the scratch
+ * buffer before the next read, so the frames after it are handled in place
+ * too: one copy of at most one frame per read. A frame too large for that
+ * (over half the scratch buffer; peers with a big chunk size) is gathered
+ * in c->in instead. The scratch buffer is only used within one on_read:
+ * callbacks made from here never read a socket.
+ */
+static void read_up(tcp_conn *c)
+{
+  tcp_state *t = c->t;
+  size_t carry = evbuffer_get_length(c->in);
+  if (carry >= MESH_FRAME_LEN_SIZE) {
+    uint8_t head[MESH_FRAME_LEN_SIZE];
+    evbuffer_copyout(c->in, head, sizeof head);
+    size_t flen;
+    if (!frame_len(c, head, sizeof head, &flen))
+      return;
+    if (flen > READ_CHUNK / 2) {
+      /* A big frame: gather it in c->in. */
+      ssize_t n = read(c->fd, t->scratch, READ_CHUNK);
+      if (n <= 0) {
+        read_ended(c, n, true);
+        return;
+      }
+      if (evbuffer_add(c->in, t->scratch, (size_t)n) != 0) {
+        tcp_conn_close(c, -1, -ENOMEM, true);
+        return;
+      }
+      read_frames(c);
+      return;
+    }
+  }
+  if (carry > 0)
+    evbuffer_remove(c->in, t->scratch, carry);
+  ssize_t n = read(c->fd, t->scratch + carry, READ_CHUNK - carry);
+  if (n <= 0) {
+    /* Put the carried bytes back: a read that would block ends nothing. */
+    if (carry > 0 && evbuffer_add(c->in, t->scratch, carry) != 0) {
+      tcp_conn_close(c, -1, -ENOMEM, true);
+      return;
+    }
+    read_ended(c, n, carry > 0);
     return;
   }
-  size_t used = 0;
-  if (c->state == TCP_UP && evbuffer_get_length(c->in) == 0) {
-    long k = scratch_frames(c, t->scratch, (size_t)n);
-    if (k < 0)
-      return;
-    used = (size_t)k;
+  size_t have = carry + (size_t)n;
+  long used = scratch_frames(c, t->scratch, have);
+  if (used < 0)
+    return;
+  if ((size_t)used < have && evbuffer_add(c->in, t->scratch + used, have - (size_t)used) != 0)
+    tcp_conn_close(c, -1, -ENOMEM, true);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_conn *c = arg;
+  tcp_state *t = c->t;
+  if (c->state == TCP_UP) {
+    read_up(c);
+    return;
   }
-  if (used < (size_t)n && evbuffer_add(c->in, t->scratch + used, (size_t)n - used) != 0) {
+  /* Before the handshake ends, read no more than a Hello and a finish frame
+   * can need, so that an unauthenticated peer costs bounded memory. */
+  size_t cap = MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX + MESH_FRAME_OVERHEAD;
+  size_t have = evbuffer_get_length(c->in);
+  size_t want = have < cap ? cap - have : 0;
+  if (want == 0) {
+    tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, -EBADMSG, true);
+    return;
+  }
+  ssize_t n = read(fd, t->scratch, want);
+  if (n <= 0) {
+    read_ended(c, n, true);
+    return;
+  }
+  if (evbuffer_add(c->in, t->scratch, (size_t)n) != 0) {
     tcp_conn_close(c, -1, -ENOMEM, true);
     return;
   }
-  if (used > 0)
-    return; /* whatever is left is a partial frame */
   if (c->state == TCP_HELLO && !read_hello(c))
     return;
   if (c->state == TCP_FINISH || c->state == TCP_UP)
