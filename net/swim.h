@@ -126,6 +126,11 @@ typedef struct mesh_swim_config {
   uint32_t join_retry_ms;         /* re-dial seeds until one answers (lan 2000) */
   uint32_t max_datagram;          /* bytes per datagram sent (1400) */
   uint32_t reaped_history;        /* reaped (peer, epoch) remembered (1024) */
+  /* Bounds on what peers can make us hold (refused and counted beyond). */
+  uint32_t max_members;    /* members held, tombstones included (16384) */
+  uint32_t max_intro_sync; /* new members one push-pull may introduce (8192) */
+  uint32_t max_intro_rate; /* new members one peer may introduce by datagram
+                            * per probe interval (64) */
   /* What this node says about itself in its member record. */
   const char *const *addrs; /* listen addresses (<= 8) */
   size_t n_addrs;
@@ -167,6 +172,8 @@ typedef enum mesh_swim_drop {
   MESH_SWIM_DROP_UNKNOWN,       /* accusation about a peer we do not know */
   MESH_SWIM_DROP_SELF,          /* a record in our name we did not make */
   MESH_SWIM_DROP_NOT_FOR_US,    /* a ping meant for another peer */
+  MESH_SWIM_DROP_INTRO_LIMIT,   /* a peer introduced more new members than allowed */
+  MESH_SWIM_DROP_VIEW_FULL,     /* max_members reached */
   MESH_SWIM_DROP__COUNT,
 } mesh_swim_drop;
 

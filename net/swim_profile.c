@@ -18,11 +18,20 @@
  *   join_retry_ms        2000     500          10000
  *   max_datagram         1400     1400         1400
  *   reaped_history       1024     1024         1024
+ *   max_members          16384    16384        16384
+ *   max_intro_sync       8192     8192         8192
+ *   max_intro_rate       64       64           64
  *
  * lan and wan are hashicorp/memberlist's DefaultLANConfig and
  * DefaultWANConfig. thunderbolt is for peers on direct RDMA links, where a
  * round trip takes microseconds: probing five times as often detects a
  * failure five times sooner at the same relative load.
+ *
+ * The last three bound what one peer can make us hold. A push-pull from a
+ * single peer may introduce at most max_intro_sync members we did not know
+ * (a joiner learns a larger mesh over several syncs), and gossip from one
+ * peer at most max_intro_rate new members per probe interval; the view never
+ * holds more than max_members. Beyond them records are refused and counted.
  */
 #include "net/swim_internal.h"
 
@@ -47,6 +56,9 @@ static const mesh_swim_config profiles[] = {
             .join_retry_ms = 2000,
             .max_datagram = 1400,
             .reaped_history = 1024,
+            .max_members = 16384,
+            .max_intro_sync = 8192,
+            .max_intro_rate = 64,
         },
     [MESH_SWIM_PROFILE_THUNDERBOLT] =
         {
@@ -65,6 +77,9 @@ static const mesh_swim_config profiles[] = {
             .join_retry_ms = 500,
             .max_datagram = 1400,
             .reaped_history = 1024,
+            .max_members = 16384,
+            .max_intro_sync = 8192,
+            .max_intro_rate = 64,
         },
     [MESH_SWIM_PROFILE_WAN] =
         {
@@ -83,6 +98,9 @@ static const mesh_swim_config profiles[] = {
             .join_retry_ms = 10000,
             .max_datagram = 1400,
             .reaped_history = 1024,
+            .max_members = 16384,
+            .max_intro_sync = 8192,
+            .max_intro_rate = 64,
         },
 };
 
@@ -112,6 +130,9 @@ int mesh_swim_config_resolve(mesh_swim_config *cfg)
   DEFAULT(join_retry_ms);
   DEFAULT(max_datagram);
   DEFAULT(reaped_history);
+  DEFAULT(max_members);
+  DEFAULT(max_intro_sync);
+  DEFAULT(max_intro_rate);
   if (cfg->probe_timeout_ms >= cfg->probe_interval_ms)
     return -EINVAL;
   if (cfg->max_datagram < 512 || cfg->max_datagram > MESH_SWIM_MAX_DATAGRAM)

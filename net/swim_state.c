@@ -36,6 +36,24 @@ typedef struct swim_relay {
   bool nack;
 } swim_relay;
 
+/* New members one peer introduced by datagram in the current probe interval
+ * (max_intro_rate). A small table of recent introducers, least recently
+ * started window replaced first. */
+#define INTRO_SLOTS 32
+typedef struct swim_intro {
+  mesh_peer_id from;
+  mesh_time_ms window; /* start of the interval counted */
+  uint32_t n;          /* new members accepted from `from` in it */
+  bool used;
+} swim_intro;
+
+/* Where the updates of one packet come from, for the introduction caps. */
+typedef struct swim_intake {
+  const mesh_peer_id *from; /* the packet's sender */
+  bool full;                /* a push-pull (full state) */
+  uint32_t sync_new;        /* new members it introduced so far */
+} swim_intake;
+
 typedef struct swim_reaped {
   mesh_peer_id id;
   uint64_t epoch;
@@ -87,6 +105,7 @@ struct mesh_swim {
 
   swim_awareness aw;
   swim_bqueue bq;
+  swim_intro intros[INTRO_SLOTS];
   swim_reaped *hist; /* ring of reaped (peer, epoch) */
   size_t hist_n, hist_head;
 
@@ -608,10 +627,70 @@ static void rebroadcast(mesh_swim *s, const mesh_peer_id *subject, const uint8_t
   swim_bq_push(&s->bq, subject, buf, len);
 }
 
-/* An alive or left record about another member. */
-static void apply_member(mesh_swim *s, const swim_update *u, const uint8_t *raw, size_t raw_len,
-                         bool quiet_fresh, mesh_time_ms now, mesh_swim_outbox *out)
+/* The datagram introduction count of peer `from`, in a window that started
+ * at most a probe interval ago. */
+static swim_intro *intro_slot(mesh_swim *s, const mesh_peer_id *from, mesh_time_ms now)
 {
+  swim_intro *r = NULL;
+  for (size_t i = 0; i < INTRO_SLOTS && r == NULL; i++)
+    if (s->intros[i].used && id_eq(&s->intros[i].from, from))
+      r = &s->intros[i];
+  if (r == NULL) {
+    r = &s->intros[0];
+    for (size_t i = 0; i < INTRO_SLOTS; i++) {
+      if (!s->intros[i].used) {
+        r = &s->intros[i];
+        break;
+      }
+      if (s->intros[i].window < r->window)
+        r = &s->intros[i];
+    }
+    *r = (swim_intro){.from = *from, .window = now, .used = true};
+  }
+  if (now - r->window >= s->cfg.probe_interval_ms) {
+    r->window = now;
+    r->n = 0;
+  }
+  return r;
+}
+
+/*
+ * Whether one more member we do not know may come in through this packet:
+ * the view's size cap, then the sender's cap (per push-pull, or per probe
+ * interval for datagrams). A refusal is counted; the record may come again
+ * later, through anti-entropy, when there is room.
+ */
+static bool intro_allowed(mesh_swim *s, const swim_intake *in, mesh_time_ms now)
+{
+  if (s->n >= s->cfg.max_members) {
+    drop(s, MESH_SWIM_DROP_VIEW_FULL);
+    return false;
+  }
+  uint32_t used = in->full ? in->sync_new : intro_slot(s, in->from, now)->n;
+  uint32_t cap = in->full ? s->cfg.max_intro_sync : s->cfg.max_intro_rate;
+  if (used >= cap) {
+    drop(s, MESH_SWIM_DROP_INTRO_LIMIT);
+    return false;
+  }
+  return true;
+}
+
+static void intro_count(mesh_swim *s, swim_intake *in, mesh_time_ms now)
+{
+  if (in->full)
+    in->sync_new++;
+  else
+    intro_slot(s, in->from, now)->n++;
+}
+
+/* An alive or left record about another member. */
+static void apply_member(mesh_swim *s, swim_intake *in, const swim_update *u, const uint8_t *raw,
+                         size_t raw_len, mesh_time_ms now, mesh_swim_outbox *out)
+{
+  /* A member first seen in someone else's full state is spread by
+   * anti-entropy; queueing a whole cluster's records would crowd out real
+   * news. */
+  bool quiet_fresh = in->full && !id_eq(in->from, &u->subject);
   swim_member_body b;
   if (swim_member_body_decode(u->body, u->body_len, &b) != 0) {
     drop(s, MESH_SWIM_DROP_MALFORMED);
@@ -632,6 +711,8 @@ static void apply_member(mesh_swim *s, const swim_update *u, const uint8_t *raw,
       s->c.updates_ignored++;
       goto done;
     }
+    if (!intro_allowed(s, in, now))
+      goto done;
   } else if (!in_view(m->state)) {
     if (b.epoch < m->epoch || (b.epoch == m->epoch && b.left)) {
       s->c.updates_ignored++;
@@ -663,6 +744,7 @@ static void apply_member(mesh_swim *s, const swim_update *u, const uint8_t *raw,
       out->alloc_failed = -ENOMEM;
       goto done;
     }
+    intro_count(s, in, now);
   }
   if (set_bytes(&m->rec, &m->rec_len, raw, raw_len) != 0 || set_info(m, &b) != 0) {
     out->alloc_failed = -ENOMEM;
@@ -700,8 +782,6 @@ static void apply_member(mesh_swim *s, const swim_update *u, const uint8_t *raw,
     m->acc_len = 0;
     transition(s, m, MESH_SWIM_ALIVE, MESH_VIEW_ALIVE_AGAIN, b.epoch, now, out);
   }
-  /* A member first seen in someone's full state is spread by anti-entropy;
-   * queueing a whole cluster's records would crowd out real news. */
   if (!(fresh && quiet_fresh))
     rebroadcast(s, &m->id, raw, raw_len);
 done:
@@ -858,9 +938,10 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
     out->alloc_failed = -ENOMEM;
 }
 
-/* from and full: who sent the packet, and whether it carried a full state. */
-static void apply_update(mesh_swim *s, const mesh_peer_id *from, bool full, const uint8_t *raw,
-                         size_t len, mesh_time_ms now, mesh_swim_outbox *out)
+/* in: who sent the packet, whether it carried a full state, and what it
+ * introduced so far. */
+static void apply_update(mesh_swim *s, swim_intake *in, const uint8_t *raw, size_t len,
+                         mesh_time_ms now, mesh_swim_outbox *out)
 {
   swim_update u;
   int rc = swim_update_decode(raw, len, &u);
@@ -884,7 +965,7 @@ static void apply_update(mesh_swim *s, const mesh_peer_id *from, bool full, cons
     goto done;
   }
   if (!u.accuse) {
-    apply_member(s, &u, raw, len, full && !id_eq(from, &u.subject), now, out);
+    apply_member(s, in, &u, raw, len, now, out);
     goto done;
   }
   swim_accuse_body a;
@@ -1360,9 +1441,9 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
   }
   s->c.msgs_received[p.kind]++;
   s->c.bytes_received[p.kind] += len;
+  swim_intake in = {.from = from, .full = p.kind == MESH_SWIM_MSG_PUSH_PULL};
   for (size_t i = 0; i < p.n_updates; i++)
-    apply_update(s, from, p.kind == MESH_SWIM_MSG_PUSH_PULL, p.updates[i], p.update_lens[i], now,
-                 out);
+    apply_update(s, &in, p.updates[i], p.update_lens[i], now, out);
   switch (p.kind) {
   case MESH_SWIM_MSG_PING:
     if (p.has_target && !id_eq(&p.target, &s->self->id)) {
@@ -1558,6 +1639,8 @@ const char *mesh_swim_drop_name(mesh_swim_drop d)
       [MESH_SWIM_DROP_UNKNOWN] = "unknown-peer",
       [MESH_SWIM_DROP_SELF] = "self",
       [MESH_SWIM_DROP_NOT_FOR_US] = "not-for-us",
+      [MESH_SWIM_DROP_INTRO_LIMIT] = "intro-limit",
+      [MESH_SWIM_DROP_VIEW_FULL] = "view-full",
   };
   return (unsigned)d < MESH_SWIM_DROP__COUNT ? names[d] : "unknown";
 }

@@ -316,6 +316,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   sc.gossip_interval_ms = (uint32_t)cfg->gossip_interval_ms;
   sc.gossip_nodes = (uint32_t)cfg->gossip_nodes;
   sc.push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
+  sc.max_members = (uint32_t)cfg->max_members;
   if (cfg->tombstone_ttl_ms > 0)
     sc.tombstone_ttl_ms =
         cfg->tombstone_ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->tombstone_ttl_ms;
