@@ -82,6 +82,20 @@ int mesh_rdma_attr_encode(const mesh_rdma_attr *a, uint8_t *buf, size_t cap, siz
  * -EMSGSIZE longer than MESH_RDMA_ATTR_MAX; -EPROTONOSUPPORT other version. */
 int mesh_rdma_attr_decode(const uint8_t *buf, size_t len, mesh_rdma_attr *a);
 
+/* A keepalive's payload (proto/rdma.proto RdmaKeepalive). */
+#define MESH_RDMA_KEEPALIVE_MAX 32 /* longest encoded keepalive */
+typedef struct mesh_rdma_keepalive {
+  bool hears;   /* the sender heard the receiver over RDMA within dead_ms */
+  uint32_t qpn; /* the sender's queue pair now (24 bits) */
+  uint32_t psn; /* its first sequence number (24 bits) */
+} mesh_rdma_keepalive;
+
+/* Encodes k into buf (cap bytes). -ENOSPC when it does not fit. */
+int mesh_rdma_keepalive_encode(const mesh_rdma_keepalive *k, uint8_t *buf, size_t cap, size_t *len);
+/* Decodes and bounds-checks. -EBADMSG undecodable or qpn/psn out of range;
+ * -EMSGSIZE longer than MESH_RDMA_KEEPALIVE_MAX. */
+int mesh_rdma_keepalive_decode(const uint8_t *buf, size_t len, mesh_rdma_keepalive *k);
+
 /* --- Frames over one peer's RDMA path --- */
 
 /* Result of opening an RDMA frame, each counted by the transport. */
@@ -171,6 +185,10 @@ typedef struct mesh_rdma_handler {
    * more sends; the owner frees or resets it. err is a negative errno and
    * what names the cause. Called once per failure. */
   void (*error)(void *arg, mesh_rdma_qp *qp, void *qp_arg, int err, const char *what);
+  /* Optional: the port went down (up false: every queue pair has just been
+   * failed through error) or became active again (up true). what names the
+   * device's event. */
+  void (*port)(void *arg, bool up, const char *what);
   void *arg;
 } mesh_rdma_handler;
 
@@ -179,6 +197,12 @@ typedef struct mesh_rdma_handler {
  * free the queue pair it is called for. Returns the completions handled,
  * or a negative errno when the device itself failed. Non-blocking. */
 int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h);
+/* One busy-poll of the completion queue: handles at most one batch of
+ * completions (re-posting receives) without a system call, leaving the
+ * completion channel alone (a completion found here may still make its fd
+ * readable; the next mesh_rdma_dev_poll then finds nothing). Returns the
+ * completions handled or -EIO. Non-blocking. */
+int mesh_rdma_dev_spin(mesh_rdma_dev *d, const mesh_rdma_handler *h);
 
 /*
  * Makes a UC queue pair (moved to INIT, receives posted) with psn as its
@@ -192,6 +216,13 @@ int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **o
  * ports'). On failure the queue pair is left in error: -EINVAL attributes
  * refused, else the verbs errno. */
 int mesh_rdma_qp_connect(mesh_rdma_qp *qp, const mesh_rdma_attr *remote);
+/* This queue pair's number and first sequence number (what the peer must
+ * send to). */
+void mesh_rdma_qp_local(const mesh_rdma_qp *qp, uint32_t *qpn, uint32_t *psn);
+/* Points a connected qp at another remote queue pair of the same peer (it
+ * made a new one: qpn, psn), through RESET, INIT, RTR and RTS; receives are
+ * re-posted. Must not be called from within a handler of this qp. */
+int mesh_rdma_qp_repoint(mesh_rdma_qp *qp, uint32_t qpn, uint32_t psn);
 /* Puts an errored or connected qp back through RESET, INIT (re-posting its
  * receives) and, towards the same remote, RTR and RTS. */
 int mesh_rdma_qp_reset(mesh_rdma_qp *qp);
@@ -229,6 +260,15 @@ typedef struct mesh_rdma_config {
   mesh_time_ms dead_ms;        /* peer not heard over RDMA this long: TCP (1500) */
   mesh_time_ms backoff_min_ms; /* first RDMA retry after a fallback (1000) */
   mesh_time_ms backoff_max_ms; /* cap on the retry delay (60000) */
+  /* Adaptive completion polling: after a datagram went out or came in over
+   * RDMA, the completion queue is busy-polled (no system call, no sleep)
+   * for poll_us before the loop waits on the completion channel again, so
+   * an answer is picked up without a wake-up. The loop gets a turn between
+   * slices of it. Spinning stops for the rest of a second once it used
+   * poll_budget_ms of that second; 0 in either turns polling off. Idle (no
+   * datagrams; keepalives do not count) never spins. */
+  uint32_t poll_us;        /* spin this long after datagram traffic (1000) */
+  uint32_t poll_budget_ms; /* spinning per second at most (100: 10% of a core) */
 } mesh_rdma_config;
 
 void mesh_rdma_config_default(mesh_rdma_config *c);
@@ -264,12 +304,27 @@ typedef struct mesh_rdma_stats {
   uint64_t bad_attributes; /* peers' attributes refused */
   uint64_t keepalives_sent;
   uint64_t keepalives_received;
-  uint64_t paths_up; /* gauge: peers whose datagrams go over RDMA */
-  uint64_t qps_open; /* gauge: queue pairs open */
+  uint64_t resets;           /* queue pairs destroyed on request (mesh_rdma_reset_peer) */
+  uint64_t repoints;         /* our queue pair re-pointed at a peer's new one */
+  uint64_t device_events;    /* port or device failures reported by the device */
+  uint64_t poll_us;          /* time spent busy-polling the completion queue */
+  uint64_t poll_completions; /* completions found by busy-polling (no wake-up needed) */
+  uint64_t poll_budget_hits; /* spins cut short: the per-second budget was used up */
+  uint64_t paths_up;         /* gauge: peers whose datagrams go over RDMA */
+  uint64_t qps_open;         /* gauge: queue pairs open */
 } mesh_rdma_stats;
 
 /* The RDMA stats of net; -ENOENT when no RDMA transport is attached. */
 int mesh_rdma_stats_of(const mesh_net *net, mesh_rdma_stats *out);
+/*
+ * Destroys peer's queue pair (an operator's "transport reset", or a test
+ * breaking a live path): its datagrams go over TCP at once (one log line,
+ * counted as a fallback and a reset), and after the backoff a new queue
+ * pair is made, connected to the peer's, and announced in its keepalives,
+ * which re-point the peer's side to it. -ENOENT when the peer has no RDMA
+ * path (unknown, on TCP only, or no RDMA transport attached).
+ */
+int mesh_rdma_reset_peer(mesh_net *net, const mesh_peer_id *peer);
 /* The RDMA path of one peer (MESH_RDMA_PATH_NONE when unknown). */
 mesh_rdma_path mesh_rdma_peer_path(const mesh_net *net, const mesh_peer_id *peer);
 

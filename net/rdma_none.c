@@ -71,6 +71,13 @@ int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h)
   return -ENOSYS;
 }
 
+int mesh_rdma_dev_spin(mesh_rdma_dev *d, const mesh_rdma_handler *h)
+{
+  (void)d;
+  (void)h;
+  return -ENOSYS;
+}
+
 int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **out,
                      mesh_rdma_attr *local)
 {
@@ -86,6 +93,21 @@ int mesh_rdma_qp_connect(mesh_rdma_qp *qp, const mesh_rdma_attr *remote)
 {
   (void)qp;
   (void)remote;
+  return -ENOSYS;
+}
+
+void mesh_rdma_qp_local(const mesh_rdma_qp *qp, uint32_t *qpn, uint32_t *psn)
+{
+  (void)qp;
+  *qpn = 0;
+  *psn = 0;
+}
+
+int mesh_rdma_qp_repoint(mesh_rdma_qp *qp, uint32_t qpn, uint32_t psn)
+{
+  (void)qp;
+  (void)qpn;
+  (void)psn;
   return -ENOSYS;
 }
 

@@ -557,6 +557,21 @@ int mesh_rdma_qp_reset(mesh_rdma_qp *q)
   return rc;
 }
 
+void mesh_rdma_qp_local(const mesh_rdma_qp *q, uint32_t *qpn, uint32_t *psn)
+{
+  *qpn = q->qp->qp_num;
+  *psn = q->psn;
+}
+
+int mesh_rdma_qp_repoint(mesh_rdma_qp *q, uint32_t qpn, uint32_t psn)
+{
+  if (!q->has_remote)
+    return -ENOTCONN;
+  q->remote.qpn = qpn;
+  q->remote.psn = psn;
+  return mesh_rdma_qp_reset(q);
+}
+
 int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
 {
   if (!q->connected || q->failed)
@@ -682,12 +697,21 @@ static void drain_async(mesh_rdma_dev *d, const mesh_rdma_handler *h)
       }
       break;
     case IBV_EVENT_DEVICE_FATAL:
-    case IBV_EVENT_PORT_ERR:
+    case IBV_EVENT_PORT_ERR: {
+      enum ibv_event_type type = ev.event_type;
       ibv_ack_async_event(&ev);
       for (int i = 0; i < d->opt.max_qps; i++) {
         if (d->qps[i] != NULL)
-          fail_qp(d->qps[i], h, -ENETDOWN, ibv_event_type_str(ev.event_type));
+          fail_qp(d->qps[i], h, -ENETDOWN, ibv_event_type_str(type));
       }
+      if (h->port != NULL)
+        h->port(h->arg, false, ibv_event_type_str(type));
+      continue;
+    }
+    case IBV_EVENT_PORT_ACTIVE:
+      ibv_ack_async_event(&ev);
+      if (h->port != NULL)
+        h->port(h->arg, true, ibv_event_type_str(IBV_EVENT_PORT_ACTIVE));
       continue;
     default:
       break;
@@ -695,6 +719,17 @@ static void drain_async(mesh_rdma_dev *d, const mesh_rdma_handler *h)
     ibv_ack_async_event(&ev);
   next:;
   }
+}
+
+int mesh_rdma_dev_spin(mesh_rdma_dev *d, const mesh_rdma_handler *h)
+{
+  struct ibv_wc wc[POLL_BATCH];
+  int n = ibv_poll_cq(d->cq, POLL_BATCH, wc);
+  if (n < 0)
+    return -EIO;
+  for (int i = 0; i < n; i++)
+    handle_wc(d, &wc[i], h);
+  return n;
 }
 
 int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h)

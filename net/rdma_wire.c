@@ -74,6 +74,35 @@ int mesh_rdma_attr_decode(const uint8_t *buf, size_t len, mesh_rdma_attr *a)
   return rc;
 }
 
+int mesh_rdma_keepalive_encode(const mesh_rdma_keepalive *k, uint8_t *buf, size_t cap, size_t *len)
+{
+  Mesh__Rdma__RdmaKeepalive m = MESH__RDMA__RDMA_KEEPALIVE__INIT;
+  m.hears = k->hears;
+  m.qpn = k->qpn;
+  m.psn = k->psn;
+  size_t need = mesh__rdma__rdma_keepalive__get_packed_size(&m);
+  if (need > cap)
+    return -ENOSPC;
+  *len = mesh__rdma__rdma_keepalive__pack(&m, buf);
+  return 0;
+}
+
+int mesh_rdma_keepalive_decode(const uint8_t *buf, size_t len, mesh_rdma_keepalive *k)
+{
+  if (len > MESH_RDMA_KEEPALIVE_MAX)
+    return -EMSGSIZE;
+  Mesh__Rdma__RdmaKeepalive *m = mesh__rdma__rdma_keepalive__unpack(NULL, len, buf);
+  if (m == NULL)
+    return -EBADMSG;
+  int rc = 0;
+  if (m->qpn < 2 || m->qpn > QPN_MAX || m->psn > PSN_MAX)
+    rc = -EBADMSG;
+  else
+    *k = (mesh_rdma_keepalive){.hears = m->hears, .qpn = m->qpn, .psn = m->psn};
+  mesh__rdma__rdma_keepalive__free_unpacked(m, NULL);
+  return rc;
+}
+
 void mesh_rdma_kx_keypair(uint8_t pk[MESH_RDMA_KX_LEN], uint8_t sk[MESH_RDMA_KX_LEN])
 {
   crypto_kx_keypair(pk, sk);

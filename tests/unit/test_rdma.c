@@ -294,9 +294,49 @@ static void test_attach_without_rdma(void **st)
   mesh_rdma_config_default(&c);
   c.dead_ms = c.keepalive_ms;
   assert_int_equal(mesh_rdma_attach(net, &c, why, sizeof why), -EINVAL);
+  mesh_rdma_config_default(&c);
+  c.poll_budget_ms = 1001; /* more than a second per second */
+  assert_int_equal(mesh_rdma_attach(net, &c, why, sizeof why), -EINVAL);
+  /* No RDMA transport: no queue pair to reset. */
+  mesh_peer_id nobody;
+  memset(&nobody, 0, sizeof nobody);
+  assert_int_equal(mesh_rdma_reset_peer(net, &nobody), -ENOENT);
 
   mesh_net_free(net);
   event_base_free(base);
+}
+
+static void test_keepalive_codec(void **st)
+{
+  (void)st;
+  mesh_rdma_keepalive k = {.hears = true, .qpn = 0x123456, .psn = 0xabcdef}, out;
+  uint8_t buf[MESH_RDMA_KEEPALIVE_MAX];
+  size_t len;
+  assert_int_equal(mesh_rdma_keepalive_encode(&k, buf, sizeof buf, &len), 0);
+  assert_true(len <= MESH_RDMA_KEEPALIVE_MAX);
+  assert_int_equal(mesh_rdma_keepalive_decode(buf, len, &out), 0);
+  assert_true(out.hears);
+  assert_int_equal(out.qpn, k.qpn);
+  assert_int_equal(out.psn, k.psn);
+  assert_int_equal(mesh_rdma_keepalive_encode(&k, buf, 3, &len), -ENOSPC);
+  /* Out of range: a management queue pair, more than 24 bits, no qpn. */
+  const uint32_t bad_qpn[] = {0, 1, 0x1000000};
+  for (size_t i = 0; i < sizeof bad_qpn / sizeof bad_qpn[0]; i++) {
+    mesh_rdma_keepalive b = k;
+    b.qpn = bad_qpn[i];
+    assert_int_equal(mesh_rdma_keepalive_encode(&b, buf, sizeof buf, &len), 0);
+    assert_int_equal(mesh_rdma_keepalive_decode(buf, len, &out), -EBADMSG);
+  }
+  mesh_rdma_keepalive b = k;
+  b.psn = 0x1000000;
+  assert_int_equal(mesh_rdma_keepalive_encode(&b, buf, sizeof buf, &len), 0);
+  assert_int_equal(mesh_rdma_keepalive_decode(buf, len, &out), -EBADMSG);
+  /* The one-byte keepalive of before is not a keepalive now. */
+  const uint8_t old[1] = {1};
+  assert_int_equal(mesh_rdma_keepalive_decode(old, sizeof old, &out), -EBADMSG);
+  uint8_t big[MESH_RDMA_KEEPALIVE_MAX + 1];
+  memset(big, 0, sizeof big);
+  assert_int_equal(mesh_rdma_keepalive_decode(big, sizeof big, &out), -EMSGSIZE);
 }
 
 int main(void)
@@ -304,9 +344,10 @@ int main(void)
   if (sodium_init() < 0)
     return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_attr_roundtrip), cmocka_unit_test(test_attr_bounds),
-      cmocka_unit_test(test_link_keys),      cmocka_unit_test(test_window),
-      cmocka_unit_test(test_no_rdma),        cmocka_unit_test(test_attach_without_rdma),
+      cmocka_unit_test(test_attr_roundtrip),  cmocka_unit_test(test_attr_bounds),
+      cmocka_unit_test(test_link_keys),       cmocka_unit_test(test_window),
+      cmocka_unit_test(test_no_rdma),         cmocka_unit_test(test_attach_without_rdma),
+      cmocka_unit_test(test_keepalive_codec),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
