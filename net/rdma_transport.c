@@ -19,10 +19,25 @@
  *             again (PROBING), the backoff doubling up to its cap; a frame
  *             from the peer (its own retry) also starts probing at once
  *
- * A keepalive frame (net/frame.h type keepalive) carries one byte: bit 0 set
- * when the sender has heard the receiver over RDMA within dead_ms. A path
- * is UP only while such keepalives arrive, so a path broken in either
+ * A keepalive frame (net/frame.h type keepalive) carries proto/rdma.proto's
+ * RdmaKeepalive: whether the sender has heard the receiver over RDMA within
+ * dead_ms, and the sender's queue pair number. A path is UP only while
+ * keepalives that say "I hear you" arrive, so a path broken in either
  * direction falls back on both sides.
+ *
+ * A queue pair destroyed on request (mesh_rdma_reset_peer) is made anew at
+ * the retry; the peer learns its number from the first keepalive it sends
+ * (authenticated by the link's keys, which stay as they were) and points its
+ * own queue pair at it, so no new TCP handshake is needed. The peer itself
+ * sees only silence on the old one and falls back as for any broken path.
+ *
+ * Adaptive completion polling: a datagram sent or received over RDMA makes
+ * the completion queue "hot" for poll_us; while hot, the loop busy-polls it
+ * in slices (a zero-delay timer between slices lets every other event run)
+ * instead of sleeping until the completion channel wakes it, which on an
+ * idle CPU costs a wake-up far longer than the round trip itself. The time
+ * spent is capped per second (poll_budget_ms); keepalives alone never heat
+ * the queue, so an idle node does not spin.
  *
  * Everything runs on the loop thread; nothing blocks.
  */
@@ -39,9 +54,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define KA_HEAR 1
 #define MAX_NETS 8
+#define SPIN_SLICE_US 200   /* busy-poll at most this long per turn of the loop */
+#define SPIN_CLOCK_EVERY 16 /* polls between clock reads within a slice */
 
 typedef struct rpeer {
   bool used;
@@ -49,7 +66,11 @@ typedef struct rpeer {
   bool have_peer;   /* its up event came: peer, epoch and link are set */
   mesh_peer_id peer;
   uint64_t epoch;
-  mesh_rdma_qp *qp;
+  mesh_rdma_qp *qp;      /* NULL after a reset, until the retry makes a new one */
+  mesh_rdma_attr remote; /* the peer's attributes (qpn, psn: its queue pair now) */
+  bool repoint;          /* the peer announced a new queue pair: follow it after the poll */
+  uint32_t repoint_qpn;  /* ... this one */
+  uint32_t repoint_psn;
   uint8_t ours[MESH_RDMA_ATTR_MAX]; /* our encoded attributes */
   size_t ours_len;
   uint8_t kx_pk[MESH_RDMA_KX_LEN];
@@ -80,8 +101,13 @@ typedef struct rstate {
   struct event *cq_ev;
   struct event *async_ev;
   struct event *tick;
-  rpeer *peers;  /* cfg.dev.max_qps slots */
-  uint8_t *wire; /* sealing buffer: one frame */
+  struct event *spin_ev;    /* zero-delay timer: the next busy-poll slice */
+  bool spin_armed;          /* spin_ev is pending */
+  uint64_t hot_until_us;    /* busy-poll until then (monotonic microseconds) */
+  uint64_t budget_start_us; /* start of the current budget second */
+  uint64_t budget_used_us;  /* busy-polled within it */
+  rpeer *peers;             /* cfg.dev.max_qps slots */
+  uint8_t *wire;            /* sealing buffer: one frame */
   size_t wire_cap;
 } rstate;
 
@@ -106,6 +132,15 @@ void mesh_rdma_config_default(mesh_rdma_config *c)
   c->dead_ms = 1500;
   c->backoff_min_ms = 1000;
   c->backoff_max_ms = 60000;
+  c->poll_us = 1000;
+  c->poll_budget_ms = 100;
+}
+
+static uint64_t mono_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void peer_text(const mesh_peer_id *p, char *buf, size_t len)
@@ -196,8 +231,15 @@ static int send_frame(rstate *s, rpeer *p, const mesh_frame *f)
 
 static void send_keepalive(rstate *s, rpeer *p, mesh_time_ms now)
 {
-  uint8_t flags = p->ever_heard && now - p->heard <= s->cfg.dead_ms ? KA_HEAR : 0;
-  mesh_frame f = {.type = MESH_FRAME_KEEPALIVE, .payload = &flags, .len = 1};
+  if (p->qp == NULL)
+    return;
+  mesh_rdma_keepalive k = {.hears = p->ever_heard && now - p->heard <= s->cfg.dead_ms};
+  mesh_rdma_qp_local(p->qp, &k.qpn, &k.psn);
+  uint8_t payload[MESH_RDMA_KEEPALIVE_MAX];
+  size_t len;
+  if (mesh_rdma_keepalive_encode(&k, payload, sizeof payload, &len) != 0)
+    return;
+  mesh_frame f = {.type = MESH_FRAME_KEEPALIVE, .payload = payload, .len = len};
   p->ka_sent = now;
   if (send_frame(s, p, &f) == 0) {
     s->stats.keepalives_sent++;
@@ -206,6 +248,22 @@ static void send_keepalive(rstate *s, rpeer *p, mesh_time_ms now)
 }
 
 /* --- Completions --- */
+
+static void spin_arm(rstate *s)
+{
+  static const struct timeval zero = {0, 0};
+  if (!s->spin_armed && evtimer_add(s->spin_ev, &zero) == 0)
+    s->spin_armed = true;
+}
+
+/* Datagram traffic over RDMA: an answer may follow, so keep polling. */
+static void spin_kick(rstate *s)
+{
+  if (s->cfg.poll_us == 0 || s->cfg.poll_budget_ms == 0 || s->dev_failed)
+    return;
+  s->hot_until_us = mono_us() + s->cfg.poll_us;
+  spin_arm(s);
+}
 
 static void on_recv(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, size_t len)
 {
@@ -244,7 +302,22 @@ static void on_recv(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, siz
   }
   if (f.type == MESH_FRAME_KEEPALIVE) {
     s->stats.keepalives_received++;
-    if (f.len >= 1 && (f.payload[0] & KA_HEAR) != 0) {
+    mesh_rdma_keepalive k;
+    if (mesh_rdma_keepalive_decode(f.payload, f.len, &k) != 0) {
+      s->c->dropped[MESH_DROP_MALFORMED]++;
+      MESH_LOG_RL(MESH_LOG_WARN, "rdma", "dropped a malformed RDMA keepalive");
+      return;
+    }
+    if (k.qpn != p->remote.qpn || k.psn != p->remote.psn) {
+      /* The peer made a new queue pair: ours must follow it before
+       * anything else, which cannot happen inside this completion's
+       * handler (a reset re-posts the buffer being handled). */
+      p->repoint = true;
+      p->repoint_qpn = k.qpn;
+      p->repoint_psn = k.psn;
+      return;
+    }
+    if (k.hears) {
       p->heard_us = now;
       p->ever_heard_us = true;
       if (p->path == MESH_RDMA_PATH_PROBING)
@@ -265,6 +338,7 @@ static void on_recv(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, siz
     return;
   }
   s->c->messages_received[MESH_CLASS_DATAGRAM]++;
+  spin_kick(s);
   mesh_net_deliver(s->net, &p->peer, p->epoch, (mesh_channel)f.channel, MESH_CLASS_DATAGRAM,
                    f.payload, f.len);
 }
@@ -279,13 +353,69 @@ static void on_qp_error(void *arg, mesh_rdma_qp *qp, void *qp_arg, int err, cons
     set_path(s, p, MESH_RDMA_PATH_FALLBACK, mesh_net_now(s->net), what);
 }
 
+static void on_port(void *arg, bool up, const char *what)
+{
+  rstate *s = arg;
+  mesh_time_ms now = mesh_net_now(s->net);
+  if (!up) {
+    /* The queue pairs were failed one by one (on_qp_error): say why once. */
+    s->stats.device_events++;
+    LOG_WARN("rdma", "RDMA port of %s down (%s): datagrams over TCP until it is back",
+             mesh_rdma_dev_name(s->dev), what);
+    return;
+  }
+  LOG_INFO("rdma", "RDMA port of %s active again (%s): retrying RDMA", mesh_rdma_dev_name(s->dev),
+           what);
+  for (int i = 0; i < s->cfg.dev.max_qps; i++) {
+    rpeer *p = &s->peers[i];
+    if (p->used && p->have_peer && p->path == MESH_RDMA_PATH_FALLBACK)
+      p->retry_at = now;
+  }
+}
+
+/* Follows the queue pairs peers announced as new during the last poll. */
+static void apply_repoints(rstate *s)
+{
+  for (int i = 0; i < s->cfg.dev.max_qps; i++) {
+    rpeer *p = &s->peers[i];
+    if (!p->used || !p->repoint)
+      continue;
+    p->repoint = false;
+    if (p->qp == NULL)
+      continue; /* ours is gone too: the retry makes one towards p->remote */
+    mesh_time_ms now = mesh_net_now(s->net);
+    char id[MESH_PEER_ID_TEXT_MAX];
+    peer_text(&p->peer, id, sizeof id);
+    LOG_INFO("rdma", "peer %s: its queue pair is now %u: following it", id,
+             (unsigned)p->repoint_qpn);
+    s->stats.repoints++;
+    p->remote.qpn = p->repoint_qpn;
+    p->remote.psn = p->repoint_psn;
+    int rc = mesh_rdma_qp_repoint(p->qp, p->repoint_qpn, p->repoint_psn);
+    if (rc != 0) {
+      if (p->path != MESH_RDMA_PATH_FALLBACK)
+        set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, mesh_strerror(rc));
+      continue;
+    }
+    if (p->path != MESH_RDMA_PATH_PROBING) {
+      if (p->path == MESH_RDMA_PATH_FALLBACK)
+        s->stats.retries++;
+      set_path(s, p, MESH_RDMA_PATH_PROBING, now, "");
+    } else {
+      p->probe_start = now;
+    }
+    send_keepalive(s, p, now);
+  }
+}
+
 static void on_cq(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
   rstate *s = arg;
-  mesh_rdma_handler h = {.recv = on_recv, .error = on_qp_error, .arg = s};
+  mesh_rdma_handler h = {.recv = on_recv, .error = on_qp_error, .port = on_port, .arg = s};
   int rc = mesh_rdma_dev_poll(s->dev, &h);
+  apply_repoints(s);
   if (rc >= 0 || s->dev_failed)
     return;
   /* The device itself is gone (its link deleted, the driver unloaded): stop
@@ -294,6 +424,8 @@ static void on_cq(evutil_socket_t fd, short what, void *arg)
   s->dev_failed = true;
   event_del(s->cq_ev);
   event_del(s->async_ev);
+  event_del(s->spin_ev);
+  s->spin_armed = false;
   LOG_WARN("rdma", "RDMA device %s failed (%s): every peer on TCP from now on",
            mesh_rdma_dev_name(s->dev), mesh_strerror(rc));
   mesh_time_ms now = mesh_net_now(s->net);
@@ -302,6 +434,54 @@ static void on_cq(evutil_socket_t fd, short what, void *arg)
     if (p->used && p->have_peer && p->path != MESH_RDMA_PATH_FALLBACK)
       set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, "device failed");
   }
+}
+
+/* One slice of busy-polling; schedules the next while the queue is hot and
+ * the second's budget lasts. */
+static void on_spin(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  rstate *s = arg;
+  s->spin_armed = false;
+  if (s->dev_failed)
+    return;
+  uint64_t start = mono_us();
+  if (start - s->budget_start_us >= 1000000u) {
+    s->budget_start_us = start;
+    s->budget_used_us = 0;
+  }
+  uint64_t budget = (uint64_t)s->cfg.poll_budget_ms * 1000u;
+  if (s->budget_used_us >= budget) {
+    s->stats.poll_budget_hits++;
+    return; /* the completion channel wakes the loop as before */
+  }
+  uint64_t end = start + SPIN_SLICE_US;
+  if (end > start + (budget - s->budget_used_us))
+    end = start + (budget - s->budget_used_us);
+  mesh_rdma_handler h = {.recv = on_recv, .error = on_qp_error, .port = on_port, .arg = s};
+  uint64_t t = start;
+  for (unsigned i = 1;; i++) {
+    int n = mesh_rdma_dev_spin(s->dev, &h);
+    if (n < 0)
+      break; /* the completion channel's poll reports the failure */
+    if (n > 0) {
+      s->stats.poll_completions += (uint64_t)n;
+      apply_repoints(s);
+      if (s->dev_failed)
+        return;
+    }
+    if (n > 0 || i % SPIN_CLOCK_EVERY == 0) {
+      t = mono_us();
+      /* A datagram handled above may have made the queue hot again. */
+      if (t >= end || t >= s->hot_until_us)
+        break;
+    }
+  }
+  s->budget_used_us += t - start;
+  s->stats.poll_us += t - start;
+  if (t < s->hot_until_us)
+    spin_arm(s);
 }
 
 /* --- Timers: keepalives, silence, retries, expiry --- */
@@ -314,10 +494,24 @@ static void tick_arm(rstate *s)
   evtimer_add(s->tick, &tv);
 }
 
+/* A new queue pair for p after a reset destroyed the old one, connected to
+ * the peer's; its keepalives then tell the peer its number. */
+static int qp_remake(rstate *s, rpeer *p)
+{
+  mesh_rdma_attr local;
+  int rc = mesh_rdma_qp_new(s->dev, randombytes_uniform(1u << 24), p, &p->qp, &local);
+  if (rc != 0) {
+    p->qp = NULL;
+    s->stats.qp_errors++;
+    return rc;
+  }
+  return mesh_rdma_qp_connect(p->qp, &p->remote);
+}
+
 static void retry(rstate *s, rpeer *p, mesh_time_ms now)
 {
   s->stats.retries++;
-  int rc = mesh_rdma_qp_reset(p->qp);
+  int rc = p->qp == NULL ? qp_remake(s, p) : mesh_rdma_qp_reset(p->qp);
   if (rc != 0) {
     p->path = MESH_RDMA_PATH_UP; /* so that set_path counts and logs */
     set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, mesh_strerror(rc));
@@ -437,6 +631,7 @@ static void peer_up(rstate *s, rpeer *p, const mesh_net_peer_event *ev)
   p->have_peer = true;
   p->peer = ev->peer;
   p->epoch = ev->epoch;
+  p->remote = remote;
   rc = mesh_rdma_qp_connect(p->qp, &remote);
   if (rc != 0) {
     p->path = MESH_RDMA_PATH_UP; /* so that set_path counts and logs */
@@ -477,6 +672,8 @@ static void rdma_fini(void *state)
     event_free(s->cq_ev);
   if (s->async_ev != NULL)
     event_free(s->async_ev);
+  if (s->spin_ev != NULL)
+    event_free(s->spin_ev);
   for (int i = 0; s->peers != NULL && i < s->cfg.dev.max_qps; i++)
     if (s->peers[i].used)
       slot_free(s, &s->peers[i]);
@@ -511,8 +708,10 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
   s->async_ev =
       event_new(opt->base, mesh_rdma_dev_async_fd(s->dev), EV_READ | EV_PERSIST, on_cq, s);
   s->tick = evtimer_new(opt->base, on_tick, s);
+  s->spin_ev = evtimer_new(opt->base, on_spin, s);
   if (s->wire == NULL || s->peers == NULL || s->cq_ev == NULL || s->async_ev == NULL ||
-      s->tick == NULL || event_add(s->cq_ev, NULL) != 0 || event_add(s->async_ev, NULL) != 0) {
+      s->tick == NULL || s->spin_ev == NULL || event_add(s->cq_ev, NULL) != 0 ||
+      event_add(s->async_ev, NULL) != 0) {
     s->dev = NULL; /* the caller still owns it */
     rdma_fini(s);
     return -ENOMEM;
@@ -535,7 +734,7 @@ static bool rdma_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
   if (cls != MESH_CLASS_DATAGRAM)
     return false;
   rpeer *p = find_peer(s, peer);
-  if (p == NULL || p->path != MESH_RDMA_PATH_UP || !mesh_rdma_qp_can_send(p->qp))
+  if (p == NULL || p->path != MESH_RDMA_PATH_UP || p->qp == NULL || !mesh_rdma_qp_can_send(p->qp))
     return false;
   /* In doubt (a few keepalives missed, not yet dead_ms), datagrams take TCP
    * without a fallback: the membership protocol must not lose probes to a
@@ -548,7 +747,7 @@ static int rdma_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mes
 {
   rstate *s = state;
   rpeer *p = find_peer(s, peer);
-  if (p == NULL || p->path != MESH_RDMA_PATH_UP || cls != MESH_CLASS_DATAGRAM)
+  if (p == NULL || p->path != MESH_RDMA_PATH_UP || p->qp == NULL || cls != MESH_CLASS_DATAGRAM)
     return -ENOTCONN; /* can_send said no: the net does not call this then */
   if (len > s->frame_max || mesh_frame_wire_size(len) > mesh_rdma_qp_max_frame(p->qp)) {
     s->c->dropped[MESH_DROP_OVERSIZE]++;
@@ -572,6 +771,7 @@ static int rdma_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mes
     return -ENOTCONN;
   }
   s->c->messages_sent[MESH_CLASS_DATAGRAM]++;
+  spin_kick(s);
   return 0;
 }
 
@@ -605,7 +805,7 @@ int mesh_rdma_attach(mesh_net *net, const mesh_rdma_config *cfg, char *why, size
   else
     mesh_rdma_config_default(&c);
   if (c.keepalive_ms == 0 || c.dead_ms <= c.keepalive_ms || c.backoff_min_ms == 0 ||
-      c.backoff_max_ms < c.backoff_min_ms) {
+      c.backoff_max_ms < c.backoff_min_ms || c.poll_us > 1000000 || c.poll_budget_ms > 1000) {
     snprintf(why, whylen, "RDMA timings out of range");
     return -EINVAL;
   }
@@ -648,6 +848,36 @@ int mesh_rdma_stats_of(const mesh_net *net, mesh_rdma_stats *out)
     }
   }
   return -ENOENT;
+}
+
+static rstate *state_of(const mesh_net *net)
+{
+  for (int i = 0; i < MAX_NETS; i++)
+    if (nets[i].net == net && nets[i].s != NULL)
+      return nets[i].s;
+  return NULL;
+}
+
+int mesh_rdma_reset_peer(mesh_net *net, const mesh_peer_id *peer)
+{
+  rstate *s = state_of(net);
+  rpeer *p = s != NULL ? find_peer(s, peer) : NULL;
+  if (p == NULL || p->qp == NULL)
+    return -ENOENT;
+  mesh_time_ms now = mesh_net_now(s->net);
+  s->stats.resets++;
+  mesh_rdma_qp_free(p->qp);
+  p->qp = NULL;
+  p->repoint = false;
+  p->ever_heard = false; /* what we heard came to the queue pair now gone */
+  p->backoff = s->cfg.backoff_min_ms;
+  if (p->path == MESH_RDMA_PATH_FALLBACK) {
+    p->retry_at = now + p->backoff; /* already on TCP: just retry later */
+    count_paths(s);
+  } else {
+    set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, "queue pair destroyed on request");
+  }
+  return 0;
 }
 
 mesh_rdma_path mesh_rdma_peer_path(const mesh_net *net, const mesh_peer_id *peer)
