@@ -43,13 +43,15 @@ enum api_endpoint {
   EP_DOWNLOAD_CANCEL,
   EP_GC,
   EP_LEAVE,
+  EP_TRANSPORT_RESET,
   EP_OTHER,
   EP_COUNT
 };
 
 static const char *const endpoint_names[EP_COUNT] = {
     "node_id",        "state",           "members",         "downloads", "journal", "metrics",
-    "download_start", "download_delete", "download_cancel", "gc",        "leave",   "other",
+    "download_start", "download_delete", "download_cancel", "gc",        "leave",
+    "transport_reset", "other",
 };
 
 /* The statuses the API answers with; counted per endpoint. */
@@ -594,6 +596,29 @@ static void handle_leave(mesh_api *api, struct evhttp_request *req)
   send_json(api, req, EP_LEAVE, 200, json_pack("{s:b}", "ok", 1));
 }
 
+static void handle_transport_reset(mesh_api *api, struct evhttp_request *req, const char *rest)
+{
+  char node[MESH_API_NODE_ID_MAX];
+  if (mesh_api_percent_decode(rest, strlen(rest), node, sizeof node) != 0 ||
+      !mesh_api_valid_node_id(node)) {
+    send_error(api, req, EP_TRANSPORT_RESET, 400, "bad node ID in the path");
+    return;
+  }
+  if (api->ops->transport_reset == NULL) {
+    send_error(api, req, EP_TRANSPORT_RESET, 501, "this node cannot reset transports");
+    return;
+  }
+  char why[256] = "";
+  int rc = api->ops->transport_reset(api->ctx, node, why, sizeof(why));
+  if (rc < 0) {
+    send_backend_error(api, req, EP_TRANSPORT_RESET, rc, why);
+    return;
+  }
+  LOG_INFO("api", "transport reset of %s requested", node);
+  send_json(api, req, EP_TRANSPORT_RESET, 200,
+            json_pack("{s:b, s:s}", "ok", 1, "targetNodeId", node));
+}
+
 /* ---- Routing. */
 
 /* Which endpoint a path names and which method it takes. */
@@ -620,6 +645,10 @@ static enum api_endpoint route(const char *path, enum evhttp_cmd_type *method)
       *method = table[i].method;
       return table[i].ep;
     }
+  }
+  if (strncmp(path, "/transport/reset/", 17) == 0 && path[17] != '\0') {
+    *method = EVHTTP_REQ_POST;
+    return EP_TRANSPORT_RESET;
   }
   if (strncmp(path, "/download/", 10) == 0 && path[10] != '\0') {
     *method = EVHTTP_REQ_DELETE;
@@ -712,6 +741,9 @@ static void handle_request(struct evhttp_request *req, void *arg)
     break;
   case EP_LEAVE:
     handle_leave(api, req);
+    break;
+  case EP_TRANSPORT_RESET:
+    handle_transport_reset(api, req, path + strlen("/transport/reset/"));
     break;
   default:
     send_error(api, req, EP_OTHER, 404, "no such endpoint");

@@ -31,6 +31,10 @@
  *   POST   /download/cancel              {"targetNodeId","modelId"}
  *   POST   /gc                           {"ok": true, "collected": N}
  *   POST   /leave                        {"ok": true}
+ *   POST   /transport/reset/{nodeId}     {"ok": true, "targetNodeId"}: destroys
+ *                                        the RDMA queue pair to that peer; its
+ *                                        datagrams take TCP and RDMA is retried
+ *                                        after a backoff (404: no RDMA path)
  * Errors are {"error": "message"} with the status of mesh_api_http_status().
  * Request bodies are capped at MESH_API_MAX_BODY (413 beyond), headers at
  * MESH_API_MAX_HEADERS (libevent answers those itself). Node IDs in requests
@@ -191,6 +195,10 @@ typedef struct mesh_api_backend_ops {
   /* Starts a graceful leave. Must not free the API from within the call:
    * the answer is sent after it returns; stop the loop later. */
   int (*leave)(void *ctx, char *err, size_t errlen);
+  /* Optional (NULL: 501): destroys the RDMA queue pair to node (full peer
+   * ID text), which then falls back to TCP and retries RDMA later.
+   * -ENOENT when that peer has no RDMA path. */
+  int (*transport_reset)(void *ctx, const char *node, char *err, size_t errlen);
 } mesh_api_backend_ops;
 
 /*

@@ -6,6 +6,8 @@
  */
 #include "src/daemon/daemon_internal.h"
 
+#include "net/rdma.h"
+
 #include "src/base/err.h"
 #include "src/base/log.h"
 
@@ -260,6 +262,20 @@ static int be_leave(void *ctx, char *err, size_t errlen)
   return rc;
 }
 
+static int be_transport_reset(void *ctx, const char *node, char *err, size_t errlen)
+{
+  mesh_daemon *d = ctx;
+  mesh_peer_id id;
+  if (mesh_peer_id_parse(node, &id) != 0) {
+    snprintf(err, errlen, "not a peer ID: %s", node);
+    return -EINVAL;
+  }
+  int rc = mesh_rdma_reset_peer(mesh_node_net(d->node), &id);
+  if (rc == -ENOENT)
+    snprintf(err, errlen, "peer %s has no RDMA queue pair", node);
+  return rc;
+}
+
 const mesh_api_backend_ops mesh_daemon_backend = {
     .get_self = be_get_self,
     .list_members = be_list_members,
@@ -271,4 +287,5 @@ const mesh_api_backend_ops mesh_daemon_backend = {
     .cancel = be_cancel,
     .gc = be_gc,
     .leave = be_leave,
+    .transport_reset = be_transport_reset,
 };

@@ -121,6 +121,16 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)r.qp_errors);
   metric(m, "meshd_rdma_bad_attributes_total", C, "Peers' RDMA attributes refused",
          (double)r.bad_attributes);
+  metric(m, "meshd_rdma_resets_total", C, "Queue pairs destroyed on request (transport reset)",
+         (double)r.resets);
+  metric(m, "meshd_rdma_repoints_total", C, "Queue pairs re-pointed at a peer's new one",
+         (double)r.repoints);
+  metric(m, "meshd_rdma_port_events_total", C, "RDMA port or device failures reported",
+         (double)r.device_events);
+  metric(m, "meshd_rdma_poll_seconds_total", C, "Time spent busy-polling completions",
+         (double)r.poll_us / 1e6);
+  metric(m, "meshd_rdma_poll_completions_total", C, "Completions found by busy-polling",
+         (double)r.poll_completions);
   metric(m, "meshd_rdma_paths_up", G, "Peers whose datagrams go over RDMA", (double)r.paths_up);
   metric(m, "meshd_rdma_qps_open", G, "Queue pairs open", (double)r.qps_open);
 }

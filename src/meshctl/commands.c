@@ -362,6 +362,33 @@ static int cmd_delete(mctl *c, int argc, char **argv)
   return call_show(c, "DELETE", path, NULL, show_done, done);
 }
 
+static void show_reset(mctl *c, json_t *j, const char *done)
+{
+  fprintf(c->out, "RDMA queue pair to %s destroyed: its datagrams take TCP, RDMA is retried\n",
+          jstr(j, "targetNodeId"));
+}
+
+static int cmd_transport(mctl *c, int argc, char **argv)
+{
+  mctl_args a;
+  int rc = mctl_parse_args(c, argc, argv, 0, 2, &a);
+  if (rc != MCTL_OK)
+    return rc;
+  if (a.npos != 2 || strcmp(a.pos[0], "reset") != 0) {
+    fprintf(stderr, "meshctl transport: reset PEER is the only subcommand\n");
+    usage_of(stderr, mctl_find_command(argv[0]));
+    return MCTL_USAGE;
+  }
+  char node[128];
+  rc = mctl_resolve_peer(c, a.pos[1], node, sizeof(node));
+  if (rc != MCTL_OK)
+    return rc;
+  char enode[400], path[450];
+  url_encode(node, enode, sizeof(enode));
+  snprintf(path, sizeof(path), "/transport/reset/%s", enode);
+  return call_show(c, "POST", path, NULL, show_reset, NULL);
+}
+
 static int cmd_help(mctl *c, int argc, char **argv)
 {
   if (argc > 2) {
@@ -395,6 +422,9 @@ const mctl_command mctl_commands[] = {
     {"cancel", "MODEL [--node ID]", "cancel a pending or ongoing download", cmd_cancel},
     {"gc", "", "run a collection pass of abandoned entries now", cmd_gc},
     {"leave", "", "make the node leave the mesh gracefully", cmd_leave},
+    {"transport", "reset PEER",
+     "destroy the RDMA queue pair to PEER: it falls back to TCP, RDMA is retried later",
+     cmd_transport},
     {"id", "", "this node's peer ID", cmd_id},
     {"metrics", "", "the node's metrics, in Prometheus text format", cmd_metrics},
     {"watch", "[--interval S] [--once] [--count N]",

@@ -4,7 +4,11 @@ membership datagrams over RDMA, as the members table (transport "rdma") and
 the RDMA frame counters show; when node 3's RDMA path breaks (its RoCE
 packets dropped both ways, TCP untouched) it falls back to TCP on every
 side, says so in one line, stays in everyone's view, and comes back to RDMA
-by itself once the path works again.
+by itself once the path works again. Then node 1 destroys its queue pair to
+node 3 on request (`meshctl transport reset`): node 3 goes to TCP at once on
+node 1, stays in every view, the counters show the reset and the fallback,
+and RDMA comes back on that pair after the backoff, node 3 following node
+1's new queue pair (counted as a re-point) without a new TCP connection.
 
 Deleting the rxe link instead cannot be tested: rxe in this kernel cannot
 disassociate a device from the processes using it, so `rdma link delete`
@@ -44,6 +48,15 @@ def block_rdma(on):
 def rdma_frames(node, direction):
     return meshtest.metric_sum(node.metrics(), "meshd_transport_frames_total",
                                transport="rdma", dir=direction)
+
+
+def rdma_counter(node, name):
+    return meshtest.metric_sum(node.metrics(), name)
+
+
+def meshctl(node, *args):
+    return subprocess.run([meshtest.MESHCTL, "--api", node.api] + list(args),
+                          capture_output=True, text=True, timeout=30)
 
 
 def peer_transports(node):
@@ -151,6 +164,38 @@ class RdmaMesh(unittest.TestCase):
         meshtest.wait_until(lambda: self.all_on("rdma"), 90, "RDMA back on every pair")
         print(f"figure: recovery_seconds = {time.monotonic() - t0:.2f}")
         self.assertTrue(self.converged())
+
+        # Destroy node 1's queue pair to node 3 on request.
+        fallbacks = rdma_counter(n1, "meshd_rdma_fallbacks_total")
+        repoints3 = rdma_counter(n3, "meshd_rdma_repoints_total")
+        self.assertEqual(rdma_counter(n1, "meshd_rdma_resets_total"), 0)
+        r = meshctl(n1, "transport", "reset", id3[:16])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("destroyed", r.stdout)
+        # The API answers after the path changed: node 1 sends to 3 over TCP now.
+        self.assertEqual(peer_transports(n1).get(id3), "tcp")
+        self.assertEqual(peer_transports(n1).get(n2.node_id()), "rdma")
+        self.assertEqual(rdma_counter(n1, "meshd_rdma_resets_total"), 1)
+        self.assertEqual(rdma_counter(n1, "meshd_rdma_fallbacks_total"), fallbacks + 1)
+        with open(n1.log_path, encoding="utf-8", errors="replace") as f:
+            self.assertIn("queue pair destroyed on request", f.read())
+        # A peer without an RDMA path is refused with 404.
+        status, _ = n1.post("/transport/reset/" + n1.node_id())
+        self.assertEqual(status, 404)
+        # RDMA comes back on the pair; node 3 stays in every view meanwhile.
+        t0 = time.monotonic()
+
+        def back():
+            for n in (n1, n2):
+                st = n.member_states().get(id3, ("missing",))[0]
+                self.assertIn(st, ("alive", "suspect"), f"{n.name} sees node 3 {st}")
+            return self.all_on("rdma")
+        meshtest.wait_until(back, 60, "RDMA back after the reset")
+        print(f"figure: reset_recovery_seconds = {time.monotonic() - t0:.2f}")
+        self.assertGreaterEqual(rdma_counter(n3, "meshd_rdma_repoints_total"), repoints3 + 1)
+        self.assertGreaterEqual(rdma_counter(n1, "meshd_rdma_retries_total"), 1)
+        self.assertTrue(self.converged())
+        self.assert_datagrams_over_rdma()
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
