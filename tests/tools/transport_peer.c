@@ -20,8 +20,9 @@
  *                              --mode rtt|tput [--window W]
  *       The same measurement over meshd's transport and over plain TCP
  *       (blocking sockets, 4-byte length prefix, no encryption): prints
- *       "p50_us P p99_us Q" (rtt) or "mbps M" (tput, payload megabytes per
- *       second echoed).
+ *       "p50_us P p99_us Q" (rtt) or "mbps M cpu_ms C" (tput: payload
+ *       megabytes per second echoed, and the CPU milliseconds this client
+ *       spent while measuring).
  *   transport_peer aead-speed --size S --count N
  *   transport_peer aead-roundtrip --size S --count N
  *       Speed of the frame cipher (XChaCha20-Poly1305 frames as
@@ -136,7 +137,7 @@ typedef struct peer {
   uint8_t *cur;
   /* bench */
   uint64_t *rtts;
-  uint64_t t0, started_at;
+  uint64_t t0, started_at, cpu_at; /* cpu_at: CPU time when the measurement began */
   long inflight, done;
   struct event *deadline, *usr1;
   bool failed;
@@ -265,6 +266,7 @@ static void on_bench_msg(void *arg, const mesh_peer_id *from, uint64_t epoch, me
 static void bench_start(peer *p)
 {
   p->started_at = now_us();
+  p->cpu_at = cpu_us();
   long want = strcmp(p->a.mode, "rtt") == 0 ? 1 : p->a.window;
   while (p->inflight < want && p->inflight < p->a.count) {
     p->t0 = now_us();
@@ -391,7 +393,8 @@ static int run_peer(const char *cmd, args *a)
              (double)p.rtts[(a->count * 99) / 100]);
     } else {
       double secs = (double)(now_us() - p.started_at) / 1e6;
-      printf("mbps %.1f\n", (double)a->count * (double)a->size / secs / 1e6);
+      printf("mbps %.1f cpu_ms %.1f\n", (double)a->count * (double)a->size / secs / 1e6,
+             (double)(cpu_us() - p.cpu_at) / 1e3);
     }
   } else if (bench_mode) {
     printf("failed: %s\n", p.why);
@@ -496,7 +499,7 @@ static int plain_bench(args *a)
   msg[3] = (uint8_t)n;
   bool rtt = strcmp(a->mode, "rtt") == 0;
   long window = rtt ? 1 : a->window;
-  uint64_t start = now_us();
+  uint64_t start = now_us(), cpu_start = cpu_us();
   long sent = 0, done = 0;
   while (done < a->count) {
     /* Keep the window full, then take one echo. A window of messages fits
@@ -520,7 +523,8 @@ static int plain_bench(args *a)
            (double)rtts[(a->count * 99) / 100]);
   } else {
     double secs = (double)(now_us() - start) / 1e6;
-    printf("mbps %.1f\n", (double)a->count * (double)n / secs / 1e6);
+    printf("mbps %.1f cpu_ms %.1f\n", (double)a->count * (double)n / secs / 1e6,
+           (double)(cpu_us() - cpu_start) / 1e3);
   }
   close(fd);
   free(msg);
