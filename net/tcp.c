@@ -209,6 +209,7 @@ static void on_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t 
   tcp_state *t = g->t;
   g->resolving = NULL;
   if (rc != 0) {
+    t->c->resolve_failures++;
     MESH_LOG_RL(MESH_LOG_WARN, "tcp",
                 "dial /%s/%s: cannot resolve: %s (dial failed, retried later)",
                 g->addr.kind == MESH_MA_DNS4   ? "dns4"
@@ -240,6 +241,7 @@ static void target_connect(tcp_state *t, tcp_target *g)
   if (rc == 0)
     rc = mesh_resolve_start(t->resolver, &g->addr, on_resolved, g, &g->resolving);
   if (rc != 0) {
+    t->c->resolve_failures++;
     MESH_LOG_RL(MESH_LOG_WARN, "tcp", "dial %s: cannot start a lookup: %s", g->addr.host,
                 mesh_strerror(rc));
     dial_failed(t, g, t->opt.backoff_max_ms);

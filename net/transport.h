@@ -25,7 +25,8 @@
  * mesh_net_writable and its counters (mesh_net_counters_of).
  *
  * Everything runs on the loop's thread: nothing here is thread-safe and
- * nothing blocks, except DNS resolution of /dns names when dialling.
+ * nothing blocks (a dial's /dns names are looked up asynchronously,
+ * net/resolve.h).
  */
 #ifndef MESH_NET_TRANSPORT_H
 #define MESH_NET_TRANSPORT_H
@@ -96,6 +97,7 @@ typedef struct mesh_transport_counters {
   uint64_t disconnects;                         /* established connections that ended */
   uint64_t keepalives_sent;                     /* idle keepalive frames */
   uint64_t dial_failures;                       /* connect() errors and refusals */
+  uint64_t resolve_failures;                    /* dial_failures whose DNS name did not resolve */
   uint64_t dropped[MESH_DROP__COUNT];           /* refused or dropped, by reason */
   uint64_t connections_open;                    /* gauge: sockets open now */
   uint64_t peers_up;                            /* gauge: peers with a finished handshake */

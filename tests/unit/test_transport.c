@@ -862,6 +862,7 @@ static void test_dial_dns_names(void **state)
   }
   assert_true(asked >= 1);
   assert_int_equal(ctr(&a)->dial_failures, failures + 1);
+  assert_int_equal(ctr(&a)->resolve_failures, 1);
   ping(&a, &b);
   ping(&b, &a);
 
@@ -907,6 +908,51 @@ static void test_ipv6_and_host_port(void **state)
   /* Bad addresses are refused before any socket is made. */
   assert_int_equal(mesh_net_dial(a.net, "/ip4/1.2.3.4/udp/5", NULL), -EBADMSG);
   assert_int_equal(mesh_net_listen(a.net, "nonsense", NULL), -EBADMSG);
+  node_close(&a);
+  node_close(&b);
+}
+
+static void test_big_frames_from_a_peer_with_big_chunks(void **state)
+{
+  /* A peer with a chunk size far above ours sends frames larger than the
+   * receiver's in-place read window: they are gathered, and the frames of
+   * every size around that window arrive intact, in order, with datagrams
+   * in between. */
+  node a, b;
+  node_init(&a, 1);
+  a.opt.chunk_size = 512u << 10;
+  node_open(&a, "/ip4/127.0.0.1/tcp/0");
+  node_start(&b, 1);
+  connect_pair(&a, &b);
+  size_t sizes[] = {a.opt.frame_max, 200000, 100000, 131000, 1, a.opt.frame_max - 3, 300000};
+  size_t nsizes = sizeof sizes / sizeof sizes[0];
+  uint8_t *buf = malloc(a.opt.frame_max);
+  assert_non_null(buf);
+  for (size_t i = 0; i < nsizes; i++) {
+    fill(buf, sizes[i], 100 + i);
+    int rc;
+    while ((rc = mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, buf, sizes[i])) ==
+           -EAGAIN)
+      turn();
+    assert_int_equal(rc, 0);
+    uint8_t d = (uint8_t)i;
+    assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, &d, 1), 0);
+  }
+  WAIT(b.nmsgs == (int)(2 * nsizes), 10000);
+  size_t si = 0;
+  for (int k = 0; k < b.nmsgs; k++) {
+    rx_msg *m = &b.msgs[k];
+    if (m->cls != MESH_CLASS_STREAM)
+      continue;
+    assert_int_equal(m->len, sizes[si]);
+    fill(buf, sizes[si], 100 + si);
+    assert_memory_equal(m->buf, buf, m->len);
+    si++;
+  }
+  assert_int_equal(si, nsizes);
+  assert_int_equal(ctr(&b)->dropped[MESH_DROP_OVERSIZE] + ctr(&b)->dropped[MESH_DROP_MALFORMED], 0);
+  ping(&b, &a);
+  free(buf);
   node_close(&a);
   node_close(&b);
 }
@@ -1113,6 +1159,7 @@ int main(void)
       cmocka_unit_test_setup(test_disconnect_aborts_handshake, setup),
       cmocka_unit_test_setup(test_dial_dns_names, setup),
       cmocka_unit_test_setup(test_ipv6_and_host_port, setup),
+      cmocka_unit_test_setup(test_big_frames_from_a_peer_with_big_chunks, setup),
       cmocka_unit_test_setup(test_small_frame_max, setup),
       cmocka_unit_test_setup(test_node_start_refuses_without_swarm_key, setup),
       cmocka_unit_test_setup(test_loop_timers_watches_signals, setup),
