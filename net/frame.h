@@ -47,6 +47,7 @@
 #ifndef MESH_NET_FRAME_H
 #define MESH_NET_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,6 +119,10 @@ int mesh_frame_peek(const uint8_t *buf, size_t avail, size_t max_body, size_t *f
  * verify; -EBADMSG: bad length, type or fields.
  */
 int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *out);
+
+/* Test hook: seal and open every frame with libsodium, the path taken
+ * when OpenSSL cannot give a cipher context (on: true), or as usual. */
+void mesh_frame_test_portable(bool on);
 
 /*
  * Reassembly of the data frames of one connection into messages. A

@@ -82,6 +82,43 @@ static void test_is_xchacha20_poly1305(void **state)
   }
 }
 
+/* OpenSSL's and libsodium's ChaCha20-Poly1305 make the same frames, and
+ * each opens the other's: the fallback is the same wire. */
+static void test_openssl_and_libsodium_agree(void **state)
+{
+  mesh_frame_dir tx, rx;
+  pair(&tx, &rx);
+  static uint8_t msg[20000], a[20100], b[20100];
+  randombytes_buf(msg, sizeof msg);
+  size_t sizes[] = {0, 1, 63, 64, 65, 1000, 16384, sizeof msg};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    mesh_frame_dir tx2 = tx;
+    size_t na = seal(&tx, MESH_FRAME_DATA, msg, sizes[i], a, sizeof a);
+    mesh_frame_test_portable(true);
+    size_t nb = seal(&tx2, MESH_FRAME_DATA, msg, sizes[i], b, sizeof b);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    /* The libsodium path opens what OpenSSL sealed, and rejects a flip. */
+    mesh_frame_dir rx2 = rx;
+    mesh_frame f;
+    b[na - 1] ^= 1;
+    assert_int_equal(mesh_frame_open(&rx2, b, nb, &f), -EKEYREJECTED);
+    assert_int_equal(rx2.counter, rx.counter);
+    assert_int_equal(mesh_frame_open(&rx2, a, na, &f), 0);
+    assert_int_equal(f.len, sizes[i]);
+    assert_memory_equal(f.payload, msg, sizes[i]);
+    mesh_frame_test_portable(false);
+    rx = rx2;
+  }
+  /* And OpenSSL opens what libsodium sealed. */
+  mesh_frame_test_portable(true);
+  size_t n = seal(&tx, MESH_FRAME_DATA, msg, 777, a, sizeof a);
+  mesh_frame_test_portable(false);
+  mesh_frame f;
+  assert_int_equal(mesh_frame_open(&rx, a, n, &f), 0);
+  assert_memory_equal(f.payload, msg, 777);
+}
+
 static void test_replay_reorder_forgery(void **state)
 {
   mesh_frame_dir tx, rx;
@@ -209,9 +246,13 @@ int main(void)
   if (sodium_init() < 0)
     return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_roundtrip_in_order),     cmocka_unit_test(test_is_xchacha20_poly1305),
-      cmocka_unit_test(test_replay_reorder_forgery), cmocka_unit_test(test_bounds),
-      cmocka_unit_test(test_bad_type_refused),       cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_roundtrip_in_order),
+      cmocka_unit_test(test_is_xchacha20_poly1305),
+      cmocka_unit_test(test_openssl_and_libsodium_agree),
+      cmocka_unit_test(test_replay_reorder_forgery),
+      cmocka_unit_test(test_bounds),
+      cmocka_unit_test(test_bad_type_refused),
+      cmocka_unit_test(test_reassembly),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
