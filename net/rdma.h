@@ -203,6 +203,11 @@ int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h);
  * readable; the next mesh_rdma_dev_poll then finds nothing). Returns the
  * completions handled or -EIO. Non-blocking. */
 int mesh_rdma_dev_spin(mesh_rdma_dev *d, const mesh_rdma_handler *h);
+/* Takes the completion channel's pending notifications and reads the
+ * asynchronous events, without arming the queue again: for a caller that
+ * busy-polls with mesh_rdma_dev_spin and arms later with
+ * mesh_rdma_dev_poll. Non-blocking. */
+void mesh_rdma_dev_events(mesh_rdma_dev *d, const mesh_rdma_handler *h);
 
 /*
  * Makes a UC queue pair (moved to INIT, receives posted) with psn as its

@@ -78,6 +78,12 @@ int mesh_rdma_dev_spin(mesh_rdma_dev *d, const mesh_rdma_handler *h)
   return -ENOSYS;
 }
 
+void mesh_rdma_dev_events(mesh_rdma_dev *d, const mesh_rdma_handler *h)
+{
+  (void)d;
+  (void)h;
+}
+
 int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **out,
                      mesh_rdma_attr *local)
 {

@@ -732,20 +732,31 @@ int mesh_rdma_dev_spin(mesh_rdma_dev *d, const mesh_rdma_handler *h)
   return n;
 }
 
-int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h)
+static void take_notifications(mesh_rdma_dev *d)
 {
-  int handled = 0;
   struct ibv_cq *ev_cq;
   void *ev_ctx;
-  /* Take every pending notification (the fd is non-blocking), acknowledge
-   * them in batches, and re-arm before draining so that a completion that
-   * lands during the drain raises a new notification. */
   while (ibv_get_cq_event(d->ch, &ev_cq, &ev_ctx) == 0)
     d->events_unacked++;
   if (d->events_unacked >= 64) {
     ibv_ack_cq_events(d->cq, d->events_unacked);
     d->events_unacked = 0;
   }
+}
+
+void mesh_rdma_dev_events(mesh_rdma_dev *d, const mesh_rdma_handler *h)
+{
+  take_notifications(d);
+  drain_async(d, h);
+}
+
+int mesh_rdma_dev_poll(mesh_rdma_dev *d, const mesh_rdma_handler *h)
+{
+  int handled = 0;
+  /* Take every pending notification (the fd is non-blocking), acknowledge
+   * them in batches, and re-arm before draining so that a completion that
+   * lands during the drain raises a new notification. */
+  take_notifications(d);
   if (ibv_req_notify_cq(d->cq, 0) != 0)
     return -EIO;
   struct ibv_wc wc[POLL_BATCH];
