@@ -4,15 +4,21 @@
 # (10.88.0.2), all in the same run:
 #   ib_send_lat   perftest, UC SEND, busy-polling; it reports half the round
 #                 trip, so its figure is doubled here
+#   ib_send_lat -e  the same sleeping on completion events (the completion
+#                 channel): what a wake-up costs in this guest
 #   pingpong      tests/tools/rdma_pingpong: net/rdma.h's verbs layer and
 #                 sealed frames, waiting on the completion channel (and
 #                 busy-polling, as ib_send_lat does: pingpong_spin)
 #   meshd rdma    tests/tools/rdma_net_bench: a datagram through meshd's peer
 #                 network with the RDMA transport (event loop, sealing,
-#                 completion channel)
+#                 completion channel, adaptive completion polling with its
+#                 default budget: 100 ms of polling per second)
+#   meshd rdma poll  the same with the polling budget at 1000 ms per second,
+#                 as ib_send_lat, which polls all the time
 #   meshd tcp     the same over meshd's TCP transport
 # Prints one line per size:
 #   rdma size=64 ib_send_lat_rtt_us=.. pingpong_us=.. meshd_rdma_us=.. meshd_tcp_us=..
+#        pingpong_spin_us=.. ib_send_lat_ev_rtt_us=.. meshd_rdma_poll_us=..
 # Needs MESH_BUILD; makes its own two nodes unless MESH_RXE_NET_READY=1.
 set -eu
 tools="$MESH_BUILD/tests"
@@ -33,25 +39,35 @@ wait_listen() { # port: wait until something listens on it (ib_send_lat does not
   done
 }
 
-net_bench() { # transport size port
-  "$tools/rdma_net_bench" serve --psk "$psk" --listen "10.88.0.1:$3" --transport "$1" \
-    --rdma-device rxe1 >/tmp/nb-serve.log 2>&1 &
+net_bench() { # transport size port [options of both sides]
+  t=$1 sz=$2 p=$3
+  shift 3
+  "$tools/rdma_net_bench" serve --psk "$psk" --listen "10.88.0.1:$p" --transport "$t" \
+    --rdma-device rxe1 "$@" >/tmp/nb-serve.log 2>&1 &
   spid=$!
-  wait_listen "$3"
-  out=$(timeout 300 "$tools/rdma_net_bench" bench --psk "$psk" --listen "10.88.0.2:$(($3 + 1))" \
-        --connect "10.88.0.1:$3" --transport "$1" --rdma-device rxe2 --size "$2" --count "$iters")
+  wait_listen "$p"
+  out=$(timeout 300 "$tools/rdma_net_bench" bench --psk "$psk" --listen "10.88.0.2:$((p + 1))" \
+        --connect "10.88.0.1:$p" --transport "$t" --rdma-device rxe2 --size "$sz" --count "$iters" "$@")
   kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
-  echo "$out" | sed -n "s/^p50_us \([0-9.]*\) .* via $1 .*/\1/p"
+  echo "$out" | sed -n "s/^p50_us \([0-9.]*\) .* via $t .*/\1/p"
 }
 
 port=7100
 for size in $sizes; do
-  port=$((port + 10))
+  port=$((port + 20))
   timeout 120 ib_send_lat -c UC -d rxe1 -x 1 -s "$size" -n "$iters" -p "$port" >/dev/null 2>&1 &
   spid=$!
   wait_listen "$port"
   lat=$(timeout 120 ib_send_lat -c UC -d rxe2 -x 1 -s "$size" -n "$iters" -p "$port" 10.88.0.1 |
         awk -v s="$size" '$1 == s && NF >= 5 { print $5 }')
+  wait "$spid" || true
+
+  timeout 120 ib_send_lat -c UC -e -d rxe1 -x 1 -s "$size" -n "$iters" -p "$((port + 8))" \
+    >/dev/null 2>&1 &
+  spid=$!
+  wait_listen "$((port + 8))"
+  lev=$(timeout 120 ib_send_lat -c UC -e -d rxe2 -x 1 -s "$size" -n "$iters" -p "$((port + 8))" \
+        10.88.0.1 | awk -v s="$size" '$1 == s && NF >= 5 { print $5 }')
   wait "$spid" || true
 
   "$tools/rdma_pingpong" server --dev rxe1 --addr 10.88.0.1 --port "$((port + 1))" --buf 8192 \
@@ -73,12 +89,14 @@ for size in $sizes; do
   kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
 
   mr=$(net_bench rdma "$size" "$((port + 2))")
+  mp=$(net_bench rdma "$size" "$((port + 10))" --poll-budget-ms 1000)
   mt=$(net_bench tcp "$size" "$((port + 4))")
-  if [ -z "$lat" ] || [ -z "$pp" ] || [ -z "$ps" ] || [ -z "$mr" ] || [ -z "$mt" ]; then
-    echo "bench: size $size: missing figure (ib_send_lat '$lat' pingpong '$pp' spin '$ps' meshd rdma '$mr' meshd tcp '$mt')"
+  if [ -z "$lat" ] || [ -z "$lev" ] || [ -z "$pp" ] || [ -z "$ps" ] || [ -z "$mr" ] || [ -z "$mp" ] ||
+     [ -z "$mt" ]; then
+    echo "bench: size $size: missing figure (ib_send_lat '$lat' -e '$lev' pingpong '$pp' spin '$ps' meshd rdma '$mr' poll '$mp' meshd tcp '$mt')"
     exit 1
   fi
-  awk -v s="$size" -v l="$lat" -v p="$pp" -v q="$ps" -v r="$mr" -v t="$mt" 'BEGIN {
-    printf "rdma size=%d ib_send_lat_rtt_us=%.1f pingpong_us=%.1f meshd_rdma_us=%.1f meshd_tcp_us=%.1f pingpong_spin_us=%.1f\n",
-      s, 2 * l, p, r, t, q }'
+  awk -v s="$size" -v l="$lat" -v p="$pp" -v q="$ps" -v r="$mr" -v t="$mt" -v e="$lev" -v m="$mp" 'BEGIN {
+    printf "rdma size=%d ib_send_lat_rtt_us=%.1f pingpong_us=%.1f meshd_rdma_us=%.1f meshd_tcp_us=%.1f pingpong_spin_us=%.1f ib_send_lat_ev_rtt_us=%.1f meshd_rdma_poll_us=%.1f\n",
+      s, 2 * l, p, r, t, q, 2 * e, m }'
 done
