@@ -635,6 +635,23 @@ static void read_ended(tcp_conn *c, ssize_t n, bool mid)
   tcp_conn_close(c, mid ? MESH_DROP_TRUNCATED : -1, 0, true);
 }
 
+/* Reads at most want bytes (through the scratch buffer) onto the end of
+ * c->in, which holds a partial frame or handshake message. Returns false
+ * when nothing came or c was closed. */
+static bool read_to_input(tcp_conn *c, size_t want)
+{
+  ssize_t n = read(c->fd, c->t->scratch, want);
+  if (n <= 0) {
+    read_ended(c, n, true);
+    return false;
+  }
+  if (evbuffer_add(c->in, c->t->scratch, (size_t)n) != 0) {
+    tcp_conn_close(c, -1, -ENOMEM, true);
+    return false;
+  }
+  return true;
+}
+
 /*
  * Reads of an authenticated connection. Every read lands in the
  * transport's scratch buffer (libevent 2.1's evbuffer_read reads at most
@@ -659,16 +676,8 @@ static void read_up(tcp_conn *c)
       return;
     if (flen > READ_CHUNK / 2) {
       /* A big frame: gather it in c->in. */
-      ssize_t n = read(c->fd, t->scratch, READ_CHUNK);
-      if (n <= 0) {
-        read_ended(c, n, true);
-        return;
-      }
-      if (evbuffer_add(c->in, t->scratch, (size_t)n) != 0) {
-        tcp_conn_close(c, -1, -ENOMEM, true);
-        return;
-      }
-      read_frames(c);
+      if (read_to_input(c, READ_CHUNK))
+        read_frames(c);
       return;
     }
   }
@@ -695,7 +704,6 @@ static void read_up(tcp_conn *c)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
   tcp_conn *c = arg;
-  tcp_state *t = c->t;
   if (c->state == TCP_UP) {
     read_up(c);
     return;
@@ -709,15 +717,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, -EBADMSG, true);
     return;
   }
-  ssize_t n = read(fd, t->scratch, want);
-  if (n <= 0) {
-    read_ended(c, n, true);
+  if (!read_to_input(c, want))
     return;
-  }
-  if (evbuffer_add(c->in, t->scratch, (size_t)n) != 0) {
-    tcp_conn_close(c, -1, -ENOMEM, true);
-    return;
-  }
   if (c->state == TCP_HELLO && !read_hello(c))
     return;
   if (c->state == TCP_FINISH || c->state == TCP_UP)

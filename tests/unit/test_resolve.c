@@ -8,6 +8,8 @@
 #include "net/resolve.h"
 #include "src/base/clock.h"
 #include "src/daemon/loop.h"
+#include "support_dns.h"
+#include "support_loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,19 +55,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 static void turn(void)
 {
-  struct timeval tv = {0, 2000};
-  event_base_loopexit(mesh_loop_base(loop), &tv);
-  assert_true(mesh_loop_run_once(loop, false) >= 0);
+  loop_test_turn(loop);
 }
 
-#define WAIT(cond, ms)                                                                             \
-  do {                                                                                             \
-    mesh_time_ms until_ = mesh_clock_now_ms() + (ms);                                              \
-    while (!(cond) && mesh_clock_now_ms() < until_)                                                \
-      turn();                                                                                      \
-    if (!(cond))                                                                                   \
-      fail_msg("timed out after %d ms waiting for: %s", (int)(ms), #cond);                         \
-  } while (0)
+#define WAIT(cond, ms) LOOP_TEST_WAIT(loop, cond, ms)
 
 static mesh_multiaddr addr(const char *text)
 {
@@ -74,44 +67,19 @@ static mesh_multiaddr addr(const char *text)
   return a;
 }
 
-/* A UDP socket on loopback playing a nameserver; *text is "127.0.0.1:P". */
-static int udp_server(char *text, size_t cap)
+/* A resolver that asks only the test's server at ns. */
+static mesh_resolver *resolver_on(const char *ns, uint32_t timeout_ms, unsigned max_pending)
 {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t sl = sizeof sa;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-  snprintf(text, cap, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-  return fd;
-}
-
-/* Answers every query waiting on fd with NXDOMAIN; returns how many. */
-static int answer_nxdomain(int fd)
-{
-  int n = 0;
-  for (;;) {
-    uint8_t q[512];
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof from;
-    ssize_t k = recvfrom(fd, q, sizeof q, 0, (struct sockaddr *)&from, &fl);
-    if (k < 12)
-      return n;
-    q[2] = (uint8_t)(0x80 | (q[2] & 0x79)); /* a response, same opcode and RD */
-    q[3] = 0x80 | 3;                        /* RA, RCODE 3: no such name */
-    memset(q + 6, 0, 6);                    /* no answer, authority or extra records */
-    /* The question is echoed as it came; records after it are cut off. */
-    size_t end = 12;
-    while (end < (size_t)k && q[end] != 0)
-      end += 1u + q[end];
-    end += 5; /* the root label, QTYPE and QCLASS */
-    assert_true(end <= (size_t)k);
-    q[10] = q[11] = 0;
-    sendto(fd, q, end, 0, (struct sockaddr *)&from, fl);
-    n++;
-  }
+  mesh_resolver_options o;
+  mesh_resolver_options_default(&o);
+  o.nameserver = ns;
+  if (timeout_ms > 0)
+    o.timeout_ms = timeout_ms;
+  if (max_pending > 0)
+    o.max_pending = max_pending;
+  mesh_resolver *r;
+  assert_int_equal(mesh_resolver_new(mesh_loop_base(loop), &o, &r), 0);
+  return r;
 }
 
 static int setup(void **state)
@@ -131,12 +99,8 @@ static void test_localhost_and_literals(void **state)
   /* The test's silent server is the only one configured: localhost must
    * come from /etc/hosts without a query. */
   char ns[32];
-  int sfd = udp_server(ns, sizeof ns);
-  mesh_resolver_options o;
-  mesh_resolver_options_default(&o);
-  o.nameserver = ns;
-  mesh_resolver *r;
-  assert_int_equal(mesh_resolver_new(mesh_loop_base(loop), &o, &r), 0);
+  int sfd = dns_test_server(ns, sizeof ns);
+  mesh_resolver *r = resolver_on(ns, 0, 0);
 
   answer a = {0}, b = {0}, c = {0};
   mesh_multiaddr ma = addr("/dns4/localhost/tcp/4242");
@@ -173,20 +137,15 @@ static void test_localhost_and_literals(void **state)
 static void test_no_such_name_fails_cleanly(void **state)
 {
   char ns[32];
-  int sfd = udp_server(ns, sizeof ns);
-  mesh_resolver_options o;
-  mesh_resolver_options_default(&o);
-  o.nameserver = ns;
-  o.timeout_ms = 3000;
-  mesh_resolver *r;
-  assert_int_equal(mesh_resolver_new(mesh_loop_base(loop), &o, &r), 0);
+  int sfd = dns_test_server(ns, sizeof ns);
+  mesh_resolver *r = resolver_on(ns, 3000, 0);
   answer a = {0};
   mesh_multiaddr ma = addr("/dns4/no-such-node.invalid/tcp/1");
   assert_int_equal(mesh_resolve_start(r, &ma, on_answer, &a, NULL), 0);
   int asked = 0;
   mesh_time_ms until = mesh_clock_now_ms() + 2000;
   while (a.calls == 0 && mesh_clock_now_ms() < until) {
-    asked += answer_nxdomain(sfd);
+    asked += dns_test_answer_nxdomain(sfd);
     turn();
   }
   assert_int_equal(a.calls, 1);
@@ -201,13 +160,8 @@ static void test_no_such_name_fails_cleanly(void **state)
 static void test_silent_server_times_out_loop_runs(void **state)
 {
   char ns[32];
-  int sfd = udp_server(ns, sizeof ns);
-  mesh_resolver_options o;
-  mesh_resolver_options_default(&o);
-  o.nameserver = ns;
-  o.timeout_ms = 300;
-  mesh_resolver *r;
-  assert_int_equal(mesh_resolver_new(mesh_loop_base(loop), &o, &r), 0);
+  int sfd = dns_test_server(ns, sizeof ns);
+  mesh_resolver *r = resolver_on(ns, 300, 0);
   answer a = {0};
   mesh_multiaddr ma = addr("/dns/silent.invalid/tcp/1");
   mesh_time_ms t0 = mesh_clock_now_ms();
@@ -230,13 +184,8 @@ static void test_silent_server_times_out_loop_runs(void **state)
 static void test_cancel_bounds_and_free(void **state)
 {
   char ns[32];
-  int sfd = udp_server(ns, sizeof ns);
-  mesh_resolver_options o;
-  mesh_resolver_options_default(&o);
-  o.nameserver = ns;
-  o.max_pending = 2;
-  mesh_resolver *r;
-  assert_int_equal(mesh_resolver_new(mesh_loop_base(loop), &o, &r), 0);
+  int sfd = dns_test_server(ns, sizeof ns);
+  mesh_resolver *r = resolver_on(ns, 0, 2);
   answer a = {0}, b = {0}, c = {0};
   mesh_resolve_req *qa;
   mesh_multiaddr m1 = addr("/dns4/one.invalid/tcp/1");

@@ -14,6 +14,8 @@
 #include "src/daemon/loop.h"
 #include "src/daemon/node.h"
 #include "src/identity/epoch.h"
+#include "support_dns.h"
+#include "support_loop.h"
 #include "support_identity.h"
 
 #include <arpa/inet.h>
@@ -156,22 +158,12 @@ static void node_close(node *n)
   n->nmsgs = 0;
 }
 
-/* One short turn of the loop (at most ~2 ms). */
 static void turn(void)
 {
-  struct timeval tv = {0, 2000};
-  event_base_loopexit(mesh_loop_base(loop), &tv);
-  assert_true(mesh_loop_run_once(loop, false) >= 0);
+  loop_test_turn(loop);
 }
 
-#define WAIT(cond, ms)                                                                             \
-  do {                                                                                             \
-    mesh_time_ms until_ = mesh_clock_now_ms() + (ms);                                              \
-    while (!(cond) && mesh_clock_now_ms() < until_)                                                \
-      turn();                                                                                      \
-    if (!(cond))                                                                                   \
-      fail_msg("timed out after %d ms waiting for: %s", (int)(ms), #cond);                         \
-  } while (0)
+#define WAIT(cond, ms) LOOP_TEST_WAIT(loop, cond, ms)
 
 static void connect_pair(node *a, node *b)
 {
@@ -800,44 +792,12 @@ static void test_disconnect_aborts_handshake(void **state)
   node_close(&b);
 }
 
-/* Answers every DNS query waiting on the UDP socket fd with NXDOMAIN. */
-static int answer_nxdomain(int fd)
-{
-  int n = 0;
-  for (;;) {
-    uint8_t q[512];
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof from;
-    ssize_t k = recvfrom(fd, q, sizeof q, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-    if (k < 12)
-      return n;
-    size_t end = 12;
-    while (end < (size_t)k && q[end] != 0)
-      end += 1u + q[end];
-    end += 5; /* the root label, QTYPE, QCLASS */
-    if (end > (size_t)k)
-      continue;
-    q[2] = (uint8_t)(0x80 | (q[2] & 0x79));
-    q[3] = 0x80 | 3; /* no such name */
-    memset(q + 6, 0, 6);
-    sendto(fd, q, end, 0, (struct sockaddr *)&from, fl);
-    n++;
-  }
-}
-
 static void test_dial_dns_names(void **state)
 {
   /* The transport's resolver asks only this loopback server (never the
    * network's); localhost comes from /etc/hosts without asking. */
-  int ns = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-  assert_true(ns >= 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  assert_int_equal(bind(ns, (struct sockaddr *)&sa, sizeof sa), 0);
-  socklen_t sl = sizeof sa;
-  assert_int_equal(getsockname(ns, (struct sockaddr *)&sa, &sl), 0);
   char ns_text[32];
-  snprintf(ns_text, sizeof ns_text, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+  int ns = dns_test_server(ns_text, sizeof ns_text);
   mesh_resolver_test_nameserver(ns_text);
 
   node a, b;
@@ -857,7 +817,7 @@ static void test_dial_dns_names(void **state)
   int asked = 0;
   mesh_time_ms until = mesh_clock_now_ms() + 2000;
   while (ctr(&a)->dial_failures == failures && mesh_clock_now_ms() < until) {
-    asked += answer_nxdomain(ns);
+    asked += dns_test_answer_nxdomain(ns);
     turn();
   }
   assert_true(asked >= 1);
