@@ -508,6 +508,58 @@ static int cmp_double(const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+/* Where a round trip's time goes besides the wire: the median cost of
+ * sealing and opening one frame of len bytes on a local link pair (a round
+ * trip does each twice), and of one clock reading. */
+static void bench_local_costs(size_t len, int iters, double *seal_open_us, double *clock_us)
+{
+  mesh_rdma_link a, b;
+  uint8_t pka[32], ska[32], pkb[32], skb[32];
+  mesh_rdma_kx_keypair(pka, ska);
+  mesh_rdma_kx_keypair(pkb, skb);
+  static const uint8_t attrs[2] = {1, 2};
+  *seal_open_us = -1;
+  *clock_us = -1;
+  if (mesh_rdma_link_init(&a, true, &test_psk, ska, pka, pkb, attrs, 1, attrs + 1, 1) != 0 ||
+      mesh_rdma_link_init(&b, false, &test_psk, skb, pkb, pka, attrs + 1, 1, attrs, 1) != 0)
+    return;
+  size_t cap = mesh_frame_wire_size(len);
+  uint8_t *payload = calloc(1, len + 1), *wire = malloc(cap);
+  double *t = calloc((size_t)iters, sizeof *t);
+  if (payload == NULL || wire == NULL || t == NULL)
+    goto out;
+  int n = 0;
+  for (int i = 0; i < iters; i++) {
+    mesh_frame f = {.type = MESH_FRAME_DATA,
+                    .channel = 1,
+                    .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
+                    .total = (uint32_t)len,
+                    .payload = payload,
+                    .len = len},
+               out;
+    size_t wlen;
+    double t0 = now_us();
+    if (mesh_rdma_link_seal(&a, &f, wire, cap, &wlen) != 0 ||
+        mesh_rdma_link_open(&b, wire, wlen, &out) != MESH_RDMA_OK)
+      continue;
+    t[n++] = now_us() - t0;
+  }
+  if (n > 0) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    *seal_open_us = t[n / 2];
+  }
+  double t0 = now_us();
+  for (int i = 0; i < iters; i++)
+    (void)now_us();
+  *clock_us = (now_us() - t0) / iters;
+out:
+  mesh_rdma_link_clear(&a);
+  mesh_rdma_link_clear(&b);
+  free(payload);
+  free(wire);
+  free(t);
+}
+
 static void test_bench(pp *p, const char *sizes, int iters)
 {
   char *list = strdup(sizes);
@@ -532,9 +584,11 @@ static void test_bench(pp *p, const char *sizes, int iters)
       sum += t[i];
     qsort(t, (size_t)done, sizeof *t, cmp_double);
     CHECK(done == iters, "bench %zu: %d of %d round trips", len, done, iters);
+    double seal_open, clock;
+    bench_local_costs(len, iters, &seal_open, &clock);
     if (done > 0)
-      printf("bench size=%zu iters=%d p50_us=%.2f avg_us=%.2f\n", len, done, t[done / 2],
-             sum / done);
+      printf("bench size=%zu iters=%d p50_us=%.2f avg_us=%.2f seal_open_us=%.2f clock_us=%.2f\n",
+             len, done, t[done / 2], sum / done, seal_open, clock);
     free(t);
     free(buf);
   }
