@@ -204,6 +204,33 @@ static void test_cancel_bounds_and_free(void **state)
   while (mesh_clock_now_ms() < until)
     turn();
   assert_int_equal(a.calls + b.calls + c.calls, 0);
+
+  /* Either family (two queries each), freed at once, while answers for
+   * some of the queries come in, and freed after a few turns. */
+  for (int round = 0; round < 2; round++) {
+    r = resolver_on(ns, 0, 0);
+    answer d[8] = {0};
+    mesh_multiaddr m3 = addr("/dns/both.invalid/tcp/3");
+    for (int i = 0; i < 8; i++)
+      assert_int_equal(mesh_resolve_start(r, &m3, on_answer, &d[i], NULL), 0);
+    for (int i = 0; i < 3 * round; i++) {
+      turn();
+      dns_test_answer_nxdomain(sfd);
+    }
+    /* Lookups answered before the free have had their callback; the rest
+     * never get one. */
+    int before[8];
+    for (int i = 0; i < 8; i++)
+      before[i] = d[i].calls;
+    mesh_resolver_free(r);
+    until = mesh_clock_now_ms() + 50;
+    while (mesh_clock_now_ms() < until) {
+      dns_test_answer_nxdomain(sfd);
+      turn();
+    }
+    for (int i = 0; i < 8; i++)
+      assert_int_equal(d[i].calls, before[i]);
+  }
   assert_int_equal(mesh_resolver_new(mesh_loop_base(loop),
                                      &(mesh_resolver_options){.nameserver = "not an address"}, &r),
                    -EINVAL);
