@@ -193,7 +193,7 @@ typedef struct mesh_swim_counters {
   uint64_t deaths_declared;         /* suspicion timeouts that we turned into dead */
   uint64_t stream_probes_sent;      /* probe pings repeated on the stream class */
   uint64_t last_chance_probes;      /* pings to a suspect just before our dead claim */
-  uint64_t last_chance_saves;       /* suspicions ended after one: dead claims not made */
+  uint64_t last_chance_saves;       /* suspicions refuted or answered after one */
   uint64_t updates_applied;         /* records that changed our view */
   uint64_t updates_ignored;         /* records that were already known or older */
   uint64_t sig_verified;            /* signatures checked with Ed25519 */

@@ -1095,12 +1095,30 @@ static void probe_failed(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 
 /* ---- last chance ---- */
 
-/* When the last-chance ping goes out: a probe timeout before the deadline,
- * so that a crashed member is declared dead no later than without it. */
+static mesh_time_ms min_t(mesh_time_ms a, mesh_time_ms b)
+{
+  return a < b ? a : b;
+}
+
+/*
+ * When the (next) last-chance ping is due, NEVER if none is. The first goes
+ * out a probe timeout before the earliest the deadline can come (start +
+ * min, where independent confirmations take it), so that a suspicion cut
+ * short by them does not wait for the ping: a crashed member is declared
+ * dead no later than without it. When the deadline then lies more than a
+ * probe interval beyond that ping's answer, the answer is stale: another
+ * goes out a probe timeout before the deadline.
+ */
 static mesh_time_ms last_chance_at(const mesh_swim *s, const swim_suspicion *sp)
 {
-  mesh_time_ms lead = s->cfg.probe_timeout_ms;
-  return sp->deadline > lead ? sp->deadline - lead : 0;
+  /* The wait for its answer, so that it ends with the deadline. */
+  mesh_time_ms lead = swim_awareness_scale(&s->aw, s->cfg.probe_timeout_ms);
+  mesh_time_ms last = sp->deadline > lead ? sp->deadline - lead : 0;
+  if (!sp->lc_sent) {
+    mesh_time_ms first = sp->start + sp->min > lead ? sp->start + sp->min - lead : 0;
+    return min_t(first, last);
+  }
+  return last > sp->lc_end + s->cfg.probe_interval_ms ? last : NEVER;
 }
 
 /*
@@ -1124,11 +1142,6 @@ static void last_chance(mesh_swim *s, swim_member *m, mesh_time_ms now, mesh_swi
 
 /* ---- timers ---- */
 
-static mesh_time_ms min_t(mesh_time_ms a, mesh_time_ms b)
-{
-  return a < b ? a : b;
-}
-
 static mesh_time_ms next_deadline(const mesh_swim *s)
 {
   if (!s->started)
@@ -1147,9 +1160,8 @@ static mesh_time_ms next_deadline(const mesh_swim *s)
     d = min_t(d, s->relays[i].deadline);
   for (size_t i = 0; i < s->n_susp; i++) {
     const swim_suspicion *sp = s->susp[i]->susp;
-    if (!sp->lc_sent)
-      d = min_t(d, last_chance_at(s, sp));
-    else
+    d = min_t(d, last_chance_at(s, sp));
+    if (sp->lc_sent)
       d = min_t(d, sp->deadline > sp->lc_end ? sp->deadline : sp->lc_end);
   }
   return d;
@@ -1242,7 +1254,7 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   }
   for (size_t i = 0; i < s->n_susp;) {
     swim_member *m = s->susp[i];
-    if (!m->susp->lc_sent && now >= last_chance_at(s, m->susp))
+    if (now >= last_chance_at(s, m->susp))
       last_chance(s, m, now, out);
     if (m->susp->lc_sent && now >= m->susp->deadline && now >= m->susp->lc_end) {
       s->c.deaths_declared++;
