@@ -9,10 +9,13 @@ no node restarts under a new epoch, every suspicion raised is refuted (the
 views end with everyone alive), and download state converges: every node's
 model is shown completed, once, at every node. A command sent to another
 node comes back as that node's entry one round trip later; those round
-trips are printed. At the end the faults are switched off at run time (the
-home's test-faults file, re-read on SIGHUP) and the lines are seen to stop
-holding messages. The hold lasts 25 s at CI length (MESH_SCENARIO_SCALE=7.5
-gives about three minutes)."""
+trips are printed. Then the slow node is made slower at run time (900 ms
++/- 100 ms, through its home's test-faults file re-read on SIGHUP): its
+round trips reach the probe interval, suspicions are raised, and every one
+must be refuted with no death. At the end the faults are switched off the
+same way and the lines are seen to stop holding messages. The holds last
+25 s and 10 s at CI length (MESH_SCENARIO_SCALE=7.5 gives about four
+minutes)."""
 import os
 import signal
 import sys
@@ -26,6 +29,7 @@ import meshtest  # noqa: E402
 MODEL = "acme/tiny"
 FAST = "delay=100ms,jitter=50ms"
 SLOW = "delay=400ms,jitter=200ms"
+VERY_SLOW = "delay=900ms,jitter=100ms"
 
 
 def total(nodes, name, **labels):
@@ -120,6 +124,31 @@ class Delay(unittest.TestCase):
             self.assertLessEqual(fault_metric(slow, "meshd_test_faults_max_delay_ms"), 600)
             self.assertGreater(fault_metric(slow, "meshd_test_faults_max_delay_ms"), 150)
 
+            # Slower still, changed at run time: the slow node's round trips
+            # now reach the probe interval, so probes to and from it fail and
+            # suspicions are raised. Each must be refuted; none may become a
+            # death or a restart.
+            sus1, ref1 = suspicions, refutations
+            with open(os.path.join(slow.home, "test-faults"), "w") as f:
+                f.write(VERY_SLOW + "\n")
+            slow.signal(signal.SIGHUP)
+            meshtest.wait_until(lambda: fault_metric(slow, "meshd_test_faults_delay_ms") == 900,
+                                10, "the slow node's new delay")
+            hold2 = scaled(10)
+            until = time.monotonic() + hold2
+            while time.monotonic() < until:
+                self.check_no_death(m, epochs)
+                time.sleep(1)
+            self.check_no_death(m, epochs)
+            settle2 = m.wait_converged(m.nodes, timeout=30)
+            self.assertEqual(total(m.nodes, "meshd_swim_deaths_declared_total"), 0,
+                             "a member was declared dead with a 900 ms slow node")
+            self.assertGreater(fault_metric(slow, "meshd_test_faults_max_delay_ms"), 600)
+            sus2 = total(m.nodes, "meshd_swim_suspicions_total") - sus1
+            ref2 = total(m.nodes, "meshd_swim_refutations_total") - ref1
+            failed2 = total(m.nodes, "meshd_swim_probes_failed_total") - failed
+            health2 = fault_metric(slow, "meshd_swim_health")
+
             # Switched off at run time: the lines stop holding messages.
             for n in m.nodes:
                 with open(os.path.join(n.home, "test-faults"), "w") as f:
@@ -155,6 +184,12 @@ class Delay(unittest.TestCase):
             figure("delay_probes_failed", int(failed))
             figure("delay_health_score_max", int(max(health.values())))
             figure("delay_settle_seconds", settle, "s")
+            figure("delay_very_slow_hold_seconds", hold2, "s")
+            figure("delay_very_slow_suspicions", int(sus2))
+            figure("delay_very_slow_refutations", int(ref2))
+            figure("delay_very_slow_probes_failed", int(failed2))
+            figure("delay_very_slow_node_health", int(health2))
+            figure("delay_very_slow_settle_seconds", settle2, "s")
             figure("delay_messages_held", int(sum(held.values())))
             figure("delay_slow_node_max_delay_ms",
                    int(fault_metric(slow, "meshd_test_faults_max_delay_ms")), "ms")
