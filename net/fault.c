@@ -231,6 +231,14 @@ bool mesh_fault_selects(const mesh_fault *f, const mesh_peer_id *peer)
   return f->spec.active && (!f->spec.has_peer || mesh_peer_id_eq(&f->spec.peer, peer));
 }
 
+bool mesh_fault_holds_stream(const mesh_fault *f, const mesh_peer_id *peer)
+{
+  for (size_t i = 0; i < f->n; i++)
+    if (f->heap[i]->cls == MESH_CLASS_STREAM && mesh_peer_id_eq(&f->heap[i]->peer, peer))
+      return true;
+  return false;
+}
+
 /* One delay drawn from the spec's distribution, never negative. */
 static mesh_time_ms sample_delay(mesh_fault *f)
 {
@@ -325,8 +333,7 @@ int mesh_fault_push(mesh_fault *f, mesh_time_ms now, const mesh_peer_id *peer, m
   mesh_fault_msg *m = malloc(sizeof *m + len);
   if (m == NULL)
     return -ENOMEM;
-  m->next = NULL;
-  mesh_time_ms delay = sample_delay(f);
+  mesh_time_ms delay = mesh_fault_selects(f, peer) ? sample_delay(f) : 0;
   m->due = now + delay;
   if (cls == MESH_CLASS_STREAM) {
     /* Never ahead of an earlier stream message to the same peer. */
@@ -483,7 +490,8 @@ void mesh_fault_line_free(mesh_fault_line *l)
 bool mesh_fault_line_intercept(mesh_fault_line *l, const mesh_peer_id *peer, mesh_channel ch,
                                mesh_class cls, const uint8_t *buf, size_t len, int *rc)
 {
-  if (!mesh_fault_selects(l->core, peer) || len > l->frame_max ||
+  bool held_before = cls == MESH_CLASS_STREAM && mesh_fault_holds_stream(l->core, peer);
+  if ((!held_before && !mesh_fault_selects(l->core, peer)) || len > l->frame_max ||
       mesh_net_route(l->net, peer, cls) == NULL)
     return false;
   mesh_time_ms now = mesh_net_now(l->net);

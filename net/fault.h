@@ -115,10 +115,9 @@ typedef struct mesh_fault_counters {
 
 /* A held message; owned by whoever popped it (mesh_fault_msg_free). */
 typedef struct mesh_fault_msg {
-  struct mesh_fault_msg *next; /* the core's free use; NULL when popped */
-  mesh_time_ms due;            /* when it is to be released */
-  uint64_t seq;                /* arrival order, the tie-break */
-  mesh_peer_id peer;           /* destination */
+  mesh_time_ms due;  /* when it is to be released */
+  uint64_t seq;      /* arrival order, the tie-break */
+  mesh_peer_id peer; /* destination */
   mesh_channel ch;
   mesh_class cls;
   size_t len;
@@ -136,10 +135,15 @@ void mesh_fault_free(mesh_fault *f);
  * holds across the change). A new seed in the spec reseeds the rng. */
 int mesh_fault_set_spec(mesh_fault *f, const mesh_fault_spec *spec);
 const mesh_fault_spec *mesh_fault_get_spec(const mesh_fault *f);
-/* Whether a message to peer would be held (active, and peer selected). */
+/* Whether messages to peer get a delay (active, and peer selected). */
 bool mesh_fault_selects(const mesh_fault *f, const mesh_peer_id *peer);
+/* Whether a stream message to peer is held now. A later stream message to
+ * that peer must then go through the line too, even when the peer is no
+ * longer selected (the spec changed), so as not to overtake it. */
+bool mesh_fault_holds_stream(const mesh_fault *f, const mesh_peer_id *peer);
 /*
- * Holds a copy of buf (the caller keeps buf) until now + a sampled delay.
+ * Holds a copy of buf (the caller keeps buf) until now + a sampled delay
+ * (no delay for a peer not selected: only the order keeps it).
  * 0 held (*due, may be NULL, receives the release time); -ENOBUFS datagram
  * dropped; -EAGAIN stream refused (peer remembered for mesh_fault_take_room);
  * -ENOMEM. The caller checks mesh_fault_selects first.
@@ -170,8 +174,9 @@ int mesh_fault_line_new(mesh_net *net, struct event_base *base, const mesh_fault
 void mesh_fault_line_free(mesh_fault_line *l);
 /*
  * Called by mesh_net_send first: true when the line took the message, with
- * the send result in *rc. false: send it as usual (not selected, no route
- * to the peer so that -ENOTCONN stays immediate, or larger than frame_max).
+ * the send result in *rc. false: send it as usual (not selected and no
+ * stream held for the peer, no route to the peer so that -ENOTCONN stays
+ * immediate, or larger than frame_max).
  */
 bool mesh_fault_line_intercept(mesh_fault_line *l, const mesh_peer_id *peer, mesh_channel ch,
                                mesh_class cls, const uint8_t *buf, size_t len, int *rc);

@@ -294,10 +294,37 @@ static void test_order_across_spec_change(void **state)
   assert_int_equal(m->buf[0], 2);
   mesh_fault_msg_free(m);
 
-  /* "off" selects nobody; a peer= spec selects that peer only. */
+  /* Switched off with a stream message held: the next one to that peer
+   * still waits behind it (with no delay of its own), a datagram does not
+   * concern the line, and another peer has nothing held. */
+  assert_int_equal(mesh_fault_spec_parse("delay=1s", &s, NULL, 0), 0);
+  assert_int_equal(mesh_fault_set_spec(f, &s), 0);
+  assert_int_equal(
+      mesh_fault_push(f, 2000, &peer_a, MESH_CH_COORD, MESH_CLASS_STREAM, &one, 1, &d1), 0);
   assert_int_equal(mesh_fault_spec_parse("off", &s, NULL, 0), 0);
   assert_int_equal(mesh_fault_set_spec(f, &s), 0);
   assert_false(mesh_fault_selects(f, &peer_a));
+  assert_true(mesh_fault_holds_stream(f, &peer_a));
+  assert_false(mesh_fault_holds_stream(f, &peer_b));
+  assert_int_equal(
+      mesh_fault_push(f, 2001, &peer_a, MESH_CH_COORD, MESH_CLASS_STREAM, &two, 1, &d2), 0);
+  assert_int_equal(d1, 3000);
+  assert_int_equal(d2, 3000);
+  assert_int_equal(
+      mesh_fault_push(f, 2001, &peer_b, MESH_CH_COORD, MESH_CLASS_STREAM, &three, 1, &d3), 0);
+  assert_int_equal(d3, 2001); /* not selected, nothing to wait for: no delay */
+  m = mesh_fault_pop(f, 3000);
+  assert_int_equal(m->buf[0], 3);
+  mesh_fault_msg_free(m);
+  m = mesh_fault_pop(f, 3000);
+  assert_int_equal(m->buf[0], 1);
+  mesh_fault_msg_free(m);
+  m = mesh_fault_pop(f, 3000);
+  assert_int_equal(m->buf[0], 2);
+  mesh_fault_msg_free(m);
+  assert_false(mesh_fault_holds_stream(f, &peer_a));
+
+  /* "off" selects nobody; a peer= spec selects that peer only. */
   char text[200], id[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(&peer_b, id, sizeof id);
   snprintf(text, sizeof text, "delay=5ms,peer=%s", id);
