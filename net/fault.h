@@ -16,6 +16,9 @@
  * before the transport also delays the message before it is framed, so the
  * frame counters (replay protection) stay in order, and one node's setting
  * changes only what that node sends: a slow node is slow on its own sends.
+ * What the transports send on their own (handshakes, keepalives) is not
+ * delayed; a held datagram takes whichever transport carries it at release
+ * (RDMA or TCP), as if sent then.
  *
  * Ordering: a datagram gets its own delay and may overtake others, as on a
  * real network. A stream message is never released before an earlier stream
