@@ -8,12 +8,21 @@
  * kind and which buffer:
  *
  *   bits 63..40  slot of the queue pair in the device's table
+ *   bits 39..33  generation: counts the queue pair's resets
  *   bit  32      1 send, 0 receive
  *   bits 31..0   buffer index
  *
  * A completion is matched to its queue pair by slot and QP number, so one
  * left in the queue by a destroyed queue pair is dropped, never applied to
- * the queue pair that took its slot.
+ * the queue pair that took its slot; and by generation, so one flushed
+ * before a reset (which re-posts every buffer) is dropped too.
+ *
+ * Sends are signalled only every send_depth / 2 (and when the last free
+ * send buffer goes): send buffers are used in ring order and a queue pair
+ * completes its sends in order, so one completion frees its buffer and all
+ * those before it. An unsignalled send makes no completion, so the kernel
+ * does no notification work for it while a reader sleeps on the channel.
+ * Completions with an error are made for every request, signalled or not.
  *
  * Verbs' conventions (NULL plus errno, or a positive errno) are turned into
  * negative errnos here; nothing above sees them.
@@ -33,6 +42,8 @@
 
 #define POLL_BATCH 32
 #define WR_SEND (1ull << 32)
+#define WR_GEN_SHIFT 33
+#define WR_GEN_MASK 0x7fu
 #define DEPTH_MIN 2 /* below this a queue pair is not worth having */
 
 struct mesh_rdma_qp {
@@ -42,8 +53,10 @@ struct mesh_rdma_qp {
   uint8_t *mem;        /* depth receive buffers, then send_depth send buffers */
   uint32_t depth;      /* receive buffers (all posted while the qp lives) */
   uint32_t send_depth; /* send buffers */
-  uint32_t *send_free; /* stack of free send buffer indexes */
-  uint32_t nfree;      /* entries on send_free */
+  uint32_t send_first; /* oldest send buffer in flight (ring order) */
+  uint32_t inflight;   /* send buffers in flight, from send_first on */
+  uint32_t unsignaled; /* sends posted since the last signalled one */
+  uint32_t gen;        /* generation of the posted requests (WR_GEN_MASK) */
   uint32_t psn;        /* our first sequence number */
   int slot;            /* index in dev->qps */
   void *arg;           /* the owner's, handed back in callbacks */
@@ -335,7 +348,7 @@ static int post_recv(mesh_rdma_qp *q, uint32_t i)
       .lkey = q->mr->lkey,
   };
   struct ibv_recv_wr wr = {
-      .wr_id = ((uint64_t)q->slot << 40) | i,
+      .wr_id = ((uint64_t)q->slot << 40) | ((uint64_t)q->gen << WR_GEN_SHIFT) | i,
       .sg_list = &sge,
       .num_sge = 1,
   };
@@ -370,9 +383,9 @@ static int post_all(mesh_rdma_qp *q)
       break;
     }
   }
-  q->nfree = 0;
-  for (uint32_t i = 0; i < q->send_depth; i++)
-    q->send_free[q->nfree++] = q->send_depth - 1 - i;
+  q->send_first = 0;
+  q->inflight = 0;
+  q->unsignaled = 0;
   return 0;
 }
 
@@ -409,7 +422,7 @@ int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **o
                 .max_send_sge = 1,
                 .max_recv_sge = 1},
         .qp_type = IBV_QPT_UC,
-        .sq_sig_all = 1,
+        .sq_sig_all = 0, /* signalled one in send_depth / 2: see the top */
     };
     q->qp = ibv_create_qp(d->pd, &ia);
     if (q->qp != NULL)
@@ -427,15 +440,10 @@ int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **o
     goto fail_qp;
   }
   memset(q->mem, 0, bytes);
-  q->send_free = calloc(q->send_depth, sizeof *q->send_free);
-  if (q->send_free == NULL) {
-    rc = -ENOMEM;
-    goto fail_mem;
-  }
   q->mr = ibv_reg_mr(d->pd, q->mem, bytes, IBV_ACCESS_LOCAL_WRITE);
   if (q->mr == NULL) {
     rc = errno != 0 ? -errno : -ENOMEM;
-    goto fail_free;
+    goto fail_mem;
   }
   rc = to_init(q);
   if (rc == 0)
@@ -458,8 +466,6 @@ int mesh_rdma_qp_new(mesh_rdma_dev *d, uint32_t psn, void *arg, mesh_rdma_qp **o
 
 fail_mr:
   ibv_dereg_mr(q->mr);
-fail_free:
-  free(q->send_free);
 fail_mem:
   free(q->mem);
 fail_qp:
@@ -546,7 +552,9 @@ int mesh_rdma_qp_reset(mesh_rdma_qp *q)
   if (rc != 0)
     return -rc;
   /* RESET drops every posted request without a completion: all receive
-   * buffers go back in and all send buffers are free again. */
+   * buffers go back in and all send buffers are free again. Completions
+   * still queued from before (flushes) carry the old generation. */
+  q->gen = (q->gen + 1) & WR_GEN_MASK;
   rc = to_init(q);
   if (rc == 0)
     rc = post_all(q);
@@ -578,9 +586,11 @@ int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
     return -ENOTCONN;
   if (len > q->max_frame)
     return -EMSGSIZE;
-  if (q->nfree == 0)
+  if (q->inflight == q->send_depth)
     return -ENOBUFS;
-  uint32_t i = q->send_free[--q->nfree];
+  uint32_t i = (q->send_first + q->inflight) % q->send_depth;
+  uint32_t every = q->send_depth / 2 > 0 ? q->send_depth / 2 : 1;
+  bool signal = q->unsignaled + 1 >= every || q->inflight + 1 == q->send_depth;
   memcpy(send_buf(q, i), buf, len);
   struct ibv_sge sge = {
       .addr = (uintptr_t)send_buf(q, i),
@@ -588,25 +598,26 @@ int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
       .lkey = q->mr->lkey,
   };
   struct ibv_send_wr wr = {
-      .wr_id = ((uint64_t)q->slot << 40) | WR_SEND | i,
+      .wr_id = ((uint64_t)q->slot << 40) | ((uint64_t)q->gen << WR_GEN_SHIFT) | WR_SEND | i,
       .sg_list = &sge,
       .num_sge = 1,
       .opcode = IBV_WR_SEND,
-      .send_flags = IBV_SEND_SIGNALED,
+      .send_flags = signal ? IBV_SEND_SIGNALED : 0,
   };
   struct ibv_send_wr *bad;
   if (ibv_post_send(q->qp, &wr, &bad) != 0) {
-    q->send_free[q->nfree++] = i;
     to_error(q);
     q->failed = true;
     return -EIO;
   }
+  q->inflight++;
+  q->unsignaled = signal ? 0 : q->unsignaled + 1;
   return 0;
 }
 
 bool mesh_rdma_qp_can_send(const mesh_rdma_qp *q)
 {
-  return q->connected && !q->failed && q->nfree > 0;
+  return q->connected && !q->failed && q->inflight < q->send_depth;
 }
 
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *q)
@@ -630,7 +641,6 @@ void mesh_rdma_qp_free(mesh_rdma_qp *q)
   d->nqps--;
   ibv_destroy_qp(q->qp);
   ibv_dereg_mr(q->mr);
-  free(q->send_free);
   free(q->mem);
   free(q);
 }
@@ -645,6 +655,18 @@ static void fail_qp(mesh_rdma_qp *q, const mesh_rdma_handler *h, int err, const 
     h->error(h->arg, q, q->arg, err, what);
 }
 
+/* The send in buffer idx completed, and with it every one posted before. */
+static void send_done(mesh_rdma_qp *q, uint32_t idx)
+{
+  if (idx >= q->send_depth || q->inflight == 0)
+    return;
+  uint32_t n = (idx + q->send_depth - q->send_first) % q->send_depth + 1;
+  if (n > q->inflight)
+    return; /* not in flight: nothing to free */
+  q->send_first = (idx + 1) % q->send_depth;
+  q->inflight -= n;
+}
+
 /* One completion. The handler may free the queue pair; then nothing of it
  * is touched after the call. */
 static void handle_wc(mesh_rdma_dev *d, const struct ibv_wc *wc, const mesh_rdma_handler *h)
@@ -657,17 +679,16 @@ static void handle_wc(mesh_rdma_dev *d, const struct ibv_wc *wc, const mesh_rdma
   mesh_rdma_qp *q = d->qps[slot];
   if (q == NULL || q->qp->qp_num != wc->qp_num)
     return; /* left over from a queue pair since destroyed */
+  if (((wc->wr_id >> WR_GEN_SHIFT) & WR_GEN_MASK) != q->gen)
+    return; /* flushed before the queue pair's last reset */
+  if (is_send)
+    send_done(q, idx);
   if (wc->status != IBV_WC_SUCCESS) {
-    if (is_send && idx < q->send_depth)
-      q->send_free[q->nfree++] = idx;
     fail_qp(q, h, -EIO, ibv_wc_status_str(wc->status));
     return;
   }
-  if (is_send) {
-    if (idx < q->send_depth)
-      q->send_free[q->nfree++] = idx;
+  if (is_send)
     return;
-  }
   if (idx >= q->depth)
     return;
   if (h->recv != NULL)
