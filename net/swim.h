@@ -49,6 +49,19 @@
  * outbox says so (epoch_over) and the daemon restarts it under a new epoch
  * (mesh_swim_set_epoch).
  *
+ * Records carry no timestamp, and no age check is made on them: the clocks
+ * of two nodes are not comparable by design (an epoch is a counter, not a
+ * time; wall clocks jump, and monotonic clocks have no common origin), so
+ * any bound on a record's signed time relative to ours would refuse good
+ * records after a clock step or a long partition. Freshness comes from
+ * (epoch, incarnation) precedence, tombstones and the reaped history; every
+ * time limit the core applies is measured on the receiver's own `now`.
+ *
+ * Bounds on what peers can make us hold: a push-pull introduces at most
+ * max_intro_sync members we did not know, gossip from one peer at most
+ * max_intro_rate per probe interval, and the view holds at most max_members;
+ * beyond them records are refused and counted (intro-limit, view-full).
+ *
  * Joining: the daemon dials seed addresses (outbox dials); when the
  * transport's handshake reveals who answered, the daemon calls
  * mesh_swim_peer_connected and the core sends its push-pull join there. Dials
