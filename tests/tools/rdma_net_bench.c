@@ -5,15 +5,21 @@
  * by scripts/bench-transport-rdma).
  *
  *   rdma_net_bench serve --psk F --listen ADDR [--transport rdma|tcp]
- *                  [--rdma-device D]
+ *                  [--rdma-device D] [--poll-us U] [--poll-budget-ms B]
  *       Echoes every message back on its channel and class. Prints
  *       "listening MULTIADDR/p2p/ID" first; exits on SIGTERM/SIGINT.
  *   rdma_net_bench bench --psk F --listen ADDR --connect ADDR --size S
  *                  --count N [--transport rdma|tcp] [--rdma-device D]
+ *                  [--poll-us U] [--poll-budget-ms B]
  *       Waits until datagrams to the server take the wanted transport, then
  *       sends N datagrams of S bytes one at a time, each after the echo of
  *       the last (a lost one is sent again after a second, and counted).
  *       Prints "p50_us P avg_us A via T resent R" and exits 0, or why and 1.
+ *
+ * --poll-us and --poll-budget-ms set the RDMA transport's adaptive
+ * completion polling (mesh_rdma_config poll_us, poll_budget_ms; the
+ * defaults when not given). The bench side also prints "poll_us X
+ * poll_completions Y budget_hits Z": how much it spun and what it found.
  */
 #include "net/rdma.h"
 #include "net/transport.h"
@@ -33,6 +39,7 @@
 typedef struct bench {
   const char *psk, *listen, *connect, *transport, *device;
   long size, count;
+  long poll_us, poll_budget_ms; /* -1: the transport's defaults */
   mesh_loop *loop;
   mesh_identity id;
   mesh_net *net;
@@ -154,8 +161,10 @@ static int usage(void)
   fprintf(stderr,
           "usage: rdma_net_bench serve --psk F --listen ADDR [--transport rdma|tcp] "
           "[--rdma-device D]\n"
+          "                      [--poll-us U] [--poll-budget-ms B]\n"
           "       rdma_net_bench bench --psk F --listen ADDR --connect ADDR --size S --count N\n"
-          "                      [--transport rdma|tcp] [--rdma-device D]\n");
+          "                      [--transport rdma|tcp] [--rdma-device D]\n"
+          "                      [--poll-us U] [--poll-budget-ms B]\n");
   return 2;
 }
 
@@ -164,7 +173,13 @@ int main(int argc, char **argv)
   if (argc < 2 || sodium_init() < 0)
     return usage();
   const char *cmd = argv[1];
-  bench b = {.transport = "rdma", .size = 64, .count = 1000, .exit_code = 1, .why = "stopped"};
+  bench b = {.transport = "rdma",
+             .size = 64,
+             .count = 1000,
+             .poll_us = -1,
+             .poll_budget_ms = -1,
+             .exit_code = 1,
+             .why = "stopped"};
   for (int i = 2; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
     if (strcmp(k, "--psk") == 0)
@@ -181,12 +196,17 @@ int main(int argc, char **argv)
       b.size = strtol(v, NULL, 10);
     else if (strcmp(k, "--count") == 0)
       b.count = strtol(v, NULL, 10);
+    else if (strcmp(k, "--poll-us") == 0)
+      b.poll_us = strtol(v, NULL, 10);
+    else if (strcmp(k, "--poll-budget-ms") == 0)
+      b.poll_budget_ms = strtol(v, NULL, 10);
     else
       return usage();
   }
   bool serve = strcmp(cmd, "serve") == 0;
   if ((!serve && strcmp(cmd, "bench") != 0) || b.psk == NULL || b.listen == NULL ||
-      (!serve && b.connect == NULL) || b.size < 1 || b.count < 1 ||
+      (!serve && b.connect == NULL) || b.size < 1 || b.count < 1 || b.poll_us < -1 ||
+      b.poll_us > 1000000 || b.poll_budget_ms < -1 || b.poll_budget_ms > 1000 ||
       (strcmp(b.transport, "rdma") != 0 && strcmp(b.transport, "tcp") != 0))
     return usage();
   b.via = b.transport;
@@ -219,6 +239,10 @@ int main(int argc, char **argv)
     mesh_rdma_config_default(&rc_cfg);
     rc_cfg.required = true;
     rc_cfg.dev.device = b.device;
+    if (b.poll_us >= 0)
+      rc_cfg.poll_us = (uint32_t)b.poll_us;
+    if (b.poll_budget_ms >= 0)
+      rc_cfg.poll_budget_ms = (uint32_t)b.poll_budget_ms;
     mesh_multiaddr la;
     if (mesh_multiaddr_parse(b.listen, &la, NULL) == 0 && la.kind == MESH_MA_IP4)
       rc_cfg.dev.addr = la.host;
@@ -267,6 +291,10 @@ int main(int argc, char **argv)
       qsort(b.rtts, (size_t)b.count, sizeof *b.rtts, cmp_u64);
       printf("p50_us %.1f avg_us %.1f via %s resent %ld\n", (double)b.rtts[b.count / 2],
              (double)sum / (double)b.count, b.via, b.resent);
+      mesh_rdma_stats st;
+      if (mesh_rdma_stats_of(b.net, &st) == 0)
+        printf("poll_us %" PRIu64 " poll_completions %" PRIu64 " budget_hits %" PRIu64 "\n",
+               st.poll_us, st.poll_completions, st.poll_budget_hits);
     } else {
       printf("failed: %s (%ld of %ld)\n", b.why, b.done, b.count);
     }
