@@ -1,7 +1,8 @@
 /*
  * Unit tests of the membership core's bounds on what peers can make it hold
  * (new members per push-pull, per peer and probe interval by datagram, and
- * the view's size cap), and of which message kinds each class carries.
+ * the view's size cap), of which message kinds each class carries, and of
+ * the refusal of a dead claim older than the member's refutation.
  */
 #include "net/swim_internal.h"
 #include "src/identity/signed.h"
@@ -26,19 +27,44 @@ static void make_identity(mesh_identity *id, uint8_t tag)
   mesh_peer_id_from_pubkey(id->pk, &id->id);
 }
 
-/* The signed alive record of id at epoch 1 (an encoded Update). */
-static uint8_t *alive_record(const mesh_identity *id, size_t *len)
+/* The signed alive record of id at epoch 1, incarnation inc. */
+static uint8_t *alive_record_inc(const mesh_identity *id, uint64_t inc, size_t *len)
 {
   const char *addr = "/ip4/127.0.0.1/tcp/4001";
   uint8_t *body, *upd;
   size_t blen;
   uint8_t sig[MESH_SIG_LEN];
   assert_int_equal(
-      swim_member_body_encode(&id->id, 1, 0, false, &addr, 1, NULL, 0, "t", "h", &body, &blen), 0);
+      swim_member_body_encode(&id->id, 1, inc, false, &addr, 1, NULL, 0, "t", "h", &body, &blen),
+      0);
   assert_int_equal(mesh_sign(id, MESH_DOMAIN_MEMBER, (const uint8_t *)SWIM_TYPE_MEMBER,
                              strlen(SWIM_TYPE_MEMBER), body, blen, sig),
                    0);
   assert_int_equal(swim_update_encode(&id->id, false, body, blen, sig, &upd, len), 0);
+  free(body);
+  return upd;
+}
+
+/* The signed alive record of id at epoch 1 (an encoded Update). */
+static uint8_t *alive_record(const mesh_identity *id, size_t *len)
+{
+  return alive_record_inc(id, 0, len);
+}
+
+/* A dead claim by accuser about target at epoch 1, incarnation inc. */
+static uint8_t *dead_claim(const mesh_identity *accuser, const mesh_identity *target, uint64_t inc,
+                           size_t *len)
+{
+  swim_accuse_body a = {
+      .target = target->id, .accuser = accuser->id, .epoch = 1, .incarnation = inc, .dead = true};
+  uint8_t *body, *upd;
+  size_t blen;
+  uint8_t sig[MESH_SIG_LEN];
+  assert_int_equal(swim_accuse_body_encode(&a, &body, &blen), 0);
+  assert_int_equal(mesh_sign(accuser, MESH_DOMAIN_ACCUSE, (const uint8_t *)SWIM_TYPE_ACCUSE,
+                             strlen(SWIM_TYPE_ACCUSE), body, blen, sig),
+                   0);
+  assert_int_equal(swim_update_encode(&target->id, true, body, blen, sig, &upd, len), 0);
   free(body);
   return upd;
 }
@@ -185,6 +211,54 @@ static void test_classes(void **state)
   teardown(f);
 }
 
+/* Delivers one update in a GOSSIP datagram from the fixture's peer. */
+static void deliver_one(fixture *f, const uint8_t *upd, size_t len, mesh_time_ms now)
+{
+  const uint8_t *ups[1] = {upd};
+  size_t lens[1] = {len};
+  swim_packet_out p = {.kind = MESH_SWIM_MSG_GOSSIP,
+                       .epoch = 1,
+                       .updates = ups,
+                       .update_lens = lens,
+                       .n_updates = 1};
+  uint8_t *buf;
+  size_t blen;
+  assert_int_equal(swim_packet_encode(&p, 0, &buf, &blen), 0);
+  assert_int_equal(
+      mesh_swim_handle_packet(f->s, &f->peer.id, MESH_SWIM_DATAGRAM, buf, blen, now, &f->out), 0);
+  free(buf);
+}
+
+static void test_stale_dead_claim_refused(void **state)
+{
+  mesh_swim_config cfg = {.profile = MESH_SWIM_PROFILE_LAN};
+  fixture *f = setup(&cfg);
+  size_t len;
+  /* Member 0 is known at incarnation 2 (it refuted twice). */
+  uint8_t *rec = alive_record_inc(&f->m[0], 2, &len);
+  deliver_one(f, rec, len, 100);
+  free(rec);
+  mesh_swim_member_info mi;
+  assert_int_equal(mesh_swim_member_find(f->s, &f->m[0].id, &mi), 0);
+  assert_int_equal(mi.incarnation, 2);
+  /* A dead claim about incarnation 1 comes from an accuser that missed the
+   * refutation: refused, the member stays alive. */
+  uint8_t *old = dead_claim(&f->m[1], &f->m[0], 1, &len);
+  deliver_one(f, old, len, 200);
+  free(old);
+  assert_int_equal(mesh_swim_member_find(f->s, &f->m[0].id, &mi), 0);
+  assert_int_equal(mi.state, MESH_SWIM_ALIVE);
+  assert_int_equal(mesh_swim_view_size(f->s), 1);
+  /* One about its current incarnation is taken. */
+  uint8_t *cur = dead_claim(&f->m[1], &f->m[0], 2, &len);
+  deliver_one(f, cur, len, 300);
+  free(cur);
+  assert_int_equal(mesh_swim_member_find(f->s, &f->m[0].id, &mi), 0);
+  assert_int_equal(mi.state, MESH_SWIM_DEAD);
+  assert_int_equal(mesh_swim_view_size(f->s), 0);
+  teardown(f);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -192,6 +266,7 @@ int main(void)
       cmocka_unit_test(test_gossip_intro_rate),
       cmocka_unit_test(test_view_cap),
       cmocka_unit_test(test_classes),
+      cmocka_unit_test(test_stale_dead_claim_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
