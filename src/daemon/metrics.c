@@ -98,6 +98,16 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
             (double)c->peers_up);
     metric1(m, "meshd_transport_handshakes_total", C, "Handshakes completed", "transport", scheme,
             (double)c->handshakes_ok);
+    metric1(m, "meshd_transport_connections_open", G, "Sockets open now", "transport", scheme,
+            (double)c->connections_open);
+    metric1(m, "meshd_transport_keepalives_total", C, "Idle keepalive frames sent", "transport",
+            scheme, (double)c->keepalives_sent);
+    metric1(m, "meshd_transport_dial_failures_total", C,
+            "Dials that failed (connect errors, refusals, names that did not resolve)",
+            "transport", scheme, (double)c->dial_failures);
+    metric1(m, "meshd_transport_resolve_failures_total", C,
+            "Dials whose DNS name did not resolve (also in dial failures)", "transport", scheme,
+            (double)c->resolve_failures);
     for (int r = 0; r < MESH_DROP__COUNT; r++) {
       const char *labels[] = {"transport", scheme, "reason", mesh_net_drop_name((mesh_net_drop)r),
                               NULL};
