@@ -101,8 +101,10 @@ for size in $sizes; do
        --server "10.88.0.1:$((port + 6))" --buf 8192 --test bench --sizes "$size" --iters "$iters" \
        --spin | grep '^bench ' || true)
   ps=$(echo "$psl" | sed -n 's/.* p50_us=\([0-9.]*\).*/\1/p')
-  # What sealing plus opening one frame and one clock reading cost here.
+  # What sealing plus opening one frame (as net/frame.c picks, and through
+  # libsodium alone) and one clock reading cost here.
   so=$(echo "$psl" | sed -n 's/.* seal_open_us=\([0-9.-]*\).*/\1/p')
+  sn=$(echo "$psl" | sed -n 's/.* seal_open_sodium_us=\([0-9.-]*\).*/\1/p')
   ck=$(echo "$psl" | sed -n 's/.* clock_us=\([0-9.-]*\).*/\1/p')
   kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
 
@@ -117,5 +119,5 @@ for size in $sizes; do
   awk -v s="$size" -v l="$lat" -v p="$pp" -v q="$ps" -v r="$mr" -v t="$mt" -v e="$lev" -v m="$mp" 'BEGIN {
     printf "rdma size=%d ib_send_lat_rtt_us=%.1f pingpong_us=%.1f meshd_rdma_us=%.1f meshd_tcp_us=%.1f pingpong_spin_us=%.1f ib_send_lat_ev_rtt_us=%.1f meshd_rdma_poll_us=%.1f\n",
       s, 2 * l, p, r, t, q, 2 * e, m }'
-  echo "rdma-cost size=$size seal_open_us=${so:-?} clock_us=${ck:-?}"
+  echo "rdma-cost size=$size seal_open_us=${so:-?} seal_open_sodium_us=${sn:-?} clock_us=${ck:-?}"
 done

@@ -516,8 +516,12 @@ static int cmp_double(const void *a, const void *b)
 
 /* Where a round trip's time goes besides the wire: the median cost of
  * sealing and opening one frame of len bytes on a local link pair (a round
- * trip does each twice), and of one clock reading. */
-static void bench_local_costs(size_t len, int iters, double *seal_open_us, double *clock_us)
+ * trip does each twice) as net/frame.c picks the implementation, the same
+ * through libsodium alone (net/frame.c's portable path; the two differ
+ * only from 768 bytes on, where OpenSSL takes over), and of one clock
+ * reading. */
+static void bench_local_costs(size_t len, int iters, double *seal_open_us,
+                              double *seal_open_sodium_us, double *clock_us)
 {
   mesh_rdma_link a, b;
   uint8_t pka[32], ska[32], pkb[32], skb[32];
@@ -525,6 +529,7 @@ static void bench_local_costs(size_t len, int iters, double *seal_open_us, doubl
   mesh_rdma_kx_keypair(pkb, skb);
   static const uint8_t attrs[2] = {1, 2};
   *seal_open_us = -1;
+  *seal_open_sodium_us = -1;
   *clock_us = -1;
   if (mesh_rdma_link_init(&a, true, &test_psk, ska, pka, pkb, attrs, 1, attrs + 1, 1) != 0 ||
       mesh_rdma_link_init(&b, false, &test_psk, skb, pkb, pka, attrs + 1, 1, attrs, 1) != 0)
@@ -534,26 +539,30 @@ static void bench_local_costs(size_t len, int iters, double *seal_open_us, doubl
   double *t = calloc((size_t)iters, sizeof *t);
   if (payload == NULL || wire == NULL || t == NULL)
     goto out;
-  int n = 0;
-  for (int i = 0; i < iters; i++) {
-    mesh_frame f = {.type = MESH_FRAME_DATA,
-                    .channel = 1,
-                    .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
-                    .total = (uint32_t)len,
-                    .payload = payload,
-                    .len = len},
-               out;
-    size_t wlen;
-    double t0 = now_us();
-    if (mesh_rdma_link_seal(&a, &f, wire, cap, &wlen) != 0 ||
-        mesh_rdma_link_open(&b, wire, wlen, &out) != MESH_RDMA_OK)
-      continue;
-    t[n++] = now_us() - t0;
+  for (int portable = 0; portable < 2; portable++) {
+    mesh_frame_test_portable(portable == 1);
+    int n = 0;
+    for (int i = 0; i < iters; i++) {
+      mesh_frame f = {.type = MESH_FRAME_DATA,
+                      .channel = 1,
+                      .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
+                      .total = (uint32_t)len,
+                      .payload = payload,
+                      .len = len},
+                 out;
+      size_t wlen;
+      double t0 = now_us();
+      if (mesh_rdma_link_seal(&a, &f, wire, cap, &wlen) != 0 ||
+          mesh_rdma_link_open(&b, wire, wlen, &out) != MESH_RDMA_OK)
+        continue;
+      t[n++] = now_us() - t0;
+    }
+    if (n > 0) {
+      qsort(t, (size_t)n, sizeof *t, cmp_double);
+      *(portable ? seal_open_sodium_us : seal_open_us) = t[n / 2];
+    }
   }
-  if (n > 0) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    *seal_open_us = t[n / 2];
-  }
+  mesh_frame_test_portable(false);
   double t0 = now_us();
   for (int i = 0; i < iters; i++)
     (void)now_us();
@@ -590,11 +599,12 @@ static void test_bench(pp *p, const char *sizes, int iters)
       sum += t[i];
     qsort(t, (size_t)done, sizeof *t, cmp_double);
     CHECK(done == iters, "bench %zu: %d of %d round trips", len, done, iters);
-    double seal_open, clock;
-    bench_local_costs(len, iters, &seal_open, &clock);
+    double seal_open, seal_open_sodium, clock;
+    bench_local_costs(len, iters, &seal_open, &seal_open_sodium, &clock);
     if (done > 0)
-      printf("bench size=%zu iters=%d p50_us=%.2f avg_us=%.2f seal_open_us=%.2f clock_us=%.2f\n",
-             len, done, t[done / 2], sum / done, seal_open, clock);
+      printf("bench size=%zu iters=%d p50_us=%.2f avg_us=%.2f seal_open_us=%.2f "
+             "seal_open_sodium_us=%.2f clock_us=%.2f\n",
+             len, done, t[done / 2], sum / done, seal_open, seal_open_sodium, clock);
     free(t);
     free(buf);
   }
