@@ -1343,8 +1343,16 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
 {
   if (id_eq(peer, &s->self->id))
     return 0;
-  if (s->started && !s->joined)
+  if (s->started && !s->joined) {
     send_push_pull(s, peer, addr, true, false, out);
+  } else if (s->started && !s->leaving) {
+    /* Reconnect at once: a connection to a member held dead, or one back
+     * under a newer epoch, is a healed partition or a restart; syncing now
+     * beats waiting for the periodic reconnect push-pull. */
+    const swim_member *m = find(s, peer);
+    if (m != NULL && (m->state == MESH_SWIM_DEAD || epoch > m->epoch))
+      send_push_pull(s, peer, addr, false, false, out);
+  }
   arm(s, out);
   return 0;
 }

@@ -363,13 +363,92 @@ static void test_two_cores(void **state)
   free(p);
 }
 
+/* Counts the stream messages to peer in the outbox. */
+static size_t streams_to(const mesh_swim_outbox *o, const mesh_peer_id *peer)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < o->n_sends; i++)
+    if (o->sends[i].cls == MESH_SWIM_STREAM &&
+        memcmp(o->sends[i].to.b, peer->b, MESH_PEER_ID_LEN) == 0)
+      n++;
+  return n;
+}
+
+/* A connection from a member held dead (a healed partition) or under a
+ * newer epoch (a restart) starts a push-pull at once; one from a member
+ * alive at the same epoch does not. */
+static void test_reconnect_push_pull(void **state)
+{
+  pair *p = calloc(1, sizeof *p);
+  assert_non_null(p);
+  mesh_swim_outbox_init(&p->out);
+  for (int i = 0; i < 2; i++) {
+    make_identity(&p->id[i], (uint8_t)(50 + i));
+    mesh_rng_seed(&p->rng[i], (uint64_t)i + 7);
+    mesh_swim_config c = {.profile = MESH_SWIM_PROFILE_LAN};
+    assert_int_equal(mesh_swim_new(&c, &p->id[i], 1, &p->rng[i], &p->s[i]), 0);
+  }
+  assert_int_equal(mesh_swim_join(p->s[0], NULL, 0, 0, &p->out), 0);
+  pump(p, 0, 0);
+  const char *seed = "peer";
+  assert_int_equal(mesh_swim_join(p->s[1], &seed, 1, 0, &p->out), 0);
+  pump(p, 1, 0);
+  assert_int_equal(mesh_swim_view_size(p->s[0]), 1);
+  mesh_swim_outbox *o = &p->out;
+
+  /* Alive at the same epoch: nothing to sync. */
+  assert_int_equal(mesh_swim_peer_connected(p->s[0], &p->id[1].id, "peer", 1, 0, o), 0);
+  assert_int_equal(streams_to(o, &p->id[1].id), 0);
+  /* Under a newer epoch: a push-pull. */
+  assert_int_equal(mesh_swim_peer_connected(p->s[0], &p->id[1].id, "peer", 2, 0, o), 0);
+  assert_int_equal(streams_to(o, &p->id[1].id), 1);
+  mesh_swim_outbox_clear(o);
+
+  /* Node 1 falls silent: node 0's sends go nowhere until it declares 1 dead. */
+  unsigned dead = 0;
+  mesh_time_ms now = 0;
+  for (; now < 600000 && dead == 0; now += 10) {
+    if (p->token[0] == 0 || p->at[0] > now)
+      continue;
+    uint64_t t = p->token[0];
+    p->token[0] = 0;
+    mesh_swim_handle_timer(p->s[0], t, now, o);
+    for (size_t i = 0; i < o->n_events; i++)
+      dead += o->events[i].type == MESH_VIEW_DEAD;
+    if (o->timer_set) {
+      p->token[0] = o->timer_token;
+      p->at[0] = o->timer_at;
+    }
+    mesh_swim_outbox_clear(o);
+  }
+  assert_int_equal(dead, 1);
+  /* The partition heals: the transport connects again at the same epoch. */
+  assert_int_equal(mesh_swim_peer_connected(p->s[0], &p->id[1].id, "peer", 1, now, o), 0);
+  assert_int_equal(streams_to(o, &p->id[1].id), 1);
+  mesh_swim_outbox_clear(o);
+  /* Not while leaving. */
+  assert_int_equal(mesh_swim_leave(p->s[0], now, o), 0);
+  mesh_swim_outbox_clear(o);
+  assert_int_equal(mesh_swim_peer_connected(p->s[0], &p->id[1].id, "peer", 1, now, o), 0);
+  assert_int_equal(streams_to(o, &p->id[1].id), 0);
+  mesh_swim_outbox_free(o);
+  mesh_swim_free(p->s[0]);
+  mesh_swim_free(p->s[1]);
+  free(p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_suspicion_math), cmocka_unit_test(test_suspicion_confirmations),
-      cmocka_unit_test(test_awareness),      cmocka_unit_test(test_broadcast_queue),
-      cmocka_unit_test(test_profiles),       cmocka_unit_test(test_codec_round_trip),
-      cmocka_unit_test(test_codec_rejects),  cmocka_unit_test(test_two_cores),
+      cmocka_unit_test(test_suspicion_math),
+      cmocka_unit_test(test_suspicion_confirmations),
+      cmocka_unit_test(test_awareness),
+      cmocka_unit_test(test_broadcast_queue),
+      cmocka_unit_test(test_profiles),
+      cmocka_unit_test(test_codec_round_trip),
+      cmocka_unit_test(test_codec_rejects),
+      cmocka_unit_test(test_two_cores),
+      cmocka_unit_test(test_reconnect_push_pull),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
