@@ -61,6 +61,14 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)c->refutations);
   metric(m, "meshd_swim_deaths_declared_total", C, "Members this node declared dead",
          (double)c->deaths_declared);
+  metric(m, "meshd_swim_stream_probes_total", C,
+         "Probe pings repeated on the stream class after a datagram probe failed",
+         (double)c->stream_probes_sent);
+  metric(m, "meshd_swim_last_chance_probes_total", C,
+         "Pings to a suspect just before this node would declare it dead",
+         (double)c->last_chance_probes);
+  metric(m, "meshd_swim_last_chance_saves_total", C,
+         "Suspects that answered or refuted after a last-chance ping", (double)c->last_chance_saves);
   for (int r = 0; r < MESH_SWIM_DROP__COUNT; r++)
     metric1(m, "meshd_swim_dropped_total", C, "Membership packets or records dropped, by reason",
             "reason", mesh_swim_drop_name((mesh_swim_drop)r), (double)c->dropped[r]);
