@@ -301,17 +301,29 @@ static void pump(pair *p, int who, mesh_time_ms now)
   free(sends);
 }
 
-static void test_two_cores(void **state)
+/* Two cores with identities made from id_seed and id_seed + 1. */
+static pair *pair_new(uint8_t id_seed, uint64_t rng_seed)
 {
   pair *p = calloc(1, sizeof *p);
   assert_non_null(p);
   mesh_swim_outbox_init(&p->out);
   for (int i = 0; i < 2; i++) {
-    make_identity(&p->id[i], (uint8_t)(40 + i));
-    mesh_rng_seed(&p->rng[i], (uint64_t)i + 1);
+    make_identity(&p->id[i], (uint8_t)(id_seed + i));
+    mesh_rng_seed(&p->rng[i], rng_seed + (uint64_t)i);
     mesh_swim_config c = {.profile = MESH_SWIM_PROFILE_LAN};
     assert_int_equal(mesh_swim_new(&c, &p->id[i], 1, &p->rng[i], &p->s[i]), 0);
   }
+  return p;
+}
+
+static void pair_free(pair *p)
+{
+  pair_free(p);
+}
+
+static void test_two_cores(void **state)
+{
+  pair *p = pair_new(40, 1);
   uint8_t digest[5] = {1, 2, 3, 4, 5};
   assert_int_equal(mesh_swim_set_app_state(p->s[0], digest, 5), 0);
   uint8_t huge[MESH_SWIM_MAX_APP_STATE + 1] = {0};
@@ -357,10 +369,7 @@ static void test_two_cores(void **state)
       mesh_swim_handle_packet(p->s[0], &p->id[1].id, MESH_SWIM_DATAGRAM, junk, 3, 10000, &p->out),
       -EBADMSG);
   assert_int_equal(mesh_swim_counters_get(p->s[0])->dropped[MESH_SWIM_DROP_MALFORMED], 1);
-  mesh_swim_outbox_free(&p->out);
-  mesh_swim_free(p->s[0]);
-  mesh_swim_free(p->s[1]);
-  free(p);
+  pair_free(p);
 }
 
 /* Counts the stream messages to peer in the outbox. */
@@ -379,15 +388,7 @@ static size_t streams_to(const mesh_swim_outbox *o, const mesh_peer_id *peer)
  * alive at the same epoch does not. */
 static void test_reconnect_push_pull(void **state)
 {
-  pair *p = calloc(1, sizeof *p);
-  assert_non_null(p);
-  mesh_swim_outbox_init(&p->out);
-  for (int i = 0; i < 2; i++) {
-    make_identity(&p->id[i], (uint8_t)(50 + i));
-    mesh_rng_seed(&p->rng[i], (uint64_t)i + 7);
-    mesh_swim_config c = {.profile = MESH_SWIM_PROFILE_LAN};
-    assert_int_equal(mesh_swim_new(&c, &p->id[i], 1, &p->rng[i], &p->s[i]), 0);
-  }
+  pair *p = pair_new(50, 7);
   assert_int_equal(mesh_swim_join(p->s[0], NULL, 0, 0, &p->out), 0);
   pump(p, 0, 0);
   const char *seed = "peer";
@@ -431,10 +432,7 @@ static void test_reconnect_push_pull(void **state)
   mesh_swim_outbox_clear(o);
   assert_int_equal(mesh_swim_peer_connected(p->s[0], &p->id[1].id, "peer", 1, now, o), 0);
   assert_int_equal(streams_to(o, &p->id[1].id), 0);
-  mesh_swim_outbox_free(o);
-  mesh_swim_free(p->s[0]);
-  mesh_swim_free(p->s[1]);
-  free(p);
+  pair_free(p);
 }
 
 int main(void)
