@@ -318,7 +318,10 @@ static pair *pair_new(uint8_t id_seed, uint64_t rng_seed)
 
 static void pair_free(pair *p)
 {
-  pair_free(p);
+  mesh_swim_outbox_free(&p->out);
+  mesh_swim_free(p->s[0]);
+  mesh_swim_free(p->s[1]);
+  free(p);
 }
 
 static void test_two_cores(void **state)
