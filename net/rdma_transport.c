@@ -944,6 +944,8 @@ int mesh_rdma_attach_config(mesh_net *net, const struct mesh_config *cfg, char *
   mesh_rdma_config_default(&c);
   c.required = cfg->transport == MESH_TRANSPORT_RDMA;
   c.dev.device = cfg->rdma_device;
+  c.poll_us = (uint32_t)(cfg->rdma_poll_ms * 1000);
+  c.poll_budget_ms = (uint32_t)cfg->rdma_poll_budget_ms;
   /* The GID to use is the IPv4-mapped one of the address we listen on;
    * listening on every address leaves the choice to the device. */
   mesh_multiaddr la;

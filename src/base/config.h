@@ -84,6 +84,8 @@ typedef struct mesh_config {
   mesh_profile profile;
   mesh_transport_kind transport;
   char *rdma_device; /* verbs device name; NULL picks the first usable one */
+  uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
+  uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */
   char *swarm_key;   /* path of the cluster's pre-shared key */
 
   /* SWIM / Lifeguard; 0 = from the profile. */
