@@ -111,6 +111,7 @@ typedef struct mesh_config {
   char *hf_token;              /* NULL when not set */
   int downloads_at_once;       /* models downloading concurrently */
   int files_at_once;           /* files per model downloading concurrently */
+  int io_threads;              /* work pool threads; 0 = sized for the machine */
 
   int max_connections;           /* peer connections held at once */
   uint64_t frame_max;            /* largest frame accepted from a peer, bytes */

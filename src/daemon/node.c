@@ -5,6 +5,7 @@
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
+#include "src/base/pool.h"
 #include "src/base/rng.h"
 #include "src/identity/epoch.h"
 
@@ -19,6 +20,7 @@
 struct mesh_node {
   const mesh_config *cfg; /* borrowed */
   mesh_loop *loop;
+  mesh_pool *pool; /* workers for disk, hashing and store work (src/base/pool.h) */
   mesh_identity identity;
   mesh_psk psk;
   uint64_t epoch; /* this run's epoch, advanced durably at start */
@@ -210,6 +212,11 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
     snprintf(err, errlen, "event loop: %s", mesh_strerror(rc));
     goto fail;
   }
+  unsigned threads = cfg->io_threads > 0 ? (unsigned)cfg->io_threads : mesh_pool_default_threads();
+  if ((rc = mesh_pool_new(mesh_loop_base(n->loop), threads, &n->pool)) != 0) {
+    snprintf(err, errlen, "work pool of %u threads: %s", threads, mesh_strerror(rc));
+    goto fail;
+  }
   if ((rc = mesh_loop_handle_signals(n->loop, node_on_stop, node_on_reload, n)) != 0) {
     snprintf(err, errlen, "signals: %s", mesh_strerror(rc));
     goto fail;
@@ -278,6 +285,9 @@ void mesh_node_free(mesh_node *n)
   if (n == NULL)
     return;
   mesh_net_free(n->net);
+  /* The parts built on the node flushed their own work when freed; the
+   * pool's free drains whatever is left and joins the workers. */
+  mesh_pool_free(n->pool);
   mesh_loop_free(n->loop);
   /* Secrets do not outlive the node in freed memory. */
   sodium_memzero(&n->identity, sizeof n->identity);
@@ -337,6 +347,11 @@ int mesh_node_add_turn_hook(mesh_node *n, mesh_loop_fn fn, void *arg)
 mesh_loop *mesh_node_loop(mesh_node *n)
 {
   return n->loop;
+}
+
+mesh_pool *mesh_node_pool(mesh_node *n)
+{
+  return n->pool;
 }
 
 mesh_net *mesh_node_net(mesh_node *n)

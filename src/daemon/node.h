@@ -20,6 +20,7 @@
 #define MESH_DAEMON_NODE_H
 
 #include "net/transport.h"
+#include "src/base/pool.h"
 #include "src/daemon/loop.h"
 #include "src/identity/identity.h"
 #include "src/identity/psk.h"
@@ -71,6 +72,10 @@ void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg);
 int mesh_node_add_turn_hook(mesh_node *n, mesh_loop_fn fn, void *arg);
 
 mesh_loop *mesh_node_loop(mesh_node *n);
+/* The work pool (src/base/pool.h): everything that can take long (file IO,
+ * fsync, hashing, directory walks, store transactions) runs there, never on
+ * the loop. Owned by the node; freed after the parts built on it. */
+mesh_pool *mesh_node_pool(mesh_node *n);
 mesh_net *mesh_node_net(mesh_node *n);
 const mesh_identity *mesh_node_identity(const mesh_node *n);
 uint64_t mesh_node_epoch(const mesh_node *n);
