@@ -1,0 +1,358 @@
+"""The "busy node" check shared by tests/integration/test_busy_node.py,
+tests/netns/test_busy.py and scripts/bench-busy.
+
+One node of a mesh downloads a large model from the stand-in Hub (with
+fsync, as meshd always does) and then deletes it. A Watch samples, every
+~100 ms from a thread of its own, what the issue says must hold throughout:
+
+  - the busy node's control API answers GET /node_id within a second;
+  - its epoch never changes (neither its own nor the one its peers see);
+  - no peer ever holds it dead (GET /members on every peer).
+
+It also counts the samples in which a peer held it suspect. The figures
+that are printed, not asserted: suspicions raised by the peers (their
+meshd_swim_suspicions_total over the window) and the busy node's loop lag
+p50/p99/max from its meshd_loop_lag_seconds histogram.
+"""
+
+import http.client
+import math
+import os
+import threading
+import time
+
+import meshtest
+
+API_LIMIT = 1.0  # seconds: the issue's bound for one control API answer
+INTERVAL = 0.1
+
+LAG = "meshd_loop_lag_seconds"
+
+
+def parse_size(text):
+    """'1GiB', '512MiB', '65536' -> bytes."""
+    text = text.strip()
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+    for u, mult in units.items():
+        if text.endswith(u):
+            return int(float(text[:-len(u)]) * mult)
+    return int(text)
+
+
+def env_size(name, default):
+    v = os.environ.get(name)
+    return parse_size(v) if v else default
+
+
+class Watch:
+    """Samples busy and its peers until stop(); see the module comment."""
+
+    def __init__(self, busy, peers, interval=INTERVAL, api_limit=API_LIMIT):
+        self.busy = busy
+        self.peers = list(peers)
+        self.interval = interval
+        self.api_limit = api_limit
+        self.busy_id = busy.node_id()
+        self.epoch = busy.epoch()
+        self.samples = 0              # GET /node_id asked of the busy node
+        self.peer_samples = 0         # rounds of GET /members asked of every peer
+        self.api_worst = 0.0          # slowest answer of the busy node's API
+        self.api_late = []            # (t, seconds) answers over api_limit
+        self.api_errors = []          # (t, text) requests that failed outright
+        self.epochs_seen = set()      # the busy node's own epoch, every sample
+        self.peer_epochs_seen = set() # the epoch its peers hold it at
+        self.dead_seen = []           # (t, peer name) a peer held it dead
+        self.absent_seen = []         # (t, peer name) a peer did not list it
+        self.suspect_samples = 0      # samples in which some peer held it suspect
+        self.suspect_episodes = 0     # alive -> suspect transitions seen, all peers
+        self.peer_errors = []         # (t, peer name, text) a peer's API failed
+        self._last_state = {}
+        self._stop = threading.Event()
+        self._threads = []
+        self.t0 = None
+
+    def start(self):
+        self.t0 = time.monotonic()
+        # Two threads: a stalled busy node must not slow the sampling of how
+        # its peers see it.
+        self._threads = [
+            threading.Thread(target=self._every, args=(self._busy_tick,), name="busy-api",
+                             daemon=True),
+            threading.Thread(target=self._every, args=(self._peers_tick,), name="busy-peers",
+                             daemon=True)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+        self.seconds = time.monotonic() - self.t0
+        return self
+
+    def _now(self):
+        return round(time.monotonic() - self.t0, 2)
+
+    def _sample_busy(self):
+        t = self._now()
+        start = time.monotonic()
+        try:
+            status, body = meshtest.api_request(self.busy.api, "GET", "/node_id", timeout=10)
+        except (OSError, http.client.HTTPException) as e:
+            self.api_errors.append((t, f"{type(e).__name__}: {e}"))
+            return
+        took = time.monotonic() - start
+        self.api_worst = max(self.api_worst, took)
+        if took > self.api_limit:
+            self.api_late.append((t, round(took, 3)))
+        if status != 200 or not isinstance(body, dict):
+            self.api_errors.append((t, f"status {status}: {body!r}"[:200]))
+            return
+        self.epochs_seen.add(body["epoch"])
+
+    def _sample_peer(self, p):
+        t = self._now()
+        try:
+            status, body = meshtest.api_request(p.api, "GET", "/members", timeout=10)
+        except (OSError, http.client.HTTPException) as e:
+            self.peer_errors.append((t, p.name, f"{type(e).__name__}: {e}"))
+            return False
+        if status != 200:
+            self.peer_errors.append((t, p.name, f"status {status}"))
+            return False
+        mine = [m for m in body["members"] if m["nodeId"] == self.busy_id]
+        if not mine:
+            self.absent_seen.append((t, p.name))
+            self._last_state[p.name] = "absent"
+            return False
+        st = mine[0]["state"]
+        self.peer_epochs_seen.add(mine[0]["epoch"])
+        if st == "dead":
+            self.dead_seen.append((t, p.name))
+        if st == "suspect" and self._last_state.get(p.name) != "suspect":
+            self.suspect_episodes += 1
+        self._last_state[p.name] = st
+        return st == "suspect"
+
+    def _every(self, fn):
+        while not self._stop.is_set():
+            start = time.monotonic()
+            fn()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - start)))
+
+    def _busy_tick(self):
+        self._sample_busy()
+        self.samples += 1
+
+    def _peers_tick(self):
+        suspect = False
+        for p in self.peers:
+            suspect = self._sample_peer(p) or suspect
+        if suspect:
+            self.suspect_samples += 1
+        self.peer_samples += 1
+
+    def problems(self):
+        """What broke the rules, as lines (empty when all held)."""
+        out = []
+        if self.api_late:
+            out.append(f"busy node's API answered later than {self.api_limit}s "
+                       f"{len(self.api_late)} times (t, s): {self.api_late[:10]}")
+        if self.api_errors:
+            out.append(f"busy node's API failed {len(self.api_errors)} times: "
+                       f"{self.api_errors[:5]}")
+        if self.epochs_seen - {self.epoch}:
+            out.append(f"busy node's epoch changed: started at {self.epoch}, "
+                       f"seen {sorted(self.epochs_seen)}")
+        if self.peer_epochs_seen - {self.epoch}:
+            out.append(f"peers held the busy node at epochs {sorted(self.peer_epochs_seen)}, "
+                       f"not only {self.epoch}")
+        if self.dead_seen:
+            out.append(f"peers held the busy node dead {len(self.dead_seen)} times "
+                       f"(t, peer): {self.dead_seen[:10]}")
+        if self.absent_seen:
+            out.append(f"peers did not list the busy node {len(self.absent_seen)} times: "
+                       f"{self.absent_seen[:10]}")
+        if self.peer_errors:
+            out.append(f"peers' APIs failed {len(self.peer_errors)} times: "
+                       f"{self.peer_errors[:5]}")
+        if self.samples < 10 or self.peer_samples < 10:
+            out.append(f"too few samples: {self.samples} of the busy node's API, "
+                       f"{self.peer_samples} of its peers' views")
+        return out
+
+
+def histogram(metrics, name):
+    """[(upper bound, cumulative count)] of a Prometheus histogram in a
+    meshtest metrics dict, sorted, +Inf last; [] when it is not exported."""
+    out = []
+    prefix = name + "_bucket{"
+    for key, value in metrics.items():
+        if not key.startswith(prefix):
+            continue
+        le = key[len(prefix):].split('le="', 1)[1].split('"', 1)[0]
+        out.append((math.inf if le == "+Inf" else float(le), value))
+    return sorted(out)
+
+
+def lag_figures(before, after, name=LAG):
+    """Loop lag over a window, from two /metrics snapshots of one node:
+    {"count", "p50", "p99", "max", "mean"} in seconds, or None when the node
+    does not export the histogram.
+
+    p50 and p99 interpolate within a bucket, as Prometheus's
+    histogram_quantile does. max is the exported running maximum when the
+    node has one (NAME_max, a gauge since start; used only when it grew in
+    the window), else the upper bound of the highest bucket that counted
+    anything in the window (so "max <= that").
+    """
+    b0 = dict(histogram(before, name))
+    b1 = histogram(after, name)
+    if not b1:
+        return None
+    deltas = [(le, c - b0.get(le, 0.0)) for le, c in b1]
+    count = deltas[-1][1]
+    out = {"count": int(count), "p50": None, "p99": None, "max": None, "max_is_bound": True,
+           "mean": None}
+    if count <= 0:
+        return out
+    s = after.get(name + "_sum", 0.0) - before.get(name + "_sum", 0.0)
+    out["mean"] = s / count
+
+    def quantile(q):
+        rank = q * count
+        prev_le, prev_c = 0.0, 0.0
+        for le, c in deltas:
+            if c >= rank:
+                if math.isinf(le):
+                    return prev_le  # as Prometheus: the highest finite bound
+                if c == prev_c:
+                    return le
+                return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
+            prev_le, prev_c = le, c
+        return prev_le
+
+    out["p50"] = quantile(0.50)
+    out["p99"] = quantile(0.99)
+    top = 0.0
+    prev_c = 0.0
+    for le, c in deltas:
+        if c > prev_c:
+            top = le
+        prev_c = c
+    out["max"] = top
+    gmax0 = before.get(name + "_max")
+    gmax1 = after.get(name + "_max")
+    if gmax1 is not None and (gmax0 is None or gmax1 > gmax0):
+        out["max"] = gmax1
+        out["max_is_bound"] = False
+    return out
+
+
+def figure(name, value, unit=""):
+    """One `figure: NAME = VALUE UNIT` line, as the netns scenarios print."""
+    if isinstance(value, float):
+        value = f"{value:.3f}"
+    print(f"figure: {name} = {value} {unit}".rstrip(), flush=True)
+
+
+def fmt_ms(v):
+    if v is None:
+        return "n/a"
+    if math.isinf(v):
+        return "inf"
+    return f"{v * 1000:.2f} ms"
+
+
+def suspicions(before, after, peers):
+    """Suspicions and deaths the peers raised over the window (every one of
+    their probes' accusations: with three nodes and only one busy, they are
+    about the busy node unless the machine starved the peers too)."""
+    s = d = 0.0
+    for p in peers:
+        s += (meshtest.metric_sum(after[p.name], "meshd_swim_suspicions_total") -
+              meshtest.metric_sum(before[p.name], "meshd_swim_suspicions_total"))
+        d += (meshtest.metric_sum(after[p.name], "meshd_swim_deaths_declared_total") -
+              meshtest.metric_sum(before[p.name], "meshd_swim_deaths_declared_total"))
+    return int(s), int(d)
+
+
+def report(prefix, watch, lag, susp, deaths, download_s, delete_s, total_bytes, figure):
+    """Prints the figures of one busy-node run through figure(name, value, unit)."""
+    figure(f"{prefix}_download_seconds", download_s, "s")
+    figure(f"{prefix}_download_mb_per_s", total_bytes / download_s / 1e6 if download_s else 0.0,
+           "MB/s")
+    figure(f"{prefix}_delete_seconds", delete_s, "s")
+    figure(f"{prefix}_samples", watch.samples)
+    figure(f"{prefix}_peer_samples", watch.peer_samples)
+    figure(f"{prefix}_api_worst_seconds", watch.api_worst, "s")
+    figure(f"{prefix}_suspicions_raised_by_peers", susp)
+    figure(f"{prefix}_deaths_declared_by_peers", deaths)
+    figure(f"{prefix}_suspect_samples", watch.suspect_samples)
+    figure(f"{prefix}_suspect_episodes", watch.suspect_episodes)
+    figure(f"{prefix}_epochs_seen", ",".join(str(e) for e in sorted(watch.epochs_seen)))
+    if lag is None:
+        figure(f"{prefix}_loop_lag", "not exported (no meshd_loop_lag_seconds)")
+        return
+    figure(f"{prefix}_loop_lag_count", lag["count"])
+    for q in ("p50", "p99"):
+        if lag[q] is None:
+            figure(f"{prefix}_loop_lag_{q}_ms", "n/a")
+        else:
+            figure(f"{prefix}_loop_lag_{q}_ms", lag[q] * 1000, "ms")
+    if lag["max"] is None:
+        figure(f"{prefix}_loop_lag_max_ms", "n/a")
+    elif math.isinf(lag["max"]):
+        figure(f"{prefix}_loop_lag_max_ms", "above the largest bucket")
+    else:
+        figure(f"{prefix}_loop_lag_max_ms", lag["max"] * 1000,
+               "ms (bucket bound)" if lag["max_is_bound"] else "ms")
+
+
+def own_entry(node, nid, model):
+    ents = [(s, b) for s, b in meshtest.downloads_of(node, nid) if b.get("modelId") == model]
+    return ents[0] if ents else (None, None)
+
+
+def download_and_delete(busy, model, model_dir, timeout):
+    """Starts the download of model on busy (its own entry), waits for it to
+    complete, then deletes it and waits for the entry and the directory to
+    go. Returns (download seconds, delete seconds). A failed entry or a node
+    that exited fails at once."""
+    nid = busy.node_id()
+    t0 = time.monotonic()
+    status, body = busy.post("/download/start",
+                             {"targetNodeId": nid, "modelId": model, "revision": "main"})
+    if status not in (200, 202):
+        raise AssertionError(f"download/start: {status} {body}")
+
+    def completed():
+        busy.alive()
+        name, e = own_entry(busy, nid, model)
+        if name == "DownloadFailed":
+            raise AssertionError(f"the download failed: {e}")
+        return name == "DownloadCompleted"
+
+    meshtest.wait_until(completed, timeout, f"{model} to complete on {busy.name}", interval=0.2)
+    download_s = time.monotonic() - t0
+    t1 = time.monotonic()
+
+    def delete():
+        # A node that restarted itself refuses connections for a while: that
+        # is the watch's to report; the delete is asked again until it lands.
+        status, body = busy.delete(f"/download/{nid}/{model}")
+        if status in (200, 202):
+            return True
+        if status >= 500:
+            return False
+        raise AssertionError(f"delete: {status} {body}")
+
+    meshtest.wait_until(delete, timeout, f"{busy.name} to take the delete", interval=0.2)
+
+    def gone():
+        busy.alive()
+        return own_entry(busy, nid, model)[0] is None and not os.path.exists(model_dir)
+
+    meshtest.wait_until(gone, timeout, f"{model} to be deleted on {busy.name}", interval=0.2)
+    return download_s, time.monotonic() - t1
