@@ -334,6 +334,9 @@ class Hub:
         binary = os.path.join(BUILD, "tests", "hfhub")
         cmd = [binary, "--host", host, "--port", "0", "--repo", repo, "--weights", str(weights),
                "--weight-size", str(weight_size)] + list(args)
+        if BUILD:
+            # GiB weights are hashed once per build tree, not at every start.
+            cmd += ["--cache", os.path.join(BUILD, "tests", "hfhub-cache")]
         if netns:
             cmd = ["ip", "netns", "exec", netns] + cmd
         self.host = host

@@ -33,12 +33,23 @@
  *   {"kind":"link","to":URL}       file list page with Link: <URL>; rel="next"
  * Rules also come from --fault JSON on the command line.
  *
+ * LFS content is computed on the fly (one splitmix64 word per 8 bytes), so a
+ * model of many GiB costs no memory or disk. Its SHA-256 must be known
+ * before the file list is served; hashing GiBs at every start takes
+ * seconds, so with --cache DIR each digest is kept in DIR, one file per
+ * weight named by everything that determines the content:
+ *   sha256-v{FILL_VERSION}-{seed}-{index}-{size}-{sha256 of the first 64 KiB}
+ * holding the 64 hex digits of the whole file's SHA-256. The prefix digest
+ * makes a changed fill() miss the cache even if FILL_VERSION was not bumped.
+ * A cache file that is unreadable or malformed is ignored and rewritten.
+ *
  * When it listens it prints its port and a newline on stdout (bind port 0 to
  * let the system choose), then serves until SIGTERM or SIGINT.
  */
 #include "coord/hf_verify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -47,6 +58,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -54,12 +66,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_FILES 64
 #define MAX_RULES 64
 #define CHUNK (1u << 20)
 #define SLOW_TICK_MS 100
+/* Bump when fill() changes: cached digests of the old content are unusable. */
+#define FILL_VERSION 1
+#define CACHE_PREFIX_BYTES (64u << 10)
 
 typedef struct hub_file {
   char path[128];
@@ -104,6 +120,7 @@ static struct {
   char repo[128];
   char revision[128];
   char *token;
+  const char *cache_dir; /* --cache: where LFS digests are kept; NULL: none */
   uint64_t seed;
   size_t page_size;
   hub_file files[MAX_FILES];
@@ -160,6 +177,86 @@ static void add_small(const char *path, const char *text)
   mesh_hf_git_blob_oid(f->small, f->size, f->oid);
 }
 
+/* Hashes [0, len) of LFS file f into hex. */
+static void hash_range(const hub_file *f, uint64_t len, char hex[MESH_HF_HEX_MAX])
+{
+  mesh_hf_hash h;
+  mesh_hf_hash_init(&h, MESH_HF_HASH_SHA256, len);
+  unsigned char *buf = malloc(CHUNK);
+  if (buf == NULL) {
+    fprintf(stderr, "hfhub: out of memory\n");
+    exit(1);
+  }
+  for (uint64_t off = 0; off < len; off += CHUNK) {
+    size_t n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
+    fill(f, off, buf, n);
+    mesh_hf_hash_update(&h, buf, n);
+  }
+  free(buf);
+  mesh_hf_hash_final_hex(&h, hex);
+  mesh_hf_hash_free(&h);
+}
+
+/* The cache file's path for f into out; -ENAMETOOLONG when it does not fit. */
+static int cache_path(const hub_file *f, char *out, size_t outlen)
+{
+  char prefix[MESH_HF_HEX_MAX];
+  hash_range(f, f->size < CACHE_PREFIX_BYTES ? f->size : CACHE_PREFIX_BYTES, prefix);
+  int n = snprintf(out, outlen, "%s/sha256-v%d-%" PRIu64 "-%u-%" PRIu64 "-%s", hub.cache_dir,
+                   FILL_VERSION, hub.seed, f->index, f->size, prefix);
+  return n > 0 && (size_t)n < outlen ? 0 : -ENAMETOOLONG;
+}
+
+/* Reads a cached digest into hex; 0 when the file held exactly one. */
+static int cache_read(const char *path, char hex[MESH_HF_HEX_MAX])
+{
+  FILE *fp = fopen(path, "r");
+  if (fp == NULL)
+    return -errno;
+  char line[MESH_HF_HEX_MAX + 2];
+  size_t n = fread(line, 1, sizeof line - 1, fp);
+  fclose(fp);
+  line[n] = '\0';
+  if (n == MESH_HF_SHA256_HEX_LEN + 1 && line[MESH_HF_SHA256_HEX_LEN] == '\n')
+    line[--n] = '\0';
+  if (n != MESH_HF_SHA256_HEX_LEN || strspn(line, "0123456789abcdef") != n)
+    return -EINVAL;
+  memcpy(hex, line, n + 1);
+  return 0;
+}
+
+/* Writes hex to path through a temporary file and a rename, so that two
+ * hubs starting at once never read half a digest. Failure only costs the
+ * next start a hash. */
+static void cache_write(const char *path, const char *hex)
+{
+  char tmp[PATH_MAX];
+  int n = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+  if (n < 0 || (size_t)n >= sizeof tmp)
+    return;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return;
+  char line[MESH_HF_HEX_MAX + 1];
+  int len = snprintf(line, sizeof line, "%s\n", hex);
+  bool ok = len > 0 && write(fd, line, (size_t)len) == len;
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0)
+    unlink(tmp);
+}
+
+/* The whole file's SHA-256 into f->sha256, from the cache when it has it. */
+static void lfs_digest(hub_file *f)
+{
+  char path[PATH_MAX];
+  bool cached = hub.cache_dir != NULL && cache_path(f, path, sizeof path) == 0;
+  if (cached && cache_read(path, f->sha256) == 0)
+    return;
+  hash_range(f, f->size, f->sha256);
+  if (cached)
+    cache_write(path, f->sha256);
+}
+
 static void add_lfs(const char *path, uint64_t size, unsigned index)
 {
   hub_file *f = &hub.files[hub.nfiles++];
@@ -167,17 +264,7 @@ static void add_lfs(const char *path, uint64_t size, unsigned index)
   f->size = size;
   f->lfs = true;
   f->index = index;
-  mesh_hf_hash h;
-  mesh_hf_hash_init(&h, MESH_HF_HASH_SHA256, size);
-  unsigned char *buf = malloc(CHUNK);
-  for (uint64_t off = 0; off < size; off += CHUNK) {
-    size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-    fill(f, off, buf, n);
-    mesh_hf_hash_update(&h, buf, n);
-  }
-  free(buf);
-  mesh_hf_hash_final_hex(&h, f->sha256);
-  mesh_hf_hash_free(&h);
+  lfs_digest(f);
   /* The git oid of an LFS file is that of its pointer file, as on the Hub. */
   char ptr[256];
   int n = snprintf(ptr, sizeof ptr,
@@ -698,7 +785,7 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: hfhub [--host 127.0.0.1] [--port 0] [--repo ORG/NAME] [--revision REV]\n"
              "             [--weights N] [--weight-size BYTES] [--page-size N] [--seed N]\n"
-             "             [--token T] [--fault JSON]...\n");
+             "             [--token T] [--fault JSON]... [--cache DIR]\n");
 }
 
 int main(int argc, char **argv)
@@ -723,6 +810,7 @@ int main(int argc, char **argv)
                                        {"seed", required_argument, NULL, 'S'},
                                        {"token", required_argument, NULL, 't'},
                                        {"fault", required_argument, NULL, 'f'},
+                                       {"cache", required_argument, NULL, 'c'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
@@ -755,6 +843,9 @@ int main(int argc, char **argv)
     case 't':
       hub.token = optarg;
       break;
+    case 'c':
+      hub.cache_dir = optarg;
+      break;
     case 'f':
       if (nfaults < MAX_RULES)
         faults[nfaults++] = optarg;
@@ -777,6 +868,10 @@ int main(int argc, char **argv)
       fprintf(stderr, "hfhub: --fault: %s\n", err);
       return 2;
     }
+  }
+  if (hub.cache_dir != NULL && mkdir(hub.cache_dir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "hfhub: --cache %s: %s\n", hub.cache_dir, strerror(errno));
+    return 1;
   }
   signal(SIGPIPE, SIG_IGN);
   make_model(weights, weight_size);
