@@ -7,7 +7,16 @@ if(MESH_WERROR)
   list(APPEND MESH_WARNINGS -Werror)
 endif()
 
+# ThreadSanitizer cannot share a process with ASan or with the fuzzers'
+# sanitizers: one flavour each.
+if(MESH_TSAN AND (MESH_SANITIZE OR MESH_FUZZ))
+  message(FATAL_ERROR "MESH_TSAN excludes MESH_SANITIZE and MESH_FUZZ: build them apart")
+endif()
+
 set(MESH_SAN_FLAGS)
+if(MESH_TSAN)
+  set(MESH_SAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+endif()
 if(MESH_SANITIZE)
   set(MESH_SAN_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
       -fno-sanitize-recover=undefined)
