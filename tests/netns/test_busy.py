@@ -1,0 +1,82 @@
+"""Scenario: a busy node. Three nodes in their own network namespaces, the
+stand-in Hub in a fourth, all over veth links; one node downloads a model
+of several hundred MiB from the Hub at full speed (meshd fsyncs every file),
+then deletes it. Throughout, sampled every ~100 ms: its control API answers
+every GET /node_id within a second, its epoch never changes, no peer ever
+holds it dead. Prints the suspicions its peers raised and its loop lag
+p50/p99/max (meshd_loop_lag_seconds, which must be exported). Once with the
+thunderbolt profile, once with lan.
+
+Size: MESH_BUSY_WEIGHTS files of MESH_BUSY_WEIGHT_SIZE (default 2 x 512MiB;
+tests/integration/test_busy_node.py downloads more on loopback).
+"""
+import os
+import shutil
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import busy  # noqa: E402
+import meshtest  # noqa: E402
+from scenario import NetMesh, figure  # noqa: E402
+
+MODEL = "acme/busy"
+MODEL_DIR = "acme--busy"
+WEIGHTS = int(os.environ.get("MESH_BUSY_WEIGHTS", "2"))
+WEIGHT_SIZE = busy.env_size("MESH_BUSY_WEIGHT_SIZE", 512 << 20)
+
+
+class Busy(unittest.TestCase):
+    def run_profile(self, profile):
+        total = WEIGHTS * WEIGHT_SIZE
+        hub = dict(repo=MODEL, weights=WEIGHTS, weight_size=WEIGHT_SIZE)
+        with NetMesh(3, args=["--profile", profile], hub=hub) as m:
+            try:
+                self.busy_run(m, profile, total)
+            finally:
+                # A failed run keeps the homes for inspection, not the GiBs.
+                for n in m.nodes:
+                    shutil.rmtree(os.path.join(n.home, "models"), ignore_errors=True)
+
+    def busy_run(self, m, profile, total):
+        m.start()
+        m.wait_converged(timeout=60)
+        node = m.nodes[1]
+        peers = [m.nodes[0], m.nodes[2]]
+        before = {p.name: p.metrics() for p in peers}
+        node_before = node.metrics()
+        watch = busy.Watch(node, peers).start()
+        failure = None
+        dl_s = del_s = 0.0
+        try:
+            dl_s, del_s = busy.download_and_delete(
+                node, MODEL, os.path.join(node.home, "models", MODEL_DIR), 60 + total / 20e6)
+            meshtest.wait_until(
+                lambda: all(p.member_states().get(watch.busy_id, ("",))[0] == "alive"
+                            for p in peers), 60, "peers to hold the busy node alive")
+        except AssertionError as e:
+            failure = f"{type(e).__name__}: {e}"
+        finally:
+            watch.stop()
+        after = {p.name: p.metrics() for p in peers}
+        lag = busy.lag_figures(node_before, node.metrics())
+        susp, deaths = busy.suspicions(before, after, peers)
+        busy.report(f"busy_{profile}", watch, lag, susp, deaths, dl_s, del_s, total, figure)
+        problems = watch.problems()
+        if failure is not None:
+            problems.append(failure)
+        if lag is None:
+            problems.append("the busy node does not export meshd_loop_lag_seconds")
+        elif lag["count"] == 0:
+            problems.append("meshd_loop_lag_seconds counted nothing during the run")
+        self.assertEqual(problems, [], "\n".join(problems))
+
+    def test_thunderbolt(self):
+        self.run_profile("thunderbolt")
+
+    def test_lan(self):
+        self.run_profile("lan")
+
+
+if __name__ == "__main__":
+    unittest.main()
