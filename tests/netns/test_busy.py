@@ -1,14 +1,14 @@
 """Scenario: a busy node. Three nodes in their own network namespaces, the
 stand-in Hub in a fourth, all over veth links; one node downloads a model
-of several hundred MiB from the Hub at full speed (meshd fsyncs every file),
+of several GiB from the Hub at full speed (meshd fsyncs every file),
 then deletes it. Throughout, sampled every ~100 ms: its control API answers
 every GET /node_id within a second, its epoch never changes, no peer ever
 holds it dead. Prints the suspicions its peers raised and its loop lag
 p50/p99/max (meshd_loop_lag_seconds, which must be exported). Once with the
 thunderbolt profile, once with lan.
 
-Size: MESH_BUSY_WEIGHTS files of MESH_BUSY_WEIGHT_SIZE (default 2 x 512MiB;
-tests/integration/test_busy_node.py downloads more on loopback).
+Size: MESH_BUSY_WEIGHTS files of MESH_BUSY_WEIGHT_SIZE (default 2 x 1GiB, as
+tests/integration/test_busy_node.py on loopback).
 """
 import os
 import shutil
@@ -23,7 +23,7 @@ from scenario import NetMesh, figure  # noqa: E402
 MODEL = "acme/busy"
 MODEL_DIR = "acme--busy"
 WEIGHTS = int(os.environ.get("MESH_BUSY_WEIGHTS", "2"))
-WEIGHT_SIZE = busy.env_size("MESH_BUSY_WEIGHT_SIZE", 512 << 20)
+WEIGHT_SIZE = busy.env_size("MESH_BUSY_WEIGHT_SIZE", 1 << 30)
 
 
 class Busy(unittest.TestCase):
