@@ -315,11 +315,24 @@ def own_entry(node, nid, model):
     return ents[0] if ents else (None, None)
 
 
-def download_and_delete(busy, model, model_dir, timeout):
+def metrics_when_up(node, timeout=30):
+    """node.metrics(), waiting while its API does not answer (a node that
+    restarted itself)."""
+    def get():
+        status, text = node.get("/metrics")
+        if status != 200:
+            return None
+        return node.metrics()
+    return meshtest.wait_until(get, timeout, f"{node.name}'s /metrics")
+
+
+def download_and_delete(busy, model, model_dir, timeout, on_completed=None):
     """Starts the download of model on busy (its own entry), waits for it to
     complete, then deletes it and waits for the entry and the directory to
     go. Returns (download seconds, delete seconds). A failed entry or a node
-    that exited fails at once."""
+    that exited fails at once. on_completed() runs as soon as the download
+    is seen completed, before the delete (to take figures of the download
+    alone)."""
     nid = busy.node_id()
     t0 = time.monotonic()
     status, body = busy.post("/download/start",
@@ -336,6 +349,8 @@ def download_and_delete(busy, model, model_dir, timeout):
 
     meshtest.wait_until(completed, timeout, f"{model} to complete on {busy.name}", interval=0.2)
     download_s = time.monotonic() - t0
+    if on_completed is not None:
+        on_completed()
     t1 = time.monotonic()
 
     def delete():
