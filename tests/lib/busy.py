@@ -202,10 +202,10 @@ def lag_figures(before, after, name=LAG):
     does not export the histogram.
 
     p50 and p99 interpolate within a bucket, as Prometheus's
-    histogram_quantile does. max is the exported running maximum when the
-    node has one (NAME_max, a gauge since start; used only when it grew in
-    the window), else the upper bound of the highest bucket that counted
-    anything in the window (so "max <= that").
+    histogram_quantile does. max is the node's running maximum
+    (meshd_loop_lag_max_seconds, a gauge since start) when it grew in the
+    window, so it is the window's; else the upper bound of the highest
+    bucket that counted anything in the window (so "max <= that").
     """
     b0 = dict(histogram(before, name))
     b1 = histogram(after, name)
@@ -242,8 +242,9 @@ def lag_figures(before, after, name=LAG):
             top = le
         prev_c = c
     out["max"] = top
-    gmax0 = before.get(name + "_max")
-    gmax1 = after.get(name + "_max")
+    gauge = name.replace("_seconds", "_max_seconds")
+    gmax0 = before.get(gauge)
+    gmax1 = after.get(gauge)
     if gmax1 is not None and (gmax0 is None or gmax1 > gmax0):
         out["max"] = gmax1
         out["max_is_bound"] = False
