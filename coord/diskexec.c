@@ -4,6 +4,7 @@
  */
 #include "coord/diskexec.h"
 
+#include "src/base/clock.h"
 #include "src/base/err.h"
 
 #include <dirent.h>
@@ -17,6 +18,7 @@
 struct mesh_diskexec {
   int root;                /* the models directory, O_DIRECTORY */
   uint32_t budget;         /* entries per call */
+  uint32_t slice_ms;       /* time per delete call, 0 = no time bound */
   mesh_diskexec_hook hook; /* test hook, may be NULL */
   void *hook_arg;          /* passed to hook */
 };
@@ -24,7 +26,9 @@ struct mesh_diskexec {
 /* Per-call walk state. */
 typedef struct walk {
   mesh_diskexec *d;
-  uint32_t left;     /* entries this call may still visit */
+  uint32_t left;         /* entries this call may still visit */
+  uint32_t visited;      /* entries visited so far, for the clock check */
+  mesh_time_ms deadline; /* delete: stop at this time, 0 = no time bound */
   uint64_t bytes;    /* inspect: regular file bytes */
   uint32_t partials; /* inspect: ".partial" files */
 } walk;
@@ -167,6 +171,7 @@ int mesh_diskexec_open(const char *models_dir, mesh_diskexec **out)
   }
   d->root = fd;
   d->budget = MESH_DISKEXEC_DEFAULT_BUDGET;
+  d->slice_ms = MESH_DISKEXEC_DEFAULT_SLICE_MS;
   *out = d;
   return 0;
 }
@@ -190,6 +195,30 @@ void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget)
   d->budget = budget > 0 ? budget : 1;
 }
 
+void mesh_diskexec_set_slice_ms(mesh_diskexec *d, uint32_t ms)
+{
+  d->slice_ms = ms;
+}
+
+/* Whether this call has used its share: its entries, or (deletes) its time.
+ * The clock is read every CLOCK_EVERY entries: an unlink costs microseconds,
+ * a clock read tens of nanoseconds, so the check costs nothing and a slice
+ * overruns its time by at most CLOCK_EVERY entries. */
+#define CLOCK_EVERY 32
+static bool walk_spent(walk *w)
+{
+  if (w->left == 0)
+    return true;
+  /* Not before 2 * MAX_DEPTH entries: a call first walks down again to where
+   * the last one stopped, and must get further than that. */
+  if (w->deadline != 0 && w->visited >= 2 * MESH_DISKEXEC_MAX_DEPTH &&
+      w->visited % CLOCK_EVERY == 0 && mesh_clock_now_ms() >= w->deadline)
+    return true;
+  w->left--;
+  w->visited++;
+  return false;
+}
+
 /*
  * Removes name (relative to at) and everything under it. A symbolic link
  * or any other non-directory is unlinked as itself. Entries that vanish while
@@ -198,9 +227,8 @@ void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget)
 static int remove_at(walk *w, int at, const char *name, int depth)
 {
   struct stat st;
-  if (w->left == 0)
+  if (walk_spent(w))
     return -EAGAIN;
-  w->left--;
   if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return errno == ENOENT ? 0 : -errno;
   if (!S_ISDIR(st.st_mode)) {
@@ -249,6 +277,8 @@ int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name)
   if (check_dir_name(dir_name) != 0)
     return -EINVAL;
   walk w = {.d = d, .left = d->budget};
+  if (d->slice_ms != 0)
+    w.deadline = mesh_clock_now_ms() + d->slice_ms;
   return remove_at(&w, d->root, dir_name, 0);
 }
 
@@ -262,9 +292,8 @@ static bool ends_with(const char *s, const char *suffix)
 static int inspect_at(walk *w, int at, const char *name, int depth)
 {
   struct stat st;
-  if (w->left == 0)
+  if (walk_spent(w))
     return -EAGAIN;
-  w->left--;
   if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return errno == ENOENT ? 0 : -errno;
   if (S_ISREG(st.st_mode)) {
@@ -311,7 +340,7 @@ int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present,
   if (!S_ISDIR(st.st_mode))
     return 0;
   *present = true;
-  walk w = {.d = d, .left = d->budget};
+  walk w = {.d = d, .left = MESH_DISKEXEC_INSPECT_MAX};
   int rc = inspect_at(&w, d->root, dir_name, 0);
   *bytes = w.bytes;
   *partials = w.partials;

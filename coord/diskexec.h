@@ -12,12 +12,19 @@
  * openat/unlinkat and O_NOFOLLOW: a symbolic link anywhere in the tree is
  * removed as a link, its target is never visited, and nothing outside the
  * models directory can be reached. A directory that is not there is a
- * success (deletes are idempotent). Work per call is bounded by a budget of
- * directory entries; a call that runs out returns -EAGAIN and the next call
- * continues where it stopped, so the event loop never stalls on a big tree.
+ * success (deletes are idempotent). Work per delete call is bounded by a
+ * budget of directory entries and by time (MESH_DISKEXEC_DEFAULT_SLICE_MS);
+ * a call that runs out of either returns -EAGAIN and the next call continues
+ * where it stopped (what was removed is gone), so one call is one short
+ * slice of a big tree.
  *
- * Everything here is synchronous and short; nothing keeps state between calls
- * except the open models directory descriptor.
+ * Threads: every call blocks on the file system, so the daemon makes them
+ * from work items of its pool (src/base/pool.h), never on the event loop.
+ * Calls on one mesh_diskexec may run on several workers at once: the only
+ * shared state is the models directory descriptor (read-only) and the
+ * settings, which are set before any work is submitted. Deletes and
+ * inspections of the same model directory must not overlap; the caller
+ * orders them. Nothing keeps state between calls.
  */
 #ifndef MESH_COORD_DISKEXEC_H
 #define MESH_COORD_DISKEXEC_H
@@ -35,6 +42,9 @@
 #define MESH_REVISION_MAX 64
 /* Directory entries visited per delete call before it yields. */
 #define MESH_DISKEXEC_DEFAULT_BUDGET 4096
+/* Time a delete call may take before it yields (a slice of a big tree
+ * stays short enough that a worker is soon free for a download's writes). */
+#define MESH_DISKEXEC_DEFAULT_SLICE_MS 50
 /* Deepest directory nesting a delete descends into. */
 #define MESH_DISKEXEC_MAX_DEPTH 32
 
@@ -62,21 +72,30 @@ void mesh_diskexec_close(mesh_diskexec *d);
 void mesh_diskexec_set_hook(mesh_diskexec *d, mesh_diskexec_hook hook, void *arg);
 /* Entry budget per delete call (default MESH_DISKEXEC_DEFAULT_BUDGET). */
 void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget);
+/* Time bound per delete call in ms (default MESH_DISKEXEC_DEFAULT_SLICE_MS;
+ * 0: entries only). */
+void mesh_diskexec_set_slice_ms(mesh_diskexec *d, uint32_t ms);
 
 /*
  * Deletes the model directory dir_name (one path component, as given by
  * mesh_model_dir_name; anything else is -EINVAL). 0 when it is gone
- * (including when it never existed), -EAGAIN when the budget ran out and a
- * further call is needed, or the negative errno of the operation that failed
+ * (including when it never existed), -EAGAIN when the entry budget or the
+ * slice's time ran out and a further call is needed, or the negative errno of the operation that failed
  * (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
  */
 int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name);
+
+/* Entries an inspection visits at most. An inspection cannot resume where
+ * it stopped (it removes nothing), so it is one call: one fstatat per entry,
+ * milliseconds for the thousands of files of a model, on a worker. */
+#define MESH_DISKEXEC_INSPECT_MAX (1u << 20)
 
 /*
  * Looks at a model directory: *present is true when it exists as a
  * directory, *bytes the total size of the regular files in it, and
  * *partials the number of ".partial" files found. Symbolic links are not
- * followed. -EAGAIN when the tree has more entries than the budget.
+ * followed. -EAGAIN when the tree has more than MESH_DISKEXEC_INSPECT_MAX
+ * entries (the counts are then partial).
  */
 int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present, uint64_t *bytes,
                           uint32_t *partials);

@@ -336,6 +336,53 @@ static void test_inspect_and_space(void **state)
   assert_true(free_bytes > 0);
 }
 
+/* A big tree with an entry budget far above its size still goes in slices:
+ * each call stops when its time is up. 5,000 files in nested directories
+ * cannot be unlinked in 1 ms, so more than one call is needed, and every
+ * call removes something (the count stays far below the entries). */
+static void test_delete_bounded_by_time(void **state)
+{
+  fixture *f = *state;
+  char top[800], d1[900], d2[1000], p[1100];
+  path_join(top, sizeof top, f->models, "org--many");
+  assert_int_equal(mkdir(top, 0755), 0);
+  int files = 0;
+  for (int a = 0; a < 10; a++) {
+    char n1[16];
+    snprintf(n1, sizeof n1, "a%d", a);
+    path_join(d1, sizeof d1, top, n1);
+    assert_int_equal(mkdir(d1, 0755), 0);
+    for (int b = 0; b < 10; b++) {
+      char n2[16];
+      snprintf(n2, sizeof n2, "b%d", b);
+      path_join(d2, sizeof d2, d1, n2);
+      assert_int_equal(mkdir(d2, 0755), 0);
+      for (int c = 0; c < 50; c++) {
+        char leaf[16];
+        snprintf(leaf, sizeof leaf, "f%d", c);
+        path_join(p, sizeof p, d2, leaf);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+        files++;
+      }
+    }
+  }
+  assert_int_equal(files, 5000);
+  mesh_diskexec_set_budget(f->d, 1000000);
+  mesh_diskexec_set_slice_ms(f->d, 1);
+  int calls = 0, rc;
+  do {
+    rc = mesh_diskexec_delete(f->d, "org--many");
+    calls++;
+  } while (rc == -EAGAIN && calls < 5000);
+  assert_int_equal(rc, 0);
+  assert_false(exists(top));
+  assert_true(calls > 1);
+  assert_true(calls < 5000 / 32);
+  print_message("5000 files deleted in %d slices of 1 ms\n", calls);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -345,6 +392,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_delete_missing_is_success, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_tree, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_per_call, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_bounded_by_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_appears_during_delete, setup, teardown),
