@@ -150,6 +150,8 @@ typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
  *   meshd_drops_total{transport,reason}          counter
  *   meshd_gc_collected_total                     counter
  *   meshd_journal_records                        gauge
+ *   meshd_store_backlog_batches                  gauge
+ *   meshd_disk_slices_total                      counter
  *   meshd_download_bytes_total                   counter
  */
 typedef struct mesh_api_metrics mesh_api_metrics;
