@@ -10,6 +10,7 @@
   restart the same records come back with the same ids.
 """
 import os
+import sqlite3
 import sys
 import time
 import unittest
@@ -99,7 +100,10 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             mesh.close(keep_on_failure=not ok)
 
     def test_store_failure_counted_node_goes_on(self):
-        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", self.hub.url])
+        # A short journal, so that the in-memory copy must prune by count as
+        # the store does.
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", self.hub.url,
+                                           "--journal-max-records", "6"])
         n = mesh.nodes[0]
         # The first statement of the first transaction fails, as a disk error.
         n.env["MESHD_TEST_STORE_FAIL"] = "1"
@@ -112,6 +116,11 @@ class StoreAndDiskOffLoop(unittest.TestCase):
                                 "the injected store failure to be counted")
             self.assertGreater(metric(n, "meshd_store_transactions_total"), 0)
             self.assertEqual(n.get("/node_id")[0], 200)
+            # More records than the bound: delete and download again.
+            st, body = n.delete(f"/download/{nid}/{MODEL}")
+            self.assertIn(st, (200, 202), body)
+            meshtest.wait_until(lambda: entry(n, nid)[0] is None, 20, "the entry to go")
+            self.download(n, nid)
             self.assertIn("store write of", open(n.log_path, encoding="utf-8",
                                                   errors="replace").read())
             before = meshtest.journal_of(n)
@@ -119,17 +128,25 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             ids = [e["seq"] for e in before]
             self.assertEqual(ids, sorted(ids, reverse=True))
             self.assertEqual(len(set(ids)), len(ids))
-            # The served journal is the store's: a restart reads it back from
-            # the store, same ids, times and messages (plus what the restart
-            # itself records).
+            self.assertLessEqual(len(before), 6)
+            # The served journal is the store's: once the node has stopped,
+            # the database holds exactly those records (ids, times, messages).
             meshtest.wait_until(lambda: metric(n, "meshd_store_backlog_batches") == 0, 10,
                                 "the store to catch up")
+            self.assertEqual(metric(n, "meshd_journal_records"), len(before))
             n.stop()
+            db = sqlite3.connect(os.path.join(n.home, "mesh.db"))
+            rows = db.execute("SELECT id, text, at_ms FROM journal ORDER BY id DESC").fetchall()
+            db.close()
+            self.assertEqual(rows, [(e["seq"], e["message"], e["time"]) for e in before])
+            # And a restart reads them back (the newest of them: the
+            # restart's own records push the oldest out of the bound).
             n.env.pop("MESHD_TEST_STORE_FAIL")
             n.start()
             after = [e for e in meshtest.journal_of(n) if e["seq"] <= ids[0]]
+            self.assertTrue(after)
             self.assertEqual([(e["seq"], e["message"], e["time"]) for e in after],
-                             [(e["seq"], e["message"], e["time"]) for e in before])
+                             [(e["seq"], e["message"], e["time"]) for e in before[:len(after)]])
             self.assertEqual(metric(n, "meshd_store_failures_total"), 0)
             meshtest.wait_until(lambda: entry(n, nid)[0] == "DownloadCompleted", 30,
                                 "the entry to be verified again after the restart")
