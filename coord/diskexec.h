@@ -80,8 +80,8 @@ void mesh_diskexec_set_slice_ms(mesh_diskexec *d, uint32_t ms);
  * Deletes the model directory dir_name (one path component, as given by
  * mesh_model_dir_name; anything else is -EINVAL). 0 when it is gone
  * (including when it never existed), -EAGAIN when the entry budget or the
- * slice's time ran out and a further call is needed, or the negative errno of the operation that failed
- * (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
+ * slice's time ran out and a further call is needed, or the negative errno
+ * of the operation that failed (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
  */
 int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name);
 

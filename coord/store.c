@@ -418,10 +418,11 @@ int mesh_store_journal_last_id(mesh_store *s, int64_t *id)
   sqlite3_stmt *st;
   /* AUTOINCREMENT never hands out an id at or below sqlite_sequence's, even
    * after the rows holding it were pruned. */
-  if (sqlite3_prepare_v2(s->db,
-                         "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
-                         " WHERE name = 'journal'), 0), COALESCE((SELECT MAX(id) FROM journal), 0))",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(
+          s->db,
+          "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
+          " WHERE name = 'journal'), 0), COALESCE((SELECT MAX(id) FROM journal), 0))",
+          -1, &st, NULL) != SQLITE_OK)
     return -EIO;
   int rc = step(s, st) == SQLITE_ROW ? 0 : -EIO;
   if (rc == 0)

@@ -64,17 +64,17 @@ typedef struct held_peer {
  * again, which releases the items and keeps it for reuse.
  */
 typedef struct store_batch {
-  mesh_work work;            /* the pool item; first, so that the item is the batch */
-  mesh_downloads *d;         /* for store_done only (the worker never reads it) */
-  mesh_store *store;         /* handed over with the item */
-  uint64_t wall_ms;          /* stamps its journal records */
-  uint64_t epoch;            /* the node's epoch when it was opened */
-  int64_t first_id;          /* id of its first journal record, 0 when it has none */
-  size_t n_journal;          /* its journal records: first_id .. first_id + n_journal - 1 */
-  int rc;                    /* the transaction's result (written by the worker) */
-  mesh_store_stats stats;    /* the store's counters after it (written by the worker) */
-  struct store_batch *next;  /* waiting list or free list */
-  size_t n;                  /* items used */
+  mesh_work work;           /* the pool item; first, so that the item is the batch */
+  mesh_downloads *d;        /* for store_done only (the worker never reads it) */
+  mesh_store *store;        /* handed over with the item */
+  uint64_t wall_ms;         /* stamps its journal records */
+  uint64_t epoch;           /* the node's epoch when it was opened */
+  int64_t first_id;         /* id of its first journal record, 0 when it has none */
+  size_t n_journal;         /* its journal records: first_id .. first_id + n_journal - 1 */
+  int rc;                   /* the transaction's result (written by the worker) */
+  mesh_store_stats stats;   /* the store's counters after it (written by the worker) */
+  struct store_batch *next; /* waiting list or free list */
+  size_t n;                 /* items used */
   mesh_coord_out items[BATCH_MAX];
 } store_batch;
 
@@ -93,13 +93,13 @@ typedef struct disk_job {
   char model_id[MESH_MODEL_ID_MAX];
   char revision[MESH_REVISION_MAX + 1];
   char model_dir[MESH_MODEL_DIR_MAX];
-  int rc;                      /* worker: the call's result */
-  bool present;                /* worker, VERIFY: the directory is there */
-  uint64_t bytes;              /* worker, VERIFY: bytes of its regular files */
-  uint32_t partials;           /* worker, VERIFY: ".partial" files */
-  uint32_t slices;             /* DELETE: slices run so far */
-  bool stale;                  /* VERIFY overtaken by a DELETE: its result is dropped */
-  struct disk_job *next;       /* d->jobs */
+  int rc;                /* worker: the call's result */
+  bool present;          /* worker, VERIFY: the directory is there */
+  uint64_t bytes;        /* worker, VERIFY: bytes of its regular files */
+  uint32_t partials;     /* worker, VERIFY: ".partial" files */
+  uint32_t slices;       /* DELETE: slices run so far */
+  bool stale;            /* VERIFY overtaken by a DELETE: its result is dropped */
+  struct disk_job *next; /* d->jobs */
 } disk_job;
 
 /* The newest journal records, as the store holds them (same ids, times and
@@ -128,26 +128,26 @@ struct mesh_downloads {
   mesh_pool *pool;       /* the node's */
   mesh_coord *coord;     /* the core */
   mesh_store *store;     /* own entries and journal; used on store_strand only */
-  mesh_strand *store_strand;  /* orders the store's transactions as the drains */
-  mesh_strand *disk_strand;   /* orders deletes and inspections */
-  mesh_diskexec *disk;   /* the models directory; used by disk jobs */
+  mesh_strand *store_strand; /* orders the store's transactions as the drains */
+  mesh_strand *disk_strand;  /* orders deletes and inspections */
+  mesh_diskexec *disk;       /* the models directory; used by disk jobs */
   mesh_hf_client *hf;    /* downloads */
   mesh_rng rng;          /* retry jitter */
   mesh_timer *timer;     /* the core's next deadline */
   char models_dir[MODELS_DIR_MAX];
   active active[ACTIVE_MAX];
-  store_batch *waiting;       /* batches not yet handed to the strand, oldest first */
-  store_batch *waiting_tail;  /* the newest of them: a drain adds to it while not full */
-  store_batch *spare;         /* batches written, kept for reuse */
-  size_t n_batches;           /* made so far (at most STORE_BATCHES_MAX) */
-  size_t n_waiting;           /* on the waiting list */
-  size_t n_submitted;         /* on the strand (at most STORE_INFLIGHT) */
+  store_batch *waiting;            /* batches not yet handed to the strand, oldest first */
+  store_batch *waiting_tail;       /* the newest of them: a drain adds to it while not full */
+  store_batch *spare;              /* batches written, kept for reuse */
+  size_t n_batches;                /* made so far (at most STORE_BATCHES_MAX) */
+  size_t n_waiting;                /* on the waiting list */
+  size_t n_submitted;              /* on the strand (at most STORE_INFLIGHT) */
   mesh_store_settings journal_set; /* the store's journal bounds, which the mirror keeps too */
   mesh_store_stats store_stats;    /* the store's counters, copied after each transaction */
   journal_mirror journal;          /* the newest records, served to /journal */
   int64_t journal_next_id;         /* the id the next journal record gets */
-  disk_job *jobs;             /* disk jobs submitted, not yet done */
-  bool stopping;              /* mesh_downloads_free began: done functions report nothing */
+  disk_job *jobs;                  /* disk jobs submitted, not yet done */
+  bool stopping;                   /* mesh_downloads_free began: done functions report nothing */
   bool draining; /* re-entry guard: results fed back while draining */
   mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
   void *result_arg;
@@ -288,8 +288,8 @@ static void disk_done(mesh_work *w)
     bool present = j->present;
     if (j->rc != 0 && j->rc != -EAGAIN)
       present = false;
-    mesh_coord_verified(d->coord, j->model_id, j->revision, present && j->partials == 0,
-                        j->bytes, now);
+    mesh_coord_verified(d->coord, j->model_id, j->revision, present && j->partials == 0, j->bytes,
+                        now);
   }
   disk_forget(d, j);
   drain(d);
@@ -609,10 +609,8 @@ static void batch_add(mesh_downloads *d, mesh_coord_out *item)
     if (b->n_journal == 0)
       b->first_id = id;
     b->n_journal++;
-    mesh_store_journal_rec r = {.id = id,
-                                .at_ms = b->wall_ms,
-                                .epoch = b->epoch,
-                                .kind = item->u.journal.kind};
+    mesh_store_journal_rec r = {
+        .id = id, .at_ms = b->wall_ms, .epoch = b->epoch, .kind = item->u.journal.kind};
     snprintf(r.model_id, sizeof r.model_id, "%s", item->u.journal.model_id);
     snprintf(r.text, sizeof r.text, "%s", item->u.journal.text);
     mirror_append(d, &r);
@@ -829,29 +827,30 @@ static int mkdir_p(const char *path)
  * mesh_pool_flush before it serves anything, then takes everything over.
  */
 typedef struct start_job {
-  mesh_work work;                 /* the pool item; first */
-  const char *models_dir;         /* borrowed from the caller, read-only */
-  const char *db_path;            /* likewise */
-  mesh_store_settings set;        /* the journal's bounds */
-  size_t journal_cap;             /* journal records to read */
-  mesh_diskexec *disk;            /* out: opened */
-  mesh_store *store;              /* out: opened */
-  mesh_coord_entry *entries;      /* out: allocated, own entries of earlier epochs */
-  size_t n;                       /* out */
-  uint64_t version;               /* out: the last document version */
-  mesh_store_journal_rec *recs;   /* out: allocated, newest first */
-  size_t n_recs;                  /* out */
-  int64_t last_id;                /* out: the highest journal id given */
-  mesh_store_stats stats;         /* out: the store's counters after opening */
-  int rc;                         /* out: 0 or the first failure */
-  char err[512];                  /* out: what failed */
+  mesh_work work;               /* the pool item; first */
+  const char *models_dir;       /* borrowed from the caller, read-only */
+  const char *db_path;          /* likewise */
+  mesh_store_settings set;      /* the journal's bounds */
+  size_t journal_cap;           /* journal records to read */
+  mesh_diskexec *disk;          /* out: opened */
+  mesh_store *store;            /* out: opened */
+  mesh_coord_entry *entries;    /* out: allocated, own entries of earlier epochs */
+  size_t n;                     /* out */
+  uint64_t version;             /* out: the last document version */
+  mesh_store_journal_rec *recs; /* out: allocated, newest first */
+  size_t n_recs;                /* out */
+  int64_t last_id;              /* out: the highest journal id given */
+  mesh_store_stats stats;       /* out: the store's counters after opening */
+  int rc;                       /* out: 0 or the first failure */
+  char err[512];                /* out: what failed */
 } start_job;
 
 static void start_work(mesh_work *w)
 {
   start_job *j = (start_job *)w;
   int rc;
-  if ((rc = mkdir_p(j->models_dir)) != 0 || (rc = mesh_diskexec_open(j->models_dir, &j->disk)) != 0) {
+  if ((rc = mkdir_p(j->models_dir)) != 0 ||
+      (rc = mesh_diskexec_open(j->models_dir, &j->disk)) != 0) {
     snprintf(j->err, sizeof j->err, "models directory %s: %s", j->models_dir, mesh_strerror(rc));
     j->rc = rc;
     return;
@@ -921,9 +920,8 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
 
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/mesh.db", cfg->home);
-  d->journal_set = (mesh_store_settings){
-      .journal_max_records = (uint32_t)cfg->journal_max_records,
-      .journal_max_age_ms = cfg->journal_max_age_ms};
+  d->journal_set = (mesh_store_settings){.journal_max_records = (uint32_t)cfg->journal_max_records,
+                                         .journal_max_age_ms = cfg->journal_max_age_ms};
   d->journal.cap = d->journal_set.journal_max_records < MESH_API_JOURNAL_MAX
                        ? d->journal_set.journal_max_records
                        : MESH_API_JOURNAL_MAX;

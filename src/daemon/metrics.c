@@ -241,8 +241,7 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_store_dropped_items_total", C,
          "Store items dropped because the store was too far behind", (double)dc->store_dropped);
   metric(m, "meshd_disk_slices_total", C,
-         "Delete slices and directory inspections run on the work pool",
-         (double)dc->disk_slices);
+         "Delete slices and directory inspections run on the work pool", (double)dc->disk_slices);
 
   mesh_hf_counters hf;
   mesh_downloads_hf_counters(d->dl, &hf);
