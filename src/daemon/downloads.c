@@ -80,10 +80,10 @@ typedef struct store_batch {
 
 /*
  * A DELETE or VERIFY action on the pool, on the disk strand (so that a
- * delete and an inspection never overlap; a delete's next slice goes to the
+ * delete and an inspection never overlap; a job's next slice goes to the
  * back of the strand, so other models' work runs between slices). The loop
  * fills it; from mesh_pool_submit to disk_done the worker owns the result
- * fields; the rest is read-only meanwhile.
+ * fields and the scan; the rest is read-only meanwhile.
  */
 typedef struct disk_job {
   mesh_work work;              /* the pool item; first */
@@ -97,9 +97,11 @@ typedef struct disk_job {
   bool present;          /* worker, VERIFY: the directory is there */
   uint64_t bytes;        /* worker, VERIFY: bytes of its regular files */
   uint32_t partials;     /* worker, VERIFY: ".partial" files */
-  uint32_t slices;       /* DELETE: slices run so far */
+  uint32_t slices;       /* slices run so far */
   bool stale;            /* VERIFY overtaken by a DELETE: its result is dropped */
-  struct disk_job *next; /* d->jobs */
+  mesh_diskexec_scan *scan;   /* VERIFY: the inspection's place (the worker's while submitted) */
+  struct disk_job *next;      /* d->jobs: every job not yet done */
+  struct disk_job *wait_next; /* d->verify_waiting */
 } disk_job;
 
 /* The newest journal records, as the store holds them (same ids, times and
@@ -146,7 +148,9 @@ struct mesh_downloads {
   mesh_store_stats store_stats;    /* the store's counters, copied after each transaction */
   journal_mirror journal;          /* the newest records, served to /journal */
   int64_t journal_next_id;         /* the id the next journal record gets */
-  disk_job *jobs;                  /* disk jobs submitted, not yet done */
+  disk_job *jobs;                  /* disk jobs not yet done (waiting or submitted) */
+  disk_job *verify_waiting;        /* inspections waiting for the one running, oldest first */
+  disk_job *verify_running;        /* the inspection on the strand, or NULL */
   bool stopping;                   /* mesh_downloads_free began: done functions report nothing */
   bool draining; /* re-entry guard: results fed back while draining */
   mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
@@ -226,15 +230,27 @@ static void cancel_active(mesh_downloads *d, const char *model, const char *rev)
 
 /* ---- deletes and inspections on the pool ------------------------------ */
 
-/* On a worker: one slice of a delete, or a whole inspection. Touches only
- * the job and the shared, thread-safe disk executor. */
+/* On a worker: one slice of a delete or of an inspection. Touches only the
+ * job, its scan and the shared, thread-safe disk executor. A finished scan
+ * is closed here, so its directories are closed off the loop too. */
 static void disk_work(mesh_work *w)
 {
   disk_job *j = (disk_job *)w;
-  if (j->kind == MESH_COORD_ACT_DELETE)
+  if (j->kind == MESH_COORD_ACT_DELETE) {
     j->rc = mesh_diskexec_delete(j->disk, j->model_dir);
-  else
-    j->rc = mesh_diskexec_inspect(j->disk, j->model_dir, &j->present, &j->bytes, &j->partials);
+    return;
+  }
+  if (j->scan == NULL) {
+    j->rc = mesh_diskexec_scan_new(j->disk, j->model_dir, &j->scan);
+    if (j->rc != 0)
+      return;
+  }
+  j->rc = mesh_diskexec_scan_step(j->scan);
+  mesh_diskexec_scan_result(j->scan, &j->present, &j->bytes, &j->partials);
+  if (j->rc != -EAGAIN) {
+    mesh_diskexec_scan_free(j->scan);
+    j->scan = NULL;
+  }
 }
 
 static void disk_done(mesh_work *w);
@@ -252,44 +268,69 @@ static void disk_forget(mesh_downloads *d, disk_job *j)
       break;
     }
   }
+  mesh_diskexec_scan_free(j->scan); /* only a scan left unfinished */
   free(j);
 }
 
-/* On the loop: the slice or inspection is back; the coordinator hears the
- * final result with this turn's now. A delete that ran out of its slice
- * goes on with the next one, at the back of the strand. */
+/* Starts the next waiting inspection, if none runs. One at a time: a scan
+ * keeps its directories open between slices, so scans of many models (after
+ * a restart, every completed one is verified) must not all be open at once.
+ * Those overtaken by a delete meanwhile are dropped unrun. */
+static void verify_next(mesh_downloads *d)
+{
+  while (d->verify_running == NULL && d->verify_waiting != NULL) {
+    disk_job *j = d->verify_waiting;
+    d->verify_waiting = j->wait_next;
+    j->wait_next = NULL;
+    if (j->stale) {
+      d->counters.verify_dropped++;
+      disk_forget(d, j);
+      continue;
+    }
+    d->verify_running = j;
+    disk_submit(d, j);
+  }
+}
+
+/* On the loop: a slice is back. One that ran out of its share goes on with
+ * the next slice, at the back of the strand (other models' work runs in
+ * between); the final result goes to the core with this turn's now. */
 static void disk_done(mesh_work *w)
 {
   disk_job *j = (disk_job *)w;
   mesh_downloads *d = j->d;
   d->counters.disk_slices++;
+  j->slices++;
   if (d->stopping) {
     /* Shutting down: the entry stays as stored (deleting, or completed to
      * be verified) and the next start carries it on. */
+    if (d->verify_running == j)
+      d->verify_running = NULL;
     disk_forget(d, j);
+    return;
+  }
+  if (j->rc == -EAGAIN && !(j->kind == MESH_COORD_ACT_VERIFY && j->stale)) {
+    disk_submit(d, j);
     return;
   }
   mesh_time_ms now = mesh_loop_now(d->loop);
   if (j->kind == MESH_COORD_ACT_DELETE) {
-    j->slices++;
-    if (j->rc == -EAGAIN) {
-      disk_submit(d, j);
-      return;
-    }
     if (j->rc != 0)
       MESH_LOG_RL(MESH_LOG_WARN, "downloads", "delete of %s failed: %s", j->model_dir,
                   mesh_strerror(j->rc));
     else if (j->slices > 1)
       LOG_DEBUG("downloads", "deleted %s in %u slices", j->model_dir, j->slices);
     mesh_coord_delete_result(d->coord, j->model_id, j->revision, j->rc, now);
-  } else if (j->stale) {
-    d->counters.verify_dropped++;
   } else {
-    bool present = j->present;
-    if (j->rc != 0 && j->rc != -EAGAIN)
-      present = false;
-    mesh_coord_verified(d->coord, j->model_id, j->revision, present && j->partials == 0, j->bytes,
-                        now);
+    d->verify_running = NULL;
+    if (j->stale) {
+      d->counters.verify_dropped++;
+    } else {
+      bool present = j->present && j->rc == 0;
+      mesh_coord_verified(d->coord, j->model_id, j->revision, present && j->partials == 0, j->bytes,
+                          now);
+    }
+    verify_next(d);
   }
   disk_forget(d, j);
   drain(d);
@@ -316,7 +357,7 @@ static void disk_start(mesh_downloads *d, const mesh_coord_action *act)
   snprintf(j->revision, sizeof j->revision, "%s", act->revision);
   snprintf(j->model_dir, sizeof j->model_dir, "%s", act->model_dir);
   if (act->kind == MESH_COORD_ACT_DELETE) {
-    /* An inspection of the same entry still queued or running must not
+    /* An inspection of the same entry still waiting or running must not
      * report after the delete began: the entry is no longer what it saw. */
     for (disk_job *o = d->jobs; o != NULL; o = o->next)
       if (o->kind == MESH_COORD_ACT_VERIFY && strcmp(o->model_id, j->model_id) == 0 &&
@@ -325,7 +366,15 @@ static void disk_start(mesh_downloads *d, const mesh_coord_action *act)
   }
   j->next = d->jobs;
   d->jobs = j;
-  disk_submit(d, j);
+  if (act->kind == MESH_COORD_ACT_DELETE) {
+    disk_submit(d, j);
+    return;
+  }
+  disk_job **tail = &d->verify_waiting;
+  while (*tail != NULL)
+    tail = &(*tail)->wait_next;
+  *tail = j;
+  verify_next(d);
 }
 
 static void run_action(mesh_downloads *d, const mesh_coord_action *act)
@@ -1046,6 +1095,9 @@ void mesh_downloads_free(mesh_downloads *d)
     flush_batch(d);
   if (d->pool != NULL)
     mesh_pool_flush(d->pool);
+  /* Inspections that never got their turn. */
+  while (d->jobs != NULL)
+    disk_forget(d, d->jobs);
   mesh_coord_free(d->coord);
   mesh_store_close(d->store);
   mesh_diskexec_close(d->disk);

@@ -37,11 +37,14 @@
  *     those ids); read once at start, appended as the core emits records,
  *     pruned as the store prunes, and a refused batch's records leave it
  *     again. /journal and the journal gauge read only memory.
- *   - DELETE and VERIFY actions run on a disk strand: a delete in slices
- *     (each bounded by entries and by ~50 ms, see coord/diskexec.h), the next
- *     slice submitted from the done of the last, the core told the final
- *     result in the done with the loop's now. A delete first cancels the
- *     entry's download and starts only after mesh_hf_cancel returned.
+ *   - DELETE and VERIFY actions run on a disk strand in slices (each
+ *     bounded by 4,096 entries and by ~50 ms, see coord/diskexec.h), the
+ *     next slice submitted from the done of the last, the core told the
+ *     final result in the done with the loop's now. Inspections run one at
+ *     a time (a scan holds its directories open between slices); one that
+ *     a delete of its entry overtakes reports nothing. A delete first
+ *     cancels the entry's download and starts only after mesh_hf_cancel
+ *     returned.
  *   - Start-up: making and opening the models directory, opening the store
  *     and reading entries and journal run as one pool item; the loop thread
  *     waits for it (mesh_pool_flush) before it serves anything.
@@ -108,7 +111,7 @@ typedef struct mesh_downloads_counters {
   uint64_t store_dropped;     /* store items dropped: the store was too far behind */
   uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
   uint64_t store_backlog_max; /* the deepest that backlog has been */
-  uint64_t disk_slices;       /* delete slices and inspections run on the pool */
+  uint64_t disk_slices;       /* delete and inspection slices run on the pool */
   uint64_t verify_dropped;    /* inspections whose entry began a delete meanwhile */
   uint64_t sends_failed;   /* documents or commands that found no connection */
   uint64_t held_sent;      /* of those, sent once the peer's connection came up */

@@ -240,8 +240,8 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)dc->store_backlog_max);
   metric(m, "meshd_store_dropped_items_total", C,
          "Store items dropped because the store was too far behind", (double)dc->store_dropped);
-  metric(m, "meshd_disk_slices_total", C,
-         "Delete slices and directory inspections run on the work pool", (double)dc->disk_slices);
+  metric(m, "meshd_disk_slices_total", C, "Delete and inspection slices run on the work pool",
+         (double)dc->disk_slices);
 
   mesh_hf_counters hf;
   mesh_downloads_hf_counters(d->dl, &hf);

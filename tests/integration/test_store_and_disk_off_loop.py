@@ -1,9 +1,9 @@
 """Store and disk work off the event loop, on a real node:
 
-- deleting a model directory of 5,000 files in nested directories takes
-  several slices on the work pool (meshd_disk_slices_total) while the
-  control API keeps answering: every GET /node_id made during the delete
-  returns within a second;
+- checking a completed model of 5,000 files in nested directories after a
+  restart, and deleting it, each take several slices on the work pool
+  (meshd_disk_slices_total) while the control API keeps answering: every
+  GET /node_id made during the delete returns within a second;
 - a store failure (injected with MESHD_TEST_STORE_FAIL) is counted
   (meshd_store_failures_total), the node keeps running and writing, and the
   journal it served from memory is exactly what the store holds: after a
@@ -65,6 +65,17 @@ class StoreAndDiskOffLoop(unittest.TestCase):
                             f.write(b"x")
                         files += 1
             self.assertEqual(files, 5000)
+            # A restart checks the completed model on disk: that inspection
+            # of 5,000 files goes in slices too, and finds it whole.
+            n.stop()
+            n.start()
+            meshtest.wait_until(lambda: any("verified on disk" in e["message"]
+                                            for e in meshtest.journal_of(n, 20)), 30,
+                                "the model to be verified after the restart")
+            self.assertEqual(entry(n, nid)[0], "DownloadCompleted")
+            verify_slices = metric(n, "meshd_disk_slices_total")
+            print(f"figure: verify_slices = {verify_slices:.0f}")
+            self.assertGreaterEqual(verify_slices, 2)
             slices_before = metric(n, "meshd_disk_slices_total")
 
             st, body = n.delete(f"/download/{nid}/{MODEL}")
