@@ -530,8 +530,9 @@ static void store_done(mesh_work *w)
 
 /* The batch this drain's next item goes into: the newest waiting one while
  * it has room and the epoch is the same (drains that wait behind a slow
- * store share a transaction), else a new one. NULL when all
- * STORE_BATCHES_MAX are taken. */
+ * store share a transaction, and its journal records share the time the
+ * batch was opened), else a new one. NULL when all STORE_BATCHES_MAX are
+ * taken. */
 static store_batch *batch_for_item(mesh_downloads *d)
 {
   uint64_t epoch = mesh_node_epoch(d->node);
