@@ -656,6 +656,48 @@ static void test_reconnect_with_backoff_new_epoch(void **state)
   node_close(&b);
 }
 
+
+/* A node renews its epoch in place: the connection it has stays up and
+ * keeps serving; handshakes from then on carry the new epoch, and a second
+ * connection made at it replaces the old one on both ends (the peer sees
+ * the new epoch come up; the renewed node swaps silently). */
+static void test_renew_epoch_in_place(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 4);
+  connect_pair(&a, &b);
+  assert_int_equal(a.last_up_epoch, 4);
+  assert_int_equal(mesh_net_set_epoch(b.net, 4), -ESTALE);
+  assert_int_equal(mesh_net_set_epoch(b.net, 5), 0);
+  assert_int_equal(mesh_net_epoch(b.net), 5);
+  ping(&a, &b);
+  ping(&b, &a);
+  assert_int_equal(a.downs, 0);
+  assert_int_equal(b.downs, 0);
+  assert_int_equal(ctr(&a)->connections_open, 1);
+  /* b dials a while the old connection is up. */
+  assert_int_equal(mesh_net_dial(b.net, a.addr_text, NULL), 0);
+  WAIT(a.ups == 2 && a.last_up_epoch == 5 && ctr(&a)->connections_open == 1 &&
+           ctr(&b)->connections_open == 1,
+       3000);
+  assert_int_equal(a.downs, 1);
+  assert_int_equal(b.ups, 1);
+  assert_int_equal(b.downs, 0);
+  ping(&a, &b);
+  ping(&b, &a);
+  assert_int_equal(a.msgs[a.nmsgs - 1].epoch, 5);
+  /* Settled: nobody redials. */
+  mesh_time_ms until = mesh_clock_now_ms() + 300;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->connections_open, 1);
+  assert_int_equal(ctr(&b)->connections_open, 1);
+  assert_int_equal(a.ups, 2);
+  node_close(&a);
+  node_close(&b);
+}
+
 static void test_connection_cap_evicts_handshaking(void **state)
 {
   node a, b;
@@ -1114,6 +1156,7 @@ int main(void)
       cmocka_unit_test_setup(test_peer_id_mismatch_refused, setup),
       cmocka_unit_test_setup(test_simultaneous_dial_keeps_one, setup),
       cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
+      cmocka_unit_test_setup(test_renew_epoch_in_place, setup),
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
       cmocka_unit_test_setup(test_disconnect_aborts_handshake, setup),
