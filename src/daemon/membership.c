@@ -197,6 +197,15 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
     m->peer_up_fn(m->peer_up_arg, &ev->peer);
 }
 
+/* The loop's lag timer measured a sample: the core decides whether this
+ * node is the slow one (Lifeguard's health score). */
+static void on_lag(void *arg, mesh_time_ms late_ms, mesh_time_ms now)
+{
+  mesh_membership *m = arg;
+  mesh_swim_note_lateness(m->swim, late_ms, now, &m->out);
+  drain(m);
+}
+
 void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn fn, void *arg)
 {
   m->peer_up_fn = fn;
@@ -346,6 +355,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   if ((rc = mesh_node_on_message(node, MESH_CH_SWIM, on_message, m)) != 0)
     goto fail;
   mesh_node_on_peer(node, on_peer, m);
+  mesh_loop_on_lag(m->loop, on_lag, m);
   *out = m;
   return 0;
 
@@ -361,6 +371,7 @@ void mesh_membership_free(mesh_membership *m)
   if (m->node != NULL) {
     mesh_node_on_message(m->node, MESH_CH_SWIM, NULL, NULL);
     mesh_node_on_peer(m->node, NULL, NULL);
+    mesh_loop_on_lag(m->loop, NULL, NULL);
   }
   if (m->timer != NULL)
     mesh_timer_free(m->timer);

@@ -217,6 +217,12 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
     snprintf(err, errlen, "work pool of %u threads: %s", threads, mesh_strerror(rc));
     goto fail;
   }
+  /* How late the loop runs is measured for the node's whole life
+   * (meshd_loop_lag_seconds; membership feeds it to Lifeguard). */
+  if ((rc = mesh_loop_lag_start(n->loop, MESH_LOOP_LAG_PERIOD_MS)) != 0) {
+    snprintf(err, errlen, "loop lag timer: %s", mesh_strerror(rc));
+    goto fail;
+  }
   if ((rc = mesh_loop_handle_signals(n->loop, node_on_stop, node_on_reload, n)) != 0) {
     snprintf(err, errlen, "signals: %s", mesh_strerror(rc));
     goto fail;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <math.h>
 #include <sodium.h>
 
 #define MAX_MSGS 256
@@ -1144,6 +1145,74 @@ static void test_loop_run_until_stopped(void **state)
   mesh_loop_free(l);
 }
 
+
+/* Loop lag: samples land in the first bucket whose bound they do not
+ * exceed; quantiles are read as bucket bounds; a loop held up by a slow
+ * callback records the delay and tells its listener. */
+typedef struct lag_seen {
+  unsigned n;
+  mesh_time_ms worst;
+} lag_seen;
+
+static void on_lag(void *arg, mesh_time_ms late_ms, mesh_time_ms now)
+{
+  lag_seen *s = arg;
+  s->n++;
+  if (late_ms > s->worst)
+    s->worst = late_ms;
+}
+
+static void hog(void *arg, mesh_time_ms now)
+{
+  /* A callback that keeps the loop busy for 80 ms (what a long fsync on
+   * the loop thread would do). */
+  mesh_time_ms until = mesh_clock_now_ms() + 80;
+  while (mesh_clock_now_ms() < until) {
+  }
+}
+
+static void test_loop_lag(void **state)
+{
+  mesh_loop_lag lag = {.period_ms = 100};
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.5) == 0);
+  mesh_loop_lag_record(&lag, 0);     /* <= 1 ms */
+  mesh_loop_lag_record(&lag, 1000);  /* exactly 1 ms: still the first bucket */
+  mesh_loop_lag_record(&lag, 1001);  /* 2 ms bucket */
+  mesh_loop_lag_record(&lag, 9000);  /* 10 ms bucket */
+  mesh_loop_lag_record(&lag, 6000000); /* beyond 5 s: count only */
+  assert_int_equal(lag.count, 5);
+  assert_int_equal(lag.buckets[0], 2);
+  assert_int_equal(lag.buckets[1], 1);
+  assert_int_equal(lag.buckets[3], 1);
+  assert_int_equal(lag.max_us, 6000000);
+  assert_int_equal(lag.sum_us, 6011001);
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.4) == 1);
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.5) == 2);
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.8) == 10);
+  assert_true(isinf(mesh_loop_lag_quantile_ms(&lag, 0.99)));
+
+  mesh_loop *l;
+  assert_int_equal(mesh_loop_new(&l), 0);
+  assert_int_equal(mesh_loop_lag_start(l, 0), -EINVAL);
+  lag_seen seen = {0};
+  mesh_loop_on_lag(l, on_lag, &seen);
+  assert_int_equal(mesh_loop_lag_start(l, 10), 0);
+  LOOP_TEST_WAIT(l, seen.n >= 3, 2000);
+  mesh_timer *t;
+  assert_int_equal(mesh_timer_new(l, hog, NULL, &t), 0);
+  mesh_timer_arm(t, 0);
+  LOOP_TEST_WAIT(l, seen.worst >= 50, 2000);
+  const mesh_loop_lag *got = mesh_loop_lag_get(l);
+  assert_true(got->max_us >= 50000);
+  assert_int_equal(got->count, seen.n);
+  uint64_t in_buckets = 0;
+  for (int i = 0; i < MESH_LOOP_LAG_BUCKETS; i++)
+    in_buckets += got->buckets[i];
+  assert_int_equal(in_buckets, got->count);
+  mesh_timer_free(t);
+  mesh_loop_free(l);
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
@@ -1167,6 +1236,7 @@ int main(void)
       cmocka_unit_test_setup(test_node_start_refuses_without_swarm_key, setup),
       cmocka_unit_test_setup(test_loop_timers_watches_signals, setup),
       cmocka_unit_test_setup(test_loop_run_until_stopped, setup),
+      cmocka_unit_test_setup(test_loop_lag, setup),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   mesh_loop_free(loop);
