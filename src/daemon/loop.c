@@ -278,8 +278,12 @@ double mesh_loop_lag_quantile_ms(const mesh_loop_lag *lag, double q)
 {
   if (lag->count == 0)
     return 0;
-  /* The rank of the sample that quantile q names, at least the first. */
-  double want = ceil(q * (double)lag->count);
+  /* The rank of the sample that quantile q names (rounded up), at least
+   * the first. */
+  double rank = q * (double)lag->count;
+  double want = (double)(uint64_t)rank;
+  if (want < rank)
+    want += 1;
   if (want < 1)
     want = 1;
   uint64_t cum = 0;
