@@ -3,9 +3,9 @@
  *
  * The score rises when our own probes fail without the helpers' NACKs
  * arriving, when we have to refute a suspicion of ourselves, or when our own
- * event loop runs late: all three mean we are probably the slow one. It falls with every successful probe. Timeouts
- * are stretched by (score + 1), so a starved node waits longer before it
- * accuses anyone, as memberlist's awareness.go does.
+ * event loop runs late: all three mean we are probably the slow one. It falls with every successful
+ * probe. Timeouts are stretched by (score + 1), so a starved node waits longer before it accuses
+ * anyone, as memberlist's awareness.go does.
  */
 #include "net/swim_internal.h"
 

@@ -1554,8 +1554,8 @@ int mesh_swim_set_epoch(mesh_swim *s, uint64_t epoch, mesh_time_ms now, mesh_swi
 int mesh_swim_note_lateness(mesh_swim *s, mesh_time_ms late_ms, mesh_time_ms now,
                             mesh_swim_outbox *out)
 {
-  int delta = swim_awareness_lateness_delta(late_ms, s->cfg.probe_timeout_ms,
-                                            s->cfg.probe_interval_ms);
+  int delta =
+      swim_awareness_lateness_delta(late_ms, s->cfg.probe_timeout_ms, s->cfg.probe_interval_ms);
   if (delta == 0)
     return 0;
   /* One raise per probe interval, as failed probes come at most that often:

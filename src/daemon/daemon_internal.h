@@ -14,16 +14,16 @@
 /* A renewal in place (src/daemon/renew.c). The fields marked "worker" are
  * handed to the pool with the item and read back in its done function. */
 typedef struct mesh_daemon_renewal {
-  mesh_work work;          /* the pool's while busy */
-  bool busy;               /* submitted, done not run yet */
-  char home[PATH_MAX];     /* worker: the home whose epoch advances (a copy) */
-  uint64_t epoch;          /* worker: the new epoch, when rc is 0 */
-  int rc;                  /* worker: 0 or the negative errno of the advance */
-  char err[512];           /* worker: why the advance failed */
-  uint64_t started_us;     /* when submitted (monotonic) */
-  uint64_t done_us;        /* worker: when the advance finished */
-  uint64_t dead_epoch;     /* the epoch the dead claim ended */
-  mesh_peer_id accuser;    /* who made the claim */
+  mesh_work work;       /* the pool's while busy */
+  bool busy;            /* submitted, done not run yet */
+  char home[PATH_MAX];  /* worker: the home whose epoch advances (a copy) */
+  uint64_t epoch;       /* worker: the new epoch, when rc is 0 */
+  int rc;               /* worker: 0 or the negative errno of the advance */
+  char err[512];        /* worker: why the advance failed */
+  uint64_t started_us;  /* when submitted (monotonic) */
+  uint64_t done_us;     /* worker: when the advance finished */
+  uint64_t dead_epoch;  /* the epoch the dead claim ended */
+  mesh_peer_id accuser; /* who made the claim */
 } mesh_daemon_renewal;
 
 typedef struct mesh_daemon {

@@ -6,7 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-const double mesh_loop_lag_bounds_ms[MESH_LOOP_LAG_BUCKETS] = {1,   2,   5,    10,   20,   50,
+const double mesh_loop_lag_bounds_ms[MESH_LOOP_LAG_BUCKETS] = {1,   2,   5,   10,   20,   50,
                                                                100, 200, 500, 1000, 2000, 5000};
 
 struct mesh_loop {

@@ -431,8 +431,7 @@ int mesh_membership_set_app_state(mesh_membership *m, const uint8_t *buf, size_t
   return mesh_swim_set_app_state(m->swim, buf, len);
 }
 
-void mesh_membership_on_epoch_over(mesh_membership *m, mesh_membership_epoch_over_fn fn,
-                                   void *arg)
+void mesh_membership_on_epoch_over(mesh_membership *m, mesh_membership_epoch_over_fn fn, void *arg)
 {
   m->over_fn = fn;
   m->over_arg = arg;

@@ -77,8 +77,7 @@ int mesh_membership_set_app_state(mesh_membership *m, const uint8_t *buf, size_t
  * Called once per epoch, from a drain, on the loop thread. */
 typedef void (*mesh_membership_epoch_over_fn)(void *arg, const mesh_peer_id *accuser,
                                               uint64_t epoch);
-void mesh_membership_on_epoch_over(mesh_membership *m, mesh_membership_epoch_over_fn fn,
-                                   void *arg);
+void mesh_membership_on_epoch_over(mesh_membership *m, mesh_membership_epoch_over_fn fn, void *arg);
 /* Continues under epoch, already durable: this node is announced alive at
  * it (mesh_swim_set_epoch). -ESTALE when it is not higher. */
 int mesh_membership_renew(mesh_membership *m, uint64_t epoch);

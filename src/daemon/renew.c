@@ -83,10 +83,10 @@ static void renew_done(mesh_work *w)
   if (rc == 0)
     rc = mesh_downloads_renew(d->dl, r->epoch);
   if (rc != 0) {
-    /* Only a epoch that does not grow gets here: the file went backward
+    /* Only an epoch that does not grow gets here: the file went backward
      * under us, which the home lock rules out. Do not go on guessing. */
-    LOG_ERROR("daemon", "renewing to epoch %llu failed: %s: stopping",
-              (unsigned long long)r->epoch, mesh_strerror(rc));
+    LOG_ERROR("daemon", "renewing to epoch %llu failed: %s: stopping", (unsigned long long)r->epoch,
+              mesh_strerror(rc));
     if (d->exit_rc == 0) {
       d->exit_rc = rc;
       snprintf(d->exit_err, sizeof d->exit_err, "renewing epoch %llu to %llu failed: %s",
@@ -95,8 +95,9 @@ static void renew_done(mesh_work *w)
     mesh_node_stop(d->node);
     return;
   }
-  LOG_INFO("daemon", "renewed in place: epoch %llu -> %llu (durable in %.1f ms); API, "
-                     "connections, downloads and executors kept running",
+  LOG_INFO("daemon",
+           "renewed in place: epoch %llu -> %llu (durable in %.1f ms); API, "
+           "connections, downloads and executors kept running",
            (unsigned long long)old, (unsigned long long)r->epoch,
            (double)(r->done_us - r->started_us) / 1000.0);
 }

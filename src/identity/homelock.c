@@ -47,8 +47,7 @@ int mesh_home_lock_take(const char *home, mesh_home_lock *out, char *err, size_t
   int fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
     int rc = -errno;
-    mesh_identity_errf(err, errlen, "cannot open lock file '%s': %s", out->path,
-                       mesh_strerror(rc));
+    mesh_identity_errf(err, errlen, "cannot open lock file '%s': %s", out->path, mesh_strerror(rc));
     return rc;
   }
   int rc = 0;

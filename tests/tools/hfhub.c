@@ -583,10 +583,10 @@ static void serve_stats(struct evhttp_request *req)
   json_t *reqs = json_object();
   for (size_t i = 0; i < hub.nstats; i++)
     json_object_set_new(reqs, hub.stats[i].path, json_integer((json_int_t)hub.stats[i].n));
-  json_t *o = json_pack("{s:I, s:o, s:I, s:I, s:I}", "total", (json_int_t)hub.total, "requests",
-                        reqs, "range_requests", (json_int_t)hub.range_requests, "from_zero",
-                        (json_int_t)hub.from_zero, "faults_applied",
-                        (json_int_t)hub.faults_applied);
+  json_t *o =
+      json_pack("{s:I, s:o, s:I, s:I, s:I}", "total", (json_int_t)hub.total, "requests", reqs,
+                "range_requests", (json_int_t)hub.range_requests, "from_zero",
+                (json_int_t)hub.from_zero, "faults_applied", (json_int_t)hub.faults_applied);
   char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
   reply_text(req, 200, "OK", "application/json", text);
   free(text);

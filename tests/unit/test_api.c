@@ -537,7 +537,6 @@ static void test_journal(void **state)
   assert_error(&r, 400, "limit");
 }
 
-
 /* The histogram type: cumulative buckets in order, +Inf, _sum and _count,
  * one HELP and TYPE; refusals counted and leaving nothing behind. */
 static void test_metrics_histogram(void **state)
@@ -548,9 +547,8 @@ static void test_metrics_histogram(void **state)
   const double bounds[] = {0.001, 0.005, 0.1};
   const uint64_t counts[] = {5, 0, 3};
   const char *labels[] = {"loop", "main", NULL};
-  assert_int_equal(mesh_api_histogram(&m, "meshd_lag_seconds", "Lag.", labels, bounds, counts, 3,
-                                      1.25, 10),
-                   0);
+  assert_int_equal(
+      mesh_api_histogram(&m, "meshd_lag_seconds", "Lag.", labels, bounds, counts, 3, 1.25, 10), 0);
   /* Refused: bounds not increasing, buckets holding more than count, an
    * "le" label, a counter sample in a histogram family, a histogram under
    * a counter's name, and the histogram type through mesh_api_metric. */

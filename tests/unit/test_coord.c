@@ -322,7 +322,6 @@ static void test_rule2_superseded_epoch_collected_at_once(void **state)
   tnode_free(&b);
 }
 
-
 /* Rule 8, renewal in place: the owner declared dead takes a new epoch in
  * the same process. Its entries move to the new epoch as they are: nothing
  * is verified, re-listed or restarted, the transfer in flight keeps

@@ -349,7 +349,6 @@ static void test_concurrent_advances(void **state)
   assert_int_equal(e, PROCS * EACH);
 }
 
-
 /* One daemon per home: a second holder (another open file, as another
  * process has) is refused with a message naming the lock and the PID;
  * after a release the lock is free again; the PID is in the file. */

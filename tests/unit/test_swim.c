@@ -263,10 +263,10 @@ typedef struct pair {
   mesh_time_ms at[2];
   unsigned events[2][8];
   unsigned apps[2];
-  bool stopped[2];         /* a stopped process: no timers, messages to it lost */
-  bool over[2];            /* the core reported epoch_over */
-  mesh_peer_id over_by[2]; /* ... made by this accuser */
-  uint64_t over_epoch[2];  /* ... ending this epoch */
+  bool stopped[2];               /* a stopped process: no timers, messages to it lost */
+  bool over[2];                  /* the core reported epoch_over */
+  mesh_peer_id over_by[2];       /* ... made by this accuser */
+  uint64_t over_epoch[2];        /* ... ending this epoch */
   mesh_time_ms first_suspect[2]; /* when the core first raised SUSPECT (0: never) */
 } pair;
 
@@ -454,7 +454,6 @@ static void test_reconnect_push_pull(void **state)
   assert_int_equal(streams_to(o, &p->id[1].id), 0);
   pair_free(p);
 }
-
 
 /* Runs both cores' timers from *now until stop(p) or until limit. */
 static void run_timers(pair *p, mesh_time_ms *now, mesh_time_ms limit, bool (*stop)(pair *))

@@ -657,7 +657,6 @@ static void test_reconnect_with_backoff_new_epoch(void **state)
   node_close(&b);
 }
 
-
 /* A node renews its epoch in place: the connection it has stays up and
  * keeps serving; handshakes from then on carry the new epoch, and a second
  * connection made at it replaces the old one on both ends (the peer sees
@@ -1145,7 +1144,6 @@ static void test_loop_run_until_stopped(void **state)
   mesh_loop_free(l);
 }
 
-
 /* Loop lag: samples land in the first bucket whose bound they do not
  * exceed; quantiles are read as bucket bounds; a loop held up by a slow
  * callback records the delay and tells its listener. */
@@ -1175,10 +1173,10 @@ static void test_loop_lag(void **state)
 {
   mesh_loop_lag lag = {.period_ms = 100};
   assert_true(mesh_loop_lag_quantile_ms(&lag, 0.5) == 0);
-  mesh_loop_lag_record(&lag, 0);     /* <= 1 ms */
-  mesh_loop_lag_record(&lag, 1000);  /* exactly 1 ms: still the first bucket */
-  mesh_loop_lag_record(&lag, 1001);  /* 2 ms bucket */
-  mesh_loop_lag_record(&lag, 9000);  /* 10 ms bucket */
+  mesh_loop_lag_record(&lag, 0);       /* <= 1 ms */
+  mesh_loop_lag_record(&lag, 1000);    /* exactly 1 ms: still the first bucket */
+  mesh_loop_lag_record(&lag, 1001);    /* 2 ms bucket */
+  mesh_loop_lag_record(&lag, 9000);    /* 10 ms bucket */
   mesh_loop_lag_record(&lag, 6000000); /* beyond 5 s: count only */
   assert_int_equal(lag.count, 5);
   assert_int_equal(lag.buckets[0], 2);
