@@ -8,6 +8,9 @@
   renewal; its control API answered every request while it renewed; and the
   download that was running completes without starting over: at most one
   more file list, and no file fetched from byte 0 a second time.
+- A node declared dead that cannot make its new epoch durable (here the
+  epoch's temp file is blocked by a directory of that name) stops with exit
+  status 1 and says why; it never runs on under an epoch it did not persist.
 - A second meshd on the home of a running one exits 1 naming the lock file
   and the PID holding it; the first keeps running (same PID, same epoch,
   its API answers).
@@ -157,6 +160,40 @@ class RenewInPlace(unittest.TestCase):
             hub.close()
             if not ok:
                 print(f"kept {mesh.root}")
+
+    def test_unpersistable_epoch_stops_the_node(self):
+        mesh = meshtest.LocalMesh(3, args=["--profile", "thunderbolt"])
+        ok = False
+        try:
+            mesh.start()
+            mesh.wait_converged(timeout=30)
+            victim = mesh.nodes[2]
+            others = mesh.nodes[:2]
+            vid = victim.node_id()
+            epoch = victim.epoch()
+            # The epoch file is written through epoch.tmp: a directory there
+            # (not empty) makes every write fail, even for root.
+            blocker = os.path.join(victim.home, "epoch.tmp")
+            os.makedirs(os.path.join(blocker, "in-the-way"))
+            victim.signal(signal.SIGSTOP)
+            try:
+                meshtest.wait_until(
+                    lambda: all(n.member_states().get(vid, ("", 0))[0] == "dead" for n in others),
+                    30, "both peers to hold the stopped node dead")
+            finally:
+                victim.signal(signal.SIGCONT)
+            rc = victim.proc.wait(30)
+            self.assertEqual(rc, 1, victim.log_tail())
+            log = victim.log_tail(200)
+            self.assertIn(f"meshd: declared dead in epoch {epoch} and cannot persist a new epoch",
+                          log)
+            self.assertIn("must not continue", log)
+            out = subprocess.run([meshtest.MESHD, "epoch", "--home", victim.home],
+                                 capture_output=True, text=True, check=True)
+            self.assertEqual(out.stdout.strip(), str(epoch))
+            ok = True
+        finally:
+            mesh.close(keep_on_failure=not ok)
 
     def test_second_daemon_on_a_home_refused(self):
         mesh = meshtest.LocalMesh(1)
