@@ -151,6 +151,9 @@ typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
  *   meshd_gc_collected_total                     counter
  *   meshd_journal_records                        gauge
  *   meshd_download_bytes_total                   counter
+ *   meshd_epoch_renewals_total                   counter
+ *   meshd_loop_lag_seconds                       histogram (mesh_api_histogram)
+ *   meshd_loop_lag_max_seconds                   gauge
  */
 typedef struct mesh_api_metrics mesh_api_metrics;
 

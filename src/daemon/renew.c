@@ -27,8 +27,9 @@
  * since a later start could hand out an epoch that was already used.
  *
  * At shutdown the daemon flushes the pool before freeing the parts; a
- * renewal completing then only records the new epoch (it is durable) and
- * announces nothing.
+ * renewal completing then, or while a graceful leave is under way, leaves
+ * the new epoch on disk (the next start takes a higher one) and announces
+ * nothing.
  */
 #include "src/daemon/daemon_internal.h"
 
@@ -71,8 +72,10 @@ static void renew_done(mesh_work *w)
     mesh_node_stop(d->node);
     return;
   }
-  if (d->shutting_down) {
-    LOG_INFO("daemon", "epoch %llu is durable; stopping, so not announced",
+  if (d->shutting_down || mesh_membership_leaving(d->mem)) {
+    /* A node on its way out announces nothing: its left record (or its
+     * silence) ends the old epoch, and the next start takes a higher one. */
+    LOG_INFO("daemon", "epoch %llu is durable; leaving, so it is not announced",
              (unsigned long long)r->epoch);
     return;
   }
