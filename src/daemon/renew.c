@@ -120,6 +120,8 @@ void mesh_daemon_epoch_over(void *arg, const mesh_peer_id *accuser, uint64_t epo
            "declared dead in epoch %llu by %s: renewing the epoch in place (the process, API, "
            "connections and downloads stay)",
            (unsigned long long)epoch, who);
+  r->dead_epoch = epoch;
+  r->accuser = *accuser;
   int w = snprintf(r->home, sizeof r->home, "%s", d->cfg->home);
   if (w < 0 || (size_t)w >= sizeof r->home) {
     /* mesh_node_new already opened this home by this name: cannot happen. */
@@ -128,8 +130,6 @@ void mesh_daemon_epoch_over(void *arg, const mesh_peer_id *accuser, uint64_t epo
     renew_done(&r->work);
     return;
   }
-  r->dead_epoch = epoch;
-  r->accuser = *accuser;
   r->busy = true;
   r->started_us = mesh_clock_now_us();
   mesh_pool_submit(mesh_node_pool(d->node), &r->work, NULL, renew_work, renew_done);
