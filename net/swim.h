@@ -306,7 +306,7 @@ int mesh_swim_handle_timer(mesh_swim *s, uint64_t token, mesh_time_ms now, mesh_
 /* Leaves gracefully: signs a left record and starts spreading it. Keep
  * feeding timers until mesh_swim_broadcasts_pending is 0 (or a deadline). */
 int mesh_swim_leave(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out);
-/* After epoch_over (or any restart in place): continue under a new, higher
+/* After epoch_over (or any other new epoch taken in place): continue under a new, higher
  * epoch, which the caller has made durable. Signs an alive record at the new
  * epoch (incarnation 0), sends it with a push-pull to one member and gossips
  * it; probing resumes. Counted in epoch_renewals when it follows an
