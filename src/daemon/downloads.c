@@ -1181,3 +1181,13 @@ const mesh_downloads_counters *mesh_downloads_counters_get(const mesh_downloads 
 {
   return &d->counters;
 }
+
+int mesh_downloads_renew(mesh_downloads *d, uint64_t epoch)
+{
+  int rc = mesh_coord_set_epoch(d->coord, epoch, mesh_loop_now(d->loop));
+  if (rc == 0)
+    LOG_INFO("downloads", "%zu own entries re-published under epoch %llu; transfers keep running",
+             mesh_coord_own_count(d->coord), (unsigned long long)epoch);
+  drain(d);
+  return rc;
+}

@@ -94,6 +94,11 @@ void mesh_downloads_on_result(mesh_downloads *d, mesh_downloads_result_fn fn, vo
 /* Runs a collection pass now; *collected receives the entries freed. */
 int mesh_downloads_gc(mesh_downloads *d, uint64_t *collected);
 
+/* This node renewed its epoch in place (epoch already durable): its own
+ * entries move to the new epoch and are published at once; running
+ * transfers are not touched (mesh_coord_set_epoch). */
+int mesh_downloads_renew(mesh_downloads *d, uint64_t epoch);
+
 const mesh_coord *mesh_downloads_core(const mesh_downloads *d);
 /* The store's counters as of its last transaction (a copy kept on the loop:
  * the store itself is the strand's). journal_rows is the journal's size. */

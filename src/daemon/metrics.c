@@ -48,6 +48,12 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)mesh_swim_health(s));
 
   const mesh_swim_counters *c = mesh_swim_counters_get(s);
+  metric(m, "meshd_epoch_renewals_total", C,
+         "Times this node, declared dead in its epoch, renewed its epoch in place",
+         (double)c->epoch_renewals);
+  metric(m, "meshd_swim_lateness_raises_total", C,
+         "Times this node's own loop lateness raised its Lifeguard health score",
+         (double)c->lateness_reports);
   metric(m, "meshd_swim_probes_total", C, "Direct probes sent", (double)c->probes_sent);
   metric(m, "meshd_swim_acks_total", C, "Acks that completed a probe", (double)c->acks_received);
   metric(m, "meshd_swim_nacks_total", C, "Nacks received", (double)c->nacks_received);
@@ -254,9 +260,29 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_downloads_failed_total", C, "Downloads failed", (double)hf.failed);
 }
 
+/* How late the loop's timers fire (src/daemon/loop.h): the histogram, and
+ * the worst and latest samples as gauges. Quantiles are read from the
+ * buckets (histogram_quantile, or tests/lib/meshtest.py's loop_lag), whose
+ * bounds include the 10 ms and 100 ms targets. */
+static void loop_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  const mesh_loop_lag *lag = mesh_loop_lag_get(mesh_node_loop(d->node));
+  double bounds[MESH_LOOP_LAG_BUCKETS];
+  for (int i = 0; i < MESH_LOOP_LAG_BUCKETS; i++)
+    bounds[i] = mesh_loop_lag_bounds_ms[i] / 1000.0;
+  mesh_api_histogram(m, "meshd_loop_lag_seconds",
+                     "How late the event loop's timers fire, sampled every 100 ms", NULL, bounds,
+                     lag->buckets, MESH_LOOP_LAG_BUCKETS, (double)lag->sum_us / 1e6, lag->count);
+  metric(m, "meshd_loop_lag_max_seconds", G, "The latest the event loop has run since start",
+         (double)lag->max_us / 1e6);
+  metric(m, "meshd_loop_lag_last_seconds", G, "The loop's lateness at the latest sample",
+         (double)lag->last_us / 1e6);
+}
+
 void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
 {
   mesh_daemon *d = ctx;
+  loop_metrics(d, m);
   membership_metrics(d, m);
   transport_metrics(d, m);
   rdma_metrics(d, m);
