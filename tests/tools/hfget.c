@@ -9,7 +9,7 @@
  *         [--low-speed-bytes N] [--low-speed-time-ms N]
  *         [--cancel-after-bytes N] [--cancel-on-list]
  *         [--no-sync] [--skip-space-check] [--copies N] [--downloads-at-once N]
- *         [--list-only] [--max-list-pages N]
+ *         [--list-only] [--max-list-pages N] [--io-threads N]
  * With --copies N, N downloads of the model run into DIR/1 .. DIR/N.
  * HF_ENDPOINT and HF_TOKEN are read when the flags are absent.
  *
@@ -20,11 +20,15 @@
  *   failed err=-ERRNO id=ID message=TEXT
  *   cancelled done=B id=ID
  *   counters requests=N retries=N redirects=N redirects_refused=N bytes=N
- *            verified=N mismatches=N restarts=N list_errors=N
+ *            verified=N mismatches=N restarts=N list_errors=N write_pauses=N
+ *            io_errors=N buffered_peak=N
+ * The disk work runs on a work pool of its own (--io-threads N, default the
+ * daemon's default), as meshd's runs on the node's.
  * Exit status: 0 completed, 1 failed, 2 usage, 3 cancelled.
  */
 #include "coord/hf_client.h"
 #include "src/base/log.h"
+#include "src/base/pool.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -107,7 +111,7 @@ static void usage(FILE *f)
              "             [--cancel-after-bytes N] [--cancel-on-list]\n"
              "             [--no-sync] [--skip-space-check] [--verbose]\n"
              "             [--copies N] [--downloads-at-once N] [--list-only]\n"
-             "             [--max-list-pages N]\n");
+             "             [--max-list-pages N] [--io-threads N]\n");
 }
 
 int main(int argc, char **argv)
@@ -115,6 +119,7 @@ int main(int argc, char **argv)
   mesh_hf_options o = {.endpoint = getenv("HF_ENDPOINT"), .token = getenv("HF_TOKEN"), .seed = 1};
   mesh_hf_request req = {.revision = "main"};
   int copies = 1;
+  unsigned io_threads = mesh_pool_default_threads();
   static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
                                        {"repo", required_argument, NULL, 'r'},
                                        {"revision", required_argument, NULL, 'v'},
@@ -137,6 +142,7 @@ int main(int argc, char **argv)
                                        {"list-only", no_argument, NULL, 'O'},
                                        {"max-list-pages", required_argument, NULL, 'x'},
                                        {"downloads-at-once", required_argument, NULL, 'D'},
+                                       {"io-threads", required_argument, NULL, 'T'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
@@ -206,6 +212,9 @@ int main(int argc, char **argv)
     case 'D':
       o.downloads_at_once = (int)strtol(optarg, NULL, 10);
       break;
+    case 'T':
+      io_threads = (unsigned)strtoul(optarg, NULL, 10);
+      break;
     case 'V':
       mesh_log_set_level(MESH_LOG_DEBUG);
       break;
@@ -223,7 +232,13 @@ int main(int argc, char **argv)
   }
   signal(SIGPIPE, SIG_IGN);
   g.base = event_base_new();
-  int rc = mesh_hf_client_new(g.base, &o, on_report, NULL, &g.client);
+  mesh_pool *pool = NULL;
+  int rc = mesh_pool_new(g.base, io_threads, &pool);
+  if (rc != 0) {
+    fprintf(stderr, "hfget: work pool of %u threads: %s\n", io_threads, strerror(-rc));
+    return 2;
+  }
+  rc = mesh_hf_client_new(g.base, pool, &o, on_report, NULL, &g.client);
   if (rc != 0) {
     fprintf(stderr, "hfget: %s\n", rc == -EINVAL ? "bad endpoint or token" : "out of memory");
     return 2;
@@ -252,10 +267,13 @@ int main(int argc, char **argv)
   mesh_hf_get_counters(g.client, &k);
   printf("counters requests=%" PRIu64 " retries=%" PRIu64 " redirects=%" PRIu64
          " redirects_refused=%" PRIu64 " bytes=%" PRIu64 " verified=%" PRIu64 " mismatches=%" PRIu64
-         " restarts=%" PRIu64 " list_errors=%" PRIu64 "\n",
+         " restarts=%" PRIu64 " list_errors=%" PRIu64 " write_pauses=%" PRIu64 " io_errors=%" PRIu64
+         " buffered_peak=%" PRIu64 "\n",
          k.requests, k.retries, k.redirects, k.redirects_refused, k.bytes_received,
-         k.files_verified, k.hash_mismatches, k.restarts, k.list_errors);
+         k.files_verified, k.hash_mismatches, k.restarts, k.list_errors, k.write_pauses,
+         k.io_errors, k.buffered_peak);
   mesh_hf_client_free(g.client);
+  mesh_pool_free(pool);
   event_base_free(g.base);
   if (g.failed > 0)
     return 1;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "coord/hf_client.h"
+#include "src/base/pool.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -21,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,7 +39,7 @@ typedef struct hub {
   char endpoint[64];
 } hub;
 
-static void hub_start(hub *h, const char *extra)
+static void hub_start_sized(hub *h, const char *weight_size, const char *extra)
 {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
@@ -47,7 +51,7 @@ static void hub_start(hub *h, const char *extra)
     close(fds[1]);
     int null = open("/dev/null", O_WRONLY);
     dup2(null, 2);
-    execl(hfhub_path, "hfhub", "--weight-size", "300000", "--page-size", "3", "--fault",
+    execl(hfhub_path, "hfhub", "--weight-size", weight_size, "--page-size", "3", "--fault",
           extra != NULL ? extra : "[]", (char *)NULL);
     _exit(127);
   }
@@ -63,6 +67,11 @@ static void hub_start(hub *h, const char *extra)
   snprintf(h->endpoint, sizeof h->endpoint, "http://127.0.0.1:%ld", port);
 }
 
+static void hub_start(hub *h, const char *extra)
+{
+  hub_start_sized(h, "300000", extra);
+}
+
 static void hub_stop(hub *h)
 {
   kill(h->pid, SIGTERM);
@@ -72,6 +81,7 @@ static void hub_stop(hub *h)
 /* What the callback saw, and what it should do. */
 typedef struct run {
   struct event_base *base;
+  mesh_pool *pool; /* the client's disk work */
   mesh_hf_client *c;
   int listed, progress, completed, failed;
   int last_err;
@@ -82,6 +92,7 @@ typedef struct run {
   const char *second_dir;
   uint64_t second_id;
   int finished_wanted; /* stop the loop after this many COMPLETED/FAILED */
+  void (*on_progress)(struct run *t, const mesh_hf_report *r); /* test hook, or NULL */
   mesh_hf_report_kind order[16];
   int norder;
 } run;
@@ -105,6 +116,8 @@ static void on_report(const mesh_hf_report *r, void *ctx)
   case MESH_HF_REPORT_PROGRESS:
     t->progress++;
     assert_true(r->progress.done_bytes <= r->progress.total_bytes);
+    if (t->on_progress != NULL)
+      t->on_progress(t, r);
     break;
   case MESH_HF_REPORT_COMPLETED:
   case MESH_HF_REPORT_FAILED:
@@ -142,20 +155,28 @@ static void loop(run *t)
   event_free(dl);
 }
 
-static void make_client(run *t, const char *endpoint, int downloads_at_once)
+static void make_client_opt(run *t, unsigned threads, mesh_hf_options *o)
 {
   t->base = event_base_new();
+  assert_int_equal(mesh_pool_new(t->base, threads, &t->pool), 0);
+  assert_int_equal(mesh_hf_client_new(t->base, t->pool, o, on_report, t, &t->c), 0);
+}
+
+static void make_client(run *t, const char *endpoint, int downloads_at_once)
+{
   mesh_hf_options o = {.endpoint = endpoint,
                        .no_sync = true,
                        .seed = 7,
                        .backoff_base_ms = 20,
                        .downloads_at_once = downloads_at_once};
-  assert_int_equal(mesh_hf_client_new(t->base, &o, on_report, t, &t->c), 0);
+  make_client_opt(t, 2, &o);
 }
 
+/* The client first (it flushes the pool), then the pool it borrowed. */
 static void free_client(run *t)
 {
   mesh_hf_client_free(t->c);
+  mesh_pool_free(t->pool);
   event_base_free(t->base);
 }
 
@@ -308,12 +329,15 @@ static void test_failure_reports_message(void **state)
 static void test_bad_arguments(void **state)
 {
   struct event_base *base = event_base_new();
+  mesh_pool *pool = NULL;
+  assert_int_equal(mesh_pool_new(base, 1, &pool), 0);
   mesh_hf_client *c = NULL;
   mesh_hf_options bad = {.endpoint = "ftp://example.org"};
-  assert_int_equal(mesh_hf_client_new(base, &bad, on_report, NULL, &c), -EINVAL);
+  assert_int_equal(mesh_hf_client_new(base, pool, &bad, on_report, NULL, &c), -EINVAL);
   mesh_hf_options badtok = {.token = "a\r\nX-Injected: 1"};
-  assert_int_equal(mesh_hf_client_new(base, &badtok, on_report, NULL, &c), -EINVAL);
-  assert_int_equal(mesh_hf_client_new(base, NULL, on_report, NULL, &c), 0);
+  assert_int_equal(mesh_hf_client_new(base, pool, &badtok, on_report, NULL, &c), -EINVAL);
+  assert_int_equal(mesh_hf_client_new(base, NULL, NULL, on_report, NULL, &c), -EINVAL);
+  assert_int_equal(mesh_hf_client_new(base, pool, NULL, on_report, NULL, &c), 0);
   uint64_t id = 0;
   mesh_hf_request r1 = {.repo = "../etc", .model_dir = "/tmp/x"};
   assert_int_equal(mesh_hf_start(c, &r1, &id), -EINVAL);
@@ -323,6 +347,7 @@ static void test_bad_arguments(void **state)
   assert_int_equal(mesh_hf_start(c, &r3, &id), -EINVAL);
   assert_int_equal(mesh_hf_cancel(c, 12345), -ENOENT);
   mesh_hf_client_free(c);
+  mesh_pool_free(pool);
   event_base_free(base);
 }
 
