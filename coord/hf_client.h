@@ -63,10 +63,10 @@
  * cancel, keeps the partial files for a later resume (bytes already received
  * are still written out). A failed write (ENOSPC, EROFS, EIO, EFBIG...) fails
  * the download at once with a message naming the file and the error, and
- * counts in io_errors. A partial file deleted under a running download: the
- * writes go on into the unlinked file, and the rename into place then fails
- * (or, when its directory is gone too, the sync or rename names the error), so
- * the download fails with a message and keeps nothing half-written in place.
+ * counts in io_errors. A partial file deleted under a running download fails
+ * it with -ENOENT ("... was removed while downloading", io_errors) at the
+ * next write, or at the rename when no write is left: nothing half-written
+ * is ever put in place, and bytes do not go on into an unlinked file.
  *
  * Callback rules: the callback runs on the event loop, never inside a libcurl
  * callback. It may call mesh_hf_start and mesh_hf_cancel (also on the

@@ -49,7 +49,10 @@
  * Bytes are counted (have, done_bytes, progress) when accepted into a buffer;
  * a write that fails later fails the download at once (job_write_done),
  * naming the file and the errno, and counts in io_errors. Later writes of
- * that file are skipped by the strand (hf_disk.err).
+ * that file are skipped by the strand (hf_disk.err). A partial file removed
+ * under a running download is noticed by the next write (the open file has
+ * no link left) and fails it the same way, rather than filling an unlinked
+ * inode; one removed after the last write fails the rename into place.
  *
  * Lifetime: a job whose download stops (cancel, failure, client free) submits
  * its partly filled buffer and a CLOSE item; the download is freed by the
@@ -259,6 +262,14 @@ static void work_write(mesh_work *w)
     }
     off += (size_t)n;
   }
+  /* A partial file removed under the download would take every further
+   * byte into an inode nobody can reach (and keep its space in use until
+   * the download ends): stop at the first write after the removal. */
+  struct stat st;
+  if (fstat(d->fd, &st) == 0 && st.st_nlink == 0) {
+    d->err = b->err = ENOENT;
+    return;
+  }
   mesh_hf_hash_update(&d->hash, b->data, b->len);
   uint64_t end = b->off + b->len;
   if (j->dl->c->opt.no_sync)
@@ -391,6 +402,11 @@ static void job_write_done(mesh_work *w)
     return;
   if (b->err != 0 && j->io_err == 0) {
     j->io_err = b->err;
+    if (b->err == ENOENT) {
+      c->counters.io_errors++;
+      hf_dl_fail(j->dl, -ENOENT, "%s: %s was removed while downloading", j->f->path, j->partial);
+      return;
+    }
     job_io_fail(j, -b->err, "writing");
     return;
   }
