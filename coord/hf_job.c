@@ -317,6 +317,10 @@ static void job_finish(hf_job *j)
   job_set_state(j, JOB_DONE);
   dl->active_jobs--;
   dl->files_done++;
+  /* Its last item has run: the buffers go now, not with the download, so a
+   * model of many files holds buffers for files_at_once files only. */
+  if (hf_job_idle(j))
+    hf_job_free(j);
 }
 
 /* Fails the download for a file system error of an item of j. */
