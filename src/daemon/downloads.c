@@ -1049,7 +1049,8 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   ho.downloads_at_once = cfg->downloads_at_once;
   ho.files_at_once = cfg->files_at_once;
   ho.skip_space_check = true; /* the coordinator's size guard decides */
-  if ((rc = mesh_hf_client_new(mesh_loop_base(d->loop), &ho, on_hf_report, d, &d->hf)) != 0) {
+  if ((rc = mesh_hf_client_new(mesh_loop_base(d->loop), mesh_node_pool(d->node), &ho,
+                               on_hf_report, d, &d->hf)) != 0) {
     snprintf(err, errlen, "download client (endpoint %s): %s", cfg->hf_endpoint,
              mesh_strerror(rc));
     goto fail;

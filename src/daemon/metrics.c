@@ -258,6 +258,13 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)hf.hash_mismatches);
   metric(m, "meshd_downloads_completed_total", C, "Downloads completed", (double)hf.completed);
   metric(m, "meshd_downloads_failed_total", C, "Downloads failed", (double)hf.failed);
+  metric(m, "meshd_download_write_pauses_total", C,
+         "Transfers paused because every write buffer waited for the disk",
+         (double)hf.write_pauses);
+  metric(m, "meshd_download_io_errors_total", C, "Downloads failed by a file system error",
+         (double)hf.io_errors);
+  metric(m, "meshd_download_buffered_bytes", G, "Received bytes waiting for the disk",
+         (double)hf.buffered_bytes);
 }
 
 /* How late the loop's timers fire (src/daemon/loop.h): the histogram, and
