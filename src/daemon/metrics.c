@@ -286,10 +286,31 @@ static void loop_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)lag->last_us / 1e6);
 }
 
+/* The work pool (src/base/pool.h): how much waits for a worker and how long
+ * workers are busy. A queue that stays deep means --io-threads is too low
+ * for the disk; the loop's lag is unaffected either way. */
+static void pool_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  mesh_pool_stats st;
+  mesh_pool_get_stats(mesh_node_pool(d->node), &st);
+  metric(m, "meshd_pool_threads", G, "Worker threads of the work pool", (double)st.threads);
+  metric(m, "meshd_pool_items_total", C, "Work items completed by the pool", (double)st.completed);
+  metric(m, "meshd_pool_queued", G, "Work items waiting for a worker", (double)st.queued);
+  metric(m, "meshd_pool_running", G, "Work items running now", (double)st.running);
+  metric(m, "meshd_pool_busy_seconds_total", C, "Time workers spent running items, all workers",
+         (double)st.busy_ns / 1e9);
+  metric(m, "meshd_pool_wait_seconds_total", C,
+         "Time items waited for a worker after they were submitted, summed",
+         (double)st.wait_ns / 1e9);
+  metric(m, "meshd_pool_longest_item_seconds", G, "The longest single work item since start",
+         (double)st.longest_ns / 1e9);
+}
+
 void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
 {
   mesh_daemon *d = ctx;
   loop_metrics(d, m);
+  pool_metrics(d, m);
   membership_metrics(d, m);
   transport_metrics(d, m);
   rdma_metrics(d, m);

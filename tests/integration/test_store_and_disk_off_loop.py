@@ -104,6 +104,12 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             # 4,096 entries, whatever the disk's speed.
             self.assertGreaterEqual(slices, 2)
             self.assertLess(times[-1], 1.0)
+            # The slices ran as pool items: the pool counted them, and
+            # nothing is left waiting once the delete reported.
+            m = n.metrics()
+            self.assertGreaterEqual(meshtest.metric_sum(m, "meshd_pool_items_total"), slices)
+            self.assertEqual(meshtest.metric_sum(m, "meshd_pool_queued"), 0)
+            self.assertGreater(meshtest.metric_sum(m, "meshd_pool_threads"), 0)
             j = meshtest.journal_of(n)
             self.assertEqual(sum(1 for e in j if "deleted" in e["message"]), 1, j)
             ok = True
