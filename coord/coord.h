@@ -38,7 +38,9 @@
  *     kept as a snapshot in the store.
  *  8. mesh_coord_restore hands the entries of an earlier epoch back: completed
  *     models are re-checked on disk (a VERIFY action) and re-published under
- *     the new epoch; unfinished downloads are resumed.
+ *     the new epoch; unfinished downloads are resumed. A renewal in place
+ *     (mesh_coord_set_epoch) moves the entries to the new epoch as they are:
+ *     what runs keeps running.
  *
  * Rate limits: actions go through a global token bucket (actions_per_sec) and
  * a per-entry minimum interval between two actions of the same kind
@@ -256,6 +258,21 @@ void mesh_coord_free(mesh_coord *c);
  */
 int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
                        uint64_t doc_version, mesh_time_ms now);
+
+/*
+ * This node renewed its epoch in place: declared dead in its epoch, it made
+ * a new, higher epoch durable and goes on in the same process, with its
+ * executors and transfers running. Unlike mesh_coord_restore nothing is
+ * re-checked or restarted: the process watched its own entries the whole
+ * time, actions in flight stay in flight and their results still match
+ * (entries are found by model and revision). Every own entry moves to the
+ * new epoch (a store write each, and a journal record), the document of the
+ * old epoch is never served again, and the document is re-signed under the
+ * new epoch and sent at once to every member in the view, with the new
+ * digest. -ESTALE when epoch is not higher than the current one.
+ */
+int mesh_coord_set_epoch(mesh_coord *c, uint64_t epoch, mesh_time_ms now);
+uint64_t mesh_coord_epoch(const mesh_coord *c);
 
 /* A membership view event (net/view.h). */
 void mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now);

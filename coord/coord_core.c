@@ -629,6 +629,37 @@ int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
   return 0;
 }
 
+int mesh_coord_set_epoch(mesh_coord *c, uint64_t epoch, mesh_time_ms now)
+{
+  if (epoch <= c->epoch)
+    return -ESTALE;
+  uint64_t old = c->epoch;
+  c->epoch = epoch;
+  for (size_t i = 0; i < c->own_n; i++) {
+    c->own[i].e.owner_epoch = epoch;
+    store_put(c, &c->own[i]);
+  }
+  journal(c, MESH_COORD_J_RESTORE, NULL,
+          "renewed in place: %zu entries moved from epoch %" PRIu64 " to %" PRIu64
+          ", transfers kept running",
+          c->own_n, old, epoch);
+  /* Peers that learned the new epoch refuse a document of the old one:
+   * drop it, so that no request is answered with it, and publish now (with
+   * no document held, publishing does not wait for the coalescing gap). */
+  free(c->own_raw);
+  c->own_raw = NULL;
+  c->own_raw_len = 0;
+  c->dirty = true;
+  c->dirty_progress_only = false;
+  coord_settle(c, now);
+  return 0;
+}
+
+uint64_t mesh_coord_epoch(const mesh_coord *c)
+{
+  return c->epoch;
+}
+
 /* ---- commands --------------------------------------------------------- */
 
 static int check_model(const char *model, const char *rev, char *msg, size_t msglen)

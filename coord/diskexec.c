@@ -1,9 +1,10 @@
 /*
  * The disk executor: model ID validation, bounded recursive deletes relative
- * to the models directory, inspection and free space. See diskexec.h.
+ * to the models directory, inspection in slices and free space. See diskexec.h.
  */
 #include "coord/diskexec.h"
 
+#include "src/base/clock.h"
 #include "src/base/err.h"
 
 #include <dirent.h>
@@ -17,16 +18,17 @@
 struct mesh_diskexec {
   int root;                /* the models directory, O_DIRECTORY */
   uint32_t budget;         /* entries per call */
+  uint32_t slice_ms;       /* time per delete call, 0 = no time bound */
   mesh_diskexec_hook hook; /* test hook, may be NULL */
   void *hook_arg;          /* passed to hook */
 };
 
-/* Per-call walk state. */
+/* Per-call walk state (a delete call or a scan step). */
 typedef struct walk {
   mesh_diskexec *d;
-  uint32_t left;     /* entries this call may still visit */
-  uint64_t bytes;    /* inspect: regular file bytes */
-  uint32_t partials; /* inspect: ".partial" files */
+  uint32_t left;         /* entries this call may still visit */
+  uint32_t visited;      /* entries visited so far, for the clock check */
+  mesh_time_ms deadline; /* stop at this time, 0 = no time bound */
 } walk;
 
 static bool safe_char(char c, bool slash_ok)
@@ -167,6 +169,7 @@ int mesh_diskexec_open(const char *models_dir, mesh_diskexec **out)
   }
   d->root = fd;
   d->budget = MESH_DISKEXEC_DEFAULT_BUDGET;
+  d->slice_ms = MESH_DISKEXEC_DEFAULT_SLICE_MS;
   *out = d;
   return 0;
 }
@@ -190,6 +193,30 @@ void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget)
   d->budget = budget > 0 ? budget : 1;
 }
 
+void mesh_diskexec_set_slice_ms(mesh_diskexec *d, uint32_t ms)
+{
+  d->slice_ms = ms;
+}
+
+/* Whether this call has used its share: its entries, or its time.
+ * The clock is read every CLOCK_EVERY entries: an unlink costs microseconds,
+ * a clock read tens of nanoseconds, so the check costs nothing and a slice
+ * overruns its time by at most CLOCK_EVERY entries. */
+#define CLOCK_EVERY 32
+static bool walk_spent(walk *w)
+{
+  if (w->left == 0)
+    return true;
+  /* Not before 2 * MAX_DEPTH entries: a call first walks down again to where
+   * the last one stopped, and must get further than that. */
+  if (w->deadline != 0 && w->visited >= 2 * MESH_DISKEXEC_MAX_DEPTH &&
+      w->visited % CLOCK_EVERY == 0 && mesh_clock_now_ms() >= w->deadline)
+    return true;
+  w->left--;
+  w->visited++;
+  return false;
+}
+
 /*
  * Removes name (relative to at) and everything under it. A symbolic link
  * or any other non-directory is unlinked as itself. Entries that vanish while
@@ -198,9 +225,8 @@ void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget)
 static int remove_at(walk *w, int at, const char *name, int depth)
 {
   struct stat st;
-  if (w->left == 0)
+  if (walk_spent(w))
     return -EAGAIN;
-  w->left--;
   if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return errno == ENOENT ? 0 : -errno;
   if (!S_ISDIR(st.st_mode)) {
@@ -249,6 +275,8 @@ int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name)
   if (check_dir_name(dir_name) != 0)
     return -EINVAL;
   walk w = {.d = d, .left = d->budget};
+  if (d->slice_ms != 0)
+    w.deadline = mesh_clock_now_ms() + d->slice_ms;
   return remove_at(&w, d->root, dir_name, 0);
 }
 
@@ -259,62 +287,147 @@ static bool ends_with(const char *s, const char *suffix)
   return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
-static int inspect_at(walk *w, int at, const char *name, int depth)
+/*
+ * An inspection in slices: the directories being read stay open between
+ * calls (one DIR per level, at most MESH_DISKEXEC_MAX_DEPTH), so the next
+ * call goes on with the next entry instead of starting over.
+ */
+struct mesh_diskexec_scan {
+  mesh_diskexec *d;
+  DIR *stack[MESH_DISKEXEC_MAX_DEPTH]; /* stack[k]: the open directory at depth k */
+  int depth;                           /* directories open */
+  bool present;                        /* the model directory exists as a directory */
+  uint64_t bytes;                      /* regular file bytes so far */
+  uint32_t partials;                   /* ".partial" files so far */
+};
+
+int mesh_diskexec_scan_new(mesh_diskexec *d, const char *dir_name, mesh_diskexec_scan **out)
 {
   struct stat st;
-  if (w->left == 0)
-    return -EAGAIN;
-  w->left--;
-  if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? 0 : -errno;
-  if (S_ISREG(st.st_mode)) {
-    w->bytes += (uint64_t)st.st_size;
-    if (ends_with(name, ".partial"))
-      w->partials++;
-    return 0;
-  }
-  if (!S_ISDIR(st.st_mode) || depth >= MESH_DISKEXEC_MAX_DEPTH)
-    return 0;
-  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? 0 : -errno;
-  DIR *dir = fdopendir(fd);
-  if (dir == NULL) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
+  if (check_dir_name(dir_name) != 0)
+    return -EINVAL;
+  mesh_diskexec_scan *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return -ENOMEM;
+  s->d = d;
   int rc = 0;
-  struct dirent *de;
-  while ((de = readdir(dir)) != NULL) {
+  if (fstatat(d->root, dir_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    rc = errno == ENOENT ? 0 : -errno;
+    goto out;
+  }
+  if (!S_ISDIR(st.st_mode))
+    goto out;
+  s->present = true;
+  int fd = openat(d->root, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    s->present = errno != ENOENT;
+    rc = errno == ENOENT ? 0 : -errno;
+    goto out;
+  }
+  s->stack[0] = fdopendir(fd);
+  if (s->stack[0] == NULL) {
+    rc = -errno;
+    close(fd);
+    goto out;
+  }
+  s->depth = 1;
+out:
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* Visits entries until the tree is done (0), the call's share is spent
+ * (-EAGAIN) or an entry cannot be looked at (its errno). Entries that vanish
+ * meanwhile are skipped. */
+static int scan_run(mesh_diskexec_scan *s, walk *w)
+{
+  while (s->depth > 0) {
+    /* Checked before the read, so that no entry read is left unvisited. */
+    if (walk_spent(w))
+      return -EAGAIN;
+    DIR *dir = s->stack[s->depth - 1];
+    struct dirent *de = readdir(dir);
+    if (de == NULL) {
+      closedir(dir);
+      s->stack[--s->depth] = NULL;
+      continue;
+    }
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
-    rc = inspect_at(w, dirfd(dir), de->d_name, depth + 1);
-    if (rc != 0)
-      break;
+    struct stat st;
+    if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT)
+        continue;
+      return -errno;
+    }
+    if (S_ISREG(st.st_mode)) {
+      s->bytes += (uint64_t)st.st_size;
+      if (ends_with(de->d_name, ".partial"))
+        s->partials++;
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode) || s->depth >= MESH_DISKEXEC_MAX_DEPTH)
+      continue;
+    int fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT)
+        continue;
+      return -errno;
+    }
+    DIR *sub = fdopendir(fd);
+    if (sub == NULL) {
+      int e = -errno;
+      close(fd);
+      return e;
+    }
+    s->stack[s->depth++] = sub;
   }
-  closedir(dir);
-  return rc;
+  return 0;
+}
+
+int mesh_diskexec_scan_step(mesh_diskexec_scan *s)
+{
+  walk w = {.d = s->d, .left = s->d->budget};
+  if (s->d->slice_ms != 0)
+    w.deadline = mesh_clock_now_ms() + s->d->slice_ms;
+  return scan_run(s, &w);
+}
+
+void mesh_diskexec_scan_result(const mesh_diskexec_scan *s, bool *present, uint64_t *bytes,
+                               uint32_t *partials)
+{
+  *present = s->present;
+  *bytes = s->bytes;
+  *partials = s->partials;
+}
+
+void mesh_diskexec_scan_free(mesh_diskexec_scan *s)
+{
+  if (s == NULL)
+    return;
+  while (s->depth > 0)
+    closedir(s->stack[--s->depth]);
+  free(s);
 }
 
 int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present, uint64_t *bytes,
                           uint32_t *partials)
 {
-  struct stat st;
   *present = false;
   *bytes = 0;
   *partials = 0;
-  if (check_dir_name(dir_name) != 0)
-    return -EINVAL;
-  if (fstatat(d->root, dir_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? 0 : -errno;
-  if (!S_ISDIR(st.st_mode))
-    return 0;
-  *present = true;
-  walk w = {.d = d, .left = d->budget};
-  int rc = inspect_at(&w, d->root, dir_name, 0);
-  *bytes = w.bytes;
-  *partials = w.partials;
+  mesh_diskexec_scan *s = NULL;
+  int rc = mesh_diskexec_scan_new(d, dir_name, &s);
+  if (rc != 0)
+    return rc;
+  walk w = {.d = d, .left = MESH_DISKEXEC_INSPECT_MAX};
+  rc = scan_run(s, &w);
+  mesh_diskexec_scan_result(s, present, bytes, partials);
+  mesh_diskexec_scan_free(s);
   return rc;
 }
 

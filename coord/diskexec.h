@@ -12,12 +12,20 @@
  * openat/unlinkat and O_NOFOLLOW: a symbolic link anywhere in the tree is
  * removed as a link, its target is never visited, and nothing outside the
  * models directory can be reached. A directory that is not there is a
- * success (deletes are idempotent). Work per call is bounded by a budget of
- * directory entries; a call that runs out returns -EAGAIN and the next call
- * continues where it stopped, so the event loop never stalls on a big tree.
+ * success (deletes are idempotent). Work per delete call is bounded by a
+ * budget of directory entries and by time (MESH_DISKEXEC_DEFAULT_SLICE_MS);
+ * a call that runs out of either returns -EAGAIN and the next call continues
+ * where it stopped (what was removed is gone), so one call is one short
+ * slice of a big tree. Inspections go in slices the same way (a scan keeps
+ * its place between calls).
  *
- * Everything here is synchronous and short; nothing keeps state between calls
- * except the open models directory descriptor.
+ * Threads: every call blocks on the file system, so the daemon makes them
+ * from work items of its pool (src/base/pool.h), never on the event loop.
+ * Calls on one mesh_diskexec may run on several workers at once: the only
+ * shared state is the models directory descriptor (read-only) and the
+ * settings, which are set before any work is submitted. Deletes and
+ * inspections of the same model directory must not overlap; the caller
+ * orders them. Nothing keeps state between calls.
  */
 #ifndef MESH_COORD_DISKEXEC_H
 #define MESH_COORD_DISKEXEC_H
@@ -35,6 +43,9 @@
 #define MESH_REVISION_MAX 64
 /* Directory entries visited per delete call before it yields. */
 #define MESH_DISKEXEC_DEFAULT_BUDGET 4096
+/* Time a delete call may take before it yields (a slice of a big tree
+ * stays short enough that a worker is soon free for a download's writes). */
+#define MESH_DISKEXEC_DEFAULT_SLICE_MS 50
 /* Deepest directory nesting a delete descends into. */
 #define MESH_DISKEXEC_MAX_DEPTH 32
 
@@ -60,26 +71,55 @@ typedef void (*mesh_diskexec_hook)(void *arg, int dirfd, const char *name);
 int mesh_diskexec_open(const char *models_dir, mesh_diskexec **out);
 void mesh_diskexec_close(mesh_diskexec *d);
 void mesh_diskexec_set_hook(mesh_diskexec *d, mesh_diskexec_hook hook, void *arg);
-/* Entry budget per delete call (default MESH_DISKEXEC_DEFAULT_BUDGET). */
+/* Entry budget per delete call or scan step (default
+ * MESH_DISKEXEC_DEFAULT_BUDGET). */
 void mesh_diskexec_set_budget(mesh_diskexec *d, uint32_t budget);
+/* Time bound per delete call or scan step in ms (default
+ * MESH_DISKEXEC_DEFAULT_SLICE_MS;
+ * 0: entries only). */
+void mesh_diskexec_set_slice_ms(mesh_diskexec *d, uint32_t ms);
 
 /*
  * Deletes the model directory dir_name (one path component, as given by
  * mesh_model_dir_name; anything else is -EINVAL). 0 when it is gone
- * (including when it never existed), -EAGAIN when the budget ran out and a
- * further call is needed, or the negative errno of the operation that failed
- * (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
+ * (including when it never existed), -EAGAIN when the entry budget or the
+ * slice's time ran out and a further call is needed, or the negative errno
+ * of the operation that failed (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
  */
 int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name);
 
+/* Entries mesh_diskexec_inspect visits at most in its one call. */
+#define MESH_DISKEXEC_INSPECT_MAX (1u << 20)
+
 /*
- * Looks at a model directory: *present is true when it exists as a
- * directory, *bytes the total size of the regular files in it, and
+ * Looks at a model directory in one call: *present is true when it exists
+ * as a directory, *bytes the total size of the regular files in it, and
  * *partials the number of ".partial" files found. Symbolic links are not
- * followed. -EAGAIN when the tree has more entries than the budget.
+ * followed. -EAGAIN when the tree has more than MESH_DISKEXEC_INSPECT_MAX
+ * entries (the counts are then partial). For tests and tools; the daemon
+ * inspects in slices with a scan.
  */
 int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present, uint64_t *bytes,
                           uint32_t *partials);
+
+/*
+ * The same inspection in slices. scan_new looks at the model directory and
+ * opens it (0 and *out, or a negative errno and nothing to free); each
+ * scan_step visits entries within the entry budget and the slice time, as a
+ * delete call does, and returns 0 when the tree is done, -EAGAIN when more
+ * is left, or the errno of an entry that could not be looked at. The
+ * directories being read stay open between steps (at most
+ * MESH_DISKEXEC_MAX_DEPTH descriptors), so a caller keeps few scans open at
+ * once. A scan is used by one thread at a time; it may pass between threads
+ * between steps.
+ */
+typedef struct mesh_diskexec_scan mesh_diskexec_scan;
+int mesh_diskexec_scan_new(mesh_diskexec *d, const char *dir_name, mesh_diskexec_scan **out);
+int mesh_diskexec_scan_step(mesh_diskexec_scan *s);
+/* What the scan has found so far (all of it once a step returned 0). */
+void mesh_diskexec_scan_result(const mesh_diskexec_scan *s, bool *present, uint64_t *bytes,
+                               uint32_t *partials);
+void mesh_diskexec_scan_free(mesh_diskexec_scan *s);
 
 /* Bytes available to an unprivileged user on the models directory's file
  * system (statvfs f_bavail * f_frsize). */

@@ -2,11 +2,22 @@
  * Model downloads from the Hugging Face Hub.
  *
  * A mesh_hf_client downloads models into model directories on libcurl's
- * multi interface, driven by the caller's libevent event_base: no call here
- * blocks on the network and no thread is started. The caller (the
+ * multi interface, driven by the caller's libevent event_base, and does its
+ * disk work on the caller's work pool (src/base/pool.h). The caller (the
  * coordinator, through the daemon) starts and cancels downloads; the client
  * reports back through one callback. It knows nothing of entries, owners or
  * epochs.
+ *
+ * Threads: every function here, libcurl and every callback run on the loop
+ * thread, which never waits on the disk. File and directory calls (mkdir,
+ * open, stat, statvfs, pwrite, pread, fdatasync, rename, unlink) and the
+ * hashing of file data run as work items on the pool; each file has its own
+ * strand, so its items run one at a time in order. Received bytes are copied
+ * into at most MESH_HF_WRITE_BUFFERS buffers of MESH_HF_WRITE_BUFFER_BYTES per
+ * file; when all are waiting for the disk, the file's transfer is paused
+ * (libcurl's pause) and resumed when a write completes, so memory does not
+ * grow when the disk is slow. Results come back in done functions on the
+ * loop (hf_job.c has the whole model).
  *
  * One download, in order:
  *   1. List:   GET {endpoint}/api/models/{repo}/tree/{revision}?recursive=true,
@@ -18,8 +29,8 @@
  *      with -ENOSPC; both messages say how big and how much is allowed/free.
  *   3. Fetch:  GET {endpoint}/{repo}/resolve/{revision}/{path} into
  *              {model_dir}/{path}.partial, files_at_once at a time. A partial
- *              file left by an earlier run is hashed first (in slices, one per
- *              loop turn) and resumed with Range: bytes=N-; a 200 answer to a
+ *              file left by an earlier run is hashed first (in slices, one
+ *              work item each) and resumed with Range: bytes=N-; a 200 answer to a
  *              range starts the file over. The hash is computed as bytes
  *              arrive, checked (hf_verify.h), the file synced (handed to the
  *              disk every 8 MiB as it comes, so the last sync is short) and
@@ -42,13 +53,20 @@
  *   -EBADMSG bad file list, hash mismatch, more bytes than listed
  *   -EMSGSIZE file list over its bounds        -EFBIG over max_bytes
  *   -ENOSPC no room (guard or a failed write)  -EIO network, after retries
+ *                                              (or the disk)
  *   -ELOOP more than 5 redirects               -EEXIST a non-file in the way
  *   -EPROTO another HTTP status                other: the file system's errno
  * Retries (429, 408, 5xx, cut or stalled transfers) count per file since its
  * last progress of 1 MiB, up to max_attempts, with capped exponential
  * backoff and Retry-After; a refusal (401, 403, 404) is never retried.
  * A hash mismatch deletes that .partial file; every other failure, and a
- * cancel, keeps the partial files for a later resume.
+ * cancel, keeps the partial files for a later resume (bytes already received
+ * are still written out). A failed write (ENOSPC, EROFS, EIO, EFBIG...) fails
+ * the download at once with a message naming the file and the error, and
+ * counts in io_errors. A partial file deleted under a running download fails
+ * it with -ENOENT ("... was removed while downloading", io_errors) at the
+ * next write, or at the rename when no write is left: nothing half-written
+ * is ever put in place, and bytes do not go on into an unlinked file.
  *
  * Callback rules: the callback runs on the event loop, never inside a libcurl
  * callback. It may call mesh_hf_start and mesh_hf_cancel (also on the
@@ -63,7 +81,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Write buffers per file and their size (the bound on buffered bytes: this
+ * times files_at_once times downloads_at_once). */
+#define MESH_HF_WRITE_BUFFERS 4
+#define MESH_HF_WRITE_BUFFER_BYTES ((size_t)1 << 20)
+
 struct event_base;
+typedef struct mesh_pool mesh_pool;
 typedef struct mesh_hf_client mesh_hf_client;
 
 /* Settings; a zero field takes the default in brackets. */
@@ -133,22 +157,30 @@ typedef struct mesh_hf_counters {
   uint64_t retries;           /* requests repeated after 429/5xx or a cut */
   uint64_t redirects;         /* redirects followed */
   uint64_t redirects_refused; /* redirects refused by the policy */
-  uint64_t bytes_received;    /* file bytes written */
+  uint64_t bytes_received;    /* file bytes received (then written) */
   uint64_t files_verified;    /* files whose hash matched */
   uint64_t hash_mismatches;   /* files deleted for a wrong hash */
   uint64_t restarts;          /* ranges ignored by the server (200 instead of 206) */
   uint64_t list_errors;       /* file lists refused by the parser */
   uint64_t completed;         /* downloads completed */
   uint64_t failed;            /* downloads failed */
+  uint64_t write_pauses;      /* transfers paused because every write buffer was busy */
+  uint64_t io_errors;         /* downloads failed by a file system error of a work item */
+  uint64_t buffered_bytes;    /* received bytes waiting in buffers for the disk, now */
+  uint64_t buffered_peak;     /* the most buffered_bytes has been */
 } mesh_hf_counters;
 
 /*
- * Creates a client on base. opt may be NULL (all defaults). fn receives every
- * report with ctx. Returns 0 with *out set, -EINVAL (bad endpoint) or -ENOMEM.
+ * Creates a client on base whose disk work runs on pool (borrowed: it must
+ * outlive the client, and its done functions must run on base's thread).
+ * opt may be NULL (all defaults). fn receives every report with ctx. Returns
+ * 0 with *out set, -EINVAL (bad endpoint or no pool) or -ENOMEM.
  */
-int mesh_hf_client_new(struct event_base *base, const mesh_hf_options *opt, mesh_hf_report_fn fn,
-                       void *ctx, mesh_hf_client **out);
-/* Stops every download (keeping partial files, without reports) and frees c. */
+int mesh_hf_client_new(struct event_base *base, mesh_pool *pool, const mesh_hf_options *opt,
+                       mesh_hf_report_fn fn, void *ctx, mesh_hf_client **out);
+/* Stops every download (keeping partial files, without reports), waits for
+ * its work items (mesh_pool_flush: buffered bytes are written out) and frees
+ * c. */
 void mesh_hf_client_free(mesh_hf_client *c);
 
 /*

@@ -54,22 +54,14 @@ void hf_emit(hf_dl *dl, mesh_hf_report_kind kind, const mesh_hf_progress *p, int
   dl->c->fn(&r, dl->c->ctx);
 }
 
-/* Closes what a job holds; its partial file stays on disk. */
-void hf_job_stop(hf_job *j)
+bool hf_dl_idle(const hf_dl *dl)
 {
-  hf_xfer_stop(&j->x);
-  if (j->ev != NULL) {
-    event_free(j->ev);
-    j->ev = NULL;
-  }
-  if (j->fd >= 0)
-    close(j->fd);
-  if (j->pfd >= 0)
-    close(j->pfd);
-  j->fd = j->pfd = -1;
-  if (j->hash_live)
-    mesh_hf_hash_free(&j->hash);
-  j->hash_live = false;
+  if (dl->dop.w.busy)
+    return false;
+  for (size_t i = 0; i < dl->tree.len && dl->jobs != NULL; i++)
+    if (!hf_job_idle(&dl->jobs[i]))
+      return false;
+  return true;
 }
 
 /* Stops every request and timer of dl and marks it dead (freed by kick). */
@@ -218,8 +210,11 @@ void hf_on_progress(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the client --------------------------------------------------------- */
 
+/* Only when hf_dl_idle: no item of dl is on the pool. */
 static void dl_free(hf_dl *dl)
 {
+  for (size_t i = 0; i < dl->tree.len && dl->jobs != NULL; i++)
+    hf_job_free(&dl->jobs[i]);
   if (dl->dirfd >= 0)
     close(dl->dirfd);
   mesh_hf_tree_free(&dl->tree);
@@ -231,13 +226,14 @@ static void dl_free(hf_dl *dl)
   free(dl);
 }
 
-/* Frees dead downloads and starts queued ones while there is room. */
+/* Frees dead downloads whose items are all done (the done function of the
+ * last one kicks again) and starts queued ones while there is room. */
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
   mesh_hf_client *c = arg;
   for (hf_dl **pp = &c->dls; *pp != NULL;) {
     hf_dl *dl = *pp;
-    if (dl->state == DL_DEAD) {
+    if (dl->state == DL_DEAD && hf_dl_idle(dl)) {
       *pp = dl->next;
       dl_free(dl);
     } else {
@@ -269,9 +265,11 @@ static void defaults(mesh_hf_options *o)
 #undef DEF
 }
 
-int mesh_hf_client_new(struct event_base *base, const mesh_hf_options *opt, mesh_hf_report_fn fn,
-                       void *ctx, mesh_hf_client **out)
+int mesh_hf_client_new(struct event_base *base, mesh_pool *pool, const mesh_hf_options *opt,
+                       mesh_hf_report_fn fn, void *ctx, mesh_hf_client **out)
 {
+  if (pool == NULL)
+    return -EINVAL;
   mesh_hf_client *c = calloc(1, sizeof *c);
   if (c == NULL)
     return -ENOMEM;
@@ -279,6 +277,7 @@ int mesh_hf_client_new(struct event_base *base, const mesh_hf_options *opt, mesh
     c->opt = *opt;
   defaults(&c->opt);
   c->base = base;
+  c->pool = pool;
   c->fn = fn;
   c->ctx = ctx;
   const char *ep = c->opt.endpoint != NULL && c->opt.endpoint[0] != '\0' ? c->opt.endpoint
@@ -309,9 +308,6 @@ int mesh_hf_client_new(struct event_base *base, const mesh_hf_options *opt, mesh
     mesh_rng_seed(&c->rng, c->opt.seed);
   else
     mesh_rng_seed_os(&c->rng);
-  c->scratch = malloc(HF_PREHASH_SLICE);
-  if (c->scratch == NULL)
-    goto fail_scratch;
   c->kick = event_new(base, -1, 0, on_kick, c);
   if (c->kick == NULL)
     goto fail_kick;
@@ -323,8 +319,6 @@ int mesh_hf_client_new(struct event_base *base, const mesh_hf_options *opt, mesh
 fail_multi:
   event_free(c->kick);
 fail_kick:
-  free(c->scratch);
-fail_scratch:
   free(c->token);
 fail_token:
   free(c->endpoint);
@@ -340,6 +334,9 @@ void mesh_hf_client_free(mesh_hf_client *c)
   for (hf_dl *dl = c->dls; dl != NULL; dl = dl->next)
     if (dl->state != DL_DEAD)
       hf_dl_stop(dl);
+  /* The stopped downloads' items (buffered writes, CLOSE) run to the end;
+   * their done functions see DEAD downloads and only count down. */
+  mesh_pool_flush(c->pool);
   while (c->dls != NULL) {
     hf_dl *dl = c->dls;
     c->dls = dl->next;
@@ -347,7 +344,6 @@ void mesh_hf_client_free(mesh_hf_client *c)
   }
   hf_multi_close(&c->multi);
   event_free(c->kick);
-  free(c->scratch);
   free(c->token);
   free(c->endpoint);
   free(c);

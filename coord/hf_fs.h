@@ -7,8 +7,10 @@
  * a symlink planted inside the model directory cannot send a write elsewhere.
  * The model directory itself may be a symlink (models kept on another disk).
  *
- * These calls touch the local disk and so block briefly; they are bounded
- * (one file or directory each) and run on the event loop.
+ * These calls touch the local disk and may block (a slow or network disk);
+ * they are bounded (one file or directory each) and run in work functions of
+ * the pool (hf_job.c, hf_list.c), never on the event loop. They own nothing:
+ * descriptors returned belong to the caller.
  */
 #ifndef MESH_COORD_HF_FS_H
 #define MESH_COORD_HF_FS_H
@@ -36,7 +38,7 @@ int mesh_hf_fs_open_parent(int dirfd, const char *relpath, bool create, int *par
 /*
  * Starts writing back [off, off + len) of fd to disk without waiting for it
  * (src/base/platform.h), so that the fdatasync before a
- * file's rename finds little left to flush and does not stall the event loop.
+ * file's rename finds little left to flush and holds a worker only briefly.
  */
 void mesh_hf_fs_start_writeback(int fd, uint64_t off, uint64_t len);
 

@@ -4,10 +4,23 @@
  * jobs). Not a public header: the API is coord/hf_client.h.
  *
  * A download moves QUEUED -> LISTING -> FETCHING -> DEAD (hf_dl_set_state);
- * a file job WAIT -> (PREHASH) -> XFER <-> RETRY -> DONE. Everything runs on
- * the event loop's thread. DEAD downloads are freed by the kick event, never
- * inside a report, so that a callback may cancel the very download it is told
- * about; code that emits a report checks the state afterwards.
+ * a file job WAIT -> OPEN -> (PREHASH) -> XFER <-> RETRY -> VERIFY -> DONE.
+ *
+ * Threads and ownership. hf_dl, hf_job and the client are the loop thread's:
+ * libcurl, timers, reports and every count run there. Disk work runs on the
+ * pool (c->pool) as items embedded in these structs: a download's hf_dop
+ * (model directory, survey) and a job's hf_op and hf_wbuf items, on the job's
+ * strand. While an item is submitted (its w.busy) the item, and for a job's
+ * items the job's hf_disk, belong to the worker running it; the loop does not
+ * touch them and reads the results in the done function. Workers read, and
+ * never write, the loop's immutable fields (the tree's files, leaf and
+ * partial names, buffer capacity, options).
+ *
+ * DEAD downloads are freed by the kick event, never inside a report, so that
+ * a callback may cancel the very download it is told about (code that emits
+ * a report checks the state afterwards), and only when none of their items is
+ * on the pool (hf_dl_idle); the done function of each item of a dead download
+ * kicks again.
  */
 #ifndef MESH_COORD_HF_INTERNAL_H
 #define MESH_COORD_HF_INTERNAL_H
@@ -15,6 +28,8 @@
 #include "coord/hf_client.h"
 #include "coord/hf_xfer.h"
 #include "src/base/clock.h"
+#include "src/base/pool.h"
+#include "coord/hf_verify.h"
 #include "src/base/rng.h"
 
 #include <event2/util.h>
@@ -22,8 +37,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Bytes of a partial file hashed per loop turn when resuming. */
-#define HF_PREHASH_SLICE (4u << 20)
+/* Bytes of a partial file hashed by one prehash item (a slice: the item reads
+ * it through a write buffer, so it holds a worker for tens of milliseconds,
+ * not minutes, and other files' writes get their turn in between). */
+#define HF_PREHASH_SLICE (16u << 20)
 /* Redirects followed for one request. */
 #define HF_MAX_REDIRECTS 5
 #define HF_MSG_MAX 1024
@@ -33,36 +50,133 @@
 /* Written bytes are handed to the disk in steps of this size (unless no_sync),
  * so that the sync before the rename has little left to do. */
 #define HF_WRITEBACK_STEP (8u << 20)
+/* Files of the model directory looked at by one survey item (bytes already
+ * present), so that a model of thousands of files is a series of short items. */
+#define HF_SURVEY_SLICE 256u
 
 typedef enum dl_state { DL_QUEUED, DL_LISTING, DL_FETCHING, DL_DEAD } dl_state;
-typedef enum job_state { JOB_WAIT, JOB_PREHASH, JOB_XFER, JOB_RETRY, JOB_DONE } job_state;
+typedef enum job_state {
+  JOB_WAIT,    /* not begun */
+  JOB_OPEN,    /* the open item is on the strand */
+  JOB_PREHASH, /* prehash slices of a resumed partial file are on the strand */
+  JOB_XFER,    /* a request runs; its bytes go to the strand as write items */
+  JOB_RETRY,   /* waiting for the retry timer */
+  JOB_VERIFY,  /* the verify item (hash, sync, rename) is on the strand */
+  JOB_DONE,    /* in place (or stopped) */
+} job_state;
 
 typedef struct hf_dl hf_dl;
+typedef struct hf_job hf_job;
 
-typedef struct hf_job {
+/*
+ * One write buffer of a file job. The job owns the buffer and its data; while
+ * the item is submitted (w.busy) the strand owns both, and the loop reads
+ * the result fields only in the done function.
+ */
+typedef struct hf_wbuf {
+  mesh_work w;         /* on the job's strand */
+  hf_job *j;           /* the job (immutable while submitted) */
+  unsigned char *data; /* cap bytes, malloc'ed on first use, freed with the job */
+  size_t len;          /* bytes filled */
+  uint64_t off;        /* file offset of data[0] */
+  bool restart;        /* truncate the file and reset the hash before writing */
+  int err;             /* result: errno of the write, 0 */
+} hf_wbuf;
+
+typedef enum hf_op_kind {
+  HF_OP_OPEN,    /* open the file's directory, stat, open the partial, start the hash */
+  HF_OP_PREHASH, /* hash a slice of the partial file left by an earlier run */
+  HF_OP_VERIFY,  /* finish the hash, compare; sync and rename, or unlink */
+  HF_OP_CLOSE,   /* close what the job holds (a stopped job) */
+} hf_op_kind;
+
+/* A non-write item of a file job. Inputs are set by the loop before submit,
+ * results by the worker; the loop reads results only in done. */
+typedef struct hf_op {
+  mesh_work w;
+  hf_job *j;
+  hf_op_kind kind;
+  int dirfd;                 /* OPEN: the model directory (the download's) */
+  bool sync;                 /* VERIFY: fdatasync before the rename */
+  uint64_t from, to;         /* PREHASH: byte range of the partial to hash */
+  int err;                   /* result: negative errno, 0 */
+  const char *step;          /* result: what failed ("open", "sync", ...); static */
+  uint64_t n;                /* result: OPEN bytes in the partial; PREHASH bytes hashed */
+  bool in_place;             /* result of OPEN: the file is already in place */
+  bool not_regular;          /* result of OPEN: a non-file in the way */
+  bool mismatch;             /* result of VERIFY: wrong hash, partial deleted */
+  char got[MESH_HF_HEX_MAX]; /* result of VERIFY: the digest */
+} hf_op;
+
+/*
+ * What a file job holds on disk. Owned by the job's strand: only work
+ * functions of the job's items touch it, one at a time and in order, and the
+ * loop never does (the items hand it from one worker to the next through the
+ * pool's lock). It is freed by the last item (VERIFY or CLOSE).
+ */
+typedef struct hf_disk {
+  int pfd;                 /* directory holding the file, or -1 */
+  int fd;                  /* the partial file, or -1 */
+  mesh_hf_hash hash;       /* over the bytes written so far */
+  bool hash_live;          /* hash initialised */
+  uint64_t writeback_from; /* first byte not yet handed to the disk */
+  int err;                 /* first failed write (errno): later writes are skipped */
+} hf_disk;
+
+/* Write buffers per file job and their size: see hf_job.c's top comment. */
+#define HF_WBUFS MESH_HF_WRITE_BUFFERS
+#define HF_WBUF_BYTES MESH_HF_WRITE_BUFFER_BYTES
+
+struct hf_job {
   hf_dl *dl;
   const mesh_hf_file *f; /* in dl->tree */
   job_state state;
-  int pfd;                             /* directory holding the file, or -1 */
   const char *leaf;                    /* last component of f->path */
   char partial[MESH_HF_NAME_MAX + 16]; /* leaf + ".partial" */
-  int fd;                              /* the partial file, or -1 */
-  uint64_t have;                       /* bytes in the partial file, all hashed */
+  mesh_strand *strand;                 /* orders every disk item of this file */
+  hf_disk disk;                        /* the strand's (see above) */
+  hf_op op;                            /* OPEN, PREHASH or VERIFY, one at a time */
+  hf_op fin;                           /* CLOSE of a stopped job */
+  bool holds;                          /* OPEN submitted and no VERIFY/CLOSE yet */
+  hf_wbuf bufs[HF_WBUFS];              /* write buffers */
+  size_t buf_cap;                      /* bytes per buffer: min(HF_WBUF_BYTES, size) */
+  int cur;                             /* buffer being filled, or -1 */
+  int in_flight;                       /* buffers submitted */
+  bool paused;                         /* the transfer is paused for want of a buffer */
+  bool restart_next;                   /* the next buffer starts the file over */
+  uint64_t have;                       /* bytes accepted (in the file or in buffers) */
   uint64_t prehash_to;                 /* PREHASH: bytes of the partial to hash */
-  mesh_hf_hash hash;                   /* over the first `have` bytes */
-  bool hash_live;                      /* hash initialised */
   hf_xfer x;                           /* the request */
   unsigned attempt;                    /* failed tries since the last progress */
   uint64_t have_at_request;            /* `have` when this try started */
-  uint64_t writeback_from;             /* first byte not yet handed to the disk */
   unsigned redirects;                  /* redirects in this try */
   char url[MESH_HF_URL_MAX];           /* URL of this try */
-  struct event *ev;                    /* retry timer and prehash turns */
+  struct event *ev;                    /* retry timer */
   bool writing;                        /* the answer's body is file content */
-  int io_err;                          /* errno of a failed write */
+  int io_err;                          /* errno of a failed write: stops the download */
   bool overflow;                       /* more bytes than listed */
   bool range_mismatch;                 /* Content-Range not where asked */
-} hf_job;
+  bool too_big;                        /* a body chunk larger than every buffer together */
+};
+
+/* A non-file item of a download (model directory, survey of what is on disk).
+ * At most one is submitted at a time; results are read in done. */
+typedef enum hf_dop_kind { HF_DOP_OPENDIR, HF_DOP_SURVEY } hf_dop_kind;
+typedef struct hf_dop {
+  mesh_work w;
+  hf_dl *dl;
+  hf_dop_kind kind;
+  char *path;       /* OPENDIR: the model directory (the download's copy) */
+  bool create;      /* OPENDIR: create it when missing */
+  bool list_only;   /* OPENDIR: measure the parent when it is missing */
+  int dirfd;        /* SURVEY input; OPENDIR result, or -1 */
+  bool dir_missing; /* OPENDIR result: dirfd is the parent */
+  size_t from, to;  /* SURVEY: files [from, to) of the tree (immutable while listing) */
+  bool last;        /* SURVEY: also measure the free space */
+  int err;          /* result: negative errno, 0 */
+  uint64_t present; /* SURVEY result: bytes of these files on disk */
+  uint64_t avail;   /* SURVEY result (last): free bytes */
+} hf_dop;
 
 struct hf_dl {
   hf_dl *next;
@@ -91,6 +205,8 @@ struct hf_dl {
   struct event *retry_ev; /* list retry timer */
   mesh_hf_tree tree;
 
+  hf_dop dop;          /* the directory item, at most one submitted */
+  uint64_t present;    /* survey: bytes on disk so far */
   hf_job *jobs;        /* one per file of tree */
   size_t next_job;     /* first job never begun */
   int active_jobs;     /* begun and not done */
@@ -115,9 +231,9 @@ struct mesh_hf_client {
   mesh_rng rng;
   hf_dl *dls; /* every download not yet freed */
   uint64_t next_id;
-  int running;            /* downloads LISTING or FETCHING */
-  struct event *kick;     /* starts queued downloads, frees dead ones */
-  unsigned char *scratch; /* HF_PREHASH_SLICE bytes for hashing partial files */
+  int running;        /* downloads LISTING or FETCHING */
+  struct event *kick; /* starts queued downloads, frees dead idle ones */
+  mesh_pool *pool;    /* borrowed: disk work of every download */
   mesh_hf_counters counters;
 };
 
@@ -166,7 +282,14 @@ void hf_dl_begin(hf_dl *dl);
 
 /* hf_job.c: begins file jobs up to files_at_once; completes dl when all are done. */
 void hf_fill_jobs(hf_dl *dl);
-/* Closes what a job holds; its partial file stays on disk. */
+/* Stops a job's request and timer and hands what it holds on disk to a CLOSE
+ * item (after its buffered bytes are written); its partial file stays. */
 void hf_job_stop(hf_job *j);
+/* Frees the job's buffers and strand; only when hf_job_idle. */
+void hf_job_free(hf_job *j);
+/* True when nothing of the job is on the pool. */
+bool hf_job_idle(const hf_job *j);
+/* True when nothing of dl is on the pool (it may be freed once DEAD). */
+bool hf_dl_idle(const hf_dl *dl);
 
 #endif

@@ -1,7 +1,63 @@
 /*
- * File jobs of a download: resume from a partial file (hashed first, a slice
- * per loop turn), fetch with Range, verify, sync and rename into place, and
- * retry with backoff on 429, 5xx and cut transfers.
+ * File jobs of a download: resume from a partial file, fetch with Range,
+ * verify, sync and rename into place, and retry with backoff on 429, 5xx and
+ * cut transfers.
+ *
+ * Threading model of a file job. The job (hf_job) is the loop thread's: its
+ * state, its request (libcurl runs on the loop), its counts and its write
+ * buffers while they are free. Every disk call and every hash update runs on
+ * the work pool as an item of the job's strand, so the items of one file run
+ * one at a time in the order submitted, on whichever worker is free:
+ *
+ *   OPEN      open (creating) the file's directory, stat the file in place,
+ *             open the partial file, truncate one longer than listed, start
+ *             the hash                                  -> job_open_done
+ *   PREHASH   hash [from, to) of a partial file left by an earlier run, one
+ *             HF_PREHASH_SLICE per item                 -> job_prehash_done
+ *   write     pwrite one buffer at its offset, hash it, hand every
+ *             HF_WRITEBACK_STEP to the disk; a `restart` buffer first
+ *             truncates the file and resets the hash (a 200 answer to a
+ *             range)                                    -> job_write_done
+ *   VERIFY    finish the hash and compare; on a match fdatasync (unless
+ *             no_sync) and rename into place; on a mismatch unlink the
+ *             partial; close everything                 -> job_verify_done
+ *   CLOSE     close what a stopped job holds            -> job_close_done
+ *
+ * What the items work on (hf_disk: descriptors, hash state, the first write
+ * error) belongs to the strand: the loop never touches it, and it passes from
+ * one item to the next through the pool's lock. The loop reads an item's
+ * results only in its done function, where the item is the loop's again.
+ *
+ * Write buffers and backpressure. The libcurl write callback (job_on_body,
+ * on the loop) copies the received bytes into the job's current buffer and
+ * submits each full buffer as a write item, and the current one at once when
+ * no write of the file is in flight (so bytes reach the disk as soon as it is
+ * free, and batch up only while it is busy). A job has HF_WBUFS buffers of
+ * buf_cap = min(HF_WBUF_BYTES, file size) bytes. A chunk is taken whole or
+ * not at all: when the free room is smaller than the chunk, the callback
+ * returns CURL_WRITEFUNC_PAUSE (libcurl keeps the chunk and delivers it again
+ * on resume) and write_pauses counts it; job_write_done resumes the transfer
+ * with curl_easy_pause(CURLPAUSE_CONT), which may call the write callback
+ * again at once. So a file never holds more than HF_WBUFS * buf_cap bytes in
+ * memory, however slow the disk. 1 MiB per buffer: a write item then costs
+ * about a millisecond of hashing and writing, which amortises the pool's
+ * hand-over (a lock and a wake-up) to nothing, and is twice libcurl's
+ * receive buffer (512 KiB), so one chunk always fits in one free buffer;
+ * four buffers let the network fill two while a worker writes one, with one
+ * to spare for the worker picking up the next, at 4 MiB per file.
+ *
+ * Bytes are counted (have, done_bytes, progress) when accepted into a buffer;
+ * a write that fails later fails the download at once (job_write_done),
+ * naming the file and the errno, and counts in io_errors. Later writes of
+ * that file are skipped by the strand (hf_disk.err). A partial file removed
+ * under a running download is noticed by the next write (the open file has
+ * no link left) and fails it the same way, rather than filling an unlinked
+ * inode; one removed after the last write fails the rename into place.
+ *
+ * Lifetime: a job whose download stops (cancel, failure, client free) submits
+ * its partly filled buffer and a CLOSE item; the download is freed by the
+ * kick only when every job's strand and its directory item are idle
+ * (hf_dl_idle), and every done function of a dead download kicks.
  */
 #include "coord/hf_internal.h"
 #include "src/base/platform.h"
@@ -13,15 +69,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
-static const char *job_state_name[] = {"wait", "prehash", "xfer", "retry", "done"};
+static const char *job_state_name[] = {"wait",  "open",   "prehash", "xfer",
+                                       "retry", "verify", "done"};
 
 static void job_set_state(hf_job *j, job_state s)
 {
@@ -30,41 +86,365 @@ static void job_set_state(hf_job *j, job_state s)
   j->state = s;
 }
 
+/* ---- work functions (worker threads: they touch the item and j->disk) ---- */
+
+static void disk_close(hf_disk *d)
+{
+  if (d->fd >= 0)
+    close(d->fd);
+  if (d->pfd >= 0)
+    close(d->pfd);
+  d->fd = d->pfd = -1;
+  if (d->hash_live)
+    mesh_hf_hash_free(&d->hash);
+  d->hash_live = false;
+}
+
+static void op_fail(hf_op *o, const char *step, int err)
+{
+  o->step = step;
+  o->err = err != 0 ? err : -EIO;
+}
+
+static void work_open(hf_op *o)
+{
+  hf_job *j = o->j;
+  hf_disk *d = &j->disk;
+  const mesh_hf_file *f = j->f;
+  const char *leaf = NULL;
+  int rc = mesh_hf_fs_open_parent(o->dirfd, f->path, true, &d->pfd, &leaf);
+  if (rc != 0) {
+    op_fail(o, "cannot open its directory", rc);
+    return;
+  }
+  struct stat st;
+  if (fstatat(d->pfd, j->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      o->not_regular = true;
+      op_fail(o, "exists and is not a regular file", -EEXIST);
+      return;
+    }
+    if ((uint64_t)st.st_size == f->size) {
+      o->in_place = true;
+      disk_close(d);
+      return;
+    }
+  }
+  d->fd = openat(d->pfd, j->partial, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (d->fd < 0 || fstat(d->fd, &st) != 0) {
+    op_fail(o, "cannot open the partial file", -errno);
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    o->not_regular = true;
+    op_fail(o, "the partial file is not a regular file", -EEXIST);
+    return;
+  }
+  uint64_t have = (uint64_t)st.st_size;
+  if (have > f->size) {
+    if (ftruncate(d->fd, 0) != 0) {
+      op_fail(o, "truncate", -errno);
+      return;
+    }
+    have = 0;
+  }
+  rc = mesh_hf_hash_init(&d->hash, f->lfs ? MESH_HF_HASH_SHA256 : MESH_HF_HASH_GIT_BLOB, f->size);
+  if (rc != 0) {
+    op_fail(o, "cannot start hash", rc);
+    return;
+  }
+  d->hash_live = true;
+  d->writeback_from = have;
+  o->n = have;
+}
+
+/* Reads [from, to) through the job's first buffer (no write is in flight
+ * while a job prehashes) and hashes it; o->n says how far it got (short when
+ * the file shrank under us). */
+static void work_prehash(hf_op *o)
+{
+  hf_job *j = o->j;
+  hf_disk *d = &j->disk;
+  unsigned char *buf = j->bufs[0].data;
+  uint64_t at = o->from;
+  while (at < o->to) {
+    uint64_t want = o->to - at;
+    size_t n = want < j->buf_cap ? (size_t)want : j->buf_cap;
+    ssize_t r = pread(d->fd, buf, n, (off_t)at);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      op_fail(o, "reading the partial file", -errno);
+      break;
+    }
+    if (r == 0)
+      break;
+    mesh_hf_hash_update(&d->hash, buf, (size_t)r);
+    at += (uint64_t)r;
+  }
+  o->n = at - o->from;
+}
+
+static void work_verify(hf_op *o)
+{
+  hf_job *j = o->j;
+  hf_disk *d = &j->disk;
+  const mesh_hf_file *f = j->f;
+  if (d->err != 0) {
+    op_fail(o, "writing", -d->err);
+    goto out;
+  }
+  if (mesh_hf_hash_final_hex(&d->hash, o->got) != 0) {
+    op_fail(o, "hashing failed", -EIO);
+    goto out;
+  }
+  const char *want = f->lfs ? f->sha256 : f->oid;
+  if (!mesh_hf_hex_equal(want, o->got)) {
+    o->mismatch = true;
+    unlinkat(d->pfd, j->partial, 0);
+    goto out;
+  }
+  if (o->sync) {
+    int rc = mesh_fdatasync(d->fd);
+    if (rc != 0) {
+      op_fail(o, "sync", rc);
+      goto out;
+    }
+  }
+  if (renameat(d->pfd, j->partial, d->pfd, j->leaf) != 0)
+    op_fail(o, "rename into place", -errno);
+out:
+  disk_close(d);
+}
+
+static void work_op(mesh_work *w)
+{
+  hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
+  switch (o->kind) {
+  case HF_OP_OPEN:
+    work_open(o);
+    break;
+  case HF_OP_PREHASH:
+    work_prehash(o);
+    break;
+  case HF_OP_VERIFY:
+    work_verify(o);
+    break;
+  case HF_OP_CLOSE:
+    disk_close(&o->j->disk);
+    break;
+  }
+}
+
+static void work_write(mesh_work *w)
+{
+  hf_wbuf *b = (hf_wbuf *)((char *)w - offsetof(hf_wbuf, w));
+  hf_job *j = b->j;
+  hf_disk *d = &j->disk;
+  b->err = 0;
+  if (d->err != 0 || d->fd < 0)
+    return; /* an earlier write failed (or the open did): the download is failing */
+  if (b->restart) {
+    if (ftruncate(d->fd, 0) != 0 || mesh_hf_hash_reset(&d->hash, j->f->size) != 0) {
+      d->err = b->err = errno != 0 ? errno : EIO;
+      return;
+    }
+    d->writeback_from = 0;
+  }
+  size_t off = 0;
+  while (off < b->len) {
+    ssize_t n = pwrite(d->fd, b->data + off, b->len - off, (off_t)(b->off + off));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      d->err = b->err = n < 0 ? errno : ENOSPC;
+      return;
+    }
+    off += (size_t)n;
+  }
+  /* A partial file removed under the download would take every further
+   * byte into an inode nobody can reach (and keep its space in use until
+   * the download ends): stop at the first write after the removal. */
+  struct stat st;
+  if (fstat(d->fd, &st) == 0 && st.st_nlink == 0) {
+    d->err = b->err = ENOENT;
+    return;
+  }
+  mesh_hf_hash_update(&d->hash, b->data, b->len);
+  uint64_t end = b->off + b->len;
+  if (j->dl->c->opt.no_sync)
+    return;
+  if (end - d->writeback_from >= HF_WRITEBACK_STEP) {
+    mesh_hf_fs_start_writeback(d->fd, d->writeback_from, end - d->writeback_from);
+    d->writeback_from = end;
+  }
+}
+
+/* ---- the loop's side ---------------------------------------------------- */
+
+static void job_submit(hf_job *j, hf_op *o, hf_op_kind kind, mesh_done_fn done)
+{
+  o->j = j;
+  o->kind = kind;
+  o->err = 0;
+  o->step = NULL;
+  o->n = 0;
+  o->in_place = o->not_regular = o->mismatch = false;
+  o->got[0] = '\0';
+  mesh_pool_submit(j->dl->c->pool, &o->w, j->strand, work_op, done);
+}
+
+/* Common head of every done function: a dead download only counts down its
+ * items (and kicks, so that the last one lets it be freed). */
+static bool job_dead(hf_job *j)
+{
+  if (j->dl->state != DL_DEAD && j->state != JOB_DONE)
+    return false;
+  if (j->dl->state == DL_DEAD)
+    hf_kick(j->dl->c);
+  return true;
+}
+
 static void job_finish(hf_job *j)
 {
   hf_dl *dl = j->dl;
-  hf_job_stop(j);
+  j->holds = false;
+  hf_xfer_stop(&j->x);
+  if (j->ev != NULL) {
+    event_free(j->ev);
+    j->ev = NULL;
+  }
   job_set_state(j, JOB_DONE);
   dl->active_jobs--;
   dl->files_done++;
+  /* Its last item has run: the buffers go now, not with the download, so a
+   * model of many files holds buffers for files_at_once files only. */
+  if (hf_job_idle(j))
+    hf_job_free(j);
 }
 
-/* The partial file is complete: check its hash, sync it and rename it into place. */
-static void job_verify(hf_job *j)
+/* Fails the download for a file system error of an item of j. */
+static void job_io_fail(hf_job *j, int err, const char *step)
 {
   hf_dl *dl = j->dl;
-  mesh_hf_client *c = dl->c;
-  char got[MESH_HF_HEX_MAX];
-  if (mesh_hf_hash_final_hex(&j->hash, got) != 0) {
-    hf_dl_fail(dl, -EIO, "%s: hashing failed", j->f->path);
+  dl->c->counters.io_errors++;
+  hf_dl_fail(dl, err, "%s: %s %s: %s (partial file kept)", j->f->path, step, j->partial,
+             strerror(-err));
+}
+
+static void job_request(hf_job *j);
+static void job_write_done(mesh_work *w);
+static void job_verify_done(mesh_work *w);
+
+/* Hands the buffer being filled to the strand. */
+static void job_flush(hf_job *j)
+{
+  if (j->cur < 0)
+    return;
+  hf_wbuf *b = &j->bufs[j->cur];
+  j->cur = -1;
+  if (b->len == 0 && !b->restart)
+    return;
+  j->in_flight++;
+  mesh_pool_submit(j->dl->c->pool, &b->w, j->strand, work_write, job_write_done);
+}
+
+/* A free buffer made current (allocated on first use), or -1. */
+static int job_take_buffer(hf_job *j, uint64_t off)
+{
+  for (int i = 0; i < HF_WBUFS; i++) {
+    hf_wbuf *b = &j->bufs[i];
+    if (b->w.busy)
+      continue;
+    if (b->data == NULL) {
+      b->data = malloc(j->buf_cap);
+      if (b->data == NULL)
+        return -1;
+    }
+    b->j = j;
+    b->len = 0;
+    b->off = off;
+    b->restart = j->restart_next;
+    j->restart_next = false;
+    j->cur = i;
+    return i;
+  }
+  return -1;
+}
+
+/* Bytes the buffers can take now without waiting for the disk. */
+static size_t job_room(const hf_job *j)
+{
+  size_t room = 0;
+  for (int i = 0; i < HF_WBUFS; i++) {
+    const hf_wbuf *b = &j->bufs[i];
+    if (i == j->cur)
+      room += j->buf_cap - b->len;
+    else if (!b->w.busy)
+      room += j->buf_cap;
+  }
+  return room;
+}
+
+static void job_verify(hf_job *j)
+{
+  job_flush(j);
+  job_set_state(j, JOB_VERIFY);
+  j->op.sync = !j->dl->c->opt.no_sync;
+  j->holds = false; /* the verify item closes everything */
+  job_submit(j, &j->op, HF_OP_VERIFY, job_verify_done);
+}
+
+static void job_write_done(mesh_work *w)
+{
+  hf_wbuf *b = (hf_wbuf *)((char *)w - offsetof(hf_wbuf, w));
+  hf_job *j = b->j;
+  mesh_hf_client *c = j->dl->c;
+  j->in_flight--;
+  c->counters.buffered_bytes -= b->len;
+  if (job_dead(j))
+    return;
+  if (b->err != 0 && j->io_err == 0) {
+    j->io_err = b->err;
+    if (b->err == ENOENT) {
+      c->counters.io_errors++;
+      hf_dl_fail(j->dl, -ENOENT, "%s: %s was removed while downloading", j->f->path, j->partial);
+      return;
+    }
+    job_io_fail(j, -b->err, "writing");
     return;
   }
-  const char *want = j->f->lfs ? j->f->sha256 : j->f->oid;
-  if (!mesh_hf_hex_equal(want, got)) {
+  if (j->paused && j->x.easy != NULL) {
+    /* May call job_on_body at once with the chunk libcurl kept. */
+    j->paused = false;
+    curl_easy_pause(j->x.easy, CURLPAUSE_CONT);
+  }
+}
+
+static void job_verify_done(mesh_work *w)
+{
+  hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
+  hf_job *j = o->j;
+  hf_dl *dl = j->dl;
+  mesh_hf_client *c = dl->c;
+  if (job_dead(j))
+    return;
+  if (o->mismatch) {
     c->counters.hash_mismatches++;
-    unlinkat(j->pfd, j->partial, 0);
     dl->done_bytes -= j->have;
     hf_dl_fail(dl, -EBADMSG, "%s: %s mismatch: expected %s, got %s (partial file deleted)",
-               j->f->path, j->f->lfs ? "sha256" : "git blob sha1", want, got);
+               j->f->path, j->f->lfs ? "sha256" : "git blob sha1",
+               j->f->lfs ? j->f->sha256 : j->f->oid, o->got);
     return;
   }
-  int sync_rc = c->opt.no_sync ? 0 : mesh_fdatasync(j->fd);
-  if (sync_rc != 0) {
-    hf_dl_fail(dl, sync_rc, "%s: sync: %s", j->f->path, strerror(-sync_rc));
-    return;
-  }
-  if (renameat(j->pfd, j->partial, j->pfd, j->leaf) != 0) {
-    hf_dl_fail(dl, -errno, "%s: rename into place: %s", j->f->path, strerror(errno));
+  if (o->err != 0) {
+    if (o->err == -ENOENT && strcmp(o->step, "rename into place") == 0) {
+      c->counters.io_errors++;
+      hf_dl_fail(dl, o->err, "%s: rename into place: %s was removed while downloading", j->f->path,
+                 j->partial);
+      return;
+    }
+    job_io_fail(j, o->err, o->step);
     return;
   }
   c->counters.files_verified++;
@@ -72,39 +452,48 @@ static void job_verify(hf_job *j)
   hf_fill_jobs(dl);
 }
 
-static void job_request(hf_job *j);
+static void job_prehash_done(mesh_work *w);
 
-static void on_job_timer(evutil_socket_t fd, short what, void *arg)
+static void job_prehash_next(hf_job *j)
 {
-  hf_job *j = arg;
-  if (j->state == JOB_RETRY) {
-    mesh_hf_url_resolve(j->dl->c->endpoint, j->dl->repo, j->dl->revision, j->f->path, j->url,
-                        sizeof j->url);
-    job_request(j);
-    return;
-  }
-  /* PREHASH: hash the next slice of what an earlier run left. */
+  uint64_t to =
+      j->prehash_to - j->have > HF_PREHASH_SLICE ? j->have + HF_PREHASH_SLICE : j->prehash_to;
+  j->op.from = j->have;
+  j->op.to = to;
+  job_submit(j, &j->op, HF_OP_PREHASH, job_prehash_done);
+}
+
+static void job_prehash_done(mesh_work *w)
+{
+  hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
+  hf_job *j = o->j;
   hf_dl *dl = j->dl;
-  uint64_t want = j->prehash_to - j->have;
-  size_t n = want < HF_PREHASH_SLICE ? (size_t)want : HF_PREHASH_SLICE;
-  ssize_t r = pread(j->fd, dl->c->scratch, n, (off_t)j->have);
-  if (r < 0) {
-    hf_dl_fail(dl, -errno, "%s: reading partial file: %s", j->f->path, strerror(errno));
+  if (job_dead(j))
+    return;
+  if (o->err != 0) {
+    job_io_fail(j, o->err, o->step);
     return;
   }
-  if (r == 0)
+  j->have += o->n;
+  dl->done_bytes += o->n;
+  if (o->n < o->to - o->from)
     j->prehash_to = j->have; /* the file shrank under us: resume from here */
-  mesh_hf_hash_update(&j->hash, dl->c->scratch, (size_t)r);
-  j->have += (uint64_t)r;
-  dl->done_bytes += (uint64_t)r;
   if (j->have < j->prehash_to) {
-    event_active(j->ev, 0, 0);
+    job_prehash_next(j);
     return;
   }
   if (j->have == j->f->size)
     job_verify(j);
   else
     job_request(j);
+}
+
+static void on_job_timer(evutil_socket_t fd, short what, void *arg)
+{
+  hf_job *j = arg;
+  mesh_hf_url_resolve(j->dl->c->endpoint, j->dl->repo, j->dl->revision, j->f->path, j->url,
+                      sizeof j->url);
+  job_request(j);
 }
 
 static void job_retry(hf_job *j, const char *why)
@@ -126,6 +515,15 @@ static void job_retry(hf_job *j, const char *why)
   hf_arm(j->ev, ms);
 }
 
+/* Starts the file over: the next buffer truncates the file and resets the
+ * hash on the strand, in order after every write already submitted. */
+static void job_start_over(hf_job *j)
+{
+  j->dl->done_bytes -= j->have;
+  j->have = 0;
+  j->restart_next = true;
+}
+
 static bool job_on_headers(hf_xfer *x)
 {
   hf_job *j = x->owner;
@@ -134,13 +532,7 @@ static bool job_on_headers(hf_xfer *x)
     return true;
   if (x->status == 200 && j->have > 0) {
     /* The server ignored the range: start the file over. */
-    if (ftruncate(j->fd, 0) != 0 || mesh_hf_hash_reset(&j->hash, j->f->size) != 0) {
-      j->io_err = errno != 0 ? errno : EIO;
-      return false;
-    }
-    j->dl->done_bytes -= j->have;
-    j->have = 0;
-    j->writeback_from = 0;
+    job_start_over(j);
     j->dl->c->counters.restarts++;
     return true;
   }
@@ -155,35 +547,59 @@ static bool job_on_headers(hf_xfer *x)
   return true;
 }
 
+/* libcurl's write callback, on the loop: copies the chunk into the write
+ * buffers (whole or not at all) and submits every full one. */
 static size_t job_on_body(hf_xfer *x, const char *p, size_t n)
 {
   hf_job *j = x->owner;
+  mesh_hf_client *c = j->dl->c;
   if (!j->writing)
     return n;
+  if (j->io_err != 0)
+    return 0;
   if (n > j->f->size - j->have) {
     j->overflow = true;
     return 0;
   }
-  size_t off = 0;
-  while (off < n) {
-    ssize_t w = pwrite(j->fd, p + off, n - off, (off_t)(j->have + off));
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      j->io_err = errno;
+  if (n > job_room(j)) {
+    if (j->in_flight == 0) {
+      /* Nothing will free a buffer: a chunk larger than all of them. */
+      j->too_big = true;
       return 0;
     }
-    off += (size_t)w;
+    j->paused = true;
+    c->counters.write_pauses++;
+    return CURL_WRITEFUNC_PAUSE;
   }
-  mesh_hf_hash_update(&j->hash, p, n);
+  size_t off = 0;
+  while (off < n) {
+    if (j->cur < 0 && job_take_buffer(j, j->have + off) < 0) {
+      j->io_err = ENOMEM;
+      return 0;
+    }
+    hf_wbuf *b = &j->bufs[j->cur];
+    size_t k = j->buf_cap - b->len;
+    if (k > n - off)
+      k = n - off;
+    memcpy(b->data + b->len, p + off, k);
+    b->len += k;
+    off += k;
+    if (b->len == j->buf_cap)
+      job_flush(j);
+  }
+  /* When the strand has nothing to do, the bytes go to the disk now rather
+   * than when the buffer is full: a slow transfer keeps its partial file
+   * current (a kill loses little), and a fast one still batches, since
+   * buffers fill while a write is in flight. */
+  if (j->in_flight == 0)
+    job_flush(j);
   j->have += n;
-  if (!j->dl->c->opt.no_sync && j->have - j->writeback_from >= HF_WRITEBACK_STEP) {
-    mesh_hf_fs_start_writeback(j->fd, j->writeback_from, j->have - j->writeback_from);
-    j->writeback_from = j->have;
-  }
   j->dl->done_bytes += n;
   j->dl->net_bytes += n;
-  j->dl->c->counters.bytes_received += n;
+  c->counters.bytes_received += n;
+  c->counters.buffered_bytes += n;
+  if (c->counters.buffered_bytes > c->counters.buffered_peak)
+    c->counters.buffered_peak = c->counters.buffered_bytes;
   return n;
 }
 
@@ -192,10 +608,18 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
   hf_job *j = x->owner;
   hf_dl *dl = j->dl;
   char why[HF_MSG_MAX];
+  /* What this try brought goes to the disk, before a retry or the verify. */
+  job_flush(j);
+  j->paused = false;
   if (j->io_err != 0) {
     int e = j->io_err;
+    dl->c->counters.io_errors++;
     hf_dl_fail(dl, -e, "%s: writing %s: %s (partial file kept)", j->f->path, j->partial,
                strerror(e));
+    return;
+  }
+  if (j->too_big) {
+    hf_dl_fail(dl, -ENOBUFS, "%s: a received chunk is larger than the write buffers", j->f->path);
     return;
   }
   if (j->overflow) {
@@ -205,13 +629,7 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
   }
   if (j->range_mismatch) {
     j->range_mismatch = false;
-    if (ftruncate(j->fd, 0) != 0 || mesh_hf_hash_reset(&j->hash, j->f->size) != 0) {
-      hf_dl_fail(dl, -EIO, "%s: cannot restart partial file", j->f->path);
-      return;
-    }
-    dl->done_bytes -= j->have;
-    j->have = 0;
-    j->writeback_from = 0;
+    job_start_over(j);
     job_retry(j, "Content-Range does not match the range asked for");
     return;
   }
@@ -245,10 +663,11 @@ static void job_request(hf_job *j)
   mesh_hf_client *c = dl->c;
   if (j->state != JOB_XFER)
     j->redirects = 0;
-  j->writing = j->overflow = j->range_mismatch = false;
-  j->io_err = 0;
+  j->writing = j->overflow = j->range_mismatch = j->too_big = j->paused = false;
   job_set_state(j, JOB_XFER);
   j->have_at_request = j->have;
+  /* After a restart the range starts at 0 even while the restarting buffer
+   * has not been written: the file is started over in order on the strand. */
   hf_xfer_params p = hf_params_for(c, j->url, j->have);
   c->counters.requests++;
   int rc = hf_xfer_start(&c->multi, &j->x, j->url, &p);
@@ -256,54 +675,29 @@ static void job_request(hf_job *j)
     hf_dl_fail(dl, rc, "%s: cannot start request: %s", j->f->path, strerror(-rc));
 }
 
-/* Begins job j: done already, resume a partial file, or fetch from the start. */
-static void job_begin(hf_job *j)
+static void job_open_done(mesh_work *w)
 {
+  hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
+  hf_job *j = o->j;
   hf_dl *dl = j->dl;
   mesh_hf_client *c = dl->c;
   const mesh_hf_file *f = j->f;
-  dl->active_jobs++;
-  int rc = mesh_hf_fs_open_parent(dl->dirfd, f->path, true, &j->pfd, &j->leaf);
-  if (rc != 0) {
-    hf_dl_fail(dl, rc, "%s: cannot open its directory: %s", f->path, strerror(-rc));
+  if (job_dead(j))
+    return;
+  if (o->not_regular) {
+    hf_dl_fail(dl, -EEXIST, "%s: %s", f->path, o->step);
     return;
   }
-  snprintf(j->partial, sizeof j->partial, "%s%s", j->leaf, MESH_HF_PARTIAL_SUFFIX);
-  struct stat st;
-  if (fstatat(j->pfd, j->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    if (!S_ISREG(st.st_mode)) {
-      hf_dl_fail(dl, -EEXIST, "%s: exists and is not a regular file", f->path);
-      return;
-    }
-    if ((uint64_t)st.st_size == f->size) {
-      dl->done_bytes += f->size;
-      job_finish(j);
-      return;
-    }
-  }
-  j->fd = openat(j->pfd, j->partial, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (j->fd < 0 || fstat(j->fd, &st) != 0) {
-    hf_dl_fail(dl, -errno, "%s: cannot open %s: %s", f->path, j->partial, strerror(errno));
+  if (o->err != 0) {
+    hf_dl_fail(dl, o->err, "%s: %s: %s", f->path, o->step, strerror(-o->err));
     return;
   }
-  if (!S_ISREG(st.st_mode)) {
-    hf_dl_fail(dl, -EEXIST, "%s: %s is not a regular file", f->path, j->partial);
+  if (o->in_place) {
+    dl->done_bytes += f->size;
+    job_finish(j);
+    hf_fill_jobs(dl);
     return;
   }
-  uint64_t have = (uint64_t)st.st_size;
-  if (have > f->size) {
-    if (ftruncate(j->fd, 0) != 0) {
-      hf_dl_fail(dl, -errno, "%s: truncate: %s", f->path, strerror(errno));
-      return;
-    }
-    have = 0;
-  }
-  rc = mesh_hf_hash_init(&j->hash, f->lfs ? MESH_HF_HASH_SHA256 : MESH_HF_HASH_GIT_BLOB, f->size);
-  if (rc != 0) {
-    hf_dl_fail(dl, rc, "%s: cannot start hash", f->path);
-    return;
-  }
-  j->hash_live = true;
   j->ev = evtimer_new(c->base, on_job_timer, j);
   if (j->ev == NULL) {
     hf_dl_fail(dl, -ENOMEM, "%s: out of memory", f->path);
@@ -314,13 +708,43 @@ static void job_begin(hf_job *j)
   j->x.on_body = job_on_body;
   j->x.on_done = job_on_done;
   mesh_hf_url_resolve(c->endpoint, dl->repo, dl->revision, f->path, j->url, sizeof j->url);
-  if (have > 0) {
-    j->prehash_to = have;
+  if (o->n > 0) {
+    /* Prehash reads through the first buffer. */
+    if (j->bufs[0].data == NULL && (j->bufs[0].data = malloc(j->buf_cap)) == NULL) {
+      hf_dl_fail(dl, -ENOMEM, "%s: out of memory", f->path);
+      return;
+    }
+    j->prehash_to = o->n;
     job_set_state(j, JOB_PREHASH);
-    event_active(j->ev, 0, 0);
+    job_prehash_next(j);
     return;
   }
   job_request(j);
+}
+
+/* Begins job j: its OPEN item finds it in place, resumes a partial file or
+ * starts from nothing. */
+static void job_begin(hf_job *j)
+{
+  hf_dl *dl = j->dl;
+  mesh_hf_client *c = dl->c;
+  const mesh_hf_file *f = j->f;
+  dl->active_jobs++;
+  const char *slash = strrchr(f->path, '/');
+  j->leaf = slash != NULL ? slash + 1 : f->path;
+  snprintf(j->partial, sizeof j->partial, "%s%s", j->leaf, MESH_HF_PARTIAL_SUFFIX);
+  j->buf_cap = f->size < HF_WBUF_BYTES ? (size_t)f->size : HF_WBUF_BYTES;
+  if (j->buf_cap == 0)
+    j->buf_cap = 1;
+  int rc = mesh_strand_new(c->pool, &j->strand);
+  if (rc != 0) {
+    hf_dl_fail(dl, rc, "%s: out of memory", f->path);
+    return;
+  }
+  j->holds = true;
+  j->op.dirfd = dl->dirfd;
+  job_set_state(j, JOB_OPEN);
+  job_submit(j, &j->op, HF_OP_OPEN, job_open_done);
 }
 
 /* Starts jobs up to files_at_once; completes the download when all are done. */
@@ -332,4 +756,44 @@ void hf_fill_jobs(hf_dl *dl)
     job_begin(&dl->jobs[dl->next_job++]);
   if (dl->state == DL_FETCHING && dl->files_done == dl->tree.len)
     hf_dl_complete(dl);
+}
+
+static void job_close_done(mesh_work *w)
+{
+  hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
+  job_dead(o->j);
+}
+
+void hf_job_stop(hf_job *j)
+{
+  hf_xfer_stop(&j->x);
+  j->paused = false;
+  if (j->ev != NULL) {
+    event_free(j->ev);
+    j->ev = NULL;
+  }
+  if (j->strand == NULL)
+    return;
+  /* What was received is written out, so that a resume finds it. */
+  job_flush(j);
+  if (j->holds) {
+    j->holds = false;
+    job_submit(j, &j->fin, HF_OP_CLOSE, job_close_done);
+  }
+}
+
+bool hf_job_idle(const hf_job *j)
+{
+  return j->strand == NULL || mesh_strand_pending(j->strand) == 0;
+}
+
+void hf_job_free(hf_job *j)
+{
+  for (int i = 0; i < HF_WBUFS; i++) {
+    free(j->bufs[i].data);
+    j->bufs[i].data = NULL;
+  }
+  if (j->strand != NULL)
+    mesh_strand_free(j->strand);
+  j->strand = NULL;
 }

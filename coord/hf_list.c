@@ -2,6 +2,12 @@
  * The file list of a download: pages followed by Link rel="next", retried
  * with backoff, parsed strictly (hf_tree.h), then the LISTED report and the
  * size guard before any file byte is fetched.
+ *
+ * Threads: the requests and reports run on the loop. Opening (creating) the
+ * model directory and the survey of what is already on disk (a stat per file,
+ * HF_SURVEY_SLICE files per item, then statvfs) are work items on the pool
+ * (dl->dop, one at a time); while one is submitted the item and the tree it
+ * reads are not changed by the loop, and the loop reads its results in done.
  */
 #include "coord/hf_internal.h"
 #include "coord/hf_fs.h"
@@ -18,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <stddef.h>
 #include <unistd.h>
 
 static void list_request(hf_dl *dl);
@@ -42,7 +49,26 @@ static uint64_t bytes_present(int dirfd, const mesh_hf_file *f)
   return n;
 }
 
-/* The list is complete: report it, apply the size guard, start fetching. */
+static void dop_work(mesh_work *w);
+static void survey_done(mesh_work *w);
+
+/* Submits the survey of files [from, from + HF_SURVEY_SLICE). */
+static void survey_next(hf_dl *dl, size_t from)
+{
+  hf_dop *o = &dl->dop;
+  o->dl = dl;
+  o->kind = HF_DOP_SURVEY;
+  o->dirfd = dl->dirfd;
+  o->from = from;
+  o->to = dl->tree.len - from > HF_SURVEY_SLICE ? from + HF_SURVEY_SLICE : dl->tree.len;
+  o->last = o->to == dl->tree.len;
+  o->dir_missing = dl->dir_missing;
+  o->err = 0;
+  o->present = o->avail = 0;
+  mesh_pool_submit(dl->c->pool, &o->w, NULL, dop_work, survey_done);
+}
+
+/* The list is complete: survey the model directory, then report it. */
 static void list_done(hf_dl *dl)
 {
   mesh_hf_client *c = dl->c;
@@ -59,19 +85,21 @@ static void list_done(hf_dl *dl)
     return;
   }
   for (size_t i = 0; i < dl->tree.len; i++) {
-    dl->jobs[i].dl = dl;
-    dl->jobs[i].f = &dl->tree.files[i];
-    dl->jobs[i].fd = dl->jobs[i].pfd = -1;
+    hf_job *j = &dl->jobs[i];
+    j->dl = dl;
+    j->f = &dl->tree.files[i];
+    j->disk.fd = j->disk.pfd = -1;
+    j->cur = -1;
   }
-  uint64_t present = 0;
-  for (size_t i = 0; i < dl->tree.len && !dl->dir_missing; i++)
-    present += bytes_present(dl->dirfd, &dl->tree.files[i]);
-  struct statvfs vfs;
-  if (fstatvfs(dl->dirfd, &vfs) != 0) {
-    hf_dl_fail(dl, -errno, "%s: statvfs: %s", dl->model_dir, strerror(errno));
-    return;
-  }
-  uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+  dl->present = 0;
+  survey_next(dl, 0);
+}
+
+/* Reports LISTED, applies the size guard and starts fetching. */
+static void list_report(hf_dl *dl, uint64_t avail)
+{
+  mesh_hf_client *c = dl->c;
+  uint64_t present = dl->present;
   mesh_hf_report r = {.kind = MESH_HF_REPORT_LISTED,
                       .id = dl->id,
                       .user = dl->user,
@@ -110,6 +138,26 @@ static void list_done(hf_dl *dl)
   dl->last_ms = mesh_clock_now_ms();
   hf_dl_set_state(dl, DL_FETCHING);
   hf_fill_jobs(dl);
+}
+
+static void survey_done(mesh_work *w)
+{
+  hf_dop *o = (hf_dop *)((char *)w - offsetof(hf_dop, w));
+  hf_dl *dl = o->dl;
+  if (dl->state == DL_DEAD) {
+    hf_kick(dl->c);
+    return;
+  }
+  if (o->err != 0) {
+    hf_dl_fail(dl, o->err, "%s: statvfs: %s", dl->model_dir, strerror(-o->err));
+    return;
+  }
+  dl->present += o->present;
+  if (!o->last) {
+    survey_next(dl, o->to);
+    return;
+  }
+  list_report(dl, o->avail);
 }
 
 static void list_retry(hf_dl *dl, const char *why)
@@ -253,16 +301,31 @@ static void list_request(hf_dl *dl)
     hf_dl_fail(dl, rc, "file list of %s: cannot start request: %s", dl->repo, strerror(-rc));
 }
 
-void hf_dl_begin(hf_dl *dl)
+/* Work function of dl->dop (a worker thread: it touches the item, and reads
+ * the tree, which the loop leaves alone while the item is submitted). */
+static void dop_work(mesh_work *w)
 {
-  mesh_hf_client *c = dl->c;
-  c->running++;
-  hf_dl_set_state(dl, DL_LISTING);
-  int rc = mesh_hf_fs_open_model_dir(dl->model_dir, !dl->list_only, &dl->dirfd);
-  if (rc == -ENOENT && dl->list_only) {
+  hf_dop *o = (hf_dop *)((char *)w - offsetof(hf_dop, w));
+  if (o->kind == HF_DOP_SURVEY) {
+    const hf_dl *dl = o->dl;
+    for (size_t i = o->from; i < o->to && !o->dir_missing; i++)
+      o->present += bytes_present(o->dirfd, &dl->tree.files[i]);
+    struct statvfs vfs;
+    if (o->last) {
+      if (fstatvfs(o->dirfd, &vfs) != 0)
+        o->err = -errno;
+      else
+        o->avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    }
+    return;
+  }
+  o->dirfd = -1;
+  o->dir_missing = false;
+  o->err = mesh_hf_fs_open_model_dir(o->path, o->create, &o->dirfd);
+  if (o->err == -ENOENT && o->list_only) {
     /* A space check creates nothing: measure the parent's file system. */
     char parent[4096];
-    snprintf(parent, sizeof parent, "%s", dl->model_dir);
+    snprintf(parent, sizeof parent, "%s", o->path);
     char *slash = strrchr(parent, '/');
     if (slash == parent)
       slash[1] = '\0';
@@ -270,9 +333,24 @@ void hf_dl_begin(hf_dl *dl)
       *slash = '\0';
     else
       snprintf(parent, sizeof parent, ".");
-    rc = mesh_hf_fs_open_model_dir(parent, false, &dl->dirfd);
-    dl->dir_missing = true;
+    o->err = mesh_hf_fs_open_model_dir(parent, false, &o->dirfd);
+    o->dir_missing = true;
   }
+}
+
+static void opendir_done(mesh_work *w)
+{
+  hf_dop *o = (hf_dop *)((char *)w - offsetof(hf_dop, w));
+  hf_dl *dl = o->dl;
+  mesh_hf_client *c = dl->c;
+  /* The descriptor is the download's from here on, even a dead one's. */
+  dl->dirfd = o->dirfd;
+  dl->dir_missing = o->dir_missing;
+  if (dl->state == DL_DEAD) {
+    hf_kick(c);
+    return;
+  }
+  int rc = o->err;
   if (rc != 0) {
     hf_dl_fail(dl, rc, "model directory %s: %s", dl->model_dir, strerror(-rc));
     return;
@@ -293,4 +371,18 @@ void hf_dl_begin(hf_dl *dl)
   }
   snprintf(dl->list_url, sizeof dl->list_url, "%s", dl->page_url);
   list_request(dl);
+}
+
+void hf_dl_begin(hf_dl *dl)
+{
+  mesh_hf_client *c = dl->c;
+  c->running++;
+  hf_dl_set_state(dl, DL_LISTING);
+  hf_dop *o = &dl->dop;
+  o->dl = dl;
+  o->kind = HF_DOP_OPENDIR;
+  o->path = dl->model_dir;
+  o->create = !dl->list_only;
+  o->list_only = dl->list_only;
+  mesh_pool_submit(c->pool, &o->w, NULL, dop_work, opendir_done);
 }

@@ -14,7 +14,9 @@
  * portable SHA-256 gives 0.3 GB/s: the difference decides whether hashing or
  * the network limits a download).
  *
- * Nothing here blocks or allocates beyond the digest context.
+ * Nothing here blocks or allocates beyond the digest context. The client
+ * hashes file data only in work functions of the pool (hf_job.c): a
+ * mesh_hf_hash belongs to one file's strand, so one thread at a time uses it.
  */
 #ifndef MESH_COORD_HF_VERIFY_H
 #define MESH_COORD_HF_VERIFY_H

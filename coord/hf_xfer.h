@@ -9,7 +9,10 @@
  *
  * An hf_xfer is owned by its caller (embedded in a download or file job).
  * on_headers and on_body run inside libcurl callbacks: they must not start,
- * stop or report anything, only return a verdict. on_done runs from the
+ * stop or report anything, only return a verdict (a file job's on_body may
+ * hand a filled buffer to the work pool, and return CURL_WRITEFUNC_PAUSE when
+ * none is free; its owner resumes it with curl_easy_pause from the loop,
+ * outside libcurl's callbacks). on_done runs from the
  * multi's completion loop after the easy handle is released, so it may start
  * the next request or stop others.
  */

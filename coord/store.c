@@ -112,6 +112,13 @@ int mesh_store_open(const char *path, const mesh_store_settings *set, mesh_store
   rc = migrate(s, err, errlen);
   if (rc != 0)
     goto fail;
+  /* Counted once here; every apply keeps the count from then on. */
+  size_t rows = 0;
+  if ((rc = mesh_store_journal_count(s, &rows)) != 0) {
+    sql_err(s, err, errlen, "counting the journal");
+    goto fail;
+  }
+  s->st.journal_rows = rows;
   *out = s;
   return 0;
 fail:
@@ -269,22 +276,30 @@ static int put_meta(mesh_store *s, const char *key, uint64_t value)
   return rc;
 }
 
-static int add_journal(mesh_store *s, uint64_t wall_ms, uint64_t epoch,
+/* id 0: the next AUTOINCREMENT id; else exactly id (the caller numbers the
+ * records so that a copy kept in memory carries the same ids). */
+static int add_journal(mesh_store *s, int64_t id, uint64_t wall_ms, uint64_t epoch,
                        mesh_coord_journal_kind kind, const char *model, const char *text)
 {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db,
-                         "INSERT INTO journal (at_ms, epoch, kind, model_id, text)"
-                         " VALUES (?,?,?,?,?)",
+                         "INSERT INTO journal (id, at_ms, epoch, kind, model_id, text)"
+                         " VALUES (?,?,?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK)
     return -EIO;
-  sqlite3_bind_int64(st, 1, (sqlite3_int64)wall_ms);
-  sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
-  sqlite3_bind_int(st, 3, (int)kind);
-  sqlite3_bind_text(st, 4, model, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+  if (id > 0)
+    sqlite3_bind_int64(st, 1, id);
+  else
+    sqlite3_bind_null(st, 1);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)wall_ms);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)epoch);
+  sqlite3_bind_int(st, 4, (int)kind);
+  sqlite3_bind_text(st, 5, model, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
   int rc = run(s, st);
   sqlite3_finalize(st);
+  if (rc == 0)
+    s->st.journal_rows++;
   return rc;
 }
 
@@ -311,12 +326,20 @@ static int prune(mesh_store *s, uint64_t wall_ms)
   sqlite3_bind_int64(st, 1, s->set.journal_max_records);
   rc = run(s, st);
   sqlite3_finalize(st);
-  s->st.journal_pruned += s->st.rows_written - before;
+  uint64_t pruned = s->st.rows_written - before;
+  s->st.journal_pruned += pruned;
+  s->st.journal_rows = s->st.journal_rows > pruned ? s->st.journal_rows - pruned : 0;
   return rc;
 }
 
 int mesh_store_apply(mesh_store *s, const mesh_coord_out *items, size_t n, uint64_t wall_ms,
                      uint64_t epoch)
+{
+  return mesh_store_apply_numbered(s, items, n, wall_ms, epoch, 0);
+}
+
+int mesh_store_apply_numbered(mesh_store *s, const mesh_coord_out *items, size_t n,
+                              uint64_t wall_ms, uint64_t epoch, int64_t first_journal_id)
 {
   bool any = false;
   bool journaled = false;
@@ -332,6 +355,9 @@ int mesh_store_apply(mesh_store *s, const mesh_coord_out *items, size_t n, uint6
     s->st.failures++;
     return -EIO;
   }
+  /* A rollback takes back the rows this batch added and pruned. */
+  uint64_t journal_rows = s->st.journal_rows;
+  int64_t next_id = first_journal_id;
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     const mesh_coord_out *o = &items[i];
@@ -348,8 +374,10 @@ int mesh_store_apply(mesh_store *s, const mesh_coord_out *items, size_t n, uint6
         rc = put_meta(s, "doc_epoch", o->u.meta.epoch);
       break;
     case MESH_COORD_OUT_JOURNAL:
-      rc = add_journal(s, wall_ms, epoch, o->u.journal.kind, o->u.journal.model_id,
+      rc = add_journal(s, next_id, wall_ms, epoch, o->u.journal.kind, o->u.journal.model_id,
                        o->u.journal.text);
+      if (next_id > 0)
+        next_id++;
       journaled = true;
       break;
     default:
@@ -362,6 +390,7 @@ int mesh_store_apply(mesh_store *s, const mesh_coord_out *items, size_t n, uint6
     rc = -EIO;
   if (rc != 0) {
     exec(s, "ROLLBACK");
+    s->st.journal_rows = journal_rows;
     s->st.failures++;
     return rc;
   }
@@ -373,11 +402,32 @@ int mesh_store_journal_prune(mesh_store *s, uint64_t wall_ms)
 {
   if (exec(s, "BEGIN IMMEDIATE") != 0)
     return -EIO;
+  uint64_t journal_rows = s->st.journal_rows;
   int rc = prune(s, wall_ms);
   if (rc == 0 && exec(s, "COMMIT") != 0)
     rc = -EIO;
-  if (rc != 0)
+  if (rc != 0) {
     exec(s, "ROLLBACK");
+    s->st.journal_rows = journal_rows;
+  }
+  return rc;
+}
+
+int mesh_store_journal_last_id(mesh_store *s, int64_t *id)
+{
+  sqlite3_stmt *st;
+  /* AUTOINCREMENT never hands out an id at or below sqlite_sequence's, even
+   * after the rows holding it were pruned. */
+  if (sqlite3_prepare_v2(
+          s->db,
+          "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
+          " WHERE name = 'journal'), 0), COALESCE((SELECT MAX(id) FROM journal), 0))",
+          -1, &st, NULL) != SQLITE_OK)
+    return -EIO;
+  int rc = step(s, st) == SQLITE_ROW ? 0 : -EIO;
+  if (rc == 0)
+    *id = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
   return rc;
 }
 

@@ -39,8 +39,16 @@
  *   version 1: the three tables; version 2: index journal(at_ms) for
  *   pruning by age.
  *
- * Blocking: every call does synchronous disk IO and is meant for the daemon
- * thread between turns of the loop (batches are small).
+ * Blocking: every call does synchronous disk IO (and may wait up to 2 s for
+ * SQLite's lock), so none is made on the event loop thread. The daemon
+ * (src/daemon/downloads.c) calls the store only from work items of one
+ * strand of the work pool (src/base/pool.h): open, load and the journal read
+ * at start, every apply while running. The strand runs them one at a time,
+ * so a store is never used by two threads at once; close comes after the
+ * pool was flushed. mesh_store_get_stats points into the store: a caller on
+ * another thread copies it inside a work item (the daemon does so after
+ * every apply) instead of reading it while the next item runs. Tests call
+ * everything directly on their one thread.
  */
 #ifndef MESH_COORD_STORE_H
 #define MESH_COORD_STORE_H
@@ -72,7 +80,8 @@ typedef struct mesh_store_stats {
   uint64_t transactions; /* committed batches */
   uint64_t rows_written; /* inserts, updates and deletes */
   uint64_t journal_pruned;
-  uint64_t failures; /* batches rolled back */
+  uint64_t failures;     /* batches rolled back */
+  uint64_t journal_rows; /* records in the journal now (counted at open, then kept) */
 } mesh_store_stats;
 
 /*
@@ -97,6 +106,20 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
  */
 int mesh_store_apply(mesh_store *s, const mesh_coord_out *items, size_t n, uint64_t wall_ms,
                      uint64_t epoch);
+/*
+ * The same, with the journal records numbered by the caller: the batch's
+ * JOURNAL items get the ids first_journal_id, first_journal_id + 1, ... in
+ * order (0: the store numbers them). A caller that keeps the newest records
+ * in memory numbers them itself, from mesh_store_journal_last_id + 1, so
+ * that its copy and the store agree on every id. The ids must be above every
+ * id the journal ever held, else the insert fails (-EIO) and the batch is
+ * rolled back.
+ */
+int mesh_store_apply_numbered(mesh_store *s, const mesh_coord_out *items, size_t n,
+                              uint64_t wall_ms, uint64_t epoch, int64_t first_journal_id);
+/* The highest journal id ever given (pruned records included), 0 when none:
+ * the next record must be numbered above it. */
+int mesh_store_journal_last_id(mesh_store *s, int64_t *id);
 
 /* Prunes the journal by count and age (also done by every apply). */
 int mesh_store_journal_prune(mesh_store *s, uint64_t wall_ms);

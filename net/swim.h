@@ -46,8 +46,12 @@
  * tombstone_ttl, then are reaped into a bounded history; records of a
  * tombstoned or reaped (peer, epoch) or older are refused (no zombies). A
  * node declared dead in its own epoch cannot come back in that epoch: the
- * outbox says so (epoch_over) and the daemon restarts it under a new epoch
- * (mesh_swim_set_epoch).
+ * outbox says so (epoch_over, with the accuser), the core falls silent in
+ * that epoch (it stops probing and accusing), and the caller renews the
+ * epoch in place: it makes epoch + 1 durable, then hands it to
+ * mesh_swim_set_epoch, which announces this node alive at the new epoch.
+ * The daemon and the simulator both take this one path; only the daemon
+ * has a disk to persist to.
  *
  * Records carry no timestamp, and no age check is made on them: the clocks
  * of two nodes are not comparable by design (an epoch is a counter, not a
@@ -213,6 +217,8 @@ typedef struct mesh_swim_counters {
   uint64_t sig_cache_hits;          /* signatures found already verified */
   uint64_t timers_stale;            /* timer tokens of an older generation */
   uint64_t join_dials;              /* seed dials requested */
+  uint64_t epoch_renewals;          /* new epochs taken after being declared dead */
+  uint64_t lateness_reports;        /* caller's loop-lateness reports that raised health */
   uint64_t dropped[MESH_SWIM_DROP__COUNT];
   uint64_t msgs_sent[MESH_SWIM_MSG__COUNT];
   uint64_t bytes_sent[MESH_SWIM_MSG__COUNT];
@@ -252,6 +258,8 @@ typedef struct mesh_swim_outbox {
   uint64_t timer_token;  /* hand back to mesh_swim_handle_timer */
   mesh_time_ms timer_at; /* when */
   bool epoch_over;       /* this node was declared dead in its epoch */
+  mesh_peer_id epoch_over_by; /* who made that dead claim (valid with epoch_over) */
+  uint64_t epoch_over_epoch;  /* the epoch it ended (valid with epoch_over) */
   int alloc_failed;      /* -ENOMEM when an item could not be added */
 } mesh_swim_outbox;
 
@@ -298,9 +306,23 @@ int mesh_swim_handle_timer(mesh_swim *s, uint64_t token, mesh_time_ms now, mesh_
 /* Leaves gracefully: signs a left record and starts spreading it. Keep
  * feeding timers until mesh_swim_broadcasts_pending is 0 (or a deadline). */
 int mesh_swim_leave(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out);
-/* After epoch_over (or any restart in place): continue under a new, higher
- * epoch. -ESTALE when epoch is not higher. */
+/* After epoch_over (or any other new epoch taken in place): continue under a new, higher
+ * epoch, which the caller has made durable. Signs an alive record at the new
+ * epoch (incarnation 0), sends it with a push-pull to one member and gossips
+ * it; probing resumes. Counted in epoch_renewals when it follows an
+ * epoch_over. -ESTALE when epoch is not higher. */
 int mesh_swim_set_epoch(mesh_swim *s, uint64_t epoch, mesh_time_ms now, mesh_swim_outbox *out);
+/*
+ * The caller's own event loop ran late_ms late (a timer fired that much after
+ * its deadline). A node whose loop is starved answers probes late and sees
+ * acks late, so it is likely the slow one: Lifeguard's health score rises as
+ * for a failed probe of its own (net/swim_awareness.c decides by how much),
+ * at most once per probe interval, which stretches its probe timeouts and
+ * backs off its accusations. Small lateness changes nothing. The core reads
+ * no clock: the caller measures, the core decides.
+ */
+int mesh_swim_note_lateness(mesh_swim *s, mesh_time_ms late_ms, mesh_time_ms now,
+                            mesh_swim_outbox *out);
 /* Sets this node's application digest (<= MESH_SWIM_MAX_APP_STATE, copied),
  * sent in every push-pull. -EMSGSIZE when too large. */
 int mesh_swim_set_app_state(mesh_swim *s, const uint8_t *buf, size_t len);

@@ -82,6 +82,9 @@ typedef struct swim_awareness {
 void swim_awareness_init(swim_awareness *a, int max);
 void swim_awareness_apply(swim_awareness *a, int delta);
 mesh_time_ms swim_awareness_scale(const swim_awareness *a, mesh_time_ms t);
+/* How much a loop lateness of late_ms raises the score (0: not at all). */
+int swim_awareness_lateness_delta(mesh_time_ms late_ms, mesh_time_ms probe_timeout_ms,
+                                  mesh_time_ms probe_interval_ms);
 
 /* ---- suspicion ---- */
 

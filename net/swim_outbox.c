@@ -27,6 +27,8 @@ void mesh_swim_outbox_clear(mesh_swim_outbox *o)
   o->n_sends = o->n_dials = o->n_events = o->n_apps = 0;
   o->timer_set = false;
   o->epoch_over = false;
+  memset(&o->epoch_over_by, 0, sizeof o->epoch_over_by);
+  o->epoch_over_epoch = 0;
   o->alloc_failed = 0;
 }
 

@@ -72,6 +72,8 @@ struct mesh_swim {
   bool joined;       /* a push-pull answered, or first node */
   bool leaving;      /* left record signed */
   bool epoch_dead;   /* declared dead in this epoch: waiting for a new one */
+  bool late_noted;   /* a lateness report raised health at late_at */
+  mesh_time_ms late_at;
   uint8_t *self_upd; /* our own signed Update (alive or left) */
   size_t self_upd_len;
 
@@ -928,6 +930,8 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
      * back. */
     s->epoch_dead = true;
     out->epoch_over = true;
+    out->epoch_over_by = a.accuser;
+    out->epoch_over_epoch = s->epoch;
     return;
   }
   /* Refute: a higher incarnation, and we are probably the slow one. */
@@ -1530,6 +1534,8 @@ int mesh_swim_set_epoch(mesh_swim *s, uint64_t epoch, mesh_time_ms now, mesh_swi
 {
   if (epoch <= s->epoch)
     return -ESTALE;
+  if (s->epoch_dead)
+    s->c.epoch_renewals++;
   s->epoch = epoch;
   s->inc = 0;
   s->epoch_dead = false;
@@ -1541,6 +1547,25 @@ int mesh_swim_set_epoch(mesh_swim *s, uint64_t epoch, mesh_time_ms now, mesh_swi
   if (pick_random(s, 1, ok_view, NULL, now, &t) == 1)
     send_push_pull(s, &t->id, NULL, false, false, out);
   gossip(s, now, out);
+  arm(s, out);
+  return 0;
+}
+
+int mesh_swim_note_lateness(mesh_swim *s, mesh_time_ms late_ms, mesh_time_ms now,
+                            mesh_swim_outbox *out)
+{
+  int delta =
+      swim_awareness_lateness_delta(late_ms, s->cfg.probe_timeout_ms, s->cfg.probe_interval_ms);
+  if (delta == 0)
+    return 0;
+  /* One raise per probe interval, as failed probes come at most that often:
+   * a loop that stays slow is reported many times per interval. */
+  if (s->late_noted && now - s->late_at < s->cfg.probe_interval_ms)
+    return 0;
+  s->late_noted = true;
+  s->late_at = now;
+  swim_awareness_apply(&s->aw, delta);
+  s->c.lateness_reports++;
   arm(s, out);
   return 0;
 }

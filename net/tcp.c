@@ -81,11 +81,18 @@ bool tcp_established(tcp_conn *c)
   tcp_conn *old = tcp_find_up(t, &c->peer);
   bool silent = false; /* the peer was up already: no new up event */
   if (old != NULL) {
-    if (c->epoch < old->epoch) {
+    /* The newer epochs win, the peer's first, then ours: when this node
+     * renewed its epoch in place (mesh_net_set_epoch), its connections made
+     * before stay up at the old epoch; a new one carries the new epoch.
+     * The peer sees its epoch grow and keeps the new connection; we see
+     * the same peer epoch, and must decide the same way, which the
+     * epoch our own Hello carried tells us. Both ends agree, so a
+     * reconnect after a renewal never closes both connections. */
+    if (c->epoch < old->epoch || (c->epoch == old->epoch && c->local_epoch < old->local_epoch)) {
       tcp_conn_close(c, MESH_DROP_STALE_EPOCH, -ESTALE, true);
       return false;
     }
-    if (c->epoch == old->epoch && !prefer_new(t, old, c)) {
+    if (c->epoch == old->epoch && c->local_epoch == old->local_epoch && !prefer_new(t, old, c)) {
       tcp_conn_close(c, MESH_DROP_DUPLICATE, -EEXIST, true);
       return false;
     }
@@ -519,6 +526,12 @@ static int tcp_disconnect(void *state, const mesh_peer_id *peer)
   return rc;
 }
 
+static void tcp_set_epoch(void *state, uint64_t epoch)
+{
+  tcp_state *t = state;
+  t->opt.epoch = epoch;
+}
+
 const mesh_transport_ops mesh_tcp_transport = {
     .scheme = "tcp",
     .init = tcp_init,
@@ -529,4 +542,5 @@ const mesh_transport_ops mesh_tcp_transport = {
     .send = tcp_send,
     .disconnect = tcp_disconnect,
     .peer_event = NULL,
+    .set_epoch = tcp_set_epoch,
 };

@@ -410,6 +410,7 @@ int tcp_conn_start_handshake(tcp_conn *c)
     return -ENOMEM;
   const mesh_peer_id *expect =
       (c->target != NULL && c->target->has_expect) ? &c->target->expect : NULL;
+  c->local_epoch = t->opt.epoch;
   int rc = mesh_hs_init(c->hs, !c->outbound, t->opt.identity, &t->opt.psk, t->opt.epoch, expect,
                         ext, ext_len);
   if (rc != 0)

@@ -67,6 +67,7 @@ typedef struct tcp_conn {
   mesh_frame_dir tx, rx;
   mesh_peer_id peer; /* valid from FINISH on */
   uint64_t epoch;    /* the peer's epoch */
+  uint64_t local_epoch; /* ours, as our Hello on this connection carried it */
   uint8_t *ext;      /* the peer's handshake extension (heap) */
   size_t ext_len;
   mesh_time_ms opened, last_rx, last_tx;

@@ -114,6 +114,22 @@ int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops)
   return 0;
 }
 
+int mesh_net_set_epoch(mesh_net *net, uint64_t epoch)
+{
+  if (epoch <= net->opt.epoch)
+    return -ESTALE;
+  net->opt.epoch = epoch;
+  for (int i = 0; i < net->nt; i++)
+    if (net->t[i].ops->set_epoch != NULL)
+      net->t[i].ops->set_epoch(net->t[i].state, epoch);
+  return 0;
+}
+
+uint64_t mesh_net_epoch(const mesh_net *net)
+{
+  return net->opt.epoch;
+}
+
 void mesh_net_on_message(mesh_net *net, mesh_net_message_fn fn, void *arg)
 {
   net->msg_fn = fn;

@@ -192,6 +192,11 @@ typedef struct mesh_transport_ops {
   /* Optional: told of every other transport's peer events, so that RDMA
    * can read the handshake extension TCP carried. */
   void (*peer_event)(void *state, const mesh_net_peer_event *ev);
+  /* Optional: this node's epoch grew (renewed in place, see
+   * mesh_net_set_epoch). Handshakes started from now on carry it;
+   * established connections stay. Non-blocking. NULL for transports whose
+   * handshake another one carries (RDMA rides on TCP's). */
+  void (*set_epoch)(void *state, uint64_t epoch);
 } mesh_transport_ops;
 
 /* The TCP transport (net/tcp.c). */
@@ -221,6 +226,27 @@ int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect);
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len);
 int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
+/*
+ * This node renewed its epoch in place (declared dead, it took epoch + 1,
+ * already durable). Handshakes from now on carry the new epoch; connections
+ * already up are kept, not re-established. -ESTALE when epoch is not higher.
+ *
+ * Why keeping them is right: the epoch a connection's handshake proved is
+ * only a hint to the layers above. Membership learns a member's epoch from
+ * its signed alive record (which the renewal spreads at once, and which
+ * supersedes the older epoch at every receiver), and the coordinator from
+ * its signed documents and commands, each of which names its epoch; neither
+ * believes the connection's epoch. Closing every connection instead would
+ * cost each peer a handshake, drop queued stream messages and any transfer
+ * running over them, and start a burst of redials just when the node is
+ * trying to look healthy. What the connection's epoch does decide is which
+ * of two connections to one peer survives (net/tcp.c): a connection made at
+ * the newer epoch replaces one made at an older epoch on both ends, so a
+ * later reconnect settles on the new epoch without a contest.
+ */
+int mesh_net_set_epoch(mesh_net *net, uint64_t epoch);
+/* The epoch handshakes carry now. */
+uint64_t mesh_net_epoch(const mesh_net *net);
 /* As mesh_net_send, bypassing the test-only delay line (which releases its
  * held messages through this). */
 int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,

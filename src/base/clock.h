@@ -17,6 +17,10 @@ typedef uint64_t mesh_time_ms;
 /* Monotonic milliseconds since an arbitrary start. Never goes backward. */
 mesh_time_ms mesh_clock_now_ms(void);
 
+/* Monotonic microseconds, on the same clock: for measuring short delays
+ * (the loop's lag), never for protocol time. */
+uint64_t mesh_clock_now_us(void);
+
 /* Milliseconds since the Unix epoch (may jump). */
 uint64_t mesh_clock_wall_ms(void);
 

@@ -29,4 +29,11 @@ int mesh_fdatasync(int fd);
  * later mesh_fdatasync has less to do. Advisory: never fails. */
 void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len);
 
+/* Lowers the calling thread's scheduling priority below the event loop's
+ * (Linux: a nice value of 10 for this thread alone; macOS: the utility QoS
+ * class). The work pool's workers call it, so that when hashing and disk
+ * work fill every CPU the loop that answers probes still runs first.
+ * Advisory: a failure leaves the thread as it was. */
+void mesh_thread_lower_priority(void);
+
 #endif

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <pthread/qos.h>
 #include <unistd.h>
 
 /* Sets O_NONBLOCK and FD_CLOEXEC, and SO_NOSIGPIPE on sockets. */
@@ -60,6 +62,12 @@ void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len
   (void)fd;
   (void)off;
   (void)len;
+}
+
+void mesh_thread_lower_priority(void)
+{
+  /* Below the loop's default QoS, above background (which throttles IO). */
+  (void)pthread_set_qos_class_self_np(QOS_CLASS_UTILITY, 0);
 }
 
 #else

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int mesh_socket_nb(int domain, int type, int protocol)
@@ -28,6 +30,12 @@ void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len
 {
   /* A failure only means the final sync does more of the work. */
   (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
+void mesh_thread_lower_priority(void)
+{
+  /* On Linux a nice value set for a thread ID applies to that thread only. */
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }
 
 #else

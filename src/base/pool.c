@@ -7,6 +7,7 @@
  * completion list and the counters. Work functions run without it.
  */
 #include "src/base/pool.h"
+#include "src/base/platform.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -88,6 +89,7 @@ static bool done_push(mesh_pool *p, mesh_work *w)
 static void *worker_main(void *arg)
 {
   mesh_pool *p = arg;
+  mesh_thread_lower_priority();
   pthread_mutex_lock(&p->mu);
   for (;;) {
     while (p->run_head == NULL && !p->stop)

@@ -29,6 +29,9 @@
  * flush waits for those too). Owners flush before they free what their
  * items point at; mesh_pool_free flushes, then joins the workers.
  *
+ * Workers run below the loop's priority (mesh_thread_lower_priority): when
+ * hashing and disk work fill every CPU, the loop still runs first.
+ *
  * Completions are signalled through a pipe whose read end the loop watches
  * (a libevent event on the base given at mesh_pool_new). A worker writes one
  * byte only when the completion list goes from empty to non-empty.

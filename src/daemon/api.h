@@ -150,13 +150,19 @@ typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
  *   meshd_drops_total{transport,reason}          counter
  *   meshd_gc_collected_total                     counter
  *   meshd_journal_records                        gauge
+ *   meshd_store_backlog_batches                  gauge
+ *   meshd_disk_slices_total                      counter
  *   meshd_download_bytes_total                   counter
+ *   meshd_epoch_renewals_total                   counter
+ *   meshd_loop_lag_seconds                       histogram (mesh_api_histogram)
+ *   meshd_loop_lag_max_seconds                   gauge
  */
 typedef struct mesh_api_metrics mesh_api_metrics;
 
 typedef enum mesh_api_metric_type {
   MESH_API_COUNTER = 0,
   MESH_API_GAUGE = 1,
+  MESH_API_HISTOGRAM = 2, /* only through mesh_api_histogram */
 } mesh_api_metric_type;
 
 /*
@@ -168,6 +174,24 @@ typedef enum mesh_api_metric_type {
  */
 int mesh_api_metric(mesh_api_metrics *m, const char *name, mesh_api_metric_type type,
                     const char *help, const char *const *labels, double value);
+
+/* Most buckets one histogram sample may have (the +Inf bucket apart). */
+#define MESH_API_HISTOGRAM_MAX_BUCKETS 32
+
+/*
+ * Adds one histogram (a Prometheus histogram family of that name): n
+ * buckets with upper bounds bounds[0..n) (strictly increasing, finite) and
+ * counts[i] the observations that fell in bucket i alone (above bounds[i-1],
+ * at most bounds[i]); count observations in all (those above the last bound
+ * are count minus the buckets' sum) adding up to sum. Written as
+ * name_bucket{labels,le="..."} with cumulative counts, le="+Inf" = count,
+ * then name_sum and name_count. labels as for mesh_api_metric, without
+ * "le". Returns 0, -EINVAL (bad name, labels or bounds, buckets holding more
+ * than count, or a family of another type) or -EMSGSIZE.
+ */
+int mesh_api_histogram(mesh_api_metrics *m, const char *name, const char *help,
+                       const char *const *labels, const double *bounds, const uint64_t *counts,
+                       size_t n, double sum, uint64_t count);
 
 /* ---- The backend. Each command returns 0 or a negative errno and may
  * write a one-line reason into err (errlen bytes); the API maps the code

@@ -170,25 +170,31 @@ static const char *journal_kind(mesh_coord_journal_kind k)
   return "other";
 }
 
+typedef struct journal_ctx {
+  mesh_daemon *d;
+  mesh_api_journal_fn fn;
+  void *arg;
+} journal_ctx;
+
+static int journal_one(void *arg, const mesh_store_journal_rec *r)
+{
+  journal_ctx *j = arg;
+  mesh_api_journal_entry e = {.seq = (uint64_t)r->id,
+                              .unix_ms = (int64_t)r->at_ms,
+                              .kind = journal_kind(r->kind),
+                              .node_id = j->d->self_text,
+                              .model_id = r->model_id[0] ? r->model_id : NULL,
+                              .message = r->text};
+  return j->fn(j->arg, &e);
+}
+
+/* From the download part's in-memory copy of the newest records: no SQLite
+ * on the loop. */
 static int be_journal(void *ctx, size_t limit, mesh_api_journal_fn fn, void *arg)
 {
   mesh_daemon *d = ctx;
-  mesh_store_journal_rec *recs = NULL;
-  size_t n = 0;
-  int rc = mesh_store_journal_read(mesh_downloads_store(d->dl), limit, &recs, &n);
-  if (rc != 0)
-    return rc;
-  for (size_t i = 0; i < n; i++) {
-    mesh_api_journal_entry e = {.seq = (uint64_t)recs[i].id,
-                                .unix_ms = (int64_t)recs[i].at_ms,
-                                .kind = journal_kind(recs[i].kind),
-                                .node_id = d->self_text,
-                                .model_id = recs[i].model_id[0] ? recs[i].model_id : NULL,
-                                .message = recs[i].text};
-    if (fn(arg, &e) != 0)
-      break;
-  }
-  free(recs);
+  journal_ctx j = {.d = d, .fn = fn, .arg = arg};
+  mesh_downloads_journal(d->dl, limit, journal_one, &j);
   return 0;
 }
 

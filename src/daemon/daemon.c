@@ -43,29 +43,29 @@ static void on_stop_signal(void *arg)
     mesh_node_stop(d->node);
 }
 
-int mesh_daemon_run(const mesh_config *cfg, bool *restart)
+int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
 {
-  char err[512] = "";
   mesh_daemon d;
   memset(&d, 0, sizeof d);
   d.cfg = cfg;
-  *restart = false;
+  err[0] = '\0';
 
-  int rc = mesh_node_new(cfg, &d.node, err, sizeof err);
+  int rc = mesh_node_new(cfg, &d.node, err, errlen);
   if (rc != 0)
     goto fail;
   d.started_at = mesh_loop_now(mesh_node_loop(d.node));
   mesh_peer_id_to_text(&mesh_node_identity(d.node)->id, d.self_text, sizeof d.self_text);
   mesh_node_on_stop(d.node, on_stop_signal, &d);
 
-  if ((rc = mesh_membership_new(d.node, cfg, &d.mem, err, sizeof err)) != 0)
+  if ((rc = mesh_membership_new(d.node, cfg, &d.mem, err, errlen)) != 0)
     goto fail;
-  if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, sizeof err)) != 0)
+  mesh_membership_on_epoch_over(d.mem, mesh_daemon_epoch_over, &d);
+  if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, errlen)) != 0)
     goto fail;
   mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
   mesh_api_options ao = {.addr = cfg->api, .token = cfg->api_token};
   if ((rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d,
-                         &d.api, err, sizeof err)) != 0)
+                         &d.api, err, errlen)) != 0)
     goto fail;
   char api_addr[300];
   mesh_api_address(d.api, api_addr, sizeof api_addr);
@@ -73,23 +73,37 @@ int mesh_daemon_run(const mesh_config *cfg, bool *restart)
            (unsigned long long)mesh_node_epoch(d.node), api_addr);
 
   if ((rc = mesh_membership_start(d.mem)) != 0) {
-    snprintf(err, sizeof err, "joining: %s", mesh_strerror(rc));
+    snprintf(err, errlen, "joining: %s", mesh_strerror(rc));
     goto fail;
   }
   rc = mesh_node_run_loop(d.node);
-  if (rc != 0)
+  if (rc != 0) {
     LOG_ERROR("daemon", "event loop failed: %s", mesh_strerror(rc));
-  *restart = mesh_membership_restart_wanted(d.mem);
-
+    snprintf(err, errlen, "event loop failed: %s", mesh_strerror(rc));
+  }
+  d.shutting_down = true;
+  /* A renewal still on the pool completes before the parts it would touch
+   * are freed (its done sees shutting_down and announces nothing). */
+  if (d.renewal.busy)
+    mesh_pool_flush(mesh_node_pool(d.node));
+  if (rc == 0 && d.exit_rc != 0) {
+    rc = d.exit_rc;
+    snprintf(err, errlen, "%s", d.exit_err);
+  }
   mesh_api_free(d.api);
   mesh_downloads_free(d.dl);
   mesh_membership_free(d.mem);
   mesh_node_free(d.node);
-  LOG_INFO("daemon", "stopped%s", *restart ? ": starting again under a new epoch" : "");
+  LOG_INFO("daemon", "stopped%s", rc != 0 ? " with an error" : "");
   return rc;
 
 fail:
   LOG_ERROR("daemon", "cannot start: %s", err[0] != '\0' ? err : mesh_strerror(rc));
+  if (err[0] == '\0')
+    snprintf(err, errlen, "cannot start: %s", mesh_strerror(rc));
+  d.shutting_down = true;
+  if (d.node != NULL && d.renewal.busy)
+    mesh_pool_flush(mesh_node_pool(d.node));
   mesh_api_free(d.api);
   mesh_downloads_free(d.dl);
   mesh_membership_free(d.mem);

@@ -11,21 +11,23 @@
  * SIGINT/SIGTERM and POST /leave leave gracefully (a signed left record is
  * spread, bounded by a deadline) and then stop; a second signal stops at
  * once. When membership reports that this node was declared dead in its own
- * epoch, the daemon stops and asks its caller to start again, which gives it
- * a new epoch.
+ * epoch, the daemon renews its epoch in place (src/daemon/renew.c): the new
+ * epoch is made durable on the work pool, then announced; the process, the
+ * API, connections, executors and downloads keep running. It never restarts
+ * for that. If the new epoch cannot be made durable, it stops with an error.
  */
 #ifndef MESH_DAEMON_DAEMON_H
 #define MESH_DAEMON_DAEMON_H
 
-#include <stdbool.h>
+#include <stddef.h>
 
 struct mesh_config;
 
 /*
- * Runs until stopped. Returns 0 after a clean stop or a negative errno when
- * the daemon could not start (logged). *restart is set when the caller
- * should start the daemon again (a new epoch is needed).
+ * Runs until stopped. Returns 0 after a clean stop, or a negative errno when
+ * the daemon could not start or had to stop itself (a new epoch it could not
+ * persist), with a one-line reason in err (errlen bytes; also logged).
  */
-int mesh_daemon_run(const struct mesh_config *cfg, bool *restart);
+int mesh_daemon_run(const struct mesh_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -5,7 +5,7 @@
  * It owns the store (coord/store.h, $MESH_HOME/mesh.db), the disk executor
  * (coord/diskexec.h, the models directory) and the Hugging Face client
  * (coord/hf_client.h), and carries out the core's outbox after every input:
- * actions go to the executors and their results straight back into the core,
+ * actions go to the executors and their results back into the core,
  * documents and commands go to peers on MESH_CH_COORD, the application digest
  * goes to membership, and store items of one drain are written as one
  * transaction. A single timer is armed for the core's next deadline, so an
@@ -16,7 +16,43 @@
  * core then either accepts (the transfer goes on) or fails the entry (the
  * transfer is cancelled before its first byte).
  *
- * Runs on the loop thread. Store writes are synchronous and small.
+ * Threads. Everything here runs on the loop thread and never waits on the
+ * disk or SQLite; that work goes to the node's work pool (src/base/pool.h)
+ * as items whose done functions run on the loop:
+ *   - Store: the store items of a drain are taken over into a batch (at
+ *     most BATCH_MAX items; a longer drain fills several). At the end of the
+ *     drain the batch goes to the store strand, whose worker runs the
+ *     transaction (mesh_store_apply_numbered) and copies the store's
+ *     counters; the done function counts and logs a failure, releases the
+ *     items and reuses the batch. The strand runs transactions one at a
+ *     time in drain order. At most 2 batches are on the strand; when the
+ *     store falls behind, further batches wait on the loop (a later drain
+ *     adds to the newest while it has room) up to 16 batches in all, shown
+ *     as meshd_store_backlog_batches and its deepest value; past that,
+ *     store items are dropped and counted (meshd_store_dropped_items_total),
+ *     as a refused batch loses its items. The loop never blocks on it.
+ *   - Journal: the newest records (min(journal_max_records,
+ *     MESH_API_JOURNAL_MAX)) are mirrored in memory with the ids, times and
+ *     epochs the store gets (the mirror numbers them and the store writes
+ *     those ids); read once at start, appended as the core emits records,
+ *     pruned as the store prunes, and a refused batch's records leave it
+ *     again. /journal and the journal gauge read only memory.
+ *   - DELETE and VERIFY actions run on a disk strand in slices (each
+ *     bounded by 4,096 entries and by ~50 ms, see coord/diskexec.h), the
+ *     next slice submitted from the done of the last, the core told the
+ *     final result in the done with the loop's now. Inspections run one at
+ *     a time (a scan holds its directories open between slices); one that
+ *     a delete of its entry overtakes reports nothing. A delete first
+ *     cancels the entry's download and starts only after mesh_hf_cancel
+ *     returned.
+ *   - Start-up: making and opening the models directory, opening the store
+ *     and reading entries and journal run as one pool item; the loop thread
+ *     waits for it (mesh_pool_flush) before it serves anything.
+ *   - Shutdown (mesh_downloads_free): inputs stop, waiting batches are
+ *     handed over, the pool is flushed (the last transactions commit; disk
+ *     jobs end without reporting), then the store is closed.
+ * Free space is not checked here: the download client reports it with the
+ * file list (CHECK_SPACE above).
  */
 #ifndef MESH_DAEMON_DOWNLOADS_H
 #define MESH_DAEMON_DOWNLOADS_H
@@ -34,9 +70,10 @@ struct mesh_config;
 typedef struct mesh_downloads mesh_downloads;
 
 /*
- * Opens the store and the models directory, restores this node's entries of
- * earlier epochs into a new coordinator, and subscribes to membership's view
- * events and application state and to MESH_CH_COORD.
+ * Opens the store and the models directory (on the pool, waiting for it:
+ * call before the loop runs), restores this node's entries of earlier
+ * epochs into a new coordinator, and subscribes to membership's view events
+ * and application state and to MESH_CH_COORD.
  */
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const struct mesh_config *cfg,
                        mesh_downloads **out, char *err, size_t errlen);
@@ -57,12 +94,30 @@ void mesh_downloads_on_result(mesh_downloads *d, mesh_downloads_result_fn fn, vo
 /* Runs a collection pass now; *collected receives the entries freed. */
 int mesh_downloads_gc(mesh_downloads *d, uint64_t *collected);
 
+/* This node renewed its epoch in place (epoch already durable): its own
+ * entries move to the new epoch and are published at once; running
+ * transfers are not touched (mesh_coord_set_epoch). */
+int mesh_downloads_renew(mesh_downloads *d, uint64_t epoch);
+
 const mesh_coord *mesh_downloads_core(const mesh_downloads *d);
-mesh_store *mesh_downloads_store(mesh_downloads *d);
+/* The store's counters as of its last transaction (a copy kept on the loop:
+ * the store itself is the strand's). journal_rows is the journal's size. */
+void mesh_downloads_store_stats(const mesh_downloads *d, mesh_store_stats *out);
+/* Visits up to limit journal records, newest first, from the in-memory
+ * mirror (at most MESH_API_JOURNAL_MAX). fn returns nonzero to stop; the
+ * record is valid during the call only. */
+typedef int (*mesh_downloads_journal_fn)(void *arg, const mesh_store_journal_rec *r);
+void mesh_downloads_journal(const mesh_downloads *d, size_t limit, mesh_downloads_journal_fn fn,
+                            void *arg);
 void mesh_downloads_hf_counters(const mesh_downloads *d, mesh_hf_counters *out);
 
 typedef struct mesh_downloads_counters {
-  uint64_t store_failures; /* batches the store refused (logged) */
+  uint64_t store_failures;    /* batches the store refused (logged) */
+  uint64_t store_dropped;     /* store items dropped: the store was too far behind */
+  uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
+  uint64_t store_backlog_max; /* the deepest that backlog has been */
+  uint64_t disk_slices;       /* delete and inspection slices run on the pool */
+  uint64_t verify_dropped;    /* inspections whose entry began a delete meanwhile */
   uint64_t sends_failed;   /* documents or commands that found no connection */
   uint64_t held_sent;      /* of those, sent once the peer's connection came up */
   uint64_t results;        /* answers to commands sent to other nodes */

@@ -2,8 +2,12 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
+
+const double mesh_loop_lag_bounds_ms[MESH_LOOP_LAG_BUCKETS] = {1,   2,   5,   10,   20,   50,
+                                                               100, 200, 500, 1000, 2000, 5000};
 
 struct mesh_loop {
   struct event_base *base;
@@ -18,6 +22,11 @@ struct mesh_loop {
     void *arg;
   } hooks[MESH_LOOP_MAX_HOOKS];
   int nhooks;
+  struct event *lag_ev;    /* the measuring timer */
+  uint64_t lag_due_us;     /* when it should fire (monotonic us) */
+  mesh_loop_lag lag;       /* the figures */
+  mesh_loop_lag_fn lag_fn; /* the listener */
+  void *lag_arg;
 };
 
 struct mesh_timer {
@@ -69,6 +78,8 @@ void mesh_loop_free(mesh_loop *l)
     event_free(l->sig_term);
   if (l->sig_hup != NULL)
     event_free(l->sig_hup);
+  if (l->lag_ev != NULL)
+    event_free(l->lag_ev);
   event_base_free(l->base);
   free(l);
 }
@@ -244,6 +255,94 @@ void mesh_watch_free(mesh_watch *w)
   if (w->ev != NULL)
     event_free(w->ev);
   free(w);
+}
+
+/* ---- loop lag ---- */
+
+void mesh_loop_lag_record(mesh_loop_lag *lag, uint64_t late_us)
+{
+  lag->count++;
+  lag->sum_us += late_us;
+  lag->last_us = late_us;
+  if (late_us > lag->max_us)
+    lag->max_us = late_us;
+  for (int i = 0; i < MESH_LOOP_LAG_BUCKETS; i++) {
+    if ((double)late_us <= mesh_loop_lag_bounds_ms[i] * 1000.0) {
+      lag->buckets[i]++;
+      return;
+    }
+  }
+}
+
+double mesh_loop_lag_quantile_ms(const mesh_loop_lag *lag, double q)
+{
+  if (lag->count == 0)
+    return 0;
+  /* The rank of the sample that quantile q names (rounded up), at least
+   * the first. */
+  double rank = q * (double)lag->count;
+  double want = (double)(uint64_t)rank;
+  if (want < rank)
+    want += 1;
+  if (want < 1)
+    want = 1;
+  uint64_t cum = 0;
+  for (int i = 0; i < MESH_LOOP_LAG_BUCKETS; i++) {
+    cum += lag->buckets[i];
+    if ((double)cum >= want)
+      return mesh_loop_lag_bounds_ms[i];
+  }
+  return INFINITY;
+}
+
+static void lag_arm(mesh_loop *l)
+{
+  /* libevent measures a timer from its cached time, the start of this
+   * turn; refresh it so that the deadline below and libevent's agree and
+   * time spent earlier in the turn is not hidden from the next sample. */
+  event_base_update_cache_time(l->base);
+  l->lag_due_us = mesh_clock_now_us() + l->lag.period_ms * 1000u;
+  struct timeval tv = {.tv_sec = (time_t)(l->lag.period_ms / 1000),
+                       .tv_usec = (suseconds_t)((l->lag.period_ms % 1000) * 1000)};
+  evtimer_add(l->lag_ev, &tv);
+}
+
+static void on_lag_timer(evutil_socket_t fd, short what, void *arg)
+{
+  mesh_loop *l = arg;
+  /* Read the clock itself, not the turn's cached now: the lateness is the
+   * time this callback waited behind others in the same turn too. */
+  uint64_t at = mesh_clock_now_us();
+  uint64_t late = at > l->lag_due_us ? at - l->lag_due_us : 0;
+  mesh_loop_lag_record(&l->lag, late);
+  lag_arm(l);
+  if (l->lag_fn != NULL)
+    l->lag_fn(l->lag_arg, (mesh_time_ms)(late / 1000), mesh_loop_now(l));
+}
+
+int mesh_loop_lag_start(mesh_loop *l, mesh_time_ms period_ms)
+{
+  if (period_ms == 0)
+    return -EINVAL;
+  if (l->lag_ev == NULL) {
+    l->lag_ev = evtimer_new(l->base, on_lag_timer, l);
+    if (l->lag_ev == NULL)
+      return -ENOMEM;
+  }
+  l->lag.period_ms = period_ms;
+  lag_arm(l);
+  return 0;
+}
+
+void mesh_loop_on_lag(mesh_loop *l, mesh_loop_lag_fn fn, void *arg)
+{
+  l->lag_fn = fn;
+  l->lag_arg = arg;
+}
+
+const mesh_loop_lag *mesh_loop_lag_get(const mesh_loop *l)
+{
+  return &l->lag;
 }
 
 int mesh_loop_run_once(mesh_loop *l, bool nonblock)

@@ -11,7 +11,11 @@
  *   - signals: SIGINT and SIGTERM call the stop callback (a graceful stop),
  *     SIGHUP calls the reload callback; SIGPIPE is ignored;
  *   - per-turn hooks, run after every turn of the loop (drain outboxes,
- *     flush what a turn produced).
+ *     flush what a turn produced);
+ *   - the loop's lag (mesh_loop_lag_start): a periodic timer measures how
+ *     late it fires, on the monotonic clock, into a histogram with fixed
+ *     buckets, and tells one listener of every sample (membership feeds it
+ *     to Lifeguard's health score).
  *
  * Nothing here blocks except mesh_loop_run, which runs until mesh_loop_stop.
  * Callbacks run on the loop's thread only. Objects made here (timers,
@@ -78,6 +82,56 @@ int mesh_watch_new(mesh_loop *l, int fd, int what, mesh_watch_fn fn, void *arg, 
 /* Changes the set of events watched. */
 int mesh_watch_set(mesh_watch *w, int what);
 void mesh_watch_free(mesh_watch *w);
+
+/*
+ * Loop lag. A loop that cannot answer a probe in time gets its node
+ * declared dead, so how late the loop runs is measured all the time: a
+ * timer every period_ms (the daemon uses MESH_LOOP_LAG_PERIOD_MS) notes how
+ * long after its deadline it fired. Each sample lands in the first bucket
+ * whose upper bound it does not exceed (mesh_loop_lag_bounds_ms; beyond the
+ * last it counts only in count). The bounds are fixed so that figures from
+ * different runs and nodes compare, and include 10 ms and 100 ms, the
+ * targets for p99 and max, so a quantile read from the buckets decides them
+ * exactly. Samples come at a fixed period, so a bucket's share of the count
+ * is a share of the time.
+ */
+#define MESH_LOOP_LAG_BUCKETS 12
+/* 100 ms: the shortest probe timeout of the membership profiles
+ * (thunderbolt's). Lateness that matters to a probe (half of it) shows in
+ * the next sample, well within a probe interval; ten wake-ups a second cost
+ * nothing measurable. */
+#define MESH_LOOP_LAG_PERIOD_MS 100
+
+/* Upper bounds of the buckets, in milliseconds: 1, 2, 5, 10, 20, 50, 100,
+ * 200, 500, 1000, 2000, 5000. */
+extern const double mesh_loop_lag_bounds_ms[MESH_LOOP_LAG_BUCKETS];
+
+typedef struct mesh_loop_lag {
+  mesh_time_ms period_ms;                  /* 0: not measuring */
+  uint64_t count;                          /* samples */
+  uint64_t buckets[MESH_LOOP_LAG_BUCKETS]; /* samples per bucket (not cumulative) */
+  uint64_t sum_us;                         /* lateness of all samples */
+  uint64_t max_us;                         /* worst sample */
+  uint64_t last_us;                        /* latest sample */
+} mesh_loop_lag;
+
+/* A lag sample: late_ms late (rounded down), at the loop's now. */
+typedef void (*mesh_loop_lag_fn)(void *arg, mesh_time_ms late_ms, mesh_time_ms now);
+
+/* Starts measuring (idempotent: a second call changes the period). Returns 0
+ * or -ENOMEM / -EINVAL (period 0). */
+int mesh_loop_lag_start(mesh_loop *l, mesh_time_ms period_ms);
+/* The one listener told of every sample (NULL removes it). */
+void mesh_loop_on_lag(mesh_loop *l, mesh_loop_lag_fn fn, void *arg);
+/* The figures so far. */
+const mesh_loop_lag *mesh_loop_lag_get(const mesh_loop *l);
+/* Adds one sample of late_us (the measuring timer's path; tests feed
+ * figures through it). */
+void mesh_loop_lag_record(mesh_loop_lag *lag, uint64_t late_us);
+/* The upper bound, in ms, of the bucket holding quantile q (0 < q <= 1) of
+ * the samples: at least that share of them were at most this late. 0 with
+ * no samples; INFINITY when it lies beyond the last bound. */
+double mesh_loop_lag_quantile_ms(const mesh_loop_lag *lag, double q);
 
 /* Runs until mesh_loop_stop, or until no event is registered at all.
  * Returns 0, or -EIO when libevent fails. */

@@ -53,7 +53,8 @@ struct mesh_membership {
   mesh_timer *leave_timer;        /* polls the broadcasts of a leave */
   mesh_membership_done_fn leave_done;
   void *leave_arg;
-  bool restart_wanted;            /* epoch_over was reported */
+  mesh_membership_epoch_over_fn over_fn; /* told when this node's epoch is over */
+  void *over_arg;
   mesh_membership_peer_up_fn peer_up_fn; /* told of every finished handshake */
   void *peer_up_arg;
   mesh_membership_counters counters;
@@ -151,17 +152,18 @@ static void drain(mesh_membership *m)
     m->timer_token = o->timer_token;
     mesh_timer_arm(m->timer, o->timer_at > now ? o->timer_at - now : 0);
   }
-  if (o->epoch_over && !m->restart_wanted) {
-    m->restart_wanted = true;
-    m->counters.restarts++;
-    LOG_WARN("membership", "this node was declared dead in epoch %llu: restarting under a new "
-                           "epoch",
-             (unsigned long long)mesh_swim_epoch(m->swim));
-    mesh_node_stop(m->node);
-  }
+  bool over = o->epoch_over;
+  mesh_peer_id accuser = o->epoch_over_by;
+  uint64_t over_epoch = o->epoch_over_epoch;
   if (o->alloc_failed != 0)
     LOG_ERROR("membership", "outbox: %s", mesh_strerror(o->alloc_failed));
   mesh_swim_outbox_clear(o);
+  /* After the clear: the listener may feed the core again (it renews). */
+  if (over) {
+    m->counters.epochs_over++;
+    if (m->over_fn != NULL)
+      m->over_fn(m->over_arg, &accuser, over_epoch);
+  }
 }
 
 static void on_timer(void *arg, mesh_time_ms now)
@@ -195,6 +197,15 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
   drain(m);
   if (m->peer_up_fn != NULL)
     m->peer_up_fn(m->peer_up_arg, &ev->peer);
+}
+
+/* The loop's lag timer measured a sample: the core decides whether this
+ * node is the slow one (Lifeguard's health score). */
+static void on_lag(void *arg, mesh_time_ms late_ms, mesh_time_ms now)
+{
+  mesh_membership *m = arg;
+  mesh_swim_note_lateness(m->swim, late_ms, now, &m->out);
+  drain(m);
 }
 
 void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn fn, void *arg)
@@ -346,6 +357,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   if ((rc = mesh_node_on_message(node, MESH_CH_SWIM, on_message, m)) != 0)
     goto fail;
   mesh_node_on_peer(node, on_peer, m);
+  mesh_loop_on_lag(m->loop, on_lag, m);
   *out = m;
   return 0;
 
@@ -361,6 +373,7 @@ void mesh_membership_free(mesh_membership *m)
   if (m->node != NULL) {
     mesh_node_on_message(m->node, MESH_CH_SWIM, NULL, NULL);
     mesh_node_on_peer(m->node, NULL, NULL);
+    mesh_loop_on_lag(m->loop, NULL, NULL);
   }
   if (m->timer != NULL)
     mesh_timer_free(m->timer);
@@ -418,9 +431,17 @@ int mesh_membership_set_app_state(mesh_membership *m, const uint8_t *buf, size_t
   return mesh_swim_set_app_state(m->swim, buf, len);
 }
 
-bool mesh_membership_restart_wanted(const mesh_membership *m)
+void mesh_membership_on_epoch_over(mesh_membership *m, mesh_membership_epoch_over_fn fn, void *arg)
 {
-  return m->restart_wanted;
+  m->over_fn = fn;
+  m->over_arg = arg;
+}
+
+int mesh_membership_renew(mesh_membership *m, uint64_t epoch)
+{
+  int rc = mesh_swim_set_epoch(m->swim, epoch, mesh_loop_now(m->loop), &m->out);
+  drain(m);
+  return rc;
 }
 
 const mesh_swim *mesh_membership_core(const mesh_membership *m)

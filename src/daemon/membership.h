@@ -11,8 +11,14 @@
  * coordinator is the first).
  *
  * When the core says this node was declared dead in its own epoch
- * (epoch_over), the node cannot come back in that epoch: the part asks the
- * daemon to restart under a new epoch (mesh_membership_restart_wanted).
+ * (epoch_over), the node cannot come back in that epoch: the part tells the
+ * daemon (mesh_membership_on_epoch_over), which makes a new epoch durable
+ * off the loop and then hands it back (mesh_membership_renew). Until then
+ * the core says nothing in any new epoch. The process never restarts for
+ * this (src/daemon/renew.c).
+ *
+ * The loop's lag samples (src/daemon/loop.h) go to the core as well, which
+ * raises Lifeguard's health score when this node's own loop runs late.
  *
  * Runs on the loop thread only; nothing here blocks.
  */
@@ -67,8 +73,14 @@ bool mesh_membership_leaving(const mesh_membership *m);
 
 int mesh_membership_set_app_state(mesh_membership *m, const uint8_t *buf, size_t len);
 
-/* True once the core reported that this node's epoch is over. */
-bool mesh_membership_restart_wanted(const mesh_membership *m);
+/* This node was declared dead in epoch by accuser (borrowed for the call).
+ * Called once per epoch, from a drain, on the loop thread. */
+typedef void (*mesh_membership_epoch_over_fn)(void *arg, const mesh_peer_id *accuser,
+                                              uint64_t epoch);
+void mesh_membership_on_epoch_over(mesh_membership *m, mesh_membership_epoch_over_fn fn, void *arg);
+/* Continues under epoch, already durable: this node is announced alive at
+ * it (mesh_swim_set_epoch). -ESTALE when it is not higher. */
+int mesh_membership_renew(mesh_membership *m, uint64_t epoch);
 
 /* The core, for reading members and counters (not for feeding input). */
 const mesh_swim *mesh_membership_core(const mesh_membership *m);
@@ -80,7 +92,7 @@ typedef struct mesh_membership_counters {
   uint64_t sends_no_route; /* a send found no connection: a dial was started */
   uint64_t sends_failed;   /* a send refused for another reason */
   uint64_t dials;          /* addresses dialled */
-  uint64_t restarts;       /* epoch-over restarts requested */
+  uint64_t epochs_over;    /* times this node learned it was declared dead */
 } mesh_membership_counters;
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m);
 

@@ -48,6 +48,12 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)mesh_swim_health(s));
 
   const mesh_swim_counters *c = mesh_swim_counters_get(s);
+  metric(m, "meshd_epoch_renewals_total", C,
+         "Times this node, declared dead in its epoch, renewed its epoch in place",
+         (double)c->epoch_renewals);
+  metric(m, "meshd_swim_lateness_raises_total", C,
+         "Times this node's own loop lateness raised its Lifeguard health score",
+         (double)c->lateness_reports);
   metric(m, "meshd_swim_probes_total", C, "Direct probes sent", (double)c->probes_sent);
   metric(m, "meshd_swim_acks_total", C, "Acks that completed a probe", (double)c->acks_received);
   metric(m, "meshd_swim_nacks_total", C, "Nacks received", (double)c->nacks_received);
@@ -223,14 +229,25 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_gc_collected_total", C, "Entries of departed owners or ended epochs collected",
          (double)s->entries_collected);
 
-  size_t journal = 0;
-  if (mesh_store_journal_count(mesh_downloads_store(d->dl), &journal) == 0)
-    metric(m, "meshd_journal_records", G, "Records in the journal", (double)journal);
-  const mesh_store_stats *st = mesh_store_get_stats(mesh_downloads_store(d->dl));
+  /* The store's counters as copied after its last transaction: reading
+   * them costs no SQLite step on the loop. */
+  mesh_store_stats st;
+  mesh_downloads_store_stats(d->dl, &st);
+  metric(m, "meshd_journal_records", G, "Records in the journal", (double)st.journal_rows);
   metric(m, "meshd_store_transactions_total", C, "Store transactions committed",
-         (double)st->transactions);
-  metric(m, "meshd_store_rows_written_total", C, "Store rows written", (double)st->rows_written);
-  metric(m, "meshd_store_failures_total", C, "Store batches rolled back", (double)st->failures);
+         (double)st.transactions);
+  metric(m, "meshd_store_rows_written_total", C, "Store rows written", (double)st.rows_written);
+  metric(m, "meshd_store_failures_total", C, "Store batches rolled back", (double)st.failures);
+  const mesh_downloads_counters *dc = mesh_downloads_counters_get(d->dl);
+  metric(m, "meshd_store_backlog_batches", G,
+         "Store batches not yet written (waiting for or on the store's worker)",
+         (double)dc->store_backlog);
+  metric(m, "meshd_store_backlog_max_batches", G, "The deepest the store backlog has been",
+         (double)dc->store_backlog_max);
+  metric(m, "meshd_store_dropped_items_total", C,
+         "Store items dropped because the store was too far behind", (double)dc->store_dropped);
+  metric(m, "meshd_disk_slices_total", C, "Delete and inspection slices run on the work pool",
+         (double)dc->disk_slices);
 
   mesh_hf_counters hf;
   mesh_downloads_hf_counters(d->dl, &hf);
@@ -241,11 +258,59 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)hf.hash_mismatches);
   metric(m, "meshd_downloads_completed_total", C, "Downloads completed", (double)hf.completed);
   metric(m, "meshd_downloads_failed_total", C, "Downloads failed", (double)hf.failed);
+  metric(m, "meshd_download_write_pauses_total", C,
+         "Transfers paused because every write buffer waited for the disk",
+         (double)hf.write_pauses);
+  metric(m, "meshd_download_io_errors_total", C, "Downloads failed by a file system error",
+         (double)hf.io_errors);
+  metric(m, "meshd_download_buffered_bytes", G, "Received bytes waiting for the disk",
+         (double)hf.buffered_bytes);
+}
+
+/* How late the loop's timers fire (src/daemon/loop.h): the histogram, and
+ * the worst and latest samples as gauges. Quantiles are read from the
+ * buckets (histogram_quantile, or tests/lib/meshtest.py's loop_lag), whose
+ * bounds include the 10 ms and 100 ms targets. */
+static void loop_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  const mesh_loop_lag *lag = mesh_loop_lag_get(mesh_node_loop(d->node));
+  double bounds[MESH_LOOP_LAG_BUCKETS];
+  for (int i = 0; i < MESH_LOOP_LAG_BUCKETS; i++)
+    bounds[i] = mesh_loop_lag_bounds_ms[i] / 1000.0;
+  mesh_api_histogram(m, "meshd_loop_lag_seconds",
+                     "How late the event loop's timers fire, sampled every 100 ms", NULL, bounds,
+                     lag->buckets, MESH_LOOP_LAG_BUCKETS, (double)lag->sum_us / 1e6, lag->count);
+  metric(m, "meshd_loop_lag_max_seconds", G, "The latest the event loop has run since start",
+         (double)lag->max_us / 1e6);
+  metric(m, "meshd_loop_lag_last_seconds", G, "The loop's lateness at the latest sample",
+         (double)lag->last_us / 1e6);
+}
+
+/* The work pool (src/base/pool.h): how much waits for a worker and how long
+ * workers are busy. A queue that stays deep means --io-threads is too low
+ * for the disk; the loop's lag is unaffected either way. */
+static void pool_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  mesh_pool_stats st;
+  mesh_pool_get_stats(mesh_node_pool(d->node), &st);
+  metric(m, "meshd_pool_threads", G, "Worker threads of the work pool", (double)st.threads);
+  metric(m, "meshd_pool_items_total", C, "Work items completed by the pool", (double)st.completed);
+  metric(m, "meshd_pool_queued", G, "Work items waiting for a worker", (double)st.queued);
+  metric(m, "meshd_pool_running", G, "Work items running now", (double)st.running);
+  metric(m, "meshd_pool_busy_seconds_total", C, "Time workers spent running items, all workers",
+         (double)st.busy_ns / 1e9);
+  metric(m, "meshd_pool_wait_seconds_total", C,
+         "Time items waited for a worker after they were submitted, summed",
+         (double)st.wait_ns / 1e9);
+  metric(m, "meshd_pool_longest_item_seconds", G, "The longest single work item since start",
+         (double)st.longest_ns / 1e9);
 }
 
 void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
 {
   mesh_daemon *d = ctx;
+  loop_metrics(d, m);
+  pool_metrics(d, m);
   membership_metrics(d, m);
   transport_metrics(d, m);
   rdma_metrics(d, m);

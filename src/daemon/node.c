@@ -8,6 +8,7 @@
 #include "src/base/pool.h"
 #include "src/base/rng.h"
 #include "src/identity/epoch.h"
+#include "src/identity/homelock.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -19,11 +20,12 @@
 
 struct mesh_node {
   const mesh_config *cfg; /* borrowed */
+  mesh_home_lock lock;    /* one daemon per home, held for the node's life */
   mesh_loop *loop;
   mesh_pool *pool; /* workers for disk, hashing and store work (src/base/pool.h) */
   mesh_identity identity;
   mesh_psk psk;
-  uint64_t epoch; /* this run's epoch, advanced durably at start */
+  uint64_t epoch; /* the current epoch: advanced durably at start, renewed in place */
   mesh_net *net;
   struct {
     mesh_node_message_fn fn;
@@ -184,6 +186,12 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   if (n == NULL)
     return -ENOMEM;
   n->cfg = cfg;
+  n->lock.fd = -1;
+
+  /* Before anything in the home is touched, the epoch above all: a second
+   * daemon on this home would take an epoch and then run beside us. */
+  if ((rc = mesh_home_lock_take(cfg->home, &n->lock, err, errlen)) != 0)
+    goto fail;
 
   if ((rc = path_join(path, sizeof path, cfg->home, "identity.key")) != 0 ||
       (rc = mesh_identity_load_or_create(path, &n->identity, err, errlen)) != 0)
@@ -215,6 +223,12 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   unsigned threads = cfg->io_threads > 0 ? (unsigned)cfg->io_threads : mesh_pool_default_threads();
   if ((rc = mesh_pool_new(mesh_loop_base(n->loop), threads, &n->pool)) != 0) {
     snprintf(err, errlen, "work pool of %u threads: %s", threads, mesh_strerror(rc));
+    goto fail;
+  }
+  /* How late the loop runs is measured for the node's whole life
+   * (meshd_loop_lag_seconds; membership feeds it to Lifeguard). */
+  if ((rc = mesh_loop_lag_start(n->loop, MESH_LOOP_LAG_PERIOD_MS)) != 0) {
+    snprintf(err, errlen, "loop lag timer: %s", mesh_strerror(rc));
     goto fail;
   }
   if ((rc = mesh_loop_handle_signals(n->loop, node_on_stop, node_on_reload, n)) != 0) {
@@ -292,6 +306,8 @@ void mesh_node_free(mesh_node *n)
   /* Secrets do not outlive the node in freed memory. */
   sodium_memzero(&n->identity, sizeof n->identity);
   sodium_memzero(&n->psk, sizeof n->psk);
+  /* Last: the home is ours until everything that writes to it is closed. */
+  mesh_home_lock_release(&n->lock);
   free(n);
 }
 
@@ -367,4 +383,15 @@ const mesh_identity *mesh_node_identity(const mesh_node *n)
 uint64_t mesh_node_epoch(const mesh_node *n)
 {
   return n->epoch;
+}
+
+int mesh_node_set_epoch(mesh_node *n, uint64_t epoch)
+{
+  if (epoch <= n->epoch)
+    return -ESTALE;
+  int rc = mesh_net_set_epoch(n->net, epoch);
+  if (rc != 0)
+    return rc;
+  n->epoch = epoch;
+  return 0;
 }

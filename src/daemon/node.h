@@ -1,11 +1,14 @@
 /*
  * The node: the object that owns one running meshd peer.
  *
- * A node owns its event loop, its identity (key and peer ID), its epoch for
- * this run, the swarm key, and the peer network (net/transport.h). Starting a
- * node loads (or creates) the identity, loads the swarm key (a node without
- * one refuses to start), advances the epoch durably before any network
- * activity, then listens. Joining (dialling seeds) is membership's business.
+ * A node owns its event loop, its identity (key and peer ID), its current
+ * epoch, the swarm key, the peer network (net/transport.h) and the lock of
+ * its home (src/identity/homelock.h: one daemon per home). Starting a node
+ * takes the home's lock (a second meshd on the home is refused), loads (or
+ * creates) the identity, loads the swarm key (a node without one refuses to
+ * start), advances the epoch durably before any network activity, then
+ * listens. Joining (dialling seeds) is membership's business. The epoch
+ * changes again only by a renewal in place (mesh_node_set_epoch).
  *
  * The parts built on top of the network plug in here, never into the
  * transport directly:
@@ -79,5 +82,9 @@ mesh_pool *mesh_node_pool(mesh_node *n);
 mesh_net *mesh_node_net(mesh_node *n);
 const mesh_identity *mesh_node_identity(const mesh_node *n);
 uint64_t mesh_node_epoch(const mesh_node *n);
+/* The node renewed its epoch in place: epoch (higher, and already durable)
+ * becomes the node's, and the network's for handshakes from now on
+ * (mesh_net_set_epoch: connections stay up). -ESTALE when not higher. */
+int mesh_node_set_epoch(mesh_node *n, uint64_t epoch);
 
 #endif

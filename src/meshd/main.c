@@ -100,15 +100,13 @@ static int cmd_run(int argc, char **argv)
   mesh_log_set_format(cfg.log_format);
   LOG_INFO("meshd", "meshd %s starting: home %s, config %s", MESH_VERSION, cfg.home,
            cfg.config_file != NULL ? cfg.config_file : "(none)");
-  /* A node declared dead in its own epoch cannot come back in that epoch:
-   * the daemon stops and starts again, which advances the epoch. */
-  bool restart = false;
-  do {
-    rc = mesh_daemon_run(&cfg, &restart);
-  } while (rc == 0 && restart);
+  /* One run for the process's life: a node declared dead in its epoch
+   * renews the epoch in place (src/daemon/renew.c), it never restarts. */
+  char err[1024] = "";
+  rc = mesh_daemon_run(&cfg, err, sizeof err);
   mesh_config_free(&cfg);
   if (rc != 0) {
-    meshd_error("node stopped: %s", mesh_strerror(rc));
+    meshd_error("%s", err[0] != '\0' ? err : mesh_strerror(rc));
     return MESHD_EXIT_FAIL;
   }
   return MESHD_EXIT_OK;

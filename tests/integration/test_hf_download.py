@@ -485,6 +485,7 @@ class HfDownloadTest(unittest.TestCase):
         r = Result(p.returncode, p.stdout)
         self.assert_failed(r, errno.ENOSPC, "No space left on device", "partial file kept")
         self.assertIn(".partial", p.stdout)
+        self.assertEqual(r.counters["io_errors"], 1)  # the write failed on the work pool
 
 
 class HfTokenTest(unittest.TestCase):

@@ -409,3 +409,45 @@ def journal_of(node, limit=1000):
     status, body = node.get(f"/journal?limit={limit}")
     assert status == 200, body
     return body["entries"]
+
+
+def loop_lag(metrics, since=None):
+    """p50, p99 (upper bounds of the histogram buckets holding them, in ms)
+    and max (ms) of a node's loop lag, from its metrics (Node.metrics()).
+
+    With since (an earlier metrics dict of the same node), p50 and p99 are
+    of the samples taken in between, and max is the largest bucket bound
+    reached in between (the max gauge covers the node's whole life).
+    """
+    def buckets(m):
+        out = {}
+        for key, value in m.items():
+            if key.startswith("meshd_loop_lag_seconds_bucket{"):
+                le = key.split('le="', 1)[1].split('"', 1)[0]
+                out[float("inf") if le == "+Inf" else float(le)] = value
+        return out
+    now = buckets(metrics)
+    if since is not None:
+        before = buckets(since)
+        now = {le: v - before.get(le, 0) for le, v in now.items()}
+    bounds = sorted(now)
+    count = now.get(float("inf"), 0)
+
+    def quantile(q):
+        if count == 0:
+            return 0.0
+        want = max(1, -(-q * count // 1))
+        for le in bounds:
+            if now[le] >= want:
+                return le * 1000.0
+        return float("inf")
+    if since is None:
+        worst = metrics.get("meshd_loop_lag_max_seconds", 0.0) * 1000.0
+    else:
+        worst = 0.0
+        prev = 0
+        for le in bounds:
+            if now[le] > prev:
+                worst = le * 1000.0
+            prev = now[le]
+    return {"p50": quantile(0.5), "p99": quantile(0.99), "max": worst, "samples": count}

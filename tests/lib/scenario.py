@@ -166,8 +166,8 @@ class NetMesh:
 
     def converged(self, nodes):
         """True when every node in `nodes` sees every node of `nodes` alive at
-        its latest epoch (a node declared dead in its epoch restarts itself
-        under a new one, so epochs may have grown)."""
+        its latest epoch (a node declared dead in its epoch renews it in
+        place, so epochs may have grown)."""
         want = {n.node_id(): n.epoch() for n in nodes}
         for n in nodes:
             seen = n.member_states()

@@ -1,7 +1,7 @@
 """Scenario 5: a stalled node (SIGSTOP for longer than the suspicion
 timeout) is declared dead by the others; after SIGCONT it comes back, by
 refutation at its epoch or, once it learns it was declared dead, under a new
-epoch (the daemon restarts itself in place). Views converge to every node at
+epoch (the daemon renews its epoch in place, same process). Views converge to every node at
 its latest epoch and its download state returns: the model it completed
 before the stall is shown completed, once, at every node."""
 import os
@@ -25,6 +25,7 @@ class Stall(unittest.TestCase):
             others = m.nodes[:3]
             vid = victim.node_id()
             vepoch = victim.epoch()
+            vpid = victim.pid
             status, body = victim.post("/download/start", {"targetNodeId": vid,
                                                            "modelId": MODEL, "revision": "main"})
             self.assertIn(status, (200, 202), body)
@@ -43,6 +44,7 @@ class Stall(unittest.TestCase):
             m.wait_converged(m.nodes, timeout=120)
             back = time.monotonic() - t1
             self.assertEqual(victim.node_id(), vid)
+            self.assertEqual(victim.pid, vpid, "the stalled node must renew in place, not restart")
             self.assertGreaterEqual(victim.epoch(), vepoch)
             state_back = wait_downloads(m.nodes, [vid], MODEL, "DownloadCompleted", 60)
             figure("stall_detect_seconds", detect, "s")

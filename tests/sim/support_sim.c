@@ -317,7 +317,8 @@ static void drain(sim *s, size_t i)
   bool over = o->epoch_over;
   mesh_swim_outbox_clear(o);
   if (over && n->core != NULL) {
-    /* Declared dead in its epoch: the daemon would persist a new epoch. */
+    /* Declared dead in its epoch: renew in place, the path the daemon takes
+     * (src/daemon/renew.c) once epoch + 1 is durable; there is no disk here. */
     s->st.epoch_overs++;
     n->epoch++;
     mesh_swim_set_epoch(n->core, n->epoch, s->now, o);

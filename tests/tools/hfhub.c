@@ -13,7 +13,9 @@
  *   POST /_faults     add fault rules (a JSON object or array, below)
  *   DELETE /_faults   drop every rule
  *   GET  /_stats      {"total": N, "requests": {"/path": N, ...},
- *                      "range_requests": N, "faults_applied": N}
+ *                      "range_requests": N, "from_zero": N, "faults_applied": N}
+ *                     (from_zero: file requests served from byte 0, so a
+ *                     file fetched again from its start counts twice)
  *   POST /_reset      drop rules and zero the counts
  * With --token T, API and file requests need "Authorization: Bearer T":
  * none gives 401, another token 403 (X-Error-Code: GatedRepo).
@@ -131,6 +133,7 @@ static struct {
   size_t nstats;
   uint64_t total;
   uint64_t range_requests;
+  uint64_t from_zero; /* file answers that start at byte 0 */
   uint64_t faults_applied;
 } hub;
 
@@ -587,6 +590,8 @@ static void serve_file(struct evhttp_request *req, const hub_file *f, fault *ft)
     reply_status(req, 503, NULL, NULL);
     return;
   }
+  if (start == 0)
+    hub.from_zero++;
   struct evkeyvalq *h = evhttp_request_get_output_headers(req);
   char v[128];
   snprintf(v, sizeof v, "%" PRIu64, end - start);
@@ -700,9 +705,10 @@ static void serve_stats(struct evhttp_request *req)
   json_t *reqs = json_object();
   for (size_t i = 0; i < hub.nstats; i++)
     json_object_set_new(reqs, hub.stats[i].path, json_integer((json_int_t)hub.stats[i].n));
-  json_t *o = json_pack("{s:I, s:o, s:I, s:I}", "total", (json_int_t)hub.total, "requests", reqs,
-                        "range_requests", (json_int_t)hub.range_requests, "faults_applied",
-                        (json_int_t)hub.faults_applied);
+  json_t *o =
+      json_pack("{s:I, s:o, s:I, s:I, s:I}", "total", (json_int_t)hub.total, "requests", reqs,
+                "range_requests", (json_int_t)hub.range_requests, "from_zero",
+                (json_int_t)hub.from_zero, "faults_applied", (json_int_t)hub.faults_applied);
   char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
   reply_text(req, 200, "OK", "application/json", text);
   free(text);
@@ -731,7 +737,7 @@ static void serve_control(struct evhttp_request *req, const char *path)
     for (size_t i = 0; i < hub.nstats; i++)
       free(hub.stats[i].path);
     hub.nstats = 0;
-    hub.total = hub.range_requests = hub.faults_applied = 0;
+    hub.total = hub.range_requests = hub.from_zero = hub.faults_applied = 0;
     reply_text(req, 200, "OK", "application/json", "{\"ok\": true}");
   } else {
     reply_status(req, 404, NULL, NULL);

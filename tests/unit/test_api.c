@@ -4,6 +4,7 @@
  * until the answer is complete (or a deadline passes, which fails).
  */
 #include "src/daemon/api.h"
+#include "src/daemon/api_internal.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -536,6 +537,62 @@ static void test_journal(void **state)
   assert_error(&r, 400, "limit");
 }
 
+/* The histogram type: cumulative buckets in order, +Inf, _sum and _count,
+ * one HELP and TYPE; refusals counted and leaving nothing behind. */
+static void test_metrics_histogram(void **state)
+{
+  (void)state;
+  mesh_api_metrics m;
+  mesh_api_metrics_init(&m);
+  const double bounds[] = {0.001, 0.005, 0.1};
+  const uint64_t counts[] = {5, 0, 3};
+  const char *labels[] = {"loop", "main", NULL};
+  assert_int_equal(
+      mesh_api_histogram(&m, "meshd_lag_seconds", "Lag.", labels, bounds, counts, 3, 1.25, 10), 0);
+  /* Refused: bounds not increasing, buckets holding more than count, an
+   * "le" label, a counter sample in a histogram family, a histogram under
+   * a counter's name, and the histogram type through mesh_api_metric. */
+  const double down[] = {0.1, 0.01};
+  const uint64_t two[] = {1, 1};
+  assert_int_equal(mesh_api_histogram(&m, "h1", "x", NULL, down, two, 2, 0, 2), -EINVAL);
+  assert_int_equal(mesh_api_histogram(&m, "h2", "x", NULL, bounds, counts, 3, 0, 7), -EINVAL);
+  const char *le[] = {"le", "1", NULL};
+  assert_int_equal(mesh_api_histogram(&m, "h3", "x", le, bounds, counts, 3, 0, 8), -EINVAL);
+  assert_int_equal(mesh_api_metric(&m, "meshd_lag_seconds", MESH_API_COUNTER, "x", NULL, 1),
+                   -EINVAL);
+  assert_int_equal(mesh_api_metric(&m, "c_total", MESH_API_COUNTER, "x", NULL, 1), 0);
+  assert_int_equal(mesh_api_histogram(&m, "c_total", "x", NULL, bounds, counts, 3, 0, 8), -EINVAL);
+  assert_int_equal(mesh_api_metric(&m, "h4", MESH_API_HISTOGRAM, "x", NULL, 1), -EINVAL);
+  assert_int_equal(m.dropped, 6);
+  size_t len = 0;
+  char *text = mesh_api_metrics_render(&m, &len);
+  assert_non_null(text);
+  const char *want = "# HELP meshd_lag_seconds Lag.\n"
+                     "# TYPE meshd_lag_seconds histogram\n"
+                     "meshd_lag_seconds_bucket{loop=\"main\",le=\"0.001\"} 5\n"
+                     "meshd_lag_seconds_bucket{loop=\"main\",le=\"0.005\"} 5\n"
+                     "meshd_lag_seconds_bucket{loop=\"main\",le=\"0.1\"} 8\n"
+                     "meshd_lag_seconds_bucket{loop=\"main\",le=\"+Inf\"} 10\n"
+                     "meshd_lag_seconds_sum{loop=\"main\"} 1.25\n"
+                     "meshd_lag_seconds_count{loop=\"main\"} 10\n"
+                     "# HELP c_total x\n";
+  if (strstr(text, want) == NULL)
+    fail_msg("histogram not as expected:\n%s", text);
+  assert_null(strstr(text, "h1"));
+  assert_null(strstr(text, "h2"));
+  assert_null(strstr(text, "h3"));
+  free(text);
+  /* Without labels. */
+  mesh_api_metrics_free(&m);
+  mesh_api_metrics_init(&m);
+  assert_int_equal(mesh_api_histogram(&m, "h", "x", NULL, bounds, counts, 1, 0.5, 5), 0);
+  text = mesh_api_metrics_render(&m, &len);
+  assert_non_null(strstr(text, "h_bucket{le=\"0.001\"} 5\nh_bucket{le=\"+Inf\"} 5\nh_sum 0.5\n"
+                               "h_count 5\n"));
+  free(text);
+  mesh_api_metrics_free(&m);
+}
+
 static void test_metrics(void **state)
 {
   fixture *f = *state;
@@ -903,6 +960,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_members_downloads, setup, teardown),
       cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+      cmocka_unit_test(test_metrics_histogram),
       cmocka_unit_test_setup_teardown(test_start, setup, teardown),
       cmocka_unit_test_setup_teardown(test_start_bad_bodies, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backend_errors_map, setup, teardown),

@@ -322,6 +322,70 @@ static void test_rule2_superseded_epoch_collected_at_once(void **state)
   tnode_free(&b);
 }
 
+/* Rule 8, renewal in place: the owner declared dead takes a new epoch in
+ * the same process. Its entries move to the new epoch as they are: nothing
+ * is verified, re-listed or restarted, the transfer in flight keeps
+ * reporting into its entry, and peers see both entries under the new epoch
+ * once membership tells them of it. */
+static void test_rule8_renewal_in_place_keeps_running(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  start_model(&a, "org/keep", true, 0);
+  start_model(&a, "org/going", false, 0);
+  tnode *all[] = {&a, &b};
+  mesh_coord_tick(a.c, 1000);
+  exchange(all, 2, 1000);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_DOWNLOAD], 2);
+  mesh_coord_progress(a.c, "org/going", "main", 300, 1000, 0, 2, 100, 7000, 1100);
+  exchange(all, 2, 1100);
+  visit_count v = visit(&b, 1100);
+  assert_int_equal(v.others, 2);
+  assert_int_equal(v.last_epoch, 1);
+  size_t actions_before = a.total[MESH_COORD_OUT_ACTION];
+
+  assert_int_equal(mesh_coord_set_epoch(a.c, 1, 1200), -ESTALE);
+  assert_int_equal(mesh_coord_set_epoch(a.c, 2, 1200), 0);
+  assert_int_equal(mesh_coord_epoch(a.c), 2);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  /* No action at all: no verify, no new size check, no cancel. */
+  assert_int_equal(a.total[MESH_COORD_OUT_ACTION], actions_before);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_STORE_PUT), 2);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_APP_STATE), 1);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_JOURNAL), 1);
+  for (size_t i = 0; i < a.n; i++)
+    if (a.out[i].kind == MESH_COORD_OUT_STORE_PUT)
+      assert_int_equal(a.out[i].u.entry.owner_epoch, 2);
+  /* The document went straight out; B has not heard of epoch 2 yet and
+   * refuses it, then asks once membership tells it. */
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 1);
+  deliver(&a, all, 2, 1200);
+  assert_int_equal(mesh_coord_get_stats(b.c)->docs_refused_future_epoch, 1);
+  view_event(&b, MESH_VIEW_EPOCH_CHANGED, &a, 2, 1, 1300);
+  exchange(all, 2, 1300);
+  v = visit(&b, 1300);
+  assert_int_equal(v.others, 2);
+  assert_int_equal(v.last_epoch, 2);
+  /* The transfer that was running reports on, and completes. */
+  uint64_t ignored = mesh_coord_get_stats(a.c)->results_ignored;
+  mesh_coord_progress(a.c, "org/going", "main", 600, 1000, 1, 2, 100, 4000, 1400);
+  mesh_coord_completed(a.c, "org/going", "main", 1000, 1500);
+  assert_int_equal(mesh_coord_get_stats(a.c)->results_ignored, ignored);
+  mesh_coord_tick(a.c, 2000);
+  exchange(all, 2, 2000);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_VERIFY], 0);
+  assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 2);
+  v = visit(&b, 2000);
+  assert_int_equal(v.others, 2);
+  assert_int_equal(v.last_epoch, 2);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
 /* Rule 2: owner dead or left -> abandoned at once with the time left,
  * collected after gc_grace, never acted upon, never written. */
 static void test_rule2_departed_owner_abandoned_then_collected(void **state)
@@ -859,6 +923,7 @@ int main(void)
       cmocka_unit_test(test_rule1_command_old_epoch),
       cmocka_unit_test(test_docs_refused_by_reason),
       cmocka_unit_test(test_rule2_superseded_epoch_collected_at_once),
+      cmocka_unit_test(test_rule8_renewal_in_place_keeps_running),
       cmocka_unit_test(test_rule2_departed_owner_abandoned_then_collected),
       cmocka_unit_test(test_rule3_delete_missing_succeeds_once),
       cmocka_unit_test(test_rule3_delete_failure_backoff),

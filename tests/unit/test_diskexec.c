@@ -336,6 +336,99 @@ static void test_inspect_and_space(void **state)
   assert_true(free_bytes > 0);
 }
 
+/* 10 x 10 directories of 50 one-byte files under models/name: 5,000 files. */
+static void make_many(const char *models, const char *name)
+{
+  char top[800], d1[900], d2[1000], p[1100];
+  path_join(top, sizeof top, models, name);
+  assert_int_equal(mkdir(top, 0755), 0);
+  for (int a = 0; a < 10; a++) {
+    char n1[16];
+    snprintf(n1, sizeof n1, "a%d", a);
+    path_join(d1, sizeof d1, top, n1);
+    assert_int_equal(mkdir(d1, 0755), 0);
+    for (int b = 0; b < 10; b++) {
+      char n2[16];
+      snprintf(n2, sizeof n2, "b%d", b);
+      path_join(d2, sizeof d2, d1, n2);
+      assert_int_equal(mkdir(d2, 0755), 0);
+      for (int c = 0; c < 50; c++) {
+        char leaf[16];
+        snprintf(leaf, sizeof leaf, c == 0 ? "f%d.partial" : "f%d", c);
+        path_join(p, sizeof p, d2, leaf);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "x", 1), 1);
+        close(fd);
+      }
+    }
+  }
+}
+
+/* A big tree with an entry budget far above its size still goes in slices:
+ * each call stops when its time is up. 5,000 files in nested directories
+ * cannot be unlinked in 1 ms, so more than one call is needed, and every
+ * call removes something (the count stays far below the entries). */
+static void test_delete_bounded_by_time(void **state)
+{
+  fixture *f = *state;
+  char top[800];
+  path_join(top, sizeof top, f->models, "org--many");
+  make_many(f->models, "org--many");
+  mesh_diskexec_set_budget(f->d, 1000000);
+  mesh_diskexec_set_slice_ms(f->d, 1);
+  int calls = 0, rc;
+  do {
+    rc = mesh_diskexec_delete(f->d, "org--many");
+    calls++;
+  } while (rc == -EAGAIN && calls < 5000);
+  assert_int_equal(rc, 0);
+  assert_false(exists(top));
+  assert_true(calls > 1);
+  assert_true(calls < 5000 / 32);
+  print_message("5000 files deleted in %d slices of 1 ms\n", calls);
+}
+
+/* An inspection in slices finds what the one-call inspection finds, in as
+ * many steps as its budget asks, keeping its place between steps. */
+static void test_scan_in_slices(void **state)
+{
+  fixture *f = *state;
+  make_many(f->models, "org--many");
+  bool present;
+  uint64_t bytes;
+  uint32_t partials;
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--many", &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 5000);
+  assert_int_equal(partials, 100);
+  mesh_diskexec_set_budget(f->d, 500);
+  mesh_diskexec_set_slice_ms(f->d, 0); /* entries only: the step count is exact */
+  mesh_diskexec_scan *s;
+  assert_int_equal(mesh_diskexec_scan_new(f->d, "org--many", &s), 0);
+  int steps = 0, rc;
+  do {
+    rc = mesh_diskexec_scan_step(s);
+    steps++;
+  } while (rc == -EAGAIN && steps < 1000);
+  assert_int_equal(rc, 0);
+  mesh_diskexec_scan_result(s, &present, &bytes, &partials);
+  mesh_diskexec_scan_free(s);
+  assert_true(present);
+  assert_int_equal(bytes, 5000);
+  assert_int_equal(partials, 100);
+  /* Every read counts: 5,000 files, 110 directories, and each directory's
+   * ".", ".." and end: 5,443 reads at 500 a step. */
+  assert_int_equal(steps, 11);
+  /* A missing directory: nothing there, done at the first step. */
+  assert_int_equal(mesh_diskexec_scan_new(f->d, "org--absent", &s), 0);
+  assert_int_equal(mesh_diskexec_scan_step(s), 0);
+  mesh_diskexec_scan_result(s, &present, &bytes, &partials);
+  assert_false(present);
+  mesh_diskexec_scan_free(s);
+  assert_int_equal(mesh_diskexec_scan_new(f->d, "../x", &s), -EINVAL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -345,6 +438,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_delete_missing_is_success, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_tree, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_per_call, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_bounded_by_time, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scan_in_slices, setup, teardown),
       cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_appears_during_delete, setup, teardown),

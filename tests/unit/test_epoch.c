@@ -21,6 +21,7 @@
 #include "src/base/err.h"
 #include "src/identity/durable.h"
 #include "src/identity/epoch.h"
+#include "src/identity/homelock.h"
 #include "support_identity.h"
 
 typedef struct fixture {
@@ -348,6 +349,44 @@ static void test_concurrent_advances(void **state)
   assert_int_equal(e, PROCS * EACH);
 }
 
+/* One daemon per home: a second holder (another open file, as another
+ * process has) is refused with a message naming the lock and the PID;
+ * after a release the lock is free again; the PID is in the file. */
+static void test_home_lock(void **state)
+{
+  fixture *f = *state;
+  mesh_home_lock a, b;
+  char err[1024] = "";
+  assert_int_equal(mesh_home_lock_take(f->dir, &a, err, sizeof err), 0);
+  char want[1400];
+  snprintf(want, sizeof want, "home %s is in use by meshd PID %ld (lock %s/meshd.lock)", f->dir,
+           (long)getpid(), f->dir);
+  assert_int_equal(mesh_home_lock_take(f->dir, &b, err, sizeof err), -EBUSY);
+  assert_string_equal(err, want);
+  assert_int_equal(b.fd, -1);
+  /* The epoch is still readable and advanceable under the lock: advancing
+   * has its own lock, and `meshd epoch` only reads. */
+  uint64_t e = 0;
+  assert_int_equal(mesh_epoch_read(f->dir, &e, err, sizeof err), 0);
+  char path[700];
+  ident_test_path(path, sizeof path, f->dir, "meshd.lock");
+  FILE *fp = fopen(path, "r");
+  assert_non_null(fp);
+  long pid = 0;
+  assert_int_equal(fscanf(fp, "%ld", &pid), 1);
+  fclose(fp);
+  assert_int_equal(pid, (long)getpid());
+  mesh_home_lock_release(&a);
+  mesh_home_lock_release(&a); /* twice is harmless */
+  assert_int_equal(mesh_home_lock_take(f->dir, &b, err, sizeof err), 0);
+  mesh_home_lock_release(&b);
+  /* A home that is not there. */
+  char missing[600];
+  ident_test_path(missing, sizeof missing, f->dir, "nope");
+  assert_int_equal(mesh_home_lock_take(missing, &b, err, sizeof err), -ENOENT);
+  assert_non_null(strstr(err, "meshd.lock"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -360,6 +399,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_unwritable_home, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_advances, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_home_lock, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "coord/hf_client.h"
+#include "src/base/pool.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -21,8 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REPO "meshd-test/tiny-model"
@@ -35,7 +40,7 @@ typedef struct hub {
   char endpoint[64];
 } hub;
 
-static void hub_start(hub *h, const char *extra)
+static void hub_start_sized(hub *h, const char *weight_size, const char *extra)
 {
   int fds[2];
   assert_int_equal(pipe(fds), 0);
@@ -47,7 +52,7 @@ static void hub_start(hub *h, const char *extra)
     close(fds[1]);
     int null = open("/dev/null", O_WRONLY);
     dup2(null, 2);
-    execl(hfhub_path, "hfhub", "--weight-size", "300000", "--page-size", "3", "--fault",
+    execl(hfhub_path, "hfhub", "--weight-size", weight_size, "--page-size", "3", "--fault",
           extra != NULL ? extra : "[]", (char *)NULL);
     _exit(127);
   }
@@ -63,6 +68,11 @@ static void hub_start(hub *h, const char *extra)
   snprintf(h->endpoint, sizeof h->endpoint, "http://127.0.0.1:%ld", port);
 }
 
+static void hub_start(hub *h, const char *extra)
+{
+  hub_start_sized(h, "300000", extra);
+}
+
 static void hub_stop(hub *h)
 {
   kill(h->pid, SIGTERM);
@@ -72,6 +82,7 @@ static void hub_stop(hub *h)
 /* What the callback saw, and what it should do. */
 typedef struct run {
   struct event_base *base;
+  mesh_pool *pool; /* the client's disk work */
   mesh_hf_client *c;
   int listed, progress, completed, failed;
   int last_err;
@@ -82,6 +93,7 @@ typedef struct run {
   const char *second_dir;
   uint64_t second_id;
   int finished_wanted; /* stop the loop after this many COMPLETED/FAILED */
+  void (*on_progress)(struct run *t, const mesh_hf_report *r); /* test hook, or NULL */
   mesh_hf_report_kind order[16];
   int norder;
 } run;
@@ -105,6 +117,8 @@ static void on_report(const mesh_hf_report *r, void *ctx)
   case MESH_HF_REPORT_PROGRESS:
     t->progress++;
     assert_true(r->progress.done_bytes <= r->progress.total_bytes);
+    if (t->on_progress != NULL)
+      t->on_progress(t, r);
     break;
   case MESH_HF_REPORT_COMPLETED:
   case MESH_HF_REPORT_FAILED:
@@ -142,20 +156,28 @@ static void loop(run *t)
   event_free(dl);
 }
 
-static void make_client(run *t, const char *endpoint, int downloads_at_once)
+static void make_client_opt(run *t, unsigned threads, mesh_hf_options *o)
 {
   t->base = event_base_new();
+  assert_int_equal(mesh_pool_new(t->base, threads, &t->pool), 0);
+  assert_int_equal(mesh_hf_client_new(t->base, t->pool, o, on_report, t, &t->c), 0);
+}
+
+static void make_client(run *t, const char *endpoint, int downloads_at_once)
+{
   mesh_hf_options o = {.endpoint = endpoint,
                        .no_sync = true,
                        .seed = 7,
                        .backoff_base_ms = 20,
                        .downloads_at_once = downloads_at_once};
-  assert_int_equal(mesh_hf_client_new(t->base, &o, on_report, t, &t->c), 0);
+  make_client_opt(t, 2, &o);
 }
 
+/* The client first (it flushes the pool), then the pool it borrowed. */
 static void free_client(run *t)
 {
   mesh_hf_client_free(t->c);
+  mesh_pool_free(t->pool);
   event_base_free(t->base);
 }
 
@@ -308,12 +330,15 @@ static void test_failure_reports_message(void **state)
 static void test_bad_arguments(void **state)
 {
   struct event_base *base = event_base_new();
+  mesh_pool *pool = NULL;
+  assert_int_equal(mesh_pool_new(base, 1, &pool), 0);
   mesh_hf_client *c = NULL;
   mesh_hf_options bad = {.endpoint = "ftp://example.org"};
-  assert_int_equal(mesh_hf_client_new(base, &bad, on_report, NULL, &c), -EINVAL);
+  assert_int_equal(mesh_hf_client_new(base, pool, &bad, on_report, NULL, &c), -EINVAL);
   mesh_hf_options badtok = {.token = "a\r\nX-Injected: 1"};
-  assert_int_equal(mesh_hf_client_new(base, &badtok, on_report, NULL, &c), -EINVAL);
-  assert_int_equal(mesh_hf_client_new(base, NULL, on_report, NULL, &c), 0);
+  assert_int_equal(mesh_hf_client_new(base, pool, &badtok, on_report, NULL, &c), -EINVAL);
+  assert_int_equal(mesh_hf_client_new(base, NULL, NULL, on_report, NULL, &c), -EINVAL);
+  assert_int_equal(mesh_hf_client_new(base, pool, NULL, on_report, NULL, &c), 0);
   uint64_t id = 0;
   mesh_hf_request r1 = {.repo = "../etc", .model_dir = "/tmp/x"};
   assert_int_equal(mesh_hf_start(c, &r1, &id), -EINVAL);
@@ -323,7 +348,248 @@ static void test_bad_arguments(void **state)
   assert_int_equal(mesh_hf_start(c, &r3, &id), -EINVAL);
   assert_int_equal(mesh_hf_cancel(c, 12345), -ENOENT);
   mesh_hf_client_free(c);
+  mesh_pool_free(pool);
   event_base_free(base);
+}
+
+/* ---- disk work on the pool ---------------------------------------------- */
+
+#define BIG_WEIGHT (8u << 20)
+#define BIG_WEIGHT_STR "8388608"
+/* 16 MB/s: a weight takes half a second, long enough to act in the middle. */
+#define SLOW_WEIGHTS "{\"path\":\"*\",\"kind\":\"slow\",\"rate\":16000000,\"count\":-1}"
+
+/* A work item that holds the pool's only worker until released. */
+typedef struct blocker {
+  mesh_work w;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool released; /* under mu */
+} blocker;
+
+static void block_work(mesh_work *w)
+{
+  blocker *b = (blocker *)((char *)w - offsetof(blocker, w));
+  pthread_mutex_lock(&b->mu);
+  while (!b->released)
+    pthread_cond_wait(&b->cv, &b->mu);
+  pthread_mutex_unlock(&b->mu);
+}
+
+static void block_done(mesh_work *w)
+{
+}
+
+static void block_release(blocker *b)
+{
+  pthread_mutex_lock(&b->mu);
+  b->released = true;
+  pthread_cond_signal(&b->cv);
+  pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct pressure {
+  blocker b;
+  bool submitted;        /* the blocker holds the worker (or is queued for it) */
+  bool released;         /* and has been let go */
+  uint64_t paused_at_ms; /* monotonic ms of the first pause seen, 0 before */
+  uint64_t buffered_at_pause;
+  uint64_t buffered_later; /* buffered bytes 100 ms into the pause */
+  struct event *poll;
+} pressure;
+
+static pressure g_pressure;
+
+static uint64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Blocks the worker once a weight is on its way (more than the small files). */
+static void pressure_on_progress(run *t, const mesh_hf_report *r)
+{
+  pressure *p = &g_pressure;
+  if (p->submitted || r->progress.done_bytes < (1u << 20))
+    return;
+  p->submitted = true;
+  mesh_pool_submit(t->pool, &p->b.w, NULL, block_work, block_done);
+}
+
+/* Watches for the pause (no progress reports come while paused); keeps the
+ * worker blocked for 100 ms of pause, then lets it go. */
+static void pressure_poll(evutil_socket_t fd, short what, void *arg)
+{
+  run *t = arg;
+  pressure *p = &g_pressure;
+  mesh_hf_counters k;
+  mesh_hf_get_counters(t->c, &k);
+  if (!p->submitted || p->released || k.write_pauses == 0)
+    return;
+  if (p->paused_at_ms == 0) {
+    p->paused_at_ms = mono_ms();
+    p->buffered_at_pause = k.buffered_bytes;
+    return;
+  }
+  if (mono_ms() - p->paused_at_ms < 100)
+    return;
+  p->buffered_later = k.buffered_bytes;
+  p->released = true;
+  block_release(&p->b);
+}
+
+static void test_backpressure_pauses_and_resumes(void **state)
+{
+  hub h;
+  hub_start_sized(&h, BIG_WEIGHT_STR, SLOW_WEIGHTS);
+  char *dir = tmpdir();
+  char model[4200];
+  snprintf(model, sizeof model, "%s/m", dir);
+  run t = {.finished_wanted = 1, .on_progress = pressure_on_progress};
+  memset(&g_pressure, 0, sizeof g_pressure);
+  pthread_mutex_init(&g_pressure.b.mu, NULL);
+  pthread_cond_init(&g_pressure.b.cv, NULL);
+  mesh_hf_options o = {.endpoint = h.endpoint,
+                       .no_sync = true,
+                       .seed = 7,
+                       .files_at_once = 1,
+                       .progress_interval_ms = 10};
+  make_client_opt(&t, 1, &o);
+  g_pressure.poll = event_new(t.base, -1, EV_PERSIST, pressure_poll, &t);
+  struct timeval tv = {0, 5000};
+  evtimer_add(g_pressure.poll, &tv);
+  mesh_hf_request req = {.repo = REPO, .model_dir = model};
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  loop(&t);
+  event_free(g_pressure.poll);
+  assert_int_equal(t.completed, 1);
+  assert_true(g_pressure.released);
+  mesh_hf_counters k;
+  mesh_hf_get_counters(t.c, &k);
+  const uint64_t bound = MESH_HF_WRITE_BUFFERS * MESH_HF_WRITE_BUFFER_BYTES; /* one file */
+  print_message("write_pauses=%llu buffered at pause=%llu, 100 ms later=%llu, peak=%llu, "
+                "bound=%llu\n",
+                (unsigned long long)k.write_pauses,
+                (unsigned long long)g_pressure.buffered_at_pause,
+                (unsigned long long)g_pressure.buffered_later, (unsigned long long)k.buffered_peak,
+                (unsigned long long)bound);
+  assert_true(k.write_pauses > 0);
+  /* Paused: the buffers are full and stay so, and never over the bound. */
+  assert_true(g_pressure.buffered_at_pause <= bound);
+  assert_true(g_pressure.buffered_later <= bound);
+  assert_true(g_pressure.buffered_at_pause > 0);
+  assert_true(k.buffered_peak <= bound);
+  assert_int_equal(k.buffered_bytes, 0);
+  assert_int_equal(k.files_verified, 5);
+  assert_int_equal(k.io_errors, 0);
+  assert_int_equal(k.bytes_received, 2ull * BIG_WEIGHT + 159);
+  free_client(&t);
+  pthread_cond_destroy(&g_pressure.b.cv);
+  pthread_mutex_destroy(&g_pressure.b.mu);
+  hub_stop(&h);
+  rmtree(dir);
+  free(dir);
+}
+
+static void test_write_failure_fails_with_errno(void **state)
+{
+  hub h;
+  hub_start_sized(&h, "3000000", NULL);
+  char *dir = tmpdir();
+  char model[4200];
+  snprintf(model, sizeof model, "%s/m", dir);
+  run t = {.finished_wanted = 1};
+  make_client(&t, h.endpoint, 0);
+  /* Files of this process may not grow past 1 MiB: pwrite fails with EFBIG
+   * (SIGXFSZ ignored), as it would with ENOSPC on a full disk. */
+  struct rlimit old, small;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  small = old;
+  small.rlim_cur = 1 << 20;
+  void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  mesh_hf_request req = {.repo = REPO, .model_dir = model};
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  loop(&t);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, was);
+  assert_int_equal(t.failed, 1);
+  assert_int_equal(t.completed, 0);
+  assert_int_equal(t.last_err, -EFBIG);
+  print_message("message: %s\n", t.last_msg);
+  assert_non_null(strstr(t.last_msg, ".safetensors.partial"));
+  assert_non_null(strstr(t.last_msg, strerror(EFBIG)));
+  mesh_hf_counters k;
+  mesh_hf_get_counters(t.c, &k);
+  assert_int_equal(k.io_errors, 1);
+  assert_int_equal(k.failed, 1);
+  free_client(&t);
+  hub_stop(&h);
+  rmtree(dir);
+  free(dir);
+}
+
+typedef struct remover {
+  const char *model;
+  int removed; /* partial files unlinked */
+} remover;
+
+static remover g_remover;
+
+/* Once a weight is on its way, removes every partial file of the model. */
+static void remove_on_progress(run *t, const mesh_hf_report *r)
+{
+  if (g_remover.removed > 0 || r->progress.done_bytes < (1u << 20))
+    return;
+  DIR *d = opendir(g_remover.model);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n > 8 && strcmp(e->d_name + n - 8, ".partial") == 0 &&
+        unlinkat(dirfd(d), e->d_name, 0) == 0)
+      g_remover.removed++;
+  }
+  closedir(d);
+}
+
+static void test_partial_removed_mid_download(void **state)
+{
+  hub h;
+  hub_start_sized(&h, BIG_WEIGHT_STR, SLOW_WEIGHTS);
+  char *dir = tmpdir();
+  char model[4200];
+  snprintf(model, sizeof model, "%s/m", dir);
+  g_remover = (remover){.model = model};
+  run t = {.finished_wanted = 1, .on_progress = remove_on_progress};
+  mesh_hf_options o = {.endpoint = h.endpoint,
+                       .no_sync = true,
+                       .seed = 7,
+                       .files_at_once = 1,
+                       .progress_interval_ms = 10};
+  make_client_opt(&t, 2, &o);
+  mesh_hf_request req = {.repo = REPO, .model_dir = model};
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  loop(&t);
+  assert_int_equal(g_remover.removed, 1);
+  assert_int_equal(t.failed, 1);
+  assert_int_equal(t.last_err, -ENOENT);
+  print_message("message: %s\n", t.last_msg);
+  assert_non_null(strstr(t.last_msg, "removed while downloading"));
+  mesh_hf_counters k;
+  mesh_hf_get_counters(t.c, &k);
+  assert_int_equal(k.io_errors, 1);
+  /* No weight was put in place. */
+  char path[4400];
+  snprintf(path, sizeof path, "%s/model-00001-of-00002.safetensors", model);
+  assert_int_not_equal(access(path, F_OK), 0);
+  snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", model);
+  assert_int_not_equal(access(path, F_OK), 0);
+  free_client(&t);
+  hub_stop(&h);
+  rmtree(dir);
+  free(dir);
 }
 
 int main(int argc, char **argv)
@@ -339,6 +605,9 @@ int main(int argc, char **argv)
       cmocka_unit_test(test_free_with_downloads_in_flight),
       cmocka_unit_test(test_failure_reports_message),
       cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_backpressure_pauses_and_resumes),
+      cmocka_unit_test(test_write_failure_fails_with_errno),
+      cmocka_unit_test(test_partial_removed_mid_download),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -390,6 +390,63 @@ static void test_idle_batch_writes_nothing(void **state)
   mesh_store_close(s);
 }
 
+/* A daemon numbers journal records itself to keep a copy in memory: the
+ * store writes exactly those ids, a rolled-back batch takes its rows back
+ * from the count, the numbering goes on above pruned ids, and the count is
+ * right again after a reopen. */
+static void test_numbered_journal_and_row_count(void **state)
+{
+  fixture *f = *state;
+  mesh_store_settings set = {.journal_max_records = 3, .journal_max_age_ms = 0};
+  mesh_store *s;
+  char err[256];
+  assert_int_equal(mesh_store_open(f->path, &set, &s, err, sizeof err), 0);
+  int64_t last = -1;
+  assert_int_equal(mesh_store_journal_last_id(s, &last), 0);
+  assert_int_equal(last, 0);
+  assert_int_equal(mesh_store_get_stats(s)->journal_rows, 0);
+  mesh_coord_out a[] = {jrec("a1"), put("org/a", MESH_COORD_PENDING, 1), jrec("a2")};
+  assert_int_equal(mesh_store_apply_numbered(s, a, 3, 10, 7, 1), 0);
+  assert_int_equal(mesh_store_get_stats(s)->journal_rows, 2);
+  /* A failed batch: nothing of it stays, the count is as before. */
+  mesh_coord_out b[] = {jrec("b1"), jrec("b2")};
+  mesh_store_fail_after(s, 2, -EIO);
+  assert_int_equal(mesh_store_apply_numbered(s, b, 2, 20, 7, 3), -EIO);
+  mesh_store_fail_after(s, 0, 0);
+  assert_int_equal(mesh_store_get_stats(s)->journal_rows, 2);
+  /* The caller's numbering skips the failed ids; pruning by count keeps the
+   * records within 3 ids of the newest, as it would have without the gap. */
+  mesh_coord_out c[] = {jrec("c1"), jrec("c2")};
+  assert_int_equal(mesh_store_apply_numbered(s, c, 2, 30, 7, 5), 0);
+  mesh_store_journal_rec *j;
+  size_t n;
+  assert_int_equal(mesh_store_journal_read(s, 10, &j, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(j[0].id, 6);
+  assert_string_equal(j[0].text, "c2");
+  assert_int_equal(j[1].id, 5);
+  free(j);
+  assert_int_equal(mesh_store_get_stats(s)->journal_rows, 2);
+  /* An id at or below one already given is refused as a whole batch. */
+  mesh_coord_out d[] = {jrec("again")};
+  assert_int_equal(mesh_store_apply_numbered(s, d, 1, 40, 7, 6), -EIO);
+  assert_int_equal(mesh_store_get_stats(s)->journal_rows, 2);
+  assert_int_equal(mesh_store_journal_last_id(s, &last), 0);
+  assert_int_equal(last, 6);
+  mesh_store_close(s);
+  assert_int_equal(mesh_store_open(f->path, &set, &s, err, sizeof err), 0);
+  assert_int_equal(mesh_store_get_stats(s)->journal_rows, 2);
+  assert_int_equal(mesh_store_journal_last_id(s, &last), 0);
+  assert_int_equal(last, 6);
+  /* Store-given ids follow on. */
+  mesh_coord_out e[] = {jrec("auto")};
+  assert_int_equal(mesh_store_apply(s, e, 1, 50, 7), 0);
+  assert_int_equal(mesh_store_journal_read(s, 1, &j, &n), 0);
+  assert_int_equal(j[0].id, 7);
+  free(j);
+  mesh_store_close(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -401,6 +458,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_journal_bounded_by_count_newest_first, setup, teardown),
       cmocka_unit_test_setup_teardown(test_journal_bounded_by_age, setup, teardown),
       cmocka_unit_test_setup_teardown(test_idle_batch_writes_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_numbered_journal_and_row_count, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

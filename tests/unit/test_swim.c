@@ -263,6 +263,11 @@ typedef struct pair {
   mesh_time_ms at[2];
   unsigned events[2][8];
   unsigned apps[2];
+  bool stopped[2];               /* a stopped process: no timers, messages to it lost */
+  bool over[2];                  /* the core reported epoch_over */
+  mesh_peer_id over_by[2];       /* ... made by this accuser */
+  uint64_t over_epoch[2];        /* ... ending this epoch */
+  mesh_time_ms first_suspect[2]; /* when the core first raised SUSPECT (0: never) */
 } pair;
 
 static void pump(pair *p, int who, mesh_time_ms now)
@@ -278,8 +283,16 @@ static void pump(pair *p, int who, mesh_time_ms now)
     sends[i].buf = malloc(o->sends[i].len + 1);
     memcpy(sends[i].buf, o->sends[i].buf, o->sends[i].len);
   }
-  for (size_t i = 0; i < o->n_events; i++)
+  for (size_t i = 0; i < o->n_events; i++) {
     p->events[who][o->events[i].type]++;
+    if (o->events[i].type == MESH_VIEW_SUSPECT && p->first_suspect[who] == 0)
+      p->first_suspect[who] = now;
+  }
+  if (o->epoch_over) {
+    p->over[who] = true;
+    p->over_by[who] = o->epoch_over_by;
+    p->over_epoch[who] = o->epoch_over_epoch;
+  }
   p->apps[who] += (unsigned)o->n_apps;
   if (o->timer_set) {
     p->token[who] = o->timer_token;
@@ -293,6 +306,10 @@ static void pump(pair *p, int who, mesh_time_ms now)
   }
   for (size_t i = 0; i < n; i++) {
     int to = memcmp(sends[i].to.b, p->id[0].id.b, MESH_PEER_ID_LEN) == 0 ? 0 : 1;
+    if (p->stopped[to]) {
+      free(sends[i].buf);
+      continue;
+    }
     mesh_swim_handle_packet(p->s[to], &p->id[1 - to].id, sends[i].cls, sends[i].buf, sends[i].len,
                             now, o);
     free(sends[i].buf);
@@ -438,6 +455,145 @@ static void test_reconnect_push_pull(void **state)
   pair_free(p);
 }
 
+/* Runs both cores' timers from *now until stop(p) or until limit. */
+static void run_timers(pair *p, mesh_time_ms *now, mesh_time_ms limit, bool (*stop)(pair *))
+{
+  for (; *now < limit && (stop == NULL || !stop(p)); *now += 10) {
+    for (int i = 0; i < 2; i++) {
+      if (!p->stopped[i] && p->token[i] != 0 && p->at[i] <= *now) {
+        uint64_t t = p->token[i];
+        p->token[i] = 0;
+        mesh_swim_handle_timer(p->s[i], t, *now, &p->out);
+        pump(p, i, *now);
+      }
+    }
+  }
+}
+
+static pair *joined_pair(uint8_t id_seed, uint64_t rng_seed)
+{
+  pair *p = pair_new(id_seed, rng_seed);
+  assert_int_equal(mesh_swim_join(p->s[0], NULL, 0, 0, &p->out), 0);
+  pump(p, 0, 0);
+  const char *seed = "peer";
+  assert_int_equal(mesh_swim_join(p->s[1], &seed, 1, 0, &p->out), 0);
+  pump(p, 1, 0);
+  assert_int_equal(mesh_swim_view_size(p->s[0]), 1);
+  assert_int_equal(mesh_swim_view_size(p->s[1]), 1);
+  return p;
+}
+
+static bool zero_suspects(pair *p)
+{
+  return p->first_suspect[0] != 0;
+}
+
+static bool zero_declared_dead(pair *p)
+{
+  return p->events[0][MESH_VIEW_DEAD] > 0;
+}
+
+static bool one_over(pair *p)
+{
+  return p->over[1];
+}
+
+/* Lateness of the caller's loop: small lateness changes nothing; half a
+ * probe timeout counts as one failed probe, a stall as the probes it
+ * missed, at most once per probe interval, and a node with a raised score
+ * accuses a silent member later than a healthy one does. */
+static void test_lateness(void **state)
+{
+  /* lan: interval 1000, timeout 500. */
+  assert_int_equal(swim_awareness_lateness_delta(0, 500, 1000), 0);
+  assert_int_equal(swim_awareness_lateness_delta(249, 500, 1000), 0);
+  assert_int_equal(swim_awareness_lateness_delta(250, 500, 1000), 1);
+  assert_int_equal(swim_awareness_lateness_delta(999, 500, 1000), 1);
+  assert_int_equal(swim_awareness_lateness_delta(5000, 500, 1000), 6);
+  assert_int_equal(swim_awareness_lateness_delta(UINT64_MAX, 500, 1000), 64);
+
+  pair *p = joined_pair(60, 11);
+  mesh_swim *s = p->s[0];
+  mesh_swim_outbox *o = &p->out;
+  assert_int_equal(mesh_swim_note_lateness(s, 100, 1000, o), 0);
+  assert_int_equal(mesh_swim_health(s), 0);
+  assert_int_equal(mesh_swim_note_lateness(s, 300, 1000, o), 0);
+  assert_int_equal(mesh_swim_health(s), 1);
+  /* Within the same probe interval: once only. */
+  assert_int_equal(mesh_swim_note_lateness(s, 300, 1500, o), 0);
+  assert_int_equal(mesh_swim_health(s), 1);
+  assert_int_equal(mesh_swim_note_lateness(s, 300, 2000, o), 0);
+  assert_int_equal(mesh_swim_health(s), 2);
+  /* A long stall: up to the cap (awareness_max 8 -> score 7). */
+  assert_int_equal(mesh_swim_note_lateness(s, 60000, 3000, o), 0);
+  assert_int_equal(mesh_swim_health(s), 7);
+  assert_int_equal(mesh_swim_counters_get(s)->lateness_reports, 3);
+  mesh_swim_outbox_clear(o);
+  pair_free(p);
+
+  /* Backing off: member 1 falls silent; a healthy node 0 and a starved one
+   * (same seeds) differ only in the lateness report. */
+  mesh_time_ms healthy_at = 0, starved_at = 0;
+  for (int starved = 0; starved < 2; starved++) {
+    p = joined_pair(70, 13);
+    mesh_time_ms now = 0;
+    run_timers(p, &now, 3000, NULL);
+    assert_int_equal(p->first_suspect[0], 0);
+    if (starved) {
+      assert_int_equal(mesh_swim_note_lateness(p->s[0], 4000, now, &p->out), 0);
+      pump(p, 0, now);
+    }
+    p->stopped[1] = true;
+    mesh_time_ms from = now;
+    run_timers(p, &now, 120000, zero_suspects);
+    assert_true(p->first_suspect[0] != 0);
+    if (starved)
+      starved_at = p->first_suspect[0] - from;
+    else
+      healthy_at = p->first_suspect[0] - from;
+    pair_free(p);
+  }
+  assert_true(starved_at > healthy_at);
+}
+
+/* Declared dead: the outbox names the accuser and the epoch that ended; the
+ * core falls silent in it; mesh_swim_set_epoch renews in place (counted)
+ * and the accuser sees the member alive at the new epoch. */
+static void test_renewal(void **state)
+{
+  pair *p = joined_pair(80, 17);
+  mesh_time_ms now = 0;
+  run_timers(p, &now, 3000, NULL);
+  p->stopped[1] = true;
+  run_timers(p, &now, 600000, zero_declared_dead);
+  assert_int_equal(p->events[0][MESH_VIEW_DEAD], 1);
+  /* Member 1 continues: the dead claim reaches it. */
+  p->stopped[1] = false;
+  run_timers(p, &now, now + 60000, one_over);
+  assert_true(p->over[1]);
+  assert_memory_equal(p->over_by[1].b, p->id[0].id.b, MESH_PEER_ID_LEN);
+  assert_int_equal(p->over_epoch[1], 1);
+  assert_int_equal(mesh_swim_epoch(p->s[1]), 1);
+  uint64_t probes = mesh_swim_counters_get(p->s[1])->probes_sent;
+  /* Silent in the dead epoch until the caller has a new one: no probes. */
+  mesh_time_ms wait_until = now + 5000;
+  run_timers(p, &now, wait_until, NULL);
+  assert_int_equal(mesh_swim_counters_get(p->s[1])->probes_sent, probes);
+  assert_int_equal(mesh_swim_counters_get(p->s[1])->epoch_renewals, 0);
+  assert_int_equal(mesh_swim_set_epoch(p->s[1], 1, now, &p->out), -ESTALE);
+  assert_int_equal(mesh_swim_set_epoch(p->s[1], 2, now, &p->out), 0);
+  pump(p, 1, now);
+  assert_int_equal(mesh_swim_counters_get(p->s[1])->epoch_renewals, 1);
+  mesh_swim_member_info mi;
+  assert_int_equal(mesh_swim_member_find(p->s[0], &p->id[1].id, &mi), 0);
+  assert_int_equal(mi.state, MESH_SWIM_ALIVE);
+  assert_int_equal(mi.epoch, 2);
+  /* And it probes again. */
+  run_timers(p, &now, now + 5000, NULL);
+  assert_true(mesh_swim_counters_get(p->s[1])->probes_sent > probes);
+  pair_free(p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -450,6 +606,8 @@ int main(void)
       cmocka_unit_test(test_codec_rejects),
       cmocka_unit_test(test_two_cores),
       cmocka_unit_test(test_reconnect_push_pull),
+      cmocka_unit_test(test_lateness),
+      cmocka_unit_test(test_renewal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

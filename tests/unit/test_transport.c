@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <math.h>
 #include <sodium.h>
 
 #define MAX_MSGS 256
@@ -656,6 +657,47 @@ static void test_reconnect_with_backoff_new_epoch(void **state)
   node_close(&b);
 }
 
+/* A node renews its epoch in place: the connection it has stays up and
+ * keeps serving; handshakes from then on carry the new epoch, and a second
+ * connection made at it replaces the old one on both ends (the peer sees
+ * the new epoch come up; the renewed node swaps silently). */
+static void test_renew_epoch_in_place(void **state)
+{
+  node a, b;
+  node_start(&a, 1);
+  node_start(&b, 4);
+  connect_pair(&a, &b);
+  assert_int_equal(a.last_up_epoch, 4);
+  assert_int_equal(mesh_net_set_epoch(b.net, 4), -ESTALE);
+  assert_int_equal(mesh_net_set_epoch(b.net, 5), 0);
+  assert_int_equal(mesh_net_epoch(b.net), 5);
+  ping(&a, &b);
+  ping(&b, &a);
+  assert_int_equal(a.downs, 0);
+  assert_int_equal(b.downs, 0);
+  assert_int_equal(ctr(&a)->connections_open, 1);
+  /* b dials a while the old connection is up. */
+  assert_int_equal(mesh_net_dial(b.net, a.addr_text, NULL), 0);
+  WAIT(a.ups == 2 && a.last_up_epoch == 5 && ctr(&a)->connections_open == 1 &&
+           ctr(&b)->connections_open == 1,
+       3000);
+  assert_int_equal(a.downs, 1);
+  assert_int_equal(b.ups, 1);
+  assert_int_equal(b.downs, 0);
+  ping(&a, &b);
+  ping(&b, &a);
+  assert_int_equal(a.msgs[a.nmsgs - 1].epoch, 5);
+  /* Settled: nobody redials. */
+  mesh_time_ms until = mesh_clock_now_ms() + 300;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->connections_open, 1);
+  assert_int_equal(ctr(&b)->connections_open, 1);
+  assert_int_equal(a.ups, 2);
+  node_close(&a);
+  node_close(&b);
+}
+
 static void test_connection_cap_evicts_handshaking(void **state)
 {
   node a, b;
@@ -1102,6 +1144,73 @@ static void test_loop_run_until_stopped(void **state)
   mesh_loop_free(l);
 }
 
+/* Loop lag: samples land in the first bucket whose bound they do not
+ * exceed; quantiles are read as bucket bounds; a loop held up by a slow
+ * callback records the delay and tells its listener. */
+typedef struct lag_seen {
+  unsigned n;
+  mesh_time_ms worst;
+} lag_seen;
+
+static void on_lag(void *arg, mesh_time_ms late_ms, mesh_time_ms now)
+{
+  lag_seen *s = arg;
+  s->n++;
+  if (late_ms > s->worst)
+    s->worst = late_ms;
+}
+
+static void hog(void *arg, mesh_time_ms now)
+{
+  /* A callback that keeps the loop busy for 80 ms (what a long fsync on
+   * the loop thread would do). */
+  mesh_time_ms until = mesh_clock_now_ms() + 80;
+  while (mesh_clock_now_ms() < until) {
+  }
+}
+
+static void test_loop_lag(void **state)
+{
+  mesh_loop_lag lag = {.period_ms = 100};
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.5) == 0);
+  mesh_loop_lag_record(&lag, 0);       /* <= 1 ms */
+  mesh_loop_lag_record(&lag, 1000);    /* exactly 1 ms: still the first bucket */
+  mesh_loop_lag_record(&lag, 1001);    /* 2 ms bucket */
+  mesh_loop_lag_record(&lag, 9000);    /* 10 ms bucket */
+  mesh_loop_lag_record(&lag, 6000000); /* beyond 5 s: count only */
+  assert_int_equal(lag.count, 5);
+  assert_int_equal(lag.buckets[0], 2);
+  assert_int_equal(lag.buckets[1], 1);
+  assert_int_equal(lag.buckets[3], 1);
+  assert_int_equal(lag.max_us, 6000000);
+  assert_int_equal(lag.sum_us, 6011001);
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.4) == 1);
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.5) == 2);
+  assert_true(mesh_loop_lag_quantile_ms(&lag, 0.8) == 10);
+  assert_true(isinf(mesh_loop_lag_quantile_ms(&lag, 0.99)));
+
+  mesh_loop *l;
+  assert_int_equal(mesh_loop_new(&l), 0);
+  assert_int_equal(mesh_loop_lag_start(l, 0), -EINVAL);
+  lag_seen seen = {0};
+  mesh_loop_on_lag(l, on_lag, &seen);
+  assert_int_equal(mesh_loop_lag_start(l, 10), 0);
+  LOOP_TEST_WAIT(l, seen.n >= 3, 2000);
+  mesh_timer *t;
+  assert_int_equal(mesh_timer_new(l, hog, NULL, &t), 0);
+  mesh_timer_arm(t, 0);
+  LOOP_TEST_WAIT(l, seen.worst >= 50, 2000);
+  const mesh_loop_lag *got = mesh_loop_lag_get(l);
+  assert_true(got->max_us >= 50000);
+  assert_int_equal(got->count, seen.n);
+  uint64_t in_buckets = 0;
+  for (int i = 0; i < MESH_LOOP_LAG_BUCKETS; i++)
+    in_buckets += got->buckets[i];
+  assert_int_equal(in_buckets, got->count);
+  mesh_timer_free(t);
+  mesh_loop_free(l);
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
@@ -1114,6 +1223,7 @@ int main(void)
       cmocka_unit_test_setup(test_peer_id_mismatch_refused, setup),
       cmocka_unit_test_setup(test_simultaneous_dial_keeps_one, setup),
       cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
+      cmocka_unit_test_setup(test_renew_epoch_in_place, setup),
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
       cmocka_unit_test_setup(test_disconnect_aborts_handshake, setup),
@@ -1124,6 +1234,7 @@ int main(void)
       cmocka_unit_test_setup(test_node_start_refuses_without_swarm_key, setup),
       cmocka_unit_test_setup(test_loop_timers_watches_signals, setup),
       cmocka_unit_test_setup(test_loop_run_until_stopped, setup),
+      cmocka_unit_test_setup(test_loop_lag, setup),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   mesh_loop_free(loop);
