@@ -183,70 +183,26 @@ class Watch:
         return out
 
 
-def histogram(metrics, name):
-    """[(upper bound, cumulative count)] of a Prometheus histogram in a
-    meshtest metrics dict, sorted, +Inf last; [] when it is not exported."""
-    out = []
-    prefix = name + "_bucket{"
-    for key, value in metrics.items():
-        if not key.startswith(prefix):
-            continue
-        le = key[len(prefix):].split('le="', 1)[1].split('"', 1)[0]
-        out.append((math.inf if le == "+Inf" else float(le), value))
-    return sorted(out)
-
-
-def lag_figures(before, after, name=LAG):
+def lag_figures(before, after):
     """Loop lag over a window, from two /metrics snapshots of one node:
-    {"count", "p50", "p99", "max", "mean"} in seconds, or None when the node
-    does not export the histogram.
+    {"count", "p50", "p99", "max", "max_is_bound"} in seconds, or None when
+    the node does not export meshd_loop_lag_seconds.
 
-    p50 and p99 interpolate within a bucket, as Prometheus's
-    histogram_quantile does. max is the node's running maximum
+    p50 and p99 are the upper bounds of the buckets that hold them
+    (meshtest.loop_lag). max is the node's running maximum
     (meshd_loop_lag_max_seconds, a gauge since start) when it grew in the
-    window, so it is the window's; else the upper bound of the highest
-    bucket that counted anything in the window (so "max <= that").
+    window, so it is the window's own; else the bound of the highest bucket
+    that counted anything in the window (max_is_bound: "at most that").
     """
-    b0 = dict(histogram(before, name))
-    b1 = histogram(after, name)
-    if not b1:
+    if not any(k.startswith(LAG + "_bucket{") for k in after):
         return None
-    deltas = [(le, c - b0.get(le, 0.0)) for le, c in b1]
-    count = deltas[-1][1]
-    out = {"count": int(count), "p50": None, "p99": None, "max": None, "max_is_bound": True,
-           "mean": None}
-    if count <= 0:
-        return out
-    s = after.get(name + "_sum", 0.0) - before.get(name + "_sum", 0.0)
-    out["mean"] = s / count
-
-    def quantile(q):
-        rank = q * count
-        prev_le, prev_c = 0.0, 0.0
-        for le, c in deltas:
-            if c >= rank:
-                if math.isinf(le):
-                    return prev_le  # as Prometheus: the highest finite bound
-                if c == prev_c:
-                    return le
-                return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
-            prev_le, prev_c = le, c
-        return prev_le
-
-    out["p50"] = quantile(0.50)
-    out["p99"] = quantile(0.99)
-    top = 0.0
-    prev_c = 0.0
-    for le, c in deltas:
-        if c > prev_c:
-            top = le
-        prev_c = c
-    out["max"] = top
-    gauge = name.replace("_seconds", "_max_seconds")
-    gmax0 = before.get(gauge)
-    gmax1 = after.get(gauge)
-    if gmax1 is not None and (gmax0 is None or gmax1 > gmax0):
-        out["max"] = gmax1
+    lag = meshtest.loop_lag(after, since=before)
+    out = {"count": int(lag["samples"]), "p50": lag["p50"] / 1000.0,
+           "p99": lag["p99"] / 1000.0, "max": lag["max"] / 1000.0, "max_is_bound": True}
+    g0 = before.get("meshd_loop_lag_max_seconds")
+    g1 = after.get("meshd_loop_lag_max_seconds")
+    if g1 is not None and (g0 is None or g1 > g0):
+        out["max"] = g1
         out["max_is_bound"] = False
     return out
 
@@ -259,11 +215,12 @@ def figure(name, value, unit=""):
 
 
 def fmt_ms(v):
+    """Seconds as milliseconds; inf (beyond the last bucket) as such."""
     if v is None:
         return "n/a"
     if math.isinf(v):
         return "inf"
-    return f"{v * 1000:.2f} ms"
+    return f"{v * 1000:.2f}"
 
 
 def suspicions(before, after, peers):
@@ -297,18 +254,10 @@ def report(prefix, watch, lag, susp, deaths, download_s, delete_s, total_bytes, 
         figure(f"{prefix}_loop_lag", "not exported (no meshd_loop_lag_seconds)")
         return
     figure(f"{prefix}_loop_lag_count", lag["count"])
-    for q in ("p50", "p99"):
-        if lag[q] is None:
-            figure(f"{prefix}_loop_lag_{q}_ms", "n/a")
-        else:
-            figure(f"{prefix}_loop_lag_{q}_ms", lag[q] * 1000, "ms")
-    if lag["max"] is None:
-        figure(f"{prefix}_loop_lag_max_ms", "n/a")
-    elif math.isinf(lag["max"]):
-        figure(f"{prefix}_loop_lag_max_ms", "above the largest bucket")
-    else:
-        figure(f"{prefix}_loop_lag_max_ms", lag["max"] * 1000,
-               "ms (bucket bound)" if lag["max_is_bound"] else "ms")
+    figure(f"{prefix}_loop_lag_p50_ms", fmt_ms(lag["p50"]), "(bucket bound)")
+    figure(f"{prefix}_loop_lag_p99_ms", fmt_ms(lag["p99"]), "(bucket bound)")
+    figure(f"{prefix}_loop_lag_max_ms", fmt_ms(lag["max"]),
+           "(bucket bound)" if lag["max_is_bound"] else "")
 
 
 def own_entry(node, nid, model):
