@@ -204,6 +204,9 @@ def lag_figures(before, after):
     if g1 is not None and (g0 is None or g1 > g0):
         out["max"] = g1
         out["max_is_bound"] = False
+        # No quantile lies above the maximum; the bucket bound may.
+        out["p50"] = min(out["p50"], g1)
+        out["p99"] = min(out["p99"], g1)
     return out
 
 
