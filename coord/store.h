@@ -41,9 +41,10 @@
  *
  * Blocking: every call does synchronous disk IO (and may wait up to 2 s for
  * SQLite's lock), so none is made on the event loop thread. The daemon
- * (src/daemon/downloads.c) calls the store only from work items of one
- * strand of the work pool (src/base/pool.h): open, load and the journal read
- * at start, every apply while running. The strand runs them one at a time,
+ * (src/daemon/downloads_store.c, and downloads_lifecycle.c at start) calls
+ * the store only from work items of one strand of the work pool
+ * (src/base/pool.h): open, load and the journal read at start, every apply
+ * while running. The strand runs them one at a time,
  * so a store is never used by two threads at once; close comes after the
  * pool was flushed. mesh_store_get_stats points into the store: a caller on
  * another thread copies it inside a work item (the daemon does so after

@@ -1,0 +1,207 @@
+/*
+ * What the files of the download part (downloads.h) share and nobody else
+ * uses: the part's state, the records of its pool work and the functions one
+ * file calls in another. The files, by concern:
+ *   - downloads.c: the coordinator's outbox drain and its actions, the
+ *     inputs (timer, membership, MESH_CH_COORD, download client reports)
+ *     and the control API's commands, renewal and read-outs.
+ *   - downloads_store.c: store batches on the store strand and the
+ *     in-memory journal mirror.
+ *   - downloads_disk.c: DELETE and VERIFY jobs on the disk strand.
+ *   - downloads_held.c: messages held for peers without a connection.
+ *   - downloads_lifecycle.c: start-up (store and models directory opened on
+ *     the pool) and shutdown.
+ * Threads: everything declared here runs on the loop thread. The pool's work
+ * functions (store_work, disk_work, start_work) are static in their files
+ * and touch only what their item carries (a store_batch, a disk_job, a
+ * start_job), never the mesh_downloads itself.
+ */
+#ifndef MESH_DAEMON_DOWNLOADS_INTERNAL_H
+#define MESH_DAEMON_DOWNLOADS_INTERNAL_H
+
+#include "src/daemon/downloads.h"
+
+#include "src/base/pool.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Downloads running in the client, at most one per (model, revision). */
+#define ACTIVE_MAX 64
+/* Store items written in one transaction at most; a longer drain is split. */
+#define BATCH_MAX 256
+/* Room for the models directory, so that it and a model directory name
+ * always fit in a path. */
+#define MODELS_DIR_MAX (PATH_MAX - MESH_MODEL_DIR_MAX - 2)
+
+/* Messages to peers that had no connection when sent (a document, a command)
+ * are kept, bounded, and sent when the peer's connection comes up, instead
+ * of waiting for the next anti-entropy round. */
+#define HELD_PEERS 16
+#define HELD_PER_PEER 4
+#define HELD_BYTES_MAX (8u << 20)
+
+typedef struct held_msg {
+  uint8_t *buf; /* owned */
+  size_t len;
+} held_msg;
+
+typedef struct held_peer {
+  bool used;
+  mesh_peer_id peer;
+  held_msg msgs[HELD_PER_PEER]; /* oldest first */
+  size_t n;
+  mesh_time_ms at; /* when the last one was kept: the oldest slot is reused */
+} held_peer;
+
+/*
+ * One transaction's worth of store items. Ownership: the loop fills it (the
+ * items are taken over from the drain); at mesh_pool_submit it passes to the
+ * store strand, whose worker runs the transaction and copies the store's
+ * counters into it; from the first line of store_done it is the loop's
+ * again, which releases the items and keeps it for reuse.
+ */
+typedef struct store_batch {
+  mesh_work work;           /* the pool item; first, so that the item is the batch */
+  mesh_downloads *d;        /* for store_done only (the worker never reads it) */
+  mesh_store *store;        /* handed over with the item */
+  uint64_t wall_ms;         /* stamps its journal records */
+  uint64_t epoch;           /* the node's epoch when it was opened */
+  int64_t first_id;         /* id of its first journal record, 0 when it has none */
+  size_t n_journal;         /* its journal records: first_id .. first_id + n_journal - 1 */
+  int rc;                   /* the transaction's result (written by the worker) */
+  mesh_store_stats stats;   /* the store's counters after it (written by the worker) */
+  struct store_batch *next; /* waiting list or free list */
+  size_t n;                 /* items used */
+  mesh_coord_out items[BATCH_MAX];
+} store_batch;
+
+/*
+ * A DELETE or VERIFY action on the pool, on the disk strand (so that a
+ * delete and an inspection never overlap; a job's next slice goes to the
+ * back of the strand, so other models' work runs between slices). The loop
+ * fills it; from mesh_pool_submit to disk_done the worker owns the result
+ * fields and the scan; the rest is read-only meanwhile.
+ */
+typedef struct disk_job {
+  mesh_work work;              /* the pool item; first */
+  mesh_downloads *d;           /* for disk_done only */
+  mesh_diskexec *disk;         /* shared with other jobs; its calls are thread-safe */
+  mesh_coord_action_kind kind; /* DELETE or VERIFY */
+  char model_id[MESH_MODEL_ID_MAX];
+  char revision[MESH_REVISION_MAX + 1];
+  char model_dir[MESH_MODEL_DIR_MAX];
+  int rc;                     /* worker: the call's result */
+  bool present;               /* worker, VERIFY: the directory is there */
+  uint64_t bytes;             /* worker, VERIFY: bytes of its regular files */
+  uint32_t partials;          /* worker, VERIFY: ".partial" files */
+  uint32_t slices;            /* slices run so far */
+  bool stale;                 /* VERIFY overtaken by a DELETE: its result is dropped */
+  mesh_diskexec_scan *scan;   /* VERIFY: the inspection's place (the worker's while submitted) */
+  struct disk_job *next;      /* d->jobs: every job not yet done */
+  struct disk_job *wait_next; /* d->verify_waiting */
+} disk_job;
+
+/* The newest journal records, as the store holds them (same ids, times and
+ * epochs), oldest first in a ring, so that /journal never reads SQLite. */
+typedef struct journal_mirror {
+  mesh_store_journal_rec *recs; /* cap records, owned */
+  size_t cap;                   /* min(journal_max_records, MESH_API_JOURNAL_MAX) */
+  size_t head;                  /* index of the oldest */
+  size_t n;                     /* records held */
+} journal_mirror;
+
+typedef struct active {
+  bool used;
+  char model_id[MESH_MODEL_ID_MAX];
+  char revision[MESH_REVISION_MAX + 1];
+  uint64_t hf_id; /* the client's id */
+  bool accepted;  /* the core asked for the download (not only a size check) */
+  bool listed;    /* the file list arrived */
+} active;
+
+struct mesh_downloads {
+  mesh_node *node;           /* borrowed */
+  mesh_membership *mem;      /* borrowed */
+  mesh_loop *loop;           /* the node's */
+  mesh_net *net;             /* the node's */
+  mesh_pool *pool;           /* the node's */
+  mesh_coord *coord;         /* the core */
+  mesh_store *store;         /* own entries and journal; used on store_strand only */
+  mesh_strand *store_strand; /* orders the store's transactions as the drains */
+  mesh_strand *disk_strand;  /* orders deletes and inspections */
+  mesh_diskexec *disk;       /* the models directory; used by disk jobs */
+  mesh_hf_client *hf;        /* downloads */
+  mesh_rng rng;              /* retry jitter */
+  mesh_timer *timer;         /* the core's next deadline */
+  char models_dir[MODELS_DIR_MAX];
+  active active[ACTIVE_MAX];
+  store_batch *waiting;               /* batches not yet handed to the strand, oldest first */
+  store_batch *waiting_tail;          /* the newest of them: a drain adds to it while not full */
+  store_batch *spare;                 /* batches written, kept for reuse */
+  size_t n_batches;                   /* made so far (at most STORE_BATCHES_MAX) */
+  size_t n_waiting;                   /* on the waiting list */
+  size_t n_submitted;                 /* on the strand (at most STORE_INFLIGHT) */
+  mesh_store_settings journal_set;    /* the store's journal bounds, which the mirror keeps too */
+  mesh_store_stats store_stats;       /* the store's counters, copied after each transaction */
+  journal_mirror journal;             /* the newest records, served to /journal */
+  int64_t journal_next_id;            /* the id the next journal record gets */
+  disk_job *jobs;                     /* disk jobs not yet done (waiting or submitted) */
+  disk_job *verify_waiting;           /* inspections waiting for the one running, oldest first */
+  disk_job *verify_running;           /* the inspection on the strand, or NULL */
+  bool stopping;                      /* mesh_downloads_free began: done functions report nothing */
+  bool draining;                      /* re-entry guard: results fed back while draining */
+  mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
+  void *result_arg;
+  held_peer held[HELD_PEERS]; /* messages waiting for a connection */
+  size_t held_bytes;          /* their total size */
+  mesh_downloads_counters counters;
+};
+
+/* ---- downloads.c -------------------------------------------------------- */
+
+/* Carries out the core's outbox: actions, sends, the application digest,
+ * command results and store items (handed to the store strand at the end),
+ * then arms the timer for the core's next deadline. Called after every
+ * input; a call while one runs returns at once (the outer one picks up what
+ * the inner input produced). */
+void dl_drain(mesh_downloads *d);
+/* The inputs, registered by mesh_downloads_new; arg (ctx) is the part. */
+void dl_on_timer(void *arg, mesh_time_ms now);
+void dl_on_hf_report(const mesh_hf_report *r, void *ctx);
+void dl_on_view_event(void *arg, const mesh_view_event *ev);
+void dl_on_app_state(void *arg, const mesh_peer_id *from, uint64_t epoch, const uint8_t *buf,
+                     size_t len);
+void dl_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class cls,
+                   const uint8_t *buf, size_t len);
+
+/* ---- downloads_store.c -------------------------------------------------- */
+
+/* Takes over a store item (the caller no longer releases it); it is written
+ * with the rest of this drain. A journal record gets its id here and enters
+ * the mirror at once. */
+void dl_store_add(mesh_downloads *d, mesh_coord_out *item);
+/* Hands waiting batches to the store strand, at most STORE_INFLIGHT at once. */
+void dl_store_flush(mesh_downloads *d);
+
+/* ---- downloads_disk.c --------------------------------------------------- */
+
+/* Hands a DELETE or VERIFY action to the disk strand; the core hears the
+ * result in the job's done function. */
+void dl_disk_start(mesh_downloads *d, const mesh_coord_action *act);
+/* Unlinks the job from d->jobs and frees it (with a scan left unfinished). */
+void dl_disk_forget(mesh_downloads *d, disk_job *j);
+
+/* ---- downloads_held.c --------------------------------------------------- */
+
+/* Keeps a copy of buf (borrowed) for the peer, bounded by HELD_PER_PEER and HELD_BYTES_MAX. */
+void dl_held_add(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *buf, size_t len);
+/* Frees what h holds and gives the slot up. */
+void dl_held_clear(mesh_downloads *d, held_peer *h);
+/* Membership's peer-up callback (arg is the part): sends what is held for
+ * the peer. */
+void dl_held_on_peer_up(void *arg, const mesh_peer_id *peer);
+
+#endif

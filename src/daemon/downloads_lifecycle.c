@@ -1,0 +1,281 @@
+/*
+ * The download part's start-up and shutdown. mesh_downloads_new and
+ * mesh_downloads_free run on the loop thread (new before the loop serves
+ * anything); start-up's directory and store work is one pool item,
+ * start_work, which runs on a worker and touches only its start_job while
+ * the loop thread waits for it with mesh_pool_flush.
+ */
+#include "src/daemon/downloads_internal.h"
+
+#include "src/base/config.h"
+#include "src/base/err.h"
+#include "src/base/log.h"
+#include "src/base/pool.h"
+#include "src/daemon/api.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int mkdir_p(const char *path)
+{
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return -ENAMETOOLONG;
+  for (char *p = buf + 1; *p != '\0'; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+      return -errno;
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+/*
+ * Start-up's disk and store work, as one pool item: the models directory is
+ * made and opened, the store opened (migrated), this node's entries and the
+ * newest journal records read. The loop thread waits for it with
+ * mesh_pool_flush before it serves anything, then takes everything over.
+ */
+typedef struct start_job {
+  mesh_work work;               /* the pool item; first */
+  const char *models_dir;       /* borrowed from the caller, read-only */
+  const char *db_path;          /* likewise */
+  mesh_store_settings set;      /* the journal's bounds */
+  size_t journal_cap;           /* journal records to read */
+  mesh_diskexec *disk;          /* out: opened */
+  mesh_store *store;            /* out: opened */
+  mesh_coord_entry *entries;    /* out: allocated, own entries of earlier epochs */
+  size_t n;                     /* out */
+  uint64_t version;             /* out: the last document version */
+  mesh_store_journal_rec *recs; /* out: allocated, newest first */
+  size_t n_recs;                /* out */
+  int64_t last_id;              /* out: the highest journal id given */
+  mesh_store_stats stats;       /* out: the store's counters after opening */
+  int rc;                       /* out: 0 or the first failure */
+  char err[512];                /* out: what failed */
+} start_job;
+
+static void start_work(mesh_work *w)
+{
+  start_job *j = (start_job *)w;
+  int rc;
+  if ((rc = mkdir_p(j->models_dir)) != 0 ||
+      (rc = mesh_diskexec_open(j->models_dir, &j->disk)) != 0) {
+    snprintf(j->err, sizeof j->err, "models directory %s: %s", j->models_dir, mesh_strerror(rc));
+    j->rc = rc;
+    return;
+  }
+  if ((rc = mesh_store_open(j->db_path, &j->set, &j->store, j->err, sizeof j->err)) != 0) {
+    j->rc = rc;
+    return;
+  }
+  if ((rc = mesh_store_load(j->store, &j->entries, &j->n, &j->version)) != 0 ||
+      (rc = mesh_store_journal_read(j->store, j->journal_cap, &j->recs, &j->n_recs)) != 0 ||
+      (rc = mesh_store_journal_last_id(j->store, &j->last_id)) != 0) {
+    snprintf(j->err, sizeof j->err, "store %s: %s", j->db_path, mesh_strerror(rc));
+    j->rc = rc;
+    return;
+  }
+  j->stats = *mesh_store_get_stats(j->store);
+}
+
+static void start_done(mesh_work *w)
+{
+  (void)w; /* the caller reads the results after its flush */
+}
+
+/* Test-only fault injection: MESHD_TEST_STORE_FAIL=N makes the store's Nth
+ * statement step from the start fail as a disk error would (the store's own
+ * hook), so that a test can watch a refused batch on a running node. Called
+ * while no store item is in flight. */
+static void store_test_fault(mesh_downloads *d)
+{
+  const char *v = getenv("MESHD_TEST_STORE_FAIL");
+  if (v == NULL || v[0] == '\0')
+    return;
+  char *end = NULL;
+  long n = strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < 1 || n > INT32_MAX) {
+    LOG_WARN("downloads", "MESHD_TEST_STORE_FAIL=%s is not a step count; ignored", v);
+    return;
+  }
+  LOG_WARN("downloads", "test fault injection: store step %ld from now fails", n);
+  mesh_store_fail_after(d->store, (int)n, -EIO);
+}
+
+int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config *cfg,
+                       mesh_downloads **out, char *err, size_t errlen)
+{
+  int rc;
+  mesh_downloads *d = calloc(1, sizeof *d);
+  if (d == NULL)
+    return -ENOMEM;
+  d->node = node;
+  d->mem = mem;
+  d->loop = mesh_node_loop(node);
+  d->net = mesh_node_net(node);
+  d->pool = mesh_node_pool(node);
+  mesh_rng_seed_os(&d->rng);
+  if (strlen(cfg->models_dir) >= sizeof d->models_dir) {
+    snprintf(err, errlen, "models directory path too long");
+    rc = -ENAMETOOLONG;
+    goto fail;
+  }
+  snprintf(d->models_dir, sizeof d->models_dir, "%s", cfg->models_dir);
+  if ((rc = mesh_strand_new(d->pool, &d->store_strand)) != 0 ||
+      (rc = mesh_strand_new(d->pool, &d->disk_strand)) != 0) {
+    snprintf(err, errlen, "work pool: %s", mesh_strerror(rc));
+    goto fail;
+  }
+
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/mesh.db", cfg->home);
+  d->journal_set = (mesh_store_settings){.journal_max_records = (uint32_t)cfg->journal_max_records,
+                                         .journal_max_age_ms = cfg->journal_max_age_ms};
+  d->journal.cap = d->journal_set.journal_max_records < MESH_API_JOURNAL_MAX
+                       ? d->journal_set.journal_max_records
+                       : MESH_API_JOURNAL_MAX;
+  if (d->journal.cap == 0)
+    d->journal.cap = 1;
+  d->journal.recs = calloc(d->journal.cap, sizeof *d->journal.recs);
+  if (d->journal.recs == NULL) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+
+  /* Directory and store work at start runs on the pool like the rest; the
+   * loop is not serving yet, so it simply waits for it here. */
+  start_job *sj = calloc(1, sizeof *sj);
+  if (sj == NULL) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  sj->models_dir = d->models_dir;
+  sj->db_path = path;
+  sj->set = d->journal_set;
+  sj->journal_cap = d->journal.cap;
+  mesh_pool_submit(d->pool, &sj->work, d->store_strand, start_work, start_done);
+  mesh_pool_flush(d->pool);
+  d->disk = sj->disk;
+  d->store = sj->store;
+  d->store_stats = sj->stats;
+  for (size_t i = sj->n_recs; i > 0; i--)
+    d->journal.recs[d->journal.n++] = sj->recs[i - 1];
+  d->journal_next_id = sj->last_id + 1;
+  mesh_coord_entry *entries = sj->entries;
+  size_t n = sj->n;
+  uint64_t version = sj->version;
+  free(sj->recs);
+  rc = sj->rc;
+  if (rc != 0)
+    snprintf(err, errlen, "%s", sj->err);
+  free(sj);
+  if (rc != 0) {
+    free(entries);
+    goto fail;
+  }
+  store_test_fault(d);
+
+  mesh_coord_settings cs;
+  mesh_coord_settings_default(&cs);
+  if (cfg->gc_grace_ms > 0)
+    cs.gc_grace = cfg->gc_grace_ms;
+  if (cfg->tombstone_ttl_ms > 0)
+    cs.tombstone_ttl = cfg->tombstone_ttl_ms;
+  cs.journal_max_records = (uint32_t)cfg->journal_max_records;
+  cs.journal_max_age = cfg->journal_max_age_ms;
+  cs.max_download_bytes = cfg->max_download_bytes;
+  cs.models_dir = d->models_dir;
+  if ((rc = mesh_coord_new(mesh_node_identity(node), mesh_node_epoch(node), &cs, &d->rng,
+                           &d->coord)) != 0) {
+    snprintf(err, errlen, "coordinator: %s", mesh_strerror(rc));
+    free(entries);
+    goto fail;
+  }
+
+  rc = mesh_coord_restore(d->coord, entries, n, version, mesh_loop_now(d->loop));
+  free(entries);
+  if (rc != 0) {
+    snprintf(err, errlen, "restoring %zu entries: %s", n, mesh_strerror(rc));
+    goto fail;
+  }
+  if (n > 0)
+    LOG_INFO("downloads", "restored %zu entries of earlier epochs", n);
+
+  mesh_hf_options ho;
+  memset(&ho, 0, sizeof ho);
+  ho.endpoint = cfg->hf_endpoint;
+  ho.token = cfg->hf_token;
+  ho.downloads_at_once = cfg->downloads_at_once;
+  ho.files_at_once = cfg->files_at_once;
+  ho.skip_space_check = true; /* the coordinator's size guard decides */
+  if ((rc = mesh_hf_client_new(mesh_loop_base(d->loop), mesh_node_pool(d->node), &ho,
+                               dl_on_hf_report, d, &d->hf)) != 0) {
+    snprintf(err, errlen, "download client (endpoint %s): %s", cfg->hf_endpoint, mesh_strerror(rc));
+    goto fail;
+  }
+  if ((rc = mesh_timer_new(d->loop, dl_on_timer, d, &d->timer)) != 0)
+    goto fail;
+  if ((rc = mesh_membership_subscribe(mem, dl_on_view_event, dl_on_app_state, d)) != 0)
+    goto fail;
+  mesh_membership_on_peer_up(mem, dl_held_on_peer_up, d);
+  if ((rc = mesh_node_on_message(node, MESH_CH_COORD, dl_on_message, d)) != 0)
+    goto fail;
+  dl_drain(d); /* what the restore asked for */
+  *out = d;
+  return 0;
+
+fail:
+  mesh_downloads_free(d);
+  return rc;
+}
+
+/*
+ * Shutdown: inputs stop first (messages, peer events, the timer, the
+ * download client), then every batch still waiting is handed to the strand
+ * and the pool is flushed: the last transactions commit, delete slices and
+ * inspections in flight end without reporting (the store keeps those
+ * entries as they were and the next start carries them on). Only then is the
+ * store closed, on this thread: nothing of the pool uses it any more.
+ */
+void mesh_downloads_free(mesh_downloads *d)
+{
+  if (d == NULL)
+    return;
+  d->stopping = true;
+  if (d->node != NULL)
+    mesh_node_on_message(d->node, MESH_CH_COORD, NULL, NULL);
+  if (d->mem != NULL)
+    mesh_membership_on_peer_up(d->mem, NULL, NULL);
+  if (d->timer != NULL)
+    mesh_timer_free(d->timer);
+  for (size_t i = 0; i < HELD_PEERS; i++)
+    dl_held_clear(d, &d->held[i]);
+  mesh_hf_client_free(d->hf);
+  if (d->store_strand != NULL)
+    dl_store_flush(d);
+  if (d->pool != NULL)
+    mesh_pool_flush(d->pool);
+  /* Inspections that never got their turn. */
+  while (d->jobs != NULL)
+    dl_disk_forget(d, d->jobs);
+  mesh_coord_free(d->coord);
+  mesh_store_close(d->store);
+  mesh_diskexec_close(d->disk);
+  mesh_strand_free(d->store_strand);
+  mesh_strand_free(d->disk_strand);
+  while (d->spare != NULL) {
+    store_batch *b = d->spare;
+    d->spare = b->next;
+    free(b);
+  }
+  free(d->journal.recs);
+  free(d);
+}
