@@ -474,6 +474,7 @@ typedef struct stream {
   struct event *tick;  /* slow trickle */
   bool cut;            /* the connection was cut */
   unsigned char *buf;  /* CHUNK bytes, owned; the chunk in flight points here */
+  uint64_t last_n;     /* bytes of the chunk in flight */
 } stream;
 
 static void stream_free(stream *s)
@@ -514,7 +515,9 @@ static void on_chunk_sent(struct evhttp_connection *conn, void *arg)
     return;
   }
   if (s->rate != 0) {
-    struct timeval tv = {0, SLOW_TICK_MS * 1000};
+    /* The chunk just sent took its share of a second at the rate. */
+    uint64_t us = s->last_n * 1000000 / s->rate;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
     evtimer_add(s->tick, &tv);
     return;
   }
@@ -529,8 +532,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void stream_next(stream *s)
 {
   uint64_t n = s->end - s->off;
+  /* A chunk never exceeds the stream's buffer; slowly, it is what the rate
+   * allows in a tick (the pause after it keeps the rate above a chunk per
+   * tick too). */
   uint64_t limit = CHUNK;
-  if (s->rate != 0)
+  if (s->rate != 0 && s->rate * SLOW_TICK_MS / 1000 < limit)
     limit = s->rate * SLOW_TICK_MS / 1000 > 0 ? s->rate * SLOW_TICK_MS / 1000 : 1;
   if (s->cut_after != UINT64_MAX && s->cut_after - s->sent < limit)
     limit = s->cut_after - s->sent;
@@ -547,6 +553,7 @@ static void stream_next(stream *s)
   evbuffer_add_reference(b, p, (size_t)n, NULL, NULL);
   s->off += n;
   s->sent += n;
+  s->last_n = n;
   evhttp_send_reply_chunk_with_cb(s->req, b, on_chunk_sent, s);
   evbuffer_free(b);
 }
