@@ -71,6 +71,7 @@ typedef struct store_batch {
   uint64_t epoch;           /* the node's epoch when it was opened */
   int64_t first_id;         /* id of its first journal record, 0 when it has none */
   size_t n_journal;         /* its journal records: first_id .. first_id + n_journal - 1 */
+  uint64_t test_delay_ms;   /* test only: the worker waits this long first */
   int rc;                   /* the transaction's result (written by the worker) */
   mesh_store_stats stats;   /* the store's counters after it (written by the worker) */
   struct store_batch *next; /* waiting list or free list */
@@ -141,7 +142,8 @@ struct mesh_downloads {
   store_batch *waiting;               /* batches not yet handed to the strand, oldest first */
   store_batch *waiting_tail;          /* the newest of them: a drain adds to it while not full */
   store_batch *spare;                 /* batches written, kept for reuse */
-  size_t n_batches;                   /* made so far (at most STORE_BATCHES_MAX) */
+  size_t n_batches;                   /* made so far (STORE_BATCHES_MAX, then overflow) */
+  uint64_t store_test_delay_ms;       /* test only: each transaction waits this long first */
   size_t n_waiting;                   /* on the waiting list */
   size_t n_submitted;                 /* on the strand (at most STORE_INFLIGHT) */
   mesh_store_settings journal_set;    /* the store's journal bounds, which the mirror keeps too */

@@ -203,6 +203,10 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     goto fail;
   }
   store_test_fault(d);
+  d->store_test_delay_ms = (uint64_t)test_env_count("MESHD_TEST_SLOW_STORE_MS", 600000);
+  if (d->store_test_delay_ms > 0)
+    LOG_WARN("downloads", "test fault injection: every store transaction first waits %llu ms",
+             (unsigned long long)d->store_test_delay_ms);
 
   mesh_coord_settings cs;
   mesh_coord_settings_default(&cs);

@@ -7,9 +7,16 @@
 - a store failure (injected with MESHD_TEST_STORE_FAIL) is counted
   (meshd_store_failures_total), the node keeps running and writing, and the
   journal it served from memory is exactly what the store holds: after a
-  restart the same records come back with the same ids.
+  restart the same records come back with the same ids;
+- a store far behind (every transaction held a second with
+  MESHD_TEST_SLOW_STORE_MS) while sixty entries are started and cancelled
+  twenty times over:
+  writes of the same entry are coalesced, the backlog stays bounded, and
+  once the store has caught up the database holds exactly the entries the
+  node shows: no entry state is lost.
 """
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -172,6 +179,62 @@ class StoreAndDiskOffLoop(unittest.TestCase):
         finally:
             mesh.close(keep_on_failure=not ok)
 
+    def test_store_far_behind_loses_no_entry_state(self):
+        # A Hub that takes connections and never answers: the entries stay
+        # pending (the first two waiting for their file lists), so the only
+        # writes are the commands' own.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        self.addCleanup(silent.close)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", endpoint])
+        n = mesh.nodes[0]
+        n.env["MESHD_TEST_SLOW_STORE_MS"] = "1000"
+        # Fewer models than downloads the daemon runs at once (64), so that
+        # none is refused for want of a slot and the state holds still.
+        models = [f"acme/held{i:02d}" for i in range(60)]
+        ok = False
+        try:
+            mesh.start()
+            nid = n.node_id()
+            start = time.monotonic()
+            # Start and cancel twenty times, and start once more: dozens of
+            # writes of every row (and journal records) while the store takes
+            # a second a transaction, far more than 16 batches of 256 items.
+            rounds = [("/download/start", "/download/cancel")] * 20 + [("/download/start",)]
+            for paths in rounds:
+                for path in paths:
+                    for model in models:
+                        st, body = n.post(path, {"targetNodeId": nid, "modelId": model,
+                                                 "revision": "main"})
+                        self.assertEqual(st, 200, (path, model, body))
+            posted = time.monotonic() - start
+            meshtest.wait_until(lambda: metric(n, "meshd_store_backlog_batches") == 0, 120,
+                                "the store to catch up")
+            m = n.metrics()
+            coalesced = meshtest.metric_sum(m, "meshd_store_coalesced_total")
+            deepest = meshtest.metric_sum(m, "meshd_store_backlog_max_batches")
+            dropped = meshtest.metric_sum(m, "meshd_store_dropped_items_total")
+            print(f"figure: posted_2460_commands_seconds = {posted:.1f}")
+            print(f"figure: store_coalesced = {coalesced:.0f} backlog_max = {deepest:.0f} "
+                  f"journal_records_dropped = {dropped:.0f}")
+            self.assertGreater(coalesced, 0)
+            # 16 batches, and the overflow ones that hold one write per own
+            # entry (1,024) and the meta: bounded whatever the store's speed.
+            self.assertLessEqual(deepest, 16 + 5)
+            names = {1: "DownloadPending", 2: "DownloadOngoing", 3: "DownloadCompleted",
+                     4: "DownloadFailed", 5: "DownloadDeleting"}  # coord/coord.h
+            shown = {(e["modelId"], name) for name, e in meshtest.downloads_of(n, nid)}
+            self.assertEqual({model for model, _ in shown}, set(models))
+            n.stop()
+            db = sqlite3.connect(os.path.join(n.home, "mesh.db"))
+            rows = db.execute("SELECT model_id, status FROM entries").fetchall()
+            db.close()
+            self.assertEqual({(model, names[status]) for model, status in rows}, shown)
+            ok = True
+        finally:
+            mesh.close(keep_on_failure=not ok)
 
 if __name__ == "__main__":
     unittest.main()
