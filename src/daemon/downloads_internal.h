@@ -28,8 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Downloads running in the client, at most one per (model, revision). */
-#define ACTIVE_MAX 64
+/* Downloads handed to the client, at most one per (model, revision): one
+ * slot for every own entry the core may hold, so that an accepted entry
+ * always finds one. The client runs downloads_at_once of them and keeps the
+ * rest queued; a smaller table failed every entry past it ("too many
+ * downloads running at once"), and those entries were retried and failed
+ * again, writing and logging for as long as they waited. */
+#define ACTIVE_MAX MESH_COORD_MAX_OWN_ENTRIES
 /* Store items written in one transaction at most; a longer drain is split. */
 #define BATCH_MAX 256
 /* Room for the models directory, so that it and a model directory name

@@ -235,6 +235,45 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             ok = True
         finally:
             mesh.close(keep_on_failure=not ok)
+    def test_many_waiting_downloads_stay_quiet(self):
+        # 200 entries, far more than downloads at once, behind a Hub that
+        # never answers: each waits its turn as pending; none is failed for
+        # want of a slot, and once commanded the node writes nothing more.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        self.addCleanup(silent.close)
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint",
+                                           f"http://127.0.0.1:{silent.getsockname()[1]}"])
+        n = mesh.nodes[0]
+        models = [f"acme/wait{i:03d}" for i in range(200)]
+        ok = False
+        try:
+            mesh.start()
+            nid = n.node_id()
+            for model in models:
+                st, body = n.post("/download/start",
+                                  {"targetNodeId": nid, "modelId": model, "revision": "main"})
+                self.assertEqual(st, 200, body)
+            # The core hands out its actions at a bounded rate: wait until
+            # every entry's size check has gone to the client.
+            meshtest.wait_until(lambda: metric(n, "meshd_coord_actions_total") >= len(models),
+                                60, "a size check for every entry")
+            meshtest.wait_until(lambda: metric(n, "meshd_store_backlog_batches") == 0, 30,
+                                "the store to catch up")
+            before = metric(n, "meshd_store_transactions_total")
+            journal = metric(n, "meshd_journal_records")
+            time.sleep(3)  # a window in which nothing may be written
+            self.assertEqual(metric(n, "meshd_store_transactions_total"), before)
+            self.assertEqual(metric(n, "meshd_journal_records"), journal)
+            states = {name for name, _ in meshtest.downloads_of(n, nid)}
+            self.assertLessEqual(states, {"DownloadPending", "DownloadOngoing"}, states)
+            log = open(n.log_path, encoding="utf-8", errors="replace").read()
+            self.assertNotIn("too many downloads", log)
+            ok = True
+        finally:
+            mesh.close(keep_on_failure=not ok)
+
 
 if __name__ == "__main__":
     unittest.main()
