@@ -108,6 +108,9 @@ typedef struct mesh_hf_options {
   unsigned max_list_pages;       /* pages of one list [1000] */
   mesh_hf_tree_limits tree_limits;
   bool no_sync;          /* skip fdatasync before the rename (tests, benchmarks) */
+  /* Test only: each sync before a rename first holds its worker this long,
+   * as a slow F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS in the daemon). */
+  uint64_t test_sync_delay_ms;
   bool skip_space_check; /* leave the free-space check to the caller */
   uint64_t seed;         /* backoff jitter seed; 0 seeds from the OS */
 } mesh_hf_options;

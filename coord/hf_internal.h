@@ -98,6 +98,7 @@ typedef struct hf_op {
   hf_op_kind kind;
   int dirfd;                 /* OPEN: the model directory (the download's) */
   bool sync;                 /* VERIFY: fdatasync before the rename */
+  uint64_t sync_delay_ms;    /* VERIFY: test only, a slow sync (mesh_hf_options) */
   uint64_t from, to;         /* PREHASH: byte range of the partial to hash */
   int err;                   /* result: negative errno, 0 */
   const char *step;          /* result: what failed ("open", "sync", ...); static */

@@ -28,9 +28,13 @@
  *     time in drain order. At most 2 batches are on the strand; when the
  *     store falls behind, further batches wait on the loop (a later drain
  *     adds to the newest while it has room) up to 16 batches in all, shown
- *     as meshd_store_backlog_batches and its deepest value; past that,
- *     store items are dropped and counted (meshd_store_dropped_items_total),
- *     as a refused batch loses its items. The loop never blocks on it.
+ *     as meshd_store_backlog_batches and its deepest value. Past that no
+ *     entry state is lost: a write of an entry (or of the meta) replaces
+ *     the newest waiting write of the same row, or takes a place in a few
+ *     overflow batches sized for one write per own entry, so the backlog
+ *     stays bounded (meshd_store_coalesced_total); only journal records are
+ *     then dropped and counted (meshd_store_dropped_items_total). The loop
+ *     never blocks on it.
  *   - Journal: the newest records (min(journal_max_records,
  *     MESH_API_JOURNAL_MAX)) are mirrored in memory with the ids, times and
  *     epochs the store gets (the mirror numbers them and the store writes
@@ -113,7 +117,8 @@ void mesh_downloads_hf_counters(const mesh_downloads *d, mesh_hf_counters *out);
 
 typedef struct mesh_downloads_counters {
   uint64_t store_failures;    /* batches the store refused (logged) */
-  uint64_t store_dropped;     /* store items dropped: the store was too far behind */
+  uint64_t store_dropped;     /* journal records dropped: the store was too far behind */
+  uint64_t store_coalesced;   /* entry writes that replaced an older waiting write of the row */
   uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
   uint64_t store_backlog_max; /* the deepest that backlog has been */
   uint64_t disk_slices;       /* delete and inspection slices run on the pool */

@@ -28,8 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Downloads running in the client, at most one per (model, revision). */
-#define ACTIVE_MAX 64
+/* Downloads handed to the client, at most one per (model, revision): one
+ * slot for every own entry the core may hold, so that an accepted entry
+ * always finds one. The client runs downloads_at_once of them and keeps the
+ * rest queued; a smaller table failed every entry past it ("too many
+ * downloads running at once"), and those entries were retried and failed
+ * again, writing and logging for as long as they waited. */
+#define ACTIVE_MAX MESH_COORD_MAX_OWN_ENTRIES
 /* Store items written in one transaction at most; a longer drain is split. */
 #define BATCH_MAX 256
 /* Room for the models directory, so that it and a model directory name
@@ -71,6 +76,7 @@ typedef struct store_batch {
   uint64_t epoch;           /* the node's epoch when it was opened */
   int64_t first_id;         /* id of its first journal record, 0 when it has none */
   size_t n_journal;         /* its journal records: first_id .. first_id + n_journal - 1 */
+  uint64_t test_delay_ms;   /* test only: the worker waits this long first */
   int rc;                   /* the transaction's result (written by the worker) */
   mesh_store_stats stats;   /* the store's counters after it (written by the worker) */
   struct store_batch *next; /* waiting list or free list */
@@ -141,7 +147,8 @@ struct mesh_downloads {
   store_batch *waiting;               /* batches not yet handed to the strand, oldest first */
   store_batch *waiting_tail;          /* the newest of them: a drain adds to it while not full */
   store_batch *spare;                 /* batches written, kept for reuse */
-  size_t n_batches;                   /* made so far (at most STORE_BATCHES_MAX) */
+  size_t n_batches;                   /* made so far (STORE_BATCHES_MAX, then overflow) */
+  uint64_t store_test_delay_ms;       /* test only: each transaction waits this long first */
   size_t n_waiting;                   /* on the waiting list */
   size_t n_submitted;                 /* on the strand (at most STORE_INFLIGHT) */
   mesh_store_settings journal_set;    /* the store's journal bounds, which the mirror keeps too */

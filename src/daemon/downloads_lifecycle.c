@@ -91,23 +91,44 @@ static void start_done(mesh_work *w)
   (void)w; /* the caller reads the results after its flush */
 }
 
+/* Reads a test-only count from the environment: 0 when unset, else 1..max,
+ * or 0 with a warning for anything that is not such a number. */
+static long test_env_count(const char *name, long max)
+{
+  const char *v = getenv(name);
+  if (v == NULL || v[0] == '\0')
+    return 0;
+  char *end = NULL;
+  long n = strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < 1 || n > max) {
+    LOG_WARN("downloads", "%s=%s is not a count from 1 to %ld; ignored", name, v, max);
+    return 0;
+  }
+  return n;
+}
+
 /* Test-only fault injection: MESHD_TEST_STORE_FAIL=N makes the store's Nth
  * statement step from the start fail as a disk error would (the store's own
  * hook), so that a test can watch a refused batch on a running node. Called
  * while no store item is in flight. */
 static void store_test_fault(mesh_downloads *d)
 {
-  const char *v = getenv("MESHD_TEST_STORE_FAIL");
-  if (v == NULL || v[0] == '\0')
+  long n = test_env_count("MESHD_TEST_STORE_FAIL", INT32_MAX);
+  if (n == 0)
     return;
-  char *end = NULL;
-  long n = strtol(v, &end, 10);
-  if (end == v || *end != '\0' || n < 1 || n > INT32_MAX) {
-    LOG_WARN("downloads", "MESHD_TEST_STORE_FAIL=%s is not a step count; ignored", v);
-    return;
-  }
   LOG_WARN("downloads", "test fault injection: store step %ld from now fails", n);
   mesh_store_fail_after(d->store, (int)n, -EIO);
+}
+
+/* Test-only fault injection: MESHD_TEST_SLOW_SYNC_MS=N holds the worker of
+ * every sync before a rename for N ms, as a slow F_FULLFSYNC would, so that
+ * a test can watch a node whose workers are stuck on the disk. */
+static uint64_t sync_test_delay(void)
+{
+  long ms = test_env_count("MESHD_TEST_SLOW_SYNC_MS", 600000);
+  if (ms > 0)
+    LOG_WARN("downloads", "test fault injection: every file sync first waits %ld ms", ms);
+  return (uint64_t)ms;
 }
 
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config *cfg,
@@ -182,6 +203,10 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     goto fail;
   }
   store_test_fault(d);
+  d->store_test_delay_ms = (uint64_t)test_env_count("MESHD_TEST_SLOW_STORE_MS", 600000);
+  if (d->store_test_delay_ms > 0)
+    LOG_WARN("downloads", "test fault injection: every store transaction first waits %llu ms",
+             (unsigned long long)d->store_test_delay_ms);
 
   mesh_coord_settings cs;
   mesh_coord_settings_default(&cs);
@@ -216,6 +241,7 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   ho.downloads_at_once = cfg->downloads_at_once;
   ho.files_at_once = cfg->files_at_once;
   ho.skip_space_check = true; /* the coordinator's size guard decides */
+  ho.test_sync_delay_ms = sync_test_delay();
   if ((rc = mesh_hf_client_new(mesh_loop_base(d->loop), mesh_node_pool(d->node), &ho,
                                dl_on_hf_report, d, &d->hf)) != 0) {
     snprintf(err, errlen, "download client (endpoint %s): %s", cfg->hf_endpoint, mesh_strerror(rc));

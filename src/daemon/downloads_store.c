@@ -14,14 +14,21 @@
 #include "src/base/log.h"
 #include "src/base/pool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 /* Store batches that exist at once (each holds up to BATCH_MAX items, about
  * 200 KiB): on the strand or waiting for it. Made when first needed, kept
- * for reuse. When all are taken and the newest is full, further store items
- * are dropped and counted, as a batch the store refused would be. */
+ * for reuse. When all are taken and the newest is full, the state an item
+ * carries is still never lost (see store_coalesce). */
 #define STORE_BATCHES_MAX 16
+/* Past STORE_BATCHES_MAX, room for one item per own entry and the
+ * document's meta item: after coalescing, that is all a backed-up store can
+ * be owed, so these few batches bound the backlog for good. */
+#define STORE_OVERFLOW_BATCHES ((MESH_COORD_MAX_OWN_ENTRIES + 1 + BATCH_MAX - 1) / BATCH_MAX)
 /* Of those, handed to the strand at once: one running and one queued behind
  * it, so that the worker goes on without waiting for the loop; the rest wait
  * on the loop, where a later drain can still add to the newest. */
@@ -88,6 +95,12 @@ static void mirror_forget(mesh_downloads *d, int64_t first, int64_t last)
 static void store_work(mesh_work *w)
 {
   store_batch *b = (store_batch *)w;
+  if (b->test_delay_ms > 0) {
+    struct timespec ts = {.tv_sec = (time_t)(b->test_delay_ms / 1000),
+                          .tv_nsec = (long)(b->test_delay_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
   b->rc = mesh_store_apply_numbered(b->store, b->items, b->n, b->wall_ms, b->epoch, b->first_id);
   b->stats = *mesh_store_get_stats(b->store);
 }
@@ -147,7 +160,7 @@ static void store_done(mesh_work *w)
  * store share a transaction, and its journal records share the time the
  * batch was opened), else a new one. NULL when all STORE_BATCHES_MAX are
  * taken. */
-static store_batch *batch_for_item(mesh_downloads *d)
+static store_batch *batch_for_item(mesh_downloads *d, size_t limit)
 {
   uint64_t epoch = mesh_node_epoch(d->node);
   store_batch *t = d->waiting_tail;
@@ -157,7 +170,7 @@ static store_batch *batch_for_item(mesh_downloads *d)
   if (b != NULL) {
     d->spare = b->next;
   } else {
-    if (d->n_batches == STORE_BATCHES_MAX)
+    if (d->n_batches >= limit)
       return NULL;
     b = calloc(1, sizeof *b);
     if (b == NULL)
@@ -172,6 +185,7 @@ static store_batch *batch_for_item(mesh_downloads *d)
   b->n_journal = 0;
   b->n = 0;
   b->rc = 0;
+  b->test_delay_ms = d->store_test_delay_ms;
   b->next = NULL;
   if (d->waiting_tail != NULL)
     d->waiting_tail->next = b;
@@ -183,19 +197,63 @@ static store_batch *batch_for_item(mesh_downloads *d)
   return b;
 }
 
+/* True when a and b set the same row: the same own entry, or the meta. */
+static bool same_row(const mesh_coord_out *a, const mesh_coord_out *b)
+{
+  if (a->kind == MESH_COORD_OUT_STORE_META || b->kind == MESH_COORD_OUT_STORE_META)
+    return a->kind == b->kind;
+  if (a->kind == MESH_COORD_OUT_JOURNAL || b->kind == MESH_COORD_OUT_JOURNAL)
+    return false;
+  return strcmp(a->u.entry.model_id, b->u.entry.model_id) == 0 &&
+         strcmp(a->u.entry.revision, b->u.entry.revision) == 0;
+}
+
+/* The store is STORE_BATCHES_MAX batches behind. A PUT, DEL or META takes
+ * the place of the newest waiting item that sets the same row: every item
+ * after that one sets other rows, so writing the new one there leaves the
+ * store exactly as appending it would, one write fewer. Batches on the
+ * strand are the worker's and are not looked at. True when item was taken
+ * over (the item it replaced is released). */
+static bool store_coalesce(mesh_downloads *d, mesh_coord_out *item)
+{
+  store_batch *last_b = NULL;
+  size_t last_i = 0;
+  for (store_batch *b = d->waiting; b != NULL; b = b->next)
+    for (size_t i = 0; i < b->n; i++)
+      if (same_row(&b->items[i], item)) {
+        last_b = b;
+        last_i = i;
+      }
+  if (last_b == NULL)
+    return false;
+  mesh_coord_out_release(&last_b->items[last_i]);
+  last_b->items[last_i] = *item;
+  d->counters.store_coalesced++;
+  return true;
+}
+
 /* Takes over a store item; it is written with the rest of this drain. A
  * journal record gets its id here and enters the mirror at once. */
 void dl_store_add(mesh_downloads *d, mesh_coord_out *item)
 {
-  store_batch *b = batch_for_item(d);
+  store_batch *b = batch_for_item(d, STORE_BATCHES_MAX);
+  if (b == NULL && item->kind != MESH_COORD_OUT_JOURNAL) {
+    /* Entry state is never dropped: it replaces a waiting write of the
+     * same row, or takes one of the overflow batches, which one item per
+     * row can never fill. */
+    if (store_coalesce(d, item))
+      return;
+    b = batch_for_item(d, STORE_BATCHES_MAX + STORE_OVERFLOW_BATCHES);
+  }
   if (b == NULL) {
-    /* The store is this far behind (or memory ran out): the item is lost as
-     * if its batch had failed; the core's state in memory is unaffected and
-     * the next write of the same entry repairs the snapshot. */
+    /* A journal record while the store is this far behind (or no memory
+     * for an overflow batch): the record is lost, counted and logged; the
+     * journal is a bounded log and the entries' state is unaffected. */
     d->counters.store_dropped++;
     MESH_LOG_RL(MESH_LOG_ERROR, "downloads",
-                "store is behind (%zu batches waiting): a store item was dropped",
-                d->n_waiting + d->n_submitted);
+                "store is behind (%zu batches waiting): a %s was dropped",
+                d->n_waiting + d->n_submitted,
+                item->kind == MESH_COORD_OUT_JOURNAL ? "journal record" : "store item");
     mesh_coord_out_release(item);
     return;
   }

@@ -245,7 +245,11 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_store_backlog_max_batches", G, "The deepest the store backlog has been",
          (double)dc->store_backlog_max);
   metric(m, "meshd_store_dropped_items_total", C,
-         "Store items dropped because the store was too far behind", (double)dc->store_dropped);
+         "Journal records dropped because the store was too far behind",
+         (double)dc->store_dropped);
+  metric(m, "meshd_store_coalesced_total", C,
+         "Entry writes that replaced an older write of the same row waiting for the store",
+         (double)dc->store_coalesced);
   metric(m, "meshd_disk_slices_total", C, "Delete and inspection slices run on the work pool",
          (double)dc->disk_slices);
 

@@ -7,9 +7,16 @@
 - a store failure (injected with MESHD_TEST_STORE_FAIL) is counted
   (meshd_store_failures_total), the node keeps running and writing, and the
   journal it served from memory is exactly what the store holds: after a
-  restart the same records come back with the same ids.
+  restart the same records come back with the same ids;
+- a store far behind (every transaction held a second with
+  MESHD_TEST_SLOW_STORE_MS) while sixty entries are started and cancelled
+  twenty times over:
+  writes of the same entry are coalesced, the backlog stays bounded, and
+  once the store has caught up the database holds exactly the entries the
+  node shows: no entry state is lost.
 """
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -168,6 +175,101 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             meshtest.wait_until(lambda: entry(n, nid)[0] == "DownloadCompleted", 30,
                                 "the entry to be verified again after the restart")
             print(f"figure: journal_records_kept_across_restart = {len(after)}")
+            ok = True
+        finally:
+            mesh.close(keep_on_failure=not ok)
+
+    def test_store_far_behind_loses_no_entry_state(self):
+        # A Hub that takes connections and never answers: the entries stay
+        # pending (the first two waiting for their file lists), so the only
+        # writes are the commands' own.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        self.addCleanup(silent.close)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", endpoint])
+        n = mesh.nodes[0]
+        n.env["MESHD_TEST_SLOW_STORE_MS"] = "1000"
+        # Fewer models than downloads the daemon runs at once (64), so that
+        # none is refused for want of a slot and the state holds still.
+        models = [f"acme/held{i:02d}" for i in range(60)]
+        ok = False
+        try:
+            mesh.start()
+            nid = n.node_id()
+            start = time.monotonic()
+            # Start and cancel twenty times, and start once more: dozens of
+            # writes of every row (and journal records) while the store takes
+            # a second a transaction, far more than 16 batches of 256 items.
+            rounds = [("/download/start", "/download/cancel")] * 20 + [("/download/start",)]
+            for paths in rounds:
+                for path in paths:
+                    for model in models:
+                        st, body = n.post(path, {"targetNodeId": nid, "modelId": model,
+                                                 "revision": "main"})
+                        self.assertEqual(st, 200, (path, model, body))
+            posted = time.monotonic() - start
+            meshtest.wait_until(lambda: metric(n, "meshd_store_backlog_batches") == 0, 120,
+                                "the store to catch up")
+            m = n.metrics()
+            coalesced = meshtest.metric_sum(m, "meshd_store_coalesced_total")
+            deepest = meshtest.metric_sum(m, "meshd_store_backlog_max_batches")
+            dropped = meshtest.metric_sum(m, "meshd_store_dropped_items_total")
+            print(f"figure: posted_2460_commands_seconds = {posted:.1f}")
+            print(f"figure: store_coalesced = {coalesced:.0f} backlog_max = {deepest:.0f} "
+                  f"journal_records_dropped = {dropped:.0f}")
+            self.assertGreater(coalesced, 0)
+            # 16 batches, and the overflow ones that hold one write per own
+            # entry (1,024) and the meta: bounded whatever the store's speed.
+            self.assertLessEqual(deepest, 16 + 5)
+            names = {1: "DownloadPending", 2: "DownloadOngoing", 3: "DownloadCompleted",
+                     4: "DownloadFailed", 5: "DownloadDeleting"}  # coord/coord.h
+            shown = {(e["modelId"], name) for name, e in meshtest.downloads_of(n, nid)}
+            self.assertEqual({model for model, _ in shown}, set(models))
+            n.stop()
+            db = sqlite3.connect(os.path.join(n.home, "mesh.db"))
+            rows = db.execute("SELECT model_id, status FROM entries").fetchall()
+            db.close()
+            self.assertEqual({(model, names[status]) for model, status in rows}, shown)
+            ok = True
+        finally:
+            mesh.close(keep_on_failure=not ok)
+    def test_many_waiting_downloads_stay_quiet(self):
+        # 200 entries, far more than downloads at once, behind a Hub that
+        # never answers: each waits its turn as pending; none is failed for
+        # want of a slot, and once commanded the node writes nothing more.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        self.addCleanup(silent.close)
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint",
+                                           f"http://127.0.0.1:{silent.getsockname()[1]}"])
+        n = mesh.nodes[0]
+        models = [f"acme/wait{i:03d}" for i in range(200)]
+        ok = False
+        try:
+            mesh.start()
+            nid = n.node_id()
+            for model in models:
+                st, body = n.post("/download/start",
+                                  {"targetNodeId": nid, "modelId": model, "revision": "main"})
+                self.assertEqual(st, 200, body)
+            # The core hands out its actions at a bounded rate: wait until
+            # every entry's size check has gone to the client.
+            meshtest.wait_until(lambda: metric(n, "meshd_coord_actions_total") >= len(models),
+                                60, "a size check for every entry")
+            meshtest.wait_until(lambda: metric(n, "meshd_store_backlog_batches") == 0, 30,
+                                "the store to catch up")
+            before = metric(n, "meshd_store_transactions_total")
+            journal = metric(n, "meshd_journal_records")
+            time.sleep(3)  # a window in which nothing may be written
+            self.assertEqual(metric(n, "meshd_store_transactions_total"), before)
+            self.assertEqual(metric(n, "meshd_journal_records"), journal)
+            states = {name for name, _ in meshtest.downloads_of(n, nid)}
+            self.assertLessEqual(states, {"DownloadPending", "DownloadOngoing"}, states)
+            log = open(n.log_path, encoding="utf-8", errors="replace").read()
+            self.assertNotIn("too many downloads", log)
             ok = True
         finally:
             mesh.close(keep_on_failure=not ok)
