@@ -78,8 +78,8 @@ static void test_tamper_every_byte(void **state)
       for (size_t i = 0; i < parts[k].len; i++) {
         parts[k].bytes[i] ^= flips[f];
         tries++;
-        failures += mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) ==
-                    -MESH_EAUTH;
+        failures +=
+            mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) == -MESH_EAUTH;
         parts[k].bytes[i] ^= flips[f];
       }
     }
