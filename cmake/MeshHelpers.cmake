@@ -30,7 +30,13 @@ if(MESH_FUZZ)
 endif()
 add_compile_options(${MESH_SAN_FLAGS})
 add_link_options(${MESH_SAN_FLAGS})
-add_compile_definitions(_GNU_SOURCE)
+# glibc hides its extensions (accept4, sync_file_range, mallinfo2, ...)
+# unless _GNU_SOURCE is defined; macOS's libc shows all it has unless a
+# standard is asked for, and ignores _GNU_SOURCE, so nothing is defined there
+# (scripts/check-macos compiles the same way).
+if(NOT APPLE)
+  add_compile_definitions(_GNU_SOURCE)
+endif()
 
 # mesh_part(NAME DIR [EXCLUDE file...] [LIBS lib...]): one static library per
 # part, from every .c file in the part's folder and its sub-folders.

@@ -339,7 +339,7 @@ static int on_document(mesh_coord *c, const uint8_t *buf, size_t len)
   mesh_peer_id owner;
   coord_doc *d;
   int rc = coord_wire_doc_open(buf, len, &owner, &d);
-  if (rc == -EKEYREJECTED || rc == -EPERM) {
+  if (rc == -MESH_EAUTH || rc == -EPERM) {
     c->st.docs_refused_forged++;
     return rc;
   }
@@ -389,7 +389,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
 {
   mesh_envelope env;
   int rc = mesh_envelope_open(MESH_DOMAIN_COMMAND, buf, len, &env);
-  if (rc == -EKEYREJECTED) {
+  if (rc == -MESH_EAUTH) {
     c->st.cmds_refused++;
     c->st.cmds_refused_forged++;
     return rc;

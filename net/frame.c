@@ -1,4 +1,5 @@
 #include "net/frame.h"
+#include "src/base/err.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -231,12 +232,12 @@ int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *ou
   if (ctx == NULL) {
     if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
             ct, NULL, ct, clen, ct + clen, buf, MESH_FRAME_PREFIX, nonce, subkey(rx)) != 0)
-      return -EKEYREJECTED;
+      return -MESH_EAUTH;
   } else if (EVP_DecryptUpdate(ctx, NULL, &n, buf, MESH_FRAME_PREFIX) != 1 ||
              EVP_DecryptUpdate(ctx, ct, &n, ct, (int)clen) != 1 ||
              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, MESH_FRAME_TAG, ct + clen) != 1 ||
              EVP_DecryptFinal_ex(ctx, ct + clen, &n) != 1)
-    return -EKEYREJECTED;
+    return -MESH_EAUTH;
   size_t plen = clen;
   rx->counter++;
   memset(out, 0, sizeof *out);

@@ -116,7 +116,7 @@ int mesh_frame_peek(const uint8_t *buf, size_t avail, size_t max_body, size_t *f
  * Authenticates and decrypts one whole frame of len bytes in place (buf is
  * the caller's and is modified), then advances rx's counter. out->payload
  * points into buf. -ESTALE: counter below the expected one (a replay);
- * -EPROTO: above it (reordered or skipped); -EKEYREJECTED: the tag did not
+ * -EPROTO: above it (reordered or skipped); -MESH_EAUTH: the tag did not
  * verify; -EBADMSG: bad length, type or fields.
  */
 int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *out);

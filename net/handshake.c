@@ -2,6 +2,7 @@
 
 #include "proto/handshake.pb-c.h"
 #include "src/identity/signed.h"
+#include "src/base/err.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -68,7 +69,7 @@ static int finish_keys(mesh_hs *hs, const uint8_t *hello_l, size_t hello_l_len)
   int rc = hs->listener ? crypto_kx_server_session_keys(rx, tx, hs->kx_pk, hs->kx_sk, hs->peer_kx)
                         : crypto_kx_client_session_keys(rx, tx, hs->kx_pk, hs->kx_sk, hs->peer_kx);
   if (rc != 0)
-    return -EKEYREJECTED; /* a degenerate (low-order) peer key */
+    return -MESH_EAUTH; /* a degenerate (low-order) peer key */
   crypto_generichash_state st;
   crypto_generichash_init(&st, NULL, 0, sizeof th);
   crypto_generichash_update(&st, hs->hello_d, hs->hello_d_len);
@@ -157,7 +158,7 @@ static int check_body(mesh_hs *hs, const Mesh__Handshake__HelloBody *b)
       return -EBADMSG;
     /* The reply must name our ephemeral key: it was made for this dial. */
     if (sodium_memcmp(b->peer_kx_public.data, hs->kx_pk, MESH_HS_KX_LEN) != 0)
-      return -EKEYREJECTED;
+      return -MESH_EAUTH;
   } else if (b->peer_kx_public.len != 0) {
     return -EBADMSG;
   }
@@ -198,7 +199,7 @@ int mesh_hs_read_hello(mesh_hs *hs, const uint8_t *msg, size_t len)
     goto out;
   if (mesh_verify(body->public_key.data, MESH_DOMAIN_HANDSHAKE, hello_type, HELLO_TYPE_LEN,
                   hello->body.data, hello->body.len, hello->signature.data) != 0) {
-    rc = -EKEYREJECTED;
+    rc = -MESH_EAUTH;
     goto out;
   }
   mesh_peer_id_from_pubkey(body->public_key.data, &hs->peer);

@@ -95,7 +95,7 @@ int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len);
  * Reads the peer's Hello protobuf (without the 2-byte prefix). Checks, in
  * order: size and decoding (-EBADMSG; -EMSGSIZE too big), the swarm-key MAC
  * (-EACCES), the body's fields (-EBADMSG; -EPROTONOSUPPORT for another
- * version), the signature (-EKEYREJECTED), the expected peer ID (-EPERM),
+ * version), the signature (-MESH_EAUTH), the expected peer ID (-EPERM),
  * and that the peer is not ourselves (-ELOOP). A dialer has its keys
  * (hs->done) after this.
  */

@@ -118,7 +118,7 @@ void mesh_rdma_kx_keypair(uint8_t pk[MESH_RDMA_KX_LEN], uint8_t sk[MESH_RDMA_KX_
 
 /*
  * Derives the link's keys (see the top of this file). dialer: we dialled.
- * ours/theirs: the encoded attributes each side sent. -EKEYREJECTED when the
+ * ours/theirs: the encoded attributes each side sent. -MESH_EAUTH when the
  * peer's key is unusable.
  */
 int mesh_rdma_link_init(mesh_rdma_link *l, bool dialer, const mesh_psk *psk,

@@ -6,6 +6,7 @@
 #include "net/rdma.h"
 
 #include "proto/rdma.pb-c.h"
+#include "src/base/err.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -136,7 +137,7 @@ int mesh_rdma_link_init(mesh_rdma_link *l, bool dialer, const mesh_psk *psk,
   else
     rc = crypto_kx_server_session_keys(rx, tx, our_pk, our_sk, their_pk);
   if (rc != 0)
-    return -EKEYREJECTED;
+    return -MESH_EAUTH;
   const uint8_t *ad = dialer ? ours : theirs, *al = dialer ? theirs : ours;
   size_t adl = dialer ? ours_len : theirs_len, all = dialer ? theirs_len : ours_len;
   memset(l, 0, sizeof *l);
@@ -195,7 +196,7 @@ mesh_rdma_verdict mesh_rdma_link_open(mesh_rdma_link *l, uint8_t *buf, size_t le
   }
   l->rx.counter = ctr;
   int rc = mesh_frame_open(&l->rx, buf, len, out);
-  if (rc == -EKEYREJECTED)
+  if (rc == -MESH_EAUTH)
     return MESH_RDMA_AUTH;
   if (rc != 0 && rc != -EBADMSG)
     return MESH_RDMA_MALFORMED;

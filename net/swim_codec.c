@@ -23,6 +23,7 @@
 
 #include "proto/swim.pb-c.h"
 #include "src/identity/signed.h"
+#include "src/base/err.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -90,7 +91,7 @@ int swim_verify(mesh_swim_sigcache *cache, const mesh_peer_id *signer, const cha
   c->sig_verified++;
   int rc = mesh_verify(pk, domain, (const uint8_t *)type, strlen(type), body, len, sig);
   if (rc != 0)
-    return -EKEYREJECTED;
+    return -MESH_EAUTH;
   if (cache != NULL)
     memcpy(cache->keys[slot], key, sizeof key);
   return 0;

@@ -246,7 +246,7 @@ int swim_accuse_body_encode(const swim_accuse_body *a, uint8_t **buf, size_t *le
 int swim_accuse_body_decode(const uint8_t *buf, size_t len, swim_accuse_body *out);
 
 /* Verifies sig over body under domain/type, signed by signer's key; consults
- * and fills the cache. Counts into c. 0 or -EKEYREJECTED. */
+ * and fills the cache. Counts into c. 0 or -MESH_EAUTH. */
 int swim_verify(mesh_swim_sigcache *cache, const mesh_peer_id *signer, const char *domain,
                 const char *type, const uint8_t *body, size_t len, const uint8_t *sig,
                 mesh_swim_counters *c);

@@ -434,7 +434,7 @@ static int hs_drop(int rc)
   switch (rc) {
   case -EACCES:
     return MESH_DROP_BAD_PSK;
-  case -EKEYREJECTED:
+  case -MESH_EAUTH:
     return MESH_DROP_BAD_SIGNATURE;
   case -EPERM:
     return MESH_DROP_PEER_ID_MISMATCH;
@@ -496,7 +496,7 @@ static int frame_drop(int rc)
     return MESH_DROP_REPLAY;
   case -EPROTO:
     return MESH_DROP_REORDER;
-  case -EKEYREJECTED:
+  case -MESH_EAUTH:
     return MESH_DROP_AUTH;
   case -EMSGSIZE:
     return MESH_DROP_OVERSIZE;

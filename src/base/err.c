@@ -11,7 +11,7 @@ const char *mesh_strerror(int err)
   switch (err) {
   case EBADMSG:
     return "malformed input";
-  case EKEYREJECTED:
+  case MESH_EAUTH:
     return "signature or authentication failed";
   case ESTALE:
     return "stale: old epoch or older version";

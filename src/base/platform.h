@@ -10,6 +10,7 @@
 #ifndef MESH_BASE_PLATFORM_H
 #define MESH_BASE_PLATFORM_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 /* socket() that is non-blocking and close-on-exec from the start (Linux:
@@ -35,5 +36,11 @@ void mesh_start_writeback(int fd, unsigned long long off, unsigned long long len
  * work fill every CPU the loop that answers probes still runs first.
  * Advisory: a failure leaves the thread as it was. */
 void mesh_thread_lower_priority(void);
+
+/* Bytes the C library's allocator has handed out and not yet taken back
+ * (Linux: mallinfo2's uordblks + hblkhd; macOS: size_in_use summed over
+ * every malloc zone). For measurements such as tests/tools/bench_coord's,
+ * not for limits: what counts as "in use" differs between allocators. */
+size_t mesh_heap_in_use(void);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc/malloc.h>
 #include <pthread.h>
 #include <pthread/qos.h>
 #include <unistd.h>
@@ -68,6 +69,14 @@ void mesh_thread_lower_priority(void)
 {
   /* Below the loop's default QoS, above background (which throttles IO). */
   (void)pthread_set_qos_class_self_np(QOS_CLASS_UTILITY, 0);
+}
+
+size_t mesh_heap_in_use(void)
+{
+  /* A NULL zone sums the statistics of every zone of the process. */
+  malloc_statistics_t st;
+  malloc_zone_statistics(NULL, &st);
+  return st.size_in_use;
 }
 
 #else

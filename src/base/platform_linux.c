@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,6 +37,12 @@ void mesh_thread_lower_priority(void)
 {
   /* On Linux a nice value set for a thread ID applies to that thread only. */
   (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+}
+
+size_t mesh_heap_in_use(void)
+{
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
 }
 
 #else

@@ -62,7 +62,7 @@ int mesh_verify(const uint8_t pk[MESH_PUBKEY_LEN], const char *domain, const uin
   uint8_t *m = signed_bytes(domain, type, type_len, payload, payload_len, &n);
   if (m == NULL)
     return -ENOMEM;
-  int rc = crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : -EKEYREJECTED;
+  int rc = crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : -MESH_EAUTH;
   free(m);
   return rc;
 }

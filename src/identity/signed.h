@@ -36,7 +36,7 @@
 /* Signs; sig receives MESH_SIG_LEN bytes. */
 int mesh_sign(const mesh_identity *id, const char *domain, const uint8_t *type, size_t type_len,
               const uint8_t *payload, size_t payload_len, uint8_t sig[MESH_SIG_LEN]);
-/* 0 when sig is pk's signature over these bytes, -EKEYREJECTED otherwise. */
+/* 0 when sig is pk's signature over these bytes, -MESH_EAUTH otherwise. */
 int mesh_verify(const uint8_t pk[MESH_PUBKEY_LEN], const char *domain, const uint8_t *type,
                 size_t type_len, const uint8_t *payload, size_t payload_len,
                 const uint8_t sig[MESH_SIG_LEN]);
@@ -57,7 +57,7 @@ int mesh_envelope_seal(const mesh_identity *id, const char *domain, const uint8_
                        size_t type_len, const uint8_t *payload, size_t payload_len, uint8_t **out,
                        size_t *out_len);
 /* Decodes buf and verifies its signature under domain. -EBADMSG when the
- * bytes are malformed or a field is out of bounds, -EKEYREJECTED when the
+ * bytes are malformed or a field is out of bounds, -MESH_EAUTH when the
  * signature does not verify. */
 int mesh_envelope_open(const char *domain, const uint8_t *buf, size_t len, mesh_envelope *out);
 

@@ -1,5 +1,5 @@
 /*
- * Fuzzes envelope decoding and verification. Only -EBADMSG and -EKEYREJECTED
+ * Fuzzes envelope decoding and verification. Only -EBADMSG and -MESH_EAUTH
  * are acceptable refusals; an envelope that opens must keep its fields within
  * their bounds and point into the input. The seed corpus holds envelopes
  * sealed under MESH_DOMAIN_MEMBER and near misses of them.
@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   mesh_envelope env;
   int rc = mesh_envelope_open(MESH_DOMAIN_MEMBER, data, size, &env);
-  if (rc == -EBADMSG || rc == -EKEYREJECTED)
+  if (rc == -EBADMSG || rc == -MESH_EAUTH)
     return 0;
   if (rc != 0)
     abort();

@@ -12,6 +12,7 @@
  *         to the reassembler, whose output is bounded by its max.
  */
 #include "net/frame.h"
+#include "src/base/err.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       abort();
     mesh_frame g;
     int rc = mesh_frame_open(&rx, wire, wlen, &g);
-    if (rc == -EKEYREJECTED || rc == -ESTALE || rc == -EPROTO)
+    if (rc == -MESH_EAUTH || rc == -ESTALE || rc == -EPROTO)
       abort(); /* an honest frame must authenticate */
     if (rc != 0)
       continue;

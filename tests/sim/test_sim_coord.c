@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+/* mkdtemp: glibc declares it in stdlib.h, macOS in unistd.h. */
+#include <unistd.h>
 
 #include <cmocka.h>
 

@@ -8,10 +8,10 @@
  */
 #include "coord/coord.h"
 #include "proto/coord.pb-c.h"
+#include "src/base/platform.h"
 #include "src/identity/signed.h"
 
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +28,6 @@ static int cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
-}
-
-static size_t heap_in_use(void)
-{
-  struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;
 }
 
 /* A document of count entries of owner, as its coordinator would send it. */
@@ -145,7 +139,7 @@ int main(int argc, char **argv)
   double *tick_s = calloc(max_ticks, sizeof *tick_s);
   if (tick_s == NULL)
     return 1;
-  size_t heap0 = heap_in_use();
+  size_t heap0 = mesh_heap_in_use();
   double t0 = now_s();
   for (size_t i = 0; i < peers; i++) {
     if (mesh_coord_receive(c, &ids[i].id, docs[i], lens[i], t) != 0) {
@@ -154,7 +148,7 @@ int main(int argc, char **argv)
     }
   }
   double insert_s = now_s() - t0;
-  size_t heap_held = heap_in_use();
+  size_t heap_held = mesh_heap_in_use();
   size_t held = mesh_coord_held_entries(c);
 
   /* Departure: all owners at once. */
@@ -186,7 +180,7 @@ int main(int argc, char **argv)
     t += 1;
   }
   double collect_s = now_s() - t2;
-  size_t heap_after = heap_in_use();
+  size_t heap_after = mesh_heap_in_use();
   const mesh_coord_stats *st = mesh_coord_get_stats(c);
   size_t outbox = mesh_coord_outbox_len(c);
 

@@ -1,5 +1,7 @@
 #include "support_dns.h"
 
+#include "src/base/platform.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -14,7 +16,7 @@
 
 int dns_test_server(char *text, size_t cap)
 {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  int fd = mesh_socket_nb(AF_INET, SOCK_DGRAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);

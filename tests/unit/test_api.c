@@ -5,6 +5,7 @@
  */
 #include "src/daemon/api.h"
 #include "src/daemon/api_internal.h"
+#include "src/base/platform.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -313,7 +314,7 @@ static int teardown(void **state)
 static response roundtrip(fixture *f, const char *raw, size_t len)
 {
   response r = {0};
-  int fd = socket(f->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int fd = mesh_socket_nb(f->addr.ss_family, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   int c = connect(fd, (struct sockaddr *)&f->addr, f->addrlen);
   assert_true(c == 0 || errno == EINPROGRESS);

@@ -221,7 +221,7 @@ static void test_docs_refused_by_reason(void **state)
   uint8_t *t = malloc(len);
   memcpy(t, m, len);
   t[len - 3] ^= 0x01; /* inside the signature */
-  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, t, len, 1), -EKEYREJECTED);
+  assert_int_equal(mesh_coord_receive(b.c, &c.id.id, t, len, 1), -MESH_EAUTH);
   free(t);
   assert_int_equal(st->docs_refused_forged, 2);
   /* Unknown owner. */

@@ -15,7 +15,10 @@
 #include "coord/store.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+/* mkdtemp: glibc declares it in stdlib.h, macOS in unistd.h. */
+#include <unistd.h>
 
 typedef struct fixture {
   char dir[512];

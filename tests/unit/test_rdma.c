@@ -5,6 +5,7 @@
  * to start when RDMA is required).
  */
 #include "net/rdma.h"
+#include "src/base/err.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -174,7 +175,7 @@ static void test_link_keys(void **st)
   uint8_t pk[32], sk[32], zero[32] = {0};
   mesh_rdma_kx_keypair(pk, sk);
   mesh_rdma_link bad;
-  assert_int_equal(mesh_rdma_link_init(&bad, true, &psk, sk, pk, zero, w, 1, w, 1), -EKEYREJECTED);
+  assert_int_equal(mesh_rdma_link_init(&bad, true, &psk, sk, pk, zero, w, 1, w, 1), -MESH_EAUTH);
 }
 
 static void test_window(void **st)

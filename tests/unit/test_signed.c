@@ -78,8 +78,8 @@ static void test_tamper_every_byte(void **state)
       for (size_t i = 0; i < parts[k].len; i++) {
         parts[k].bytes[i] ^= flips[f];
         tries++;
-        failures += mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) ==
-                    -EKEYREJECTED;
+        failures +=
+            mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig) == -MESH_EAUTH;
         parts[k].bytes[i] ^= flips[f];
       }
     }
@@ -88,8 +88,8 @@ static void test_tamper_every_byte(void **state)
   assert_int_equal(failures, tries);
   /* Shorter payload or type. */
   assert_int_equal(mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p - 1, sig),
-                   -EKEYREJECTED);
-  assert_int_equal(mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, 1, p, sizeof p, sig), -EKEYREJECTED);
+                   -MESH_EAUTH);
+  assert_int_equal(mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, 1, p, sizeof p, sig), -MESH_EAUTH);
   /* Untouched, it still verifies. */
   assert_int_equal(mesh_verify(a.pk, MESH_DOMAIN_DOWNLOADS, t, sizeof t, p, sizeof p, sig), 0);
 }
@@ -112,18 +112,18 @@ static void test_wrong_domain_or_key(void **state)
                           ""};
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
     assert_int_equal(mesh_verify(a.pk, others[i], type, sizeof type, payload, sizeof payload, sig),
-                     -EKEYREJECTED);
+                     -MESH_EAUTH);
   assert_int_equal(
       mesh_verify(b.pk, MESH_DOMAIN_ACCUSE, type, sizeof type, payload, sizeof payload, sig),
-      -EKEYREJECTED);
+      -MESH_EAUTH);
 
   /* Length prefixes keep boundaries apart: ("ab", "c") is not ("a", "bc"). */
   uint8_t s2[MESH_SIG_LEN];
   assert_int_equal(mesh_sign(&a, "ab", (const uint8_t *)"c", 1, (const uint8_t *)"d", 1, s2), 0);
   assert_int_equal(mesh_verify(a.pk, "a", (const uint8_t *)"bc", 2, (const uint8_t *)"d", 1, s2),
-                   -EKEYREJECTED);
+                   -MESH_EAUTH);
   assert_int_equal(mesh_verify(a.pk, "ab", (const uint8_t *)"", 0, (const uint8_t *)"cd", 2, s2),
-                   -EKEYREJECTED);
+                   -MESH_EAUTH);
   assert_int_equal(mesh_verify(a.pk, "ab", (const uint8_t *)"c", 1, (const uint8_t *)"d", 1, s2),
                    0);
 }
@@ -149,14 +149,14 @@ static void test_envelope_round_trip(void **state)
   assert_true(env.type >= buf && env.type + env.type_len <= buf + len);
   assert_true(env.payload >= buf && env.payload + env.payload_len <= buf + len);
 
-  assert_int_equal(mesh_envelope_open(MESH_DOMAIN_COMMAND, buf, len, &env), -EKEYREJECTED);
+  assert_int_equal(mesh_envelope_open(MESH_DOMAIN_COMMAND, buf, len, &env), -MESH_EAUTH);
 
   /* Every single-byte change is refused, one way or the other. */
   for (size_t i = 0; i < len; i++) {
     for (unsigned flip = 1; flip < 256; flip <<= 1) {
       buf[i] ^= (uint8_t)flip;
       int rc = mesh_envelope_open(MESH_DOMAIN_MEMBER, buf, len, &env);
-      if (rc != -EBADMSG && rc != -EKEYREJECTED)
+      if (rc != -EBADMSG && rc != -MESH_EAUTH)
         fail_msg("byte %zu ^ 0x%02x opened with %d", i, flip, rc);
       buf[i] ^= (uint8_t)flip;
     }
@@ -220,7 +220,7 @@ static void test_envelope_other_key(void **state)
   size_t n;
   uint8_t *forged = repack(buf, len, &n, edit_swap_key, NULL);
   mesh_envelope env;
-  assert_int_equal(mesh_envelope_open(MESH_DOMAIN_DOWNLOADS, forged, n, &env), -EKEYREJECTED);
+  assert_int_equal(mesh_envelope_open(MESH_DOMAIN_DOWNLOADS, forged, n, &env), -MESH_EAUTH);
   free(forged);
 
   /* Wrong key type or size. */

@@ -11,6 +11,7 @@
 #include "proto/handshake.pb-c.h"
 #include "src/base/rng.h"
 #include "src/base/config.h"
+#include "src/base/platform.h"
 #include "src/daemon/loop.h"
 #include "src/daemon/node.h"
 #include "src/identity/epoch.h"
@@ -754,7 +755,7 @@ static void test_extension_and_disconnect(void **state)
 /* A listening socket that accepts and never says a word. */
 static int silent_listener(uint16_t *port)
 {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int fd = mesh_socket_nb(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in sa = {.sin_family = AF_INET};
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
