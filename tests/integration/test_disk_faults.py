@@ -26,19 +26,6 @@ MODEL = "acme/faults"
 MODEL_DIR = "acme--faults"
 
 
-def entry(node, nid):
-    ents = meshtest.downloads_of(node, nid)
-    return ents[0] if ents else (None, None)
-
-
-def partial_bytes(d):
-    total = 0
-    for root, _, files in os.walk(d):
-        total += sum(os.path.getsize(os.path.join(root, f)) for f in files
-                     if f.endswith(".partial"))
-    return total
-
-
 def watch_peers(mesh, target_id, api_times, deaths):
     """One sample: the target's API latency, and any peer holding it dead."""
     t0 = time.monotonic()
@@ -88,13 +75,13 @@ class DiskFaults(unittest.TestCase):
                               {"targetNodeId": nid, "modelId": MODEL, "revision": "main"})
             self.assertEqual(st, 200, body)
             meshtest.wait_until(
-                lambda: partial_bytes(os.path.join(models, MODEL_DIR)) > 256 * 1024, 30,
+                lambda: meshtest.partial_bytes(os.path.join(models, MODEL_DIR)) > 256 * 1024, 30,
                 "partial files to grow")
             with open(trigger, "w") as f:
                 f.write("1")
-            meshtest.wait_until(lambda: entry(n, nid)[0] == "DownloadFailed", 30,
+            meshtest.wait_until(lambda: meshtest.first_entry(n, nid)[0] == "DownloadFailed", 30,
                                 "the download to fail on the read-only file system")
-            _, e = entry(n, nid)
+            _, e = meshtest.first_entry(n, nid)
             print(f"figure: error = {e['errorMessage']}")
             self.assertIn("Read-only file system", e["errorMessage"])
             self.assertIn(".partial", e["errorMessage"])
@@ -130,7 +117,7 @@ class DiskFaults(unittest.TestCase):
             self.assertEqual(st, 200, body)
             api_times, deaths = [], []
             start = time.monotonic()
-            while entry(n, nid)[0] != "DownloadCompleted":
+            while meshtest.first_entry(n, nid)[0] != "DownloadCompleted":
                 watch_peers(mesh, nid, api_times, deaths)
                 self.assertLess(time.monotonic() - start, 90,
                                 "the download did not complete within 90 s")

@@ -17,19 +17,6 @@ MODEL_DIR = "acme--resume"
 SIZE = 2 * 1024 * 1024
 
 
-def entry(node, nid):
-    ents = meshtest.downloads_of(node, nid)
-    return ents[0] if ents else (None, None)
-
-
-def partial_bytes(d):
-    total = 0
-    for root, _, files in os.walk(d):
-        total += sum(os.path.getsize(os.path.join(root, f)) for f in files
-                     if f.endswith(".partial"))
-    return total
-
-
 class DownloadResume(unittest.TestCase):
     def test_kill9_resume_and_delete_without_file_list(self):
         hub = meshtest.Hub(repo=MODEL, weights=2, weight_size=SIZE)
@@ -45,23 +32,23 @@ class DownloadResume(unittest.TestCase):
             st, body = n.post("/download/start",
                               {"targetNodeId": nid, "modelId": MODEL, "revision": "main"})
             self.assertEqual(st, 200, body)
-            meshtest.wait_until(lambda: partial_bytes(model_dir) > 256 * 1024, 30,
+            meshtest.wait_until(lambda: meshtest.partial_bytes(model_dir) > 256 * 1024, 30,
                                 "partial files to grow")
             n.kill9()
-            have = partial_bytes(model_dir)
+            have = meshtest.partial_bytes(model_dir)
             self.assertGreater(have, 0)
             hub.reset()  # full speed from here on
             n.start()
             self.assertEqual(n.epoch(), epoch + 1)
-            meshtest.wait_until(lambda: entry(n, nid)[0] == "DownloadCompleted", 60,
+            meshtest.wait_until(lambda: meshtest.first_entry(n, nid)[0] == "DownloadCompleted", 60,
                                 "the resumed download to complete")
-            name, e = entry(n, nid)
+            name, e = meshtest.first_entry(n, nid)
             self.assertEqual(e["epoch"], epoch + 1)
             stats = hub.stats()
             self.assertGreaterEqual(stats["range_requests"], 1, stats)
             # Every file is in place, none left partial, and the weights hash
             # to what the Hub lists.
-            self.assertEqual(partial_bytes(model_dir), 0)
+            self.assertEqual(meshtest.partial_bytes(model_dir), 0)
             files = sorted(f for f in os.listdir(model_dir) if f.endswith(".safetensors"))
             self.assertEqual(len(files), 2, os.listdir(model_dir))
             for f in files:
@@ -80,7 +67,7 @@ class DownloadResume(unittest.TestCase):
             trees = hub.requests_matching("/tree/")
             st, body = n.delete(f"/download/{nid}/{MODEL}")
             self.assertEqual(st, 200, body)
-            meshtest.wait_until(lambda: entry(n, nid)[0] is None, 10, "the entry to go")
+            meshtest.wait_until(lambda: meshtest.first_entry(n, nid)[0] is None, 10, "the entry to go")
             self.assertFalse(os.path.exists(model_dir))
             self.assertEqual(hub.requests_matching("/tree/"), trees)
             ok = True

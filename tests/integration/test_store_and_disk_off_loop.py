@@ -16,7 +16,6 @@
   node shows: no entry state is lost.
 """
 import os
-import socket
 import sqlite3
 import sys
 import time
@@ -27,11 +26,6 @@ import meshtest  # noqa: E402
 
 MODEL = "acme/many"
 MODEL_DIR = "acme--many"
-
-
-def entry(node, nid):
-    ents = meshtest.downloads_of(node, nid)
-    return ents[0] if ents else (None, None)
 
 
 def metric(node, name):
@@ -49,7 +43,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
         st, body = n.post("/download/start",
                           {"targetNodeId": nid, "modelId": MODEL, "revision": "main"})
         self.assertIn(st, (200, 202), body)
-        meshtest.wait_until(lambda: entry(n, nid)[0] == "DownloadCompleted", 30,
+        meshtest.wait_until(lambda: meshtest.first_entry(n, nid)[0] == "DownloadCompleted", 30,
                             "the download to complete")
 
     def test_big_delete_in_slices_api_answers(self):
@@ -79,7 +73,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             meshtest.wait_until(lambda: any("verified on disk" in e["message"]
                                             for e in meshtest.journal_of(n, 20)), 30,
                                 "the model to be verified after the restart")
-            self.assertEqual(entry(n, nid)[0], "DownloadCompleted")
+            self.assertEqual(meshtest.first_entry(n, nid)[0], "DownloadCompleted")
             verify_slices = metric(n, "meshd_disk_slices_total")
             print(f"figure: verify_slices = {verify_slices:.0f}")
             self.assertGreaterEqual(verify_slices, 2)
@@ -94,7 +88,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
                 st, _ = n.get("/node_id")
                 times.append(time.monotonic() - t0)
                 self.assertEqual(st, 200)
-                if entry(n, nid)[0] is None:
+                if meshtest.first_entry(n, nid)[0] is None:
                     break
                 if time.monotonic() - start > 60:
                     self.fail("the delete did not end within 60 s")
@@ -143,7 +137,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             # More records than the bound: delete and download again.
             st, body = n.delete(f"/download/{nid}/{MODEL}")
             self.assertIn(st, (200, 202), body)
-            meshtest.wait_until(lambda: entry(n, nid)[0] is None, 20, "the entry to go")
+            meshtest.wait_until(lambda: meshtest.first_entry(n, nid)[0] is None, 20, "the entry to go")
             self.download(n, nid)
             self.assertIn("store write of", open(n.log_path, encoding="utf-8",
                                                   errors="replace").read())
@@ -172,7 +166,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
             self.assertEqual([(e["seq"], e["message"], e["time"]) for e in after],
                              [(e["seq"], e["message"], e["time"]) for e in before[:len(after)]])
             self.assertEqual(metric(n, "meshd_store_failures_total"), 0)
-            meshtest.wait_until(lambda: entry(n, nid)[0] == "DownloadCompleted", 30,
+            meshtest.wait_until(lambda: meshtest.first_entry(n, nid)[0] == "DownloadCompleted", 30,
                                 "the entry to be verified again after the restart")
             print(f"figure: journal_records_kept_across_restart = {len(after)}")
             ok = True
@@ -183,12 +177,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
         # A Hub that takes connections and never answers: the entries stay
         # pending (the first two waiting for their file lists), so the only
         # writes are the commands' own.
-        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        self.addCleanup(silent.close)
-        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", endpoint])
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", meshtest.silent_endpoint(self)])
         n = mesh.nodes[0]
         n.env["MESHD_TEST_SLOW_STORE_MS"] = "1000"
         # Fewer models than downloads the daemon runs at once (64), so that
@@ -239,12 +228,7 @@ class StoreAndDiskOffLoop(unittest.TestCase):
         # 200 entries, far more than downloads at once, behind a Hub that
         # never answers: each waits its turn as pending; none is failed for
         # want of a slot, and once commanded the node writes nothing more.
-        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        self.addCleanup(silent.close)
-        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint",
-                                           f"http://127.0.0.1:{silent.getsockname()[1]}"])
+        mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", meshtest.silent_endpoint(self)])
         n = mesh.nodes[0]
         models = [f"acme/wait{i:03d}" for i in range(200)]
         ok = False

@@ -405,6 +405,32 @@ def downloads_of(node, owner=None):
     return out
 
 
+def first_entry(node, owner):
+    """(status name, body) of the first entry node shows for owner, or
+    (None, None) when it shows none."""
+    ents = downloads_of(node, owner)
+    return ents[0] if ents else (None, None)
+
+
+def partial_bytes(folder):
+    """Bytes in the .partial files below folder."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files
+                     if f.endswith(".partial"))
+    return total
+
+
+def silent_endpoint(testcase):
+    """An HTTP endpoint on loopback that takes connections and never answers
+    (closed when the test case ends): downloads from it wait."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    testcase.addCleanup(s.close)
+    return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def journal_of(node, limit=1000):
     status, body = node.get(f"/journal?limit={limit}")
     assert status == 200, body
