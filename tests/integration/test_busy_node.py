@@ -46,39 +46,11 @@ class BusyNode(unittest.TestCase):
             mesh.wait_converged(timeout=30)
             node = mesh.nodes[1]
             peers = [mesh.nodes[0], mesh.nodes[2]]
-            before = {p.name: p.metrics() for p in peers}
-            node_before = node.metrics()
-            watch = busy.Watch(node, peers).start()
             # At 20 MB/s (a slow disk, a sanitizer build) and then some.
-            timeout = 60 + total / 20e6
-            failure = None
-            dl_s = del_s = 0.0
-            try:
-                dl_s, del_s = busy.download_and_delete(
-                    node, MODEL, os.path.join(node.home, "models", MODEL_DIR), timeout)
-                # A suspicion raised near the end is settled before the
-                # watch stops: every peer holds the node alive again.
-                meshtest.wait_until(
-                    lambda: all(p.member_states().get(watch.busy_id, ("",))[0] == "alive"
-                                for p in peers), 60, "peers to hold the busy node alive")
-            except AssertionError as e:
-                # The figures are printed whatever happened, then this fails.
-                failure = f"{type(e).__name__}: {e}"
-            finally:
-                watch.stop()
-            after = {p.name: p.metrics() for p in peers}
-            node_after = node.metrics()
-            lag = busy.lag_figures(node_before, node_after)
-            susp, deaths = busy.suspicions(before, after, peers)
-            busy.report(f"busy_{profile}", watch, lag, susp, deaths, dl_s, del_s, total,
-                        busy.figure)
-            problems = watch.problems()
-            if failure is not None:
-                problems.append(failure)
-            if lag is None:
-                problems.append("the busy node does not export meshd_loop_lag_seconds")
-            elif lag["count"] == 0:
-                problems.append("meshd_loop_lag_seconds counted nothing during the run")
+            problems = busy.run_and_judge(node, peers, MODEL,
+                                          os.path.join(node.home, "models", MODEL_DIR), total,
+                                          f"busy_{profile}", busy.figure,
+                                          60 + total / 20e6)
             self.assertEqual(problems, [], "\n".join(problems))
             ok = True
         finally:

@@ -324,3 +324,38 @@ def download_and_delete(busy, model, model_dir, timeout, on_completed=None):
 
     meshtest.wait_until(gone, timeout, f"{model} to be deleted on {busy.name}", interval=0.2)
     return download_s, time.monotonic() - t1
+
+
+def run_and_judge(node, peers, model, model_dir, total_bytes, prefix, figure_fn, timeout):
+    """The busy-node scenario on a running mesh: watch node and its peers
+    while node downloads model into model_dir and deletes it, wait until
+    every peer holds it alive again, print the figures (whatever happened)
+    and return the list of problems found (empty when the node held up)."""
+    before = {p.name: p.metrics() for p in peers}
+    node_before = node.metrics()
+    watch = Watch(node, peers).start()
+    failure = None
+    dl_s = del_s = 0.0
+    try:
+        dl_s, del_s = download_and_delete(node, model, model_dir, timeout)
+        # A suspicion raised near the end is settled before the watch
+        # stops: every peer holds the node alive again.
+        meshtest.wait_until(
+            lambda: all(p.member_states().get(watch.busy_id, ("",))[0] == "alive"
+                        for p in peers), 60, "peers to hold the busy node alive")
+    except AssertionError as e:
+        failure = f"{type(e).__name__}: {e}"
+    finally:
+        watch.stop()
+    after = {p.name: p.metrics() for p in peers}
+    lag = lag_figures(node_before, node.metrics())
+    susp, deaths = suspicions(before, after, peers)
+    report(prefix, watch, lag, susp, deaths, dl_s, del_s, total_bytes, figure_fn)
+    problems = watch.problems()
+    if failure is not None:
+        problems.append(failure)
+    if lag is None:
+        problems.append("the busy node does not export meshd_loop_lag_seconds")
+    elif lag["count"] == 0:
+        problems.append("meshd_loop_lag_seconds counted nothing during the run")
+    return problems

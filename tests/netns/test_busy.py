@@ -43,32 +43,9 @@ class Busy(unittest.TestCase):
         m.wait_converged(timeout=60)
         node = m.nodes[1]
         peers = [m.nodes[0], m.nodes[2]]
-        before = {p.name: p.metrics() for p in peers}
-        node_before = node.metrics()
-        watch = busy.Watch(node, peers).start()
-        failure = None
-        dl_s = del_s = 0.0
-        try:
-            dl_s, del_s = busy.download_and_delete(
-                node, MODEL, os.path.join(node.home, "models", MODEL_DIR), 60 + total / 20e6)
-            meshtest.wait_until(
-                lambda: all(p.member_states().get(watch.busy_id, ("",))[0] == "alive"
-                            for p in peers), 60, "peers to hold the busy node alive")
-        except AssertionError as e:
-            failure = f"{type(e).__name__}: {e}"
-        finally:
-            watch.stop()
-        after = {p.name: p.metrics() for p in peers}
-        lag = busy.lag_figures(node_before, node.metrics())
-        susp, deaths = busy.suspicions(before, after, peers)
-        busy.report(f"busy_{profile}", watch, lag, susp, deaths, dl_s, del_s, total, figure)
-        problems = watch.problems()
-        if failure is not None:
-            problems.append(failure)
-        if lag is None:
-            problems.append("the busy node does not export meshd_loop_lag_seconds")
-        elif lag["count"] == 0:
-            problems.append("meshd_loop_lag_seconds counted nothing during the run")
+        problems = busy.run_and_judge(node, peers, MODEL,
+                                      os.path.join(node.home, "models", MODEL_DIR), total,
+                                      f"busy_{profile}", figure, 60 + total / 20e6)
         self.assertEqual(problems, [], "\n".join(problems))
 
     def test_thunderbolt(self):
