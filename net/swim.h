@@ -296,6 +296,12 @@ int mesh_swim_join(mesh_swim *s, const char *const *seeds, size_t n, mesh_time_m
  * core sends its join push-pull when it has not joined yet. */
 int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char *addr,
                              uint64_t epoch, mesh_time_ms now, mesh_swim_outbox *out);
+/* This node dialled peer on its own (a seed, or a member kept from before
+ * a restart) and it is not in the view: exchange state with it now, as a
+ * join does, rather than wait for it to speak first. Strangers that dial
+ * us get no such push: they join if they mean to. */
+int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out);
 /* A packet from peer on MESH_CH_SWIM. Malformed input returns -EBADMSG or
  * -EMSGSIZE and is counted; the core is unchanged. */
 int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_class cls,

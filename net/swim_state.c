@@ -1361,6 +1361,19 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
   return 0;
 }
 
+int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out)
+{
+  (void)now;
+  if (id_eq(peer, &s->self->id) || !s->started || !s->joined || s->leaving)
+    return 0;
+  if (find(s, peer) != NULL)
+    return 0;
+  send_push_pull(s, peer, NULL, false, false, out);
+  arm(s, out);
+  return 0;
+}
+
 static void handle_ping_req(mesh_swim *s, const mesh_peer_id *from, const swim_packet *p,
                             mesh_time_ms now, mesh_swim_outbox *out)
 {

@@ -45,6 +45,13 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .def_doc = "none",
      .metavar = "ADDR",
      .help = "Peer to join at start; repeatable (comma separated in env and file)."},
+    {.name = "advertise",
+     .type = T_LIST,
+     .off = OFF(advertise),
+     .def_doc = "the listen address, or every interface's when it is 0.0.0.0 or ::",
+     .metavar = "ADDR",
+     .help = "Address other nodes should dial to reach this one (behind NAT, or to pick "
+             "one interface); repeatable."},
     {.name = "api",
      .type = T_API,
      .off = OFF(api),

@@ -79,6 +79,7 @@ typedef struct mesh_config {
   char *config_file; /* the INI file read, or NULL when there was none */
   char *listen;      /* multiaddr or host:port to listen on */
   mesh_strlist join; /* peers to join at start (multiaddr or host:port) */
+  mesh_strlist advertise; /* addresses peers should dial; empty: derived from listen */
   char *api;         /* control API: host:port or unix:PATH */
   char *api_token;   /* bearer token for the API; NULL when not set */
   mesh_profile profile;

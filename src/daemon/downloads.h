@@ -121,6 +121,8 @@ typedef struct mesh_downloads_counters {
   uint64_t store_coalesced;   /* entry writes that replaced an older waiting write of the row */
   uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
   uint64_t store_backlog_max; /* the deepest that backlog has been */
+  uint64_t members_saved;         /* the last known members written to the store */
+  uint64_t members_save_failures; /* ... writes that failed */
   uint64_t disk_slices;       /* delete and inspection slices run on the pool */
   uint64_t verify_dropped;    /* inspections whose entry began a delete meanwhile */
   uint64_t sends_failed;   /* documents or commands that found no connection */

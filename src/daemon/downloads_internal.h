@@ -19,6 +19,7 @@
 #ifndef MESH_DAEMON_DOWNLOADS_INTERNAL_H
 #define MESH_DAEMON_DOWNLOADS_INTERNAL_H
 
+#include "src/daemon/connections.h"
 #include "src/daemon/downloads.h"
 
 #include "src/base/pool.h"
@@ -192,6 +193,8 @@ void dl_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_cla
 void dl_store_add(mesh_downloads *d, mesh_coord_out *item);
 /* Hands waiting batches to the store strand, at most STORE_INFLIGHT at once. */
 void dl_store_flush(mesh_downloads *d);
+/* Keeps the last known members in the store (mesh_connections_save_fn). */
+void dl_save_members(void *arg, const mesh_store_member *members, size_t n);
 
 /* ---- downloads_disk.c --------------------------------------------------- */
 

@@ -58,6 +58,10 @@ typedef struct start_job {
   size_t n_recs;                /* out */
   int64_t last_id;              /* out: the highest journal id given */
   mesh_store_stats stats;       /* out: the store's counters after opening */
+  mesh_store_member *members;   /* out: allocated, the last known members */
+  size_t n_members;             /* out */
+  size_t bad_members;           /* out: rows that did not decode */
+  int members_rc;               /* out: reading them failed (start goes on) */
   int rc;                       /* out: 0 or the first failure */
   char err[512];                /* out: what failed */
 } start_job;
@@ -83,6 +87,7 @@ static void start_work(mesh_work *w)
     j->rc = rc;
     return;
   }
+  j->members_rc = mesh_store_members_load(j->store, &j->members, &j->n_members, &j->bad_members);
   j->stats = *mesh_store_get_stats(j->store);
 }
 
@@ -194,6 +199,20 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   size_t n = sj->n;
   uint64_t version = sj->version;
   free(sj->recs);
+  if (sj->rc == 0) {
+    /* The members known before this start, for a restart without --join.
+     * Not having them is no reason to stop: --join and peers still work. */
+    if (sj->members_rc != 0)
+      LOG_WARN("downloads", "cannot read the members kept in the store: %s",
+               mesh_strerror(sj->members_rc));
+    if (sj->bad_members > 0)
+      LOG_WARN("downloads", "%zu members kept in the store did not decode; skipped",
+               sj->bad_members);
+    mesh_connections *conns = mesh_membership_connections(mem);
+    mesh_connections_remember(conns, sj->members, sj->n_members);
+    mesh_connections_on_save(conns, dl_save_members, d);
+  }
+  free(sj->members);
   rc = sj->rc;
   if (rc != 0)
     snprintf(err, errlen, "%s", sj->err);
@@ -280,6 +299,8 @@ void mesh_downloads_free(mesh_downloads *d)
     mesh_node_on_message(d->node, MESH_CH_COORD, NULL, NULL);
   if (d->mem != NULL)
     mesh_membership_on_peer_up(d->mem, NULL, NULL);
+  if (d->mem != NULL)
+    mesh_connections_on_save(mesh_membership_connections(d->mem), NULL, NULL);
   if (d->timer != NULL)
     mesh_timer_free(d->timer);
   for (size_t i = 0; i < HELD_PEERS; i++)

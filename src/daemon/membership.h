@@ -87,11 +87,13 @@ const mesh_swim *mesh_membership_core(const mesh_membership *m);
 /* This node's advertised addresses. */
 size_t mesh_membership_addrs(const mesh_membership *m, const char *const **addrs);
 
-/* Drops and dials the glue itself made (for /metrics). */
+/* Who this node connects to (src/daemon/connections.h). */
+struct mesh_connections *mesh_membership_connections(mesh_membership *m);
+
+/* Sends the glue could not make (for /metrics). */
 typedef struct mesh_membership_counters {
-  uint64_t sends_no_route; /* a send found no connection: a dial was started */
+  uint64_t sends_no_route; /* a send found no connection: handed to the connection manager */
   uint64_t sends_failed;   /* a send refused for another reason */
-  uint64_t dials;          /* addresses dialled */
   uint64_t epochs_over;    /* times this node learned it was declared dead */
 } mesh_membership_counters;
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m);
