@@ -103,6 +103,14 @@ int mesh_downloads_gc(mesh_downloads *d, uint64_t *collected);
  * transfers are not touched (mesh_coord_set_epoch). */
 int mesh_downloads_renew(mesh_downloads *d, uint64_t epoch);
 
+/* Brings the coordinator's mirror of the view up to membership's view when
+ * it lags (view events were lost and no later event revealed the gap): a
+ * resync, counted in the coordinator's view_resyncs. Costs a comparison of
+ * two numbers when it does not lag. The control API calls it before it
+ * shows downloads, so that /downloads and /members agree on who is in the
+ * view. */
+void mesh_downloads_view_sync(mesh_downloads *d);
+
 const mesh_coord *mesh_downloads_core(const mesh_downloads *d);
 /* The store's counters as of its last transaction (a copy kept on the loop:
  * the store itself is the strand's). journal_rows is the journal's size. */
