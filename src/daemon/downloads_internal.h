@@ -162,9 +162,9 @@ struct mesh_downloads {
   bool draining;                      /* re-entry guard: results fed back while draining */
   mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
   void *result_arg;
-  held_peer held[HELD_PEERS]; /* messages waiting for a connection */
-  size_t held_bytes;          /* their total size */
-  mesh_view_follower view;    /* the last view change the coordinator's mirror reflects */
+  held_peer held[HELD_PEERS];     /* messages waiting for a connection */
+  size_t held_bytes;              /* their total size */
+  mesh_view_follower view;        /* the last view change the coordinator's mirror reflects */
   uint64_t test_lose_view_events; /* test only: view events still to withhold from the core */
   mesh_downloads_counters counters;
 };

@@ -139,8 +139,9 @@ static uint64_t lose_view_events_test_fault(void)
 {
   long n = test_env_count("MESHD_TEST_LOSE_VIEW_EVENTS", INT32_MAX);
   if (n > 0)
-    LOG_WARN("downloads", "test fault injection: the first %ld view events are withheld from "
-                          "the coordinator",
+    LOG_WARN("downloads",
+             "test fault injection: the first %ld view events are withheld from "
+             "the coordinator",
              n);
   return (uint64_t)n;
 }

@@ -70,7 +70,7 @@ typedef struct cnode {
   mesh_store *store;
   uint64_t epoch;
   char db[600];
-  size_t foreign_actions; /* actions naming a model that is not this node's */
+  size_t foreign_actions;  /* actions naming a model that is not this node's */
   mesh_view_follower view; /* the last view change its coordinator reflects */
   size_t resyncs;          /* times its coordinator was resynced from its core */
 } cnode;
