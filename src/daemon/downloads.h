@@ -77,7 +77,9 @@ typedef struct mesh_downloads mesh_downloads;
  * Opens the store and the models directory (on the pool, waiting for it:
  * call before the loop runs), restores this node's entries of earlier
  * epochs into a new coordinator, and subscribes to membership's view events
- * and application state and to MESH_CH_COORD.
+ * and application state and to MESH_CH_COORD. View events reach the
+ * coordinator in the order of their numbers; when some were lost it is
+ * resynced from the membership core's view (net/view.h).
  */
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const struct mesh_config *cfg,
                        mesh_downloads **out, char *err, size_t errlen);
