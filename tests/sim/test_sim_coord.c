@@ -520,19 +520,26 @@ static void converge(world *w)
   run(w, sim_now(w->s) + 2000);
 }
 
+/* n nodes with coordinators, converged, each with two completed models that
+ * every other node shows. */
+static void world_replicated(world *w, size_t n, uint64_t seed)
+{
+  world_new(w, n, seed, n);
+  converge(w);
+  for (size_t i = 0; i < n; i++)
+    start_models(w, i, 2);
+  run(w, sim_now(w->s) + 3 * DOWNLOAD_MS);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(entries_everywhere(w, i), 2);
+}
+
 /* A node crashes for good. */
 static void test_crash_for_good(void **state)
 {
   (void)state;
   world w;
   size_t n = 8;
-  world_new(&w, n, 21, n);
-  converge(&w);
-  for (size_t i = 0; i < n; i++)
-    start_models(&w, i, 2);
-  run(&w, sim_now(w.s) + 3 * DOWNLOAD_MS);
-  for (size_t i = 0; i < n; i++)
-    assert_int_equal(entries_everywhere(&w, i), 2);
+  world_replicated(&w, n, 21);
 
   size_t victim = 3;
   w.watch = victim;
@@ -715,13 +722,7 @@ static void test_lost_events_resynced(void **state)
   (void)state;
   world w;
   size_t n = 8;
-  world_new(&w, n, 51, n);
-  converge(&w);
-  for (size_t i = 0; i < n; i++)
-    start_models(&w, i, 2);
-  run(&w, sim_now(w.s) + 3 * DOWNLOAD_MS);
-  for (size_t i = 0; i < n; i++)
-    assert_int_equal(entries_everywhere(&w, i), 2);
+  world_replicated(&w, n, 51);
   assert_int_equal(mirror_mismatches(&w), 0);
 
   size_t dead = 3, back = 5;
