@@ -82,6 +82,7 @@ struct mesh_swim {
   swim_index ix;
   size_t probe_idx;
   size_t n_view;      /* alive + suspect */
+  uint64_t view_seq;  /* number of the last view change (net/view.h), queued or not */
   swim_member **susp; /* members with a running suspicion */
   size_t n_susp, cap_susp;
 
@@ -313,8 +314,14 @@ static void transition(mesh_swim *s, swim_member *m, mesh_swim_state st, mesh_vi
   m->state = st;
   m->since = now;
   if (ev != 0) {
-    mesh_view_event e = {
-        .type = ev, .peer = m->id, .epoch = m->epoch, .old_epoch = old_epoch, .at = now};
+    /* Numbered before it is queued: an event the outbox cannot hold still
+     * takes its number, so that subscribers see the gap. */
+    mesh_view_event e = {.type = ev,
+                         .peer = m->id,
+                         .epoch = m->epoch,
+                         .old_epoch = old_epoch,
+                         .at = now,
+                         .seq = ++s->view_seq};
     swim_outbox_event(out, &e);
   }
 }
@@ -1214,7 +1221,8 @@ static void reap(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
                            .peer = m->id,
                            .epoch = m->epoch,
                            .old_epoch = m->epoch,
-                           .at = now};
+                           .at = now,
+                           .seq = ++s->view_seq};
       swim_outbox_event(out, &e);
       size_t cap = s->cfg.reaped_history;
       s->hist[s->hist_head] = (swim_reaped){.id = m->id, .epoch = m->epoch};
@@ -1633,6 +1641,11 @@ int mesh_swim_member_find(const mesh_swim *s, const mesh_peer_id *peer, mesh_swi
 size_t mesh_swim_view_size(const mesh_swim *s)
 {
   return s->n_view;
+}
+
+uint64_t mesh_swim_view_seq(const mesh_swim *s)
+{
+  return s->view_seq;
 }
 
 uint64_t mesh_swim_epoch(const mesh_swim *s)

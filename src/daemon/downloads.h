@@ -77,7 +77,9 @@ typedef struct mesh_downloads mesh_downloads;
  * Opens the store and the models directory (on the pool, waiting for it:
  * call before the loop runs), restores this node's entries of earlier
  * epochs into a new coordinator, and subscribes to membership's view events
- * and application state and to MESH_CH_COORD.
+ * and application state and to MESH_CH_COORD. View events reach the
+ * coordinator in the order of their numbers; when some were lost it is
+ * resynced from the membership core's view (net/view.h).
  */
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const struct mesh_config *cfg,
                        mesh_downloads **out, char *err, size_t errlen);
@@ -102,6 +104,14 @@ int mesh_downloads_gc(mesh_downloads *d, uint64_t *collected);
  * entries move to the new epoch and are published at once; running
  * transfers are not touched (mesh_coord_set_epoch). */
 int mesh_downloads_renew(mesh_downloads *d, uint64_t epoch);
+
+/* Brings the coordinator's mirror of the view up to membership's view when
+ * it lags (view events were lost and no later event revealed the gap): a
+ * resync, counted in the coordinator's view_resyncs. Costs a comparison of
+ * two numbers when it does not lag. The control API calls it before it
+ * shows downloads, so that /downloads and /members agree on who is in the
+ * view. */
+void mesh_downloads_view_sync(mesh_downloads *d);
 
 const mesh_coord *mesh_downloads_core(const mesh_downloads *d);
 /* The store's counters as of its last transaction (a copy kept on the loop:

@@ -136,6 +136,21 @@ static uint64_t sync_test_delay(void)
   return (uint64_t)ms;
 }
 
+/* Test-only fault injection: MESHD_TEST_LOSE_VIEW_EVENTS=N withholds the
+ * first N view events from the coordinator, as if membership had been
+ * unable to queue them, so that a test can watch the coordinator find the
+ * gap and resync, and /downloads keep agreeing with /members. */
+static uint64_t lose_view_events_test_fault(void)
+{
+  long n = test_env_count("MESHD_TEST_LOSE_VIEW_EVENTS", INT32_MAX);
+  if (n > 0)
+    LOG_WARN("downloads",
+             "test fault injection: the first %ld view events are withheld from "
+             "the coordinator",
+             n);
+  return (uint64_t)n;
+}
+
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config *cfg,
                        mesh_downloads **out, char *err, size_t errlen)
 {
@@ -268,9 +283,11 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   }
   if ((rc = mesh_timer_new(d->loop, dl_on_timer, d, &d->timer)) != 0)
     goto fail;
+  d->test_lose_view_events = lose_view_events_test_fault();
   if ((rc = mesh_membership_subscribe(mem, dl_on_view_event, dl_on_app_state, d)) != 0)
     goto fail;
   mesh_membership_on_peer_up(mem, dl_held_on_peer_up, d);
+  mesh_membership_on_view_gap(mem, dl_on_view_gap, d);
   if ((rc = mesh_node_on_message(node, MESH_CH_COORD, dl_on_message, d)) != 0)
     goto fail;
   dl_drain(d); /* what the restore asked for */
@@ -297,10 +314,11 @@ void mesh_downloads_free(mesh_downloads *d)
   d->stopping = true;
   if (d->node != NULL)
     mesh_node_on_message(d->node, MESH_CH_COORD, NULL, NULL);
-  if (d->mem != NULL)
+  if (d->mem != NULL) {
     mesh_membership_on_peer_up(d->mem, NULL, NULL);
-  if (d->mem != NULL)
+    mesh_membership_on_view_gap(d->mem, NULL, NULL);
     mesh_connections_on_save(mesh_membership_connections(d->mem), NULL, NULL);
+  }
   if (d->timer != NULL)
     mesh_timer_free(d->timer);
   for (size_t i = 0; i < HELD_PEERS; i++)

@@ -47,6 +47,8 @@ struct mesh_membership {
   void *over_arg;
   mesh_membership_peer_up_fn peer_up_fn; /* told of every finished handshake */
   void *peer_up_arg;
+  mesh_membership_view_gap_fn view_gap_fn; /* told when view events were lost */
+  void *view_gap_arg;
   mesh_membership_counters counters;
 };
 
@@ -111,6 +113,9 @@ static void drain(mesh_membership *m)
       if (m->subs[k].ev != NULL)
         m->subs[k].ev(m->subs[k].arg, ev);
   }
+  /* Lost events leave a gap that only a later event would reveal. */
+  if (o->alloc_failed != 0 && m->view_gap_fn != NULL)
+    m->view_gap_fn(m->view_gap_arg);
   for (size_t i = 0; i < o->n_apps; i++) {
     const mesh_swim_app_state *a = &o->apps[i];
     for (size_t k = 0; k < m->n_subs; k++)
@@ -187,6 +192,12 @@ void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn f
 {
   m->peer_up_fn = fn;
   m->peer_up_arg = arg;
+}
+
+void mesh_membership_on_view_gap(mesh_membership *m, mesh_membership_view_gap_fn fn, void *arg)
+{
+  m->view_gap_fn = fn;
+  m->view_gap_arg = arg;
 }
 
 static void on_leave_poll(void *arg, mesh_time_ms now)

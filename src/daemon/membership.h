@@ -62,6 +62,14 @@ int mesh_membership_subscribe(mesh_membership *m, mesh_membership_event_fn ev,
 typedef void (*mesh_membership_peer_up_fn)(void *arg, const mesh_peer_id *peer);
 void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn fn, void *arg);
 
+/* View events were lost (the core's outbox could not hold them): a
+ * subscriber sees such a gap in the next event's number, but the last
+ * changes of a drain would wait for the next change, so it is told at the
+ * end of that drain to compare the core's number with its own
+ * (net/view.h). Called on the loop thread. */
+typedef void (*mesh_membership_view_gap_fn)(void *arg);
+void mesh_membership_on_view_gap(mesh_membership *m, mesh_membership_view_gap_fn fn, void *arg);
+
 /* Joins through cfg's join addresses (none for the first node). */
 int mesh_membership_start(mesh_membership *m);
 

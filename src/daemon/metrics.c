@@ -260,6 +260,13 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
           "limit", "entry", (double)s->actions_deferred_entry);
   metric(m, "meshd_coord_abandoned_total", C, "Owners whose entries were marked abandoned",
          (double)s->docs_abandoned);
+  metric(m, "meshd_coord_view_resyncs_total", C,
+         "Times the coordinator's mirror of the view was rebuilt from membership after "
+         "view events were lost",
+         (double)s->view_resyncs);
+  metric(m, "meshd_coord_view_resync_fixes_total", C,
+         "Peers whose place in the coordinator's view a resync corrected",
+         (double)s->view_resync_fixes);
   metric(m, "meshd_gc_collected_total", C, "Entries of departed owners or ended epochs collected",
          (double)s->entries_collected);
 
