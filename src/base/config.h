@@ -173,6 +173,16 @@ int mesh_config_parse_int(const char *s, int64_t *out, const char **why);
 /* A listen or peer address: a multiaddr (/ip4|/ip6|/dns|/dns4|/dns6 ...
  * /tcp/PORT [/p2p/ID]) or host:port ([v6]:port). */
 int mesh_config_check_addr(const char *s, const char **why);
+/*
+ * Replaces the address check used while the configuration is read. The
+ * built-in one checks the syntax only; meshd installs the network layer's
+ * multiaddr parser (net/multiaddr.h), so a value is judged at start by the
+ * same code that will dial or bind it, and a bad one stops meshd with a
+ * message naming the option. fn returns 0 or a negative errno with *why
+ * set; NULL restores the built-in check.
+ */
+typedef int (*mesh_config_addr_check_fn)(const char *s, const char **why);
+void mesh_config_set_addr_check(mesh_config_addr_check_fn fn);
 
 /* Formats ms as the shortest duration text ("1m30s", "0"); buf >= 32. */
 void mesh_config_format_duration(uint64_t ms, char *buf, size_t len);

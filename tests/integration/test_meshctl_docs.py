@@ -10,6 +10,8 @@ import re
 import subprocess
 import unittest
 
+import meshtest
+
 SRC = os.environ.get("MESH_TEST_SRCDIR",
                      os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MESHCTL = os.environ.get("MESHCTL", "meshctl")
@@ -56,4 +58,4 @@ class ManPages(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

@@ -12,6 +12,8 @@ import sys
 import time
 import unittest
 
+import meshtest
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import transport_peer as tc  # noqa: E402
 
@@ -99,4 +101,4 @@ class TransportFlood(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

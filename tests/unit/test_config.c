@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "net/multiaddr.h"
 #include "src/base/config.h"
 
 #define SEC 1000ull
@@ -217,6 +218,51 @@ static void test_addresses(void **state)
       fail_msg("address \"%s\" accepted", bad[i]);
     assert_non_null(why);
   }
+}
+
+static int net_check(const char *s, const char **why)
+{
+  mesh_multiaddr a;
+  return mesh_multiaddr_parse(s, &a, why);
+}
+
+/* With the network layer's parser installed, as meshd does, values the
+ * syntax check lets through stop the load with the option named: an IPv6
+ * address under /ip4, a name under /ip4, a /p2p/ value that is no libp2p
+ * key. Trailing slashes are fine (as in go-multiaddr). */
+static void test_addresses_parsed_fully_at_load(void **state)
+{
+  mesh_config_set_addr_check(net_check);
+  static const char *const bad[] = {
+      "/ip4/::1/tcp/1",
+      "/ip4/node-a/tcp/1",
+      "/ip4/10.0.0.2/tcp/1/p2p/QmcgpsyWgH8Y8ajJz1Cu72KnS5uo2Aa2LpzU7kinSupNKC",
+      "/ip4/10.0.0.2/tcp/1/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3p",
+  };
+  static const char *const opts[] = {"--join", "--listen", "--advertise"};
+  for (size_t o = 0; o < sizeof opts / sizeof opts[0]; o++) {
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      mesh_config cfg;
+      char err[512];
+      const char *args[] = {opts[o], bad[i], NULL};
+      const char *env[] = {NULL};
+      assert_int_equal(load(&cfg, args, env, err, sizeof err), -EINVAL);
+      char head[41]; /* long values are shortened in the message */
+      snprintf(head, sizeof head, "%s", bad[i]);
+      if (strstr(err, opts[o] + 2) == NULL || strstr(err, head) == NULL)
+        fail_msg("error \"%s\" does not name %s and %s", err, opts[o], bad[i]);
+    }
+  }
+  mesh_config cfg;
+  char err[512];
+  const char *args[] = {"--join", "/ip4/10.0.0.2/tcp/52416/", "--join", "/dns4/a.lan/tcp/1//",
+                        NULL};
+  const char *env[] = {home_env, NULL};
+  if (load(&cfg, args, env, err, sizeof err) != 0)
+    fail_msg("refused: %s", err);
+  assert_int_equal(cfg.join.len, 2);
+  mesh_config_free(&cfg);
+  mesh_config_set_addr_check(NULL);
 }
 
 static void test_format_roundtrip(void **state)
@@ -777,6 +823,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_api_beyond_loopback_needs_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ini_syntax_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hf_env, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_addresses_parsed_fully_at_load, setup, teardown),
       cmocka_unit_test(test_help_and_version_flags),
       cmocka_unit_test(test_help_lists_every_option),
       cmocka_unit_test(test_example_is_valid_and_complete),

@@ -8,6 +8,7 @@
 #include "net/handshake.h"
 #include "net/resolve.h"
 #include "net/transport.h"
+#include "src/base/err.h"
 #include "proto/handshake.pb-c.h"
 #include "src/base/rng.h"
 #include "src/base/config.h"
@@ -68,6 +69,7 @@ typedef struct node {
 } node;
 
 static uint64_t next_token = 1;
+static bool ipv6_skipped; /* main reports the run as skipped (77), not passed */
 
 static mesh_loop *loop;
 static mesh_psk psk;
@@ -967,6 +969,9 @@ static void test_ipv6_and_host_port(void **state)
   if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT) {
     node_close(&a);
     node_close(&b);
+    fprintf(stderr, "skipped: test_ipv6_and_host_port: no IPv6 loopback here (%s)\n",
+            mesh_strerror(rc));
+    ipv6_skipped = true;
     skip();
   }
   assert_int_equal(rc, 0);
@@ -1307,6 +1312,8 @@ int main(void)
       cmocka_unit_test_setup(test_loop_lag, setup),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  if (rc == 0 && ipv6_skipped)
+    rc = 77;
   mesh_loop_free(loop);
   return rc;
 }
