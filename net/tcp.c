@@ -214,7 +214,9 @@ static bool make_room(tcp_state *t)
   if (victim == NULL)
     return false;
   tcp_conn_close(victim, MESH_DROP_UNJOINED, -EMFILE, true);
-  return true;
+  /* Its down event ran the node's callbacks, which may have dialled into
+   * the slot just freed. */
+  return t->nconns < t->opt.max_connections;
 }
 
 /* An inbound connection finished its handshake: a member, or a peer that
