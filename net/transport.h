@@ -173,8 +173,8 @@ typedef bool (*mesh_net_member_fn)(void *arg, const mesh_peer_id *peer);
  * Non-members past the grace are not closed while no slot is wanted: that
  * would only hand their slots to fresh identities, each of them protected
  * by a new grace, where an old one is the first to give way.
- * Without a member check every authenticated peer counts as a member, and
- * only handshakes are ever evicted.
+ * Without a member check every authenticated peer counts as a member:
+ * only handshakes are ever evicted, or counted against their source.
  */
 
 typedef struct mesh_net_options {
