@@ -28,6 +28,8 @@
 
 static void target_schedule(tcp_state *t, tcp_target *g, mesh_time_ms delay);
 static bool admit_authenticated(tcp_state *t, tcp_conn *c);
+static int source_count(tcp_state *t, const tcp_source *src, bool authenticated);
+static void log_source_refused(tcp_state *t, const tcp_source *src, bool handshakes);
 
 static void set_sockopts(int fd)
 {
@@ -220,14 +222,27 @@ static bool make_room(tcp_state *t)
 }
 
 /* An inbound connection finished its handshake: a member, or a peer that
- * has a connection already (this one replaces it), goes on; a non-member
- * stays while authenticated non-members hold less than their share of the
- * slots, else takes the slot of the oldest one past its grace, else is
- * closed (the rest are kept for members). False when c was closed. */
+ * has a connection already (this one replaces it), goes on. A non-member
+ * stays while authenticated non-members from its address are fewer than
+ * the per-source cap, and all of them hold less than their share of the
+ * slots; past either, it takes the place of the oldest one past its grace
+ * (from its address, or from anywhere), else is closed. False when c was
+ * closed. */
 static bool admit_authenticated(tcp_state *t, tcp_conn *c)
 {
   if (c->outbound || tcp_find_up(t, &c->peer) != NULL || mesh_net_is_member(t->net, &c->peer))
     return true;
+  if (c->src.family != 0 && source_count(t, &c->src, true) >= t->opt.max_per_source) {
+    tcp_conn *victim = oldest_unjoined(t, c, &c->src);
+    if (victim == NULL) {
+      log_source_refused(t, &c->src, false);
+      tcp_conn_close(c, MESH_DROP_SOURCE_LIMIT, -EMFILE, true);
+      return false;
+    }
+    tcp_conn_close(victim, MESH_DROP_UNJOINED, -EMFILE, true);
+    if (c->state == TCP_CLOSED)
+      return false;
+  }
   int max = t->opt.max_connections;
   int share = max - (int)((int64_t)max * t->opt.member_reserve_pct / 100);
   int held = 0;
@@ -269,39 +284,39 @@ static void source_of(const struct sockaddr_storage *ss, tcp_source *out)
   }
 }
 
-/*
- * Whether an accept from src may go on: src holds fewer than its cap of
- * inbound connections that are handshaking or authenticated non-members,
- * or the oldest of them past its grace gives way. Members never count, and
- * this is what lets a member share an address with a key holder's
- * throwaway identities: those that stay must keep renewing their grace.
- */
-static bool source_admits(tcp_state *t, const tcp_source *src)
+/* Inbound connections from src: with authenticated false, those still
+ * handshaking; with it true, those of authenticated non-members. */
+static int source_count(tcp_state *t, const tcp_source *src, bool authenticated)
 {
-  if (src->family == 0)
-    return true;
   int n = 0;
   for (tcp_conn *c = t->conns; c != NULL; c = c->next)
-    if (!c->outbound && source_eq(&c->src, src) && !conn_member(t, c))
+    if (!c->outbound && source_eq(&c->src, src) && (c->state == TCP_UP) == authenticated &&
+        (!authenticated || !conn_member(t, c)))
       n++;
-  if (n < t->opt.max_per_source)
-    return true;
-  tcp_conn *victim = oldest_unjoined(t, NULL, src);
-  if (victim == NULL)
-    return false;
-  tcp_conn_close(victim, MESH_DROP_UNJOINED, -EMFILE, true);
-  return true;
+  return n;
 }
 
-static void log_source_refused(tcp_state *t, const tcp_source *src)
+/* Whether an accept from src may go on: src holds fewer than its cap of
+ * handshakes. Whose a handshake is shows only at its end, where the rest
+ * of the per-source cap is weighed (admit_authenticated). */
+static bool source_admits(tcp_state *t, const tcp_source *src)
+{
+  return src->family == 0 || source_count(t, src, false) < t->opt.max_per_source;
+}
+
+/* handshakes: refused at accept, src having its cap of handshakes under
+ * way; else refused at the end of a handshake, src having its cap of
+ * authenticated non-members. */
+static void log_source_refused(tcp_state *t, const tcp_source *src, bool handshakes)
 {
   char text[INET6_ADDRSTRLEN] = "?";
   if (inet_ntop(src->family, src->addr, text, sizeof text) == NULL)
     snprintf(text, sizeof text, "?");
   MESH_LOG_RL(MESH_LOG_INFO, "tcp",
-              "accept from %s: refused, %d connections from that address are not members of the "
-              "view (max-connections-per-source)",
-              text, t->opt.max_per_source);
+              "connection from %s refused: that address has %d %s already "
+              "(max-connections-per-source)",
+              text, t->opt.max_per_source,
+              handshakes ? "handshakes under way" : "connections of peers not in the view");
 }
 
 /* A dial attempt that did not get as far as a socket: count it and try
@@ -463,7 +478,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     source_of(&ss, &src);
     if (!source_admits(t, &src)) {
       t->c->dropped[MESH_DROP_SOURCE_LIMIT]++;
-      log_source_refused(t, &src);
+      log_source_refused(t, &src, true);
       close(fd);
       continue;
     }

@@ -163,12 +163,13 @@ typedef bool (*mesh_net_member_fn)(void *arg, const mesh_peer_id *peer);
  *   ones included, because it is the first to go when a slot is needed.
  *   Connections this node dialled are counted but never refused for the
  *   share: who to dial is this node's own choice.
- * - One source address may hold at most max_per_source inbound
- *   connections that are handshaking or authenticated non-members; an
- *   accept past that takes the slot of the oldest of them past its grace
- *   (unjoined), else is closed at once (source_limit). Members never count
- *   (many honest nodes can share an address: loopback tests, NAT); a
- *   member's handshake does, since until it ends nobody knows whose it is.
+ * - One source address may have at most max_per_source inbound handshakes
+ *   under way (an accept past that is closed at once), and at most
+ *   max_per_source inbound authenticated non-members: one past that, when
+ *   its handshake ends, takes the place of the oldest of them past its
+ *   grace (unjoined), else is closed (source_limit either way). Members
+ *   never count, so a member may share an address (loopback tests, NAT)
+ *   with a key holder's throwaway identities and still get in.
  *
  * Non-members past the grace are not closed while no slot is wanted: that
  * would only hand their slots to fresh identities, each of them protected

@@ -893,17 +893,18 @@ static void test_slots_handshakes_go_first(void **state)
   node_close(&b);
 }
 
-/* One address may hold only so many handshakes and non-members; members
- * from it never count, and past the grace the oldest non-member from it
- * gives way to a newcomer (here a member) rather than lock it out. */
+/* One address may have only so many handshakes under way, and hold only
+ * so many non-members; members from it never count, so one gets in while
+ * the cap is full; past the grace, the oldest non-member from it gives way
+ * to a newcomer. */
 static void test_slots_per_source_cap(void **state)
 {
   member_set members = {.n = 0};
   node a, m, b;
   slot_server(&b, 64, 3, &members);
   member_joins(&a, &b, &members); /* 127.0.0.1, like everyone here */
-  raw s[3], t[3], extra;
-  /* Handshakes count. */
+  raw s[3], t[4], extra;
+  /* Handshakes: one past the cap is closed at accept. */
   for (int i = 0; i < 3; i++)
     raw_connect(&s[i], &b);
   WAIT(ctr(&b)->connections_open == 4, 2000);
@@ -913,25 +914,32 @@ static void test_slots_per_source_cap(void **state)
   for (int i = 0; i < 3; i++)
     raw_close(&s[i]);
   WAIT(ctr(&b)->connections_open == 1, 2000);
-  /* So do authenticated non-members; the member does not. */
+  /* Non-members: one past the cap is closed when its handshake ends. */
   for (int i = 0; i < 3; i++)
     throwaway(&t[i], &b);
   raw_connect(&extra, &b);
+  raw_handshake(&extra, true);
   WAIT(dropped(&b, MESH_DROP_SOURCE_LIMIT) == 2 && raw_closed(&extra), 2000);
   raw_close(&extra);
   ping(&a, &b);
-  /* Past the grace, a member from the same address gets in in the place
-   * of the oldest non-member. */
-  skew_ms = GRACE_MS + 1;
+  /* A member from the same address gets in all the same. */
   member_joins(&m, &b, &members);
+  ping(&m, &b);
+  assert_int_equal(dropped(&b, MESH_DROP_UNJOINED), 0);
+  /* Past the grace, a newcomer takes the place of the oldest non-member
+   * from its address. */
+  skew_ms = GRACE_MS + 1;
+  throwaway(&t[3], &b);
   WAIT(dropped(&b, MESH_DROP_UNJOINED) == 1 && raw_closed(&t[0]), 2000);
   assert_false(raw_closed(&t[1]));
-  ping(&m, &b);
+  assert_false(raw_closed(&t[3]));
   ping(&b, &a);
+  ping(&b, &m);
   assert_int_equal(dropped(&b, MESH_DROP_SOURCE_LIMIT), 2);
   assert_int_equal(dropped(&b, MESH_DROP_CONN_LIMIT), 0);
+  assert_int_equal(dropped(&b, MESH_DROP_MEMBER_RESERVE), 0);
   assert_int_equal(a.downs + m.downs, 0);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     raw_close(&t[i]);
   node_close(&a);
   node_close(&m);
