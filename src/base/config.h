@@ -115,9 +115,12 @@ typedef struct mesh_config {
   int files_at_once;           /* files per model downloading concurrently */
   int io_threads;              /* work pool threads; 0 = sized for the machine */
 
-  int max_connections;           /* peer connections held at once */
-  uint64_t frame_max;            /* largest frame accepted from a peer, bytes */
-  uint64_t handshake_timeout_ms; /* a handshake slower than this is dropped */
+  int max_connections;            /* peer connections held at once */
+  int member_reserve;             /* percent of max_connections kept for members of the view */
+  int max_connections_per_source; /* inbound non-member connections from one address */
+  uint64_t unjoined_grace_ms;     /* an authenticated peer's time to join the view */
+  uint64_t frame_max;             /* largest frame accepted from a peer, bytes */
+  uint64_t handshake_timeout_ms;  /* a handshake slower than this is dropped */
 
   mesh_log_level log_level;
   mesh_log_format log_format;

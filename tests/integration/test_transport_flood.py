@@ -22,7 +22,7 @@ FLOOD = 1000
 # times a handshake's bounded buffers is far below this.
 RSS_GROWTH_MAX_KIB = 64 * 1024
 REFUSALS = ("handshake_malformed", "bad_psk", "handshake_timeout", "truncated",
-            "conn_limit", "bad_signature")
+            "conn_limit", "bad_signature", "source_limit")
 
 
 class TransportFlood(unittest.TestCase):

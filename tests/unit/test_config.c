@@ -315,6 +315,9 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.files_at_once, 4);
   assert_int_equal(cfg.max_connections, 256);
   assert_int_equal(cfg.api_max_connections, 64);
+  assert_int_equal(cfg.member_reserve, 25);
+  assert_int_equal(cfg.max_connections_per_source, 16);
+  assert_true(cfg.unjoined_grace_ms == 10 * SEC);
   assert_true(cfg.frame_max == (1u << 20));
   assert_true(cfg.handshake_timeout_ms == 5 * SEC);
   assert_int_equal(cfg.log_level, MESH_LOG_INFO);
@@ -375,6 +378,31 @@ static void test_precedence(void **state)
   assert_int_equal(load(&cfg, twice, env_home, err, sizeof err), 0);
   assert_true(cfg.probe_interval_ms == 4 * SEC);
   mesh_config_free(&cfg);
+}
+
+/* The connection slot settings, from each source. */
+static void test_slot_options(void **state)
+{
+  write_conf("member_reserve = 40\n"
+             "max_connections_per_source = 3\n"
+             "unjoined_grace = 2m\n");
+  const char *env_home[] = {home_env, NULL};
+  const char *env[] = {home_env, "MESH_MEMBER_RESERVE=0", "MESH_UNJOINED_GRACE=500ms", NULL};
+  const char *flag[] = {"--max-connections-per-source", "64", "--unjoined-grace=30s", NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.member_reserve, 40);
+  assert_int_equal(cfg.max_connections_per_source, 3);
+  assert_true(cfg.unjoined_grace_ms == 2 * MIN);
+  mesh_config_free(&cfg);
+
+  assert_int_equal(load(&cfg, flag, env, err, sizeof err), 0);
+  assert_int_equal(cfg.member_reserve, 0);
+  assert_int_equal(cfg.max_connections_per_source, 64);
+  assert_true(cfg.unjoined_grace_ms == 30 * SEC);
+  mesh_config_free(&cfg);
+  unlink(conf_path);
 }
 
 static void test_config_flag_and_home_from_flag(void **state)
@@ -541,6 +569,22 @@ static void test_bad_value_messages(void **state)
   assert_int_equal(load(&cfg, a4, env, err, sizeof err), -EINVAL);
   assert_string_equal(err,
                       "--handshake-timeout: invalid value \"50ms\": out of range (100ms to 10m)");
+  mesh_config_free(&cfg);
+
+  const char *a4b[] = {"--member-reserve", "91", NULL};
+  assert_int_equal(load(&cfg, a4b, env, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "--member-reserve: invalid value \"91\": out of range (0 to 90)");
+  mesh_config_free(&cfg);
+
+  const char *a4c[] = {"--max-connections-per-source", "0", NULL};
+  assert_int_equal(load(&cfg, a4c, env, err, sizeof err), -EINVAL);
+  assert_string_equal(
+      err, "--max-connections-per-source: invalid value \"0\": out of range (1 to 65536)");
+  mesh_config_free(&cfg);
+
+  const char *a4d[] = {"--unjoined-grace", "20m", NULL};
+  assert_int_equal(load(&cfg, a4d, env, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "--unjoined-grace: invalid value \"20m\": out of range (100ms to 10m)");
   mesh_config_free(&cfg);
 
   const char *a5[] = {"--frame-max", "1GiB", NULL};
@@ -724,6 +768,9 @@ static const char *const every_option[] = {
     "files-at-once",
     "max-connections",
     "api-max-connections",
+    "member-reserve",
+    "max-connections-per-source",
+    "unjoined-grace",
     "frame-max",
     "handshake-timeout",
     "log-level",
@@ -816,6 +863,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_home_is_an_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unknown_options, setup, teardown),
