@@ -102,7 +102,8 @@ typedef struct mesh_config {
   uint64_t push_pull_interval_ms;
   int max_members; /* members the view may hold, tombstones included */
 
-  uint64_t tombstone_ttl_ms;   /* how long a dead (peer, epoch) is remembered */
+  uint64_t dead_member_ttl_ms; /* membership keeps a dead/left member; 0 = profile */
+  uint64_t ended_epoch_ttl_ms; /* the coordinator remembers an ended (peer, epoch) */
   uint64_t gc_grace_ms;        /* before a departed owner's entries are collected */
   int journal_max_records;     /* journal bound by count */
   uint64_t journal_max_age_ms; /* journal bound by age */

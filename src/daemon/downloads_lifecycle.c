@@ -252,8 +252,8 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   mesh_coord_settings_default(&cs);
   if (cfg->gc_grace_ms > 0)
     cs.gc_grace = cfg->gc_grace_ms;
-  if (cfg->tombstone_ttl_ms > 0)
-    cs.tombstone_ttl = cfg->tombstone_ttl_ms;
+  if (cfg->ended_epoch_ttl_ms > 0)
+    cs.tombstone_ttl = cfg->ended_epoch_ttl_ms;
   cs.journal_max_records = (uint32_t)cfg->journal_max_records;
   cs.journal_max_age = cfg->journal_max_age_ms;
   cs.max_download_bytes = cfg->max_download_bytes;

@@ -303,7 +303,8 @@ static void test_defaults(void **state)
   assert_true(cfg.probe_interval_ms == 0);
   assert_true(cfg.push_pull_interval_ms == 0);
   assert_int_equal(cfg.suspicion_mult, 0);
-  assert_true(cfg.tombstone_ttl_ms == 24 * HOUR);
+  assert_true(cfg.dead_member_ttl_ms == 0);
+  assert_true(cfg.ended_epoch_ttl_ms == HOUR);
   assert_true(cfg.gc_grace_ms == 5 * MIN);
   assert_int_equal(cfg.journal_max_records, 10000);
   assert_true(cfg.journal_max_age_ms == 7 * DAY);
@@ -756,7 +757,8 @@ static const char *const every_option[] = {
     "gossip-interval",
     "gossip-nodes",
     "push-pull-interval",
-    "tombstone-ttl",
+    "dead-member-ttl",
+    "ended-epoch-ttl",
     "gc-grace",
     "journal-max-records",
     "journal-max-age",
@@ -793,7 +795,7 @@ static void test_help_lists_every_option(void **state)
     if (strstr(help, flag) == NULL || strstr(help, env) == NULL)
       fail_msg("help misses %s or %s", flag, env);
   }
-  assert_non_null(strstr(help, "default: 24h"));
+  assert_non_null(strstr(help, "default: 1h"));
   free(help);
 }
 
@@ -840,7 +842,7 @@ static void test_example_is_valid_and_complete(void **state)
     fail_msg("example does not load: %s", err);
   assert_true(keys >= 25);
   assert_string_equal(cfg.listen, def.listen);
-  assert_true(cfg.tombstone_ttl_ms == def.tombstone_ttl_ms);
+  assert_true(cfg.ended_epoch_ttl_ms == def.ended_epoch_ttl_ms);
   assert_true(cfg.journal_max_age_ms == def.journal_max_age_ms);
   assert_true(cfg.frame_max == def.frame_max);
   assert_int_equal(cfg.max_connections, def.max_connections);
