@@ -103,6 +103,8 @@ typedef struct mesh_config {
 
   uint64_t tombstone_ttl_ms;   /* how long a dead (peer, epoch) is remembered */
   uint64_t gc_grace_ms;        /* before a departed owner's entries are collected */
+  uint64_t docs_budget;        /* bytes of others' documents held at most */
+  int docs_budget_entries;     /* entries of others' documents held at most */
   int journal_max_records;     /* journal bound by count */
   uint64_t journal_max_age_ms; /* journal bound by age */
 

@@ -259,6 +259,8 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.suspicion_mult, 0);
   assert_true(cfg.tombstone_ttl_ms == 24 * HOUR);
   assert_true(cfg.gc_grace_ms == 5 * MIN);
+  assert_true(cfg.docs_budget == 64ull << 20);
+  assert_int_equal(cfg.docs_budget_entries, 65536);
   assert_int_equal(cfg.journal_max_records, 10000);
   assert_true(cfg.journal_max_age_ms == 7 * DAY);
   assert_true(cfg.max_download_bytes == 0);
@@ -656,6 +658,33 @@ static void test_config_file_rules(void **state)
   assert_int_equal(chown(conf_path, 0, 0), 0);
 }
 
+/* The budget of others' documents: a size and a count, each bounded below so
+ * that one honest owner's document always fits. */
+static void test_docs_budget(void **state)
+{
+  const char *env[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  write_conf("docs_budget = 128MiB\ndocs_budget_entries = 20000\n");
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+  assert_true(cfg.docs_budget == 128ull << 20);
+  assert_int_equal(cfg.docs_budget_entries, 20000);
+  mesh_config_free(&cfg);
+  const char *a[] = {"--docs-budget", "1MiB", NULL};
+  assert_int_equal(load(&cfg, a, env, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--docs-budget"));
+  mesh_config_free(&cfg);
+  const char *b[] = {"--docs-budget-entries", "100", NULL};
+  assert_int_equal(load(&cfg, b, env, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--docs-budget-entries"));
+  mesh_config_free(&cfg);
+  const char *c[] = {"--docs-budget", "1GiB", "--docs-budget-entries", "1000000", NULL};
+  assert_int_equal(load(&cfg, c, env, err, sizeof err), 0);
+  assert_true(cfg.docs_budget == 1ull << 30);
+  assert_int_equal(cfg.docs_budget_entries, 1000000);
+  mesh_config_free(&cfg);
+}
+
 static void test_hf_env(void **state)
 {
   const char *env[] = {home_env, "HF_ENDPOINT=http://127.0.0.1:8080/", "HF_TOKEN=hf_abc", NULL};
@@ -727,6 +756,8 @@ static const char *const every_option[] = {
     "push-pull-interval",
     "tombstone-ttl",
     "gc-grace",
+    "docs-budget",
+    "docs-budget-entries",
     "journal-max-records",
     "journal-max-age",
     "max-download-bytes",
@@ -835,6 +866,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_ini_syntax_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hf_env, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_file_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_docs_budget, setup, teardown),
       cmocka_unit_test(test_help_and_version_flags),
       cmocka_unit_test(test_help_lists_every_option),
       cmocka_unit_test(test_example_is_valid_and_complete),
