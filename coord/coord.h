@@ -50,6 +50,20 @@
  * coalesced (publish_interval), progress-only changes more so
  * (progress_publish_interval).
  *
+ * Budgets: what other nodes' documents may cost this node is bounded. A
+ * document is accepted only from an owner in the view (the view source does
+ * not say which members answered a probe, so membership of the view is the
+ * test), only within its owner's caps (doc_max_entries, doc_max_bytes:
+ * honest owners never hold more than MESH_COORD_MAX_OWN_ENTRIES), and only
+ * when the documents held, with the owner's older one replaced, stay within
+ * docs_max_entries and docs_max_bytes. Detached documents still count until
+ * the collector has freed them: new ones are refused while the held ones
+ * and those awaiting freeing together pass twice the budget. A document's
+ * bytes are what it costs in memory (its signed envelope, kept for relaying,
+ * plus its decoded entries). Refusals are counted (docs_refused_owner_cap,
+ * docs_refused_budget); a refused (epoch, version) is not asked for again,
+ * a later version is.
+ *
  * Ownership: buffers handed in are borrowed for the call. Items taken out of
  * the outbox (mesh_coord_pop) belong to the caller, who releases them with
  * mesh_coord_out_release. Not thread-safe: one coordinator per event loop.
@@ -126,12 +140,19 @@ typedef struct mesh_coord_settings {
   mesh_time_ms publish_interval;          /* least time between two documents */
   mesh_time_ms progress_publish_interval; /* same, when only progress changed */
   uint32_t outbox_max;                    /* outbox items at most; beyond, sends are dropped */
+  /* What others' documents may cost this node (see "Budgets" above). */
+  uint64_t docs_max_bytes;   /* all held documents together, bytes */
+  uint32_t docs_max_entries; /* all held documents together, entries */
+  uint64_t doc_max_bytes;    /* one owner's document, bytes */
+  uint32_t doc_max_entries;  /* one owner's document, entries */
 } mesh_coord_settings;
 
 /* Fills in the defaults (gc_grace 5 min, tombstone_ttl 1 h, journal 10,000
  * records / 7 days, no size cap, 20 actions/s, 1 s per entry, 4,096 entries
  * of GC work per tick, retries 1 s doubling to 10 min, 5 download attempts,
- * documents at most every 200 ms, progress every 5 s). */
+ * documents at most every 200 ms, progress every 5 s; others' documents:
+ * 64 MiB and 65,536 entries in all, 2 MiB and MESH_COORD_MAX_OWN_ENTRIES
+ * entries per owner). */
 void mesh_coord_settings_default(mesh_coord_settings *s);
 
 /* What the executors are asked to do. */
@@ -216,6 +237,8 @@ typedef struct mesh_coord_stats {
   uint64_t docs_refused_old_epoch;    /* owner epoch older than the view's */
   uint64_t docs_refused_future_epoch; /* newer than the view's: wait for membership */
   uint64_t docs_refused_old_version;  /* not newer than the one held */
+  uint64_t docs_refused_owner_cap;    /* over one owner's entry or byte cap */
+  uint64_t docs_refused_budget;       /* would take the held documents over their budget */
   uint64_t docs_sent;
   uint64_t requests_sent;
   uint64_t requests_answered;
@@ -392,6 +415,8 @@ void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn
 int mesh_coord_view_of(const mesh_coord *c, const mesh_peer_id *peer, uint64_t *epoch);
 /* Number of entries of others held (shown or awaiting collection). */
 size_t mesh_coord_held_entries(const mesh_coord *c);
+/* Bytes of others' documents held (shown or awaiting collection). */
+uint64_t mesh_coord_held_bytes(const mesh_coord *c);
 size_t mesh_coord_own_count(const mesh_coord *c);
 uint64_t mesh_coord_doc_version(const mesh_coord *c);
 

@@ -72,6 +72,10 @@ void mesh_coord_settings_default(mesh_coord_settings *s)
   s->publish_interval = 200;
   s->progress_publish_interval = 5000;
   s->outbox_max = 65536;
+  s->docs_max_bytes = 64ull << 20;
+  s->docs_max_entries = 65536;
+  s->doc_max_bytes = 2u << 20;
+  s->doc_max_entries = MESH_COORD_MAX_OWN_ENTRIES;
 }
 
 /* ---- outbox ---------------------------------------------------------- */

@@ -40,6 +40,7 @@ typedef struct coord_doc {
   size_t n;
   uint8_t *raw; /* the signed envelope as received, for relaying */
   size_t raw_len;
+  uint64_t bytes; /* what it costs in memory: raw, entries and this struct */
 } coord_doc;
 
 typedef enum coord_peer_state {
@@ -64,6 +65,8 @@ typedef struct coord_peer {
   uint64_t last_cmd_seq;             /* highest command seq accepted from it */
   uint64_t last_cmd_epoch;           /* the sender epoch that seq belongs to */
   uint64_t sync_gen;                 /* the last resync that found it in the view source */
+  uint64_t refused_epoch;            /* the last document refused for a budget: epoch */
+  uint64_t refused_version;          /* ...and version (a digest of it is not asked for) */
 } coord_peer;
 
 /* A due-time queue of peers (coord_due.c): a min-heap on collect_at or
@@ -153,6 +156,9 @@ struct mesh_coord {
   coord_garbage *gc_head; /* detached docs to free */
   coord_garbage *gc_tail;
   size_t held_entries; /* entries of others in memory */
+  uint64_t held_bytes; /* bytes of others' documents in memory (shown or awaiting freeing) */
+  size_t live_entries; /* entries of the documents shown (installed) */
+  uint64_t live_bytes; /* bytes of the documents shown */
   uint64_t sync_gen;   /* resyncs so far: marks the peers the current one found */
 };
 
@@ -172,6 +178,9 @@ coord_peer *coord_peer_get(mesh_coord *c, const mesh_peer_id *id);
 bool coord_peer_in_view(const coord_peer *p);
 void coord_doc_detach(mesh_coord *c, coord_peer *p);
 void coord_doc_install(mesh_coord *c, coord_peer *p, coord_doc *d);
+/* Whether d (p's new document) fits the owner's caps and the budget of
+ * held documents: 0, or -EMSGSIZE (owner cap) / -ENOBUFS (budget), counted. */
+int coord_doc_admit(mesh_coord *c, const coord_peer *p, const coord_doc *d);
 void coord_doc_free(coord_doc *d);
 void coord_peers_free(mesh_coord *c);
 void coord_gc_step(mesh_coord *c, mesh_time_ms now);

@@ -211,7 +211,9 @@ static int bounded(const char *s, size_t max, size_t *n)
   return 0;
 }
 
-static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out)
+/* Decodes one entry into *out (malloc'd, the caller's); *size receives the
+ * bytes of that allocation. */
+static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out, size_t *size)
 {
   size_t nm, nr, ne;
   if (bounded(pe->model_id, MESH_MODEL_ID_MAX - 1, &nm) != 0 ||
@@ -230,7 +232,8 @@ static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out)
   if (mesh_model_dir_name(pe->model_id, dir, sizeof dir) != 0)
     return -EBADMSG;
   size_t nd = strlen(dir);
-  coord_rentry *r = malloc(sizeof *r + nm + 1 + nr + 1 + nd + 1 + ne + 1);
+  *size = sizeof(coord_rentry) + nm + 1 + nr + 1 + nd + 1 + ne + 1;
+  coord_rentry *r = malloc(*size);
   if (r == NULL)
     return -ENOMEM;
   r->status = (mesh_coord_status)pe->status;
@@ -289,16 +292,19 @@ int coord_wire_doc_open(const uint8_t *buf, size_t len, mesh_peer_id *owner, coo
     goto out;
   d->epoch = pd->epoch;
   d->version = pd->version;
+  d->bytes = sizeof *d + len + pd->n_entries * sizeof *d->entries;
   if (pd->n_entries > 0) {
     d->entries = calloc(pd->n_entries, sizeof *d->entries);
     if (d->entries == NULL)
       goto out;
   }
   for (size_t i = 0; i < pd->n_entries; i++) {
-    rc = rentry_from_pb(pd->entries[i], &d->entries[d->n]);
+    size_t size = 0;
+    rc = rentry_from_pb(pd->entries[i], &d->entries[d->n], &size);
     if (rc != 0)
       goto out;
     d->n++;
+    d->bytes += size;
   }
   d->raw = malloc(len);
   rc = -ENOMEM;
@@ -366,6 +372,11 @@ static int on_document(mesh_coord *c, const uint8_t *buf, size_t len)
   } else if (p->doc != NULL && p->doc->epoch == d->epoch && d->version <= p->doc->version) {
     c->st.docs_refused_old_version++;
     rc = -ESTALE;
+  } else if ((rc = coord_doc_admit(c, p, d)) != 0) {
+    /* Over a cap or the budget: remembered, so that digests naming this
+     * version do not make us ask for it again and again. */
+    p->refused_epoch = d->epoch;
+    p->refused_version = d->version;
   }
   if (rc != 0) {
     coord_doc_free(d);
@@ -585,6 +596,8 @@ int mesh_coord_app_state(mesh_coord *c, const mesh_peer_id *peer, const uint8_t 
     return 0;
   if (version == 0 || (p->doc != NULL && p->doc->epoch == epoch && p->doc->version >= version))
     return 0;
+  if (p->refused_epoch == epoch && p->refused_version >= version)
+    return 0; /* refused for a cap or the budget; a later version is asked for */
   uint8_t *out;
   size_t olen;
   uint64_t have = (p->doc != NULL && p->doc->epoch == epoch) ? p->doc->version : 0;

@@ -5,11 +5,15 @@
 #include "coord/store.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct mesh_store {
   sqlite3 *db;
@@ -91,6 +95,41 @@ static int migrate(mesh_store *s, char *err, size_t errlen)
   return 0;
 }
 
+/*
+ * SQLite creates the database 0644 less the umask, and makes its -wal and
+ * -shm files with the database file's mode. Creating the file 0600 first
+ * (and narrowing one an older meshd made) makes all three private whatever
+ * the umask. A -wal or -shm left by an older meshd is narrowed too.
+ */
+static int private_file(const char *path, char *err, size_t errlen)
+{
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+  if (fd < 0) {
+    int rc = -errno;
+    snprintf(err, errlen, "opening the store %s: %s", path, mesh_strerror(rc));
+    return rc;
+  }
+  int rc = mesh_file_set_mode(fd, NULL, 0600);
+  close(fd);
+  if (rc != 0) {
+    snprintf(err, errlen, "making the store %s private: %s", path, mesh_strerror(rc));
+    return rc;
+  }
+  static const char *const side[] = {"-wal", "-shm"};
+  for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+    char p[4096];
+    int n = snprintf(p, sizeof p, "%s%s", path, side[i]);
+    if (n < 0 || (size_t)n >= sizeof p)
+      continue; /* SQLite cannot open a name that long either */
+    rc = mesh_file_set_mode(-1, p, 0600);
+    if (rc != 0 && rc != -ENOENT) {
+      snprintf(err, errlen, "making %s private: %s", p, mesh_strerror(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
 int mesh_store_open(const char *path, const mesh_store_settings *set, mesh_store **out, char *err,
                     size_t errlen)
 {
@@ -98,7 +137,12 @@ int mesh_store_open(const char *path, const mesh_store_settings *set, mesh_store
   if (s == NULL)
     return -ENOMEM;
   s->set = *set;
-  int rc = -EIO;
+  int rc = private_file(path, err, errlen);
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  rc = -EIO;
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
       SQLITE_OK) {
     rc = sql_err(s, err, errlen, "opening the store");

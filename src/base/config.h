@@ -105,6 +105,8 @@ typedef struct mesh_config {
   uint64_t dead_member_ttl_ms; /* membership keeps a dead/left member; 0 = profile */
   uint64_t ended_epoch_ttl_ms; /* the coordinator remembers an ended (peer, epoch) */
   uint64_t gc_grace_ms;        /* before a departed owner's entries are collected */
+  uint64_t docs_budget;        /* bytes of others' documents held at most */
+  int docs_budget_entries;     /* entries of others' documents held at most */
   int journal_max_records;     /* journal bound by count */
   uint64_t journal_max_age_ms; /* journal bound by age */
 

@@ -257,6 +257,10 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   cs.journal_max_records = (uint32_t)cfg->journal_max_records;
   cs.journal_max_age = cfg->journal_max_age_ms;
   cs.max_download_bytes = cfg->max_download_bytes;
+  if (cfg->docs_budget > 0)
+    cs.docs_max_bytes = cfg->docs_budget;
+  if (cfg->docs_budget_entries > 0)
+    cs.docs_max_entries = (uint32_t)cfg->docs_budget_entries;
   cs.models_dir = d->models_dir;
   if ((rc = mesh_coord_new(mesh_node_identity(node), mesh_node_epoch(node), &cs, &d->rng,
                            &d->coord)) != 0) {

@@ -230,6 +230,9 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)mesh_coord_own_count(co));
   metric(m, "meshd_coord_held_entries", G, "Entries of other nodes held (soft state)",
          (double)mesh_coord_held_entries(co));
+  metric(m, "meshd_coord_held_bytes", G,
+         "Bytes of other nodes' documents held (shown or awaiting collection)",
+         (double)mesh_coord_held_bytes(co));
   metric(m, "meshd_coord_docs_accepted_total", C, "Download documents accepted from owners",
          (double)s->docs_accepted);
   static const char *const name = "meshd_coord_docs_refused_total";
@@ -240,6 +243,8 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "reason", "old_epoch", (double)s->docs_refused_old_epoch);
   metric1(m, name, C, help, "reason", "future_epoch", (double)s->docs_refused_future_epoch);
   metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);
+  metric1(m, name, C, help, "reason", "owner_cap", (double)s->docs_refused_owner_cap);
+  metric1(m, name, C, help, "reason", "budget", (double)s->docs_refused_budget);
   metric1(m, "meshd_coord_messages_refused_total", C,
           "Coordinator messages refused before their content was read, by reason", "reason",
           "malformed", (double)s->msgs_malformed);

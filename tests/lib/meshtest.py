@@ -103,6 +103,13 @@ def keygen_psk(path):
                    stdout=subprocess.DEVNULL)
 
 
+def make_home(path):
+    """A node home as meshd wants it: 0700 whatever the umask (meshd refuses
+    a home that group or others may write)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 class Node:
     """One meshd process with its own home.
 
@@ -113,7 +120,7 @@ class Node:
     def __init__(self, name, root, listen, join=(), psk=None, netns=None, args=(), env=None):
         self.name = name
         self.home = os.path.join(root, name)
-        os.makedirs(self.home, exist_ok=True)
+        make_home(self.home)
         self.listen = listen
         self.join = list(join)
         self.netns = netns
@@ -198,7 +205,7 @@ class Node:
             with open(psk, "rb") as f:
                 keep = f.read()
         shutil.rmtree(self.home)
-        os.makedirs(self.home)
+        make_home(self.home)
         if keep is not None:
             with open(psk, "wb") as f:
                 f.write(keep)

@@ -306,6 +306,8 @@ static void test_defaults(void **state)
   assert_true(cfg.dead_member_ttl_ms == 0);
   assert_true(cfg.ended_epoch_ttl_ms == HOUR);
   assert_true(cfg.gc_grace_ms == 5 * MIN);
+  assert_true(cfg.docs_budget == 64ull << 20);
+  assert_int_equal(cfg.docs_budget_entries, 65536);
   assert_int_equal(cfg.journal_max_records, 10000);
   assert_true(cfg.journal_max_age_ms == 7 * DAY);
   assert_true(cfg.max_download_bytes == 0);
@@ -688,6 +690,103 @@ static void test_ini_syntax_errors(void **state)
   mesh_config_free(&cfg);
 }
 
+/* meshd.conf: writable by group or others, owned by another user (root
+ * excepted), or a symbolic link: refused with the fix. A token in a file
+ * others may read is refused too; 0644 without one is fine. */
+static void test_config_file_rules(void **state)
+{
+  const char *env[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[1024], want[9000], link[4300];
+  write_conf("log_level = warn\n");
+  static const mode_t bad[] = {0666, 0646, 0664, 0622, 0602, 0620};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(chmod(conf_path, bad[i]), 0);
+    assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+    snprintf(want, sizeof want,
+             "config file '%s' is writable by group or others (mode %04o); run: chmod go-w %s",
+             conf_path, (unsigned)bad[i], conf_path);
+    assert_string_equal(err, want);
+    mesh_config_free(&cfg);
+  }
+  static const mode_t good[] = {0644, 0640, 0600, 0400, 0444};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    assert_int_equal(chmod(conf_path, good[i]), 0);
+    assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+    assert_int_equal(cfg.log_level, MESH_LOG_WARN);
+    mesh_config_free(&cfg);
+  }
+  assert_int_equal(chmod(conf_path, 0600), 0);
+
+  /* A symbolic link, named by --config or as the default file. */
+  snprintf(link, sizeof link, "%s/link.conf", tmpdir);
+  assert_int_equal(symlink(conf_path, link), 0);
+  const char *a[] = {"--config", link, NULL};
+  assert_int_equal(load(&cfg, a, env, err, sizeof err), -ELOOP);
+  assert_non_null(strstr(err, "symbolic link"));
+  assert_non_null(strstr(err, link));
+  mesh_config_free(&cfg);
+  assert_int_equal(unlink(link), 0);
+
+  /* Tokens stay out of files others can read. */
+  write_conf("api_token = s3cret\n");
+  assert_int_equal(chmod(conf_path, 0644), 0);
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+  snprintf(want, sizeof want,
+           "config file %s sets api-token but others can read it (mode 0644); run: chmod o-rwx %s",
+           conf_path, conf_path);
+  assert_string_equal(err, want);
+  mesh_config_free(&cfg);
+  write_conf("hf_token = hf_abc\n");
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+  assert_non_null(strstr(err, "sets hf-token"));
+  mesh_config_free(&cfg);
+  assert_int_equal(chmod(conf_path, 0640), 0);
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+  assert_string_equal(cfg.hf_token, "hf_abc");
+  mesh_config_free(&cfg);
+
+  if (geteuid() != 0) {
+    print_message("skipped: config owned by another user (needs root to chown)\n");
+    return;
+  }
+  assert_int_equal(chown(conf_path, 1, 1), 0);
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+  snprintf(want, sizeof want,
+           "config file '%s' is owned by uid 1, but meshd runs as uid 0; run: chown 0 %s",
+           conf_path, conf_path);
+  assert_string_equal(err, want);
+  mesh_config_free(&cfg);
+  assert_int_equal(chown(conf_path, 0, 0), 0);
+}
+
+/* The budget of others' documents: a size and a count, each bounded below so
+ * that one honest owner's document always fits. */
+static void test_docs_budget(void **state)
+{
+  const char *env[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  write_conf("docs_budget = 128MiB\ndocs_budget_entries = 20000\n");
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+  assert_true(cfg.docs_budget == 128ull << 20);
+  assert_int_equal(cfg.docs_budget_entries, 20000);
+  mesh_config_free(&cfg);
+  const char *a[] = {"--docs-budget", "1MiB", NULL};
+  assert_int_equal(load(&cfg, a, env, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--docs-budget"));
+  mesh_config_free(&cfg);
+  const char *b[] = {"--docs-budget-entries", "100", NULL};
+  assert_int_equal(load(&cfg, b, env, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--docs-budget-entries"));
+  mesh_config_free(&cfg);
+  const char *c[] = {"--docs-budget", "1GiB", "--docs-budget-entries", "1000000", NULL};
+  assert_int_equal(load(&cfg, c, env, err, sizeof err), 0);
+  assert_true(cfg.docs_budget == 1ull << 30);
+  assert_int_equal(cfg.docs_budget_entries, 1000000);
+  mesh_config_free(&cfg);
+}
+
 static void test_hf_env(void **state)
 {
   const char *env[] = {home_env, "HF_ENDPOINT=http://127.0.0.1:8080/", "HF_TOKEN=hf_abc", NULL};
@@ -760,6 +859,8 @@ static const char *const every_option[] = {
     "dead-member-ttl",
     "ended-epoch-ttl",
     "gc-grace",
+    "docs-budget",
+    "docs-budget-entries",
     "journal-max-records",
     "journal-max-age",
     "max-download-bytes",
@@ -874,6 +975,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_ini_syntax_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hf_env, setup, teardown),
       cmocka_unit_test_setup_teardown(test_addresses_parsed_fully_at_load, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_config_file_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_docs_budget, setup, teardown),
       cmocka_unit_test(test_help_and_version_flags),
       cmocka_unit_test(test_help_lists_every_option),
       cmocka_unit_test(test_example_is_valid_and_complete),

@@ -494,6 +494,33 @@ static void test_members_kept(void **state)
   mesh_store_close(s);
 }
 
+/* mesh.db and its -wal and -shm are 0600 whatever the umask, and a store an
+ * older meshd left 0644 is narrowed when opened. */
+static void test_files_private(void **state)
+{
+  fixture *f = *state;
+  char side[1200], err[256];
+  struct stat st;
+  mesh_store *s;
+  mode_t old = umask(0);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_coord_out batch[] = {put("org/a", MESH_COORD_COMPLETED, 100), meta(1)};
+  assert_int_equal(mesh_store_apply(s, batch, 2, 1000, 7), 0);
+  umask(old);
+  static const char *const names[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(side, sizeof side, "%s%s", f->path, names[i]);
+    assert_int_equal(stat(side, &st), 0); /* WAL and shm exist while open */
+    assert_int_equal(st.st_mode & 07777, 0600);
+  }
+  mesh_store_close(s);
+  assert_int_equal(chmod(f->path, 0644), 0);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  assert_int_equal(stat(f->path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  mesh_store_close(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -507,6 +534,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_idle_batch_writes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_numbered_journal_and_row_count, setup, teardown),
       cmocka_unit_test_setup_teardown(test_members_kept, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_files_private, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
