@@ -750,7 +750,8 @@ static void handle_request(struct evhttp_request *req, void *arg)
   enum mesh_api_refusal refusal = mesh_api_guard_check(&api->guard, req, why, sizeof why);
   if (refusal != MESH_API_REFUSED_NONE) {
     api->refused[refusal]++;
-    MESH_LOG_RL(MESH_LOG_WARN, "api", "refused %s %.100s: %s", method_name(evhttp_request_get_command(req)), path, why);
+    MESH_LOG_RL(MESH_LOG_WARN, "api", "refused %s %.100s: %s",
+                method_name(evhttp_request_get_command(req)), path, why);
     send_error(api, req, ep, 403, "%s", why);
     return;
   }
