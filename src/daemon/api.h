@@ -18,7 +18,7 @@
  *
  * Who may call the API. A token, when set, is needed on every request
  * (meshd sets one on every TCP listener: its --api-token, else the
- * contents of $MESH_HOME/api.token; a Unix socket, 0600 in a 0700 home, is
+ * contents of $MESH_HOME/api.token; a Unix socket, made 0600, is
  * guarded by file permissions). Whatever the token, a request a web page
  * could have made is refused with 403 {"error"} before anything else is
  * looked at, and counted in meshd_api_refused_total{reason} (api_guard.c):

@@ -51,7 +51,7 @@ static void on_stop_signal(void *arg)
  * The token the API requires: --api-token when given (on any listener, as
  * the operator asked), else the contents of $MESH_HOME/api.token, made on
  * the first start, on a TCP listener. A Unix socket without --api-token
- * takes none: it is 0600 in a private home, so only meshd's user (and root)
+ * takes none: it is made 0600, so only meshd's user (and root)
  * can connect, the same people who can read the token file. The file is
  * made in either case so that moving the API to TCP later needs no step.
  * token (cap bytes) receives the file's token; *use is what to hand the API
