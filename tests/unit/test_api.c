@@ -370,8 +370,8 @@ static response roundtrip(fixture *f, const char *raw, size_t len)
 
 /* A request with Connection: close, the token if any, the header lines
  * given in headers (each ending in CRLF; it must hold Host) and a body. */
-static response request_with(fixture *f, const char *method, const char *path,
-                             const char *headers, const char *body)
+static response request_with(fixture *f, const char *method, const char *path, const char *headers,
+                             const char *body)
 {
   char head[2048];
   size_t blen = body != NULL ? strlen(body) : 0;
@@ -397,10 +397,9 @@ static response request_with(fixture *f, const char *method, const char *path,
 static response request(fixture *f, const char *method, const char *path, const char *body)
 {
   bool get = strcmp(method, "GET") == 0;
-  return request_with(f, method, path,
-                      get ? "Host: localhost\r\n"
-                          : "Host: localhost\r\nContent-Type: application/json\r\n",
-                      body);
+  return request_with(
+      f, method, path,
+      get ? "Host: localhost\r\n" : "Host: localhost\r\nContent-Type: application/json\r\n", body);
 }
 
 static json_t *body_json(const response *r)
@@ -973,9 +972,8 @@ static void test_browser_requests_refused(void **state)
       {"POST", "/leave", "Host: localhost\r\n", NULL, "content_type", "''"},
       {"DELETE", "/download/" ID_SELF "/org%2Fm", "Host: localhost\r\n", NULL, "content_type",
        NULL},
-      {"POST", "/download/start",
-       "Host: localhost\r\nContent-Type: application/json-seq\r\n", start, "content_type",
-       NULL},
+      {"POST", "/download/start", "Host: localhost\r\nContent-Type: application/json-seq\r\n",
+       start, "content_type", NULL},
       /* The same after DNS rebinding: the page's own name in Host. */
       {"GET", "/state", "Host: evil.example:52417\r\n", NULL, "host", "evil.example"},
       {"POST", "/leave", "Host: evil.example:52417\r\nContent-Type: application/json\r\n", "{}",
@@ -1021,8 +1019,7 @@ static void test_browser_requests_refused(void **state)
                  (unsigned long long)want[k]);
     }
   }
-  assert_int_equal(f->be.calls_start + f->be.calls_delete + f->be.calls_gc + f->be.calls_leave,
-                   0);
+  assert_int_equal(f->be.calls_start + f->be.calls_delete + f->be.calls_gc + f->be.calls_leave, 0);
   /* The figures show in /metrics. */
   response r = request(f, "GET", "/metrics", NULL);
   assert_int_equal(r.status, 200);
@@ -1041,8 +1038,12 @@ static void test_browser_requests_refused(void **state)
   mesh_api_address(f->api, addr, sizeof addr);
   snprintf(own, sizeof own, "Host: 127.0.0.1\r\nOrigin: http://%s\r\n", addr);
   static const char *const fine[] = {
-      "Host: localhost\r\n",      "Host: LOCALHOST:52417\r\n", "Host: 127.0.0.1:52417\r\n",
-      "Host: 127.3.2.1\r\n",      "Host: [::1]:52417\r\n",     "Host: [::1]\r\n",
+      "Host: localhost\r\n",
+      "Host: LOCALHOST:52417\r\n",
+      "Host: 127.0.0.1:52417\r\n",
+      "Host: 127.3.2.1\r\n",
+      "Host: [::1]:52417\r\n",
+      "Host: [::1]\r\n",
       "Host: localhost\r\nSec-Fetch-Site: none\r\n",
   };
   for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
@@ -1096,8 +1097,8 @@ static void test_browser_refused_before_token(void **state)
   mesh_api_free(f->api);
   assert_int_equal(start_server(f, "127.0.0.1:0", "tok-abcdef"), 0);
   snprintf(f->token, sizeof(f->token), "tok-abcdef");
-  response r = request_with(f, "POST", "/leave", "Host: localhost\r\nContent-Type: text/plain\r\n",
-                            "{}");
+  response r =
+      request_with(f, "POST", "/leave", "Host: localhost\r\nContent-Type: text/plain\r\n", "{}");
   assert_error(&r, 403, "application/json");
   r = request_with(f, "GET", "/state", "Host: evil.example\r\n", NULL);
   assert_error(&r, 403, "loopback");
@@ -1114,20 +1115,36 @@ static void test_browser_refused_before_token(void **state)
 static void test_header_checks(void **state)
 {
   (void)state;
-  static const char *const loop[] = {"localhost",         "LocalHost:1",   "127.0.0.1",
-                                     "127.255.255.254:80", "[::1]",        "[::1]:52417",
+  static const char *const loop[] = {"localhost",          "LocalHost:1",    "127.0.0.1",
+                                     "127.255.255.254:80", "[::1]",          "[::1]:52417",
                                      "[::ffff:127.0.0.1]", "127.0.0.1:65535"};
   for (size_t i = 0; i < sizeof loop / sizeof loop[0]; i++) {
     if (!mesh_api_host_is_loopback(loop[i]))
       fail_msg("'%s' should be loopback", loop[i]);
   }
-  static const char *const foreign[] = {
-      "",           "evil.example",     "evil.example:52417", "0.0.0.0",
-      "0.0.0.0:52417", "[::]:1",        "127.0.0.1.nip.io",   "localhost.evil.example",
-      "127.1",      "0x7f000001",       "2130706433",         "localhost:",
-      "localhost:0", "localhost:65536", "localhost:1x",       "[::1",
-      "[::1]x",     "[::1]:",           "::1",                "localhost :80",
-      "10.0.0.1",   "[::ffff:10.0.0.1]", "localhost:123456"};
+  static const char *const foreign[] = {"",
+                                        "evil.example",
+                                        "evil.example:52417",
+                                        "0.0.0.0",
+                                        "0.0.0.0:52417",
+                                        "[::]:1",
+                                        "127.0.0.1.nip.io",
+                                        "localhost.evil.example",
+                                        "127.1",
+                                        "0x7f000001",
+                                        "2130706433",
+                                        "localhost:",
+                                        "localhost:0",
+                                        "localhost:65536",
+                                        "localhost:1x",
+                                        "[::1",
+                                        "[::1]x",
+                                        "[::1]:",
+                                        "::1",
+                                        "localhost :80",
+                                        "10.0.0.1",
+                                        "[::ffff:10.0.0.1]",
+                                        "localhost:123456"};
   for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
     if (mesh_api_host_is_loopback(foreign[i]))
       fail_msg("'%s' should not be loopback", foreign[i]);
