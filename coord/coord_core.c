@@ -757,6 +757,24 @@ static coord_own *own_for_result(mesh_coord *c, const char *model, const char *r
   return o;
 }
 
+/* Bytes the own downloads other than skip were accepted for and have not
+ * written yet: passed their space check (downloading, or about to) and
+ * not ended. */
+static uint64_t coord_space_reserved(const mesh_coord *c, const coord_own *skip)
+{
+  uint64_t sum = 0;
+  for (size_t i = 0; i < c->own_n; i++) {
+    const coord_own *o = &c->own[i];
+    if (o == skip)
+      continue;
+    bool accepted = o->e.status == MESH_COORD_ONGOING ||
+                    (o->e.status == MESH_COORD_PENDING && o->next_action == MESH_COORD_ACT_DOWNLOAD);
+    if (accepted && o->e.total_bytes > o->e.done_bytes)
+      sum += o->e.total_bytes - o->e.done_bytes;
+  }
+  return sum;
+}
+
 void mesh_coord_space(mesh_coord *c, const char *model, const char *rev, uint64_t total,
                       uint64_t free_bytes, mesh_time_ms now)
 {
@@ -768,15 +786,28 @@ void mesh_coord_space(mesh_coord *c, const char *model, const char *rev, uint64_
     total = o->e.total_bytes;
   o->e.total_bytes = total;
   uint64_t need = total > o->e.done_bytes ? total - o->e.done_bytes : 0;
+  /* Space the other downloads accepted before still need is spoken for:
+   * free space is of the moment, and two downloads that each fit alone
+   * must not both start and fail late on ENOSPC. The reservation ends with
+   * the download (completion, failure, cancel, delete). */
+  uint64_t reserved = coord_space_reserved(c, o);
+  uint64_t usable = free_bytes > reserved ? free_bytes - reserved : 0;
   if (c->set.max_download_bytes != 0 && total > c->set.max_download_bytes) {
     own_fail(c, o, false, false, now,
              "%s is %" PRIu64 " bytes, more than max-download-bytes %" PRIu64 " (%" PRIu64
              " bytes free)",
              model, total, c->set.max_download_bytes, free_bytes);
-  } else if (need > free_bytes) {
-    own_fail(c, o, false, false, now,
-             "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all), only %" PRIu64 " bytes free",
-             model, need, total, free_bytes);
+  } else if (need > usable) {
+    if (reserved > 0)
+      own_fail(c, o, false, false, now,
+               "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all); %" PRIu64
+               " bytes are free, of which %" PRIu64
+               " are reserved for downloads under way: %" PRIu64 " usable",
+               model, need, total, free_bytes, reserved, usable);
+    else
+      own_fail(c, o, false, false, now,
+               "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all), only %" PRIu64 " bytes free",
+               model, need, total, free_bytes);
   } else {
     store_put(c, o);
     own_set_want(c, o, MESH_COORD_ACT_DOWNLOAD);

@@ -589,6 +589,26 @@ static void test_rule4_entries_only_from_commands(void **state)
 /* Rule 5: too big for free space, or over the configured maximum: a failed
  * entry with both numbers, no download, no retry. */
 
+typedef struct entry_probe {
+  const char *model;
+  mesh_coord_entry *out;
+} entry_probe;
+
+static void entry_visit(void *arg, const mesh_coord_view_entry *ve)
+{
+  entry_probe *p = arg;
+  if (ve->own && strcmp(ve->e->model_id, p->model) == 0)
+    *p->out = *ve->e;
+}
+
+/* The own entry of model (status 0 when there is none). */
+static void entry_of(mesh_coord *c, const char *model, mesh_coord_entry *out)
+{
+  memset(out, 0, sizeof *out);
+  entry_probe p = {model, out};
+  mesh_coord_visit(c, 0, entry_visit, &p);
+}
+
 static void test_rule5_size_guard(void **state)
 {
   (void)state;
@@ -621,6 +641,40 @@ static void test_rule5_size_guard(void **state)
   assert_string_equal(tnode_find_action(&a, MESH_COORD_ACT_DOWNLOAD)->u.action.model_id,
                       "org/fits");
   assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 3);
+  tnode_free(&a);
+}
+
+/* Space is reserved: two downloads that each fit the free space but not
+ * together; the second fails at once, with the numbers, and fits again once
+ * the first is done (its bytes are then on disk, in the free figure). */
+static void test_space_reserved_for_downloads_under_way(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  tnode a;
+  tnode_init(&a, 1, 1, &set);
+  mesh_coord_cmd one = {.kind = MESH_COORD_CMD_START, .model_id = "org/one"};
+  mesh_coord_cmd two = {.kind = MESH_COORD_CMD_START, .model_id = "org/two"};
+  assert_int_equal(mesh_coord_command(a.c, &one, 0, NULL, NULL, 0), 0);
+  assert_int_equal(mesh_coord_command(a.c, &two, 0, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/one", "main", 6000000, 10000000, 1);
+  mesh_coord_space(a.c, "org/two", "main", 6000000, 10000000, 2);
+  mesh_coord_entry e;
+  entry_of(a.c, "org/two", &e);
+  assert_int_equal(e.status, MESH_COORD_FAILED);
+  assert_non_null(strstr(e.error, "6000000"));  /* needed */
+  assert_non_null(strstr(e.error, "10000000")); /* free */
+  assert_non_null(strstr(e.error, "reserved"));
+  assert_non_null(strstr(e.error, "4000000")); /* usable */
+  entry_of(a.c, "org/one", &e);
+  assert_true(e.status == MESH_COORD_PENDING || e.status == MESH_COORD_ONGOING);
+  /* One is done: its bytes are on disk, no longer reserved. */
+  mesh_coord_completed(a.c, "org/one", "main", 6000000, 100);
+  assert_int_equal(mesh_coord_command(a.c, &two, 200, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/two", "main", 6000000, 7000000, 300);
+  entry_of(a.c, "org/two", &e);
+  assert_int_not_equal(e.status, MESH_COORD_FAILED);
   tnode_free(&a);
 }
 
@@ -930,6 +984,7 @@ int main(void)
       cmocka_unit_test(test_rule3_failed_entry_says_why),
       cmocka_unit_test(test_rule4_entries_only_from_commands),
       cmocka_unit_test(test_rule5_size_guard),
+      cmocka_unit_test(test_space_reserved_for_downloads_under_way),
       cmocka_unit_test(test_rule6_idle_silence),
       cmocka_unit_test(test_rule7_journal_only_own),
       cmocka_unit_test(test_rule8_restart),
