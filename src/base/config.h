@@ -99,7 +99,8 @@ typedef struct mesh_config {
   uint64_t gossip_interval_ms;
   int gossip_nodes;
   uint64_t push_pull_interval_ms;
-  int max_members; /* members the view may hold, tombstones included */
+  int max_members;       /* members the view may hold, tombstones included */
+  int max_introductions; /* new members one push-pull may introduce */
 
   uint64_t tombstone_ttl_ms;   /* how long a dead (peer, epoch) is remembered */
   uint64_t gc_grace_ms;        /* before a departed owner's entries are collected */
