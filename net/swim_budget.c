@@ -52,7 +52,6 @@ swim_peer *swim_peers_get(swim_peers *t, const mesh_peer_id *id, uint32_t push_p
                         .used = true,
                         .seen = now,
                         .intro_window = now,
-                        .bad_window = now,
                         .pp_at = now,
                         .pp_tokens = push_pull_burst};
   return victim;
@@ -67,11 +66,11 @@ uint32_t *swim_peer_intro(swim_peer *p, mesh_time_ms interval_ms, mesh_time_ms n
   return &p->intro_n;
 }
 
-/* Starts a new bad-signature window when the last one is over. */
+/* Ends the bad-signature window when it is over: it runs for window_ms
+ * from the first bad signature counted in it. */
 static void bad_window(swim_peer *p, mesh_time_ms window_ms, mesh_time_ms now)
 {
-  if (now - p->bad_window >= window_ms) {
-    p->bad_window = now;
+  if (p->bad_n > 0 && now - p->bad_window >= window_ms) {
     p->bad_n = 0;
     p->cut = false;
   }
@@ -82,6 +81,8 @@ bool swim_peer_bad_sig(swim_peer *p, uint32_t budget, mesh_time_ms window_ms, me
   bad_window(p, window_ms, now);
   if (p->cut)
     return false;
+  if (p->bad_n == 0)
+    p->bad_window = now;
   p->bad_n++;
   if (p->bad_n < budget)
     return false;

@@ -136,7 +136,7 @@ typedef struct swim_peer {
   mesh_time_ms seen;         /* last packet from it: the least recent is replaced */
   mesh_time_ms intro_window; /* start of the probe interval intro_n counts */
   uint32_t intro_n;          /* new members it introduced by datagram in it */
-  mesh_time_ms bad_window;   /* start of the window bad_n counts */
+  mesh_time_ms bad_window;   /* its first bad signature in the window bad_n counts */
   uint32_t bad_n;            /* records with a bad signature in it */
   bool cut;                  /* over budget in this window: disconnect asked */
   mesh_time_ms pp_at;        /* pp_tokens is up to date as of then */

@@ -757,8 +757,10 @@ static void test_bad_signature_budget(void **state)
                                 (const size_t[]){f->rec_len[1]}, 1, 5000),
                    0);
   assert_int_equal(mesh_swim_view_size(f->s), 2);
-  /* After the window (10 s from its first bad signature), the peer's
-   * records are looked at again. */
+  /* The window ends 10 s after its first bad signature (at 1001): the
+   * peer's records are looked at again. */
+  deliver_one(f, f->rec[2], f->rec_len[2], 1000 + 10000);
+  assert_int_equal(mesh_swim_view_size(f->s), 2);
   deliver_one(f, f->rec[2], f->rec_len[2], 1001 + 10000);
   assert_int_equal(mesh_swim_view_size(f->s), 3);
   assert_string_equal(mesh_swim_drop_name(MESH_SWIM_DROP_SIG_BUDGET), "sig-budget");
@@ -812,6 +814,35 @@ static void test_push_pull_bucket(void **state)
   teardown(f);
 }
 
+/* The per-peer table is fixed: a crowd of new peers takes the slots of the
+ * least recently heard, but not the slot of a peer over its bad-signature
+ * budget while there are others to take. */
+static void test_peer_table(void **state)
+{
+  swim_peers *t = calloc(1, sizeof *t);
+  assert_non_null(t);
+  swim_peers_init(t);
+  mesh_identity bad;
+  make_identity(&bad, 250);
+  swim_peer *p = swim_peers_get(t, &bad.id, 4, 0);
+  for (int i = 0; i < 15; i++)
+    assert_false(swim_peer_bad_sig(p, 16, 10000, 10));
+  assert_true(swim_peer_bad_sig(p, 16, 10000, 20));
+  assert_false(swim_peer_bad_sig(p, 16, 10000, 30)); /* asked once per window */
+  for (int i = 0; i < 3 * SWIM_PEER_SLOTS; i++) {
+    mesh_peer_id id;
+    memset(&id, 0, sizeof id);
+    memcpy(id.b, &i, sizeof i);
+    swim_peer *q = swim_peers_get(t, &id, 4, 100 + (mesh_time_ms)i);
+    assert_false(swim_peer_is_cut(q, 10000, 100 + (mesh_time_ms)i));
+  }
+  p = swim_peers_get(t, &bad.id, 4, 5000);
+  assert_true(swim_peer_is_cut(p, 10000, 5000));
+  assert_false(swim_peer_is_cut(p, 10000, 10010)); /* 10 s after its first */
+  assert_int_equal(p->bad_n, 0);
+  free(t);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -829,6 +860,7 @@ int main(void)
       cmocka_unit_test(test_no_verification_for_old_news),
       cmocka_unit_test(test_bad_signature_budget),
       cmocka_unit_test(test_push_pull_bucket),
+      cmocka_unit_test(test_peer_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
