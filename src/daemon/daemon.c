@@ -43,6 +43,26 @@ static void on_stop_signal(void *arg)
     mesh_node_stop(d->node);
 }
 
+/* Who keeps a connection slot before strangers (net/transport.h,
+ * "Connection slots"): the members of the view, alive or suspect. */
+static bool is_member(void *arg, const mesh_peer_id *peer)
+{
+  mesh_daemon *d = arg;
+  mesh_swim_member_info mi;
+  if (mesh_swim_member_find(mesh_membership_core(d->mem), peer, &mi) != 0)
+    return false;
+  return mi.state == MESH_SWIM_ALIVE || mi.state == MESH_SWIM_SUSPECT;
+}
+
+/* Membership is freed before the node: the net asks it nothing after. */
+static void free_membership(mesh_daemon *d)
+{
+  if (d->node != NULL)
+    mesh_net_set_member_check(mesh_node_net(d->node), NULL, NULL);
+  mesh_membership_free(d->mem);
+  d->mem = NULL;
+}
+
 int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
 {
   mesh_daemon d;
@@ -50,6 +70,8 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   d.cfg = cfg;
   err[0] = '\0';
 
+  /* Before any socket or file is opened. */
+  mesh_daemon_raise_file_limit(cfg, &d.nofile);
   int rc = mesh_node_new(cfg, &d.node, err, errlen);
   if (rc != 0)
     goto fail;
@@ -60,10 +82,13 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   if ((rc = mesh_membership_new(d.node, cfg, &d.mem, err, errlen)) != 0)
     goto fail;
   mesh_membership_on_epoch_over(d.mem, mesh_daemon_epoch_over, &d);
+  mesh_net_set_member_check(mesh_node_net(d.node), is_member, &d);
   if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, errlen)) != 0)
     goto fail;
   mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
-  mesh_api_options ao = {.addr = cfg->api, .token = cfg->api_token};
+  mesh_api_options ao = {.addr = cfg->api,
+                         .token = cfg->api_token,
+                         .max_connections = (size_t)cfg->api_max_connections};
   if ((rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d,
                          &d.api, err, errlen)) != 0)
     goto fail;
@@ -92,7 +117,7 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   }
   mesh_api_free(d.api);
   mesh_downloads_free(d.dl);
-  mesh_membership_free(d.mem);
+  free_membership(&d);
   mesh_node_free(d.node);
   LOG_INFO("daemon", "stopped%s", rc != 0 ? " with an error" : "");
   return rc;
@@ -106,7 +131,7 @@ fail:
     mesh_pool_flush(mesh_node_pool(d.node));
   mesh_api_free(d.api);
   mesh_downloads_free(d.dl);
-  mesh_membership_free(d.mem);
+  free_membership(&d);
   mesh_node_free(d.node);
   return rc;
 }

@@ -72,7 +72,13 @@ static void start_work(mesh_work *w)
   int rc;
   if ((rc = mkdir_p(j->models_dir)) != 0 ||
       (rc = mesh_diskexec_open(j->models_dir, &j->disk)) != 0) {
-    snprintf(j->err, sizeof j->err, "models directory %s: %s", j->models_dir, mesh_strerror(rc));
+    snprintf(j->err, sizeof j->err, "models directory %s: %s%s%s%s", j->models_dir,
+             mesh_strerror(rc),
+             rc == -EROFS ? " (under the systemd unit, a models directory outside "
+                            "/var/lib/meshd needs ReadWritePaths="
+                          : "",
+             rc == -EROFS ? j->models_dir : "",
+             rc == -EROFS ? " in a drop-in: systemctl edit meshd)" : "");
     j->rc = rc;
     return;
   }
@@ -246,8 +252,8 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   mesh_coord_settings_default(&cs);
   if (cfg->gc_grace_ms > 0)
     cs.gc_grace = cfg->gc_grace_ms;
-  if (cfg->tombstone_ttl_ms > 0)
-    cs.tombstone_ttl = cfg->tombstone_ttl_ms;
+  if (cfg->ended_epoch_ttl_ms > 0)
+    cs.tombstone_ttl = cfg->ended_epoch_ttl_ms;
   cs.journal_max_records = (uint32_t)cfg->journal_max_records;
   cs.journal_max_age = cfg->journal_max_age_ms;
   cs.max_download_bytes = cfg->max_download_bytes;

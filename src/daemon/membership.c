@@ -344,9 +344,9 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   sc.push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
   sc.max_members = (uint32_t)cfg->max_members;
   sc.max_intro_sync = (uint32_t)cfg->max_introductions;
-  if (cfg->tombstone_ttl_ms > 0)
+  if (cfg->dead_member_ttl_ms > 0)
     sc.tombstone_ttl_ms =
-        cfg->tombstone_ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->tombstone_ttl_ms;
+        cfg->dead_member_ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->dead_member_ttl_ms;
   sc.addrs = m->addr_ptrs;
   sc.n_addrs = m->n_addrs;
   /* What this node offers; the RDMA attributes themselves travel in each

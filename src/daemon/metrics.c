@@ -376,4 +376,11 @@ void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
           (double)mesh_log_count(MESH_LOG_ERROR));
   metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "warn",
           (double)mesh_log_count(MESH_LOG_WARN));
+  mesh_api_metric(m, "meshd_open_files_limit", MESH_API_GAUGE,
+                  "The soft limit on open files in force (RLIMIT_NOFILE, raised at start).", NULL,
+                  (double)d->nofile.soft);
+  mesh_api_metric(m, "meshd_open_files_needed", MESH_API_GAUGE,
+                  "Open files the configuration needs: max-connections, api-max-connections, "
+                  "downloads in flight and a margin.",
+                  NULL, (double)mesh_daemon_files_needed(d->cfg));
 }
