@@ -15,8 +15,9 @@
  * The table is small and fixed (no allocation, no growth a peer can cause):
  * a peer not in it takes the slot of the peer heard from least recently,
  * preferring one that is not over its bad-signature budget. A peer that
- * churns identities to get fresh slots pays a handshake for each, which
- * costs it more than the budget it wins.
+ * churns identities to get fresh budgets needs a new connection and
+ * handshake for each (disconnected, it cannot send more), so its cost is
+ * bounded by what the transport lets strangers connect, times the budget.
  */
 #include "net/swim_internal.h"
 
