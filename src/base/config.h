@@ -100,7 +100,8 @@ typedef struct mesh_config {
   uint64_t gossip_interval_ms;
   int gossip_nodes;
   uint64_t push_pull_interval_ms;
-  int max_members; /* members the view may hold, tombstones included */
+  int max_members;       /* members the view may hold, tombstones included */
+  int max_introductions; /* new members one push-pull may introduce */
 
   uint64_t dead_member_ttl_ms; /* membership keeps a dead/left member; 0 = profile */
   uint64_t ended_epoch_ttl_ms; /* the coordinator remembers an ended (peer, epoch) */

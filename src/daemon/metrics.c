@@ -76,6 +76,12 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)c->last_chance_probes);
   metric(m, "meshd_swim_last_chance_saves_total", C,
          "Suspects that answered or refuted after a last-chance ping", (double)c->last_chance_saves);
+  metric(m, "meshd_swim_dead_claims_deferred_total", C,
+         "Dead claims about members held alive, turned into a suspicion of this node's own",
+         (double)c->dead_claims_deferred);
+  metric(m, "meshd_swim_disconnects_total", C,
+         "Peers disconnected for sending more bad signatures than their budget",
+         (double)c->disconnects_requested);
   for (int r = 0; r < MESH_SWIM_DROP__COUNT; r++)
     metric1(m, "meshd_swim_dropped_total", C, "Membership packets or records dropped, by reason",
             "reason", mesh_swim_drop_name((mesh_swim_drop)r), (double)c->dropped[r]);

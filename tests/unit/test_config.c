@@ -303,6 +303,7 @@ static void test_defaults(void **state)
   assert_true(cfg.probe_interval_ms == 0);
   assert_true(cfg.push_pull_interval_ms == 0);
   assert_int_equal(cfg.suspicion_mult, 0);
+  assert_int_equal(cfg.max_introductions, 0); /* the profile's: 256 */
   assert_true(cfg.dead_member_ttl_ms == 0);
   assert_true(cfg.ended_epoch_ttl_ms == HOUR);
   assert_true(cfg.gc_grace_ms == 5 * MIN);
@@ -374,6 +375,16 @@ static void test_precedence(void **state)
   assert_true(cfg.probe_interval_ms == 0);
   assert_int_equal(cfg.profile, MESH_PROFILE_LAN);
   assert_null(cfg.config_file);
+  mesh_config_free(&cfg);
+
+  /* The introduction cap of push-pull, from a flag or the environment. */
+  const char *intro[] = {"--max-introductions", "64", NULL};
+  assert_int_equal(load(&cfg, intro, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.max_introductions, 64);
+  mesh_config_free(&cfg);
+  const char *env_intro[] = {home_env, "MESH_MAX_INTRODUCTIONS=1000", NULL};
+  assert_int_equal(load(&cfg, NULL, env_intro, err, sizeof err), 0);
+  assert_int_equal(cfg.max_introductions, 1000);
   mesh_config_free(&cfg);
 
   /* The later of two flags wins; "--name=value" works like "--name value". */
@@ -856,6 +867,8 @@ static const char *const every_option[] = {
     "gossip-interval",
     "gossip-nodes",
     "push-pull-interval",
+    "max-members",
+    "max-introductions",
     "dead-member-ttl",
     "ended-epoch-ttl",
     "gc-grace",
