@@ -28,7 +28,9 @@
  *     with the error, retried with capped exponential backoff and jitter. A
  *     finished delete removes the entry.
  *  4. An entry exists only because a command asked for it; a delete acts on
- *     the model directory named by the model ID, never on a file list.
+ *     the model directory named by the model ID, never on a file list, and
+ *     only when that directory carries meshd's ownership marker (the
+ *     executor answers -EPERM otherwise: a failure for good, no retry).
  *  5. A download starts only after a space check answered by the executor:
  *     total size against free space and max_download_bytes; too big is a
  *     failed entry that gives both numbers.
@@ -41,6 +43,13 @@
  *     the new epoch; unfinished downloads are resumed. A renewal in place
  *     (mesh_coord_set_epoch) moves the entries to the new epoch as they are:
  *     what runs keeps running.
+ *
+ * Who may command whom: a command from another node is carried out only
+ * when settings.accept allows its sender (refused otherwise with an answer,
+ * counted, and nothing journaled or stored), and an entry it makes counts
+ * against that sender's remote_quota; all senders together never take the
+ * last MESH_COORD_LOCAL_RESERVED entries, which only the operator's own
+ * commands (mesh_coord_command) use.
  *
  * Rate limits: actions go through a global token bucket (actions_per_sec) and
  * a per-entry minimum interval between two actions of the same kind
@@ -184,7 +193,7 @@ typedef struct mesh_coord_action {
 /* Journal record kinds (stable numbers: they are stored). */
 typedef enum mesh_coord_journal_kind {
   MESH_COORD_J_COMMAND = 1, /* a command was accepted */
-  MESH_COORD_J_REFUSED = 2, /* a command was refused */
+  MESH_COORD_J_REFUSED = 2, /* a local command was refused (remote refusals are only counted) */
   MESH_COORD_J_STATE = 3,   /* an own entry changed status */
   MESH_COORD_J_RESTORE = 4, /* entries of an earlier epoch taken over */
   MESH_COORD_J_REMOVED = 5, /* an own entry is gone (deleted, cancelled) */
