@@ -256,6 +256,7 @@ typedef struct mesh_coord_stats {
   uint64_t docs_sent;
   uint64_t requests_sent;
   uint64_t requests_answered;
+  uint64_t cmds_sent;     /* commands sent to other nodes */
   uint64_t cmds_accepted;
   uint64_t cmds_refused; /* all reasons */
   uint64_t cmds_refused_forged;

@@ -825,6 +825,7 @@ int mesh_coord_command(mesh_coord *c, const mesh_coord_cmd *cmd, mesh_time_ms no
   slot->target = p->id;
   slot->target_epoch = p->epoch;
   slot->seq = s;
+  c->st.cmds_sent++;
   if (seq != NULL)
     *seq = s;
   snprintf(msg, msglen, "sent to %s", text);

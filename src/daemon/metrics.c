@@ -252,6 +252,8 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, cname, C, chelp, "reason", "replay", (double)s->cmds_refused_replay);
   metric1(m, cname, C, chelp, "reason", "not_allowed", (double)s->cmds_refused_policy);
   metric1(m, cname, C, chelp, "reason", "quota", (double)s->cmds_refused_quota);
+  metric(m, "meshd_coord_commands_sent_total", C, "Commands sent to other nodes",
+         (double)s->cmds_sent);
   metric(m, "meshd_coord_results_unmatched_total", C,
          "Command answers dropped: not from the command's target, or for no command awaited",
          (double)s->results_unmatched);
