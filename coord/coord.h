@@ -256,15 +256,15 @@ typedef struct mesh_coord_stats {
   uint64_t docs_sent;
   uint64_t requests_sent;
   uint64_t requests_answered;
-  uint64_t cmds_sent;     /* commands sent to other nodes */
+  uint64_t cmds_sent; /* commands sent to other nodes */
   uint64_t cmds_accepted;
   uint64_t cmds_refused; /* all reasons */
   uint64_t cmds_refused_forged;
   uint64_t cmds_refused_epoch;
   uint64_t cmds_refused_replay;
-  uint64_t cmds_refused_policy;  /* sender not allowed by --accept-commands-from */
-  uint64_t cmds_refused_quota;   /* the requester's (or all peers') share of own entries is full */
-  uint64_t results_unmatched;    /* answers from a peer that no pending command awaits */
+  uint64_t cmds_refused_policy; /* sender not allowed by --accept-commands-from */
+  uint64_t cmds_refused_quota;  /* the requester's (or all peers') share of own entries is full */
+  uint64_t results_unmatched;   /* answers from a peer that no pending command awaits */
   uint64_t deletes_refused_unowned; /* deletes of a directory without meshd's marker */
   uint64_t msgs_malformed; /* undecodable CoordMessage */
   uint64_t actions_emitted;

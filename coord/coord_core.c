@@ -662,8 +662,8 @@ int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
       continue;
     if (own_find(c, in->model_id, in->revision) != NULL)
       continue;
-    coord_own *o =
-        own_add(c, in->model_id, in->revision, in->total_bytes, in->by_peer ? &in->requester : NULL);
+    coord_own *o = own_add(c, in->model_id, in->revision, in->total_bytes,
+                           in->by_peer ? &in->requester : NULL);
     if (o == NULL)
       break;
     o->restored = true;

@@ -126,8 +126,8 @@ struct mesh_coord {
   uint8_t *own_raw; /* last sealed own document, for requests */
   size_t own_raw_len;
   uint64_t cmd_seq; /* last seq of a command we sent */
-  coord_pending pending[MESH_COORD_PENDING_MAX]; /* ring of awaited answers */
-  size_t pending_next;                           /* the slot the next command takes */
+  coord_pending pending[MESH_COORD_PENDING_MAX];   /* ring of awaited answers */
+  size_t pending_next;                             /* the slot the next command takes */
   mesh_peer_id accept_from[MESH_COORD_ACCEPT_MAX]; /* copy of settings.accept_from */
 
   /* Global action bucket. */

@@ -599,8 +599,7 @@ static int on_result(mesh_coord *c, const mesh_peer_id *from, const Mesh__Coord_
   o.u.result.from = *from;
   o.u.result.seq = r->seq;
   o.u.result.code = clamp_code(r->code);
-  escape_text(o.u.result.message, sizeof o.u.result.message,
-              r->message != NULL ? r->message : "");
+  escape_text(o.u.result.message, sizeof o.u.result.message, r->message != NULL ? r->message : "");
   coord_push(c, &o);
   return 0;
 }

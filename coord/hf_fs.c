@@ -12,8 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int mesh_hf_fs_open_model_dir(const char *path, bool create, const char *mark, bool adopt,
-                              int *fd)
+int mesh_hf_fs_open_model_dir(const char *path, bool create, const char *mark, bool adopt, int *fd)
 {
   bool made = false;
   if (create) {

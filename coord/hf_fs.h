@@ -27,8 +27,7 @@
  * when adopt is set. Returns 0 with *fd set, or a negative errno (the
  * marker could not be written: nothing is opened).
  */
-int mesh_hf_fs_open_model_dir(const char *path, bool create, const char *mark, bool adopt,
-                              int *fd);
+int mesh_hf_fs_open_model_dir(const char *path, bool create, const char *mark, bool adopt, int *fd);
 
 /*
  * Opens the directory holding `relpath` (a checked repository path) below

@@ -189,8 +189,8 @@ struct hf_dl {
   char *repo;
   char *revision;
   char *model_dir;
-  char *mark;     /* ownership marker text, NULL: none (owned) */
-  bool adopt;     /* mark an existing model directory too */
+  char *mark; /* ownership marker text, NULL: none (owned) */
+  bool adopt; /* mark an existing model directory too */
   uint64_t max_bytes;
   bool list_only;   /* a space check: ends after LISTED */
   bool dir_missing; /* list_only and the model directory does not exist: dirfd is its parent */

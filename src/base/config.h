@@ -114,7 +114,7 @@ typedef struct mesh_config {
   int files_at_once;           /* files per model downloading concurrently */
   int io_threads;              /* work pool threads; 0 = sized for the machine */
   mesh_strlist accept_commands_from; /* peer IDs, "any-member" or "none" */
-  int command_quota;           /* own entries one other node's commands may make */
+  int command_quota;                 /* own entries one other node's commands may make */
 
   int max_connections;           /* peer connections held at once */
   uint64_t frame_max;            /* largest frame accepted from a peer, bytes */

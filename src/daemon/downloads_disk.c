@@ -39,7 +39,8 @@ static void disk_work(mesh_work *w)
   /* A completed entry of the store whose directory an earlier version made
    * (without a marker) becomes this node's now, so it can be deleted. A
    * marker already there is left as it is. */
-  if (j->rc == 0 && j->present && j->adopt && mesh_diskexec_adopt(j->disk, j->model_dir, j->mark) == 0)
+  if (j->rc == 0 && j->present && j->adopt &&
+      mesh_diskexec_adopt(j->disk, j->model_dir, j->mark) == 0)
     j->adopted = true;
 }
 

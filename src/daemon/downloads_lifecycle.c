@@ -173,8 +173,8 @@ static int accept_settings(const mesh_config *cfg, mesh_coord_settings *cs, mesh
       return -EINVAL;
     }
     if (word) {
-      cs->accept = strcmp(l->items[i], "none") == 0 ? MESH_COORD_ACCEPT_NONE
-                                                    : MESH_COORD_ACCEPT_ANY_MEMBER;
+      cs->accept =
+          strcmp(l->items[i], "none") == 0 ? MESH_COORD_ACCEPT_NONE : MESH_COORD_ACCEPT_ANY_MEMBER;
       return 0;
     }
   }

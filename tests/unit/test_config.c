@@ -449,7 +449,8 @@ static void test_accept_commands_from(void **state)
   assert_non_null(strstr(err, "any-member, none or a peer ID"));
   mesh_config_free(&cfg);
   write_conf("");
-  const char *bad_id[] = {"--accept-commands-from", "12D3KooW-not/a-peer-id-but-long-enough-to-pass", NULL};
+  const char *bad_id[] = {"--accept-commands-from",
+                          "12D3KooW-not/a-peer-id-but-long-enough-to-pass", NULL};
   assert_int_equal(load(&cfg, bad_id, env_home, err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "letters and digits"));
   mesh_config_free(&cfg);

@@ -1197,8 +1197,8 @@ static void test_cmds_code_clamped_text_escaped(void **state)
   static const struct {
     int32_t sent;
     int got;
-  } cases[] = {{INT32_MIN, -EPROTO}, {EACCES, -EACCES},     {-ENOSPC, -ENOSPC},
-               {4096, -EPROTO},      {-100000, -EPROTO},    {INT32_MAX, -EPROTO}};
+  } cases[] = {{INT32_MIN, -EPROTO}, {EACCES, -EACCES},  {-ENOSPC, -ENOSPC},
+               {4096, -EPROTO},      {-100000, -EPROTO}, {INT32_MAX, -EPROTO}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     uint64_t seq;
     assert_int_equal(mesh_coord_command(a.c, &cmd, 10, &seq, NULL, 0), 0);

@@ -156,7 +156,8 @@ static void test_delete_missing_is_success(void **state)
 static void mark_dir(mesh_diskexec *d, const char *name)
 {
   char text[MESH_DISKEXEC_MARKER_MAX];
-  assert_int_equal(mesh_diskexec_marker_text("12D3KooWtest", "org/x", "main", text, sizeof text), 0);
+  assert_int_equal(mesh_diskexec_marker_text("12D3KooWtest", "org/x", "main", text, sizeof text),
+                   0);
   assert_int_equal(mesh_diskexec_adopt(d, name, text), 0);
 }
 
