@@ -114,7 +114,17 @@ typedef struct coord_own {
   mesh_time_ms last_action;           /* for the per-entry interval */
   mesh_coord_action_kind last_kind;   /* the kind of that action */
   bool acted;                         /* last_action is meaningful */
+  bool restored;                      /* taken over from the store (mesh_coord_restore) */
 } coord_own;
+
+/* A command sent to another node whose answer is awaited: the answer must
+ * come from target (the peer authenticated on the connection), name
+ * target_epoch and carry seq. */
+typedef struct coord_pending {
+  mesh_peer_id target;
+  uint64_t target_epoch;
+  uint64_t seq; /* 0: the slot is free */
+} coord_pending;
 
 struct mesh_coord {
   const mesh_identity *id;
@@ -139,6 +149,9 @@ struct mesh_coord {
   uint8_t *own_raw; /* last sealed own document, for requests */
   size_t own_raw_len;
   uint64_t cmd_seq; /* last seq of a command we sent */
+  coord_pending pending[MESH_COORD_PENDING_MAX];   /* ring of awaited answers */
+  size_t pending_next;                             /* the slot the next command takes */
+  mesh_peer_id accept_from[MESH_COORD_ACCEPT_MAX]; /* copy of settings.accept_from */
 
   /* Global action bucket. */
   double tokens;
@@ -168,9 +181,18 @@ void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t le
 void coord_settle(mesh_coord *c, mesh_time_ms now);
 void coord_journal_refused(mesh_coord *c, const char *model, const char *why);
 void coord_send_own_doc(mesh_coord *c, const mesh_peer_id *to);
+/* Applies a command to this node's entries; requester is the node whose
+ * command it is, NULL for the operator's own (the control API). Entries a
+ * requester makes count against its quota. */
 int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
-                      uint64_t total, const char *origin, mesh_time_ms now, char *msg,
+                      uint64_t total, const mesh_peer_id *requester, mesh_time_ms now, char *msg,
                       size_t msglen);
+/* Whether settings allow commands from peer (a member of the view). */
+bool coord_accepts_from(const mesh_coord *c, const mesh_peer_id *peer);
+/* Finds and frees the pending command answered by (from, target_epoch,
+ * seq); false when none awaits it. */
+bool coord_pending_take(mesh_coord *c, const mesh_peer_id *from, uint64_t target_epoch,
+                        uint64_t seq);
 
 /* coord_peers.c */
 coord_peer *coord_peer_find(const mesh_coord *c, const mesh_peer_id *id);
@@ -194,7 +216,8 @@ int coord_wire_request(const mesh_peer_id *owner, uint64_t epoch, uint64_t versi
                        size_t *len);
 int coord_wire_command(mesh_coord *c, const mesh_coord_cmd *cmd, uint64_t target_epoch,
                        uint64_t seq, uint8_t **out, size_t *len);
-int coord_wire_result(uint64_t seq, int code, const char *message, uint8_t **out, size_t *len);
+int coord_wire_result(uint64_t seq, uint64_t target_epoch, int code, const char *message,
+                      uint8_t **out, size_t *len);
 int coord_wire_digest(uint64_t epoch, uint64_t version, uint32_t entries, uint8_t **out,
                       size_t *len);
 int coord_wire_decode_digest(const uint8_t *buf, size_t len, uint64_t *epoch, uint64_t *version);

@@ -39,6 +39,7 @@ static const char *const migrations[MESH_STORE_SCHEMA_VERSION] = {
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     "CREATE INDEX journal_at ON journal (at_ms);",
     "CREATE TABLE members (peer TEXT PRIMARY KEY, addrs TEXT NOT NULL);",
+    "ALTER TABLE entries ADD COLUMN requester BLOB NOT NULL DEFAULT x'';",
 };
 
 static int sql_err(mesh_store *s, char *err, size_t errlen, const char *what)
@@ -200,8 +201,8 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
   *doc_version = 0;
   if (sqlite3_prepare_v2(s->db,
                          "SELECT model_id, revision, status, model_dir, total_bytes, done_bytes,"
-                         " files_done, files_total, error, attempts, failed_delete FROM entries"
-                         " ORDER BY rowid LIMIT ?",
+                         " files_done, files_total, error, attempts, failed_delete, requester"
+                         " FROM entries ORDER BY rowid LIMIT ?",
                          -1, &st, NULL) != SQLITE_OK)
     goto out;
   sqlite3_bind_int(st, 1, MESH_COORD_MAX_OWN_ENTRIES);
@@ -230,6 +231,13 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
     copy_text(e->error, sizeof e->error, st, 8);
     e->attempts = (uint32_t)sqlite3_column_int64(st, 9);
     e->failed_delete = sqlite3_column_int(st, 10) != 0;
+    /* Anything but a whole peer ID (an empty blob: the operator's) reads
+     * as the operator's: a damaged row never charges a peer's quota. */
+    const void *req = sqlite3_column_blob(st, 11);
+    if (req != NULL && sqlite3_column_bytes(st, 11) == MESH_PEER_ID_LEN) {
+      memcpy(e->requester.b, req, MESH_PEER_ID_LEN);
+      e->by_peer = true;
+    }
   }
   if (r != SQLITE_DONE)
     goto out;
@@ -276,7 +284,7 @@ static int put_entry(mesh_store *s, const mesh_coord_entry *e)
   if (sqlite3_prepare_v2(s->db,
                          "INSERT OR REPLACE INTO entries (model_id, revision, status, model_dir,"
                          " total_bytes, done_bytes, files_done, files_total, error, attempts,"
-                         " failed_delete) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         " failed_delete, requester) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK)
     return -EIO;
   sqlite3_bind_text(st, 1, e->model_id, -1, SQLITE_STATIC);
@@ -290,6 +298,10 @@ static int put_entry(mesh_store *s, const mesh_coord_entry *e)
   sqlite3_bind_text(st, 9, e->error, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 10, e->attempts);
   sqlite3_bind_int(st, 11, e->failed_delete ? 1 : 0);
+  if (e->by_peer)
+    sqlite3_bind_blob(st, 12, e->requester.b, MESH_PEER_ID_LEN, SQLITE_STATIC);
+  else
+    sqlite3_bind_zeroblob(st, 12, 0);
   int rc = run(s, st);
   sqlite3_finalize(st);
   return rc;

@@ -5,7 +5,9 @@
  */
 #include "src/base/cfg_internal.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 static const char *const profile_names[] = {"lan", "thunderbolt", "wan", NULL};
 static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
@@ -13,6 +15,27 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", NULL
 static const char *const format_names[] = {"text", "json", NULL};
 
 #define OFF(f) offsetof(mesh_config, f)
+
+int mesh_cfg_check_accept_item(const char *item, const char **why)
+{
+  if (strcmp(item, "any-member") == 0 || strcmp(item, "none") == 0)
+    return 0;
+  /* A peer ID's text: base58 ("12D3KooW...", 52 characters) or a CIDv1 in
+   * base32 (65); the daemon decodes it and refuses one that is not. */
+  size_t n = strlen(item);
+  if (n < 40 || n > 71) {
+    *why = "expected any-member, none or a peer ID";
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char c = item[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+      *why = "a peer ID has only letters and digits";
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
 #define SEC 1000ull
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
@@ -312,6 +335,23 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .max = 64,
      .metavar = "N",
      .help = "Worker threads for disk, hashing and database work, off the event loop."},
+    {.name = "accept-commands-from",
+     .type = T_LIST,
+     .off = OFF(accept_commands_from),
+     .def = "any-member",
+     .metavar = "WHO",
+     .check_item = mesh_cfg_check_accept_item,
+     .help = "Whose download, cancel and delete commands this node carries out: any-member, "
+             "none, or peer IDs (repeatable). The local control API is always obeyed."},
+    {.name = "command-quota",
+     .type = T_INT,
+     .off = OFF(command_quota),
+     .def = "64",
+     .min = 0,
+     .max = 768,
+     .metavar = "N",
+     .help = "Own entries the commands of any one other node may make here; all other nodes "
+             "together never take the last 256 of the 1024, kept for the operator."},
     {.name = "max-connections",
      .type = T_INT,
      .off = OFF(max_connections),

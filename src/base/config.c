@@ -152,7 +152,9 @@ static int list_append(const struct mesh_cfg_opt *o, const struct origin *at, me
     memcpy(item, s, sl);
     item[sl] = '\0';
     const char *why = NULL;
-    if (mesh_config_check_addr(item, &why) != 0)
+    int (*check)(const char *, const char **) =
+        o->check_item != NULL ? o->check_item : mesh_config_check_addr;
+    if (check(item, &why) != 0)
       return bad_value(o, at, item, why, err, errlen);
     if (l->len >= 1024)
       return bad_value(o, at, item, "too many items (1024 at most)", err, errlen);

@@ -102,6 +102,7 @@ int mesh_api_http_status(int err)
   case -EEXIST:
   case -EBUSY:
   case -EALREADY:
+  case -EDQUOT: /* a node's share of another's entries is full (--command-quota) */
     return 409;
   case -EMSGSIZE:
     return 413;

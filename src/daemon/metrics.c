@@ -261,6 +261,19 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, cname, C, chelp, "reason", "forged", (double)s->cmds_refused_forged);
   metric1(m, cname, C, chelp, "reason", "epoch", (double)s->cmds_refused_epoch);
   metric1(m, cname, C, chelp, "reason", "replay", (double)s->cmds_refused_replay);
+  metric1(m, cname, C, chelp, "reason", "not_allowed", (double)s->cmds_refused_policy);
+  metric1(m, cname, C, chelp, "reason", "quota", (double)s->cmds_refused_quota);
+  metric(m, "meshd_coord_commands_sent_total", C, "Commands sent to other nodes",
+         (double)s->cmds_sent);
+  metric(m, "meshd_coord_results_unmatched_total", C,
+         "Command answers dropped: not from the command's target, or for no command awaited",
+         (double)s->results_unmatched);
+  metric(m, "meshd_coord_deletes_refused_unowned_total", C,
+         "Deletes refused because the model directory has no .meshd-owned marker",
+         (double)s->deletes_refused_unowned);
+  metric(m, "meshd_coord_dirs_adopted_total", C,
+         "Model directories of earlier versions marked as this node's at their first check",
+         (double)mesh_downloads_counters_get(d->dl)->dirs_adopted);
   metric(m, "meshd_coord_commands_refused_total", C, "Commands refused",
          (double)s->cmds_refused);
   metric(m, "meshd_coord_actions_total", C, "Actions handed to the executors",

@@ -708,7 +708,7 @@ static void test_backend_errors_map(void **state)
     int rc;
     int status;
   } map[] = {{-ENOENT, 404}, {-EHOSTUNREACH, 409}, {-ESTALE, 409}, {-EINVAL, 400},
-             {-EEXIST, 409}, {-EAGAIN, 503},       {-EIO, 500}};
+             {-EEXIST, 409}, {-EAGAIN, 503},       {-EIO, 500},    {-EDQUOT, 409}};
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
     f->be.next_rc = map[i].rc;
     snprintf(f->be.next_err, sizeof(f->be.next_err), "reason %zu", i);
@@ -719,7 +719,7 @@ static void test_backend_errors_map(void **state)
     assert_error(&r, map[i].status, needle);
     assert_int_equal(mesh_api_http_status(map[i].rc), map[i].status);
   }
-  assert_int_equal(f->be.calls_cancel, 7);
+  assert_int_equal(f->be.calls_cancel, 8);
   /* Without a message the errno's text is used. */
   f->be.next_rc = -ESTALE;
   f->be.next_err[0] = '\0';

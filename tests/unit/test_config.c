@@ -502,6 +502,53 @@ static void test_lists(void **state)
   mesh_config_free(&cfg);
 }
 
+/* --accept-commands-from: any-member by default; none, or peer IDs, from
+ * flag, environment or file; anything else named in the error. The quota
+ * is bounded by what the operator's reserve leaves. */
+static void test_accept_commands_from(void **state)
+{
+  const char *env_home[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.accept_commands_from.len, 1);
+  assert_string_equal(cfg.accept_commands_from.items[0], "any-member");
+  assert_int_equal(cfg.command_quota, 64);
+  mesh_config_free(&cfg);
+
+  const char *none[] = {"--accept-commands-from", "none", "--command-quota", "0", NULL};
+  assert_int_equal(load(&cfg, none, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.accept_commands_from.len, 1);
+  assert_string_equal(cfg.accept_commands_from.items[0], "none");
+  assert_int_equal(cfg.command_quota, 0);
+  mesh_config_free(&cfg);
+
+  const char *id = "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq";
+  char env_ids[256];
+  snprintf(env_ids, sizeof env_ids, "MESH_ACCEPT_COMMANDS_FROM=%s, %s", id, id);
+  const char *env_list[] = {home_env, env_ids, NULL};
+  assert_int_equal(load(&cfg, NULL, env_list, err, sizeof err), 0);
+  assert_int_equal(cfg.accept_commands_from.len, 2);
+  assert_string_equal(cfg.accept_commands_from.items[1], id);
+  mesh_config_free(&cfg);
+
+  write_conf("accept_commands_from = 10.0.0.1:1\n");
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "accept_commands_from"));
+  assert_non_null(strstr(err, "any-member, none or a peer ID"));
+  mesh_config_free(&cfg);
+  write_conf("");
+  const char *bad_id[] = {"--accept-commands-from",
+                          "12D3KooW-not/a-peer-id-but-long-enough-to-pass", NULL};
+  assert_int_equal(load(&cfg, bad_id, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "letters and digits"));
+  mesh_config_free(&cfg);
+  const char *too_many[] = {"--command-quota", "769", NULL};
+  assert_int_equal(load(&cfg, too_many, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--command-quota"));
+  mesh_config_free(&cfg);
+}
+
 static void test_unknown_options(void **state)
 {
   const char *env[] = {home_env, NULL};
@@ -882,6 +929,8 @@ static const char *const every_option[] = {
     "hf-token",
     "downloads-at-once",
     "files-at-once",
+    "accept-commands-from",
+    "command-quota",
     "max-connections",
     "api-max-connections",
     "member-reserve",
@@ -982,6 +1031,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_accept_commands_from, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unknown_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_value_messages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_api_beyond_loopback_needs_token, setup, teardown),
