@@ -70,6 +70,7 @@ struct mesh_api {
   uint64_t counts[EP_COUNT][NSTATUS];           /* answers by endpoint and status */
   mesh_api_conns conns;                         /* the listener and its connections */
   mesh_api_guard guard;                         /* what keeps web pages out */
+  mesh_api_renders renders;                     /* /state and /downloads under way */
   uint64_t refused[MESH_API_REFUSED_COUNT];     /* requests refused by the guard, by reason */
   uint64_t next_ticket;                         /* last ticket handed out */
   uint64_t current_ticket;                      /* the command op running now, or 0 */
@@ -260,11 +261,6 @@ static int collect_member(void *arg, const mesh_api_member *m)
   return json_array_append_new(arg, j) < 0 ? -ENOMEM : 0;
 }
 
-static int collect_download(void *arg, const mesh_api_download *d)
-{
-  return mesh_api_json_add_download(arg, d);
-}
-
 static int collect_journal(void *arg, const mesh_api_journal_entry *e)
 {
   json_t *j = mesh_api_json_journal_entry(e);
@@ -284,20 +280,6 @@ static int get_members(mesh_api *api, json_t **out)
     return rc;
   }
   *out = a;
-  return 0;
-}
-
-static int get_downloads(mesh_api *api, json_t **out)
-{
-  json_t *o = json_object();
-  if (o == NULL)
-    return -ENOMEM;
-  int rc = api->ops->list_downloads(api->ctx, collect_download, o);
-  if (rc < 0) {
-    json_decref(o);
-    return rc;
-  }
-  *out = o;
   return 0;
 }
 
@@ -324,52 +306,49 @@ static void handle_members(mesh_api *api, struct evhttp_request *req)
   send_json(api, req, EP_MEMBERS, 200, json_pack("{s:o}", "members", members));
 }
 
+/* The render's answer (api_render.c). */
+static void send_rendered(void *arg, struct evhttp_request *req, int ep, int rc, const char *text,
+                          size_t len)
+{
+  mesh_api *api = arg;
+  if (rc == 0 && text != NULL)
+    send_body(api, req, (enum api_endpoint)ep, 200, "application/json", text, len);
+  else
+    send_backend_error(api, req, (enum api_endpoint)ep, rc != 0 ? rc : -ENOMEM, NULL);
+}
+
+/* Starts a render of /state (members given) or /downloads; the answer goes
+ * out when it is done. */
+static void render(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
+                   json_t *members, json_t *self_json)
+{
+  mesh_api_conns_watch(&api->conns, evhttp_request_get_connection(req));
+  int rc = mesh_api_render_start(&api->renders, api, req, ep, members, self_json, api->ops,
+                                 api->ctx);
+  if (rc != 0)
+    send_backend_error(api, req, ep, rc, NULL);
+}
+
 static void handle_downloads(mesh_api *api, struct evhttp_request *req)
 {
-  json_t *downloads = NULL;
-  int rc = get_downloads(api, &downloads);
-  if (rc < 0) {
-    send_backend_error(api, req, EP_DOWNLOADS, rc, NULL);
-    return;
-  }
-  send_json(api, req, EP_DOWNLOADS, 200, json_pack("{s:o}", "downloads", downloads));
+  render(api, req, EP_DOWNLOADS, NULL, NULL);
 }
 
 static void handle_state(mesh_api *api, struct evhttp_request *req)
 {
   mesh_api_self self = {0};
   json_t *members = NULL;
-  json_t *downloads = NULL;
   int rc = api->ops->get_self(api->ctx, &self);
   json_t *self_json = rc == 0 ? mesh_api_json_self(&self) : NULL;
   if (rc == 0)
     rc = get_members(api, &members);
-  if (rc == 0)
-    rc = get_downloads(api, &downloads);
   if (rc < 0 || self_json == NULL) {
     json_decref(self_json);
     json_decref(members);
-    json_decref(downloads);
     send_backend_error(api, req, EP_STATE, rc < 0 ? rc : -ENOMEM, NULL);
     return;
   }
-  /* topology.nodes: the members of this node's view (alive and suspect). */
-  json_t *nodes = json_array();
-  size_t i;
-  json_t *m;
-  json_array_foreach(members, i, m)
-  {
-    const char *st = json_string_value(json_object_get(m, "state"));
-    if (st != NULL && (strcmp(st, "alive") == 0 || strcmp(st, "suspect") == 0)) {
-      json_array_append_new(
-          nodes, json_pack("{s:O, s:O, s:O, s:O}", "nodeId", json_object_get(m, "nodeId"), "epoch",
-                           json_object_get(m, "epoch"), "addresses",
-                           json_object_get(m, "addresses"), "state", json_object_get(m, "state")));
-    }
-  }
-  send_json(api, req, EP_STATE, 200,
-            json_pack("{s:{s:o}, s:o, s:o, s:o}", "topology", "nodes", nodes, "downloads",
-                      downloads, "members", members, "self", self_json));
+  render(api, req, EP_STATE, members, self_json);
 }
 
 static void handle_journal(mesh_api *api, struct evhttp_request *req, const char *query)
@@ -462,6 +441,7 @@ static void pending_release(struct api_pending *p)
 static void api_conn_closed(void *arg, struct evhttp_connection *evcon)
 {
   mesh_api *api = arg;
+  mesh_api_renders_conn_closed(&api->renders, evcon);
   for (size_t i = 0; i < MESH_API_MAX_PENDING; i++) {
     struct api_pending *p = &api->pending[i];
     if (p->ticket != 0 && p->req != NULL && evhttp_request_get_connection(p->req) == evcon) {
@@ -1031,6 +1011,7 @@ int mesh_api_new(struct event_base *base, const mesh_api_options *opt,
   }
   api->base = base;
   api->ops = ops;
+  mesh_api_renders_init(&api->renders, opt != NULL ? opt->pool : NULL, send_rendered);
   api->ctx = ctx;
   const char *token = opt != NULL ? opt->token : NULL;
   if (token != NULL && token[0] != '\0') {
@@ -1082,6 +1063,8 @@ void mesh_api_free(mesh_api *api)
 {
   if (api == NULL)
     return;
+  /* Renders on the pool point at the API: their answers go out first. */
+  mesh_api_renders_flush(&api->renders);
   for (size_t i = 0; i < MESH_API_MAX_PENDING; i++)
     if (api->pending[i].ticket != 0)
       pending_release(&api->pending[i]);

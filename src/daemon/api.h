@@ -274,6 +274,7 @@ typedef struct mesh_api_options {
   const char *addr;       /* NULL: MESH_API_DEFAULT_ADDR */
   const char *token;      /* NULL or "": no token (loopback only) */
   size_t max_connections; /* 0: MESH_API_DEFAULT_MAX_CONNECTIONS */
+  struct mesh_pool *pool; /* renders /state and /downloads off the loop; NULL: on it */
 } mesh_api_options;
 
 typedef struct mesh_api mesh_api;

@@ -155,4 +155,34 @@ json_t *mesh_api_json_journal_entry(const mesh_api_journal_entry *e);
 const char *mesh_api_member_state_name(mesh_api_member_state s);
 const char *mesh_api_download_status_name(mesh_api_download_status s);
 
+
+/* ---- /state and /downloads rendered on the work pool (api_render.c). */
+
+struct mesh_pool;
+typedef struct mesh_api_render mesh_api_render;
+/* Sends a rendered answer (rc 0: text of len bytes, else the backend's or
+ * the render's error). */
+typedef void (*mesh_api_render_send_fn)(void *api, struct evhttp_request *req, int ep, int rc,
+                                        const char *text, size_t len);
+typedef struct mesh_api_renders {
+  struct mesh_pool *pool;       /* borrowed; NULL: render on the loop */
+  mesh_api_render_send_fn send; /* the API's */
+  mesh_api_render *list;        /* renders under way, owned */
+  size_t in_flight;
+  uint64_t rendered;            /* answers rendered */
+  uint64_t dropped;             /* ... whose client had gone */
+} mesh_api_renders;
+void mesh_api_renders_init(mesh_api_renders *rs, struct mesh_pool *pool,
+                           mesh_api_render_send_fn send);
+/* Copies the backend's downloads (on the loop, no JSON) and renders the
+ * answer on the pool: /state when members is not NULL (members and
+ * self_json are handed over), else /downloads. */
+int mesh_api_render_start(mesh_api_renders *rs, void *api, struct evhttp_request *req, int ep,
+                          json_t *members, json_t *self_json, const mesh_api_backend_ops *ops,
+                          void *ctx);
+/* The connection of some renders closed: their answers are dropped. */
+void mesh_api_renders_conn_closed(mesh_api_renders *rs, struct evhttp_connection *evcon);
+/* Waits for every render (before the API is freed). */
+void mesh_api_renders_flush(mesh_api_renders *rs);
+
 #endif

@@ -132,7 +132,10 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   if ((rc = api_token(cfg, token, sizeof token, &use_token, err, errlen)) != 0)
     goto fail;
   mesh_api_options ao = {
-      .addr = cfg->api, .token = use_token, .max_connections = (size_t)cfg->api_max_connections};
+      .addr = cfg->api,
+      .token = use_token,
+      .max_connections = (size_t)cfg->api_max_connections,
+      .pool = mesh_node_pool(d.node)};
   rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d, &d.api,
                     err, errlen);
   sodium_memzero(token, sizeof token);

@@ -3,6 +3,7 @@
  * test talks to the server on the same event_base, which is run in steps
  * until the answer is complete (or a deadline passes, which fails).
  */
+#include "src/base/pool.h"
 #include "src/daemon/api.h"
 #include "src/daemon/api_internal.h"
 #include "src/base/platform.h"
@@ -42,6 +43,7 @@ typedef struct backend {
   int next_rc;        /* what the next command returns */
   char next_err[128]; /* and its message */
   size_t journal_limit_seen;
+  size_t extra_downloads; /* entries of another owner listed after the five */
 } backend;
 
 static int be_self(void *ctx, mesh_api_self *out)
@@ -125,6 +127,23 @@ static int be_downloads(void *ctx, mesh_api_download_fn fn, void *arg)
   for (size_t i = 0; i < 5; i++) {
     if (fn(arg, &ds[i]) != 0)
       break;
+  }
+  backend *b = ctx;
+  for (size_t i = 0; i < b->extra_downloads; i++) {
+    char model[64];
+    snprintf(model, sizeof model, "sybil/model-%zu", i);
+    mesh_api_download d = {.owner_id = ID_PEER,
+                           .owner_epoch = 3,
+                           .model_id = model,
+                           .revision = "main",
+                           .status = MESH_API_DL_COMPLETED,
+                           .bytes_done = 5,
+                           .bytes_total = 5,
+                           .model_dir = "/m/sybil",
+                           .eta_ms = -1};
+    int rc = fn(arg, &d);
+    if (rc != 0)
+      return rc;
   }
   return 0;
 }
@@ -513,6 +532,43 @@ static void test_state_exo_shape(void **state)
   assert_string_equal(json_string_value(json_object_get(self, "agent")), "meshd/test");
   json_decref(j);
   response_free(&r);
+}
+
+/* /state and /downloads of 20,000 others' entries: the loop copies the
+ * entries, a worker of the pool renders the JSON, and the answer is whole. */
+static void test_large_state_rendered_off_the_loop(void **state)
+{
+  fixture *f = *state;
+  f->be.extra_downloads = 20000;
+  mesh_api_free(f->api);
+  f->api = NULL;
+  mesh_pool *pool = NULL;
+  assert_int_equal(mesh_pool_new(f->base, 2, &pool), 0);
+  mesh_api_options opt = {.addr = "127.0.0.1:0", .pool = pool};
+  char err[256];
+  assert_int_equal(mesh_api_new(f->base, &opt, &be_ops, &f->be, &f->api, err, sizeof(err)), 0);
+  set_addr_from_api(f);
+  static const char *const paths[] = {"/state", "/downloads"};
+  for (size_t i = 0; i < 2; i++) {
+    mesh_pool_stats before, after;
+    mesh_pool_get_stats(pool, &before);
+    response r = request(f, "GET", paths[i], NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    json_t *peer = json_object_get(json_object_get(j, "downloads"), ID_PEER);
+    assert_int_equal(json_array_size(peer), 20000 + 2);
+    if (i == 0)
+      assert_int_equal(json_array_size(json_object_get(j, "members")), 3);
+    json_decref(j);
+    response_free(&r);
+    mesh_pool_get_stats(pool, &after);
+    assert_int_equal(after.completed, before.completed + 1); /* a worker rendered it */
+  }
+  mesh_api_free(f->api);
+  f->api = NULL;
+  mesh_pool_free(pool);
+  f->be.extra_downloads = 0;
+  assert_int_equal(start_server(f, "127.0.0.1:0", NULL), 0);
 }
 
 static void test_members_downloads(void **state)
@@ -1401,6 +1457,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_node_id, setup, teardown),
       cmocka_unit_test_setup_teardown(test_state_exo_shape, setup, teardown),
       cmocka_unit_test_setup_teardown(test_members_downloads, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_large_state_rendered_off_the_loop, setup, teardown),
       cmocka_unit_test_setup_teardown(test_journal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
       cmocka_unit_test(test_metrics_histogram),
