@@ -74,8 +74,9 @@ static void test_loss_20_percent(void **state)
          "%llu wrongly declared dead\n",
          n, (unsigned long long)st->datagrams_lost, (unsigned long long)t.stream_probes,
          (unsigned long long)t.suspicions, (unsigned long long)st->false_deaths);
-  /* The loss was felt: probes failed on the datagram class and fell back. */
-  assert_true(st->datagrams_lost > 10000);
+  /* The loss was felt: probes failed on the datagram class and fell back
+   * (about 200 datagrams lost per member over the five minutes). */
+  assert_true(st->datagrams_lost > 200 * n);
   assert_true(t.stream_probes > 100);
   assert_int_equal(st->false_deaths, 0);
   assert_int_equal(st->epoch_overs, 0);
