@@ -299,6 +299,7 @@ typedef struct mesh_coord_stats {
   uint64_t entries_collected;       /* entries freed */
   uint64_t gc_max_work;             /* most entries freed in one tick */
   uint64_t queue_failures;          /* collection or forgetting queued late: no memory */
+  uint64_t reconnect_syncs;         /* documents exchanged again on a new connection */
   uint64_t outbox_dropped;          /* items dropped because the outbox was full */
   uint64_t store_writes;            /* store items emitted */
   uint64_t journal_records;         /* journal items emitted */
@@ -363,6 +364,10 @@ uint64_t mesh_coord_epoch(const mesh_coord *c);
  * source's error when it could not list a member (nothing is departed).
  */
 int mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now);
+/* A connection to peer came up (new, or replacing another): a member of
+ * the view gets this node's document again and is asked for its own, since
+ * what was sent on the old connection may never have arrived. */
+void mesh_coord_peer_connected(mesh_coord *c, const mesh_peer_id *peer, mesh_time_ms now);
 int mesh_coord_view_resync(mesh_coord *c, const mesh_view_source *src, mesh_time_ms now);
 
 /* A message received on MESH_CH_COORD from peer from (authenticated by the

@@ -322,6 +322,20 @@ static void peer_reaped(mesh_coord *c, coord_peer *p, bool fresh, mesh_time_ms n
   }
 }
 
+void mesh_coord_peer_connected(mesh_coord *c, const mesh_peer_id *peer, mesh_time_ms now)
+{
+  (void)now;
+  coord_peer *p = coord_peer_find(c, peer);
+  if (p == NULL || !coord_peer_in_view(p))
+    return;
+  /* What went out on the connection before may be lost (it closed, or the
+   * other end kept the other of two simultaneous connections): both
+   * documents again, each a small message when nothing changed. */
+  c->st.reconnect_syncs++;
+  coord_send_own_doc(c, &p->id);
+  request_doc(c, p);
+}
+
 int mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now)
 {
   if (mesh_peer_id_eq(&ev->peer, &c->id->id))

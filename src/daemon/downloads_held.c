@@ -65,6 +65,7 @@ void dl_held_add(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *buf, 
 void dl_held_on_peer_up(void *arg, const mesh_peer_id *peer)
 {
   mesh_downloads *d = arg;
+  mesh_coord_peer_connected(d->coord, peer, mesh_loop_now(d->loop));
   for (size_t i = 0; i < HELD_PEERS; i++) {
     held_peer *h = &d->held[i];
     if (!h->used || !mesh_peer_id_eq(&h->peer, peer))
@@ -75,4 +76,5 @@ void dl_held_on_peer_up(void *arg, const mesh_peer_id *peer)
         d->counters.held_sent++;
     dl_held_clear(d, h);
   }
+  dl_drain(d);
 }

@@ -645,6 +645,38 @@ static void test_rule5_size_guard(void **state)
   tnode_free(&a);
 }
 
+/* A connection that comes up (new, or replacing one) exchanges the
+ * documents again with a member: what went out on the old one may be lost.
+ * A stranger gets nothing. */
+static void test_documents_again_on_a_new_connection(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  tnode a, b, c;
+  tnode_init(&a, 1, 1, &set);
+  tnode_init(&b, 2, 1, &set);
+  tnode_init(&c, 3, 1, &set);
+  view_event(&a, MESH_VIEW_JOINED, &b, 1, 1, 0);
+  tnode_drain(&a);
+  tnode_clear(&a);
+  uint64_t requests = mesh_coord_get_stats(a.c)->requests_sent;
+  mesh_coord_peer_connected(a.c, &b.id.id, 10);
+  tnode_drain(&a);
+  /* A request for b's document (a has none of its own to send yet). */
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 1);
+  assert_int_equal(mesh_coord_get_stats(a.c)->requests_sent, requests + 1);
+  assert_int_equal(mesh_coord_get_stats(a.c)->reconnect_syncs, 1);
+  tnode_clear(&a);
+  mesh_coord_peer_connected(a.c, &c.id.id, 20);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 0);
+  assert_int_equal(mesh_coord_get_stats(a.c)->reconnect_syncs, 1);
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+}
+
 /* Space is reserved: two downloads that each fit the free space but not
  * together; the second fails at once, with the numbers, and fits again once
  * the first is done (its bytes are then on disk, in the free figure). */
@@ -1324,6 +1356,7 @@ int main(void)
       cmocka_unit_test(test_rule4_entries_only_from_commands),
       cmocka_unit_test(test_rule5_size_guard),
       cmocka_unit_test(test_space_reserved_for_downloads_under_way),
+      cmocka_unit_test(test_documents_again_on_a_new_connection),
       cmocka_unit_test(test_rule6_idle_silence),
       cmocka_unit_test(test_rule7_journal_only_own),
       cmocka_unit_test(test_rule8_restart),
