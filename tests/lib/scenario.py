@@ -186,6 +186,18 @@ class NetMesh:
                     return False
         return True
 
+    def download_everywhere(self, model, timeout=60):
+        """Every node downloads model for itself (from the Hub), and every
+        node shows every node's entry completed. Returns {name: peer ID}."""
+        ids = {n.name: n.node_id() for n in self.nodes}
+        for n in self.nodes:
+            status, body = n.post("/download/start", {"targetNodeId": ids[n.name],
+                                                      "modelId": model, "revision": "main"})
+            if status not in (200, 202):
+                raise AssertionError(f"{n.name}: /download/start answered {status}: {body}")
+        wait_downloads(self.nodes, ids.values(), model, "DownloadCompleted", timeout)
+        return ids
+
     def wait_converged(self, nodes=None, timeout=60):
         nodes = nodes or self.live()
         start = time.monotonic()

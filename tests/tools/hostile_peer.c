@@ -509,16 +509,6 @@ static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long 
     fprintf(stderr, "hostile_peer: --addr-net wants A.B\n");
     return 2;
   }
-  char dial[80];
-  char host[64];
-  const char *colon = strrchr(connect_to, ':');
-  if (colon == NULL || (size_t)(colon - connect_to) >= sizeof host) {
-    fprintf(stderr, "hostile_peer: --connect wants IPV4:PORT\n");
-    return 2;
-  }
-  memcpy(host, connect_to, (size_t)(colon - connect_to));
-  host[colon - connect_to] = '\0';
-  snprintf(dial, sizeof dial, "/ip4/%s/tcp/%s", host, colon + 1);
   mesh_rng_seed(&f.rng, seed);
   int rc = mesh_identity_generate(&f.id);
   if (rc == 0)
@@ -538,7 +528,7 @@ static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long 
   if (rc == 0) {
     mesh_net_on_peer(f.net, flood_on_peer, &f);
     mesh_timer_arm(f.deadline, FLOOD_STALL_MS);
-    rc = mesh_net_dial(f.net, dial, NULL);
+    rc = mesh_net_dial(f.net, connect_to, NULL); /* host:port is a dial address too */
   }
   if (rc != 0) {
     fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
@@ -637,15 +627,6 @@ static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long coun
 {
   idle w = {.count = count};
   long made = 0;
-  char host[64], dial[80];
-  const char *colon = strrchr(connect_to, ':');
-  if (colon == NULL || (size_t)(colon - connect_to) >= sizeof host) {
-    fprintf(stderr, "hostile_peer: --connect wants IPV4:PORT\n");
-    return 2;
-  }
-  memcpy(host, connect_to, (size_t)(colon - connect_to));
-  host[colon - connect_to] = '\0';
-  snprintf(dial, sizeof dial, "/ip4/%s/tcp/%s", host, colon + 1);
   int code = 1;
   int rc = mesh_loop_new(&w.loop);
   if (rc != 0) {
@@ -669,7 +650,7 @@ static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long coun
     if (rc != 0)
       break;
     mesh_net_on_peer(c->net, idle_on_peer, c);
-    rc = mesh_net_dial(c->net, dial, NULL);
+    rc = mesh_net_dial(c->net, connect_to, NULL);
     if (rc != 0) {
       made++; /* its net is made: freed below */
       break;
@@ -803,15 +784,7 @@ int main(int argc, char **argv)
   if (mesh_identity_generate(&h.id) != 0 || mesh_loop_new(&h.loop) != 0)
     return 1;
   mesh_loop_handle_signals(h.loop, NULL, NULL, NULL);
-  mesh_net_options opt;
-  mesh_net_options_default(&opt);
-  opt.identity = &h.id;
-  opt.epoch = 1;
-  opt.psk = psk;
-  opt.base = mesh_loop_base(h.loop);
-  opt.now = hostile_now;
-  opt.now_arg = h.loop;
-  int rc = mesh_net_new(&opt, &h.net);
+  int rc = net_for(h.loop, &h.id, &psk, &h.net);
   if (rc != 0) {
     fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
     return 1;
