@@ -237,6 +237,8 @@ typedef struct mesh_coord_stats {
   uint64_t store_writes;            /* store items emitted */
   uint64_t journal_records;         /* journal items emitted */
   uint64_t publish_failures;        /* own documents that could not be made (memory) */
+  uint64_t view_resyncs;            /* mirrors of the view rebuilt from the view source */
+  uint64_t view_resync_fixes;       /* peers whose place in the mirror a resync corrected */
 } mesh_coord_stats;
 
 typedef struct mesh_coord mesh_coord;
@@ -274,8 +276,28 @@ int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
 int mesh_coord_set_epoch(mesh_coord *c, uint64_t epoch, mesh_time_ms now);
 uint64_t mesh_coord_epoch(const mesh_coord *c);
 
-/* A membership view event (net/view.h). */
-void mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now);
+/*
+ * The coordinator's mirror of the membership view. It learns the view only
+ * from these two calls, never from the membership core itself (net/view.h).
+ *
+ * mesh_coord_view_event applies one change. Its seq is not checked here: the
+ * caller follows the sequence (mesh_view_follow) and resyncs on a gap. 0, or
+ * -ENOMEM when a new peer could not be recorded (the mirror then lags the
+ * view: the caller resyncs later).
+ *
+ * mesh_coord_view_resync makes the mirror equal to the view src lists now
+ * (src and its core borrowed for the call), with the changes the missed
+ * events would have made: a peer no longer in the view is departed (its
+ * entries abandoned, collected after gc_grace), one no longer listed at all
+ * was also reaped, a newcomer joins (documents exchanged), a higher epoch
+ * supersedes the old one (its entries detached at once), suspicion follows.
+ * A mirror already equal is left alone: nothing is sent or changed. Counted
+ * in view_resyncs, the peers it corrected in view_resync_fixes. 0, -ENOMEM
+ * when a newcomer could not be recorded (the rest is applied), or the
+ * source's error when it could not list a member (nothing is departed).
+ */
+int mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now);
+int mesh_coord_view_resync(mesh_coord *c, const mesh_view_source *src, mesh_time_ms now);
 
 /* A message received on MESH_CH_COORD from peer from (authenticated by the
  * transport). Returns 0, or a negative errno saying why it was dropped (the
@@ -362,6 +384,11 @@ typedef struct mesh_coord_view_entry {
 typedef void (*mesh_coord_visit_fn)(void *arg, const mesh_coord_view_entry *ve);
 /* Calls fn for every own entry, then every held entry of others. */
 void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn fn, void *arg);
+/* The coordinator's mirror of the view about peer: 1 in the view (alive or
+ * suspect), 0 departed (dead or left, not yet forgotten), -ENOENT not known;
+ * *epoch (may be NULL) receives its current or last epoch when known. For
+ * comparing the mirror with membership's view. */
+int mesh_coord_view_of(const mesh_coord *c, const mesh_peer_id *peer, uint64_t *epoch);
 /* Number of entries of others held (shown or awaiting collection). */
 size_t mesh_coord_held_entries(const mesh_coord *c);
 size_t mesh_coord_own_count(const mesh_coord *c);

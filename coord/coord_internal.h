@@ -63,6 +63,7 @@ typedef struct coord_peer {
   struct coord_peer *next_forget;    /* FIFO of gone peers by forget_at */
   uint64_t last_cmd_seq;             /* highest command seq accepted from it */
   uint64_t last_cmd_epoch;           /* the sender epoch that seq belongs to */
+  uint64_t sync_gen;                 /* the last resync that found it in the view source */
 } coord_peer;
 
 /* Marks a freed slot of the peer table (open addressing). */
@@ -134,6 +135,7 @@ struct mesh_coord {
   coord_garbage *gc_head; /* detached docs to free */
   coord_garbage *gc_tail;
   size_t held_entries; /* entries of others in memory */
+  uint64_t sync_gen;   /* resyncs so far: marks the peers the current one found */
 };
 
 /* coord_core.c */

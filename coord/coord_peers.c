@@ -14,6 +14,12 @@
  *              them is refused as from a departed owner, not an unknown one).
  * Entries leave these queues lazily: a peer that came back is skipped when it
  * reaches the head.
+ *
+ * The mirror follows view events one by one; when some were missed, a resync
+ * compares it with the whole view (a mesh_view_source) and makes, for each
+ * peer that differs, the change its events would have made, through the same
+ * functions. Every peer the source lists is marked with the resync's
+ * generation, so that a second walk finds those it no longer lists.
  */
 #include "coord/coord_internal.h"
 
@@ -235,60 +241,177 @@ static void request_doc(mesh_coord *c, coord_peer *p)
   c->st.requests_sent++;
 }
 
-void mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now)
+/* p enters the view, or stays in it, at epoch (suspected or not). fresh: p
+ * was just made for this change. */
+static void peer_enter(mesh_coord *c, coord_peer *p, bool fresh, uint64_t epoch, bool suspect)
+{
+  bool was_in = !fresh && coord_peer_in_view(p);
+  bool new_epoch = !fresh && epoch > p->epoch;
+  /* Owner epoch superseded: its entries are collected at once. */
+  if (p->doc != NULL && p->doc->epoch < epoch)
+    coord_doc_detach(c, p);
+  p->epoch = epoch;
+  p->state = suspect ? PEER_SUSPECT : PEER_ALIVE;
+  p->reaped = false;
+  if (!was_in || new_epoch) {
+    /* A newcomer (or a restarted node) holds nothing of ours, and we
+     * hold nothing of its current epoch. */
+    coord_send_own_doc(c, &p->id);
+    request_doc(c, p);
+  }
+}
+
+/* p left the view (dead or left) in epoch: its document is abandoned. */
+static void peer_depart(mesh_coord *c, coord_peer *p, bool fresh, uint64_t epoch, mesh_time_ms now)
+{
+  if (!fresh && !coord_peer_in_view(p))
+    return;
+  p->epoch = epoch;
+  p->state = PEER_GONE;
+  p->gone_at = now;
+  if (p->doc != NULL && p->doc->epoch < epoch)
+    coord_doc_detach(c, p);
+  if (p->doc != NULL)
+    abandon(c, p, now);
+  else
+    forget_later(c, p, now);
+}
+
+/* Membership dropped p's record. */
+static void peer_reaped(mesh_coord *c, coord_peer *p, bool fresh, mesh_time_ms now)
+{
+  p->reaped = true;
+  if (fresh) {
+    p->state = PEER_GONE;
+    p->gone_at = now;
+    forget_later(c, p, now);
+  }
+}
+
+int mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now)
 {
   if (mesh_peer_id_eq(&ev->peer, &c->id->id))
-    return;
+    return 0;
   coord_peer *p = coord_peer_get(c, &ev->peer);
   if (p == NULL)
-    return;
+    return -ENOMEM;
   bool fresh = p->state == 0;
   if (!fresh && ev->epoch < p->epoch)
-    return; /* an event about an epoch already over */
+    return 0; /* an event about an epoch already over */
   switch (ev->type) {
   case MESH_VIEW_JOINED:
   case MESH_VIEW_EPOCH_CHANGED:
   case MESH_VIEW_ALIVE_AGAIN:
-  case MESH_VIEW_SUSPECT: {
-    bool was_in = !fresh && coord_peer_in_view(p);
-    bool new_epoch = !fresh && ev->epoch > p->epoch;
-    /* Owner epoch superseded: its entries are collected at once. */
-    if (p->doc != NULL && p->doc->epoch < ev->epoch)
-      coord_doc_detach(c, p);
-    p->epoch = ev->epoch;
-    p->state = ev->type == MESH_VIEW_SUSPECT ? PEER_SUSPECT : PEER_ALIVE;
-    p->reaped = false;
-    if (!was_in || new_epoch) {
-      /* A newcomer (or a restarted node) holds nothing of ours, and we
-       * hold nothing of its current epoch. */
-      coord_send_own_doc(c, &p->id);
-      request_doc(c, p);
-    }
+  case MESH_VIEW_SUSPECT:
+    peer_enter(c, p, fresh, ev->epoch, ev->type == MESH_VIEW_SUSPECT);
     break;
-  }
   case MESH_VIEW_DEAD:
   case MESH_VIEW_LEFT:
-    if (!fresh && !coord_peer_in_view(p))
-      break;
-    p->epoch = ev->epoch;
-    p->state = PEER_GONE;
-    p->gone_at = now;
-    if (p->doc != NULL && p->doc->epoch < ev->epoch)
-      coord_doc_detach(c, p);
-    if (p->doc != NULL)
-      abandon(c, p, now);
-    else
-      forget_later(c, p, now);
+    peer_depart(c, p, fresh, ev->epoch, now);
     break;
   case MESH_VIEW_REAPED:
-    p->reaped = true;
-    if (fresh) {
-      p->state = PEER_GONE;
-      p->gone_at = now;
-      forget_later(c, p, now);
-    }
+    peer_reaped(c, p, fresh, now);
     break;
   }
+  return 0;
+}
+
+/*
+ * One member of the source against the mirror: the change an event would
+ * have made, made the same way. Returns whether the mirror changed, or
+ * -ENOMEM when a newcomer could not be recorded.
+ */
+static int resync_one(mesh_coord *c, const mesh_view_member *vm, uint64_t gen, mesh_time_ms now)
+{
+  bool in = vm->state == MESH_VIEW_STATE_ALIVE || vm->state == MESH_VIEW_STATE_SUSPECT;
+  bool suspect = vm->state == MESH_VIEW_STATE_SUSPECT;
+  coord_peer *p = coord_peer_find(c, &vm->peer);
+  if (p == NULL) {
+    /* A dead or left member we never knew needs no record: a document
+     * naming it is refused either way. */
+    if (!in)
+      return 0;
+    p = coord_peer_get(c, &vm->peer);
+    if (p == NULL)
+      return -ENOMEM;
+    p->sync_gen = gen;
+    peer_enter(c, p, true, vm->epoch, suspect);
+    return 1;
+  }
+  p->sync_gen = gen;
+  bool rolled = vm->epoch < p->epoch;
+  if (rolled) {
+    /* The mirror is at a later epoch than membership, which events alone
+     * never lead to (they are refused for an epoch already over); the view
+     * wins, and what was held for the later epoch goes with it. */
+    if (p->doc != NULL && p->doc->epoch > vm->epoch)
+      coord_doc_detach(c, p);
+    p->epoch = vm->epoch;
+  }
+  bool was_in = coord_peer_in_view(p);
+  if (in) {
+    bool same = was_in && p->epoch == vm->epoch && (p->state == PEER_SUSPECT) == suspect;
+    if (same && !rolled)
+      return 0;
+    /* Rolled back: documents are exchanged again, as with a newcomer. */
+    peer_enter(c, p, rolled || p->state == 0, vm->epoch, suspect);
+    return 1;
+  }
+  if (!was_in)
+    return rolled ? 1 : 0; /* gone in both; an epoch that ended unseen changes nothing held */
+  peer_depart(c, p, false, vm->epoch, now);
+  return 1;
+}
+
+int mesh_coord_view_resync(mesh_coord *c, const mesh_view_source *src, mesh_time_ms now)
+{
+  c->st.view_resyncs++;
+  uint64_t gen = ++c->sync_gen;
+  int rc = 0;
+  size_t n = src->count(src->ctx);
+  for (size_t i = 0; i < n; i++) {
+    mesh_view_member vm;
+    int r = src->member_at(src->ctx, i, &vm);
+    if (r != 0)
+      return r; /* a partial listing must not make the rest look departed */
+    if (mesh_peer_id_eq(&vm.peer, &c->id->id))
+      continue;
+    r = resync_one(c, &vm, gen, now);
+    if (r < 0)
+      rc = r;
+    else
+      c->st.view_resync_fixes += (uint64_t)r;
+  }
+  /* Peers the source no longer lists were reaped by membership: one still
+   * in the mirror's view departed unseen (as a DEAD would), then its record
+   * went. Only existing peers change here, so the table is not resized
+   * under the walk. */
+  for (size_t i = 0; i < c->peers_cap; i++) {
+    coord_peer *p = c->peers[i];
+    if (!coord_slot_live(p) || p->sync_gen == gen || p->state == 0)
+      continue;
+    bool fixed = false;
+    if (coord_peer_in_view(p)) {
+      peer_depart(c, p, false, p->epoch, now);
+      fixed = true;
+    }
+    if (!p->reaped) {
+      peer_reaped(c, p, false, now);
+      fixed = true;
+    }
+    c->st.view_resync_fixes += fixed;
+  }
+  return rc;
+}
+
+int mesh_coord_view_of(const mesh_coord *c, const mesh_peer_id *peer, uint64_t *epoch)
+{
+  const coord_peer *p = coord_peer_find(c, peer);
+  if (p == NULL || p->state == 0)
+    return -ENOENT;
+  if (epoch != NULL)
+    *epoch = p->epoch;
+  return coord_peer_in_view(p) ? 1 : 0;
 }
 
 /* ---- collection ---------------------------------------------------------- */

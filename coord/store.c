@@ -34,6 +34,7 @@ static const char *const migrations[MESH_STORE_SCHEMA_VERSION] = {
     " text TEXT NOT NULL);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     "CREATE INDEX journal_at ON journal (at_ms);",
+    "CREATE TABLE members (peer TEXT PRIMARY KEY, addrs TEXT NOT NULL);",
 };
 
 static int sql_err(mesh_store *s, char *err, size_t errlen, const char *what)
@@ -499,4 +500,81 @@ void mesh_store_fail_after(mesh_store *s, int nth, int err)
 {
   s->fail_in = nth > 0 ? nth : 0;
   s->fail_err = nth > 0 ? err : 0;
+}
+
+int mesh_store_members_save(mesh_store *s, const mesh_store_member *members, size_t n)
+{
+  if (n > MESH_STORE_MEMBERS_MAX)
+    return -E2BIG;
+  sqlite3_stmt *st = NULL;
+  if (exec(s, "BEGIN IMMEDIATE") != 0)
+    return -EIO;
+  int rc = exec(s, "DELETE FROM members");
+  if (rc == 0 && sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO members (peer, addrs) VALUES (?, ?)",
+                                    -1, &st, NULL) != SQLITE_OK)
+    rc = -EIO;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    char id[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&members[i].peer, id, sizeof id);
+    size_t alen = strnlen(members[i].addrs, sizeof members[i].addrs);
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, members[i].addrs, (int)alen, SQLITE_TRANSIENT);
+    rc = run(s, st);
+  }
+  sqlite3_finalize(st);
+  if (rc == 0 && exec(s, "COMMIT") != 0)
+    rc = -EIO;
+  if (rc != 0) {
+    exec(s, "ROLLBACK");
+    s->st.failures++;
+    return rc;
+  }
+  s->st.transactions++;
+  return 0;
+}
+
+int mesh_store_members_load(mesh_store *s, mesh_store_member **out, size_t *n, size_t *bad)
+{
+  sqlite3_stmt *st = NULL;
+  mesh_store_member *v = NULL;
+  size_t len = 0, skipped = 0;
+  int rc = -EIO;
+  *out = NULL;
+  *n = 0;
+  if (sqlite3_prepare_v2(s->db, "SELECT peer, addrs FROM members ORDER BY rowid LIMIT ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    goto done;
+  sqlite3_bind_int(st, 1, MESH_STORE_MEMBERS_MAX);
+  v = calloc(MESH_STORE_MEMBERS_MAX, sizeof *v);
+  if (v == NULL) {
+    rc = -ENOMEM;
+    goto done;
+  }
+  int r;
+  while ((r = step(s, st)) == SQLITE_ROW) {
+    char id[MESH_PEER_ID_TEXT_MAX];
+    copy_text(id, sizeof id, st, 0);
+    mesh_store_member *m = &v[len];
+    if (mesh_peer_id_parse(id, &m->peer) != 0) {
+      skipped++;
+      continue;
+    }
+    copy_text(m->addrs, sizeof m->addrs, st, 1);
+    len++;
+  }
+  if (r != SQLITE_DONE)
+    goto done;
+  rc = 0;
+done:
+  sqlite3_finalize(st);
+  if (bad != NULL)
+    *bad = skipped;
+  if (rc != 0) {
+    free(v);
+    return rc;
+  }
+  *out = v;
+  *n = len;
+  return 0;
 }

@@ -35,9 +35,13 @@
  *     model_id TEXT, text TEXT
  *   meta      key TEXT PRIMARY KEY, value INTEGER
  *     "doc_version", "doc_epoch"
+ *   members   the last known members, so that a node restarted without
+ *             --join finds its cluster (src/daemon/connections.c)
+ *     peer TEXT PRIMARY KEY          peer ID text
+ *     addrs TEXT                     addresses, one per line, reached first
  *
  *   version 1: the three tables; version 2: index journal(at_ms) for
- *   pruning by age.
+ *   pruning by age; version 3: members.
  *
  * Blocking: every call does synchronous disk IO (and may wait up to 2 s for
  * SQLite's lock), so none is made on the event loop thread. The daemon
@@ -59,7 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MESH_STORE_SCHEMA_VERSION 2
+#define MESH_STORE_SCHEMA_VERSION 3
 
 typedef struct mesh_store mesh_store;
 
@@ -129,6 +133,23 @@ int mesh_store_journal_read(mesh_store *s, size_t limit, mesh_store_journal_rec 
 int mesh_store_journal_count(mesh_store *s, size_t *n);
 
 const mesh_store_stats *mesh_store_get_stats(const mesh_store *s);
+
+/* One last known member. */
+#define MESH_STORE_MEMBER_ADDRS_MAX 2048
+typedef struct mesh_store_member {
+  mesh_peer_id peer;
+  char addrs[MESH_STORE_MEMBER_ADDRS_MAX]; /* one per line, reached first */
+} mesh_store_member;
+/* Most members kept. */
+#define MESH_STORE_MEMBERS_MAX 256
+
+/* Replaces the members kept with members[0..n) (n at most
+ * MESH_STORE_MEMBERS_MAX), in one transaction. */
+int mesh_store_members_save(mesh_store *s, const mesh_store_member *members, size_t n);
+/* Reads the members kept. *out is allocated (free()). Rows that do not
+ * decode (a peer ID that does not parse) are skipped and counted in
+ * *bad (may be NULL). */
+int mesh_store_members_load(mesh_store *s, mesh_store_member **out, size_t *n, size_t *bad);
 
 /* Fault injection for tests, after SQLite's I/O-error injection: the nth
  * statement step from now (1 = the next) fails with err (a negative errno),

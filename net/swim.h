@@ -261,6 +261,9 @@ typedef struct mesh_swim_outbox {
   mesh_peer_id epoch_over_by; /* who made that dead claim (valid with epoch_over) */
   uint64_t epoch_over_epoch;  /* the epoch it ended (valid with epoch_over) */
   int alloc_failed;      /* -ENOMEM when an item could not be added */
+  /* Test only (fault injection, as SQLite's malloc failures): the next this
+   * many view events are refused as if memory had run out. Kept by clear. */
+  uint32_t test_refuse_events;
 } mesh_swim_outbox;
 
 void mesh_swim_outbox_init(mesh_swim_outbox *o);
@@ -296,6 +299,12 @@ int mesh_swim_join(mesh_swim *s, const char *const *seeds, size_t n, mesh_time_m
  * core sends its join push-pull when it has not joined yet. */
 int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char *addr,
                              uint64_t epoch, mesh_time_ms now, mesh_swim_outbox *out);
+/* This node dialled peer on its own (a seed, or a member kept from before
+ * a restart) and it is not in the view: exchange state with it now, as a
+ * join does, rather than wait for it to speak first. Strangers that dial
+ * us get no such push: they join if they mean to. */
+int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out);
 /* A packet from peer on MESH_CH_SWIM. Malformed input returns -EBADMSG or
  * -EMSGSIZE and is counted; the core is unchanged. */
 int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_class cls,
@@ -357,6 +366,14 @@ int mesh_swim_member_at(const mesh_swim *s, size_t i, mesh_swim_member_info *out
 int mesh_swim_member_find(const mesh_swim *s, const mesh_peer_id *peer, mesh_swim_member_info *out);
 /* Members in the view (alive or suspect), self not included. */
 size_t mesh_swim_view_size(const mesh_swim *s);
+/* The sequence number of the last view change (net/view.h): every change
+ * that raises a view event counts, whether or not the outbox could hold the
+ * event. 0 before the first. */
+uint64_t mesh_swim_view_seq(const mesh_swim *s);
+/* Fills *out with a view source reading s (borrowed; it must outlive every
+ * use of *out): members from mesh_swim_member_at, seq from
+ * mesh_swim_view_seq (net/swim_view.c). */
+void mesh_swim_view_source(const mesh_swim *s, mesh_view_source *out);
 uint64_t mesh_swim_epoch(const mesh_swim *s);
 uint64_t mesh_swim_incarnation(const mesh_swim *s);
 int mesh_swim_health(const mesh_swim *s); /* Lifeguard score, 0 = healthy */

@@ -10,6 +10,7 @@
  *                     the verified-signature cache
  *   swim_outbox.c     the outbox
  *   swim_state.c      the protocol
+ *   swim_view.c       the core as a view source (net/view.h)
  */
 #ifndef MESH_NET_SWIM_INTERNAL_H
 #define MESH_NET_SWIM_INTERNAL_H

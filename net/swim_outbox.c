@@ -103,6 +103,11 @@ int swim_outbox_dial(mesh_swim_outbox *o, const char *addr)
 
 int swim_outbox_event(mesh_swim_outbox *o, const mesh_view_event *ev)
 {
+  if (o->test_refuse_events > 0) {
+    o->test_refuse_events--;
+    o->alloc_failed = -ENOMEM;
+    return -ENOMEM;
+  }
   if (reserve((void **)&o->events, &o->cap_events, o->n_events, sizeof *o->events) != 0) {
     o->alloc_failed = -ENOMEM;
     return -ENOMEM;

@@ -82,6 +82,7 @@ struct mesh_swim {
   swim_index ix;
   size_t probe_idx;
   size_t n_view;      /* alive + suspect */
+  uint64_t view_seq;  /* number of the last view change (net/view.h), queued or not */
   swim_member **susp; /* members with a running suspicion */
   size_t n_susp, cap_susp;
 
@@ -313,8 +314,14 @@ static void transition(mesh_swim *s, swim_member *m, mesh_swim_state st, mesh_vi
   m->state = st;
   m->since = now;
   if (ev != 0) {
-    mesh_view_event e = {
-        .type = ev, .peer = m->id, .epoch = m->epoch, .old_epoch = old_epoch, .at = now};
+    /* Numbered before it is queued: an event the outbox cannot hold still
+     * takes its number, so that subscribers see the gap. */
+    mesh_view_event e = {.type = ev,
+                         .peer = m->id,
+                         .epoch = m->epoch,
+                         .old_epoch = old_epoch,
+                         .at = now,
+                         .seq = ++s->view_seq};
     swim_outbox_event(out, &e);
   }
 }
@@ -1214,7 +1221,8 @@ static void reap(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
                            .peer = m->id,
                            .epoch = m->epoch,
                            .old_epoch = m->epoch,
-                           .at = now};
+                           .at = now,
+                           .seq = ++s->view_seq};
       swim_outbox_event(out, &e);
       size_t cap = s->cfg.reaped_history;
       s->hist[s->hist_head] = (swim_reaped){.id = m->id, .epoch = m->epoch};
@@ -1357,6 +1365,19 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
     if (m != NULL && (m->state == MESH_SWIM_DEAD || epoch > m->epoch))
       send_push_pull(s, peer, addr, false, false, out);
   }
+  arm(s, out);
+  return 0;
+}
+
+int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out)
+{
+  (void)now;
+  if (id_eq(peer, &s->self->id) || !s->started || !s->joined || s->leaving)
+    return 0;
+  if (find(s, peer) != NULL)
+    return 0;
+  send_push_pull(s, peer, NULL, false, false, out);
   arm(s, out);
   return 0;
 }
@@ -1620,6 +1641,11 @@ int mesh_swim_member_find(const mesh_swim *s, const mesh_peer_id *peer, mesh_swi
 size_t mesh_swim_view_size(const mesh_swim *s)
 {
   return s->n_view;
+}
+
+uint64_t mesh_swim_view_seq(const mesh_swim *s)
+{
+  return s->view_seq;
 }
 
 uint64_t mesh_swim_epoch(const mesh_swim *s)

@@ -1,5 +1,6 @@
 /*
- * The TCP transport: listening, dialling with backoff, the set of
+ * The TCP transport: listening, one-shot dial attempts (who to redial, and
+ * when, is the connection manager's business: net/connmgr.h), the set of
  * connections, and the rule that keeps one connection per peer pair.
  * One connection's protocol is in tcp_conn.c.
  */
@@ -23,7 +24,7 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
 
-static void target_schedule(tcp_state *t, tcp_target *g, mesh_time_ms delay);
+static void target_end(tcp_target *g, int rc, const mesh_peer_id *peer);
 
 static void set_sockopts(int fd)
 {
@@ -67,18 +68,19 @@ static void emit_up(tcp_state *t, tcp_conn *c, bool silent)
                             .extension = c->ext,
                             .extension_len = c->ext_len,
                             .scheme = "tcp"};
-  /* A silent swap is news to the other transports all the same: the RDMA
-   * queue pair to use is the one offered on the new connection. */
-  if (silent)
-    mesh_net_emit_transport_peer(t->net, &ev);
-  else
-    mesh_net_emit_peer(t->net, &ev);
+  /* A swap is news all the same: to the other transports (the RDMA queue
+   * pair to use is the one offered on the new connection) and to the node
+   * (a request sent on the old connection may never be answered). */
+  ev.replaced = silent;
+  mesh_net_emit_peer(t->net, &ev);
 }
 
 bool tcp_established(tcp_conn *c)
 {
   tcp_state *t = c->t;
   tcp_conn *old = tcp_find_up(t, &c->peer);
+  /* The dial attempt, if c is one, ends here whatever follows. */
+  tcp_target *g = c->target;
   bool silent = false; /* the peer was up already: no new up event */
   if (old != NULL) {
     /* The newer epochs win, the peer's first, then ours: when this node
@@ -93,7 +95,17 @@ bool tcp_established(tcp_conn *c)
       return false;
     }
     if (c->epoch == old->epoch && c->local_epoch == old->local_epoch && !prefer_new(t, old, c)) {
-      tcp_conn_close(c, MESH_DROP_DUPLICATE, -EEXIST, true);
+      /* The peer is connected already, over the other connection: the
+       * attempt reached it. */
+      if (g != NULL) {
+        mesh_peer_id peer = c->peer;
+        c->target = NULL;
+        g->conn = NULL;
+        tcp_conn_close(c, MESH_DROP_DUPLICATE, -EEXIST, true);
+        target_end(g, 0, &peer);
+      } else {
+        tcp_conn_close(c, MESH_DROP_DUPLICATE, -EEXIST, true);
+      }
       return false;
     }
     if (c->epoch == old->epoch) {
@@ -103,46 +115,32 @@ bool tcp_established(tcp_conn *c)
     }
     tcp_conn_close(old, MESH_DROP_DUPLICATE, -EEXIST, !silent);
   }
-  if (c->target != NULL) {
-    c->target->known = true;
-    c->target->peer = c->peer;
-    c->target->attempts = 0;
+  if (g != NULL) {
+    c->target = NULL;
+    g->conn = NULL;
   }
+  mesh_peer_id peer = c->peer;
   t->c->handshakes_ok++;
   t->c->peers_up++;
   tcp_conn_up(c);
-  if (c->state != TCP_UP)
-    return false;
-  emit_up(t, c, silent);
-  return c->state == TCP_UP;
+  bool up = c->state == TCP_UP;
+  if (up)
+    emit_up(t, c, silent);
+  /* After the up event, so whoever dialled sees the peer up first. */
+  if (g != NULL)
+    target_end(g, up ? 0 : -ECONNRESET, up ? &peer : NULL);
+  return up && c->state == TCP_UP;
 }
 
-void tcp_closed(tcp_conn *c, bool was_up)
+void tcp_closed(tcp_conn *c, bool was_up, int err)
 {
-  tcp_state *t = c->t;
-  if (c->target != NULL) {
-    tcp_target *g = c->target;
-    g->conn = NULL;
-    c->target = NULL;
-    if (!was_up)
-      g->attempts++;
-    /* Backoff: min * 2^attempts capped at max, then jitter in [d/2, d]. */
-    mesh_time_ms d = t->opt.backoff_min_ms;
-    for (unsigned i = 0; i < g->attempts && d < t->opt.backoff_max_ms; i++)
-      d *= 2;
-    if (d > t->opt.backoff_max_ms)
-      d = t->opt.backoff_max_ms;
-    d = d / 2 + mesh_rng_below(&t->rng, d / 2 + 1);
-    target_schedule(t, g, d);
-  }
-  if (was_up) {
-    /* Targets that reach this peer and are waiting for it to go down
-     * redial soon. */
-    for (tcp_target *g = t->targets; g != NULL; g = g->next)
-      if (g->conn == NULL && g->known && mesh_peer_id_eq(&g->peer, &c->peer) &&
-          tcp_find_up(t, &c->peer) == NULL)
-        target_schedule(t, g, t->opt.backoff_min_ms);
-  }
+  (void)was_up;
+  tcp_target *g = c->target;
+  if (g == NULL)
+    return;
+  g->conn = NULL;
+  c->target = NULL;
+  target_end(g, err != 0 ? err : -ECONNRESET, NULL);
 }
 
 /* Makes room for one more connection: evicts the oldest connection still
@@ -163,13 +161,32 @@ static bool make_room(tcp_state *t)
   return true;
 }
 
-/* A dial attempt that did not get as far as a socket: count it and try
- * again after delay. */
-static void dial_failed(tcp_state *t, tcp_target *g, mesh_time_ms delay)
+/* Unlinks and frees g. Its connection, if any, is left alone. */
+static void target_free(tcp_target *g)
 {
-  t->c->dial_failures++;
-  g->attempts++;
-  target_schedule(t, g, delay);
+  tcp_state *t = g->t;
+  for (tcp_target **pp = &t->targets; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == g) {
+      *pp = g->next;
+      break;
+    }
+  if (g->conn != NULL)
+    g->conn->target = NULL;
+  if (g->resolving != NULL)
+    mesh_resolve_cancel(g->resolving);
+  free(g);
+}
+
+/* The attempt is over: freed, then its outcome reported (the listener may
+ * dial again from the callback). */
+static void target_end(tcp_target *g, int rc, const mesh_peer_id *peer)
+{
+  tcp_state *t = g->t;
+  uint64_t token = g->token;
+  if (rc != 0)
+    t->c->dial_failures++;
+  target_free(g);
+  mesh_net_dial_done(t->net, token, rc, peer);
 }
 
 /* Connects g to the resolved address ss. */
@@ -177,12 +194,12 @@ static void target_connect_to(tcp_state *t, tcp_target *g, const struct sockaddr
 {
   if (!make_room(t)) {
     t->c->dropped[MESH_DROP_CONN_LIMIT]++;
-    dial_failed(t, g, t->opt.backoff_max_ms);
+    target_end(g, -EMFILE, NULL);
     return;
   }
   int fd = mesh_socket_nb(sa->sa_family, SOCK_STREAM, 0);
   if (fd < 0) {
-    dial_failed(t, g, t->opt.backoff_max_ms);
+    target_end(g, fd, NULL);
     return;
   }
   set_sockopts(fd);
@@ -190,14 +207,15 @@ static void target_connect_to(tcp_state *t, tcp_target *g, const struct sockaddr
   if (connect(fd, sa, sl) == 0)
     st = TCP_HELLO;
   else if (errno != EINPROGRESS) {
+    int rc = -errno;
     close(fd);
-    dial_failed(t, g, t->opt.backoff_min_ms << (g->attempts < 8 ? g->attempts + 1 : 8));
+    target_end(g, rc, NULL);
     return;
   }
   tcp_conn *c = tcp_conn_new(t, fd, true, st);
   if (c == NULL) {
     close(fd);
-    target_schedule(t, g, t->opt.backoff_max_ms);
+    target_end(g, -ENOMEM, NULL);
     return;
   }
   c->target = g;
@@ -218,12 +236,12 @@ static void on_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t 
   if (rc != 0) {
     t->c->resolve_failures++;
     MESH_LOG_RL(MESH_LOG_WARN, "tcp",
-                "dial /%s/%s: cannot resolve: %s (dial failed, retried later)",
+                "dial /%s/%s: cannot resolve: %s (dial failed)",
                 g->addr.kind == MESH_MA_DNS4   ? "dns4"
                 : g->addr.kind == MESH_MA_DNS6 ? "dns6"
                                                : "dns",
                 g->addr.host, mesh_resolve_strerror(rc));
-    dial_failed(t, g, t->opt.backoff_max_ms);
+    target_end(g, -EHOSTUNREACH, NULL);
     return;
   }
   target_connect_to(t, g, sa, sl);
@@ -237,8 +255,9 @@ static void target_connect(tcp_state *t, tcp_target *g)
   if (g->addr.kind == MESH_MA_IP4 || g->addr.kind == MESH_MA_IP6) {
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (mesh_multiaddr_resolve(&g->addr, &ss, &sl) != 0) {
-      dial_failed(t, g, t->opt.backoff_max_ms);
+    int rc = mesh_multiaddr_resolve(&g->addr, &ss, &sl);
+    if (rc != 0) {
+      target_end(g, rc, NULL);
       return;
     }
     target_connect_to(t, g, (struct sockaddr *)&ss, sl);
@@ -251,41 +270,8 @@ static void target_connect(tcp_state *t, tcp_target *g)
     t->c->resolve_failures++;
     MESH_LOG_RL(MESH_LOG_WARN, "tcp", "dial %s: cannot start a lookup: %s", g->addr.host,
                 mesh_strerror(rc));
-    dial_failed(t, g, t->opt.backoff_max_ms);
+    target_end(g, rc, NULL);
   }
-}
-
-static void on_target_timer(evutil_socket_t fd, short what, void *arg)
-{
-  tcp_target *g = arg;
-  tcp_state *t = g->t;
-  if (g->conn != NULL || g->resolving != NULL)
-    return;
-  /* The peer is connected already (it dialled us): check again later;
-   * tcp_closed reschedules sooner when it goes down. */
-  if (g->known && tcp_find_up(t, &g->peer) != NULL) {
-    target_schedule(t, g, t->opt.backoff_max_ms);
-    return;
-  }
-  target_connect(t, g);
-}
-
-static void target_schedule(tcp_state *t, tcp_target *g, mesh_time_ms delay)
-{
-  (void)t;
-  struct timeval tv = {.tv_sec = (time_t)(delay / 1000),
-                       .tv_usec = (suseconds_t)(delay % 1000) * 1000};
-  evtimer_add(g->timer, &tv);
-}
-
-static void target_free(tcp_target *g)
-{
-  if (g->conn != NULL)
-    g->conn->target = NULL;
-  if (g->resolving != NULL)
-    mesh_resolve_cancel(g->resolving);
-  event_free(g->timer);
-  free(g);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -368,11 +354,9 @@ static int tcp_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_c
 static void tcp_fini(void *state)
 {
   tcp_state *t = state;
-  while (t->targets != NULL) {
-    tcp_target *g = t->targets;
-    t->targets = g->next;
-    target_free(g);
-  }
+  /* Attempts end unreported: nobody is listening any more. */
+  while (t->targets != NULL)
+    target_free(t->targets);
   mesh_resolver_free(t->resolver);
   while (t->conns != NULL)
     tcp_conn_close(t->conns, -1, 0, false);
@@ -431,7 +415,8 @@ static int tcp_listen(void *state, const mesh_multiaddr *addr, mesh_multiaddr *b
   return 0;
 }
 
-static int tcp_dial(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect)
+static int tcp_dial(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect,
+                    uint64_t token)
 {
   tcp_state *t = state;
   if (expect != NULL && mesh_peer_id_eq(expect, &t->opt.identity->id))
@@ -441,14 +426,10 @@ static int tcp_dial(void *state, const mesh_multiaddr *addr, const mesh_peer_id 
     return -ENOMEM;
   g->t = t;
   g->addr = *addr;
+  g->token = token;
   if (expect != NULL) {
     g->has_expect = true;
     g->expect = *expect;
-  }
-  g->timer = evtimer_new(t->base, on_target_timer, g);
-  if (g->timer == NULL) {
-    free(g);
-    return -ENOMEM;
   }
   g->next = t->targets;
   t->targets = g;
@@ -475,8 +456,8 @@ static int tcp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh
   return tcp_conn_send(c, ch, cls, buf, len);
 }
 
-/* Closes c cleanly without redialling: it is detached from its dial
- * target first. */
+/* Closes c cleanly, its dial attempt (if any) detached first so that the
+ * caller reports it. */
 static void close_quietly(tcp_conn *c)
 {
   if (c->target != NULL) {
@@ -487,32 +468,28 @@ static void close_quietly(tcp_conn *c)
 }
 
 /*
- * Disconnecting a peer ends everything that leads to it: its dial targets
- * (no more redials), a dial of it still connecting or handshaking, an
- * inbound connection whose handshake has named it and waits for the
- * finish frame, and its established connection (a down event follows).
- * A handshake left running would otherwise bring the peer back up a round
- * trip later.
+ * Disconnecting a peer ends everything that leads to it: a dial of it
+ * still connecting or handshaking (reported as -ECANCELED), an inbound
+ * connection whose handshake has named it and waits for the finish frame,
+ * and its established connection (a down event follows). A handshake left
+ * running would otherwise bring the peer back up a round trip later.
  */
 static int tcp_disconnect(void *state, const mesh_peer_id *peer)
 {
   tcp_state *t = state;
   int rc = -ENOTCONN;
-  tcp_target **pp = &t->targets;
-  while (*pp != NULL) {
-    tcp_target *g = *pp;
-    bool match = (g->known && mesh_peer_id_eq(&g->peer, peer)) ||
-                 (g->has_expect && mesh_peer_id_eq(&g->expect, peer));
-    if (match) {
-      *pp = g->next;
-      tcp_conn *c = g->conn;
-      target_free(g);
-      if (c != NULL && c->state != TCP_UP)
-        close_quietly(c);
-      rc = 0;
-    } else {
-      pp = &g->next;
+  tcp_target *g = t->targets;
+  while (g != NULL) {
+    if (!(g->has_expect && mesh_peer_id_eq(&g->expect, peer))) {
+      g = g->next;
+      continue;
     }
+    tcp_conn *c = g->conn;
+    if (c != NULL)
+      close_quietly(c); /* detaches g first */
+    target_end(g, -ECANCELED, NULL);
+    rc = 0;
+    g = t->targets; /* the report may have changed the list: start over */
   }
   tcp_conn *next;
   for (tcp_conn *c = t->conns; c != NULL; c = next) {

@@ -197,7 +197,7 @@ void tcp_conn_close(tcp_conn *c, int drop, int err, bool emit)
                               .reason = err};
     mesh_net_emit_peer(t->net, &ev);
   }
-  tcp_closed(c, was_up);
+  tcp_closed(c, was_up, err);
 }
 
 /* Encrypts one frame straight into the output buffer. */
@@ -445,6 +445,32 @@ static int hs_drop(int rc)
   }
 }
 
+/*
+ * An inbound connection whose Hello is our own: this node dialled itself
+ * (a --join list that names every node, this one too). The dialling end
+ * would only see the connection close, so find it here, by its socket's
+ * local address, and end it with -ELOOP: its dial attempt then says so, and
+ * the connection manager stops dialling that address.
+ */
+static void close_self_dial(tcp_conn *in)
+{
+  struct sockaddr_storage peer;
+  socklen_t pl = sizeof peer;
+  if (getpeername(in->fd, (struct sockaddr *)&peer, &pl) != 0)
+    return;
+  for (tcp_conn *o = in->t->conns; o != NULL; o = o->next) {
+    if (!o->outbound || o->state == TCP_UP || o->fd < 0)
+      continue;
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof local;
+    if (getsockname(o->fd, (struct sockaddr *)&local, &ll) == 0 && ll == pl &&
+        memcmp(&local, &peer, pl) == 0) {
+      tcp_conn_close(o, MESH_DROP_SELF, -ELOOP, true);
+      return;
+    }
+  }
+}
+
 /* Handles the peer's Hello. Returns false when c was closed. */
 static bool read_hello(tcp_conn *c)
 {
@@ -465,6 +491,8 @@ static bool read_hello(tcp_conn *c)
   rc = mesh_hs_read_hello(c->hs, msg + MESH_HS_LEN_SIZE, n);
   evbuffer_drain(c->in, MESH_HS_LEN_SIZE + n);
   if (rc != 0) {
+    if (rc == -ELOOP && !c->outbound)
+      close_self_dial(c);
     tcp_conn_close(c, hs_drop(rc), rc, true);
     return false;
   }
@@ -733,7 +761,7 @@ static void on_connected(tcp_conn *c)
   if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
     err = errno;
   if (err != 0) {
-    c->t->c->dial_failures++;
+    /* Counted as a dial failure where the attempt ends (tcp.c). */
     tcp_conn_close(c, -1, -err, true);
     return;
   }

@@ -60,7 +60,7 @@ typedef struct tcp_conn {
   int fd;
   tcp_conn_state state;
   bool outbound;      /* we dialled */
-  tcp_target *target; /* the dial target that made it, or NULL */
+  tcp_target *target; /* the dial attempt making it, until it is UP or closed */
   struct event *rev, *wev, *timer;
   struct evbuffer *in, *out;
   mesh_hs *hs; /* while handshaking; freed when UP */
@@ -77,17 +77,16 @@ typedef struct tcp_conn {
   mesh_frame_reasm reasm; /* stream messages arriving in chunks */
 } tcp_conn;
 
+/* One dial attempt, from its start to its outcome (reported once with
+ * mesh_net_dial_done, then freed). Redialling is the caller's business. */
 struct tcp_target {
   tcp_target *next;
   tcp_state *t;
   mesh_multiaddr addr;
   bool has_expect; /* the peer ID must be expect */
   mesh_peer_id expect;
-  bool known; /* peer is the ID learned from a handshake */
-  mesh_peer_id peer;
-  tcp_conn *conn;              /* the attempt or connection now, or NULL */
-  unsigned attempts;           /* failures since the last success */
-  struct event *timer;         /* redial */
+  uint64_t token;              /* the caller's, reported with the outcome */
+  tcp_conn *conn;              /* the connection being made, or NULL */
   mesh_resolve_req *resolving; /* the lookup of a DNS name under way, or NULL */
 };
 
@@ -115,7 +114,7 @@ struct tcp_state {
   int nconns;
   tcp_conn *dead; /* closed, to be freed */
   struct event *reaper;
-  tcp_target *targets;
+  tcp_target *targets; /* dial attempts under way */
   uint64_t next_id;
   uint8_t *scratch;        /* READ_CHUNK bytes: every read lands here first */
   mesh_resolver *resolver; /* made on the first dial of a DNS name */
@@ -140,7 +139,7 @@ tcp_conn *tcp_find_up(tcp_state *t, const mesh_peer_id *peer);
 /* A connection finished its handshake: resolve duplicates, raise events.
  * Returns false when c was closed instead. */
 bool tcp_established(tcp_conn *c);
-/* A connection closed: redial its target if any. */
-void tcp_closed(tcp_conn *c, bool was_up);
+/* A connection closed (err: why): a dial attempt making it has failed. */
+void tcp_closed(tcp_conn *c, bool was_up, int err);
 
 #endif

@@ -18,6 +18,8 @@ struct mesh_net {
   void *msg_arg;
   mesh_net_peer_fn peer_fn;
   void *peer_arg;
+  mesh_net_dial_fn dial_fn;
+  void *dial_arg;
   mesh_net_writable_fn writable_fn;
   void *writable_arg;
   mesh_net_extension_fn ext_fn;
@@ -64,8 +66,6 @@ void mesh_net_options_default(mesh_net_options *o)
   o->datagram_queue_max = 256u << 10;
   o->stream_queue_max = 4u << 20;
   o->chunk_size = 16u << 10;
-  o->backoff_min_ms = 100;
-  o->backoff_max_ms = 30000;
 }
 
 int mesh_net_new(const mesh_net_options *opt, mesh_net **out)
@@ -174,7 +174,19 @@ int mesh_net_listen(mesh_net *net, const char *addr, mesh_multiaddr *bound)
   return net->t[i].ops->listen(net->t[i].state, &a, bound);
 }
 
-int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect)
+void mesh_net_on_dial(mesh_net *net, mesh_net_dial_fn fn, void *arg)
+{
+  net->dial_fn = fn;
+  net->dial_arg = arg;
+}
+
+void mesh_net_dial_done(mesh_net *net, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  if (net->dial_fn != NULL)
+    net->dial_fn(net->dial_arg, token, rc, peer);
+}
+
+int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect, uint64_t token)
 {
   mesh_multiaddr a;
   int rc = mesh_multiaddr_parse(addr, &a, NULL);
@@ -189,7 +201,7 @@ int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect)
   int i = find_scheme(net, a.scheme);
   if (i < 0 || net->t[i].ops->dial == NULL)
     return -EPROTONOSUPPORT;
-  return net->t[i].ops->dial(net->t[i].state, &a, a.has_peer ? &a.peer : NULL);
+  return net->t[i].ops->dial(net->t[i].state, &a, a.has_peer ? &a.peer : NULL, token);
 }
 
 /* --- Test-only fault injection (net/fault.h): the only hook in this file.

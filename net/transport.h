@@ -115,6 +115,10 @@ typedef struct mesh_net_peer_event {
   const uint8_t *extension; /* the peer's signed handshake extension (up) */
   size_t extension_len;
   const char *scheme; /* transport that raised it */
+  bool replaced;      /* up: the peer was up already, and this connection of the
+                         same run replaced the one it had. What was sent on the
+                         old one just before may be lost: a listener that waits
+                         for an answer may ask again. */
   int reason;         /* down: 0 for a clean close, else a negative errno */
 } mesh_net_peer_event;
 
@@ -150,9 +154,7 @@ typedef struct mesh_net_options {
   size_t datagram_queue_max;         /* per-peer bytes of queued datagrams (256 KiB) */
   size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
   size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
-  mesh_time_ms backoff_min_ms;       /* first redial delay (100 ms) */
-  mesh_time_ms backoff_max_ms;       /* cap on the redial delay (30 s) */
-  uint64_t rng_seed;                 /* jitter seed; 0 seeds from the OS */
+  uint64_t rng_seed;                 /* random seed for the transports; 0 seeds from the OS */
 } mesh_net_options;
 
 /* Fills the defaults above (identity, psk and base left empty). */
@@ -173,11 +175,15 @@ typedef struct mesh_transport_ops {
    * that do not listen (RDMA rides on TCP's handshake). bound (may be
    * NULL) receives the address actually bound (port 0 picks one). */
   int (*listen)(void *state, const mesh_multiaddr *addr, mesh_multiaddr *bound);
-  /* Starts a dial (non-blocking) and keeps the peer connected: redials with
-   * capped exponential backoff and jitter while it is down. expect (may be
-   * NULL) is the peer ID the peer must prove. The outcome arrives as a peer
-   * event. NULL for transports that do not dial. */
-  int (*dial)(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect);
+  /* Starts one dial attempt (non-blocking); it is never retried here (the
+   * connection manager decides who to redial, net/connmgr.h). expect (may
+   * be NULL) is the peer ID the peer must prove. A 0 return promises
+   * exactly one mesh_net_dial_done with token: 0 and the peer reached (its
+   * up event raised first, or the peer was connected already), or why it
+   * failed (-ELOOP: the address led to this node). NULL for transports
+   * that do not dial. */
+  int (*dial)(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect,
+              uint64_t token);
   /* Whether this transport can carry cls to peer right now. */
   bool (*can_send)(void *state, const mesh_peer_id *peer, mesh_class cls);
   /* Queues one message; never blocks. buf stays the caller's (copied here).
@@ -186,8 +192,8 @@ typedef struct mesh_transport_ops {
    * full (nothing queued; wait for the writable callback). */
   int (*send)(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
               const uint8_t *buf, size_t len);
-  /* Closes the connection to peer (a down event follows) and stops
-   * redialling it. Non-blocking. */
+  /* Closes the connection to peer (a down event follows) and cancels the
+   * attempts dialling it (-ECANCELED). Non-blocking. */
   int (*disconnect)(void *state, const mesh_peer_id *peer);
   /* Optional: told of every other transport's peer events, so that RDMA
    * can read the handshake extension TCP carried. */
@@ -221,7 +227,13 @@ void mesh_net_set_extension(mesh_net *net, mesh_net_extension_fn fn, void *arg);
 int mesh_net_listen(mesh_net *net, const char *addr, mesh_multiaddr *bound);
 /* Dials a multiaddr or host:port (its /p2p/ part, or expect when not NULL,
  * is the peer ID required). */
-int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect);
+/* A dial attempt ended: rc 0 and the peer reached, or a negative errno
+ * (peer NULL). The listener may dial again from the callback. */
+typedef void (*mesh_net_dial_fn)(void *arg, uint64_t token, int rc, const mesh_peer_id *peer);
+void mesh_net_on_dial(mesh_net *net, mesh_net_dial_fn fn, void *arg);
+/* One dial attempt at addr (a multiaddr, or host:port); see the dial op. A
+ * /p2p/ part of addr is the peer to expect. */
+int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect, uint64_t token);
 /* Sends one message (see the send op for the results). */
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len);
@@ -274,6 +286,8 @@ int mesh_net_transport_count(const mesh_net *net);
 void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
                       mesh_class cls, const uint8_t *buf, size_t len);
 void mesh_net_emit_peer(mesh_net *net, const mesh_net_peer_event *ev);
+/* A transport's dial attempt ended (see the dial op). */
+void mesh_net_dial_done(mesh_net *net, uint64_t token, int rc, const mesh_peer_id *peer);
 /* Tells the other transports only (not the node) of an up event the node
  * does not see: a peer's connection replaced by a newer one of the same
  * epoch, whose conn_id and extension the RDMA transport must pair with. */

@@ -20,3 +20,27 @@ const char *mesh_view_event_name(mesh_view_event_type t)
   }
   return "unknown";
 }
+
+mesh_view_step mesh_view_follow(const mesh_view_follower *f, const mesh_view_event *ev)
+{
+  if (ev->seq <= f->seq)
+    return MESH_VIEW_SKIP;
+  if (ev->seq == f->seq + 1)
+    return MESH_VIEW_APPLY;
+  return MESH_VIEW_RESYNC;
+}
+
+void mesh_view_applied(mesh_view_follower *f, const mesh_view_event *ev)
+{
+  f->seq = ev->seq;
+}
+
+void mesh_view_resynced(mesh_view_follower *f, uint64_t seq)
+{
+  f->seq = seq;
+}
+
+bool mesh_view_behind(const mesh_view_follower *f, const mesh_view_source *src)
+{
+  return src->seq(src->ctx) != f->seq;
+}

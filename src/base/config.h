@@ -79,8 +79,10 @@ typedef struct mesh_config {
   char *config_file; /* the INI file read, or NULL when there was none */
   char *listen;      /* multiaddr or host:port to listen on */
   mesh_strlist join; /* peers to join at start (multiaddr or host:port) */
+  mesh_strlist advertise; /* addresses peers should dial; empty: derived from listen */
   char *api;         /* control API: host:port or unix:PATH */
   char *api_token;   /* bearer token for the API; NULL when not set */
+  int api_max_connections; /* control API connections open at once */
   mesh_profile profile;
   mesh_transport_kind transport;
   char *rdma_device; /* verbs device name; NULL picks the first usable one */

@@ -11,6 +11,7 @@
 #define MESH_BASE_PLATFORM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* socket() that is non-blocking and close-on-exec from the start (Linux:
@@ -42,5 +43,21 @@ void mesh_thread_lower_priority(void);
  * every malloc zone). For measurements such as tests/tools/bench_coord's,
  * not for limits: what counts as "in use" differs between allocators. */
 size_t mesh_heap_in_use(void);
+
+/* The limit on open files (RLIMIT_NOFILE): the soft limit in force before
+ * the call, after it, and the most it could be raised to. */
+typedef struct mesh_nofile {
+  uint64_t before; /* soft limit found */
+  uint64_t soft;   /* soft limit in force now */
+  uint64_t hard;   /* the most the soft limit may be (the system's cap applied) */
+} mesh_nofile;
+
+/* Raises the soft limit on open files to the hard limit, or as near as the
+ * system lets a process go (Linux: the hard limit itself; macOS: a hard
+ * limit of RLIM_INFINITY stands for kern.maxfilesperproc, or OPEN_MAX when
+ * setrlimit refuses that, as setrlimit(2) there asks). Fills *out. Returns
+ * 0 (also when raising was refused: out->soft then equals out->before), or
+ * a negative errno when the limit cannot be read. */
+int mesh_nofile_raise(mesh_nofile *out);
 
 #endif

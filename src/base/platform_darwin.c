@@ -8,6 +8,9 @@
 #include <malloc/malloc.h>
 #include <pthread.h>
 #include <pthread/qos.h>
+#include <sys/resource.h>
+#include <sys/sysctl.h>
+#include <sys/syslimits.h>
 #include <unistd.h>
 
 /* Sets O_NONBLOCK and FD_CLOEXEC, and SO_NOSIGPIPE on sockets. */
@@ -77,6 +80,43 @@ size_t mesh_heap_in_use(void)
   malloc_statistics_t st;
   malloc_zone_statistics(NULL, &st);
   return st.size_in_use;
+}
+
+static int set_soft(rlim_t soft, rlim_t hard)
+{
+  struct rlimit want = {.rlim_cur = soft, .rlim_max = hard};
+  return setrlimit(RLIMIT_NOFILE, &want) == 0 ? 0 : -errno;
+}
+
+int mesh_nofile_raise(mesh_nofile *out)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -errno;
+  out->before = rl.rlim_cur;
+  out->soft = rl.rlim_cur;
+  /* The kernel takes no soft limit above kern.maxfilesperproc, and
+   * setrlimit(2) refuses RLIM_INFINITY for this resource. */
+  rlim_t cap = OPEN_MAX;
+  int perproc = 0;
+  size_t len = sizeof perproc;
+  if (sysctlbyname("kern.maxfilesperproc", &perproc, &len, NULL, 0) == 0 && perproc > 0)
+    cap = (rlim_t)perproc;
+  rlim_t target = rl.rlim_max < cap ? rl.rlim_max : cap;
+  out->hard = target;
+  if (rl.rlim_cur >= target)
+    return 0;
+  if (set_soft(target, rl.rlim_max) == 0) {
+    out->soft = target;
+    return 0;
+  }
+  /* Older systems cap at OPEN_MAX whatever the sysctl says. */
+  rlim_t fallback = rl.rlim_max < OPEN_MAX ? rl.rlim_max : OPEN_MAX;
+  if (fallback > rl.rlim_cur && set_soft(fallback, rl.rlim_max) == 0) {
+    out->soft = fallback;
+    out->hard = fallback;
+  }
+  return 0;
 }
 
 #else

@@ -45,6 +45,24 @@ size_t mesh_heap_in_use(void)
   return mi.uordblks + mi.hblkhd;
 }
 
+int mesh_nofile_raise(mesh_nofile *out)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -errno;
+  out->before = rl.rlim_cur;
+  out->soft = rl.rlim_cur;
+  out->hard = rl.rlim_max;
+  if (rl.rlim_cur >= rl.rlim_max)
+    return 0;
+  /* The hard limit cannot exceed fs.nr_open, so it is always a value
+   * setrlimit takes. */
+  struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+  if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+    out->soft = rl.rlim_max;
+  return 0;
+}
+
 #else
 typedef int mesh_platform_linux_unused;
 #endif

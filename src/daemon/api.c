@@ -68,6 +68,7 @@ struct mesh_api {
   char bound[128];                              /* the address bound, for messages */
   char *unix_path;                              /* owned; removed on free; NULL for TCP */
   uint64_t counts[EP_COUNT][NSTATUS];           /* answers by endpoint and status */
+  mesh_api_conns conns;                         /* the listener and its connections */
   uint64_t next_ticket;                         /* last ticket handed out */
   uint64_t current_ticket;                      /* the command op running now, or 0 */
   struct api_pending {
@@ -400,6 +401,7 @@ static void handle_metrics(mesh_api *api, struct evhttp_request *req)
                       "Control API requests answered, by endpoint and status.", labels, (double)n);
     }
   }
+  mesh_api_conns_metrics(&api->conns, &m);
   mesh_api_metric(&m, "meshd_api_metric_samples_dropped", MESH_API_GAUGE,
                   "Samples of this answer refused (bad names or bounds).", NULL, (double)m.dropped);
   size_t len = 0;
@@ -430,19 +432,22 @@ static void pending_release(struct api_pending *p)
     event_free(p->timer);
     p->timer = NULL;
   }
-  if (p->req != NULL)
-    evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
   p->ticket = 0;
   p->req = NULL;
 }
 
-/* The client went away while its command was pending: forget the request
- * (libevent frees it). */
-static void pending_closed(struct evhttp_connection *conn, void *arg)
+/* A connection closed (the listener's close hook): a command pending on it
+ * is forgotten, since its client went away (libevent frees the request). */
+static void api_conn_closed(void *arg, struct evhttp_connection *evcon)
 {
-  struct api_pending *p = arg;
-  p->req = NULL;
-  pending_release(p);
+  mesh_api *api = arg;
+  for (size_t i = 0; i < MESH_API_MAX_PENDING; i++) {
+    struct api_pending *p = &api->pending[i];
+    if (p->ticket != 0 && p->req != NULL && evhttp_request_get_connection(p->req) == evcon) {
+      p->req = NULL;
+      pending_release(p);
+    }
+  }
 }
 
 static void pending_timeout(evutil_socket_t fd, short what, void *arg)
@@ -480,10 +485,22 @@ static int pending_hold(mesh_api *api, struct evhttp_request *req, enum api_endp
     snprintf(p->model, sizeof(p->model), "%s", cmd->model);
     struct timeval tv = {MESH_API_PENDING_TIMEOUT_MS / 1000, (MESH_API_PENDING_TIMEOUT_MS % 1000) * 1000};
     evtimer_add(p->timer, &tv);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), pending_closed, p);
+    mesh_api_conns_watch(&api->conns, evhttp_request_get_connection(req));
     return 0;
   }
   return -EBUSY;
+}
+
+void mesh_api_connection_stats(const mesh_api *api, mesh_api_conn_stats *out)
+{
+  const mesh_api_conns *c = &api->conns;
+  *out = (mesh_api_conn_stats){.open = c->open,
+                               .max = c->max,
+                               .accepted = c->accepted,
+                               .refused_limit = c->refused_limit,
+                               .untracked = c->untracked};
+  for (int r = 0; r < MESH_API_PAUSE_COUNT; r++)
+    out->accept_paused += c->paused_total[r];
 }
 
 uint64_t mesh_api_current_ticket(const mesh_api *api)
@@ -860,10 +877,10 @@ static int listen_tcp(mesh_api *api, const char *addr, char *err, size_t errlen)
     goto fail;
   }
   format_sockaddr((struct sockaddr *)&ss, api->bound, sizeof(api->bound));
-  if (evhttp_accept_socket(api->http, fd) < 0) {
-    rc = -ENOMEM;
+  rc = mesh_api_conns_listen(&api->conns, fd);
+  fd = -1; /* taken over, also on failure */
+  if (rc < 0)
     goto fail;
-  }
   freeaddrinfo(res);
   return 0;
 fail:
@@ -922,9 +939,14 @@ static int listen_unix(mesh_api *api, const char *path, char *err, size_t errlen
     return rc;
   }
   api->unix_path = strdup(path);
-  if (api->unix_path == NULL || evhttp_accept_socket(api->http, fd) < 0) {
+  if (api->unix_path == NULL) {
     close(fd);
     unlink(path);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  if (mesh_api_conns_listen(&api->conns, fd) < 0) {
+    /* fd was taken over and closed; the path goes with mesh_api_free. */
     snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
@@ -978,6 +1000,13 @@ int mesh_api_new(struct event_base *base, const mesh_api_options *opt,
    * sees the answer rather than a reset. */
   evhttp_set_flags(api->http, EVHTTP_SERVER_LINGERING_CLOSE);
   evhttp_set_gencb(api->http, handle_request, api);
+  size_t max_conns = opt != NULL && opt->max_connections > 0 ? opt->max_connections
+                                                             : MESH_API_DEFAULT_MAX_CONNECTIONS;
+  if (mesh_api_conns_init(&api->conns, base, api->http, max_conns, api_conn_closed, api) < 0) {
+    mesh_api_free(api);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
   const char *addr = opt != NULL && opt->addr != NULL ? opt->addr : MESH_API_DEFAULT_ADDR;
   int rc;
   if (strncmp(addr, "unix:", 5) == 0)
@@ -988,7 +1017,8 @@ int mesh_api_new(struct event_base *base, const mesh_api_options *opt,
     mesh_api_free(api);
     return rc;
   }
-  LOG_INFO("api", "control API on %s%s", api->bound, api->has_token ? " (token required)" : "");
+  LOG_INFO("api", "control API on %s%s, at most %zu connections", api->bound,
+           api->has_token ? " (token required)" : "", max_conns);
   *out = api;
   return 0;
 }
@@ -1000,8 +1030,12 @@ void mesh_api_free(mesh_api *api)
   for (size_t i = 0; i < MESH_API_MAX_PENDING; i++)
     if (api->pending[i].ticket != 0)
       pending_release(&api->pending[i]);
+  /* Connections closed by evhttp_free still reach the close hook, so the
+   * listener's state goes after it. */
+  mesh_api_conns_release(&api->conns);
   if (api->http != NULL)
     evhttp_free(api->http);
+  mesh_api_conns_free(&api->conns);
   if (api->unix_path != NULL) {
     unlink(api->unix_path);
     free(api->unix_path);

@@ -42,6 +42,14 @@
  *
  * Requests are counted by endpoint and status and shown in /metrics as
  * meshd_api_requests_total{endpoint,code}.
+ *
+ * Connections: at most max_connections are open at once (the cap); one
+ * more is closed as soon as it is accepted, without an answer, and counted
+ * (meshd_api_connections_refused_total{reason="limit"}). When accept fails
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...) accepting pauses for 100 ms
+ * (meshd_api_accept_paused_total{reason}) rather than spinning; at most 64
+ * connections are accepted per turn of the loop. Idle connections are
+ * closed after 30 s.
  */
 #ifndef MESH_DAEMON_API_H
 #define MESH_DAEMON_API_H
@@ -139,7 +147,9 @@ typedef int (*mesh_api_journal_fn)(void *arg, const mesh_api_journal_entry *e);
 
 /* ---- Metrics. The backend adds samples through mesh_api_metric(); the API
  * groups them by family and writes HELP and TYPE once per family, and adds
- * its own meshd_api_requests_total{endpoint,code}. The node's families (the
+ * its own meshd_api_requests_total{endpoint,code} and its connection figures
+ * (meshd_api_connections_open, _max, _accepted_total, _refused_total{reason},
+ * _untracked_total, meshd_api_accept_paused_total{reason}). The node's families (the
  * daemon's metrics.c adds these and more; dashboards rely on the names):
  *   meshd_members{state}                         gauge
  *   meshd_swim_probes_total                      counter
@@ -238,9 +248,13 @@ typedef struct mesh_api_backend_ops {
 #define MESH_API_MAX_PENDING 64
 #define MESH_API_PENDING_TIMEOUT_MS 10000
 
+/* Connections open at once by default (--api-max-connections). */
+#define MESH_API_DEFAULT_MAX_CONNECTIONS 64
+
 typedef struct mesh_api_options {
-  const char *addr;  /* NULL: MESH_API_DEFAULT_ADDR */
-  const char *token; /* NULL or "": no token (loopback only) */
+  const char *addr;       /* NULL: MESH_API_DEFAULT_ADDR */
+  const char *token;      /* NULL or "": no token (loopback only) */
+  size_t max_connections; /* 0: MESH_API_DEFAULT_MAX_CONNECTIONS */
 } mesh_api_options;
 
 typedef struct mesh_api mesh_api;
@@ -268,6 +282,16 @@ int mesh_api_command_done(mesh_api *api, uint64_t ticket, int rc, const char *me
 /* The address actually bound ("127.0.0.1:40123" after port 0, or
  * "unix:PATH"), into buf of len bytes. */
 void mesh_api_address(const mesh_api *api, char *buf, size_t len);
+/* The listener's figures, as in /metrics. */
+typedef struct mesh_api_conn_stats {
+  uint64_t open;          /* connections open now */
+  uint64_t max;           /* the cap */
+  uint64_t accepted;      /* connections served since start */
+  uint64_t refused_limit; /* closed at once: the cap was reached */
+  uint64_t untracked;     /* served without being counted */
+  uint64_t accept_paused; /* pauses after a failed accept, all reasons */
+} mesh_api_conn_stats;
+void mesh_api_connection_stats(const mesh_api *api, mesh_api_conn_stats *out);
 /* Requests answered with code on the endpoint named as in /metrics
  * ("state", "download_start", ..., "other"); for tests. */
 uint64_t mesh_api_request_count(const mesh_api *api, const char *endpoint, int code);

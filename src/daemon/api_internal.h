@@ -9,6 +9,16 @@
 #include "src/daemon/api.h"
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct evhttp;
+struct evhttp_connection;
 
 /* Bounds of one /metrics answer. */
 #define MESH_API_METRICS_MAX_FAMILIES 512
@@ -37,6 +47,78 @@ void mesh_api_metrics_free(mesh_api_metrics *m);
 /* Writes every family, in order of first appearance, into a new string
  * (caller frees) of *len bytes. NULL when out of memory. */
 char *mesh_api_metrics_render(const mesh_api_metrics *m, size_t *len);
+
+/* ---- The listener and its connections (api_conns.c).
+ *
+ * evhttp accepts through an evconnlistener made here, so that a failed
+ * accept (EMFILE and the like) pauses accepting for
+ * MESH_API_ACCEPT_PAUSE_MS instead of leaving a readable listener to spin,
+ * and at most MESH_API_ACCEPT_BATCH connections are taken per turn of the
+ * loop. Every connection evhttp makes is counted from its creation to its
+ * close; one above the cap is closed in the same turn it was accepted.
+ *
+ * libevent 2.1 tells a server nothing about a new connection before its
+ * first request, so the count takes two steps: evhttp asks for each
+ * connection's bufferevent (evhttp_set_bevcb), made and held here; once the
+ * listener's callback has returned (the settle event, in the same turn,
+ * before any of the new sockets can be read), the connection evhttp made
+ * around it is found as that bufferevent's callback argument (every evhttp
+ * from 2.0 to 2.2 passes its connection there; checked with
+ * evhttp_connection_get_bufferevent), and its close callback is set.
+ */
+#define MESH_API_ACCEPT_BATCH 64
+#define MESH_API_ACCEPT_PAUSE_MS 100
+
+/* Why accepting paused: the reason label of meshd_api_accept_paused_total. */
+enum mesh_api_pause_reason {
+  MESH_API_PAUSE_DESCRIPTORS = 0, /* EMFILE, ENFILE */
+  MESH_API_PAUSE_MEMORY = 1,      /* ENOBUFS, ENOMEM, or a bufferevent not made */
+  MESH_API_PAUSE_OTHER = 2,       /* any other error of accept */
+  MESH_API_PAUSE_COUNT
+};
+
+/* Called when a counted connection closes, before evhttp frees its
+ * requests: the API forgets commands pending on it. */
+typedef void (*mesh_api_conn_closed_fn)(void *arg, struct evhttp_connection *evcon);
+
+typedef struct mesh_api_conns {
+  struct event_base *base;        /* borrowed */
+  struct evhttp *http;            /* borrowed */
+  struct evconnlistener *lev;     /* owned by http once bound; NULL before */
+  struct event *settle;           /* owned: adopts the connections of a turn */
+  struct event *resume;           /* owned: ends a pause */
+  mesh_api_conn_closed_fn closed; /* the API's hook */
+  void *closed_arg;
+  size_t max;    /* the cap on open connections */
+  size_t open;   /* counted connections open now */
+  bool paused;   /* accepting stopped until resume fires */
+  size_t nfresh; /* entries used in fresh */
+  /* Bufferevents made this turn and not yet adopted: one reference each is
+   * held here, so that none is freed under us before settle. */
+  struct bufferevent *fresh[MESH_API_ACCEPT_BATCH];
+  uint64_t accepted;                           /* connections counted in all */
+  uint64_t refused_limit;                      /* closed at once: over the cap */
+  uint64_t untracked;                          /* left to evhttp uncounted */
+  uint64_t paused_total[MESH_API_PAUSE_COUNT]; /* pauses by reason */
+  struct mesh_api_conns *next;                 /* in the list of those listening */
+  bool registered;                             /* on that list */
+} mesh_api_conns;
+
+/* Prepares c for http on base. Returns 0 or -ENOMEM. */
+int mesh_api_conns_init(mesh_api_conns *c, struct event_base *base, struct evhttp *http, size_t max,
+                        mesh_api_conn_closed_fn closed, void *closed_arg);
+/* Serves http on fd, a listening socket (taken over: closed by evhttp when
+ * freed, or here on failure). Returns 0 or -ENOMEM. */
+int mesh_api_conns_listen(mesh_api_conns *c, int fd);
+/* Makes sure evcon's close reaches the API's hook, also for a connection
+ * that could not be counted (the API holds a command open on it). */
+void mesh_api_conns_watch(mesh_api_conns *c, struct evhttp_connection *evcon);
+/* Before evhttp_free: drops the references still held. */
+void mesh_api_conns_release(mesh_api_conns *c);
+/* After evhttp_free: frees the events. */
+void mesh_api_conns_free(mesh_api_conns *c);
+/* Adds meshd_api_connections_* and meshd_api_accept_paused_total. */
+void mesh_api_conns_metrics(const mesh_api_conns *c, mesh_api_metrics *m);
 
 /* JSON renderings (new references; NULL when out of memory). */
 json_t *mesh_api_json_self(const mesh_api_self *s);

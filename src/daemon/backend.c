@@ -148,6 +148,11 @@ static int be_list_downloads(void *ctx, mesh_api_download_fn fn, void *arg)
 {
   mesh_daemon *d = ctx;
   visit_ctx v = {.fn = fn, .arg = arg};
+  /* Whether an owner is shown abandoned comes from the coordinator's mirror
+   * of the view; /members reads the membership core. Should the mirror lag
+   * (events lost at the end of a batch), it is brought up to the core
+   * first, so that the two never disagree on who is in the view. */
+  mesh_downloads_view_sync(d->dl);
   mesh_coord_visit(mesh_downloads_core(d->dl), mesh_loop_now(mesh_node_loop(d->node)),
                    visit_download, &v);
   return 0;

@@ -50,6 +50,8 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   d.cfg = cfg;
   err[0] = '\0';
 
+  /* Before any socket or file is opened. */
+  mesh_daemon_raise_file_limit(cfg, &d.nofile);
   int rc = mesh_node_new(cfg, &d.node, err, errlen);
   if (rc != 0)
     goto fail;
@@ -63,7 +65,9 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, errlen)) != 0)
     goto fail;
   mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
-  mesh_api_options ao = {.addr = cfg->api, .token = cfg->api_token};
+  mesh_api_options ao = {.addr = cfg->api,
+                         .token = cfg->api_token,
+                         .max_connections = (size_t)cfg->api_max_connections};
   if ((rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d,
                          &d.api, err, errlen)) != 0)
     goto fail;

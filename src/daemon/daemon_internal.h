@@ -8,6 +8,7 @@
 #include "src/daemon/downloads.h"
 #include "src/daemon/membership.h"
 #include "src/daemon/node.h"
+#include "src/base/platform.h"
 
 #include <limits.h>
 
@@ -37,6 +38,7 @@ typedef struct mesh_daemon {
   bool stopping;                          /* a stop was asked for once */
   bool shutting_down;                     /* the loop ended: parts are being freed */
   mesh_daemon_renewal renewal;            /* the renewal in place, when one runs */
+  mesh_nofile nofile;                     /* the limit on open files (limits.c) */
   int exit_rc;                            /* why the daemon stopped itself, or 0 */
   char exit_err[768];                     /* ... in words */
   struct {
@@ -44,6 +46,14 @@ typedef struct mesh_daemon {
     uint64_t ticket; /* the API request waiting for its answer */
   } waiting[MESH_API_MAX_PENDING];        /* API requests waiting for other nodes */
 } mesh_daemon;
+
+/* Open files the configuration needs: peer connections, API connections,
+ * downloads in flight and a fixed margin (limits.c). */
+uint64_t mesh_daemon_files_needed(const struct mesh_config *cfg);
+/* Raises the soft limit on open files (platform.h) and logs it; one
+ * warning naming the numbers when the hard limit is below what cfg needs.
+ * Never fails: *out is zero when the limit could not be read. */
+void mesh_daemon_raise_file_limit(const struct mesh_config *cfg, mesh_nofile *out);
 
 /* An answer of another node arrived: completes the API request waiting. */
 void mesh_daemon_command_result(void *arg, uint64_t seq, int code, const char *message);

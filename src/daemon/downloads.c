@@ -272,10 +272,63 @@ void dl_on_hf_report(const mesh_hf_report *r, void *ctx)
   dl_drain(d);
 }
 
+/*
+ * Makes the coordinator's mirror equal to membership's view as it is now.
+ * The follower moves to the view's number only when the whole view was
+ * applied; otherwise (memory short) it stays behind and the next event or
+ * read-out tries again. Logged at most a few times per window: a node short
+ * of memory may lose many events.
+ */
+static void view_resync(mesh_downloads *d, const char *why)
+{
+  mesh_view_source src;
+  mesh_swim_view_source(mesh_membership_core(d->mem), &src);
+  uint64_t had = d->view.seq;
+  uint64_t seq = src.seq(src.ctx);
+  int rc = mesh_coord_view_resync(d->coord, &src, mesh_loop_now(d->loop));
+  if (rc == 0)
+    mesh_view_resynced(&d->view, seq);
+  MESH_LOG_RL(MESH_LOG_WARN, "downloads",
+              "view changes %llu..%llu reached the coordinator incompletely (%s): %s",
+              (unsigned long long)had + 1, (unsigned long long)seq, why,
+              rc == 0 ? "resynced from membership" : mesh_strerror(rc));
+}
+
 void dl_on_view_event(void *arg, const mesh_view_event *ev)
 {
   mesh_downloads *d = arg;
-  mesh_coord_view_event(d->coord, ev, mesh_loop_now(d->loop));
+  if (d->test_lose_view_events > 0) {
+    d->test_lose_view_events--; /* as if membership could not queue it */
+    return;
+  }
+  switch (mesh_view_follow(&d->view, ev)) {
+  case MESH_VIEW_APPLY:
+    if (mesh_coord_view_event(d->coord, ev, mesh_loop_now(d->loop)) == 0)
+      mesh_view_applied(&d->view, ev);
+    else
+      view_resync(d, "an event could not be applied");
+    break;
+  case MESH_VIEW_SKIP:
+    break; /* a resync already read the view past it */
+  case MESH_VIEW_RESYNC:
+    view_resync(d, "a gap in the event numbers");
+    break;
+  }
+  dl_drain(d);
+}
+
+void dl_on_view_gap(void *arg)
+{
+  mesh_downloads_view_sync(arg);
+}
+
+void mesh_downloads_view_sync(mesh_downloads *d)
+{
+  mesh_view_source src;
+  mesh_swim_view_source(mesh_membership_core(d->mem), &src);
+  if (!mesh_view_behind(&d->view, &src))
+    return;
+  view_resync(d, "events lost at the end of a batch");
   dl_drain(d);
 }
 

@@ -77,7 +77,9 @@ typedef struct mesh_downloads mesh_downloads;
  * Opens the store and the models directory (on the pool, waiting for it:
  * call before the loop runs), restores this node's entries of earlier
  * epochs into a new coordinator, and subscribes to membership's view events
- * and application state and to MESH_CH_COORD.
+ * and application state and to MESH_CH_COORD. View events reach the
+ * coordinator in the order of their numbers; when some were lost it is
+ * resynced from the membership core's view (net/view.h).
  */
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const struct mesh_config *cfg,
                        mesh_downloads **out, char *err, size_t errlen);
@@ -103,6 +105,14 @@ int mesh_downloads_gc(mesh_downloads *d, uint64_t *collected);
  * transfers are not touched (mesh_coord_set_epoch). */
 int mesh_downloads_renew(mesh_downloads *d, uint64_t epoch);
 
+/* Brings the coordinator's mirror of the view up to membership's view when
+ * it lags (view events were lost and no later event revealed the gap): a
+ * resync, counted in the coordinator's view_resyncs. Costs a comparison of
+ * two numbers when it does not lag. The control API calls it before it
+ * shows downloads, so that /downloads and /members agree on who is in the
+ * view. */
+void mesh_downloads_view_sync(mesh_downloads *d);
+
 const mesh_coord *mesh_downloads_core(const mesh_downloads *d);
 /* The store's counters as of its last transaction (a copy kept on the loop:
  * the store itself is the strand's). journal_rows is the journal's size. */
@@ -121,6 +131,8 @@ typedef struct mesh_downloads_counters {
   uint64_t store_coalesced;   /* entry writes that replaced an older waiting write of the row */
   uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
   uint64_t store_backlog_max; /* the deepest that backlog has been */
+  uint64_t members_saved;         /* the last known members written to the store */
+  uint64_t members_save_failures; /* ... writes that failed */
   uint64_t disk_slices;       /* delete and inspection slices run on the pool */
   uint64_t verify_dropped;    /* inspections whose entry began a delete meanwhile */
   uint64_t sends_failed;   /* documents or commands that found no connection */

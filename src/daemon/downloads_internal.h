@@ -19,6 +19,7 @@
 #ifndef MESH_DAEMON_DOWNLOADS_INTERNAL_H
 #define MESH_DAEMON_DOWNLOADS_INTERNAL_H
 
+#include "src/daemon/connections.h"
 #include "src/daemon/downloads.h"
 
 #include "src/base/pool.h"
@@ -162,8 +163,10 @@ struct mesh_downloads {
   bool draining;                      /* re-entry guard: results fed back while draining */
   mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
   void *result_arg;
-  held_peer held[HELD_PEERS]; /* messages waiting for a connection */
-  size_t held_bytes;          /* their total size */
+  held_peer held[HELD_PEERS];     /* messages waiting for a connection */
+  size_t held_bytes;              /* their total size */
+  mesh_view_follower view;        /* the last view change the coordinator's mirror reflects */
+  uint64_t test_lose_view_events; /* test only: view events still to withhold from the core */
   mesh_downloads_counters counters;
 };
 
@@ -178,7 +181,12 @@ void dl_drain(mesh_downloads *d);
 /* The inputs, registered by mesh_downloads_new; arg (ctx) is the part. */
 void dl_on_timer(void *arg, mesh_time_ms now);
 void dl_on_hf_report(const mesh_hf_report *r, void *ctx);
+/* A view event: applied in order; a gap in the numbers (or an event the
+ * coordinator could not apply) makes the coordinator resync from the
+ * membership core (mesh_coord_view_resync). */
 void dl_on_view_event(void *arg, const mesh_view_event *ev);
+/* Membership lost view events it could not queue: resync if behind. */
+void dl_on_view_gap(void *arg);
 void dl_on_app_state(void *arg, const mesh_peer_id *from, uint64_t epoch, const uint8_t *buf,
                      size_t len);
 void dl_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class cls,
@@ -192,6 +200,8 @@ void dl_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_cla
 void dl_store_add(mesh_downloads *d, mesh_coord_out *item);
 /* Hands waiting batches to the store strand, at most STORE_INFLIGHT at once. */
 void dl_store_flush(mesh_downloads *d);
+/* Keeps the last known members in the store (mesh_connections_save_fn). */
+void dl_save_members(void *arg, const mesh_store_member *members, size_t n);
 
 /* ---- downloads_disk.c --------------------------------------------------- */
 

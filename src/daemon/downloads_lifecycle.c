@@ -58,6 +58,10 @@ typedef struct start_job {
   size_t n_recs;                /* out */
   int64_t last_id;              /* out: the highest journal id given */
   mesh_store_stats stats;       /* out: the store's counters after opening */
+  mesh_store_member *members;   /* out: allocated, the last known members */
+  size_t n_members;             /* out */
+  size_t bad_members;           /* out: rows that did not decode */
+  int members_rc;               /* out: reading them failed (start goes on) */
   int rc;                       /* out: 0 or the first failure */
   char err[512];                /* out: what failed */
 } start_job;
@@ -83,6 +87,7 @@ static void start_work(mesh_work *w)
     j->rc = rc;
     return;
   }
+  j->members_rc = mesh_store_members_load(j->store, &j->members, &j->n_members, &j->bad_members);
   j->stats = *mesh_store_get_stats(j->store);
 }
 
@@ -129,6 +134,21 @@ static uint64_t sync_test_delay(void)
   if (ms > 0)
     LOG_WARN("downloads", "test fault injection: every file sync first waits %ld ms", ms);
   return (uint64_t)ms;
+}
+
+/* Test-only fault injection: MESHD_TEST_LOSE_VIEW_EVENTS=N withholds the
+ * first N view events from the coordinator, as if membership had been
+ * unable to queue them, so that a test can watch the coordinator find the
+ * gap and resync, and /downloads keep agreeing with /members. */
+static uint64_t lose_view_events_test_fault(void)
+{
+  long n = test_env_count("MESHD_TEST_LOSE_VIEW_EVENTS", INT32_MAX);
+  if (n > 0)
+    LOG_WARN("downloads",
+             "test fault injection: the first %ld view events are withheld from "
+             "the coordinator",
+             n);
+  return (uint64_t)n;
 }
 
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config *cfg,
@@ -194,6 +214,20 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   size_t n = sj->n;
   uint64_t version = sj->version;
   free(sj->recs);
+  if (sj->rc == 0) {
+    /* The members known before this start, for a restart without --join.
+     * Not having them is no reason to stop: --join and peers still work. */
+    if (sj->members_rc != 0)
+      LOG_WARN("downloads", "cannot read the members kept in the store: %s",
+               mesh_strerror(sj->members_rc));
+    if (sj->bad_members > 0)
+      LOG_WARN("downloads", "%zu members kept in the store did not decode; skipped",
+               sj->bad_members);
+    mesh_connections *conns = mesh_membership_connections(mem);
+    mesh_connections_remember(conns, sj->members, sj->n_members);
+    mesh_connections_on_save(conns, dl_save_members, d);
+  }
+  free(sj->members);
   rc = sj->rc;
   if (rc != 0)
     snprintf(err, errlen, "%s", sj->err);
@@ -249,9 +283,11 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   }
   if ((rc = mesh_timer_new(d->loop, dl_on_timer, d, &d->timer)) != 0)
     goto fail;
+  d->test_lose_view_events = lose_view_events_test_fault();
   if ((rc = mesh_membership_subscribe(mem, dl_on_view_event, dl_on_app_state, d)) != 0)
     goto fail;
   mesh_membership_on_peer_up(mem, dl_held_on_peer_up, d);
+  mesh_membership_on_view_gap(mem, dl_on_view_gap, d);
   if ((rc = mesh_node_on_message(node, MESH_CH_COORD, dl_on_message, d)) != 0)
     goto fail;
   dl_drain(d); /* what the restore asked for */
@@ -278,8 +314,11 @@ void mesh_downloads_free(mesh_downloads *d)
   d->stopping = true;
   if (d->node != NULL)
     mesh_node_on_message(d->node, MESH_CH_COORD, NULL, NULL);
-  if (d->mem != NULL)
+  if (d->mem != NULL) {
     mesh_membership_on_peer_up(d->mem, NULL, NULL);
+    mesh_membership_on_view_gap(d->mem, NULL, NULL);
+    mesh_connections_on_save(mesh_membership_connections(d->mem), NULL, NULL);
+  }
   if (d->timer != NULL)
     mesh_timer_free(d->timer);
   for (size_t i = 0; i < HELD_PEERS; i++)

@@ -286,3 +286,54 @@ void mesh_downloads_journal(const mesh_downloads *d, size_t limit, mesh_download
       break;
   }
 }
+
+/* Saving the last known members: one transaction on the store strand, so
+ * it queues behind the entries' batches and never overlaps them. */
+typedef struct members_job {
+  mesh_work work;            /* the pool item; first */
+  mesh_downloads *d;         /* for the counters, on the loop */
+  mesh_store *store;         /* borrowed: outlives the strand's items */
+  mesh_store_member *list;   /* owned */
+  size_t n;
+  int rc;                    /* out */
+} members_job;
+
+static void members_work(mesh_work *w)
+{
+  members_job *j = (members_job *)w;
+  j->rc = mesh_store_members_save(j->store, j->list, j->n);
+}
+
+static void members_done(mesh_work *w)
+{
+  members_job *j = (members_job *)w;
+  if (j->rc != 0) {
+    j->d->counters.members_save_failures++;
+    MESH_LOG_RL(MESH_LOG_WARN, "downloads", "cannot keep the members in the store: %s",
+                mesh_strerror(j->rc));
+  } else {
+    j->d->counters.members_saved++;
+  }
+  free(j->list);
+  free(j);
+}
+
+void dl_save_members(void *arg, const mesh_store_member *members, size_t n)
+{
+  mesh_downloads *d = arg;
+  members_job *j = calloc(1, sizeof *j);
+  mesh_store_member *list = n > 0 ? malloc(n * sizeof *list) : NULL;
+  if (j == NULL || (n > 0 && list == NULL)) {
+    free(j);
+    free(list);
+    d->counters.members_save_failures++;
+    return;
+  }
+  if (n > 0)
+    memcpy(list, members, n * sizeof *list);
+  j->d = d;
+  j->store = d->store;
+  j->list = list;
+  j->n = n;
+  mesh_pool_submit(d->pool, &j->work, d->store_strand, members_work, members_done);
+}

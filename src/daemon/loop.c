@@ -1,5 +1,7 @@
 #include "src/daemon/loop.h"
 
+#include "src/base/log.h"
+
 #include <errno.h>
 #include <event2/event.h>
 #include <math.h>
@@ -44,6 +46,26 @@ struct mesh_watch {
   void *arg;
 };
 
+void mesh_loop_libevent_log(int severity, const char *msg)
+{
+  /* One rate-limited call site per severity, so that a flood of warnings
+   * cannot hide an error behind its suppression. */
+  switch (severity) {
+  case EVENT_LOG_DEBUG:
+    MESH_LOG_RL(MESH_LOG_DEBUG, "libevent", "%s", msg);
+    break;
+  case EVENT_LOG_MSG:
+    MESH_LOG_RL(MESH_LOG_INFO, "libevent", "%s", msg);
+    break;
+  case EVENT_LOG_WARN:
+    MESH_LOG_RL(MESH_LOG_WARN, "libevent", "%s", msg);
+    break;
+  default:
+    MESH_LOG_RL(MESH_LOG_ERROR, "libevent", "%s", msg);
+    break;
+  }
+}
+
 int mesh_loop_new(mesh_loop **out)
 {
   mesh_loop *l = calloc(1, sizeof *l);
@@ -54,6 +76,8 @@ int mesh_loop_new(mesh_loop **out)
     free(l);
     return -ENOMEM;
   }
+  /* Process-wide; setting it again (a second loop in a test) is harmless. */
+  event_set_log_callback(mesh_loop_libevent_log);
   /* The loop is single-threaded: no locks needed. */
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
   l->base = event_base_new_with_config(cfg);

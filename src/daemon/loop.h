@@ -47,6 +47,8 @@ typedef void (*mesh_loop_fn)(void *arg);
 /* Upper bound on per-turn hooks; more is a programming error (-ENOSPC). */
 #define MESH_LOOP_MAX_HOOKS 16
 
+/* Also routes libevent's own messages into meshd's log (once per process,
+ * see mesh_loop_libevent_log). */
 int mesh_loop_new(mesh_loop **out);
 /* Frees the loop; every timer and watch must be freed before. */
 void mesh_loop_free(mesh_loop *l);
@@ -136,6 +138,16 @@ double mesh_loop_lag_quantile_ms(const mesh_loop_lag *lag, double q);
 /* Runs until mesh_loop_stop, or until no event is registered at all.
  * Returns 0, or -EIO when libevent fails. */
 int mesh_loop_run(mesh_loop *l);
+
+/*
+ * libevent's log callback (event_set_log_callback; mesh_loop_new installs
+ * it). libevent logs from places a peer can reach again and again (a failed
+ * accept, a bad socket), so every line goes through the rate limiter
+ * (MESH_LOG_RL: a few lines per severity per window, then one summary):
+ * it never floods the log. Severities map to meshd's levels (debug, info,
+ * warn, error); msg is libevent's, borrowed for the call.
+ */
+void mesh_loop_libevent_log(int severity, const char *msg);
 /* Runs one turn (waiting at most until the next event). For tests.
  * Returns 0, 1 when no event is registered, or -EIO. */
 int mesh_loop_run_once(mesh_loop *l, bool nonblock);

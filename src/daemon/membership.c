@@ -1,6 +1,7 @@
 #include "src/daemon/membership.h"
 
 #include "net/multiaddr.h"
+#include "src/daemon/connections.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -13,16 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Addresses dialled so far are remembered so that a member's address is
- * dialled once (the transport then keeps it connected); bounded. */
-#define DIALED_MAX 1024
-
-typedef struct dialed {
-  char addr[MESH_SWIM_MAX_ADDR_LEN]; /* as dialled */
-  bool has_peer;                     /* dialled for a known member */
-  mesh_peer_id peer;                 /* that member */
-} dialed;
 
 typedef struct subscriber {
   mesh_membership_event_fn ev;
@@ -40,8 +31,7 @@ struct mesh_membership {
   mesh_swim_outbox out;        /* drained after every input */
   mesh_timer *timer;           /* the core's one timer */
   uint64_t timer_token;        /* token of the armed timer */
-  dialed *dialed;              /* addresses dialled */
-  size_t n_dialed;
+  mesh_connections *conns;     /* who to connect to */
   subscriber subs[MESH_MEMBERSHIP_MAX_SUBSCRIBERS];
   size_t n_subs;
   char addrs[MESH_SWIM_MAX_ADDRS][MESH_SWIM_MAX_ADDR_LEN]; /* advertised */
@@ -57,50 +47,10 @@ struct mesh_membership {
   void *over_arg;
   mesh_membership_peer_up_fn peer_up_fn; /* told of every finished handshake */
   void *peer_up_arg;
+  mesh_membership_view_gap_fn view_gap_fn; /* told when view events were lost */
+  void *view_gap_arg;
   mesh_membership_counters counters;
 };
-
-static bool was_dialed(mesh_membership *m, const char *addr)
-{
-  for (size_t i = 0; i < m->n_dialed; i++)
-    if (strcmp(m->dialed[i].addr, addr) == 0)
-      return true;
-  return false;
-}
-
-/* Dials addr unless it was dialled already. peer (may be NULL) is the member
- * the address belongs to: the handshake must prove it. */
-static void dial_once(mesh_membership *m, const char *addr, const mesh_peer_id *peer)
-{
-  if (addr == NULL || addr[0] == '\0' || strlen(addr) >= MESH_SWIM_MAX_ADDR_LEN ||
-      was_dialed(m, addr) || m->n_dialed == DIALED_MAX)
-    return;
-  int rc = mesh_net_dial(m->net, addr, peer);
-  if (rc != 0) {
-    MESH_LOG_RL(MESH_LOG_WARN, "membership", "cannot dial %s: %s", addr, mesh_strerror(rc));
-    return;
-  }
-  dialed *d = &m->dialed[m->n_dialed++];
-  snprintf(d->addr, sizeof d->addr, "%s", addr);
-  d->has_peer = peer != NULL;
-  if (peer != NULL)
-    d->peer = *peer;
-  m->counters.dials++;
-}
-
-/* Forgets the dials made for peer (it left or was reaped), so that a later
- * return dials again, and closes what the transport keeps for it. */
-static void forget_peer(mesh_membership *m, const mesh_peer_id *peer)
-{
-  size_t w = 0;
-  for (size_t i = 0; i < m->n_dialed; i++) {
-    if (m->dialed[i].has_peer && mesh_peer_id_eq(&m->dialed[i].peer, peer))
-      continue;
-    m->dialed[w++] = m->dialed[i];
-  }
-  m->n_dialed = w;
-  mesh_net_disconnect(m->net, peer);
-}
 
 static void log_event(const mesh_view_event *ev)
 {
@@ -114,6 +64,24 @@ static void log_event(const mesh_view_event *ev)
              (unsigned long long)ev->epoch);
 }
 
+/* The connection manager follows every member's record: in the view,
+ * departed (still redialled: it may come back), or reaped (forgotten, and
+ * what the transport holds for it closed). */
+static void tell_connections(mesh_membership *m, const mesh_view_event *ev)
+{
+  if (ev->type == MESH_VIEW_REAPED) {
+    mesh_connections_member(m->conns, &ev->peer, MESH_CM_GONE, NULL, 0);
+    mesh_net_disconnect(m->net, &ev->peer);
+    return;
+  }
+  mesh_cm_member_state st =
+      ev->type == MESH_VIEW_DEAD || ev->type == MESH_VIEW_LEFT ? MESH_CM_DEPARTED : MESH_CM_IN_VIEW;
+  mesh_swim_member_info info;
+  if (mesh_swim_member_find(m->swim, &ev->peer, &info) != 0)
+    info.addrs = NULL, info.n_addrs = 0;
+  mesh_connections_member(m->conns, &ev->peer, st, info.addrs, info.n_addrs);
+}
+
 static void drain(mesh_membership *m)
 {
   mesh_swim_outbox *o = &m->out;
@@ -123,25 +91,31 @@ static void drain(mesh_membership *m)
     mesh_class cls = s->cls == MESH_SWIM_STREAM ? MESH_CLASS_STREAM : MESH_CLASS_DATAGRAM;
     int rc = mesh_net_send(m->net, &s->to, MESH_CH_SWIM, cls, s->buf, s->len);
     if (rc == -ENOTCONN) {
-      /* No connection yet: dial the member; SWIM's own retries carry on. */
+      /* No connection yet: the connection manager dials (a member from its
+       * record, a stranger once); SWIM's own retries carry on. */
       m->counters.sends_no_route++;
-      for (size_t a = 0; a < s->n_addrs; a++)
-        dial_once(m, mesh_swim_send_addr(s, a), &s->to);
+      const char *addrs[MESH_SWIM_MAX_ADDRS];
+      size_t n = 0;
+      for (size_t a = 0; a < s->n_addrs && n < MESH_SWIM_MAX_ADDRS; a++)
+        addrs[n++] = mesh_swim_send_addr(s, a);
+      mesh_connections_no_route(m->conns, &s->to, addrs, n);
     } else if (rc != 0) {
       m->counters.sends_failed++;
     }
   }
   for (size_t i = 0; i < o->n_dials; i++)
-    dial_once(m, o->dials[i], NULL);
+    mesh_connections_seed(m->conns, o->dials[i]);
   for (size_t i = 0; i < o->n_events; i++) {
     const mesh_view_event *ev = &o->events[i];
     log_event(ev);
-    if (ev->type == MESH_VIEW_LEFT || ev->type == MESH_VIEW_REAPED)
-      forget_peer(m, &ev->peer);
+    tell_connections(m, ev);
     for (size_t k = 0; k < m->n_subs; k++)
       if (m->subs[k].ev != NULL)
         m->subs[k].ev(m->subs[k].arg, ev);
   }
+  /* Lost events leave a gap that only a later event would reveal. */
+  if (o->alloc_failed != 0 && m->view_gap_fn != NULL)
+    m->view_gap_fn(m->view_gap_arg);
   for (size_t i = 0; i < o->n_apps; i++) {
     const mesh_swim_app_state *a = &o->apps[i];
     for (size_t k = 0; k < m->n_subs; k++)
@@ -191,9 +165,15 @@ static void on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh
 static void on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   mesh_membership *m = arg;
+  mesh_connections_peer(m->conns, &ev->peer, ev->up);
   if (!ev->up)
     return;
-  mesh_swim_peer_connected(m->swim, &ev->peer, NULL, ev->epoch, mesh_loop_now(m->loop), &m->out);
+  mesh_time_ms now = mesh_loop_now(m->loop);
+  mesh_swim_peer_connected(m->swim, &ev->peer, NULL, ev->epoch, now, &m->out);
+  /* A connection this node made to someone not in its view (a seed after
+   * a restart, a member kept in the store): exchange state now. */
+  if (ev->outbound)
+    mesh_swim_sync_with(m->swim, &ev->peer, now, &m->out);
   drain(m);
   if (m->peer_up_fn != NULL)
     m->peer_up_fn(m->peer_up_arg, &ev->peer);
@@ -214,6 +194,12 @@ void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn f
   m->peer_up_arg = arg;
 }
 
+void mesh_membership_on_view_gap(mesh_membership *m, mesh_membership_view_gap_fn fn, void *arg)
+{
+  m->view_gap_fn = fn;
+  m->view_gap_arg = arg;
+}
+
 static void on_leave_poll(void *arg, mesh_time_ms now)
 {
   mesh_membership *m = arg;
@@ -230,10 +216,31 @@ static void on_leave_poll(void *arg, mesh_time_ms now)
 /* Fills the advertised addresses: the listen address itself when it names a
  * host, else every up, non-loopback IPv4/IPv6 address of this machine with
  * the listen port (and loopback when there is nothing else). */
-static int advertise(mesh_membership *m, const char *listen, char *err, size_t errlen)
+static int advertise(mesh_membership *m, const mesh_config *cfg, char *err, size_t errlen)
 {
   mesh_multiaddr a;
   const char *why = NULL;
+  const char *listen = cfg->listen;
+  if (cfg->advertise.len > 0) {
+    /* The operator's word: exactly these, in multiaddr form. */
+    for (size_t i = 0; i < cfg->advertise.len && m->n_addrs < MESH_SWIM_MAX_ADDRS; i++) {
+      const char *text = cfg->advertise.items[i];
+      if (mesh_multiaddr_parse(text, &a, &why) != 0) {
+        snprintf(err, errlen, "--advertise %s: %s", text, why ? why : "malformed");
+        return -EINVAL;
+      }
+      a.has_peer = false;
+      if (mesh_multiaddr_format(&a, m->addrs[m->n_addrs], sizeof m->addrs[0]) != 0) {
+        snprintf(err, errlen, "--advertise %s: too long", text);
+        return -EINVAL;
+      }
+      m->n_addrs++;
+    }
+    if (cfg->advertise.len > MESH_SWIM_MAX_ADDRS)
+      LOG_WARN("membership", "only the first %d --advertise addresses are used",
+               MESH_SWIM_MAX_ADDRS);
+    return 0;
+  }
   if (listen == NULL || listen[0] == '\0')
     return 0;
   if (mesh_multiaddr_parse(listen, &a, &why) != 0) {
@@ -303,12 +310,11 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   m->loop = mesh_node_loop(node);
   mesh_swim_outbox_init(&m->out);
   mesh_rng_seed_os(&m->rng);
-  m->dialed = calloc(DIALED_MAX, sizeof *m->dialed);
-  if (m->dialed == NULL) {
-    rc = -ENOMEM;
+  if ((rc = mesh_connections_new(node, &m->conns)) != 0) {
+    snprintf(err, errlen, "connection manager: %s", mesh_strerror(rc));
     goto fail;
   }
-  if ((rc = advertise(m, cfg->listen, err, errlen)) != 0)
+  if ((rc = advertise(m, cfg, err, errlen)) != 0)
     goto fail;
   for (size_t i = 0; i < m->n_addrs; i++)
     m->addr_ptrs[i] = m->addrs[i];
@@ -381,7 +387,7 @@ void mesh_membership_free(mesh_membership *m)
     mesh_timer_free(m->leave_timer);
   mesh_swim_free(m->swim);
   mesh_swim_outbox_free(&m->out);
-  free(m->dialed);
+  mesh_connections_free(m->conns);
   free(m);
 }
 
@@ -397,6 +403,8 @@ int mesh_membership_subscribe(mesh_membership *m, mesh_membership_event_fn ev,
 int mesh_membership_start(mesh_membership *m)
 {
   const mesh_strlist *j = &m->cfg->join;
+  for (size_t i = 0; i < j->len; i++)
+    mesh_connections_seed(m->conns, j->items[i]);
   int rc = mesh_swim_join(m->swim, (const char *const *)j->items, j->len, mesh_loop_now(m->loop),
                           &m->out);
   drain(m);
@@ -411,6 +419,8 @@ int mesh_membership_leave(mesh_membership *m, mesh_time_ms deadline_ms,
   mesh_time_ms now = mesh_loop_now(m->loop);
   int rc = mesh_swim_leave(m->swim, now, &m->out);
   drain(m);
+  /* The members as they are now are the ones a restart should find. */
+  mesh_connections_save_now(m->conns);
   if (rc != 0)
     return rc;
   m->leaving = true;
@@ -453,6 +463,11 @@ size_t mesh_membership_addrs(const mesh_membership *m, const char *const **addrs
 {
   *addrs = m->addr_ptrs;
   return m->n_addrs;
+}
+
+mesh_connections *mesh_membership_connections(mesh_membership *m)
+{
+  return m->conns;
 }
 
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m)

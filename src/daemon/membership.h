@@ -62,6 +62,14 @@ int mesh_membership_subscribe(mesh_membership *m, mesh_membership_event_fn ev,
 typedef void (*mesh_membership_peer_up_fn)(void *arg, const mesh_peer_id *peer);
 void mesh_membership_on_peer_up(mesh_membership *m, mesh_membership_peer_up_fn fn, void *arg);
 
+/* View events were lost (the core's outbox could not hold them): a
+ * subscriber sees such a gap in the next event's number, but the last
+ * changes of a drain would wait for the next change, so it is told at the
+ * end of that drain to compare the core's number with its own
+ * (net/view.h). Called on the loop thread. */
+typedef void (*mesh_membership_view_gap_fn)(void *arg);
+void mesh_membership_on_view_gap(mesh_membership *m, mesh_membership_view_gap_fn fn, void *arg);
+
 /* Joins through cfg's join addresses (none for the first node). */
 int mesh_membership_start(mesh_membership *m);
 
@@ -87,11 +95,13 @@ const mesh_swim *mesh_membership_core(const mesh_membership *m);
 /* This node's advertised addresses. */
 size_t mesh_membership_addrs(const mesh_membership *m, const char *const **addrs);
 
-/* Drops and dials the glue itself made (for /metrics). */
+/* Who this node connects to (src/daemon/connections.h). */
+struct mesh_connections *mesh_membership_connections(mesh_membership *m);
+
+/* Sends the glue could not make (for /metrics). */
 typedef struct mesh_membership_counters {
-  uint64_t sends_no_route; /* a send found no connection: a dial was started */
+  uint64_t sends_no_route; /* a send found no connection: handed to the connection manager */
   uint64_t sends_failed;   /* a send refused for another reason */
-  uint64_t dials;          /* addresses dialled */
   uint64_t epochs_over;    /* times this node learned it was declared dead */
 } mesh_membership_counters;
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m);

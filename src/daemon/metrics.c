@@ -6,6 +6,7 @@
 #include "src/daemon/daemon_internal.h"
 
 #include "net/fault.h"
+#include "src/daemon/connections.h"
 #include "net/rdma.h"
 #include "src/base/log.h"
 
@@ -88,6 +89,39 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
     metric1(m, "meshd_swim_messages_received_total", C, "Membership messages received, by kind",
             "kind", kinds[k], (double)c->msgs_received[k]);
   }
+}
+
+/* Who this node connects to (net/connmgr.h). */
+static void connection_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  const mesh_connmgr *cm = mesh_connections_core(mesh_membership_connections(d->mem));
+  const mesh_connmgr_counters *c = mesh_connmgr_counters_get(cm);
+  for (int r = 0; r < MESH_CM_ROLE_COUNT; r++) {
+    const char *role = mesh_cm_role_name((mesh_cm_role)r);
+    metric1(m, "meshd_connmgr_entries", G,
+            "Addresses and members the connection manager keeps, by role", "role", role,
+            (double)c->entries[r]);
+    metric1(m, "meshd_connmgr_dials_total", C, "Dials started for kept entries, by role", "role",
+            role, (double)c->dials[r]);
+  }
+  metric(m, "meshd_connmgr_dial_failures_total", C, "Dials that reached no peer",
+         (double)c->dial_failures);
+  metric(m, "meshd_connmgr_mention_dials_total", C,
+         "One-shot dials of addresses a peer mentioned (never kept)", (double)c->mention_dials);
+  static const char *const why[] = {"rate", "recent", "table_full", "bad_address"};
+  const uint64_t refused[] = {c->mentions_refused_rate, c->mentions_refused_recent,
+                              c->refused_full, c->refused_bad};
+  for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
+    metric1(m, "meshd_connmgr_refused_total", C,
+            "Dials and entries the connection manager refused, by reason", "reason", why[i],
+            (double)refused[i]);
+  metric(m, "meshd_connmgr_evicted_total", C, "Entries evicted to make room",
+         (double)c->evicted);
+  metric(m, "meshd_connmgr_addresses_dropped_total", C,
+         "Advertised addresses dropped after failing without ever reaching their member",
+         (double)c->addrs_dropped);
+  metric(m, "meshd_connmgr_wrong_peer_total", C, "Dials of a member that reached another peer",
+         (double)c->wrong_peer);
 }
 
 static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
@@ -232,6 +266,13 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
           "limit", "entry", (double)s->actions_deferred_entry);
   metric(m, "meshd_coord_abandoned_total", C, "Owners whose entries were marked abandoned",
          (double)s->docs_abandoned);
+  metric(m, "meshd_coord_view_resyncs_total", C,
+         "Times the coordinator's mirror of the view was rebuilt from membership after "
+         "view events were lost",
+         (double)s->view_resyncs);
+  metric(m, "meshd_coord_view_resync_fixes_total", C,
+         "Peers whose place in the coordinator's view a resync corrected",
+         (double)s->view_resync_fixes);
   metric(m, "meshd_gc_collected_total", C, "Entries of departed owners or ended epochs collected",
          (double)s->entries_collected);
 
@@ -250,6 +291,10 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)dc->store_backlog);
   metric(m, "meshd_store_backlog_max_batches", G, "The deepest the store backlog has been",
          (double)dc->store_backlog_max);
+  metric(m, "meshd_members_saved_total", C, "Times the last known members were written to the store",
+         (double)dc->members_saved);
+  metric(m, "meshd_members_save_failures_total", C,
+         "Writes of the last known members that failed", (double)dc->members_save_failures);
   metric(m, "meshd_store_dropped_items_total", C,
          "Journal records dropped because the store was too far behind",
          (double)dc->store_dropped);
@@ -322,6 +367,7 @@ void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
   loop_metrics(d, m);
   pool_metrics(d, m);
   membership_metrics(d, m);
+  connection_metrics(d, m);
   transport_metrics(d, m);
   rdma_metrics(d, m);
   test_fault_metrics(d, m);
@@ -330,4 +376,11 @@ void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
           (double)mesh_log_count(MESH_LOG_ERROR));
   metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "warn",
           (double)mesh_log_count(MESH_LOG_WARN));
+  mesh_api_metric(m, "meshd_open_files_limit", MESH_API_GAUGE,
+                  "The soft limit on open files in force (RLIMIT_NOFILE, raised at start).", NULL,
+                  (double)d->nofile.soft);
+  mesh_api_metric(m, "meshd_open_files_needed", MESH_API_GAUGE,
+                  "Open files the configuration needs: max-connections, api-max-connections, "
+                  "downloads in flight and a margin.",
+                  NULL, (double)mesh_daemon_files_needed(d->cfg));
 }

@@ -57,7 +57,10 @@ static void node_on_peer(void *arg, const mesh_net_peer_event *ev)
   mesh_node *n = arg;
   char id[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(&ev->peer, id, sizeof id);
-  if (ev->up)
+  if (ev->up && ev->replaced)
+    LOG_DEBUG("node", "peer %s: connection replaced (%s)", id,
+              ev->outbound ? "dialled" : "accepted");
+  else if (ev->up)
     LOG_INFO("node", "peer %s up (epoch %llu, %s, %s)", id, (unsigned long long)ev->epoch,
              ev->scheme, ev->outbound ? "dialled" : "accepted");
   else

@@ -28,6 +28,7 @@ grep -q '^User=meshd' "$unit" || fail "unit does not run as its own user"
 grep -q '^Environment=MESH_HOME=/var/lib/meshd' "$unit" || fail "unit home is not /var/lib/meshd"
 grep -q '^Restart=on-failure' "$unit" || fail "unit does not restart on failure"
 grep -q '^NoNewPrivileges=yes' "$unit" || fail "unit hardening missing"
+grep -q '^LimitNOFILE=65536' "$unit" || fail "unit does not raise the limit on open files"
 conf=$(sed -n 's/^ExecStart=.*--config \([^ ]*\).*/\1/p' "$unit")
 [[ -f $root$conf ]] || fail "the config file the unit names ($conf) is not installed"
 if command -v systemd-analyze >/dev/null 2>&1; then
@@ -51,6 +52,9 @@ assert pl["Label"] == "org.meshd.meshd", pl
 assert pl["ProgramArguments"][0] == sys.argv[2] + "/bin/meshd", pl["ProgramArguments"]
 assert pl["KeepAlive"] is True and pl["RunAtLoad"] is True
 assert pl["StandardErrorPath"].endswith(".log")
+# Above launchd's default of 256 open files, which the connection caps exceed.
+for k in ("SoftResourceLimits", "HardResourceLimits"):
+    assert pl[k]["NumberOfFiles"] >= 1024, pl.get(k)
 print("launchd plist: ok")
 PY
 

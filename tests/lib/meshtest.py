@@ -252,6 +252,17 @@ class Node:
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
 
+    def store_rows(self, table):
+        """The rows of one table of the node's store, read-only (SQLite in
+        WAL mode lets a reader in while meshd writes)."""
+        import sqlite3
+        uri = "file:" + os.path.join(self.home, "mesh.db") + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=5)
+        try:
+            return db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+        finally:
+            db.close()
+
     def file_size(self, rel):
         total = 0
         base = os.path.join(self.home, rel)

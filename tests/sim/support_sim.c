@@ -509,6 +509,11 @@ size_t sim_n(const sim *s)
   return s->cfg.n;
 }
 
+mesh_swim_outbox *sim_outbox(sim *s)
+{
+  return &s->out;
+}
+
 mesh_swim *sim_core(sim *s, size_t i)
 {
   return s->nodes[i].core;

@@ -85,6 +85,9 @@ uint64_t sim_epoch(const sim *s, size_t i);
 bool sim_up(const sim *s, size_t i);
 size_t sim_up_count(const sim *s);
 void sim_on_event(sim *s, sim_event_fn fn, void *ctx);
+/* The one outbox every core of the simulator fills (for its fault hooks,
+ * such as test_refuse_events). */
+mesh_swim_outbox *sim_outbox(sim *s);
 /* true when every live node sees every other live node alive at its current
  * epoch and nothing else in its view. */
 bool sim_converged(sim *s, void *unused);

@@ -796,7 +796,7 @@ int main(int argc, char **argv)
   mesh_timer_arm(h.deadline, 15000);
   char relay_addr[64];
   snprintf(relay_addr, sizeof relay_addr, "/ip4/127.0.0.1/tcp/%u", ntohs(la.sin_port));
-  rc = mesh_net_dial(h.net, relay_addr, NULL);
+  rc = mesh_net_dial(h.net, relay_addr, NULL, 1);
   if (rc != 0) {
     fprintf(stderr, "hostile_peer: dial %s: %s\n", relay_addr, mesh_strerror(rc));
     return 1;

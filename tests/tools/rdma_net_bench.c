@@ -274,7 +274,7 @@ int main(int argc, char **argv)
         mesh_timer_new(b.loop, on_deadline, &b, &b.deadline) != 0)
       return 1;
     randombytes_buf(b.buf, (size_t)b.size);
-    rc = mesh_net_dial(b.net, b.connect, NULL);
+    rc = mesh_net_dial(b.net, b.connect, NULL, 1);
     if (rc != 0) {
       fprintf(stderr, "rdma_net_bench: dial %s: %s\n", b.connect, mesh_strerror(rc));
       return 1;

@@ -139,7 +139,7 @@ typedef struct peer {
   uint64_t *rtts;
   uint64_t t0, started_at, cpu_at; /* cpu_at: CPU time when the measurement began */
   long inflight, done;
-  struct event *deadline, *usr1;
+  struct event *deadline, *usr1, *redial;
   bool failed;
   const char *why;
 } peer;
@@ -295,6 +295,25 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
     ping_next(p);
 }
 
+/* The transport makes one attempt per dial: until the deadline, a failed
+ * one is tried again a moment later (the other side may still be starting). */
+static void on_redial(evutil_socket_t fd, short what, void *arg)
+{
+  peer *p = arg;
+  int rc = mesh_net_dial(p->net, p->a.connect, NULL, 1);
+  if (rc != 0)
+    finish(p, 1, "dial failed");
+}
+
+static void on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *who)
+{
+  peer *p = arg;
+  if (rc == 0 || p->redial == NULL)
+    return;
+  struct timeval tv = {0, 100000};
+  evtimer_add(p->redial, &tv);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
   finish(arg, 1, "timed out");
@@ -370,7 +389,9 @@ static int run_peer(const char *cmd, args *a)
       return 1;
     mesh_rng_seed(&p.rng, a->seed);
     mesh_net_on_message(p.net, bench_mode ? on_bench_msg : on_ping_msg, &p);
-    rc = mesh_net_dial(p.net, a->connect, NULL);
+    p.redial = evtimer_new(mesh_loop_base(p.loop), on_redial, &p);
+    mesh_net_on_dial(p.net, on_dial, &p);
+    rc = p.redial == NULL ? -ENOMEM : mesh_net_dial(p.net, a->connect, NULL, 1);
     if (rc != 0) {
       fprintf(stderr, "transport_peer: dial %s: %s\n", a->connect, mesh_strerror(rc));
       return 1;
@@ -402,6 +423,8 @@ static int run_peer(const char *cmd, args *a)
   print_counters(&p);
   if (p.deadline != NULL)
     event_free(p.deadline);
+  if (p.redial != NULL)
+    event_free(p.redial);
   event_free(p.usr1);
   mesh_net_free(p.net);
   mesh_loop_free(p.loop);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -275,14 +277,19 @@ static void set_addr_from_api(fixture *f)
   f->addrlen = sizeof(*in);
 }
 
-static int start_server(fixture *f, const char *addr, const char *token)
+static int start_server_capped(fixture *f, const char *addr, const char *token, size_t max)
 {
-  mesh_api_options opt = {.addr = addr, .token = token};
+  mesh_api_options opt = {.addr = addr, .token = token, .max_connections = max};
   char err[256];
   int rc = mesh_api_new(f->base, &opt, &be_ops, &f->be, &f->api, err, sizeof(err));
   if (rc == 0)
     set_addr_from_api(f);
   return rc;
+}
+
+static int start_server(fixture *f, const char *addr, const char *token)
+{
+  return start_server_capped(f, addr, token, 0);
 }
 
 static int setup(void **state)
@@ -953,6 +960,194 @@ static void test_parsers(void **state)
   assert_int_equal(mesh_api_parse_journal_limit("limit", &lim, err, sizeof(err)), -EBADMSG);
 }
 
+/* ---- Connections: the cap, the close hook, the pause. */
+
+/* A client connection, connecting (non-blocking) and left idle. */
+static int idle_connect(fixture *f)
+{
+  int fd = mesh_socket_nb(f->addr.ss_family, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  int c = connect(fd, (struct sockaddr *)&f->addr, f->addrlen);
+  assert_true(c == 0 || errno == EINPROGRESS);
+  return fd;
+}
+
+static mesh_api_conn_stats stats_of(fixture *f)
+{
+  mesh_api_conn_stats st;
+  mesh_api_connection_stats(f->api, &st);
+  return st;
+}
+
+/* Runs the server's loop until the accepted and refused connections add up
+ * to n (10 s at most). */
+static void run_until_seen(fixture *f, uint64_t n)
+{
+  uint64_t deadline = now_ms() + 10000;
+  for (;;) {
+    mesh_api_conn_stats st = stats_of(f);
+    if (st.accepted + st.refused_limit >= n)
+      return;
+    assert_true(now_ms() < deadline);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    poll(NULL, 0, 2);
+  }
+}
+
+static void run_until_open(fixture *f, uint64_t open)
+{
+  uint64_t deadline = now_ms() + 10000;
+  while (stats_of(f).open != open) {
+    assert_true(now_ms() < deadline);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    poll(NULL, 0, 2);
+  }
+}
+
+/* True when the server closed fd (EOF or reset), waiting up to 2 s. */
+static bool closed_by_server(fixture *f, int fd)
+{
+  uint64_t deadline = now_ms() + 2000;
+  while (now_ms() < deadline) {
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 5) > 0) {
+      char c;
+      ssize_t n = recv(fd, &c, 1, 0);
+      return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+  }
+  return false;
+}
+
+static void test_connection_cap(void **state)
+{
+  fixture *f = *state;
+  mesh_api_free(f->api);
+  assert_int_equal(start_server_capped(f, "127.0.0.1:0", NULL, 3), 0);
+  int fds[5];
+  for (int i = 0; i < 5; i++)
+    fds[i] = idle_connect(f);
+  run_until_seen(f, 5);
+  mesh_api_conn_stats st = stats_of(f);
+  assert_int_equal(st.max, 3);
+  assert_int_equal(st.open, 3);
+  assert_int_equal(st.accepted, 3);
+  assert_int_equal(st.refused_limit, 2);
+  assert_int_equal(st.untracked, 0);
+  /* The two over the cap were closed at once; the first three were not. */
+  assert_true(closed_by_server(f, fds[3]));
+  assert_true(closed_by_server(f, fds[4]));
+  assert_false(closed_by_server(f, fds[0]));
+  /* Full: a request is refused too. */
+  response r = request(f, "GET", "/node_id", NULL);
+  assert_int_equal(r.status, 0);
+  response_free(&r);
+  assert_int_equal(stats_of(f).refused_limit, 3);
+  /* Closing them frees the slots, and the API answers again. */
+  for (int i = 0; i < 5; i++)
+    close(fds[i]);
+  run_until_open(f, 0);
+  r = request(f, "GET", "/metrics", NULL);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "meshd_api_connections_open 1\n"));
+  assert_non_null(strstr(r.body, "meshd_api_connections_max 3\n"));
+  assert_non_null(strstr(r.body, "meshd_api_connections_refused_total{reason=\"limit\"} 3\n"));
+  assert_non_null(strstr(r.body, "meshd_api_accept_paused_total{reason=\"descriptors\"} 0\n"));
+  response_free(&r);
+  run_until_open(f, 0);
+  assert_int_equal(stats_of(f).accepted, 4);
+}
+
+/* A command held for another node's answer: its connection stays counted
+ * while it waits; the answer goes out on it, and when the client closes,
+ * the count drops and the ticket is gone. */
+static void test_pending_on_counted_connection(void **state)
+{
+  fixture *f = *state;
+  f->be.next_rc = MESH_API_PENDING;
+  static const char body[] = "{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/m\"}";
+  char raw[512];
+  int n = snprintf(raw, sizeof raw,
+                   "POST /download/start HTTP/1.1\r\nHost: localhost\r\nContent-Length: "
+                   "%zu\r\n\r\n%s",
+                   sizeof body - 1, body);
+  int fd = idle_connect(f);
+  uint64_t deadline = now_ms() + 10000;
+  size_t sent = 0;
+  while (f->be.calls_start == 0) {
+    assert_true(now_ms() < deadline);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    if (sent < (size_t)n) {
+      ssize_t k = send(fd, raw + sent, (size_t)n - sent, MSG_NOSIGNAL);
+      if (k > 0)
+        sent += (size_t)k;
+    }
+    poll(NULL, 0, 2);
+  }
+  assert_int_equal(stats_of(f).open, 1);
+  /* The first ticket the server handed out. */
+  assert_int_equal(mesh_api_command_done(f->api, 1, 0, "done"), 0);
+  char got[2048] = "";
+  size_t have = 0;
+  while (strstr(got, "\r\n\r\n") == NULL) {
+    assert_true(now_ms() < deadline);
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 5) > 0) {
+      ssize_t k = recv(fd, got + have, sizeof got - have - 1, 0);
+      assert_true(k > 0);
+      have += (size_t)k;
+      got[have] = '\0';
+    }
+  }
+  assert_non_null(strstr(got, "HTTP/1.1 200"));
+  assert_int_equal(stats_of(f).open, 1);
+  close(fd);
+  run_until_open(f, 0);
+  assert_int_equal(mesh_api_command_done(f->api, 1, 0, "again"), -ENOENT);
+  f->be.next_rc = 0;
+}
+
+/* Accept fails for want of descriptors: accepting pauses (once, not in a
+ * loop) and resumes after the pause, taking the connections that waited. */
+static void test_accept_pauses_when_out_of_files(void **state)
+{
+  fixture *f = *state;
+  int fds[6];
+  for (int i = 0; i < 6; i++)
+    fds[i] = idle_connect(f);
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* Room for two more descriptors: a limit just above the two lowest free
+   * ones (the test runner may hold descriptors with gaps between them). */
+  int room = 0;
+  int lim = 0;
+  while (room < 2) {
+    if (fcntl(lim, F_GETFD) < 0 && errno == EBADF)
+      room++;
+    lim++;
+  }
+  struct rlimit low = {.rlim_cur = (rlim_t)lim, .rlim_max = old.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  uint64_t until = now_ms() + 60;
+  while (now_ms() < until) {
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    poll(NULL, 0, 1);
+  }
+  mesh_api_conn_stats st = stats_of(f);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  /* Two accepted, then one pause: the listener stayed off for 60 ms of a
+   * running loop instead of failing again and again. */
+  assert_int_equal(st.open, 2);
+  assert_int_equal(st.accept_paused, 1);
+  run_until_open(f, 6);
+  assert_int_equal(stats_of(f).accept_paused, 1);
+  for (int i = 0; i < 6; i++)
+    close(fds[i]);
+  run_until_open(f, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -973,6 +1168,9 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_non_loopback_needs_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_on_counted_connection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_accept_pauses_when_out_of_files, setup, teardown),
       cmocka_unit_test(test_parsers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -268,6 +268,7 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.downloads_at_once, 2);
   assert_int_equal(cfg.files_at_once, 4);
   assert_int_equal(cfg.max_connections, 256);
+  assert_int_equal(cfg.api_max_connections, 64);
   assert_true(cfg.frame_max == (1u << 20));
   assert_true(cfg.handshake_timeout_ms == 5 * SEC);
   assert_int_equal(cfg.log_level, MESH_LOG_INFO);
@@ -501,6 +502,16 @@ static void test_bad_value_messages(void **state)
   assert_non_null(strstr(err, "out of range (4KiB to 64MiB)"));
   mesh_config_free(&cfg);
 
+  const char *a5b[] = {"--api-max-connections", "0", NULL};
+  assert_int_equal(load(&cfg, a5b, env, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "--api-max-connections: invalid value \"0\": out of range (1 to 65536)");
+  mesh_config_free(&cfg);
+
+  const char *a5c[] = {"--api-max-connections", "500", NULL};
+  assert_int_equal(load(&cfg, a5c, env, err, sizeof err), 0);
+  assert_int_equal(cfg.api_max_connections, 500);
+  mesh_config_free(&cfg);
+
   const char *a6[] = {"--api", "/ip4/127.0.0.1/tcp/1", NULL};
   assert_int_equal(load(&cfg, a6, env, err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "--api: invalid value"));
@@ -666,6 +677,7 @@ static const char *const every_option[] = {
     "downloads-at-once",
     "files-at-once",
     "max-connections",
+    "api-max-connections",
     "frame-max",
     "handshake-timeout",
     "log-level",
@@ -739,6 +751,7 @@ static void test_example_is_valid_and_complete(void **state)
   assert_true(cfg.journal_max_age_ms == def.journal_max_age_ms);
   assert_true(cfg.frame_max == def.frame_max);
   assert_int_equal(cfg.max_connections, def.max_connections);
+  assert_int_equal(cfg.api_max_connections, def.api_max_connections);
   assert_int_equal(cfg.source[2], MESH_CFG_FILE); /* listen came from the text */
   mesh_config_free(&cfg);
   mesh_config_free(&def);

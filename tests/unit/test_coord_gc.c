@@ -1,7 +1,8 @@
 /*
  * Collection of others' entries: 10,000 stale entries from 100 departed
  * peers collected in one pass with bounded work per tick, superseded epochs
- * collected at once, and owners that come and go.
+ * collected at once, owners that come and go, and the mirror of the view
+ * made equal to membership's view after events were lost (resync).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,12 +178,302 @@ static void test_owner_comes_and_goes(void **state)
   tnode_free(&b);
 }
 
+/* ---- resync from a view source ----------------------------------------- */
+
+/* A view source over an array, as a membership core would offer it. */
+typedef struct tview {
+  mesh_view_member m[8];
+  size_t n;
+  uint64_t seq;
+  size_t fail_at; /* member_at fails for this index + 1 (0: never) */
+} tview;
+
+static uint64_t tv_seq(const void *ctx)
+{
+  return ((const tview *)ctx)->seq;
+}
+
+static size_t tv_count(const void *ctx)
+{
+  return ((const tview *)ctx)->n;
+}
+
+static int tv_at(const void *ctx, size_t i, mesh_view_member *out)
+{
+  const tview *v = ctx;
+  if (v->fail_at != 0 && i + 1 == v->fail_at)
+    return -EIO;
+  if (i >= v->n)
+    return -ENOENT;
+  *out = v->m[i];
+  return 0;
+}
+
+static void tv_put(tview *v, const tnode *peer, uint64_t epoch, mesh_view_state st)
+{
+  assert_true(v->n < sizeof v->m / sizeof v->m[0]);
+  v->m[v->n++] = (mesh_view_member){.peer = peer->id.id, .epoch = epoch, .state = st};
+}
+
+static int resync(tnode *t, tview *v, mesh_time_ms now)
+{
+  mesh_view_source src = {.ctx = v, .seq = tv_seq, .count = tv_count, .member_at = tv_at};
+  return mesh_coord_view_resync(t->c, &src, now);
+}
+
+/* The mirror's answer about peer: 1 in the view, 0 departed, -ENOENT. */
+static int mirror(const tnode *t, const tnode *peer, uint64_t *epoch)
+{
+  return mesh_coord_view_of(t->c, &peer->id.id, epoch);
+}
+
+static void give_doc(tnode *t, const tnode *owner, uint64_t epoch, const char *model,
+                     mesh_time_ms now)
+{
+  uint8_t *m;
+  size_t len;
+  craft_doc(&owner->id, &owner->id.id, epoch, 1, model, &m, &len);
+  assert_int_equal(mesh_coord_receive(t->c, &owner->id.id, m, len, now), 0);
+  free(m);
+}
+
+/* Same entries shown, same abandonment, same time left. */
+static void assert_same_view(const tnode *a, const tnode *b, mesh_time_ms now)
+{
+  visit_count va = visit(a, now), vb = visit(b, now);
+  assert_int_equal(va.others, vb.others);
+  assert_int_equal(va.abandoned, vb.abandoned);
+  assert_int_equal(va.min_collect_in, vb.min_collect_in);
+}
+
+/* Peers that left the view while their events were lost: one listed dead
+ * (with a document), one no longer listed at all (reaped, no document).
+ * The resync departs both as DEAD and LEFT events would have, sends
+ * nothing, and the document is collected after gc_grace. */
+static void test_resync_departed(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.gc_grace = 10000;
+  tnode b, r, x, y, z;
+  tnode_init(&b, 1, 1, &set); /* fed the events */
+  tnode_init(&r, 2, 1, &set); /* missed them: resynced */
+  tnode_init(&x, 3, 1, NULL);
+  tnode_init(&y, 4, 1, NULL);
+  tnode_init(&z, 5, 1, NULL);
+  tnode *obs[2] = {&b, &r};
+  for (int i = 0; i < 2; i++) {
+    view_event(obs[i], MESH_VIEW_JOINED, &x, 1, 1, 0);
+    view_event(obs[i], MESH_VIEW_JOINED, &y, 1, 1, 0);
+    view_event(obs[i], MESH_VIEW_JOINED, &z, 1, 1, 0);
+    give_doc(obs[i], &x, 1, "org/x", 0);
+    give_doc(obs[i], &z, 1, "org/z", 0);
+    tnode_drain(obs[i]);
+    tnode_clear(obs[i]);
+  }
+  view_event(&b, MESH_VIEW_DEAD, &x, 1, 1, 1000);
+  view_event(&b, MESH_VIEW_LEFT, &y, 1, 1, 1000);
+  view_event(&b, MESH_VIEW_REAPED, &y, 1, 1, 1000);
+
+  tview v = {.seq = 9};
+  tv_put(&v, &x, 1, MESH_VIEW_STATE_DEAD);
+  tv_put(&v, &z, 1, MESH_VIEW_STATE_ALIVE);
+  assert_int_equal(mirror(&r, &x, NULL), 1);
+  assert_int_equal(resync(&r, &v, 1000), 0);
+  assert_int_equal(mirror(&r, &x, NULL), 0);
+  assert_int_equal(mirror(&r, &y, NULL), 0);
+  assert_int_equal(mirror(&r, &z, NULL), 1);
+  visit_count vr = visit(&r, 1000);
+  assert_int_equal(vr.others, 2);
+  assert_int_equal(vr.abandoned, 1);
+  assert_int_equal(vr.min_collect_in, 10000);
+  assert_same_view(&b, &r, 1000);
+  const mesh_coord_stats *st = mesh_coord_get_stats(r.c);
+  assert_int_equal(st->view_resyncs, 1);
+  assert_int_equal(st->view_resync_fixes, 2);
+  assert_int_equal(st->docs_abandoned, mesh_coord_get_stats(b.c)->docs_abandoned);
+  assert_int_equal(tnode_drain(&r), 0); /* a departure sends nothing */
+  /* A command to the departed owner is refused as for one that left. */
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &x.id.id};
+  char msg[256];
+  assert_int_equal(mesh_coord_command(r.c, &cmd, 1000, NULL, msg, sizeof msg), -EHOSTUNREACH);
+  /* Collected after gc_grace, as after the events. */
+  for (int i = 0; i < 2; i++) {
+    mesh_coord_tick(obs[i]->c, 10999);
+    assert_int_equal(visit(obs[i], 10999).abandoned, 1);
+    mesh_coord_tick(obs[i]->c, 11000);
+    visit_count vv = visit(obs[i], 11000);
+    assert_int_equal(vv.others, 1);
+    assert_int_equal(vv.abandoned, 0);
+  }
+  tnode *all[5] = {&b, &r, &x, &y, &z};
+  for (int i = 0; i < 5; i++)
+    tnode_free(all[i]);
+}
+
+/* Members that joined while their events were lost: each is greeted as a
+ * newcomer (its document requested), suspicion included, and its
+ * documents are accepted from then on; this node's own listing is
+ * ignored. */
+static void test_resync_joined(void **state)
+{
+  (void)state;
+  tnode b, r, x, z;
+  tnode_init(&b, 11, 1, NULL);
+  tnode_init(&r, 12, 1, NULL);
+  tnode_init(&x, 13, 3, NULL);
+  tnode_init(&z, 14, 1, NULL);
+  uint8_t *m;
+  size_t len;
+  craft_doc(&x.id, &x.id.id, 3, 1, "org/x", &m, &len);
+  assert_int_equal(mesh_coord_receive(r.c, &x.id.id, m, len, 0), -EHOSTUNREACH);
+
+  view_event(&b, MESH_VIEW_JOINED, &x, 3, 3, 100);
+  view_event(&b, MESH_VIEW_JOINED, &z, 1, 1, 100);
+  view_event(&b, MESH_VIEW_SUSPECT, &z, 1, 1, 100);
+  tview v = {.seq = 3};
+  tv_put(&v, &r, 1, MESH_VIEW_STATE_ALIVE); /* self */
+  tv_put(&v, &x, 3, MESH_VIEW_STATE_ALIVE);
+  tv_put(&v, &z, 1, MESH_VIEW_STATE_SUSPECT);
+  assert_int_equal(resync(&r, &v, 100), 0);
+  uint64_t e = 0;
+  assert_int_equal(mirror(&r, &x, &e), 1);
+  assert_int_equal(e, 3);
+  assert_int_equal(mirror(&r, &z, &e), 1);
+  assert_int_equal(e, 1);
+  assert_int_equal(mirror(&r, &r, NULL), -ENOENT);
+  assert_int_equal(mesh_coord_get_stats(r.c)->view_resync_fixes, 2);
+  /* The same greetings as the events made: a request to each. */
+  tnode_drain(&b);
+  tnode_drain(&r);
+  assert_int_equal(tnode_count(&r, MESH_COORD_OUT_SEND), 2);
+  assert_int_equal(tnode_count(&r, MESH_COORD_OUT_SEND), tnode_count(&b, MESH_COORD_OUT_SEND));
+  assert_int_equal(mesh_coord_get_stats(r.c)->requests_sent,
+                   mesh_coord_get_stats(b.c)->requests_sent);
+  assert_int_equal(mesh_coord_receive(r.c, &x.id.id, m, len, 200), 0);
+  free(m);
+  assert_int_equal(visit(&r, 200).others, 1);
+  /* z is suspected, not gone: a command to it is accepted. */
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &z.id.id};
+  char msg[256];
+  uint64_t seq = 0;
+  assert_int_equal(mesh_coord_command(r.c, &cmd, 200, &seq, msg, sizeof msg), 0);
+  tnode *all[4] = {&b, &r, &x, &z};
+  for (int i = 0; i < 4; i++)
+    tnode_free(all[i]);
+}
+
+/* A member restarted under a new epoch while the EPOCH_CHANGED was lost:
+ * the old epoch's entries are detached at once (not abandoned), its
+ * document is requested, late documents of the old epoch are refused. */
+static void test_resync_epoch_changed(void **state)
+{
+  (void)state;
+  tnode b, r, x;
+  tnode_init(&b, 21, 1, NULL);
+  tnode_init(&r, 22, 1, NULL);
+  tnode_init(&x, 23, 1, NULL);
+  tnode *obs[2] = {&b, &r};
+  for (int i = 0; i < 2; i++) {
+    view_event(obs[i], MESH_VIEW_JOINED, &x, 1, 1, 0);
+    give_doc(obs[i], &x, 1, "org/x", 0);
+    tnode_drain(obs[i]);
+    tnode_clear(obs[i]);
+  }
+  view_event(&b, MESH_VIEW_EPOCH_CHANGED, &x, 2, 1, 500);
+  tview v = {.seq = 2};
+  tv_put(&v, &x, 2, MESH_VIEW_STATE_ALIVE);
+  assert_int_equal(resync(&r, &v, 500), 0);
+  uint64_t e = 0;
+  assert_int_equal(mirror(&r, &x, &e), 1);
+  assert_int_equal(e, 2);
+  visit_count vr = visit(&r, 500);
+  assert_int_equal(vr.others, 0);
+  assert_int_equal(vr.abandoned, 0);
+  assert_same_view(&b, &r, 500);
+  assert_int_equal(mesh_coord_get_stats(r.c)->docs_collected, 1);
+  tnode_drain(&b);
+  tnode_drain(&r);
+  assert_int_equal(tnode_count(&r, MESH_COORD_OUT_SEND), 1);
+  assert_int_equal(tnode_count(&r, MESH_COORD_OUT_SEND), tnode_count(&b, MESH_COORD_OUT_SEND));
+  uint8_t *m;
+  size_t len;
+  craft_doc(&x.id, &x.id.id, 1, 2, "org/late", &m, &len);
+  assert_int_equal(mesh_coord_receive(r.c, &x.id.id, m, len, 600), -ESTALE);
+  free(m);
+  give_doc(&r, &x, 2, "org/x2", 600);
+  assert_int_equal(visit(&r, 600).last_epoch, 2);
+  tnode *all[3] = {&b, &r, &x};
+  for (int i = 0; i < 3; i++)
+    tnode_free(all[i]);
+}
+
+/* A mirror already equal to the view: the resync changes nothing, sends
+ * nothing, counts only itself. A listing that fails half-way departs
+ * nobody. */
+static void test_resync_nothing_changed(void **state)
+{
+  (void)state;
+  tnode r, x, y, w;
+  tnode_init(&r, 31, 1, NULL);
+  tnode_init(&x, 32, 1, NULL);
+  tnode_init(&y, 33, 1, NULL);
+  tnode_init(&w, 34, 1, NULL);
+  start_model(&r, "org/own", true, 0); /* an own document, which newcomers would get */
+  view_event(&r, MESH_VIEW_JOINED, &x, 1, 1, 0);
+  view_event(&r, MESH_VIEW_JOINED, &y, 1, 1, 0);
+  view_event(&r, MESH_VIEW_SUSPECT, &y, 1, 1, 0);
+  view_event(&r, MESH_VIEW_JOINED, &w, 1, 1, 0);
+  give_doc(&r, &x, 1, "org/x", 0);
+  give_doc(&r, &w, 1, "org/w", 0);
+  view_event(&r, MESH_VIEW_LEFT, &w, 1, 1, 100);
+  mesh_coord_tick(r.c, 300);
+  tnode_drain(&r);
+  tnode_clear(&r);
+  mesh_coord_stats before = *mesh_coord_get_stats(r.c);
+  visit_count vb = visit(&r, 300);
+
+  tview v = {.seq = 7};
+  tv_put(&v, &x, 1, MESH_VIEW_STATE_ALIVE);
+  tv_put(&v, &r, 1, MESH_VIEW_STATE_ALIVE);
+  tv_put(&v, &y, 1, MESH_VIEW_STATE_SUSPECT);
+  tv_put(&v, &w, 1, MESH_VIEW_STATE_LEFT);
+  assert_int_equal(resync(&r, &v, 300), 0);
+  mesh_coord_tick(r.c, 300);
+  assert_int_equal(tnode_drain(&r), 0);
+  mesh_coord_stats after = *mesh_coord_get_stats(r.c);
+  assert_int_equal(after.view_resyncs, before.view_resyncs + 1);
+  assert_int_equal(after.view_resync_fixes, 0);
+  after.view_resyncs = before.view_resyncs;
+  assert_memory_equal(&after, &before, sizeof before);
+  visit_count va = visit(&r, 300);
+  assert_int_equal(va.others, vb.others);
+  assert_int_equal(va.abandoned, vb.abandoned);
+  assert_int_equal(va.min_collect_in, vb.min_collect_in);
+
+  /* y is missing from a listing that fails before it: nobody departs. */
+  tview bad = v;
+  bad.fail_at = 3;
+  assert_int_equal(resync(&r, &bad, 400), -EIO);
+  assert_int_equal(mirror(&r, &y, NULL), 1);
+  assert_int_equal(mirror(&r, &x, NULL), 1);
+  assert_int_equal(tnode_drain(&r), 0);
+  tnode *all[4] = {&r, &x, &y, &w};
+  for (int i = 0; i < 4; i++)
+    tnode_free(all[i]);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ten_thousand_departed_bounded_per_tick),
       cmocka_unit_test(test_superseded_epochs_collected_at_once),
       cmocka_unit_test(test_owner_comes_and_goes),
+      cmocka_unit_test(test_resync_departed),
+      cmocka_unit_test(test_resync_joined),
+      cmocka_unit_test(test_resync_epoch_changed),
+      cmocka_unit_test(test_resync_nothing_changed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -491,7 +491,7 @@ static void test_line_on_the_loop(void **state)
       -ENOTCONN);
   assert_int_equal(mesh_fault_counters_get(core)->held, 0);
 
-  assert_int_equal(mesh_net_dial(a.net, b.addr, NULL), 0);
+  assert_int_equal(mesh_net_dial(a.net, b.addr, NULL, 1), 0);
   WAIT(a.ups == 1 && b.ups == 1, 3000);
 
   /* 40 stream messages sent a few ms apart arrive all, in order, each at

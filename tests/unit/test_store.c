@@ -175,7 +175,7 @@ static void test_migration_from_v1(void **state)
   assert_string_equal(j[0].text, "kept");
   free(j);
   mesh_store_close(s);
-  assert_int_equal(user_version(f->path), 2);
+  assert_int_equal(user_version(f->path), MESH_STORE_SCHEMA_VERSION);
   /* The index version 2 adds exists. */
   sqlite3 *db;
   sqlite3_stmt *st;
@@ -447,6 +447,53 @@ static void test_numbered_journal_and_row_count(void **state)
   mesh_store_close(s);
 }
 
+/* The last known members: replaced whole, read back, and a row that does
+ * not decode skipped and counted instead of failing the start. */
+static void test_members_kept(void **state)
+{
+  fixture *f = *state;
+  char err[256];
+  mesh_store *s;
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_store_member *got;
+  size_t n, bad;
+  assert_int_equal(mesh_store_members_load(s, &got, &n, &bad), 0);
+  assert_int_equal(n, 0);
+  free(got);
+  mesh_store_member m[3];
+  memset(m, 0, sizeof m);
+  for (int i = 0; i < 3; i++) {
+    memset(&m[i].peer, 0, sizeof m[i].peer);
+    mesh_identity id;
+    assert_int_equal(mesh_identity_generate(&id), 0);
+    m[i].peer = id.id;
+    snprintf(m[i].addrs, sizeof m[i].addrs, "/ip4/10.0.0.%d/tcp/52416\n/ip4/10.1.0.%d/tcp/1\n",
+             i + 1, i + 1);
+  }
+  assert_int_equal(mesh_store_members_save(s, m, 3), 0);
+  assert_int_equal(mesh_store_members_save(s, m + 1, 2), 0);
+  mesh_store_close(s);
+
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db, "INSERT INTO members (peer, addrs) VALUES ('not-a-peer', 'x')", NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  assert_int_equal(mesh_store_members_load(s, &got, &n, &bad), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(bad, 1);
+  for (size_t i = 0; i < 2; i++) {
+    assert_true(mesh_peer_id_eq(&got[i].peer, &m[i + 1].peer));
+    assert_string_equal(got[i].addrs, m[i + 1].addrs);
+  }
+  free(got);
+  assert_int_equal(mesh_store_members_save(s, m, MESH_STORE_MEMBERS_MAX + 1), -E2BIG);
+  mesh_store_close(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -459,6 +506,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_journal_bounded_by_age, setup, teardown),
       cmocka_unit_test_setup_teardown(test_idle_batch_writes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_numbered_journal_and_row_count, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_members_kept, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

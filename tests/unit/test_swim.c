@@ -1,7 +1,8 @@
 /*
  * Unit tests of the membership core's pieces: suspicion timeout math,
  * Lifeguard awareness, the broadcast queue's limits, profiles, the codec's
- * round trip and rejection, and two cores talking directly.
+ * round trip and rejection, two cores talking directly, and the numbering
+ * of view changes (net/view.h).
  */
 #include "net/swim_internal.h"
 #include "src/identity/signed.h"
@@ -269,6 +270,9 @@ typedef struct pair {
   mesh_peer_id over_by[2];       /* ... made by this accuser */
   uint64_t over_epoch[2];        /* ... ending this epoch */
   mesh_time_ms first_suspect[2]; /* when the core first raised SUSPECT (0: never) */
+  uint64_t last_seq[2];          /* seq of the last view event seen */
+  unsigned seq_gaps[2];          /* events whose seq was not the last one's + 1 */
+  bool alloc_failed[2];          /* an outbox of this core reported alloc_failed */
 } pair;
 
 static void pump(pair *p, int who, mesh_time_ms now)
@@ -284,8 +288,12 @@ static void pump(pair *p, int who, mesh_time_ms now)
     sends[i].buf = malloc(o->sends[i].len + 1);
     memcpy(sends[i].buf, o->sends[i].buf, o->sends[i].len);
   }
+  p->alloc_failed[who] |= o->alloc_failed != 0;
   for (size_t i = 0; i < o->n_events; i++) {
     p->events[who][o->events[i].type]++;
+    if (o->events[i].seq != p->last_seq[who] + 1)
+      p->seq_gaps[who]++;
+    p->last_seq[who] = o->events[i].seq;
     if (o->events[i].type == MESH_VIEW_SUSPECT && p->first_suspect[who] == 0)
       p->first_suspect[who] = now;
   }
@@ -595,6 +603,88 @@ static void test_renewal(void **state)
   pair_free(p);
 }
 
+/* The i-th member of the core's view source. */
+static mesh_view_member source_member(const mesh_view_source *src, size_t i)
+{
+  mesh_view_member vm;
+  assert_int_equal(src->member_at(src->ctx, i, &vm), 0);
+  return vm;
+}
+
+/* Every view change is numbered, one after the other; a change whose event
+ * the outbox could not hold (memory short, injected) still takes its
+ * number, so the next event shows the gap; the view source lists the core's
+ * members with the number of its last change. */
+static void test_view_seq(void **state)
+{
+  pair *p = joined_pair(90, 19);
+  mesh_time_ms now = 0;
+  run_timers(p, &now, 3000, NULL);
+  /* Joining made one change on each side: numbered 1, no gap. */
+  assert_int_equal(mesh_swim_view_seq(p->s[0]), 1);
+  assert_int_equal(p->last_seq[0], 1);
+  assert_int_equal(p->seq_gaps[0], 0);
+  assert_int_equal(p->seq_gaps[1], 0);
+  mesh_view_source src;
+  mesh_swim_view_source(p->s[0], &src);
+  assert_int_equal(src.seq(src.ctx), 1);
+  assert_int_equal(src.count(src.ctx), 1);
+  mesh_view_member vm = source_member(&src, 0);
+  assert_memory_equal(vm.peer.b, p->id[1].id.b, MESH_PEER_ID_LEN);
+  assert_int_equal(vm.epoch, 1);
+  assert_int_equal(vm.state, MESH_VIEW_STATE_ALIVE);
+  assert_int_equal(src.member_at(src.ctx, 1, &vm), -ENOENT);
+
+  /* Node 1 leaves while node 0's outbox can hold no event: the LEFT is
+   * lost, its number is not. */
+  p->out.test_refuse_events = 1;
+  assert_int_equal(mesh_swim_leave(p->s[1], now, &p->out), 0);
+  pump(p, 1, now);
+  assert_int_equal(p->out.test_refuse_events, 0);
+  assert_true(p->alloc_failed[0]);
+  assert_int_equal(p->events[0][MESH_VIEW_LEFT], 0);
+  assert_int_equal(mesh_swim_view_size(p->s[0]), 0);
+  assert_int_equal(mesh_swim_view_seq(p->s[0]), 2);
+  assert_int_equal(p->last_seq[0], 1);
+  /* The source tells what the event would have. */
+  assert_int_equal(src.seq(src.ctx), 2);
+  vm = source_member(&src, 0);
+  assert_int_equal(vm.state, MESH_VIEW_STATE_LEFT);
+  assert_int_equal(vm.epoch, 1);
+
+  /* The next change (the tombstone reaped) is numbered 3: a gap of one. */
+  p->stopped[1] = true;
+  run_timers(p, &now, now + 120000, NULL);
+  assert_int_equal(p->events[0][MESH_VIEW_REAPED], 1);
+  assert_int_equal(p->last_seq[0], 3);
+  assert_int_equal(p->seq_gaps[0], 1);
+  assert_int_equal(mesh_swim_view_seq(p->s[0]), 3);
+  assert_int_equal(src.count(src.ctx), 0);
+  assert_int_equal(src.seq(src.ctx), 3);
+  pair_free(p);
+}
+
+/* A subscriber's steps: in order it applies, behind the numbers it skips
+ * (a resync read past them), past a gap it resyncs. */
+static void test_view_follow(void **state)
+{
+  mesh_view_follower f = {0};
+  mesh_view_event ev = {.type = MESH_VIEW_JOINED, .seq = 1};
+  assert_int_equal(mesh_view_follow(&f, &ev), MESH_VIEW_APPLY);
+  mesh_view_applied(&f, &ev);
+  assert_int_equal(f.seq, 1);
+  assert_int_equal(mesh_view_follow(&f, &ev), MESH_VIEW_SKIP);
+  ev.seq = 3;
+  assert_int_equal(mesh_view_follow(&f, &ev), MESH_VIEW_RESYNC);
+  mesh_view_resynced(&f, 5);
+  ev.seq = 4;
+  assert_int_equal(mesh_view_follow(&f, &ev), MESH_VIEW_SKIP);
+  ev.seq = 5;
+  assert_int_equal(mesh_view_follow(&f, &ev), MESH_VIEW_SKIP);
+  ev.seq = 6;
+  assert_int_equal(mesh_view_follow(&f, &ev), MESH_VIEW_APPLY);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -609,6 +699,8 @@ int main(void)
       cmocka_unit_test(test_reconnect_push_pull),
       cmocka_unit_test(test_lateness),
       cmocka_unit_test(test_renewal),
+      cmocka_unit_test(test_view_seq),
+      cmocka_unit_test(test_view_follow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

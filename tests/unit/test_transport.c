@@ -56,11 +56,18 @@ typedef struct node {
   char addr_text[MESH_MULTIADDR_TEXT_MAX + MESH_PEER_ID_TEXT_MAX + 8]; /* with /p2p/ */
   rx_msg msgs[MAX_MSGS];
   int nmsgs;
-  int ups, downs, writable;
+  int ups, downs, writable, replaced;
   uint64_t last_up_epoch;
   uint8_t ext[MESH_HANDSHAKE_EXT_MAX];
   size_t ext_len;
+  int dial_results;        /* dial outcomes reported */
+  uint64_t last_token;     /* ... the last one's token */
+  int last_rc;             /* ... and result */
+  bool last_has_peer;
+  mesh_peer_id last_peer;
 } node;
+
+static uint64_t next_token = 1;
 
 static mesh_loop *loop;
 static mesh_psk psk;
@@ -90,7 +97,9 @@ static void on_msg(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_cha
 static void on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   node *n = arg;
-  if (ev->up) {
+  if (ev->up && ev->replaced) {
+    n->replaced++;
+  } else if (ev->up) {
     n->ups++;
     n->last_up_epoch = ev->epoch;
     if (ev->extension_len > 0)
@@ -99,6 +108,25 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
   } else {
     n->downs++;
   }
+}
+
+static void on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  node *n = arg;
+  n->dial_results++;
+  n->last_token = token;
+  n->last_rc = rc;
+  n->last_has_peer = peer != NULL;
+  if (peer != NULL)
+    n->last_peer = *peer;
+}
+
+/* One dial attempt; returns its token. */
+static uint64_t dial(node *n, const char *addr, const mesh_peer_id *expect)
+{
+  uint64_t token = next_token++;
+  assert_int_equal(mesh_net_dial(n->net, addr, expect, token), 0);
+  return token;
 }
 
 static void on_writable(void *arg, const mesh_peer_id *peer)
@@ -127,8 +155,6 @@ static void node_init(node *n, uint64_t epoch)
   n->opt.handshake_timeout_ms = 300;
   n->opt.keepalive_ms = 100;
   n->opt.idle_timeout_ms = 1000;
-  n->opt.backoff_min_ms = 20;
-  n->opt.backoff_max_ms = 200;
   n->opt.rng_seed = 42;
 }
 
@@ -138,6 +164,7 @@ static void node_open(node *n, const char *listen)
   mesh_net_on_message(n->net, on_msg, n);
   mesh_net_on_peer(n->net, on_peer, n);
   mesh_net_on_writable(n->net, on_writable, n);
+  mesh_net_on_dial(n->net, on_dial, n);
   assert_int_equal(mesh_net_listen(n->net, listen, &n->addr), 0);
   char id[MESH_PEER_ID_TEXT_MAX], a[MESH_MULTIADDR_TEXT_MAX];
   mesh_peer_id_to_text(&n->id.id, id, sizeof id);
@@ -169,7 +196,7 @@ static void turn(void)
 
 static void connect_pair(node *a, node *b)
 {
-  assert_int_equal(mesh_net_dial(a->net, b->addr_text, NULL), 0);
+  dial(a, b->addr_text, NULL);
   WAIT(ctr(a)->peers_up == 1 && ctr(b)->peers_up == 1, 3000);
 }
 
@@ -589,9 +616,20 @@ static void test_peer_id_mismatch_refused(void **state)
   assert_int_equal(mesh_multiaddr_format(&b.addr, addr, sizeof addr), 0);
   strncat(addr, "/p2p/", sizeof addr - strlen(addr) - 1);
   strncat(addr, cid, sizeof addr - strlen(addr) - 1);
-  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
-  /* Refused, and refused again on the redial after backoff. */
-  WAIT(ctr(&a)->dropped[MESH_DROP_PEER_ID_MISMATCH] >= 2, 3000);
+  uint64_t token = dial(&a, addr, NULL);
+  /* Refused, reported once with why, and not tried again: redialling is
+   * the connection manager's call. */
+  WAIT(a.dial_results == 1, 3000);
+  assert_int_equal(a.last_token, token);
+  assert_int_equal(a.last_rc, -EPERM);
+  assert_false(a.last_has_peer);
+  assert_int_equal(ctr(&a)->dropped[MESH_DROP_PEER_ID_MISMATCH], 1);
+  uint64_t out = ctr(&a)->connections_out;
+  mesh_time_ms until = mesh_clock_now_ms() + 300;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->connections_out, out);
+  assert_int_equal(a.dial_results, 1);
   assert_int_equal(a.ups, 0);
   assert_int_equal(ctr(&a)->peers_up, 0);
   /* a still connects to c honestly. */
@@ -608,14 +646,20 @@ static void test_simultaneous_dial_keeps_one(void **state)
   node a, b;
   node_start(&a, 1);
   node_start(&b, 1);
-  assert_int_equal(mesh_net_dial(a.net, b.addr_text, NULL), 0);
-  assert_int_equal(mesh_net_dial(b.net, a.addr_text, NULL), 0);
+  dial(&a, b.addr_text, NULL);
+  dial(&b, a.addr_text, NULL);
   WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1 && ctr(&a)->connections_open == 1 &&
            ctr(&b)->connections_open == 1,
        3000);
   ping(&a, &b);
   ping(&b, &a);
-  /* Stable: redial timers see the peer up and do not dial again. */
+  /* Both attempts reported as reaching the peer (one of them over the
+   * other's connection), and nothing dials again. */
+  WAIT(a.dial_results == 1 && b.dial_results == 1, 1000);
+  assert_int_equal(a.last_rc, 0);
+  assert_int_equal(b.last_rc, 0);
+  assert_true(a.last_has_peer && mesh_peer_id_eq(&a.last_peer, &b.id.id));
+  assert_true(b.last_has_peer && mesh_peer_id_eq(&b.last_peer, &a.id.id));
   uint64_t out_a = ctr(&a)->connections_out, out_b = ctr(&b)->connections_out;
   mesh_time_ms until = mesh_clock_now_ms() + 300;
   while (mesh_clock_now_ms() < until)
@@ -630,29 +674,44 @@ static void test_simultaneous_dial_keeps_one(void **state)
   node_close(&b);
 }
 
-static void test_reconnect_with_backoff_new_epoch(void **state)
+/* A dial is one attempt, reported once; the transport never redials on
+ * its own (that is the connection manager's job, tested in test_connmgr). */
+static void test_one_attempt_per_dial_new_epoch(void **state)
 {
   node a, b;
   node_start(&a, 1);
   node_start(&b, 4);
   connect_pair(&a, &b);
+  WAIT(a.dial_results == 1, 1000);
+  assert_int_equal(a.last_rc, 0);
   char listen[64];
   snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)b.addr.port);
   mesh_identity keep = b.id;
   node_close(&b);
   WAIT(a.downs == 1, 2000);
-  /* While b is gone, a keeps trying, with growing delays. */
-  WAIT(ctr(&a)->dial_failures >= 3, 3000);
-  uint64_t fails = ctr(&a)->dial_failures;
+  /* b is gone: nothing is dialled by itself. */
+  uint64_t out = ctr(&a)->connections_out;
+  mesh_time_ms until = mesh_clock_now_ms() + 300;
+  while (mesh_clock_now_ms() < until)
+    turn();
+  assert_int_equal(ctr(&a)->connections_out, out);
+  /* A dial while b is away fails once, refused. */
+  uint64_t token = dial(&a, listen, &keep.id);
+  WAIT(a.dial_results == 2, 2000);
+  assert_int_equal(a.last_token, token);
+  assert_int_equal(a.last_rc, -ECONNREFUSED);
+  assert_int_equal(ctr(&a)->dial_failures, 1);
   /* b comes back with the same key and a new epoch. */
   node_init(&b, 5);
   b.id = keep;
   node_open(&b, listen);
-  WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1, 3000);
+  token = dial(&a, listen, &keep.id);
+  WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1 && a.dial_results == 3, 3000);
+  assert_int_equal(a.last_token, token);
+  assert_int_equal(a.last_rc, 0);
+  assert_true(mesh_peer_id_eq(&a.last_peer, &keep.id));
   assert_int_equal(a.last_up_epoch, 5);
   assert_int_equal(a.ups, 2);
-  /* Backoff is capped at 200 ms here: a few dozen failures at most. */
-  assert_true(fails < 60);
   ping(&a, &b);
   node_close(&a);
   node_close(&b);
@@ -678,7 +737,7 @@ static void test_renew_epoch_in_place(void **state)
   assert_int_equal(b.downs, 0);
   assert_int_equal(ctr(&a)->connections_open, 1);
   /* b dials a while the old connection is up. */
-  assert_int_equal(mesh_net_dial(b.net, a.addr_text, NULL), 0);
+  dial(&b, a.addr_text, NULL);
   WAIT(a.ups == 2 && a.last_up_epoch == 5 && ctr(&a)->connections_open == 1 &&
            ctr(&b)->connections_open == 1,
        3000);
@@ -740,7 +799,7 @@ static void test_extension_and_disconnect(void **state)
   assert_int_equal(a.ext_len, 0);
   assert_int_equal(mesh_net_disconnect(a.net, &b.id.id), 0);
   WAIT(a.downs == 1 && b.downs == 1, 2000);
-  /* a does not redial a peer it disconnected. */
+  /* Nothing dials the peer again. */
   mesh_time_ms until = mesh_clock_now_ms() + 300;
   while (mesh_clock_now_ms() < until)
     turn();
@@ -787,7 +846,7 @@ static void test_disconnect_aborts_handshake(void **state)
   char id[MESH_PEER_ID_TEXT_MAX], addr[MESH_MULTIADDR_TEXT_MAX];
   mesh_peer_id_to_text(&silent_id.id, id, sizeof id);
   snprintf(addr, sizeof addr, "/ip4/127.0.0.1/tcp/%u/p2p/%s", (unsigned)port, id);
-  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  uint64_t token = dial(&a, addr, NULL);
   int afd = -1;
   mesh_time_ms until = mesh_clock_now_ms() + 2000;
   while (afd < 0 && mesh_clock_now_ms() < until) {
@@ -801,6 +860,10 @@ static void test_disconnect_aborts_handshake(void **state)
   uint64_t dials = ctr(&a)->connections_out;
   assert_int_equal(mesh_net_disconnect(a.net, &silent_id.id), 0);
   WAIT(raw_closed(&dialled) && ctr(&a)->connections_open == 0, 1000);
+  /* The attempt is reported as cancelled, once. */
+  assert_int_equal(a.dial_results, 1);
+  assert_int_equal(a.last_token, token);
+  assert_int_equal(a.last_rc, -ECANCELED);
   /* No redial, no timeout counted later for the aborted handshake. */
   until = mesh_clock_now_ms() + 400;
   while (mesh_clock_now_ms() < until)
@@ -849,14 +912,15 @@ static void test_dial_dns_names(void **state)
   char id[MESH_PEER_ID_TEXT_MAX], addr[MESH_MULTIADDR_TEXT_MAX];
   mesh_peer_id_to_text(&b.id.id, id, sizeof id);
   snprintf(addr, sizeof addr, "/dns4/localhost/tcp/%u/p2p/%s", (unsigned)b.addr.port, id);
-  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  dial(&a, addr, NULL);
   WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1, 3000);
   ping(&a, &b);
 
-  /* A name with no address: the dial fails, counted, and is retried
-   * later; meanwhile a keeps serving b. */
+  /* A name with no address: the dial fails, counted and reported;
+   * meanwhile a keeps serving b. */
   uint64_t failures = ctr(&a)->dial_failures;
-  assert_int_equal(mesh_net_dial(a.net, "/dns4/no-such-node.invalid/tcp/1", NULL), 0);
+  int results = a.dial_results;
+  uint64_t token = dial(&a, "/dns4/no-such-node.invalid/tcp/1", NULL);
   int asked = 0;
   mesh_time_ms until = mesh_clock_now_ms() + 2000;
   while (ctr(&a)->dial_failures == failures && mesh_clock_now_ms() < until) {
@@ -866,6 +930,9 @@ static void test_dial_dns_names(void **state)
   assert_true(asked >= 1);
   assert_int_equal(ctr(&a)->dial_failures, failures + 1);
   assert_int_equal(ctr(&a)->resolve_failures, 1);
+  assert_int_equal(a.dial_results, results + 1);
+  assert_int_equal(a.last_token, token);
+  assert_int_equal(a.last_rc, -EHOSTUNREACH);
   ping(&a, &b);
   ping(&b, &a);
 
@@ -874,10 +941,12 @@ static void test_dial_dns_names(void **state)
   assert_int_equal(mesh_identity_generate(&other), 0);
   mesh_peer_id_to_text(&other.id, id, sizeof id);
   snprintf(addr, sizeof addr, "/dns/silent.invalid/tcp/1/p2p/%s", id);
-  assert_int_equal(mesh_net_dial(a.net, addr, NULL), 0);
+  token = dial(&a, addr, NULL);
   for (int i = 0; i < 5; i++)
     turn();
   assert_int_equal(mesh_net_disconnect(a.net, &other.id), 0);
+  assert_int_equal(a.last_token, token);
+  assert_int_equal(a.last_rc, -ECANCELED);
   ping(&a, &b);
 
   node_close(&a);
@@ -904,12 +973,12 @@ static void test_ipv6_and_host_port(void **state)
   assert_int_equal(b.addr.kind, MESH_MA_IP6);
   char addr[64];
   snprintf(addr, sizeof addr, "[::1]:%u", (unsigned)b.addr.port);
-  assert_int_equal(mesh_net_dial(a.net, addr, &b.id.id), 0);
+  dial(&a, addr, &b.id.id);
   WAIT(ctr(&a)->peers_up == 1 && ctr(&b)->peers_up == 1, 3000);
   ping(&a, &b);
   ping(&b, &a);
   /* Bad addresses are refused before any socket is made. */
-  assert_int_equal(mesh_net_dial(a.net, "/ip4/1.2.3.4/udp/5", NULL), -EBADMSG);
+  assert_int_equal(mesh_net_dial(a.net, "/ip4/1.2.3.4/udp/5", NULL, 99), -EBADMSG);
   assert_int_equal(mesh_net_listen(a.net, "nonsense", NULL), -EBADMSG);
   node_close(&a);
   node_close(&b);
@@ -1223,7 +1292,7 @@ int main(void)
       cmocka_unit_test_setup(test_refusals_counted_honest_served, setup),
       cmocka_unit_test_setup(test_peer_id_mismatch_refused, setup),
       cmocka_unit_test_setup(test_simultaneous_dial_keeps_one, setup),
-      cmocka_unit_test_setup(test_reconnect_with_backoff_new_epoch, setup),
+      cmocka_unit_test_setup(test_one_attempt_per_dial_new_epoch, setup),
       cmocka_unit_test_setup(test_renew_epoch_in_place, setup),
       cmocka_unit_test_setup(test_connection_cap_evicts_handshaking, setup),
       cmocka_unit_test_setup(test_extension_and_disconnect, setup),
