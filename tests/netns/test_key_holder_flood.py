@@ -87,7 +87,7 @@ def flood_result(test, proc):
     sent = json.loads(lines[-1])
     test.assertGreater(sent["sent"], 0, f"the flood never reached the victim: {err}")
     if proc.returncode != 0:
-        test.assertGreater(sent["lost_connection"], 0, err)
+        test.assertGreater(sent["lost_connection"], 0, f"the flood failed: {err}")
     return sent
 
 
@@ -240,10 +240,14 @@ class KeyHolderFlood(unittest.TestCase):
             figure("flood1_dial_failures_5s_after", int(fails_after))
             figure("flood2_requests_sent", sent2["sent"])
             figure("flood2_lost_connection", sent2["lost_connection"])
+            figure("flood2_redials", sent2["redials"])
             figure("flood2_honest_join_seconds", join_s if join_error is None else -1, "s")
             figure("flood2_honest_started_during_flood", int(flood_running))
             figure("flood2_throwaway_ever_up", held["ever_up"] if held else -1)
             figure("flood2_throwaway_up_at_end", held["up_now"] if held else -1)
+            figure("flood2_throwaway_dials", held["dials"] if held else -1)
+            figure("flood2_throwaway_dial_failures", held["dial_failures"] if held else -1)
+            figure("flood2_throwaway_downs", held["downs"] if held else -1)
             figure("flood2_accepts", int(accepts))
             figure("flood2_conn_limit_refusals", int(conn_limit))
             figure("flood2_connmgr_refused_or_evicted", int(cm_refused))

@@ -38,9 +38,10 @@
  *                [--count N] [--hold SECONDS]
  *       N connections, each under its own throwaway identity that holds
  *       the key and never joins the view (it sends nothing but the
- *       transport's keepalives), held for SECONDS (default 20). Prints
- *       {"ready":..} once every connection came up or ended, then the
- *       final line at the end.
+ *       transport's keepalives), held for SECONDS (default 20); one that
+ *       the node closes or refuses is dialled again after 500 ms, as an
+ *       attacker's would. Prints {"ready":..} once every connection's first
+ *       dial ended (up or refused), then the final line at the end.
  *
  * Prints one JSON line of what it sent and exits 0, or says why it could
  * not and exits 1.
@@ -394,13 +395,16 @@ typedef struct flood {
   mesh_peer_id target; /* the node, once connected */
   mesh_rng rng;
   mesh_timer *tick, *done_timer, *deadline; /* owned */
+  const char *connect_to;                   /* the node's address */
   bool up;                                  /* connected now */
+  bool dialing;                             /* a dial attempt is under way */
+  long redials;                             /* dials after the first (the node closed us) */
   unsigned net_a, net_b;                    /* first two octets of the mentioned addresses */
   long count;                               /* requests to send */
   long batch;                               /* requests a turn of the pacing timer */
   long sent;                                /* queued on the connection */
   long requeued;                            /* found our queue full: sent again later */
-  long lost_connection;                     /* sends that found no connection */
+  long lost_connection;                     /* times the node closed our connection */
   mesh_time_ms first_at, last_at;           /* first and last request queued */
   int exit_code;
   const char *why;
@@ -451,6 +455,11 @@ static void flood_on_tick(void *arg, mesh_time_ms now)
 {
   flood *f = arg;
   long before = f->sent;
+  if (!f->up && !f->dialing && f->sent > 0) {
+    /* The node closed our connection: come back, as an attacker would. */
+    f->dialing = mesh_net_dial(f->net, f->connect_to, NULL, 1) == 0;
+    f->redials++;
+  }
   for (long k = 0; k < f->batch && f->up && f->sent < f->count; k++) {
     uint8_t *pkt = NULL;
     size_t len;
@@ -462,11 +471,8 @@ static void flood_on_tick(void *arg, mesh_time_ms now)
       f->requeued++;
       break; /* our queue is full: the rest on the next turn */
     }
-    if (rc == -ENOTCONN) {
-      f->lost_connection++;
-      f->up = false;
-      break;
-    }
+    if (rc == -ENOTCONN)
+      break; /* closed: the down event is on its way, then we dial again */
     if (rc != 0) {
       flood_finish(f, 1, "cannot encode or send a request");
       return;
@@ -490,18 +496,24 @@ static void flood_on_tick(void *arg, mesh_time_ms now)
 static void flood_on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   flood *f = arg;
+  if (f->up && !ev->up)
+    f->lost_connection++;
   f->up = ev->up;
-  if (!ev->up)
-    return;
-  f->target = ev->peer;
-  if (!mesh_timer_armed(f->tick) && f->sent < f->count)
-    mesh_timer_arm(f->tick, 0);
+  if (ev->up)
+    f->target = ev->peer;
+}
+
+static void flood_on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  flood *f = arg;
+  f->dialing = false;
 }
 
 static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long count, long rate,
                               const char *addr_net, uint64_t seed)
 {
   flood f = {.count = count,
+             .connect_to = connect_to,
              .batch = rate * FLOOD_TICK_MS / 1000 > 0 ? rate * FLOOD_TICK_MS / 1000 : 1,
              .exit_code = 1,
              .why = "stopped"};
@@ -527,8 +539,11 @@ static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long 
     rc = mesh_timer_new(f.loop, flood_on_deadline, &f, &f.deadline);
   if (rc == 0) {
     mesh_net_on_peer(f.net, flood_on_peer, &f);
+    mesh_net_on_dial(f.net, flood_on_dial, &f);
     mesh_timer_arm(f.deadline, FLOOD_STALL_MS);
-    rc = mesh_net_dial(f.net, connect_to, NULL); /* host:port is a dial address too */
+    mesh_timer_arm(f.tick, FLOOD_TICK_MS);          /* sends once connected */
+    rc = mesh_net_dial(f.net, connect_to, NULL, 1); /* host:port is a dial address too */
+    f.dialing = rc == 0;
   }
   if (rc != 0) {
     fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
@@ -537,8 +552,8 @@ static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long 
     mesh_loop_run(f.loop);
   }
   printf("{\"mode\":\"ping-req-flood\",\"count\":%ld,\"sent\":%ld,\"requeued\":%ld,"
-         "\"lost_connection\":%ld,\"send_ms\":%" PRIu64 "}\n",
-         f.count, f.sent, f.requeued, f.lost_connection,
+         "\"lost_connection\":%ld,\"redials\":%ld,\"send_ms\":%" PRIu64 "}\n",
+         f.count, f.sent, f.requeued, f.lost_connection, f.redials,
          (uint64_t)(f.sent > 0 ? f.last_at - f.first_at : 0));
   if (f.exit_code != 0)
     fprintf(stderr, "hostile_peer: %s\n", f.why);
@@ -553,7 +568,7 @@ static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long 
 /* --- idle-conns --- */
 
 #define IDLE_MAX 4096
-#define IDLE_SETTLE_MS 1000 /* no new connection for this long: as many as will come */
+#define IDLE_REDIAL_MS 500 /* a closed or refused connection is dialled again after this */
 
 struct idle;
 
@@ -562,6 +577,8 @@ typedef struct idle_conn {
   mesh_identity id; /* throwaway: made for this connection only */
   mesh_net *net;    /* owned */
   bool ever_up, up;
+  bool dialing; /* a dial attempt is under way */
+  bool tried;   /* its first dial attempt ended (up or refused) */
 } idle_conn;
 
 typedef struct idle {
@@ -571,8 +588,12 @@ typedef struct idle {
   long ever_up;    /* connections that finished a handshake at least once */
   long up_now;     /* connections up now */
   long downs;      /* up connections that the node (or the network) ended */
-  long reconnects; /* handshakes after a down (the transport redials) */
-  mesh_time_ms started_at, last_change;
+  long reconnects; /* handshakes after a down */
+  long tried;      /* connections whose first dial attempt ended */
+  long dials;      /* dial attempts, first ones included */
+  long dial_failures;
+  const char *connect_to;
+  mesh_timer *redial;       /* owned: brings back connections the node closed or refused */
   mesh_timer *hold, *check; /* owned */
   bool ready_printed;
 } idle;
@@ -581,7 +602,6 @@ static void idle_on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   idle_conn *c = arg;
   idle *w = c->owner;
-  w->last_change = mesh_loop_now(w->loop);
   if (ev->up) {
     if (c->ever_up)
       w->reconnects++;
@@ -601,20 +621,54 @@ static void idle_on_peer(void *arg, const mesh_net_peer_event *ev)
 static void idle_print(const idle *w, const char *what)
 {
   printf("{\"mode\":\"idle-conns\",\"%s\":true,\"count\":%ld,\"ever_up\":%ld,\"up_now\":%ld,"
-         "\"downs\":%ld,\"reconnects\":%ld}\n",
-         what, w->count, w->ever_up, w->up_now, w->downs, w->reconnects);
+         "\"downs\":%ld,\"reconnects\":%ld,\"dials\":%ld,\"dial_failures\":%ld}\n",
+         what, w->count, w->ever_up, w->up_now, w->downs, w->reconnects, w->dials,
+         w->dial_failures);
   fflush(stdout);
 }
 
 static void idle_on_check(void *arg, mesh_time_ms now)
 {
   idle *w = arg;
-  if (!w->ready_printed && (w->ever_up == w->count || (now - w->started_at >= IDLE_SETTLE_MS &&
-                                                       now - w->last_change >= IDLE_SETTLE_MS))) {
+  if (!w->ready_printed && w->tried == w->count) {
     w->ready_printed = true;
     idle_print(w, "ready");
   }
   mesh_timer_arm(w->check, 100);
+}
+
+static void idle_on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  idle_conn *c = arg;
+  c->dialing = false;
+  if (!c->tried)
+    c->owner->tried++;
+  c->tried = true;
+  if (rc != 0)
+    c->owner->dial_failures++;
+}
+
+static void idle_dial(idle *w, idle_conn *c)
+{
+  w->dials++;
+  c->dialing = mesh_net_dial(c->net, w->connect_to, NULL, 1) == 0;
+  if (!c->dialing) {
+    w->dial_failures++;
+    if (!c->tried)
+      w->tried++;
+    c->tried = true;
+  }
+}
+
+/* A throwaway connection that the node closed or refused comes back, as
+ * an attacker's would: slots freed by eviction are taken again. */
+static void idle_on_redial(void *arg, mesh_time_ms now)
+{
+  idle *w = arg;
+  for (long i = 0; i < w->count; i++)
+    if (!w->conns[i].up && !w->conns[i].dialing)
+      idle_dial(w, &w->conns[i]);
+  mesh_timer_arm(w->redial, IDLE_REDIAL_MS);
 }
 
 static void idle_on_hold(void *arg, mesh_time_ms now)
@@ -625,7 +679,7 @@ static void idle_on_hold(void *arg, mesh_time_ms now)
 
 static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long count, long hold_s)
 {
-  idle w = {.count = count};
+  idle w = {.count = count, .connect_to = connect_to};
   long made = 0;
   int code = 1;
   int rc = mesh_loop_new(&w.loop);
@@ -641,6 +695,8 @@ static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long coun
     goto out_conns;
   if (mesh_timer_new(w.loop, idle_on_check, &w, &w.check) != 0)
     goto out_hold;
+  if (mesh_timer_new(w.loop, idle_on_redial, &w, &w.redial) != 0)
+    goto out_check;
   for (; made < count; made++) {
     idle_conn *c = &w.conns[made];
     c->owner = &w;
@@ -650,17 +706,14 @@ static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long coun
     if (rc != 0)
       break;
     mesh_net_on_peer(c->net, idle_on_peer, c);
-    rc = mesh_net_dial(c->net, connect_to, NULL);
-    if (rc != 0) {
-      made++; /* its net is made: freed below */
-      break;
-    }
+    mesh_net_on_dial(c->net, idle_on_dial, c);
+    idle_dial(&w, c);
   }
   if (rc != 0) {
     fprintf(stderr, "hostile_peer: connection %ld: %s\n", made, mesh_strerror(rc));
   } else {
-    w.started_at = w.last_change = mesh_loop_now(w.loop);
     mesh_timer_arm(w.check, 100);
+    mesh_timer_arm(w.redial, IDLE_REDIAL_MS);
     mesh_timer_arm(w.hold, (mesh_time_ms)hold_s * 1000);
     mesh_loop_run(w.loop);
     idle_print(&w, "done");
@@ -668,6 +721,8 @@ static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long coun
   }
   for (long i = made - 1; i >= 0; i--)
     mesh_net_free(w.conns[i].net);
+  mesh_timer_free(w.redial);
+out_check:
   mesh_timer_free(w.check);
 out_hold:
   mesh_timer_free(w.hold);
