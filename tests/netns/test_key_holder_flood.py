@@ -13,7 +13,11 @@ redial, never the mentioned addresses again).
 
 Phase 2, slots. A second such flood (10.98.0.0/16, slower, so that it is
 still going) and 300 connections under throwaway identities that hold the
-key and never join the view, held open. During both an honest node on a
+key and never join the view, held open; one the victim closes or refuses
+comes back every 250 ms, so the strangers take every slot the victim gives
+them (before members had slots kept for them: all 256, each established,
+none a handshake the victim could evict for an honest peer). The honest
+node starts once the victim refuses them three rounds in a row. During both an honest node on a
 fifth host starts with --join to the victim: it is in the victim's view, and
 the victim in its, within JOIN_BOUND seconds of its start. Sockets stay
 within --max-connections and what was refused or evicted is counted
@@ -171,9 +175,11 @@ class KeyHolderFlood(unittest.TestCase):
                 meshtest.wait_until(lambda: flood_arrived(mt3, 20 * 1000), 15,
                                     "the second flood to reach the victim", interval=0.2)
                 idle = start_hostile("--mode", "idle-conns", "--count", str(THROWAWAY),
-                                     "--hold", "60")
+                                     "--hold", "60", "--redial-ms", "250")
                 ready = read_json_line(idle, 30)
                 self.assertIsNotNone(ready, f"idle-conns never got ready: {idle.poll()}")
+                figure("flood2_throwaway_up_at_honest_start", ready["up_now"])
+                figure("flood2_throwaway_saturated", int(ready["saturated"]))
                 sample()
                 honest = meshtest.Node("honest", m.root, f"{honest_host.ip}:{PORT}", [vaddr],
                                        psk=m.psk, netns=honest_host.ns,

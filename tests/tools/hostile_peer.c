@@ -35,13 +35,18 @@
  *       progress; the JSON line says how many were sent).
  *
  *   hostile_peer --mode idle-conns --psk F --connect HOST:PORT
- *                [--count N] [--hold SECONDS]
+ *                [--count N] [--hold SECONDS] [--redial-ms MS]
  *       N connections, each under its own throwaway identity that holds
  *       the key and never joins the view (it sends nothing but the
  *       transport's keepalives), held for SECONDS (default 20); one that
- *       the node closes or refuses is dialled again after 500 ms, as an
- *       attacker's would. Prints {"ready":..} once every connection's first
- *       dial ended (up or refused), then the final line at the end.
+ *       the node closes or refuses is dialled again after MS (0, the
+ *       default: never, and a slot freed by an evicted handshake stays
+ *       free; redialling takes every slot the node gives strangers).
+ *       Prints {"ready":..} once every
+ *       connection's first dial ended (up or refused) and, when
+ *       redialling, the node refused us three rounds in a row with none
+ *       coming up ("saturated") or 5 s passed; then the final line at the
+ *       end.
  *
  * Prints one JSON line of what it sent and exits 0, or says why it could
  * not and exits 1.
@@ -568,7 +573,8 @@ static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long 
 /* --- idle-conns --- */
 
 #define IDLE_MAX 4096
-#define IDLE_REDIAL_MS 500 /* a closed or refused connection is dialled again after this */
+#define IDLE_QUIET_ROUNDS 3    /* redial rounds refused in a row: the node is full of us */
+#define IDLE_READY_MAX_MS 5000 /* ready by then, full or not */
 
 struct idle;
 
@@ -594,7 +600,12 @@ typedef struct idle {
   long dial_failures;
   const char *connect_to;
   mesh_timer *redial;       /* owned: brings back connections the node closed or refused */
+  mesh_time_ms redial_ms;   /* its period; 0: never */
   mesh_timer *hold, *check; /* owned */
+  mesh_time_ms started_at;
+  long ups_seen, fails_seen; /* up events and dial failures at the last redial round */
+  int quiet_rounds;          /* redial rounds in a row with refusals and nothing coming up */
+  bool saturated;            /* the node took no more of us for IDLE_QUIET_ROUNDS rounds */
   bool ready_printed;
 } idle;
 
@@ -621,16 +632,20 @@ static void idle_on_peer(void *arg, const mesh_net_peer_event *ev)
 static void idle_print(const idle *w, const char *what)
 {
   printf("{\"mode\":\"idle-conns\",\"%s\":true,\"count\":%ld,\"ever_up\":%ld,\"up_now\":%ld,"
-         "\"downs\":%ld,\"reconnects\":%ld,\"dials\":%ld,\"dial_failures\":%ld}\n",
-         what, w->count, w->ever_up, w->up_now, w->downs, w->reconnects, w->dials,
-         w->dial_failures);
+         "\"downs\":%ld,\"reconnects\":%ld,\"dials\":%ld,\"dial_failures\":%ld,"
+         "\"saturated\":%s}\n",
+         what, w->count, w->ever_up, w->up_now, w->downs, w->reconnects, w->dials, w->dial_failures,
+         w->saturated ? "true" : "false");
   fflush(stdout);
 }
 
 static void idle_on_check(void *arg, mesh_time_ms now)
 {
   idle *w = arg;
-  if (!w->ready_printed && w->tried == w->count) {
+  /* Redialling: ready once the node takes no more of us (or after a
+   * while: a node that evicts strangers keeps some coming and going). */
+  bool settled = w->redial_ms == 0 || w->saturated || now - w->started_at >= IDLE_READY_MAX_MS;
+  if (!w->ready_printed && w->tried == w->count && settled) {
     w->ready_printed = true;
     idle_print(w, "ready");
   }
@@ -665,10 +680,19 @@ static void idle_dial(idle *w, idle_conn *c)
 static void idle_on_redial(void *arg, mesh_time_ms now)
 {
   idle *w = arg;
+  long ups = w->ever_up + w->reconnects;
+  if (ups == w->ups_seen && w->dial_failures > w->fails_seen)
+    w->quiet_rounds++;
+  else
+    w->quiet_rounds = 0;
+  w->ups_seen = ups;
+  w->fails_seen = w->dial_failures;
+  if (w->quiet_rounds >= IDLE_QUIET_ROUNDS)
+    w->saturated = true;
   for (long i = 0; i < w->count; i++)
     if (!w->conns[i].up && !w->conns[i].dialing)
       idle_dial(w, &w->conns[i]);
-  mesh_timer_arm(w->redial, IDLE_REDIAL_MS);
+  mesh_timer_arm(w->redial, w->redial_ms);
 }
 
 static void idle_on_hold(void *arg, mesh_time_ms now)
@@ -677,9 +701,10 @@ static void idle_on_hold(void *arg, mesh_time_ms now)
   mesh_loop_stop(w->loop);
 }
 
-static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long count, long hold_s)
+static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long count, long hold_s,
+                          long redial_ms)
 {
-  idle w = {.count = count, .connect_to = connect_to};
+  idle w = {.count = count, .connect_to = connect_to, .redial_ms = (mesh_time_ms)redial_ms};
   long made = 0;
   int code = 1;
   int rc = mesh_loop_new(&w.loop);
@@ -713,7 +738,9 @@ static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long coun
     fprintf(stderr, "hostile_peer: connection %ld: %s\n", made, mesh_strerror(rc));
   } else {
     mesh_timer_arm(w.check, 100);
-    mesh_timer_arm(w.redial, IDLE_REDIAL_MS);
+    w.started_at = mesh_loop_now(w.loop);
+    if (w.redial_ms > 0)
+      mesh_timer_arm(w.redial, w.redial_ms);
     mesh_timer_arm(w.hold, (mesh_time_ms)hold_s * 1000);
     mesh_loop_run(w.loop);
     idle_print(&w, "done");
@@ -740,7 +767,7 @@ static int usage(void)
                   "       hostile_peer --mode ping-req-flood --psk F --connect HOST:PORT\n"
                   "                    [--count N] [--rate N] [--addr-net A.B] [--seed N]\n"
                   "       hostile_peer --mode idle-conns --psk F --connect HOST:PORT\n"
-                  "                    [--count N] [--hold SECONDS]\n");
+                  "                    [--count N] [--hold SECONDS] [--redial-ms MS]\n");
   return 2;
 }
 
@@ -759,7 +786,7 @@ int main(int argc, char **argv)
 {
   const char *psk_path = NULL, *connect_to = NULL, *victim = NULL, *witness = NULL;
   const char *mode = "forge", *addr_net = "10.99";
-  long count = -1, hold_s = 20, rate = 10000;
+  long count = -1, hold_s = 20, rate = 10000, redial_ms = 0;
   uint64_t seed = 1;
   hostile h = {.exit_code = 1, .why = "stopped", .victim_epoch = 1};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -784,13 +811,15 @@ int main(int argc, char **argv)
       hold_s = number_arg(v, 1, 3600);
     else if (strcmp(k, "--rate") == 0)
       rate = number_arg(v, 1, 1000000);
+    else if (strcmp(k, "--redial-ms") == 0)
+      redial_ms = number_arg(v, 0, 600000);
     else if (strcmp(k, "--addr-net") == 0)
       addr_net = v;
     else
       return usage();
     if (count == -1 && strcmp(k, "--count") == 0)
       return usage();
-    if (hold_s < 0 || rate < 0)
+    if (hold_s < 0 || rate < 0 || redial_ms < 0)
       return usage();
   }
   if (argc % 2 == 0 || psk_path == NULL || connect_to == NULL)
@@ -811,7 +840,7 @@ int main(int argc, char **argv)
   if (strcmp(mode, "ping-req-flood") == 0)
     return run_ping_req_flood(&psk, connect_to, count > 0 ? count : 10000, rate, addr_net, seed);
   if (strcmp(mode, "idle-conns") == 0)
-    return run_idle_conns(&psk, connect_to, count > 0 ? count : 300, hold_s);
+    return run_idle_conns(&psk, connect_to, count > 0 ? count : 300, hold_s, redial_ms);
   if (mesh_peer_id_parse(victim, &h.victim) != 0 || mesh_peer_id_parse(witness, &h.witness) != 0) {
     fprintf(stderr, "hostile_peer: bad peer ID\n");
     return 2;
