@@ -96,6 +96,15 @@ static bool part_is(const char *part, size_t len, const char *word)
   return strlen(word) == len && memcmp(part, word, len) == 0;
 }
 
+/* Trailing slashes end a multiaddr as well as its end does (go-multiaddr
+ * trims them). */
+static bool only_slashes(const char *p)
+{
+  while (*p == '/')
+    p++;
+  return *p == '\0';
+}
+
 static int parse_multiaddr(const char *text, mesh_multiaddr *out, const char **why)
 {
   const char *p = text;
@@ -126,7 +135,7 @@ static int parse_multiaddr(const char *text, mesh_multiaddr *out, const char **w
   memcpy(out->scheme, "tcp", 4);
   if (!next_part(&p, &part, &len) || parse_port(part, len, &out->port) != 0)
     return fail(why, "bad port");
-  if (*p == '\0')
+  if (only_slashes(p))
     return 0;
   if (!next_part(&p, &part, &len) || !(part_is(part, len, "p2p") || part_is(part, len, "ipfs")))
     return fail(why, "only /p2p/ID may follow the port");
@@ -136,12 +145,9 @@ static int parse_multiaddr(const char *text, mesh_multiaddr *out, const char **w
   memcpy(id, part, len);
   id[len] = '\0';
   if (mesh_peer_id_parse(id, &out->peer) != 0)
-    return fail(why, "bad peer ID");
+    return fail(why, "bad peer ID (meshd peers are Ed25519 libp2p keys: 12D3KooW... or b...)");
   out->has_peer = true;
-  /* A trailing slash is tolerated; anything else is not. */
-  if (*p == '/' && p[1] == '\0')
-    return 0;
-  if (*p != '\0')
+  if (!only_slashes(p))
     return fail(why, "trailing parts after /p2p/ID");
   return 0;
 }

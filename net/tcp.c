@@ -1,7 +1,8 @@
 /*
  * The TCP transport: listening, one-shot dial attempts (who to redial, and
  * when, is the connection manager's business: net/connmgr.h), the set of
- * connections, and the rule that keeps one connection per peer pair.
+ * connections, who keeps a connection slot (members first, see
+ * net/transport.h), and the rule that keeps one connection per peer pair.
  * One connection's protocol is in tcp_conn.c.
  */
 #include "net/tcp_internal.h"
@@ -10,10 +11,12 @@
 #include "src/base/err.h"
 #include "src/base/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +28,9 @@
 #define ACCEPT_PAUSE_MS 100
 
 static void target_end(tcp_target *g, int rc, const mesh_peer_id *peer);
+static bool admit_authenticated(tcp_state *t, tcp_conn *c);
+static int source_count(tcp_state *t, const tcp_source *src, bool authenticated);
+static void log_source_refused(tcp_state *t, const tcp_source *src, bool handshakes);
 
 static void set_sockopts(int fd)
 {
@@ -78,9 +84,14 @@ static void emit_up(tcp_state *t, tcp_conn *c, bool silent)
 bool tcp_established(tcp_conn *c)
 {
   tcp_state *t = c->t;
+  if (!admit_authenticated(t, c))
+    return false;
   tcp_conn *old = tcp_find_up(t, &c->peer);
   /* The dial attempt, if c is one, ends here whatever follows. */
   tcp_target *g = c->target;
+  /* A replacement keeps the grace its peer started with: a fresh handshake
+   * under the same identity buys no more time to join. */
+  mesh_time_ms up_at = old != NULL ? old->up_at : mesh_net_now(t->net);
   bool silent = false; /* the peer was up already: no new up event */
   if (old != NULL) {
     /* The newer epochs win, the peer's first, then ours: when this node
@@ -122,6 +133,7 @@ bool tcp_established(tcp_conn *c)
   mesh_peer_id peer = c->peer;
   t->c->handshakes_ok++;
   t->c->peers_up++;
+  c->up_at = up_at;
   tcp_conn_up(c);
   bool up = c->state == TCP_UP;
   if (up)
@@ -143,10 +155,49 @@ void tcp_closed(tcp_conn *c, bool was_up, int err)
   target_end(g, err != 0 ? err : -ECONNRESET, NULL);
 }
 
+/* --- Connection slots (net/transport.h, "Connection slots") --- */
+
+/* Whether c holds a member's slot: authenticated, its peer in the view. */
+static bool conn_member(tcp_state *t, const tcp_conn *c)
+{
+  return c->state == TCP_UP && mesh_net_is_member(t->net, &c->peer);
+}
+
+/* Whether c is authenticated, and its peer has not joined the view within
+ * the grace after its handshake. */
+static bool conn_unjoined(tcp_state *t, const tcp_conn *c, mesh_time_ms now)
+{
+  return c->state == TCP_UP && now >= c->up_at && now - c->up_at >= t->opt.unjoined_grace_ms &&
+         !mesh_net_is_member(t->net, &c->peer);
+}
+
+static bool source_eq(const tcp_source *a, const tcp_source *b)
+{
+  return a->family == b->family && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+/* The connection that has been unjoined longest, other than except and,
+ * when src is not NULL, from src; NULL when there is none. */
+static tcp_conn *oldest_unjoined(tcp_state *t, const tcp_conn *except, const tcp_source *src)
+{
+  mesh_time_ms now = mesh_net_now(t->net);
+  tcp_conn *victim = NULL;
+  for (tcp_conn *c = t->conns; c != NULL; c = c->next) {
+    if (c == except || (src != NULL && (c->outbound || !source_eq(&c->src, src))))
+      continue;
+    /* The list runs newest first: on a tie, the later one opened first. */
+    if ((victim == NULL || c->up_at <= victim->up_at) && conn_unjoined(t, c, now))
+      victim = c;
+  }
+  return victim;
+}
+
 /* Makes room for one more connection: evicts the oldest connection still
  * handshaking (an honest handshake takes one round trip, so a flood of
- * silent sockets cannot lock honest peers out). False when every slot
- * holds an authenticated peer. */
+ * silent sockets cannot lock honest peers out), else the oldest one whose
+ * peer authenticated but never joined the view (holding the swarm key is
+ * not enough to keep a slot). False when every slot holds a member or a
+ * peer still within its grace. */
 static bool make_room(tcp_state *t)
 {
   if (t->nconns < t->opt.max_connections)
@@ -155,10 +206,115 @@ static bool make_room(tcp_state *t)
   for (tcp_conn *c = t->conns; c != NULL; c = c->next)
     if (c->state != TCP_UP && (victim == NULL || c->opened <= victim->opened))
       victim = c;
+  if (victim != NULL) {
+    tcp_conn_close(victim, MESH_DROP_CONN_LIMIT, -EMFILE, true);
+    return true;
+  }
+  victim = oldest_unjoined(t, NULL, NULL);
   if (victim == NULL)
     return false;
-  tcp_conn_close(victim, MESH_DROP_CONN_LIMIT, -EMFILE, true);
-  return true;
+  tcp_conn_close(victim, MESH_DROP_UNJOINED, -EMFILE, true);
+  /* Its down event ran the node's callbacks, which may have dialled into
+   * the slot just freed. */
+  return t->nconns < t->opt.max_connections;
+}
+
+/* An inbound connection finished its handshake: a member, or a peer that
+ * has a connection already (this one replaces it), goes on. A non-member
+ * stays while authenticated non-members from its address are fewer than
+ * the per-source cap, and all of them hold less than their share of the
+ * slots; past either, it takes the place of the oldest one past its grace
+ * (from its address, or from anywhere), else is closed. False when c was
+ * closed. */
+static bool admit_authenticated(tcp_state *t, tcp_conn *c)
+{
+  if (c->outbound || tcp_find_up(t, &c->peer) != NULL || mesh_net_is_member(t->net, &c->peer))
+    return true;
+  if (c->src.family != 0 && source_count(t, &c->src, true) >= t->opt.max_per_source) {
+    tcp_conn *victim = oldest_unjoined(t, c, &c->src);
+    if (victim == NULL) {
+      log_source_refused(t, &c->src, false);
+      tcp_conn_close(c, MESH_DROP_SOURCE_LIMIT, -EMFILE, true);
+      return false;
+    }
+    tcp_conn_close(victim, MESH_DROP_UNJOINED, -EMFILE, true);
+    if (c->state == TCP_CLOSED)
+      return false;
+  }
+  int max = t->opt.max_connections;
+  int share = max - (int)((int64_t)max * t->opt.member_reserve_pct / 100);
+  int held = 0;
+  for (tcp_conn *x = t->conns; x != NULL; x = x->next)
+    if (x != c && x->state == TCP_UP && !mesh_net_is_member(t->net, &x->peer))
+      held++;
+  if (held < share)
+    return true;
+  tcp_conn *victim = oldest_unjoined(t, c, NULL);
+  if (victim == NULL) {
+    tcp_conn_close(c, MESH_DROP_MEMBER_RESERVE, -EMFILE, true);
+    return false;
+  }
+  tcp_conn_close(victim, MESH_DROP_UNJOINED, -EMFILE, true);
+  /* The victim's down event ran the node's callbacks, which may have
+   * closed c too (a disconnect of its peer). */
+  return c->state != TCP_CLOSED;
+}
+
+/* Where an accepted connection came from; family 0 when not IP. */
+static void source_of(const struct sockaddr_storage *ss, tcp_source *out)
+{
+  memset(out, 0, sizeof *out);
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+    out->family = AF_INET;
+    memcpy(out->addr, &in->sin_addr, 4);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    /* A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d: one
+     * address either way. */
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      out->family = AF_INET;
+      memcpy(out->addr, in6->sin6_addr.s6_addr + 12, 4);
+    } else {
+      out->family = AF_INET6;
+      memcpy(out->addr, in6->sin6_addr.s6_addr, 16);
+    }
+  }
+}
+
+/* Inbound connections from src: with authenticated false, those still
+ * handshaking; with it true, those of authenticated non-members. */
+static int source_count(tcp_state *t, const tcp_source *src, bool authenticated)
+{
+  int n = 0;
+  for (tcp_conn *c = t->conns; c != NULL; c = c->next)
+    if (!c->outbound && source_eq(&c->src, src) && (c->state == TCP_UP) == authenticated &&
+        (!authenticated || !conn_member(t, c)))
+      n++;
+  return n;
+}
+
+/* Whether an accept from src may go on: src holds fewer than its cap of
+ * handshakes. Whose a handshake is shows only at its end, where the rest
+ * of the per-source cap is weighed (admit_authenticated). */
+static bool source_admits(tcp_state *t, const tcp_source *src)
+{
+  return src->family == 0 || source_count(t, src, false) < t->opt.max_per_source;
+}
+
+/* handshakes: refused at accept, src having its cap of handshakes under
+ * way; else refused at the end of a handshake, src having its cap of
+ * authenticated non-members. */
+static void log_source_refused(tcp_state *t, const tcp_source *src, bool handshakes)
+{
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (inet_ntop(src->family, src->addr, text, sizeof text) == NULL)
+    snprintf(text, sizeof text, "?");
+  MESH_LOG_RL(MESH_LOG_INFO, "tcp",
+              "connection from %s refused: that address has %d %s already "
+              "(max-connections-per-source)",
+              text, t->opt.max_per_source,
+              handshakes ? "handshakes under way" : "connections of peers not in the view");
 }
 
 /* Unlinks and frees g. Its connection, if any, is left alone. */
@@ -285,7 +441,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
   tcp_state *t = arg;
   for (int k = 0; k < ACCEPT_BATCH; k++) {
-    int fd = mesh_accept_nb(lfd, NULL, NULL);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    int fd = mesh_accept_nb(lfd, (struct sockaddr *)&ss, &sl);
     if (fd < 0) {
       errno = -fd;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -301,6 +460,14 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
       return;
     }
     t->c->connections_in++;
+    tcp_source src;
+    source_of(&ss, &src);
+    if (!source_admits(t, &src)) {
+      t->c->dropped[MESH_DROP_SOURCE_LIMIT]++;
+      log_source_refused(t, &src, true);
+      close(fd);
+      continue;
+    }
     if (!make_room(t)) {
       t->c->dropped[MESH_DROP_CONN_LIMIT]++;
       close(fd);
@@ -312,6 +479,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
       close(fd);
       continue;
     }
+    c->src = src;
     int rc = tcp_conn_start_handshake(c);
     if (rc != 0)
       tcp_conn_close(c, -1, rc, true);

@@ -53,6 +53,13 @@ typedef struct tcp_queue {
   size_t bytes; /* payload bytes queued */
 } tcp_queue;
 
+/* The address an inbound connection came from, for the per-source cap:
+ * IPv4 (also when mapped into IPv6) or IPv6, port left out. */
+typedef struct tcp_source {
+  int family;       /* AF_INET, AF_INET6; 0: unknown (outbound, or not IP) */
+  uint8_t addr[16]; /* the first 4 bytes for AF_INET */
+} tcp_source;
+
 typedef struct tcp_conn {
   struct tcp_conn *next, *prev; /* in tcp_state's list of open connections */
   tcp_state *t;
@@ -71,6 +78,8 @@ typedef struct tcp_conn {
   uint8_t *ext;      /* the peer's handshake extension (heap) */
   size_t ext_len;
   mesh_time_ms opened, last_rx, last_tx;
+  mesh_time_ms up_at;     /* handshake finished (kept from a connection it replaced) */
+  tcp_source src;         /* inbound: where it came from */
   tcp_queue dq, sq;       /* datagrams (sent first), stream messages */
   bool want_writable;     /* a stream send got -EAGAIN */
   bool pumping;           /* inside tcp_conn_pump */

@@ -24,6 +24,8 @@ struct mesh_net {
   void *writable_arg;
   mesh_net_extension_fn ext_fn;
   void *ext_arg;
+  mesh_net_member_fn member_fn; /* who holds a member's slot; NULL: every authenticated peer */
+  void *member_arg;
   mesh_fault_line *fault; /* test-only delay line (net/fault.h); NULL in production */
 };
 
@@ -46,6 +48,9 @@ static const char *const drop_names[MESH_DROP__COUNT] = {
     [MESH_DROP_CONN_LIMIT] = "conn_limit",
     [MESH_DROP_DUPLICATE] = "duplicate",
     [MESH_DROP_STALE_EPOCH] = "stale_epoch",
+    [MESH_DROP_UNJOINED] = "unjoined",
+    [MESH_DROP_SOURCE_LIMIT] = "source_limit",
+    [MESH_DROP_MEMBER_RESERVE] = "member_reserve",
 };
 
 const char *mesh_net_drop_name(mesh_net_drop d)
@@ -66,12 +71,16 @@ void mesh_net_options_default(mesh_net_options *o)
   o->datagram_queue_max = 256u << 10;
   o->stream_queue_max = 4u << 20;
   o->chunk_size = 16u << 10;
+  o->member_reserve_pct = 25;
+  o->max_per_source = 16;
+  o->unjoined_grace_ms = 10000;
 }
 
 int mesh_net_new(const mesh_net_options *opt, mesh_net **out)
 {
   if (opt->identity == NULL || opt->base == NULL || opt->max_connections < 1 ||
-      opt->frame_max < 1 || opt->chunk_size < 1 || opt->frame_max > (64u << 20))
+      opt->frame_max < 1 || opt->chunk_size < 1 || opt->frame_max > (64u << 20) ||
+      opt->member_reserve_pct < 0 || opt->member_reserve_pct > 90 || opt->max_per_source < 1)
     return -EINVAL;
   mesh_net *net = calloc(1, sizeof *net);
   if (net == NULL)
@@ -152,6 +161,12 @@ void mesh_net_set_extension(mesh_net *net, mesh_net_extension_fn fn, void *arg)
 {
   net->ext_fn = fn;
   net->ext_arg = arg;
+}
+
+void mesh_net_set_member_check(mesh_net *net, mesh_net_member_fn fn, void *arg)
+{
+  net->member_fn = fn;
+  net->member_arg = arg;
 }
 
 static int find_scheme(const mesh_net *net, const char *scheme)
@@ -315,6 +330,11 @@ void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer)
 {
   if (net->writable_fn != NULL)
     net->writable_fn(net->writable_arg, peer);
+}
+
+bool mesh_net_is_member(mesh_net *net, const mesh_peer_id *peer)
+{
+  return net->member_fn == NULL || net->member_fn(net->member_arg, peer);
 }
 
 int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len)

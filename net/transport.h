@@ -78,6 +78,9 @@ typedef enum mesh_net_drop {
   MESH_DROP_CONN_LIMIT,          /* over max-connections */
   MESH_DROP_DUPLICATE,           /* lost a simultaneous dial, or superseded */
   MESH_DROP_STALE_EPOCH,         /* a peer connected with an older epoch */
+  MESH_DROP_UNJOINED,            /* evicted: authenticated, not in the view after the grace */
+  MESH_DROP_SOURCE_LIMIT,        /* refused: one address's non-member connections at the cap */
+  MESH_DROP_MEMBER_RESERVE,      /* refused: the slots left are kept for members */
   MESH_DROP__COUNT
 } mesh_net_drop;
 
@@ -138,6 +141,46 @@ typedef void (*mesh_net_writable_fn)(void *arg, const mesh_peer_id *peer);
  */
 typedef int (*mesh_net_extension_fn)(void *arg, uint64_t conn_id, uint8_t *buf, size_t cap,
                                      size_t *len);
+/* Whether peer is a member of the view now (alive or suspect). Called on
+ * the loop thread whenever a connection slot is weighed; must not block or
+ * call back into the net. */
+typedef bool (*mesh_net_member_fn)(void *arg, const mesh_peer_id *peer);
+
+/*
+ * Connection slots. max_connections sockets are held at once, and a peer
+ * holding the swarm key can make as many identities as it likes, so
+ * authenticated is not enough to keep a slot: members of the view keep
+ * theirs before anyone else.
+ *
+ * - A slot is needed (an accept or a dial) and all are taken: the oldest
+ *   connection still handshaking is closed (conn_limit); failing that, the
+ *   oldest authenticated connection whose peer has not joined the view
+ *   within unjoined_grace_ms of its handshake (unjoined); failing that,
+ *   the newcomer is refused (conn_limit). A member's connection is never
+ *   closed for a slot.
+ * - Authenticated non-members may hold at most max_connections minus
+ *   member_reserve_pct percent. An inbound connection finishing its
+ *   handshake as a non-member past that share takes the slot of the oldest
+ *   non-member past the grace (unjoined), or is closed (member_reserve).
+ *   The share is weighed when a handshake ends, since only then is the
+ *   peer known; a handshake in progress may use any free slot, reserved
+ *   ones included, because it is the first to go when a slot is needed.
+ *   Connections this node dialled are counted but never refused for the
+ *   share: who to dial is this node's own choice.
+ * - One source address may have at most max_per_source inbound handshakes
+ *   under way (an accept past that is closed at once), and at most
+ *   max_per_source inbound authenticated non-members: one past that, when
+ *   its handshake ends, takes the place of the oldest of them past its
+ *   grace (unjoined), else is closed (source_limit either way). Members
+ *   never count, so a member may share an address (loopback tests, NAT)
+ *   with a key holder's throwaway identities and still get in.
+ *
+ * Non-members past the grace are not closed while no slot is wanted: that
+ * would only hand their slots to fresh identities, each of them protected
+ * by a new grace, where an old one is the first to give way.
+ * Without a member check every authenticated peer counts as a member:
+ * only handshakes are ever evicted, or counted against their source.
+ */
 
 typedef struct mesh_net_options {
   const mesh_identity *identity;  /* borrowed; outlives the net */
@@ -155,6 +198,11 @@ typedef struct mesh_net_options {
   size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
   size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
   uint64_t rng_seed;                 /* random seed for the transports; 0 seeds from the OS */
+  /* Slots for members (see "Connection slots" above; they apply once
+   * mesh_net_set_member_check says who the members are): */
+  int member_reserve_pct;         /* share of max_connections kept for members, 0-90 (25) */
+  int max_per_source;             /* inbound non-member connections from one address (16) */
+  mesh_time_ms unjoined_grace_ms; /* an authenticated peer's time to join the view (10 s) */
 } mesh_net_options;
 
 /* Fills the defaults above (identity, psk and base left empty). */
@@ -220,6 +268,10 @@ void mesh_net_on_message(mesh_net *net, mesh_net_message_fn fn, void *arg);
 void mesh_net_on_peer(mesh_net *net, mesh_net_peer_fn fn, void *arg);
 void mesh_net_on_writable(mesh_net *net, mesh_net_writable_fn fn, void *arg);
 void mesh_net_set_extension(mesh_net *net, mesh_net_extension_fn fn, void *arg);
+/* Tells the transports who the members are (see "Connection slots"); fn
+ * NULL removes the check (every authenticated peer then counts as a
+ * member). arg is borrowed: remove the check before freeing it. */
+void mesh_net_set_member_check(mesh_net *net, mesh_net_member_fn fn, void *arg);
 
 /* Listens on a multiaddr or host:port; bound (may be NULL) receives the
  * address bound. -EBADMSG for bad text, -EPROTONOSUPPORT for an unknown
@@ -295,6 +347,8 @@ void mesh_net_emit_transport_peer(mesh_net *net, const mesh_net_peer_event *ev);
 void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer);
 /* Asks the registered extension hook for this node's extension bytes. */
 int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len);
+/* Whether peer is a member, as the member check says (true without one). */
+bool mesh_net_is_member(mesh_net *net, const mesh_peer_id *peer);
 mesh_time_ms mesh_net_now(mesh_net *net);
 
 #endif

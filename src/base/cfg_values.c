@@ -291,7 +291,7 @@ static int check_multiaddr(const char *s, const char **why)
   rc = check_port(port, portl, why);
   if (rc != 0)
     return rc;
-  if (*p == '\0')
+  if (*p == '\0' || (p[0] == '/' && p[strspn(p, "/")] == '\0'))
     return 0;
   const char *p2p;
   size_t p2l = ma_next(&p, &p2p);
@@ -304,11 +304,26 @@ static int check_multiaddr(const char *s, const char **why)
   return 0;
 }
 
+static mesh_config_addr_check_fn addr_check;
+
+void mesh_config_set_addr_check(mesh_config_addr_check_fn fn)
+{
+  addr_check = fn;
+}
+
 int mesh_config_check_addr(const char *s, const char **why)
 {
   if (s == NULL || *s == '\0') {
     set_why(why, "empty address");
     return -EINVAL;
+  }
+  if (addr_check != NULL) {
+    const char *w = NULL;
+    if (addr_check(s, &w) != 0) {
+      set_why(why, w != NULL ? w : "malformed address");
+      return -EINVAL;
+    }
+    return 0;
   }
   if (s[0] == '/')
     return check_multiaddr(s, why);

@@ -115,9 +115,12 @@ typedef struct mesh_config {
   int files_at_once;           /* files per model downloading concurrently */
   int io_threads;              /* work pool threads; 0 = sized for the machine */
 
-  int max_connections;           /* peer connections held at once */
-  uint64_t frame_max;            /* largest frame accepted from a peer, bytes */
-  uint64_t handshake_timeout_ms; /* a handshake slower than this is dropped */
+  int max_connections;            /* peer connections held at once */
+  int member_reserve;             /* percent of max_connections kept for members of the view */
+  int max_connections_per_source; /* inbound non-member connections from one address */
+  uint64_t unjoined_grace_ms;     /* an authenticated peer's time to join the view */
+  uint64_t frame_max;             /* largest frame accepted from a peer, bytes */
+  uint64_t handshake_timeout_ms;  /* a handshake slower than this is dropped */
 
   mesh_log_level log_level;
   mesh_log_format log_format;
@@ -173,6 +176,16 @@ int mesh_config_parse_int(const char *s, int64_t *out, const char **why);
 /* A listen or peer address: a multiaddr (/ip4|/ip6|/dns|/dns4|/dns6 ...
  * /tcp/PORT [/p2p/ID]) or host:port ([v6]:port). */
 int mesh_config_check_addr(const char *s, const char **why);
+/*
+ * Replaces the address check used while the configuration is read. The
+ * built-in one checks the syntax only; meshd installs the network layer's
+ * multiaddr parser (net/multiaddr.h), so a value is judged at start by the
+ * same code that will dial or bind it, and a bad one stops meshd with a
+ * message naming the option. fn returns 0 or a negative errno with *why
+ * set; NULL restores the built-in check.
+ */
+typedef int (*mesh_config_addr_check_fn)(const char *s, const char **why);
+void mesh_config_set_addr_check(mesh_config_addr_check_fn fn);
 
 /* Formats ms as the shortest duration text ("1m30s", "0"); buf >= 32. */
 void mesh_config_format_duration(uint64_t ms, char *buf, size_t len);

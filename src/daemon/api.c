@@ -55,7 +55,7 @@ static const char *const endpoint_names[EP_COUNT] = {
 };
 
 /* The statuses the API answers with; counted per endpoint. */
-static const int status_codes[] = {200, 400, 401, 403, 404, 405, 409, 413, 500, 501, 503};
+static const int status_codes[] = {200, 400, 401, 403, 404, 405, 409, 413, 500, 501, 503, 504};
 #define NSTATUS (sizeof(status_codes) / sizeof(status_codes[0]))
 
 struct mesh_api {
@@ -136,6 +136,8 @@ static const char *reason_phrase(int code)
     return "Not Implemented";
   case 503:
     return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
   default:
     return "Internal Server Error";
   }

@@ -43,6 +43,26 @@ static void on_stop_signal(void *arg)
     mesh_node_stop(d->node);
 }
 
+/* Who keeps a connection slot before strangers (net/transport.h,
+ * "Connection slots"): the members of the view, alive or suspect. */
+static bool is_member(void *arg, const mesh_peer_id *peer)
+{
+  mesh_daemon *d = arg;
+  mesh_swim_member_info mi;
+  if (mesh_swim_member_find(mesh_membership_core(d->mem), peer, &mi) != 0)
+    return false;
+  return mi.state == MESH_SWIM_ALIVE || mi.state == MESH_SWIM_SUSPECT;
+}
+
+/* Membership is freed before the node: the net asks it nothing after. */
+static void free_membership(mesh_daemon *d)
+{
+  if (d->node != NULL)
+    mesh_net_set_member_check(mesh_node_net(d->node), NULL, NULL);
+  mesh_membership_free(d->mem);
+  d->mem = NULL;
+}
+
 int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
 {
   mesh_daemon d;
@@ -62,6 +82,7 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   if ((rc = mesh_membership_new(d.node, cfg, &d.mem, err, errlen)) != 0)
     goto fail;
   mesh_membership_on_epoch_over(d.mem, mesh_daemon_epoch_over, &d);
+  mesh_net_set_member_check(mesh_node_net(d.node), is_member, &d);
   if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, errlen)) != 0)
     goto fail;
   mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
@@ -96,7 +117,7 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   }
   mesh_api_free(d.api);
   mesh_downloads_free(d.dl);
-  mesh_membership_free(d.mem);
+  free_membership(&d);
   mesh_node_free(d.node);
   LOG_INFO("daemon", "stopped%s", rc != 0 ? " with an error" : "");
   return rc;
@@ -110,7 +131,7 @@ fail:
     mesh_pool_flush(mesh_node_pool(d.node));
   mesh_api_free(d.api);
   mesh_downloads_free(d.dl);
-  mesh_membership_free(d.mem);
+  free_membership(&d);
   mesh_node_free(d.node);
   return rc;
 }

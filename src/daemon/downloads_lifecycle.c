@@ -72,7 +72,13 @@ static void start_work(mesh_work *w)
   int rc;
   if ((rc = mkdir_p(j->models_dir)) != 0 ||
       (rc = mesh_diskexec_open(j->models_dir, &j->disk)) != 0) {
-    snprintf(j->err, sizeof j->err, "models directory %s: %s", j->models_dir, mesh_strerror(rc));
+    snprintf(j->err, sizeof j->err, "models directory %s: %s%s%s%s", j->models_dir,
+             mesh_strerror(rc),
+             rc == -EROFS ? " (under the systemd unit, a models directory outside "
+                            "/var/lib/meshd needs ReadWritePaths="
+                          : "",
+             rc == -EROFS ? j->models_dir : "",
+             rc == -EROFS ? " in a drop-in: systemctl edit meshd)" : "");
     j->rc = rc;
     return;
   }

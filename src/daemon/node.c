@@ -249,6 +249,14 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   opt.now_arg = n->loop;
   if (cfg->max_connections > 0)
     opt.max_connections = cfg->max_connections;
+  /* Slots for members (net/transport.h); the daemon tells the net who the
+   * members are once membership exists (src/daemon/daemon.c). */
+  if (cfg->member_reserve >= 0 && cfg->member_reserve <= 90)
+    opt.member_reserve_pct = cfg->member_reserve;
+  if (cfg->max_connections_per_source > 0)
+    opt.max_per_source = cfg->max_connections_per_source;
+  if (cfg->unjoined_grace_ms > 0)
+    opt.unjoined_grace_ms = cfg->unjoined_grace_ms;
   if (cfg->frame_max > 0)
     opt.frame_max = (size_t)cfg->frame_max;
   if (cfg->handshake_timeout_ms > 0)

@@ -10,6 +10,7 @@
  */
 #include "src/meshd/meshd.h"
 
+#include "net/multiaddr.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -50,11 +51,19 @@ static void print_usage(FILE *f)
   mesh_config_print_help(f);
 }
 
+/* Addresses are judged by the parser that will dial and bind them. */
+static int check_addr(const char *s, const char **why)
+{
+  mesh_multiaddr a;
+  return mesh_multiaddr_parse(s, &a, why);
+}
+
 /* Loads the configuration from argv, the environment and the file. Returns
  * -1 when it is loaded, or the exit status after printing the error. */
 static int load_config(mesh_config *cfg, int argc, char **argv)
 {
   char err[1024] = "";
+  mesh_config_set_addr_check(check_addr);
   int rc = mesh_config_load(cfg, argc, argv, environ, err, sizeof err);
   if (rc == 0)
     return -1;

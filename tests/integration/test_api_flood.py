@@ -196,4 +196,4 @@ class ApiFlood(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

@@ -74,4 +74,4 @@ class BusyNode(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -113,4 +113,4 @@ class DepartedOwner(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

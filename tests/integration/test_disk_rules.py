@@ -168,4 +168,4 @@ class DiskRules(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -77,4 +77,4 @@ class DownloadResume(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

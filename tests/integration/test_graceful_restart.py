@@ -69,4 +69,4 @@ class GracefulRestart(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

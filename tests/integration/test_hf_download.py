@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 import time
 import unittest
+
+import meshtest
 import urllib.request
 
 BUILD = os.environ.get("MESH_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -518,4 +520,4 @@ class HfTokenTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

@@ -83,4 +83,4 @@ class Membership(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -509,4 +509,4 @@ class Shell(MeshctlCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

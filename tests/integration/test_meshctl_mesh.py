@@ -117,4 +117,4 @@ class MeshctlOnMesh(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

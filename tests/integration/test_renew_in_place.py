@@ -230,4 +230,4 @@ class RenewInPlace(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -260,4 +260,4 @@ class StoreAndDiskOffLoop(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -7,6 +7,8 @@ import shutil
 import sys
 import unittest
 
+import meshtest
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import transport_peer as tc  # noqa: E402
 
@@ -69,4 +71,4 @@ class TransportCrossProcess(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

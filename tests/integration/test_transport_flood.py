@@ -12,6 +12,8 @@ import sys
 import time
 import unittest
 
+import meshtest
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import transport_peer as tc  # noqa: E402
 
@@ -20,7 +22,7 @@ FLOOD = 1000
 # times a handshake's bounded buffers is far below this.
 RSS_GROWTH_MAX_KIB = 64 * 1024
 REFUSALS = ("handshake_malformed", "bad_psk", "handshake_timeout", "truncated",
-            "conn_limit", "bad_signature")
+            "conn_limit", "bad_signature", "source_limit")
 
 
 class TransportFlood(unittest.TestCase):
@@ -99,4 +101,4 @@ class TransportFlood(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -131,4 +131,4 @@ class ViewResync(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -9,6 +9,7 @@ deadline (wait_until), never a bare sleep.
 import http.client
 import json
 import os
+import sys
 import shutil
 import signal
 import socket
@@ -488,3 +489,25 @@ def loop_lag(metrics, since=None):
                 worst = le * 1000.0
             prev = now[le]
     return {"p50": quantile(0.5), "p99": quantile(0.99), "max": worst, "samples": count}
+
+
+# ctest's code for a test that could not run (SKIP_RETURN_CODE in
+# tests/CMakeLists.txt): a skip is reported as such, never as a pass.
+SKIP_EXIT = 77
+
+
+def main():
+    """Runs the calling test module's unittest cases and exits 0 when all
+    passed, 1 when any failed, and SKIP_EXIT when none failed but some were
+    skipped (each named, with its reason, on stderr)."""
+    import unittest
+    prog = unittest.main(module="__main__", exit=False, verbosity=2)
+    result = prog.result
+    for case, reason in result.skipped:
+        print(f"skipped: {case.id()}: {reason}", file=sys.stderr)
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.testsRun == 0:
+        print("no test ran", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(SKIP_EXIT if result.skipped else 0)

@@ -56,4 +56,4 @@ class Busy(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -198,4 +198,4 @@ class Delay(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -108,4 +108,4 @@ class DepartedOwner(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -70,4 +70,4 @@ class Loss(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -72,4 +72,4 @@ class Partition(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

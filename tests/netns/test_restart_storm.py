@@ -60,4 +60,4 @@ class RestartStorm(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

@@ -10,6 +10,8 @@ import sys
 import time
 import unittest
 
+import meshtest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from scenario import NetMesh, figure, scaled, wait_downloads  # noqa: E402
 
@@ -54,4 +56,4 @@ class Stall(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    meshtest.main()

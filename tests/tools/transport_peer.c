@@ -13,6 +13,13 @@
  *       Sends N stream messages (sizes 1..S, S included) and N datagrams,
  *       checks every echo byte for byte and in order; prints "ok N" and
  *       exits 0, or prints why and exits 1. Prints its counters last.
+ *   transport_peer hold --psk F --connect ADDR --count N
+ *       N peers, each under an identity made for the run, dial ADDR, finish
+ *       their handshakes and then say nothing but keepalives: a key
+ *       holder's throwaway identities that never join a view. Prints
+ *       "holding N" once they are dialling; on SIGUSR1 prints
+ *       {"up":U,"ups":X,"downs":Y} (connections up now, ever up, ended);
+ *       exits 0 on SIGTERM/SIGINT.
  *   transport_peer bench --psk F --connect ADDR --size S --count N
  *                        --mode rtt|tput [--window W]
  *   transport_peer plain-serve --listen HOST:PORT
@@ -64,7 +71,8 @@ typedef struct args {
 
 static int usage(void)
 {
-  fprintf(stderr, "usage: transport_peer keygen|serve|ping|bench|plain-serve|plain-bench ...\n");
+  fprintf(stderr,
+          "usage: transport_peer keygen|serve|ping|hold|bench|plain-serve|plain-bench ...\n");
   return 2;
 }
 
@@ -433,6 +441,135 @@ static int run_peer(const char *cmd, args *a)
   return rc != 0 ? 1 : p.exit_code;
 }
 
+/* ---- hold: throwaway identities ---- */
+
+typedef struct hold {
+  long up, ups, downs; /* connections up now, ever up, ended */
+} hold;
+
+typedef struct holder {
+  mesh_identity id;
+  mesh_net *net;
+  hold *h;
+  bool busy; /* a dial under way, or connected: no new dial */
+} holder;
+
+/* A holder whose connection is refused or closed dials again (on the next
+ * tick of the redial timer), as a flooding key holder would. */
+static void on_hold_peer(void *arg, const mesh_net_peer_event *ev)
+{
+  holder *o = arg;
+  if (ev->replaced)
+    return;
+  if (ev->up) {
+    o->h->up++;
+    o->h->ups++;
+  } else {
+    o->h->up--;
+    o->h->downs++;
+    o->busy = false;
+  }
+}
+
+static void on_hold_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *who)
+{
+  holder *o = arg;
+  if (rc != 0)
+    o->busy = false;
+}
+
+typedef struct hold_run {
+  holder *hs;
+  long n;
+  const char *connect;
+  struct event *tick;
+} hold_run;
+
+static void on_hold_tick(evutil_socket_t fd, short what, void *arg)
+{
+  hold_run *r = arg;
+  for (long i = 0; i < r->n; i++) {
+    if (r->hs[i].busy)
+      continue;
+    r->hs[i].busy = mesh_net_dial(r->hs[i].net, r->connect, NULL, 1) == 0;
+  }
+  struct timeval tv = {0, 100000};
+  evtimer_add(r->tick, &tv);
+}
+
+static void on_hold_usr1(evutil_socket_t fd, short what, void *arg)
+{
+  const hold *h = arg;
+  printf("{\"up\":%ld,\"ups\":%ld,\"downs\":%ld}\n", h->up, h->ups, h->downs);
+  fflush(stdout);
+}
+
+/* Every holder is a mesh_net of its own (its own identity) on one loop. */
+static int run_hold(const args *a)
+{
+  char err[256];
+  mesh_psk psk;
+  if (a->psk == NULL || a->connect == NULL || a->count < 1 ||
+      mesh_psk_load(a->psk, &psk, err, sizeof err) != 0) {
+    fprintf(stderr, "transport_peer hold: --psk, --connect and --count are required\n");
+    return 2;
+  }
+  hold h = {0};
+  mesh_loop *loop = NULL;
+  struct event *usr1 = NULL;
+  holder *hs = calloc((size_t)a->count, sizeof *hs);
+  hold_run run = {.hs = hs, .n = a->count, .connect = a->connect};
+  int rc = 1;
+  if (hs == NULL || mesh_loop_new(&loop) != 0)
+    goto out;
+  mesh_loop_handle_signals(loop, NULL, NULL, NULL);
+  for (long i = 0; i < a->count; i++) {
+    mesh_net_options opt;
+    mesh_net_options_default(&opt);
+    if (mesh_identity_generate(&hs[i].id) != 0)
+      goto out;
+    opt.identity = &hs[i].id;
+    opt.epoch = 1;
+    opt.psk = psk;
+    opt.base = mesh_loop_base(loop);
+    opt.now = peer_now;
+    opt.now_arg = loop;
+    int e = mesh_net_new(&opt, &hs[i].net);
+    hs[i].h = &h;
+    if (e == 0) {
+      mesh_net_on_peer(hs[i].net, on_hold_peer, &hs[i]);
+      mesh_net_on_dial(hs[i].net, on_hold_dial, &hs[i]);
+    }
+    if (e != 0) {
+      fprintf(stderr, "transport_peer hold: %s\n", mesh_strerror(e));
+      goto out;
+    }
+  }
+  run.tick = evtimer_new(mesh_loop_base(loop), on_hold_tick, &run);
+  if (run.tick == NULL)
+    goto out;
+  on_hold_tick(-1, 0, &run);
+  usr1 = evsignal_new(mesh_loop_base(loop), SIGUSR1, on_hold_usr1, &h);
+  if (usr1 == NULL || evsignal_add(usr1, NULL) != 0)
+    goto out;
+  printf("holding %ld\n", a->count);
+  fflush(stdout);
+  rc = mesh_loop_run(loop) != 0;
+out:
+  if (usr1 != NULL)
+    event_free(usr1);
+  if (run.tick != NULL)
+    event_free(run.tick);
+  if (hs != NULL)
+    for (long i = 0; i < a->count; i++)
+      mesh_net_free(hs[i].net);
+  free(hs);
+  if (loop != NULL)
+    mesh_loop_free(loop);
+  sodium_memzero(&psk, sizeof psk);
+  return rc;
+}
+
 /* ---- plain TCP baseline ---- */
 
 static int parse_hostport(const char *s, struct sockaddr_in *sa)
@@ -612,6 +749,8 @@ int main(int argc, char **argv)
     return usage();
   if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "ping") == 0 || strcmp(cmd, "bench") == 0)
     return run_peer(cmd, &a);
+  if (strcmp(cmd, "hold") == 0)
+    return run_hold(&a);
   if (strcmp(cmd, "plain-serve") == 0)
     return plain_serve(&a);
   if (strcmp(cmd, "plain-bench") == 0)

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "net/multiaddr.h"
 #include "src/base/config.h"
 
 #define SEC 1000ull
@@ -219,6 +220,51 @@ static void test_addresses(void **state)
   }
 }
 
+static int net_check(const char *s, const char **why)
+{
+  mesh_multiaddr a;
+  return mesh_multiaddr_parse(s, &a, why);
+}
+
+/* With the network layer's parser installed, as meshd does, values the
+ * syntax check lets through stop the load with the option named: an IPv6
+ * address under /ip4, a name under /ip4, a /p2p/ value that is no libp2p
+ * key. Trailing slashes are fine (as in go-multiaddr). */
+static void test_addresses_parsed_fully_at_load(void **state)
+{
+  mesh_config_set_addr_check(net_check);
+  static const char *const bad[] = {
+      "/ip4/::1/tcp/1",
+      "/ip4/node-a/tcp/1",
+      "/ip4/10.0.0.2/tcp/1/p2p/QmcgpsyWgH8Y8ajJz1Cu72KnS5uo2Aa2LpzU7kinSupNKC",
+      "/ip4/10.0.0.2/tcp/1/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3p",
+  };
+  static const char *const opts[] = {"--join", "--listen", "--advertise"};
+  for (size_t o = 0; o < sizeof opts / sizeof opts[0]; o++) {
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      mesh_config cfg;
+      char err[512];
+      const char *args[] = {opts[o], bad[i], NULL};
+      const char *env[] = {NULL};
+      assert_int_equal(load(&cfg, args, env, err, sizeof err), -EINVAL);
+      char head[41]; /* long values are shortened in the message */
+      snprintf(head, sizeof head, "%s", bad[i]);
+      if (strstr(err, opts[o] + 2) == NULL || strstr(err, head) == NULL)
+        fail_msg("error \"%s\" does not name %s and %s", err, opts[o], bad[i]);
+    }
+  }
+  mesh_config cfg;
+  char err[512];
+  const char *args[] = {"--join", "/ip4/10.0.0.2/tcp/52416/", "--join", "/dns4/a.lan/tcp/1//",
+                        NULL};
+  const char *env[] = {home_env, NULL};
+  if (load(&cfg, args, env, err, sizeof err) != 0)
+    fail_msg("refused: %s", err);
+  assert_int_equal(cfg.join.len, 2);
+  mesh_config_free(&cfg);
+  mesh_config_set_addr_check(NULL);
+}
+
 static void test_format_roundtrip(void **state)
 {
   static const uint64_t ds[] = {0, 1, 999, 1000, 90000, DAY + 5, 7 * DAY, UINT64_MAX};
@@ -269,6 +315,9 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.files_at_once, 4);
   assert_int_equal(cfg.max_connections, 256);
   assert_int_equal(cfg.api_max_connections, 64);
+  assert_int_equal(cfg.member_reserve, 25);
+  assert_int_equal(cfg.max_connections_per_source, 16);
+  assert_true(cfg.unjoined_grace_ms == 10 * SEC);
   assert_true(cfg.frame_max == (1u << 20));
   assert_true(cfg.handshake_timeout_ms == 5 * SEC);
   assert_int_equal(cfg.log_level, MESH_LOG_INFO);
@@ -329,6 +378,31 @@ static void test_precedence(void **state)
   assert_int_equal(load(&cfg, twice, env_home, err, sizeof err), 0);
   assert_true(cfg.probe_interval_ms == 4 * SEC);
   mesh_config_free(&cfg);
+}
+
+/* The connection slot settings, from each source. */
+static void test_slot_options(void **state)
+{
+  write_conf("member_reserve = 40\n"
+             "max_connections_per_source = 3\n"
+             "unjoined_grace = 2m\n");
+  const char *env_home[] = {home_env, NULL};
+  const char *env[] = {home_env, "MESH_MEMBER_RESERVE=0", "MESH_UNJOINED_GRACE=500ms", NULL};
+  const char *flag[] = {"--max-connections-per-source", "64", "--unjoined-grace=30s", NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.member_reserve, 40);
+  assert_int_equal(cfg.max_connections_per_source, 3);
+  assert_true(cfg.unjoined_grace_ms == 2 * MIN);
+  mesh_config_free(&cfg);
+
+  assert_int_equal(load(&cfg, flag, env, err, sizeof err), 0);
+  assert_int_equal(cfg.member_reserve, 0);
+  assert_int_equal(cfg.max_connections_per_source, 64);
+  assert_true(cfg.unjoined_grace_ms == 30 * SEC);
+  mesh_config_free(&cfg);
+  unlink(conf_path);
 }
 
 static void test_config_flag_and_home_from_flag(void **state)
@@ -495,6 +569,22 @@ static void test_bad_value_messages(void **state)
   assert_int_equal(load(&cfg, a4, env, err, sizeof err), -EINVAL);
   assert_string_equal(err,
                       "--handshake-timeout: invalid value \"50ms\": out of range (100ms to 10m)");
+  mesh_config_free(&cfg);
+
+  const char *a4b[] = {"--member-reserve", "91", NULL};
+  assert_int_equal(load(&cfg, a4b, env, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "--member-reserve: invalid value \"91\": out of range (0 to 90)");
+  mesh_config_free(&cfg);
+
+  const char *a4c[] = {"--max-connections-per-source", "0", NULL};
+  assert_int_equal(load(&cfg, a4c, env, err, sizeof err), -EINVAL);
+  assert_string_equal(
+      err, "--max-connections-per-source: invalid value \"0\": out of range (1 to 65536)");
+  mesh_config_free(&cfg);
+
+  const char *a4d[] = {"--unjoined-grace", "20m", NULL};
+  assert_int_equal(load(&cfg, a4d, env, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "--unjoined-grace: invalid value \"20m\": out of range (100ms to 10m)");
   mesh_config_free(&cfg);
 
   const char *a5[] = {"--frame-max", "1GiB", NULL};
@@ -678,6 +768,9 @@ static const char *const every_option[] = {
     "files-at-once",
     "max-connections",
     "api-max-connections",
+    "member-reserve",
+    "max-connections-per-source",
+    "unjoined-grace",
     "frame-max",
     "handshake-timeout",
     "log-level",
@@ -770,6 +863,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_home_is_an_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unknown_options, setup, teardown),
@@ -777,6 +871,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_api_beyond_loopback_needs_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ini_syntax_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hf_env, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_addresses_parsed_fully_at_load, setup, teardown),
       cmocka_unit_test(test_help_and_version_flags),
       cmocka_unit_test(test_help_lists_every_option),
       cmocka_unit_test(test_example_is_valid_and_complete),

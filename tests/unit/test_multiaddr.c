@@ -96,6 +96,69 @@ static void test_refused(void **state)
   refused(longer);
 }
 
+/* Cases from the multiaddr spec's reference implementation (go-multiaddr's
+ * construct tests), for the protocols a meshd address uses: ip4, ip6,
+ * dns/dns4/dns6, tcp, p2p (and its old name ipfs). Protocols meshd does not
+ * dial (udp, quic, unix, ip6zone, ipcidr) are refused with a reason. */
+static void test_spec_cases(void **state)
+{
+  static const char *const ok[] = {
+      "/ip4/1.2.3.4/tcp/80",
+      "/ip4/0.0.0.0/tcp/0",
+      "/ip4/127.0.0.1/tcp/1234/",
+      "/ip4/127.0.0.1/tcp/1234//",
+      "/ip6/::1/tcp/5000",
+      "/ip6/2601:9:4f81:9700:803e:ca65:66e8:c21/tcp/1",
+      "/ip6/::ffff:127.0.0.1/tcp/111",
+      "/dns/example.com/tcp/443",
+      "/dns4/example.com/tcp/443",
+      "/dns6/example.com/tcp/443",
+      "/ip4/127.0.0.1/tcp/1234/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq",
+      "/ip4/127.0.0.1/tcp/1234/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq/",
+      "/ip4/127.0.0.1/tcp/1234/ipfs/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq",
+  };
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    mesh_multiaddr a;
+    const char *why = NULL;
+    if (mesh_multiaddr_parse(ok[i], &a, &why) != 0)
+      fail_msg("%s refused: %s", ok[i], why ? why : "?");
+  }
+  static const char *const bad[] = {
+      "/ip4",
+      "/ip4/::1",
+      "/ip4/fdpsofodsajfdoisa",
+      "/ip4/::/ipcidr/256",
+      "/ip6",
+      "/ip6zone",
+      "/ip6zone/",
+      "/ip4/127.0.0.1/tcp/jfodsajfidosajfoidsa",
+      "/ip4/127.0.0.1/tcp",
+      "/ip4/127.0.0.1/tcp/9090/tcp",
+      "/ip4/127.0.0.1/tcp//9090",
+      "/p2p",
+      "/p2p/tcp",
+      "/ip4/127.0.0.1/tcp/65536",
+      "/ip4/127.0.0.1/udp/1234",
+      "/ip4/127.0.0.1/tcp/1234/quic",
+      "/dns4",
+      "/dns4/",
+      "/dns/a b.com/tcp/1",
+      /* Not a libp2p key: an RSA key's sha256 multihash (meshd peers are
+       * Ed25519), a digest cut short, a CIDv1 with another codec. */
+      "/ip4/127.0.0.1/tcp/1234/p2p/QmcgpsyWgH8Y8ajJz1Cu72KnS5uo2Aa2LpzU7kinSupNKC",
+      "/ip4/127.0.0.1/tcp/1234/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3",
+      "/ip4/127.0.0.1/tcp/1234/p2p/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+      "/ip4/127.0.0.1/tcp/1234/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq/tcp/1",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    mesh_multiaddr a;
+    const char *why = NULL;
+    if (mesh_multiaddr_parse(bad[i], &a, &why) == 0)
+      fail_msg("%s accepted", bad[i]);
+    assert_non_null(why);
+  }
+}
+
 static void test_sockaddr(void **state)
 {
   struct sockaddr_storage ss;
@@ -121,6 +184,7 @@ int main(void)
       cmocka_unit_test(test_forms),
       cmocka_unit_test(test_peer_id),
       cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_spec_cases),
       cmocka_unit_test(test_sockaddr),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
