@@ -233,6 +233,7 @@ typedef struct mesh_coord_stats {
   uint64_t docs_collected;          /* documents detached for collection */
   uint64_t entries_collected;       /* entries freed */
   uint64_t gc_max_work;             /* most entries freed in one tick */
+  uint64_t queue_failures;          /* collection or forgetting queued late: no memory */
   uint64_t outbox_dropped;          /* items dropped because the outbox was full */
   uint64_t store_writes;            /* store items emitted */
   uint64_t journal_records;         /* journal items emitted */

@@ -537,6 +537,8 @@ int mesh_coord_new(const mesh_identity *id, uint64_t epoch, const mesh_coord_set
   c->id = id;
   c->epoch = epoch;
   c->set = *settings;
+  coord_due_init(&c->collect, COORD_DUE_COLLECT);
+  coord_due_init(&c->forget, COORD_DUE_FORGET);
   if (c->set.actions_per_sec == 0)
     c->set.actions_per_sec = 1;
   if (c->set.gc_budget == 0)

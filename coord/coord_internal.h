@@ -4,6 +4,7 @@
  *                  rate limits, publishing
  *   coord_peers.c  the mirror of the view, others' documents, abandonment and
  *                  bounded garbage collection
+ *   coord_due.c    due-time queues (min-heaps) of collection and forgetting
  *   coord_wire.c   protobuf encoding and decoding, signatures, dispatch of
  *                  received messages
  * Nothing here is used outside coord/.
@@ -57,14 +58,33 @@ typedef struct coord_peer {
   bool reaped;                       /* membership dropped its record */
   coord_doc *doc;                    /* NULL when none held */
   mesh_time_ms collect_at;           /* abandoned doc: when it is collected */
-  struct coord_peer *next_abandoned; /* FIFO of abandoned docs by collect_at */
-  bool on_forget;                    /* queued on the forget FIFO */
+  size_t collect_pos;                /* place in the collect queue, 1-based; 0: not in it */
   mesh_time_ms forget_at;            /* gone peer: when its record is dropped */
-  struct coord_peer *next_forget;    /* FIFO of gone peers by forget_at */
+  size_t forget_pos;                 /* place in the forget queue, 1-based; 0: not in it */
   uint64_t last_cmd_seq;             /* highest command seq accepted from it */
   uint64_t last_cmd_epoch;           /* the sender epoch that seq belongs to */
   uint64_t sync_gen;                 /* the last resync that found it in the view source */
 } coord_peer;
+
+/* A due-time queue of peers (coord_due.c): a min-heap on collect_at or
+ * forget_at; the peer holds its place, so a moved deadline moves it. */
+typedef enum coord_due_which {
+  COORD_DUE_COLLECT = 0,
+  COORD_DUE_FORGET = 1,
+} coord_due_which;
+typedef struct coord_due {
+  coord_peer **v; /* heap, owned; the peers are the table's */
+  size_t n, cap;
+  coord_due_which which;
+} coord_due;
+void coord_due_init(coord_due *q, coord_due_which which);
+void coord_due_free(coord_due *q);
+bool coord_due_has(const coord_due *q, const coord_peer *p);
+/* Adds p, or moves it after its deadline changed. -ENOMEM. */
+int coord_due_set(coord_due *q, coord_peer *p);
+void coord_due_remove(coord_due *q, coord_peer *p);
+/* The earliest due, or NULL. */
+coord_peer *coord_due_top(const coord_due *q);
 
 /* Marks a freed slot of the peer table (open addressing). */
 #define COORD_PEER_TOMB ((coord_peer *)(uintptr_t)1)
@@ -128,10 +148,8 @@ struct mesh_coord {
   size_t peers_cap;
   size_t peers_used;   /* slots in use or tombstoned */
   size_t peers_live;   /* slots in use */
-  coord_peer *ab_head; /* abandoned docs, oldest first */
-  coord_peer *ab_tail;
-  coord_peer *fg_head; /* gone peers to forget, oldest first */
-  coord_peer *fg_tail;
+  coord_due collect;   /* abandoned docs, earliest collect_at first */
+  coord_due forget;    /* gone peers, earliest forget_at first */
   coord_garbage *gc_head; /* detached docs to free */
   coord_garbage *gc_tail;
   size_t held_entries; /* entries of others in memory */

@@ -110,6 +110,8 @@ coord_peer *coord_peer_get(mesh_coord *c, const mesh_peer_id *id)
 
 static void peer_remove(mesh_coord *c, coord_peer *p)
 {
+  coord_due_remove(&c->collect, p);
+  coord_due_remove(&c->forget, p);
   size_t mask = c->peers_cap - 1;
   for (size_t i = peer_hash(&p->id) & mask;; i = (i + 1) & mask) {
     if (c->peers[i] == p) {
@@ -196,37 +198,34 @@ void coord_doc_install(mesh_coord *c, coord_peer *p, coord_doc *d)
   c->held_entries += d->n;
 }
 
+/* Queues p to be forgotten at its deadline (moving it when queued). Without
+ * memory for the queue the record stays (counted): it holds no document,
+ * and the next departure of the peer queues it again. */
 static void forget_later(mesh_coord *c, coord_peer *p, mesh_time_ms now)
 {
   p->forget_at = now + c->set.tombstone_ttl;
-  if (p->on_forget)
-    return;
-  p->on_forget = true;
-  p->next_forget = NULL;
-  if (c->fg_tail != NULL)
-    c->fg_tail->next_forget = p;
-  else
-    c->fg_head = p;
-  c->fg_tail = p;
+  if (coord_due_set(&c->forget, p) != 0)
+    c->st.queue_failures++;
 }
 
 static bool on_abandoned(const mesh_coord *c, const coord_peer *p)
 {
-  return p->next_abandoned != NULL || c->ab_tail == p;
+  return coord_due_has(&c->collect, p);
 }
 
+/* Queues p's document for collection after the grace period (moving it when
+ * queued: an owner that departs again is collected a grace period after its
+ * last departure, without delaying anyone else). */
 static void abandon(mesh_coord *c, coord_peer *p, mesh_time_ms now)
 {
   p->collect_at = now + c->set.gc_grace;
   c->st.docs_abandoned++;
-  if (on_abandoned(c, p))
-    return;
-  p->next_abandoned = NULL;
-  if (c->ab_tail != NULL)
-    c->ab_tail->next_abandoned = p;
-  else
-    c->ab_head = p;
-  c->ab_tail = p;
+  if (coord_due_set(&c->collect, p) != 0) {
+    /* No memory for the queue: collect now rather than never. */
+    c->st.queue_failures++;
+    coord_doc_detach(c, p);
+    forget_later(c, p, now);
+  }
 }
 
 /* Asks peer for its document when we hold none, or an older one. */
@@ -421,15 +420,13 @@ void coord_gc_step(mesh_coord *c, mesh_time_ms now)
   uint64_t work = 0;
   uint32_t budget = c->set.gc_budget;
 
-  /* Abandoned documents whose grace is over: detach (O(1) each). */
-  while (c->ab_head != NULL && work < budget) {
-    coord_peer *p = c->ab_head;
+  /* Abandoned documents whose grace is over, earliest first: detach (O(1)
+   * each). */
+  coord_peer *p;
+  while ((p = coord_due_top(&c->collect)) != NULL && work < budget) {
     if (p->state == PEER_GONE && p->doc != NULL && now < p->collect_at)
       break;
-    c->ab_head = p->next_abandoned;
-    if (c->ab_head == NULL)
-      c->ab_tail = NULL;
-    p->next_abandoned = NULL;
+    coord_due_remove(&c->collect, p);
     work++;
     if (p->state != PEER_GONE || p->doc == NULL)
       continue; /* came back, or already collected */
@@ -459,16 +456,11 @@ void coord_gc_step(mesh_coord *c, mesh_time_ms now)
     free(g);
   }
 
-  /* Departed peers past their tombstone time. */
-  while (c->fg_head != NULL && work < budget) {
-    coord_peer *p = c->fg_head;
+  /* Departed peers past their tombstone time, earliest first. */
+  while ((p = coord_due_top(&c->forget)) != NULL && work < budget) {
     if (p->state == PEER_GONE && p->doc == NULL && now < p->forget_at)
       break;
-    c->fg_head = p->next_forget;
-    if (c->fg_head == NULL)
-      c->fg_tail = NULL;
-    p->next_forget = NULL;
-    p->on_forget = false;
+    coord_due_remove(&c->forget, p);
     work++;
     if (p->state == PEER_GONE && p->doc == NULL && !on_abandoned(c, p))
       peer_remove(c, p);
@@ -482,10 +474,12 @@ mesh_time_ms coord_gc_deadline(const mesh_coord *c)
   mesh_time_ms t = UINT64_MAX;
   if (c->gc_head != NULL)
     return 0;
-  if (c->ab_head != NULL)
-    t = c->ab_head->collect_at;
-  if (c->fg_head != NULL && c->fg_head->forget_at < t)
-    t = c->fg_head->forget_at;
+  const coord_peer *a = coord_due_top(&c->collect);
+  const coord_peer *f = coord_due_top(&c->forget);
+  if (a != NULL)
+    t = a->collect_at;
+  if (f != NULL && f->forget_at < t)
+    t = f->forget_at;
   return t;
 }
 
@@ -508,4 +502,6 @@ void coord_peers_free(mesh_coord *c)
     free(p);
   }
   free(c->peers);
+  coord_due_free(&c->collect);
+  coord_due_free(&c->forget);
 }

@@ -52,6 +52,19 @@ static void load_crowd(crowd *w, uint64_t epoch, mesh_time_ms now)
   assert_int_equal(mesh_coord_held_entries(w->b.c), PEERS * PER_PEER);
 }
 
+typedef struct owner_probe {
+  const mesh_peer_id *owner;
+  bool held;
+} owner_probe;
+
+/* Sets probe->held when an entry of probe->owner is visited. */
+static void owner_visit(void *arg, const mesh_coord_view_entry *ve)
+{
+  owner_probe *probe = arg;
+  if (!ve->own && mesh_peer_id_eq(&ve->e->owner, probe->owner))
+    probe->held = true;
+}
+
 static void test_ten_thousand_departed_bounded_per_tick(void **state)
 {
   (void)state;
@@ -176,6 +189,75 @@ static void test_owner_comes_and_goes(void **state)
   assert_int_equal(v.last_epoch, 2);
   tnode_free(&a);
   tnode_free(&b);
+}
+
+/* Collection is fair: 100 owners depart at random times over ten minutes
+ * while one more owner flaps (departs, is back, departs again) every
+ * second for the whole run. Every other owner's entries are gone within
+ * gc-grace plus one tick of its departure, in ticks of one second. (A FIFO
+ * kept the flapper at its first place with an ever later deadline, and
+ * everyone queued behind it waited.) */
+static void test_collection_fair_under_a_flapping_owner(void **state)
+{
+  (void)state;
+  crowd *w = calloc(1, sizeof *w);
+  assert_non_null(w);
+  load_crowd(w, 1, 0);
+  const mesh_time_ms grace = w->set.gc_grace, tick = 1000, span = 10 * MIN;
+  mesh_rng rng;
+  mesh_rng_seed(&rng, 2026);
+  mesh_time_ms departs[PEERS];
+  const int flapper = 0;
+  for (int i = 1; i < PEERS; i++)
+    departs[i] = 1000 + mesh_rng_below(&rng, span);
+  bool gone[PEERS] = {false};
+  for (mesh_time_ms t = 1000; t <= span + grace + 10 * tick; t += tick) {
+    /* The flapper: dead on even seconds, alive again on odd ones. */
+    mesh_view_event fe = {.type = (t / tick) % 2 ? MESH_VIEW_ALIVE_AGAIN : MESH_VIEW_DEAD,
+                          .peer = w->ids[flapper].id,
+                          .epoch = 1,
+                          .old_epoch = 1,
+                          .at = t};
+    mesh_coord_view_event(w->b.c, &fe, t);
+    for (int i = 1; i < PEERS; i++) {
+      if (departs[i] <= t && departs[i] > t - tick) {
+        mesh_view_event ev = {.type = MESH_VIEW_DEAD,
+                              .peer = w->ids[i].id,
+                              .epoch = 1,
+                              .old_epoch = 1,
+                              .at = t};
+        mesh_coord_view_event(w->b.c, &ev, t);
+        departs[i] = t; /* as the node saw it */
+      }
+    }
+    mesh_coord_tick(w->b.c, t);
+    tnode_drain(&w->b);
+    tnode_clear(&w->b);
+    /* Each owner is looked at twice: a tick before its grace ends (still
+     * held: not collected early) and a tick after (gone). */
+    for (int i = 1; i < PEERS; i++) {
+      if (gone[i] || departs[i] > t)
+        continue;
+      bool before = t + tick == departs[i] + grace;
+      bool after = t == departs[i] + grace + tick;
+      if (!before && !after)
+        continue;
+      owner_probe probe = {&w->ids[i].id, false};
+      mesh_coord_visit(w->b.c, t, owner_visit, &probe);
+      if (before) {
+        assert_true(probe.held);
+      } else {
+        if (probe.held)
+          fail_msg("owner %d departed at %llu ms still held at %llu ms", i,
+                   (unsigned long long)departs[i], (unsigned long long)t);
+        gone[i] = true;
+      }
+    }
+  }
+  for (int i = 1; i < PEERS; i++)
+    assert_true(gone[i]);
+  tnode_free(&w->b);
+  free(w);
 }
 
 /* ---- resync from a view source ----------------------------------------- */
@@ -470,6 +552,7 @@ int main(void)
       cmocka_unit_test(test_ten_thousand_departed_bounded_per_tick),
       cmocka_unit_test(test_superseded_epochs_collected_at_once),
       cmocka_unit_test(test_owner_comes_and_goes),
+      cmocka_unit_test(test_collection_fair_under_a_flapping_owner),
       cmocka_unit_test(test_resync_departed),
       cmocka_unit_test(test_resync_joined),
       cmocka_unit_test(test_resync_epoch_changed),
