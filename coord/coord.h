@@ -28,7 +28,9 @@
  *     with the error, retried with capped exponential backoff and jitter. A
  *     finished delete removes the entry.
  *  4. An entry exists only because a command asked for it; a delete acts on
- *     the model directory named by the model ID, never on a file list.
+ *     the model directory named by the model ID, never on a file list, and
+ *     only when that directory carries meshd's ownership marker (the
+ *     executor answers -EPERM otherwise: a failure for good, no retry).
  *  5. A download starts only after a space check answered by the executor:
  *     total size against free space and max_download_bytes; too big is a
  *     failed entry that gives both numbers.
@@ -42,6 +44,13 @@
  *     (mesh_coord_set_epoch) moves the entries to the new epoch as they are:
  *     what runs keeps running.
  *
+ * Who may command whom: a command from another node is carried out only
+ * when settings.accept allows its sender (refused otherwise with an answer,
+ * counted, and nothing journaled or stored), and an entry it makes counts
+ * against that sender's remote_quota; all senders together never take the
+ * last MESH_COORD_LOCAL_RESERVED entries, which only the operator's own
+ * commands (mesh_coord_command) use.
+ *
  * Rate limits: actions go through a global token bucket (actions_per_sec) and
  * a per-entry minimum interval between two actions of the same kind
  * (entry_action_interval: an entry can only spin by repeating itself); an
@@ -49,6 +58,20 @@
  * deferred. Publishing is
  * coalesced (publish_interval), progress-only changes more so
  * (progress_publish_interval).
+ *
+ * Budgets: what other nodes' documents may cost this node is bounded. A
+ * document is accepted only from an owner in the view (the view source does
+ * not say which members answered a probe, so membership of the view is the
+ * test), only within its owner's caps (doc_max_entries, doc_max_bytes:
+ * honest owners never hold more than MESH_COORD_MAX_OWN_ENTRIES), and only
+ * when the documents held, with the owner's older one replaced, stay within
+ * docs_max_entries and docs_max_bytes. Detached documents still count until
+ * the collector has freed them: new ones are refused while the held ones
+ * and those awaiting freeing together pass twice the budget. A document's
+ * bytes are what it costs in memory (its signed envelope, kept for relaying,
+ * plus its decoded entries). Refusals are counted (docs_refused_owner_cap,
+ * docs_refused_budget); a refused (epoch, version) is not asked for again,
+ * a later version is.
  *
  * Ownership: buffers handed in are borrowed for the call. Items taken out of
  * the outbox (mesh_coord_pop) belong to the caller, who releases them with
@@ -75,6 +98,16 @@
 #define MESH_COORD_ERROR_MAX 256
 /* Own entries this node keeps at most (a start beyond it is refused). */
 #define MESH_COORD_MAX_OWN_ENTRIES 1024
+/* Own entries that only the operator's commands (the control API) may use:
+ * entries made at other nodes' request never take more than
+ * MESH_COORD_MAX_OWN_ENTRIES - MESH_COORD_LOCAL_RESERVED, however many
+ * peers ask. */
+#define MESH_COORD_LOCAL_RESERVED 256
+/* Peer IDs an accept list (mesh_coord_settings.accept_from) holds at most. */
+#define MESH_COORD_ACCEPT_MAX 64
+/* Commands sent to other nodes whose answers are awaited at once; beyond,
+ * the oldest is forgotten (its answer, should it still come, is dropped). */
+#define MESH_COORD_PENDING_MAX 256
 /* Payload type of signed documents and commands. */
 #define MESH_COORD_DOC_TYPE "meshd/downloads/1"
 #define MESH_COORD_CMD_TYPE "meshd/command/1"
@@ -108,7 +141,17 @@ typedef struct mesh_coord_entry {
   mesh_time_ms retry_at;            /* FAILED: next attempt (own), 0 = none */
   uint64_t retry_in_ms;             /* replicated: time to next attempt as published */
   bool failed_delete;               /* FAILED: the failed operation was a delete */
+  bool by_peer;                     /* own: made at another node's request (requester) */
+  mesh_peer_id requester;           /* own, by_peer: the node whose command made it */
 } mesh_coord_entry;
+
+/* Whose commands this node carries out (--accept-commands-from). The
+ * operator's own commands (the control API) are always carried out. */
+typedef enum mesh_coord_accept {
+  MESH_COORD_ACCEPT_ANY_MEMBER = 0, /* any current member of the view */
+  MESH_COORD_ACCEPT_NONE = 1,       /* no other node */
+  MESH_COORD_ACCEPT_LISTED = 2,     /* only the members named in accept_from */
+} mesh_coord_accept;
 
 typedef struct mesh_coord_settings {
   mesh_time_ms gc_grace;                  /* departed owner -> collected after */
@@ -126,12 +169,24 @@ typedef struct mesh_coord_settings {
   mesh_time_ms publish_interval;          /* least time between two documents */
   mesh_time_ms progress_publish_interval; /* same, when only progress changed */
   uint32_t outbox_max;                    /* outbox items at most; beyond, sends are dropped */
+  /* What others' documents may cost this node (see "Budgets" above). */
+  uint64_t docs_max_bytes;   /* all held documents together, bytes */
+  uint32_t docs_max_entries; /* all held documents together, entries */
+  uint64_t doc_max_bytes;    /* one owner's document, bytes */
+  uint32_t doc_max_entries;  /* one owner's document, entries */
+  mesh_coord_accept accept;               /* whose commands are carried out */
+  const mesh_peer_id *accept_from;        /* LISTED: accept_n IDs, copied by mesh_coord_new */
+  size_t accept_n;                        /* at most MESH_COORD_ACCEPT_MAX */
+  uint32_t remote_quota;                  /* own entries one other node may have made, at most */
 } mesh_coord_settings;
 
 /* Fills in the defaults (gc_grace 5 min, tombstone_ttl 1 h, journal 10,000
  * records / 7 days, no size cap, 20 actions/s, 1 s per entry, 4,096 entries
  * of GC work per tick, retries 1 s doubling to 10 min, 5 download attempts,
- * documents at most every 200 ms, progress every 5 s). */
+ * documents at most every 200 ms, progress every 5 s; others' documents:
+ * 64 MiB and 65,536 entries in all, 2 MiB and MESH_COORD_MAX_OWN_ENTRIES
+ * entries per owner; commands accepted from any member, 64 own entries per
+ * requesting node). */
 void mesh_coord_settings_default(mesh_coord_settings *s);
 
 /* What the executors are asked to do. */
@@ -151,12 +206,15 @@ typedef struct mesh_coord_action {
   char revision[MESH_REVISION_MAX + 1];
   char model_dir[MESH_MODEL_DIR_MAX];
   uint64_t total_bytes; /* declared size when known, else 0 */
+  bool adopt;           /* the store's record says this node made the model's
+                           directory: a directory without the ownership marker
+                           (made by an earlier version) is marked as its own */
 } mesh_coord_action;
 
 /* Journal record kinds (stable numbers: they are stored). */
 typedef enum mesh_coord_journal_kind {
   MESH_COORD_J_COMMAND = 1, /* a command was accepted */
-  MESH_COORD_J_REFUSED = 2, /* a command was refused */
+  MESH_COORD_J_REFUSED = 2, /* a local command was refused (remote refusals are only counted) */
   MESH_COORD_J_STATE = 3,   /* an own entry changed status */
   MESH_COORD_J_RESTORE = 4, /* entries of an earlier epoch taken over */
   MESH_COORD_J_REMOVED = 5, /* an own entry is gone (deleted, cancelled) */
@@ -201,8 +259,8 @@ typedef struct mesh_coord_out {
     struct {
       mesh_peer_id from; /* the node that executed (or refused) the command */
       uint64_t seq;      /* as returned by mesh_coord_command */
-      int code;          /* 0 or a negative errno */
-      char message[MESH_COORD_ERROR_MAX];
+      int code;          /* 0 or a negative errno in [-4095, -1] */
+      char message[MESH_COORD_ERROR_MAX]; /* the target's text, control bytes escaped */
     } result;
   } u;
 } mesh_coord_out;
@@ -216,14 +274,21 @@ typedef struct mesh_coord_stats {
   uint64_t docs_refused_old_epoch;    /* owner epoch older than the view's */
   uint64_t docs_refused_future_epoch; /* newer than the view's: wait for membership */
   uint64_t docs_refused_old_version;  /* not newer than the one held */
+  uint64_t docs_refused_owner_cap;    /* over one owner's entry or byte cap */
+  uint64_t docs_refused_budget;       /* would take the held documents over their budget */
   uint64_t docs_sent;
   uint64_t requests_sent;
   uint64_t requests_answered;
+  uint64_t cmds_sent; /* commands sent to other nodes */
   uint64_t cmds_accepted;
   uint64_t cmds_refused; /* all reasons */
   uint64_t cmds_refused_forged;
   uint64_t cmds_refused_epoch;
   uint64_t cmds_refused_replay;
+  uint64_t cmds_refused_policy; /* sender not allowed by --accept-commands-from */
+  uint64_t cmds_refused_quota;  /* the requester's (or all peers') share of own entries is full */
+  uint64_t results_unmatched;   /* answers from a peer that no pending command awaits */
+  uint64_t deletes_refused_unowned; /* deletes of a directory without meshd's marker */
   uint64_t msgs_malformed; /* undecodable CoordMessage */
   uint64_t actions_emitted;
   uint64_t actions_deferred_global; /* held back by the global cap */
@@ -329,6 +394,11 @@ typedef struct mesh_coord_cmd {
  * A local command (from the control API). For this node it is applied at
  * once; for another node of the view it is signed and queued for sending and
  * *seq receives the number its answer (MESH_COORD_OUT_RESULT) will carry.
+ * Sequence numbers are unique for the life of the process and across its
+ * epochs (they start at epoch << 32). An answer is taken only when it comes
+ * from the target itself (the peer authenticated on the connection), names
+ * the target epoch the command named and a sequence number still awaited;
+ * anything else is dropped and counted (results_unmatched).
  * Errors: -EINVAL bad model ID or revision (msg says which), -EHOSTUNREACH
  * target not in the view, -ESTALE target epoch is not the current one,
  * -ENOSPC too many entries, -ENOENT cancel of an unknown entry. msg (may be
@@ -352,8 +422,10 @@ void mesh_coord_completed(mesh_coord *c, const char *model_id, const char *revis
                           uint64_t total_bytes, mesh_time_ms now);
 void mesh_coord_download_failed(mesh_coord *c, const char *model_id, const char *revision,
                                 const char *message, mesh_time_ms now);
-/* err: 0 (done; ENOENT is reported as 0), -EAGAIN (more to do) or a
- * negative errno. */
+/* err: 0 (done; ENOENT is reported as 0), -EAGAIN (more to do), -EPERM
+ * (the directory is not meshd's: no ownership marker; nothing was removed,
+ * the entry fails for good and it is counted in deletes_refused_unowned) or
+ * another negative errno (retried). */
 void mesh_coord_delete_result(mesh_coord *c, const char *model_id, const char *revision, int err,
                               mesh_time_ms now);
 void mesh_coord_verified(mesh_coord *c, const char *model_id, const char *revision, bool present,
@@ -392,6 +464,8 @@ void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn
 int mesh_coord_view_of(const mesh_coord *c, const mesh_peer_id *peer, uint64_t *epoch);
 /* Number of entries of others held (shown or awaiting collection). */
 size_t mesh_coord_held_entries(const mesh_coord *c);
+/* Bytes of others' documents held (shown or awaiting collection). */
+uint64_t mesh_coord_held_bytes(const mesh_coord *c);
 size_t mesh_coord_own_count(const mesh_coord *c);
 uint64_t mesh_coord_doc_version(const mesh_coord *c);
 

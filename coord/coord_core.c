@@ -72,6 +72,12 @@ void mesh_coord_settings_default(mesh_coord_settings *s)
   s->publish_interval = 200;
   s->progress_publish_interval = 5000;
   s->outbox_max = 65536;
+  s->docs_max_bytes = 64ull << 20;
+  s->docs_max_entries = 65536;
+  s->doc_max_bytes = 2u << 20;
+  s->doc_max_entries = MESH_COORD_MAX_OWN_ENTRIES;
+  s->accept = MESH_COORD_ACCEPT_ANY_MEMBER;
+  s->remote_quota = 64;
 }
 
 /* ---- outbox ---------------------------------------------------------- */
@@ -240,12 +246,17 @@ static void own_transition(mesh_coord *c, coord_own *o, mesh_coord_status to, co
   c->dirty_progress_only = false;
 }
 
-static coord_own *own_add(mesh_coord *c, const char *model, const char *rev, uint64_t total)
+static coord_own *own_add(mesh_coord *c, const char *model, const char *rev, uint64_t total,
+                          const mesh_peer_id *requester)
 {
   if (c->own_n == MESH_COORD_MAX_OWN_ENTRIES)
     return NULL;
   coord_own *o = &c->own[c->own_n++];
   memset(o, 0, sizeof *o);
+  if (requester != NULL) {
+    o->e.by_peer = true;
+    o->e.requester = *requester;
+  }
   o->e.owner = c->id->id;
   o->e.owner_epoch = c->epoch;
   coord_strlcpy(o->e.model_id, model, sizeof o->e.model_id);
@@ -295,13 +306,60 @@ static void own_fail(mesh_coord *c, coord_own *o, bool is_delete, bool retry, me
   own_transition(c, o, MESH_COORD_FAILED, why);
 }
 
-/* Applies a command to this node's entries. origin says who asked, for the
- * journal. */
+/*
+ * Whether requester (NULL: the operator) may make one more own entry. The
+ * operator may use every slot; other nodes together never more than
+ * MESH_COORD_MAX_OWN_ENTRIES - MESH_COORD_LOCAL_RESERVED, and each at most
+ * remote_quota, so that a peer can neither fill the table nor take the
+ * share of the others. -ENOSPC (table full) or -EDQUOT (a share is full),
+ * with msg saying which.
+ */
+static int own_room(mesh_coord *c, const mesh_peer_id *requester, char *msg, size_t msglen)
+{
+  if (c->own_n >= MESH_COORD_MAX_OWN_ENTRIES) {
+    snprintf(msg, msglen, "too many entries (%d)", MESH_COORD_MAX_OWN_ENTRIES);
+    return -ENOSPC;
+  }
+  if (requester == NULL)
+    return 0;
+  size_t by_peers = 0, by_this = 0;
+  for (size_t i = 0; i < c->own_n; i++) {
+    if (!c->own[i].e.by_peer)
+      continue;
+    by_peers++;
+    by_this += mesh_peer_id_eq(&c->own[i].e.requester, requester) ? 1 : 0;
+  }
+  if (by_this >= c->set.remote_quota) {
+    c->st.cmds_refused_quota++;
+    snprintf(msg, msglen,
+             "this node holds %zu entries made at your request, its limit per node is %" PRIu32
+             " (--command-quota)",
+             by_this, c->set.remote_quota);
+    return -EDQUOT;
+  }
+  if (by_peers >= MESH_COORD_MAX_OWN_ENTRIES - MESH_COORD_LOCAL_RESERVED) {
+    c->st.cmds_refused_quota++;
+    snprintf(msg, msglen,
+             "this node holds %zu entries made at other nodes' request, all they may have (%d "
+             "entries are kept for its operator)",
+             by_peers, MESH_COORD_LOCAL_RESERVED);
+    return -EDQUOT;
+  }
+  return 0;
+}
+
 int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
-                      uint64_t total, const char *origin, mesh_time_ms now, char *msg,
+                      uint64_t total, const mesh_peer_id *requester, mesh_time_ms now, char *msg,
                       size_t msglen)
 {
   coord_own *o = own_find(c, model, rev);
+  char origin[MESH_PEER_ID_TEXT_MAX + 8] = "local";
+  if (requester != NULL) {
+    char who[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(requester, who, sizeof who);
+    snprintf(origin, sizeof origin, "peer %s", who);
+  }
+  int rc;
   switch (kind) {
   case MESH_COORD_CMD_START:
     if (o != NULL && o->e.status == MESH_COORD_DELETING) {
@@ -313,11 +371,10 @@ int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model
       return 0;
     }
     if (o == NULL) {
-      o = own_add(c, model, rev, total);
-      if (o == NULL) {
-        snprintf(msg, msglen, "too many entries (%d)", MESH_COORD_MAX_OWN_ENTRIES);
-        return -ENOSPC;
-      }
+      rc = own_room(c, requester, msg, msglen);
+      if (rc != 0)
+        return rc;
+      o = own_add(c, model, rev, total, requester);
       o->e.status = MESH_COORD_PENDING;
     } else {
       o->e.attempts = 0;
@@ -355,11 +412,10 @@ int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model
       return 0;
     }
     if (o == NULL) {
-      o = own_add(c, model, rev, 0);
-      if (o == NULL) {
-        snprintf(msg, msglen, "too many entries (%d)", MESH_COORD_MAX_OWN_ENTRIES);
-        return -ENOSPC;
-      }
+      rc = own_room(c, requester, msg, msglen);
+      if (rc != 0)
+        return rc;
+      o = own_add(c, model, rev, 0, requester);
       o->e.status = MESH_COORD_DELETING;
     }
     journal(c, MESH_COORD_J_COMMAND, model, "delete %s@%s from %s", model, rev, origin);
@@ -421,6 +477,7 @@ static void drive(mesh_coord *c, mesh_time_ms now)
     coord_strlcpy(it.u.action.revision, o->e.revision, sizeof it.u.action.revision);
     coord_strlcpy(it.u.action.model_dir, o->e.model_dir, sizeof it.u.action.model_dir);
     it.u.action.total_bytes = o->e.total_bytes;
+    it.u.action.adopt = o->restored;
     if (!coord_push(c, &it))
       break;
     c->tokens -= 1.0;
@@ -523,6 +580,21 @@ void coord_settle(mesh_coord *c, mesh_time_ms now)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
+/*
+ * Where the command sequence numbers of an epoch start. epoch << 32 keeps
+ * them apart across the epochs of one node (four billion commands per
+ * epoch), so that an answer to a command of an earlier epoch can never
+ * match one of this epoch. An epoch too large to shift (they are counters,
+ * so only a hand-edited epoch file gets there) starts at a random point
+ * of the upper half instead. Never 0: 0 means "no command".
+ */
+static uint64_t seq_base(uint64_t epoch, mesh_rng *rng)
+{
+  if (epoch != 0 && epoch < (1ull << 31))
+    return epoch << 32;
+  return (1ull << 63) | (mesh_rng_next(rng) >> 2);
+}
+
 int mesh_coord_new(const mesh_identity *id, uint64_t epoch, const mesh_coord_settings *settings,
                    mesh_rng *rng, mesh_coord **out)
 {
@@ -539,6 +611,21 @@ int mesh_coord_new(const mesh_identity *id, uint64_t epoch, const mesh_coord_set
   c->set = *settings;
   coord_due_init(&c->collect, COORD_DUE_COLLECT);
   coord_due_init(&c->forget, COORD_DUE_FORGET);
+  if (c->set.accept == MESH_COORD_ACCEPT_LISTED) {
+    if (c->set.accept_n > MESH_COORD_ACCEPT_MAX ||
+        (c->set.accept_n > 0 && c->set.accept_from == NULL)) {
+      free(c->own);
+      free(c);
+      return -EINVAL;
+    }
+    for (size_t i = 0; i < c->set.accept_n; i++)
+      c->accept_from[i] = c->set.accept_from[i];
+    c->set.accept_from = c->accept_from;
+  } else {
+    c->set.accept_from = NULL;
+    c->set.accept_n = 0;
+  }
+  c->cmd_seq = seq_base(epoch, rng);
   if (c->set.actions_per_sec == 0)
     c->set.actions_per_sec = 1;
   if (c->set.gc_budget == 0)
@@ -581,9 +668,11 @@ int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
       continue;
     if (own_find(c, in->model_id, in->revision) != NULL)
       continue;
-    coord_own *o = own_add(c, in->model_id, in->revision, in->total_bytes);
+    coord_own *o = own_add(c, in->model_id, in->revision, in->total_bytes,
+                           in->by_peer ? &in->requester : NULL);
     if (o == NULL)
       break;
+    o->restored = true;
     o->e.done_bytes = in->done_bytes;
     o->e.files_done = in->files_done;
     o->e.files_total = in->files_total;
@@ -637,6 +726,9 @@ int mesh_coord_set_epoch(mesh_coord *c, uint64_t epoch, mesh_time_ms now)
     return -ESTALE;
   uint64_t old = c->epoch;
   c->epoch = epoch;
+  uint64_t base = seq_base(epoch, c->rng);
+  if (base > c->cmd_seq)
+    c->cmd_seq = base;
   for (size_t i = 0; i < c->own_n; i++) {
     c->own[i].e.owner_epoch = epoch;
     store_put(c, &c->own[i]);
@@ -704,7 +796,7 @@ int mesh_coord_command(mesh_coord *c, const mesh_coord_cmd *cmd, mesh_time_ms no
       coord_journal_refused(c, cmd->model_id, msg);
       return -ESTALE;
     }
-    rc = coord_apply_local(c, cmd->kind, cmd->model_id, rev, cmd->total_bytes, "local", now, msg,
+    rc = coord_apply_local(c, cmd->kind, cmd->model_id, rev, cmd->total_bytes, NULL, now, msg,
                            msglen);
     coord_settle(c, now);
     return rc;
@@ -734,10 +826,47 @@ int mesh_coord_command(mesh_coord *c, const mesh_coord_cmd *cmd, mesh_time_ms no
     return rc;
   }
   coord_send(c, &p->id, bytes, len);
+  coord_pending *slot = &c->pending[c->pending_next];
+  c->pending_next = (c->pending_next + 1) % MESH_COORD_PENDING_MAX;
+  slot->target = p->id;
+  slot->target_epoch = p->epoch;
+  slot->seq = s;
+  c->st.cmds_sent++;
   if (seq != NULL)
     *seq = s;
   snprintf(msg, msglen, "sent to %s", text);
   return 0;
+}
+
+bool coord_pending_take(mesh_coord *c, const mesh_peer_id *from, uint64_t target_epoch,
+                        uint64_t seq)
+{
+  if (seq == 0)
+    return false;
+  for (size_t i = 0; i < MESH_COORD_PENDING_MAX; i++) {
+    coord_pending *p = &c->pending[i];
+    if (p->seq == seq && p->target_epoch == target_epoch && mesh_peer_id_eq(&p->target, from)) {
+      p->seq = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool coord_accepts_from(const mesh_coord *c, const mesh_peer_id *peer)
+{
+  switch (c->set.accept) {
+  case MESH_COORD_ACCEPT_ANY_MEMBER:
+    return true;
+  case MESH_COORD_ACCEPT_NONE:
+    return false;
+  case MESH_COORD_ACCEPT_LISTED:
+    for (size_t i = 0; i < c->set.accept_n; i++)
+      if (mesh_peer_id_eq(&c->set.accept_from[i], peer))
+        return true;
+    return false;
+  }
+  return false;
 }
 
 /* ---- executor results -------------------------------------------------- */
@@ -753,6 +882,24 @@ static coord_own *own_for_result(mesh_coord *c, const char *model, const char *r
   return o;
 }
 
+/* Bytes the own downloads other than skip were accepted for and have not
+ * written yet: passed their space check (downloading, or about to) and
+ * not ended. */
+static uint64_t coord_space_reserved(const mesh_coord *c, const coord_own *skip)
+{
+  uint64_t sum = 0;
+  for (size_t i = 0; i < c->own_n; i++) {
+    const coord_own *o = &c->own[i];
+    if (o == skip)
+      continue;
+    bool accepted = o->e.status == MESH_COORD_ONGOING ||
+                    (o->e.status == MESH_COORD_PENDING && o->next_action == MESH_COORD_ACT_DOWNLOAD);
+    if (accepted && o->e.total_bytes > o->e.done_bytes)
+      sum += o->e.total_bytes - o->e.done_bytes;
+  }
+  return sum;
+}
+
 void mesh_coord_space(mesh_coord *c, const char *model, const char *rev, uint64_t total,
                       uint64_t free_bytes, mesh_time_ms now)
 {
@@ -764,15 +911,28 @@ void mesh_coord_space(mesh_coord *c, const char *model, const char *rev, uint64_
     total = o->e.total_bytes;
   o->e.total_bytes = total;
   uint64_t need = total > o->e.done_bytes ? total - o->e.done_bytes : 0;
+  /* Space the other downloads accepted before still need is spoken for:
+   * free space is of the moment, and two downloads that each fit alone
+   * must not both start and fail late on ENOSPC. The reservation ends with
+   * the download (completion, failure, cancel, delete). */
+  uint64_t reserved = coord_space_reserved(c, o);
+  uint64_t usable = free_bytes > reserved ? free_bytes - reserved : 0;
   if (c->set.max_download_bytes != 0 && total > c->set.max_download_bytes) {
     own_fail(c, o, false, false, now,
              "%s is %" PRIu64 " bytes, more than max-download-bytes %" PRIu64 " (%" PRIu64
              " bytes free)",
              model, total, c->set.max_download_bytes, free_bytes);
-  } else if (need > free_bytes) {
-    own_fail(c, o, false, false, now,
-             "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all), only %" PRIu64 " bytes free",
-             model, need, total, free_bytes);
+  } else if (need > usable) {
+    if (reserved > 0)
+      own_fail(c, o, false, false, now,
+               "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all); %" PRIu64
+               " bytes are free, of which %" PRIu64
+               " are reserved for downloads under way: %" PRIu64 " usable",
+               model, need, total, free_bytes, reserved, usable);
+    else
+      own_fail(c, o, false, false, now,
+               "%s needs %" PRIu64 " bytes (of %" PRIu64 " in all), only %" PRIu64 " bytes free",
+               model, need, total, free_bytes);
   } else {
     store_put(c, o);
     own_set_want(c, o, MESH_COORD_ACT_DOWNLOAD);
@@ -851,6 +1011,14 @@ void mesh_coord_delete_result(mesh_coord *c, const char *model, const char *rev,
     own_remove(c, o);
   } else if (err == -EAGAIN) {
     own_set_want(c, o, MESH_COORD_ACT_DELETE);
+  } else if (err == -EPERM) {
+    /* Not a directory this node made: retrying cannot change that, and
+     * nothing was removed. The operator removes it by hand if it is to go. */
+    c->st.deletes_refused_unowned++;
+    own_fail(c, o, true, false, now,
+             "refused to delete %s: meshd did not create it (no .meshd-owned marker); remove it "
+             "by hand if it is to go",
+             o->e.model_dir);
   } else {
     own_fail(c, o, true, true, now, "delete of %s failed: %s", o->e.model_dir, mesh_strerror(err));
   }

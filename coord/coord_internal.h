@@ -40,6 +40,7 @@ typedef struct coord_doc {
   size_t n;
   uint8_t *raw; /* the signed envelope as received, for relaying */
   size_t raw_len;
+  uint64_t bytes; /* what it costs in memory: raw, entries and this struct */
 } coord_doc;
 
 typedef enum coord_peer_state {
@@ -64,6 +65,8 @@ typedef struct coord_peer {
   uint64_t last_cmd_seq;             /* highest command seq accepted from it */
   uint64_t last_cmd_epoch;           /* the sender epoch that seq belongs to */
   uint64_t sync_gen;                 /* the last resync that found it in the view source */
+  uint64_t refused_epoch;            /* the last document refused for a budget: epoch */
+  uint64_t refused_version;          /* ...and version (a digest of it is not asked for) */
 } coord_peer;
 
 /* A due-time queue of peers (coord_due.c): a min-heap on collect_at or
@@ -111,7 +114,17 @@ typedef struct coord_own {
   mesh_time_ms last_action;           /* for the per-entry interval */
   mesh_coord_action_kind last_kind;   /* the kind of that action */
   bool acted;                         /* last_action is meaningful */
+  bool restored;                      /* taken over from the store (mesh_coord_restore) */
 } coord_own;
+
+/* A command sent to another node whose answer is awaited: the answer must
+ * come from target (the peer authenticated on the connection), name
+ * target_epoch and carry seq. */
+typedef struct coord_pending {
+  mesh_peer_id target;
+  uint64_t target_epoch;
+  uint64_t seq; /* 0: the slot is free */
+} coord_pending;
 
 struct mesh_coord {
   const mesh_identity *id;
@@ -136,6 +149,9 @@ struct mesh_coord {
   uint8_t *own_raw; /* last sealed own document, for requests */
   size_t own_raw_len;
   uint64_t cmd_seq; /* last seq of a command we sent */
+  coord_pending pending[MESH_COORD_PENDING_MAX];   /* ring of awaited answers */
+  size_t pending_next;                             /* the slot the next command takes */
+  mesh_peer_id accept_from[MESH_COORD_ACCEPT_MAX]; /* copy of settings.accept_from */
 
   /* Global action bucket. */
   double tokens;
@@ -153,6 +169,9 @@ struct mesh_coord {
   coord_garbage *gc_head; /* detached docs to free */
   coord_garbage *gc_tail;
   size_t held_entries; /* entries of others in memory */
+  uint64_t held_bytes; /* bytes of others' documents in memory (shown or awaiting freeing) */
+  size_t live_entries; /* entries of the documents shown (installed) */
+  uint64_t live_bytes; /* bytes of the documents shown */
   uint64_t sync_gen;   /* resyncs so far: marks the peers the current one found */
 };
 
@@ -162,9 +181,18 @@ void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t le
 void coord_settle(mesh_coord *c, mesh_time_ms now);
 void coord_journal_refused(mesh_coord *c, const char *model, const char *why);
 void coord_send_own_doc(mesh_coord *c, const mesh_peer_id *to);
+/* Applies a command to this node's entries; requester is the node whose
+ * command it is, NULL for the operator's own (the control API). Entries a
+ * requester makes count against its quota. */
 int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
-                      uint64_t total, const char *origin, mesh_time_ms now, char *msg,
+                      uint64_t total, const mesh_peer_id *requester, mesh_time_ms now, char *msg,
                       size_t msglen);
+/* Whether settings allow commands from peer (a member of the view). */
+bool coord_accepts_from(const mesh_coord *c, const mesh_peer_id *peer);
+/* Finds and frees the pending command answered by (from, target_epoch,
+ * seq); false when none awaits it. */
+bool coord_pending_take(mesh_coord *c, const mesh_peer_id *from, uint64_t target_epoch,
+                        uint64_t seq);
 
 /* coord_peers.c */
 coord_peer *coord_peer_find(const mesh_coord *c, const mesh_peer_id *id);
@@ -172,6 +200,9 @@ coord_peer *coord_peer_get(mesh_coord *c, const mesh_peer_id *id);
 bool coord_peer_in_view(const coord_peer *p);
 void coord_doc_detach(mesh_coord *c, coord_peer *p);
 void coord_doc_install(mesh_coord *c, coord_peer *p, coord_doc *d);
+/* Whether d (p's new document) fits the owner's caps and the budget of
+ * held documents: 0, or -EMSGSIZE (owner cap) / -ENOBUFS (budget), counted. */
+int coord_doc_admit(mesh_coord *c, const coord_peer *p, const coord_doc *d);
 void coord_doc_free(coord_doc *d);
 void coord_peers_free(mesh_coord *c);
 void coord_gc_step(mesh_coord *c, mesh_time_ms now);
@@ -185,7 +216,8 @@ int coord_wire_request(const mesh_peer_id *owner, uint64_t epoch, uint64_t versi
                        size_t *len);
 int coord_wire_command(mesh_coord *c, const mesh_coord_cmd *cmd, uint64_t target_epoch,
                        uint64_t seq, uint8_t **out, size_t *len);
-int coord_wire_result(uint64_t seq, int code, const char *message, uint8_t **out, size_t *len);
+int coord_wire_result(uint64_t seq, uint64_t target_epoch, int code, const char *message,
+                      uint8_t **out, size_t *len);
 int coord_wire_digest(uint64_t epoch, uint64_t version, uint32_t entries, uint8_t **out,
                       size_t *len);
 int coord_wire_decode_digest(const uint8_t *buf, size_t len, uint64_t *epoch, uint64_t *version);

@@ -170,10 +170,13 @@ void coord_doc_detach(mesh_coord *c, coord_peer *p)
     return;
   p->doc = NULL;
   c->st.docs_collected++;
+  c->live_entries -= d->n;
+  c->live_bytes -= d->bytes;
   coord_garbage *g = malloc(sizeof *g);
   if (g == NULL) {
     /* No memory for the queue item: free now rather than leak. */
     c->held_entries -= d->n;
+    c->held_bytes -= d->bytes;
     c->st.entries_collected += d->n;
     coord_doc_free(d);
     return;
@@ -196,6 +199,38 @@ void coord_doc_install(mesh_coord *c, coord_peer *p, coord_doc *d)
   }
   p->doc = d;
   c->held_entries += d->n;
+  c->held_bytes += d->bytes;
+  c->live_entries += d->n;
+  c->live_bytes += d->bytes;
+}
+
+int coord_doc_admit(mesh_coord *c, const coord_peer *p, const coord_doc *d)
+{
+  const mesh_coord_settings *s = &c->set;
+  if (d->n > s->doc_max_entries || d->bytes > s->doc_max_bytes) {
+    c->st.docs_refused_owner_cap++;
+    return -EMSGSIZE;
+  }
+  /* The owner's older document makes room: it leaves the live set (and
+   * waits for the collector). */
+  size_t old_n = p->doc != NULL ? p->doc->n : 0;
+  uint64_t old_bytes = p->doc != NULL ? p->doc->bytes : 0;
+  bool live_fits = c->live_entries - old_n + d->n <= s->docs_max_entries &&
+                   c->live_bytes - old_bytes + d->bytes <= s->docs_max_bytes;
+  /* What awaits freeing still takes memory: together with the live set it
+   * stays under twice the budget, however fast documents are replaced. */
+  bool held_fits = c->held_entries + d->n <= 2 * (uint64_t)s->docs_max_entries &&
+                   c->held_bytes + d->bytes <= 2 * s->docs_max_bytes;
+  if (!live_fits || !held_fits) {
+    c->st.docs_refused_budget++;
+    return -ENOBUFS;
+  }
+  return 0;
+}
+
+uint64_t mesh_coord_held_bytes(const mesh_coord *c)
+{
+  return c->held_bytes;
 }
 
 /* Queues p to be forgotten at its deadline (moving it when queued). Without
@@ -449,6 +484,7 @@ void coord_gc_step(mesh_coord *c, mesh_time_ms now)
     if (g->cursor < d->n)
       break;
     d->n = 0;
+    c->held_bytes -= d->bytes;
     coord_doc_free(d);
     c->gc_head = g->next;
     if (c->gc_head == NULL)

@@ -154,11 +154,13 @@ int coord_wire_command(mesh_coord *c, const mesh_coord_cmd *cmd, uint64_t target
   return rc;
 }
 
-int coord_wire_result(uint64_t seq, int code, const char *message, uint8_t **out, size_t *len)
+int coord_wire_result(uint64_t seq, uint64_t target_epoch, int code, const char *message,
+                      uint8_t **out, size_t *len)
 {
   Mesh__Coord__CommandResult r;
   mesh__coord__command_result__init(&r);
   r.seq = seq;
+  r.target_epoch = target_epoch;
   r.code = code;
   r.message = (char *)message;
   Mesh__Coord__CoordMessage m;
@@ -211,7 +213,9 @@ static int bounded(const char *s, size_t max, size_t *n)
   return 0;
 }
 
-static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out)
+/* Decodes one entry into *out (malloc'd, the caller's); *size receives the
+ * bytes of that allocation. */
+static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out, size_t *size)
 {
   size_t nm, nr, ne;
   if (bounded(pe->model_id, MESH_MODEL_ID_MAX - 1, &nm) != 0 ||
@@ -230,7 +234,8 @@ static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out)
   if (mesh_model_dir_name(pe->model_id, dir, sizeof dir) != 0)
     return -EBADMSG;
   size_t nd = strlen(dir);
-  coord_rentry *r = malloc(sizeof *r + nm + 1 + nr + 1 + nd + 1 + ne + 1);
+  *size = sizeof(coord_rentry) + nm + 1 + nr + 1 + nd + 1 + ne + 1;
+  coord_rentry *r = malloc(*size);
   if (r == NULL)
     return -ENOMEM;
   r->status = (mesh_coord_status)pe->status;
@@ -289,16 +294,19 @@ int coord_wire_doc_open(const uint8_t *buf, size_t len, mesh_peer_id *owner, coo
     goto out;
   d->epoch = pd->epoch;
   d->version = pd->version;
+  d->bytes = sizeof *d + len + pd->n_entries * sizeof *d->entries;
   if (pd->n_entries > 0) {
     d->entries = calloc(pd->n_entries, sizeof *d->entries);
     if (d->entries == NULL)
       goto out;
   }
   for (size_t i = 0; i < pd->n_entries; i++) {
-    rc = rentry_from_pb(pd->entries[i], &d->entries[d->n]);
+    size_t size = 0;
+    rc = rentry_from_pb(pd->entries[i], &d->entries[d->n], &size);
     if (rc != 0)
       goto out;
     d->n++;
+    d->bytes += size;
   }
   d->raw = malloc(len);
   rc = -ENOMEM;
@@ -366,6 +374,11 @@ static int on_document(mesh_coord *c, const uint8_t *buf, size_t len)
   } else if (p->doc != NULL && p->doc->epoch == d->epoch && d->version <= p->doc->version) {
     c->st.docs_refused_old_version++;
     rc = -ESTALE;
+  } else if ((rc = coord_doc_admit(c, p, d)) != 0) {
+    /* Over a cap or the budget: remembered, so that digests naming this
+     * version do not make us ask for it again and again. */
+    p->refused_epoch = d->epoch;
+    p->refused_version = d->version;
   }
   if (rc != 0) {
     coord_doc_free(d);
@@ -376,11 +389,13 @@ static int on_document(mesh_coord *c, const uint8_t *buf, size_t len)
   return 0;
 }
 
-static void reply(mesh_coord *c, const mesh_peer_id *to, uint64_t seq, int code, const char *msg)
+/* Answers command k on the connection it came from. */
+static void reply(mesh_coord *c, const mesh_peer_id *to, const Mesh__Coord__Command *k, int code,
+                  const char *msg)
 {
   uint8_t *out;
   size_t len;
-  if (coord_wire_result(seq, code, msg, &out, &len) == 0)
+  if (coord_wire_result(k->seq, k->target_epoch, code, msg, &out, &len) == 0)
     coord_send(c, to, out, len);
 }
 
@@ -421,6 +436,21 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     goto out;
   }
   mesh_peer_id_to_text(&sender, who, sizeof who);
+  /* Who may command this node is the operator's choice; the answer says
+   * so, and nothing else happens: no journal record, no store write. */
+  if (!coord_accepts_from(c, &sender)) {
+    c->st.cmds_refused++;
+    c->st.cmds_refused_policy++;
+    rc = -EPERM;
+    if (c->set.accept == MESH_COORD_ACCEPT_NONE)
+      snprintf(msg, sizeof msg,
+               "this node carries out no other node's commands (--accept-commands-from none)");
+    else
+      snprintf(msg, sizeof msg,
+               "this node does not accept commands from %s (not in --accept-commands-from)", who);
+    reply(c, from, k, rc, msg);
+    goto out;
+  }
   p = coord_peer_find(c, &sender);
   if (p == NULL || !coord_peer_in_view(p) || p->epoch != k->sender_epoch) {
     c->st.cmds_refused++;
@@ -428,8 +458,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     rc = p != NULL && coord_peer_in_view(p) ? -ESTALE : -EHOSTUNREACH;
     snprintf(msg, sizeof msg, "sender %s in epoch %" PRIu64 " is not in this node's view", who,
              k->sender_epoch);
-    reply(c, from, k->seq, rc, msg);
-    coord_journal_refused(c, k->model_id, msg);
+    reply(c, from, k, rc, msg);
     goto out;
   }
   if (k->sender_epoch == p->last_cmd_epoch && k->seq <= p->last_cmd_seq) {
@@ -443,8 +472,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
   if (!mesh_peer_id_eq(&target, &c->id->id)) {
     c->st.cmds_refused++;
     rc = -EHOSTUNREACH;
-    reply(c, from, k->seq, rc, "command is addressed to another node");
-    coord_journal_refused(c, k->model_id, "command is addressed to another node");
+    reply(c, from, k, rc, "command is addressed to another node");
     goto out;
   }
   if (k->target_epoch != c->epoch) {
@@ -454,8 +482,7 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     snprintf(msg, sizeof msg,
              "command names epoch %" PRIu64 " of this node, whose current epoch is %" PRIu64,
              k->target_epoch, c->epoch);
-    reply(c, from, k->seq, rc, msg);
-    coord_journal_refused(c, k->model_id, msg);
+    reply(c, from, k, rc, msg);
     goto out;
   }
   mesh_coord_cmd cmd = {
@@ -474,19 +501,16 @@ static int on_command(mesh_coord *c, const mesh_peer_id *from, const uint8_t *bu
     c->st.cmds_refused++;
     rc = -EINVAL;
     snprintf(msg, sizeof msg, "invalid command: %s", why);
-    reply(c, from, k->seq, rc, msg);
-    coord_journal_refused(c, k->model_id, msg);
+    reply(c, from, k, rc, msg);
     goto out;
   }
-  char origin[MESH_PEER_ID_TEXT_MAX + 8];
-  snprintf(origin, sizeof origin, "peer %s", who);
-  rc = coord_apply_local(c, cmd.kind, cmd.model_id, cmd.revision, cmd.total_bytes, origin, now, msg,
-                         sizeof msg);
+  rc = coord_apply_local(c, cmd.kind, cmd.model_id, cmd.revision, cmd.total_bytes, &sender, now,
+                         msg, sizeof msg);
   if (rc == 0)
     c->st.cmds_accepted++;
   else
     c->st.cmds_refused++;
-  reply(c, from, k->seq, rc, msg);
+  reply(c, from, k, rc, msg);
   coord_settle(c, now);
 out:
   mesh__coord__command__free_unpacked(k, NULL);
@@ -526,14 +550,69 @@ static int on_request(mesh_coord *c, const mesh_peer_id *from, const Mesh__Coord
   return 0;
 }
 
-static void on_result(mesh_coord *c, const mesh_peer_id *from, const Mesh__Coord__CommandResult *r)
+/* Largest errno value an answer may carry (Linux's MAX_ERRNO). */
+#define COORD_ERRNO_MAX 4095
+
+/* An answer's code as 0 or a negative errno: the sign is forced, and a
+ * magnitude beyond any errno (INT_MIN among them, whose negation is
+ * undefined) becomes -EPROTO. Computed in 64 bits, so nothing overflows. */
+static int clamp_code(int32_t code)
 {
+  int64_t v = code;
+  if (v < 0)
+    v = -v;
+  if (v > COORD_ERRNO_MAX)
+    v = EPROTO;
+  return (int)-v;
+}
+
+/* Copies a peer's text for logs and the API: printable ASCII is kept,
+ * anything else (control bytes, escape sequences, bytes of other
+ * encodings) becomes \xNN, and a backslash becomes \\, so that what a peer
+ * writes can neither forge log lines nor drive a terminal. Truncated to
+ * cap - 1 bytes, never in the middle of an escape. */
+static void escape_text(char *dst, size_t cap, const char *src)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+    if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+      if (o + 1 >= cap)
+        break;
+      dst[o++] = (char)*p;
+    } else if (*p == '\\') {
+      if (o + 2 >= cap)
+        break;
+      dst[o++] = '\\';
+      dst[o++] = '\\';
+    } else {
+      if (o + 4 >= cap)
+        break;
+      dst[o++] = '\\';
+      dst[o++] = 'x';
+      dst[o++] = hex[*p >> 4];
+      dst[o++] = hex[*p & 15];
+    }
+  }
+  dst[o] = '\0';
+}
+
+/* An answer is taken only from the target of a command still awaited, on
+ * its own authenticated connection, naming the epoch and sequence number
+ * the command carried; any other is dropped and counted. */
+static int on_result(mesh_coord *c, const mesh_peer_id *from, const Mesh__Coord__CommandResult *r)
+{
+  if (!coord_pending_take(c, from, r->target_epoch, r->seq)) {
+    c->st.results_unmatched++;
+    return -EPERM;
+  }
   mesh_coord_out o = {.kind = MESH_COORD_OUT_RESULT};
   o.u.result.from = *from;
   o.u.result.seq = r->seq;
-  o.u.result.code = r->code > 0 ? -r->code : r->code;
-  coord_strlcpy(o.u.result.message, r->message, sizeof o.u.result.message);
+  o.u.result.code = clamp_code(r->code);
+  escape_text(o.u.result.message, sizeof o.u.result.message, r->message != NULL ? r->message : "");
   coord_push(c, &o);
+  return 0;
 }
 
 int mesh_coord_receive(mesh_coord *c, const mesh_peer_id *from, const uint8_t *buf, size_t len,
@@ -560,7 +639,7 @@ int mesh_coord_receive(mesh_coord *c, const mesh_peer_id *from, const uint8_t *b
     rc = on_request(c, from, m->request);
     break;
   case MESH__COORD__COORD_MESSAGE__BODY_RESULT:
-    on_result(c, from, m->result);
+    rc = on_result(c, from, m->result);
     break;
   default:
     c->st.msgs_malformed++;
@@ -585,6 +664,8 @@ int mesh_coord_app_state(mesh_coord *c, const mesh_peer_id *peer, const uint8_t 
     return 0;
   if (version == 0 || (p->doc != NULL && p->doc->epoch == epoch && p->doc->version >= version))
     return 0;
+  if (p->refused_epoch == epoch && p->refused_version >= version)
+    return 0; /* refused for a cap or the budget; a later version is asked for */
   uint8_t *out;
   size_t olen;
   uint64_t have = (p->doc != NULL && p->doc->epoch == epoch) ? p->doc->version : 0;

@@ -8,6 +8,7 @@
 #include "src/base/err.h"
 
 #include <dirent.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,12 +219,43 @@ static bool walk_spent(walk *w)
 }
 
 /*
+ * The model directory dir (open, named name relative to at) holds nothing
+ * but its marker: the marker goes, then the directory, so that a delete
+ * stopped in any earlier slice (or by a crash) still finds it marked. When
+ * the directory cannot go after all (a file appeared meanwhile: ENOTEMPTY)
+ * the marker is written back, so that the retry is still allowed. Not
+ * atomic: a crash between the two steps leaves an empty, unmarked
+ * directory, which a later delete refuses and the operator removes.
+ */
+static int remove_marked_dir(DIR *dir, int at, const char *name)
+{
+  char text[MESH_DISKEXEC_MARKER_MAX];
+  ssize_t k = -1;
+  int mfd = openat(dirfd(dir), MESH_DISKEXEC_MARKER, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (mfd >= 0) {
+    k = pread(mfd, text, sizeof text - 1, 0);
+    close(mfd);
+  }
+  if (unlinkat(dirfd(dir), MESH_DISKEXEC_MARKER, 0) != 0 && errno != ENOENT)
+    return -errno;
+  if (unlinkat(at, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+    return 0;
+  int rc = -errno;
+  if (k > 0) {
+    text[k] = '\0';
+    mesh_diskexec_mark_fd(dirfd(dir), text);
+  }
+  return rc;
+}
+
+/*
  * Removes name (relative to at) and everything under it. A symbolic link
  * or any other non-directory is unlinked as itself. Entries that vanish while
  * we work are fine: someone else removed them.
  */
 static int remove_at(walk *w, int at, const char *name, int depth)
 {
+  /* depth 0 is the model directory: its marker goes last (below). */
   struct stat st;
   if (walk_spent(w))
     return -EAGAIN;
@@ -256,12 +288,19 @@ static int remove_at(walk *w, int at, const char *name, int depth)
     }
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
+    if (depth == 0 && strcmp(de->d_name, MESH_DISKEXEC_MARKER) == 0)
+      continue;
     rc = remove_at(w, dirfd(dir), de->d_name, depth + 1);
     if (rc != 0)
       break;
   }
   if (rc == 0 && w->d->hook != NULL)
     w->d->hook(w->d->hook_arg, at, name);
+  if (rc == 0 && depth == 0) {
+    rc = remove_marked_dir(dir, at, name);
+    closedir(dir);
+    return rc;
+  }
   closedir(dir);
   if (rc != 0)
     return rc;
@@ -270,14 +309,111 @@ static int remove_at(walk *w, int at, const char *name, int depth)
   return 0;
 }
 
+int mesh_diskexec_marker_text(const char *peer_text, const char *model_id, const char *revision,
+                              char *buf, size_t cap)
+{
+  int n = snprintf(buf, cap, "%speer %s\nmodel %s\nrevision %s\n", MESH_DISKEXEC_MARKER_MAGIC,
+                   peer_text, model_id, revision);
+  if (n < 0 || (size_t)n >= cap)
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+int mesh_diskexec_mark_fd(int dirfd, const char *text)
+{
+  int fd = openat(dirfd, MESH_DISKEXEC_MARKER, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0644);
+  if (fd < 0)
+    return errno == EEXIST ? 0 : -errno;
+  size_t len = strlen(text);
+  size_t done = 0;
+  int rc = 0;
+  while (done < len) {
+    ssize_t k = write(fd, text + done, len - done);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0) {
+      rc = k < 0 ? -errno : -EIO;
+      break;
+    }
+    done += (size_t)k;
+  }
+  if (close(fd) != 0 && rc == 0)
+    rc = -errno;
+  if (rc != 0)
+    unlinkat(dirfd, MESH_DISKEXEC_MARKER, 0); /* a torn marker would not be read as one */
+  return rc;
+}
+
+int mesh_diskexec_owned_fd(int dirfd)
+{
+  int fd = openat(dirfd, MESH_DISKEXEC_MARKER, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return errno == ENOENT || errno == ELOOP ? -EPERM : -errno;
+  struct stat st;
+  char head[sizeof MESH_DISKEXEC_MARKER_MAGIC];
+  size_t want = sizeof head - 1;
+  int rc = -EPERM;
+  if (fstat(fd, &st) != 0) {
+    rc = -errno;
+  } else if (S_ISREG(st.st_mode)) {
+    ssize_t k = pread(fd, head, want, 0);
+    if (k < 0)
+      rc = -errno;
+    else if ((size_t)k == want && memcmp(head, MESH_DISKEXEC_MARKER_MAGIC, want) == 0)
+      rc = 0;
+  }
+  close(fd);
+  return rc;
+}
+
+/* Opens the model directory dir_name (through a link: a model directory may
+ * live on another disk) into *fd: 0, -ENOENT when it is not there, -EPERM
+ * when it is not a directory (meshd never makes one that is not). */
+static int open_model_dir(mesh_diskexec *d, const char *dir_name, int *fd)
+{
+  int f = openat(d->root, dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (f < 0)
+    return errno == ENOTDIR ? -EPERM : -errno;
+  *fd = f;
+  return 0;
+}
+
 int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name)
 {
   if (check_dir_name(dir_name) != 0)
     return -EINVAL;
+  struct stat st;
+  if (fstatat(d->root, dir_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : -errno;
+  int fd = -1;
+  int rc = open_model_dir(d, dir_name, &fd);
+  if (rc == -ENOENT && S_ISLNK(st.st_mode))
+    rc = -EPERM; /* a dangling link: nothing says meshd made it */
+  if (rc != 0)
+    return rc;
+  rc = mesh_diskexec_owned_fd(fd);
+  close(fd);
+  if (rc != 0)
+    return rc;
   walk w = {.d = d, .left = d->budget};
   if (d->slice_ms != 0)
     w.deadline = mesh_clock_now_ms() + d->slice_ms;
-  return remove_at(&w, d->root, dir_name, 0);
+  rc = remove_at(&w, d->root, dir_name, 0);
+  return rc == -EPERM ? -EACCES : rc;
+}
+
+int mesh_diskexec_adopt(mesh_diskexec *d, const char *dir_name, const char *text)
+{
+  if (check_dir_name(dir_name) != 0)
+    return -EINVAL;
+  int fd = -1;
+  int rc = open_model_dir(d, dir_name, &fd);
+  if (rc != 0)
+    return rc;
+  rc = mesh_diskexec_mark_fd(fd, text);
+  close(fd);
+  return rc;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -357,6 +493,9 @@ static int scan_run(mesh_diskexec_scan *s, walk *w)
       continue;
     }
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    /* The marker is meshd's, not the model's: its bytes are not counted. */
+    if (s->depth == 1 && strcmp(de->d_name, MESH_DISKEXEC_MARKER) == 0)
       continue;
     struct stat st;
     if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {

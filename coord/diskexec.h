@@ -19,6 +19,15 @@
  * slice of a big tree. Inspections go in slices the same way (a scan keeps
  * its place between calls).
  *
+ * Ownership: a delete acts only on a directory meshd made. When the download
+ * client creates a model directory it writes MESH_DISKEXEC_MARKER into it (a
+ * regular file; mesh_diskexec_marker_text gives its content, which names the
+ * node and the model); a directory that predates this rule is adopted when
+ * the store's record says the node made it (mesh_diskexec_adopt). A delete
+ * of a directory without the marker removes nothing and returns -EPERM; the
+ * marker is the last thing a delete removes before the directory itself, so
+ * a delete cut short in any slice still finds it.
+ *
  * Threads: every call blocks on the file system, so the daemon makes them
  * from work items of its pool (src/base/pool.h), never on the event loop.
  * Calls on one mesh_diskexec may run on several workers at once: the only
@@ -46,6 +55,12 @@
 /* Time a delete call may take before it yields (a slice of a big tree
  * stays short enough that a worker is soon free for a download's writes). */
 #define MESH_DISKEXEC_DEFAULT_SLICE_MS 50
+/* The ownership marker's name inside a model directory. */
+#define MESH_DISKEXEC_MARKER ".meshd-owned"
+/* The first bytes of every marker; the rest is for the operator to read. */
+#define MESH_DISKEXEC_MARKER_MAGIC "meshd-owned 1\n"
+/* Room for a marker's text (magic, peer ID, model ID, revision). */
+#define MESH_DISKEXEC_MARKER_MAX 512
 /* Deepest directory nesting a delete descends into. */
 #define MESH_DISKEXEC_MAX_DEPTH 32
 
@@ -82,11 +97,36 @@ void mesh_diskexec_set_slice_ms(mesh_diskexec *d, uint32_t ms);
 /*
  * Deletes the model directory dir_name (one path component, as given by
  * mesh_model_dir_name; anything else is -EINVAL). 0 when it is gone
- * (including when it never existed), -EAGAIN when the entry budget or the
+ * (including when it never existed), -EPERM when it has no ownership
+ * marker (nothing is removed), -EAGAIN when the entry budget or the
  * slice's time ran out and a further call is needed, or the negative errno
- * of the operation that failed (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...).
+ * of the operation that failed (-ENOTEMPTY, -EBUSY, -EACCES, -EROFS, ...;
+ * a file system's EPERM is reported as -EACCES, so that -EPERM means only
+ * "not meshd's"). A model directory that is a symbolic link (models kept
+ * on another disk) is checked for the marker through the link and then
+ * removed as a link: its target is left alone.
  */
 int mesh_diskexec_delete(mesh_diskexec *d, const char *dir_name);
+
+/* Writes the marker's text for this node (peer ID text) and model into buf
+ * (cap bytes, at least MESH_DISKEXEC_MARKER_MAX): 0 or -ENAMETOOLONG. */
+int mesh_diskexec_marker_text(const char *peer_text, const char *model_id, const char *revision,
+                              char *buf, size_t cap);
+/* Writes the marker (text, NUL-terminated) into the open model directory
+ * dirfd unless one is there: 0 (written or already there) or a negative
+ * errno. Never follows a symbolic link in the marker's place. */
+int mesh_diskexec_mark_fd(int dirfd, const char *text);
+/* Whether the open model directory dirfd holds a valid marker: 0 yes,
+ * -EPERM no (none, not a regular file, or not a marker's content), or
+ * another negative errno when it could not be read. */
+int mesh_diskexec_owned_fd(int dirfd);
+/*
+ * Marks dir_name as this node's when it exists without a marker: for a
+ * directory made by a version without markers, which the store's record
+ * says this node made. 0 (marked, or already marked), -ENOENT when it is
+ * not there, or a negative errno.
+ */
+int mesh_diskexec_adopt(mesh_diskexec *d, const char *dir_name, const char *text);
 
 /* Entries mesh_diskexec_inspect visits at most in its one call. */
 #define MESH_DISKEXEC_INSPECT_MAX (1u << 20)

@@ -151,6 +151,10 @@ typedef struct mesh_hf_request {
   const char *model_dir; /* created if missing (its parent must exist); copied */
   uint64_t max_bytes;    /* refuse a model larger than this; 0: no limit */
   bool list_only;        /* a space check: end with the LISTED report */
+  const char *owner_mark; /* ownership marker text (coord/diskexec.h) written into the model
+                             directory when this download creates it; NULL: none; copied */
+  bool adopt;             /* also mark the directory when it exists without a marker (the
+                             store says this node made it, with a version that wrote none) */
   void *user;            /* handed back in every report */
 } mesh_hf_request;
 

@@ -223,6 +223,7 @@ static void dl_free(hf_dl *dl)
   free(dl->repo);
   free(dl->revision);
   free(dl->model_dir);
+  free(dl->mark);
   free(dl);
 }
 
@@ -366,6 +367,11 @@ int mesh_hf_start(mesh_hf_client *c, const mesh_hf_request *req, uint64_t *id)
   dl->repo = strdup(req->repo);
   dl->revision = strdup(rev);
   dl->model_dir = strdup(req->model_dir);
+  dl->adopt = req->adopt;
+  if (req->owner_mark != NULL && (dl->mark = strdup(req->owner_mark)) == NULL) {
+    dl_free(dl);
+    return -ENOMEM;
+  }
   if (dl->repo == NULL || dl->revision == NULL || dl->model_dir == NULL) {
     dl_free(dl);
     return -ENOMEM;

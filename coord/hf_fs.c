@@ -2,6 +2,7 @@
  * Component-by-component directory walks below a model directory.
  */
 #include "coord/hf_fs.h"
+#include "coord/diskexec.h"
 #include "src/base/platform.h"
 #include "coord/hf_tree.h"
 
@@ -11,13 +12,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int mesh_hf_fs_open_model_dir(const char *path, bool create, int *fd)
+int mesh_hf_fs_open_model_dir(const char *path, bool create, const char *mark, bool adopt, int *fd)
 {
-  if (create && mkdir(path, 0755) != 0 && errno != EEXIST)
-    return -errno;
+  bool made = false;
+  if (create) {
+    if (mkdir(path, 0755) == 0)
+      made = true;
+    else if (errno != EEXIST)
+      return -errno;
+  }
   int d = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (d < 0)
     return -errno;
+  /* Only a directory made here (or one the store says this node made) is
+   * marked: one the operator or another tool made stays theirs, and a
+   * delete will leave it alone. */
+  if (mark != NULL && (made || adopt)) {
+    int rc = mesh_diskexec_mark_fd(d, mark);
+    if (rc != 0) {
+      close(d);
+      /* Made here and still empty: gone again, so that the next attempt
+       * makes (and marks) it afresh instead of finding it unmarked. */
+      if (made)
+        rmdir(path);
+      return rc;
+    }
+  }
   *fd = d;
   return 0;
 }

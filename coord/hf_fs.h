@@ -21,9 +21,13 @@
 
 /*
  * Opens (creating when asked, mode 0755) the model directory `path`; its
- * parent must exist. Returns 0 with *fd set, or a negative errno.
+ * parent must exist. A directory this call creates gets the ownership
+ * marker with text mark (coord/diskexec.h; NULL: no marker), so that only
+ * what meshd made can later be deleted by it; an existing one gets it only
+ * when adopt is set. Returns 0 with *fd set, or a negative errno (the
+ * marker could not be written: nothing is opened).
  */
-int mesh_hf_fs_open_model_dir(const char *path, bool create, int *fd);
+int mesh_hf_fs_open_model_dir(const char *path, bool create, const char *mark, bool adopt, int *fd);
 
 /*
  * Opens the directory holding `relpath` (a checked repository path) below

@@ -169,6 +169,8 @@ typedef struct hf_dop {
   hf_dop_kind kind;
   char *path;       /* OPENDIR: the model directory (the download's copy) */
   bool create;      /* OPENDIR: create it when missing */
+  const char *mark; /* OPENDIR: the download's marker text (NULL: none) */
+  bool adopt;       /* OPENDIR: mark an existing directory without one */
   bool list_only;   /* OPENDIR: measure the parent when it is missing */
   int dirfd;        /* SURVEY input; OPENDIR result, or -1 */
   bool dir_missing; /* OPENDIR result: dirfd is the parent */
@@ -187,6 +189,8 @@ struct hf_dl {
   char *repo;
   char *revision;
   char *model_dir;
+  char *mark; /* ownership marker text, NULL: none (owned) */
+  bool adopt; /* mark an existing model directory too */
   uint64_t max_bytes;
   bool list_only;   /* a space check: ends after LISTED */
   bool dir_missing; /* list_only and the model directory does not exist: dirfd is its parent */

@@ -321,7 +321,7 @@ static void dop_work(mesh_work *w)
   }
   o->dirfd = -1;
   o->dir_missing = false;
-  o->err = mesh_hf_fs_open_model_dir(o->path, o->create, &o->dirfd);
+  o->err = mesh_hf_fs_open_model_dir(o->path, o->create, o->mark, o->adopt, &o->dirfd);
   if (o->err == -ENOENT && o->list_only) {
     /* A space check creates nothing: measure the parent's file system. */
     char parent[4096];
@@ -333,7 +333,7 @@ static void dop_work(mesh_work *w)
       *slash = '\0';
     else
       snprintf(parent, sizeof parent, ".");
-    o->err = mesh_hf_fs_open_model_dir(parent, false, &o->dirfd);
+    o->err = mesh_hf_fs_open_model_dir(parent, false, NULL, false, &o->dirfd);
     o->dir_missing = true;
   }
 }
@@ -383,6 +383,8 @@ void hf_dl_begin(hf_dl *dl)
   o->kind = HF_DOP_OPENDIR;
   o->path = dl->model_dir;
   o->create = !dl->list_only;
+  o->mark = dl->mark;
+  o->adopt = dl->adopt;
   o->list_only = dl->list_only;
   mesh_pool_submit(c->pool, &o->w, NULL, dop_work, opendir_done);
 }

@@ -5,11 +5,15 @@
 #include "coord/store.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct mesh_store {
   sqlite3 *db;
@@ -35,6 +39,7 @@ static const char *const migrations[MESH_STORE_SCHEMA_VERSION] = {
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     "CREATE INDEX journal_at ON journal (at_ms);",
     "CREATE TABLE members (peer TEXT PRIMARY KEY, addrs TEXT NOT NULL);",
+    "ALTER TABLE entries ADD COLUMN requester BLOB NOT NULL DEFAULT x'';",
 };
 
 static int sql_err(mesh_store *s, char *err, size_t errlen, const char *what)
@@ -91,6 +96,41 @@ static int migrate(mesh_store *s, char *err, size_t errlen)
   return 0;
 }
 
+/*
+ * SQLite creates the database 0644 less the umask, and makes its -wal and
+ * -shm files with the database file's mode. Creating the file 0600 first
+ * (and narrowing one an older meshd made) makes all three private whatever
+ * the umask. A -wal or -shm left by an older meshd is narrowed too.
+ */
+static int private_file(const char *path, char *err, size_t errlen)
+{
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+  if (fd < 0) {
+    int rc = -errno;
+    snprintf(err, errlen, "opening the store %s: %s", path, mesh_strerror(rc));
+    return rc;
+  }
+  int rc = mesh_file_set_mode(fd, NULL, 0600);
+  close(fd);
+  if (rc != 0) {
+    snprintf(err, errlen, "making the store %s private: %s", path, mesh_strerror(rc));
+    return rc;
+  }
+  static const char *const side[] = {"-wal", "-shm"};
+  for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+    char p[4096];
+    int n = snprintf(p, sizeof p, "%s%s", path, side[i]);
+    if (n < 0 || (size_t)n >= sizeof p)
+      continue; /* SQLite cannot open a name that long either */
+    rc = mesh_file_set_mode(-1, p, 0600);
+    if (rc != 0 && rc != -ENOENT) {
+      snprintf(err, errlen, "making %s private: %s", p, mesh_strerror(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
 int mesh_store_open(const char *path, const mesh_store_settings *set, mesh_store **out, char *err,
                     size_t errlen)
 {
@@ -98,7 +138,12 @@ int mesh_store_open(const char *path, const mesh_store_settings *set, mesh_store
   if (s == NULL)
     return -ENOMEM;
   s->set = *set;
-  int rc = -EIO;
+  int rc = private_file(path, err, errlen);
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  rc = -EIO;
   if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
       SQLITE_OK) {
     rc = sql_err(s, err, errlen, "opening the store");
@@ -156,8 +201,8 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
   *doc_version = 0;
   if (sqlite3_prepare_v2(s->db,
                          "SELECT model_id, revision, status, model_dir, total_bytes, done_bytes,"
-                         " files_done, files_total, error, attempts, failed_delete FROM entries"
-                         " ORDER BY rowid LIMIT ?",
+                         " files_done, files_total, error, attempts, failed_delete, requester"
+                         " FROM entries ORDER BY rowid LIMIT ?",
                          -1, &st, NULL) != SQLITE_OK)
     goto out;
   sqlite3_bind_int(st, 1, MESH_COORD_MAX_OWN_ENTRIES);
@@ -186,6 +231,13 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
     copy_text(e->error, sizeof e->error, st, 8);
     e->attempts = (uint32_t)sqlite3_column_int64(st, 9);
     e->failed_delete = sqlite3_column_int(st, 10) != 0;
+    /* Anything but a whole peer ID (an empty blob: the operator's) reads
+     * as the operator's: a damaged row never charges a peer's quota. */
+    const void *req = sqlite3_column_blob(st, 11);
+    if (req != NULL && sqlite3_column_bytes(st, 11) == MESH_PEER_ID_LEN) {
+      memcpy(e->requester.b, req, MESH_PEER_ID_LEN);
+      e->by_peer = true;
+    }
   }
   if (r != SQLITE_DONE)
     goto out;
@@ -232,7 +284,7 @@ static int put_entry(mesh_store *s, const mesh_coord_entry *e)
   if (sqlite3_prepare_v2(s->db,
                          "INSERT OR REPLACE INTO entries (model_id, revision, status, model_dir,"
                          " total_bytes, done_bytes, files_done, files_total, error, attempts,"
-                         " failed_delete) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         " failed_delete, requester) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK)
     return -EIO;
   sqlite3_bind_text(st, 1, e->model_id, -1, SQLITE_STATIC);
@@ -246,6 +298,10 @@ static int put_entry(mesh_store *s, const mesh_coord_entry *e)
   sqlite3_bind_text(st, 9, e->error, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 10, e->attempts);
   sqlite3_bind_int(st, 11, e->failed_delete ? 1 : 0);
+  if (e->by_peer)
+    sqlite3_bind_blob(st, 12, e->requester.b, MESH_PEER_ID_LEN, SQLITE_STATIC);
+  else
+    sqlite3_bind_zeroblob(st, 12, 0);
   int rc = run(s, st);
   sqlite3_finalize(st);
   return rc;

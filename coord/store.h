@@ -27,6 +27,8 @@
  *     total_bytes, done_bytes INTEGER
  *     files_done, files_total INTEGER
  *     error TEXT, attempts INTEGER, failed_delete INTEGER
+ *     requester BLOB                 the peer ID whose command made the entry,
+ *                                    empty for the operator's (quotas, issue 16)
  *   journal   the bounded log, newest has the highest id
  *     id INTEGER PRIMARY KEY AUTOINCREMENT
  *     at_ms INTEGER                  wall-clock ms (ages survive restarts)
@@ -41,7 +43,7 @@
  *     addrs TEXT                     addresses, one per line, reached first
  *
  *   version 1: the three tables; version 2: index journal(at_ms) for
- *   pruning by age; version 3: members.
+ *   pruning by age; version 3: members; version 4: entries.requester.
  *
  * Blocking: every call does synchronous disk IO (and may wait up to 2 s for
  * SQLite's lock), so none is made on the event loop thread. The daemon
@@ -63,7 +65,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MESH_STORE_SCHEMA_VERSION 3
+#define MESH_STORE_SCHEMA_VERSION 4
 
 typedef struct mesh_store mesh_store;
 

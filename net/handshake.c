@@ -6,11 +6,35 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static const uint8_t hello_type[] = "meshd/hello/1";
 #define HELLO_TYPE_LEN (sizeof hello_type - 1)
 #define PSK_MAC_LEN 32
+
+/* Ephemeral key pairs made by this process, for tests and the benchmark:
+ * a Hello that fails the swarm-key check must not move it. Relaxed: it is a
+ * count, nothing is ordered by it. */
+static atomic_uint_fast64_t kx_made;
+
+uint64_t mesh_hs_kx_made(void)
+{
+  return (uint64_t)atomic_load_explicit(&kx_made, memory_order_relaxed);
+}
+
+/* Makes our ephemeral key pair when we are about to name it in a Hello: a
+ * dialer as it speaks first, a listener only after the dialer's Hello passed
+ * the swarm-key MAC and the signature, so that a stranger's bytes cost no
+ * key generation. */
+static void make_kx(mesh_hs *hs)
+{
+  if (hs->has_kx)
+    return;
+  crypto_kx_keypair(hs->kx_pk, hs->kx_sk);
+  hs->has_kx = true;
+  atomic_fetch_add_explicit(&kx_made, 1, memory_order_relaxed);
+}
 
 int mesh_hs_init(mesh_hs *hs, bool listener, const mesh_identity *id, const mesh_psk *psk,
                  uint64_t epoch, const mesh_peer_id *expect, const uint8_t *ext, size_t ext_len)
@@ -26,10 +50,16 @@ int mesh_hs_init(mesh_hs *hs, bool listener, const mesh_identity *id, const mesh
     hs->has_expect = true;
     hs->expect = *expect;
   }
+  return mesh_hs_set_extension(hs, ext, ext_len);
+}
+
+int mesh_hs_set_extension(mesh_hs *hs, const uint8_t *ext, size_t ext_len)
+{
+  if (ext_len > MESH_HS_EXT_MAX)
+    return -EMSGSIZE;
   if (ext_len > 0)
     memcpy(hs->ext, ext, ext_len);
   hs->ext_len = ext_len;
-  crypto_kx_keypair(hs->kx_pk, hs->kx_sk);
   return 0;
 }
 
@@ -90,6 +120,7 @@ int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len)
 {
   if (hs->listener && hs->hello_d_len == 0)
     return -EINVAL; /* a listener answers the dialer's Hello */
+  make_kx(hs);
   Mesh__Handshake__HelloBody body = MESH__HANDSHAKE__HELLO_BODY__INIT;
   body.version = MESH_HS_VERSION;
   body.listener = hs->listener;

@@ -59,6 +59,7 @@ typedef struct mesh_hs {
   uint64_t epoch;  /* our epoch */
   bool has_expect; /* the dialler named the peer ID it wants */
   mesh_peer_id expect;
+  bool has_kx;                   /* kx_pk/kx_sk made (see mesh_hs_write_hello) */
   uint8_t kx_pk[MESH_HS_KX_LEN]; /* our ephemeral X25519 key pair */
   uint8_t kx_sk[MESH_HS_KX_LEN];
   uint8_t ext[MESH_HS_EXT_MAX]; /* our extension */
@@ -81,13 +82,20 @@ typedef struct mesh_hs {
  * ext (may be NULL) is copied. -EMSGSIZE when ext is too long. */
 int mesh_hs_init(mesh_hs *hs, bool listener, const mesh_identity *id, const mesh_psk *psk,
                  uint64_t epoch, const mesh_peer_id *expect, const uint8_t *ext, size_t ext_len);
+/* Replaces our extension (copied; -EMSGSIZE when too long). A listener sets
+ * it after mesh_hs_read_hello succeeded, so that what the extension costs
+ * (an RDMA queue pair, a key pair) is spent only on a peer that holds the
+ * swarm key. */
+int mesh_hs_set_extension(mesh_hs *hs, const uint8_t *ext, size_t ext_len);
 /* Wipes the secrets. */
 void mesh_hs_clear(mesh_hs *hs);
 
 /*
  * Writes our Hello, length prefix included, into out (cap bytes). A dialer
  * calls it first; a listener after mesh_hs_read_hello succeeded (its Hello
- * names the dialer's kx key) and then has its keys (hs->done).
+ * names the dialer's kx key) and then has its keys (hs->done). The ephemeral
+ * key pair is made here, not at init: a listener makes none for a dialer
+ * whose Hello failed the swarm-key MAC or the signature.
  */
 int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len);
 
@@ -100,6 +108,9 @@ int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len);
  * (hs->done) after this.
  */
 int mesh_hs_read_hello(mesh_hs *hs, const uint8_t *msg, size_t len);
+
+/* Ephemeral key pairs made by this process so far (tests, benchmarks). */
+uint64_t mesh_hs_kx_made(void);
 
 /* Length of a prefixed Hello at buf: 0 with *msg_len 0 when fewer than 2
  * bytes are there; -EMSGSIZE over MESH_HS_MSG_MAX; -EBADMSG for 0. */

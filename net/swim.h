@@ -53,6 +53,23 @@
  * The daemon and the simulator both take this one path; only the daemon
  * has a disk to persist to.
  *
+ * Who may accuse: a suspect or dead claim counts only when its accuser is a
+ * member of this node's view (alive or suspect), whoever relays it (the
+ * accuser's signature is checked). Holding the swarm key is not enough: a
+ * claim by a key that never joined the view is dropped (accuser-not-member),
+ * as is a claim about another member by one held dead or left
+ * (accuser-departed). A claim about this node itself is also taken from a
+ * member it holds dead or left, or has reaped: after a partition the two
+ * sides hold each other dead, and each must learn that it was declared dead
+ * to come back under a new epoch. A dead claim about a member held alive is
+ * not applied at once (Lifeguard, memberlist's push-pull merge): this node
+ * raises its own suspicion, which the member can refute, and declares it
+ * dead only when that suspicion times out (or on a dead claim by another
+ * member while it is suspect). The exception is a member first learned in
+ * the same push-pull that says it is dead: that is how a joiner learns the
+ * sender's tombstones. A suspicion about this node is refuted with a higher
+ * incarnation; a dead claim about it by a member ends its epoch (above).
+ *
  * Records carry no timestamp, and no age check is made on them: the clocks
  * of two nodes are not comparable by design (an epoch is a counter, not a
  * time; wall clocks jump, and monotonic clocks have no common origin), so
@@ -65,6 +82,17 @@
  * max_intro_sync members we did not know, gossip from one peer at most
  * max_intro_rate per probe interval, and the view holds at most max_members;
  * beyond them records are refused and counted (intro-limit, view-full).
+ *
+ * Bounds on what peers can make us spend (net/swim_budget.c): a record is
+ * checked against what we hold before its signature is (who, epoch,
+ * incarnation, kind; identical bytes), so that records that could not change
+ * the view, and claims by non-members, cost no Ed25519 verification; the
+ * signature cache makes one seen again cost a hash. A peer whose records
+ * fail verification max_bad_sigs times in bad_sig_window_ms is named in the
+ * outbox's disconnects (the caller closes its connection) and its records
+ * are refused unverified until the window ends (sig-budget). Push-pulls from
+ * one peer pass a token bucket (push_pull_burst, then one per
+ * push_pull_refill_ms); beyond it the packet is dropped (push-pull-rate).
  *
  * Joining: the daemon dials seed addresses (outbox dials); when the
  * transport's handshake reveals who answered, the daemon calls
@@ -145,9 +173,14 @@ typedef struct mesh_swim_config {
   uint32_t reaped_history;        /* reaped (peer, epoch) remembered (1024) */
   /* Bounds on what peers can make us hold (refused and counted beyond). */
   uint32_t max_members;    /* members held, tombstones included (16384) */
-  uint32_t max_intro_sync; /* new members one push-pull may introduce (8192) */
+  uint32_t max_intro_sync; /* new members one push-pull may introduce (256) */
   uint32_t max_intro_rate; /* new members one peer may introduce by datagram
                             * per probe interval (64) */
+  /* Bounds on what one connected peer can make us spend (net/swim_budget.c). */
+  uint32_t max_bad_sigs;        /* bad signatures per window before a disconnect (16) */
+  uint32_t bad_sig_window_ms;   /* that window (10000) */
+  uint32_t push_pull_burst;     /* push-pulls a peer may send at once (4) */
+  uint32_t push_pull_refill_ms; /* then one more per this period (500) */
   /* What this node says about itself in its member record. */
   const char *const *addrs; /* listen addresses (<= 8) */
   size_t n_addrs;
@@ -180,17 +213,21 @@ enum {
 
 /* Why a packet or record was dropped. */
 typedef enum mesh_swim_drop {
-  MESH_SWIM_DROP_MALFORMED = 0, /* did not decode, or a field out of bounds */
-  MESH_SWIM_DROP_TOO_BIG,       /* larger than the class allows */
-  MESH_SWIM_DROP_BAD_SIGNATURE, /* signature missing or wrong */
-  MESH_SWIM_DROP_WRONG_SUBJECT, /* hint and signed body disagree */
-  MESH_SWIM_DROP_ZOMBIE,        /* tombstoned or reaped (peer, epoch) */
-  MESH_SWIM_DROP_STALE_EPOCH,   /* older epoch than known */
-  MESH_SWIM_DROP_UNKNOWN,       /* accusation about a peer we do not know */
-  MESH_SWIM_DROP_SELF,          /* a record in our name we did not make */
-  MESH_SWIM_DROP_NOT_FOR_US,    /* a ping meant for another peer */
-  MESH_SWIM_DROP_INTRO_LIMIT,   /* a peer introduced more new members than allowed */
-  MESH_SWIM_DROP_VIEW_FULL,     /* max_members reached */
+  MESH_SWIM_DROP_MALFORMED = 0,  /* did not decode, or a field out of bounds */
+  MESH_SWIM_DROP_TOO_BIG,        /* larger than the class allows */
+  MESH_SWIM_DROP_BAD_SIGNATURE,  /* signature missing or wrong */
+  MESH_SWIM_DROP_WRONG_SUBJECT,  /* hint and signed body disagree */
+  MESH_SWIM_DROP_ZOMBIE,         /* tombstoned or reaped (peer, epoch) */
+  MESH_SWIM_DROP_STALE_EPOCH,    /* older epoch than known */
+  MESH_SWIM_DROP_UNKNOWN,        /* accusation about a peer we do not know */
+  MESH_SWIM_DROP_SELF,           /* a record in our name we did not make */
+  MESH_SWIM_DROP_NOT_FOR_US,     /* a ping meant for another peer */
+  MESH_SWIM_DROP_INTRO_LIMIT,    /* a peer introduced more new members than allowed */
+  MESH_SWIM_DROP_VIEW_FULL,      /* max_members reached */
+  MESH_SWIM_DROP_NOT_MEMBER,     /* a claim by a key that is not a member of the view */
+  MESH_SWIM_DROP_DEPARTED,       /* a claim about another member by one held dead or left */
+  MESH_SWIM_DROP_SIG_BUDGET,     /* records from a peer over its bad-signature budget */
+  MESH_SWIM_DROP_PUSH_PULL_RATE, /* a push-pull beyond the sender's token bucket */
   MESH_SWIM_DROP__COUNT,
 } mesh_swim_drop;
 
@@ -219,6 +256,8 @@ typedef struct mesh_swim_counters {
   uint64_t join_dials;              /* seed dials requested */
   uint64_t epoch_renewals;          /* new epochs taken after being declared dead */
   uint64_t lateness_reports;        /* caller's loop-lateness reports that raised health */
+  uint64_t dead_claims_deferred;    /* dead claims about members held alive, made suspicions */
+  uint64_t disconnects_requested;   /* peers over their bad-signature budget */
   uint64_t dropped[MESH_SWIM_DROP__COUNT];
   uint64_t msgs_sent[MESH_SWIM_MSG__COUNT];
   uint64_t bytes_sent[MESH_SWIM_MSG__COUNT];
@@ -254,6 +293,10 @@ typedef struct mesh_swim_outbox {
   size_t n_events, cap_events;
   mesh_swim_app_state *apps;
   size_t n_apps, cap_apps;
+  /* Peers to disconnect: each sent more records with bad signatures than
+   * its budget allows (max_bad_sigs per bad_sig_window_ms). */
+  mesh_peer_id *disconnects;
+  size_t n_disconnects, cap_disconnects;
   bool timer_set;        /* a (new) timer request: replaces any earlier one */
   uint64_t timer_token;  /* hand back to mesh_swim_handle_timer */
   mesh_time_ms timer_at; /* when */

@@ -3,6 +3,8 @@
  *
  *   swim_util.c       pure math (timeouts, limits), the peer-ID hash index
  *   swim_awareness.c  Lifeguard local health score
+ *   swim_budget.c     per-peer budgets: introductions, bad signatures,
+ *                     push-pull requests
  *   swim_suspicion.c  one suspicion: confirmations and its shrinking deadline
  *   swim_broadcast.c  the retransmit-limited update queue
  *   swim_profile.c    profile defaults
@@ -57,6 +59,7 @@ typedef struct swim_member {
   char *agent, *host;   /* from rec; never NULL once known */
   swim_suspicion *susp; /* while suspect */
   int32_t susp_slot;    /* index in the core's suspect list, or -1 */
+  uint64_t intake;      /* number of the packet that introduced it */
 } swim_member;
 
 int swim_index_init(swim_index *ix, size_t cap);
@@ -105,6 +108,11 @@ struct swim_suspicion {
   bool lc_sent;        /* sent for this suspicion */
   uint32_t lc_seq;     /* its seq: an ACK with it means the suspect answered */
   mesh_time_ms lc_end; /* no ACK by then (and past the deadline): dead */
+  /* The suspicion is ours, raised on a member's dead claim about a member
+   * we held alive (net/swim_state.c): that accuser's dead claim, seen again,
+   * is not a second opinion. */
+  bool from_dead;
+  mesh_peer_id dead_by; /* the accuser of that dead claim (valid with from_dead) */
 };
 
 void swim_suspicion_init(swim_suspicion *sp, uint32_t k, mesh_time_ms min, mesh_time_ms max,
@@ -116,6 +124,46 @@ bool swim_suspicion_confirm(swim_suspicion *sp, const mesh_peer_id *from);
 void swim_suspicion_restart(swim_suspicion *sp, mesh_time_ms now);
 /* Whether another confirmation can still shorten the timeout. */
 bool swim_suspicion_wants(const swim_suspicion *sp, const mesh_peer_id *from);
+
+/* ---- per-peer budgets ---- */
+
+#define SWIM_PEER_SLOTS 64
+
+/* What one peer (a packet's authenticated sender) spent of its budgets. */
+typedef struct swim_peer {
+  mesh_peer_id id;
+  bool used;
+  mesh_time_ms seen;         /* last packet from it: the least recent is replaced */
+  mesh_time_ms intro_window; /* start of the probe interval intro_n counts */
+  uint32_t intro_n;          /* new members it introduced by datagram in it */
+  mesh_time_ms bad_window;   /* its first bad signature in the window bad_n counts */
+  uint32_t bad_n;            /* records with a bad signature in it */
+  bool cut;                  /* over budget in this window: disconnect asked */
+  mesh_time_ms pp_at;        /* pp_tokens is up to date as of then */
+  uint32_t pp_tokens;        /* push-pulls it may send now */
+} swim_peer;
+
+typedef struct swim_peers {
+  swim_peer slot[SWIM_PEER_SLOTS];
+} swim_peers;
+
+void swim_peers_init(swim_peers *t);
+/* The slot of id, taken over from the least recently heard peer when id has
+ * none (its push-pull bucket starts full). Never NULL. The pointer stays
+ * valid until the next call for another peer. */
+swim_peer *swim_peers_get(swim_peers *t, const mesh_peer_id *id, uint32_t push_pull_burst,
+                          mesh_time_ms now);
+/* The count of new members p introduced by datagram in the current probe
+ * interval (a new interval starts at zero). */
+uint32_t *swim_peer_intro(swim_peer *p, mesh_time_ms interval_ms, mesh_time_ms now);
+/* Counts one bad signature; true exactly once per window, when the count
+ * reaches budget (the caller then asks for a disconnect). */
+bool swim_peer_bad_sig(swim_peer *p, uint32_t budget, mesh_time_ms window_ms, mesh_time_ms now);
+/* Whether p is over its bad-signature budget in the current window. */
+bool swim_peer_is_cut(swim_peer *p, mesh_time_ms window_ms, mesh_time_ms now);
+/* Takes one push-pull token (burst, then one per refill_ms); false when
+ * none is left. */
+bool swim_peer_take_push_pull(swim_peer *p, uint32_t burst, uint32_t refill_ms, mesh_time_ms now);
 
 /* ---- broadcast queue ---- */
 
@@ -262,5 +310,6 @@ int swim_outbox_dial(mesh_swim_outbox *o, const char *addr);
 int swim_outbox_event(mesh_swim_outbox *o, const mesh_view_event *ev);
 int swim_outbox_app(mesh_swim_outbox *o, const mesh_peer_id *from, uint64_t epoch,
                     const uint8_t *buf, size_t len);
+int swim_outbox_disconnect(mesh_swim_outbox *o, const mesh_peer_id *peer);
 
 #endif

@@ -24,7 +24,7 @@ void mesh_swim_outbox_clear(mesh_swim_outbox *o)
     free(o->dials[i]);
   for (size_t i = 0; i < o->n_apps; i++)
     free(o->apps[i].buf);
-  o->n_sends = o->n_dials = o->n_events = o->n_apps = 0;
+  o->n_sends = o->n_dials = o->n_events = o->n_apps = o->n_disconnects = 0;
   o->timer_set = false;
   o->epoch_over = false;
   memset(&o->epoch_over_by, 0, sizeof o->epoch_over_by);
@@ -39,6 +39,7 @@ void mesh_swim_outbox_free(mesh_swim_outbox *o)
   free(o->dials);
   free(o->events);
   free(o->apps);
+  free(o->disconnects);
   memset(o, 0, sizeof *o);
 }
 
@@ -129,5 +130,16 @@ int swim_outbox_app(mesh_swim_outbox *o, const mesh_peer_id *from, uint64_t epoc
     memcpy(copy, buf, len);
   o->apps[o->n_apps++] =
       (mesh_swim_app_state){.from = *from, .epoch = epoch, .buf = copy, .len = len};
+  return 0;
+}
+
+int swim_outbox_disconnect(mesh_swim_outbox *o, const mesh_peer_id *peer)
+{
+  if (reserve((void **)&o->disconnects, &o->cap_disconnects, o->n_disconnects,
+              sizeof *o->disconnects) != 0) {
+    o->alloc_failed = -ENOMEM;
+    return -ENOMEM;
+  }
+  o->disconnects[o->n_disconnects++] = *peer;
   return 0;
 }

@@ -19,19 +19,33 @@
  *   max_datagram         1400     1400         1400
  *   reaped_history       1024     1024         1024
  *   max_members          16384    16384        16384
- *   max_intro_sync       8192     8192         8192
+ *   max_intro_sync       256      256          256
  *   max_intro_rate       64       64           64
+ *   max_bad_sigs         16       16           16
+ *   bad_sig_window_ms    10000    10000        10000
+ *   push_pull_burst      4        4            4
+ *   push_pull_refill_ms  500      500          500
  *
  * lan and wan are hashicorp/memberlist's DefaultLANConfig and
  * DefaultWANConfig. thunderbolt is for peers on direct RDMA links, where a
  * round trip takes microseconds: probing five times as often detects a
  * failure five times sooner at the same relative load.
  *
- * The last three bound what one peer can make us hold. A push-pull from a
- * single peer may introduce at most max_intro_sync members we did not know
- * (a joiner learns a larger mesh over several syncs), and gossip from one
- * peer at most max_intro_rate new members per probe interval; the view never
- * holds more than max_members. Beyond them records are refused and counted.
+ * max_members, max_intro_sync and max_intro_rate bound what one peer can
+ * make us hold. A push-pull from a single peer may introduce at most
+ * max_intro_sync members we did not know: 256 covers a cluster of tens to
+ * hundreds in one exchange, and a joiner learns a larger mesh over several
+ * syncs (the first come every few probe intervals) and from gossip. Gossip
+ * from one peer may introduce at most max_intro_rate new members per probe
+ * interval; the view never holds more than max_members. Beyond them records
+ * are refused and counted.
+ *
+ * The last four bound what one peer can make us spend. An honest peer
+ * relays only records it verified, so it sends no bad signature at all:
+ * 16 in 10 s is a margin for nothing but a hostile or broken sender, and
+ * caps the Ed25519 work one connection costs. Push-pulls come every
+ * push_pull_interval, plus one per join, reconnect or new epoch: a burst of
+ * 4 and two a second are ample for those.
  */
 #include "net/swim_internal.h"
 
@@ -57,8 +71,12 @@ static const mesh_swim_config profiles[] = {
             .max_datagram = 1400,
             .reaped_history = 1024,
             .max_members = 16384,
-            .max_intro_sync = 8192,
+            .max_intro_sync = 256,
             .max_intro_rate = 64,
+            .max_bad_sigs = 16,
+            .bad_sig_window_ms = 10000,
+            .push_pull_burst = 4,
+            .push_pull_refill_ms = 500,
         },
     [MESH_SWIM_PROFILE_THUNDERBOLT] =
         {
@@ -78,8 +96,12 @@ static const mesh_swim_config profiles[] = {
             .max_datagram = 1400,
             .reaped_history = 1024,
             .max_members = 16384,
-            .max_intro_sync = 8192,
+            .max_intro_sync = 256,
             .max_intro_rate = 64,
+            .max_bad_sigs = 16,
+            .bad_sig_window_ms = 10000,
+            .push_pull_burst = 4,
+            .push_pull_refill_ms = 500,
         },
     [MESH_SWIM_PROFILE_WAN] =
         {
@@ -99,8 +121,12 @@ static const mesh_swim_config profiles[] = {
             .max_datagram = 1400,
             .reaped_history = 1024,
             .max_members = 16384,
-            .max_intro_sync = 8192,
+            .max_intro_sync = 256,
             .max_intro_rate = 64,
+            .max_bad_sigs = 16,
+            .bad_sig_window_ms = 10000,
+            .push_pull_burst = 4,
+            .push_pull_refill_ms = 500,
         },
 };
 
@@ -133,6 +159,10 @@ int mesh_swim_config_resolve(mesh_swim_config *cfg)
   DEFAULT(max_members);
   DEFAULT(max_intro_sync);
   DEFAULT(max_intro_rate);
+  DEFAULT(max_bad_sigs);
+  DEFAULT(bad_sig_window_ms);
+  DEFAULT(push_pull_burst);
+  DEFAULT(push_pull_refill_ms);
   if (cfg->probe_timeout_ms >= cfg->probe_interval_ms)
     return -EINVAL;
   if (cfg->max_datagram < 512 || cfg->max_datagram > MESH_SWIM_MAX_DATAGRAM)

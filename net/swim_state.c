@@ -9,10 +9,15 @@
  * carries a new generation token; a timer with an older token is ignored.
  *
  * Verification cost: an update is checked against what we hold before its
- * signature is: identical bytes, older incarnations and claims that would
- * change nothing are settled without Ed25519. Only an update that would
- * change the view is verified, and the signature cache makes a record seen
- * again cost a hash.
+ * signature is: identical bytes, older incarnations, claims that would
+ * change nothing and claims by non-members are settled without Ed25519.
+ * Only an update that would change the view is verified, and the signature
+ * cache makes a record seen again cost a hash. Bad signatures count against
+ * the sender's budget (net/swim_budget.c).
+ *
+ * A packet's updates are applied in two passes, member records first, then
+ * claims: a push-pull lists members in no particular order, and a claim
+ * counts only when its accuser is already a member of our view.
  */
 #include "net/swim_internal.h"
 
@@ -36,20 +41,12 @@ typedef struct swim_relay {
   bool nack;
 } swim_relay;
 
-/* New members one peer introduced by datagram in the current probe interval
- * (max_intro_rate). A small table of recent introducers, least recently
- * started window replaced first. */
-#define INTRO_SLOTS 32
-typedef struct swim_intro {
-  mesh_peer_id from;
-  mesh_time_ms window; /* start of the interval counted */
-  uint32_t n;          /* new members accepted from `from` in it */
-  bool used;
-} swim_intro;
-
-/* Where the updates of one packet come from, for the introduction caps. */
+/* Where the updates of one packet come from, for the introduction caps,
+ * the sender's budgets and the push-pull tombstone rule. */
 typedef struct swim_intake {
-  const mesh_peer_id *from; /* the packet's sender */
+  const mesh_peer_id *from; /* the packet's sender (authenticated by the transport) */
+  swim_peer *peer;          /* its budgets */
+  uint64_t no;              /* the packet's number (swim_member.intake) */
   bool full;                /* a push-pull (full state) */
   uint32_t sync_new;        /* new members it introduced so far */
 } swim_intake;
@@ -108,7 +105,8 @@ struct mesh_swim {
 
   swim_awareness aw;
   swim_bqueue bq;
-  swim_intro intros[INTRO_SLOTS];
+  swim_peers peers;   /* per-peer budgets */
+  uint64_t intake_no; /* packets handled: numbers swim_intake.no */
   swim_reaped *hist; /* ring of reaped (peer, epoch) */
   size_t hist_n, hist_head;
 
@@ -232,6 +230,7 @@ int mesh_swim_new(const mesh_swim_config *cfg, const mesh_identity *self, uint64
     goto fail;
   swim_awareness_init(&s->aw, (int)rc_cfg.awareness_max);
   swim_bq_init(&s->bq);
+  swim_peers_init(&s->peers);
   if (rc_cfg.sigcache != NULL) {
     s->cache = rc_cfg.sigcache;
   } else {
@@ -636,31 +635,18 @@ static void rebroadcast(mesh_swim *s, const mesh_peer_id *subject, const uint8_t
   swim_bq_push(&s->bq, subject, buf, len);
 }
 
-/* The datagram introduction count of peer `from`, in a window that started
- * at most a probe interval ago. */
-static swim_intro *intro_slot(mesh_swim *s, const mesh_peer_id *from, mesh_time_ms now)
+/* A record from in's sender failed verification: counted, and against the
+ * sender's budget; the first time it is spent in a window, the caller is
+ * asked to disconnect the sender. */
+static void bad_signature(mesh_swim *s, swim_intake *in, mesh_time_ms now, mesh_swim_outbox *out)
 {
-  swim_intro *r = NULL;
-  for (size_t i = 0; i < INTRO_SLOTS && r == NULL; i++)
-    if (s->intros[i].used && id_eq(&s->intros[i].from, from))
-      r = &s->intros[i];
-  if (r == NULL) {
-    r = &s->intros[0];
-    for (size_t i = 0; i < INTRO_SLOTS; i++) {
-      if (!s->intros[i].used) {
-        r = &s->intros[i];
-        break;
-      }
-      if (s->intros[i].window < r->window)
-        r = &s->intros[i];
-    }
-    *r = (swim_intro){.from = *from, .window = now, .used = true};
+  drop(s, MESH_SWIM_DROP_BAD_SIGNATURE);
+  if (in == NULL || in->peer == NULL)
+    return;
+  if (swim_peer_bad_sig(in->peer, s->cfg.max_bad_sigs, s->cfg.bad_sig_window_ms, now)) {
+    s->c.disconnects_requested++;
+    swim_outbox_disconnect(out, in->from);
   }
-  if (now - r->window >= s->cfg.probe_interval_ms) {
-    r->window = now;
-    r->n = 0;
-  }
-  return r;
 }
 
 /*
@@ -675,7 +661,8 @@ static bool intro_allowed(mesh_swim *s, const swim_intake *in, mesh_time_ms now)
     drop(s, MESH_SWIM_DROP_VIEW_FULL);
     return false;
   }
-  uint32_t used = in->full ? in->sync_new : intro_slot(s, in->from, now)->n;
+  uint32_t used =
+      in->full ? in->sync_new : *swim_peer_intro(in->peer, s->cfg.probe_interval_ms, now);
   uint32_t cap = in->full ? s->cfg.max_intro_sync : s->cfg.max_intro_rate;
   if (used >= cap) {
     drop(s, MESH_SWIM_DROP_INTRO_LIMIT);
@@ -689,7 +676,7 @@ static void intro_count(mesh_swim *s, swim_intake *in, mesh_time_ms now)
   if (in->full)
     in->sync_new++;
   else
-    intro_slot(s, in->from, now)->n++;
+    (*swim_peer_intro(in->peer, s->cfg.probe_interval_ms, now))++;
 }
 
 /* An alive or left record about another member. */
@@ -743,7 +730,7 @@ static void apply_member(mesh_swim *s, swim_intake *in, const swim_update *u, co
   }
   if (swim_verify(s->cache, &b.id, MESH_DOMAIN_MEMBER, SWIM_TYPE_MEMBER, u->body, u->body_len,
                   u->sig, &s->c) != 0) {
-    drop(s, MESH_SWIM_DROP_BAD_SIGNATURE);
+    bad_signature(s, in, now, out);
     goto done;
   }
   bool fresh = m == NULL;
@@ -753,6 +740,7 @@ static void apply_member(mesh_swim *s, swim_intake *in, const swim_update *u, co
       out->alloc_failed = -ENOMEM;
       goto done;
     }
+    m->intake = in->no;
     intro_count(s, in, now);
   }
   if (set_bytes(&m->rec, &m->rec_len, raw, raw_len) != 0 || set_info(m, &b) != 0) {
@@ -820,16 +808,68 @@ static int make_accusation(mesh_swim *s, const swim_member *m, bool dead, uint8_
   return rc;
 }
 
+/* Where a claim's accuser stands in our view. */
+typedef enum accuser_standing {
+  ACCUSER_MEMBER,   /* this node, or a member alive or suspect */
+  ACCUSER_DEPARTED, /* a member held dead or left, or one reaped since */
+  ACCUSER_UNKNOWN,  /* never a member of our view, as far as we remember */
+} accuser_standing;
+
+static accuser_standing standing_of(const mesh_swim *s, const mesh_peer_id *accuser)
+{
+  if (id_eq(accuser, &s->self->id))
+    return ACCUSER_MEMBER;
+  const swim_member *a = find(s, accuser);
+  if (a != NULL)
+    return in_view(a->state) ? ACCUSER_MEMBER : ACCUSER_DEPARTED;
+  for (size_t i = 0; i < s->hist_n; i++)
+    if (id_eq(&s->hist[i].id, accuser))
+      return ACCUSER_DEPARTED;
+  return ACCUSER_UNKNOWN;
+}
+
+static void accuse(mesh_swim *s, swim_member *m, bool dead, mesh_time_ms now,
+                   mesh_swim_outbox *out);
+
+/*
+ * A member's dead claim about m, which we hold alive: not applied, but
+ * turned into a suspicion of our own (signed by us, so that m hears of it
+ * with our pings and can refute), which the accuser's claim confirms. m is
+ * declared dead when that suspicion times out, or on a dead claim by
+ * another member meanwhile; the same accuser's claim, relayed back to us,
+ * changes nothing.
+ */
+static void defer_dead(mesh_swim *s, swim_member *m, const swim_accuse_body *a, mesh_time_ms now,
+                       mesh_swim_outbox *out)
+{
+  s->c.dead_claims_deferred++;
+  s->c.updates_applied++;
+  m->inc = a->incarnation;
+  accuse(s, m, false, now, out);
+  if (m->state != MESH_SWIM_SUSPECT || m->susp == NULL)
+    return; /* could not sign or allocate: counted in alloc_failed */
+  m->susp->from_dead = true;
+  m->susp->dead_by = a->accuser;
+  if (swim_suspicion_confirm(m->susp, &a->accuser))
+    s->c.suspicion_confirmations++;
+}
+
 /*
  * A suspect or dead claim about another member, already checked to concern
- * m's current epoch and incarnation or newer. trusted: made by us.
+ * m's current epoch. trusted: made by us (in is NULL then); otherwise in
+ * tells where it came from.
  */
-static void apply_claim(mesh_swim *s, swim_member *m, const swim_accuse_body *a,
+static void apply_claim(mesh_swim *s, swim_intake *in, swim_member *m, const swim_accuse_body *a,
                         const swim_update *u, const uint8_t *raw, size_t raw_len, bool trusted,
                         mesh_time_ms now, mesh_swim_outbox *out)
 {
   bool confirm = false;
   if (!in_view(m->state) || a->incarnation < m->inc) {
+    s->c.updates_ignored++;
+    return;
+  }
+  if (a->dead && m->state == MESH_SWIM_SUSPECT && m->susp != NULL && m->susp->from_dead &&
+      id_eq(&m->susp->dead_by, &a->accuser)) {
     s->c.updates_ignored++;
     return;
   }
@@ -840,9 +880,26 @@ static void apply_claim(mesh_swim *s, swim_member *m, const swim_accuse_body *a,
     }
     confirm = true;
   }
-  if (!trusted && swim_verify(s->cache, &a->accuser, MESH_DOMAIN_ACCUSE, SWIM_TYPE_ACCUSE, u->body,
-                              u->body_len, u->sig, &s->c) != 0) {
-    drop(s, MESH_SWIM_DROP_BAD_SIGNATURE);
+  bool defer = false;
+  if (!trusted) {
+    accuser_standing st = standing_of(s, &a->accuser);
+    if (st != ACCUSER_MEMBER) {
+      drop(s, st == ACCUSER_DEPARTED ? MESH_SWIM_DROP_DEPARTED : MESH_SWIM_DROP_NOT_MEMBER);
+      return;
+    }
+    /* A member first learned in this very push-pull, with its sender's
+     * dead claim: the sender's tombstone, taken as it is (we never held
+     * it alive ourselves). */
+    bool tombstone = in->full && m->intake == in->no;
+    defer = a->dead && m->state == MESH_SWIM_ALIVE && !tombstone;
+    if (swim_verify(s->cache, &a->accuser, MESH_DOMAIN_ACCUSE, SWIM_TYPE_ACCUSE, u->body,
+                    u->body_len, u->sig, &s->c) != 0) {
+      bad_signature(s, in, now, out);
+      return;
+    }
+  }
+  if (defer) {
+    defer_dead(s, m, a, now, out);
     return;
   }
   s->c.updates_applied++;
@@ -882,12 +939,13 @@ static void accuse(mesh_swim *s, swim_member *m, bool dead, mesh_time_ms now, me
                         .epoch = m->epoch,
                         .incarnation = m->inc,
                         .dead = dead};
-  apply_claim(s, m, &a, &u, upd, len, true, now, out);
+  apply_claim(s, NULL, m, &a, &u, upd, len, true, now, out);
   free(upd);
 }
 
 /* A record about ourselves. */
-static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mesh_swim_outbox *out)
+static void apply_self(mesh_swim *s, swim_intake *in, const swim_update *u, mesh_time_ms now,
+                       mesh_swim_outbox *out)
 {
   if (!u->accuse) {
     /* Only we sign our records: anything newer than ours is not ours. */
@@ -919,6 +977,15 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
     s->c.updates_ignored++;
     return;
   }
+  /* Only a member may accuse us. One we hold dead or left, or reaped, still
+   * may: after a partition each side holds the other dead, and this claim
+   * is how we learn that we must come back under a new epoch. A key that
+   * never was a member of our view may not: neither a suspicion (which
+   * would cost us a refutation and health) nor a dead claim (our epoch). */
+  if (standing_of(s, &a.accuser) == ACCUSER_UNKNOWN) {
+    drop(s, MESH_SWIM_DROP_NOT_MEMBER);
+    return;
+  }
   if (!a.dead && a.incarnation < s->inc) {
     /* Already refuted, but whoever still spreads this missed our refutation:
      * send our current record again (it rides on our next messages, the ack
@@ -929,7 +996,7 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
   }
   if (swim_verify(s->cache, &a.accuser, MESH_DOMAIN_ACCUSE, SWIM_TYPE_ACCUSE, u->body, u->body_len,
                   u->sig, &s->c) != 0) {
-    drop(s, MESH_SWIM_DROP_BAD_SIGNATURE);
+    bad_signature(s, in, now, out);
     return;
   }
   if (a.dead) {
@@ -950,18 +1017,22 @@ static void apply_self(mesh_swim *s, const swim_update *u, mesh_time_ms now, mes
 }
 
 /* in: who sent the packet, whether it carried a full state, and what it
- * introduced so far. */
-static void apply_update(mesh_swim *s, swim_intake *in, const uint8_t *raw, size_t len,
+ * introduced so far. claims: this pass applies the suspect and dead claims
+ * (the first pass applies member records, and counts undecodable updates). */
+static void apply_update(mesh_swim *s, swim_intake *in, bool claims, const uint8_t *raw, size_t len,
                          mesh_time_ms now, mesh_swim_outbox *out)
 {
   swim_update u;
   int rc = swim_update_decode(raw, len, &u);
   if (rc != 0) {
-    drop(s, rc == -EMSGSIZE ? MESH_SWIM_DROP_TOO_BIG : MESH_SWIM_DROP_MALFORMED);
+    if (!claims)
+      drop(s, rc == -EMSGSIZE ? MESH_SWIM_DROP_TOO_BIG : MESH_SWIM_DROP_MALFORMED);
     return;
   }
+  if (u.accuse != claims)
+    goto done;
   if (id_eq(&u.subject, &s->self->id)) {
-    apply_self(s, &u, now, out);
+    apply_self(s, in, &u, now, out);
     goto done;
   }
   swim_member *m = find(s, &u.subject);
@@ -1001,7 +1072,7 @@ static void apply_update(mesh_swim *s, swim_intake *in, const uint8_t *raw, size
     s->c.updates_ignored++;
     goto done;
   }
-  apply_claim(s, m, &a, &u, raw, len, false, now, out);
+  apply_claim(s, in, m, &a, &u, raw, len, false, now, out);
 done:
   swim_update_release(&u);
 }
@@ -1486,9 +1557,34 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
   }
   s->c.msgs_received[p.kind]++;
   s->c.bytes_received[p.kind] += len;
-  swim_intake in = {.from = from, .full = p.kind == MESH_SWIM_MSG_PUSH_PULL};
-  for (size_t i = 0; i < p.n_updates; i++)
-    apply_update(s, &in, p.updates[i], p.update_lens[i], now, out);
+  swim_peer *peer = swim_peers_get(&s->peers, from, s->cfg.push_pull_burst, now);
+  bool cut = swim_peer_is_cut(peer, s->cfg.bad_sig_window_ms, now);
+  if (p.kind == MESH_SWIM_MSG_PUSH_PULL &&
+      (cut ||
+       !swim_peer_take_push_pull(peer, s->cfg.push_pull_burst, s->cfg.push_pull_refill_ms, now))) {
+    /* A full state costs a pass over every record and an answer of ours
+     * just as large: refused whole, before any of it is looked at. */
+    drop(s, cut ? MESH_SWIM_DROP_SIG_BUDGET : MESH_SWIM_DROP_PUSH_PULL_RATE);
+    swim_packet_release(&p);
+    arm(s, out);
+    return -EAGAIN;
+  }
+  swim_intake in = {
+      .from = from, .peer = peer, .no = ++s->intake_no, .full = p.kind == MESH_SWIM_MSG_PUSH_PULL};
+  /* Member records first, then claims (whose accusers must be members). A
+   * sender that spends its bad-signature budget midway gets no more
+   * verification: the rest of its records are refused, counted once. */
+  for (int pass = 0; pass < 2 && !cut; pass++) {
+    for (size_t i = 0; i < p.n_updates; i++) {
+      if (peer->cut) {
+        cut = true;
+        break;
+      }
+      apply_update(s, &in, pass == 1, p.updates[i], p.update_lens[i], now, out);
+    }
+  }
+  if (cut && p.n_updates > 0)
+    drop(s, MESH_SWIM_DROP_SIG_BUDGET);
   switch (p.kind) {
   case MESH_SWIM_MSG_PING:
     if (p.has_target && !id_eq(&p.target, &s->self->id)) {
@@ -1712,6 +1808,10 @@ const char *mesh_swim_drop_name(mesh_swim_drop d)
       [MESH_SWIM_DROP_NOT_FOR_US] = "not-for-us",
       [MESH_SWIM_DROP_INTRO_LIMIT] = "intro-limit",
       [MESH_SWIM_DROP_VIEW_FULL] = "view-full",
+      [MESH_SWIM_DROP_NOT_MEMBER] = "accuser-not-member",
+      [MESH_SWIM_DROP_DEPARTED] = "accuser-departed",
+      [MESH_SWIM_DROP_SIG_BUDGET] = "sig-budget",
+      [MESH_SWIM_DROP_PUSH_PULL_RATE] = "push-pull-rate",
   };
   return (unsigned)d < MESH_SWIM_DROP__COUNT ? names[d] : "unknown";
 }

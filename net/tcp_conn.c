@@ -403,7 +403,11 @@ int tcp_conn_start_handshake(tcp_conn *c)
   tcp_state *t = c->t;
   uint8_t ext[MESH_HS_EXT_MAX];
   size_t ext_len = 0;
-  if (mesh_net_extension(t->net, c->id, ext, sizeof ext, &ext_len) != 0 || ext_len > sizeof ext)
+  /* An accepted socket gets its extension only once the dialer's Hello has
+   * passed the swarm-key and signature checks (read_hello): a stranger must
+   * not cost a queue pair or a key pair. */
+  if (c->outbound &&
+      (mesh_net_extension(t->net, c->id, ext, sizeof ext, &ext_len) != 0 || ext_len > sizeof ext))
     ext_len = 0;
   c->hs = malloc(sizeof *c->hs);
   if (c->hs == NULL)
@@ -499,7 +503,13 @@ static bool read_hello(tcp_conn *c)
   if (!c->outbound) {
     uint8_t buf[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
     size_t len;
-    if ((rc = mesh_hs_write_hello(c->hs, buf, sizeof buf, &len)) != 0) {
+    size_t ext_len = 0;
+    /* buf lends its room to the extension before it holds our Hello. */
+    if (mesh_net_extension(c->t->net, c->id, buf, MESH_HS_EXT_MAX, &ext_len) != 0 ||
+        ext_len > MESH_HS_EXT_MAX)
+      ext_len = 0;
+    if ((rc = mesh_hs_set_extension(c->hs, buf, ext_len)) != 0 ||
+        (rc = mesh_hs_write_hello(c->hs, buf, sizeof buf, &len)) != 0) {
       tcp_conn_close(c, MESH_DROP_HANDSHAKE_MALFORMED, rc, true);
       return false;
     }

@@ -39,7 +39,13 @@ struct mesh_cfg_opt {
   const char *help;           /* one sentence */
   bool no_file;               /* may not be set in the INI file */
   bool secret;                /* never printed (tokens) */
+  /* T_LIST: checks one item (0 or -EINVAL with why); NULL: an address. */
+  int (*check_item)(const char *item, const char **why);
 };
+
+/* A --accept-commands-from item: "any-member", "none" or what may be a
+ * peer ID (its letters and length; the daemon parses it). */
+int mesh_cfg_check_accept_item(const char *item, const char **why);
 
 /* The option table, in the order of mesh_config's source[] array. */
 extern const struct mesh_cfg_opt mesh_cfg_opts[];

@@ -5,7 +5,9 @@
  */
 #include "src/base/cfg_internal.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 static const char *const profile_names[] = {"lan", "thunderbolt", "wan", NULL};
 static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
@@ -13,6 +15,27 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", NULL
 static const char *const format_names[] = {"text", "json", NULL};
 
 #define OFF(f) offsetof(mesh_config, f)
+
+int mesh_cfg_check_accept_item(const char *item, const char **why)
+{
+  if (strcmp(item, "any-member") == 0 || strcmp(item, "none") == 0)
+    return 0;
+  /* A peer ID's text: base58 ("12D3KooW...", 52 characters) or a CIDv1 in
+   * base32 (65); the daemon decodes it and refuses one that is not. */
+  size_t n = strlen(item);
+  if (n < 40 || n > 71) {
+    *why = "expected any-member, none or a peer ID";
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char c = item[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+      *why = "a peer ID has only letters and digits";
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
 #define SEC 1000ull
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
@@ -61,9 +84,9 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
     {.name = "api-token",
      .type = T_STRING,
      .off = OFF(api_token),
-     .def_doc = "none",
+     .def_doc = "the contents of $MESH_HOME/api.token, on TCP (made at first start)",
      .metavar = "TOKEN",
-     .help = "Bearer token the control API requires.",
+     .help = "Bearer token the control API requires (on any listener when set).",
      .secret = true},
     {.name = "api-max-connections",
      .type = T_INT,
@@ -195,14 +218,32 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .max = 1000000,
      .metavar = "N",
      .help = "Members the view may hold (tombstones included); more are refused."},
-    {.name = "tombstone-ttl",
+    {.name = "max-introductions",
+     .type = T_INT,
+     .off = OFF(max_introductions),
+     .def = "0",
+     .def_doc = SWIM_DOC,
+     .max = 1000000,
+     .metavar = "N",
+     .help = "New members one state exchange may introduce; more are refused."},
+    {.name = "dead-member-ttl",
      .type = T_DURATION,
-     .off = OFF(tombstone_ttl_ms),
-     .def = "24h",
-     .min = MIN,
-     .max = 365 * DAY,
+     .off = OFF(dead_member_ttl_ms),
+     .def = "0",
+     .def_doc = "0 = from the profile (lan 1m, thunderbolt 12s, wan 2m)",
+     .max = 30 * DAY,
      .metavar = "DURATION",
-     .help = "How long a dead peer's (ID, epoch) is remembered."},
+     .help = "How long membership keeps a dead or left member (shown, and redialled) before "
+             "reaping it; its (ID, epoch) stays refused afterwards."},
+    {.name = "ended-epoch-ttl",
+     .type = T_DURATION,
+     .off = OFF(ended_epoch_ttl_ms),
+     .def = "1h",
+     .min = MIN,
+     .max = 30 * DAY,
+     .metavar = "DURATION",
+     .help = "How long the coordinator remembers a departed or ended (peer, epoch) after "
+             "collecting its entries."},
     {.name = "gc-grace",
      .type = T_DURATION,
      .off = OFF(gc_grace_ms),
@@ -210,6 +251,22 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .max = 30 * DAY,
      .metavar = "DURATION",
      .help = "Before entries of a departed owner are collected."},
+    {.name = "docs-budget",
+     .type = T_SIZE,
+     .off = OFF(docs_budget),
+     .def = "64MiB",
+     .min = 2ull << 20,
+     .max = 64ull << 30,
+     .metavar = "SIZE",
+     .help = "Memory for other nodes' download documents, all together."},
+    {.name = "docs-budget-entries",
+     .type = T_INT,
+     .off = OFF(docs_budget_entries),
+     .def = "65536",
+     .min = 1024,
+     .max = 100000000,
+     .metavar = "N",
+     .help = "Entries of other nodes' download documents held at most."},
     {.name = "journal-max-records",
      .type = T_INT,
      .off = OFF(journal_max_records),
@@ -278,6 +335,23 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .max = 64,
      .metavar = "N",
      .help = "Worker threads for disk, hashing and database work, off the event loop."},
+    {.name = "accept-commands-from",
+     .type = T_LIST,
+     .off = OFF(accept_commands_from),
+     .def = "any-member",
+     .metavar = "WHO",
+     .check_item = mesh_cfg_check_accept_item,
+     .help = "Whose download, cancel and delete commands this node carries out: any-member, "
+             "none, or peer IDs (repeatable). The local control API is always obeyed."},
+    {.name = "command-quota",
+     .type = T_INT,
+     .off = OFF(command_quota),
+     .def = "64",
+     .min = 0,
+     .max = 768,
+     .metavar = "N",
+     .help = "Own entries the commands of any one other node may make here; all other nodes "
+             "together never take the last 256 of the 1024, kept for the operator."},
     {.name = "max-connections",
      .type = T_INT,
      .off = OFF(max_connections),

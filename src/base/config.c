@@ -8,6 +8,7 @@
  * environment are read first only because they may say where the file is.
  */
 #include "src/base/cfg_internal.h"
+#include "src/base/fileperm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -151,7 +152,9 @@ static int list_append(const struct mesh_cfg_opt *o, const struct origin *at, me
     memcpy(item, s, sl);
     item[sl] = '\0';
     const char *why = NULL;
-    if (mesh_config_check_addr(item, &why) != 0)
+    int (*check)(const char *, const char **) =
+        o->check_item != NULL ? o->check_item : mesh_config_check_addr;
+    if (check(item, &why) != 0)
       return bad_value(o, at, item, why, err, errlen);
     if (l->len >= 1024)
       return bad_value(o, at, item, "too many items (1024 at most)", err, errlen);
@@ -525,14 +528,16 @@ int mesh_config_apply_ini(mesh_config *cfg, const char *name, const char *buf, s
 /* Files bigger than this are not configuration. */
 #define CONFIG_FILE_MAX (256u * 1024)
 
-static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
+/* Reads the config file into *out (malloc'd, the caller's). Settings rule
+ * (src/base/fileperm.h): not a link, this user's or root's, writable by
+ * nobody else; *st receives its status. */
+static int read_file(const char *path, char **out, size_t *outlen, struct stat *st, char *err,
+                     size_t errlen)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(e));
-    return -e;
-  }
+  int fd;
+  int rc = mesh_file_open_checked(path, MESH_FILE_SETTINGS, "config file", &fd, st, err, errlen);
+  if (rc != 0)
+    return rc;
   char *buf = malloc(CONFIG_FILE_MAX + 1);
   if (buf == NULL) {
     close(fd);
@@ -591,6 +596,26 @@ static bool api_is_loopback(const char *api)
          (hl == 5 && strncmp(api, "[::1]", 5) == 0);
 }
 
+/* A config file that holds a token must be kept from other users: readable
+ * by root's packaging is fine, by everyone is not. */
+static int check_file_secrets(const mesh_config *cfg, const struct stat *st, char *err,
+                              size_t errlen)
+{
+  static const char *const secrets[] = {"api-token", "hf-token"};
+  if ((st->st_mode & 007) == 0)
+    return 0;
+  for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+    const struct mesh_cfg_opt *o = find_flag(secrets[i], strlen(secrets[i]));
+    if (o == NULL || cfg->source[o - mesh_cfg_opts] != MESH_CFG_FILE)
+      continue;
+    snprintf(err, errlen,
+             "config file %s sets %s but others can read it (mode %04o); run: chmod o-rwx %s",
+             cfg->config_file, o->name, (unsigned)(st->st_mode & 07777), cfg->config_file);
+    return -EACCES;
+  }
+  return 0;
+}
+
 /* The control API stays on this machine unless a token guards it. */
 static int check_api_exposure(const mesh_config *cfg, char *err, size_t errlen)
 {
@@ -637,7 +662,8 @@ int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *cons
   }
   char *text = NULL;
   size_t len = 0;
-  rc = read_file(cfg->config_file, &text, &len, err, errlen);
+  struct stat st;
+  rc = read_file(cfg->config_file, &text, &len, &st, err, errlen);
   if (rc == -ENOENT && !must_exist) {
     free(cfg->config_file);
     cfg->config_file = NULL;
@@ -647,6 +673,8 @@ int mesh_config_load(mesh_config *cfg, int nargs, char *const args[], char *cons
   } else {
     rc = mesh_config_apply_ini(cfg, cfg->config_file, text, len, err, errlen);
     free(text);
+    if (rc == 0)
+      rc = check_file_secrets(cfg, &st, err, errlen);
     if (rc != 0)
       return rc;
   }

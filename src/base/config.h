@@ -100,10 +100,14 @@ typedef struct mesh_config {
   uint64_t gossip_interval_ms;
   int gossip_nodes;
   uint64_t push_pull_interval_ms;
-  int max_members; /* members the view may hold, tombstones included */
+  int max_members;       /* members the view may hold, tombstones included */
+  int max_introductions; /* new members one push-pull may introduce */
 
-  uint64_t tombstone_ttl_ms;   /* how long a dead (peer, epoch) is remembered */
+  uint64_t dead_member_ttl_ms; /* membership keeps a dead/left member; 0 = profile */
+  uint64_t ended_epoch_ttl_ms; /* the coordinator remembers an ended (peer, epoch) */
   uint64_t gc_grace_ms;        /* before a departed owner's entries are collected */
+  uint64_t docs_budget;        /* bytes of others' documents held at most */
+  int docs_budget_entries;     /* entries of others' documents held at most */
   int journal_max_records;     /* journal bound by count */
   uint64_t journal_max_age_ms; /* journal bound by age */
 
@@ -114,6 +118,8 @@ typedef struct mesh_config {
   int downloads_at_once;       /* models downloading concurrently */
   int files_at_once;           /* files per model downloading concurrently */
   int io_threads;              /* work pool threads; 0 = sized for the machine */
+  mesh_strlist accept_commands_from; /* peer IDs, "any-member" or "none" */
+  int command_quota;                 /* own entries one other node's commands may make */
 
   int max_connections;            /* peer connections held at once */
   int member_reserve;             /* percent of max_connections kept for members of the view */

@@ -69,6 +69,8 @@ struct mesh_api {
   char *unix_path;                              /* owned; removed on free; NULL for TCP */
   uint64_t counts[EP_COUNT][NSTATUS];           /* answers by endpoint and status */
   mesh_api_conns conns;                         /* the listener and its connections */
+  mesh_api_guard guard;                         /* what keeps web pages out */
+  uint64_t refused[MESH_API_REFUSED_COUNT];     /* requests refused by the guard, by reason */
   uint64_t next_ticket;                         /* last ticket handed out */
   uint64_t current_ticket;                      /* the command op running now, or 0 */
   struct api_pending {
@@ -100,6 +102,7 @@ int mesh_api_http_status(int err)
   case -EEXIST:
   case -EBUSY:
   case -EALREADY:
+  case -EDQUOT: /* a node's share of another's entries is full (--command-quota) */
     return 409;
   case -EMSGSIZE:
     return 413;
@@ -151,6 +154,15 @@ static void count(mesh_api *api, enum api_endpoint ep, int code)
       return;
     }
   }
+}
+
+uint64_t mesh_api_refused_count(const mesh_api *api, const char *reason)
+{
+  for (int r = 0; r < MESH_API_REFUSED_COUNT; r++) {
+    if (strcmp(mesh_api_refusal_name((enum mesh_api_refusal)r), reason) == 0)
+      return api->refused[r];
+  }
+  return 0;
 }
 
 uint64_t mesh_api_request_count(const mesh_api *api, const char *endpoint, int code)
@@ -402,6 +414,13 @@ static void handle_metrics(mesh_api *api, struct evhttp_request *req)
       mesh_api_metric(&m, "meshd_api_requests_total", MESH_API_COUNTER,
                       "Control API requests answered, by endpoint and status.", labels, (double)n);
     }
+  }
+  for (int r = 0; r < MESH_API_REFUSED_COUNT; r++) {
+    const char *labels[] = {"reason", mesh_api_refusal_name((enum mesh_api_refusal)r), NULL};
+    mesh_api_metric(&m, "meshd_api_refused_total", MESH_API_COUNTER,
+                    "Control API requests refused as a web page's (Host, Origin, Content-Type, "
+                    "preflight).",
+                    labels, (double)api->refused[r]);
   }
   mesh_api_conns_metrics(&api->conns, &m);
   mesh_api_metric(&m, "meshd_api_metric_samples_dropped", MESH_API_GAUGE,
@@ -678,7 +697,24 @@ static enum api_endpoint route(const char *path, enum evhttp_cmd_type *method)
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
-  return m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : "DELETE";
+  switch (m) {
+  case EVHTTP_REQ_GET:
+    return "GET";
+  case EVHTTP_REQ_POST:
+    return "POST";
+  case EVHTTP_REQ_DELETE:
+    return "DELETE";
+  case EVHTTP_REQ_PUT:
+    return "PUT";
+  case EVHTTP_REQ_OPTIONS:
+    return "OPTIONS";
+  case EVHTTP_REQ_HEAD:
+    return "HEAD";
+  case EVHTTP_REQ_PATCH:
+    return "PATCH";
+  default:
+    return "other";
+  }
 }
 
 static bool authorized(const mesh_api *api, struct evhttp_request *req)
@@ -709,6 +745,17 @@ static void handle_request(struct evhttp_request *req, void *arg)
   }
   enum evhttp_cmd_type want = EVHTTP_REQ_GET;
   enum api_endpoint ep = route(path, &want);
+  /* Before the token: a browser's request is refused as one (and counted
+   * so) whether or not a token is needed. */
+  char why[256];
+  enum mesh_api_refusal refusal = mesh_api_guard_check(&api->guard, req, why, sizeof why);
+  if (refusal != MESH_API_REFUSED_NONE) {
+    api->refused[refusal]++;
+    MESH_LOG_RL(MESH_LOG_WARN, "api", "refused %s %.100s: %s",
+                method_name(evhttp_request_get_command(req)), path, why);
+    send_error(api, req, ep, 403, "%s", why);
+    return;
+  }
   if (!authorized(api, req)) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                       "Bearer realm=\"meshd\"");
@@ -879,6 +926,12 @@ static int listen_tcp(mesh_api *api, const char *addr, char *err, size_t errlen)
     goto fail;
   }
   format_sockaddr((struct sockaddr *)&ss, api->bound, sizeof(api->bound));
+  /* On loopback, a Host naming anything else can only come from a page
+   * whose name was pointed here (DNS rebinding). Beyond loopback the Host
+   * is this machine's name, which the API cannot know; the token guards. */
+  api->guard.check_host = is_loopback((struct sockaddr *)&ss);
+  api->guard.port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
   rc = mesh_api_conns_listen(&api->conns, fd);
   fd = -1; /* taken over, also on failure */
   if (rc < 0)

@@ -16,6 +16,25 @@
  * every request must carry "Authorization: Bearer <token>" (compared in
  * constant time) or gets 401.
  *
+ * Who may call the API. A token, when set, is needed on every request
+ * (meshd sets one on every TCP listener: its --api-token, else the
+ * contents of $MESH_HOME/api.token; a Unix socket, made 0600, is
+ * guarded by file permissions). Whatever the token, a request a web page
+ * could have made is refused with 403 {"error"} before anything else is
+ * looked at, and counted in meshd_api_refused_total{reason} (api_guard.c):
+ *   preflight     any OPTIONS request; no CORS header is ever sent, so a
+ *                 browser never lets a page send what would need one;
+ *   host          on a loopback TCP listener, a Host that is not localhost,
+ *                 127.0.0.0/8 or [::1] (with any port): DNS rebinding;
+ *   origin        an Origin other than this API's own loopback origin
+ *                 ("null" included), or a Sec-Fetch-Site other than
+ *                 "same-origin" or "none";
+ *   content_type  a POST, PUT, DELETE or PATCH whose Content-Type is not
+ *                 application/json: forms and text/plain bodies are what a
+ *                 page may send cross-site without a preflight.
+ * A repeated Host, Origin, Sec-Fetch-Site or Content-Type header is refused
+ * under the same reason.
+ *
  * Endpoints (all answers are JSON, except /metrics, which is Prometheus text
  * format 0.0.4):
  *   GET    /node_id                      {"nodeId", "epoch"}
@@ -292,6 +311,9 @@ typedef struct mesh_api_conn_stats {
   uint64_t accept_paused; /* pauses after a failed accept, all reasons */
 } mesh_api_conn_stats;
 void mesh_api_connection_stats(const mesh_api *api, mesh_api_conn_stats *out);
+/* Requests refused by the web-page checks for reason "host", "origin",
+ * "content_type" or "preflight" (meshd_api_refused_total); for tests. */
+uint64_t mesh_api_refused_count(const mesh_api *api, const char *reason);
 /* Requests answered with code on the endpoint named as in /metrics
  * ("state", "download_start", ..., "other"); for tests. */
 uint64_t mesh_api_request_count(const mesh_api *api, const char *endpoint, int code);
@@ -303,6 +325,21 @@ uint64_t mesh_api_request_count(const mesh_api *api, const char *endpoint, int c
  * else 500.
  */
 int mesh_api_http_status(int err);
+
+/* ---- Header checks (api_guard.c), pure functions, fuzzed. value is a
+ * header's value as received (NULL when absent: false). */
+
+/* A Host value naming this machine's loopback: "localhost", an IPv4
+ * address in 127.0.0.0/8 or "[::1]" (or "[::ffff:127.x.y.z]"), each with
+ * or without ":PORT". Not "0.0.0.0", not any other name. */
+bool mesh_api_host_is_loopback(const char *value);
+/* An Origin value that is this API's own origin on loopback:
+ * "http://" + a loopback host as above + the port the API listens on
+ * (":80" may be left out). "null" and everything else are foreign. */
+bool mesh_api_origin_is_own(const char *value, unsigned port);
+/* "application/json", in any case, optionally followed by parameters
+ * ("; charset=utf-8"); not "application/json-seq" or "text/plain". */
+bool mesh_api_content_type_is_json(const char *value);
 
 /* ---- Request parsing (api_request.c), pure functions, fuzzed. */
 

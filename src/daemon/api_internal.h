@@ -19,6 +19,7 @@ struct event_base;
 struct evconnlistener;
 struct evhttp;
 struct evhttp_connection;
+struct evhttp_request;
 
 /* Bounds of one /metrics answer. */
 #define MESH_API_METRICS_MAX_FAMILIES 512
@@ -119,6 +120,30 @@ void mesh_api_conns_release(mesh_api_conns *c);
 void mesh_api_conns_free(mesh_api_conns *c);
 /* Adds meshd_api_connections_* and meshd_api_accept_paused_total. */
 void mesh_api_conns_metrics(const mesh_api_conns *c, mesh_api_metrics *m);
+
+/* ---- Requests a web page could have sent (api_guard.c). */
+
+/* Why a request was refused before it reached an endpoint: the reason
+ * label of meshd_api_refused_total. */
+enum mesh_api_refusal {
+  MESH_API_REFUSED_NONE = -1,
+  MESH_API_REFUSED_HOST = 0,         /* Host not a loopback name (DNS rebinding) */
+  MESH_API_REFUSED_ORIGIN = 1,       /* Origin or Sec-Fetch-Site of a web page */
+  MESH_API_REFUSED_CONTENT_TYPE = 2, /* a change of state without a JSON body type */
+  MESH_API_REFUSED_PREFLIGHT = 3,    /* OPTIONS: CORS is never granted */
+  MESH_API_REFUSED_COUNT
+};
+
+typedef struct mesh_api_guard {
+  bool check_host; /* TCP on loopback: only loopback Host values */
+  unsigned port;   /* the TCP port bound (0 on a Unix socket: no own origin) */
+} mesh_api_guard;
+
+/* Applies the checks to req. Returns MESH_API_REFUSED_NONE, or the reason
+ * with a one-line message for the client in why (len bytes). */
+enum mesh_api_refusal mesh_api_guard_check(const mesh_api_guard *g, struct evhttp_request *req,
+                                           char *why, size_t len);
+const char *mesh_api_refusal_name(enum mesh_api_refusal r);
 
 /* JSON renderings (new references; NULL when out of memory). */
 json_t *mesh_api_json_self(const mesh_api_self *s);

@@ -3,7 +3,11 @@
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
+#include "src/identity/apitoken.h"
 
+#include <errno.h>
+#include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +45,42 @@ static void on_stop_signal(void *arg)
   d->stopping = true;
   if (mesh_daemon_leave(d) == -EALREADY)
     mesh_node_stop(d->node);
+}
+
+/*
+ * The token the API requires: --api-token when given (on any listener, as
+ * the operator asked), else the contents of $MESH_HOME/api.token, made on
+ * the first start, on a TCP listener. A Unix socket without --api-token
+ * takes none: it is made 0600, so only meshd's user (and root)
+ * can connect, the same people who can read the token file. The file is
+ * made in either case so that moving the API to TCP later needs no step.
+ * token (cap bytes) receives the file's token; *use is what to hand the API
+ * (NULL: no token).
+ */
+static int api_token(const mesh_config *cfg, char *token, size_t cap, const char **use, char *err,
+                     size_t errlen)
+{
+  *use = NULL;
+  if (cfg->api_token != NULL && cfg->api_token[0] != '\0') {
+    *use = cfg->api_token;
+    return 0;
+  }
+  char path[4096];
+  int n = snprintf(path, sizeof path, "%s/%s", cfg->home, MESH_APITOKEN_FILE);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    snprintf(err, errlen, "home path too long for %s", MESH_APITOKEN_FILE);
+    return -ENAMETOOLONG;
+  }
+  bool created = false;
+  int rc = mesh_apitoken_load_or_create(path, token, cap, &created, err, errlen);
+  if (rc != 0)
+    return rc;
+  if (created)
+    LOG_INFO("daemon", "made the control API's token file %s (meshctl reads it)", path);
+  bool unix_socket = cfg->api != NULL && strncmp(cfg->api, "unix:", 5) == 0;
+  if (!unix_socket)
+    *use = token;
+  return 0;
 }
 
 /* Who keeps a connection slot before strangers (net/transport.h,
@@ -86,11 +126,17 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, errlen)) != 0)
     goto fail;
   mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
-  mesh_api_options ao = {.addr = cfg->api,
-                         .token = cfg->api_token,
-                         .max_connections = (size_t)cfg->api_max_connections};
-  if ((rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d,
-                         &d.api, err, errlen)) != 0)
+  /* The API keeps only a hash of the token; this copy goes at once. */
+  char token[MESH_APITOKEN_MAX + 1] = "";
+  const char *use_token = NULL;
+  if ((rc = api_token(cfg, token, sizeof token, &use_token, err, errlen)) != 0)
+    goto fail;
+  mesh_api_options ao = {
+      .addr = cfg->api, .token = use_token, .max_connections = (size_t)cfg->api_max_connections};
+  rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d, &d.api,
+                    err, errlen);
+  sodium_memzero(token, sizeof token);
+  if (rc != 0)
     goto fail;
   char api_addr[300];
   mesh_api_address(d.api, api_addr, sizeof api_addr);

@@ -35,6 +35,13 @@ static void model_path(mesh_downloads *d, const char *dir, char *buf, size_t len
   snprintf(buf, len, "%s/%s", d->models_dir, dir);
 }
 
+int dl_marker_text(mesh_downloads *d, const char *model, const char *rev, char *buf, size_t cap)
+{
+  char self[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(&mesh_node_identity(d->node)->id, self, sizeof self);
+  return mesh_diskexec_marker_text(self, model, rev, buf, cap);
+}
+
 static active *start_hf(mesh_downloads *d, const mesh_coord_action *act, bool accepted)
 {
   active *slot = NULL;
@@ -52,8 +59,17 @@ static active *start_hf(mesh_downloads *d, const mesh_coord_action *act, bool ac
   }
   char dir[PATH_MAX];
   model_path(d, act->model_dir, dir, sizeof dir);
-  mesh_hf_request req = {
-      .repo = act->model_id, .revision = act->revision, .model_dir = dir, .max_bytes = 0};
+  /* The directory the download makes is marked as this node's, and one
+   * made by an earlier version is adopted when the store's record of the
+   * entry says this node made it (act->adopt). */
+  char mark[MESH_DISKEXEC_MARKER_MAX];
+  int mrc = dl_marker_text(d, act->model_id, act->revision, mark, sizeof mark);
+  mesh_hf_request req = {.repo = act->model_id,
+                         .revision = act->revision,
+                         .model_dir = dir,
+                         .max_bytes = 0,
+                         .owner_mark = mrc == 0 ? mark : NULL,
+                         .adopt = act->adopt};
   slot->used = true;
   snprintf(slot->model_id, sizeof slot->model_id, "%s", act->model_id);
   snprintf(slot->revision, sizeof slot->revision, "%s", act->revision);
@@ -152,6 +168,7 @@ void dl_drain(mesh_downloads *d)
       char id[MESH_PEER_ID_TEXT_MAX];
       mesh_peer_id_to_text(&item.u.result.from, id, sizeof id);
       d->counters.results++;
+      /* The message is the peer's text, escaped by the core. */
       if (item.u.result.code == 0)
         LOG_INFO("downloads", "command %llu carried out by %s",
                  (unsigned long long)item.u.result.seq, id);

@@ -138,6 +138,7 @@ typedef struct mesh_downloads_counters {
   uint64_t sends_failed;   /* documents or commands that found no connection */
   uint64_t held_sent;      /* of those, sent once the peer's connection came up */
   uint64_t results;        /* answers to commands sent to other nodes */
+  uint64_t dirs_adopted;   /* model directories of earlier versions marked as this node's */
 } mesh_downloads_counters;
 const mesh_downloads_counters *mesh_downloads_counters_get(const mesh_downloads *d);
 

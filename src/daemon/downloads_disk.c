@@ -36,6 +36,12 @@ static void disk_work(mesh_work *w)
     mesh_diskexec_scan_free(j->scan);
     j->scan = NULL;
   }
+  /* A completed entry of the store whose directory an earlier version made
+   * (without a marker) becomes this node's now, so it can be deleted. A
+   * marker already there is left as it is. */
+  if (j->rc == 0 && j->present && j->adopt &&
+      mesh_diskexec_adopt(j->disk, j->model_dir, j->mark) == 0)
+    j->adopted = true;
 }
 
 static void disk_done(mesh_work *w);
@@ -112,6 +118,8 @@ static void disk_done(mesh_work *w)
       d->counters.verify_dropped++;
     } else {
       bool present = j->present && j->rc == 0;
+      if (j->adopted)
+        d->counters.dirs_adopted++;
       mesh_coord_verified(d->coord, j->model_id, j->revision, present && j->partials == 0, j->bytes,
                           now);
     }
@@ -141,6 +149,8 @@ void dl_disk_start(mesh_downloads *d, const mesh_coord_action *act)
   snprintf(j->model_id, sizeof j->model_id, "%s", act->model_id);
   snprintf(j->revision, sizeof j->revision, "%s", act->revision);
   snprintf(j->model_dir, sizeof j->model_dir, "%s", act->model_dir);
+  j->adopt = act->kind == MESH_COORD_ACT_VERIFY && act->adopt &&
+             dl_marker_text(d, act->model_id, act->revision, j->mark, sizeof j->mark) == 0;
   if (act->kind == MESH_COORD_ACT_DELETE) {
     /* An inspection of the same entry still waiting or running must not
      * report after the delete began: the entry is no longer what it saw. */

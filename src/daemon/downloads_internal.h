@@ -104,6 +104,9 @@ typedef struct disk_job {
   bool present;               /* worker, VERIFY: the directory is there */
   uint64_t bytes;             /* worker, VERIFY: bytes of its regular files */
   uint32_t partials;          /* worker, VERIFY: ".partial" files */
+  bool adopt;                 /* VERIFY: mark the directory as this node's when it is there */
+  bool adopted;               /* worker, VERIFY: a marker was written */
+  char mark[MESH_DISKEXEC_MARKER_MAX]; /* VERIFY with adopt: the marker's text */
   uint32_t slices;            /* slices run so far */
   bool stale;                 /* VERIFY overtaken by a DELETE: its result is dropped */
   mesh_diskexec_scan *scan;   /* VERIFY: the inspection's place (the worker's while submitted) */
@@ -171,6 +174,10 @@ struct mesh_downloads {
 };
 
 /* ---- downloads.c -------------------------------------------------------- */
+
+/* The ownership marker's text for model at rev on this node into buf (cap
+ * bytes): 0 or -ENAMETOOLONG. */
+int dl_marker_text(mesh_downloads *d, const char *model, const char *rev, char *buf, size_t cap);
 
 /* Carries out the core's outbox: actions, sends, the application digest,
  * command results and store items (handed to the store strand at the end),

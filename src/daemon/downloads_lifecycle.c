@@ -157,6 +157,50 @@ static uint64_t lose_view_events_test_fault(void)
   return (uint64_t)n;
 }
 
+/*
+ * --accept-commands-from into the coordinator's settings: "any-member" or
+ * "none" alone, or a list of peer IDs (ids, MESH_COORD_ACCEPT_MAX of them,
+ * owned by the caller, must outlive mesh_coord_new, which copies them).
+ * -EINVAL with err saying what is wrong.
+ */
+static int accept_settings(const mesh_config *cfg, mesh_coord_settings *cs, mesh_peer_id *ids,
+                           char *err, size_t errlen)
+{
+  const mesh_strlist *l = &cfg->accept_commands_from;
+  cs->accept = MESH_COORD_ACCEPT_ANY_MEMBER;
+  if (l->len == 0)
+    return 0;
+  for (size_t i = 0; i < l->len; i++) {
+    bool word = strcmp(l->items[i], "any-member") == 0 || strcmp(l->items[i], "none") == 0;
+    if (word && l->len > 1) {
+      snprintf(err, errlen,
+               "accept-commands-from: \"%s\" stands alone; it cannot be listed with other items",
+               l->items[i]);
+      return -EINVAL;
+    }
+    if (word) {
+      cs->accept =
+          strcmp(l->items[i], "none") == 0 ? MESH_COORD_ACCEPT_NONE : MESH_COORD_ACCEPT_ANY_MEMBER;
+      return 0;
+    }
+  }
+  if (l->len > MESH_COORD_ACCEPT_MAX) {
+    snprintf(err, errlen, "accept-commands-from: %zu peer IDs, at most %d", l->len,
+             MESH_COORD_ACCEPT_MAX);
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < l->len; i++) {
+    if (mesh_peer_id_parse(l->items[i], &ids[i]) != 0) {
+      snprintf(err, errlen, "accept-commands-from: \"%.80s\" is not a peer ID", l->items[i]);
+      return -EINVAL;
+    }
+  }
+  cs->accept = MESH_COORD_ACCEPT_LISTED;
+  cs->accept_from = ids;
+  cs->accept_n = l->len;
+  return 0;
+}
+
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config *cfg,
                        mesh_downloads **out, char *err, size_t errlen)
 {
@@ -252,12 +296,26 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   mesh_coord_settings_default(&cs);
   if (cfg->gc_grace_ms > 0)
     cs.gc_grace = cfg->gc_grace_ms;
-  if (cfg->tombstone_ttl_ms > 0)
-    cs.tombstone_ttl = cfg->tombstone_ttl_ms;
+  if (cfg->ended_epoch_ttl_ms > 0)
+    cs.tombstone_ttl = cfg->ended_epoch_ttl_ms;
   cs.journal_max_records = (uint32_t)cfg->journal_max_records;
   cs.journal_max_age = cfg->journal_max_age_ms;
   cs.max_download_bytes = cfg->max_download_bytes;
+  if (cfg->docs_budget > 0)
+    cs.docs_max_bytes = cfg->docs_budget;
+  if (cfg->docs_budget_entries > 0)
+    cs.docs_max_entries = (uint32_t)cfg->docs_budget_entries;
   cs.models_dir = d->models_dir;
+  cs.remote_quota = (uint32_t)cfg->command_quota;
+  mesh_peer_id accept_ids[MESH_COORD_ACCEPT_MAX];
+  if ((rc = accept_settings(cfg, &cs, accept_ids, err, errlen)) != 0) {
+    free(entries);
+    goto fail;
+  }
+  if (cs.accept == MESH_COORD_ACCEPT_NONE)
+    LOG_INFO("downloads", "commands of other nodes are refused (accept-commands-from none)");
+  else if (cs.accept == MESH_COORD_ACCEPT_LISTED)
+    LOG_INFO("downloads", "commands accepted from %zu listed nodes only", cs.accept_n);
   if ((rc = mesh_coord_new(mesh_node_identity(node), mesh_node_epoch(node), &cs, &d->rng,
                            &d->coord)) != 0) {
     snprintf(err, errlen, "coordinator: %s", mesh_strerror(rc));

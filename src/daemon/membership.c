@@ -105,6 +105,15 @@ static void drain(mesh_membership *m)
   }
   for (size_t i = 0; i < o->n_dials; i++)
     mesh_connections_seed(m->conns, o->dials[i]);
+  /* Peers over their bad-signature budget: the core refuses their records
+   * for the rest of the window; closing the connection makes them pay a
+   * handshake before they can send more. */
+  for (size_t i = 0; i < o->n_disconnects; i++) {
+    char id[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&o->disconnects[i], id, sizeof id);
+    MESH_LOG_RL(MESH_LOG_WARN, "membership", "disconnecting %s: too many bad signatures", id);
+    mesh_net_disconnect(m->net, &o->disconnects[i]);
+  }
   for (size_t i = 0; i < o->n_events; i++) {
     const mesh_view_event *ev = &o->events[i];
     log_event(ev);
@@ -334,9 +343,10 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   sc.gossip_nodes = (uint32_t)cfg->gossip_nodes;
   sc.push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
   sc.max_members = (uint32_t)cfg->max_members;
-  if (cfg->tombstone_ttl_ms > 0)
+  sc.max_intro_sync = (uint32_t)cfg->max_introductions;
+  if (cfg->dead_member_ttl_ms > 0)
     sc.tombstone_ttl_ms =
-        cfg->tombstone_ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->tombstone_ttl_ms;
+        cfg->dead_member_ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->dead_member_ttl_ms;
   sc.addrs = m->addr_ptrs;
   sc.n_addrs = m->n_addrs;
   /* What this node offers; the RDMA attributes themselves travel in each

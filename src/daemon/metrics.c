@@ -76,6 +76,12 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)c->last_chance_probes);
   metric(m, "meshd_swim_last_chance_saves_total", C,
          "Suspects that answered or refuted after a last-chance ping", (double)c->last_chance_saves);
+  metric(m, "meshd_swim_dead_claims_deferred_total", C,
+         "Dead claims about members held alive, turned into a suspicion of this node's own",
+         (double)c->dead_claims_deferred);
+  metric(m, "meshd_swim_disconnects_total", C,
+         "Peers disconnected for sending more bad signatures than their budget",
+         (double)c->disconnects_requested);
   for (int r = 0; r < MESH_SWIM_DROP__COUNT; r++)
     metric1(m, "meshd_swim_dropped_total", C, "Membership packets or records dropped, by reason",
             "reason", mesh_swim_drop_name((mesh_swim_drop)r), (double)c->dropped[r]);
@@ -236,6 +242,9 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)mesh_coord_own_count(co));
   metric(m, "meshd_coord_held_entries", G, "Entries of other nodes held (soft state)",
          (double)mesh_coord_held_entries(co));
+  metric(m, "meshd_coord_held_bytes", G,
+         "Bytes of other nodes' documents held (shown or awaiting collection)",
+         (double)mesh_coord_held_bytes(co));
   metric(m, "meshd_coord_docs_accepted_total", C, "Download documents accepted from owners",
          (double)s->docs_accepted);
   static const char *const name = "meshd_coord_docs_refused_total";
@@ -246,6 +255,8 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "reason", "old_epoch", (double)s->docs_refused_old_epoch);
   metric1(m, name, C, help, "reason", "future_epoch", (double)s->docs_refused_future_epoch);
   metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);
+  metric1(m, name, C, help, "reason", "owner_cap", (double)s->docs_refused_owner_cap);
+  metric1(m, name, C, help, "reason", "budget", (double)s->docs_refused_budget);
   metric1(m, "meshd_coord_messages_refused_total", C,
           "Coordinator messages refused before their content was read, by reason", "reason",
           "malformed", (double)s->msgs_malformed);
@@ -256,6 +267,19 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, cname, C, chelp, "reason", "forged", (double)s->cmds_refused_forged);
   metric1(m, cname, C, chelp, "reason", "epoch", (double)s->cmds_refused_epoch);
   metric1(m, cname, C, chelp, "reason", "replay", (double)s->cmds_refused_replay);
+  metric1(m, cname, C, chelp, "reason", "not_allowed", (double)s->cmds_refused_policy);
+  metric1(m, cname, C, chelp, "reason", "quota", (double)s->cmds_refused_quota);
+  metric(m, "meshd_coord_commands_sent_total", C, "Commands sent to other nodes",
+         (double)s->cmds_sent);
+  metric(m, "meshd_coord_results_unmatched_total", C,
+         "Command answers dropped: not from the command's target, or for no command awaited",
+         (double)s->results_unmatched);
+  metric(m, "meshd_coord_deletes_refused_unowned_total", C,
+         "Deletes refused because the model directory has no .meshd-owned marker",
+         (double)s->deletes_refused_unowned);
+  metric(m, "meshd_coord_dirs_adopted_total", C,
+         "Model directories of earlier versions marked as this node's at their first check",
+         (double)mesh_downloads_counters_get(d->dl)->dirs_adopted);
   metric(m, "meshd_coord_commands_refused_total", C, "Commands refused",
          (double)s->cmds_refused);
   metric(m, "meshd_coord_actions_total", C, "Actions handed to the executors",

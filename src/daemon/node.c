@@ -4,6 +4,7 @@
 #include "net/rdma.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/base/log.h"
 #include "src/base/pool.h"
 #include "src/base/rng.h"
@@ -179,12 +180,10 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
     snprintf(err, errlen, "no home directory (--home)");
     return -EINVAL;
   }
-  /* A first start makes the home (private: it holds the identity key). */
-  if (mkdir(cfg->home, 0700) != 0 && errno != EEXIST) {
-    int e = errno;
-    snprintf(err, errlen, "cannot create home %s: %s", cfg->home, strerror(e));
-    return -e;
-  }
+  /* A first start makes the home (0700: it holds the identity key); one
+   * that another user owns or may write is refused with the fix. */
+  if ((rc = mesh_home_prepare(cfg->home, err, errlen)) != 0)
+    return rc;
   mesh_node *n = calloc(1, sizeof *n);
   if (n == NULL)
     return -ENOMEM;

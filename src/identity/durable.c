@@ -161,16 +161,9 @@ int mesh_durable_write(const char *path, const char *tmp, const void *data, size
   return mesh_durable_sync_dir(path);
 }
 
-int mesh_durable_read(const char *path, uint8_t *buf, size_t cap, size_t *len, struct stat *st)
+int mesh_durable_read_fd(int fd, uint8_t *buf, size_t cap, size_t *len)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0)
-    return -errno;
   int rc = 0;
-  if (fstat(fd, st) != 0)
-    rc = -errno;
-  else if (!S_ISREG(st->st_mode))
-    rc = -EINVAL;
   size_t n = 0;
   while (rc == 0) {
     /* Read one byte past cap so that a file that grew after fstat is still
@@ -189,8 +182,23 @@ int mesh_durable_read(const char *path, uint8_t *buf, size_t cap, size_t *len, s
       n += (size_t)r;
     }
   }
-  close(fd);
   if (rc == 0)
     *len = n;
+  return rc;
+}
+
+int mesh_durable_read(const char *path, uint8_t *buf, size_t cap, size_t *len, struct stat *st)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return -errno;
+  int rc = 0;
+  if (fstat(fd, st) != 0)
+    rc = -errno;
+  else if (!S_ISREG(st->st_mode))
+    rc = -EINVAL;
+  if (rc == 0)
+    rc = mesh_durable_read_fd(fd, buf, cap, len);
+  close(fd);
   return rc;
 }

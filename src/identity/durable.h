@@ -36,6 +36,9 @@ int mesh_durable_write(const char *path, const char *tmp, const void *data, size
  * file, or the errno of the failed call (-ENOENT when missing).
  */
 int mesh_durable_read(const char *path, uint8_t *buf, size_t cap, size_t *len, struct stat *st);
+/* As above from an open descriptor (borrowed, not closed), whose checks the
+ * caller has made (src/base/fileperm.h). */
+int mesh_durable_read_fd(int fd, uint8_t *buf, size_t cap, size_t *len);
 
 /* Formats a one-line message into err when err is not NULL (the err/errlen
  * pair every identity function that talks to users takes). */

@@ -13,6 +13,7 @@
 #include "src/identity/epoch.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/identity/durable.h"
 
 #include <fcntl.h>
@@ -122,12 +123,16 @@ int mesh_epoch_advance(const char *home, uint64_t *out, char *err, size_t errlen
     return -ENAMETOOLONG;
   }
 
-  int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lfd < 0) {
     int rc = -errno;
     mesh_identity_errf(err, errlen, "cannot open epoch lock '%s': %s", lock, mesh_strerror(rc));
     return rc;
   }
+  /* 0600 whatever the umask. The lock holds nothing secret, so a lock file
+   * left by another user (root once ran meshd here) still serves: a failed
+   * chmod is not an error. */
+  (void)mesh_file_set_mode(lfd, NULL, 0600);
   int rc = 0;
   while (flock(lfd, LOCK_EX) != 0) {
     if (errno != EINTR) {
@@ -147,7 +152,7 @@ int mesh_epoch_advance(const char *home, uint64_t *out, char *err, size_t errlen
   if (rc == 0) {
     char text[EPOCH_FILE_MAX];
     int n = snprintf(text, sizeof text, "%" PRIu64 "\n", cur + 1);
-    rc = mesh_durable_write(path, tmp, text, (size_t)n, 0644, true);
+    rc = mesh_durable_write(path, tmp, text, (size_t)n, 0600, true);
     if (rc != 0)
       mesh_identity_errf(err, errlen, "cannot write epoch file '%s': %s", path, mesh_strerror(rc));
   }

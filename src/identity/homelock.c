@@ -5,6 +5,7 @@
 #include "src/identity/homelock.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/identity/durable.h"
 
 #include <errno.h>
@@ -44,12 +45,16 @@ int mesh_home_lock_take(const char *home, mesh_home_lock *out, char *err, size_t
     mesh_identity_errf(err, errlen, "home directory name too long: '%s'", home);
     return -ENAMETOOLONG;
   }
-  int fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open(out->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     int rc = -errno;
     mesh_identity_errf(err, errlen, "cannot open lock file '%s': %s", out->path, mesh_strerror(rc));
     return rc;
   }
+  /* 0600 whatever the umask (and for a lock file made 0644 by an older
+   * meshd). It holds only a PID, so one left by another user still locks:
+   * a failed chmod is not an error. */
+  (void)mesh_file_set_mode(fd, NULL, 0600);
   int rc = 0;
   while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EINTR)

@@ -57,8 +57,9 @@ int mesh_identity_from_seed(const uint8_t seed[MESH_SEED_LEN], mesh_identity *ou
 /*
  * Loads the key file at path, or creates it (mode 0600, written atomically)
  * when it does not exist. Errors: -EACCES when the file is readable by group
- * or others, -EBADMSG when it is not a valid Ed25519 PrivateKey (or is larger
- * than any key file), -EINVAL when path is not a regular file, and the errno
+ * or others or owned by another user, -ELOOP when path is a symbolic link,
+ * -EBADMSG when it is not a valid Ed25519 PrivateKey (or is larger than any
+ * key file), -EINVAL when path is not a regular file, and the errno
  * of any failed system call. err (may be NULL) receives a one-line message
  * that names the file and, for permissions, says how to fix them:
  *   Permissions 0644 for 'F' are too open; run: chmod 600 F

@@ -16,6 +16,7 @@
 #include "src/identity/identity.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/identity/durable.h"
 
 #include "proto/crypto.pb-c.h"
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* A key file is 68 bytes; anything far larger is not one. */
 #define KEYFILE_MAX 1024
@@ -135,26 +137,20 @@ int mesh_identity_load(const char *path, mesh_identity *out, char *err, size_t e
   uint8_t buf[KEYFILE_MAX];
   size_t len = 0;
   struct stat st;
-  int rc = mesh_durable_read(path, buf, sizeof buf, &len, &st);
+  int fd;
+  /* Owner-only, not a link (src/base/fileperm.h): the message names the fix. */
+  int rc = mesh_file_open_checked(path, MESH_FILE_SECRET, "key file", &fd, &st, err, errlen);
+  if (rc != 0)
+    return rc;
+  rc = mesh_durable_read_fd(fd, buf, sizeof buf, &len);
+  close(fd);
   if (rc == -EFBIG) {
     mesh_identity_errf(err, errlen, "key file '%s' is too large to be a key file", path);
     return -EBADMSG;
   }
-  if (rc == -EINVAL) {
-    mesh_identity_errf(err, errlen, "key file '%s' is not a regular file", path);
-    return rc;
-  }
   if (rc != 0) {
     mesh_identity_errf(err, errlen, "cannot read key file '%s': %s", path, mesh_strerror(rc));
     return rc;
-  }
-  /* As ssh does: a private key that others can read is not used, whoever
-   * owns it, and the message says how to fix it. */
-  if ((st.st_mode & 077) != 0) {
-    sodium_memzero(buf, sizeof buf);
-    mesh_identity_errf(err, errlen, "Permissions %04o for '%s' are too open; run: chmod 600 %s",
-                       (unsigned)(st.st_mode & 07777), path, path);
-    return -EACCES;
   }
   char why[128];
   rc = decode_key(buf, len, out, why, sizeof why);

@@ -15,12 +15,14 @@
 #include "src/identity/psk.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/identity/durable.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PSK_HEADER "/key/swarm/psk/1.0.0/"
 /* A swarm key file is under 100 bytes; refuse anything far larger. */
@@ -170,14 +172,17 @@ int mesh_psk_load(const char *path, mesh_psk *out, char *err, size_t errlen)
   uint8_t buf[PSK_FILE_MAX];
   size_t len = 0;
   struct stat st;
-  int rc = mesh_durable_read(path, buf, sizeof buf, &len, &st);
+  int fd;
+  /* Whoever can read the swarm key can join; whoever can write it can split
+   * this node off: the identity key's rule (src/base/fileperm.h). */
+  int rc = mesh_file_open_checked(path, MESH_FILE_SECRET, "swarm key", &fd, &st, err, errlen);
+  if (rc != 0)
+    return rc;
+  rc = mesh_durable_read_fd(fd, buf, sizeof buf, &len);
+  close(fd);
   if (rc == -EFBIG) {
     mesh_identity_errf(err, errlen, "swarm key '%s' is too large to be a swarm key", path);
     return -EBADMSG;
-  }
-  if (rc == -EINVAL) {
-    mesh_identity_errf(err, errlen, "swarm key '%s' is not a regular file", path);
-    return rc;
   }
   if (rc != 0) {
     mesh_identity_errf(err, errlen, "cannot read swarm key '%s': %s", path, mesh_strerror(rc));

@@ -21,6 +21,10 @@ typedef struct mesh_psk {
 } mesh_psk;
 
 int mesh_psk_parse(const uint8_t *buf, size_t len, mesh_psk *out, char *err, size_t errlen);
+/* Loads a swarm key file under the identity key's rule (src/base/fileperm.h):
+ * -ELOOP for a symbolic link, -EINVAL for a non-regular file, -EACCES when
+ * another user owns it or group or others have any access, -EBADMSG for bad
+ * content; err names the file and the fix. */
 int mesh_psk_load(const char *path, mesh_psk *out, char *err, size_t errlen);
 /* Writes a new random key in the /base16/ encoding, mode 0600. Refuses to
  * overwrite an existing file (-EEXIST). */

@@ -86,8 +86,11 @@ int mctl_http(mctl *c, const char *method, const char *path, const char *body, l
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
     hdrs = curl_slist_append(hdrs, auth);
   }
-  if (body != NULL) {
+  /* meshd refuses a change of state with any other body type: forms and
+   * text/plain are what a web page may send it without asking first. */
+  if (strcmp(method, "GET") != 0)
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+  if (body != NULL) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
   } else if (strcmp(method, "POST") == 0) {
@@ -136,7 +139,13 @@ int mctl_call(mctl *c, const char *method, const char *path, const char *body, j
   json_t *j = json_loads(resp, 0, NULL);
   if (status < 200 || status > 299) {
     const char *msg = json_string_value(json_object_get(j, "error"));
-    if (msg != NULL)
+    if (status == 401 && msg != NULL)
+      mctl_error(c,
+                 "%s (HTTP %ld); meshctl sent %s %s (give --token or MESH_API_TOKEN, or --home "
+                 "for the home whose api.token meshd uses)",
+                 msg, status, c->token != NULL ? "the token from" : "no token:",
+                 c->token_from[0] != '\0' ? c->token_from : "none was given");
+    else if (msg != NULL)
       mctl_error(c, "%s (HTTP %ld)", msg, status);
     else
       mctl_error(c, "the API answered HTTP %ld", status);

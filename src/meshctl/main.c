@@ -1,11 +1,41 @@
 /*
  * meshctl's entry: global options (from the command line or MESH_API,
- * MESH_API_TOKEN, MESH_HOME), then one command, or the shell.
+ * MESH_API_TOKEN, MESH_HOME), then one command, or the shell. The API's
+ * token is --token, else $MESH_API_TOKEN, else the one meshd keeps in
+ * HOME/api.token, so that meshctl works with no flags as meshd's user.
  */
 #include "src/meshctl/meshctl.h"
 
+#include "src/identity/apitoken.h"
+
+#include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Reads the token meshd keeps in home into buf (cap bytes); c->token and
+ * c->token_from say what was found. A missing file is fine: a Unix socket
+ * needs no token, and a 401 then says where meshctl looked. */
+static void token_from_home(mctl *c, const char *home, char *buf, size_t cap)
+{
+  char path[512];
+  int n = snprintf(path, sizeof path, "%s/%s", home, MESH_APITOKEN_FILE);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    snprintf(c->token_from, sizeof c->token_from, "the home path is too long to find %s",
+             MESH_APITOKEN_FILE);
+    return;
+  }
+  char why[400] = "";
+  int rc = mesh_apitoken_read(path, buf, cap, why, sizeof why);
+  if (rc == 0) {
+    c->token = buf;
+    snprintf(c->token_from, sizeof c->token_from, "%s", path);
+  } else if (rc == -ENOENT) {
+    snprintf(c->token_from, sizeof c->token_from, "no token file at %s", path);
+  } else {
+    snprintf(c->token_from, sizeof c->token_from, "%s", why);
+  }
+}
 
 /* Takes "--name VALUE" or "--name=VALUE" at argv[*i]; NULL when absent. */
 static const char *option_value(int argc, char **argv, int *i, const char *name, bool *missing)
@@ -92,6 +122,9 @@ int main(int argc, char **argv)
     c.api = api_buf;
   }
   c.token = token;
+  if (token != NULL)
+    snprintf(c.token_from, sizeof c.token_from, "%s",
+             token == getenv("MESH_API_TOKEN") ? "MESH_API_TOKEN" : "--token");
   char *home_buf = NULL;
   if (home == NULL || home[0] == '\0') {
     const char *h = getenv("HOME");
@@ -102,6 +135,10 @@ int main(int argc, char **argv)
     home = home_buf;
   }
   c.home = home;
+  /* Owned here; wiped before exit. */
+  static char file_token[MESH_APITOKEN_MAX + 1];
+  if (c.token == NULL && home != NULL)
+    token_from_home(&c, home, file_token, sizeof file_token);
   if (mctl_client_init(&c) < 0) {
     fprintf(stderr, "meshctl: cannot initialise libcurl\n");
     free(rest);
@@ -109,6 +146,7 @@ int main(int argc, char **argv)
     return MCTL_API_ERROR;
   }
   int rc = nrest == 0 ? mctl_shell(&c) : mctl_run(&c, nrest, rest);
+  sodium_memzero(file_token, sizeof file_token);
   mctl_client_close(&c);
   free(rest);
   free(home_buf);

@@ -30,6 +30,10 @@
 typedef struct mctl {
   const char *api;   /* "HOST:PORT", "[V6]:PORT" or "unix:PATH"; borrowed */
   const char *token; /* bearer token or NULL; borrowed */
+  /* Where the token came from ("--token", "MESH_API_TOKEN" or the token
+   * file's path), or why none was read from the file: for the message of
+   * a 401. */
+  char token_from[600];
   const char *home;  /* $MESH_HOME, for the shell's history; borrowed */
   bool json;         /* --json: print the API's JSON as is */
   void *curl;        /* CURL handle, reused across requests; owned */

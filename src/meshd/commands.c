@@ -9,6 +9,7 @@
 #include "src/meshd/meshd.h"
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/identity/epoch.h"
 #include "src/identity/identity.h"
 #include "src/identity/psk.h"
@@ -106,14 +107,15 @@ static int resolve_home(const char *flag, char *buf, size_t len)
   return 0;
 }
 
-/* Creates the home directory (mode 0700) when it does not exist yet. */
+/* Creates the home directory (mode 0700) when it does not exist yet, and
+ * refuses one that another user owns or may write, as the node does. */
 static int ensure_dir(const char *dir)
 {
-  if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-    return 0;
-  int e = errno;
-  meshd_error("cannot create directory %s: %s", dir, strerror(e));
-  return -e;
+  char err[512] = "";
+  int rc = mesh_home_prepare(dir, err, sizeof err);
+  if (rc != 0)
+    meshd_error("%s", err);
+  return rc;
 }
 
 static int path_in(char *buf, size_t len, const char *dir, const char *leaf)

@@ -1,9 +1,12 @@
 /*
  * Fuzz target for what a client sends the control API: the JSON bodies of
  * POST /download/start and /download/cancel, the path of DELETE
- * /download/{nodeId}/{modelId} and the journal query. The first byte picks
+ * /download/{nodeId}/{modelId}, the journal query, and the Host, Origin and
+ * Content-Type values the web-page checks look at. The first byte picks
  * the parser; the rest is its input. Whatever the input, a parser returns 0
- * with fields that pass the field checks, or -EBADMSG.
+ * with fields that pass the field checks, or -EBADMSG; a header check
+ * answers without reading past the value, and a Host it calls loopback
+ * holds no name but localhost and no address outside loopback.
  */
 #include "src/daemon/api.h"
 
@@ -11,12 +14,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size == 0)
     return 0;
-  uint8_t which = data[0] % 4;
+  uint8_t which = data[0] % 8;
   const char *in = (const char *)data + 1;
   size_t len = size - 1;
   mesh_api_cmd cmd;
@@ -42,6 +46,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && rc != -EBADMSG)
       abort();
     break;
+  case 4:
+  case 5:
+  case 6: {
+    /* Header values are C strings: stop at the first NUL. */
+    char *v = malloc(len + 1);
+    if (v == NULL)
+      return 0;
+    memcpy(v, in, len);
+    v[len] = '\0';
+    if (which == 4) {
+      /* Loopback is a short value: a name or address and a port. */
+      if (mesh_api_host_is_loopback(v) && (strlen(v) > 64 + 6 || strchr(v, '/') != NULL))
+        abort();
+    } else if (which == 5) {
+      if (mesh_api_origin_is_own(v, 52417) && strncasecmp(v, "http://", 7) != 0)
+        abort();
+    } else if (mesh_api_content_type_is_json(v) && strcasestr(v, "application/json") == NULL) {
+      abort();
+    }
+    free(v);
+    break;
+  }
   default: {
     /* The query is a C string: stop at the first NUL. */
     char *q = malloc(len + 1);

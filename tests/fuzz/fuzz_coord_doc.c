@@ -6,8 +6,12 @@
  *      view so that decoding gets past the signature
  *   2  a Command payload, sealed likewise and sent by that peer
  *   3  a membership digest (application state) of that peer
- * Any refusal is fine; a crash, a leak or an entry with a model ID that does
- * not validate is not.
+ *   4  a CommandResult from that peer, after a command was sent to it; when
+ *      the second byte is odd, its seq and target_epoch are set to the
+ *      command's so that the answer is matched
+ * Any refusal is fine; a crash, a leak, an entry with a model ID that does
+ * not validate, or an answer whose code is not 0 or a negative errno or
+ * whose text holds a control byte, is not.
  */
 #include "coord/coord.h"
 #include "proto/coord.pb-c.h"
@@ -92,6 +96,37 @@ static void sealed(const char *domain, const char *type, int body, const uint8_t
   free(env);
 }
 
+/* Sends a command to the peer, then hands it the fuzzed answer. */
+static void answer(const uint8_t *p, size_t n)
+{
+  if (n == 0)
+    return;
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &peer.id};
+  uint64_t seq = 0;
+  if (mesh_coord_command(coord, &cmd, now, &seq, NULL, 0) != 0)
+    return;
+  bool match = (p[0] & 1) != 0;
+  Mesh__Coord__CommandResult *r = mesh__coord__command_result__unpack(NULL, n - 1, p + 1);
+  if (r == NULL)
+    return;
+  if (match) {
+    r->seq = seq;
+    r->target_epoch = 1;
+  }
+  Mesh__Coord__CoordMessage m;
+  mesh__coord__coord_message__init(&m);
+  m.body_case = MESH__COORD__COORD_MESSAGE__BODY_RESULT;
+  m.result = r;
+  size_t len = mesh__coord__coord_message__get_packed_size(&m);
+  uint8_t *buf = malloc(len + 1);
+  if (buf != NULL) {
+    mesh__coord__coord_message__pack(&m, buf);
+    mesh_coord_receive(coord, &peer.id, buf, len, now);
+    free(buf);
+  }
+  mesh__coord__command_result__free_unpacked(r, NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   init();
@@ -100,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   now += 1000;
   const uint8_t *p = data + 1;
   size_t n = size - 1;
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
   case 0:
     mesh_coord_receive(coord, &peer.id, p, n, now);
     break;
@@ -113,11 +148,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   case 3:
     mesh_coord_app_state(coord, &peer.id, p, n, now);
     break;
+  case 4:
+    answer(p, n);
+    break;
   }
   mesh_coord_visit(coord, now, check_entry, NULL);
   mesh_coord_tick(coord, now);
   mesh_coord_out o;
-  while (mesh_coord_pop(coord, &o))
+  while (mesh_coord_pop(coord, &o)) {
+    if (o.kind == MESH_COORD_OUT_RESULT) {
+      if (o.u.result.code > 0 || o.u.result.code < -4095)
+        abort();
+      for (const char *c = o.u.result.message; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+          abort();
+    }
     mesh_coord_out_release(&o);
+  }
   return 0;
 }

@@ -63,11 +63,11 @@ mode_of() { stat -c %a "$1"; }
 # --help, --version, config-example
 run help 0 "$MESHD" --help && expect_out help '^usage: meshd'
 expect_out help-listen '--listen ADDR'
-expect_out help-env 'MESH_TOMBSTONE_TTL'
+expect_out help-env 'MESH_DEAD_MEMBER_TTL'
 expect_out help-id 'meshd id'
 run help-run 0 "$MESHD" run --help && expect_out help-run '--join ADDR'
 run version 0 "$MESHD" --version && expect_out version '^meshd [0-9]+\.[0-9]+\.[0-9]+$'
-run example 0 "$MESHD" config-example && expect_out example '^#tombstone_ttl = 24h$'
+run example 0 "$MESHD" config-example && expect_out example '^#ended_epoch_ttl = 1h$'
 expect_out example-join '^#join =$'
 cp "$T/out" "$T/example.conf"
 run example-args 2 "$MESHD" config-example extra && expect_error example-args 'no arguments'
@@ -75,7 +75,7 @@ run example-args 2 "$MESHD" config-example extra && expect_error example-args 'n
 # The example, with its settings uncommented, is a valid config file.
 mkdir -p "$T/ex"
 sed -E 's/^#([a-z_]+ = .+)$/\1/' "$T/example.conf" >"$T/ex/meshd.conf"
-run example-loads 0 "$MESHD" config-show --home "$T/ex" && expect_out example-loads '^tombstone_ttl = 1d  ; file$'
+run example-loads 0 "$MESHD" config-show --home "$T/ex" && expect_out example-loads '^ended_epoch_ttl = 1h  ; file$'
 
 # Precedence: flag over environment over file over default.
 printf 'gc_grace = 1m\nfiles_at_once = 7\nmax_connections = 9\n' >"$T/ex/meshd.conf"

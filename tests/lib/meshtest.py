@@ -72,6 +72,8 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 def api_request(api, method, path, body=None, token=None, timeout=5):
     """One HTTP request to a control API given as 'unix:PATH' or 'host:port'.
 
+    Sends what meshctl sends: a JSON body type on anything but a GET (meshd
+    refuses other types there), and the bearer token when one is given.
     Returns (status, parsed JSON or text).
     """
     if api.startswith("unix:"):
@@ -81,9 +83,10 @@ def api_request(api, method, path, body=None, token=None, timeout=5):
         conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
     headers = {}
     data = None
+    if method != "GET":
+        headers["Content-Type"] = "application/json"
     if body is not None:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = "Bearer " + token
     try:
@@ -103,6 +106,13 @@ def keygen_psk(path):
                    stdout=subprocess.DEVNULL)
 
 
+def make_home(path):
+    """A node home as meshd wants it: 0700 whatever the umask (meshd refuses
+    a home that group or others may write)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 class Node:
     """One meshd process with its own home.
 
@@ -113,7 +123,7 @@ class Node:
     def __init__(self, name, root, listen, join=(), psk=None, netns=None, args=(), env=None):
         self.name = name
         self.home = os.path.join(root, name)
-        os.makedirs(self.home, exist_ok=True)
+        make_home(self.home)
         self.listen = listen
         self.join = list(join)
         self.netns = netns
@@ -198,20 +208,30 @@ class Node:
             with open(psk, "rb") as f:
                 keep = f.read()
         shutil.rmtree(self.home)
-        os.makedirs(self.home)
+        make_home(self.home)
         if keep is not None:
             with open(psk, "wb") as f:
                 f.write(keep)
             os.chmod(psk, 0o600)
 
+    def api_token(self):
+        """The token meshd keeps in the home (None before its first start).
+        A TCP API needs it; the Unix socket the tests use does not."""
+        try:
+            with open(os.path.join(self.home, "api.token")) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
     def get(self, path):
-        return api_request(self.api, "GET", path)
+        return api_request(self.api, "GET", path, token=self.api_token())
 
     def post(self, path, body=None):
-        return api_request(self.api, "POST", path, body if body is not None else {})
+        return api_request(self.api, "POST", path, body if body is not None else {},
+                           token=self.api_token())
 
     def delete(self, path):
-        return api_request(self.api, "DELETE", path)
+        return api_request(self.api, "DELETE", path, token=self.api_token())
 
     def node_id(self):
         status, body = self.get("/node_id")

@@ -121,6 +121,11 @@ int main(int argc, char **argv)
   mesh_coord_settings_default(&set);
   set.gc_budget = budget;
   set.gc_grace = 1000;
+  /* This measures collection, not admission: every document is let in. */
+  set.docs_max_bytes = UINT64_MAX / 4;
+  set.docs_max_entries = UINT32_MAX / 4;
+  set.doc_max_bytes = UINT64_MAX / 4;
+  set.doc_max_entries = MESH_COORD_MAX_DOC_ENTRIES;
   mesh_coord *c;
   if (mesh_coord_new(&me, 1, &set, &rng, &c) != 0)
     return 1;

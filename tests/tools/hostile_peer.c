@@ -20,6 +20,12 @@
  *
  *   hostile_peer --psk F --connect HOST:PORT --victim ID --witness ID
  *                [--victim-epoch N] [--seed N]
+ *                [--forge-result SEQ --forge-count N --result-epoch E]
+ *
+ * With --forge-result it sends only answers to commands instead: N
+ * CommandResults with sequence numbers SEQ..SEQ+N-1 naming target epoch E,
+ * code 0, as if it were the target of the node's pending commands (the
+ * node must drop them: an answer counts only from the command's target).
  *
  * Two floods, for the connection manager's bounds:
  *
@@ -91,6 +97,9 @@ typedef struct hostile {
   mesh_identity id;
   mesh_peer_id victim, witness, target;
   uint64_t victim_epoch;
+  uint64_t forge_seq;   /* --forge-result: first sequence number */
+  uint64_t forge_epoch; /* --result-epoch */
+  uint32_t forge_n;     /* --forge-count; 0: the usual attacks */
   mesh_rng rng;
   mesh_timer *done_timer, *deadline;
   bool sent;
@@ -318,8 +327,44 @@ static void on_deadline(void *arg, mesh_time_ms now)
   finish(arg, 1, "no connection to the node");
 }
 
+/* A CommandResult claiming to answer command seq of the node. */
+static int forged_result(uint64_t seq, uint64_t epoch, uint8_t **out, size_t *len)
+{
+  Mesh__Coord__CommandResult r;
+  mesh__coord__command_result__init(&r);
+  r.seq = seq;
+  r.target_epoch = epoch;
+  r.code = 0;
+  r.message = (char *)"forged answer";
+  Mesh__Coord__CoordMessage m;
+  mesh__coord__coord_message__init(&m);
+  m.body_case = MESH__COORD__COORD_MESSAGE__BODY_RESULT;
+  m.result = &r;
+  *len = mesh__coord__coord_message__get_packed_size(&m);
+  *out = malloc(*len);
+  if (*out == NULL)
+    return -ENOMEM;
+  mesh__coord__coord_message__pack(&m, *out);
+  return 0;
+}
+
 static void send_all(hostile *h)
 {
+  if (h->forge_n > 0) {
+    for (uint32_t k = 0; k < h->forge_n; k++) {
+      uint8_t *msg = NULL;
+      size_t mlen;
+      int frc = forged_result(h->forge_seq + k, h->forge_epoch, &msg, &mlen);
+      if (frc == 0)
+        frc = mesh_net_send(h->net, &h->target, MESH_CH_COORD, MESH_CLASS_STREAM, msg, mlen);
+      if (frc == 0)
+        h->sends_ok++;
+      else
+        h->sends_failed++;
+      free(msg);
+    }
+    return;
+  }
   uint8_t *buf = NULL;
   size_t len;
   int rc;
@@ -764,6 +809,7 @@ static int usage(void)
 {
   fprintf(stderr, "usage: hostile_peer --psk F --connect HOST:PORT --victim ID --witness ID\n"
                   "                    [--victim-epoch N] [--seed N]\n"
+                  "                    [--forge-result SEQ --forge-count N --result-epoch E]\n"
                   "       hostile_peer --mode ping-req-flood --psk F --connect HOST:PORT\n"
                   "                    [--count N] [--rate N] [--addr-net A.B] [--seed N]\n"
                   "       hostile_peer --mode idle-conns --psk F --connect HOST:PORT\n"
@@ -803,6 +849,12 @@ int main(int argc, char **argv)
       h.victim_epoch = strtoull(v, NULL, 10);
     else if (strcmp(k, "--seed") == 0)
       seed = strtoull(v, NULL, 10);
+    else if (strcmp(k, "--forge-result") == 0)
+      h.forge_seq = strtoull(v, NULL, 10);
+    else if (strcmp(k, "--forge-count") == 0)
+      h.forge_n = (uint32_t)strtoul(v, NULL, 10);
+    else if (strcmp(k, "--result-epoch") == 0)
+      h.forge_epoch = strtoull(v, NULL, 10);
     else if (strcmp(k, "--mode") == 0)
       mode = v;
     else if (strcmp(k, "--count") == 0)

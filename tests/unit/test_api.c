@@ -368,18 +368,21 @@ static response roundtrip(fixture *f, const char *raw, size_t len)
   return r;
 }
 
-/* A request with Connection: close, an optional token and body. */
-static response request(fixture *f, const char *method, const char *path, const char *body)
+/* A request with Connection: close, the token if any, the header lines
+ * given in headers (each ending in CRLF; it must hold Host) and a body. */
+static response request_with(fixture *f, const char *method, const char *path, const char *headers,
+                             const char *body)
 {
-  char head[1024];
+  char head[2048];
   size_t blen = body != NULL ? strlen(body) : 0;
   char auth[128] = "";
   if (f->token[0] != '\0')
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", f->token);
   int n = snprintf(head, sizeof(head),
-                   "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s"
+                   "%s %s HTTP/1.1\r\n%sConnection: close\r\n%s"
                    "Content-Length: %zu\r\n\r\n",
-                   method, path, auth, blen);
+                   method, path, headers, auth, blen);
+  assert_true(n > 0 && (size_t)n < sizeof(head));
   char *raw = malloc((size_t)n + blen + 1);
   memcpy(raw, head, (size_t)n);
   if (blen > 0)
@@ -387,6 +390,16 @@ static response request(fixture *f, const char *method, const char *path, const 
   response r = roundtrip(f, raw, (size_t)n + blen);
   free(raw);
   return r;
+}
+
+/* What meshctl and scripts send: Host localhost, and a JSON body type on
+ * anything but a GET. */
+static response request(fixture *f, const char *method, const char *path, const char *body)
+{
+  bool get = strcmp(method, "GET") == 0;
+  return request_with(
+      f, method, path,
+      get ? "Host: localhost\r\n" : "Host: localhost\r\nContent-Type: application/json\r\n", body);
 }
 
 static json_t *body_json(const response *r)
@@ -695,7 +708,7 @@ static void test_backend_errors_map(void **state)
     int rc;
     int status;
   } map[] = {{-ENOENT, 404}, {-EHOSTUNREACH, 409}, {-ESTALE, 409}, {-EINVAL, 400},
-             {-EEXIST, 409}, {-EAGAIN, 503},       {-EIO, 500}};
+             {-EEXIST, 409}, {-EAGAIN, 503},       {-EIO, 500},    {-EDQUOT, 409}};
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
     f->be.next_rc = map[i].rc;
     snprintf(f->be.next_err, sizeof(f->be.next_err), "reason %zu", i);
@@ -706,7 +719,7 @@ static void test_backend_errors_map(void **state)
     assert_error(&r, map[i].status, needle);
     assert_int_equal(mesh_api_http_status(map[i].rc), map[i].status);
   }
-  assert_int_equal(f->be.calls_cancel, 7);
+  assert_int_equal(f->be.calls_cancel, 8);
   /* Without a message the errno's text is used. */
   f->be.next_rc = -ESTALE;
   f->be.next_err[0] = '\0';
@@ -929,7 +942,241 @@ static void test_unix_socket(void **state)
   assert_int_equal(start_server(f, "127.0.0.1:0", NULL), 0);
 }
 
+/* ---- What a web page could send. */
+
+/* Each request a browser would let any page send to 127.0.0.1 (or, after
+ * DNS rebinding, to its own name resolved there): refused with 403 before
+ * any command runs, and counted by reason. Then the same server still
+ * serves a command-line client. */
+static void test_browser_requests_refused(void **state)
+{
+  fixture *f = *state;
+  static const char start[] = "{\"targetNodeId\":\"" ID_SELF "\",\"modelId\":\"org/m\"}";
+  static const struct {
+    const char *method;
+    const char *path;
+    const char *headers;
+    const char *body;
+    const char *reason;
+    const char *needle;
+  } cases[] = {
+      /* <form method=post enctype=...> and fetch(..., {mode: "no-cors"}). */
+      {"POST", "/download/start",
+       "Host: 127.0.0.1:52417\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+       "targetNodeId=x&modelId=org%2Fm", "content_type", "application/json"},
+      {"POST", "/leave", "Host: 127.0.0.1:52417\r\nContent-Type: text/plain;charset=UTF-8\r\n",
+       start, "content_type", "text/plain"},
+      {"POST", "/gc",
+       "Host: localhost:52417\r\nContent-Type: multipart/form-data; boundary=----x\r\n",
+       "------x--\r\n", "content_type", "multipart"},
+      {"POST", "/leave", "Host: localhost\r\n", NULL, "content_type", "''"},
+      {"DELETE", "/download/" ID_SELF "/org%2Fm", "Host: localhost\r\n", NULL, "content_type",
+       NULL},
+      {"POST", "/download/start", "Host: localhost\r\nContent-Type: application/json-seq\r\n",
+       start, "content_type", NULL},
+      /* The same after DNS rebinding: the page's own name in Host. */
+      {"GET", "/state", "Host: evil.example:52417\r\n", NULL, "host", "evil.example"},
+      {"POST", "/leave", "Host: evil.example:52417\r\nContent-Type: application/json\r\n", "{}",
+       "host", NULL},
+      {"GET", "/state", "Host: 0.0.0.0:52417\r\n", NULL, "host", NULL},
+      {"GET", "/state", "Host: 127.0.0.1.evil.example\r\n", NULL, "host", NULL},
+      {"GET", "/state", "Host: localhost\r\nHost: evil.example\r\n", NULL, "host", NULL},
+      {"GET", "/node_id", "X-No-Host: 1\r\n", NULL, "host", NULL},
+      /* A page's fetch() with a JSON body still says where it came from. */
+      {"POST", "/download/start",
+       "Host: 127.0.0.1:52417\r\nOrigin: https://evil.example\r\n"
+       "Content-Type: application/json\r\n",
+       start, "origin", "evil.example"},
+      {"GET", "/state", "Host: localhost\r\nOrigin: null\r\n", NULL, "origin", "null"},
+      {"GET", "/state", "Host: localhost\r\nOrigin: http://localhost:8080\r\n", NULL, "origin",
+       NULL},
+      {"GET", "/state", "Host: localhost\r\nSec-Fetch-Site: cross-site\r\n", NULL, "origin",
+       "cross-site"},
+      /* The preflight a page's JSON request needs: never granted. */
+      {"OPTIONS", "/download/start",
+       "Host: 127.0.0.1:52417\r\nOrigin: https://evil.example\r\n"
+       "Access-Control-Request-Method: POST\r\n"
+       "Access-Control-Request-Headers: content-type\r\n",
+       NULL, "preflight", "CORS"},
+      {"OPTIONS", "/leave", "Host: localhost\r\n", NULL, "preflight", NULL},
+  };
+  uint64_t want[4] = {0};
+  const char *reasons[4] = {"host", "origin", "content_type", "preflight"};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    response r = request_with(f, cases[i].method, cases[i].path, cases[i].headers, cases[i].body);
+    if (r.status != 403)
+      fail_msg("case %zu (%s %s): want 403, got %d: %s", i, cases[i].method, cases[i].path,
+               r.status, r.body != NULL ? r.body : "");
+    /* Nothing that would let a page read the answer. */
+    assert_null(strstr(r.head, "Access-Control-"));
+    assert_error(&r, 403, cases[i].needle);
+    for (int k = 0; k < 4; k++)
+      want[k] += strcmp(reasons[k], cases[i].reason) == 0;
+    for (int k = 0; k < 4; k++) {
+      if (mesh_api_refused_count(f->api, reasons[k]) != want[k])
+        fail_msg("after case %zu: refused{%s} = %llu, want %llu", i, reasons[k],
+                 (unsigned long long)mesh_api_refused_count(f->api, reasons[k]),
+                 (unsigned long long)want[k]);
+    }
+  }
+  assert_int_equal(f->be.calls_start + f->be.calls_delete + f->be.calls_gc + f->be.calls_leave, 0);
+  /* The figures show in /metrics. */
+  response r = request(f, "GET", "/metrics", NULL);
+  assert_int_equal(r.status, 200);
+  char line[128];
+  snprintf(line, sizeof line, "meshd_api_refused_total{reason=\"content_type\"} %llu\n",
+           (unsigned long long)want[2]);
+  assert_non_null(strstr(r.body, line));
+  snprintf(line, sizeof line, "meshd_api_refused_total{reason=\"host\"} %llu\n",
+           (unsigned long long)want[0]);
+  assert_non_null(strstr(r.body, line));
+  response_free(&r);
+  /* What command-line clients send is served: loopback Hosts with any
+   * port, a JSON body type with parameters, this API's own origin. */
+  char own[160];
+  char addr[64];
+  mesh_api_address(f->api, addr, sizeof addr);
+  snprintf(own, sizeof own, "Host: 127.0.0.1\r\nOrigin: http://%s\r\n", addr);
+  static const char *const fine[] = {
+      "Host: localhost\r\n",
+      "Host: LOCALHOST:52417\r\n",
+      "Host: 127.0.0.1:52417\r\n",
+      "Host: 127.3.2.1\r\n",
+      "Host: [::1]:52417\r\n",
+      "Host: [::1]\r\n",
+      "Host: localhost\r\nSec-Fetch-Site: none\r\n",
+  };
+  for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+    r = request_with(f, "GET", "/node_id", fine[i], NULL);
+    if (r.status != 200)
+      fail_msg("'%s': want 200, got %d: %s", fine[i], r.status, r.body ? r.body : "");
+    response_free(&r);
+  }
+  r = request_with(f, "GET", "/node_id", own, NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  r = request_with(f, "POST", "/download/start",
+                   "Host: 127.0.0.1:52417\r\nContent-Type: Application/JSON; charset=utf-8\r\n",
+                   start);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_int_equal(f->be.calls_start, 1);
+}
+
+/* A Unix socket has no Host to check (browsers cannot reach one), but a
+ * body type a form could send is still refused. */
+static void test_browser_rules_on_unix_socket(void **state)
+{
+  fixture *f = *state;
+  mesh_api_free(f->api);
+  char addr[220];
+  snprintf(addr, sizeof(addr), "unix:%s/api.sock", f->dir);
+  assert_int_equal(start_server(f, addr, NULL), 0);
+  response r = request_with(f, "GET", "/node_id", "Host: whatever\r\n", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  r = request_with(f, "POST", "/leave", "Host: localhost\r\nContent-Type: text/plain\r\n", "");
+  assert_error(&r, 403, "application/json");
+  r = request_with(f, "GET", "/node_id", "Host: localhost\r\nOrigin: http://localhost\r\n", NULL);
+  assert_error(&r, 403, "web pages");
+  r = request(f, "POST", "/leave", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_int_equal(f->be.calls_leave, 1);
+  assert_int_equal(mesh_api_refused_count(f->api, "content_type"), 1);
+  assert_int_equal(mesh_api_refused_count(f->api, "origin"), 1);
+  mesh_api_free(f->api);
+  assert_int_equal(start_server(f, "127.0.0.1:0", NULL), 0);
+}
+
+/* With a token, a browser's request is still refused as one (403, counted
+ * by reason), before the token is looked at. */
+static void test_browser_refused_before_token(void **state)
+{
+  fixture *f = *state;
+  mesh_api_free(f->api);
+  assert_int_equal(start_server(f, "127.0.0.1:0", "tok-abcdef"), 0);
+  snprintf(f->token, sizeof(f->token), "tok-abcdef");
+  response r =
+      request_with(f, "POST", "/leave", "Host: localhost\r\nContent-Type: text/plain\r\n", "{}");
+  assert_error(&r, 403, "application/json");
+  r = request_with(f, "GET", "/state", "Host: evil.example\r\n", NULL);
+  assert_error(&r, 403, "loopback");
+  r = request(f, "POST", "/leave", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_int_equal(f->be.calls_leave, 1);
+  assert_int_equal(mesh_api_refused_count(f->api, "content_type"), 1);
+  assert_int_equal(mesh_api_refused_count(f->api, "host"), 1);
+}
+
 /* ---- The pure parsers. */
+
+static void test_header_checks(void **state)
+{
+  (void)state;
+  static const char *const loop[] = {"localhost",          "LocalHost:1",    "127.0.0.1",
+                                     "127.255.255.254:80", "[::1]",          "[::1]:52417",
+                                     "[::ffff:127.0.0.1]", "127.0.0.1:65535"};
+  for (size_t i = 0; i < sizeof loop / sizeof loop[0]; i++) {
+    if (!mesh_api_host_is_loopback(loop[i]))
+      fail_msg("'%s' should be loopback", loop[i]);
+  }
+  static const char *const foreign[] = {"",
+                                        "evil.example",
+                                        "evil.example:52417",
+                                        "0.0.0.0",
+                                        "0.0.0.0:52417",
+                                        "[::]:1",
+                                        "127.0.0.1.nip.io",
+                                        "localhost.evil.example",
+                                        "127.1",
+                                        "0x7f000001",
+                                        "2130706433",
+                                        "localhost:",
+                                        "localhost:0",
+                                        "localhost:65536",
+                                        "localhost:1x",
+                                        "[::1",
+                                        "[::1]x",
+                                        "[::1]:",
+                                        "::1",
+                                        "localhost :80",
+                                        "10.0.0.1",
+                                        "[::ffff:10.0.0.1]",
+                                        "localhost:123456"};
+  for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+    if (mesh_api_host_is_loopback(foreign[i]))
+      fail_msg("'%s' should not be loopback", foreign[i]);
+  }
+  assert_false(mesh_api_host_is_loopback(NULL));
+
+  assert_true(mesh_api_origin_is_own("http://127.0.0.1:52417", 52417));
+  assert_true(mesh_api_origin_is_own("http://localhost:52417", 52417));
+  assert_true(mesh_api_origin_is_own("http://[::1]:52417", 52417));
+  assert_true(mesh_api_origin_is_own("http://localhost", 80));
+  assert_false(mesh_api_origin_is_own("http://localhost:52418", 52417));
+  assert_false(mesh_api_origin_is_own("https://localhost:52417", 52417));
+  assert_false(mesh_api_origin_is_own("http://localhost:52417/x", 52417));
+  assert_false(mesh_api_origin_is_own("http://evil.example:52417", 52417));
+  assert_false(mesh_api_origin_is_own("null", 52417));
+  assert_false(mesh_api_origin_is_own("", 52417));
+  assert_false(mesh_api_origin_is_own("http://localhost:52417", 0));
+  assert_false(mesh_api_origin_is_own(NULL, 52417));
+
+  assert_true(mesh_api_content_type_is_json("application/json"));
+  assert_true(mesh_api_content_type_is_json("APPLICATION/JSON"));
+  assert_true(mesh_api_content_type_is_json(" application/json; charset=utf-8"));
+  assert_true(mesh_api_content_type_is_json("application/json ;charset=utf-8"));
+  assert_false(mesh_api_content_type_is_json(NULL));
+  assert_false(mesh_api_content_type_is_json(""));
+  assert_false(mesh_api_content_type_is_json("text/plain"));
+  assert_false(mesh_api_content_type_is_json("application/x-www-form-urlencoded"));
+  assert_false(mesh_api_content_type_is_json("multipart/form-data; boundary=x"));
+  assert_false(mesh_api_content_type_is_json("application/json-seq"));
+  assert_false(mesh_api_content_type_is_json("application/jsonx"));
+  assert_false(mesh_api_content_type_is_json("text/plain; application/json"));
+}
 
 static void test_parsers(void **state)
 {
@@ -1069,8 +1316,8 @@ static void test_pending_on_counted_connection(void **state)
   static const char body[] = "{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/m\"}";
   char raw[512];
   int n = snprintf(raw, sizeof raw,
-                   "POST /download/start HTTP/1.1\r\nHost: localhost\r\nContent-Length: "
-                   "%zu\r\n\r\n%s",
+                   "POST /download/start HTTP/1.1\r\nHost: localhost\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                    sizeof body - 1, body);
   int fd = idle_connect(f);
   uint64_t deadline = now_ms() + 10000;
@@ -1168,10 +1415,14 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_non_loopback_needs_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_browser_requests_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_browser_rules_on_unix_socket, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_browser_refused_before_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pending_on_counted_connection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_accept_pauses_when_out_of_files, setup, teardown),
       cmocka_unit_test(test_parsers),
+      cmocka_unit_test(test_header_checks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -303,8 +303,12 @@ static void test_defaults(void **state)
   assert_true(cfg.probe_interval_ms == 0);
   assert_true(cfg.push_pull_interval_ms == 0);
   assert_int_equal(cfg.suspicion_mult, 0);
-  assert_true(cfg.tombstone_ttl_ms == 24 * HOUR);
+  assert_int_equal(cfg.max_introductions, 0); /* the profile's: 256 */
+  assert_true(cfg.dead_member_ttl_ms == 0);
+  assert_true(cfg.ended_epoch_ttl_ms == HOUR);
   assert_true(cfg.gc_grace_ms == 5 * MIN);
+  assert_true(cfg.docs_budget == 64ull << 20);
+  assert_int_equal(cfg.docs_budget_entries, 65536);
   assert_int_equal(cfg.journal_max_records, 10000);
   assert_true(cfg.journal_max_age_ms == 7 * DAY);
   assert_true(cfg.max_download_bytes == 0);
@@ -371,6 +375,16 @@ static void test_precedence(void **state)
   assert_true(cfg.probe_interval_ms == 0);
   assert_int_equal(cfg.profile, MESH_PROFILE_LAN);
   assert_null(cfg.config_file);
+  mesh_config_free(&cfg);
+
+  /* The introduction cap of push-pull, from a flag or the environment. */
+  const char *intro[] = {"--max-introductions", "64", NULL};
+  assert_int_equal(load(&cfg, intro, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.max_introductions, 64);
+  mesh_config_free(&cfg);
+  const char *env_intro[] = {home_env, "MESH_MAX_INTRODUCTIONS=1000", NULL};
+  assert_int_equal(load(&cfg, NULL, env_intro, err, sizeof err), 0);
+  assert_int_equal(cfg.max_introductions, 1000);
   mesh_config_free(&cfg);
 
   /* The later of two flags wins; "--name=value" works like "--name value". */
@@ -485,6 +499,53 @@ static void test_lists(void **state)
   const char *trailing[] = {"--join", "127.0.0.1:5,", NULL};
   assert_int_equal(load(&cfg, trailing, env_home, err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "empty list item"));
+  mesh_config_free(&cfg);
+}
+
+/* --accept-commands-from: any-member by default; none, or peer IDs, from
+ * flag, environment or file; anything else named in the error. The quota
+ * is bounded by what the operator's reserve leaves. */
+static void test_accept_commands_from(void **state)
+{
+  const char *env_home[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.accept_commands_from.len, 1);
+  assert_string_equal(cfg.accept_commands_from.items[0], "any-member");
+  assert_int_equal(cfg.command_quota, 64);
+  mesh_config_free(&cfg);
+
+  const char *none[] = {"--accept-commands-from", "none", "--command-quota", "0", NULL};
+  assert_int_equal(load(&cfg, none, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.accept_commands_from.len, 1);
+  assert_string_equal(cfg.accept_commands_from.items[0], "none");
+  assert_int_equal(cfg.command_quota, 0);
+  mesh_config_free(&cfg);
+
+  const char *id = "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq";
+  char env_ids[256];
+  snprintf(env_ids, sizeof env_ids, "MESH_ACCEPT_COMMANDS_FROM=%s, %s", id, id);
+  const char *env_list[] = {home_env, env_ids, NULL};
+  assert_int_equal(load(&cfg, NULL, env_list, err, sizeof err), 0);
+  assert_int_equal(cfg.accept_commands_from.len, 2);
+  assert_string_equal(cfg.accept_commands_from.items[1], id);
+  mesh_config_free(&cfg);
+
+  write_conf("accept_commands_from = 10.0.0.1:1\n");
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "accept_commands_from"));
+  assert_non_null(strstr(err, "any-member, none or a peer ID"));
+  mesh_config_free(&cfg);
+  write_conf("");
+  const char *bad_id[] = {"--accept-commands-from",
+                          "12D3KooW-not/a-peer-id-but-long-enough-to-pass", NULL};
+  assert_int_equal(load(&cfg, bad_id, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "letters and digits"));
+  mesh_config_free(&cfg);
+  const char *too_many[] = {"--command-quota", "769", NULL};
+  assert_int_equal(load(&cfg, too_many, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--command-quota"));
   mesh_config_free(&cfg);
 }
 
@@ -687,6 +748,103 @@ static void test_ini_syntax_errors(void **state)
   mesh_config_free(&cfg);
 }
 
+/* meshd.conf: writable by group or others, owned by another user (root
+ * excepted), or a symbolic link: refused with the fix. A token in a file
+ * others may read is refused too; 0644 without one is fine. */
+static void test_config_file_rules(void **state)
+{
+  const char *env[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[1024], want[9000], link[4300];
+  write_conf("log_level = warn\n");
+  static const mode_t bad[] = {0666, 0646, 0664, 0622, 0602, 0620};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(chmod(conf_path, bad[i]), 0);
+    assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+    snprintf(want, sizeof want,
+             "config file '%s' is writable by group or others (mode %04o); run: chmod go-w %s",
+             conf_path, (unsigned)bad[i], conf_path);
+    assert_string_equal(err, want);
+    mesh_config_free(&cfg);
+  }
+  static const mode_t good[] = {0644, 0640, 0600, 0400, 0444};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    assert_int_equal(chmod(conf_path, good[i]), 0);
+    assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+    assert_int_equal(cfg.log_level, MESH_LOG_WARN);
+    mesh_config_free(&cfg);
+  }
+  assert_int_equal(chmod(conf_path, 0600), 0);
+
+  /* A symbolic link, named by --config or as the default file. */
+  snprintf(link, sizeof link, "%s/link.conf", tmpdir);
+  assert_int_equal(symlink(conf_path, link), 0);
+  const char *a[] = {"--config", link, NULL};
+  assert_int_equal(load(&cfg, a, env, err, sizeof err), -ELOOP);
+  assert_non_null(strstr(err, "symbolic link"));
+  assert_non_null(strstr(err, link));
+  mesh_config_free(&cfg);
+  assert_int_equal(unlink(link), 0);
+
+  /* Tokens stay out of files others can read. */
+  write_conf("api_token = s3cret\n");
+  assert_int_equal(chmod(conf_path, 0644), 0);
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+  snprintf(want, sizeof want,
+           "config file %s sets api-token but others can read it (mode 0644); run: chmod o-rwx %s",
+           conf_path, conf_path);
+  assert_string_equal(err, want);
+  mesh_config_free(&cfg);
+  write_conf("hf_token = hf_abc\n");
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+  assert_non_null(strstr(err, "sets hf-token"));
+  mesh_config_free(&cfg);
+  assert_int_equal(chmod(conf_path, 0640), 0);
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+  assert_string_equal(cfg.hf_token, "hf_abc");
+  mesh_config_free(&cfg);
+
+  if (geteuid() != 0) {
+    print_message("skipped: config owned by another user (needs root to chown)\n");
+    return;
+  }
+  assert_int_equal(chown(conf_path, 1, 1), 0);
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EACCES);
+  snprintf(want, sizeof want,
+           "config file '%s' is owned by uid 1, but meshd runs as uid 0; run: chown 0 %s",
+           conf_path, conf_path);
+  assert_string_equal(err, want);
+  mesh_config_free(&cfg);
+  assert_int_equal(chown(conf_path, 0, 0), 0);
+}
+
+/* The budget of others' documents: a size and a count, each bounded below so
+ * that one honest owner's document always fits. */
+static void test_docs_budget(void **state)
+{
+  const char *env[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  write_conf("docs_budget = 128MiB\ndocs_budget_entries = 20000\n");
+  assert_int_equal(load(&cfg, NULL, env, err, sizeof err), 0);
+  assert_true(cfg.docs_budget == 128ull << 20);
+  assert_int_equal(cfg.docs_budget_entries, 20000);
+  mesh_config_free(&cfg);
+  const char *a[] = {"--docs-budget", "1MiB", NULL};
+  assert_int_equal(load(&cfg, a, env, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--docs-budget"));
+  mesh_config_free(&cfg);
+  const char *b[] = {"--docs-budget-entries", "100", NULL};
+  assert_int_equal(load(&cfg, b, env, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "--docs-budget-entries"));
+  mesh_config_free(&cfg);
+  const char *c[] = {"--docs-budget", "1GiB", "--docs-budget-entries", "1000000", NULL};
+  assert_int_equal(load(&cfg, c, env, err, sizeof err), 0);
+  assert_true(cfg.docs_budget == 1ull << 30);
+  assert_int_equal(cfg.docs_budget_entries, 1000000);
+  mesh_config_free(&cfg);
+}
+
 static void test_hf_env(void **state)
 {
   const char *env[] = {home_env, "HF_ENDPOINT=http://127.0.0.1:8080/", "HF_TOKEN=hf_abc", NULL};
@@ -756,8 +914,13 @@ static const char *const every_option[] = {
     "gossip-interval",
     "gossip-nodes",
     "push-pull-interval",
-    "tombstone-ttl",
+    "max-members",
+    "max-introductions",
+    "dead-member-ttl",
+    "ended-epoch-ttl",
     "gc-grace",
+    "docs-budget",
+    "docs-budget-entries",
     "journal-max-records",
     "journal-max-age",
     "max-download-bytes",
@@ -766,6 +929,8 @@ static const char *const every_option[] = {
     "hf-token",
     "downloads-at-once",
     "files-at-once",
+    "accept-commands-from",
+    "command-quota",
     "max-connections",
     "api-max-connections",
     "member-reserve",
@@ -793,7 +958,7 @@ static void test_help_lists_every_option(void **state)
     if (strstr(help, flag) == NULL || strstr(help, env) == NULL)
       fail_msg("help misses %s or %s", flag, env);
   }
-  assert_non_null(strstr(help, "default: 24h"));
+  assert_non_null(strstr(help, "default: 1h"));
   free(help);
 }
 
@@ -840,7 +1005,7 @@ static void test_example_is_valid_and_complete(void **state)
     fail_msg("example does not load: %s", err);
   assert_true(keys >= 25);
   assert_string_equal(cfg.listen, def.listen);
-  assert_true(cfg.tombstone_ttl_ms == def.tombstone_ttl_ms);
+  assert_true(cfg.ended_epoch_ttl_ms == def.ended_epoch_ttl_ms);
   assert_true(cfg.journal_max_age_ms == def.journal_max_age_ms);
   assert_true(cfg.frame_max == def.frame_max);
   assert_int_equal(cfg.max_connections, def.max_connections);
@@ -866,12 +1031,15 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_accept_commands_from, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unknown_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_value_messages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_api_beyond_loopback_needs_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ini_syntax_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hf_env, setup, teardown),
       cmocka_unit_test_setup_teardown(test_addresses_parsed_fully_at_load, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_config_file_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_docs_budget, setup, teardown),
       cmocka_unit_test(test_help_and_version_flags),
       cmocka_unit_test(test_help_lists_every_option),
       cmocka_unit_test(test_example_is_valid_and_complete),

@@ -14,6 +14,7 @@
 #include "src/base/err.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 #define MIN 60000ull
 
@@ -589,6 +590,26 @@ static void test_rule4_entries_only_from_commands(void **state)
 /* Rule 5: too big for free space, or over the configured maximum: a failed
  * entry with both numbers, no download, no retry. */
 
+typedef struct entry_probe {
+  const char *model;
+  mesh_coord_entry *out;
+} entry_probe;
+
+static void entry_visit(void *arg, const mesh_coord_view_entry *ve)
+{
+  entry_probe *p = arg;
+  if (ve->own && strcmp(ve->e->model_id, p->model) == 0)
+    *p->out = *ve->e;
+}
+
+/* The own entry of model (status 0 when there is none). */
+static void entry_of(mesh_coord *c, const char *model, mesh_coord_entry *out)
+{
+  memset(out, 0, sizeof *out);
+  entry_probe p = {model, out};
+  mesh_coord_visit(c, 0, entry_visit, &p);
+}
+
 static void test_rule5_size_guard(void **state)
 {
   (void)state;
@@ -621,6 +642,40 @@ static void test_rule5_size_guard(void **state)
   assert_string_equal(tnode_find_action(&a, MESH_COORD_ACT_DOWNLOAD)->u.action.model_id,
                       "org/fits");
   assert_int_equal(a.act_total[MESH_COORD_ACT_CHECK_SPACE], 3);
+  tnode_free(&a);
+}
+
+/* Space is reserved: two downloads that each fit the free space but not
+ * together; the second fails at once, with the numbers, and fits again once
+ * the first is done (its bytes are then on disk, in the free figure). */
+static void test_space_reserved_for_downloads_under_way(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  tnode a;
+  tnode_init(&a, 1, 1, &set);
+  mesh_coord_cmd one = {.kind = MESH_COORD_CMD_START, .model_id = "org/one"};
+  mesh_coord_cmd two = {.kind = MESH_COORD_CMD_START, .model_id = "org/two"};
+  assert_int_equal(mesh_coord_command(a.c, &one, 0, NULL, NULL, 0), 0);
+  assert_int_equal(mesh_coord_command(a.c, &two, 0, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/one", "main", 6000000, 10000000, 1);
+  mesh_coord_space(a.c, "org/two", "main", 6000000, 10000000, 2);
+  mesh_coord_entry e;
+  entry_of(a.c, "org/two", &e);
+  assert_int_equal(e.status, MESH_COORD_FAILED);
+  assert_non_null(strstr(e.error, "6000000"));  /* needed */
+  assert_non_null(strstr(e.error, "10000000")); /* free */
+  assert_non_null(strstr(e.error, "reserved"));
+  assert_non_null(strstr(e.error, "4000000")); /* usable */
+  entry_of(a.c, "org/one", &e);
+  assert_true(e.status == MESH_COORD_PENDING || e.status == MESH_COORD_ONGOING);
+  /* One is done: its bytes are on disk, no longer reserved. */
+  mesh_coord_completed(a.c, "org/one", "main", 6000000, 100);
+  assert_int_equal(mesh_coord_command(a.c, &two, 200, NULL, NULL, 0), 0);
+  mesh_coord_space(a.c, "org/two", "main", 6000000, 7000000, 300);
+  entry_of(a.c, "org/two", &e);
+  assert_int_not_equal(e.status, MESH_COORD_FAILED);
   tnode_free(&a);
 }
 
@@ -914,6 +969,344 @@ static void test_download_retry_limited(void **state)
   tnode_free(&a);
 }
 
+/* ---- who may command whom, and answers (issue 16) ------------------------ */
+
+/* from sends a command of kind for model to target; both sides exchange
+ * until quiet. Returns the answer's code as from heard it (1 when none). */
+static int remote(tnode *from, tnode *target, mesh_coord_cmd_kind kind, const char *model,
+                  mesh_time_ms now)
+{
+  mesh_coord_cmd cmd = {.kind = kind, .model_id = model, .target = &target->id.id};
+  uint64_t seq = 0;
+  char msg[256];
+  assert_int_equal(mesh_coord_command(from->c, &cmd, now, &seq, msg, sizeof msg), 0);
+  size_t before = from->total[MESH_COORD_OUT_RESULT];
+  tnode *all[] = {from, target};
+  exchange(all, 2, now);
+  if (from->total[MESH_COORD_OUT_RESULT] == before)
+    return 1;
+  assert_int_equal(from->last_result.u.result.seq, seq);
+  return from->last_result.u.result.code;
+}
+
+/* --accept-commands-from none: a member's command is refused with an answer
+ * that says why, counted, and leaves nothing behind: no entry, no action, no
+ * journal record, no store write. The operator's own commands still work. */
+static void test_cmds_accept_none(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.accept = MESH_COORD_ACCEPT_NONE;
+  tnode a, b;
+  tnode_init(&a, 1, 1, &set);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  tnode_clear(&a);
+  memset(a.total, 0, sizeof a.total);
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, "org/m", 10), -EPERM);
+  assert_non_null(strstr(b.last_result.u.result.message, "--accept-commands-from none"));
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_DELETE, "org/m", 20), -EPERM);
+  const mesh_coord_stats *st = mesh_coord_get_stats(a.c);
+  assert_int_equal(st->cmds_refused_policy, 2);
+  assert_int_equal(st->cmds_refused, 2);
+  assert_int_equal(st->cmds_accepted, 0);
+  assert_int_equal(mesh_coord_own_count(a.c), 0);
+  for (int k = 0; k < 16; k++)
+    assert_int_equal(a.act_total[k], 0);
+  assert_int_equal(a.total[MESH_COORD_OUT_JOURNAL], 0);
+  assert_int_equal(a.total[MESH_COORD_OUT_STORE_PUT], 0);
+  assert_int_equal(a.total[MESH_COORD_OUT_STORE_DEL], 0);
+  /* The operator is not another node. */
+  mesh_coord_cmd own = {.kind = MESH_COORD_CMD_START, .model_id = "org/m"};
+  assert_int_equal(mesh_coord_command(a.c, &own, 30, NULL, NULL, 0), 0);
+  assert_int_equal(mesh_coord_own_count(a.c), 1);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* --accept-commands-from ID: the listed member is obeyed, another member is
+ * refused and told it is not on the list. */
+static void test_cmds_accept_listed(void **state)
+{
+  (void)state;
+  tnode a, b, c;
+  tnode_init(&b, 2, 1, NULL);
+  tnode_init(&c, 3, 1, NULL);
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.accept = MESH_COORD_ACCEPT_LISTED;
+  set.accept_from = &b.id.id;
+  set.accept_n = 1;
+  tnode_init(&a, 1, 1, &set);
+  pair(&a, &b, 0);
+  pair(&a, &c, 0);
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, "org/m", 10), 0);
+  assert_int_equal(remote(&c, &a, MESH_COORD_CMD_DELETE, "org/m", 20), -EPERM);
+  assert_non_null(strstr(c.last_result.u.result.message, "not in --accept-commands-from"));
+  assert_int_equal(mesh_coord_get_stats(a.c)->cmds_accepted, 1);
+  assert_int_equal(mesh_coord_get_stats(a.c)->cmds_refused_policy, 1);
+  /* The entry is still pending, not deleting. */
+  mesh_coord_entry e;
+  mesh_coord_visit(a.c, 20, visit_entry, &e);
+  assert_int_equal(e.status, MESH_COORD_PENDING);
+  assert_true(e.by_peer);
+  assert_true(mesh_peer_id_eq(&e.requester, &b.id.id));
+  /* More IDs than a list may hold are refused at creation. */
+  mesh_coord *bad;
+  set.accept_n = MESH_COORD_ACCEPT_MAX + 1;
+  assert_int_equal(mesh_coord_new(&a.id, 1, &set, &a.rng, &bad), -EINVAL);
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+}
+
+/* Quotas: one requester gets remote_quota entries; all requesters together
+ * never take the slots kept for the operator, who can always start. */
+static void test_cmds_quota(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.remote_quota = 3;
+  tnode a, b, c;
+  tnode_init(&a, 1, 1, &set);
+  tnode_init(&b, 2, 1, NULL);
+  tnode_init(&c, 3, 1, NULL);
+  pair(&a, &b, 0);
+  pair(&a, &c, 0);
+  char model[64];
+  for (int i = 0; i < 3; i++) {
+    snprintf(model, sizeof model, "org/b%d", i);
+    assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, model, 10), 0);
+  }
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, "org/b3", 10), -EDQUOT);
+  assert_non_null(strstr(b.last_result.u.result.message, "--command-quota"));
+  /* A delete that would make an entry counts too. */
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_DELETE, "org/x", 10), -EDQUOT);
+  /* Acting on an entry it already has needs no new room. */
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_CANCEL, "org/b0", 10), 0);
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, "org/b3", 10), 0);
+  /* Another requester has a share of its own. */
+  assert_int_equal(remote(&c, &a, MESH_COORD_CMD_START, "org/c0", 10), 0);
+  assert_int_equal(mesh_coord_get_stats(a.c)->cmds_refused_quota, 2);
+  /* The operator is never held by these quotas. */
+  mesh_coord_cmd own = {.kind = MESH_COORD_CMD_START, .model_id = "org/b9"};
+  assert_int_equal(mesh_coord_command(a.c, &own, 20, NULL, NULL, 0), 0);
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+
+  /* A peer with a quota as large as the table: it stops where the
+   * operator's reserve begins, and the operator fills the rest. */
+  set.remote_quota = MESH_COORD_MAX_OWN_ENTRIES;
+  tnode_init(&a, 1, 1, &set);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  int refused = 0;
+  for (int i = 0; i < MESH_COORD_MAX_OWN_ENTRIES; i++) {
+    snprintf(model, sizeof model, "org/p%d", i);
+    int rc = remote(&b, &a, MESH_COORD_CMD_START, model, 100 + (mesh_time_ms)i);
+    if (rc != 0) {
+      assert_int_equal(rc, -EDQUOT);
+      refused++;
+    }
+    tnode_clear(&a);
+    tnode_clear(&b);
+  }
+  assert_int_equal(mesh_coord_own_count(a.c),
+                   MESH_COORD_MAX_OWN_ENTRIES - MESH_COORD_LOCAL_RESERVED);
+  assert_int_equal(refused, MESH_COORD_LOCAL_RESERVED);
+  for (int i = 0; i < MESH_COORD_LOCAL_RESERVED; i++) {
+    snprintf(model, sizeof model, "org/op%d", i);
+    own.model_id = model;
+    assert_int_equal(mesh_coord_command(a.c, &own, 5000, NULL, NULL, 0), 0);
+    tnode_clear(&a);
+  }
+  own.model_id = "org/one-too-many";
+  assert_int_equal(mesh_coord_command(a.c, &own, 5000, NULL, NULL, 0), -ENOSPC);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* A delete of a directory meshd did not make (-EPERM from the executor) is
+ * a failure for good: counted, explained, never retried. */
+static void test_cmds_delete_unowned_refused(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 1, NULL);
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/theirs"};
+  assert_int_equal(mesh_coord_command(a.c, &del, 0, NULL, NULL, 0), 0);
+  mesh_coord_delete_result(a.c, "org/theirs", "main", -EPERM, 5);
+  mesh_coord_entry e;
+  mesh_coord_visit(a.c, 5, visit_entry, &e);
+  assert_int_equal(e.status, MESH_COORD_FAILED);
+  assert_int_equal(e.retry_at, 0);
+  assert_non_null(strstr(e.error, "meshd did not create it"));
+  assert_non_null(strstr(e.error, "org--theirs"));
+  assert_int_equal(mesh_coord_get_stats(a.c)->deletes_refused_unowned, 1);
+  tnode_drain(&a);
+  tnode_clear(&a);
+  for (mesh_time_ms t = 5; t < 60 * MIN; t += 1000)
+    mesh_coord_tick(a.c, t);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count_action(&a, MESH_COORD_ACT_DELETE), 0);
+  assert_int_equal(mesh_coord_next_deadline(a.c), UINT64_MAX);
+  tnode_free(&a);
+}
+
+/* Answers are taken only from the target's own connection, naming the
+ * epoch and sequence number of a command still awaited; a forged one from
+ * a third peer, one naming another epoch, an unknown sequence number and a
+ * second answer are dropped and counted. */
+static void test_cmds_answers_matched(void **state)
+{
+  (void)state;
+  tnode a, b, c;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 7, NULL);
+  tnode_init(&c, 3, 1, NULL);
+  pair(&a, &b, 0);
+  pair(&a, &c, 0);
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &b.id.id};
+  uint64_t seq = 0;
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 10, &seq, NULL, 0), 0);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  size_t results = a.total[MESH_COORD_OUT_RESULT];
+  uint8_t *buf;
+  size_t len;
+  /* C forges B's answer: right seq and epoch, wrong connection. */
+  craft_result(seq, 7, 0, "done", &buf, &len);
+  assert_int_equal(mesh_coord_receive(a.c, &c.id.id, buf, len, 11), -EPERM);
+  /* B's connection, but another epoch or another number. */
+  uint8_t *buf2, *buf3;
+  size_t len2, len3;
+  craft_result(seq, 6, 0, "done", &buf2, &len2);
+  assert_int_equal(mesh_coord_receive(a.c, &b.id.id, buf2, len2, 11), -EPERM);
+  craft_result(seq + 1, 7, 0, "done", &buf3, &len3);
+  assert_int_equal(mesh_coord_receive(a.c, &b.id.id, buf3, len3, 11), -EPERM);
+  tnode_drain(&a);
+  assert_int_equal(a.total[MESH_COORD_OUT_RESULT], results);
+  assert_int_equal(mesh_coord_get_stats(a.c)->results_unmatched, 3);
+  /* The real answer, then the same answer again. */
+  assert_int_equal(mesh_coord_receive(a.c, &b.id.id, buf, len, 12), 0);
+  assert_int_equal(mesh_coord_receive(a.c, &b.id.id, buf, len, 12), -EPERM);
+  tnode_drain(&a);
+  assert_int_equal(a.total[MESH_COORD_OUT_RESULT], results + 1);
+  assert_true(mesh_peer_id_eq(&a.last_result.u.result.from, &b.id.id));
+  assert_int_equal(mesh_coord_get_stats(a.c)->results_unmatched, 4);
+  free(buf);
+  free(buf2);
+  free(buf3);
+  tnode_free(&a);
+  tnode_free(&b);
+  tnode_free(&c);
+}
+
+/* Sequence numbers never repeat across epochs: after a restart and after a
+ * renewal in place they start above every number of the epoch before, so
+ * an answer of an old epoch cannot match a new command. */
+static void test_cmds_seq_unique_across_epochs(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &b.id.id};
+  uint64_t s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 10, &s1, NULL, 0), 0);
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 10, &s2, NULL, 0), 0);
+  assert_true(s2 > s1 && s1 != 0);
+  assert_int_equal(mesh_coord_set_epoch(a.c, 2, 20), 0);
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 20, &s3, NULL, 0), 0);
+  assert_true(s3 > s2);
+  tnode_restart(&a, 3);
+  view_event(&a, MESH_VIEW_JOINED, &b, 1, 1, 30);
+  assert_int_equal(mesh_coord_command(a.c, &cmd, 30, &s4, NULL, 0), 0);
+  assert_true(s4 > s3);
+  /* B hears the new epoch's command as new, not as a replay. */
+  view_event(&b, MESH_VIEW_EPOCH_CHANGED, &a, 3, 1, 30);
+  tnode *all[] = {&a, &b};
+  tnode_clear(&a);
+  tnode_drain(&a);
+  deliver(&a, all, 2, 30);
+  assert_int_equal(mesh_coord_get_stats(b.c)->cmds_refused_replay, 0);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Codes are clamped before any negation: INT_MIN, a positive code and a
+ * code beyond every errno arrive as negative errnos; the text is escaped. */
+static void test_cmds_code_clamped_text_escaped(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  mesh_coord_cmd cmd = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .target = &b.id.id};
+  static const struct {
+    int32_t sent;
+    int got;
+  } cases[] = {{INT32_MIN, -EPROTO}, {EACCES, -EACCES},  {-ENOSPC, -ENOSPC},
+               {4096, -EPROTO},      {-100000, -EPROTO}, {INT32_MAX, -EPROTO}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint64_t seq;
+    assert_int_equal(mesh_coord_command(a.c, &cmd, 10, &seq, NULL, 0), 0);
+    uint8_t *buf;
+    size_t len;
+    craft_result(seq, 1, cases[i].sent, "bad\n\x1b[31mline\\", &buf, &len);
+    assert_int_equal(mesh_coord_receive(a.c, &b.id.id, buf, len, 11), 0);
+    free(buf);
+    tnode_clear(&a);
+    tnode_drain(&a);
+    assert_int_equal(a.last_result.u.result.code, cases[i].got);
+    assert_string_equal(a.last_result.u.result.message, "bad\\x0a\\x1b[31mline\\\\");
+  }
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
+/* Who asked survives a restart (the store keeps it), so quotas still hold;
+ * actions for restored entries carry adopt, ordinary ones do not. */
+static void test_cmds_requester_restored(void **state)
+{
+  (void)state;
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.remote_quota = 1;
+  tnode a, b;
+  tnode_init(&a, 1, 1, &set);
+  tnode_init(&b, 2, 1, NULL);
+  pair(&a, &b, 0);
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, "org/m", 10), 0);
+  mesh_coord_entry e;
+  mesh_coord_visit(a.c, 10, visit_entry, &e);
+  assert_true(e.by_peer);
+  mesh_coord_cmd own = {.kind = MESH_COORD_CMD_START, .model_id = "org/local"};
+  assert_int_equal(mesh_coord_command(a.c, &own, 15, NULL, NULL, 0), 0);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  const mesh_coord_out *act = tnode_find_action(&a, MESH_COORD_ACT_CHECK_SPACE);
+  assert_non_null(act);
+  assert_false(act->u.action.adopt);
+  tnode_restart(&a, 2);
+  e.status = MESH_COORD_COMPLETED;
+  assert_int_equal(mesh_coord_restore(a.c, &e, 1, 3, 20), 0);
+  tnode_drain(&a);
+  act = tnode_find_action(&a, MESH_COORD_ACT_VERIFY);
+  assert_non_null(act);
+  assert_true(act->u.action.adopt);
+  view_event(&a, MESH_VIEW_JOINED, &b, 1, 1, 30);
+  view_event(&b, MESH_VIEW_EPOCH_CHANGED, &a, 2, 1, 30);
+  assert_int_equal(remote(&b, &a, MESH_COORD_CMD_START, "org/n", 40), -EDQUOT);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -930,6 +1323,7 @@ int main(void)
       cmocka_unit_test(test_rule3_failed_entry_says_why),
       cmocka_unit_test(test_rule4_entries_only_from_commands),
       cmocka_unit_test(test_rule5_size_guard),
+      cmocka_unit_test(test_space_reserved_for_downloads_under_way),
       cmocka_unit_test(test_rule6_idle_silence),
       cmocka_unit_test(test_rule7_journal_only_own),
       cmocka_unit_test(test_rule8_restart),
@@ -938,6 +1332,14 @@ int main(void)
       cmocka_unit_test(test_publish_coalesced),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_download_retry_limited),
+      cmocka_unit_test(test_cmds_accept_none),
+      cmocka_unit_test(test_cmds_accept_listed),
+      cmocka_unit_test(test_cmds_quota),
+      cmocka_unit_test(test_cmds_delete_unowned_refused),
+      cmocka_unit_test(test_cmds_answers_matched),
+      cmocka_unit_test(test_cmds_seq_unique_across_epochs),
+      cmocka_unit_test(test_cmds_code_clamped_text_escaped),
+      cmocka_unit_test(test_cmds_requester_restored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -546,6 +546,235 @@ static void test_resync_nothing_changed(void **state)
     tnode_free(all[i]);
 }
 
+/* ---- budgets of others' documents ---------------------------------------- */
+
+/* One node b and owners that joined its view at epoch 1. */
+typedef struct budgeted {
+  tnode b;
+  mesh_identity ids[8];
+  mesh_coord_settings set;
+} budgeted;
+
+static void budgeted_new(budgeted *w, void (*tune)(mesh_coord_settings *))
+{
+  mesh_coord_settings_default(&w->set);
+  w->set.gc_grace = 5 * MIN;
+  w->set.gc_budget = 50;
+  tune(&w->set);
+  tnode_init(&w->b, 7, 1, &w->set);
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(mesh_identity_generate(&w->ids[i]), 0);
+    mesh_view_event ev = {
+        .type = MESH_VIEW_JOINED, .peer = w->ids[i].id, .epoch = 1, .old_epoch = 1, .at = 0};
+    mesh_coord_view_event(w->b.c, &ev, 0);
+  }
+  tnode_drain(&w->b);
+  tnode_clear(&w->b);
+}
+
+/* Owner i sends version v of a document of n entries; returns the result. */
+static int send_doc(budgeted *w, int i, uint64_t v, size_t n, mesh_time_ms now)
+{
+  uint8_t *m;
+  size_t len;
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "org/o%d-v%llu-m", i, (unsigned long long)v);
+  craft_doc_n(&w->ids[i], &w->ids[i].id, 1, v, prefix, n, &m, &len);
+  int rc = mesh_coord_receive(w->b.c, &w->ids[i].id, m, len, now);
+  free(m);
+  return rc;
+}
+
+/* Owner i's digest names (1, v): how many document requests b sends. */
+static size_t requests_for_digest(budgeted *w, int i, uint64_t v, mesh_time_ms now)
+{
+  Mesh__Coord__Digest d;
+  mesh__coord__digest__init(&d);
+  d.epoch = 1;
+  d.version = v;
+  uint8_t buf[64];
+  size_t n = mesh__coord__digest__pack(&d, buf);
+  size_t before = mesh_coord_get_stats(w->b.c)->requests_sent;
+  assert_int_equal(mesh_coord_app_state(w->b.c, &w->ids[i].id, buf, n, now), 0);
+  tnode_drain(&w->b);
+  tnode_clear(&w->b);
+  return mesh_coord_get_stats(w->b.c)->requests_sent - before;
+}
+
+static void tune_owner_caps(mesh_coord_settings *s)
+{
+  s->doc_max_entries = 10;
+  s->doc_max_bytes = 8 << 10;
+}
+
+/* One owner's document over its entry or byte cap is refused whole and
+ * counted; the one it holds stays; a document within the caps is taken. */
+static void test_doc_owner_caps(void **state)
+{
+  (void)state;
+  budgeted *w = calloc(1, sizeof *w);
+  budgeted_new(w, tune_owner_caps);
+  const mesh_coord_stats *st = mesh_coord_get_stats(w->b.c);
+  assert_int_equal(send_doc(w, 0, 1, 10, 0), 0);
+  assert_int_equal(mesh_coord_held_entries(w->b.c), 10);
+  assert_int_equal(send_doc(w, 0, 2, 11, 0), -EMSGSIZE);
+  assert_int_equal(st->docs_refused_owner_cap, 1);
+  assert_int_equal(mesh_coord_held_entries(w->b.c), 10); /* version 1 stays */
+  uint64_t ten = mesh_coord_held_bytes(w->b.c);
+  print_message("a document of 10 entries holds %llu bytes\n", (unsigned long long)ten);
+  assert_true(ten > 10 * 40 && ten <= w->set.doc_max_bytes);
+  /* Bytes: with the cap one byte under what those ten entries cost, the
+   * same document is refused on a fresh node, and nine entries fit. */
+  w->set.doc_max_bytes = ten - 1;
+  tnode_free(&w->b);
+  tnode_init(&w->b, 7, 1, &w->set);
+  mesh_view_event ev = {
+      .type = MESH_VIEW_JOINED, .peer = w->ids[0].id, .epoch = 1, .old_epoch = 1, .at = 0};
+  mesh_coord_view_event(w->b.c, &ev, 0);
+  st = mesh_coord_get_stats(w->b.c);
+  assert_int_equal(send_doc(w, 0, 1, 10, 0), -EMSGSIZE);
+  assert_int_equal(st->docs_refused_owner_cap, 1);
+  assert_int_equal(mesh_coord_held_bytes(w->b.c), 0);
+  assert_int_equal(send_doc(w, 0, 1, 9, 0), 0);
+  tnode_free(&w->b);
+  free(w);
+}
+
+static void tune_budget(mesh_coord_settings *s)
+{
+  s->docs_max_entries = 250;
+}
+
+/* The documents held together stay within the budget: a third owner that
+ * would pass it is refused and counted, not asked again for the same
+ * version; an owner's newer document replaces its own; once a departed
+ * owner's document is collected (injected clock: past gc_grace) there is
+ * room again. */
+static void test_doc_budget(void **state)
+{
+  (void)state;
+  budgeted *w = calloc(1, sizeof *w);
+  budgeted_new(w, tune_budget);
+  const mesh_coord_stats *st = mesh_coord_get_stats(w->b.c);
+  assert_int_equal(send_doc(w, 0, 1, 100, 0), 0);
+  assert_int_equal(send_doc(w, 1, 1, 100, 0), 0);
+  assert_int_equal(send_doc(w, 2, 1, 100, 0), -ENOBUFS);
+  assert_int_equal(st->docs_refused_budget, 1);
+  assert_int_equal(mesh_coord_held_entries(w->b.c), 200);
+  uint64_t two = mesh_coord_held_bytes(w->b.c);
+  /* The refused version is not asked for again; a later one is. */
+  assert_int_equal(requests_for_digest(w, 2, 1, 10), 0);
+  assert_int_equal(requests_for_digest(w, 2, 2, 10), 1);
+  /* An owner replaces its own: 100 leave, 140 come (240 <= 250). */
+  assert_int_equal(send_doc(w, 0, 2, 140, 20), 0);
+  assert_int_equal(visit(&w->b, 20).others, 240);
+  /* Owner 0's old 100 await freeing: held memory counts them. */
+  assert_int_equal(mesh_coord_held_entries(w->b.c), 340);
+  mesh_coord_tick(w->b.c, 30);
+  mesh_coord_tick(w->b.c, 40);
+  assert_int_equal(mesh_coord_held_entries(w->b.c), 240);
+  /* Still no room for owner 2's 100. */
+  assert_int_equal(send_doc(w, 2, 2, 100, 50), -ENOBUFS);
+  assert_int_equal(st->docs_refused_budget, 2);
+  /* Owner 1 dies; its document is shown abandoned until gc_grace, and
+   * counts until then; after that there is room. */
+  mesh_view_event ev = {
+      .type = MESH_VIEW_DEAD, .peer = w->ids[1].id, .epoch = 1, .old_epoch = 1, .at = 60};
+  mesh_coord_view_event(w->b.c, &ev, 60);
+  assert_int_equal(send_doc(w, 2, 3, 100, 70), -ENOBUFS);
+  for (mesh_time_ms t = 60 + 5 * MIN; mesh_coord_held_entries(w->b.c) > 140; t += 10)
+    mesh_coord_tick(w->b.c, t);
+  assert_int_equal(send_doc(w, 2, 3, 100, 61 + 5 * MIN + 1000), 0);
+  assert_int_equal(mesh_coord_held_entries(w->b.c), 240);
+  assert_int_equal(st->docs_refused_budget, 3);
+  assert_true(two > 0 && mesh_coord_held_bytes(w->b.c) > two);
+  print_message("held: %zu entries, %llu bytes; refused for the budget: %llu\n",
+                mesh_coord_held_entries(w->b.c), (unsigned long long)mesh_coord_held_bytes(w->b.c),
+                (unsigned long long)st->docs_refused_budget);
+  tnode_free(&w->b);
+  free(w);
+}
+
+static void tune_churn(mesh_coord_settings *s)
+{
+  s->docs_max_entries = 1000;
+  s->gc_budget = 1; /* the collector barely keeps up */
+}
+
+/* Documents replaced faster than the collector frees them: live ones stay
+ * within the budget and everything in memory within twice it. */
+static void test_doc_churn_bounded(void **state)
+{
+  (void)state;
+  budgeted *w = calloc(1, sizeof *w);
+  budgeted_new(w, tune_churn);
+  const mesh_coord_stats *st = mesh_coord_get_stats(w->b.c);
+  size_t most = 0;
+  for (uint64_t v = 1; v <= 60; v++) {
+    for (int i = 0; i < 4; i++)
+      send_doc(w, i, v, 200, v * 10);
+    mesh_coord_tick(w->b.c, v * 10 + 5);
+    size_t held = mesh_coord_held_entries(w->b.c);
+    most = held > most ? held : most;
+    assert_true(visit(&w->b, v * 10 + 5).others <= 1000);
+    assert_true(held <= 2000);
+  }
+  print_message("churn: most entries in memory %zu (budget 1000), refused %llu of 240\n", most,
+                (unsigned long long)st->docs_refused_budget);
+  assert_true(st->docs_refused_budget > 0);
+  assert_true(st->docs_accepted > 4);
+  tnode_free(&w->b);
+  free(w);
+}
+
+/* The attack that was seen: Sybil members, each with a big document. With
+ * the default settings, 4,096-entry documents are refused at the owner cap,
+ * and 200 owners of 1,024 entries each fill the budget and no more. */
+static void test_doc_sybils_default_budget(void **state)
+{
+  (void)state;
+  enum { OWNERS = 200 };
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  tnode *b = calloc(1, sizeof *b);
+  mesh_identity *ids = calloc(OWNERS, sizeof *ids);
+  assert_true(b != NULL && ids != NULL);
+  tnode_init(b, 3, 1, &set);
+  const mesh_coord_stats *st = mesh_coord_get_stats(b->c);
+  size_t accepted = 0;
+  for (int i = 0; i < OWNERS; i++) {
+    assert_int_equal(mesh_identity_generate(&ids[i]), 0);
+    mesh_view_event ev = {
+        .type = MESH_VIEW_JOINED, .peer = ids[i].id, .epoch = 1, .old_epoch = 1, .at = 0};
+    mesh_coord_view_event(b->c, &ev, 0);
+    tnode_drain(b);
+    tnode_clear(b);
+    uint8_t *m;
+    size_t len;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "org/s%d-m", i);
+    size_t n = i < 10 ? MESH_COORD_MAX_DOC_ENTRIES : MESH_COORD_MAX_OWN_ENTRIES;
+    craft_doc_n(&ids[i], &ids[i].id, 1, 1, prefix, n, &m, &len);
+    accepted += mesh_coord_receive(b->c, &ids[i].id, m, len, 0) == 0;
+    free(m);
+  }
+  print_message("%d Sybil owners: %zu documents accepted, held %zu entries and %.1f MiB "
+                "(budget 65,536 entries, 64 MiB); refused: %llu over the owner cap, %llu over "
+                "the budget\n",
+                OWNERS, accepted, mesh_coord_held_entries(b->c),
+                (double)mesh_coord_held_bytes(b->c) / (1 << 20),
+                (unsigned long long)st->docs_refused_owner_cap,
+                (unsigned long long)st->docs_refused_budget);
+  assert_int_equal(st->docs_refused_owner_cap, 10);
+  assert_true(mesh_coord_held_entries(b->c) <= set.docs_max_entries);
+  assert_true(mesh_coord_held_bytes(b->c) <= set.docs_max_bytes);
+  assert_int_equal(accepted + st->docs_refused_owner_cap + st->docs_refused_budget, OWNERS);
+  assert_int_equal(accepted, set.docs_max_entries / MESH_COORD_MAX_OWN_ENTRIES);
+  tnode_free(b);
+  free(b);
+  free(ids);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -557,6 +786,10 @@ int main(void)
       cmocka_unit_test(test_resync_joined),
       cmocka_unit_test(test_resync_epoch_changed),
       cmocka_unit_test(test_resync_nothing_changed),
+      cmocka_unit_test(test_doc_owner_caps),
+      cmocka_unit_test(test_doc_budget),
+      cmocka_unit_test(test_doc_churn_bounded),
+      cmocka_unit_test(test_doc_sybils_default_budget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

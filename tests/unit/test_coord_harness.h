@@ -264,6 +264,26 @@ static inline void craft_doc_n(const mesh_identity *signer, const mesh_peer_id *
   free(env);
 }
 
+/* A CoordMessage carrying a command result (unsigned, as on the wire). */
+static inline void craft_result(uint64_t seq, uint64_t target_epoch, int32_t code,
+                                const char *message, uint8_t **out, size_t *len)
+{
+  Mesh__Coord__CommandResult r;
+  mesh__coord__command_result__init(&r);
+  r.seq = seq;
+  r.target_epoch = target_epoch;
+  r.code = code;
+  r.message = (char *)message;
+  Mesh__Coord__CoordMessage m;
+  mesh__coord__coord_message__init(&m);
+  m.body_case = MESH__COORD__COORD_MESSAGE__BODY_RESULT;
+  m.result = &r;
+  *len = mesh__coord__coord_message__get_packed_size(&m);
+  *out = malloc(*len);
+  assert_non_null(*out);
+  mesh__coord__coord_message__pack(&m, *out);
+}
+
 static inline void craft_doc(const mesh_identity *signer, const mesh_peer_id *owner, uint64_t epoch,
                              uint64_t version, const char *model, uint8_t **out, size_t *len)
 {

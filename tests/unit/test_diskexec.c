@@ -151,6 +151,16 @@ static void test_delete_missing_is_success(void **state)
   assert_int_equal(mesh_diskexec_delete(f->d, "org--absent"), 0);
 }
 
+/* Marks models/name as meshd's, as the download client does when it makes
+ * a model directory. */
+static void mark_dir(mesh_diskexec *d, const char *name)
+{
+  char text[MESH_DISKEXEC_MARKER_MAX];
+  assert_int_equal(mesh_diskexec_marker_text("12D3KooWtest", "org/x", "main", text, sizeof text),
+                   0);
+  assert_int_equal(mesh_diskexec_adopt(d, name, text), 0);
+}
+
 static void make_tree(const char *models, const char *name, int files)
 {
   char dir[800], sub[900], p[1000];
@@ -170,6 +180,7 @@ static void test_delete_tree(void **state)
 {
   fixture *f = *state;
   make_tree(f->models, "org--model", 6);
+  mark_dir(f->d, "org--model");
   char dir[800];
   path_join(dir, sizeof dir, f->models, "org--model");
   bool present;
@@ -189,6 +200,7 @@ static void test_delete_bounded_per_call(void **state)
 {
   fixture *f = *state;
   make_tree(f->models, "org--big", 50);
+  mark_dir(f->d, "org--big");
   mesh_diskexec_set_budget(f->d, 10);
   int calls = 0, rc;
   do {
@@ -216,17 +228,72 @@ static void test_symlinks_not_followed(void **state)
   assert_int_equal(symlink(target, p), 0);
   path_join(p, sizeof p, dir, "dangling");
   assert_int_equal(symlink("/nonexistent/x", p), 0);
+  mark_dir(f->d, "org--links");
   assert_int_equal(mesh_diskexec_delete(f->d, "org--links"), 0);
   assert_false(exists(dir));
   assert_true(exists(f->outside));
   assert_true(exists(target));
 
-  /* The model directory itself is a link to the outside: removed as a link. */
+  /* The model directory itself is a link to the outside (models kept on
+   * another disk): without a marker behind it, it is left alone; with one,
+   * removed as a link and its target kept. */
   path_join(p, sizeof p, f->models, "org--dirlink");
   assert_int_equal(symlink(f->outside, p), 0);
+  assert_int_equal(mesh_diskexec_delete(f->d, "org--dirlink"), -EPERM);
+  assert_true(exists(p));
+  mark_dir(f->d, "org--dirlink");
   assert_int_equal(mesh_diskexec_delete(f->d, "org--dirlink"), 0);
   assert_false(exists(p));
   assert_true(exists(target));
+  char outside_mark[900];
+  path_join(outside_mark, sizeof outside_mark, f->outside, MESH_DISKEXEC_MARKER);
+  assert_true(exists(outside_mark));
+}
+
+/* A directory meshd did not make (no marker, a marker that is a link, or a
+ * file that is not a marker) is never removed: -EPERM and every file kept.
+ * A delete stopped after any slice still finds the marker: it goes last. */
+static void test_delete_only_owned(void **state)
+{
+  fixture *f = *state;
+  char dir[800], p[1000];
+  make_tree(f->models, "org--theirs", 4);
+  path_join(dir, sizeof dir, f->models, "org--theirs");
+  path_join(p, sizeof p, dir, "f0.safetensors");
+  assert_int_equal(mesh_diskexec_delete(f->d, "org--theirs"), -EPERM);
+  assert_true(exists(p));
+  char m[900];
+  path_join(m, sizeof m, dir, MESH_DISKEXEC_MARKER);
+  assert_int_equal(symlink("/etc/hostname", m), 0);
+  assert_int_equal(mesh_diskexec_delete(f->d, "org--theirs"), -EPERM);
+  assert_int_equal(unlink(m), 0);
+  write_file(m, 20); /* a file of that name, but not a marker's content */
+  assert_int_equal(mesh_diskexec_delete(f->d, "org--theirs"), -EPERM);
+  assert_true(exists(p));
+  /* A plain file in a model directory's place is not meshd's either. */
+  path_join(p, sizeof p, f->models, "org--file");
+  write_file(p, 10);
+  assert_int_equal(mesh_diskexec_delete(f->d, "org--file"), -EPERM);
+  assert_true(exists(p));
+
+  /* Owned: deleted one entry per call, the marker there after every slice
+   * but the last. */
+  make_tree(f->models, "org--mine", 6);
+  mark_dir(f->d, "org--mine");
+  path_join(dir, sizeof dir, f->models, "org--mine");
+  path_join(m, sizeof m, dir, MESH_DISKEXEC_MARKER);
+  mesh_diskexec_set_budget(f->d, 3);
+  int calls = 0, rc;
+  while ((rc = mesh_diskexec_delete(f->d, "org--mine")) == -EAGAIN) {
+    assert_true(exists(m));
+    calls++;
+    assert_true(calls < 100);
+  }
+  assert_int_equal(rc, 0);
+  assert_false(exists(dir));
+  assert_true(calls > 2);
+  /* Adopting needs the directory. */
+  assert_int_equal(mesh_diskexec_adopt(f->d, "org--mine", "x"), -ENOENT);
 }
 
 static void test_bad_names_refused(void **state)
@@ -260,11 +327,13 @@ static void test_file_appears_during_delete(void **state)
 {
   fixture *f = *state;
   make_tree(f->models, "org--busy", 4);
+  mark_dir(f->d, "org--busy");
   appear_count = 0;
   mesh_diskexec_set_hook(f->d, appear_hook, NULL);
   assert_int_equal(mesh_diskexec_delete(f->d, "org--busy"), -ENOTEMPTY);
   assert_int_equal(appear_count, 1);
-  /* Once nothing appears any more, the next attempt finishes it. */
+  /* The marker was written back: the retry is still allowed. Once nothing
+   * appears any more, it finishes. */
   mesh_diskexec_set_hook(f->d, NULL, NULL);
   assert_int_equal(mesh_diskexec_delete(f->d, "org--busy"), 0);
 }
@@ -277,6 +346,7 @@ static void test_read_only_subdir(void **state)
   fixture *f = *state;
   char dir[800], ro[900], p[1000];
   make_tree(f->models, "org--ro", 0);
+  mark_dir(f->d, "org--ro");
   path_join(dir, sizeof dir, f->models, "org--ro");
   path_join(ro, sizeof ro, dir, "ro");
   assert_int_equal(mkdir(ro, 0755), 0);
@@ -375,6 +445,7 @@ static void test_delete_bounded_by_time(void **state)
   char top[800];
   path_join(top, sizeof top, f->models, "org--many");
   make_many(f->models, "org--many");
+  mark_dir(f->d, "org--many");
   mesh_diskexec_set_budget(f->d, 1000000);
   mesh_diskexec_set_slice_ms(f->d, 1);
   int calls = 0, rc;
@@ -395,6 +466,7 @@ static void test_scan_in_slices(void **state)
 {
   fixture *f = *state;
   make_many(f->models, "org--many");
+  mark_dir(f->d, "org--many");
   bool present;
   uint64_t bytes;
   uint32_t partials;
@@ -440,6 +512,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_delete_bounded_per_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_by_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scan_in_slices, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_only_owned, setup, teardown),
       cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_appears_during_delete, setup, teardown),

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "src/base/err.h"
+#include "src/base/fileperm.h"
 #include "src/identity/durable.h"
 #include "src/identity/epoch.h"
 #include "src/identity/homelock.h"
@@ -387,10 +388,94 @@ static void test_home_lock(void **state)
   assert_non_null(strstr(err, "meshd.lock"));
 }
 
+static unsigned mode_of(const char *path)
+{
+  struct stat st;
+  assert_int_equal(lstat(path, &st), 0);
+  return (unsigned)(st.st_mode & 07777);
+}
+
+/* Files meshd makes in the home are 0600 whatever the umask, also where an
+ * older meshd left them 0644; the home it makes is 0700. */
+static void test_private_modes(void **state)
+{
+  fixture *f = *state;
+  char lock[700], elock[700], home[700], err[1024] = "";
+  ident_test_path(lock, sizeof lock, f->dir, "meshd.lock");
+  ident_test_path(elock, sizeof elock, f->dir, "epoch.lock");
+  static const mode_t masks[] = {0, 022, 002};
+  for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+    mode_t old = umask(masks[i]);
+    ident_test_write(f->path, "4\n", 2, 0644);
+    ident_test_write(lock, "", 0, 0666);
+    ident_test_write(elock, "", 0, 0644);
+    advance_ok(f->dir);
+    mesh_home_lock a;
+    assert_int_equal(mesh_home_lock_take(f->dir, &a, err, sizeof err), 0);
+    mesh_home_lock_release(&a);
+    umask(old);
+    assert_int_equal(mode_of(f->path), 0600);
+    assert_int_equal(mode_of(lock), 0600);
+    assert_int_equal(mode_of(elock), 0600);
+  }
+  /* A home made under umask 0 or 0277 is 0700 all the same. */
+  static const mode_t home_masks[] = {0, 0277};
+  for (size_t i = 0; i < sizeof home_masks / sizeof home_masks[0]; i++) {
+    ident_test_path(home, sizeof home, f->dir, i == 0 ? "h0" : "h1");
+    mode_t old = umask(home_masks[i]);
+    assert_int_equal(mesh_home_prepare(home, err, sizeof err), 0);
+    umask(old);
+    assert_int_equal(mode_of(home), 0700);
+    assert_int_equal(rmdir(home), 0);
+  }
+}
+
+/* A home others may write, or one another user owns, is refused with the
+ * command that fixes it; read-only for others is fine. */
+static void test_unsafe_home_refused(void **state)
+{
+  fixture *f = *state;
+  char err[1024] = "", want[2000];
+  static const mode_t bad[] = {0777, 0770, 0707, 0720, 0702, 01777};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(chmod(f->dir, bad[i]), 0);
+    assert_int_equal(mesh_home_check(f->dir, err, sizeof err), -EACCES);
+    assert_int_equal(mesh_home_prepare(f->dir, err, sizeof err), -EACCES);
+    snprintf(want, sizeof want,
+             "home %s is writable by group or others (mode %04o), so they could replace its "
+             "keys; run: chmod 700 %s",
+             f->dir, (unsigned)bad[i], f->dir);
+    assert_string_equal(err, want);
+  }
+  static const mode_t good[] = {0700, 0750, 0755, 0500};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    assert_int_equal(chmod(f->dir, good[i]), 0);
+    assert_int_equal(mesh_home_check(f->dir, err, sizeof err), 0);
+  }
+  assert_int_equal(chmod(f->dir, 0700), 0);
+  /* Not a directory. */
+  ident_test_write(f->path, "1\n", 2, 0600);
+  assert_int_equal(mesh_home_check(f->path, err, sizeof err), -ENOTDIR);
+  if (geteuid() != 0) {
+    print_message("skipped: home owned by another user (needs root to chown)\n");
+    return;
+  }
+  assert_int_equal(chown(f->dir, 1, 1), 0);
+  assert_int_equal(mesh_home_prepare(f->dir, err, sizeof err), -EACCES);
+  snprintf(want, sizeof want,
+           "home %s is owned by uid 1, but meshd runs as uid 0; run: chown 0 %s (or use a home of "
+           "your own)",
+           f->dir, f->dir);
+  assert_string_equal(err, want);
+  assert_int_equal(chown(f->dir, 0, 0), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_first_and_next, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_private_modes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unsafe_home_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_changes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_across_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),

@@ -316,6 +316,42 @@ static void test_concurrent_create(void **state)
   assert_int_equal(ident_test_count(f->dir, "identity.key.tmp"), 0);
 }
 
+/* The key file must be a regular file of meshd's user: a symbolic link (even
+ * to a good key) and a key owned by another user are refused, each with a
+ * message that says what to do. */
+static void test_symlink_and_owner_refused(void **state)
+{
+  fixture *f = *state;
+  mesh_identity a, b;
+  char err[512] = "";
+  char real[700], want[1600];
+  ident_test_path(real, sizeof real, f->dir, "real.key");
+  assert_int_equal(mesh_identity_load_or_create(real, &a, err, sizeof err), 0);
+  assert_int_equal(symlink(real, f->path), 0);
+  assert_int_equal(mesh_identity_load(f->path, &b, err, sizeof err), -ELOOP);
+  assert_non_null(strstr(err, "symbolic link"));
+  assert_non_null(strstr(err, f->path));
+  /* load_or_create neither follows nor replaces the link. */
+  assert_int_equal(mesh_identity_load_or_create(f->path, &b, err, sizeof err), -ELOOP);
+  struct stat st;
+  assert_int_equal(lstat(f->path, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_equal(unlink(f->path), 0);
+
+  if (geteuid() != 0) {
+    print_message("skipped: key owned by another user (needs root to chown)\n");
+    return;
+  }
+  assert_int_equal(chown(real, 1, 1), 0);
+  assert_int_equal(mesh_identity_load(real, &b, err, sizeof err), -EACCES);
+  snprintf(want, sizeof want,
+           "key file '%s' is owned by uid 1, but meshd runs as uid 0; run: chown 0 %s", real, real);
+  assert_string_equal(err, want);
+  assert_int_equal(chown(real, 0, 0), 0);
+  assert_int_equal(mesh_identity_load(real, &b, err, sizeof err), 0);
+  assert_same_identity(&a, &b);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -329,6 +365,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_not_regular_or_missing_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_write_leaves_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_create, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_symlink_and_owner_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

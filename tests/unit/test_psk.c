@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -232,6 +233,49 @@ static void test_oversized(void **state)
   expect_reject(big, sizeof big, "too large");
 }
 
+/* The identity key's rule holds for the swarm key: readable or writable by
+ * group or others, owned by another user, or a symbolic link: refused with
+ * the fix in the message, before a byte of the key is used. */
+static void test_file_rules(void **state)
+{
+  (void)state;
+  char dir[512], path[600], link[600], want[1600];
+  ident_test_mkdtemp(dir, sizeof dir);
+  ident_test_path(path, sizeof path, dir, "swarm.key");
+  ident_test_path(link, sizeof link, dir, "link.key");
+  char err[512] = "";
+  mesh_psk a;
+  assert_int_equal(mesh_psk_generate_file(path, err, sizeof err), 0);
+  static const mode_t modes[] = {0644, 0666, 0640, 0604, 0620, 0602, 0610};
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    assert_int_equal(chmod(path, modes[i]), 0);
+    assert_int_equal(mesh_psk_load(path, &a, err, sizeof err), -EACCES);
+    snprintf(want, sizeof want, "Permissions %04o for '%s' are too open; run: chmod 600 %s",
+             (unsigned)modes[i], path, path);
+    assert_string_equal(err, want);
+  }
+  assert_int_equal(chmod(path, 0400), 0);
+  assert_int_equal(mesh_psk_load(path, &a, err, sizeof err), 0);
+  assert_int_equal(chmod(path, 0600), 0);
+
+  assert_int_equal(symlink(path, link), 0);
+  assert_int_equal(mesh_psk_load(link, &a, err, sizeof err), -ELOOP);
+  assert_non_null(strstr(err, "swarm key"));
+  assert_non_null(strstr(err, "symbolic link"));
+
+  if (geteuid() == 0) {
+    assert_int_equal(chown(path, 1, 1), 0);
+    assert_int_equal(mesh_psk_load(path, &a, err, sizeof err), -EACCES);
+    snprintf(want, sizeof want,
+             "swarm key '%s' is owned by uid 1, but meshd runs as uid 0; run: chown 0 %s", path,
+             path);
+    assert_string_equal(err, want);
+  } else {
+    print_message("skipped: swarm key owned by another user (needs root to chown)\n");
+  }
+  ident_test_rmdir(dir);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -244,6 +288,7 @@ int main(void)
       cmocka_unit_test(test_format_round_trip),
       cmocka_unit_test(test_generate_file),
       cmocka_unit_test(test_oversized),
+      cmocka_unit_test(test_file_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,35 @@ static void test_fresh_and_reopen(void **state)
   assert_int_equal(e[0].status, MESH_COORD_COMPLETED);
   assert_int_equal(e[0].total_bytes, 100);
   assert_string_equal(e[1].model_dir, "org--b");
+  assert_false(e[0].by_peer);
+  free(e);
+  mesh_store_close(s);
+}
+
+/* The node whose command made an entry is kept, so that its quota still
+ * holds after a restart; the operator's entries have none. */
+static void test_requester_kept(void **state)
+{
+  fixture *f = *state;
+  mesh_store *s;
+  char err[256];
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_coord_out batch[] = {put("org/peer", MESH_COORD_PENDING, 1),
+                            put("org/op", MESH_COORD_PENDING, 2)};
+  batch[0].u.entry.by_peer = true;
+  for (size_t i = 0; i < MESH_PEER_ID_LEN; i++)
+    batch[0].u.entry.requester.b[i] = (uint8_t)(i * 7 + 1);
+  assert_int_equal(mesh_store_apply(s, batch, 2, 1000, 7), 0);
+  mesh_store_close(s);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_coord_entry *e;
+  size_t n;
+  uint64_t v;
+  assert_int_equal(mesh_store_load(s, &e, &n, &v), 0);
+  assert_int_equal(n, 2);
+  assert_true(e[0].by_peer);
+  assert_memory_equal(e[0].requester.b, batch[0].u.entry.requester.b, MESH_PEER_ID_LEN);
+  assert_false(e[1].by_peer);
   free(e);
   mesh_store_close(s);
 }
@@ -494,10 +523,38 @@ static void test_members_kept(void **state)
   mesh_store_close(s);
 }
 
+/* mesh.db and its -wal and -shm are 0600 whatever the umask, and a store an
+ * older meshd left 0644 is narrowed when opened. */
+static void test_files_private(void **state)
+{
+  fixture *f = *state;
+  char side[1200], err[256];
+  struct stat st;
+  mesh_store *s;
+  mode_t old = umask(0);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_coord_out batch[] = {put("org/a", MESH_COORD_COMPLETED, 100), meta(1)};
+  assert_int_equal(mesh_store_apply(s, batch, 2, 1000, 7), 0);
+  umask(old);
+  static const char *const names[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(side, sizeof side, "%s%s", f->path, names[i]);
+    assert_int_equal(stat(side, &st), 0); /* WAL and shm exist while open */
+    assert_int_equal(st.st_mode & 07777, 0600);
+  }
+  mesh_store_close(s);
+  assert_int_equal(chmod(f->path, 0644), 0);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  assert_int_equal(stat(f->path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  mesh_store_close(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_fresh_and_reopen, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_requester_kept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
       cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_injected_failures_all_or_nothing, setup, teardown),
@@ -507,6 +564,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_idle_batch_writes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_numbered_journal_and_row_count, setup, teardown),
       cmocka_unit_test_setup_teardown(test_members_kept, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_files_private, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
