@@ -20,8 +20,8 @@
 
 /* Checks buf (len bytes, the file's contents) and copies the token into
  * out (cap bytes). */
-static int parse_token(const char *path, const uint8_t *buf, size_t len, char *out, size_t cap,
-                       char *err, size_t errlen)
+int mesh_apitoken_parse(const char *path, const uint8_t *buf, size_t len, char *out, size_t cap,
+                        char *err, size_t errlen)
 {
   while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
     len--;
@@ -90,7 +90,7 @@ int mesh_apitoken_read(const char *path, char *out, size_t cap, char *err, size_
   } else if (rc < 0) {
     mesh_identity_errf(err, errlen, "cannot read API token file '%s': %s", path, mesh_strerror(rc));
   } else {
-    rc = parse_token(path, buf, len, out, cap, err, errlen);
+    rc = mesh_apitoken_parse(path, buf, len, out, cap, err, errlen);
   }
   sodium_memzero(buf, sizeof buf);
   return rc;
@@ -154,7 +154,7 @@ int mesh_apitoken_load_or_create(const char *path, char *out, size_t cap, bool *
     /* Anyone who can read it can command the node; anyone who can write it
      * can choose the token: the identity key's rule. */
   } else {
-    rc = parse_token(path, buf, len, out, cap, err, errlen);
+    rc = mesh_apitoken_parse(path, buf, len, out, cap, err, errlen);
   }
   sodium_memzero(buf, sizeof buf);
   return rc;

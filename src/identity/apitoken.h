@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define MESH_APITOKEN_FILE "api.token"
 #define MESH_APITOKEN_MIN 16
@@ -42,5 +43,11 @@ int mesh_apitoken_load_or_create(const char *path, char *out, size_t cap, bool *
  * are meshd's business: it refuses to start with a file others can read.
  */
 int mesh_apitoken_read(const char *path, char *out, size_t cap, char *err, size_t errlen);
+/* Decodes a token file's bytes (len of buf): one line of MESH_APITOKEN_MIN
+ * to MESH_APITOKEN_MAX printable ASCII characters, no spaces, an end of
+ * line allowed. The token goes to out (cap bytes, NUL-terminated). path
+ * only names the file in err. 0, or -EBADMSG. */
+int mesh_apitoken_parse(const char *path, const uint8_t *buf, size_t len, char *out, size_t cap,
+                        char *err, size_t errlen);
 
 #endif
