@@ -182,6 +182,58 @@ int swim_packet_encode(const swim_packet_out *p, size_t extra, uint8_t **buf, si
   return 0;
 }
 
+/* A protobuf varint at *p (before end); false when malformed. */
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+  uint64_t x = 0;
+  for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *v = x;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool swim_packet_is_push_pull(const uint8_t *buf, size_t len)
+{
+  const uint8_t *p = buf, *end = buf + len;
+  uint64_t kind = 0; /* the last one wins, as in a decode */
+  while (p < end) {
+    uint64_t tag, v;
+    if (!read_varint(&p, end, &tag))
+      return false;
+    switch (tag & 7) {
+    case 0: /* varint */
+      if (!read_varint(&p, end, &v))
+        return false;
+      if ((tag >> 3) == 1)
+        kind = v;
+      break;
+    case 1: /* 64-bit */
+      if ((size_t)(end - p) < 8)
+        return false;
+      p += 8;
+      break;
+    case 2: /* length-delimited */
+      if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p))
+        return false;
+      p += v;
+      break;
+    case 5: /* 32-bit */
+      if ((size_t)(end - p) < 4)
+        return false;
+      p += 4;
+      break;
+    default:
+      return false;
+    }
+  }
+  return kind == MESH__SWIM__KIND__PUSH_PULL;
+}
+
 int swim_packet_decode(const uint8_t *buf, size_t len, swim_packet *out)
 {
   memset(out, 0, sizeof *out);

@@ -275,6 +275,11 @@ int swim_packet_encode(const swim_packet_out *p, size_t extra, uint8_t **buf, si
 /* Bytes a packet with no updates takes (an upper bound). */
 size_t swim_packet_base_size(const swim_packet_out *p);
 int swim_packet_decode(const uint8_t *buf, size_t len, swim_packet *out);
+/* Whether buf is a push-pull, told without decoding it: the top-level
+ * fields are walked and skipped by their lengths (no copy), so a full state
+ * over its sender's rate is refused before it costs a decode. false when
+ * the kind is not found (decode then says why). */
+bool swim_packet_is_push_pull(const uint8_t *buf, size_t len);
 void swim_packet_release(swim_packet *p);
 
 int swim_update_encode(const mesh_peer_id *subject, bool accuse, const uint8_t *body,

@@ -1534,9 +1534,23 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
                             const uint8_t *buf, size_t len, mesh_time_ms now, mesh_swim_outbox *out)
 {
   size_t max = cls == MESH_SWIM_STREAM ? MESH_SWIM_MAX_STREAM : MESH_SWIM_MAX_DATAGRAM;
+  bool peeked_push_pull = false; /* its token was taken before the decode */
   if (len > max) {
     drop(s, MESH_SWIM_DROP_TOO_BIG);
     return -EMSGSIZE;
+  }
+  /* A full state over its sender's rate is refused before it is decoded:
+   * the decode alone is a pass over up to MESH_SWIM_MAX_STREAM bytes. */
+  if (cls == MESH_SWIM_STREAM && swim_packet_is_push_pull(buf, len)) {
+    swim_peer *pp = swim_peers_get(&s->peers, from, s->cfg.push_pull_burst, now);
+    bool pcut = swim_peer_is_cut(pp, s->cfg.bad_sig_window_ms, now);
+    if (pcut ||
+        !swim_peer_take_push_pull(pp, s->cfg.push_pull_burst, s->cfg.push_pull_refill_ms, now)) {
+      drop(s, pcut ? MESH_SWIM_DROP_SIG_BUDGET : MESH_SWIM_DROP_PUSH_PULL_RATE);
+      arm(s, out);
+      return -EAGAIN;
+    }
+    peeked_push_pull = true;
   }
   swim_packet p;
   int rc = swim_packet_decode(buf, len, &p);
@@ -1559,7 +1573,7 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
   s->c.bytes_received[p.kind] += len;
   swim_peer *peer = swim_peers_get(&s->peers, from, s->cfg.push_pull_burst, now);
   bool cut = swim_peer_is_cut(peer, s->cfg.bad_sig_window_ms, now);
-  if (p.kind == MESH_SWIM_MSG_PUSH_PULL &&
+  if (p.kind == MESH_SWIM_MSG_PUSH_PULL && !peeked_push_pull &&
       (cut ||
        !swim_peer_take_push_pull(peer, s->cfg.push_pull_burst, s->cfg.push_pull_refill_ms, now))) {
     /* A full state costs a pass over every record and an answer of ours

@@ -809,6 +809,39 @@ static void test_push_pull_bucket(void **state)
         mesh_swim_handle_packet(f->s, &f->peer.id, MESH_SWIM_STREAM, buf, len, 60000, &f->out),
         i < 4 ? 0 : -EAGAIN);
   assert_string_equal(mesh_swim_drop_name(MESH_SWIM_DROP_PUSH_PULL_RATE), "push-pull-rate");
+  /* Over the rate, a push-pull is refused before it is decoded: one that
+   * would not decode (a target of 3 bytes, no peer ID) is counted as over
+   * the rate, not as malformed. */
+  uint8_t *broken = malloc(len + 5);
+  assert_non_null(broken);
+  memcpy(broken, buf, len);
+  broken[len] = 0x1a;     /* field 3 (target), length-delimited */
+  broken[len + 1] = 0x03; /* three bytes */
+  broken[len + 2] = broken[len + 3] = broken[len + 4] = 0x01;
+  assert_int_equal(mesh_swim_handle_packet(f->s, &f->m[1].id, MESH_SWIM_STREAM, broken, len + 5,
+                                           60000, &f->out),
+                   -EBADMSG); /* within its rate: decoded, and refused as malformed */
+  assert_true(swim_packet_is_push_pull(buf, len));
+  uint64_t malformed = dropped(f, MESH_SWIM_DROP_MALFORMED);
+  uint64_t rate = dropped(f, MESH_SWIM_DROP_PUSH_PULL_RATE);
+  assert_true(malformed >= 1);
+  assert_int_equal(mesh_swim_handle_packet(f->s, &f->peer.id, MESH_SWIM_STREAM, broken, len + 5,
+                                           60000, &f->out),
+                   -EAGAIN);
+  assert_int_equal(dropped(f, MESH_SWIM_DROP_PUSH_PULL_RATE), rate + 1);
+  assert_int_equal(dropped(f, MESH_SWIM_DROP_MALFORMED), malformed);
+  /* The peek tells kinds apart, with fields in any order. */
+  swim_packet_out ping = {.kind = MESH_SWIM_MSG_PING, .seq = 7, .epoch = 1};
+  uint8_t *pb;
+  size_t pl;
+  assert_int_equal(swim_packet_encode(&ping, 0, &pb, &pl), 0);
+  assert_false(swim_packet_is_push_pull(pb, pl));
+  free(pb);
+  static const uint8_t reordered[] = {0x50, 0x01, 0x10, 0x07, 0x08, 0x06}; /* epoch, seq, kind */
+  assert_int_equal(MESH_SWIM_MSG_PUSH_PULL, 6);
+  assert_true(swim_packet_is_push_pull(reordered, sizeof reordered));
+  assert_false(swim_packet_is_push_pull(reordered, sizeof reordered - 1));
+  free(broken);
   mesh_swim_outbox_clear(&f->out);
   free(buf);
   teardown(f);
