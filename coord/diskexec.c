@@ -563,8 +563,12 @@ int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present,
   int rc = mesh_diskexec_scan_new(d, dir_name, &s);
   if (rc != 0)
     return rc;
-  walk w = {.d = d, .left = MESH_DISKEXEC_INSPECT_MAX};
-  rc = scan_run(s, &w);
+  /* No entry count ends it early: a tree of any size is looked at whole,
+   * in steps of the executor's budget. */
+  do {
+    walk w = {.d = d, .left = d->budget};
+    rc = scan_run(s, &w);
+  } while (rc == -EAGAIN);
   mesh_diskexec_scan_result(s, present, bytes, partials);
   mesh_diskexec_scan_free(s);
   return rc;

@@ -196,6 +196,22 @@ static void test_delete_tree(void **state)
   assert_false(present);
 }
 
+/* More entries than the per-call budget: the one-call inspection still
+ * sees every file (no entry count makes a model look incomplete). */
+static void test_inspect_beyond_budget(void **state)
+{
+  fixture *f = *state;
+  make_tree(f->models, "org--model", 50);
+  mesh_diskexec_set_budget(f->d, 3);
+  bool present;
+  uint64_t bytes;
+  uint32_t partials;
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--model", &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 5000);
+  assert_int_equal(partials, 0);
+}
+
 static void test_delete_bounded_per_call(void **state)
 {
   fixture *f = *state;
@@ -509,6 +525,7 @@ int main(void)
       cmocka_unit_test(test_revision),
       cmocka_unit_test_setup_teardown(test_delete_missing_is_success, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_tree, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inspect_beyond_budget, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_per_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_by_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scan_in_slices, setup, teardown),
