@@ -43,7 +43,7 @@ class ManyFiles(unittest.TestCase):
             status, body = n.post("/download/start",
                                   {"targetNodeId": nid, "modelId": MODEL, "revision": "main"})
             self.assertIn(status, (200, 202), body)
-            meshtest.wait_until(lambda: (entry(n, nid) or ("",))[0] == "DownloadCompleted", 50,
+            meshtest.wait_until(lambda: (entry(n, nid) or ("",))[0] == "DownloadCompleted", 90,
                                 "the download of 10,000 files to complete")
             print(f"figure: download_{FILES}_files_s = {time.monotonic() - t0:.1f}")
             done = n.state()["downloads"][nid][0]["DownloadCompleted"]
@@ -72,7 +72,7 @@ class ManyFiles(unittest.TestCase):
             t0 = time.monotonic()
             status, body = n.delete(f"/download/{nid}/{MODEL}")
             self.assertIn(status, (200, 202), body)
-            meshtest.wait_until(lambda: entry(n, nid) is None, 30, "the delete to complete")
+            meshtest.wait_until(lambda: entry(n, nid) is None, 60, "the delete to complete")
             print(f"figure: delete_{FILES}_files_s = {time.monotonic() - t0:.1f}")
             self.assertFalse(os.path.exists(path))
             self.assertEqual(hub.stats().get("total", 0), 0)
