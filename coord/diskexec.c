@@ -447,14 +447,18 @@ int mesh_diskexec_scan_new(mesh_diskexec *d, const char *dir_name, mesh_diskexec
     return -ENOMEM;
   s->d = d;
   int rc = 0;
-  if (fstatat(d->root, dir_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  /* The model directory itself is looked at through a link, as the
+   * downloader writes and the delete checks it (models kept on another
+   * disk): a linked model would otherwise look missing at every start.
+   * Links below it are not followed. */
+  if (fstatat(d->root, dir_name, &st, 0) != 0) {
     rc = errno == ENOENT ? 0 : -errno;
     goto out;
   }
   if (!S_ISDIR(st.st_mode))
     goto out;
   s->present = true;
-  int fd = openat(d->root, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = openat(d->root, dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     s->present = errno != ENOENT;
     rc = errno == ENOENT ? 0 : -errno;

@@ -131,8 +131,9 @@ int mesh_diskexec_adopt(mesh_diskexec *d, const char *dir_name, const char *text
 /*
  * Looks at a model directory in one call: *present is true when it exists
  * as a directory, *bytes the total size of the regular files in it, and
- * *partials the number of ".partial" files found. Symbolic links are not
- * followed. The whole tree is visited, however many entries it has (no
+ * *partials the number of ".partial" files found. A model directory that
+ * is a symbolic link to a directory is looked at through it; links below it
+ * are not followed. The whole tree is visited, however many entries it has (no
  * time bound: for tests and tools; the daemon inspects in slices with a
  * scan).
  */

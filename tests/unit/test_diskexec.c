@@ -266,6 +266,29 @@ static void test_symlinks_not_followed(void **state)
   assert_true(exists(outside_mark));
 }
 
+/* A model directory that is a link (models kept on another disk) is
+ * inspected through it, as it was written: present with its files' bytes.
+ * A dangling one is missing. */
+static void test_inspect_through_dir_link(void **state)
+{
+  fixture *f = *state;
+  make_tree(f->root, "elsewhere", 4);
+  char target[800], p[1000];
+  path_join(target, sizeof target, f->root, "elsewhere");
+  path_join(p, sizeof p, f->models, "org--linked");
+  assert_int_equal(symlink(target, p), 0);
+  bool present;
+  uint64_t bytes;
+  uint32_t partials;
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--linked", &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 400);
+  path_join(p, sizeof p, f->models, "org--dangling");
+  assert_int_equal(symlink("/nonexistent/x", p), 0);
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--dangling", &present, &bytes, &partials), 0);
+  assert_false(present);
+}
+
 /* A directory meshd did not make (no marker, a marker that is a link, or a
  * file that is not a marker) is never removed: -EPERM and every file kept.
  * A delete stopped after any slice still finds the marker: it goes last. */
@@ -531,6 +554,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_scan_in_slices, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_only_owned, setup, teardown),
       cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inspect_through_dir_link, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_appears_during_delete, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_only_subdir, setup, teardown),
