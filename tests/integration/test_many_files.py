@@ -48,8 +48,7 @@ class ManyFiles(unittest.TestCase):
             print(f"figure: download_{FILES}_files_s = {time.monotonic() - t0:.1f}")
             done = n.state()["downloads"][nid][0]["DownloadCompleted"]
             path = done["modelDirectory"]
-            if not os.path.isabs(path):
-                path = os.path.join(n.home, "models", path)
+            self.assertTrue(os.path.isabs(path), path)
             self.assertEqual(count_files(path), FILES)
 
             # Restart: the completed entry is inspected on disk and found
@@ -64,16 +63,24 @@ class ManyFiles(unittest.TestCase):
                 "the inspection after the restart")
             print(f"figure: inspect_{FILES}_files_s = {time.monotonic() - t0:.1f}")
             self.assertEqual(entry(n, nid)[0], "DownloadCompleted")
+            slices = meshtest.metric_sum(n.metrics(), "meshd_disk_slices_total")
+            print(f"figure: inspect_{FILES}_files_slices = {slices:.0f}")
+            self.assertGreaterEqual(slices, 3, "the inspection ran in one piece")
             j = meshtest.journal_of(n)
             self.assertFalse(any("incomplete on disk" in e["message"] for e in j), j[-5:])
             self.assertEqual(hub.stats().get("total", 0), 0, "the Hub was asked again")
 
             # Delete: every entry goes, in as many slices as it takes.
+            slices0 = meshtest.metric_sum(n.metrics(), "meshd_disk_slices_total")
             t0 = time.monotonic()
             status, body = n.delete(f"/download/{nid}/{MODEL}")
             self.assertIn(status, (200, 202), body)
             meshtest.wait_until(lambda: entry(n, nid) is None, 60, "the delete to complete")
             print(f"figure: delete_{FILES}_files_s = {time.monotonic() - t0:.1f}")
+            slices = meshtest.metric_sum(n.metrics(), "meshd_disk_slices_total") - slices0
+            print(f"figure: delete_{FILES}_files_slices = {slices:.0f}")
+            # More entries than one slice's budget (4,096): several slices.
+            self.assertGreaterEqual(slices, 3)
             self.assertFalse(os.path.exists(path))
             self.assertEqual(hub.stats().get("total", 0), 0)
             ok = True
