@@ -108,6 +108,9 @@
 /* Commands sent to other nodes whose answers are awaited at once; beyond,
  * the oldest is forgotten (its answer, should it still come, is dropped). */
 #define MESH_COORD_PENDING_MAX 256
+/* Bytes (without the NUL) of the absolute models directory path an owner
+ * publishes in its document; a longer one is not published. */
+#define MESH_COORD_MODELS_DIR_MAX 1024
 /* Payload type of signed documents and commands. */
 #define MESH_COORD_DOC_TYPE "meshd/downloads/1"
 #define MESH_COORD_CMD_TYPE "meshd/command/1"
@@ -159,7 +162,8 @@ typedef struct mesh_coord_settings {
   uint32_t journal_max_records;           /* passed to the store */
   mesh_time_ms journal_max_age;           /* passed to the store */
   uint64_t max_download_bytes;            /* 0 = only free space limits */
-  const char *models_dir;                 /* for the executors; the core uses names */
+  const char *models_dir;                 /* absolute; published in the document when
+                                             mesh_coord_models_dir_check accepts it */
   uint32_t actions_per_sec;               /* global action cap */
   mesh_time_ms entry_action_interval;     /* least time between same-kind actions of an entry */
   uint32_t gc_budget;                     /* entries freed per tick at most */
@@ -276,6 +280,7 @@ typedef struct mesh_coord_stats {
   uint64_t docs_refused_old_version;  /* not newer than the one held */
   uint64_t docs_refused_owner_cap;    /* over one owner's entry or byte cap */
   uint64_t docs_refused_budget;       /* would take the held documents over their budget */
+  uint64_t docs_refused_models_dir;   /* models_dir not absolute, too long, "..", control bytes */
   uint64_t docs_sent;
   uint64_t requests_sent;
   uint64_t requests_answered;
@@ -455,6 +460,9 @@ const mesh_coord_stats *mesh_coord_get_stats(const mesh_coord *c);
  * entries, with collect_in the time left before they are collected. */
 typedef struct mesh_coord_view_entry {
   const mesh_coord_entry *e;
+  /* Absolute path of the owner's models directory (e->model_dir is relative
+   * to it); NULL when the owner did not publish one. Valid during the call. */
+  const char *models_dir;
   bool own;
   bool abandoned;
   mesh_time_ms collect_in;
@@ -467,6 +475,11 @@ void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn
  * *epoch (may be NULL) receives its current or last epoch when known. For
  * comparing the mirror with membership's view. */
 int mesh_coord_view_of(const mesh_coord *c, const mesh_peer_id *peer, uint64_t *epoch);
+/* Whether path (len bytes, not necessarily NUL-terminated) may be published
+ * or taken as an owner's models directory: 1..MESH_COORD_MODELS_DIR_MAX
+ * bytes, starting with "/", no ".." component, no byte below 0x20 nor 0x7f.
+ * 0 or -EINVAL. */
+int mesh_coord_models_dir_check(const char *path, size_t len);
 /* Number of entries of others held (shown or awaiting collection). */
 size_t mesh_coord_held_entries(const mesh_coord *c);
 /* Bytes of others' documents held (shown or awaiting collection). */

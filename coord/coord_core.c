@@ -636,6 +636,13 @@ int mesh_coord_new(const mesh_identity *id, uint64_t epoch, const mesh_coord_set
     c->set.retry_base = 1;
   if (c->set.retry_cap < c->set.retry_base)
     c->set.retry_cap = c->set.retry_base;
+  /* A models directory that others could not take (relative, too long) is
+   * not published: their /state then shows no directory for these entries,
+   * instead of refusing the whole document. */
+  if (c->set.models_dir != NULL &&
+      mesh_coord_models_dir_check(c->set.models_dir,
+                                  strnlen(c->set.models_dir, MESH_COORD_MODELS_DIR_MAX + 1)) == 0)
+    coord_strlcpy(c->pub_models_dir, c->set.models_dir, sizeof c->pub_models_dir);
   c->rng = rng;
   c->tokens = c->set.actions_per_sec;
   *out = c;
@@ -1091,7 +1098,7 @@ mesh_time_ms mesh_coord_next_deadline(const mesh_coord *c)
 void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn fn, void *arg)
 {
   for (size_t i = 0; i < c->own_n; i++) {
-    mesh_coord_view_entry ve = {.e = &c->own[i].e, .own = true};
+    mesh_coord_view_entry ve = {.e = &c->own[i].e, .models_dir = c->set.models_dir, .own = true};
     fn(arg, &ve);
   }
   for (size_t i = 0; i < c->peers_cap; i++) {
@@ -1102,7 +1109,8 @@ void mesh_coord_visit(const mesh_coord *c, mesh_time_ms now, mesh_coord_visit_fn
     for (size_t k = 0; k < p->doc->n; k++) {
       mesh_coord_entry e;
       coord_rentry_to_entry(p, p->doc->entries[k], &e);
-      mesh_coord_view_entry ve = {.e = &e, .own = false, .abandoned = abandoned};
+      mesh_coord_view_entry ve = {
+          .e = &e, .models_dir = p->doc->models_dir, .own = false, .abandoned = abandoned};
       if (abandoned)
         ve.collect_in = p->collect_at > now ? p->collect_at - now : 0;
       fn(arg, &ve);

@@ -38,6 +38,7 @@ typedef struct coord_doc {
   uint64_t version;
   coord_rentry **entries; /* owned, n of them */
   size_t n;
+  char *models_dir; /* owned; the owner's published models directory, NULL if none */
   uint8_t *raw; /* the signed envelope as received, for relaying */
   size_t raw_len;
   uint64_t bytes; /* what it costs in memory: raw, entries and this struct */
@@ -146,6 +147,9 @@ struct mesh_coord {
   bool dirty;               /* own document changed since last publish */
   bool dirty_progress_only; /* ...and only by progress reports */
   mesh_time_ms last_publish;
+  /* The models directory published in own documents: settings.models_dir
+   * when mesh_coord_models_dir_check accepts it, else "" (none). */
+  char pub_models_dir[MESH_COORD_MODELS_DIR_MAX + 1];
   uint8_t *own_raw; /* last sealed own document, for requests */
   size_t own_raw_len;
   uint64_t cmd_seq; /* last seq of a command we sent */

@@ -137,6 +137,7 @@ void coord_doc_free(coord_doc *d)
   for (size_t i = 0; i < d->n; i++)
     free(d->entries[i]);
   free(d->entries);
+  free(d->models_dir);
   free(d->raw);
   free(d);
 }

@@ -76,6 +76,7 @@ int coord_wire_doc_encode(mesh_coord *c, mesh_time_ms now, uint8_t **out, size_t
   doc.version = c->version;
   doc.n_entries = n;
   doc.entries = ptrs;
+  doc.models_dir = c->pub_models_dir;
   size_t plen = mesh__coord__document__get_packed_size(&doc);
   payload = malloc(plen > 0 ? plen : 1);
   if (payload == NULL)
@@ -203,6 +204,25 @@ int coord_wire_decode_digest(const uint8_t *buf, size_t len, uint64_t *epoch, ui
 
 /* ---- decoding documents --------------------------------------------------- */
 
+int mesh_coord_models_dir_check(const char *path, size_t len)
+{
+  if (path == NULL || len == 0 || len > MESH_COORD_MODELS_DIR_MAX || path[0] != '/')
+    return -EINVAL;
+  size_t comp = 1; /* start of the current component */
+  for (size_t i = 1; i <= len; i++) {
+    if (i == len || path[i] == '/') {
+      if (i - comp == 2 && path[comp] == '.' && path[comp + 1] == '.')
+        return -EINVAL;
+      comp = i + 1;
+      continue;
+    }
+    unsigned char ch = (unsigned char)path[i];
+    if (ch < 0x20 || ch == 0x7f)
+      return -EINVAL;
+  }
+  return 0;
+}
+
 /* Copies a bounded protobuf string; -EBADMSG when it is too long. */
 static int bounded(const char *s, size_t max, size_t *n)
 {
@@ -295,6 +315,20 @@ int coord_wire_doc_open(const uint8_t *buf, size_t len, mesh_peer_id *owner, coo
   d->epoch = pd->epoch;
   d->version = pd->version;
   d->bytes = sizeof *d + len + pd->n_entries * sizeof *d->entries;
+  /* The owner's models directory is only shown, never opened here; still,
+   * what is shown to loaders as a path must look like one. */
+  if (pd->models_dir != NULL && pd->models_dir[0] != '\0') {
+    size_t nd = strnlen(pd->models_dir, MESH_COORD_MODELS_DIR_MAX + 1);
+    if (mesh_coord_models_dir_check(pd->models_dir, nd) != 0) {
+      rc = -ENOTDIR;
+      goto out;
+    }
+    d->models_dir = strndup(pd->models_dir, nd);
+    rc = -ENOMEM;
+    if (d->models_dir == NULL)
+      goto out;
+    d->bytes += nd + 1;
+  }
   if (pd->n_entries > 0) {
     d->entries = calloc(pd->n_entries, sizeof *d->entries);
     if (d->entries == NULL)
@@ -349,6 +383,10 @@ static int on_document(mesh_coord *c, const uint8_t *buf, size_t len)
   int rc = coord_wire_doc_open(buf, len, &owner, &d);
   if (rc == -MESH_EAUTH || rc == -EPERM) {
     c->st.docs_refused_forged++;
+    return rc;
+  }
+  if (rc == -ENOTDIR) {
+    c->st.docs_refused_models_dir++;
     return rc;
   }
   if (rc != 0) {

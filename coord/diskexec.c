@@ -447,14 +447,18 @@ int mesh_diskexec_scan_new(mesh_diskexec *d, const char *dir_name, mesh_diskexec
     return -ENOMEM;
   s->d = d;
   int rc = 0;
-  if (fstatat(d->root, dir_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  /* The model directory itself is looked at through a link, as the
+   * downloader writes and the delete checks it (models kept on another
+   * disk): a linked model would otherwise look missing at every start.
+   * Links below it are not followed. */
+  if (fstatat(d->root, dir_name, &st, 0) != 0) {
     rc = errno == ENOENT ? 0 : -errno;
     goto out;
   }
   if (!S_ISDIR(st.st_mode))
     goto out;
   s->present = true;
-  int fd = openat(d->root, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = openat(d->root, dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     s->present = errno != ENOENT;
     rc = errno == ENOENT ? 0 : -errno;
@@ -563,8 +567,12 @@ int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present,
   int rc = mesh_diskexec_scan_new(d, dir_name, &s);
   if (rc != 0)
     return rc;
-  walk w = {.d = d, .left = MESH_DISKEXEC_INSPECT_MAX};
-  rc = scan_run(s, &w);
+  /* No entry count ends it early: a tree of any size is looked at whole,
+   * in steps of the executor's budget. */
+  do {
+    walk w = {.d = d, .left = d->budget};
+    rc = scan_run(s, &w);
+  } while (rc == -EAGAIN);
   mesh_diskexec_scan_result(s, present, bytes, partials);
   mesh_diskexec_scan_free(s);
   return rc;

@@ -128,16 +128,14 @@ int mesh_diskexec_owned_fd(int dirfd);
  */
 int mesh_diskexec_adopt(mesh_diskexec *d, const char *dir_name, const char *text);
 
-/* Entries mesh_diskexec_inspect visits at most in its one call. */
-#define MESH_DISKEXEC_INSPECT_MAX (1u << 20)
-
 /*
  * Looks at a model directory in one call: *present is true when it exists
  * as a directory, *bytes the total size of the regular files in it, and
- * *partials the number of ".partial" files found. Symbolic links are not
- * followed. -EAGAIN when the tree has more than MESH_DISKEXEC_INSPECT_MAX
- * entries (the counts are then partial). For tests and tools; the daemon
- * inspects in slices with a scan.
+ * *partials the number of ".partial" files found. A model directory that
+ * is a symbolic link to a directory is looked at through it; links below it
+ * are not followed. The whole tree is visited, however many entries it has (no
+ * time bound: for tests and tools; the daemon inspects in slices with a
+ * scan).
  */
 int mesh_diskexec_inspect(mesh_diskexec *d, const char *dir_name, bool *present, uint64_t *bytes,
                           uint32_t *partials);

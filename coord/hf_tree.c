@@ -3,6 +3,8 @@
  */
 #include "coord/hf_tree.h"
 
+#include "coord/diskexec.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -10,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+_Static_assert(MESH_HF_PATH_DEPTH_MAX <= MESH_DISKEXEC_MAX_DEPTH,
+               "files listed by the Hub client must be reachable by scans and deletes");
 
 #define DEFAULT_MAX_ENTRIES 100000
 #define DEFAULT_MAX_FILE_SIZE (UINT64_C(4) << 40)
@@ -71,7 +76,12 @@ int mesh_hf_path_check(const char *path, size_t len, const char **why)
     }
   }
   size_t start = 0;
+  size_t depth = 0;
   while (start <= len) {
+    if (++depth > MESH_HF_PATH_DEPTH_MAX) {
+      w = "path nested too deep";
+      goto bad;
+    }
     const char *slash = memchr(path + start, '/', len - start);
     size_t end = slash != NULL ? (size_t)(slash - path) : len;
     size_t n = end - start;

@@ -35,6 +35,11 @@
 /* Longest path accepted, and longest path component (NAME_MAX). */
 #define MESH_HF_PATH_MAX 1024
 #define MESH_HF_NAME_MAX 255
+/* Path components at most: the model directory's inspection and delete
+ * (coord/diskexec.c) descend MESH_DISKEXEC_MAX_DEPTH - 1 directory levels, so
+ * a deeper file would be downloaded and then never counted (the model would
+ * look incomplete at every start) nor deleted. */
+#define MESH_HF_PATH_DEPTH_MAX 32
 /* Suffix of a file being downloaded; no repository file may end with it. */
 #define MESH_HF_PARTIAL_SUFFIX ".partial"
 

@@ -144,7 +144,7 @@ typedef struct mesh_api_download {
   uint32_t files_total;
   uint64_t speed_bps;     /* bytes per second, ongoing only */
   int64_t eta_ms;         /* -1 when unknown */
-  const char *model_dir;  /* may be NULL */
+  const char *model_dir;  /* absolute path of the files on the owner; may be NULL */
   const char *error;      /* failed only; may be NULL otherwise */
   bool abandoned;         /* owner dead or left: shown until collected */
   uint64_t collect_in_ms; /* abandoned only: time left before collection */

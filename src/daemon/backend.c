@@ -11,6 +11,7 @@
 #include "src/base/err.h"
 #include "src/base/log.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,15 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
   const mesh_coord_entry *e = ve->e;
   char owner[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(&e->owner, owner, sizeof owner);
+  /* Where the files are on the owner's node: its models directory (ours, or
+   * the one its document published) joined with the entry's directory. */
+  char dir[PATH_MAX];
+  const char *model_dir = NULL;
+  if (ve->models_dir != NULL && ve->models_dir[0] != '\0' && e->model_dir[0] != '\0') {
+    int n = snprintf(dir, sizeof dir, "%s/%s", ve->models_dir, e->model_dir);
+    if (n > 0 && (size_t)n < sizeof dir)
+      model_dir = dir;
+  }
   mesh_api_download dl = {
       .owner_id = owner,
       .owner_epoch = e->owner_epoch,
@@ -135,7 +145,7 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
       .eta_ms = ve->abandoned || e->eta_ms == UINT64_MAX || e->eta_ms > INT64_MAX
                     ? -1
                     : (int64_t)e->eta_ms,
-      .model_dir = e->model_dir[0] != '\0' ? e->model_dir : NULL,
+      .model_dir = model_dir,
       .error = e->status == MESH_COORD_FAILED ? e->error : NULL,
       .abandoned = ve->abandoned,
       .collect_in_ms = ve->collect_in,

@@ -64,6 +64,7 @@ typedef struct start_job {
   int members_rc;               /* out: reading them failed (start goes on) */
   int rc;                       /* out: 0 or the first failure */
   char err[512];                /* out: what failed */
+  char abs_dir[PATH_MAX];       /* out: models_dir as an absolute path, "" if unresolved */
 } start_job;
 
 static void start_work(mesh_work *w)
@@ -82,6 +83,10 @@ static void start_work(mesh_work *w)
     j->rc = rc;
     return;
   }
+  /* /state names where the files are as an absolute path, also when the
+   * models directory was given relative to the working directory. */
+  if (realpath(j->models_dir, j->abs_dir) == NULL)
+    j->abs_dir[0] = '\0';
   if ((rc = mesh_store_open(j->db_path, &j->set, &j->store, j->err, sizeof j->err)) != 0) {
     j->rc = rc;
     return;
@@ -278,6 +283,16 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     mesh_connections_on_save(conns, dl_save_members, d);
   }
   free(sj->members);
+  if (sj->rc == 0 && sj->abs_dir[0] == '/' && strlen(sj->abs_dir) < sizeof d->models_dir)
+    snprintf(d->models_dir, sizeof d->models_dir, "%s", sj->abs_dir);
+  else if (sj->rc == 0)
+    LOG_WARN("downloads", "models directory %s: no absolute path; /state shows it as given",
+             d->models_dir);
+  if (sj->rc == 0 && mesh_coord_models_dir_check(d->models_dir, strlen(d->models_dir)) != 0)
+    LOG_WARN("downloads",
+             "models directory %s is not published to other nodes (an absolute path of at "
+             "most %d bytes is): their /state shows no modelDirectory for this node",
+             d->models_dir, MESH_COORD_MODELS_DIR_MAX);
   rc = sj->rc;
   if (rc != 0)
     snprintf(err, errlen, "%s", sj->err);

@@ -257,6 +257,7 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);
   metric1(m, name, C, help, "reason", "owner_cap", (double)s->docs_refused_owner_cap);
   metric1(m, name, C, help, "reason", "budget", (double)s->docs_refused_budget);
+  metric1(m, name, C, help, "reason", "models_dir", (double)s->docs_refused_models_dir);
   metric1(m, "meshd_coord_messages_refused_total", C,
           "Coordinator messages refused before their content was read, by reason", "reason",
           "malformed", (double)s->msgs_malformed);

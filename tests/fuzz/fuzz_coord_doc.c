@@ -10,7 +10,8 @@
  *      the second byte is odd, its seq and target_epoch are set to the
  *      command's so that the answer is matched
  * Any refusal is fine; a crash, a leak, an entry with a model ID that does
- * not validate, or an answer whose code is not 0 or a negative errno or
+ * not validate, a shown models directory that is not a plain absolute path,
+ * or an answer whose code is not 0 or a negative errno or
  * whose text holds a control byte, is not.
  */
 #include "coord/coord.h"
@@ -61,6 +62,10 @@ static void check_entry(void *arg, const mesh_coord_view_entry *ve)
   char dir[MESH_MODEL_DIR_MAX];
   if (mesh_model_dir_name(ve->e->model_id, dir, sizeof dir) != 0 ||
       strcmp(dir, ve->e->model_dir) != 0)
+    abort();
+  /* A models directory shown is a plain absolute path, whatever was sent. */
+  if (ve->models_dir != NULL &&
+      mesh_coord_models_dir_check(ve->models_dir, strlen(ve->models_dir)) != 0)
     abort();
 }
 

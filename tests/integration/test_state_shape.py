@@ -69,6 +69,16 @@ class StateShape(unittest.TestCase):
             self.assertEqual(done["modelId"], MODEL)
             self.assertGreater(done["total"]["inBytes"], 0)
             self.assertEqual(done["downloaded"]["inBytes"], done["total"]["inBytes"])
+            # modelDirectory is where the files are on the owner (a), as an
+            # absolute path, the same on every node that shows the entry.
+            md = done["modelDirectory"]
+            self.assertTrue(os.path.isabs(md), md)
+            self.assertTrue(md.startswith(os.path.realpath(os.path.join(a.home, "models")) + "/"),
+                            md)
+            self.assertTrue(os.path.isfile(os.path.join(md, "config.json")), md)
+            self.assertTrue(os.path.isfile(os.path.join(md, "tokenizer", "vocab.txt")), md)
+            own = a.state()["downloads"][ids[0]][0]["DownloadCompleted"]
+            self.assertEqual(own["modelDirectory"], md)
             failed = state["downloads"][ids[1]][0]["DownloadFailed"]
             self.assertIn("errorMessage", failed)
             self.assertRegex(failed["errorMessage"], "404|no such|not found")

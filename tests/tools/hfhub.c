@@ -5,6 +5,8 @@
  * It generates one model repository deterministically from a seed:
  *   config.json, README.md, tokenizer/vocab.txt   small files (git blob oid)
  *   model-0000K-of-0000N.safetensors               LFS files (sha256 lfs.oid)
+ *   extra/dNNN/fNNNNNN.txt                         --small-files N more small
+ *                                                  files, 100 to a directory
  * and serves
  *   GET  /api/models/{repo}/tree/{rev}?recursive=true[&cursor=K]
  *        the file list, --page-size entries per page, Link rel="next"
@@ -71,7 +73,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_FILES 64
+/* Weight files at most (--weights). */
+#define MAX_WEIGHTS 61
+/* Extra small files at most (--small-files): enough for a model directory
+ * of many entries, small enough for the tree listing to stay cheap. */
+#define MAX_SMALL_FILES 100000
 #define MAX_RULES 64
 #define CHUNK (1u << 20)
 #define SLOW_TICK_MS 100
@@ -125,8 +131,9 @@ static struct {
   const char *cache_dir; /* --cache: where LFS digests are kept; NULL: none */
   uint64_t seed;
   size_t page_size;
-  hub_file files[MAX_FILES];
+  hub_file *files; /* owned: nfiles of them, room for files_cap */
   size_t nfiles;
+  size_t files_cap;
   fault rules[MAX_RULES];
   size_t nrules;
   stat_entry *stats;
@@ -195,9 +202,21 @@ static void file_bytes(const hub_file *f, uint64_t off, unsigned char *out, size
     fill(f, off, out, len);
 }
 
+/* The next free file slot; the array was sized by make_model. */
+static hub_file *new_file(void)
+{
+  if (hub.nfiles == hub.files_cap) {
+    fprintf(stderr, "hfhub: too many files\n");
+    exit(1);
+  }
+  hub_file *f = &hub.files[hub.nfiles++];
+  memset(f, 0, sizeof *f);
+  return f;
+}
+
 static void add_small(const char *path, const char *text)
 {
-  hub_file *f = &hub.files[hub.nfiles++];
+  hub_file *f = new_file();
   snprintf(f->path, sizeof f->path, "%s", path);
   f->small = strdup(text);
   f->size = strlen(text);
@@ -286,7 +305,7 @@ static void lfs_digest(hub_file *f)
 
 static void add_lfs(const char *path, uint64_t size, unsigned index)
 {
-  hub_file *f = &hub.files[hub.nfiles++];
+  hub_file *f = new_file();
   snprintf(f->path, sizeof f->path, "%s", path);
   f->size = size;
   f->lfs = true;
@@ -300,8 +319,14 @@ static void add_lfs(const char *path, uint64_t size, unsigned index)
   mesh_hf_git_blob_oid(ptr, (size_t)n, f->oid);
 }
 
-static void make_model(unsigned weights, uint64_t weight_size)
+static void make_model(unsigned weights, uint64_t weight_size, unsigned small_files)
 {
+  hub.files_cap = 3 + (size_t)weights + small_files;
+  hub.files = calloc(hub.files_cap, sizeof *hub.files);
+  if (hub.files == NULL) {
+    fprintf(stderr, "hfhub: out of memory\n");
+    exit(1);
+  }
   char text[512];
   snprintf(text, sizeof text,
            "{\"architectures\": [\"TinyForCausalLM\"], \"hidden_size\": 64, \"seed\": %" PRIu64
@@ -312,10 +337,18 @@ static void make_model(unsigned weights, uint64_t weight_size)
            hub.repo, hub.seed);
   add_small("README.md", text);
   add_small("tokenizer/vocab.txt", "<s>\n</s>\nhello\nworld\n");
-  for (unsigned i = 0; i < weights && hub.nfiles < MAX_FILES; i++) {
+  for (unsigned i = 0; i < weights; i++) {
     char name[128];
     snprintf(name, sizeof name, "model-%05u-of-%05u.safetensors", i + 1, weights);
     add_lfs(name, weight_size, i + 1);
+  }
+  /* Many small files, 100 to a directory, for trees of many entries. */
+  for (unsigned i = 0; i < small_files; i++) {
+    char name[128];
+    snprintf(name, sizeof name, "extra/d%03u/f%06u.txt", i / 100, i);
+    snprintf(text, sizeof text, "small file %u of %u (seed %" PRIu64 ")\n", i, small_files,
+             hub.seed);
+    add_small(name, text);
   }
 }
 
@@ -833,7 +866,7 @@ static void usage(FILE *f)
 {
   fprintf(f, "usage: hfhub [--host 127.0.0.1] [--port 0] [--repo ORG/NAME] [--revision REV]\n"
              "             [--weights N] [--weight-size BYTES] [--page-size N] [--seed N]\n"
-             "             [--token T] [--fault JSON]... [--cache DIR]\n");
+             "             [--small-files N] [--token T] [--fault JSON]... [--cache DIR]\n");
 }
 
 int main(int argc, char **argv)
@@ -844,6 +877,7 @@ int main(int argc, char **argv)
   hub.seed = 1;
   hub.page_size = 100;
   unsigned weights = 2;
+  unsigned long small_files = 0;
   uint64_t weight_size = 1 << 20;
   int port = 0;
   char *faults[MAX_RULES];
@@ -855,6 +889,7 @@ int main(int argc, char **argv)
                                        {"weights", required_argument, NULL, 'w'},
                                        {"weight-size", required_argument, NULL, 's'},
                                        {"page-size", required_argument, NULL, 'P'},
+                                       {"small-files", required_argument, NULL, 'n'},
                                        {"seed", required_argument, NULL, 'S'},
                                        {"token", required_argument, NULL, 't'},
                                        {"fault", required_argument, NULL, 'f'},
@@ -882,6 +917,9 @@ int main(int argc, char **argv)
     case 's':
       weight_size = strtoull(optarg, NULL, 10);
       break;
+    case 'n':
+      small_files = strtoul(optarg, NULL, 10);
+      break;
     case 'P':
       hub.page_size = strtoul(optarg, NULL, 10);
       break;
@@ -906,7 +944,7 @@ int main(int argc, char **argv)
       return 2;
     }
   }
-  if (hub.page_size == 0 || weights > MAX_FILES - 3) {
+  if (hub.page_size == 0 || weights > MAX_WEIGHTS || small_files > MAX_SMALL_FILES) {
     usage(stderr);
     return 2;
   }
@@ -922,7 +960,7 @@ int main(int argc, char **argv)
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
-  make_model(weights, weight_size);
+  make_model(weights, weight_size, (unsigned)small_files);
   hub.base = event_base_new();
   struct evhttp *http = evhttp_new(hub.base);
   evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
@@ -953,6 +991,7 @@ int main(int argc, char **argv)
   clear_rules();
   for (size_t i = 0; i < hub.nfiles; i++)
     free(hub.files[i].small);
+  free(hub.files);
   for (size_t i = 0; i < hub.nstats; i++)
     free(hub.stats[i].path);
   free(hub.stats);

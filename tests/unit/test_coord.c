@@ -192,6 +192,83 @@ static void test_rule1_command_old_epoch(void **state)
   tnode_free(&b);
 }
 
+typedef struct dir_seen {
+  char own[256];
+  char theirs[256];
+  int theirs_n;
+} dir_seen;
+
+static void see_dirs(void *arg, const mesh_coord_view_entry *ve)
+{
+  dir_seen *s = arg;
+  char *dst = ve->own ? s->own : s->theirs;
+  snprintf(dst, 256, "%s", ve->models_dir != NULL ? ve->models_dir : "(none)");
+  if (!ve->own)
+    s->theirs_n++;
+}
+
+/* The owner's models directory travels in its document so that every node
+ * shows where the files are; one that is not a plain absolute path refuses
+ * the document, counted by its own reason. */
+static void test_models_dir_published(void **state)
+{
+  (void)state;
+  assert_int_equal(mesh_coord_models_dir_check("/srv/models", 11), 0);
+  assert_int_equal(mesh_coord_models_dir_check("/", 1), 0);
+  assert_int_equal(mesh_coord_models_dir_check("/a/..b/c..", 10), 0);
+  assert_int_equal(mesh_coord_models_dir_check("", 0), -EINVAL);
+  assert_int_equal(mesh_coord_models_dir_check("models", 6), -EINVAL);
+  assert_int_equal(mesh_coord_models_dir_check("/a/../etc", 9), -EINVAL);
+  assert_int_equal(mesh_coord_models_dir_check("/a/..", 5), -EINVAL);
+  assert_int_equal(mesh_coord_models_dir_check("/a\nb", 4), -EINVAL);
+  assert_int_equal(mesh_coord_models_dir_check("/a\x1b[2J", 6), -EINVAL);
+  assert_int_equal(mesh_coord_models_dir_check("/a\x7f", 3), -EINVAL);
+  char longp[MESH_COORD_MODELS_DIR_MAX + 2];
+  memset(longp, 'x', sizeof longp);
+  longp[0] = '/';
+  assert_int_equal(mesh_coord_models_dir_check(longp, MESH_COORD_MODELS_DIR_MAX), 0);
+  assert_int_equal(mesh_coord_models_dir_check(longp, MESH_COORD_MODELS_DIR_MAX + 1), -EINVAL);
+
+  mesh_coord_settings set;
+  mesh_coord_settings_default(&set);
+  set.models_dir = "/b/models";
+  tnode a, b;
+  tnode_init(&a, 1, 2, NULL);
+  tnode_init(&b, 2, 1, &set);
+  view_event(&b, MESH_VIEW_JOINED, &a, 2, 2, 0);
+  const mesh_coord_stats *st = mesh_coord_get_stats(b.c);
+  char msg[256];
+  mesh_coord_cmd self = {.kind = MESH_COORD_CMD_START, .model_id = "org/mine"};
+  assert_int_equal(mesh_coord_command(b.c, &self, 1, NULL, msg, sizeof msg), 0);
+  uint8_t *m;
+  size_t len;
+  const char *bad[] = {"relative/models", "/a/../etc", "/a\nb"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    craft_doc_dir(&a.id, &a.id.id, 2, 1 + i, "org/m", 1, bad[i], &m, &len);
+    assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 1), -ENOTDIR);
+    free(m);
+  }
+  assert_int_equal(st->docs_refused_models_dir, 3);
+  assert_int_equal(st->docs_refused_malformed, 0);
+  craft_doc_dir(&a.id, &a.id.id, 2, 9, "org/m", 1, "/a/models", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 1), 0);
+  free(m);
+  dir_seen seen = {0};
+  mesh_coord_visit(b.c, 1, see_dirs, &seen);
+  assert_string_equal(seen.own, "/b/models");
+  assert_string_equal(seen.theirs, "/a/models");
+  /* An owner that publishes none (an older version): no directory shown. */
+  craft_doc_dir(&a.id, &a.id.id, 2, 10, "org/m", 1, NULL, &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 1), 0);
+  free(m);
+  memset(&seen, 0, sizeof seen);
+  mesh_coord_visit(b.c, 1, see_dirs, &seen);
+  assert_string_equal(seen.theirs, "(none)");
+  assert_int_equal(seen.theirs_n, 1);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
 /* Replication: only a newer version of the owner's current epoch, signed by
  * the owner, is accepted. */
 static void test_docs_refused_by_reason(void **state)
@@ -1347,6 +1424,7 @@ int main(void)
       cmocka_unit_test(test_rule1_command_not_in_view),
       cmocka_unit_test(test_rule1_command_old_epoch),
       cmocka_unit_test(test_docs_refused_by_reason),
+      cmocka_unit_test(test_models_dir_published),
       cmocka_unit_test(test_rule2_superseded_epoch_collected_at_once),
       cmocka_unit_test(test_rule8_renewal_in_place_keeps_running),
       cmocka_unit_test(test_rule2_departed_owner_abandoned_then_collected),

@@ -212,9 +212,10 @@ static inline void start_model(tnode *t, const char *model, bool complete, mesh_
 /* A CoordMessage carrying a document of n entries for owner (claimed),
  * sealed by signer. With n == 1 the entry's model is model; otherwise the
  * models are "{model}{i}" (model must then be "org/prefix"). */
-static inline void craft_doc_n(const mesh_identity *signer, const mesh_peer_id *owner,
-                               uint64_t epoch, uint64_t version, const char *model, size_t n,
-                               uint8_t **out, size_t *len)
+/* The same with the document's models_dir set (NULL: none). */
+static inline void craft_doc_dir(const mesh_identity *signer, const mesh_peer_id *owner,
+                                 uint64_t epoch, uint64_t version, const char *model, size_t n,
+                                 const char *models_dir, uint8_t **out, size_t *len)
 {
   Mesh__Coord__Entry *e = calloc(n, sizeof *e);
   Mesh__Coord__Entry **ep = calloc(n, sizeof *ep);
@@ -240,6 +241,8 @@ static inline void craft_doc_n(const mesh_identity *signer, const mesh_peer_id *
   d.version = version;
   d.n_entries = n;
   d.entries = ep;
+  if (models_dir != NULL)
+    d.models_dir = (char *)models_dir;
   size_t plen = mesh__coord__document__get_packed_size(&d);
   uint8_t *payload = malloc(plen + 1);
   mesh__coord__document__pack(&d, payload);
@@ -262,6 +265,13 @@ static inline void craft_doc_n(const mesh_identity *signer, const mesh_peer_id *
   *out = malloc(*len);
   mesh__coord__coord_message__pack(&m, *out);
   free(env);
+}
+
+static inline void craft_doc_n(const mesh_identity *signer, const mesh_peer_id *owner,
+                               uint64_t epoch, uint64_t version, const char *model, size_t n,
+                               uint8_t **out, size_t *len)
+{
+  craft_doc_dir(signer, owner, epoch, version, model, n, NULL, out, len);
 }
 
 /* A CoordMessage carrying a command result (unsigned, as on the wire). */

@@ -196,6 +196,22 @@ static void test_delete_tree(void **state)
   assert_false(present);
 }
 
+/* More entries than the per-call budget: the one-call inspection still
+ * sees every file (no entry count makes a model look incomplete). */
+static void test_inspect_beyond_budget(void **state)
+{
+  fixture *f = *state;
+  make_tree(f->models, "org--model", 50);
+  mesh_diskexec_set_budget(f->d, 3);
+  bool present;
+  uint64_t bytes;
+  uint32_t partials;
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--model", &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 5000);
+  assert_int_equal(partials, 0);
+}
+
 static void test_delete_bounded_per_call(void **state)
 {
   fixture *f = *state;
@@ -248,6 +264,29 @@ static void test_symlinks_not_followed(void **state)
   char outside_mark[900];
   path_join(outside_mark, sizeof outside_mark, f->outside, MESH_DISKEXEC_MARKER);
   assert_true(exists(outside_mark));
+}
+
+/* A model directory that is a link (models kept on another disk) is
+ * inspected through it, as it was written: present with its files' bytes.
+ * A dangling one is missing. */
+static void test_inspect_through_dir_link(void **state)
+{
+  fixture *f = *state;
+  make_tree(f->root, "elsewhere", 4);
+  char target[800], p[1000];
+  path_join(target, sizeof target, f->root, "elsewhere");
+  path_join(p, sizeof p, f->models, "org--linked");
+  assert_int_equal(symlink(target, p), 0);
+  bool present;
+  uint64_t bytes;
+  uint32_t partials;
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--linked", &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 400);
+  path_join(p, sizeof p, f->models, "org--dangling");
+  assert_int_equal(symlink("/nonexistent/x", p), 0);
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--dangling", &present, &bytes, &partials), 0);
+  assert_false(present);
 }
 
 /* A directory meshd did not make (no marker, a marker that is a link, or a
@@ -509,11 +548,13 @@ int main(void)
       cmocka_unit_test(test_revision),
       cmocka_unit_test_setup_teardown(test_delete_missing_is_success, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_tree, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inspect_beyond_budget, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_per_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_bounded_by_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scan_in_slices, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_only_owned, setup, teardown),
       cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inspect_through_dir_link, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_file_appears_during_delete, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_only_subdir, setup, teardown),

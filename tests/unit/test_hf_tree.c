@@ -191,6 +191,15 @@ static void test_path_check(void **state)
   const char *why = NULL;
   assert_int_equal(mesh_hf_path_check("a/b/c.bin", 9, &why), 0);
   assert_int_equal(mesh_hf_path_check("..a/b..", 7, &why), 0); /* dots inside names are fine */
+  /* As deep as scans and deletes of the model directory reach, no deeper. */
+  char deep[2 * (MESH_HF_PATH_DEPTH_MAX + 1)];
+  for (size_t i = 0; i < MESH_HF_PATH_DEPTH_MAX + 1; i++) {
+    deep[2 * i] = 'd';
+    deep[2 * i + 1] = '/';
+  }
+  assert_int_equal(mesh_hf_path_check(deep, 2 * MESH_HF_PATH_DEPTH_MAX - 1, &why), 0);
+  assert_int_equal(mesh_hf_path_check(deep, 2 * MESH_HF_PATH_DEPTH_MAX + 1, &why), -EBADMSG);
+  assert_string_equal(why, "path nested too deep");
   char longname[300];
   memset(longname, 'x', sizeof longname);
   assert_int_equal(mesh_hf_path_check(longname, 256, &why), -EBADMSG);
