@@ -305,6 +305,8 @@ typedef struct mesh_coord_stats {
   uint64_t gc_max_work;             /* most entries freed in one tick */
   uint64_t queue_failures;          /* collection or forgetting queued late: no memory */
   uint64_t reconnect_syncs;         /* documents exchanged again on a new connection */
+  uint64_t requests_refused_stranger; /* document requests from a peer not in the view */
+  uint64_t requests_refused_rate;     /* ... from a member over its budget */
   uint64_t outbox_dropped;          /* items dropped because the outbox was full */
   uint64_t store_writes;            /* store items emitted */
   uint64_t journal_records;         /* journal items emitted */

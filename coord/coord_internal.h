@@ -66,6 +66,9 @@ typedef struct coord_peer {
   uint64_t last_cmd_seq;             /* highest command seq accepted from it */
   uint64_t last_cmd_epoch;           /* the sender epoch that seq belongs to */
   uint64_t sync_gen;                 /* the last resync that found it in the view source */
+  bool req_seeded;                   /* its request bucket was filled once */
+  uint64_t req_tokens;               /* document requests it may still make, in thousandths */
+  mesh_time_ms req_at;               /* when the bucket was last refilled */
   uint64_t refused_epoch;            /* the last document refused for a budget: epoch */
   uint64_t refused_version;          /* ...and version (a digest of it is not asked for) */
 } coord_peer;

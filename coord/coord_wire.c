@@ -555,12 +555,48 @@ out:
   return rc;
 }
 
-static int on_request(mesh_coord *c, const mesh_peer_id *from, const Mesh__Coord__DocRequest *r)
+/* Requests answered per member: a burst as large as a cluster's worth of
+ * owners (a node that starts asks for every document at once), then a few a
+ * second. A small request can cost a document of up to 2 MiB. */
+#define REQ_BURST 256
+#define REQ_PER_SEC 16
+
+static bool take_request_token(coord_peer *p, mesh_time_ms now)
+{
+  const uint64_t cap = (uint64_t)REQ_BURST * 1000;
+  if (!p->req_seeded) {
+    p->req_seeded = true;
+    p->req_tokens = cap;
+    p->req_at = now;
+  }
+  if (now > p->req_at) {
+    uint64_t add = (now - p->req_at) * REQ_PER_SEC;
+    p->req_tokens = p->req_tokens + add > cap ? cap : p->req_tokens + add;
+    p->req_at = now;
+  }
+  if (p->req_tokens < 1000)
+    return false;
+  p->req_tokens -= 1000;
+  return true;
+}
+
+static int on_request(mesh_coord *c, const mesh_peer_id *from, const Mesh__Coord__DocRequest *r,
+                      mesh_time_ms now)
 {
   mesh_peer_id owner;
   if (mesh_peer_id_from_bytes(r->owner.data, r->owner.len, &owner) != 0) {
     c->st.msgs_malformed++;
     return -EBADMSG;
+  }
+  /* Only members of the view are answered, each within its budget. */
+  coord_peer *asker = coord_peer_find(c, from);
+  if (asker == NULL || !coord_peer_in_view(asker)) {
+    c->st.requests_refused_stranger++;
+    return 0;
+  }
+  if (!take_request_token(asker, now)) {
+    c->st.requests_refused_rate++;
+    return 0;
   }
   const uint8_t *raw = NULL;
   size_t raw_len = 0;
@@ -674,7 +710,7 @@ int mesh_coord_receive(mesh_coord *c, const mesh_peer_id *from, const uint8_t *b
     rc = on_command(c, from, m->command.data, m->command.len, now);
     break;
   case MESH__COORD__COORD_MESSAGE__BODY_REQUEST:
-    rc = on_request(c, from, m->request);
+    rc = on_request(c, from, m->request, now);
     break;
   case MESH__COORD__COORD_MESSAGE__BODY_RESULT:
     rc = on_result(c, from, m->result);

@@ -257,6 +257,17 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);
   metric1(m, name, C, help, "reason", "owner_cap", (double)s->docs_refused_owner_cap);
   metric1(m, name, C, help, "reason", "budget", (double)s->docs_refused_budget);
+  metric1(m, "meshd_coord_requests_refused_total", C,
+          "Document requests left unanswered: from a peer not in the view, or a member over its "
+          "budget (256 at once, then 16 a second)",
+          "reason", "stranger", (double)s->requests_refused_stranger);
+  metric1(m, "meshd_coord_requests_refused_total", C,
+          "Document requests left unanswered: from a peer not in the view, or a member over its "
+          "budget (256 at once, then 16 a second)",
+          "reason", "rate", (double)s->requests_refused_rate);
+  metric(m, "meshd_coord_reconnect_syncs_total", C,
+         "Documents exchanged again because a connection to a member came up",
+         (double)s->reconnect_syncs);
   metric1(m, name, C, help, "reason", "models_dir", (double)s->docs_refused_models_dir);
   metric1(m, "meshd_coord_messages_refused_total", C,
           "Coordinator messages refused before their content was read, by reason", "reason",

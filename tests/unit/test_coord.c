@@ -11,6 +11,7 @@
 
 #include "test_coord_harness.h"
 
+#include "coord/coord_internal.h"
 #include "src/base/err.h"
 
 #include <errno.h>
@@ -722,6 +723,46 @@ static void test_rule5_size_guard(void **state)
   tnode_free(&a);
 }
 
+/* Document requests are answered for members only, each within a budget
+ * (a burst of 256, then 16 a second): a stranger or a flooding member gets
+ * no document, counted. */
+static void test_requests_members_only_and_bounded(void **state)
+{
+  (void)state;
+  tnode a, m, x;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&m, 2, 1, NULL);
+  tnode_init(&x, 3, 1, NULL);
+  start_model(&a, "org/m", true, 0);
+  mesh_coord_tick(a.c, 1000);
+  view_event(&a, MESH_VIEW_JOINED, &m, 1, 1, 1000);
+  tnode_drain(&a);
+  tnode_clear(&a);
+  uint8_t *req;
+  size_t len;
+  assert_int_equal(coord_wire_request(&a.id.id, 1, 0, &req, &len), 0);
+  /* A stranger: nothing. */
+  assert_int_equal(mesh_coord_receive(a.c, &x.id.id, req, len, 1000), 0);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count(&a, MESH_COORD_OUT_SEND), 0);
+  assert_int_equal(mesh_coord_get_stats(a.c)->requests_refused_stranger, 1);
+  /* A member: 256 answered at once, then the rest refused. */
+  for (int i = 0; i < 300; i++)
+    assert_int_equal(mesh_coord_receive(a.c, &m.id.id, req, len, 2000), 0);
+  tnode_drain(&a);
+  assert_int_equal(mesh_coord_get_stats(a.c)->requests_answered, 256);
+  assert_int_equal(mesh_coord_get_stats(a.c)->requests_refused_rate, 44);
+  /* A second later, 16 more. */
+  tnode_clear(&a);
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(mesh_coord_receive(a.c, &m.id.id, req, len, 3000), 0);
+  assert_int_equal(mesh_coord_get_stats(a.c)->requests_answered, 256 + 16);
+  free(req);
+  tnode_free(&a);
+  tnode_free(&m);
+  tnode_free(&x);
+}
+
 /* A connection that comes up (new, or replacing one) exchanges the
  * documents again with a member: what went out on the old one may be lost.
  * A stranger gets nothing. */
@@ -981,7 +1022,11 @@ static void test_digest_and_relay(void **state)
   tnode_drain(&c);
   assert_int_equal(tnode_count(&c, MESH_COORD_OUT_SEND), 1);
   assert_int_equal(mesh_coord_get_stats(c.c)->requests_sent, 3);
-  /* The request goes to B instead (as if relayed); B holds A's document. */
+  /* The request goes to B instead (as if relayed); B holds A's document.
+   * B answers members only: it knows C. */
+  view_event(&b, MESH_VIEW_JOINED, &c, 1, 1, 2000);
+  tnode_drain(&b);
+  tnode_clear(&b);
   c.out[0].u.send.to = b.id.id;
   tnode *bc[] = {&b, &c};
   deliver(&c, bc, 2, 2000);
@@ -1435,6 +1480,7 @@ int main(void)
       cmocka_unit_test(test_rule5_size_guard),
       cmocka_unit_test(test_space_reserved_for_downloads_under_way),
       cmocka_unit_test(test_documents_again_on_a_new_connection),
+      cmocka_unit_test(test_requests_members_only_and_bounded),
       cmocka_unit_test(test_rule6_idle_silence),
       cmocka_unit_test(test_rule7_journal_only_own),
       cmocka_unit_test(test_rule8_restart),
