@@ -170,13 +170,14 @@ typedef struct mesh_api_renders {
   mesh_api_render *list;        /* renders under way, owned */
   size_t in_flight;
   uint64_t rendered;            /* answers rendered */
+  uint64_t on_loop;             /* ... of them on the loop (small) */
   uint64_t dropped;             /* ... whose client had gone */
 } mesh_api_renders;
 void mesh_api_renders_init(mesh_api_renders *rs, struct mesh_pool *pool,
                            mesh_api_render_send_fn send);
 /* Copies the backend's downloads (on the loop, no JSON) and renders the
- * answer on the pool: /state when members is not NULL (members and
- * self_json are handed over), else /downloads. */
+ * answer, on the pool when it is large: /state when members is not NULL
+ * (members and self_json are handed over), else /downloads. */
 int mesh_api_render_start(mesh_api_renders *rs, void *api, struct evhttp_request *req, int ep,
                           json_t *members, json_t *self_json, const mesh_api_backend_ops *ops,
                           void *ctx);

@@ -3,8 +3,14 @@
  * as JSON costs tens of microseconds an entry: 60 large documents held once
  * stalled the loop for 7 s and got the node declared dead. The loop now only
  * copies the entries into one flat snapshot (a struct and one arena of
- * strings, no JSON); a work item of the pool builds and prints the JSON,
- * and its done function sends the answer, if the client is still there.
+ * strings, no JSON); past RENDER_ON_LOOP_MAX entries a work item of the
+ * pool builds and prints the JSON, and its done function sends the answer,
+ * if the client is still there.
+ *
+ * Small answers (the common case: this node's own entries and a few peers')
+ * are rendered on the loop at once: the workers may all be busy in a slow
+ * disk's syncs for seconds, and an operator looking at a stuck node must
+ * still get its state.
  */
 #include "src/daemon/api_internal.h"
 
@@ -17,6 +23,10 @@
 #include <string.h>
 
 enum { S_OWNER, S_MODEL, S_REV, S_DIR, S_ERROR, S_COUNT };
+
+/* Entries rendered on the loop (a few milliseconds' worth); more go to
+ * the pool. */
+#define RENDER_ON_LOOP_MAX 1024
 
 typedef struct snap_entry {
   mesh_api_download d;   /* string pointers unset until the worker runs */
@@ -209,8 +219,9 @@ int mesh_api_render_start(mesh_api_renders *rs, void *api, struct evhttp_request
   r->next = rs->list;
   rs->list = r;
   rs->in_flight++;
-  if (rs->pool == NULL) {
-    /* No pool (a test's API): the same steps, here. */
+  if (rs->pool == NULL || r->rc != 0 || r->n <= RENDER_ON_LOOP_MAX) {
+    /* Small, failed, or no pool (a test's API): the same steps, here. */
+    rs->on_loop++;
     render_work(&r->work);
     render_done(&r->work);
     return 0;
