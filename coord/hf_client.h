@@ -167,6 +167,8 @@ typedef struct mesh_hf_counters {
   uint64_t bytes_received;    /* file bytes received (then written) */
   uint64_t files_verified;    /* files whose hash matched */
   uint64_t hash_mismatches;   /* files deleted for a wrong hash */
+  uint64_t in_place_mismatches; /* files found in place with the listed size and a wrong
+                                   hash, downloaded again */
   uint64_t restarts;          /* ranges ignored by the server (200 instead of 206) */
   uint64_t list_errors;       /* file lists refused by the parser */
   uint64_t completed;         /* downloads completed */
