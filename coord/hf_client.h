@@ -34,8 +34,12 @@
  *              range starts the file over. The hash is computed as bytes
  *              arrive, checked (hf_verify.h), the file synced (handed to the
  *              disk every 8 MiB as it comes, so the last sync is short) and
- *              renamed into place. A file already in place with the listed size is taken as
- *              done: only verified files are ever renamed into place.
+ *              renamed into place. A file already in place with the listed
+ *              size is read through (in slices, like a partial) and taken as
+ *              done only when its hash matches; one with other bytes is
+ *              counted (in_place_mismatches) and fetched again into its
+ *              partial, whose rename replaces it. Only verified files are
+ *              ever renamed into place.
  *   4. Report MESH_HF_REPORT_COMPLETED, or MESH_HF_REPORT_FAILED with a
  *      negative errno and a message.
  * MESH_HF_REPORT_PROGRESS comes at most once per progress interval (1 s)
