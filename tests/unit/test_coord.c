@@ -1043,6 +1043,52 @@ static void test_revisions_apart(void **state)
   tnode_free(&a);
 }
 
+/* An install from before per-revision directories: the store has main and
+ * v2 completed, both with the model's single directory. main keeps it; v2 is
+ * checked in its own directory, found missing there and downloaded again
+ * into it, never into main's. */
+static void test_revisions_restored_from_one_directory(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 3, NULL);
+  mesh_coord_entry in[2];
+  memset(in, 0, sizeof in);
+  const char *revs[] = {"main", "v2"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(in[i].model_id, sizeof in[i].model_id, "org/m");
+    snprintf(in[i].revision, sizeof in[i].revision, "%s", revs[i]);
+    snprintf(in[i].model_dir, sizeof in[i].model_dir, "org--m");
+    in[i].status = MESH_COORD_COMPLETED;
+    in[i].total_bytes = 100;
+  }
+  assert_int_equal(mesh_coord_restore(a.c, in, 2, 5, 0), 0);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count_action(&a, MESH_COORD_ACT_VERIFY), 2);
+  for (size_t k = 0; k < a.n; k++) {
+    const mesh_coord_out *o = &a.out[k];
+    if (o->kind != MESH_COORD_OUT_ACTION || o->u.action.kind != MESH_COORD_ACT_VERIFY)
+      continue;
+    assert_string_equal(o->u.action.model_dir,
+                        strcmp(o->u.action.revision, "main") == 0 ? "org--m" : "org--m@v2");
+  }
+  mesh_coord_verified(a.c, "org/m", "main", true, 100, 10);
+  mesh_coord_verified(a.c, "org/m", "v2", false, 0, 10);
+  tnode_clear(&a);
+  mesh_coord_tick(a.c, 1000);
+  tnode_drain(&a);
+  const mesh_coord_out *act = tnode_find_action(&a, MESH_COORD_ACT_CHECK_SPACE);
+  assert_non_null(act);
+  assert_string_equal(act->u.action.revision, "v2");
+  assert_string_equal(act->u.action.model_dir, "org--m@v2");
+  assert_int_equal(tnode_count_action(&a, MESH_COORD_ACT_CHECK_SPACE), 1);
+  mesh_coord_entry e;
+  assert_true(rev_entry(a.c, "org/m", "main", &e));
+  assert_int_equal(e.status, MESH_COORD_COMPLETED);
+  assert_string_equal(e.model_dir, "org--m");
+  tnode_free(&a);
+}
+
 /* A failed download is retried with backoff, up to download_max_attempts. */
 static void test_download_retry_limited(void **state)
 {
@@ -1439,6 +1485,7 @@ int main(void)
       cmocka_unit_test(test_publish_coalesced),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_revisions_apart),
+      cmocka_unit_test(test_revisions_restored_from_one_directory),
       cmocka_unit_test(test_download_retry_limited),
       cmocka_unit_test(test_cmds_accept_none),
       cmocka_unit_test(test_cmds_accept_listed),
