@@ -533,7 +533,8 @@ static void job_check_done(mesh_work *w)
     return;
   }
   c->counters.in_place_mismatches++;
-  MESH_LOG_RL(MESH_LOG_INFO, "hf", "%s: in place with the listed size but %s %s, not %s: downloading it again",
+  MESH_LOG_RL(MESH_LOG_INFO, "hf",
+              "%s: in place with the listed size but %s %s, not %s: downloading it again",
               j->f->path, j->f->lfs ? "sha256" : "git blob sha1", o->got,
               j->f->lfs ? j->f->sha256 : j->f->oid);
   dl->done_bytes -= j->have;

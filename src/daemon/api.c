@@ -587,8 +587,7 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
                  cmd.node);
     return;
   }
-  LOG_INFO("api", "%s %s@%s on %s accepted", endpoint_names[ep], cmd.model, cmd.revision,
-           cmd.node);
+  LOG_INFO("api", "%s %s@%s on %s accepted", endpoint_names[ep], cmd.model, cmd.revision, cmd.node);
   json_t *j = json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "targetNodeId", cmd.node, "modelId",
                         cmd.model, "revision", cmd.revision);
   send_json(api, req, ep, 200, j);

@@ -995,8 +995,8 @@ static void test_revisions_apart(void **state)
   mesh_coord_completed(a.c, "org/m", "main", 1000, 10);
   mesh_coord_completed(a.c, "org/m", "v2", 1000, 10);
   /* Cancel of the non-main revision still downloading. */
-  mesh_coord_cmd cancel = {.kind = MESH_COORD_CMD_CANCEL, .model_id = "org/m",
-                           .revision = "refs/pr/1"};
+  mesh_coord_cmd cancel = {
+      .kind = MESH_COORD_CMD_CANCEL, .model_id = "org/m", .revision = "refs/pr/1"};
   tnode_clear(&a);
   assert_int_equal(mesh_coord_command(a.c, &cancel, 20, NULL, msg, sizeof msg), 0);
   tnode_drain(&a);

@@ -114,9 +114,9 @@ static void test_model_dir_revision(void **state)
   assert_string_equal(dir, "org--name@v2");
   assert_int_equal(mesh_model_dir_name("org/name", "refs/pr/1", dir, sizeof dir), 0);
   assert_string_equal(dir, "org--name@refs%2Fpr%2F1");
-  assert_int_equal(mesh_model_dir_name("org/name", "0123456789abcdef0123456789abcdef01234567", dir,
-                                       sizeof dir),
-                   0);
+  assert_int_equal(
+      mesh_model_dir_name("org/name", "0123456789abcdef0123456789abcdef01234567", dir, sizeof dir),
+      0);
   assert_string_equal(dir, "org--name@0123456789abcdef0123456789abcdef01234567");
   /* Distinct revisions never share a name ("a/b" versus "a%2Fb" cannot
    * collide: '%' is not a revision character). */
@@ -141,7 +141,6 @@ static void test_model_dir_revision(void **state)
   assert_int_equal(mesh_model_dir_name(id, rev, dir, sizeof dir), -ENAMETOOLONG);
   assert_int_equal(mesh_model_dir_name(id, "main", dir, sizeof dir), 0);
 }
-
 
 static void test_model_id_refused(void **state)
 {
