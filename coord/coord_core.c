@@ -261,7 +261,8 @@ static coord_own *own_add(mesh_coord *c, const char *model, const char *rev, uin
   o->e.owner_epoch = c->epoch;
   coord_strlcpy(o->e.model_id, model, sizeof o->e.model_id);
   coord_strlcpy(o->e.revision, rev, sizeof o->e.revision);
-  mesh_model_dir_name(model, o->e.model_dir, sizeof o->e.model_dir);
+  /* Callers checked the pair with mesh_model_dir_name (check_model, restore). */
+  mesh_model_dir_name(model, rev, o->e.model_dir, sizeof o->e.model_dir);
   o->e.total_bytes = total;
   return o;
 }
@@ -673,6 +674,9 @@ int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
     if (mesh_model_id_validate(in->model_id, strnlen(in->model_id, MESH_MODEL_ID_MAX), NULL) != 0 ||
         mesh_revision_validate(in->revision, strnlen(in->revision, sizeof in->revision)) != 0)
       continue;
+    char dir[MESH_MODEL_DIR_MAX];
+    if (mesh_model_dir_name(in->model_id, in->revision, dir, sizeof dir) != 0)
+      continue;
     if (own_find(c, in->model_id, in->revision) != NULL)
       continue;
     coord_own *o = own_add(c, in->model_id, in->revision, in->total_bytes,
@@ -773,6 +777,13 @@ static int check_model(const char *model, const char *rev, char *msg, size_t msg
   }
   if (mesh_revision_validate(rev, strnlen(rev, MESH_REVISION_MAX + 1)) != 0) {
     snprintf(msg, msglen, "invalid revision");
+    return -EINVAL;
+  }
+  /* Each revision has its own directory; the pair must fit one name. */
+  char dir[MESH_MODEL_DIR_MAX];
+  if (mesh_model_dir_name(model, rev, dir, sizeof dir) != 0) {
+    snprintf(msg, msglen, "model ID and revision too long for a directory name (%d bytes at most)",
+             MESH_MODEL_DIR_MAX - 1);
     return -EINVAL;
   }
   return 0;

@@ -251,7 +251,7 @@ static int rentry_from_pb(const Mesh__Coord__Entry *pe, coord_rentry **out, size
   /* The directory is derived here from the validated model ID; what the peer
    * wrote in model_dir is never used as a path. */
   char dir[MESH_MODEL_DIR_MAX];
-  if (mesh_model_dir_name(pe->model_id, dir, sizeof dir) != 0)
+  if (mesh_model_dir_name(pe->model_id, pe->revision, dir, sizeof dir) != 0)
     return -EBADMSG;
   size_t nd = strlen(dir);
   *size = sizeof(coord_rentry) + nm + 1 + nr + 1 + nd + 1 + ne + 1;

@@ -123,20 +123,49 @@ int mesh_revision_validate(const char *rev, size_t len)
   return 0;
 }
 
-int mesh_model_dir_name(const char *id, char *buf, size_t cap)
+int mesh_model_dir_name(const char *id, const char *rev, char *buf, size_t cap)
 {
   size_t len = strnlen(id, MESH_MODEL_ID_MAX);
   if (mesh_model_id_validate(id, len, NULL) != 0)
     return -EINVAL;
+  /* "main" keeps the suffix-less name that every install before revisions
+   * had their own directory used, so those directories stay where they are. */
+  bool suffix = rev != NULL && strcmp(rev, "main") != 0;
+  size_t rlen = suffix ? strnlen(rev, MESH_REVISION_MAX + 1) : 0;
+  if (suffix && mesh_revision_validate(rev, rlen) != 0)
+    return -EINVAL;
   const char *slash = strchr(id, '/');
   size_t org = (size_t)(slash - id);
   size_t name = len - org - 1;
-  if (org + 2 + name + 1 > cap)
+  size_t need = org + 2 + name;
+  if (suffix) {
+    need += 1 + rlen;
+    for (size_t i = 0; i < rlen; i++)
+      need += rev[i] == '/' ? 2 : 0; /* "/" becomes "%2F" */
+  }
+  if (need + 1 > cap || need + 1 > MESH_MODEL_DIR_MAX)
     return -ENAMETOOLONG;
+  size_t at = 0;
   memcpy(buf, id, org);
-  memcpy(buf + org, "--", 2);
-  memcpy(buf + org + 2, slash + 1, name);
-  buf[org + 2 + name] = '\0';
+  at += org;
+  memcpy(buf + at, "--", 2);
+  at += 2;
+  memcpy(buf + at, slash + 1, name);
+  at += name;
+  if (suffix) {
+    /* Model IDs never hold '@' and revisions never hold '%', so the name is
+     * one to one with (model, revision) and stays one path component. */
+    buf[at++] = '@';
+    for (size_t i = 0; i < rlen; i++) {
+      if (rev[i] == '/') {
+        memcpy(buf + at, "%2F", 3);
+        at += 3;
+      } else {
+        buf[at++] = rev[i];
+      }
+    }
+  }
+  buf[at] = '\0';
   return 0;
 }
 
@@ -150,7 +179,7 @@ static int check_dir_name(const char *name)
   if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
     return -EINVAL;
   for (size_t i = 0; i < n; i++) {
-    if (!safe_char(name[i], false))
+    if (!safe_char(name[i], false) && name[i] != '@' && name[i] != '%')
       return -EINVAL;
   }
   return 0;

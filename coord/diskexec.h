@@ -46,8 +46,9 @@
 #define MESH_MODEL_PART_MAX 96
 /* "org/name" at most, plus NUL. */
 #define MESH_MODEL_ID_MAX (2 * MESH_MODEL_PART_MAX + 2)
-/* "org--name" at most, plus NUL. */
-#define MESH_MODEL_DIR_MAX (2 * MESH_MODEL_PART_MAX + 3)
+/* A model directory's name plus NUL: one path component, so at most
+ * NAME_MAX (255) bytes on every supported system. */
+#define MESH_MODEL_DIR_MAX 256
 /* Revisions are branch names, tags or commit hashes. */
 #define MESH_REVISION_MAX 64
 /* Directory entries visited per delete call before it yields. */
@@ -73,8 +74,15 @@ int mesh_model_id_validate(const char *id, size_t len, const char **reason);
 /* Checks a revision: 1..MESH_REVISION_MAX characters of [A-Za-z0-9._/-],
  * no "..", no leading '/'. 0 or -EINVAL. */
 int mesh_revision_validate(const char *rev, size_t len);
-/* Writes the directory name "{org}--{name}" of a valid model ID into buf. */
-int mesh_model_dir_name(const char *id, char *buf, size_t cap);
+/*
+ * Writes the directory name of (model ID, revision) into buf: "{org}--{name}"
+ * for revision "main" (or NULL), "{org}--{name}@{revision}" for any other,
+ * with each '/' of the revision written as "%2F" ("refs/pr/1" gives
+ * "org--name@refs%2Fpr%2F1"). 0, -EINVAL (invalid model ID or revision) or
+ * -ENAMETOOLONG (longer than cap, or than one path component may be:
+ * MESH_MODEL_DIR_MAX - 1 bytes).
+ */
+int mesh_model_dir_name(const char *id, const char *rev, char *buf, size_t cap);
 
 typedef struct mesh_diskexec mesh_diskexec;
 

@@ -34,8 +34,12 @@
  *              range starts the file over. The hash is computed as bytes
  *              arrive, checked (hf_verify.h), the file synced (handed to the
  *              disk every 8 MiB as it comes, so the last sync is short) and
- *              renamed into place. A file already in place with the listed size is taken as
- *              done: only verified files are ever renamed into place.
+ *              renamed into place. A file already in place with the listed
+ *              size is read through (in slices, like a partial) and taken as
+ *              done only when its hash matches; one with other bytes is
+ *              counted (in_place_mismatches) and fetched again into its
+ *              partial, whose rename replaces it. Only verified files are
+ *              ever renamed into place.
  *   4. Report MESH_HF_REPORT_COMPLETED, or MESH_HF_REPORT_FAILED with a
  *      negative errno and a message.
  * MESH_HF_REPORT_PROGRESS comes at most once per progress interval (1 s)
@@ -160,21 +164,22 @@ typedef struct mesh_hf_request {
 
 /* What the client did, for /metrics and for tests. */
 typedef struct mesh_hf_counters {
-  uint64_t requests;          /* HTTP requests started */
-  uint64_t retries;           /* requests repeated after 429/5xx or a cut */
-  uint64_t redirects;         /* redirects followed */
-  uint64_t redirects_refused; /* redirects refused by the policy */
-  uint64_t bytes_received;    /* file bytes received (then written) */
-  uint64_t files_verified;    /* files whose hash matched */
-  uint64_t hash_mismatches;   /* files deleted for a wrong hash */
-  uint64_t restarts;          /* ranges ignored by the server (200 instead of 206) */
-  uint64_t list_errors;       /* file lists refused by the parser */
-  uint64_t completed;         /* downloads completed */
-  uint64_t failed;            /* downloads failed */
-  uint64_t write_pauses;      /* transfers paused because every write buffer was busy */
-  uint64_t io_errors;         /* downloads failed by a file system error of a work item */
-  uint64_t buffered_bytes;    /* received bytes waiting in buffers for the disk, now */
-  uint64_t buffered_peak;     /* the most buffered_bytes has been */
+  uint64_t requests;            /* HTTP requests started */
+  uint64_t retries;             /* requests repeated after 429/5xx or a cut */
+  uint64_t redirects;           /* redirects followed */
+  uint64_t redirects_refused;   /* redirects refused by the policy */
+  uint64_t bytes_received;      /* file bytes received (then written) */
+  uint64_t files_verified;      /* files whose hash matched */
+  uint64_t hash_mismatches;     /* files deleted for a wrong hash */
+  uint64_t in_place_mismatches; /* files in place of the listed size, wrong hash: fetched again */
+  uint64_t restarts;            /* ranges ignored by the server (200 instead of 206) */
+  uint64_t list_errors;         /* file lists refused by the parser */
+  uint64_t completed;           /* downloads completed */
+  uint64_t failed;              /* downloads failed */
+  uint64_t write_pauses;        /* transfers paused because every write buffer was busy */
+  uint64_t io_errors;           /* downloads failed by a file system error of a work item */
+  uint64_t buffered_bytes;      /* received bytes waiting in buffers for the disk, now */
+  uint64_t buffered_peak;       /* the most buffered_bytes has been */
 } mesh_hf_counters;
 
 /*

@@ -87,6 +87,7 @@ typedef enum hf_op_kind {
   HF_OP_OPEN,    /* open the file's directory, stat, open the partial, start the hash */
   HF_OP_PREHASH, /* hash a slice of the partial file left by an earlier run */
   HF_OP_VERIFY,  /* finish the hash, compare; sync and rename, or unlink */
+  HF_OP_CHECK,   /* finish the hash of a file already in place, compare; close */
   HF_OP_CLOSE,   /* close what the job holds (a stopped job) */
 } hf_op_kind;
 
@@ -100,13 +101,16 @@ typedef struct hf_op {
   bool sync;                 /* VERIFY: fdatasync before the rename */
   uint64_t sync_delay_ms;    /* VERIFY: test only, a slow sync (mesh_hf_options) */
   uint64_t from, to;         /* PREHASH: byte range of the partial to hash */
+  bool replace;              /* OPEN: a file in place is not taken (its hash was wrong) */
   int err;                   /* result: negative errno, 0 */
   const char *step;          /* result: what failed ("open", "sync", ...); static */
   uint64_t n;                /* result: OPEN bytes in the partial; PREHASH bytes hashed */
-  bool in_place;             /* result of OPEN: the file is already in place */
+  bool in_place;             /* result of OPEN: a file of the listed size is in place (opened
+                                to be hashed; taken only when CHECK finds its hash right) */
   bool not_regular;          /* result of OPEN: a non-file in the way */
-  bool mismatch;             /* result of VERIFY: wrong hash, partial deleted */
-  char got[MESH_HF_HEX_MAX]; /* result of VERIFY: the digest */
+  bool mismatch;             /* result of VERIFY: wrong hash, partial deleted; of CHECK: the
+                                file in place has a wrong hash (left for the rename) */
+  char got[MESH_HF_HEX_MAX]; /* result of VERIFY and CHECK: the digest */
 } hf_op;
 
 /*
@@ -117,7 +121,7 @@ typedef struct hf_op {
  */
 typedef struct hf_disk {
   int pfd;                 /* directory holding the file, or -1 */
-  int fd;                  /* the partial file, or -1 */
+  int fd;                  /* the partial file (the file in place while it is checked), or -1 */
   mesh_hf_hash hash;       /* over the bytes written so far */
   bool hash_live;          /* hash initialised */
   uint64_t writeback_from; /* first byte not yet handed to the disk */
@@ -147,6 +151,7 @@ struct hf_job {
   bool restart_next;                   /* the next buffer starts the file over */
   uint64_t have;                       /* bytes accepted (in the file or in buffers) */
   uint64_t prehash_to;                 /* PREHASH: bytes of the partial to hash */
+  bool checking;                       /* PREHASH hashes the file in place, not a partial */
   hf_xfer x;                           /* the request */
   unsigned attempt;                    /* failed tries since the last progress */
   uint64_t have_at_request;            /* `have` when this try started */

@@ -9,11 +9,18 @@
  * the work pool as an item of the job's strand, so the items of one file run
  * one at a time in the order submitted, on whichever worker is free:
  *
- *   OPEN      open (creating) the file's directory, stat the file in place,
- *             open the partial file, truncate one longer than listed, start
- *             the hash                                  -> job_open_done
- *   PREHASH   hash [from, to) of a partial file left by an earlier run, one
- *             HF_PREHASH_SLICE per item                 -> job_prehash_done
+ *   OPEN      open (creating) the file's directory, stat the file in place
+ *             (one of the listed size is opened to be hashed), or open the
+ *             partial file, truncate one longer than listed; start the
+ *             hash                                      -> job_open_done
+ *   PREHASH   hash [from, to) of a partial file left by an earlier run, or
+ *             of the file in place, one HF_PREHASH_SLICE per item
+ *                                                       -> job_prehash_done
+ *   CHECK     finish the hash of the file in place and compare; close
+ *             everything. A match takes the file as done; a mismatch
+ *             (counted) opens again with `replace`: the file is downloaded
+ *             into its partial and renamed over the wrong one
+ *                                                       -> job_check_done
  *   write     pwrite one buffer at its offset, hash it, hand every
  *             HF_WRITEBACK_STEP to the disk; a `restart` buffer first
  *             truncates the file and resets the hash (a 200 answer to a
@@ -125,9 +132,22 @@ static void work_open(hf_op *o)
       op_fail(o, "exists and is not a regular file", -EEXIST);
       return;
     }
-    if ((uint64_t)st.st_size == f->size) {
+    if ((uint64_t)st.st_size == f->size && !o->replace) {
+      /* A size proves nothing (another revision's file, a file cut and
+       * refilled): it is taken only when its hash matches the list. */
+      d->fd = openat(d->pfd, j->leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (d->fd < 0) {
+        op_fail(o, "cannot open the file in place", -errno);
+        return;
+      }
+      rc = mesh_hf_hash_init(&d->hash, f->lfs ? MESH_HF_HASH_SHA256 : MESH_HF_HASH_GIT_BLOB,
+                             f->size);
+      if (rc != 0) {
+        op_fail(o, "cannot start hash", rc);
+        return;
+      }
+      d->hash_live = true;
       o->in_place = true;
-      disk_close(d);
       return;
     }
   }
@@ -224,6 +244,23 @@ out:
   disk_close(d);
 }
 
+/* The file in place was read through by PREHASH: compare its hash. It stays
+ * where it is either way (a mismatch is replaced by the rename of the new
+ * download). */
+static void work_check(hf_op *o)
+{
+  hf_job *j = o->j;
+  hf_disk *d = &j->disk;
+  const mesh_hf_file *f = j->f;
+  if (mesh_hf_hash_final_hex(&d->hash, o->got) != 0) {
+    op_fail(o, "hashing failed", -EIO);
+  } else {
+    const char *want = f->lfs ? f->sha256 : f->oid;
+    o->mismatch = !mesh_hf_hex_equal(want, o->got);
+  }
+  disk_close(d);
+}
+
 static void work_op(mesh_work *w)
 {
   hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
@@ -236,6 +273,9 @@ static void work_op(mesh_work *w)
     break;
   case HF_OP_VERIFY:
     work_verify(o);
+    break;
+  case HF_OP_CHECK:
+    work_check(o);
     break;
   case HF_OP_CLOSE:
     disk_close(&o->j->disk);
@@ -461,6 +501,50 @@ static void job_verify_done(mesh_work *w)
 }
 
 static void job_prehash_done(mesh_work *w);
+static void job_check_done(mesh_work *w);
+static void job_open_done(mesh_work *w);
+
+/* The file in place has been read: CHECK compares and closes it. */
+static void job_check(hf_job *j)
+{
+  job_set_state(j, JOB_VERIFY);
+  j->holds = false; /* the check item closes everything */
+  job_submit(j, &j->op, HF_OP_CHECK, job_check_done);
+}
+
+static void job_check_done(mesh_work *w)
+{
+  hf_op *o = (hf_op *)((char *)w - offsetof(hf_op, w));
+  hf_job *j = o->j;
+  hf_dl *dl = j->dl;
+  mesh_hf_client *c = dl->c;
+  if (job_dead(j))
+    return;
+  if (o->err != 0) {
+    c->counters.io_errors++;
+    hf_dl_fail(dl, o->err, "%s: %s: %s", j->f->path, o->step, strerror(-o->err));
+    return;
+  }
+  j->checking = false;
+  if (!o->mismatch) {
+    c->counters.files_verified++;
+    job_finish(j);
+    hf_fill_jobs(dl);
+    return;
+  }
+  c->counters.in_place_mismatches++;
+  MESH_LOG_RL(MESH_LOG_INFO, "hf",
+              "%s: in place with the listed size but %s %s, not %s: downloading it again",
+              j->f->path, j->f->lfs ? "sha256" : "git blob sha1", o->got,
+              j->f->lfs ? j->f->sha256 : j->f->oid);
+  dl->done_bytes -= j->have;
+  j->have = 0;
+  j->prehash_to = 0;
+  j->holds = true;
+  j->op.replace = true;
+  job_set_state(j, JOB_OPEN);
+  job_submit(j, &j->op, HF_OP_OPEN, job_open_done);
+}
 
 static void job_prehash_next(hf_job *j)
 {
@@ -484,6 +568,15 @@ static void job_prehash_done(mesh_work *w)
   }
   j->have += o->n;
   dl->done_bytes += o->n;
+  if (j->checking) {
+    /* A file in place that shrank while read is wrong as well: CHECK
+     * compares what was read, which then cannot match. */
+    if (o->n == o->to - o->from && j->have < j->prehash_to)
+      job_prehash_next(j);
+    else
+      job_check(j);
+    return;
+  }
   if (o->n < o->to - o->from)
     j->prehash_to = j->have; /* the file shrank under us: resume from here */
   if (j->have < j->prehash_to) {
@@ -701,12 +794,23 @@ static void job_open_done(mesh_work *w)
     return;
   }
   if (o->in_place) {
-    dl->done_bytes += f->size;
-    job_finish(j);
-    hf_fill_jobs(dl);
+    /* Read it through (in slices, like a partial) before taking it. */
+    if (j->bufs[0].data == NULL && (j->bufs[0].data = malloc(j->buf_cap)) == NULL) {
+      hf_dl_fail(dl, -ENOMEM, "%s: out of memory", f->path);
+      return;
+    }
+    j->checking = true;
+    j->have = 0;
+    j->prehash_to = f->size;
+    job_set_state(j, JOB_PREHASH);
+    if (f->size == 0)
+      job_check(j);
+    else
+      job_prehash_next(j);
     return;
   }
-  j->ev = evtimer_new(c->base, on_job_timer, j);
+  if (j->ev == NULL)
+    j->ev = evtimer_new(c->base, on_job_timer, j);
   if (j->ev == NULL) {
     hf_dl_fail(dl, -ENOMEM, "%s: out of memory", f->path);
     return;
@@ -751,6 +855,7 @@ static void job_begin(hf_job *j)
   }
   j->holds = true;
   j->op.dirfd = dl->dirfd;
+  j->op.replace = false;
   job_set_state(j, JOB_OPEN);
   job_submit(j, &j->op, HF_OP_OPEN, job_open_done);
 }

@@ -80,6 +80,7 @@ struct mesh_api {
     enum api_endpoint ep;          /* for counting */
     char node[MESH_API_NODE_ID_MAX];
     char model[MESH_API_MODEL_ID_MAX];
+    char revision[MESH_API_REVISION_MAX];
     struct event *timer;           /* the timeout */
     struct mesh_api *api;          /* back pointer for the callbacks */
   } pending[MESH_API_MAX_PENDING];
@@ -484,6 +485,7 @@ static int pending_hold(mesh_api *api, struct evhttp_request *req, enum api_endp
     p->api = api;
     snprintf(p->node, sizeof(p->node), "%s", cmd->node);
     snprintf(p->model, sizeof(p->model), "%s", cmd->model);
+    snprintf(p->revision, sizeof(p->revision), "%s", cmd->revision);
     struct timeval tv = {MESH_API_PENDING_TIMEOUT_MS / 1000, (MESH_API_PENDING_TIMEOUT_MS % 1000) * 1000};
     evtimer_add(p->timer, &tv);
     mesh_api_conns_watch(&api->conns, evhttp_request_get_connection(req));
@@ -519,8 +521,8 @@ int mesh_api_command_done(mesh_api *api, uint64_t ticket, int rc, const char *me
     enum api_endpoint ep = p->ep;
     json_t *j = NULL;
     if (rc == 0)
-      j = json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "targetNodeId", p->node, "modelId", p->model,
-                    "message", message != NULL ? message : "");
+      j = json_pack("{s:b, s:s, s:s, s:s, s:s}", "ok", 1, "targetNodeId", p->node, "modelId",
+                    p->model, "revision", p->revision, "message", message != NULL ? message : "");
     pending_release(p);
     if (req == NULL)
       return 0;
@@ -534,13 +536,16 @@ int mesh_api_command_done(mesh_api *api, uint64_t ticket, int rc, const char *me
 }
 
 static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
-                           const char *delete_rest)
+                           const char *delete_rest, const char *query)
 {
   mesh_api_cmd cmd;
   char why[256] = "";
   int rc;
   if (ep == EP_DOWNLOAD_DELETE) {
     rc = mesh_api_parse_delete_path(delete_rest, strlen(delete_rest), &cmd, why, sizeof(why));
+    if (rc == 0)
+      rc = mesh_api_parse_revision_query(query, cmd.revision, sizeof(cmd.revision), why,
+                                         sizeof(why));
   } else {
     size_t len;
     const char *body = body_of(req, &len);
@@ -548,7 +553,7 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
       send_backend_error(api, req, ep, -ENOMEM, NULL);
       return;
     }
-    rc = mesh_api_parse_command(body, len, ep == EP_DOWNLOAD_START, &cmd, why, sizeof(why));
+    rc = mesh_api_parse_command(body, len, true, &cmd, why, sizeof(why));
   }
   if (rc < 0) {
     send_error(api, req, ep, 400, "%s", why);
@@ -561,10 +566,10 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
     rc = api->ops->start(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
     break;
   case EP_DOWNLOAD_DELETE:
-    rc = api->ops->delete_model(api->ctx, cmd.node, cmd.model, why, sizeof(why));
+    rc = api->ops->delete_model(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
     break;
   default:
-    rc = api->ops->cancel(api->ctx, cmd.node, cmd.model, why, sizeof(why));
+    rc = api->ops->cancel(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
     break;
   }
   uint64_t ticket = api->current_ticket;
@@ -582,10 +587,9 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
                  cmd.node);
     return;
   }
-  LOG_INFO("api", "%s %s on %s accepted", endpoint_names[ep], cmd.model, cmd.node);
-  json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 1, "targetNodeId", cmd.node, "modelId", cmd.model);
-  if (j != NULL && ep == EP_DOWNLOAD_START)
-    json_object_set_new(j, "revision", json_string(cmd.revision));
+  LOG_INFO("api", "%s %s@%s on %s accepted", endpoint_names[ep], cmd.model, cmd.revision, cmd.node);
+  json_t *j = json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "targetNodeId", cmd.node, "modelId",
+                        cmd.model, "revision", cmd.revision);
   send_json(api, req, ep, 200, j);
 }
 
@@ -777,10 +781,10 @@ static void handle_request(struct evhttp_request *req, void *arg)
     break;
   case EP_DOWNLOAD_START:
   case EP_DOWNLOAD_CANCEL:
-    handle_command(api, req, ep, NULL);
+    handle_command(api, req, ep, NULL, NULL);
     break;
   case EP_DOWNLOAD_DELETE:
-    handle_command(api, req, ep, path + strlen("/download/"));
+    handle_command(api, req, ep, path + strlen("/download/"), evhttp_uri_get_query(uri));
     break;
   case EP_GC:
     handle_gc(api, req);

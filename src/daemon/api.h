@@ -241,8 +241,11 @@ typedef struct mesh_api_backend_ops {
    * not in the view, -ESTALE old epoch, -EEXIST/-EBUSY conflicting state. */
   int (*start)(void *ctx, const char *node, const char *model, const char *revision, char *err,
                size_t errlen);
-  int (*delete_model)(void *ctx, const char *node, const char *model, char *err, size_t errlen);
-  int (*cancel)(void *ctx, const char *node, const char *model, char *err, size_t errlen);
+  /* Delete and cancel address one revision's entry (and directory). */
+  int (*delete_model)(void *ctx, const char *node, const char *model, const char *revision,
+                      char *err, size_t errlen);
+  int (*cancel)(void *ctx, const char *node, const char *model, const char *revision, char *err,
+                size_t errlen);
   /* Runs a collection pass now; *collected receives the entries removed. */
   int (*gc)(void *ctx, uint64_t *collected, char *err, size_t errlen);
   /* Starts a graceful leave. Must not free the API from within the call:
@@ -350,14 +353,21 @@ typedef struct mesh_api_cmd {
   char revision[MESH_API_REVISION_MAX]; /* "main" when not given */
 } mesh_api_cmd;
 
-/* A body of POST /download/start (need_revision true) or /download/cancel.
- * Returns 0 or -EBADMSG with err naming the field. */
+/* A body of POST /download/start or /download/cancel: "targetNodeId",
+ * "modelId" and, with with_revision, "revision" (default "main"; both
+ * endpoints take it). Returns 0 or -EBADMSG with err naming the field. */
 int mesh_api_parse_command(const char *body, size_t len, bool with_revision, mesh_api_cmd *out,
                            char *err, size_t errlen);
 /* The part of a DELETE path after "/download/": "{nodeId}/{modelId}",
- * percent-encoded. Returns 0 or -EBADMSG. */
+ * percent-encoded; out->revision is "main". Returns 0 or -EBADMSG. */
 int mesh_api_parse_delete_path(const char *rest, size_t len, mesh_api_cmd *out, char *err,
                                size_t errlen);
+/* The query of a DELETE /download/...: "revision=R" (percent-encoded) or
+ * nothing (query NULL or empty: "main"), into revision (cap bytes). Any
+ * other parameter is refused, so that a misspelt one never deletes main.
+ * Returns 0 or -EBADMSG. */
+int mesh_api_parse_revision_query(const char *query, char *revision, size_t cap, char *err,
+                                  size_t errlen);
 /* "limit=N" from a query string (may be NULL). Returns 0 or -EBADMSG. */
 int mesh_api_parse_journal_limit(const char *query, size_t *limit, char *err, size_t errlen);
 /* Field checks: a peer ID text (base58 or base32 alphabet), a model ID

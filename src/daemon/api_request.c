@@ -213,6 +213,29 @@ int mesh_api_parse_delete_path(const char *rest, size_t len, mesh_api_cmd *out, 
     snprintf(err, errlen, "the model ID in the path must be org/name (the slash may be %%2F)");
     return -EBADMSG;
   }
+  snprintf(out->revision, sizeof(out->revision), "main");
+  return 0;
+}
+
+int mesh_api_parse_revision_query(const char *query, char *revision, size_t cap, char *err,
+                                  size_t errlen)
+{
+  if (cap == 0)
+    return -EBADMSG;
+  if (query == NULL || query[0] == '\0') {
+    snprintf(revision, cap, "main");
+    return 0;
+  }
+  size_t n = strlen(query);
+  if (n <= 9 || memcmp(query, "revision=", 9) != 0 || memchr(query, '&', n) != NULL) {
+    snprintf(err, errlen, "the only query parameter is revision=R");
+    return -EBADMSG;
+  }
+  if (mesh_api_percent_decode(query + 9, n - 9, revision, cap) < 0 ||
+      !mesh_api_valid_revision(revision)) {
+    snprintf(err, errlen, "\"revision\" is not a valid revision");
+    return -EBADMSG;
+  }
   return 0;
 }
 

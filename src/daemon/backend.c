@@ -258,14 +258,16 @@ static int be_start(void *ctx, const char *node, const char *model, const char *
   return be_command(ctx, MESH_COORD_CMD_START, node, model, revision, err, errlen);
 }
 
-static int be_delete(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+static int be_delete(void *ctx, const char *node, const char *model, const char *revision,
+                     char *err, size_t errlen)
 {
-  return be_command(ctx, MESH_COORD_CMD_DELETE, node, model, NULL, err, errlen);
+  return be_command(ctx, MESH_COORD_CMD_DELETE, node, model, revision, err, errlen);
 }
 
-static int be_cancel(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+static int be_cancel(void *ctx, const char *node, const char *model, const char *revision,
+                     char *err, size_t errlen)
 {
-  return be_command(ctx, MESH_COORD_CMD_CANCEL, node, model, NULL, err, errlen);
+  return be_command(ctx, MESH_COORD_CMD_CANCEL, node, model, revision, err, errlen);
 }
 
 static int be_gc(void *ctx, uint64_t *collected, char *err, size_t errlen)

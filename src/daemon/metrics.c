@@ -347,6 +347,9 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_download_retries_total", C, "HTTP requests retried", (double)hf.retries);
   metric(m, "meshd_download_hash_mismatches_total", C, "Files deleted for a wrong hash",
          (double)hf.hash_mismatches);
+  metric(m, "meshd_download_in_place_mismatches_total", C,
+         "Files found in place with the listed size and a wrong hash, downloaded again",
+         (double)hf.in_place_mismatches);
   metric(m, "meshd_downloads_completed_total", C, "Downloads completed", (double)hf.completed);
   metric(m, "meshd_downloads_failed_total", C, "Downloads failed", (double)hf.failed);
   metric(m, "meshd_download_write_pauses_total", C,

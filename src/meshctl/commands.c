@@ -308,7 +308,7 @@ static int cmd_download(mctl *c, int argc, char **argv)
 static int cmd_cancel(mctl *c, int argc, char **argv)
 {
   mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE, 1, &a);
+  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, &a);
   if (rc == MCTL_OK)
     rc = need_model(&a, argv);
   char node[128];
@@ -316,10 +316,13 @@ static int cmd_cancel(mctl *c, int argc, char **argv)
     rc = target_node(c, &a, node, sizeof(node));
   if (rc != MCTL_OK)
     return rc;
+  const char *rev = a.revision != NULL ? a.revision : "main";
   char done[512];
-  snprintf(done, sizeof(done), "download of %s cancelled on %s", a.pos[0], node);
-  return command(c, "/download/cancel",
-                 json_pack("{s:s, s:s}", "targetNodeId", node, "modelId", a.pos[0]), done);
+  snprintf(done, sizeof(done), "download of %s (%s) cancelled on %s", a.pos[0], rev, node);
+  return command(
+      c, "/download/cancel",
+      json_pack("{s:s, s:s, s:s}", "targetNodeId", node, "modelId", a.pos[0], "revision", rev),
+      done);
 }
 
 /* Percent-encodes everything but RFC 3986's unreserved characters, so the
@@ -346,7 +349,7 @@ static void url_encode(const char *s, char *out, size_t len)
 static int cmd_delete(mctl *c, int argc, char **argv)
 {
   mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE, 1, &a);
+  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, &a);
   if (rc == MCTL_OK)
     rc = need_model(&a, argv);
   char node[128];
@@ -354,11 +357,14 @@ static int cmd_delete(mctl *c, int argc, char **argv)
     rc = target_node(c, &a, node, sizeof(node));
   if (rc != MCTL_OK)
     return rc;
-  char enode[400], emodel[800], path[1300], done[512];
+  /* Only the named revision's entry and directory go; others stay. */
+  const char *rev = a.revision != NULL ? a.revision : "main";
+  char enode[400], emodel[800], erev[400], path[1700], done[512];
   url_encode(node, enode, sizeof(enode));
   url_encode(a.pos[0], emodel, sizeof(emodel));
-  snprintf(path, sizeof(path), "/download/%s/%s", enode, emodel);
-  snprintf(done, sizeof(done), "delete of %s requested on %s", a.pos[0], node);
+  url_encode(rev, erev, sizeof(erev));
+  snprintf(path, sizeof(path), "/download/%s/%s?revision=%s", enode, emodel, erev);
+  snprintf(done, sizeof(done), "delete of %s (%s) requested on %s", a.pos[0], rev, node);
   return call_show(c, "DELETE", path, NULL, show_done, done);
 }
 
@@ -417,9 +423,10 @@ const mctl_command mctl_commands[] = {
     {"state", "", "the whole state: this node, members and downloads", cmd_state},
     {"download", "MODEL [--node ID] [--revision R]",
      "start downloading MODEL (org/name) on a node (default: this one)", cmd_download},
-    {"delete", "MODEL [--node ID]", "delete MODEL's files on a node (default: this one)",
-     cmd_delete},
-    {"cancel", "MODEL [--node ID]", "cancel a pending or ongoing download", cmd_cancel},
+    {"delete", "MODEL [--node ID] [--revision R]",
+     "delete one revision of MODEL (default main) on a node (default: this one)", cmd_delete},
+    {"cancel", "MODEL [--node ID] [--revision R]",
+     "cancel a pending or ongoing download of one revision (default main)", cmd_cancel},
     {"gc", "", "run a collection pass of abandoned entries now", cmd_gc},
     {"leave", "", "make the node leave the mesh gracefully", cmd_leave},
     {"transport", "reset PEER",

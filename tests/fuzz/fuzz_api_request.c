@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size == 0)
     return 0;
-  uint8_t which = data[0] % 8;
+  uint8_t which = data[0] % 9;
   const char *in = (const char *)data + 1;
   size_t len = size - 1;
   mesh_api_cmd cmd;
@@ -46,6 +46,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && rc != -EBADMSG)
       abort();
     break;
+  case 8: {
+    char *q = malloc(len + 1);
+    if (q == NULL)
+      return 0;
+    memcpy(q, in, len);
+    q[len] = '\0';
+    char rev[MESH_API_REVISION_MAX];
+    rc = mesh_api_parse_revision_query(q, rev, sizeof(rev), err, sizeof(err));
+    free(q);
+    if (rc == 0 && !mesh_api_valid_revision(rev))
+      abort();
+    if (rc != 0 && rc != -EBADMSG)
+      abort();
+    break;
+  }
   case 4:
   case 5:
   case 6: {

@@ -60,7 +60,7 @@ static void check_entry(void *arg, const mesh_coord_view_entry *ve)
   if (mesh_model_id_validate(ve->e->model_id, strlen(ve->e->model_id), NULL) != 0)
     abort();
   char dir[MESH_MODEL_DIR_MAX];
-  if (mesh_model_dir_name(ve->e->model_id, dir, sizeof dir) != 0 ||
+  if (mesh_model_dir_name(ve->e->model_id, ve->e->revision, dir, sizeof dir) != 0 ||
       strcmp(dir, ve->e->model_dir) != 0)
     abort();
   /* A models directory shown is a plain absolute path, whatever was sent. */

@@ -1,6 +1,6 @@
 /*
  * Fuzzes model ID and revision validation and the directory name made from
- * a model ID. Whatever passes must be a single safe path component pair: no
+ * a model ID and revision. Whatever passes must be a single safe path component pair: no
  * NUL, no "..", no '/' at the start, exactly one '/', and a directory name
  * with no '/' at all.
  */
@@ -13,7 +13,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   const char *s = (const char *)data;
-  (void)mesh_revision_validate(s, size);
+  if (mesh_revision_validate(s, size) == 0) {
+    /* A valid revision gives a directory name of one component. */
+    char rev[MESH_REVISION_MAX + 1];
+    memcpy(rev, s, size);
+    rev[size] = '\0';
+    char rdir[MESH_MODEL_DIR_MAX];
+    if (mesh_model_dir_name("org/name", rev, rdir, sizeof rdir) != 0 || strchr(rdir, '/') != NULL)
+      abort();
+  }
   if (mesh_model_id_validate(s, size, NULL) != 0)
     return 0;
   if (size == 0 || size >= MESH_MODEL_ID_MAX || memchr(s, '\0', size) != NULL || s[0] == '/')
@@ -31,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || org == 0 || name[0] == '\0')
     abort();
   char dir[MESH_MODEL_DIR_MAX];
-  if (mesh_model_dir_name(id, dir, sizeof dir) != 0)
+  if (mesh_model_dir_name(id, NULL, dir, sizeof dir) != 0)
     abort();
   if (strchr(dir, '/') != NULL || strcmp(dir, "..") == 0 || strcmp(dir, ".") == 0)
     abort();

@@ -365,9 +365,11 @@ static int fake_start(void *ctx, const char *node, const char *model, const char
   return 0;
 }
 
-static int fake_delete(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+static int fake_delete(void *ctx, const char *node, const char *model, const char *revision,
+                       char *err, size_t errlen)
 {
   fake *f = ctx;
+  (void)revision; /* the fake keeps one revision per model */
   int i = check_target(f, node, err, errlen);
   if (i < 0)
     return i;
@@ -382,9 +384,11 @@ static int fake_delete(void *ctx, const char *node, const char *model, char *err
   return 0;
 }
 
-static int fake_cancel(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+static int fake_cancel(void *ctx, const char *node, const char *model, const char *revision,
+                       char *err, size_t errlen)
 {
   fake *f = ctx;
+  (void)revision; /* the fake keeps one revision per model */
   int i = check_target(f, node, err, errlen);
   if (i < 0)
     return i;

@@ -344,11 +344,11 @@ int main(int argc, char **argv)
   mesh_hf_get_counters(g.client, &k);
   printf("counters requests=%" PRIu64 " retries=%" PRIu64 " redirects=%" PRIu64
          " redirects_refused=%" PRIu64 " bytes=%" PRIu64 " verified=%" PRIu64 " mismatches=%" PRIu64
-         " restarts=%" PRIu64 " list_errors=%" PRIu64 " write_pauses=%" PRIu64 " io_errors=%" PRIu64
-         " buffered_peak=%" PRIu64 "\n",
+         " in_place_mismatches=%" PRIu64 " restarts=%" PRIu64 " list_errors=%" PRIu64
+         " write_pauses=%" PRIu64 " io_errors=%" PRIu64 " buffered_peak=%" PRIu64 "\n",
          k.requests, k.retries, k.redirects, k.redirects_refused, k.bytes_received,
-         k.files_verified, k.hash_mismatches, k.restarts, k.list_errors, k.write_pauses,
-         k.io_errors, k.buffered_peak);
+         k.files_verified, k.hash_mismatches, k.in_place_mismatches, k.restarts, k.list_errors,
+         k.write_pauses, k.io_errors, k.buffered_peak);
   mesh_hf_client_free(g.client);
   mesh_pool_free(pool);
   event_base_free(g.base);

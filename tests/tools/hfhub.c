@@ -2,7 +2,10 @@
  * hfhub: a stand-in for the Hugging Face Hub, serving real HTTP on loopback
  * for tests, the demo and benchmarks.
  *
- * It generates one model repository deterministically from a seed:
+ * It generates one model repository deterministically from a seed, at one
+ * revision or more (--revision, repeated: the first is served with --seed,
+ * the k-th other with seed + k, so each revision has the same file names
+ * and sizes and other bytes):
  *   config.json, README.md, tokenizer/vocab.txt   small files (git blob oid)
  *   model-0000K-of-0000N.safetensors               LFS files (sha256 lfs.oid)
  *   extra/dNNN/fNNNNNN.txt                         --small-files N more small
@@ -78,6 +81,7 @@
 /* Extra small files at most (--small-files): enough for a model directory
  * of many entries, small enough for the tree listing to stay cheap. */
 #define MAX_SMALL_FILES 100000
+#define MAX_REVS 4
 #define MAX_RULES 64
 #define CHUNK (1u << 20)
 #define SLOW_TICK_MS 100
@@ -90,6 +94,8 @@ typedef struct hub_file {
   uint64_t size;
   bool lfs;
   unsigned index; /* seeds the content */
+  unsigned rev;   /* index into hub.revisions */
+  uint64_t seed;  /* the revision's seed */
   char *small;    /* content of a small file; NULL for LFS */
   char oid[MESH_HF_HEX_MAX];
   char sha256[MESH_HF_HEX_MAX];
@@ -126,14 +132,17 @@ static struct {
   char host[64];
   int port;
   char repo[128];
-  char revision[128];
+  char revisions[MAX_REVS][128];
+  size_t nrevs;
   char *token;
   const char *cache_dir; /* --cache: where LFS digests are kept; NULL: none */
   uint64_t seed;
   size_t page_size;
   hub_file *files; /* owned: nfiles of them, room for files_cap */
-  size_t nfiles;
   size_t files_cap;
+  size_t rev_start[MAX_REVS]; /* each revision's files are contiguous */
+  size_t rev_count[MAX_REVS];
+  size_t nfiles;
   fault rules[MAX_RULES];
   size_t nrules;
   stat_entry *stats;
@@ -179,7 +188,7 @@ HUB_NO_TSAN static uint64_t splitmix(uint64_t x)
 /* Content of LFS file f at [off, off + len): one 64-bit word per 8 bytes. */
 HUB_NO_TSAN static void fill(const hub_file *f, uint64_t off, unsigned char *out, size_t len)
 {
-  uint64_t key = hub.seed * 0x100000001b3ULL + ((uint64_t)f->index << 48);
+  uint64_t key = f->seed * 0x100000001b3ULL + ((uint64_t)f->index << 48);
   size_t i = 0;
   while (i < len) {
     uint64_t pos = off + i;
@@ -202,7 +211,7 @@ static void file_bytes(const hub_file *f, uint64_t off, unsigned char *out, size
     fill(f, off, out, len);
 }
 
-/* The next free file slot; the array was sized by make_model. */
+/* The next free file slot; the array was sized before the models were made. */
 static hub_file *new_file(void)
 {
   if (hub.nfiles == hub.files_cap) {
@@ -214,9 +223,11 @@ static hub_file *new_file(void)
   return f;
 }
 
-static void add_small(const char *path, const char *text)
+static void add_small(const char *path, const char *text, unsigned rev, uint64_t seed)
 {
   hub_file *f = new_file();
+  f->rev = rev;
+  f->seed = seed;
   snprintf(f->path, sizeof f->path, "%s", path);
   f->small = strdup(text);
   f->size = strlen(text);
@@ -249,7 +260,7 @@ static int cache_path(const hub_file *f, char *out, size_t outlen)
   char prefix[MESH_HF_HEX_MAX];
   hash_range(f, f->size < CACHE_PREFIX_BYTES ? f->size : CACHE_PREFIX_BYTES, prefix);
   int n = snprintf(out, outlen, "%s/sha256-v%d-%" PRIu64 "-%u-%" PRIu64 "-%s", hub.cache_dir,
-                   FILL_VERSION, hub.seed, f->index, f->size, prefix);
+                   FILL_VERSION, f->seed, f->index, f->size, prefix);
   return n > 0 && (size_t)n < outlen ? 0 : -ENAMETOOLONG;
 }
 
@@ -303,9 +314,11 @@ static void lfs_digest(hub_file *f)
     cache_write(path, f->sha256);
 }
 
-static void add_lfs(const char *path, uint64_t size, unsigned index)
+static void add_lfs(const char *path, uint64_t size, unsigned index, unsigned rev, uint64_t seed)
 {
   hub_file *f = new_file();
+  f->rev = rev;
+  f->seed = seed;
   snprintf(f->path, sizeof f->path, "%s", path);
   f->size = size;
   f->lfs = true;
@@ -319,37 +332,34 @@ static void add_lfs(const char *path, uint64_t size, unsigned index)
   mesh_hf_git_blob_oid(ptr, (size_t)n, f->oid);
 }
 
-static void make_model(unsigned weights, uint64_t weight_size, unsigned small_files)
+static void make_model(unsigned weights, uint64_t weight_size, unsigned small_files, unsigned rev)
 {
-  hub.files_cap = 3 + (size_t)weights + small_files;
-  hub.files = calloc(hub.files_cap, sizeof *hub.files);
-  if (hub.files == NULL) {
-    fprintf(stderr, "hfhub: out of memory\n");
-    exit(1);
-  }
+  uint64_t seed = hub.seed + rev;
+  hub.rev_start[rev] = hub.nfiles;
   char text[512];
   snprintf(text, sizeof text,
            "{\"architectures\": [\"TinyForCausalLM\"], \"hidden_size\": 64, \"seed\": %" PRIu64
            "}\n",
-           hub.seed);
-  add_small("config.json", text);
+           seed);
+  add_small("config.json", text, rev, seed);
   snprintf(text, sizeof text, "# %s\n\nA small generated model for tests (seed %" PRIu64 ").\n",
-           hub.repo, hub.seed);
-  add_small("README.md", text);
-  add_small("tokenizer/vocab.txt", "<s>\n</s>\nhello\nworld\n");
+           hub.repo, seed);
+  add_small("README.md", text, rev, seed);
+  add_small("tokenizer/vocab.txt", "<s>\n</s>\nhello\nworld\n", rev, seed);
   for (unsigned i = 0; i < weights; i++) {
     char name[128];
     snprintf(name, sizeof name, "model-%05u-of-%05u.safetensors", i + 1, weights);
-    add_lfs(name, weight_size, i + 1);
+    add_lfs(name, weight_size, i + 1, rev, seed);
   }
   /* Many small files, 100 to a directory, for trees of many entries. */
   for (unsigned i = 0; i < small_files; i++) {
     char name[128];
     snprintf(name, sizeof name, "extra/d%03u/f%06u.txt", i / 100, i);
     snprintf(text, sizeof text, "small file %u of %u (seed %" PRIu64 ")\n", i, small_files,
-             hub.seed);
-    add_small(name, text);
+             seed);
+    add_small(name, text, rev, seed);
   }
+  hub.rev_count[rev] = hub.nfiles - hub.rev_start[rev];
 }
 
 /* ---- faults and counts -------------------------------------------------- */
@@ -591,12 +601,20 @@ static void stream_next(stream *s)
   evbuffer_free(b);
 }
 
-static const hub_file *find_file(const char *path)
+static const hub_file *find_file(unsigned rev, const char *path)
 {
   for (size_t i = 0; i < hub.nfiles; i++)
-    if (strcmp(hub.files[i].path, path) == 0)
+    if (hub.files[i].rev == rev && strcmp(hub.files[i].path, path) == 0)
       return &hub.files[i];
   return NULL;
+}
+
+/* The k-th file of revision rev, or NULL. */
+static const hub_file *rev_file(unsigned rev, size_t k)
+{
+  if (rev >= hub.nrevs || k >= hub.rev_count[rev])
+    return NULL;
+  return &hub.files[hub.rev_start[rev] + k];
 }
 
 static void serve_file(struct evhttp_request *req, const hub_file *f, fault *ft)
@@ -690,7 +708,7 @@ static bool common_fault(struct evhttp_request *req, fault *ft, const char *cdn_
   return false;
 }
 
-static void serve_tree(struct evhttp_request *req, const char *query, fault *ft)
+static void serve_tree(struct evhttp_request *req, const char *query, fault *ft, unsigned rev)
 {
   if (ft != NULL && ft->kind == F_BODY) {
     reply_text(req, 200, "OK", "application/json", ft->text != NULL ? ft->text : "");
@@ -705,7 +723,10 @@ static void serve_tree(struct evhttp_request *req, const char *query, fault *ft)
     evhttp_clear_headers(&q);
   }
   /* Entries: the tokenizer directory first, then every file. */
-  size_t nentries = hub.nfiles + 1;
+  size_t nfiles = 0;
+  while (rev_file(rev, nfiles) != NULL)
+    nfiles++;
+  size_t nentries = nfiles + 1;
   json_t *arr = json_array();
   for (size_t i = cursor; i < nentries && i < cursor + hub.page_size; i++) {
     json_t *e;
@@ -713,7 +734,7 @@ static void serve_tree(struct evhttp_request *req, const char *query, fault *ft)
       e = json_pack("{s:s, s:s, s:i, s:s}", "type", "directory", "oid",
                     "0000000000000000000000000000000000000000", "size", 0, "path", "tokenizer");
     } else {
-      const hub_file *f = &hub.files[i - 1];
+      const hub_file *f = rev_file(rev, i - 1);
       e = json_pack("{s:s, s:s, s:I, s:s}", "type", "file", "oid", f->oid, "size",
                     (json_int_t)f->size, "path", f->path);
       if (f->lfs)
@@ -731,7 +752,7 @@ static void serve_tree(struct evhttp_request *req, const char *query, fault *ft)
     char link[1024];
     snprintf(link, sizeof link,
              "<http://%s:%d/api/models/%s/tree/%s?recursive=true&cursor=%zu>; rel=\"next\"",
-             hub.host, hub.port, hub.repo, hub.revision, cursor + hub.page_size);
+             hub.host, hub.port, hub.repo, hub.revisions[rev], cursor + hub.page_size);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Link", link);
   }
   char *text = json_dumps(arr, JSON_COMPACT);
@@ -801,6 +822,24 @@ static bool refuse_auth(struct evhttp_request *req)
   return false;
 }
 
+/* The revision that text names: all of it (whole), or its start up to a '/'
+ * with *rest set past that '/'. The index, or -1. */
+static int revision_of(const char *text, bool whole, const char **rest)
+{
+  for (size_t r = 0; r < hub.nrevs; r++) {
+    size_t n = strlen(hub.revisions[r]);
+    if (strncmp(text, hub.revisions[r], n) != 0)
+      continue;
+    if (whole && text[n] == '\0')
+      return (int)r;
+    if (!whole && text[n] == '/') {
+      *rest = text + n + 1;
+      return (int)r;
+    }
+  }
+  return -1;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
   const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -819,7 +858,7 @@ static void on_request(struct evhttp_request *req, void *arg)
   size_t tl = strlen(tree_prefix), rl = strlen(resolve_prefix);
 
   if (strncmp(path, "/_cdn/", 6) == 0) {
-    const hub_file *f = find_file(path + 6);
+    const hub_file *f = find_file(0, path + 6);
     fault *ft = take_fault(path + 6);
     if (f == NULL)
       reply_status(req, 404, "EntryNotFound", NULL);
@@ -829,22 +868,22 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (refuse_auth(req)) {
     } else if (strncmp(path, tree_prefix, tl) != 0) {
       reply_status(req, 404, "RepoNotFound", NULL);
-    } else if (strcmp(path + tl, hub.revision) != 0) {
+    } else if (revision_of(path + tl, true, NULL) < 0) {
       reply_status(req, 404, "RevisionNotFound", NULL);
     } else {
       fault *ft = take_fault("tree");
       if (!common_fault(req, ft, "tree"))
-        serve_tree(req, query, ft);
+        serve_tree(req, query, ft, (unsigned)revision_of(path + tl, true, NULL));
     }
   } else if (strncmp(path, resolve_prefix, rl) == 0) {
     const char *rest = path + rl;
-    size_t revl = strlen(hub.revision);
+    const char *fp = NULL;
+    int rev = revision_of(rest, false, &fp);
     if (refuse_auth(req)) {
-    } else if (strncmp(rest, hub.revision, revl) != 0 || rest[revl] != '/') {
+    } else if (rev < 0) {
       reply_status(req, 404, "RevisionNotFound", NULL);
     } else {
-      const char *fp = rest + revl + 1;
-      const hub_file *f = find_file(fp);
+      const hub_file *f = find_file((unsigned)rev, fp);
       fault *ft = take_fault(fp);
       if (f == NULL)
         reply_status(req, 404, "EntryNotFound", NULL);
@@ -864,7 +903,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(FILE *f)
 {
-  fprintf(f, "usage: hfhub [--host 127.0.0.1] [--port 0] [--repo ORG/NAME] [--revision REV]\n"
+  fprintf(f, "usage: hfhub [--host 127.0.0.1] [--port 0] [--repo ORG/NAME] [--revision REV]...\n"
              "             [--weights N] [--weight-size BYTES] [--page-size N] [--seed N]\n"
              "             [--small-files N] [--token T] [--fault JSON]... [--cache DIR]\n");
 }
@@ -873,7 +912,9 @@ int main(int argc, char **argv)
 {
   snprintf(hub.host, sizeof hub.host, "127.0.0.1");
   snprintf(hub.repo, sizeof hub.repo, "meshd-test/tiny-model");
-  snprintf(hub.revision, sizeof hub.revision, "main");
+  snprintf(hub.revisions[0], sizeof hub.revisions[0], "main");
+  hub.nrevs = 1;
+  bool rev_given = false;
   hub.seed = 1;
   hub.page_size = 100;
   unsigned weights = 2;
@@ -889,11 +930,11 @@ int main(int argc, char **argv)
                                        {"weights", required_argument, NULL, 'w'},
                                        {"weight-size", required_argument, NULL, 's'},
                                        {"page-size", required_argument, NULL, 'P'},
-                                       {"small-files", required_argument, NULL, 'n'},
                                        {"seed", required_argument, NULL, 'S'},
                                        {"token", required_argument, NULL, 't'},
                                        {"fault", required_argument, NULL, 'f'},
                                        {"cache", required_argument, NULL, 'c'},
+                                       {"small-files", required_argument, NULL, 'n'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
@@ -909,16 +950,26 @@ int main(int argc, char **argv)
       snprintf(hub.repo, sizeof hub.repo, "%s", optarg);
       break;
     case 'v':
-      snprintf(hub.revision, sizeof hub.revision, "%s", optarg);
+      /* The first replaces "main"; later ones are served as well. */
+      if (!rev_given) {
+        rev_given = true;
+        snprintf(hub.revisions[0], sizeof hub.revisions[0], "%s", optarg);
+      } else if (hub.nrevs < MAX_REVS) {
+        snprintf(hub.revisions[hub.nrevs], sizeof hub.revisions[0], "%s", optarg);
+        hub.nrevs++;
+      } else {
+        usage(stderr);
+        return 2;
+      }
+      break;
+    case 'n':
+      small_files = strtoul(optarg, NULL, 10);
       break;
     case 'w':
       weights = (unsigned)strtoul(optarg, NULL, 10);
       break;
     case 's':
       weight_size = strtoull(optarg, NULL, 10);
-      break;
-    case 'n':
-      small_files = strtoul(optarg, NULL, 10);
       break;
     case 'P':
       hub.page_size = strtoul(optarg, NULL, 10);
@@ -960,7 +1011,14 @@ int main(int argc, char **argv)
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
-  make_model(weights, weight_size, (unsigned)small_files);
+  hub.files_cap = hub.nrevs * (3 + (size_t)weights + small_files);
+  hub.files = calloc(hub.files_cap, sizeof *hub.files);
+  if (hub.files == NULL) {
+    fprintf(stderr, "hfhub: out of memory\n");
+    return 1;
+  }
+  for (unsigned r = 0; r < hub.nrevs; r++)
+    make_model(weights, weight_size, (unsigned)small_files, r);
   hub.base = event_base_new();
   struct evhttp *http = evhttp_new(hub.base);
   evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

@@ -197,18 +197,20 @@ static int be_start(void *ctx, const char *node, const char *model, const char *
   return be_command(b, node, model, rev, err, errlen);
 }
 
-static int be_delete(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+static int be_delete(void *ctx, const char *node, const char *model, const char *rev, char *err,
+                     size_t errlen)
 {
   backend *b = ctx;
   b->calls_delete++;
-  return be_command(b, node, model, NULL, err, errlen);
+  return be_command(b, node, model, rev, err, errlen);
 }
 
-static int be_cancel(void *ctx, const char *node, const char *model, char *err, size_t errlen)
+static int be_cancel(void *ctx, const char *node, const char *model, const char *rev, char *err,
+                     size_t errlen)
 {
   backend *b = ctx;
   b->calls_cancel++;
-  return be_command(b, node, model, NULL, err, errlen);
+  return be_command(b, node, model, rev, err, errlen);
 }
 
 static int be_gc(void *ctx, uint64_t *collected, char *err, size_t errlen)
@@ -802,6 +804,42 @@ static void test_delete_paths(void **state)
   response_free(&r);
   assert_string_equal(f->be.model, "org/name");
   assert_string_equal(f->be.node, ID_PEER);
+  assert_string_equal(f->be.revision, "main");
+  /* A revision is named in the query; a misspelt parameter is refused
+   * rather than taken as main. */
+  r = request(f, "DELETE", "/download/" ID_PEER "/org%2Fname?revision=refs%2Fpr%2F1", NULL);
+  assert_int_equal(r.status, 200);
+  json_t *jr = body_json(&r);
+  assert_string_equal(json_string_value(json_object_get(jr, "revision")), "refs/pr/1");
+  json_decref(jr);
+  response_free(&r);
+  assert_string_equal(f->be.revision, "refs/pr/1");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org/name?revision=v2", NULL);
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_string_equal(f->be.model, "org/name");
+  assert_string_equal(f->be.revision, "v2");
+  int calls = f->be.calls_delete;
+  r = request(f, "DELETE", "/download/" ID_PEER "/org/name?rev=v2", NULL);
+  assert_error(&r, 400, "revision=R");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org/name?revision=v2&x=1", NULL);
+  assert_error(&r, 400, "revision=R");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org/name?revision=..", NULL);
+  assert_error(&r, 400, "revision");
+  r = request(f, "DELETE", "/download/" ID_PEER "/org/name?revision=", NULL);
+  assert_error(&r, 400, "revision=R");
+  assert_int_equal(f->be.calls_delete, calls);
+  /* Cancel takes "revision" in its body, default main. */
+  r = request(f, "POST", "/download/cancel",
+              "{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/x\",\"revision\":\"v2\"}");
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_string_equal(f->be.revision, "v2");
+  r = request(f, "POST", "/download/cancel",
+              "{\"targetNodeId\":\"" ID_PEER "\",\"modelId\":\"org/x\"}");
+  assert_int_equal(r.status, 200);
+  response_free(&r);
+  assert_string_equal(f->be.revision, "main");
   r = request(f, "DELETE", "/download/" ID_PEER "/org2/name.v1", NULL);
   assert_int_equal(r.status, 200);
   response_free(&r);
@@ -816,7 +854,7 @@ static void test_delete_paths(void **state)
   assert_error(&r, 400, "model ID");
   r = request(f, "DELETE", "/download/bad%21id/org/x", NULL);
   assert_error(&r, 400, "node ID");
-  assert_int_equal(f->be.calls_delete, 2);
+  assert_int_equal(f->be.calls_delete, 4); /* two above with a revision */
   f->be.next_rc = -ENOENT;
   snprintf(f->be.next_err, sizeof(f->be.next_err), "no model org/zzz");
   r = request(f, "DELETE", "/download/" ID_PEER "/org/zzz", NULL);

@@ -1090,6 +1090,159 @@ static void test_cancel(void **state)
   tnode_free(&a);
 }
 
+/* The own entry of (model, rev), or status 0 when there is none. */
+typedef struct rev_probe {
+  const char *model;
+  const char *rev;
+  mesh_coord_entry *out;
+} rev_probe;
+
+static void rev_visit(void *arg, const mesh_coord_view_entry *ve)
+{
+  rev_probe *p = arg;
+  if (ve->own && strcmp(ve->e->model_id, p->model) == 0 && strcmp(ve->e->revision, p->rev) == 0)
+    *p->out = *ve->e;
+}
+
+static bool rev_entry(mesh_coord *c, const char *model, const char *rev, mesh_coord_entry *out)
+{
+  memset(out, 0, sizeof *out);
+  out->status = (mesh_coord_status)-1;
+  rev_probe p = {model, rev, out};
+  mesh_coord_visit(c, 0, rev_visit, &p);
+  return out->status != (mesh_coord_status)-1;
+}
+
+/* Revisions of one model are separate entries in separate directories: a
+ * delete or cancel names one revision (NULL meaning main) and leaves the
+ * others, their directories and their status alone. */
+static void test_revisions_apart(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 1, NULL);
+  const char *revs[] = {"main", "v2", "refs/pr/1"};
+  const char *dirs[] = {"org--m", "org--m@v2", "org--m@refs%2Fpr%2F1"};
+  char msg[256];
+  for (size_t i = 0; i < 3; i++) {
+    mesh_coord_cmd st = {.kind = MESH_COORD_CMD_START, .model_id = "org/m", .revision = revs[i]};
+    assert_int_equal(mesh_coord_command(a.c, &st, 0, NULL, msg, sizeof msg), 0);
+    tnode_drain(&a);
+    mesh_coord_space(a.c, "org/m", revs[i], 1000, 1u << 30, 0);
+  }
+  mesh_coord_tick(a.c, 1);
+  tnode_drain(&a);
+  /* Each revision's download writes into its own directory. */
+  size_t seen = 0;
+  for (size_t k = 0; k < a.n; k++) {
+    const mesh_coord_out *o = &a.out[k];
+    if (o->kind != MESH_COORD_OUT_ACTION || o->u.action.kind != MESH_COORD_ACT_DOWNLOAD)
+      continue;
+    for (size_t i = 0; i < 3; i++) {
+      if (strcmp(o->u.action.revision, revs[i]) == 0) {
+        assert_string_equal(o->u.action.model_dir, dirs[i]);
+        seen |= 1u << i;
+      }
+    }
+  }
+  assert_int_equal(seen, 7);
+  mesh_coord_completed(a.c, "org/m", "main", 1000, 10);
+  mesh_coord_completed(a.c, "org/m", "v2", 1000, 10);
+  /* Cancel of the non-main revision still downloading. */
+  mesh_coord_cmd cancel = {
+      .kind = MESH_COORD_CMD_CANCEL, .model_id = "org/m", .revision = "refs/pr/1"};
+  tnode_clear(&a);
+  assert_int_equal(mesh_coord_command(a.c, &cancel, 20, NULL, msg, sizeof msg), 0);
+  tnode_drain(&a);
+  const mesh_coord_out *act = tnode_find_action(&a, MESH_COORD_ACT_CANCEL);
+  assert_non_null(act);
+  assert_string_equal(act->u.action.revision, "refs/pr/1");
+  mesh_coord_entry e;
+  assert_false(rev_entry(a.c, "org/m", "refs/pr/1", &e));
+  /* A cancel without a revision means main, which is completed: refused,
+   * and nothing changes. */
+  mesh_coord_cmd cancel_main = {.kind = MESH_COORD_CMD_CANCEL, .model_id = "org/m"};
+  assert_int_equal(mesh_coord_command(a.c, &cancel_main, 30, NULL, msg, sizeof msg), -ENOENT);
+  /* Delete of v2: its directory only; main stays completed. */
+  mesh_coord_cmd del = {.kind = MESH_COORD_CMD_DELETE, .model_id = "org/m", .revision = "v2"};
+  tnode_clear(&a);
+  assert_int_equal(mesh_coord_command(a.c, &del, 40, NULL, msg, sizeof msg), 0);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count_action(&a, MESH_COORD_ACT_DELETE), 1);
+  act = tnode_find_action(&a, MESH_COORD_ACT_DELETE);
+  assert_string_equal(act->u.action.revision, "v2");
+  assert_string_equal(act->u.action.model_dir, "org--m@v2");
+  assert_true(rev_entry(a.c, "org/m", "main", &e));
+  assert_int_equal(e.status, MESH_COORD_COMPLETED);
+  assert_string_equal(e.model_dir, "org--m");
+  mesh_coord_delete_result(a.c, "org/m", "v2", 0, 50);
+  assert_false(rev_entry(a.c, "org/m", "v2", &e));
+  assert_true(rev_entry(a.c, "org/m", "main", &e));
+  assert_int_equal(e.status, MESH_COORD_COMPLETED);
+  /* A pair whose directory name would not fit one path component is refused. */
+  char longid[MESH_MODEL_ID_MAX];
+  memset(longid, 'x', 96);
+  longid[96] = '/';
+  memset(longid + 97, 'y', 96);
+  longid[193] = '\0';
+  /* 64 characters, 32 of them '/' (each written "%2F"): 194 + 1 + 128 bytes. */
+  char rev[MESH_REVISION_MAX + 1];
+  for (size_t i = 0; i < MESH_REVISION_MAX; i++)
+    rev[i] = i % 2 == 0 ? 'r' : '/';
+  rev[MESH_REVISION_MAX - 1] = 'r';
+  rev[MESH_REVISION_MAX] = '\0';
+  mesh_coord_cmd too_long = {.kind = MESH_COORD_CMD_START, .model_id = longid, .revision = rev};
+  assert_int_equal(mesh_coord_command(a.c, &too_long, 60, NULL, msg, sizeof msg), -EINVAL);
+  assert_non_null(strstr(msg, "too long"));
+  tnode_free(&a);
+}
+
+/* An install from before per-revision directories: the store has main and
+ * v2 completed, both with the model's single directory. main keeps it; v2 is
+ * checked in its own directory, found missing there and downloaded again
+ * into it, never into main's. */
+static void test_revisions_restored_from_one_directory(void **state)
+{
+  (void)state;
+  tnode a;
+  tnode_init(&a, 1, 3, NULL);
+  mesh_coord_entry in[2];
+  memset(in, 0, sizeof in);
+  const char *revs[] = {"main", "v2"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(in[i].model_id, sizeof in[i].model_id, "org/m");
+    snprintf(in[i].revision, sizeof in[i].revision, "%s", revs[i]);
+    snprintf(in[i].model_dir, sizeof in[i].model_dir, "org--m");
+    in[i].status = MESH_COORD_COMPLETED;
+    in[i].total_bytes = 100;
+  }
+  assert_int_equal(mesh_coord_restore(a.c, in, 2, 5, 0), 0);
+  tnode_drain(&a);
+  assert_int_equal(tnode_count_action(&a, MESH_COORD_ACT_VERIFY), 2);
+  for (size_t k = 0; k < a.n; k++) {
+    const mesh_coord_out *o = &a.out[k];
+    if (o->kind != MESH_COORD_OUT_ACTION || o->u.action.kind != MESH_COORD_ACT_VERIFY)
+      continue;
+    assert_string_equal(o->u.action.model_dir,
+                        strcmp(o->u.action.revision, "main") == 0 ? "org--m" : "org--m@v2");
+  }
+  mesh_coord_verified(a.c, "org/m", "main", true, 100, 10);
+  mesh_coord_verified(a.c, "org/m", "v2", false, 0, 10);
+  tnode_clear(&a);
+  mesh_coord_tick(a.c, 1000);
+  tnode_drain(&a);
+  const mesh_coord_out *act = tnode_find_action(&a, MESH_COORD_ACT_CHECK_SPACE);
+  assert_non_null(act);
+  assert_string_equal(act->u.action.revision, "v2");
+  assert_string_equal(act->u.action.model_dir, "org--m@v2");
+  assert_int_equal(tnode_count_action(&a, MESH_COORD_ACT_CHECK_SPACE), 1);
+  mesh_coord_entry e;
+  assert_true(rev_entry(a.c, "org/m", "main", &e));
+  assert_int_equal(e.status, MESH_COORD_COMPLETED);
+  assert_string_equal(e.model_dir, "org--m");
+  tnode_free(&a);
+}
+
 /* A failed download is retried with backoff, up to download_max_attempts. */
 static void test_download_retry_limited(void **state)
 {
@@ -1488,6 +1641,8 @@ int main(void)
       cmocka_unit_test(test_digest_and_relay),
       cmocka_unit_test(test_publish_coalesced),
       cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_revisions_apart),
+      cmocka_unit_test(test_revisions_restored_from_one_directory),
       cmocka_unit_test(test_download_retry_limited),
       cmocka_unit_test(test_cmds_accept_none),
       cmocka_unit_test(test_cmds_accept_listed),

@@ -99,8 +99,47 @@ static void test_model_id_valid(void **state)
   assert_int_equal(valid("a/b"), 0);
   assert_int_equal(valid("mlx-community/Qwen2.5_0.5B.q4"), 0);
   char dir[MESH_MODEL_DIR_MAX];
-  assert_int_equal(mesh_model_dir_name("mlx-community/Qwen3-8B", dir, sizeof dir), 0);
+  assert_int_equal(mesh_model_dir_name("mlx-community/Qwen3-8B", NULL, dir, sizeof dir), 0);
   assert_string_equal(dir, "mlx-community--Qwen3-8B");
+}
+
+/* Each (model, revision) has its own directory; main keeps the plain name. */
+static void test_model_dir_revision(void **state)
+{
+  (void)state;
+  char dir[MESH_MODEL_DIR_MAX];
+  assert_int_equal(mesh_model_dir_name("org/name", "main", dir, sizeof dir), 0);
+  assert_string_equal(dir, "org--name");
+  assert_int_equal(mesh_model_dir_name("org/name", "v2", dir, sizeof dir), 0);
+  assert_string_equal(dir, "org--name@v2");
+  assert_int_equal(mesh_model_dir_name("org/name", "refs/pr/1", dir, sizeof dir), 0);
+  assert_string_equal(dir, "org--name@refs%2Fpr%2F1");
+  assert_int_equal(
+      mesh_model_dir_name("org/name", "0123456789abcdef0123456789abcdef01234567", dir, sizeof dir),
+      0);
+  assert_string_equal(dir, "org--name@0123456789abcdef0123456789abcdef01234567");
+  /* Distinct revisions never share a name ("a/b" versus "a%2Fb" cannot
+   * collide: '%' is not a revision character). */
+  assert_int_equal(mesh_model_dir_name("org/name", "a%2Fb", dir, sizeof dir), -EINVAL);
+  assert_int_equal(mesh_model_dir_name("org/name", "..", dir, sizeof dir), -EINVAL);
+  assert_int_equal(mesh_model_dir_name("org/name", "/x", dir, sizeof dir), -EINVAL);
+  /* Too small a buffer, and a pair longer than one path component. */
+  char small[12];
+  assert_int_equal(mesh_model_dir_name("org/name", "v2", small, sizeof small), -ENAMETOOLONG);
+  char id[MESH_MODEL_ID_MAX];
+  memset(id, 'x', 96);
+  id[96] = '/';
+  memset(id + 97, 'y', 96);
+  id[193] = '\0';
+  char rev[MESH_REVISION_MAX + 1];
+  memset(rev, '/', MESH_REVISION_MAX);
+  rev[0] = 'r';
+  rev[MESH_REVISION_MAX] = '\0';
+  for (size_t i = 1; i < MESH_REVISION_MAX; i += 2)
+    rev[i] = 'r';
+  assert_int_equal(mesh_revision_validate(rev, MESH_REVISION_MAX), 0);
+  assert_int_equal(mesh_model_dir_name(id, rev, dir, sizeof dir), -ENAMETOOLONG);
+  assert_int_equal(mesh_model_dir_name(id, "main", dir, sizeof dir), 0);
 }
 
 static void test_model_id_refused(void **state)
@@ -128,8 +167,8 @@ static void test_model_id_refused(void **state)
   memset(longid + 97, 'y', 97);
   assert_int_equal(mesh_model_id_validate(longid, 97 + 97, NULL), -EINVAL);
   char dir[8];
-  assert_int_equal(mesh_model_dir_name("../../etc", dir, sizeof dir), -EINVAL);
-  assert_int_equal(mesh_model_dir_name("abcd/efgh", dir, sizeof dir), -ENAMETOOLONG);
+  assert_int_equal(mesh_model_dir_name("../../etc", NULL, dir, sizeof dir), -EINVAL);
+  assert_int_equal(mesh_model_dir_name("abcd/efgh", NULL, dir, sizeof dir), -ENAMETOOLONG);
 }
 
 static void test_revision(void **state)
@@ -210,6 +249,36 @@ static void test_inspect_beyond_budget(void **state)
   assert_true(present);
   assert_int_equal(bytes, 5000);
   assert_int_equal(partials, 0);
+}
+
+/* Deleting one revision's directory leaves another revision's alone. */
+static void test_delete_one_revision(void **state)
+{
+  fixture *f = *state;
+  char v2[MESH_MODEL_DIR_MAX], pr[MESH_MODEL_DIR_MAX];
+  assert_int_equal(mesh_model_dir_name("org/model", "v2", v2, sizeof v2), 0);
+  assert_int_equal(mesh_model_dir_name("org/model", "refs/pr/1", pr, sizeof pr), 0);
+  make_tree(f->models, "org--model", 3);
+  mark_dir(f->d, "org--model");
+  make_tree(f->models, v2, 4);
+  mark_dir(f->d, v2);
+  make_tree(f->models, pr, 5);
+  mark_dir(f->d, pr);
+  bool present;
+  uint64_t bytes;
+  uint32_t partials;
+  assert_int_equal(mesh_diskexec_delete(f->d, v2), 0);
+  assert_int_equal(mesh_diskexec_inspect(f->d, v2, &present, &bytes, &partials), 0);
+  assert_false(present);
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--model", &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 300);
+  assert_int_equal(mesh_diskexec_inspect(f->d, pr, &present, &bytes, &partials), 0);
+  assert_true(present);
+  assert_int_equal(bytes, 500);
+  assert_int_equal(mesh_diskexec_delete(f->d, pr), 0);
+  assert_int_equal(mesh_diskexec_inspect(f->d, "org--model", &present, &bytes, &partials), 0);
+  assert_true(present);
 }
 
 static void test_delete_bounded_per_call(void **state)
@@ -546,6 +615,8 @@ int main(void)
       cmocka_unit_test(test_model_id_valid),
       cmocka_unit_test(test_model_id_refused),
       cmocka_unit_test(test_revision),
+      cmocka_unit_test(test_model_dir_revision),
+      cmocka_unit_test_setup_teardown(test_delete_one_revision, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_missing_is_success, setup, teardown),
       cmocka_unit_test_setup_teardown(test_delete_tree, setup, teardown),
       cmocka_unit_test_setup_teardown(test_inspect_beyond_budget, setup, teardown),

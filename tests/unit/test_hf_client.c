@@ -228,6 +228,81 @@ static void test_download_reports_in_order(void **state)
   free(dir);
 }
 
+/* Flips the byte at off of path (the size stays). */
+static void flip_byte(const char *path, off_t off)
+{
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  unsigned char b;
+  assert_int_equal(pread(fd, &b, 1, off), 1);
+  b ^= 0xff;
+  assert_int_equal(pwrite(fd, &b, 1, off), 1);
+  close(fd);
+}
+
+/* Files already in place are read and compared before they are taken: right
+ * ones are kept (nothing fetched), ones of the listed size with other bytes
+ * (an LFS weight and a small git blob file) are fetched again and end right. */
+static void test_in_place_checked_by_hash(void **state)
+{
+  hub h;
+  hub_start(&h, NULL);
+  char *dir = tmpdir();
+  char model[4200];
+  snprintf(model, sizeof model, "%s/m", dir);
+  run t = {.finished_wanted = 1};
+  make_client(&t, h.endpoint, 0);
+  mesh_hf_request req = {.repo = REPO, .model_dir = model, .user = &t};
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  loop(&t);
+  assert_int_equal(t.completed, 1);
+  mesh_hf_counters k0;
+  mesh_hf_get_counters(t.c, &k0);
+  assert_int_equal(k0.in_place_mismatches, 0);
+  /* Again, untouched: every file is taken by its hash, no byte fetched. */
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  t.finished_wanted = 2;
+  loop(&t);
+  assert_int_equal(t.completed, 2);
+  mesh_hf_counters k1;
+  mesh_hf_get_counters(t.c, &k1);
+  assert_int_equal(k1.bytes_received, k0.bytes_received);
+  assert_int_equal(k1.files_verified, k0.files_verified + 5);
+  assert_int_equal(k1.in_place_mismatches, 0);
+  /* One weight and config.json changed in place, sizes kept. */
+  char path[4400];
+  snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", model);
+  flip_byte(path, 123457);
+  snprintf(path, sizeof path, "%s/config.json", model);
+  flip_byte(path, 3);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  off_t cfg_size = st.st_size;
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  t.finished_wanted = 3;
+  loop(&t);
+  assert_int_equal(t.completed, 3);
+  assert_int_equal(t.failed, 0);
+  mesh_hf_counters k2;
+  mesh_hf_get_counters(t.c, &k2);
+  assert_int_equal(k2.in_place_mismatches, 2);
+  assert_int_equal(k2.hash_mismatches, 0);
+  assert_int_equal(k2.bytes_received - k1.bytes_received, 300000 + (uint64_t)cfg_size);
+  /* A fourth run finds everything right again. */
+  assert_int_equal(mesh_hf_start(t.c, &req, &t.first_id), 0);
+  t.finished_wanted = 4;
+  loop(&t);
+  assert_int_equal(t.completed, 4);
+  mesh_hf_counters k3;
+  mesh_hf_get_counters(t.c, &k3);
+  assert_int_equal(k3.in_place_mismatches, 2);
+  assert_int_equal(k3.bytes_received, k2.bytes_received);
+  free_client(&t);
+  hub_stop(&h);
+  rmtree(dir);
+  free(dir);
+}
+
 static void test_cancel_from_listed_callback(void **state)
 {
   hub h;
@@ -600,6 +675,7 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_download_reports_in_order),
+      cmocka_unit_test(test_in_place_checked_by_hash),
       cmocka_unit_test(test_cancel_from_listed_callback),
       cmocka_unit_test(test_start_from_callback_and_queue),
       cmocka_unit_test(test_free_with_downloads_in_flight),

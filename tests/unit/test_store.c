@@ -60,7 +60,8 @@ static mesh_coord_out put(const char *model, mesh_coord_status status, uint64_t 
   mesh_coord_out o = {.kind = MESH_COORD_OUT_STORE_PUT};
   snprintf(o.u.entry.model_id, sizeof o.u.entry.model_id, "%s", model);
   snprintf(o.u.entry.revision, sizeof o.u.entry.revision, "main");
-  assert_int_equal(mesh_model_dir_name(model, o.u.entry.model_dir, sizeof o.u.entry.model_dir), 0);
+  assert_int_equal(
+      mesh_model_dir_name(model, "main", o.u.entry.model_dir, sizeof o.u.entry.model_dir), 0);
   o.u.entry.status = status;
   o.u.entry.total_bytes = total;
   return o;
