@@ -283,8 +283,9 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     mesh_connections_on_save(conns, dl_save_members, d);
   }
   free(sj->members);
-  if (sj->rc == 0 && sj->abs_dir[0] == '/' && strlen(sj->abs_dir) < sizeof d->models_dir)
-    snprintf(d->models_dir, sizeof d->models_dir, "%s", sj->abs_dir);
+  size_t abs_len = strnlen(sj->abs_dir, sizeof sj->abs_dir);
+  if (sj->rc == 0 && sj->abs_dir[0] == '/' && abs_len < sizeof d->models_dir)
+    memcpy(d->models_dir, sj->abs_dir, abs_len + 1); /* fits: checked just above */
   else if (sj->rc == 0)
     LOG_WARN("downloads", "models directory %s: no absolute path; /state shows it as given",
              d->models_dir);
