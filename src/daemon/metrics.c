@@ -156,6 +156,12 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
             (double)c->connections_open);
     metric1(m, "meshd_transport_keepalives_total", C, "Idle keepalive frames sent", "transport",
             scheme, (double)c->keepalives_sent);
+    metric1(m, "meshd_transport_dials_total", C,
+            "Dial attempts started (each redial counts), failed ones included", "transport",
+            scheme, (double)c->connections_out);
+    metric1(m, "meshd_transport_accepts_total", C,
+            "Connections accepted, those refused at once for want of a slot included",
+            "transport", scheme, (double)c->connections_in);
     metric1(m, "meshd_transport_dial_failures_total", C,
             "Dials that failed (connect errors, refusals, names that did not resolve)",
             "transport", scheme, (double)c->dial_failures);

@@ -65,9 +65,12 @@ class NetMesh:
     stand-in Hub or a hostile process).
     """
 
-    def __init__(self, n, args=(), extra_hosts=0, env=None, hub=None):
+    def __init__(self, n, args=(), extra_hosts=0, env=None, hub=None, multiaddr=False):
         """hub: keyword arguments of meshtest.Hub; the Hub then runs on the
-        first extra host and every node gets --hf-endpoint for it."""
+        first extra host and every node gets --hf-endpoint for it.
+        multiaddr: --listen and --join as /ip4/IP/tcp/PORT, as the operations
+        guide writes them, instead of IP:PORT."""
+        self.multiaddr = multiaddr
         netns.require_root()
         self.hub_args = hub
         if hub is not None:
@@ -91,7 +94,7 @@ class NetMesh:
         try:
             self.cluster.create()
             hosts = self.cluster.hosts
-            seed = f"{hosts[0].ip}:{PORT}"
+            seed = self.addr_of(hosts[0])
             self.extra = hosts[self.n:]
             self.the_hub = None
             if self.hub_args is not None:
@@ -100,7 +103,7 @@ class NetMesh:
             for i in range(self.n):
                 h = hosts[i]
                 join = [seed] if i > 0 else []
-                self.nodes.append(meshtest.Node(f"n{i}", self.root, f"{h.ip}:{PORT}", join,
+                self.nodes.append(meshtest.Node(f"n{i}", self.root, self.addr_of(h), join,
                                                 psk=self.psk, netns=h.ns, args=self.args,
                                                 env=self.env))
         except BaseException:
@@ -135,6 +138,12 @@ class NetMesh:
             self.lock.release()
             signal.signal(signal.SIGINT, old)
         return False
+
+    def addr_of(self, host):
+        """The address a node on host listens on, in this mesh's form."""
+        if self.multiaddr:
+            return f"/ip4/{host.ip}/tcp/{PORT}"
+        return f"{host.ip}:{PORT}"
 
     def hub(self, host, **kw):
         """The stand-in Hub on an extra host (its own namespace)."""
@@ -176,6 +185,18 @@ class NetMesh:
                 if st is None or st[0] != "alive" or st[1] != ep:
                     return False
         return True
+
+    def download_everywhere(self, model, timeout=60):
+        """Every node downloads model for itself (from the Hub), and every
+        node shows every node's entry completed. Returns {name: peer ID}."""
+        ids = {n.name: n.node_id() for n in self.nodes}
+        for n in self.nodes:
+            status, body = n.post("/download/start", {"targetNodeId": ids[n.name],
+                                                      "modelId": model, "revision": "main"})
+            if status not in (200, 202):
+                raise AssertionError(f"{n.name}: /download/start answered {status}: {body}")
+        wait_downloads(self.nodes, ids.values(), model, "DownloadCompleted", timeout)
+        return ids
 
     def wait_converged(self, nodes=None, timeout=60):
         nodes = nodes or self.live()

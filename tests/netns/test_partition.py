@@ -25,12 +25,7 @@ class Partition(unittest.TestCase):
             hub = m.the_hub
             m.start()
             m.wait_converged(timeout=60)
-            ids = {n.name: n.node_id() for n in m.nodes}
-            for n in m.nodes:
-                status, body = n.post("/download/start", {"targetNodeId": ids[n.name],
-                                                          "modelId": MODEL, "revision": "main"})
-                self.assertIn(status, (200, 202), body)
-            wait_downloads(m.nodes, ids.values(), MODEL, "DownloadCompleted", 60)
+            ids = m.download_everywhere(MODEL)
             epochs = {n.name: n.epoch() for n in m.nodes}
             a, b = m.nodes[:2], m.nodes[2:]
             ha = [m.host_of(n) for n in a]

@@ -21,12 +21,7 @@ class RestartStorm(unittest.TestCase):
         with NetMesh(5, hub=dict(repo=MODEL, weights=2, weight_size=64 * 1024)) as m:
             m.start()
             m.wait_converged(timeout=60)
-            ids = {n.name: n.node_id() for n in m.nodes}
-            for n in m.nodes:
-                status, body = n.post("/download/start", {"targetNodeId": ids[n.name],
-                                                          "modelId": MODEL, "revision": "main"})
-                self.assertIn(status, (200, 202), body)
-            wait_downloads(m.nodes, ids.values(), MODEL, "DownloadCompleted", 60)
+            ids = m.download_everywhere(MODEL)
             hub_before = m.the_hub.stats()["total"]
             worst = 0.0
             restarts = 0

@@ -27,6 +27,33 @@
  * code 0, as if it were the target of the node's pending commands (the
  * node must drop them: an answer counts only from the command's target).
  *
+ * Two floods, for the connection manager's bounds:
+ *
+ *   hostile_peer --mode ping-req-flood --psk F --connect HOST:PORT
+ *                [--count N] [--rate N] [--addr-net A.B] [--seed N]
+ *       indirect-probe requests (SWIM PING_REQ) naming N distinct unknown
+ *       members, each at its own address A.B.x.y/tcp/1 (default 10.99:
+ *       give a range with no route in the node's namespace, so that the
+ *       dials it may make fail at once and never leave the machine). They
+ *       go out in paced batches, --rate a second (10,000); one that finds
+ *       our queue full is sent again on the next turn, so all N reach the
+ *       node unless it closes our connection (exit 1 after 10 s without
+ *       progress; the JSON line says how many were sent).
+ *
+ *   hostile_peer --mode idle-conns --psk F --connect HOST:PORT
+ *                [--count N] [--hold SECONDS] [--redial-ms MS]
+ *       N connections, each under its own throwaway identity that holds
+ *       the key and never joins the view (it sends nothing but the
+ *       transport's keepalives), held for SECONDS (default 20); one that
+ *       the node closes or refuses is dialled again after MS (0, the
+ *       default: never, and a slot freed by an evicted handshake stays
+ *       free; redialling takes every slot the node gives strangers).
+ *       Prints {"ready":..} once every
+ *       connection's first dial ended (up or refused) and, when
+ *       redialling, the node refused us three rounds in a row with none
+ *       coming up ("saturated") or 5 s passed; then the final line at the
+ *       end.
+ *
  * Prints one JSON line of what it sent and exits 0, or says why it could
  * not and exits 1.
  */
@@ -89,9 +116,13 @@ static int parse_hostport(const char *s, struct sockaddr_in *sa)
     return -EINVAL;
   memcpy(host, s, (size_t)(colon - s));
   host[colon - s] = '\0';
+  char *end;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  if (*end != '\0' || port == 0 || port > 65535)
+    return -EINVAL;
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)atoi(colon + 1));
+  sa->sin_port = htons((uint16_t)port);
   return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
@@ -387,17 +418,422 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
   mesh_timer_arm(h->done_timer, 1500);
 }
 
+/* A transport under identity id on loop, ready to dial. */
+static int net_for(mesh_loop *loop, const mesh_identity *id, const mesh_psk *psk, mesh_net **out)
+{
+  mesh_net_options opt;
+  mesh_net_options_default(&opt);
+  opt.identity = id;
+  opt.epoch = 1;
+  opt.psk = *psk;
+  opt.base = mesh_loop_base(loop);
+  opt.now = hostile_now;
+  opt.now_arg = loop;
+  return mesh_net_new(&opt, out);
+}
+
+/* --- ping-req-flood --- */
+
+#define FLOOD_TICK_MS 10     /* the pacing timer's period: --rate / 100 a turn */
+#define FLOOD_MAX 64000      /* distinct addresses in A.B.0-255.1-250 */
+#define FLOOD_STALL_MS 10000 /* no request queued for this long: give up */
+
+typedef struct flood {
+  mesh_loop *loop;
+  mesh_net *net; /* owned */
+  mesh_identity id;
+  mesh_peer_id target; /* the node, once connected */
+  mesh_rng rng;
+  mesh_timer *tick, *done_timer, *deadline; /* owned */
+  const char *connect_to;                   /* the node's address */
+  bool up;                                  /* connected now */
+  bool dialing;                             /* a dial attempt is under way */
+  long redials;                             /* dials after the first (the node closed us) */
+  unsigned net_a, net_b;                    /* first two octets of the mentioned addresses */
+  long count;                               /* requests to send */
+  long batch;                               /* requests a turn of the pacing timer */
+  long sent;                                /* queued on the connection */
+  long requeued;                            /* found our queue full: sent again later */
+  long lost_connection;                     /* times the node closed our connection */
+  mesh_time_ms first_at, last_at;           /* first and last request queued */
+  int exit_code;
+  const char *why;
+} flood;
+
+/* PING_REQ number i: a fresh unknown member at its own address.
+ * *pkt is the caller's (free). */
+static int ping_req_of(flood *f, long i, uint8_t **pkt, size_t *len)
+{
+  uint8_t pk[MESH_PUBKEY_LEN];
+  for (size_t k = 0; k < sizeof pk; k++)
+    pk[k] = (uint8_t)mesh_rng_next(&f->rng);
+  mesh_peer_id who;
+  mesh_peer_id_from_pubkey(pk, &who);
+  char addr[64];
+  snprintf(addr, sizeof addr, "/ip4/%u.%u.%ld.%ld/tcp/1", f->net_a, f->net_b, i / 250, i % 250 + 1);
+  swim_packet_out p = {.kind = MESH_SWIM_MSG_PING_REQ,
+                       .seq = (uint32_t)(i + 1),
+                       .target = &who,
+                       .target_addrs = addr, /* one NUL-terminated address */
+                       .n_target_addrs = 1,
+                       .nack = true,
+                       .epoch = 1};
+  return swim_packet_encode(&p, 0, pkt, len);
+}
+
+static void flood_finish(flood *f, int code, const char *why)
+{
+  f->exit_code = code;
+  f->why = why;
+  mesh_loop_stop(f->loop);
+}
+
+static void flood_on_done(void *arg, mesh_time_ms now)
+{
+  flood_finish(arg, 0, NULL);
+}
+
+static void flood_on_deadline(void *arg, mesh_time_ms now)
+{
+  flood *f = arg;
+  flood_finish(f, 1,
+               f->sent > 0 ? "connection lost before every request was sent"
+                           : "no connection to the node");
+}
+
+static void flood_on_tick(void *arg, mesh_time_ms now)
+{
+  flood *f = arg;
+  long before = f->sent;
+  if (!f->up && !f->dialing && f->sent > 0) {
+    /* The node closed our connection: come back, as an attacker would. */
+    f->dialing = mesh_net_dial(f->net, f->connect_to, NULL, 1) == 0;
+    f->redials++;
+  }
+  for (long k = 0; k < f->batch && f->up && f->sent < f->count; k++) {
+    uint8_t *pkt = NULL;
+    size_t len;
+    int rc = ping_req_of(f, f->sent, &pkt, &len);
+    if (rc == 0)
+      rc = mesh_net_send(f->net, &f->target, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, pkt, len);
+    free(pkt);
+    if (rc == -ENOBUFS) {
+      f->requeued++;
+      break; /* our queue is full: the rest on the next turn */
+    }
+    if (rc == -ENOTCONN)
+      break; /* closed: the down event is on its way, then we dial again */
+    if (rc != 0) {
+      flood_finish(f, 1, "cannot encode or send a request");
+      return;
+    }
+    if (f->sent == 0)
+      f->first_at = now;
+    f->last_at = now;
+    f->sent++;
+  }
+  if (f->sent > before)
+    mesh_timer_arm(f->deadline, FLOOD_STALL_MS); /* progress: the stall clock restarts */
+  if (f->sent == f->count) {
+    /* Time for the queue to drain onto the wire before we close. */
+    mesh_timer_cancel(f->deadline);
+    mesh_timer_arm(f->done_timer, 1000);
+    return;
+  }
+  mesh_timer_arm(f->tick, FLOOD_TICK_MS);
+}
+
+static void flood_on_peer(void *arg, const mesh_net_peer_event *ev)
+{
+  flood *f = arg;
+  if (f->up && !ev->up)
+    f->lost_connection++;
+  f->up = ev->up;
+  if (ev->up)
+    f->target = ev->peer;
+}
+
+static void flood_on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  flood *f = arg;
+  f->dialing = false;
+}
+
+static int run_ping_req_flood(const mesh_psk *psk, const char *connect_to, long count, long rate,
+                              const char *addr_net, uint64_t seed)
+{
+  flood f = {.count = count,
+             .connect_to = connect_to,
+             .batch = rate * FLOOD_TICK_MS / 1000 > 0 ? rate * FLOOD_TICK_MS / 1000 : 1,
+             .exit_code = 1,
+             .why = "stopped"};
+  if (sscanf(addr_net, "%u.%u", &f.net_a, &f.net_b) != 2 || f.net_a > 255 || f.net_b > 255) {
+    fprintf(stderr, "hostile_peer: --addr-net wants A.B\n");
+    return 2;
+  }
+  mesh_rng_seed(&f.rng, seed);
+  int rc = mesh_identity_generate(&f.id);
+  if (rc == 0)
+    rc = mesh_loop_new(&f.loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(f.loop, NULL, NULL, NULL);
+  rc = net_for(f.loop, &f.id, psk, &f.net);
+  if (rc == 0)
+    rc = mesh_timer_new(f.loop, flood_on_tick, &f, &f.tick);
+  if (rc == 0)
+    rc = mesh_timer_new(f.loop, flood_on_done, &f, &f.done_timer);
+  if (rc == 0)
+    rc = mesh_timer_new(f.loop, flood_on_deadline, &f, &f.deadline);
+  if (rc == 0) {
+    mesh_net_on_peer(f.net, flood_on_peer, &f);
+    mesh_net_on_dial(f.net, flood_on_dial, &f);
+    mesh_timer_arm(f.deadline, FLOOD_STALL_MS);
+    mesh_timer_arm(f.tick, FLOOD_TICK_MS);          /* sends once connected */
+    rc = mesh_net_dial(f.net, connect_to, NULL, 1); /* host:port is a dial address too */
+    f.dialing = rc == 0;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    f.why = "cannot set up";
+  } else {
+    mesh_loop_run(f.loop);
+  }
+  printf("{\"mode\":\"ping-req-flood\",\"count\":%ld,\"sent\":%ld,\"requeued\":%ld,"
+         "\"lost_connection\":%ld,\"redials\":%ld,\"send_ms\":%" PRIu64 "}\n",
+         f.count, f.sent, f.requeued, f.lost_connection, f.redials,
+         (uint64_t)(f.sent > 0 ? f.last_at - f.first_at : 0));
+  if (f.exit_code != 0)
+    fprintf(stderr, "hostile_peer: %s\n", f.why);
+  mesh_net_free(f.net);
+  mesh_timer_free(f.tick);
+  mesh_timer_free(f.done_timer);
+  mesh_timer_free(f.deadline);
+  mesh_loop_free(f.loop);
+  return f.exit_code;
+}
+
+/* --- idle-conns --- */
+
+#define IDLE_MAX 4096
+#define IDLE_QUIET_ROUNDS 3    /* redial rounds refused in a row: the node is full of us */
+#define IDLE_READY_MAX_MS 5000 /* ready by then, full or not */
+
+struct idle;
+
+typedef struct idle_conn {
+  struct idle *owner;
+  mesh_identity id; /* throwaway: made for this connection only */
+  mesh_net *net;    /* owned */
+  bool ever_up, up;
+  bool dialing; /* a dial attempt is under way */
+  bool tried;   /* its first dial attempt ended (up or refused) */
+} idle_conn;
+
+typedef struct idle {
+  mesh_loop *loop;
+  idle_conn *conns; /* owned, count of them */
+  long count;
+  long ever_up;    /* connections that finished a handshake at least once */
+  long up_now;     /* connections up now */
+  long downs;      /* up connections that the node (or the network) ended */
+  long reconnects; /* handshakes after a down */
+  long tried;      /* connections whose first dial attempt ended */
+  long dials;      /* dial attempts, first ones included */
+  long dial_failures;
+  const char *connect_to;
+  mesh_timer *redial;       /* owned: brings back connections the node closed or refused */
+  mesh_time_ms redial_ms;   /* its period; 0: never */
+  mesh_timer *hold, *check; /* owned */
+  mesh_time_ms started_at;
+  long ups_seen, fails_seen; /* up events and dial failures at the last redial round */
+  int quiet_rounds;          /* redial rounds in a row with refusals and nothing coming up */
+  bool saturated;            /* the node took no more of us for IDLE_QUIET_ROUNDS rounds */
+  bool ready_printed;
+} idle;
+
+static void idle_on_peer(void *arg, const mesh_net_peer_event *ev)
+{
+  idle_conn *c = arg;
+  idle *w = c->owner;
+  if (ev->up) {
+    if (c->ever_up)
+      w->reconnects++;
+    else
+      w->ever_up++;
+    c->ever_up = true;
+    if (!c->up)
+      w->up_now++;
+    c->up = true;
+  } else if (c->up) {
+    c->up = false;
+    w->up_now--;
+    w->downs++;
+  }
+}
+
+static void idle_print(const idle *w, const char *what)
+{
+  printf("{\"mode\":\"idle-conns\",\"%s\":true,\"count\":%ld,\"ever_up\":%ld,\"up_now\":%ld,"
+         "\"downs\":%ld,\"reconnects\":%ld,\"dials\":%ld,\"dial_failures\":%ld,"
+         "\"saturated\":%s}\n",
+         what, w->count, w->ever_up, w->up_now, w->downs, w->reconnects, w->dials, w->dial_failures,
+         w->saturated ? "true" : "false");
+  fflush(stdout);
+}
+
+static void idle_on_check(void *arg, mesh_time_ms now)
+{
+  idle *w = arg;
+  /* Redialling: ready once the node takes no more of us (or after a
+   * while: a node that evicts strangers keeps some coming and going). */
+  bool settled = w->redial_ms == 0 || w->saturated || now - w->started_at >= IDLE_READY_MAX_MS;
+  if (!w->ready_printed && w->tried == w->count && settled) {
+    w->ready_printed = true;
+    idle_print(w, "ready");
+  }
+  mesh_timer_arm(w->check, 100);
+}
+
+static void idle_on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  idle_conn *c = arg;
+  c->dialing = false;
+  if (!c->tried)
+    c->owner->tried++;
+  c->tried = true;
+  if (rc != 0)
+    c->owner->dial_failures++;
+}
+
+static void idle_dial(idle *w, idle_conn *c)
+{
+  w->dials++;
+  c->dialing = mesh_net_dial(c->net, w->connect_to, NULL, 1) == 0;
+  if (!c->dialing) {
+    w->dial_failures++;
+    if (!c->tried)
+      w->tried++;
+    c->tried = true;
+  }
+}
+
+/* A throwaway connection that the node closed or refused comes back, as
+ * an attacker's would: slots freed by eviction are taken again. */
+static void idle_on_redial(void *arg, mesh_time_ms now)
+{
+  idle *w = arg;
+  long ups = w->ever_up + w->reconnects;
+  if (ups == w->ups_seen && w->dial_failures > w->fails_seen)
+    w->quiet_rounds++;
+  else
+    w->quiet_rounds = 0;
+  w->ups_seen = ups;
+  w->fails_seen = w->dial_failures;
+  if (w->quiet_rounds >= IDLE_QUIET_ROUNDS)
+    w->saturated = true;
+  for (long i = 0; i < w->count; i++)
+    if (!w->conns[i].up && !w->conns[i].dialing)
+      idle_dial(w, &w->conns[i]);
+  mesh_timer_arm(w->redial, w->redial_ms);
+}
+
+static void idle_on_hold(void *arg, mesh_time_ms now)
+{
+  idle *w = arg;
+  mesh_loop_stop(w->loop);
+}
+
+static int run_idle_conns(const mesh_psk *psk, const char *connect_to, long count, long hold_s,
+                          long redial_ms)
+{
+  idle w = {.count = count, .connect_to = connect_to, .redial_ms = (mesh_time_ms)redial_ms};
+  long made = 0;
+  int code = 1;
+  int rc = mesh_loop_new(&w.loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(w.loop, NULL, NULL, NULL);
+  w.conns = calloc((size_t)count, sizeof *w.conns);
+  if (w.conns == NULL)
+    goto out_loop;
+  if (mesh_timer_new(w.loop, idle_on_hold, &w, &w.hold) != 0)
+    goto out_conns;
+  if (mesh_timer_new(w.loop, idle_on_check, &w, &w.check) != 0)
+    goto out_hold;
+  if (mesh_timer_new(w.loop, idle_on_redial, &w, &w.redial) != 0)
+    goto out_check;
+  for (; made < count; made++) {
+    idle_conn *c = &w.conns[made];
+    c->owner = &w;
+    rc = mesh_identity_generate(&c->id);
+    if (rc == 0)
+      rc = net_for(w.loop, &c->id, psk, &c->net);
+    if (rc != 0)
+      break;
+    mesh_net_on_peer(c->net, idle_on_peer, c);
+    mesh_net_on_dial(c->net, idle_on_dial, c);
+    idle_dial(&w, c);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: connection %ld: %s\n", made, mesh_strerror(rc));
+  } else {
+    mesh_timer_arm(w.check, 100);
+    w.started_at = mesh_loop_now(w.loop);
+    if (w.redial_ms > 0)
+      mesh_timer_arm(w.redial, w.redial_ms);
+    mesh_timer_arm(w.hold, (mesh_time_ms)hold_s * 1000);
+    mesh_loop_run(w.loop);
+    idle_print(&w, "done");
+    code = 0;
+  }
+  for (long i = made - 1; i >= 0; i--)
+    mesh_net_free(w.conns[i].net);
+  mesh_timer_free(w.redial);
+out_check:
+  mesh_timer_free(w.check);
+out_hold:
+  mesh_timer_free(w.hold);
+out_conns:
+  free(w.conns);
+out_loop:
+  mesh_loop_free(w.loop);
+  return code;
+}
+
 static int usage(void)
 {
   fprintf(stderr, "usage: hostile_peer --psk F --connect HOST:PORT --victim ID --witness ID\n"
                   "                    [--victim-epoch N] [--seed N]\n"
-                  "                    [--forge-result SEQ --forge-count N --result-epoch E]\n");
+                  "                    [--forge-result SEQ --forge-count N --result-epoch E]\n"
+
+                  "       hostile_peer --mode ping-req-flood --psk F --connect HOST:PORT\n"
+                  "                    [--count N] [--rate N] [--addr-net A.B] [--seed N]\n"
+                  "       hostile_peer --mode idle-conns --psk F --connect HOST:PORT\n"
+                  "                    [--count N] [--hold SECONDS] [--redial-ms MS]\n");
   return 2;
+}
+
+/* A whole decimal number in [lo, hi], or -1. */
+static long number_arg(const char *v, long lo, long hi)
+{
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+    return -1;
+  return n;
 }
 
 int main(int argc, char **argv)
 {
   const char *psk_path = NULL, *connect_to = NULL, *victim = NULL, *witness = NULL;
+  const char *mode = "forge", *addr_net = "10.99";
+  long count = -1, hold_s = 20, rate = 10000, redial_ms = 0;
   uint64_t seed = 1;
   hostile h = {.exit_code = 1, .why = "stopped", .victim_epoch = 1};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -420,10 +856,33 @@ int main(int argc, char **argv)
       h.forge_n = (uint32_t)strtoul(v, NULL, 10);
     else if (strcmp(k, "--result-epoch") == 0)
       h.forge_epoch = strtoull(v, NULL, 10);
+    else if (strcmp(k, "--mode") == 0)
+      mode = v;
+    else if (strcmp(k, "--count") == 0)
+      count = number_arg(v, 1, FLOOD_MAX);
+    else if (strcmp(k, "--hold") == 0)
+      hold_s = number_arg(v, 1, 3600);
+    else if (strcmp(k, "--rate") == 0)
+      rate = number_arg(v, 1, 1000000);
+    else if (strcmp(k, "--redial-ms") == 0)
+      redial_ms = number_arg(v, 0, 600000);
+    else if (strcmp(k, "--addr-net") == 0)
+      addr_net = v;
     else
       return usage();
+    if (count == -1 && strcmp(k, "--count") == 0)
+      return usage();
+    if (hold_s < 0 || rate < 0 || redial_ms < 0)
+      return usage();
   }
-  if (argc % 2 == 0 || psk_path == NULL || connect_to == NULL || victim == NULL || witness == NULL)
+  if (argc % 2 == 0 || psk_path == NULL || connect_to == NULL)
+    return usage();
+  bool forge = strcmp(mode, "forge") == 0;
+  if (forge && (victim == NULL || witness == NULL))
+    return usage();
+  if (!forge && strcmp(mode, "ping-req-flood") != 0 && strcmp(mode, "idle-conns") != 0)
+    return usage();
+  if (strcmp(mode, "idle-conns") == 0 && count > IDLE_MAX)
     return usage();
   char err[256];
   mesh_psk psk;
@@ -431,6 +890,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "hostile_peer: swarm key: %s\n", err);
     return 2;
   }
+  if (strcmp(mode, "ping-req-flood") == 0)
+    return run_ping_req_flood(&psk, connect_to, count > 0 ? count : 10000, rate, addr_net, seed);
+  if (strcmp(mode, "idle-conns") == 0)
+    return run_idle_conns(&psk, connect_to, count > 0 ? count : 300, hold_s, redial_ms);
   if (mesh_peer_id_parse(victim, &h.victim) != 0 || mesh_peer_id_parse(witness, &h.witness) != 0) {
     fprintf(stderr, "hostile_peer: bad peer ID\n");
     return 2;
@@ -458,15 +921,7 @@ int main(int argc, char **argv)
   if (mesh_identity_generate(&h.id) != 0 || mesh_loop_new(&h.loop) != 0)
     return 1;
   mesh_loop_handle_signals(h.loop, NULL, NULL, NULL);
-  mesh_net_options opt;
-  mesh_net_options_default(&opt);
-  opt.identity = &h.id;
-  opt.epoch = 1;
-  opt.psk = psk;
-  opt.base = mesh_loop_base(h.loop);
-  opt.now = hostile_now;
-  opt.now_arg = h.loop;
-  int rc = mesh_net_new(&opt, &h.net);
+  int rc = net_for(h.loop, &h.id, &psk, &h.net);
   if (rc != 0) {
     fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
     return 1;
