@@ -1040,6 +1040,7 @@ typedef struct sigflood {
   mesh_timer *tick; /* owned */
 } sigflood;
 
+/* One datagram of the flood; *pkt is the caller's (free). */
 static int forged_records(sigflood *f, uint8_t **pkt, size_t *len)
 {
   const uint8_t *ups[KH_UPDATES_PER_PKT] = {NULL};
@@ -1156,7 +1157,7 @@ typedef struct sybils {
   mesh_timer *tick, *hold; /* owned */
 } sybils;
 
-/* Our own member record, as a gossip datagram. */
+/* Our own member record, as a gossip datagram; *pkt is the caller's (free). */
 static int own_record(const sybil *y, uint8_t **pkt, size_t *len)
 {
   uint8_t *body = NULL, *upd = NULL;
@@ -1178,7 +1179,8 @@ static int own_record(const sybil *y, uint8_t **pkt, size_t *len)
 }
 
 /* Our document of n entries, each as large as an entry gets (a long model
- * ID and a failure message of the longest kind), sealed by us. */
+ * ID and a failure message of the longest kind), sealed by us, as a
+ * CoordMessage; *out is the caller's (free). */
 static int sybil_doc(const sybil *y, long n, uint8_t **out, size_t *len)
 {
   int rc = -ENOMEM;
