@@ -23,6 +23,10 @@ the items of the issue's "What to build":
     keeps the live documents within it, and those awaiting freeing within
     as much again), refusals are counted (owner_cap, budget), and every
     node's RSS is printed and bounded (RSS_GROWTH_MAX).
+    push-pull-flood: state exchanges to n2 as fast as they go for PP_S
+    seconds, the first carrying INTRO fresh members: n2 takes a burst and
+    then two a second (the rest counted as push-pull-rate), and at most
+    MAX_INTRO_SYNC members from the one exchange (the rest intro-limit).
  4. commands from n0: n1 runs --accept-commands-from none (a start is
     refused: not_allowed, and so is a delete); n2 runs any-member with
     --command-quota QUOTA: n0's delete of a directory on n2 that meshd did
@@ -58,6 +62,13 @@ SYBIL_HOLD_S = 10
 ACCUSE_ROUNDS = 5
 FLOOD_S = 8
 QUOTA = 2               # n2's --command-quota
+PP_S = 5                # the push-pull flood's length
+INTRO = 300             # fresh members its first exchange introduces
+# The profile's bounds (net/swim_profile.c, lan): new members one exchange
+# may introduce, and a peer's exchanges (a burst of 4, then 2 a second).
+MAX_INTRO_SYNC = 256
+PP_BURST = 4
+PP_PER_S = 2
 # The most a bad-signature flood may cost the victim: its share of one CPU
 # over the flood. Before the budget it was all of it (issue 16, item 5);
 # what remains is the transport's decryption of each frame and a decode.
@@ -279,6 +290,31 @@ class KeyHolderAttacks(unittest.TestCase):
                 "n0 to drop the 8 forged answers")
             figure("forged_answers_unmatched",
                    int(metric(n0, "meshd_coord_results_unmatched_total") - u0))
+
+            # 3c. State exchanges as fast as they go, the first introducing
+            # more members than one exchange may.
+            mt = n2.metrics()
+            out = self.hostile(m, n2, "--mode", "push-pull-flood", "--intro", str(INTRO),
+                               "--seconds", str(PP_S))
+            mt_after = n2.metrics()
+
+            def d2(name, **labels):
+                return int(meshtest.metric_sum(mt_after, name, **labels)
+                           - meshtest.metric_sum(mt, name, **labels))
+            received = d2("meshd_swim_messages_received_total", kind="push_pull")
+            rate_drops = d2("meshd_swim_dropped_total", reason="push-pull-rate")
+            taken = received - rate_drops - d2("meshd_swim_dropped_total", reason="sig-budget")
+            intro_drops = d2("meshd_swim_dropped_total", reason="intro-limit")
+            figure("pushpull_sent", out["sent"])
+            figure("pushpull_received", received)
+            figure("pushpull_taken", taken)
+            figure("pushpull_rate_drops", rate_drops)
+            figure("pushpull_intro_limit_drops", intro_drops)
+            self.assertGreater(rate_drops, 0, "no state exchange refused for its rate")
+            self.assertLessEqual(taken, PP_BURST + PP_PER_S * PP_S + 2,
+                                 "state exchanges taken past the sender's rate")
+            self.assertGreaterEqual(intro_drops, INTRO - MAX_INTRO_SYNC,
+                                    "more members introduced by one exchange than allowed")
 
             # 6. Files: refused before anything starts, with the fix.
             home = os.path.join(m.root, "badfiles")

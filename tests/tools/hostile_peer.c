@@ -54,8 +54,8 @@
  *       coming up ("saturated") or 5 s passed; then the final line at the
  *       end.
  *
- * Three more attacks of a key holder (accuse, bad-sig-flood, sybil-docs)
- * are described where they are made, below.
+ * Four more attacks of a key holder (accuse, bad-sig-flood, sybil-docs,
+ * push-pull-flood) are described where they are made, below.
  *
  * Prints one JSON line of what it sent and exits 0, or says why it could
  * not and exits 1.
@@ -832,6 +832,13 @@ out_loop:
  *       the longest failure message), a new version every second, for S
  *       seconds (20); the first --over-cap of them publish one entry more
  *       than an honest owner ever holds.
+ *
+ *   hostile_peer --mode push-pull-flood --psk F --connect HOST:PORT
+ *                [--intro N] [--rate N] [--seconds N]
+ *       state exchanges (push-pulls) at --rate a second (10,000: as fast
+ *       as the stream takes them) for N seconds (10); the first carries the
+ *       records of --intro fresh members (0), each signed by its own key,
+ *       the others nothing.
  */
 
 #define CLAIMS_MAX 16                     /* --claim given at most this many times */
@@ -1359,6 +1366,132 @@ static int run_sybil_docs(const mesh_psk *psk, const char *connect_to, long coun
   return rc == 0 && w.docs_sent > 0 ? 0 : 1;
 }
 
+/* push-pull-flood: state exchanges as fast as --rate allows, for
+ * --seconds; the first one introduces --intro members nobody knows (fresh
+ * identities, each record signed by its own key), the others carry nothing.
+ * Each costs the node a pass and an answer as large as its view, so it
+ * takes only a few a second from one peer. */
+typedef struct ppflood {
+  kh k;
+  long batch; /* exchanges a turn of the pacing timer */
+  long sent, queue_full;
+  bool intro_sent;
+  uint8_t *intro; /* owned: the first exchange */
+  size_t intro_len;
+  mesh_time_ms until;
+  mesh_timer *tick; /* owned */
+} ppflood;
+
+/* A push-pull carrying n fresh members' records (n may be 0); *pkt is the
+ * caller's (free). */
+static int push_pull_of(long n, uint8_t **pkt, size_t *len)
+{
+  const uint8_t **ups = calloc((size_t)n + 1, sizeof *ups);
+  size_t *lens = calloc((size_t)n + 1, sizeof *lens);
+  int rc = ups != NULL && lens != NULL ? 0 : -ENOMEM;
+  long made = 0;
+  for (; rc == 0 && made < n; made++) {
+    mesh_identity who;
+    uint8_t *body = NULL, *upd = NULL;
+    size_t blen;
+    uint8_t sig[MESH_SIG_LEN];
+    char addr[64];
+    snprintf(addr, sizeof addr, "/ip4/10.97.%ld.%ld/tcp/1", made / 250, made % 250 + 1);
+    const char *addrs[1] = {addr};
+    rc = mesh_identity_generate(&who);
+    if (rc == 0)
+      rc = swim_member_body_encode(&who.id, 1, 0, false, addrs, 1, NULL, 0, "meshd/0.1.0",
+                                   "introduced", &body, &blen);
+    if (rc == 0)
+      rc = mesh_sign(&who, MESH_DOMAIN_MEMBER, (const uint8_t *)SWIM_TYPE_MEMBER,
+                     strlen(SWIM_TYPE_MEMBER), body, blen, sig);
+    if (rc == 0)
+      rc = swim_update_encode(&who.id, false, body, blen, sig, &upd, &lens[made]);
+    free(body);
+    ups[made] = upd;
+    if (rc != 0)
+      break;
+  }
+  if (rc == 0) {
+    swim_packet_out p = {.kind = MESH_SWIM_MSG_PUSH_PULL,
+                         .epoch = 1,
+                         .updates = ups,
+                         .update_lens = lens,
+                         .n_updates = (size_t)n};
+    rc = swim_packet_encode(&p, 0, pkt, len);
+  }
+  for (long i = 0; ups != NULL && i <= made && i < n; i++)
+    free((uint8_t *)ups[i]);
+  free(ups);
+  free(lens);
+  return rc;
+}
+
+static void ppflood_on_tick(void *arg, mesh_time_ms now)
+{
+  ppflood *f = arg;
+  if (now >= f->until) {
+    mesh_loop_stop(f->k.loop);
+    return;
+  }
+  kh_redial(&f->k);
+  for (long i = 0; i < f->batch && f->k.up; i++) {
+    uint8_t *pkt = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (!f->intro_sent) {
+      pkt = f->intro;
+      len = f->intro_len;
+    } else {
+      rc = push_pull_of(0, &pkt, &len);
+    }
+    if (rc == 0)
+      rc = mesh_net_send(f->k.net, &f->k.node, MESH_CH_SWIM, MESH_CLASS_STREAM, pkt, len);
+    if (pkt != f->intro)
+      free(pkt);
+    if (rc != 0) {
+      f->queue_full++;
+      break; /* the stream's queue is full: the rest next turn */
+    }
+    f->intro_sent = true;
+    f->sent++;
+  }
+  mesh_timer_arm(f->tick, KH_TICK_MS);
+}
+
+static int run_push_pull_flood(const mesh_psk *psk, const char *connect_to, long intro, long rate,
+                               long seconds)
+{
+  ppflood f = {.batch = rate * KH_TICK_MS / 1000 > 0 ? rate * KH_TICK_MS / 1000 : 1};
+  mesh_loop *loop;
+  int rc = mesh_loop_new(&loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(loop, NULL, NULL, NULL);
+  rc = push_pull_of(intro, &f.intro, &f.intro_len);
+  if (rc == 0)
+    rc = mesh_timer_new(loop, ppflood_on_tick, &f, &f.tick);
+  if (rc == 0)
+    rc = kh_open(&f.k, loop, psk, connect_to);
+  if (rc == 0) {
+    f.until = mesh_loop_now(loop) + (mesh_time_ms)seconds * 1000;
+    mesh_timer_arm(f.tick, KH_TICK_MS);
+    mesh_loop_run(loop);
+  } else {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+  }
+  printf("{\"mode\":\"push-pull-flood\",\"sent\":%ld,\"introduced\":%ld,\"queue_full\":%ld,"
+         "\"downs\":%ld,\"redials\":%ld}\n",
+         f.sent, f.intro_sent ? intro : 0, f.queue_full, f.k.downs, f.k.redials);
+  mesh_net_free(f.k.net);
+  mesh_timer_free(f.tick);
+  free(f.intro);
+  mesh_loop_free(loop);
+  return rc == 0 && f.intro_sent ? 0 : 1;
+}
+
 static int usage(void)
 {
   fprintf(stderr, "usage: hostile_peer --psk F --connect HOST:PORT --victim ID --witness ID\n"
@@ -1374,7 +1507,9 @@ static int usage(void)
                   "       hostile_peer --mode bad-sig-flood --psk F --connect HOST:PORT\n"
                   "                    --claim ID@EPOCH [--seconds N]\n"
                   "       hostile_peer --mode sybil-docs --psk F --connect HOST:PORT\n"
-                  "                    [--count N] [--entries N] [--over-cap N] [--hold S]\n");
+                  "                    [--count N] [--entries N] [--over-cap N] [--hold S]\n"
+                  "       hostile_peer --mode push-pull-flood --psk F --connect HOST:PORT\n"
+                  "                    [--intro N] [--rate N] [--seconds N]\n");
   return 2;
 }
 
@@ -1394,7 +1529,7 @@ int main(int argc, char **argv)
   const char *psk_path = NULL, *connect_to = NULL, *victim = NULL, *witness = NULL;
   const char *mode = "forge", *addr_net = "10.99";
   long count = -1, hold_s = 20, rate = 10000, redial_ms = 0;
-  long rounds = 5, seconds = 10, entries = MESH_COORD_MAX_OWN_ENTRIES, over_cap = 0;
+  long rounds = 5, seconds = 10, entries = MESH_COORD_MAX_OWN_ENTRIES, over_cap = 0, intro = 0;
   claim_target claims[CLAIMS_MAX];
   size_t n_claims = 0;
   uint64_t seed = 1;
@@ -1443,9 +1578,11 @@ int main(int argc, char **argv)
       entries = number_arg(v, 0, MESH_COORD_MAX_OWN_ENTRIES);
     else if (strcmp(k, "--over-cap") == 0)
       over_cap = number_arg(v, 0, SYBIL_MAX);
+    else if (strcmp(k, "--intro") == 0)
+      intro = number_arg(v, 0, FLOOD_MAX);
     else
       return usage();
-    if (rounds < 0 || seconds < 0 || entries < 0 || over_cap < 0)
+    if (rounds < 0 || seconds < 0 || entries < 0 || over_cap < 0 || intro < 0)
       return usage();
     if (count == -1 && strcmp(k, "--count") == 0)
       return usage();
@@ -1459,7 +1596,8 @@ int main(int argc, char **argv)
     return usage();
   bool claims_mode = strcmp(mode, "accuse") == 0 || strcmp(mode, "bad-sig-flood") == 0;
   if (!forge && !claims_mode && strcmp(mode, "ping-req-flood") != 0 &&
-      strcmp(mode, "idle-conns") != 0 && strcmp(mode, "sybil-docs") != 0)
+      strcmp(mode, "idle-conns") != 0 && strcmp(mode, "sybil-docs") != 0 &&
+      strcmp(mode, "push-pull-flood") != 0)
     return usage();
   if (claims_mode && n_claims == 0)
     return usage();
@@ -1483,6 +1621,8 @@ int main(int argc, char **argv)
     return run_bad_sig_flood(&psk, connect_to, &claims[0], seconds);
   if (strcmp(mode, "sybil-docs") == 0)
     return run_sybil_docs(&psk, connect_to, count > 0 ? count : 12, entries, over_cap, hold_s);
+  if (strcmp(mode, "push-pull-flood") == 0)
+    return run_push_pull_flood(&psk, connect_to, intro, rate, seconds);
   if (mesh_peer_id_parse(victim, &h.victim) != 0 || mesh_peer_id_parse(witness, &h.witness) != 0) {
     fprintf(stderr, "hostile_peer: bad peer ID\n");
     return 2;
