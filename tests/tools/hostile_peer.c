@@ -1497,7 +1497,6 @@ static int usage(void)
   fprintf(stderr, "usage: hostile_peer --psk F --connect HOST:PORT --victim ID --witness ID\n"
                   "                    [--victim-epoch N] [--seed N]\n"
                   "                    [--forge-result SEQ --forge-count N --result-epoch E]\n"
-
                   "       hostile_peer --mode ping-req-flood --psk F --connect HOST:PORT\n"
                   "                    [--count N] [--rate N] [--addr-net A.B] [--seed N]\n"
                   "       hostile_peer --mode idle-conns --psk F --connect HOST:PORT\n"
