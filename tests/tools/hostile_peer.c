@@ -54,6 +54,9 @@
  *       coming up ("saturated") or 5 s passed; then the final line at the
  *       end.
  *
+ * Four more attacks of a key holder (accuse, bad-sig-flood, sybil-docs,
+ * push-pull-flood) are described where they are made, below.
+ *
  * Prints one JSON line of what it sent and exits 0, or says why it could
  * not and exits 1.
  */
@@ -805,6 +808,690 @@ out_loop:
   return code;
 }
 
+/* --- key-holder attacks: accuse, bad-sig-flood, sybil-docs ---
+ *
+ *   hostile_peer --mode accuse --psk F --connect HOST:PORT
+ *                --claim ID@EPOCH [--claim ...] [--rounds N]
+ *       N rounds (5), 200 ms apart, of a suspect and a dead claim about
+ *       each member named (at the epoch given, with a higher incarnation
+ *       each round), made and signed by our own key, which never joined
+ *       the view: the node must drop every one (accuser-not-member).
+ *
+ *   hostile_peer --mode bad-sig-flood --psk F --connect HOST:PORT
+ *                --claim ID@EPOCH [--seconds N]
+ *       for N seconds (10), gossip datagrams as fast as our queue takes
+ *       them, each with four member records of the member named, at its
+ *       epoch and ever higher incarnations, signed by our key instead of
+ *       the member's; a connection the node closes is dialled again.
+ *
+ *   hostile_peer --mode sybil-docs --psk F --connect HOST:PORT
+ *                [--count N] [--entries N] [--over-cap N] [--hold S]
+ *       N identities (12) join the node's view (each sends its own member
+ *       record and answers the node's probes) and publish a download
+ *       document of --entries entries (1024, each with a long model ID and
+ *       the longest failure message), a new version every second, for S
+ *       seconds (20); the first --over-cap of them publish one entry more
+ *       than an honest owner ever holds.
+ *
+ *   hostile_peer --mode push-pull-flood --psk F --connect HOST:PORT
+ *                [--intro N] [--rate N] [--seconds N]
+ *       state exchanges (push-pulls) at --rate a second (10,000: as fast
+ *       as the stream takes them) for N seconds (10); the first carries the
+ *       records of --intro fresh members (0), each signed by its own key,
+ *       the others nothing.
+ */
+
+#define CLAIMS_MAX 16                     /* --claim given at most this many times */
+#define KH_TICK_MS 10                     /* the pacing timer's period of the floods */
+#define KH_UPDATES_PER_PKT 4              /* forged records in one gossip datagram */
+#define SYBIL_MAX 256                     /* --count of sybil-docs */
+#define SYBIL_ADDR "/ip4/10.99.0.1/tcp/1" /* no route there: a dial to it fails at once */
+
+typedef struct claim_target {
+  mesh_peer_id id;
+  uint64_t epoch;
+} claim_target;
+
+/* "ID@EPOCH" into *t. */
+static int claim_parse(const char *s, claim_target *t)
+{
+  const char *at = strchr(s, '@');
+  char idtext[MESH_PEER_ID_TEXT_MAX];
+  if (at == NULL || (size_t)(at - s) >= sizeof idtext)
+    return -EINVAL;
+  memcpy(idtext, s, (size_t)(at - s));
+  idtext[at - s] = '\0';
+  char *end;
+  errno = 0;
+  unsigned long long e = strtoull(at + 1, &end, 10);
+  if (errno != 0 || end == at + 1 || *end != '\0' || e == 0)
+    return -EINVAL;
+  t->epoch = e;
+  return mesh_peer_id_parse(idtext, &t->id);
+}
+
+/* A gossip datagram carrying one claim about target, made and signed by
+ * signer in its own name: a key that holds the swarm key but never joined.
+ * *pkt is the caller's (free). */
+static int own_claim(const mesh_identity *signer, const claim_target *t, bool dead, uint64_t inc,
+                     uint8_t **pkt, size_t *len)
+{
+  swim_accuse_body a = {
+      .target = t->id, .accuser = signer->id, .epoch = t->epoch, .incarnation = inc, .dead = dead};
+  uint8_t *body = NULL, *upd = NULL;
+  size_t blen, ulen;
+  uint8_t sig[MESH_SIG_LEN];
+  int rc = swim_accuse_body_encode(&a, &body, &blen);
+  if (rc == 0)
+    rc = mesh_sign(signer, MESH_DOMAIN_ACCUSE, (const uint8_t *)SWIM_TYPE_ACCUSE,
+                   strlen(SWIM_TYPE_ACCUSE), body, blen, sig);
+  if (rc == 0)
+    rc = swim_update_encode(&t->id, true, body, blen, sig, &upd, &ulen);
+  if (rc == 0)
+    rc = swim_packet_of(upd, ulen, pkt, len);
+  free(body);
+  free(upd);
+  return rc;
+}
+
+/* One key-holder session: a transport under one identity, connected to the
+ * node (redialled when the node closes it). */
+typedef struct kh {
+  mesh_loop *loop;
+  mesh_net *net; /* owned */
+  mesh_identity id;
+  mesh_peer_id node; /* valid while up */
+  const char *connect_to;
+  bool up, dialing;
+  long downs, redials;
+} kh;
+
+static void kh_on_peer(void *arg, const mesh_net_peer_event *ev)
+{
+  kh *k = arg;
+  if (k->up && !ev->up)
+    k->downs++;
+  k->up = ev->up;
+  if (ev->up)
+    k->node = ev->peer;
+}
+
+static void kh_on_dial(void *arg, uint64_t token, int rc, const mesh_peer_id *peer)
+{
+  kh *k = arg;
+  k->dialing = false;
+}
+
+/* Dials when not connected and no dial is under way. */
+static void kh_redial(kh *k)
+{
+  if (k->up || k->dialing)
+    return;
+  k->dialing = mesh_net_dial(k->net, k->connect_to, NULL, 1) == 0;
+  k->redials++;
+}
+
+static int kh_open(kh *k, mesh_loop *loop, const mesh_psk *psk, const char *connect_to)
+{
+  k->loop = loop;
+  k->connect_to = connect_to;
+  int rc = mesh_identity_generate(&k->id);
+  if (rc == 0)
+    rc = net_for(loop, &k->id, psk, &k->net);
+  if (rc != 0)
+    return rc;
+  mesh_net_on_peer(k->net, kh_on_peer, k);
+  mesh_net_on_dial(k->net, kh_on_dial, k);
+  kh_redial(k);
+  k->redials = 0; /* the first dial is not a redial */
+  return 0;
+}
+
+/* accuse: rounds of suspect and dead claims about each --claim member. */
+typedef struct accuser {
+  kh k;
+  claim_target t[CLAIMS_MAX];
+  size_t n;
+  long rounds, round;
+  long sent, failed;
+  mesh_timer *tick, *stop; /* owned */
+  int exit_code;
+} accuser;
+
+static void accuse_on_stop(void *arg, mesh_time_ms now)
+{
+  accuser *a = arg;
+  mesh_loop_stop(a->k.loop);
+}
+
+static void accuse_on_tick(void *arg, mesh_time_ms now)
+{
+  accuser *a = arg;
+  if (!a->k.up) {
+    kh_redial(&a->k);
+    mesh_timer_arm(a->tick, 100);
+    return;
+  }
+  for (size_t i = 0; i < a->n; i++) {
+    for (int dead = 0; dead < 2; dead++) {
+      uint8_t *pkt = NULL;
+      size_t len;
+      int rc = own_claim(&a->k.id, &a->t[i], dead != 0, 1000 + (uint64_t)a->round, &pkt, &len);
+      if (rc == 0)
+        rc = mesh_net_send(a->k.net, &a->k.node, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, pkt, len);
+      free(pkt);
+      if (rc == 0)
+        a->sent++;
+      else
+        a->failed++;
+    }
+  }
+  if (++a->round >= a->rounds) {
+    a->exit_code = 0;
+    mesh_timer_arm(a->stop, 1000); /* time for the last datagrams to go out */
+    return;
+  }
+  mesh_timer_arm(a->tick, 200);
+}
+
+static int run_accuse(const mesh_psk *psk, const char *connect_to, const claim_target *t, size_t n,
+                      long rounds)
+{
+  accuser a = {.n = n, .rounds = rounds, .exit_code = 1};
+  memcpy(a.t, t, n * sizeof *t);
+  mesh_loop *loop;
+  int rc = mesh_loop_new(&loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(loop, NULL, NULL, NULL);
+  rc = mesh_timer_new(loop, accuse_on_tick, &a, &a.tick);
+  if (rc == 0)
+    rc = mesh_timer_new(loop, accuse_on_stop, &a, &a.stop);
+  if (rc == 0)
+    rc = kh_open(&a.k, loop, psk, connect_to);
+  if (rc == 0) {
+    mesh_timer_arm(a.tick, 50);
+    mesh_timer_arm(a.stop, 15000); /* replaced by the short one once every round went out */
+    mesh_loop_run(loop);
+  } else {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+  }
+  char who[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(&a.k.id.id, who, sizeof who);
+  printf("{\"mode\":\"accuse\",\"accuser\":\"%s\",\"rounds\":%ld,\"claims_sent\":%ld,"
+         "\"claims_failed\":%ld,\"downs\":%ld}\n",
+         who, a.round, a.sent, a.failed, a.k.downs);
+  if (a.exit_code != 0)
+    fprintf(stderr, "hostile_peer: not every round went out (no connection?)\n");
+  mesh_net_free(a.k.net);
+  mesh_timer_free(a.tick);
+  mesh_timer_free(a.stop);
+  mesh_loop_free(loop);
+  return a.exit_code;
+}
+
+/* bad-sig-flood: gossip datagrams, each with KH_UPDATES_PER_PKT member
+ * records for a live member at its epoch and a higher incarnation, signed
+ * by our key instead of the member's: each one the node would take if the
+ * signature held, so each costs it a verification until its budget cuts us
+ * off. Sent as fast as our queue takes them for --seconds; a connection the
+ * node closes is dialled again at once. */
+typedef struct sigflood {
+  kh k;
+  claim_target subject;
+  uint64_t inc;
+  long sent, requeued;
+  mesh_time_ms until, first_at, last_at;
+  mesh_timer *tick; /* owned */
+} sigflood;
+
+/* One datagram of the flood; *pkt is the caller's (free). */
+static int forged_records(sigflood *f, uint8_t **pkt, size_t *len)
+{
+  const uint8_t *ups[KH_UPDATES_PER_PKT] = {NULL};
+  size_t lens[KH_UPDATES_PER_PKT];
+  const char *addrs[1] = {SYBIL_ADDR};
+  int rc = 0;
+  size_t n = 0;
+  for (; n < KH_UPDATES_PER_PKT && rc == 0; n++) {
+    uint8_t *body = NULL, *upd = NULL;
+    size_t blen;
+    uint8_t sig[MESH_SIG_LEN];
+    rc = swim_member_body_encode(&f->subject.id, f->subject.epoch, ++f->inc, false, addrs, 1, NULL,
+                                 0, "meshd/0.1.0", "forged", &body, &blen);
+    if (rc == 0)
+      rc = mesh_sign(&f->k.id, MESH_DOMAIN_MEMBER, (const uint8_t *)SWIM_TYPE_MEMBER,
+                     strlen(SWIM_TYPE_MEMBER), body, blen, sig);
+    if (rc == 0)
+      rc = swim_update_encode(&f->subject.id, false, body, blen, sig, &upd, &lens[n]);
+    free(body);
+    ups[n] = upd;
+  }
+  if (rc == 0) {
+    swim_packet_out p = {.kind = MESH_SWIM_MSG_GOSSIP,
+                         .epoch = 1,
+                         .updates = ups,
+                         .update_lens = lens,
+                         .n_updates = n};
+    rc = swim_packet_encode(&p, 0, pkt, len);
+  }
+  for (size_t i = 0; i < n; i++)
+    free((uint8_t *)ups[i]);
+  return rc;
+}
+
+static void sigflood_on_tick(void *arg, mesh_time_ms now)
+{
+  sigflood *f = arg;
+  if (now >= f->until) {
+    mesh_loop_stop(f->k.loop);
+    return;
+  }
+  kh_redial(&f->k);
+  /* A turn's worth: the queue refuses the rest, which waits for the next. */
+  for (int i = 0; i < 64 && f->k.up; i++) {
+    uint8_t *pkt = NULL;
+    size_t len;
+    int rc = forged_records(f, &pkt, &len);
+    if (rc == 0)
+      rc = mesh_net_send(f->k.net, &f->k.node, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, pkt, len);
+    free(pkt);
+    if (rc != 0) {
+      if (rc == -ENOBUFS)
+        f->requeued++;
+      break;
+    }
+    if (f->sent == 0)
+      f->first_at = now;
+    f->last_at = now;
+    f->sent++;
+  }
+  mesh_timer_arm(f->tick, KH_TICK_MS);
+}
+
+static int run_bad_sig_flood(const mesh_psk *psk, const char *connect_to, const claim_target *t,
+                             long seconds)
+{
+  sigflood f = {.subject = *t, .inc = 1000000};
+  mesh_loop *loop;
+  int rc = mesh_loop_new(&loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(loop, NULL, NULL, NULL);
+  rc = mesh_timer_new(loop, sigflood_on_tick, &f, &f.tick);
+  if (rc == 0)
+    rc = kh_open(&f.k, loop, psk, connect_to);
+  if (rc == 0) {
+    f.until = mesh_loop_now(loop) + (mesh_time_ms)seconds * 1000;
+    mesh_timer_arm(f.tick, KH_TICK_MS);
+    mesh_loop_run(loop);
+  } else {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+  }
+  printf("{\"mode\":\"bad-sig-flood\",\"packets_sent\":%ld,\"records_sent\":%ld,"
+         "\"requeued\":%ld,\"downs\":%ld,\"redials\":%ld,\"send_ms\":%" PRIu64 "}\n",
+         f.sent, f.sent * KH_UPDATES_PER_PKT, f.requeued, f.k.downs, f.k.redials,
+         (uint64_t)(f.sent > 0 ? f.last_at - f.first_at : 0));
+  mesh_net_free(f.k.net);
+  mesh_timer_free(f.tick);
+  mesh_loop_free(loop);
+  return rc == 0 && f.sent > 0 ? 0 : 1;
+}
+
+/* sybil-docs: --count identities that each join (their own member record,
+ * signed by themselves, answering the node's probes) and publish a download
+ * document of --entries entries, a new version every second. The first
+ * --over-cap of them publish more entries than any honest owner holds. */
+struct sybils;
+
+typedef struct sybil {
+  kh k;
+  struct sybils *owner;
+  uint64_t version;
+  bool joined; /* our member record went out on this connection */
+} sybil;
+
+typedef struct sybils {
+  mesh_loop *loop;
+  sybil *s; /* owned, count of them */
+  long count, entries, over_cap;
+  long docs_sent, doc_failures, records_sent, pings_answered;
+  uint64_t doc_bytes_max;  /* the largest document sent */
+  mesh_timer *tick, *hold; /* owned */
+} sybils;
+
+/* Our own member record, as a gossip datagram; *pkt is the caller's (free). */
+static int own_record(const sybil *y, uint8_t **pkt, size_t *len)
+{
+  uint8_t *body = NULL, *upd = NULL;
+  size_t blen, ulen;
+  uint8_t sig[MESH_SIG_LEN];
+  const char *addrs[1] = {SYBIL_ADDR};
+  int rc = swim_member_body_encode(&y->k.id.id, 1, 0, false, addrs, 1, NULL, 0, "meshd/0.1.0",
+                                   "sybil", &body, &blen);
+  if (rc == 0)
+    rc = mesh_sign(&y->k.id, MESH_DOMAIN_MEMBER, (const uint8_t *)SWIM_TYPE_MEMBER,
+                   strlen(SWIM_TYPE_MEMBER), body, blen, sig);
+  if (rc == 0)
+    rc = swim_update_encode(&y->k.id.id, false, body, blen, sig, &upd, &ulen);
+  if (rc == 0)
+    rc = swim_packet_of(upd, ulen, pkt, len);
+  free(body);
+  free(upd);
+  return rc;
+}
+
+/* Our document of n entries, each as large as an entry gets (a long model
+ * ID and a failure message of the longest kind), sealed by us, as a
+ * CoordMessage; *out is the caller's (free). */
+static int sybil_doc(const sybil *y, long n, uint8_t **out, size_t *len)
+{
+  int rc = -ENOMEM;
+  char err[MESH_COORD_ERROR_MAX];
+  memset(err, 'e', sizeof err - 1);
+  err[sizeof err - 1] = '\0';
+  Mesh__Coord__Entry *ents = calloc((size_t)n, sizeof *ents);
+  Mesh__Coord__Entry **ptrs = calloc((size_t)n, sizeof *ptrs);
+  char(*ids)[MESH_MODEL_ID_MAX] = calloc((size_t)n, sizeof *ids);
+  uint8_t *payload = NULL, *env = NULL;
+  size_t env_len = 0;
+  if (ents == NULL || ptrs == NULL || ids == NULL)
+    goto out;
+  for (long i = 0; i < n; i++) {
+    mesh__coord__entry__init(&ents[i]);
+    snprintf(ids[i], sizeof ids[i],
+             "sybil-org-%06ld/model-%06ld-padding-padding-padding-padding-padding-padding", i, i);
+    ents[i].model_id = ids[i];
+    ents[i].revision = (char *)"main";
+    ents[i].status = MESH__COORD__STATUS__FAILED;
+    ents[i].model_dir = (char *)"";
+    ents[i].error = err;
+    ents[i].total_bytes = 1u << 30;
+    ptrs[i] = &ents[i];
+  }
+  Mesh__Coord__Document doc;
+  mesh__coord__document__init(&doc);
+  doc.owner.data = (uint8_t *)y->k.id.id.b;
+  doc.owner.len = MESH_PEER_ID_LEN;
+  doc.epoch = 1;
+  doc.version = y->version;
+  doc.n_entries = (size_t)n;
+  doc.entries = ptrs;
+  size_t plen = mesh__coord__document__get_packed_size(&doc);
+  payload = malloc(plen);
+  if (payload == NULL)
+    goto out;
+  mesh__coord__document__pack(&doc, payload);
+  rc = mesh_envelope_seal(&y->k.id, MESH_DOMAIN_DOWNLOADS, (const uint8_t *)MESH_COORD_DOC_TYPE,
+                          strlen(MESH_COORD_DOC_TYPE), payload, plen, &env, &env_len);
+  if (rc != 0)
+    goto out;
+  Mesh__Coord__CoordMessage m;
+  mesh__coord__coord_message__init(&m);
+  m.body_case = MESH__COORD__COORD_MESSAGE__BODY_DOCUMENT;
+  m.document.data = env;
+  m.document.len = env_len;
+  *len = mesh__coord__coord_message__get_packed_size(&m);
+  *out = malloc(*len);
+  rc = *out != NULL ? 0 : -ENOMEM;
+  if (rc == 0)
+    mesh__coord__coord_message__pack(&m, *out);
+out:
+  free(env);
+  free(payload);
+  free(ids);
+  free(ptrs);
+  free(ents);
+  return rc;
+}
+
+/* A member answers the node's probes: an ACK for every PING meant for us. */
+static void sybil_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
+                             mesh_class cls, const uint8_t *buf, size_t len)
+{
+  sybil *y = arg;
+  if (ch != MESH_CH_SWIM)
+    return;
+  swim_packet p;
+  if (swim_packet_decode(buf, len, &p) != 0)
+    return;
+  if (p.kind == MESH_SWIM_MSG_PING && (!p.has_target || mesh_peer_id_eq(&p.target, &y->k.id.id))) {
+    swim_packet_out a = {.kind = MESH_SWIM_MSG_ACK, .seq = p.seq, .epoch = 1};
+    uint8_t *out = NULL;
+    size_t olen;
+    if (swim_packet_encode(&a, 0, &out, &olen) == 0 &&
+        mesh_net_send(y->k.net, from, MESH_CH_SWIM, cls, out, olen) == 0)
+      y->owner->pings_answered++;
+    free(out);
+  }
+  swim_packet_release(&p);
+}
+
+static void sybils_on_tick(void *arg, mesh_time_ms now)
+{
+  sybils *w = arg;
+  for (long i = 0; i < w->count; i++) {
+    sybil *y = &w->s[i];
+    if (!y->k.up) {
+      y->joined = false;
+      kh_redial(&y->k);
+      continue;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+    if (!y->joined) {
+      /* Join first; the document goes next turn, once we are in the view. */
+      rc = own_record(y, &buf, &len);
+      if (rc == 0)
+        rc = mesh_net_send(y->k.net, &y->k.node, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, buf, len);
+      if (rc == 0) {
+        y->joined = true;
+        w->records_sent++;
+      }
+      free(buf);
+      continue;
+    }
+    y->version++;
+    rc = sybil_doc(y, i < w->over_cap ? MESH_COORD_MAX_OWN_ENTRIES + 1 : w->entries, &buf, &len);
+    if (rc == 0)
+      rc = mesh_net_send(y->k.net, &y->k.node, MESH_CH_COORD, MESH_CLASS_STREAM, buf, len);
+    if (rc == 0) {
+      w->docs_sent++;
+      if (len > w->doc_bytes_max)
+        w->doc_bytes_max = len;
+    } else {
+      w->doc_failures++;
+    }
+    free(buf);
+  }
+  mesh_timer_arm(w->tick, 1000);
+}
+
+static void sybils_on_hold(void *arg, mesh_time_ms now)
+{
+  sybils *w = arg;
+  mesh_loop_stop(w->loop);
+}
+
+static int run_sybil_docs(const mesh_psk *psk, const char *connect_to, long count, long entries,
+                          long over_cap, long hold_s)
+{
+  sybils w = {.count = count, .entries = entries, .over_cap = over_cap};
+  long made = 0, up = 0;
+  int rc = mesh_loop_new(&w.loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(w.loop, NULL, NULL, NULL);
+  w.s = calloc((size_t)count, sizeof *w.s);
+  rc = w.s != NULL ? 0 : -ENOMEM;
+  if (rc == 0)
+    rc = mesh_timer_new(w.loop, sybils_on_tick, &w, &w.tick);
+  if (rc == 0)
+    rc = mesh_timer_new(w.loop, sybils_on_hold, &w, &w.hold);
+  for (; rc == 0 && made < count; made++) {
+    sybil *y = &w.s[made];
+    y->owner = &w;
+    rc = kh_open(&y->k, w.loop, psk, connect_to);
+    if (rc == 0)
+      mesh_net_on_message(y->k.net, sybil_on_message, y);
+    else
+      break;
+  }
+  if (rc == 0) {
+    mesh_timer_arm(w.tick, 300);
+    mesh_timer_arm(w.hold, (mesh_time_ms)hold_s * 1000);
+    mesh_loop_run(w.loop);
+  } else {
+    fprintf(stderr, "hostile_peer: sybil %ld: %s\n", made, mesh_strerror(rc));
+  }
+  for (long i = 0; i < made; i++)
+    up += w.s[i].k.up ? 1 : 0;
+  printf("{\"mode\":\"sybil-docs\",\"count\":%ld,\"up_at_end\":%ld,\"records_sent\":%ld,"
+         "\"docs_sent\":%ld,\"doc_failures\":%ld,\"doc_bytes_max\":%" PRIu64
+         ",\"pings_answered\":%ld}\n",
+         made, up, w.records_sent, w.docs_sent, w.doc_failures, w.doc_bytes_max, w.pings_answered);
+  for (long i = made - 1; i >= 0; i--)
+    mesh_net_free(w.s[i].k.net);
+  free(w.s);
+  mesh_timer_free(w.tick);
+  mesh_timer_free(w.hold);
+  mesh_loop_free(w.loop);
+  return rc == 0 && w.docs_sent > 0 ? 0 : 1;
+}
+
+/* push-pull-flood: state exchanges as fast as --rate allows, for
+ * --seconds; the first one introduces --intro members nobody knows (fresh
+ * identities, each record signed by its own key), the others carry nothing.
+ * Each costs the node a pass and an answer as large as its view, so it
+ * takes only a few a second from one peer. */
+typedef struct ppflood {
+  kh k;
+  long batch; /* exchanges a turn of the pacing timer */
+  long sent, queue_full;
+  bool intro_sent;
+  uint8_t *intro; /* owned: the first exchange */
+  size_t intro_len;
+  mesh_time_ms until;
+  mesh_timer *tick; /* owned */
+} ppflood;
+
+/* A push-pull carrying n fresh members' records (n may be 0); *pkt is the
+ * caller's (free). */
+static int push_pull_of(long n, uint8_t **pkt, size_t *len)
+{
+  const uint8_t **ups = calloc((size_t)n + 1, sizeof *ups);
+  size_t *lens = calloc((size_t)n + 1, sizeof *lens);
+  int rc = ups != NULL && lens != NULL ? 0 : -ENOMEM;
+  long made = 0;
+  for (; rc == 0 && made < n; made++) {
+    mesh_identity who;
+    uint8_t *body = NULL, *upd = NULL;
+    size_t blen;
+    uint8_t sig[MESH_SIG_LEN];
+    char addr[64];
+    snprintf(addr, sizeof addr, "/ip4/10.97.%ld.%ld/tcp/1", made / 250, made % 250 + 1);
+    const char *addrs[1] = {addr};
+    rc = mesh_identity_generate(&who);
+    if (rc == 0)
+      rc = swim_member_body_encode(&who.id, 1, 0, false, addrs, 1, NULL, 0, "meshd/0.1.0",
+                                   "introduced", &body, &blen);
+    if (rc == 0)
+      rc = mesh_sign(&who, MESH_DOMAIN_MEMBER, (const uint8_t *)SWIM_TYPE_MEMBER,
+                     strlen(SWIM_TYPE_MEMBER), body, blen, sig);
+    if (rc == 0)
+      rc = swim_update_encode(&who.id, false, body, blen, sig, &upd, &lens[made]);
+    free(body);
+    ups[made] = upd;
+    if (rc != 0)
+      break;
+  }
+  if (rc == 0) {
+    swim_packet_out p = {.kind = MESH_SWIM_MSG_PUSH_PULL,
+                         .epoch = 1,
+                         .updates = ups,
+                         .update_lens = lens,
+                         .n_updates = (size_t)n};
+    rc = swim_packet_encode(&p, 0, pkt, len);
+  }
+  for (long i = 0; ups != NULL && i <= made && i < n; i++)
+    free((uint8_t *)ups[i]);
+  free(ups);
+  free(lens);
+  return rc;
+}
+
+static void ppflood_on_tick(void *arg, mesh_time_ms now)
+{
+  ppflood *f = arg;
+  if (now >= f->until) {
+    mesh_loop_stop(f->k.loop);
+    return;
+  }
+  kh_redial(&f->k);
+  for (long i = 0; i < f->batch && f->k.up; i++) {
+    uint8_t *pkt = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (!f->intro_sent) {
+      pkt = f->intro;
+      len = f->intro_len;
+    } else {
+      rc = push_pull_of(0, &pkt, &len);
+    }
+    if (rc == 0)
+      rc = mesh_net_send(f->k.net, &f->k.node, MESH_CH_SWIM, MESH_CLASS_STREAM, pkt, len);
+    if (pkt != f->intro)
+      free(pkt);
+    if (rc != 0) {
+      f->queue_full++;
+      break; /* the stream's queue is full: the rest next turn */
+    }
+    f->intro_sent = true;
+    f->sent++;
+  }
+  mesh_timer_arm(f->tick, KH_TICK_MS);
+}
+
+static int run_push_pull_flood(const mesh_psk *psk, const char *connect_to, long intro, long rate,
+                               long seconds)
+{
+  ppflood f = {.batch = rate * KH_TICK_MS / 1000 > 0 ? rate * KH_TICK_MS / 1000 : 1};
+  mesh_loop *loop;
+  int rc = mesh_loop_new(&loop);
+  if (rc != 0) {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+    return 1;
+  }
+  mesh_loop_handle_signals(loop, NULL, NULL, NULL);
+  rc = push_pull_of(intro, &f.intro, &f.intro_len);
+  if (rc == 0)
+    rc = mesh_timer_new(loop, ppflood_on_tick, &f, &f.tick);
+  if (rc == 0)
+    rc = kh_open(&f.k, loop, psk, connect_to);
+  if (rc == 0) {
+    f.until = mesh_loop_now(loop) + (mesh_time_ms)seconds * 1000;
+    mesh_timer_arm(f.tick, KH_TICK_MS);
+    mesh_loop_run(loop);
+  } else {
+    fprintf(stderr, "hostile_peer: %s\n", mesh_strerror(rc));
+  }
+  printf("{\"mode\":\"push-pull-flood\",\"sent\":%ld,\"introduced\":%ld,\"queue_full\":%ld,"
+         "\"downs\":%ld,\"redials\":%ld}\n",
+         f.sent, f.intro_sent ? intro : 0, f.queue_full, f.k.downs, f.k.redials);
+  mesh_net_free(f.k.net);
+  mesh_timer_free(f.tick);
+  free(f.intro);
+  mesh_loop_free(loop);
+  return rc == 0 && f.intro_sent ? 0 : 1;
+}
+
 static int usage(void)
 {
   fprintf(stderr, "usage: hostile_peer --psk F --connect HOST:PORT --victim ID --witness ID\n"
@@ -814,6 +1501,14 @@ static int usage(void)
                   "                    [--count N] [--rate N] [--addr-net A.B] [--seed N]\n"
                   "       hostile_peer --mode idle-conns --psk F --connect HOST:PORT\n"
                   "                    [--count N] [--hold SECONDS] [--redial-ms MS]\n");
+  fprintf(stderr, "       hostile_peer --mode accuse --psk F --connect HOST:PORT\n"
+                  "                    --claim ID@EPOCH [--claim ...] [--rounds N]\n"
+                  "       hostile_peer --mode bad-sig-flood --psk F --connect HOST:PORT\n"
+                  "                    --claim ID@EPOCH [--seconds N]\n"
+                  "       hostile_peer --mode sybil-docs --psk F --connect HOST:PORT\n"
+                  "                    [--count N] [--entries N] [--over-cap N] [--hold S]\n"
+                  "       hostile_peer --mode push-pull-flood --psk F --connect HOST:PORT\n"
+                  "                    [--intro N] [--rate N] [--seconds N]\n");
   return 2;
 }
 
@@ -833,6 +1528,9 @@ int main(int argc, char **argv)
   const char *psk_path = NULL, *connect_to = NULL, *victim = NULL, *witness = NULL;
   const char *mode = "forge", *addr_net = "10.99";
   long count = -1, hold_s = 20, rate = 10000, redial_ms = 0;
+  long rounds = 5, seconds = 10, entries = MESH_COORD_MAX_OWN_ENTRIES, over_cap = 0, intro = 0;
+  claim_target claims[CLAIMS_MAX];
+  size_t n_claims = 0;
   uint64_t seed = 1;
   hostile h = {.exit_code = 1, .why = "stopped", .victim_epoch = 1};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -867,7 +1565,23 @@ int main(int argc, char **argv)
       redial_ms = number_arg(v, 0, 600000);
     else if (strcmp(k, "--addr-net") == 0)
       addr_net = v;
+    else if (strcmp(k, "--claim") == 0) {
+      if (n_claims == CLAIMS_MAX || claim_parse(v, &claims[n_claims]) != 0)
+        return usage();
+      n_claims++;
+    } else if (strcmp(k, "--rounds") == 0)
+      rounds = number_arg(v, 1, 1000);
+    else if (strcmp(k, "--seconds") == 0)
+      seconds = number_arg(v, 1, 3600);
+    else if (strcmp(k, "--entries") == 0)
+      entries = number_arg(v, 0, MESH_COORD_MAX_OWN_ENTRIES);
+    else if (strcmp(k, "--over-cap") == 0)
+      over_cap = number_arg(v, 0, SYBIL_MAX);
+    else if (strcmp(k, "--intro") == 0)
+      intro = number_arg(v, 0, FLOOD_MAX);
     else
+      return usage();
+    if (rounds < 0 || seconds < 0 || entries < 0 || over_cap < 0 || intro < 0)
       return usage();
     if (count == -1 && strcmp(k, "--count") == 0)
       return usage();
@@ -879,7 +1593,14 @@ int main(int argc, char **argv)
   bool forge = strcmp(mode, "forge") == 0;
   if (forge && (victim == NULL || witness == NULL))
     return usage();
-  if (!forge && strcmp(mode, "ping-req-flood") != 0 && strcmp(mode, "idle-conns") != 0)
+  bool claims_mode = strcmp(mode, "accuse") == 0 || strcmp(mode, "bad-sig-flood") == 0;
+  if (!forge && !claims_mode && strcmp(mode, "ping-req-flood") != 0 &&
+      strcmp(mode, "idle-conns") != 0 && strcmp(mode, "sybil-docs") != 0 &&
+      strcmp(mode, "push-pull-flood") != 0)
+    return usage();
+  if (claims_mode && n_claims == 0)
+    return usage();
+  if (strcmp(mode, "sybil-docs") == 0 && count > SYBIL_MAX)
     return usage();
   if (strcmp(mode, "idle-conns") == 0 && count > IDLE_MAX)
     return usage();
@@ -893,6 +1614,14 @@ int main(int argc, char **argv)
     return run_ping_req_flood(&psk, connect_to, count > 0 ? count : 10000, rate, addr_net, seed);
   if (strcmp(mode, "idle-conns") == 0)
     return run_idle_conns(&psk, connect_to, count > 0 ? count : 300, hold_s, redial_ms);
+  if (strcmp(mode, "accuse") == 0)
+    return run_accuse(&psk, connect_to, claims, n_claims, rounds);
+  if (strcmp(mode, "bad-sig-flood") == 0)
+    return run_bad_sig_flood(&psk, connect_to, &claims[0], seconds);
+  if (strcmp(mode, "sybil-docs") == 0)
+    return run_sybil_docs(&psk, connect_to, count > 0 ? count : 12, entries, over_cap, hold_s);
+  if (strcmp(mode, "push-pull-flood") == 0)
+    return run_push_pull_flood(&psk, connect_to, intro, rate, seconds);
   if (mesh_peer_id_parse(victim, &h.victim) != 0 || mesh_peer_id_parse(witness, &h.witness) != 0) {
     fprintf(stderr, "hostile_peer: bad peer ID\n");
     return 2;
