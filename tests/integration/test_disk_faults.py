@@ -13,7 +13,6 @@
   request within a second, and the download completes.
 """
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -40,27 +39,16 @@ def watch_peers(mesh, target_id, api_times, deaths):
 class DiskFaults(unittest.TestCase):
     def test_read_only_models_folder_mid_download(self):
         name = "test_read_only_models_folder_mid_download"
-        if os.geteuid() != 0:
-            self.skipTest(f"skipped: {name} needs root (loop-mounted ext4 image)")
-        if shutil.which("mkfs.ext4") is None:
-            self.skipTest(f"skipped: {name} needs mkfs.ext4 (e2fsprogs)")
         hub = meshtest.Hub(repo=MODEL, weights=2, weight_size=8 * 1024 * 1024)
         hub.fault({"kind": "slow", "rate": 400000, "path": "*", "count": -1})
         mesh = meshtest.LocalMesh(2, args=["--hf-endpoint", hub.url])
         n = mesh.nodes[0]
         models = os.path.join(n.home, "models")
-        image = os.path.join(mesh.root, "models.img")
         mounted = False
         ok = False
         try:
-            os.makedirs(models, exist_ok=True)
-            with open(image, "wb") as f:
-                f.truncate(128 * 1024 * 1024)
-            subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
-            r = subprocess.run(["mount", "-o", "loop,errors=remount-ro", image, models],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                self.skipTest(f"skipped: {name}: no loop device here ({r.stderr.strip()})")
+            meshtest.mount_small_ext4(self, name, os.path.join(mesh.root, "models.img"), models,
+                                      128 * 1024 * 1024, options="loop,errors=remount-ro")
             mounted = True
             dev = subprocess.run(["findmnt", "-n", "-o", "SOURCE", models], check=True,
                                  capture_output=True, text=True).stdout.strip()

@@ -8,7 +8,6 @@ with the numbers (needed, free, reserved). The first completes.
 """
 import os
 import re
-import shutil
 import subprocess
 import unittest
 
@@ -21,10 +20,6 @@ WEIGHT = 24 * 1024 * 1024  # two weights: 48 MiB a revision
 class SpaceReserved(unittest.TestCase):
     def test_second_download_fails_at_once_with_the_numbers(self):
         name = "test_second_download_fails_at_once_with_the_numbers"
-        if os.geteuid() != 0:
-            self.skipTest(f"skipped: {name} needs root (loop-mounted ext4 image)")
-        if shutil.which("mkfs.ext4") is None:
-            self.skipTest(f"skipped: {name} needs mkfs.ext4 (e2fsprogs)")
         hub = meshtest.Hub(repo=MODEL, weights=2, weight_size=WEIGHT,
                            args=["--revision", "main", "--revision", "v2"])
         # Slow enough that the first is still running when the second is checked.
@@ -32,18 +27,11 @@ class SpaceReserved(unittest.TestCase):
         mesh = meshtest.LocalMesh(1, args=["--hf-endpoint", hub.url])
         n = mesh.nodes[0]
         models = os.path.join(n.home, "models")
-        image = os.path.join(mesh.root, "models.img")
         mounted = False
         ok = False
         try:
-            os.makedirs(models, exist_ok=True)
-            with open(image, "wb") as f:
-                f.truncate(96 * 1024 * 1024)
-            subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], check=True)
-            r = subprocess.run(["mount", "-o", "loop", image, models], capture_output=True,
-                               text=True)
-            if r.returncode != 0:
-                self.skipTest(f"skipped: {name}: no loop device here ({r.stderr.strip()})")
+            meshtest.mount_small_ext4(self, name, os.path.join(mesh.root, "models.img"), models,
+                                      96 * 1024 * 1024)
             mounted = True
             free = os.statvfs(models)
             free_bytes = free.f_bavail * free.f_frsize

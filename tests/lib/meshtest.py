@@ -463,6 +463,23 @@ def silent_endpoint(testcase):
     return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
+def mount_small_ext4(testcase, name, image, folder, size, options="loop"):
+    """Mounts a fresh ext4 image of size bytes on folder (made if missing),
+    or skips the test by name when this machine cannot: not root, no
+    mkfs.ext4, no loop device. The caller unmounts (umount folder)."""
+    if os.geteuid() != 0:
+        testcase.skipTest(f"skipped: {name} needs root (loop-mounted ext4 image)")
+    if shutil.which("mkfs.ext4") is None:
+        testcase.skipTest(f"skipped: {name} needs mkfs.ext4 (e2fsprogs)")
+    os.makedirs(folder, exist_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(size)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], check=True)
+    r = subprocess.run(["mount", "-o", options, image, folder], capture_output=True, text=True)
+    if r.returncode != 0:
+        testcase.skipTest(f"skipped: {name}: no loop device here ({r.stderr.strip()})")
+
+
 def journal_of(node, limit=1000):
     status, body = node.get(f"/journal?limit={limit}")
     assert status == 200, body
