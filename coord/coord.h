@@ -275,6 +275,7 @@ typedef struct mesh_coord_stats {
   uint64_t docs_refused_malformed;    /* undecodable, out of bounds, bad model ID */
   uint64_t docs_refused_forged;       /* signature bad or signer is not the owner */
   uint64_t docs_refused_unknown;      /* owner not in the view */
+  uint64_t docs_refused_unanswered;   /* owner has not answered a ping of ours in its epoch yet */
   uint64_t docs_refused_old_epoch;    /* owner epoch older than the view's */
   uint64_t docs_refused_future_epoch; /* newer than the view's: wait for membership */
   uint64_t docs_refused_old_version;  /* not newer than the one held */

@@ -71,6 +71,8 @@ typedef struct coord_peer {
   mesh_time_ms req_at;               /* when the bucket was last refilled */
   uint64_t refused_epoch;            /* the last document refused for a budget: epoch */
   uint64_t refused_version;          /* ...and version (a digest of it is not asked for) */
+  bool answered;                     /* answered a ping of this node's in its current epoch:
+                                        only then are its documents asked for and taken */
 } coord_peer;
 
 /* A due-time queue of peers (coord_due.c): a min-heap on collect_at or

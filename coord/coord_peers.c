@@ -282,6 +282,8 @@ static void peer_enter(mesh_coord *c, coord_peer *p, bool fresh, uint64_t epoch,
 {
   bool was_in = !fresh && coord_peer_in_view(p);
   bool new_epoch = !fresh && epoch > p->epoch;
+  if (fresh || new_epoch)
+    p->answered = false; /* an answer counts for the epoch that gave it */
   /* Owner epoch superseded: its entries are collected at once. */
   if (p->doc != NULL && p->doc->epoch < epoch)
     coord_doc_detach(c, p);
@@ -292,8 +294,19 @@ static void peer_enter(mesh_coord *c, coord_peer *p, bool fresh, uint64_t epoch,
     /* A newcomer (or a restarted node) holds nothing of ours, and we
      * hold nothing of its current epoch. */
     coord_send_own_doc(c, &p->id);
-    request_doc(c, p);
+    if (p->answered)
+      request_doc(c, p);
   }
+}
+
+/* p answered a ping of ours in epoch: its document is worth asking for. */
+static int peer_answered(mesh_coord *c, coord_peer *p, uint64_t epoch)
+{
+  if (!coord_peer_in_view(p) || epoch != p->epoch || p->answered)
+    return 0;
+  p->answered = true;
+  request_doc(c, p);
+  return 1;
 }
 
 /* p left the view (dead or left) in epoch: its document is abandoned. */
@@ -334,13 +347,22 @@ void mesh_coord_peer_connected(mesh_coord *c, const mesh_peer_id *peer, mesh_tim
    * documents again, each a small message when nothing changed. */
   c->st.reconnect_syncs++;
   coord_send_own_doc(c, &p->id);
-  request_doc(c, p);
+  if (p->answered)
+    request_doc(c, p);
 }
 
 int mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now)
 {
   if (mesh_peer_id_eq(&ev->peer, &c->id->id))
     return 0;
+  if (ev->type == MESH_VIEW_ANSWERED) {
+    /* Says nothing of who is in the view: a peer we hold no record of
+     * (which a gap would have made) gets none from it. */
+    coord_peer *known = coord_peer_find(c, &ev->peer);
+    if (known != NULL)
+      peer_answered(c, known, ev->epoch);
+    return 0;
+  }
   coord_peer *p = coord_peer_get(c, &ev->peer);
   if (p == NULL)
     return -ENOMEM;
@@ -361,6 +383,8 @@ int mesh_coord_view_event(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms
   case MESH_VIEW_REAPED:
     peer_reaped(c, p, fresh, now);
     break;
+  case MESH_VIEW_ANSWERED:
+    break; /* handled above */
   }
   return 0;
 }
@@ -385,6 +409,8 @@ static int resync_one(mesh_coord *c, const mesh_view_member *vm, uint64_t gen, m
       return -ENOMEM;
     p->sync_gen = gen;
     peer_enter(c, p, true, vm->epoch, suspect);
+    if (vm->answered)
+      peer_answered(c, p, vm->epoch);
     return 1;
   }
   p->sync_gen = gen;
@@ -401,9 +427,11 @@ static int resync_one(mesh_coord *c, const mesh_view_member *vm, uint64_t gen, m
   if (in) {
     bool same = was_in && p->epoch == vm->epoch && (p->state == PEER_SUSPECT) == suspect;
     if (same && !rolled)
-      return 0;
+      return vm->answered ? peer_answered(c, p, vm->epoch) : 0;
     /* Rolled back: documents are exchanged again, as with a newcomer. */
     peer_enter(c, p, rolled || p->state == 0, vm->epoch, suspect);
+    if (vm->answered)
+      peer_answered(c, p, vm->epoch);
     return 1;
   }
   if (!was_in)

@@ -401,6 +401,12 @@ static int on_document(mesh_coord *c, const uint8_t *buf, size_t len)
   if (p == NULL || !coord_peer_in_view(p)) {
     c->st.docs_refused_unknown++;
     rc = -EHOSTUNREACH;
+  } else if (!p->answered) {
+    /* A key holder can put members in the view by the hundred: a member's
+     * document is worth memory only once it has answered us itself. It is
+     * asked for when it does (MESH_VIEW_ANSWERED). */
+    c->st.docs_refused_unanswered++;
+    rc = -EAGAIN;
   } else if (d->epoch < p->epoch) {
     c->st.docs_refused_old_epoch++;
     rc = -ESTALE;
@@ -734,8 +740,8 @@ int mesh_coord_app_state(mesh_coord *c, const mesh_peer_id *peer, const uint8_t 
     return rc;
   }
   coord_peer *p = coord_peer_find(c, peer);
-  if (p == NULL || !coord_peer_in_view(p) || epoch != p->epoch)
-    return 0;
+  if (p == NULL || !coord_peer_in_view(p) || epoch != p->epoch || !p->answered)
+    return 0; /* an unanswered member's document is asked for when it answers */
   if (version == 0 || (p->doc != NULL && p->doc->epoch == epoch && p->doc->version >= version))
     return 0;
   if (p->refused_epoch == epoch && p->refused_version >= version)

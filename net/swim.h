@@ -236,6 +236,8 @@ const char *mesh_swim_drop_name(mesh_swim_drop d);
 typedef struct mesh_swim_counters {
   uint64_t probes_sent;   /* direct pings of our own probes */
   uint64_t acks_received; /* acks that completed one of our probes */
+  uint64_t newcomer_pings;    /* pings of their own to members new to the view */
+  uint64_t newcomers_deferred; /* newcomers left to their turn in the round (queue full) */
   uint64_t nacks_received;
   uint64_t nacks_sent;
   uint64_t indirect_probes_sent;    /* PING_REQs sent */
@@ -400,6 +402,7 @@ typedef struct mesh_swim_member_info {
   size_t n_addrs;
   const char *agent;
   const char *host;
+  bool answered; /* answered a ping of this node's in its epoch */
 } mesh_swim_member_info;
 
 /* Members other than self, alive, suspect, dead or left (tombstones). */

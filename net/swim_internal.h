@@ -60,6 +60,7 @@ typedef struct swim_member {
   swim_suspicion *susp; /* while suspect */
   int32_t susp_slot;    /* index in the core's suspect list, or -1 */
   uint64_t intake;      /* number of the packet that introduced it */
+  bool answered;        /* answered a ping of ours in this epoch (MESH_VIEW_ANSWERED) */
 } swim_member;
 
 int swim_index_init(swim_index *ix, size_t cap);

@@ -31,6 +31,8 @@
 #define MAX_PIGGYBACK 64 /* updates considered per datagram */
 #define MAX_HELPERS 16   /* indirect checks per probe */
 #define REAP_PERIOD_MS 1000
+#define NEWCOMERS_MAX 256      /* members waiting for a first ping of their own */
+#define NEWCOMERS_PER_PROBE 8  /* of those, pinged per probe interval */
 #define NEVER UINT64_MAX
 
 typedef struct swim_relay {
@@ -50,6 +52,16 @@ typedef struct swim_intake {
   bool full;                /* a push-pull (full state) */
   uint32_t sync_new;        /* new members it introduced so far */
 } swim_intake;
+
+/* A member new to the view (or at a new epoch), waiting for a ping of its
+ * own: seq is 0 until that ping is sent. */
+typedef struct swim_newcomer {
+  mesh_peer_id id;
+  uint64_t epoch;
+  bool sent;
+  uint32_t seq;           /* our ping (when sent) */
+  mesh_time_ms sent_at;
+} swim_newcomer;
 
 typedef struct swim_reaped {
   mesh_peer_id id;
@@ -96,6 +108,13 @@ struct mesh_swim {
   uint32_t seq;
   swim_relay relays[MAX_RELAYS];
   size_t n_relays;
+  /* Newcomers get a ping of their own within a probe interval or two, not
+   * when their turn in the round comes (minutes, in a large view at the wan
+   * profile's interval): until a member answered one of our pings, the
+   * coordinator takes no document from it. Those that do not fit wait for
+   * their turn in the round. */
+  swim_newcomer newcomers[NEWCOMERS_MAX];
+  size_t n_newcomers;
 
   mesh_time_ms next_probe, next_gossip, next_push_pull, next_reap, next_join;
   mesh_time_ms
@@ -300,6 +319,36 @@ static void susp_remove(mesh_swim *s, swim_member *m)
  * The one place a member's state changes: keeps the view count and the
  * suspect list right and raises the view event (ev 0: none).
  */
+static void newcomer_add(mesh_swim *s, const swim_member *m)
+{
+  for (size_t i = 0; i < s->n_newcomers; i++) {
+    if (id_eq(&s->newcomers[i].id, &m->id)) {
+      s->newcomers[i] = (swim_newcomer){.id = m->id, .epoch = m->epoch};
+      return;
+    }
+  }
+  if (s->n_newcomers == NEWCOMERS_MAX) {
+    s->c.newcomers_deferred++;
+    return;
+  }
+  s->newcomers[s->n_newcomers++] = (swim_newcomer){.id = m->id, .epoch = m->epoch};
+}
+
+/* m answered a ping of ours: once per epoch, the view hears of it. */
+static void mark_answered(mesh_swim *s, swim_member *m, mesh_time_ms now, mesh_swim_outbox *out)
+{
+  if (m->answered || !in_view(m->state))
+    return;
+  m->answered = true;
+  mesh_view_event e = {.type = MESH_VIEW_ANSWERED,
+                       .peer = m->id,
+                       .epoch = m->epoch,
+                       .old_epoch = m->epoch,
+                       .at = now,
+                       .seq = ++s->view_seq};
+  swim_outbox_event(out, &e);
+}
+
 static void transition(mesh_swim *s, swim_member *m, mesh_swim_state st, mesh_view_event_type ev,
                        uint64_t old_epoch, mesh_time_ms now, mesh_swim_outbox *out)
 {
@@ -312,6 +361,10 @@ static void transition(mesh_swim *s, swim_member *m, mesh_swim_state st, mesh_vi
     susp_remove(s, m);
   m->state = st;
   m->since = now;
+  if (ev == MESH_VIEW_JOINED || ev == MESH_VIEW_EPOCH_CHANGED) {
+    m->answered = false;
+    newcomer_add(s, m);
+  }
   if (ev != 0) {
     /* Numbered before it is queued: an event the outbox cannot hold still
      * takes its number, so that subscribers see the gap. */
@@ -1121,6 +1174,36 @@ static void probe_start(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   s->c.probes_sent++;
 }
 
+/*
+ * One ping each for the newcomers that wait, at most NEWCOMERS_PER_PROBE per
+ * probe interval, in the order they came. One only: a newcomer that does not
+ * answer within a probe interval waits for its turn in the round, and failing
+ * to answer here costs it nothing else (no suspicion).
+ */
+static void newcomers_ping(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
+{
+  uint32_t sent = 0;
+  size_t keep = 0;
+  for (size_t i = 0; i < s->n_newcomers; i++) {
+    swim_newcomer nc = s->newcomers[i];
+    swim_member *m = find(s, &nc.id);
+    if (m == NULL || !in_view(m->state) || m->epoch != nc.epoch || m->answered)
+      continue;
+    if (nc.sent && now - nc.sent_at >= s->cfg.probe_interval_ms)
+      continue;
+    if (!nc.sent && sent < NEWCOMERS_PER_PROBE) {
+      nc.sent = true;
+      nc.seq = ++s->seq;
+      nc.sent_at = now;
+      send_ping(s, m, MESH_SWIM_DATAGRAM, nc.seq, out);
+      s->c.newcomer_pings++;
+      sent++;
+    }
+    s->newcomers[keep++] = nc;
+  }
+  s->n_newcomers = keep;
+}
+
 static void probe_indirect(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
   s->probe.indirect = true;
@@ -1332,8 +1415,10 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
     probe_failed(s, now, out);
   if (!s->probe.active && now >= s->next_probe) {
     s->next_probe = now + s->cfg.probe_interval_ms;
-    if (!s->leaving && !s->epoch_dead)
+    if (!s->leaving && !s->epoch_dead) {
       probe_start(s, now, out);
+      newcomers_ping(s, now, out);
+    }
   }
   for (size_t i = 0; i < s->n_susp;) {
     swim_member *m = s->susp[i];
@@ -1509,6 +1594,22 @@ static void handle_ack(mesh_swim *s, const mesh_peer_id *from, uint32_t seq, mes
     s->probe.active = false;
     s->c.acks_received++;
     swim_awareness_apply(&s->aw, -1);
+    /* Only the target's own answer counts as answered, not one relayed
+     * through a helper of an indirect probe. */
+    swim_member *t = id_eq(from, &s->probe.target) ? find(s, from) : NULL;
+    if (t != NULL && t->epoch == s->probe.epoch)
+      mark_answered(s, t, now, out);
+    return;
+  }
+  for (size_t i = 0; i < s->n_newcomers; i++) {
+    swim_newcomer *nc = &s->newcomers[i];
+    if (!nc->sent || nc->seq != seq || !id_eq(&nc->id, from))
+      continue;
+    swim_member *m = find(s, from);
+    if (m != NULL && m->epoch == nc->epoch)
+      mark_answered(s, m, now, out);
+    memmove(nc, nc + 1, (s->n_newcomers - i - 1) * sizeof *nc);
+    s->n_newcomers--;
     return;
   }
   for (size_t i = 0; i < s->n_relays; i++) {
@@ -1723,7 +1824,8 @@ static void info(const swim_member *m, mesh_swim_member_info *o)
                                .addrs = m->addrs != NULL ? m->addrs : "",
                                .n_addrs = m->n_addrs,
                                .agent = m->agent != NULL ? m->agent : "",
-                               .host = m->host != NULL ? m->host : ""};
+                               .host = m->host != NULL ? m->host : "",
+                               .answered = m->answered};
 }
 
 size_t mesh_swim_member_count(const mesh_swim *s)

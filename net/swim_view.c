@@ -38,7 +38,8 @@ static int source_member_at(const void *ctx, size_t i, mesh_view_member *out)
   int rc = mesh_swim_member_at(ctx, i, &info);
   if (rc != 0)
     return rc;
-  *out = (mesh_view_member){.peer = info.id, .epoch = info.epoch, .state = view_state(info.state)};
+  *out = (mesh_view_member){.peer = info.id, .epoch = info.epoch, .state = view_state(info.state),
+                             .answered = info.answered};
   return 0;
 }
 

@@ -1,3 +1,4 @@
+/* Names of view events, and the follower that keeps a subscriber's place in their numbering. */
 #include "net/view.h"
 
 const char *mesh_view_event_name(mesh_view_event_type t)
@@ -17,6 +18,8 @@ const char *mesh_view_event_name(mesh_view_event_type t)
     return "left";
   case MESH_VIEW_REAPED:
     return "reaped";
+  case MESH_VIEW_ANSWERED:
+    return "answered";
   }
   return "unknown";
 }

@@ -36,7 +36,11 @@ typedef enum mesh_view_event_type {
   MESH_VIEW_DEAD = 5,          /* declared dead: out of the view */
   MESH_VIEW_LEFT = 6,          /* left gracefully: out of the view */
   MESH_VIEW_REAPED = 7,        /* a dead or left member's record was dropped */
+  MESH_VIEW_ANSWERED = 8,      /* a member answered this node's own ping for the
+                                  first time in its epoch: it is reachable and
+                                  speaks for itself, not only through others */
 } mesh_view_event_type;
+#define MESH_VIEW_EVENT_MAX 8
 
 typedef struct mesh_view_event {
   mesh_view_event_type type;
@@ -61,6 +65,7 @@ typedef struct mesh_view_member {
   mesh_peer_id peer;
   uint64_t epoch; /* its current epoch (for dead and left: the one that ended) */
   mesh_view_state state;
+  bool answered; /* it answered this node's own ping in this epoch (MESH_VIEW_ANSWERED) */
 } mesh_view_member;
 
 /*

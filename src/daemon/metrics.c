@@ -58,6 +58,10 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_swim_probes_total", C, "Direct probes sent", (double)c->probes_sent);
   metric(m, "meshd_swim_acks_total", C, "Acks that completed a probe", (double)c->acks_received);
   metric(m, "meshd_swim_nacks_total", C, "Nacks received", (double)c->nacks_received);
+  metric(m, "meshd_swim_newcomer_pings_total", C, "Pings of their own to members new to the view",
+         (double)c->newcomer_pings);
+  metric(m, "meshd_swim_newcomers_deferred_total", C,
+         "Newcomers left to their turn in the probe round (queue full)", (double)c->newcomers_deferred);
   metric(m, "meshd_swim_indirect_probes_total", C, "Indirect probe requests sent",
          (double)c->indirect_probes_sent);
   metric(m, "meshd_swim_probes_failed_total", C, "Probes that ended without an ack",
@@ -252,6 +256,7 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "reason", "malformed", (double)s->docs_refused_malformed);
   metric1(m, name, C, help, "reason", "forged", (double)s->docs_refused_forged);
   metric1(m, name, C, help, "reason", "unknown_owner", (double)s->docs_refused_unknown);
+  metric1(m, name, C, help, "reason", "unanswered_owner", (double)s->docs_refused_unanswered);
   metric1(m, name, C, help, "reason", "old_epoch", (double)s->docs_refused_old_epoch);
   metric1(m, name, C, help, "reason", "future_epoch", (double)s->docs_refused_future_epoch);
   metric1(m, name, C, help, "reason", "old_version", (double)s->docs_refused_old_version);

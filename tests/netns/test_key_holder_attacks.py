@@ -216,7 +216,8 @@ class KeyHolderAttacks(unittest.TestCase):
             refused = {r: int(metric(n1, "meshd_coord_docs_refused_total", reason=r)
                               - meshtest.metric_sum(mt["n1"], "meshd_coord_docs_refused_total",
                                                     reason=r))
-                       for r in ("budget", "owner_cap", "unknown_owner", "future_epoch")}
+                       for r in ("budget", "owner_cap", "unknown_owner", "unanswered_owner",
+                                 "future_epoch")}
             accepted = int(metric(n1, "meshd_coord_docs_accepted_total")
                            - meshtest.metric_sum(mt["n1"], "meshd_coord_docs_accepted_total"))
             figure("sybil_identities", out["count"])

@@ -270,6 +270,53 @@ static void test_models_dir_published(void **state)
   tnode_free(&b);
 }
 
+/* A member's document is asked for and taken only once it answered a ping
+ * of ours in its epoch: before that, a key holder's members cost nothing. */
+static void test_docs_only_from_answered_members(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  const mesh_coord_stats *st = mesh_coord_get_stats(b.c);
+  view_event_only(&b, MESH_VIEW_JOINED, &a, 1, 1, 0);
+  assert_int_equal(st->requests_sent, 0);
+  uint8_t *m;
+  size_t len;
+  craft_doc(&a.id, &a.id.id, 1, 1, "org/early", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 1), -EAGAIN);
+  assert_int_equal(st->docs_refused_unanswered, 1);
+  assert_int_equal(st->docs_accepted, 0);
+  /* Reconnecting does not ask either. */
+  mesh_coord_peer_connected(b.c, &a.id.id, 1);
+  assert_int_equal(st->requests_sent, 0);
+
+  /* It answers: its document is asked for, and taken. */
+  view_event_only(&b, MESH_VIEW_ANSWERED, &a, 1, 1, 2);
+  assert_int_equal(st->requests_sent, 1);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 3), 0);
+  free(m);
+  assert_int_equal(st->docs_accepted, 1);
+  /* An answer again changes nothing. */
+  view_event_only(&b, MESH_VIEW_ANSWERED, &a, 1, 1, 4);
+  assert_int_equal(st->requests_sent, 1);
+
+  /* A new epoch must answer again. */
+  view_event_only(&b, MESH_VIEW_EPOCH_CHANGED, &a, 2, 1, 5);
+  craft_doc(&a.id, &a.id.id, 2, 1, "org/next", &m, &len);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 6), -EAGAIN);
+  assert_int_equal(st->docs_refused_unanswered, 2);
+  /* An answer about the ended epoch does not count for the new one. */
+  view_event_only(&b, MESH_VIEW_ANSWERED, &a, 1, 1, 7);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 8), -EAGAIN);
+  view_event_only(&b, MESH_VIEW_ANSWERED, &a, 2, 2, 9);
+  assert_int_equal(mesh_coord_receive(b.c, &a.id.id, m, len, 10), 0);
+  free(m);
+  assert_int_equal(st->docs_accepted, 2);
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
 /* Replication: only a newer version of the owner's current epoch, signed by
  * the owner, is accepted. */
 static void test_docs_refused_by_reason(void **state)
@@ -1652,6 +1699,7 @@ int main(void)
       cmocka_unit_test(test_cmds_seq_unique_across_epochs),
       cmocka_unit_test(test_cmds_code_clamped_text_escaped),
       cmocka_unit_test(test_cmds_requester_restored),
+      cmocka_unit_test(test_docs_only_from_answered_members),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

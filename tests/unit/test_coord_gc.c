@@ -26,6 +26,20 @@ typedef struct crowd {
   mesh_coord_settings set;
 } crowd;
 
+
+/* Hands ev to c as membership would: a member entering the view (or a new
+ * epoch) then answers the ping membership sends it (MESH_VIEW_ANSWERED). */
+static void feed_view(mesh_coord *c, const mesh_view_event *ev, mesh_time_ms now)
+{
+  mesh_coord_view_event(c, ev, now);
+  if (ev->type == MESH_VIEW_JOINED || ev->type == MESH_VIEW_EPOCH_CHANGED) {
+    mesh_view_event a = *ev;
+    a.type = MESH_VIEW_ANSWERED;
+    a.old_epoch = a.epoch;
+    mesh_coord_view_event(c, &a, now);
+  }
+}
+
 static void load_crowd(crowd *w, uint64_t epoch, mesh_time_ms now)
 {
   mesh_coord_settings_default(&w->set);
@@ -39,7 +53,7 @@ static void load_crowd(crowd *w, uint64_t epoch, mesh_time_ms now)
                           .epoch = epoch,
                           .old_epoch = epoch,
                           .at = now};
-    mesh_coord_view_event(w->b.c, &ev, now);
+    feed_view(w->b.c, &ev, now);
     uint8_t *m;
     size_t len;
     craft_doc_n(&w->ids[i], &w->ids[i].id, epoch, 1, "org/model", PER_PEER, &m, &len);
@@ -77,7 +91,7 @@ static void test_ten_thousand_departed_bounded_per_tick(void **state)
                           .epoch = 1,
                           .old_epoch = 1,
                           .at = 1000};
-    mesh_coord_view_event(w->b.c, &ev, 1000);
+    feed_view(w->b.c, &ev, 1000);
   }
   visit_count v = visit(&w->b, 1000);
   assert_int_equal(v.abandoned, PEERS * PER_PEER);
@@ -128,7 +142,7 @@ static void test_superseded_epochs_collected_at_once(void **state)
                           .epoch = 4,
                           .old_epoch = 3,
                           .at = 50};
-    mesh_coord_view_event(w->b.c, &ev, 50);
+    feed_view(w->b.c, &ev, 50);
   }
   /* At once, before any tick. */
   assert_int_equal(visit(&w->b, 50).others, 0);
@@ -218,7 +232,7 @@ static void test_collection_fair_under_a_flapping_owner(void **state)
                           .epoch = 1,
                           .old_epoch = 1,
                           .at = t};
-    mesh_coord_view_event(w->b.c, &fe, t);
+    feed_view(w->b.c, &fe, t);
     for (int i = 1; i < PEERS; i++) {
       if (departs[i] <= t && departs[i] > t - tick) {
         mesh_view_event ev = {.type = MESH_VIEW_DEAD,
@@ -226,7 +240,7 @@ static void test_collection_fair_under_a_flapping_owner(void **state)
                               .epoch = 1,
                               .old_epoch = 1,
                               .at = t};
-        mesh_coord_view_event(w->b.c, &ev, t);
+        feed_view(w->b.c, &ev, t);
         departs[i] = t; /* as the node saw it */
       }
     }
@@ -294,7 +308,8 @@ static int tv_at(const void *ctx, size_t i, mesh_view_member *out)
 static void tv_put(tview *v, const tnode *peer, uint64_t epoch, mesh_view_state st)
 {
   assert_true(v->n < sizeof v->m / sizeof v->m[0]);
-  v->m[v->n++] = (mesh_view_member){.peer = peer->id.id, .epoch = epoch, .state = st};
+  v->m[v->n++] = (mesh_view_member){
+      .peer = peer->id.id, .epoch = epoch, .state = st, .answered = true};
 }
 
 static int resync(tnode *t, tview *v, mesh_time_ms now)
@@ -566,7 +581,7 @@ static void budgeted_new(budgeted *w, void (*tune)(mesh_coord_settings *))
     assert_int_equal(mesh_identity_generate(&w->ids[i]), 0);
     mesh_view_event ev = {
         .type = MESH_VIEW_JOINED, .peer = w->ids[i].id, .epoch = 1, .old_epoch = 1, .at = 0};
-    mesh_coord_view_event(w->b.c, &ev, 0);
+    feed_view(w->b.c, &ev, 0);
   }
   tnode_drain(&w->b);
   tnode_clear(&w->b);
@@ -630,7 +645,7 @@ static void test_doc_owner_caps(void **state)
   tnode_init(&w->b, 7, 1, &w->set);
   mesh_view_event ev = {
       .type = MESH_VIEW_JOINED, .peer = w->ids[0].id, .epoch = 1, .old_epoch = 1, .at = 0};
-  mesh_coord_view_event(w->b.c, &ev, 0);
+  feed_view(w->b.c, &ev, 0);
   st = mesh_coord_get_stats(w->b.c);
   assert_int_equal(send_doc(w, 0, 1, 10, 0), -EMSGSIZE);
   assert_int_equal(st->docs_refused_owner_cap, 1);
@@ -680,7 +695,7 @@ static void test_doc_budget(void **state)
    * counts until then; after that there is room. */
   mesh_view_event ev = {
       .type = MESH_VIEW_DEAD, .peer = w->ids[1].id, .epoch = 1, .old_epoch = 1, .at = 60};
-  mesh_coord_view_event(w->b.c, &ev, 60);
+  feed_view(w->b.c, &ev, 60);
   assert_int_equal(send_doc(w, 2, 3, 100, 70), -ENOBUFS);
   for (mesh_time_ms t = 60 + 5 * MIN; mesh_coord_held_entries(w->b.c) > 140; t += 10)
     mesh_coord_tick(w->b.c, t);
@@ -746,7 +761,7 @@ static void test_doc_sybils_default_budget(void **state)
     assert_int_equal(mesh_identity_generate(&ids[i]), 0);
     mesh_view_event ev = {
         .type = MESH_VIEW_JOINED, .peer = ids[i].id, .epoch = 1, .old_epoch = 1, .at = 0};
-    mesh_coord_view_event(b->c, &ev, 0);
+    feed_view(b->c, &ev, 0);
     tnode_drain(b);
     tnode_clear(b);
     uint8_t *m;

@@ -115,12 +115,25 @@ static inline const mesh_coord_out *tnode_find_action(const tnode *t, mesh_coord
   return NULL;
 }
 
-static inline void view_event(tnode *t, mesh_view_event_type type, const tnode *peer,
-                              uint64_t epoch, uint64_t old_epoch, mesh_time_ms now)
+/* A view change as membership raises it, without the answer that follows
+ * a newcomer's first ping. */
+static inline void view_event_only(tnode *t, mesh_view_event_type type, const tnode *peer,
+                                   uint64_t epoch, uint64_t old_epoch, mesh_time_ms now)
 {
   mesh_view_event ev = {
       .type = type, .peer = peer->id.id, .epoch = epoch, .old_epoch = old_epoch, .at = now};
   mesh_coord_view_event(t->c, &ev, now);
+}
+
+/* A view change; a member that enters the view (or a new epoch) also
+ * answers the ping membership sends it at once (MESH_VIEW_ANSWERED), as a
+ * live peer does. */
+static inline void view_event(tnode *t, mesh_view_event_type type, const tnode *peer,
+                              uint64_t epoch, uint64_t old_epoch, mesh_time_ms now)
+{
+  view_event_only(t, type, peer, epoch, old_epoch, now);
+  if (type == MESH_VIEW_JOINED || type == MESH_VIEW_EPOCH_CHANGED)
+    view_event_only(t, MESH_VIEW_ANSWERED, peer, epoch, epoch, now);
 }
 
 /* Delivers every drained send of from to the nodes of nodes[] it names;

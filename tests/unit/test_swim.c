@@ -263,7 +263,7 @@ typedef struct pair {
   mesh_swim_outbox out;
   uint64_t token[2];
   mesh_time_ms at[2];
-  unsigned events[2][8];
+  unsigned events[2][MESH_VIEW_EVENT_MAX + 1];
   unsigned apps[2];
   bool stopped[2];               /* a stopped process: no timers, messages to it lost */
   bool over[2];                  /* the core reported epoch_over */
@@ -620,19 +620,25 @@ static void test_view_seq(void **state)
   pair *p = joined_pair(90, 19);
   mesh_time_ms now = 0;
   run_timers(p, &now, 3000, NULL);
-  /* Joining made one change on each side: numbered 1, no gap. */
-  assert_int_equal(mesh_swim_view_seq(p->s[0]), 1);
-  assert_int_equal(p->last_seq[0], 1);
+  /* Joining made two changes on each side, numbered 1 and 2 without a gap:
+   * the other joined, then answered a ping of ours (a newcomer's own ping,
+   * or its turn in the probe round). */
+  assert_int_equal(p->events[0][MESH_VIEW_JOINED], 1);
+  assert_int_equal(p->events[0][MESH_VIEW_ANSWERED], 1);
+  assert_int_equal(p->events[1][MESH_VIEW_ANSWERED], 1);
+  assert_int_equal(mesh_swim_view_seq(p->s[0]), 2);
+  assert_int_equal(p->last_seq[0], 2);
   assert_int_equal(p->seq_gaps[0], 0);
   assert_int_equal(p->seq_gaps[1], 0);
   mesh_view_source src;
   mesh_swim_view_source(p->s[0], &src);
-  assert_int_equal(src.seq(src.ctx), 1);
+  assert_int_equal(src.seq(src.ctx), 2);
   assert_int_equal(src.count(src.ctx), 1);
   mesh_view_member vm = source_member(&src, 0);
   assert_memory_equal(vm.peer.b, p->id[1].id.b, MESH_PEER_ID_LEN);
   assert_int_equal(vm.epoch, 1);
   assert_int_equal(vm.state, MESH_VIEW_STATE_ALIVE);
+  assert_true(vm.answered);
   assert_int_equal(src.member_at(src.ctx, 1, &vm), -ENOENT);
 
   /* Node 1 leaves while node 0's outbox can hold no event: the LEFT is
@@ -644,23 +650,46 @@ static void test_view_seq(void **state)
   assert_true(p->alloc_failed[0]);
   assert_int_equal(p->events[0][MESH_VIEW_LEFT], 0);
   assert_int_equal(mesh_swim_view_size(p->s[0]), 0);
-  assert_int_equal(mesh_swim_view_seq(p->s[0]), 2);
-  assert_int_equal(p->last_seq[0], 1);
+  assert_int_equal(mesh_swim_view_seq(p->s[0]), 3);
+  assert_int_equal(p->last_seq[0], 2);
   /* The source tells what the event would have. */
-  assert_int_equal(src.seq(src.ctx), 2);
+  assert_int_equal(src.seq(src.ctx), 3);
   vm = source_member(&src, 0);
   assert_int_equal(vm.state, MESH_VIEW_STATE_LEFT);
   assert_int_equal(vm.epoch, 1);
 
-  /* The next change (the tombstone reaped) is numbered 3: a gap of one. */
+  /* The next change (the tombstone reaped) is numbered 4: a gap of one. */
   p->stopped[1] = true;
   run_timers(p, &now, now + 120000, NULL);
   assert_int_equal(p->events[0][MESH_VIEW_REAPED], 1);
-  assert_int_equal(p->last_seq[0], 3);
+  assert_int_equal(p->last_seq[0], 4);
   assert_int_equal(p->seq_gaps[0], 1);
-  assert_int_equal(mesh_swim_view_seq(p->s[0]), 3);
+  assert_int_equal(mesh_swim_view_seq(p->s[0]), 4);
   assert_int_equal(src.count(src.ctx), 0);
-  assert_int_equal(src.seq(src.ctx), 3);
+  assert_int_equal(src.seq(src.ctx), 4);
+  pair_free(p);
+}
+
+/* A member new to the view gets a ping of its own at the next probe tick,
+ * not only at its turn in the round, and its answer is a view change. */
+static void test_newcomer_answers(void **state)
+{
+  (void)state;
+  pair *p = joined_pair(91, 23);
+  mesh_time_ms now = 0;
+  run_timers(p, &now, 2500, NULL);
+  assert_int_equal(p->events[0][MESH_VIEW_JOINED], 1);
+  assert_int_equal(p->events[0][MESH_VIEW_ANSWERED], 1);
+  assert_int_equal(p->events[1][MESH_VIEW_ANSWERED], 1);
+  assert_true(mesh_swim_counters_get(p->s[0])->newcomer_pings +
+                  mesh_swim_counters_get(p->s[1])->newcomer_pings >=
+              1);
+  mesh_swim_member_info info;
+  assert_int_equal(mesh_swim_member_find(p->s[0], &p->id[1].id, &info), 0);
+  assert_true(info.answered);
+  /* Answered once per epoch: more rounds raise no more. */
+  run_timers(p, &now, now + 10000, NULL);
+  assert_int_equal(p->events[0][MESH_VIEW_ANSWERED], 1);
   pair_free(p);
 }
 
@@ -701,6 +730,7 @@ int main(void)
       cmocka_unit_test(test_renewal),
       cmocka_unit_test(test_view_seq),
       cmocka_unit_test(test_view_follow),
+      cmocka_unit_test(test_newcomer_answers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
