@@ -56,7 +56,9 @@ static void log_event(const mesh_view_event *ev)
 {
   char id[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(&ev->peer, id, sizeof id);
-  if (ev->type == MESH_VIEW_EPOCH_CHANGED)
+  if (ev->type == MESH_VIEW_ANSWERED)
+    LOG_DEBUG("membership", "answered: %s (epoch %llu)", id, (unsigned long long)ev->epoch);
+  else if (ev->type == MESH_VIEW_EPOCH_CHANGED)
     LOG_INFO("membership", "%s: %s epoch %llu -> %llu", mesh_view_event_name(ev->type), id,
              (unsigned long long)ev->old_epoch, (unsigned long long)ev->epoch);
   else
@@ -69,6 +71,8 @@ static void log_event(const mesh_view_event *ev)
  * what the transport holds for it closed). */
 static void tell_connections(mesh_membership *m, const mesh_view_event *ev)
 {
+  if (ev->type == MESH_VIEW_ANSWERED)
+    return; /* no change of place in the view */
   if (ev->type == MESH_VIEW_REAPED) {
     mesh_connections_member(m->conns, &ev->peer, MESH_CM_GONE, NULL, 0);
     mesh_net_disconnect(m->net, &ev->peer);
