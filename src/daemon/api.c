@@ -49,9 +49,9 @@ enum api_endpoint {
 };
 
 static const char *const endpoint_names[EP_COUNT] = {
-    "node_id",        "state",           "members",         "downloads", "journal", "metrics",
-    "download_start", "download_delete", "download_cancel", "gc",        "leave",
-    "transport_reset", "other",
+    "node_id", "state",           "members",         "downloads",       "journal",
+    "metrics", "download_start",  "download_delete", "download_cancel", "gc",
+    "leave",   "transport_reset", "other",
 };
 
 /* The statuses the API answers with; counted per endpoint. */
@@ -73,16 +73,15 @@ struct mesh_api {
   mesh_api_renders renders;                     /* /state and /downloads under way */
   uint64_t refused[MESH_API_REFUSED_COUNT];     /* requests refused by the guard, by reason */
   uint64_t next_ticket;                         /* last ticket handed out */
-  uint64_t current_ticket;                      /* the command op running now, or 0 */
   struct api_pending {
-    uint64_t ticket;               /* 0: free slot */
-    struct evhttp_request *req;    /* held open until the answer */
-    enum api_endpoint ep;          /* for counting */
+    uint64_t ticket;            /* 0: free slot */
+    struct evhttp_request *req; /* held open until the answer */
+    enum api_endpoint ep;       /* for counting */
     char node[MESH_API_NODE_ID_MAX];
     char model[MESH_API_MODEL_ID_MAX];
     char revision[MESH_API_REVISION_MAX];
-    struct event *timer;           /* the timeout */
-    struct mesh_api *api;          /* back pointer for the callbacks */
+    struct event *timer;  /* the timeout */
+    struct mesh_api *api; /* back pointer for the callbacks */
   } pending[MESH_API_MAX_PENDING];
 };
 
@@ -320,12 +319,12 @@ static void send_rendered(void *arg, struct evhttp_request *req, int ep, int rc,
 
 /* Starts a render of /state (members given) or /downloads; the answer goes
  * out when it is done. */
-static void render(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
-                   json_t *members, json_t *self_json)
+static void render(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep, json_t *members,
+                   json_t *self_json)
 {
   mesh_api_conns_watch(&api->conns, evhttp_request_get_connection(req));
-  int rc = mesh_api_render_start(&api->renders, api, req, ep, members, self_json, api->ops,
-                                 api->ctx);
+  int rc =
+      mesh_api_render_start(&api->renders, api, req, ep, members, self_json, api->ops, api->ctx);
   if (rc != 0)
     send_backend_error(api, req, ep, rc, NULL);
 }
@@ -486,7 +485,8 @@ static int pending_hold(mesh_api *api, struct evhttp_request *req, enum api_endp
     snprintf(p->node, sizeof(p->node), "%s", cmd->node);
     snprintf(p->model, sizeof(p->model), "%s", cmd->model);
     snprintf(p->revision, sizeof(p->revision), "%s", cmd->revision);
-    struct timeval tv = {MESH_API_PENDING_TIMEOUT_MS / 1000, (MESH_API_PENDING_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = {MESH_API_PENDING_TIMEOUT_MS / 1000,
+                         (MESH_API_PENDING_TIMEOUT_MS % 1000) * 1000};
     evtimer_add(p->timer, &tv);
     mesh_api_conns_watch(&api->conns, evhttp_request_get_connection(req));
     return 0;
@@ -504,11 +504,6 @@ void mesh_api_connection_stats(const mesh_api *api, mesh_api_conn_stats *out)
                                .untracked = c->untracked};
   for (int r = 0; r < MESH_API_PAUSE_COUNT; r++)
     out->accept_paused += c->paused_total[r];
-}
-
-uint64_t mesh_api_current_ticket(const mesh_api *api)
-{
-  return api->current_ticket;
 }
 
 int mesh_api_command_done(mesh_api *api, uint64_t ticket, int rc, const char *message)
@@ -560,20 +555,20 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
     return;
   }
   why[0] = '\0';
-  api->current_ticket = ++api->next_ticket;
+  mesh_api_call call = {.ticket = ++api->next_ticket};
   switch (ep) {
   case EP_DOWNLOAD_START:
-    rc = api->ops->start(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
+    rc = api->ops->start(api->ctx, &call, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
     break;
   case EP_DOWNLOAD_DELETE:
-    rc = api->ops->delete_model(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
+    rc = api->ops->delete_model(api->ctx, &call, cmd.node, cmd.model, cmd.revision, why,
+                                sizeof(why));
     break;
   default:
-    rc = api->ops->cancel(api->ctx, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
+    rc = api->ops->cancel(api->ctx, &call, cmd.node, cmd.model, cmd.revision, why, sizeof(why));
     break;
   }
-  uint64_t ticket = api->current_ticket;
-  api->current_ticket = 0;
+  uint64_t ticket = call.ticket;
   if (rc < 0) {
     send_backend_error(api, req, ep, rc, why);
     return;
@@ -583,8 +578,7 @@ static void handle_command(mesh_api *api, struct evhttp_request *req, enum api_e
     int hold = pending_hold(api, req, ep, ticket, &cmd);
     if (hold != 0)
       send_error(api, req, ep, 503,
-                 "too many commands waiting for other nodes; the command was sent to %s",
-                 cmd.node);
+                 "too many commands waiting for other nodes; the command was sent to %s", cmd.node);
     return;
   }
   LOG_INFO("api", "%s %s@%s on %s accepted", endpoint_names[ep], cmd.model, cmd.revision, cmd.node);

@@ -225,6 +225,11 @@ int mesh_api_histogram(mesh_api_metrics *m, const char *name, const char *help,
 /* ---- The backend. Each command returns 0 or a negative errno and may
  * write a one-line reason into err (errlen bytes); the API maps the code
  * with mesh_api_http_status(). */
+/* What a command op is told of the request it serves. */
+typedef struct mesh_api_call {
+  uint64_t ticket; /* names this request's answer when the op returns MESH_API_PENDING */
+} mesh_api_call;
+
 typedef struct mesh_api_backend_ops {
   /* Fills *out; strings stay valid until the request handler returns. */
   int (*get_self)(void *ctx, mesh_api_self *out);
@@ -236,16 +241,17 @@ typedef struct mesh_api_backend_ops {
   int (*journal)(void *ctx, size_t limit, mesh_api_journal_fn fn, void *arg);
   /* Adds the node's metrics (may be NULL). */
   void (*metrics)(void *ctx, mesh_api_metrics *m);
-  /* Commands. node is a full peer ID text; model "org/name". Errors:
-   * -EINVAL bad argument, -ENOENT unknown node or model, -EHOSTUNREACH node
-   * not in the view, -ESTALE old epoch, -EEXIST/-EBUSY conflicting state. */
-  int (*start)(void *ctx, const char *node, const char *model, const char *revision, char *err,
-               size_t errlen);
+  /* Commands. call describes the request served (borrowed for the call);
+   * node is a full peer ID text; model "org/name". Errors: -EINVAL bad
+   * argument, -ENOENT unknown node or model, -EHOSTUNREACH node not in the
+   * view, -ESTALE old epoch, -EEXIST/-EBUSY conflicting state. */
+  int (*start)(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+               const char *revision, char *err, size_t errlen);
   /* Delete and cancel address one revision's entry (and directory). */
-  int (*delete_model)(void *ctx, const char *node, const char *model, const char *revision,
-                      char *err, size_t errlen);
-  int (*cancel)(void *ctx, const char *node, const char *model, const char *revision, char *err,
-                size_t errlen);
+  int (*delete_model)(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                      const char *revision, char *err, size_t errlen);
+  int (*cancel)(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                const char *revision, char *err, size_t errlen);
   /* Runs a collection pass now; *collected receives the entries removed. */
   int (*gc)(void *ctx, uint64_t *collected, char *err, size_t errlen);
   /* Starts a graceful leave. Must not free the API from within the call:
@@ -262,8 +268,8 @@ typedef struct mesh_api_backend_ops {
  * MESH_API_PENDING: the command was handed to the target node and its
  * answer comes later. The request is then held open (at most
  * MESH_API_MAX_PENDING at once, each for at most MESH_API_PENDING_TIMEOUT_MS)
- * until the backend calls mesh_api_command_done with the ticket that
- * mesh_api_current_ticket gave it during the op; past the timeout the client
+ * until the backend calls mesh_api_command_done with the ticket the op was
+ * given in its mesh_api_call; past the timeout the client
  * gets 504, saying the command may still be carried out.
  */
 #define MESH_API_PENDING 1
@@ -295,9 +301,6 @@ int mesh_api_new(struct event_base *base, const mesh_api_options *opt,
 /* Stops listening, drops open connections, removes a Unix socket file. */
 void mesh_api_free(mesh_api *api);
 
-/* During a command op: the ticket that will name this request's answer.
- * 0 outside a command op. */
-uint64_t mesh_api_current_ticket(const mesh_api *api);
 /* The answer to a pending command: rc 0 (message says what was done) or a
  * negative errno with the target's message. Unknown or expired tickets are
  * ignored (returns -ENOENT). */

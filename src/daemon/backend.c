@@ -81,8 +81,8 @@ static int be_list_members(void *ctx, mesh_api_member_fn fn, void *arg)
                          .incarnation = info.incarnation,
                          .state = api_state(info.state),
                          .state_ms = now >= info.since ? now - info.since : 0,
-                         .transport = mesh_net_route(mesh_node_net(d->node), &info.id,
-                                                     MESH_CLASS_DATAGRAM),
+                         .transport =
+                             mesh_net_route(mesh_node_net(d->node), &info.id, MESH_CLASS_DATAGRAM),
                          .is_self = false};
     if (fn(arg, &m) != 0)
       break;
@@ -215,8 +215,9 @@ static int be_journal(void *ctx, size_t limit, mesh_api_journal_fn fn, void *arg
 
 /* Runs a command; one carried to another node returns MESH_API_PENDING and
  * its API request waits for the target's answer. */
-static int be_command(mesh_daemon *d, mesh_coord_cmd_kind kind, const char *node,
-                      const char *model, const char *revision, char *err, size_t errlen)
+static int be_command(mesh_daemon *d, const mesh_api_call *call, mesh_coord_cmd_kind kind,
+                      const char *node, const char *model, const char *revision, char *err,
+                      size_t errlen)
 {
   uint64_t seq = 0;
   int rc = mesh_downloads_command(d->dl, kind, node, model, revision, &seq, err, errlen);
@@ -234,7 +235,7 @@ static int be_command(mesh_daemon *d, mesh_coord_cmd_kind kind, const char *node
       slot = i;
   }
   d->waiting[slot].seq = seq;
-  d->waiting[slot].ticket = mesh_api_current_ticket(d->api);
+  d->waiting[slot].ticket = call->ticket;
   return MESH_API_PENDING;
 }
 
@@ -252,22 +253,22 @@ void mesh_daemon_command_result(void *arg, uint64_t seq, int code, const char *m
   }
 }
 
-static int be_start(void *ctx, const char *node, const char *model, const char *revision,
-                    char *err, size_t errlen)
+static int be_start(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                    const char *revision, char *err, size_t errlen)
 {
-  return be_command(ctx, MESH_COORD_CMD_START, node, model, revision, err, errlen);
+  return be_command(ctx, call, MESH_COORD_CMD_START, node, model, revision, err, errlen);
 }
 
-static int be_delete(void *ctx, const char *node, const char *model, const char *revision,
-                     char *err, size_t errlen)
+static int be_delete(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                     const char *revision, char *err, size_t errlen)
 {
-  return be_command(ctx, MESH_COORD_CMD_DELETE, node, model, revision, err, errlen);
+  return be_command(ctx, call, MESH_COORD_CMD_DELETE, node, model, revision, err, errlen);
 }
 
-static int be_cancel(void *ctx, const char *node, const char *model, const char *revision,
-                     char *err, size_t errlen)
+static int be_cancel(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                     const char *revision, char *err, size_t errlen)
 {
-  return be_command(ctx, MESH_COORD_CMD_CANCEL, node, model, revision, err, errlen);
+  return be_command(ctx, call, MESH_COORD_CMD_CANCEL, node, model, revision, err, errlen);
 }
 
 static int be_gc(void *ctx, uint64_t *collected, char *err, size_t errlen)

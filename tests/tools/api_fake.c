@@ -343,8 +343,8 @@ static void fake_metrics(void *ctx, mesh_api_metrics *m)
                   (double)f->njournal);
 }
 
-static int fake_start(void *ctx, const char *node, const char *model, const char *revision,
-                      char *err, size_t errlen)
+static int fake_start(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                      const char *revision, char *err, size_t errlen)
 {
   fake *f = ctx;
   int i = check_target(f, node, err, errlen);
@@ -365,8 +365,8 @@ static int fake_start(void *ctx, const char *node, const char *model, const char
   return 0;
 }
 
-static int fake_delete(void *ctx, const char *node, const char *model, const char *revision,
-                       char *err, size_t errlen)
+static int fake_delete(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                       const char *revision, char *err, size_t errlen)
 {
   fake *f = ctx;
   (void)revision; /* the fake keeps one revision per model */
@@ -384,8 +384,8 @@ static int fake_delete(void *ctx, const char *node, const char *model, const cha
   return 0;
 }
 
-static int fake_cancel(void *ctx, const char *node, const char *model, const char *revision,
-                       char *err, size_t errlen)
+static int fake_cancel(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                       const char *revision, char *err, size_t errlen)
 {
   fake *f = ctx;
   (void)revision; /* the fake keeps one revision per model */

@@ -189,24 +189,24 @@ static int be_command(backend *b, const char *node, const char *model, const cha
   return b->next_rc;
 }
 
-static int be_start(void *ctx, const char *node, const char *model, const char *rev, char *err,
-                    size_t errlen)
+static int be_start(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                    const char *rev, char *err, size_t errlen)
 {
   backend *b = ctx;
   b->calls_start++;
   return be_command(b, node, model, rev, err, errlen);
 }
 
-static int be_delete(void *ctx, const char *node, const char *model, const char *rev, char *err,
-                     size_t errlen)
+static int be_delete(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                     const char *rev, char *err, size_t errlen)
 {
   backend *b = ctx;
   b->calls_delete++;
   return be_command(b, node, model, rev, err, errlen);
 }
 
-static int be_cancel(void *ctx, const char *node, const char *model, const char *rev, char *err,
-                     size_t errlen)
+static int be_cancel(void *ctx, const mesh_api_call *call, const char *node, const char *model,
+                     const char *rev, char *err, size_t errlen)
 {
   backend *b = ctx;
   b->calls_cancel++;
