@@ -34,8 +34,6 @@ struct mesh_node {
   } handlers[MESH_CH_MAX + 1]; /* indexed by channel */
   mesh_node_peer_fn peer_fn;
   void *peer_arg;
-  mesh_loop_fn reload_fn;
-  void *reload_arg;
   mesh_loop_fn stop_fn; /* replaces the plain stop on SIGINT/SIGTERM */
   void *stop_arg;
   uint64_t unhandled;     /* messages on a channel nobody handles */
@@ -157,8 +155,6 @@ static void node_on_reload(void *arg)
   mesh_node *n = arg;
   LOG_INFO("node", "reload requested");
   node_reload_test_faults(n);
-  if (n->reload_fn != NULL)
-    n->reload_fn(n->reload_arg);
 }
 
 static mesh_time_ms node_now(void *arg)
@@ -321,23 +317,6 @@ void mesh_node_free(mesh_node *n)
   free(n);
 }
 
-int mesh_node_run(const mesh_config *cfg)
-{
-  char err[512] = "";
-  mesh_node *n = NULL;
-  int rc = mesh_node_new(cfg, &n, err, sizeof err);
-  if (rc != 0) {
-    LOG_ERROR("node", "cannot start: %s", err[0] != '\0' ? err : mesh_strerror(rc));
-    return rc;
-  }
-  rc = mesh_node_run_loop(n);
-  if (rc != 0)
-    LOG_ERROR("node", "event loop failed: %s", mesh_strerror(rc));
-  mesh_node_free(n);
-  LOG_INFO("node", "stopped");
-  return rc;
-}
-
 int mesh_node_on_message(mesh_node *n, mesh_channel ch, mesh_node_message_fn fn, void *arg)
 {
   if ((int)ch < 1 || (int)ch > MESH_CH_MAX)
@@ -357,17 +336,6 @@ void mesh_node_on_stop(mesh_node *n, mesh_loop_fn fn, void *arg)
 {
   n->stop_fn = fn;
   n->stop_arg = arg;
-}
-
-void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg)
-{
-  n->reload_fn = fn;
-  n->reload_arg = arg;
-}
-
-int mesh_node_add_turn_hook(mesh_node *n, mesh_loop_fn fn, void *arg)
-{
-  return mesh_loop_add_turn_hook(n->loop, fn, arg);
 }
 
 mesh_loop *mesh_node_loop(mesh_node *n)

@@ -14,10 +14,9 @@
  * transport directly:
  *   mesh_node_on_message   one handler per channel (MESH_CH_SWIM, MESH_CH_COORD)
  *   mesh_node_on_peer      peer connected / disconnected events
- *   mesh_node_add_turn_hook work after every turn of the loop (drain outboxes)
  *   mesh_node_loop / mesh_node_net  timers, fd watches, sending
  * Everything runs on the loop's thread; nothing here blocks except
- * mesh_node_run and mesh_node_run_loop.
+ * mesh_node_run_loop.
  */
 #ifndef MESH_DAEMON_NODE_H
 #define MESH_DAEMON_NODE_H
@@ -34,17 +33,9 @@
 struct mesh_config;
 typedef struct mesh_node mesh_node;
 
-/*
- * Runs a node with cfg until SIGINT or SIGTERM, then closes it cleanly.
- * Returns 0 after a clean stop, or a negative errno when the node could not
- * start (the reason has been logged).
- */
-int mesh_node_run(const struct mesh_config *cfg);
-
-/* The steps of mesh_node_run, for callers that wire parts in between.
- * mesh_node_new loads identity and swarm key, advances the epoch, and opens
- * the network (listening); cfg must outlive
- * the node. err receives a one-line reason on failure. */
+/* Loads identity and swarm key, advances the epoch, and opens the network
+ * (listening); the caller wires the parts built on it, then runs the loop.
+ * cfg must outlive the node. err receives a one-line reason on failure. */
 int mesh_node_new(const struct mesh_config *cfg, mesh_node **out, char *err, size_t errlen);
 /* Runs the loop until a stop signal or mesh_node_stop. */
 int mesh_node_run_loop(mesh_node *n);
@@ -68,11 +59,6 @@ void mesh_node_on_peer(mesh_node *n, mesh_node_peer_fn fn, void *arg);
 /* Stop callback for SIGINT/SIGTERM, in place of stopping the loop at once
  * (the daemon leaves the mesh gracefully first). */
 void mesh_node_on_stop(mesh_node *n, mesh_loop_fn fn, void *arg);
-
-/* Reload callback for SIGHUP (re-reading what can be re-read). */
-void mesh_node_on_reload(mesh_node *n, mesh_loop_fn fn, void *arg);
-
-int mesh_node_add_turn_hook(mesh_node *n, mesh_loop_fn fn, void *arg);
 
 mesh_loop *mesh_node_loop(mesh_node *n);
 /* The work pool (src/base/pool.h): everything that can take long (file IO,
