@@ -1,3 +1,4 @@
+/* Parsing and printing peer addresses: multiaddrs and plain host:port (net/multiaddr.h). */
 #include "net/multiaddr.h"
 
 #include <arpa/inet.h>

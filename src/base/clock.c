@@ -1,3 +1,4 @@
+/* The monotonic and wall clocks meshd reads, in milliseconds (src/base/clock.h). */
 #include "src/base/clock.h"
 
 #include <time.h>

@@ -1,3 +1,4 @@
+/* meshd's own error codes and their text, beside errno's (src/base/err.h). */
 #include "src/base/err.h"
 
 #include <string.h>

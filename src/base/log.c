@@ -1,3 +1,4 @@
+/* Log lines to stderr or the journal, with levels and a rate limit (src/base/log.h). */
 #include "src/base/log.h"
 
 #include "src/base/clock.h"

@@ -1,3 +1,4 @@
+/* The seeded random source the protocol cores draw from (src/base/rng.h). */
 #include "src/base/rng.h"
 
 #include <sodium.h>

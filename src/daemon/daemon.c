@@ -1,3 +1,4 @@
+/* The running daemon: builds a node and wires membership, downloads and the API onto it. */
 #include "src/daemon/daemon_internal.h"
 
 #include "src/base/config.h"

@@ -1,3 +1,4 @@
+/* The daemon's one event loop: timers, fd watches, signals and lateness, on libevent. */
 #include "src/daemon/loop.h"
 
 #include "src/base/log.h"

@@ -1,3 +1,4 @@
+/* Runs the SWIM core over the node's network and timers, and hands view changes on. */
 #include "src/daemon/membership.h"
 
 #include "net/multiaddr.h"

@@ -1,3 +1,4 @@
+/* The node: home lock, identity, epoch, swarm key and the peer network of one meshd. */
 #include "src/daemon/node.h"
 
 #include "net/fault.h"

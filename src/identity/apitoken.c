@@ -1,3 +1,4 @@
+/* Creating and reading the control API's token file, $MESH_HOME/api.token. */
 #include "src/identity/apitoken.h"
 
 #include "src/base/err.h"

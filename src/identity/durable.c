@@ -1,3 +1,4 @@
+/* Writing small files so that they survive a crash (temp file, fsync, rename). */
 #include "src/identity/durable.h"
 
 #include "src/base/err.h"

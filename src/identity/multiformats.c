@@ -1,3 +1,4 @@
+/* Varints, base58btc and base32: the multiformats pieces of peer IDs. */
 #include "src/identity/multiformats.h"
 
 #include "src/base/err.h"

@@ -1,3 +1,4 @@
+/* Ed25519 identities and their libp2p peer IDs: making, loading, printing, parsing. */
 #include "src/identity/identity.h"
 
 #include "src/base/err.h"

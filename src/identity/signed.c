@@ -1,3 +1,4 @@
+/* Signing and verifying payloads under a domain-separation string. */
 #include "src/identity/signed.h"
 
 #include "src/base/err.h"

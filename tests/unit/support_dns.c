@@ -1,3 +1,4 @@
+/* A loopback nameserver for tests, that never answers or says "no such name". */
 #include "support_dns.h"
 
 #include "src/base/platform.h"

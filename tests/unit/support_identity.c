@@ -1,3 +1,4 @@
+/* Helpers for the identity tests: hex literals, scratch directories, small files. */
 #include "support_identity.h"
 
 #include <dirent.h>

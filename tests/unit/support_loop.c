@@ -1,3 +1,4 @@
+/* Driving an event loop from a test: short turns and waiting with a deadline. */
 #include "support_loop.h"
 
 #include <event2/event.h>
