@@ -80,8 +80,7 @@
 #ifndef MESH_COORD_COORD_H
 #define MESH_COORD_COORD_H
 
-#include "coord/diskexec.h"
-#include "net/transport.h"
+#include "coord/model_id.h"
 #include "net/view.h"
 #include "src/base/clock.h"
 #include "src/base/rng.h"
@@ -91,7 +90,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The coordinator's messages travel on MESH_CH_COORD (net/transport.h). */
+/* The coordinator's messages travel on the peer network's coordinator
+ * channel (MESH_CH_COORD); the daemon carries them. */
 
 /* Bounds of what a document may carry. */
 #define MESH_COORD_MAX_DOC_ENTRIES 4096

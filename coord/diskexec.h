@@ -2,11 +2,9 @@
  * The disk executor: the only code that turns a model ID into a path and
  * touches the models directory for the coordinator.
  *
- * A model ID is "org/name". It is validated here, on every node, whatever a
- * peer sends, before it becomes a path: exactly two non-empty parts, each of
- * at most MESH_MODEL_PART_MAX characters from [A-Za-z0-9._-], neither "." nor
- * "..", no leading '/', no NUL. The model's directory is "{org}--{name}", a
- * single path component directly under the models directory.
+ * A model ID is validated (coord/model_id.h), on every node, whatever a peer
+ * sends, before it becomes a path. The model's directory is one path
+ * component directly under the models directory.
  *
  * Deletes are done relative to a descriptor of the models directory with
  * openat/unlinkat and O_NOFOLLOW: a symbolic link anywhere in the tree is
@@ -39,18 +37,12 @@
 #ifndef MESH_COORD_DISKEXEC_H
 #define MESH_COORD_DISKEXEC_H
 
+#include "coord/model_id.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define MESH_MODEL_PART_MAX 96
-/* "org/name" at most, plus NUL. */
-#define MESH_MODEL_ID_MAX (2 * MESH_MODEL_PART_MAX + 2)
-/* A model directory's name plus NUL: one path component, so at most
- * NAME_MAX (255) bytes on every supported system. */
-#define MESH_MODEL_DIR_MAX 256
-/* Revisions are branch names, tags or commit hashes. */
-#define MESH_REVISION_MAX 64
 /* Directory entries visited per delete call before it yields. */
 #define MESH_DISKEXEC_DEFAULT_BUDGET 4096
 /* Time a delete call may take before it yields (a slice of a big tree
@@ -64,25 +56,6 @@
 #define MESH_DISKEXEC_MARKER_MAX 512
 /* Deepest directory nesting a delete descends into. */
 #define MESH_DISKEXEC_MAX_DEPTH 32
-
-/*
- * Checks a model ID of len bytes (not necessarily NUL-terminated; a NUL
- * inside is refused). 0 when valid, -EINVAL otherwise; reason (may be NULL)
- * receives a static description of what is wrong.
- */
-int mesh_model_id_validate(const char *id, size_t len, const char **reason);
-/* Checks a revision: 1..MESH_REVISION_MAX characters of [A-Za-z0-9._/-],
- * no "..", no leading '/'. 0 or -EINVAL. */
-int mesh_revision_validate(const char *rev, size_t len);
-/*
- * Writes the directory name of (model ID, revision) into buf: "{org}--{name}"
- * for revision "main" (or NULL), "{org}--{name}@{revision}" for any other,
- * with each '/' of the revision written as "%2F" ("refs/pr/1" gives
- * "org--name@refs%2Fpr%2F1"). 0, -EINVAL (invalid model ID or revision) or
- * -ENAMETOOLONG (longer than cap, or than one path component may be:
- * MESH_MODEL_DIR_MAX - 1 bytes).
- */
-int mesh_model_dir_name(const char *id, const char *rev, char *buf, size_t cap);
 
 typedef struct mesh_diskexec mesh_diskexec;
 

@@ -22,6 +22,7 @@
 #include "src/daemon/connections.h"
 #include "src/daemon/downloads.h"
 
+#include "coord/diskexec.h"
 #include "src/base/pool.h"
 
 #include <limits.h>
