@@ -55,5 +55,20 @@ function(mesh_part name)
   target_link_libraries(${name} PUBLIC ${P_LIBS})
 endfunction()
 
+# mesh_core(NAME SOURCES file... [LIBS lib...]): a sans-IO core (the SWIM
+# core and the connection manager, the coordinator core). Every file is
+# compiled with cmake/sans_io.h force-included, which poisons the functions
+# that reach a socket, a file, a clock, the environment or the event loop:
+# a core that calls one fails to build (tests/layers checks that it does).
+set(MESH_SANS_IO_HEADER ${CMAKE_CURRENT_LIST_DIR}/sans_io.h)
+function(mesh_core name)
+  cmake_parse_arguments(P "" "" "SOURCES;LIBS" ${ARGN})
+  add_library(${name} STATIC ${P_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_compile_options(${name} PRIVATE ${MESH_WARNINGS} -include ${MESH_SANS_IO_HEADER})
+  target_link_libraries(${name} PUBLIC ${P_LIBS})
+endfunction()
+
 # Every test and fuzz target links the whole set of parts.
-set(MESH_ALL_LIBS mesh_daemon mesh_coord mesh_net mesh_identity mesh_base mesh_proto)
+set(MESH_ALL_LIBS mesh_daemon mesh_coord mesh_coord_core mesh_net mesh_swim_core mesh_identity
+    mesh_base mesh_proto)

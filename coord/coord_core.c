@@ -154,7 +154,7 @@ const mesh_coord_stats *mesh_coord_get_stats(const mesh_coord *c)
 /* ---- journal and store items ------------------------------------------ */
 
 static void journal(mesh_coord *c, mesh_coord_journal_kind kind, const char *model, const char *fmt,
-                    ...) __attribute__((format(printf, 4, 5)));
+                    ...) __attribute__((format(__printf__, 4, 5)));
 
 static void journal(mesh_coord *c, mesh_coord_journal_kind kind, const char *model, const char *fmt,
                     ...)
@@ -281,7 +281,7 @@ static mesh_time_ms backoff(mesh_coord *c, uint32_t attempts)
 }
 
 static void own_fail(mesh_coord *c, coord_own *o, bool is_delete, bool retry, mesh_time_ms now,
-                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+                     const char *fmt, ...) __attribute__((format(__printf__, 6, 7)));
 
 static void own_fail(mesh_coord *c, coord_own *o, bool is_delete, bool retry, mesh_time_ms now,
                      const char *fmt, ...)

@@ -5,7 +5,7 @@
  */
 #include "net/fault.h"
 
-#include "src/base/config.h"
+#include "src/base/cfg_values.h"
 #include "src/base/rng.h"
 
 #include <errno.h>

@@ -289,17 +289,6 @@ void mesh_rdma_config_default(mesh_rdma_config *c);
  */
 int mesh_rdma_attach(mesh_net *net, const mesh_rdma_config *cfg, char *why, size_t whylen);
 
-struct mesh_config;
-
-/*
- * What the node calls after mesh_net_new: applies --transport (tcp: say
- * once that RDMA is off; auto: attach where it works; rdma: attach or fail),
- * --rdma-device, and the IPv4 address of --listen as the link whose GID to
- * use. 0 to go on (with or without RDMA); a negative errno with err filled
- * when the node must not start.
- */
-int mesh_rdma_attach_config(mesh_net *net, const struct mesh_config *cfg, char *err, size_t errlen);
-
 /* Counters of the RDMA transport beyond mesh_transport_counters. */
 typedef struct mesh_rdma_stats {
   uint64_t fallbacks;      /* peers moved to TCP (completion error, failed transition, silence) */

@@ -49,7 +49,6 @@
 #include "net/rdma.h"
 
 #include "net/multiaddr.h"
-#include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
 
@@ -932,31 +931,4 @@ mesh_rdma_path mesh_rdma_peer_path(const mesh_net *net, const mesh_peer_id *peer
     }
   }
   return MESH_RDMA_PATH_NONE;
-}
-
-int mesh_rdma_attach_config(mesh_net *net, const struct mesh_config *cfg, char *err, size_t errlen)
-{
-  if (cfg->transport == MESH_TRANSPORT_TCP) {
-    LOG_INFO("rdma", "RDMA off (--transport tcp): datagrams go over TCP");
-    return 0;
-  }
-  mesh_rdma_config c;
-  mesh_rdma_config_default(&c);
-  c.required = cfg->transport == MESH_TRANSPORT_RDMA;
-  c.dev.device = cfg->rdma_device;
-  c.poll_us = (uint32_t)(cfg->rdma_poll_ms * 1000);
-  c.poll_budget_ms = (uint32_t)cfg->rdma_poll_budget_ms;
-  /* The GID to use is the IPv4-mapped one of the address we listen on;
-   * listening on every address leaves the choice to the device. */
-  mesh_multiaddr la;
-  if (cfg->listen != NULL && mesh_multiaddr_parse(cfg->listen, &la, NULL) == 0 &&
-      la.kind == MESH_MA_IP4 && strcmp(la.host, "0.0.0.0") != 0)
-    c.dev.addr = la.host;
-  char why[256] = "";
-  int rc = mesh_rdma_attach(net, &c, why, sizeof why);
-  if (rc != 0 && c.required) {
-    snprintf(err, errlen, "--transport rdma: %s", why);
-    return rc;
-  }
-  return 0;
 }

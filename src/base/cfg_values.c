@@ -3,6 +3,8 @@
  * integers and addresses. Pure functions of their text; no allocation.
  * Every arithmetic step is checked, so no input can overflow silently.
  */
+#include "src/base/cfg_values.h"
+
 #include "src/base/config.h"
 
 #include <errno.h>

@@ -34,6 +34,7 @@
 #ifndef MESH_BASE_CONFIG_H
 #define MESH_BASE_CONFIG_H
 
+#include "src/base/cfg_values.h"
 #include "src/base/log.h"
 
 #include <stdbool.h>
@@ -172,13 +173,6 @@ void mesh_config_print_example(FILE *f);
  * set. */
 void mesh_config_print_effective(FILE *f, const mesh_config *cfg);
 
-/* Value parsers, shared with callers that take values elsewhere. Each
- * returns 0 or -EINVAL (junk) / -ERANGE (overflow), and why (may be NULL)
- * receives a short static reason. */
-int mesh_config_parse_duration(const char *s, uint64_t *ms, const char **why);
-int mesh_config_parse_size(const char *s, uint64_t *bytes, const char **why);
-int mesh_config_parse_bool(const char *s, bool *out, const char **why);
-int mesh_config_parse_int(const char *s, int64_t *out, const char **why);
 /* A listen or peer address: a multiaddr (/ip4|/ip6|/dns|/dns4|/dns6 ...
  * /tcp/PORT [/p2p/ID]) or host:port ([v6]:port). */
 int mesh_config_check_addr(const char *s, const char **why);
@@ -192,10 +186,5 @@ int mesh_config_check_addr(const char *s, const char **why);
  */
 typedef int (*mesh_config_addr_check_fn)(const char *s, const char **why);
 void mesh_config_set_addr_check(mesh_config_addr_check_fn fn);
-
-/* Formats ms as the shortest duration text ("1m30s", "0"); buf >= 32. */
-void mesh_config_format_duration(uint64_t ms, char *buf, size_t len);
-/* Formats bytes with the largest binary unit that divides it exactly. */
-void mesh_config_format_size(uint64_t bytes, char *buf, size_t len);
 
 #endif

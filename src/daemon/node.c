@@ -158,6 +158,35 @@ static void node_on_reload(void *arg)
   node_reload_test_faults(n);
 }
 
+/* RDMA as the configuration asks: off (--transport tcp), tried with TCP as
+ * the fallback (auto), or required (rdma: failing to attach stops meshd). */
+static int node_attach_rdma(mesh_net *net, const mesh_config *cfg, char *err, size_t errlen)
+{
+  if (cfg->transport == MESH_TRANSPORT_TCP) {
+    LOG_INFO("rdma", "RDMA off (--transport tcp): datagrams go over TCP");
+    return 0;
+  }
+  mesh_rdma_config c;
+  mesh_rdma_config_default(&c);
+  c.required = cfg->transport == MESH_TRANSPORT_RDMA;
+  c.dev.device = cfg->rdma_device;
+  c.poll_us = (uint32_t)(cfg->rdma_poll_ms * 1000);
+  c.poll_budget_ms = (uint32_t)cfg->rdma_poll_budget_ms;
+  /* The GID to use is the IPv4-mapped one of the address we listen on;
+   * listening on every address leaves the choice to the device. */
+  mesh_multiaddr la;
+  if (cfg->listen != NULL && mesh_multiaddr_parse(cfg->listen, &la, NULL) == 0 &&
+      la.kind == MESH_MA_IP4 && strcmp(la.host, "0.0.0.0") != 0)
+    c.dev.addr = la.host;
+  char why[256] = "";
+  int rc = mesh_rdma_attach(net, &c, why, sizeof why);
+  if (rc != 0 && c.required) {
+    snprintf(err, errlen, "--transport rdma: %s", why);
+    return rc;
+  }
+  return 0;
+}
+
 static mesh_time_ms node_now(void *arg)
 {
   return mesh_loop_now(arg);
@@ -264,7 +293,7 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   mesh_net_on_message(n->net, node_on_message, n);
   mesh_net_on_peer(n->net, node_on_peer, n);
   /* RDMA for datagrams where it works (--transport, net/rdma.h). */
-  if ((rc = mesh_rdma_attach_config(n->net, cfg, err, errlen)) != 0)
+  if ((rc = node_attach_rdma(n->net, cfg, err, errlen)) != 0)
     goto fail;
   if ((rc = node_test_faults(n, opt.frame_max, err, errlen)) != 0)
     goto fail;
