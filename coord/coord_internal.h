@@ -187,15 +187,29 @@ struct mesh_coord {
 /* coord_core.c */
 bool coord_push(mesh_coord *c, const mesh_coord_out *item);
 void coord_send(mesh_coord *c, const mesh_peer_id *to, uint8_t *bytes, size_t len);
+/* The first command sequence number of an epoch: numbers never repeat
+ * across a node's epochs (coord_core.c says how). */
+uint64_t coord_seq_base(uint64_t epoch, mesh_rng *rng);
+
+/* coord_publish.c */
+/* Hands out due actions and publishes the own document if it changed. */
 void coord_settle(mesh_coord *c, mesh_time_ms now);
-void coord_journal_refused(mesh_coord *c, const char *model, const char *why);
 void coord_send_own_doc(mesh_coord *c, const mesh_peer_id *to);
+
+/* coord_own.c */
+void coord_journal_refused(mesh_coord *c, const char *model, const char *why);
 /* Applies a command to this node's entries; requester is the node whose
  * command it is, NULL for the operator's own (the control API). Entries a
  * requester makes count against its quota. */
 int coord_apply_local(mesh_coord *c, mesh_coord_cmd_kind kind, const char *model, const char *rev,
                       uint64_t total, const mesh_peer_id *requester, mesh_time_ms now, char *msg,
                       size_t msglen);
+/* Failed entries whose retry time came: wanted again. */
+void coord_retries(mesh_coord *c, mesh_time_ms now);
+/* Hands wanted actions to the executors, within the rate limits. */
+void coord_drive(mesh_coord *c, mesh_time_ms now);
+
+/* coord_commands.c */
 /* Whether settings allow commands from peer (a member of the view). */
 bool coord_accepts_from(const mesh_coord *c, const mesh_peer_id *peer);
 /* Finds and frees the pending command answered by (from, target_epoch,
