@@ -660,6 +660,12 @@ static void peer_up(rstate *s, rpeer *p, const mesh_net_peer_event *ev)
     rc = mesh_rdma_link_init(&p->link, ev->outbound, &s->psk, p->kx_sk, p->kx_pk, remote.kx_public,
                              p->ours, p->ours_len, ev->extension, ev->extension_len);
   sodium_memzero(p->kx_sk, sizeof p->kx_sk);
+  if (rc == 0 && ev->frame_cipher < MESH_FRAME_CIPHER_COUNT) {
+    /* RDMA frames use the cipher the TCP handshake agreed, under their own
+     * keys: the bulk bytes are where the faster one pays. */
+    p->link.tx.cipher = ev->frame_cipher;
+    p->link.rx.cipher = ev->frame_cipher;
+  }
   if (rc != 0) {
     s->stats.bad_attributes++;
     MESH_LOG_RL(MESH_LOG_WARN, "rdma", "a peer's RDMA attributes were refused: %s",
