@@ -183,7 +183,11 @@ static void set_path(rstate *s, rpeer *p, mesh_rdma_path to, mesh_time_ms now, c
   char id[MESH_PEER_ID_TEXT_MAX];
   peer_text(&p->peer, id, sizeof id);
   if (to == MESH_RDMA_PATH_UP) {
-    LOG_INFO("rdma", "peer %s: datagrams over RDMA (%s)", id, mesh_rdma_dev_name(s->dev));
+    LOG_INFO("rdma", "peer %s: datagrams over RDMA (%s, frames of %u bytes: this node posts %u, "
+                     "the peer %u)",
+             id, mesh_rdma_dev_name(s->dev),
+             mesh_rdma_frame_size(s->cfg.dev.buf_size, p->remote.buf_size), s->cfg.dev.buf_size,
+             p->remote.buf_size);
   } else if (to == MESH_RDMA_PATH_FALLBACK) {
     s->stats.fallbacks++;
     p->retry_at = now + p->backoff;
