@@ -41,8 +41,8 @@
  * counter, which is exactly what XChaCha20-Poly1305 computes (the unit test
  * opens frames with libsodium's XChaCha20 API).
  *
- * Either cipher runs on OpenSSL's libcrypto for bulk frames (its AVX2,
- * AVX-512 and VAES code is 2-3x libsodium's on the machines meshd targets)
+ * Either cipher runs on OpenSSL's libcrypto for bulk frames (2.5-3x
+ * libsodium's speed on the machines meshd targets)
  * and on libsodium for small ones, where its lower cost per call wins
  * (AES-256-GCM there from a per-direction precomputed key schedule, where
  * libsodium has AES instructions to use; see frame.c).
