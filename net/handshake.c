@@ -46,6 +46,7 @@ int mesh_hs_init(mesh_hs *hs, bool listener, const mesh_identity *id, const mesh
   hs->identity = id;
   hs->psk = *psk;
   hs->epoch = epoch;
+  mesh_frame_offer_default(&hs->offer);
   if (expect != NULL) {
     hs->has_expect = true;
     hs->expect = *expect;
@@ -61,6 +62,14 @@ int mesh_hs_set_extension(mesh_hs *hs, const uint8_t *ext, size_t ext_len)
     memcpy(hs->ext, ext, ext_len);
   hs->ext_len = ext_len;
   return 0;
+}
+
+void mesh_hs_set_offer(mesh_hs *hs, const mesh_frame_offer *offer)
+{
+  /* An empty offer could agree with nobody: options left zeroed keep the
+   * default. */
+  if (offer->n > 0)
+    hs->offer = *offer;
 }
 
 void mesh_hs_clear(mesh_hs *hs)
@@ -109,6 +118,8 @@ static int finish_keys(mesh_hs *hs, const uint8_t *hello_l, size_t hello_l_len)
   derive(&hs->psk, hs->listener ? "d2l" : "l2d", rx, th, hs->rx.key);
   hs->tx.counter = 0;
   hs->rx.counter = 0;
+  hs->tx.cipher = (uint8_t)hs->cipher;
+  hs->rx.cipher = (uint8_t)hs->cipher;
   sodium_memzero(rx, sizeof rx);
   sodium_memzero(tx, sizeof tx);
   sodium_memzero(hs->kx_sk, sizeof hs->kx_sk);
@@ -135,6 +146,12 @@ int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len)
   }
   body.extension.data = hs->ext;
   body.extension.len = hs->ext_len;
+  uint8_t offer[MESH_FRAME_CIPHER_COUNT];
+  size_t offer_len;
+  if (mesh_frame_offer_encode(&hs->offer, offer, sizeof offer, &offer_len) != 0)
+    return -EINVAL;
+  body.frame_ciphers.data = offer;
+  body.frame_ciphers.len = offer_len;
   uint8_t body_buf[MESH_HS_MSG_MAX];
   size_t body_len = mesh__handshake__hello_body__get_packed_size(&body);
   if (body_len > sizeof body_buf)
@@ -169,7 +186,8 @@ int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len)
     hs->hello_d_len = n;
     return 0;
   }
-  return finish_keys(hs, out + MESH_HS_LEN_SIZE, n);
+  /* Without a common cipher the answer only tells the dialer so: no keys. */
+  return hs->agreed ? finish_keys(hs, out + MESH_HS_LEN_SIZE, n) : 0;
 }
 
 /* Checks the decoded body's fields; the signature is checked by the caller. */
@@ -247,12 +265,21 @@ int mesh_hs_read_hello(mesh_hs *hs, const uint8_t *msg, size_t len)
   if (body->extension.len > 0)
     memcpy(hs->peer_ext, body->extension.data, body->extension.len);
   hs->peer_ext_len = body->extension.len;
+  if ((rc = mesh_frame_offer_decode(body->frame_ciphers.data, body->frame_ciphers.len,
+                                    &hs->peer_offer)) != 0) {
+    rc = -EBADMSG;
+    goto out;
+  }
+  int agree = mesh_frame_agree(&hs->offer, &hs->peer_offer, &hs->cipher);
+  hs->agreed = agree == 0;
   if (hs->listener) {
     memcpy(hs->hello_d, msg, len);
     hs->hello_d_len = len;
-  } else {
+  } else if (hs->agreed) {
     rc = finish_keys(hs, msg, len);
   }
+  if (rc == 0 && !hs->agreed)
+    rc = agree;
 out:
   if (body != NULL)
     mesh__handshake__hello_body__free_unpacked(body, NULL);

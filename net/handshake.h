@@ -4,7 +4,8 @@
  *
  * The dialer (D) and the listener (L) each send one Hello
  * (proto/handshake.proto) carrying their Ed25519 public key, their epoch, an
- * ephemeral X25519 key and an extension (another transport's attributes).
+ * ephemeral X25519 key, an extension (another transport's attributes) and
+ * their frame cipher offer (net/frame_cipher.h).
  * The body is signed with the identity key (mesh_sign, MESH_DOMAIN_HANDSHAKE)
  * and the signed body is MACed with the swarm key, so a peer without the key
  * is refused before any signature work. L's body also carries D's ephemeral
@@ -22,6 +23,14 @@
  *   H        = BLAKE2b-256(Hello(D) bytes || Hello(L) bytes)
  *   dir      = "d2l" or "l2d"
  *
+ * Both ends agree the connection's frame cipher from the two offers
+ * (mesh_frame_agree) once they have read the other's Hello: the listener
+ * before it answers, the dialer on the answer. The offers are signed and
+ * hashed into H with the rest, so an attacker who rewrites one fails the
+ * signature, and one who could get past it would still not share the keys.
+ * No common cipher: -ENOPROTOOPT on both ends (the listener still answers,
+ * so that the dialer can tell why).
+ *
  * The finish frame (net/frame.h, type finish, counter 0) proves that its
  * sender holds the ephemeral secret its signed Hello named, so a replayed
  * Hello never becomes a connection.
@@ -38,6 +47,7 @@
 #define MESH_NET_HANDSHAKE_H
 
 #include "net/frame.h"
+#include "net/frame_cipher.h"
 #include "src/identity/identity.h"
 #include "src/identity/psk.h"
 
@@ -64,6 +74,7 @@ typedef struct mesh_hs {
   uint8_t kx_sk[MESH_HS_KX_LEN];
   uint8_t ext[MESH_HS_EXT_MAX]; /* our extension */
   size_t ext_len;
+  mesh_frame_offer offer; /* our frame ciphers (mesh_frame_offer_default at init) */
   uint8_t hello_d[MESH_HS_MSG_MAX]; /* D's Hello protobuf, for the transcript */
   size_t hello_d_len;
   uint8_t peer_kx[MESH_HS_KX_LEN];
@@ -74,6 +85,9 @@ typedef struct mesh_hs {
   uint64_t peer_epoch;
   uint8_t peer_ext[MESH_HS_EXT_MAX]; /* the peer's extension */
   size_t peer_ext_len;
+  mesh_frame_offer peer_offer; /* the peer's frame ciphers */
+  bool agreed;                 /* cipher is both ends' choice (else no common one) */
+  mesh_frame_cipher cipher;    /* the connection's frame cipher, also in tx and rx */
   mesh_frame_dir tx; /* our sending key and counter */
   mesh_frame_dir rx; /* the peer's */
 } mesh_hs;
@@ -87,6 +101,9 @@ int mesh_hs_init(mesh_hs *hs, bool listener, const mesh_identity *id, const mesh
  * (an RDMA queue pair, a key pair) is spent only on a peer that holds the
  * swarm key. */
 int mesh_hs_set_extension(mesh_hs *hs, const uint8_t *ext, size_t ext_len);
+/* Sets the frame ciphers we offer (copied; an empty one keeps the
+ * default), before our Hello is written. */
+void mesh_hs_set_offer(mesh_hs *hs, const mesh_frame_offer *offer);
 /* Wipes the secrets. */
 void mesh_hs_clear(mesh_hs *hs);
 
@@ -104,8 +121,10 @@ int mesh_hs_write_hello(mesh_hs *hs, uint8_t *out, size_t cap, size_t *len);
  * order: size and decoding (-EBADMSG; -EMSGSIZE too big), the swarm-key MAC
  * (-EACCES), the body's fields (-EBADMSG; -EPROTONOSUPPORT for another
  * version), the signature (-MESH_EAUTH), the expected peer ID (-EPERM),
- * and that the peer is not ourselves (-ELOOP). A dialer has its keys
- * (hs->done) after this.
+ * that the peer is not ourselves (-ELOOP), and that the two offers have a
+ * frame cipher in common (-ENOPROTOOPT; the peer's offer is then in
+ * hs->peer_offer, and a listener may still write its Hello so that the
+ * dialer learns it too). A dialer has its keys (hs->done) after this.
  */
 int mesh_hs_read_hello(mesh_hs *hs, const uint8_t *msg, size_t len);
 

@@ -53,16 +53,35 @@
 #define MESH_RDMA_ATTR_VERSION 1
 #define MESH_RDMA_GID_LEN 16
 #define MESH_RDMA_KX_LEN 32
+/*
+ * Apple's RDMA over Thunderbolt 5, the strictest device meshd runs on:
+ * UC queue pairs and two-sided SEND only, at most 10 queue pairs per
+ * device, about 63 receives posted and 63 sends in flight per queue pair,
+ * and receive buffers (so frames) of 4 KiB on older macOS, larger where the
+ * system allows. The device options are held within these everywhere, so a
+ * setting that works on Linux rxe works there too.
+ */
+#define MESH_RDMA_APPLE_MAX_QPS 10    /* queue pairs per device */
+#define MESH_RDMA_APPLE_RECV_DEPTH 63 /* receives posted per queue pair */
+#define MESH_RDMA_APPLE_SEND_DEPTH 63 /* sends in flight per queue pair */
+/*
+ * Frame size: each side's attributes carry buf_size, the largest receive
+ * buffer it posts; both sides then send frames of at most the smaller of
+ * the two (mesh_rdma_frame_size), so a Mac that can post only 4 KiB and a
+ * node posting 64 KiB still share a path. 4 KiB is the floor every peer
+ * must reach (older macOS): attributes below it are refused.
+ */
+#define MESH_RDMA_FRAME_FLOOR 4096
 /* Bounds checked on every decoded attribute. */
-#define MESH_RDMA_BUF_MIN 256        /* smallest receive buffer accepted */
-#define MESH_RDMA_BUF_MAX (1u << 20) /* largest: 1 MiB */
-#define MESH_RDMA_DEPTH_MAX 1024     /* most receives a peer may claim */
-#define MESH_RDMA_ATTR_MAX 128       /* longest encoded attributes */
-/* Defaults of the device layer. */
-#define MESH_RDMA_BUF_DEFAULT 65536 /* receive buffer (and frame) size */
-#define MESH_RDMA_DEPTH_DEFAULT 32  /* receives posted per queue pair */
-#define MESH_RDMA_SEND_DEPTH 16     /* sends in flight per queue pair */
-#define MESH_RDMA_MAX_QPS 10        /* queue pairs per node */
+#define MESH_RDMA_BUF_MIN MESH_RDMA_FRAME_FLOOR /* smallest receive buffer accepted */
+#define MESH_RDMA_BUF_MAX (1u << 20)            /* largest: 1 MiB */
+#define MESH_RDMA_DEPTH_MAX 1024                /* most receives a peer may claim */
+#define MESH_RDMA_ATTR_MAX 128                  /* longest encoded attributes */
+/* Defaults of the device layer (within the Apple limits above). */
+#define MESH_RDMA_BUF_DEFAULT 65536                  /* receive buffer (and frame) size */
+#define MESH_RDMA_DEPTH_DEFAULT 32                   /* receives posted per queue pair */
+#define MESH_RDMA_SEND_DEPTH 16                      /* sends in flight per queue pair */
+#define MESH_RDMA_MAX_QPS MESH_RDMA_APPLE_MAX_QPS    /* queue pairs per node */
 /* Frames older than this many counters below the newest are refused. */
 #define MESH_RDMA_WINDOW 64
 
@@ -71,16 +90,22 @@ typedef struct mesh_rdma_attr {
   uint32_t qpn;                        /* queue pair number (24 bits) */
   uint32_t psn;                        /* first packet sequence number (24 bits) */
   uint32_t mtu;                        /* active path MTU in bytes: 256, 512, ... 4096 */
-  uint32_t buf_size;                   /* every posted receive buffer's size */
+  uint32_t buf_size;                   /* every posted receive buffer's size: the largest
+                                          frame this side takes (>= MESH_RDMA_FRAME_FLOOR) */
   uint32_t depth;                      /* receives kept posted */
   uint8_t kx_public[MESH_RDMA_KX_LEN]; /* ephemeral X25519 key */
 } mesh_rdma_attr;
 
 /* Encodes a into buf (cap bytes). -ENOSPC when it does not fit. */
 int mesh_rdma_attr_encode(const mesh_rdma_attr *a, uint8_t *buf, size_t cap, size_t *len);
-/* Decodes and bounds-checks. -EBADMSG undecodable or a field out of range;
- * -EMSGSIZE longer than MESH_RDMA_ATTR_MAX; -EPROTONOSUPPORT other version. */
+/* Decodes and bounds-checks. -EBADMSG undecodable or a field out of range
+ * (buf_size below MESH_RDMA_FRAME_FLOOR included); -EMSGSIZE longer than
+ * MESH_RDMA_ATTR_MAX; -EPROTONOSUPPORT other version. */
 int mesh_rdma_attr_decode(const uint8_t *buf, size_t len, mesh_rdma_attr *a);
+/* The frame size of a path whose sides post receive buffers of ours and
+ * theirs bytes: the smaller, the same at both ends. 0 when either is below
+ * MESH_RDMA_FRAME_FLOOR (no path). */
+uint32_t mesh_rdma_frame_size(uint32_t ours, uint32_t theirs);
 
 /* A keepalive's payload (proto/rdma.proto RdmaKeepalive). */
 #define MESH_RDMA_KEEPALIVE_MAX 32 /* longest encoded keepalive */
@@ -144,15 +169,20 @@ typedef struct mesh_rdma_qp mesh_rdma_qp;
 typedef struct mesh_rdma_dev_options {
   const char *device;  /* device name (NULL: the one that has addr's GID, else the first) */
   const char *addr;    /* IPv4 address of the link, dotted (NULL: the first IPv4-mapped GID) */
-  uint32_t buf_size;   /* receive and send buffer size (MESH_RDMA_BUF_DEFAULT) */
-  uint32_t depth;      /* receives wanted per queue pair (MESH_RDMA_DEPTH_DEFAULT) */
-  uint32_t send_depth; /* sends in flight per queue pair (MESH_RDMA_SEND_DEPTH) */
-  int max_qps;         /* queue pairs at most (MESH_RDMA_MAX_QPS) */
+  uint32_t buf_size;   /* receive and send buffer size (MESH_RDMA_BUF_DEFAULT), at least
+                          MESH_RDMA_FRAME_FLOOR: the largest frame this node takes */
+  uint32_t depth;      /* receives wanted per queue pair (MESH_RDMA_DEPTH_DEFAULT),
+                          at most MESH_RDMA_APPLE_RECV_DEPTH */
+  uint32_t send_depth; /* sends in flight per queue pair (MESH_RDMA_SEND_DEPTH),
+                          at most MESH_RDMA_APPLE_SEND_DEPTH */
+  int max_qps;         /* queue pairs at most (MESH_RDMA_MAX_QPS), at most
+                          MESH_RDMA_APPLE_MAX_QPS */
 } mesh_rdma_dev_options;
 
 void mesh_rdma_dev_options_default(mesh_rdma_dev_options *o);
-/* -EINVAL with a reason in why when an option is out of range or addr is
- * not an IPv4 address (checked before any device is touched). */
+/* -EINVAL with a reason in why when an option is out of range (the Apple
+ * limits above included) or addr is not an IPv4 address (checked before
+ * any device is touched). */
 int mesh_rdma_dev_options_check(const mesh_rdma_dev_options *o, char *why, size_t whylen);
 
 /*
@@ -232,14 +262,16 @@ int mesh_rdma_qp_repoint(mesh_rdma_qp *qp, uint32_t qpn, uint32_t psn);
  * receives) and, towards the same remote, RTR and RTS. */
 int mesh_rdma_qp_reset(mesh_rdma_qp *qp);
 /* Copies len bytes into a free registered send buffer and posts a SEND.
- * buf stays the caller's. -EMSGSIZE over the smaller of both buffer sizes;
+ * buf stays the caller's. -EMSGSIZE over the path's frame size
+ * (mesh_rdma_frame_size of both buffer sizes);
  * -ENOBUFS all send buffers in flight; -ENOTCONN not connected; -EIO the
  * post failed (the qp is then failed: the error handler is not called). */
 int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len);
 /* Whether a send would be taken now: connected, not failed, a send buffer
  * free. */
 bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp);
-/* Largest frame this qp can send (0 before connect). */
+/* Largest frame this qp can send: the frame size agreed with the peer
+ * (mesh_rdma_frame_size), 0 before connect. */
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *qp);
 /* Moves qp to the error state (fault injection and tests: as if the
  * device had failed it). Its next completions are flushed with errors. */

@@ -182,7 +182,11 @@ static void set_path(rstate *s, rpeer *p, mesh_rdma_path to, mesh_time_ms now, c
   char id[MESH_PEER_ID_TEXT_MAX];
   peer_text(&p->peer, id, sizeof id);
   if (to == MESH_RDMA_PATH_UP) {
-    LOG_INFO("rdma", "peer %s: datagrams over RDMA (%s)", id, mesh_rdma_dev_name(s->dev));
+    LOG_INFO("rdma", "peer %s: datagrams over RDMA (%s, frames of %u bytes: this node posts %u, "
+                     "the peer %u)",
+             id, mesh_rdma_dev_name(s->dev),
+             mesh_rdma_frame_size(s->cfg.dev.buf_size, p->remote.buf_size), s->cfg.dev.buf_size,
+             p->remote.buf_size);
   } else if (to == MESH_RDMA_PATH_FALLBACK) {
     s->stats.fallbacks++;
     p->retry_at = now + p->backoff;
@@ -659,6 +663,12 @@ static void peer_up(rstate *s, rpeer *p, const mesh_net_peer_event *ev)
     rc = mesh_rdma_link_init(&p->link, ev->outbound, &s->psk, p->kx_sk, p->kx_pk, remote.kx_public,
                              p->ours, p->ours_len, ev->extension, ev->extension_len);
   sodium_memzero(p->kx_sk, sizeof p->kx_sk);
+  if (rc == 0 && ev->frame_cipher < MESH_FRAME_CIPHER_COUNT) {
+    /* RDMA frames use the cipher the TCP handshake agreed, under their own
+     * keys: the bulk bytes are where the faster one pays. */
+    p->link.tx.cipher = ev->frame_cipher;
+    p->link.rx.cipher = ev->frame_cipher;
+  }
   if (rc != 0) {
     s->stats.bad_attributes++;
     MESH_LOG_RL(MESH_LOG_WARN, "rdma", "a peer's RDMA attributes were refused: %s",

@@ -64,7 +64,7 @@ struct mesh_rdma_qp {
   bool failed;         /* an error was reported; no more sends */
   bool has_remote;     /* remote holds the peer's attributes */
   mesh_rdma_attr remote;
-  size_t max_frame; /* smaller of both buffer sizes once connected */
+  size_t max_frame; /* the agreed frame size (mesh_rdma_frame_size) once connected */
 };
 
 struct mesh_rdma_dev {
@@ -519,8 +519,10 @@ static int to_rts(mesh_rdma_qp *q)
     return -rc;
   q->connected = true;
   q->failed = false;
-  size_t cap = d->opt.buf_size < r->buf_size ? d->opt.buf_size : r->buf_size;
-  q->max_frame = cap;
+  /* Frames of the size both ends post (each advertised its buffer size in
+   * the signed handshake): a larger one would be dropped by the peer's
+   * receive, silently on UC. */
+  q->max_frame = mesh_rdma_frame_size(d->opt.buf_size, r->buf_size);
   return 0;
 }
 

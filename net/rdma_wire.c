@@ -75,6 +75,13 @@ int mesh_rdma_attr_decode(const uint8_t *buf, size_t len, mesh_rdma_attr *a)
   return rc;
 }
 
+uint32_t mesh_rdma_frame_size(uint32_t ours, uint32_t theirs)
+{
+  if (ours < MESH_RDMA_FRAME_FLOOR || theirs < MESH_RDMA_FRAME_FLOOR)
+    return 0;
+  return ours < theirs ? ours : theirs;
+}
+
 int mesh_rdma_keepalive_encode(const mesh_rdma_keepalive *k, uint8_t *buf, size_t cap, size_t *len)
 {
   Mesh__Rdma__RdmaKeepalive m = MESH__RDMA__RDMA_KEEPALIVE__INIT;
@@ -232,9 +239,15 @@ int mesh_rdma_dev_options_check(const mesh_rdma_dev_options *o, char *why, size_
 {
   struct in_addr addr;
   if (o->buf_size < MESH_RDMA_BUF_MIN || o->buf_size > MESH_RDMA_BUF_MAX || o->depth < 1 ||
-      o->send_depth < 1 || o->max_qps < 1 || o->max_qps > 256) {
+      o->depth > MESH_RDMA_APPLE_RECV_DEPTH || o->send_depth < 1 ||
+      o->send_depth > MESH_RDMA_APPLE_SEND_DEPTH || o->max_qps < 1 ||
+      o->max_qps > MESH_RDMA_APPLE_MAX_QPS) {
     if (why != NULL && whylen > 0)
-      snprintf(why, whylen, "RDMA options out of range");
+      snprintf(why, whylen,
+               "RDMA options out of range (buffer %u to %u bytes, at most %u receives and %u "
+               "sends per queue pair, %u queue pairs)",
+               MESH_RDMA_BUF_MIN, MESH_RDMA_BUF_MAX, MESH_RDMA_APPLE_RECV_DEPTH,
+               MESH_RDMA_APPLE_SEND_DEPTH, MESH_RDMA_APPLE_MAX_QPS);
     return -EINVAL;
   }
   if (o->addr != NULL && inet_pton(AF_INET, o->addr, &addr) != 1) {

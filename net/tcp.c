@@ -73,7 +73,8 @@ static void emit_up(tcp_state *t, tcp_conn *c, bool silent)
                             .outbound = c->outbound,
                             .extension = c->ext,
                             .extension_len = c->ext_len,
-                            .scheme = "tcp"};
+                            .scheme = "tcp",
+                            .frame_cipher = c->tx.cipher};
   /* A swap is news all the same: to the other transports (the RDMA queue
    * pair to use is the one offered on the new connection) and to the node
    * (a request sent on the old connection may never be answered). */
@@ -132,12 +133,21 @@ bool tcp_established(tcp_conn *c)
   }
   mesh_peer_id peer = c->peer;
   t->c->handshakes_ok++;
+  if (c->tx.cipher < MESH_FRAME_CIPHER_COUNT)
+    t->c->cipher_handshakes[c->tx.cipher]++;
   t->c->peers_up++;
   c->up_at = up_at;
   tcp_conn_up(c);
   bool up = c->state == TCP_UP;
-  if (up)
+  if (up) {
+    /* Which cipher this peer got, and why, is an operator's question
+     * (mixed clusters, --frame-cipher): a line per new peer answers it. */
+    char id[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&peer, id, sizeof id);
+    MESH_LOG(silent ? MESH_LOG_DEBUG : MESH_LOG_INFO, "tcp", "peer %s: frame cipher %s",
+             id, mesh_frame_cipher_name((mesh_frame_cipher)c->tx.cipher));
     emit_up(t, c, silent);
+  }
   /* After the up event, so whoever dialled sees the peer up first. */
   if (g != NULL)
     target_end(g, up ? 0 : -ECONNRESET, up ? &peer : NULL);
@@ -610,6 +620,12 @@ static bool tcp_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
   return tcp_find_up(state, peer) != NULL;
 }
 
+static int tcp_frame_cipher(void *state, const mesh_peer_id *peer)
+{
+  tcp_conn *c = tcp_find_up(state, peer);
+  return c != NULL ? c->tx.cipher : -ENOTCONN;
+}
+
 static int tcp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                     const uint8_t *buf, size_t len)
 {
@@ -688,4 +704,5 @@ const mesh_transport_ops mesh_tcp_transport = {
     .disconnect = tcp_disconnect,
     .peer_event = NULL,
     .set_epoch = tcp_set_epoch,
+    .frame_cipher = tcp_frame_cipher,
 };

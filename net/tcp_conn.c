@@ -419,6 +419,7 @@ int tcp_conn_start_handshake(tcp_conn *c)
                         ext, ext_len);
   if (rc != 0)
     return rc;
+  mesh_hs_set_offer(c->hs, &t->opt.frame_offer);
   if (c->outbound) {
     uint8_t buf[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
     size_t n;
@@ -444,6 +445,8 @@ static int hs_drop(int rc)
     return MESH_DROP_PEER_ID_MISMATCH;
   case -ELOOP:
     return MESH_DROP_SELF;
+  case -ENOPROTOOPT:
+    return MESH_DROP_NO_CIPHER;
   default:
     return MESH_DROP_HANDSHAKE_MALFORMED;
   }
@@ -475,6 +478,34 @@ static void close_self_dial(tcp_conn *in)
   }
 }
 
+/*
+ * The peer's Hello was sound but the two ends accept no frame cipher in
+ * common (--frame-cipher forced differently, or an older node against a
+ * forced AES-256-GCM). Says so with both offers; a listener first answers
+ * with its Hello, so that the dialer can name the cause too, then both
+ * close with no_cipher.
+ */
+static void no_common_cipher(tcp_conn *c)
+{
+  char ours[64], theirs[64], id[MESH_PEER_ID_TEXT_MAX];
+  mesh_frame_offer_text(&c->hs->offer, ours, sizeof ours);
+  mesh_frame_offer_text(&c->hs->peer_offer, theirs, sizeof theirs);
+  mesh_peer_id_to_text(&c->hs->peer, id, sizeof id);
+  MESH_LOG_RL(MESH_LOG_WARN, "tcp",
+              "conn %llu: peer %s accepts frame ciphers %s, this node %s: no cipher in common "
+              "(see --frame-cipher)",
+              (unsigned long long)c->id, id, theirs, ours);
+  if (!c->outbound) {
+    uint8_t buf[MESH_HS_LEN_SIZE + MESH_HS_MSG_MAX];
+    size_t len;
+    if (mesh_hs_write_hello(c->hs, buf, sizeof buf, &len) == 0) {
+      evbuffer_add(c->out, buf, len);
+      (void)flush(c); /* best effort: the connection closes either way */
+    }
+  }
+  tcp_conn_close(c, MESH_DROP_NO_CIPHER, -ENOPROTOOPT, true);
+}
+
 /* Handles the peer's Hello. Returns false when c was closed. */
 static bool read_hello(tcp_conn *c)
 {
@@ -494,6 +525,10 @@ static bool read_hello(tcp_conn *c)
   uint8_t *msg = evbuffer_pullup(c->in, (ev_ssize_t)(MESH_HS_LEN_SIZE + n));
   rc = mesh_hs_read_hello(c->hs, msg + MESH_HS_LEN_SIZE, n);
   evbuffer_drain(c->in, MESH_HS_LEN_SIZE + n);
+  if (rc == -ENOPROTOOPT) {
+    no_common_cipher(c);
+    return false;
+  }
   if (rc != 0) {
     if (rc == -ELOOP && !c->outbound)
       close_self_dial(c);

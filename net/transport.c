@@ -51,6 +51,7 @@ static const char *const drop_names[MESH_DROP__COUNT] = {
     [MESH_DROP_UNJOINED] = "unjoined",
     [MESH_DROP_SOURCE_LIMIT] = "source_limit",
     [MESH_DROP_MEMBER_RESERVE] = "member_reserve",
+    [MESH_DROP_NO_CIPHER] = "no_cipher",
 };
 
 const char *mesh_net_drop_name(mesh_net_drop d)
@@ -74,6 +75,7 @@ void mesh_net_options_default(mesh_net_options *o)
   o->member_reserve_pct = 25;
   o->max_per_source = 16;
   o->unjoined_grace_ms = 10000;
+  mesh_frame_offer_default(&o->frame_offer);
 }
 
 int mesh_net_new(const mesh_net_options *opt, mesh_net **out)
@@ -348,6 +350,18 @@ int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap
 mesh_time_ms mesh_net_now(mesh_net *net)
 {
   return net->opt.now != NULL ? net->opt.now(net->opt.now_arg) : mesh_clock_now_ms();
+}
+
+int mesh_net_frame_cipher(const mesh_net *net, const mesh_peer_id *peer)
+{
+  for (int i = 0; i < net->nt; i++) {
+    if (net->t[i].ops->frame_cipher == NULL)
+      continue;
+    int c = net->t[i].ops->frame_cipher(net->t[i].state, peer);
+    if (c >= 0)
+      return c;
+  }
+  return -ENOTCONN;
 }
 
 const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls)

@@ -31,6 +31,7 @@
 #ifndef MESH_NET_TRANSPORT_H
 #define MESH_NET_TRANSPORT_H
 
+#include "net/frame_cipher.h"
 #include "net/multiaddr.h"
 #include "src/base/clock.h"
 #include "src/identity/identity.h"
@@ -81,6 +82,7 @@ typedef enum mesh_net_drop {
   MESH_DROP_UNJOINED,            /* evicted: authenticated, not in the view after the grace */
   MESH_DROP_SOURCE_LIMIT,        /* refused: one address's non-member connections at the cap */
   MESH_DROP_MEMBER_RESERVE,      /* refused: the slots left are kept for members */
+  MESH_DROP_NO_CIPHER,           /* handshake: no frame cipher both ends accept */
   MESH_DROP__COUNT
 } mesh_net_drop;
 
@@ -104,6 +106,7 @@ typedef struct mesh_transport_counters {
   uint64_t dropped[MESH_DROP__COUNT];           /* refused or dropped, by reason */
   uint64_t connections_open;                    /* gauge: sockets open now */
   uint64_t peers_up;                            /* gauge: peers with a finished handshake */
+  uint64_t cipher_handshakes[MESH_FRAME_CIPHER_COUNT]; /* handshakes_ok by frame cipher */
 } mesh_transport_counters;
 
 typedef struct mesh_net mesh_net;
@@ -123,6 +126,7 @@ typedef struct mesh_net_peer_event {
                          old one just before may be lost: a listener that waits
                          for an answer may ask again. */
   int reason;         /* down: 0 for a clean close, else a negative errno */
+  uint8_t frame_cipher; /* up: the connection's mesh_frame_cipher, agreed in its handshake */
 } mesh_net_peer_event;
 
 /* A message arrived; buf is borrowed for the duration of the call. */
@@ -203,6 +207,10 @@ typedef struct mesh_net_options {
   int member_reserve_pct;         /* share of max_connections kept for members, 0-90 (25) */
   int max_per_source;             /* inbound non-member connections from one address (16) */
   mesh_time_ms unjoined_grace_ms; /* an authenticated peer's time to join the view (10 s) */
+  /* Frame ciphers offered in handshakes, most preferred first
+   * (net/frame_cipher.h; mesh_frame_offer_default: ChaCha first, AES-GCM
+   * accepted). */
+  mesh_frame_offer frame_offer;
 } mesh_net_options;
 
 /* Fills the defaults above (identity, psk and base left empty). */
@@ -251,6 +259,9 @@ typedef struct mesh_transport_ops {
    * established connections stay. Non-blocking. NULL for transports whose
    * handshake another one carries (RDMA rides on TCP's). */
   void (*set_epoch)(void *state, uint64_t epoch);
+  /* Optional: the frame cipher of peer's connection (a mesh_frame_cipher),
+   * or -ENOTCONN. NULL for transports whose keys another one agrees. */
+  int (*frame_cipher)(void *state, const mesh_peer_id *peer);
 } mesh_transport_ops;
 
 /* The TCP transport (net/tcp.c). */
@@ -325,6 +336,9 @@ const struct mesh_fault_line *mesh_net_fault(const mesh_net *net);
 /* The scheme of the transport that would carry cls to peer now ("rdma",
  * "tcp"), or NULL when no transport can (not connected). */
 const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls);
+/* The frame cipher agreed with peer (a mesh_frame_cipher), or -ENOTCONN
+ * when no transport has a connection to it. */
+int mesh_net_frame_cipher(const mesh_net *net, const mesh_peer_id *peer);
 
 /* Counters of the transport with this scheme; NULL when not registered. */
 const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme);

@@ -56,6 +56,14 @@ typedef enum mesh_transport_kind {
   MESH_TRANSPORT_RDMA = 2,
 } mesh_transport_kind;
 
+/* Which frame cipher a node offers (--frame-cipher; net/frame_cipher.h
+ * maps it to an offer). Same order as mesh_frame_cipher_pref. */
+typedef enum mesh_frame_cipher_kind {
+  MESH_FRAME_CIPHER_AUTO = 0, /* the faster here first (measured at start), the other accepted */
+  MESH_FRAME_CIPHER_CHACHA = 1,
+  MESH_FRAME_CIPHER_AES = 2,
+} mesh_frame_cipher_kind;
+
 /* A list of strings (for example the --join addresses). */
 typedef struct mesh_strlist {
   char **items; /* owned; each item owned */
@@ -86,6 +94,7 @@ typedef struct mesh_config {
   int api_max_connections; /* control API connections open at once */
   mesh_profile profile;
   mesh_transport_kind transport;
+  mesh_frame_cipher_kind frame_cipher;
   char *rdma_device; /* verbs device name; NULL picks the first usable one */
   uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
   uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */

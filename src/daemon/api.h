@@ -121,6 +121,7 @@ typedef struct mesh_api_member {
   mesh_api_member_state state;
   uint64_t state_ms;     /* time spent in the current state */
   const char *transport; /* "tcp", "rdma", or NULL when none is connected */
+  const char *frame_cipher; /* the connection's frame cipher ("aes-256-gcm", ...), or NULL */
   bool is_self;          /* the node itself (listed too, as alive) */
 } mesh_api_member;
 

@@ -97,11 +97,12 @@ json_t *mesh_api_json_self(const mesh_api_self *s)
 
 json_t *mesh_api_json_member(const mesh_api_member *m)
 {
-  return json_pack("{s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:b}", "nodeId", str_or_null(m->peer_id),
-                   "addresses", addrs_json(m->addrs, m->naddrs), "epoch", uint_json(m->epoch),
-                   "incarnation", uint_json(m->incarnation), "state",
+  return json_pack("{s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:b}", "nodeId",
+                   str_or_null(m->peer_id), "addresses", addrs_json(m->addrs, m->naddrs), "epoch",
+                   uint_json(m->epoch), "incarnation", uint_json(m->incarnation), "state",
                    mesh_api_member_state_name(m->state), "timeInStateMs", uint_json(m->state_ms),
-                   "transport", str_or_null(m->transport), "self", m->is_self);
+                   "transport", str_or_null(m->transport), "frameCipher",
+                   str_or_null(m->frame_cipher), "self", m->is_self);
 }
 
 int mesh_api_json_add_download(json_t *downloads, const mesh_api_download *d)

@@ -67,6 +67,7 @@ static int be_list_members(void *ctx, mesh_api_member_fn fn, void *arg)
       continue;
     char id[MESH_PEER_ID_TEXT_MAX];
     mesh_peer_id_to_text(&info.id, id, sizeof id);
+    int cipher = mesh_net_frame_cipher(mesh_node_net(d->node), &info.id);
     const char *addrs[MESH_SWIM_MAX_ADDRS];
     size_t na = 0;
     const char *p = info.addrs;
@@ -81,8 +82,11 @@ static int be_list_members(void *ctx, mesh_api_member_fn fn, void *arg)
                          .incarnation = info.incarnation,
                          .state = api_state(info.state),
                          .state_ms = now >= info.since ? now - info.since : 0,
-                         .transport =
-                             mesh_net_route(mesh_node_net(d->node), &info.id, MESH_CLASS_DATAGRAM),
+                         .transport = mesh_net_route(mesh_node_net(d->node), &info.id,
+                                                     MESH_CLASS_DATAGRAM),
+                         .frame_cipher = cipher >= 0
+                                             ? mesh_frame_cipher_name((mesh_frame_cipher)cipher)
+                                             : NULL,
                          .is_self = false};
     if (fn(arg, &m) != 0)
       break;

@@ -156,6 +156,13 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
             (double)c->peers_up);
     metric1(m, "meshd_transport_handshakes_total", C, "Handshakes completed", "transport", scheme,
             (double)c->handshakes_ok);
+    for (int k = 0; k < MESH_FRAME_CIPHER_COUNT; k++) {
+      const char *labels[] = {"transport", scheme, "cipher",
+                              mesh_frame_cipher_name((mesh_frame_cipher)k), NULL};
+      mesh_api_metric(m, "meshd_transport_cipher_handshakes_total", C,
+                      "Handshakes completed, by the frame cipher the two ends agreed", labels,
+                      (double)c->cipher_handshakes[k]);
+    }
     metric1(m, "meshd_transport_connections_open", G, "Sockets open now", "transport", scheme,
             (double)c->connections_open);
     metric1(m, "meshd_transport_keepalives_total", C, "Idle keepalive frames sent", "transport",

@@ -2,7 +2,9 @@
  * The frame decoder: the length check, authentication and decryption, and
  * the reassembly of chunks into messages.
  *
- * Input: the first byte picks a mode.
+ * Input: the first byte picks a mode and a cipher (bit 1: AES-256-GCM,
+ * else XChaCha20-Poly1305; both ciphers share the decoder but not the
+ * code that checks the tag).
  *   even: the rest is a wire stream; frames are peeked and opened under a
  *         fixed key until one is refused (random bytes almost never pass
  *         the tag, which is what is being checked: no crash on the way).
@@ -26,8 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   mesh_frame_dir tx = {.counter = 0}, rx;
   memset(tx.key, 0x42, sizeof tx.key);
-  rx = tx;
   uint8_t mode = data[0];
+  tx.cipher = (mode & 2) ? MESH_FRAME_AES_256_GCM : MESH_FRAME_CHACHA20_POLY1305;
+  rx = tx;
   data++;
   size--;
   if ((mode & 1) == 0) {

@@ -60,7 +60,7 @@ class StateShape(unittest.TestCase):
             self.assertIsInstance(state["self"]["epoch"], int)
             for m in state["members"]:
                 for key in ("nodeId", "addresses", "epoch", "incarnation", "state",
-                            "timeInStateMs", "transport"):
+                            "timeInStateMs", "transport", "frameCipher"):
                     self.assertIn(key, m)
             done = state["downloads"][ids[0]][0]["DownloadCompleted"]
             for key in ("nodeId", "epoch", "modelId", "revision", "modelDirectory"):

@@ -142,6 +142,16 @@ class RdmaMesh(unittest.TestCase):
         meshtest.wait_until(self.converged, 60, "two nodes to converge")
         meshtest.wait_until(lambda: self.all_on("rdma"), 30, "both peers on RDMA")
         self.assert_datagrams_over_rdma()
+        # Both sides post 64 KiB buffers, so that is the frame size they
+        # agree; and each names the frame cipher agreed with the other.
+        for n in self.nodes:
+            with open(n.log_path, "rb") as f:
+                log = f.read().decode(errors="replace")
+            self.assertRegex(log, r"datagrams over RDMA \(rxe\d, frames of 65536 bytes: "
+                                  r"this node posts 65536, the peer 65536\)")
+            for m in n.members():
+                if not m.get("self"):
+                    self.assertIn(m.get("frameCipher"), ("aes-256-gcm", "chacha20-poly1305"))
 
         self.add(3)
         meshtest.wait_until(self.converged, 60, "three nodes to converge")

@@ -30,4 +30,10 @@ run_pair() { # port, server args..., then -- client args...
 run_pair 7001 --buf 4096 -- --buf 4096 --test all
 # The default 64 KiB frame: sizes in steps, the largest included.
 run_pair 7002 -- --test sizes --step 997
+# A peer that posts 4 KiB buffers (older macOS) against one posting 64 KiB:
+# both send 4 KiB frames, and every size up to that arrives, under AES-256-GCM.
+run_pair 7003 --buf 4096 --cipher aes-256-gcm -- --cipher aes-256-gcm --test sizes --step 251 \
+  --expect-frame 4096
+# One that says it can take 16 KiB against 64 KiB: 16 KiB frames.
+run_pair 7004 --buf 16384 -- --test sizes --step 1999 --expect-frame 16384
 exit "$fail"

@@ -6,6 +6,7 @@
  *   rdma_pingpong client --dev rxe2 --addr 10.88.0.2 --server 10.88.0.1:7000
  *                 [--buf N] [--test sizes|attack|break|bench|all]
  *                 [--sizes 64,4096] [--iters N] [--step N] [--spin]
+ *                 [--expect-frame N] [--cipher aes-256-gcm|chacha20-poly1305]
  *
  * The two exchange their queue-pair attributes (proto/rdma.proto) over a TCP
  * connection, derive the frame keys from them (mesh_rdma_link_init), move
@@ -16,7 +17,11 @@
  *   sizes   every payload size (every --step-th) from 0 to the largest frame
  *           arrives intact
  *           (content checked both ways, the largest always tried); one
- *           byte more is refused locally
+ *           byte more is refused locally; with --expect-frame, the frame
+ *           size agreed from both sides' --buf must be N (the smaller)
+ *
+ * --cipher seals the frames with that cipher (both sides must name the
+ * same one, as meshd's handshake makes them).
  *   attack  a replayed frame, a flipped ciphertext byte, a changed counter
  *           and a truncated frame are dropped and counted by the server;
  *           two frames sent out of order are both accepted
@@ -44,6 +49,9 @@
 
 #define WAIT_MS 3000 /* longest wait for one echo (emulated machines are slow) */
 #define MAX_RETRIES 3
+
+/* --cipher: the frame cipher of the link (meshd's handshake agrees one). */
+static mesh_frame_cipher link_cipher = MESH_FRAME_CHACHA20_POLY1305;
 
 typedef struct pp {
   mesh_rdma_dev *dev;
@@ -266,6 +274,8 @@ static int exchange(pp *p, bool dialer, const mesh_rdma_attr *local, const uint8
                            ours, ours_len, theirs, theirs_len);
   if (rc != 0)
     return -1;
+  p->link.tx.cipher = (uint8_t)link_cipher;
+  p->link.rx.cipher = (uint8_t)link_cipher;
   rc = mesh_rdma_qp_connect(p->qp, &remote);
   if (rc != 0) {
     fprintf(stderr, "rdma_pingpong: connecting the queue pair: %s\n", strerror(-rc));
@@ -306,7 +316,8 @@ __attribute__((noreturn)) static void usage(void)
   fprintf(stderr, "usage: rdma_pingpong server --dev D --addr A --port P [--buf N]\n"
                   "       rdma_pingpong client --dev D --addr A --server HOST:PORT [--buf N]\n"
                   "                     [--test sizes|attack|break|bench|all] [--sizes 64,4096]\n"
-                  "                     [--iters N] [--spin]\n");
+                  "                     [--iters N] [--step N] [--spin] [--expect-frame N]\n"
+                  "       (either) [--cipher aes-256-gcm|chacha20-poly1305]\n");
   exit(2);
 }
 
@@ -405,9 +416,13 @@ static int server_stats(pp *p, uint64_t *ok, uint64_t *replay, uint64_t *auth, u
 static uint64_t sent_ok; /* data frames the server should have accepted */
 
 static size_t size_step = 1; /* --step: payload sizes tried go up by this */
+static size_t expect_frame;  /* --expect-frame: the frame size the sides must agree */
 
 static void test_sizes(pp *p)
 {
+  if (expect_frame != 0)
+    CHECK(mesh_rdma_qp_max_frame(p->qp) == expect_frame, "agreed frame size %zu, want %zu",
+          mesh_rdma_qp_max_frame(p->qp), expect_frame);
   size_t max_payload = mesh_rdma_qp_max_frame(p->qp) - MESH_FRAME_OVERHEAD;
   uint8_t *buf = malloc(max_payload + 1);
   uint64_t lost = 0, bad = 0, missing = 0;
@@ -708,6 +723,15 @@ int main(int argc, char **argv)
       size_step = strtoul(v, NULL, 10) > 0 ? strtoul(v, NULL, 10) : 1;
     else if (strcmp(a, "--iters") == 0)
       iters = atoi(v);
+    else if (strcmp(a, "--expect-frame") == 0)
+      expect_frame = strtoul(v, NULL, 10);
+    else if (strcmp(a, "--cipher") == 0) {
+      mesh_frame_cipher_pref pref;
+      if (mesh_frame_cipher_pref_parse(v, &pref) != 0 || pref == MESH_FRAME_PREF_AUTO)
+        usage();
+      link_cipher = pref == MESH_FRAME_PREF_AES_256_GCM ? MESH_FRAME_AES_256_GCM
+                                                        : MESH_FRAME_CHACHA20_POLY1305;
+    }
     else
       usage();
   }

@@ -69,7 +69,8 @@ static int be_members(void *ctx, mesh_api_member_fn fn, void *arg)
        .incarnation = 2,
        .state = MESH_API_SUSPECT,
        .state_ms = 1500,
-       .transport = "tcp"},
+       .transport = "tcp",
+       .frame_cipher = "aes-256-gcm"},
       {.peer_id = ID_DEAD, .epoch = 1, .state = MESH_API_DEAD, .state_ms = 60000},
   };
   for (size_t i = 0; i < 3; i++) {
@@ -529,6 +530,8 @@ static void test_state_exo_shape(void **state)
   assert_int_equal(json_integer_value(json_object_get(m1, "incarnation")), 2);
   assert_int_equal(json_integer_value(json_object_get(m1, "timeInStateMs")), 1500);
   assert_string_equal(json_string_value(json_object_get(m1, "transport")), "tcp");
+  assert_string_equal(json_string_value(json_object_get(m1, "frameCipher")), "aes-256-gcm");
+  assert_true(json_is_null(json_object_get(json_array_get(members, 2), "frameCipher")));
   json_t *self = json_object_get(j, "self");
   assert_string_equal(json_string_value(json_object_get(self, "nodeId")), ID_SELF);
   assert_string_equal(json_string_value(json_object_get(self, "agent")), "meshd/test");

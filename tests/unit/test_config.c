@@ -299,6 +299,7 @@ static void test_defaults(void **state)
   assert_null(cfg.api_token);
   assert_int_equal(cfg.profile, MESH_PROFILE_LAN);
   assert_int_equal(cfg.transport, MESH_TRANSPORT_AUTO);
+  assert_int_equal(cfg.frame_cipher, MESH_FRAME_CIPHER_AUTO);
   assert_null(cfg.rdma_device);
   assert_string_equal(cfg.swarm_key, "/home/someone/.meshd/swarm.key");
   assert_true(cfg.probe_interval_ms == 0);
@@ -376,6 +377,22 @@ static void test_precedence(void **state)
   assert_true(cfg.probe_interval_ms == 0);
   assert_int_equal(cfg.profile, MESH_PROFILE_LAN);
   assert_null(cfg.config_file);
+  mesh_config_free(&cfg);
+
+  /* The frame cipher, from a flag, the environment or the file; a name
+   * that is not one is refused with the choices. */
+  const char *fc[] = {"--frame-cipher", "aes-256-gcm", NULL};
+  assert_int_equal(load(&cfg, fc, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.frame_cipher, MESH_FRAME_CIPHER_AES);
+  mesh_config_free(&cfg);
+  const char *fc_env[] = {home_env, "MESH_FRAME_CIPHER=chacha20-poly1305", NULL};
+  assert_int_equal(load(&cfg, NULL, fc_env, err, sizeof err), 0);
+  assert_int_equal(cfg.frame_cipher, MESH_FRAME_CIPHER_CHACHA);
+  mesh_config_free(&cfg);
+  const char *fc_bad[] = {"--frame-cipher", "aes-128-gcm", NULL};
+  assert_int_equal(load(&cfg, fc_bad, env_home, err, sizeof err), -EINVAL);
+  assert_string_equal(err, "--frame-cipher: invalid value \"aes-128-gcm\": expected one of "
+                           "auto, chacha20-poly1305, aes-256-gcm");
   mesh_config_free(&cfg);
 
   /* The introduction cap of push-pull, from a flag or the environment. */
@@ -904,6 +921,7 @@ static const char *const every_option[] = {
     "api-token",
     "profile",
     "transport",
+    "frame-cipher",
     "rdma-device",
     "swarm-key",
     "probe-interval",

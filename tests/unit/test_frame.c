@@ -1,5 +1,7 @@
 /* Frames: sealing and opening, and every way a frame is refused. */
 #include "net/frame.h"
+#include "net/frame_cipher.h"
+#include "net/frame_speed.h"
 #include "src/base/err.h"
 
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 static void pair(mesh_frame_dir *tx, mesh_frame_dir *rx)
@@ -118,6 +121,165 @@ static void test_openssl_and_libsodium_agree(void **state)
   mesh_frame f;
   assert_int_equal(mesh_frame_open(&rx, a, n, &f), 0);
   assert_memory_equal(f.payload, msg, 777);
+}
+
+/* An AES-256-GCM direction pair under a random key. */
+static void pair_aes(mesh_frame_dir *tx, mesh_frame_dir *rx)
+{
+  pair(tx, rx);
+  tx->cipher = MESH_FRAME_AES_256_GCM;
+  rx->cipher = MESH_FRAME_AES_256_GCM;
+}
+
+/* Opens an AES-256-GCM frame with OpenSSL's stock API, the nonce built as
+ * net/frame.h documents it (4 zero bytes || the header's counter). */
+static int reference_aes_open(const uint8_t key[32], const uint8_t *wire, size_t n, uint8_t *pt)
+{
+  uint8_t nonce[12] = {0};
+  memcpy(nonce + 4, wire + 4, 8);
+  size_t clen = n - MESH_FRAME_PREFIX - MESH_FRAME_TAG;
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int len, ok = ctx != NULL && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+                EVP_DecryptUpdate(ctx, NULL, &len, wire, MESH_FRAME_PREFIX) == 1 &&
+                EVP_DecryptUpdate(ctx, pt, &len, wire + MESH_FRAME_PREFIX, (int)clen) == 1 &&
+                EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, MESH_FRAME_TAG,
+                                    (void *)(wire + MESH_FRAME_PREFIX + clen)) == 1 &&
+                EVP_DecryptFinal_ex(ctx, pt + clen, &len) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  return ok ? 0 : -1;
+}
+
+/* AES-256-GCM frames are standard AES-GCM with the documented 96-bit nonce,
+ * small (libsodium where it has AES) and large (OpenSSL) alike, and the
+ * counter in the nonce goes up by one per frame. */
+static void test_is_aes_256_gcm(void **state)
+{
+  mesh_frame_dir tx, rx;
+  pair_aes(&tx, &rx);
+  static uint8_t msg[70000], out[70100], pt[70100];
+  randombytes_buf(msg, sizeof msg);
+  size_t sizes[] = {0, 5, 700, 768, 4096, 65536, sizeof msg};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = seal(&tx, MESH_FRAME_DATA, msg, sizes[i], out, sizeof out);
+    assert_int_equal(out[11], i); /* the counter */
+    assert_int_equal(reference_aes_open(rx.key, out, n, pt), 0);
+    assert_memory_equal(pt + MESH_FRAME_INNER, msg, sizes[i]);
+    mesh_frame f;
+    assert_int_equal(mesh_frame_open(&rx, out, n, &f), 0);
+    assert_int_equal(f.len, sizes[i]);
+    assert_memory_equal(f.payload, msg, sizes[i]);
+  }
+  assert_int_equal(tx.counter, 7);
+  assert_int_equal(rx.counter, 7);
+}
+
+/* The same key under the two ciphers makes different frames, and neither
+ * opens the other's: a direction's cipher is part of what it accepts. */
+static void test_ciphers_do_not_cross(void **state)
+{
+  mesh_frame_dir ctx, crx, atx, arx;
+  pair(&ctx, &crx);
+  atx = ctx;
+  atx.cipher = MESH_FRAME_AES_256_GCM;
+  arx = atx;
+  const uint8_t msg[] = "same key, same counter";
+  uint8_t a[128], c[128], copy[128];
+  size_t na = seal(&atx, MESH_FRAME_DATA, msg, sizeof msg, a, sizeof a);
+  size_t nc = seal(&ctx, MESH_FRAME_DATA, msg, sizeof msg, c, sizeof c);
+  assert_int_equal(na, nc);
+  assert_memory_not_equal(a + MESH_FRAME_PREFIX, c + MESH_FRAME_PREFIX, na - MESH_FRAME_PREFIX);
+  mesh_frame f;
+  memcpy(copy, a, na);
+  assert_int_equal(mesh_frame_open(&crx, copy, na, &f), -MESH_EAUTH);
+  memcpy(copy, c, nc);
+  assert_int_equal(mesh_frame_open(&arx, copy, nc, &f), -MESH_EAUTH);
+  assert_int_equal(mesh_frame_open(&arx, a, na, &f), 0);
+  assert_int_equal(mesh_frame_open(&crx, c, nc, &f), 0);
+  /* An unknown cipher seals nothing and opens nothing. */
+  mesh_frame_dir bad = ctx;
+  bad.cipher = MESH_FRAME_CIPHER_COUNT;
+  mesh_frame g = {.type = MESH_FRAME_DATA, .payload = msg, .len = sizeof msg};
+  size_t len;
+  assert_int_equal(mesh_frame_seal(&bad, &g, a, sizeof a, &len), -EIO);
+  assert_int_equal(bad.counter, ctx.counter);
+}
+
+/* AES-256-GCM: both paths make the same bytes and each opens the other's;
+ * replays, reorders and every flipped bit are refused as with ChaCha. */
+static void test_aes_paths_and_tampering(void **state)
+{
+  mesh_frame_dir tx, rx;
+  pair_aes(&tx, &rx);
+  static uint8_t msg[20000], a[20100], b[20100], copy[20100];
+  randombytes_buf(msg, sizeof msg);
+  size_t sizes[] = {0, 1, 64, 767, 768, 16384, sizeof msg};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    mesh_frame_dir tx2 = tx;
+    size_t na = seal(&tx, MESH_FRAME_DATA, msg, sizes[i], a, sizeof a);
+    mesh_frame_test_portable(true);
+    size_t nb = seal(&tx2, MESH_FRAME_DATA, msg, sizes[i], b, sizeof b);
+    mesh_frame_test_portable(false);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    mesh_frame f;
+    mesh_frame_dir rx2 = rx;
+    mesh_frame_test_portable(true);
+    memcpy(copy, a, na);
+    copy[na / 2] ^= 0x40;
+    assert_int_equal(mesh_frame_open(&rx2, copy, na, &f), -MESH_EAUTH);
+    assert_int_equal(mesh_frame_open(&rx2, a, na, &f), 0);
+    mesh_frame_test_portable(false);
+    assert_int_equal(mesh_frame_open(&rx, b, nb, &f), 0);
+    assert_int_equal(f.len, sizes[i]);
+    assert_memory_equal(f.payload, msg, sizes[i]);
+  }
+  uint8_t x[128], y[128];
+  size_t nx = seal(&tx, MESH_FRAME_DATA, msg, 40, x, sizeof x);
+  size_t ny = seal(&tx, MESH_FRAME_DATA, msg, 40, y, sizeof y);
+  mesh_frame f;
+  memcpy(copy, y, ny);
+  assert_int_equal(mesh_frame_open(&rx, copy, ny, &f), -EPROTO);
+  memcpy(copy, x, nx);
+  assert_int_equal(mesh_frame_open(&rx, copy, nx, &f), 0);
+  memcpy(copy, x, nx);
+  assert_int_equal(mesh_frame_open(&rx, copy, nx, &f), -ESTALE);
+  uint64_t at = rx.counter;
+  for (size_t bit = 0; bit < ny * 8; bit++) {
+    memcpy(copy, y, ny);
+    copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    int rc = mesh_frame_open(&rx, copy, ny, &f);
+    assert_true(rc == -MESH_EAUTH || rc == -EBADMSG || rc == -ESTALE || rc == -EPROTO);
+    assert_int_equal(rx.counter, at);
+  }
+  assert_int_equal(mesh_frame_open(&rx, y, ny, &f), 0);
+}
+
+/* A direction used by several threads in turn (the per-thread contexts
+ * re-keyed between directions) keeps sealing frames the other end opens. */
+static void test_aes_rekey_between_directions(void **state)
+{
+  mesh_frame_dir t1, r1, t2, r2;
+  pair_aes(&t1, &r1);
+  pair_aes(&t2, &r2);
+  static uint8_t msg[5000], out[5100];
+  randombytes_buf(msg, sizeof msg);
+  for (int i = 0; i < 6; i++) {
+    mesh_frame_dir *tx = (i & 1) ? &t2 : &t1, *rx = (i & 1) ? &r2 : &r1;
+    size_t n = seal(tx, MESH_FRAME_DATA, msg, sizeof msg, out, sizeof out);
+    mesh_frame f;
+    assert_int_equal(mesh_frame_open(rx, out, n, &f), 0);
+    assert_memory_equal(f.payload, msg, sizeof msg);
+  }
+}
+
+/* The start-up self-test gives both ciphers a figure. */
+static void test_speed_measures_both(void **state)
+{
+  mesh_frame_speed sp;
+  assert_int_equal(mesh_frame_speed_measure(65536, 1 << 20, 1, &sp), 0);
+  assert_true(sp.gbps[MESH_FRAME_AES_256_GCM] > 0);
+  assert_true(sp.gbps[MESH_FRAME_CHACHA20_POLY1305] > 0);
+  assert_int_equal(mesh_frame_speed_measure(0, 1 << 20, 1, &sp), -EINVAL);
 }
 
 static void test_replay_reorder_forgery(void **state)
@@ -251,6 +413,11 @@ int main(void)
       cmocka_unit_test(test_is_xchacha20_poly1305),
       cmocka_unit_test(test_openssl_and_libsodium_agree),
       cmocka_unit_test(test_replay_reorder_forgery),
+      cmocka_unit_test(test_is_aes_256_gcm),
+      cmocka_unit_test(test_ciphers_do_not_cross),
+      cmocka_unit_test(test_aes_paths_and_tampering),
+      cmocka_unit_test(test_aes_rekey_between_directions),
+      cmocka_unit_test(test_speed_measures_both),
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_bad_type_refused),
       cmocka_unit_test(test_reassembly),

@@ -75,8 +75,13 @@ static void test_wrong_swarm_key(void **state)
   assert_int_equal(mesh_hs_read_hello(&fx.l, fx.hello_d + 2, fx.hello_d_len - 2), -EACCES);
 }
 
-/* Re-signs nothing: changes the body (here the epoch) and recomputes the
- * swarm-key MAC, as a member of the swarm without the peer's key could. */
+/* What forge changes: the epoch, or the frame cipher offer (stripped, as a
+ * downgrade to what an older node offers would). */
+static bool forge_offer;
+
+/* Re-signs nothing: changes the body (the epoch, or the cipher offer) and
+ * recomputes the swarm-key MAC, as a member of the swarm without the peer's
+ * key could. */
 static size_t forge(const uint8_t *hello, size_t len, const mesh_psk *psk, uint8_t *out)
 {
   Mesh__Handshake__Hello *h = mesh__handshake__hello__unpack(NULL, len, hello);
@@ -84,7 +89,10 @@ static size_t forge(const uint8_t *hello, size_t len, const mesh_psk *psk, uint8
   Mesh__Handshake__HelloBody *b =
       mesh__handshake__hello_body__unpack(NULL, h->body.len, h->body.data);
   assert_non_null(b);
-  b->epoch += 1000;
+  if (forge_offer)
+    b->frame_ciphers.len = 0;
+  else
+    b->epoch += 1000;
   uint8_t body[MESH_HS_MSG_MAX];
   size_t blen = mesh__handshake__hello_body__pack(b, body);
   uint8_t mac[32];
@@ -115,6 +123,132 @@ static void test_forged_signature(void **state)
   /* The honest one still works on a fresh listener. */
   assert_int_equal(mesh_hs_init(&fx.l, true, &fx.b, &fx.psk, 9, NULL, NULL, 0), 0);
   assert_int_equal(mesh_hs_read_hello(&fx.l, fx.hello_d + 2, fx.hello_d_len - 2), 0);
+}
+
+static void offer_of(mesh_frame_offer *o, const char *what)
+{
+  if (strcmp(what, "legacy") == 0) {
+    memset(o, 0, sizeof *o); /* sends no offer at all, as older nodes */
+    return;
+  }
+  if (strcmp(what, "auto-aes") == 0)
+    mesh_frame_offer_make(o, MESH_FRAME_PREF_AUTO, true);
+  else if (strcmp(what, "auto-chacha") == 0)
+    mesh_frame_offer_make(o, MESH_FRAME_PREF_AUTO, false);
+  else if (strcmp(what, "aes") == 0)
+    mesh_frame_offer_make(o, MESH_FRAME_PREF_AES_256_GCM, false);
+  else
+    mesh_frame_offer_make(o, MESH_FRAME_PREF_CHACHA20_POLY1305, false);
+}
+
+/* One handshake with the offers named (legacy: no offer, as a node older
+ * than the choice). Returns the cipher both ends agreed, or the error
+ * both ends saw (they must see the same). */
+static int run_offers(const char *dialer, const char *listener)
+{
+  assert_int_equal(mesh_hs_init(&fx.d, false, &fx.a, &fx.psk, 7, NULL, NULL, 0), 0);
+  assert_int_equal(mesh_hs_init(&fx.l, true, &fx.b, &fx.psk, 9, NULL, NULL, 0), 0);
+  offer_of(&fx.d.offer, dialer);
+  offer_of(&fx.l.offer, listener);
+  assert_int_equal(mesh_hs_write_hello(&fx.d, fx.hello_d, sizeof fx.hello_d, &fx.hello_d_len), 0);
+  int rl = mesh_hs_read_hello(&fx.l, fx.hello_d + 2, fx.hello_d_len - 2);
+  assert_true(rl == 0 || rl == -ENOPROTOOPT);
+  /* The listener answers either way, so that the dialer learns why. */
+  assert_int_equal(mesh_hs_write_hello(&fx.l, fx.hello_l, sizeof fx.hello_l, &fx.hello_l_len), 0);
+  int rd = mesh_hs_read_hello(&fx.d, fx.hello_l + 2, fx.hello_l_len - 2);
+  assert_int_equal(rd, rl);
+  assert_int_equal(fx.d.done, rd == 0);
+  assert_int_equal(fx.l.done, rl == 0);
+  if (rd != 0)
+    return rd;
+  assert_int_equal(fx.d.cipher, fx.l.cipher);
+  assert_int_equal(fx.d.tx.cipher, fx.d.cipher);
+  assert_int_equal(fx.l.rx.cipher, fx.l.cipher);
+  /* The finish frame of each side opens on the other under that cipher. */
+  uint8_t out[128];
+  size_t n;
+  mesh_frame f = {.type = MESH_FRAME_FINISH};
+  assert_int_equal(mesh_frame_seal(&fx.d.tx, &f, out, sizeof out, &n), 0);
+  assert_int_equal(mesh_frame_open(&fx.l.rx, out, n, &f), 0);
+  f = (mesh_frame){.type = MESH_FRAME_FINISH};
+  assert_int_equal(mesh_frame_seal(&fx.l.tx, &f, out, sizeof out, &n), 0);
+  assert_int_equal(mesh_frame_open(&fx.d.rx, out, n, &f), 0);
+  return (int)fx.d.cipher;
+}
+
+/* Every pairing of offers gives one clear outcome, the same at both ends,
+ * whoever dials. */
+static void test_cipher_agreement_matrix(void **state)
+{
+  const int AES = MESH_FRAME_AES_256_GCM, CHACHA = MESH_FRAME_CHACHA20_POLY1305,
+            NONE = -ENOPROTOOPT;
+  struct {
+    const char *a, *b;
+    int want;
+  } m[] = {
+      {"auto-aes", "auto-aes", AES},        {"auto-aes", "auto-chacha", CHACHA},
+      {"auto-chacha", "auto-chacha", CHACHA}, {"aes", "auto-chacha", AES},
+      {"aes", "auto-aes", AES},             {"chacha", "auto-aes", CHACHA},
+      {"aes", "aes", AES},                  {"chacha", "chacha", CHACHA},
+      {"aes", "chacha", NONE},              {"legacy", "auto-aes", CHACHA},
+      {"legacy", "legacy", CHACHA},         {"legacy", "aes", NONE},
+  };
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+    int ab = run_offers(m[i].a, m[i].b);
+    int ba = run_offers(m[i].b, m[i].a);
+    if (ab != m[i].want || ba != m[i].want)
+      fail_msg("%s vs %s: %d and %d, want %d", m[i].a, m[i].b, ab, ba, m[i].want);
+  }
+}
+
+/* Stripping a Hello's offer (so that it reads as an older node's, talking
+ * both ends down to ChaCha) breaks its signature. */
+static void test_cipher_downgrade_refused(void **state)
+{
+  assert_int_equal(mesh_hs_init(&fx.d, false, &fx.a, &fx.psk, 7, NULL, NULL, 0), 0);
+  assert_int_equal(mesh_hs_init(&fx.l, true, &fx.b, &fx.psk, 9, NULL, NULL, 0), 0);
+  offer_of(&fx.d.offer, "aes");
+  assert_int_equal(mesh_hs_write_hello(&fx.d, fx.hello_d, sizeof fx.hello_d, &fx.hello_d_len), 0);
+  uint8_t forged[MESH_HS_MSG_MAX + 64];
+  forge_offer = true;
+  size_t n = forge(fx.hello_d + 2, fx.hello_d_len - 2, &fx.psk, forged);
+  forge_offer = false;
+  assert_true(n < fx.hello_d_len - 2); /* the offer is gone */
+  assert_int_equal(mesh_hs_read_hello(&fx.l, forged, n), -MESH_EAUTH);
+}
+
+/* Offers on the wire: unknown codes skipped, repeats read once, an offer
+ * of nothing known refused, none at all read as an older node's. */
+static void test_offer_decode(void **state)
+{
+  mesh_frame_offer o;
+  const uint8_t mixed[] = {9, 2, 2, 0, 1, 200};
+  assert_int_equal(mesh_frame_offer_decode(mixed, sizeof mixed, &o), 0);
+  assert_int_equal(o.n, 2);
+  assert_int_equal(o.ciphers[0], MESH_FRAME_AES_256_GCM);
+  assert_int_equal(o.ciphers[1], MESH_FRAME_CHACHA20_POLY1305);
+  const uint8_t unknown[] = {7, 8};
+  assert_int_equal(mesh_frame_offer_decode(unknown, sizeof unknown, &o), -EBADMSG);
+  uint8_t many[MESH_FRAME_OFFER_WIRE_MAX + 1];
+  memset(many, 1, sizeof many);
+  assert_int_equal(mesh_frame_offer_decode(many, sizeof many, &o), -EMSGSIZE);
+  assert_int_equal(mesh_frame_offer_decode(NULL, 0, &o), 0);
+  assert_int_equal(o.n, 1);
+  assert_int_equal(o.ciphers[0], MESH_FRAME_CHACHA20_POLY1305);
+  mesh_frame_offer_make(&o, MESH_FRAME_PREF_AUTO, true);
+  uint8_t buf[4];
+  size_t len;
+  assert_int_equal(mesh_frame_offer_encode(&o, buf, sizeof buf, &len), 0);
+  assert_int_equal(len, 2);
+  assert_int_equal(buf[0], MESH_FRAME_OFFER_AES_256_GCM);
+  assert_int_equal(mesh_frame_offer_encode(&o, buf, 1, &len), -ENOSPC);
+  char text[64];
+  mesh_frame_offer_text(&o, text, sizeof text);
+  assert_string_equal(text, "aes-256-gcm,chacha20-poly1305");
+  mesh_frame_cipher_pref p;
+  assert_int_equal(mesh_frame_cipher_pref_parse("aes-256-gcm", &p), 0);
+  assert_int_equal(p, MESH_FRAME_PREF_AES_256_GCM);
+  assert_int_equal(mesh_frame_cipher_pref_parse("AES", &p), -EINVAL);
 }
 
 static void test_peer_id_mismatch(void **state)
@@ -269,6 +403,9 @@ int main(void)
       cmocka_unit_test_setup(test_wrong_swarm_key, setup),
       cmocka_unit_test_setup(test_forged_signature, setup),
       cmocka_unit_test_setup(test_peer_id_mismatch, setup),
+      cmocka_unit_test_setup(test_cipher_agreement_matrix, setup),
+      cmocka_unit_test_setup(test_cipher_downgrade_refused, setup),
+      cmocka_unit_test_setup(test_offer_decode, setup),
       cmocka_unit_test_setup(test_replayed_listener_hello, setup),
       cmocka_unit_test_setup(test_self_and_garbage, setup),
       cmocka_unit_test_setup(test_no_key_pair_before_psk, setup),

@@ -139,6 +139,63 @@ static mesh_rdma_verdict open_copy(mesh_rdma_link *l, const uint8_t *wire, size_
   return mesh_rdma_link_open(l, scratch, n, f);
 }
 
+/* The frame size of a path: the smaller buffer of the two sides, the same
+ * whichever side computes it; nothing below the 4 KiB floor, which the
+ * attributes refuse and the options too. */
+static void test_frame_size_negotiation(void **st)
+{
+  (void)st;
+  const uint32_t floor = MESH_RDMA_FRAME_FLOOR;
+  assert_int_equal(floor, 4096);
+  struct {
+    uint32_t a, b, want;
+  } cases[] = {
+      {65536, 65536, 65536}, /* two Linux nodes at the default */
+      {65536, 4096, 4096},   /* a Mac on older macOS: 4 KiB both ways */
+      {16384, 65536, 16384}, /* a Mac that says it can take more */
+      {4096, 4096, 4096},    /* the floor */
+      {4095, 65536, 0},      /* below the floor: no path */
+      {65536, 256, 0},
+      {MESH_RDMA_BUF_MAX, MESH_RDMA_BUF_MAX, MESH_RDMA_BUF_MAX},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(mesh_rdma_frame_size(cases[i].a, cases[i].b), cases[i].want);
+    assert_int_equal(mesh_rdma_frame_size(cases[i].b, cases[i].a), cases[i].want);
+  }
+  /* What each side advertises goes through the signed attributes. */
+  mesh_rdma_attr a = sample();
+  a.buf_size = floor;
+  assert_int_equal(encode_decode(a), 0);
+  a.buf_size = floor - 1;
+  assert_int_equal(encode_decode(a), -EBADMSG);
+
+  /* The device options stay within Apple's Thunderbolt 5 limits. */
+  mesh_rdma_dev_options o;
+  mesh_rdma_dev_options_default(&o);
+  char why[200] = "";
+  assert_int_equal(mesh_rdma_dev_options_check(&o, why, sizeof why), 0);
+  assert_true(o.max_qps <= MESH_RDMA_APPLE_MAX_QPS && o.depth <= MESH_RDMA_APPLE_RECV_DEPTH &&
+              o.send_depth <= MESH_RDMA_APPLE_SEND_DEPTH && o.buf_size >= floor);
+  o.depth = MESH_RDMA_APPLE_RECV_DEPTH;
+  o.send_depth = MESH_RDMA_APPLE_SEND_DEPTH;
+  o.max_qps = MESH_RDMA_APPLE_MAX_QPS;
+  o.buf_size = floor;
+  assert_int_equal(mesh_rdma_dev_options_check(&o, why, sizeof why), 0);
+  mesh_rdma_dev_options bad = o;
+  bad.depth++;
+  assert_int_equal(mesh_rdma_dev_options_check(&bad, why, sizeof why), -EINVAL);
+  assert_non_null(strstr(why, "63 receives"));
+  bad = o;
+  bad.send_depth++;
+  assert_int_equal(mesh_rdma_dev_options_check(&bad, why, sizeof why), -EINVAL);
+  bad = o;
+  bad.max_qps++;
+  assert_int_equal(mesh_rdma_dev_options_check(&bad, why, sizeof why), -EINVAL);
+  bad = o;
+  bad.buf_size = floor - 1;
+  assert_int_equal(mesh_rdma_dev_options_check(&bad, why, sizeof why), -EINVAL);
+}
+
 static void test_link_keys(void **st)
 {
   (void)st;
@@ -348,7 +405,7 @@ int main(void)
       cmocka_unit_test(test_attr_roundtrip),  cmocka_unit_test(test_attr_bounds),
       cmocka_unit_test(test_link_keys),       cmocka_unit_test(test_window),
       cmocka_unit_test(test_no_rdma),         cmocka_unit_test(test_attach_without_rdma),
-      cmocka_unit_test(test_keepalive_codec),
+      cmocka_unit_test(test_keepalive_codec), cmocka_unit_test(test_frame_size_negotiation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
