@@ -489,6 +489,40 @@ uint64_t mesh_coord_held_bytes(const mesh_coord *c);
 size_t mesh_coord_own_count(const mesh_coord *c);
 uint64_t mesh_coord_doc_version(const mesh_coord *c);
 
+/* ---- sources of model files (coord_sources.c) ----------------------------
+ * Rule 10: bytes come only from members alive in the view at their current
+ * epoch whose document of that epoch says the revision is completed. */
+
+/* Most candidate sources looked at for one file. */
+#define MESH_COORD_SOURCES_MAX 64
+
+/* Whether peer may serve (model_id, revision) now. */
+bool mesh_coord_source_ok(const mesh_coord *c, const mesh_peer_id *peer, const char *model_id,
+                          const char *revision);
+/* The peers that may serve (model_id, revision): at most cap into out.
+ * Returns how many. */
+size_t mesh_coord_sources(const mesh_coord *c, const char *model_id, const char *revision,
+                          mesh_peer_id *out, size_t cap);
+/* What one download does with a source: transfers running, and whether it
+ * failed it (bad bytes, an error, a refusal) so that it is not asked again. */
+typedef struct mesh_coord_source_use {
+  mesh_peer_id peer;
+  unsigned active;
+  bool failed;
+} mesh_coord_source_use;
+/* Picks the eligible source with the fewest transfers of use[] (n_use of
+ * them), leaving out failed ones and those at per_source_max: 0 and *out,
+ * -EBUSY (eligible sources, all at their bound) or -ENOENT (none). */
+int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char *revision,
+                           const mesh_coord_source_use *use, size_t n_use, unsigned per_source_max,
+                           mesh_peer_id *out);
+/* Whether this node may serve its own (model_id, revision): 0 and the model
+ * directory (relative to the models directory) into model_dir (cap bytes)
+ * when its entry is completed (and inspected, after a restart); -ENOENT
+ * otherwise, -ENAMETOOLONG. */
+int mesh_coord_own_completed(const mesh_coord *c, const char *model_id, const char *revision,
+                             char *model_dir, size_t cap);
+
 /* Decodes a document envelope without a view (the fuzz target's entry
  * point): 0 when it is well-formed and signed by its owner. */
 int mesh_coord_doc_check(const uint8_t *buf, size_t len, uint64_t *epoch, uint64_t *version,
