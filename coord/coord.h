@@ -222,6 +222,7 @@ typedef enum mesh_coord_journal_kind {
   MESH_COORD_J_STATE = 3,   /* an own entry changed status */
   MESH_COORD_J_RESTORE = 4, /* entries of an earlier epoch taken over */
   MESH_COORD_J_REMOVED = 5, /* an own entry is gone (deleted, cancelled) */
+  MESH_COORD_J_SOURCE = 6,  /* a member was dropped as a source of an own download */
 } mesh_coord_journal_kind;
 
 #define MESH_COORD_JOURNAL_TEXT_MAX 384
@@ -516,6 +517,11 @@ typedef struct mesh_coord_source_use {
 int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char *revision,
                            const mesh_coord_source_use *use, size_t n_use, unsigned per_source_max,
                            mesh_peer_id *out);
+/* The executor dropped peer as a source of the own download of
+ * (model_id, revision): why (its bytes failed the Hub's hash...). Journals
+ * it, naming the peer. */
+void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *revision,
+                               const mesh_peer_id *peer, const char *why);
 /* Whether this node may serve its own (model_id, revision): 0 and the model
  * directory (relative to the models directory) into model_dir (cap bytes)
  * when its entry is completed (and inspected, after a restart); -ENOENT

@@ -190,6 +190,8 @@ static const char *journal_kind(mesh_coord_journal_kind k)
     return "restore";
   case MESH_COORD_J_REMOVED:
     return "removed";
+  case MESH_COORD_J_SOURCE:
+    return "source";
   }
   return "other";
 }

@@ -194,6 +194,8 @@ typedef struct peer_xfer {
 typedef struct peer_dl {
   bool used;
   uint64_t dl_id;
+  char model_id[MESH_MODEL_ID_MAX];     /* for the journal */
+  char revision[MESH_REVISION_MAX + 1];
   mesh_coord_source_use use[PEER_USE_MAX];
   mesh_time_ms busy_until[PEER_USE_MAX];
   size_t n_use;

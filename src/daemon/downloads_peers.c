@@ -242,6 +242,8 @@ static int src_start(void *ctx, const mesh_hf_source_req *req, void *job, void *
   peer_dl *p = pdl_get(d, req->dl_id, true);
   if (p == NULL)
     return -ENOENT;
+  snprintf(p->model_id, sizeof p->model_id, "%s", req->repo);
+  snprintf(p->revision, sizeof p->revision, "%s", req->revision);
   peer_xfer *x = NULL;
   for (size_t i = 0; i < PEER_XFERS_MAX && x == NULL; i++)
     if (!d->xfers[i].used)
@@ -336,6 +338,13 @@ static void src_bad(void *ctx, uint64_t dl_id, const char *label)
   LOG_WARN("peers", "source %s sent bytes that failed the Hub's hash: dropped for download %" PRIu64,
            label, dl_id);
   source_failed(d, dl_id, &peer);
+  peer_dl *p = pdl_get(d, dl_id, false);
+  if (p != NULL && p->model_id[0] != '\0') {
+    /* Written with the next drain (the next report of this download): a
+     * drain here could act on the download the client is in the middle of. */
+    mesh_coord_source_dropped(d->coord, p->model_id, p->revision, &peer,
+                              "its bytes failed the Hub's hash");
+  }
 }
 
 static void src_finished(void *ctx, uint64_t dl_id)

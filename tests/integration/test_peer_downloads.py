@@ -160,6 +160,9 @@ class PeerDownloads(unittest.TestCase):
         self.assertEqual(weight_requests(self.hub), 0, self.hub.stats())
         self.assertIn(bid, entry(c)["sources"]["peerIds"])
         self.assertIn("dropped for this download", c.log_tail(400))
+        meshtest.wait_until(lambda: any(e["kind"] == "source" and aid in e["message"]
+                                        for e in meshtest.journal_of(c)), 10,
+                            "the journal to name the corrupt source")
         print(f"figure: corrupt_sources_dropped = {bad:.0f}")
         self.ok = True
 
