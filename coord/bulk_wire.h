@@ -52,9 +52,9 @@ typedef struct mesh_bulk_msg {
   char model_id[MESH_MODEL_ID_MAX];
   char revision[MESH_REVISION_MAX + 1];
   char path[MESH_HF_PATH_MAX + 1];
-  uint64_t offset; /* REQUEST: first byte; CHUNK: offset of data[0] */
-  uint64_t length; /* REQUEST: bytes wanted */
-  uint64_t credit; /* REQUEST: initial credit; CREDIT: more bytes */
+  uint64_t offset;     /* REQUEST: first byte; CHUNK: offset of data[0] */
+  uint64_t length;     /* REQUEST: bytes wanted */
+  uint64_t credit;     /* REQUEST: initial credit; CREDIT: more bytes */
   const uint8_t *data; /* CHUNK: borrowed (encode) or into priv (decode) */
   size_t data_len;
   int32_t code; /* END: 0 or a negative errno in [-4095, -1] */

@@ -357,10 +357,10 @@ static void job_drop_source(hf_job *j)
 {
   mesh_hf_client *c = j->dl->c;
   void *x = j->src;
-  if (x == NULL)
-    return;
   j->src = NULL;
-  c->src_ops->stop(c->src_ctx, x);
+  /* No sources any more (the daemon's shutdown): their transfers are gone. */
+  if (x != NULL && c->src_ops != NULL)
+    c->src_ops->stop(c->src_ctx, x);
 }
 
 static void job_finish(hf_job *j)
@@ -494,7 +494,7 @@ static void job_verify_done(mesh_work *w)
   mesh_hf_client *c = dl->c;
   if (job_dead(j))
     return;
-  if (o->mismatch && j->n_used > 0) {
+  if (o->mismatch && j->n_used > 0 && c->src_ops != NULL) {
     /* Peers sent some of these bytes: each of them is left out of this
      * download from now on, and the file starts over (its partial was
      * deleted) from the sources left, or the Hub. */

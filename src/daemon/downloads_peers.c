@@ -175,8 +175,8 @@ static void xfer_fail(mesh_downloads *d, peer_xfer *x, int err, const char *why)
 {
   char peer[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(&x->peer, peer, sizeof peer);
-  MESH_LOG_RL(MESH_LOG_INFO, "peers", "%s@%s: source %s dropped for this download: %s",
-              x->model_id, x->revision, peer, why);
+  MESH_LOG_RL(MESH_LOG_INFO, "peers", "%s@%s: source %s dropped for this download: %s", x->model_id,
+              x->revision, peer, why);
   d->peers.source_failures++;
   xfer_cancel_wire(d, x);
   source_failed(d, x->dl_id, &x->peer);
@@ -234,8 +234,8 @@ static bool xfer_feed_held(mesh_downloads *d, peer_xfer *x)
   return true;
 }
 
-static int src_start(void *ctx, const mesh_hf_source_req *req, void *job, void **xfer,
-                     char *label, size_t label_cap)
+static int src_start(void *ctx, const mesh_hf_source_req *req, void *job, void **xfer, char *label,
+                     size_t label_cap)
 {
   mesh_downloads *d = ctx;
   mesh_time_ms now = mesh_loop_now(d->loop);
@@ -281,8 +281,8 @@ static int src_start(void *ctx, const mesh_hf_source_req *req, void *job, void *
     x->job = job;
     x->rx_next = req->from;
     x->end = req->size;
-    x->granted = req->from + (req->size - req->from < PEER_WINDOW ? req->size - req->from
-                                                                   : PEER_WINDOW);
+    x->granted =
+        req->from + (req->size - req->from < PEER_WINDOW ? req->size - req->from : PEER_WINDOW);
     x->last_rx = now;
     mesh_bulk_msg m = {.kind = MESH_BULK_REQUEST,
                        .id = x->id,
@@ -335,8 +335,9 @@ static void src_bad(void *ctx, uint64_t dl_id, const char *label)
   if (mesh_peer_id_parse(label, &peer) != 0)
     return;
   d->peers.bad_sources++;
-  LOG_WARN("peers", "source %s sent bytes that failed the Hub's hash: dropped for download %" PRIu64,
-           label, dl_id);
+  LOG_WARN("peers",
+           "source %s sent bytes that failed the Hub's hash: dropped for download %" PRIu64, label,
+           dl_id);
   source_failed(d, dl_id, &peer);
   peer_dl *p = pdl_get(d, dl_id, false);
   if (p != NULL && p->model_id[0] != '\0') {
@@ -443,8 +444,9 @@ void dl_peers_tick(mesh_downloads *d, mesh_time_ms now)
     if (!x->used)
       continue;
     if (!mesh_coord_source_ok(d->coord, &x->peer, x->model_id, x->revision))
-      xfer_fail(d, x, -EHOSTUNREACH, "it left the view, its epoch ended or it no longer has "
-                                     "the revision");
+      xfer_fail(d, x, -EHOSTUNREACH,
+                "it left the view, its epoch ended or it no longer has "
+                "the revision");
     else if (mesh_net_route(d->net, &x->peer, MESH_CLASS_STREAM) == NULL)
       xfer_fail(d, x, -ENOTCONN, "its connection is gone");
     else if (!x->paused && x->held == NULL && now - x->last_rx > PEER_STALL_MS)

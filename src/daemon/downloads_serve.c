@@ -228,8 +228,8 @@ static void upload_pump(mesh_downloads *d, upload *u)
 /* Sends the encoded chunk kept in u->pending; false when the queue is full. */
 static bool upload_send_pending(mesh_downloads *d, upload *u)
 {
-  int rc = mesh_net_send(d->net, &u->peer, MESH_CH_BULK, MESH_CLASS_STREAM, u->pending,
-                         u->pending_len);
+  int rc =
+      mesh_net_send(d->net, &u->peer, MESH_CH_BULK, MESH_CLASS_STREAM, u->pending, u->pending_len);
   if (rc == -EAGAIN)
     return false;
   free(u->pending);
@@ -253,7 +253,7 @@ static void upload_done(mesh_work *w)
   if (u->err != 0) {
     char peer[MESH_PEER_ID_TEXT_MAX];
     mesh_peer_id_to_text(&u->peer, peer, sizeof peer);
-    serve_refusal why = u->err == -ERANGE                       ? SERVE_REFUSED_RANGE
+    serve_refusal why = u->err == -ERANGE                         ? SERVE_REFUSED_RANGE
                         : u->err == -EINVAL || u->err == -ENOTDIR ? SERVE_REFUSED_PATH
                                                                   : SERVE_REFUSED_IO;
     LOG_INFO("serve", "upload %" PRIu64 " to %s of %s: %s", u->id, peer, u->rel,

@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     abort();
   switch (m.kind) {
   case MESH_BULK_REQUEST:
-    if (mesh_hf_path_check(m.path, strlen(m.path), &why) != 0 || m.length == 0 ||
-        m.credit == 0 || m.credit > MESH_BULK_CREDIT_MAX)
+    if (mesh_hf_path_check(m.path, strlen(m.path), &why) != 0 || m.length == 0 || m.credit == 0 ||
+        m.credit > MESH_BULK_CREDIT_MAX)
       abort();
     break;
   case MESH_BULK_CHUNK:

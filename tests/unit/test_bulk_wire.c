@@ -50,8 +50,8 @@ static void test_round_trip(void **state)
 
   uint8_t data[1000];
   memset(data, 0x5a, sizeof data);
-  mesh_bulk_msg c = {.kind = MESH_BULK_CHUNK, .id = 3, .offset = 42, .data = data,
-                     .data_len = sizeof data};
+  mesh_bulk_msg c = {
+      .kind = MESH_BULK_CHUNK, .id = 3, .offset = 42, .data = data, .data_len = sizeof data};
   assert_int_equal(mesh_bulk_encode(&c, &buf, &len), 0);
   assert_int_equal(mesh_bulk_decode(buf, len, &d), 0);
   free(buf);
@@ -75,8 +75,8 @@ static void test_round_trip(void **state)
 static void test_paths_refused(void **state)
 {
   (void)state;
-  const char *bad[] = {"../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "./x", "a/./b",
-                       "", "x\n"};
+  const char *bad[] = {"../etc/passwd", "/etc/passwd", "a/../../b", "a//b",
+                       "./x",           "a/./b",       "",          "x\n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     mesh_bulk_msg m;
     uint8_t *buf;
