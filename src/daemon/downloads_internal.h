@@ -226,7 +226,8 @@ typedef struct upload {
   bool opening;               /* the item is OPEN (else READ) */
   int fd;                     /* the open file, or -1 */
   uint64_t off, end;          /* next byte to read, one past the last asked */
-  uint64_t credit;            /* bytes the requester lets us send now */
+  uint64_t credit;            /* bytes the requester lets us send now (the worker's while busy) */
+  uint64_t credit_more;       /* credit that arrived while an item ran (the loop's) */
   uint8_t *buf;               /* MESH_BULK_CHUNK_MAX bytes, owned */
   size_t len;                 /* READ result */
   int err;                    /* result: negative errno */
@@ -313,6 +314,7 @@ struct mesh_downloads {
   bool test_corrupt_uploads; /* test only: MESHD_TEST_CORRUPT_UPLOADS */
   uint64_t test_upload_delay_ms; /* test only: MESHD_TEST_SLOW_UPLOADS_MS */
   mesh_timer *peer_timer;   /* PEER_TICK_MS while a transfer or upload runs */
+  bool serve_sending;       /* inside an upload's send: the writable callback waits */
   peers_counters peers;
 };
 

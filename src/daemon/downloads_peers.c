@@ -402,7 +402,12 @@ void dl_peers_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bu
   if (m->offset != x->rx_next || m->data_len > x->end - x->rx_next ||
       m->offset + m->data_len > x->granted) {
     d->peers.protocol_errors++;
-    xfer_fail(d, x, -EPROTO, "a chunk out of order or past its credit");
+    char why[160];
+    snprintf(why, sizeof why,
+             "a chunk out of order or past its credit (%zu bytes at %" PRIu64 ", expected at %" PRIu64
+             ", credit up to %" PRIu64 ")",
+             m->data_len, m->offset, x->rx_next, x->granted);
+    xfer_fail(d, x, -EPROTO, why);
     return;
   }
   x->rx_next += m->data_len;

@@ -75,6 +75,18 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
     out->refused[i] = d->peers.refused[i];
 }
 
+/* A send may call the writable callback before it returns (the queue it
+ * fills is pumped at once); the callback must not send for an upload in
+ * the middle of its own send (it would send the same chunk twice), so it
+ * does nothing meanwhile and the tick picks up what it would have done. */
+static int net_send(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *buf, size_t len)
+{
+  d->serve_sending = true;
+  int rc = mesh_net_send(d->net, to, MESH_CH_BULK, MESH_CLASS_STREAM, buf, len);
+  d->serve_sending = false;
+  return rc;
+}
+
 static int send_msg(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m)
 {
   uint8_t *buf;
@@ -82,7 +94,7 @@ static int send_msg(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_m
   int rc = mesh_bulk_encode(m, &buf, &len);
   if (rc != 0)
     return rc;
-  rc = mesh_net_send(d->net, to, MESH_CH_BULK, MESH_CLASS_STREAM, buf, len);
+  rc = net_send(d, to, buf, len);
   free(buf);
   return rc;
 }
@@ -228,8 +240,7 @@ static void upload_pump(mesh_downloads *d, upload *u)
 /* Sends the encoded chunk kept in u->pending; false when the queue is full. */
 static bool upload_send_pending(mesh_downloads *d, upload *u)
 {
-  int rc =
-      mesh_net_send(d->net, &u->peer, MESH_CH_BULK, MESH_CLASS_STREAM, u->pending, u->pending_len);
+  int rc = net_send(d, &u->peer, u->pending, u->pending_len);
   if (rc == -EAGAIN)
     return false;
   free(u->pending);
@@ -246,6 +257,8 @@ static void upload_done(mesh_work *w)
 {
   upload *u = (upload *)w;
   mesh_downloads *d = u->d;
+  u->credit += u->credit_more;
+  u->credit_more = 0;
   if (u->cancelled || d->stopping) {
     upload_end(d, u);
     return;
@@ -399,7 +412,7 @@ void dl_serve_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bu
   }
   if (m->kind == MESH_BULK_CREDIT) {
     /* Never more in flight than the protocol's bound. */
-    if (u->credit > MESH_BULK_CREDIT_MAX - m->credit) {
+    if (u->credit + u->credit_more > MESH_BULK_CREDIT_MAX - m->credit) {
       d->peers.protocol_errors++;
       refuse(d, from, m->id, SERVE_REFUSED_RANGE, -EPROTO);
       if (u->w.busy)
@@ -408,7 +421,12 @@ void dl_serve_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bu
         upload_end(d, u);
       return;
     }
-    u->credit += m->credit;
+    /* The worker reads credit while its read runs: credit that arrives
+     * meanwhile is added in the done function. */
+    if (u->w.busy)
+      u->credit_more += m->credit;
+    else
+      u->credit += m->credit;
     u->last_credit = mesh_loop_now(d->loop);
     upload_pump(d, u);
   }
@@ -416,6 +434,12 @@ void dl_serve_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bu
 
 void dl_serve_on_writable(mesh_downloads *d, const mesh_peer_id *peer)
 {
+  if (d->serve_sending) {
+    /* Inside a send of ours: the tick, due at once, does it. */
+    if (d->peer_timer != NULL)
+      mesh_timer_arm(d->peer_timer, 0);
+    return;
+  }
   for (int i = 0; i < d->max_uploads; i++) {
     upload *u = &d->uploads[i];
     if (!u->used || u->w.busy || memcmp(&u->peer, peer, sizeof *peer) != 0)
