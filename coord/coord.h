@@ -513,7 +513,8 @@ typedef struct mesh_coord_source_use {
 } mesh_coord_source_use;
 /* Picks the eligible source with the fewest transfers of use[] (n_use of
  * them), leaving out failed ones and those at per_source_max: 0 and *out,
- * -EBUSY (eligible sources, all at their bound) or -ENOENT (none). */
+ * -EBUSY (eligible sources, all at their bound, or a suspect that has the
+ * revision and did not fail: wait and ask again) or -ENOENT (none). */
 int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char *revision,
                            const mesh_coord_source_use *use, size_t n_use, unsigned per_source_max,
                            mesh_peer_id *out);

@@ -56,6 +56,21 @@ int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char
   mesh_peer_id cand[MESH_COORD_SOURCES_MAX];
   size_t n = mesh_coord_sources(c, model_id, revision, cand, MESH_COORD_SOURCES_MAX);
   bool busy = false;
+  /* A suspect that has the revision is not asked, but may be alive again in
+   * a moment (a slow loop, a lost probe): the caller waits rather than go to
+   * the Hub, unless that suspect failed this download already. Dead, it
+   * leaves the view and the answer becomes -ENOENT. */
+  for (size_t i = 0; i < c->peers_cap && !busy; i++) {
+    const coord_peer *p = c->peers[i];
+    if (!coord_slot_live(p) || p->state != PEER_SUSPECT ||
+        completed_in(p, model_id, revision) == NULL)
+      continue;
+    bool failed = false;
+    for (size_t k = 0; k < n_use; k++)
+      if (memcmp(&use[k].peer, &p->id, sizeof p->id) == 0)
+        failed = use[k].failed;
+    busy = !failed;
+  }
   unsigned best_load = UINT32_MAX;
   const mesh_peer_id *best = NULL;
   for (size_t i = 0; i < n; i++) {

@@ -176,6 +176,7 @@ typedef struct peer_xfer {
   uint64_t id;     /* the request's id on the wire */
   uint64_t dl_id;  /* the client's download */
   mesh_peer_id peer;
+  uint64_t epoch;  /* the source's epoch when asked: a new one ends the transfer */
   char model_id[MESH_MODEL_ID_MAX];
   char revision[MESH_REVISION_MAX + 1];
   void *job;            /* the client's job (mesh_hf_source_data) */

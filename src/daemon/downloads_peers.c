@@ -284,6 +284,7 @@ static int src_start(void *ctx, const mesh_hf_source_req *req, void *job, void *
     x->granted =
         req->from + (req->size - req->from < PEER_WINDOW ? req->size - req->from : PEER_WINDOW);
     x->last_rx = now;
+    (void)mesh_coord_view_of(d->coord, &src, &x->epoch);
     mesh_bulk_msg m = {.kind = MESH_BULK_REQUEST,
                        .id = x->id,
                        .offset = req->from,
@@ -448,10 +449,11 @@ void dl_peers_tick(mesh_downloads *d, mesh_time_ms now)
     peer_xfer *x = &d->xfers[i];
     if (!x->used)
       continue;
-    if (!mesh_coord_source_ok(d->coord, &x->peer, x->model_id, x->revision))
-      xfer_fail(d, x, -EHOSTUNREACH,
-                "it left the view, its epoch ended or it no longer has "
-                "the revision");
+    /* A suspect goes on sending (a stall is caught below); one that left
+     * the view, or whose epoch ended, is done with. */
+    uint64_t epoch = 0;
+    if (mesh_coord_view_of(d->coord, &x->peer, &epoch) != 1 || epoch != x->epoch)
+      xfer_fail(d, x, -EHOSTUNREACH, "it left the view or its epoch ended");
     else if (mesh_net_route(d->net, &x->peer, MESH_CLASS_STREAM) == NULL)
       xfer_fail(d, x, -ENOTCONN, "its connection is gone");
     else if (!x->paused && x->held == NULL && now - x->last_rx > PEER_STALL_MS)

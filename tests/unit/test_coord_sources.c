@@ -58,9 +58,15 @@ static void test_completed_alive_members_only(void **state)
   assert_int_equal(mesh_coord_own_completed(c.c, "org/done", "main", dir, sizeof dir), -ENOENT);
   assert_int_equal(mesh_coord_own_completed(b.c, "org/done", "v2", dir, sizeof dir), -ENOENT);
 
-  /* A suspect is not asked; alive again, it is. */
+  /* A suspect is not asked (the pick waits for it rather than send the
+   * download to the Hub, unless it failed the download); alive again, it
+   * is asked. */
   view_event(&a, MESH_VIEW_SUSPECT, &b, 1, 1, 2000);
   assert_int_equal(sources(&a, "org/done", out), 0);
+  mesh_peer_id got;
+  assert_int_equal(mesh_coord_pick_source(a.c, "org/done", "main", NULL, 0, 4, &got), -EBUSY);
+  mesh_coord_source_use failed = {.peer = b.id.id, .failed = true};
+  assert_int_equal(mesh_coord_pick_source(a.c, "org/done", "main", &failed, 1, 4, &got), -ENOENT);
   view_event(&a, MESH_VIEW_ALIVE_AGAIN, &b, 1, 1, 2100);
   assert_int_equal(sources(&a, "org/done", out), 1);
 
@@ -68,6 +74,7 @@ static void test_completed_alive_members_only(void **state)
    * shown (abandoned) for the grace. */
   view_event(&a, MESH_VIEW_DEAD, &b, 1, 1, 3000);
   assert_int_equal(sources(&a, "org/done", out), 0);
+  assert_int_equal(mesh_coord_pick_source(a.c, "org/done", "main", NULL, 0, 4, &got), -ENOENT);
   assert_false(mesh_coord_source_ok(a.c, &b.id.id, "org/done", "main"));
   tnode_free(&a);
   tnode_free(&b);
