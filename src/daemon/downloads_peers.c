@@ -405,8 +405,8 @@ void dl_peers_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bu
     d->peers.protocol_errors++;
     char why[160];
     snprintf(why, sizeof why,
-             "a chunk out of order or past its credit (%zu bytes at %" PRIu64 ", expected at %" PRIu64
-             ", credit up to %" PRIu64 ")",
+             "a chunk out of order or past its credit (%zu bytes at %" PRIu64
+             ", expected at %" PRIu64 ", credit up to %" PRIu64 ")",
              m->data_len, m->offset, x->rx_next, x->granted);
     xfer_fail(d, x, -EPROTO, why);
     return;
@@ -458,6 +458,8 @@ void dl_peers_tick(mesh_downloads *d, mesh_time_ms now)
       xfer_fail(d, x, -ENOTCONN, "its connection is gone");
     else if (!x->paused && x->held == NULL && now - x->last_rx > PEER_STALL_MS)
       xfer_fail(d, x, -ETIMEDOUT, "it sent nothing for 5 s");
+    else
+      xfer_grant(d, x); /* a credit the queue refused earlier */
   }
 }
 
