@@ -222,6 +222,7 @@ typedef enum mesh_coord_journal_kind {
   MESH_COORD_J_STATE = 3,   /* an own entry changed status */
   MESH_COORD_J_RESTORE = 4, /* entries of an earlier epoch taken over */
   MESH_COORD_J_REMOVED = 5, /* an own entry is gone (deleted, cancelled) */
+  MESH_COORD_J_SOURCE = 6,  /* a member was dropped as a source of an own download */
 } mesh_coord_journal_kind;
 
 #define MESH_COORD_JOURNAL_TEXT_MAX 384
@@ -489,6 +490,46 @@ size_t mesh_coord_held_entries(const mesh_coord *c);
 uint64_t mesh_coord_held_bytes(const mesh_coord *c);
 size_t mesh_coord_own_count(const mesh_coord *c);
 uint64_t mesh_coord_doc_version(const mesh_coord *c);
+
+/* ---- sources of model files (coord_sources.c) ----------------------------
+ * Rule 10: bytes come only from members alive in the view at their current
+ * epoch whose document of that epoch says the revision is completed. */
+
+/* Most candidate sources looked at for one file. */
+#define MESH_COORD_SOURCES_MAX 64
+
+/* Whether peer may serve (model_id, revision) now. */
+bool mesh_coord_source_ok(const mesh_coord *c, const mesh_peer_id *peer, const char *model_id,
+                          const char *revision);
+/* The peers that may serve (model_id, revision): at most cap into out.
+ * Returns how many. */
+size_t mesh_coord_sources(const mesh_coord *c, const char *model_id, const char *revision,
+                          mesh_peer_id *out, size_t cap);
+/* What one download does with a source: transfers running, and whether it
+ * failed it (bad bytes, an error, a refusal) so that it is not asked again. */
+typedef struct mesh_coord_source_use {
+  mesh_peer_id peer;
+  unsigned active;
+  bool failed;
+} mesh_coord_source_use;
+/* Picks the eligible source with the fewest transfers of use[] (n_use of
+ * them), leaving out failed ones and those at per_source_max: 0 and *out,
+ * -EBUSY (eligible sources, all at their bound, or a suspect that has the
+ * revision and did not fail: wait and ask again) or -ENOENT (none). */
+int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char *revision,
+                           const mesh_coord_source_use *use, size_t n_use, unsigned per_source_max,
+                           mesh_peer_id *out);
+/* The executor dropped peer as a source of the own download of
+ * (model_id, revision): why (its bytes failed the Hub's hash...). Journals
+ * it, naming the peer. */
+void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *revision,
+                               const mesh_peer_id *peer, const char *why);
+/* Whether this node may serve its own (model_id, revision): 0 and the model
+ * directory (relative to the models directory) into model_dir (cap bytes)
+ * when its entry is completed (and inspected, after a restart); -ENOENT
+ * otherwise, -ENAMETOOLONG. */
+int mesh_coord_own_completed(const mesh_coord *c, const char *model_id, const char *revision,
+                             char *model_dir, size_t cap);
 
 /* Decodes a document envelope without a view (the fuzz target's entry
  * point): 0 when it is well-formed and signed by its owner. */

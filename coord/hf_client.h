@@ -134,6 +134,8 @@ typedef struct mesh_hf_progress {
   uint32_t files_total;   /* files listed */
   uint64_t speed_bps;     /* bytes per second over the last interval */
   uint64_t eta_ms;        /* at that speed; UINT64_MAX when unknown */
+  uint64_t hub_bytes;     /* of session_bytes, received from the Hub */
+  uint64_t peer_bytes;    /* of session_bytes, received from peer sources */
 } mesh_hf_progress;
 
 typedef struct mesh_hf_report {
@@ -180,6 +182,10 @@ typedef struct mesh_hf_counters {
   uint64_t io_errors;           /* downloads failed by a file system error of a work item */
   uint64_t buffered_bytes;      /* received bytes waiting in buffers for the disk, now */
   uint64_t buffered_peak;       /* the most buffered_bytes has been */
+  uint64_t peer_bytes;          /* file bytes received from peer sources (not in bytes_received) */
+  uint64_t peer_transfers;      /* file transfers begun from a peer source */
+  uint64_t peer_failovers;      /* peer transfers that ended early: the file went on elsewhere */
+  uint64_t peer_mismatches;     /* files with bytes from peers whose hash was wrong: fetched again */
 } mesh_hf_counters;
 
 /*
@@ -209,5 +215,61 @@ int mesh_hf_start(mesh_hf_client *c, const mesh_hf_request *req, uint64_t *id);
 int mesh_hf_cancel(mesh_hf_client *c, uint64_t id);
 
 void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
+
+/*
+ * Peer sources. A file's bytes may come from other members instead of the
+ * Hub: the file list and the hashes still come from the Hub, and every file
+ * is verified the same way whoever sent it. Before each request of a file
+ * (its first, and after every failure) the job asks the sources; only when
+ * they have nothing for it does it go to the Hub. Bytes must come in order
+ * from the offset asked for; a transfer that ends early or fails resumes
+ * from where the file is (from another source, or the Hub), without
+ * starting the file over. A file whose hash is wrong and that holds bytes
+ * of peers is fetched again from the start, and each of those peers is
+ * named to bad() first so the sources leave it out. All on the loop thread.
+ */
+typedef struct mesh_hf_source_req {
+  uint64_t dl_id;       /* the download (mesh_hf_start's id) */
+  void *user;           /* its request's user */
+  const char *repo;     /* "org/name" */
+  const char *revision; /* as asked */
+  const char *path;     /* the file, as the Hub lists it */
+  uint64_t from;        /* first byte wanted */
+  uint64_t size;        /* the listed size: bytes [from, size) are wanted */
+} mesh_hf_source_req;
+
+typedef struct mesh_hf_source_ops {
+  /* Starts a transfer of req (borrowed for the call) for job (handed back in
+   * mesh_hf_source_data/end): 0 with *xfer (the sources' own handle) and a
+   * label naming the source (at most label_cap bytes with its NUL);
+   * -ENOENT when no source has the file (the Hub is asked); -EBUSY when
+   * sources have it but none takes more now (asked again shortly). */
+  int (*start)(void *ctx, const mesh_hf_source_req *req, void *job, void **xfer, char *label,
+               size_t label_cap);
+  /* The job wants no more bytes of xfer; no call for it comes after. */
+  void (*stop)(void *ctx, void *xfer);
+  /* The job has room again after mesh_hf_source_data said -EAGAIN. */
+  void (*resume)(void *ctx, void *xfer);
+  /* The source named label sent bytes of a file whose hash was wrong. */
+  void (*bad)(void *ctx, uint64_t dl_id, const char *label);
+  /* Download dl_id is gone (completed, failed, cancelled). */
+  void (*finished)(void *ctx, uint64_t dl_id);
+} mesh_hf_source_ops;
+
+/* Sets the peer sources (ops static or outliving c; NULL: the Hub only). */
+void mesh_hf_set_sources(mesh_hf_client *c, const mesh_hf_source_ops *ops, void *ctx);
+/* Bytes [off, off + n) of job's file from its source (p borrowed). 0 taken;
+ * -EAGAIN no room now (keep them: resume() says when); -EBADMSG not at the
+ * offset expected or past the listed size (end the transfer); -ESTALE the
+ * job no longer takes bytes from this transfer. */
+int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_t *p, size_t n);
+/* job's transfer ended: err 0 when every byte asked for was given, else a
+ * negative errno and why (borrowed). The job goes on from where the file is.
+ * No call for the transfer may follow. */
+void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why);
+/* The labels of the peer sources download id has taken bytes from so far,
+ * comma-separated, into buf (cap bytes): 0 or -ENOENT. */
+int mesh_hf_sources_of(const mesh_hf_client *c, uint64_t id, char *buf, size_t cap);
+
 
 #endif

@@ -42,6 +42,8 @@ mesh_hf_progress hf_progress_of(const hf_dl *dl)
       .files_done = dl->files_done,
       .files_total = (uint32_t)dl->tree.len,
       .eta_ms = UINT64_MAX,
+      .hub_bytes = dl->hub_bytes,
+      .peer_bytes = dl->peer_bytes,
   };
   return p;
 }
@@ -76,6 +78,8 @@ void hf_dl_stop(hf_dl *dl)
   dl->retry_ev = dl->progress_ev = NULL;
   for (size_t i = 0; i < dl->tree.len && dl->jobs != NULL; i++)
     hf_job_stop(&dl->jobs[i]);
+  if (c->src_ops != NULL && dl->state != DL_DEAD)
+    c->src_ops->finished(c->src_ctx, dl->id);
   if (dl->state == DL_LISTING || dl->state == DL_FETCHING)
     c->running--;
   hf_dl_set_state(dl, DL_DEAD);
@@ -404,4 +408,32 @@ int mesh_hf_cancel(mesh_hf_client *c, uint64_t id)
 void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out)
 {
   *out = c->counters;
+}
+
+void mesh_hf_set_sources(mesh_hf_client *c, const mesh_hf_source_ops *ops, void *ctx)
+{
+  c->src_ops = ops;
+  c->src_ctx = ctx;
+}
+
+int mesh_hf_sources_of(const mesh_hf_client *c, uint64_t id, char *buf, size_t cap)
+{
+  for (const hf_dl *dl = c->dls; dl != NULL; dl = dl->next) {
+    /* A download being reported COMPLETED or FAILED is DEAD already, and
+     * still here until the kick frees it: its sources are still asked for. */
+    if (dl->id != id)
+      continue;
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < dl->n_sources && off < cap; i++) {
+      int n = snprintf(buf + off, cap - off, "%s%s", i > 0 ? "," : "", dl->sources[i]);
+      if (n < 0 || (size_t)n >= cap - off) {
+        buf[off] = '\0';
+        break;
+      }
+      off += (size_t)n;
+    }
+    return 0;
+  }
+  return -ENOENT;
 }

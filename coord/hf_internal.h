@@ -53,6 +53,14 @@
 /* Files of the model directory looked at by one survey item (bytes already
  * present), so that a model of thousands of files is a series of short items. */
 #define HF_SURVEY_SLICE 256u
+/* A peer source's label (a peer ID in text) and how many a file or a
+ * download remembers; a file with bytes of more peers than that names the
+ * last ones. */
+#define HF_LABEL_MAX 64
+#define HF_USED_MAX 4
+#define HF_DL_SOURCES_MAX 8
+/* A job whose sources are all busy asks again after this long. */
+#define HF_SOURCE_BUSY_MS 200
 
 typedef enum dl_state { DL_QUEUED, DL_LISTING, DL_FETCHING, DL_DEAD } dl_state;
 typedef enum job_state {
@@ -163,6 +171,10 @@ struct hf_job {
   bool overflow;                       /* more bytes than listed */
   bool range_mismatch;                 /* Content-Range not where asked */
   bool too_big;                        /* a body chunk larger than every buffer together */
+  void *src;                           /* the peer sources' transfer running, or NULL */
+  char src_label[HF_LABEL_MAX];        /* its source */
+  char used[HF_USED_MAX][HF_LABEL_MAX]; /* peers whose bytes the file holds since it began */
+  int n_used;
 };
 
 /* A non-file item of a download (model directory, survey of what is on disk).
@@ -223,6 +235,10 @@ struct hf_dl {
   uint32_t files_done; /* verified and in place */
   uint64_t done_bytes; /* in place plus in partial files */
   uint64_t net_bytes;  /* received in this run */
+  uint64_t hub_bytes;  /* of net_bytes, from the Hub */
+  uint64_t peer_bytes; /* of net_bytes, from peer sources */
+  char sources[HF_DL_SOURCES_MAX][HF_LABEL_MAX]; /* peer sources bytes came from */
+  int n_sources;
 
   struct event *progress_ev;
   uint64_t last_net;    /* net_bytes at the last report */
@@ -245,6 +261,8 @@ struct mesh_hf_client {
   struct event *kick; /* starts queued downloads, frees dead idle ones */
   mesh_pool *pool;    /* borrowed: disk work of every download */
   mesh_hf_counters counters;
+  const mesh_hf_source_ops *src_ops; /* peer sources, NULL: the Hub only */
+  void *src_ctx;
 };
 
 /* Reports r to the caller. The callback may cancel dl: check dl->state after. */

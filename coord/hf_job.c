@@ -352,11 +352,23 @@ static bool job_dead(hf_job *j)
   return true;
 }
 
+/* Tells the peer sources the job wants nothing more of its transfer. */
+static void job_drop_source(hf_job *j)
+{
+  mesh_hf_client *c = j->dl->c;
+  void *x = j->src;
+  j->src = NULL;
+  /* No sources any more (the daemon's shutdown): their transfers are gone. */
+  if (x != NULL && c->src_ops != NULL)
+    c->src_ops->stop(c->src_ctx, x);
+}
+
 static void job_finish(hf_job *j)
 {
   hf_dl *dl = j->dl;
   j->holds = false;
   hf_xfer_stop(&j->x);
+  job_drop_source(j);
   if (j->ev != NULL) {
     event_free(j->ev);
     j->ev = NULL;
@@ -382,6 +394,7 @@ static void job_io_fail(hf_job *j, int err, const char *step)
 static void job_request(hf_job *j);
 static void job_write_done(mesh_work *w);
 static void job_verify_done(mesh_work *w);
+static void job_open_done(mesh_work *w);
 
 /* Hands the buffer being filled to the strand. */
 static void job_flush(hf_job *j)
@@ -466,6 +479,10 @@ static void job_write_done(mesh_work *w)
     /* May call job_on_body at once with the chunk libcurl kept. */
     j->paused = false;
     curl_easy_pause(j->x.easy, CURLPAUSE_CONT);
+  } else if (j->paused && j->src != NULL) {
+    /* May hand the chunk it kept at once (mesh_hf_source_data). */
+    j->paused = false;
+    c->src_ops->resume(c->src_ctx, j->src);
   }
 }
 
@@ -477,6 +494,28 @@ static void job_verify_done(mesh_work *w)
   mesh_hf_client *c = dl->c;
   if (job_dead(j))
     return;
+  if (o->mismatch && j->n_used > 0 && c->src_ops != NULL) {
+    /* Peers sent some of these bytes: each of them is left out of this
+     * download from now on, and the file starts over (its partial was
+     * deleted) from the sources left, or the Hub. */
+    c->counters.peer_mismatches++;
+    for (int i = 0; i < j->n_used; i++) {
+      LOG_WARN("hf", "%s@%s: %s: %s mismatch (got %s) with bytes from peer %s: that peer is "
+               "dropped for this download, the file is fetched again",
+               dl->repo, dl->revision, j->f->path, j->f->lfs ? "sha256" : "git blob sha1", o->got,
+               j->used[i]);
+      c->src_ops->bad(c->src_ctx, dl->id, j->used[i]);
+    }
+    j->n_used = 0;
+    dl->done_bytes -= j->have;
+    j->have = 0;
+    j->prehash_to = 0;
+    j->holds = true;
+    j->op.replace = false;
+    job_set_state(j, JOB_OPEN);
+    job_submit(j, &j->op, HF_OP_OPEN, job_open_done);
+    return;
+  }
   if (o->mismatch) {
     c->counters.hash_mismatches++;
     dl->done_bytes -= j->have;
@@ -648,6 +687,40 @@ static bool job_on_headers(hf_xfer *x)
   return true;
 }
 
+/* Copies n bytes (which fit: job_room) into the write buffers, submitting
+ * every full one, and counts them. False when a buffer cannot be had. */
+static bool job_accept(hf_job *j, const char *p, size_t n)
+{
+  mesh_hf_client *c = j->dl->c;
+  size_t off = 0;
+  while (off < n) {
+    if (j->cur < 0 && job_take_buffer(j, j->have + off) < 0)
+      return false;
+    hf_wbuf *b = &j->bufs[j->cur];
+    size_t k = j->buf_cap - b->len;
+    if (k > n - off)
+      k = n - off;
+    memcpy(b->data + b->len, p + off, k);
+    b->len += k;
+    off += k;
+    if (b->len == j->buf_cap)
+      job_flush(j);
+  }
+  /* When the strand has nothing to do, the bytes go to the disk now rather
+   * than when the buffer is full: a slow transfer keeps its partial file
+   * current (a kill loses little), and a fast one still batches, since
+   * buffers fill while a write is in flight. */
+  if (j->in_flight == 0)
+    job_flush(j);
+  j->have += n;
+  j->dl->done_bytes += n;
+  j->dl->net_bytes += n;
+  c->counters.buffered_bytes += n;
+  if (c->counters.buffered_bytes > c->counters.buffered_peak)
+    c->counters.buffered_peak = c->counters.buffered_bytes;
+  return true;
+}
+
 /* libcurl's write callback, on the loop: copies the chunk into the write
  * buffers (whole or not at all) and submits every full one. */
 static size_t job_on_body(hf_xfer *x, const char *p, size_t n)
@@ -672,36 +745,88 @@ static size_t job_on_body(hf_xfer *x, const char *p, size_t n)
     c->counters.write_pauses++;
     return CURL_WRITEFUNC_PAUSE;
   }
-  size_t off = 0;
-  while (off < n) {
-    if (j->cur < 0 && job_take_buffer(j, j->have + off) < 0) {
-      j->io_err = ENOMEM;
-      return 0;
-    }
-    hf_wbuf *b = &j->bufs[j->cur];
-    size_t k = j->buf_cap - b->len;
-    if (k > n - off)
-      k = n - off;
-    memcpy(b->data + b->len, p + off, k);
-    b->len += k;
-    off += k;
-    if (b->len == j->buf_cap)
-      job_flush(j);
+  if (!job_accept(j, p, n)) {
+    j->io_err = ENOMEM;
+    return 0;
   }
-  /* When the strand has nothing to do, the bytes go to the disk now rather
-   * than when the buffer is full: a slow transfer keeps its partial file
-   * current (a kill loses little), and a fast one still batches, since
-   * buffers fill while a write is in flight. */
-  if (j->in_flight == 0)
-    job_flush(j);
-  j->have += n;
-  j->dl->done_bytes += n;
-  j->dl->net_bytes += n;
+  j->dl->hub_bytes += n;
   c->counters.bytes_received += n;
-  c->counters.buffered_bytes += n;
-  if (c->counters.buffered_bytes > c->counters.buffered_peak)
-    c->counters.buffered_peak = c->counters.buffered_bytes;
   return n;
+}
+
+/* Remembers label among the peers this file and its download hold bytes of. */
+static void job_note_source(hf_job *j, const char *label)
+{
+  hf_dl *dl = j->dl;
+  bool known = false;
+  for (int i = 0; i < j->n_used && !known; i++)
+    known = strcmp(j->used[i], label) == 0;
+  if (!known) {
+    if (j->n_used == HF_USED_MAX) {
+      memmove(j->used[0], j->used[1], sizeof j->used[0] * (HF_USED_MAX - 1));
+      j->n_used--;
+    }
+    snprintf(j->used[j->n_used++], sizeof j->used[0], "%s", label);
+  }
+  for (int i = 0; i < dl->n_sources; i++)
+    if (strcmp(dl->sources[i], label) == 0)
+      return;
+  if (dl->n_sources < HF_DL_SOURCES_MAX)
+    snprintf(dl->sources[dl->n_sources++], sizeof dl->sources[0], "%s", label);
+}
+
+int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_t *p, size_t n)
+{
+  hf_job *j = job;
+  if (j->dl->c != c || j->src == NULL || j->state != JOB_XFER || j->io_err != 0)
+    return -ESTALE;
+  if (off != j->have || n > j->f->size - j->have)
+    return -EBADMSG;
+  if (n > job_room(j)) {
+    if (j->in_flight == 0)
+      return -EBADMSG; /* larger than every buffer together: never fits */
+    j->paused = true;
+    c->counters.write_pauses++;
+    return -EAGAIN;
+  }
+  if (!job_accept(j, (const char *)p, n)) {
+    j->io_err = ENOMEM;
+    return -ESTALE;
+  }
+  job_note_source(j, j->src_label);
+  j->dl->peer_bytes += n;
+  c->counters.peer_bytes += n;
+  return 0;
+}
+
+void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why)
+{
+  hf_job *j = job;
+  hf_dl *dl = j->dl;
+  if (dl->c != c || j->src == NULL || j->state != JOB_XFER)
+    return;
+  j->src = NULL;
+  j->paused = false;
+  job_flush(j);
+  if (j->io_err != 0) {
+    int e = j->io_err;
+    c->counters.io_errors++;
+    hf_dl_fail(dl, -e, "%s: writing %s: %s (partial file kept)", j->f->path, j->partial,
+               strerror(e));
+    return;
+  }
+  if (err == 0 && j->have == j->f->size) {
+    job_verify(j);
+    return;
+  }
+  /* The file goes on from where it is, from another source or the Hub. */
+  c->counters.peer_failovers++;
+  MESH_LOG_RL(MESH_LOG_INFO, "hf",
+              "%s@%s: %s: peer %s stopped at byte %" PRIu64 " of %" PRIu64 " (%s): going on "
+              "from there elsewhere",
+              dl->repo, dl->revision, j->f->path, j->src_label, j->have, j->f->size,
+              why != NULL && why[0] != '\0' ? why : strerror(err < 0 ? -err : EIO));
+  job_request(j);
 }
 
 static void job_on_done(hf_xfer *x, CURLcode rc)
@@ -758,10 +883,44 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
   job_verify(j);
 }
 
+/* Asks the peer sources for the rest of the file: true when one took it
+ * (or all are busy and the job asks again shortly), false for the Hub. */
+static bool job_try_sources(hf_job *j)
+{
+  hf_dl *dl = j->dl;
+  mesh_hf_client *c = dl->c;
+  if (c->src_ops == NULL || j->have >= j->f->size)
+    return false;
+  mesh_hf_source_req req = {.dl_id = dl->id,
+                            .user = dl->user,
+                            .repo = dl->repo,
+                            .revision = dl->revision,
+                            .path = j->f->path,
+                            .from = j->have,
+                            .size = j->f->size};
+  void *x = NULL;
+  j->writing = j->overflow = j->range_mismatch = j->too_big = j->paused = false;
+  int rc = c->src_ops->start(c->src_ctx, &req, j, &x, j->src_label, sizeof j->src_label);
+  if (rc == -EBUSY) {
+    job_set_state(j, JOB_RETRY);
+    hf_arm(j->ev, HF_SOURCE_BUSY_MS);
+    return true;
+  }
+  if (rc != 0)
+    return false;
+  j->src = x;
+  c->counters.peer_transfers++;
+  job_set_state(j, JOB_XFER);
+  j->have_at_request = j->have;
+  return true;
+}
+
 static void job_request(hf_job *j)
 {
   hf_dl *dl = j->dl;
   mesh_hf_client *c = dl->c;
+  if (job_try_sources(j))
+    return;
   if (j->state != JOB_XFER)
     j->redirects = 0;
   j->writing = j->overflow = j->range_mismatch = j->too_big = j->paused = false;
@@ -880,6 +1039,7 @@ static void job_close_done(mesh_work *w)
 void hf_job_stop(hf_job *j)
 {
   hf_xfer_stop(&j->x);
+  job_drop_source(j);
   j->paused = false;
   if (j->ev != NULL) {
     event_free(j->ev);

@@ -20,7 +20,7 @@
  *   plaintext
  *   OFFSET SIZE  FIELD
  *   0      1     type: 1 data, 2 keepalive, 3 finish (handshake confirmation)
- *   1      1     channel (data): MESH_CH_SWIM 1, MESH_CH_COORD 2
+ *   1      1     channel (data): MESH_CH_SWIM 1, MESH_CH_COORD 2, MESH_CH_BULK 3
  *   2      1     class (data): 0 datagram, 1 stream
  *   3      1     flags (data): 1 first chunk, 2 last chunk (a datagram has both)
  *   4      4     message length, big-endian (first chunk; 0 otherwise)

@@ -512,6 +512,8 @@ static int tcp_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_c
    * larger frame-max accepts then travels in frames it accepts too. */
   if (t->opt.chunk_size > t->opt.frame_max)
     t->opt.chunk_size = t->opt.frame_max;
+  if (t->opt.bulk_queue_max == 0)
+    t->opt.bulk_queue_max = 1u << 20; /* options filled before the field existed */
   if (opt->rng_seed != 0)
     mesh_rng_seed(&t->rng, opt->rng_seed);
   else

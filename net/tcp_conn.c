@@ -127,6 +127,7 @@ void tcp_conn_free(tcp_conn *c)
   }
   queue_clear(&c->dq);
   queue_clear(&c->sq);
+  queue_clear(&c->bq);
   mesh_frame_reasm_free(&c->reasm);
   free(c->ext);
   memset(&c->tx, 0, sizeof c->tx);
@@ -287,11 +288,18 @@ static void pump(tcp_conn *c)
                         .len = m->len};
         rc = put_frame(c, &f);
         free(m);
-      } else if (c->sq.head != NULL) {
+      } else if (c->sq.head != NULL && (c->bq.head == NULL || c->bq.head->off == 0)) {
         tcp_msg *m = c->sq.head;
         rc = put_chunk(c, m->channel, m->data, m->len, &m->off);
         if (rc == 0 && m->off == m->len)
           free(queue_pop(&c->sq));
+      } else if (c->bq.head != NULL) {
+        /* Bulk only when nothing else waits, or to finish the bulk message
+         * already started (the receiver reassembles one at a time). */
+        tcp_msg *m = c->bq.head;
+        rc = put_chunk(c, m->channel, m->data, m->len, &m->off);
+        if (rc == 0 && m->off == m->len)
+          free(queue_pop(&c->bq));
       } else {
         break;
       }
@@ -299,7 +307,7 @@ static void pump(tcp_conn *c)
     if (rc == 0)
       rc = flush(c);
     if (rc != 0 || evbuffer_get_length(c->out) >= HIGH_WATER(t) ||
-        (c->dq.head == NULL && c->sq.head == NULL))
+        (c->dq.head == NULL && c->sq.head == NULL && c->bq.head == NULL))
       break;
   }
   c->pumping = false;
@@ -308,7 +316,8 @@ static void pump(tcp_conn *c)
     return;
   }
   watch_output(c);
-  if (c->want_writable && c->sq.bytes <= t->opt.stream_queue_max / 2) {
+  if (c->want_writable && c->sq.bytes <= t->opt.stream_queue_max / 2 &&
+      c->bq.bytes <= t->opt.bulk_queue_max / 2) {
     c->want_writable = false;
     mesh_peer_id p = c->peer;
     mesh_net_writable(t->net, &p);
@@ -351,11 +360,18 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
       t->c->dropped[MESH_DROP_QUEUE_FULL]++;
       return -ENOBUFS;
     }
-  } else if (c->sq.bytes > 0 && c->sq.bytes + len > t->opt.stream_queue_max) {
+  } else if (ch == MESH_CH_BULK && c->bq.bytes > 0 &&
+             c->bq.bytes + len > t->opt.bulk_queue_max) {
+    /* Bulk has its own, smaller bound: it never fills the stream queue
+     * that coordinator messages need. */
+    c->want_writable = true;
+    return -EAGAIN;
+  } else if (ch != MESH_CH_BULK && c->sq.bytes > 0 && c->sq.bytes + len > t->opt.stream_queue_max) {
     /* An empty queue takes any message up to frame-max. */
     c->want_writable = true;
     return -EAGAIN;
-  } else if (c->state == TCP_UP && !c->pumping && c->dq.head == NULL && c->sq.head == NULL) {
+  } else if (c->state == TCP_UP && !c->pumping && c->dq.head == NULL && c->sq.head == NULL &&
+             c->bq.head == NULL) {
     int rc;
     bool done = send_direct(c, (uint8_t)ch, buf, len, &sent, &rc);
     if (rc != 0) {
@@ -378,7 +394,7 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
   m->off = sent;
   if (len > 0)
     memcpy(m->data, buf, len);
-  queue_push(cls == MESH_CLASS_DATAGRAM ? &c->dq : &c->sq, m);
+  queue_push(cls == MESH_CLASS_DATAGRAM ? &c->dq : ch == MESH_CH_BULK ? &c->bq : &c->sq, m);
   t->c->messages_sent[cls]++;
   pump(c);
   return 0;
@@ -889,10 +905,14 @@ void tcp_conn_take_queues(tcp_conn *c, tcp_conn *old)
 {
   c->dq = old->dq;
   c->sq = old->sq;
+  c->bq = old->bq;
   /* A stream message half sent on old starts again from its beginning. */
   if (c->sq.head != NULL)
     c->sq.head->off = 0;
+  if (c->bq.head != NULL)
+    c->bq.head->off = 0;
   c->want_writable = old->want_writable;
   memset(&old->dq, 0, sizeof old->dq);
   memset(&old->sq, 0, sizeof old->sq);
+  memset(&old->bq, 0, sizeof old->bq);
 }

@@ -81,6 +81,7 @@ typedef struct tcp_conn {
   mesh_time_ms up_at;     /* handshake finished (kept from a connection it replaced) */
   tcp_source src;         /* inbound: where it came from */
   tcp_queue dq, sq;       /* datagrams (sent first), stream messages */
+  tcp_queue bq;           /* MESH_CH_BULK stream messages: sent when dq and sq are empty */
   bool want_writable;     /* a stream send got -EAGAIN */
   bool pumping;           /* inside tcp_conn_pump */
   mesh_frame_reasm reasm; /* stream messages arriving in chunks */

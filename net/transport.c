@@ -72,6 +72,7 @@ void mesh_net_options_default(mesh_net_options *o)
   o->datagram_queue_max = 256u << 10;
   o->stream_queue_max = 4u << 20;
   o->chunk_size = 16u << 10;
+  o->bulk_queue_max = 1u << 20;
   o->member_reserve_pct = 25;
   o->max_per_source = 16;
   o->unjoined_grace_ms = 10000;
@@ -251,6 +252,9 @@ int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, 
                       const uint8_t *buf, size_t len)
 {
   if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
+    return -EINVAL;
+  /* Bulk is a stream class only: a dropped datagram would leave a hole. */
+  if (ch == MESH_CH_BULK && cls != MESH_CLASS_STREAM)
     return -EINVAL;
   /* Datagrams take the last registered transport that can carry them (an
    * accelerator registers after TCP); streams take the first (TCP). */

@@ -6,13 +6,21 @@
  * where it works) and is the only thing the membership core and the
  * coordinator talk to. A message is (peer ID, channel, class, bytes):
  *
- *   channel  MESH_CH_SWIM (membership), MESH_CH_COORD (coordinator)
+ *   channel  MESH_CH_SWIM (membership), MESH_CH_COORD (coordinator),
+ *            MESH_CH_BULK (model bytes between peers, stream class only)
  *   class    MESH_CLASS_DATAGRAM: probes, acks, gossip. Droppable, never
  *            waits behind bulk traffic; a full queue drops it (counted).
  *            MESH_CLASS_STREAM: push-pull sync, documents. Ordered and
  *            reliable while the connection lives; a full queue refuses it
  *            with -EAGAIN (back-pressure) and the writable callback says
  *            when to try again.
+ *
+ * Bulk messages wait in their own per-peer queue, bounded by
+ * bulk_queue_max, and go out only when no datagram and no other stream
+ * message waits (one bulk message already started is finished first, as
+ * the receiver reassembles one stream message at a time): model bytes
+ * never hold up membership, and coordinator messages wait behind at most
+ * one bulk message. A full bulk queue refuses with -EAGAIN like a stream.
  *
  * Datagrams go through the first transport that says it can carry them to
  * that peer (RDMA, when registered and its queue pair works), else TCP.
@@ -46,8 +54,9 @@ struct event_base;
 typedef enum mesh_channel {
   MESH_CH_SWIM = 1,  /* membership */
   MESH_CH_COORD = 2, /* coordinator documents and commands */
+  MESH_CH_BULK = 3,  /* model file bytes between peers (coord/bulk_wire.h) */
 } mesh_channel;
-#define MESH_CH_MAX 2
+#define MESH_CH_MAX 3
 
 typedef enum mesh_class {
   MESH_CLASS_DATAGRAM = 0,
@@ -201,6 +210,7 @@ typedef struct mesh_net_options {
   size_t datagram_queue_max;         /* per-peer bytes of queued datagrams (256 KiB) */
   size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
   size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
+  size_t bulk_queue_max;             /* per-peer bytes of queued MESH_CH_BULK messages (1 MiB) */
   uint64_t rng_seed;                 /* random seed for the transports; 0 seeds from the OS */
   /* Slots for members (see "Connection slots" above; they apply once
    * mesh_net_set_member_check says who the members are): */

@@ -13,6 +13,7 @@ static const char *const profile_names[] = {"lan", "thunderbolt", "wan", NULL};
 static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
 static const char *const frame_cipher_names[] = {"auto", "chacha20-poly1305", "aes-256-gcm",
                                                  NULL};
+static const char *const on_off_names[] = {"off", "on", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const format_names[] = {"text", "json", NULL};
 
@@ -336,6 +337,23 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .max = 64,
      .metavar = "N",
      .help = "Files of one model downloading at the same time."},
+    {.name = "serve-models",
+     .type = T_ENUM,
+     .off = OFF(serve_models),
+     .def = "on",
+     .choices = on_off_names,
+     .metavar = "on|off",
+     .help = "Serve this node's completed model files to members that download the same "
+             "revision (off: other nodes fetch them elsewhere)."},
+    {.name = "max-uploads",
+     .type = T_INT,
+     .off = OFF(max_uploads),
+     .def = "8",
+     .min = 1,
+     .max = 256,
+     .metavar = "N",
+     .help = "Model file transfers served to members at the same time; one member gets at most "
+             "half of them."},
     {.name = "io-threads",
      .type = T_INT,
      .off = OFF(io_threads),

@@ -128,6 +128,8 @@ typedef struct mesh_config {
   int downloads_at_once;       /* models downloading concurrently */
   int files_at_once;           /* files per model downloading concurrently */
   int io_threads;              /* work pool threads; 0 = sized for the machine */
+  int serve_models;            /* 1: serve completed model files to members, 0: not */
+  int max_uploads;             /* model file transfers served at once */
   mesh_strlist accept_commands_from; /* peer IDs, "any-member" or "none" */
   int command_quota;                 /* own entries one other node's commands may make */
 

@@ -149,6 +149,11 @@ typedef struct mesh_api_download {
   const char *error;      /* failed only; may be NULL otherwise */
   bool abandoned;         /* owner dead or left: shown until collected */
   uint64_t collect_in_ms; /* abandoned only: time left before collection */
+  bool has_sources;       /* this node's own entry, fetched in this run: the fields below */
+  uint64_t hub_bytes;     /* bytes received from the Hub */
+  uint64_t peer_bytes;    /* bytes received from peers */
+  uint64_t source_speed_bps; /* the last speed measured (0 once done) */
+  const char *peers;      /* peer IDs bytes came from, comma-separated; "" none */
 } mesh_api_download;
 
 typedef struct mesh_api_journal_entry {

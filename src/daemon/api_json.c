@@ -129,6 +129,22 @@ int mesh_api_json_add_download(json_t *downloads, const mesh_api_download *d)
                   uint_json(d->files_done), "filesTotal", uint_json(d->files_total));
     rc |= json_object_set_new(e, "downloadProgress", p);
   }
+  if (d->has_sources) {
+    /* Where the bytes came from: the Hub, or peers by ID. */
+    json_t *peers = json_array();
+    const char *p = d->peers != NULL ? d->peers : "";
+    while (peers != NULL && *p != '\0') {
+      const char *comma = strchr(p, ',');
+      size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+      json_array_append_new(peers, json_stringn(p, n));
+      p += n + (comma != NULL);
+    }
+    json_t *src = json_pack("{s:o, s:o, s:o, s:o}", "hub", in_bytes(d->hub_bytes), "peers",
+                            in_bytes(d->peer_bytes), "peerIds",
+                            peers != NULL ? peers : json_array(), "speed",
+                            uint_json(d->source_speed_bps));
+    rc |= json_object_set_new(e, "sources", src);
+  }
   if (d->status == MESH_API_DL_FAILED)
     rc |= json_object_set_new(e, "errorMessage", json_string(d->error != NULL ? d->error : ""));
   json_t *wrapped = json_pack("{s:o}", wrap, e);

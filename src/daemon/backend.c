@@ -112,6 +112,7 @@ static mesh_api_download_status api_status(mesh_coord_status s)
 }
 
 typedef struct visit_ctx {
+  const mesh_downloads *dl;
   mesh_api_download_fn fn;
   void *arg;
   bool stop;
@@ -154,6 +155,14 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
       .abandoned = ve->abandoned,
       .collect_in_ms = ve->collect_in,
   };
+  mesh_downloads_prov prov;
+  if (ve->own && mesh_downloads_provenance(v->dl, e->model_id, e->revision, &prov) == 0) {
+    dl.has_sources = true;
+    dl.hub_bytes = prov.hub_bytes;
+    dl.peer_bytes = prov.peer_bytes;
+    dl.source_speed_bps = prov.speed_bps;
+    dl.peers = prov.sources;
+  }
   if (v->fn(v->arg, &dl) != 0)
     v->stop = true;
 }
@@ -161,7 +170,7 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
 static int be_list_downloads(void *ctx, mesh_api_download_fn fn, void *arg)
 {
   mesh_daemon *d = ctx;
-  visit_ctx v = {.fn = fn, .arg = arg};
+  visit_ctx v = {.dl = d->dl, .fn = fn, .arg = arg};
   /* Whether an owner is shown abandoned comes from the coordinator's mirror
    * of the view; /members reads the membership core. Should the mirror lag
    * (events lost at the end of a batch), it is brought up to the core
@@ -185,6 +194,8 @@ static const char *journal_kind(mesh_coord_journal_kind k)
     return "restore";
   case MESH_COORD_J_REMOVED:
     return "removed";
+  case MESH_COORD_J_SOURCE:
+    return "source";
   }
   return "other";
 }

@@ -267,10 +267,12 @@ void dl_on_hf_report(const mesh_hf_report *r, void *ctx)
     }
     break;
   case MESH_HF_REPORT_PROGRESS:
+    dl_prov_update(d, model, rev, p, r->id, false);
     mesh_coord_progress(d->coord, model, rev, p->done_bytes, p->total_bytes, p->files_done,
                         p->files_total, p->speed_bps, p->eta_ms, now);
     break;
   case MESH_HF_REPORT_COMPLETED:
+    dl_prov_update(d, model, rev, p, r->id, true);
     drop_active(a);
     mesh_coord_completed(d->coord, model, rev, p->total_bytes, now);
     break;

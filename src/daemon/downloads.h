@@ -125,6 +125,33 @@ void mesh_downloads_journal(const mesh_downloads *d, size_t limit, mesh_download
                             void *arg);
 void mesh_downloads_hf_counters(const mesh_downloads *d, mesh_hf_counters *out);
 
+/* Where an own entry's bytes came from (the Hub, peers), as of the client's
+ * last report; kept after the entry completes. sources (peer IDs,
+ * comma-separated; "" for none) is valid until the next loop turn. */
+typedef struct mesh_downloads_prov {
+  uint64_t hub_bytes;
+  uint64_t peer_bytes;
+  uint64_t speed_bps;
+  const char *sources;
+} mesh_downloads_prov;
+/* 0 and *out, or -ENOENT when this node fetched no byte of it in this run. */
+int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const char *rev,
+                              mesh_downloads_prov *out);
+
+/* Peer transfers: sources and serving (downloads_peers.c, downloads_serve.c). */
+typedef struct mesh_downloads_peer_stats {
+  uint64_t bad_sources;     /* sources dropped from a download for bytes that failed the hash */
+  uint64_t source_failures; /* transfers from peers that failed (refusal, error, stall, left) */
+  uint64_t protocol_errors; /* bulk messages malformed, out of order or past their credit */
+  uint64_t uploads;         /* uploads begun */
+  uint64_t upload_bytes;    /* file bytes sent to members */
+  uint64_t uploads_active;  /* uploads running now */
+  uint64_t refused[8];      /* requests refused, by mesh_downloads_refusal_name(i) */
+} mesh_downloads_peer_stats;
+void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_stats *out);
+/* The name of refusal reason i (0..7), NULL past the last. */
+const char *mesh_downloads_refusal_name(int i);
+
 typedef struct mesh_downloads_counters {
   uint64_t store_failures;    /* batches the store refused (logged) */
   uint64_t store_dropped;     /* journal records dropped: the store was too far behind */

@@ -11,6 +11,11 @@
  *   - downloads_held.c: messages held for peers without a connection.
  *   - downloads_lifecycle.c: start-up (store and models directory opened on
  *     the pool) and shutdown.
+ *   - downloads_peers.c: peer sources of the download client (file bytes
+ *     asked of members on MESH_CH_BULK) and where each entry's bytes came
+ *     from.
+ *   - downloads_serve.c: serving this node's completed files to members on
+ *     MESH_CH_BULK, reads on the pool.
  * Threads: everything declared here runs on the loop thread. The pool's work
  * functions (store_work, disk_work, start_work) are static in their files
  * and touch only what their item carries (a store_batch, a disk_job, a
@@ -23,6 +28,7 @@
 #include "src/daemon/downloads.h"
 
 #include "coord/diskexec.h"
+#include "coord/bulk_wire.h"
 #include "src/base/pool.h"
 
 #include <limits.h>
@@ -133,6 +139,133 @@ typedef struct active {
   bool listed;    /* the file list arrived */
 } active;
 
+/* ---- peer transfers (downloads_peers.c, downloads_serve.c) ------------- */
+
+/* Bytes a downloader lets a source send ahead of what its write buffers
+ * took (the request's credit); it grants more every PEER_CREDIT_STEP taken.
+ * Also the bound on chunks held for a job whose buffers are full. */
+#define PEER_WINDOW ((uint64_t)2 << 20)
+#define PEER_CREDIT_STEP ((uint64_t)512 << 10)
+/* Transfers from peers at once (all downloads), and to one source. */
+#define PEER_XFERS_MAX 64
+#define PEER_PER_SOURCE_MAX 4
+/* Downloads whose source use is remembered, and sources per download. */
+#define PEER_DLS_MAX ACTIVE_MAX
+#define PEER_USE_MAX 16
+/* A source that sends nothing for this long while owed bytes is dropped. */
+#define PEER_STALL_MS 5000
+/* A source that said it is busy is not asked again for this long. */
+#define PEER_BUSY_MS 500
+/* The peer transfers' check of sources and uploads, while any runs. */
+#define PEER_TICK_MS 250
+/* Entries whose byte sources are remembered for display. */
+#define PROV_MAX (2 * ACTIVE_MAX)
+#define PROV_SOURCES_MAX 512
+
+/* A chunk received for a job whose write buffers were full. Owned by its
+ * transfer. */
+typedef struct peer_chunk {
+  struct peer_chunk *next;
+  uint64_t off;
+  size_t len;
+  uint8_t data[];
+} peer_chunk;
+
+/* One file transfer from a peer source, for one job of the client. */
+typedef struct peer_xfer {
+  bool used;
+  uint64_t id;     /* the request's id on the wire */
+  uint64_t dl_id;  /* the client's download */
+  mesh_peer_id peer;
+  uint64_t epoch;  /* the source's epoch when asked: a new one ends the transfer */
+  char model_id[MESH_MODEL_ID_MAX];
+  char revision[MESH_REVISION_MAX + 1];
+  void *job;            /* the client's job (mesh_hf_source_data) */
+  uint64_t rx_next;     /* offset of the next chunk expected */
+  uint64_t end;         /* one past the last byte asked for */
+  uint64_t granted;     /* bytes the source may have sent so far (offset bound) */
+  uint64_t owed;        /* bytes taken since the last credit sent */
+  peer_chunk *held;     /* chunks the job had no room for, oldest first */
+  peer_chunk *held_tail;
+  bool ended;           /* the source said END 0 (every byte sent) */
+  bool paused;          /* the job said -EAGAIN; resume() comes */
+  mesh_time_ms last_rx; /* when the source last sent, or the job last resumed */
+} peer_xfer;
+
+/* What one download did with each source. */
+typedef struct peer_dl {
+  bool used;
+  uint64_t dl_id;
+  char model_id[MESH_MODEL_ID_MAX];     /* for the journal */
+  char revision[MESH_REVISION_MAX + 1];
+  mesh_coord_source_use use[PEER_USE_MAX];
+  mesh_time_ms busy_until[PEER_USE_MAX];
+  size_t n_use;
+} peer_dl;
+
+/* Where an own entry's bytes came from, kept after it completes. */
+typedef struct prov_rec {
+  bool used;
+  char model_id[MESH_MODEL_ID_MAX];
+  char revision[MESH_REVISION_MAX + 1];
+  uint64_t hub_bytes;
+  uint64_t peer_bytes;
+  uint64_t speed_bps; /* the last progress report's */
+  char sources[PROV_SOURCES_MAX]; /* peer IDs, comma-separated */
+  mesh_time_ms at;    /* last update, for reuse of the oldest */
+} prov_rec;
+
+/* One upload: a file range served to a member. While its item is on the
+ * pool (w.busy) the worker owns fd, buf and the result fields. */
+typedef struct upload {
+  mesh_work w;                /* the pool item; first */
+  mesh_downloads *d;          /* for the done function */
+  bool used;
+  mesh_peer_id peer;
+  uint64_t id;                /* the requester's id */
+  char rel[PATH_MAX];         /* OPEN input: models dir + "/" + model dir + "/" + path */
+  size_t base_len;            /* OPEN input: the models directory's length in rel */
+  bool opening;               /* the item is OPEN (else READ) */
+  int fd;                     /* the open file, or -1 */
+  uint64_t off, end;          /* next byte to read, one past the last asked */
+  uint64_t credit;            /* bytes the requester lets us send now (the worker's while busy) */
+  uint64_t credit_more;       /* credit that arrived while an item ran (the loop's) */
+  uint8_t *buf;               /* MESH_BULK_CHUNK_MAX bytes, owned */
+  size_t len;                 /* READ result */
+  int err;                    /* result: negative errno */
+  uint8_t *pending;           /* an encoded chunk the queue refused (-EAGAIN), owned */
+  size_t pending_len;
+  uint64_t pending_n;         /* its payload bytes */
+  bool cancelled;             /* the requester cancelled while an item ran */
+  mesh_time_ms last_credit;   /* when credit last arrived (a silent requester is dropped) */
+  uint64_t test_delay_ms;     /* test only: the worker waits this long before a read */
+} upload;
+
+typedef enum serve_refusal {
+  SERVE_REFUSED_OFF = 0,     /* --serve-models off */
+  SERVE_REFUSED_NOT_MEMBER,  /* requester not in the view */
+  SERVE_REFUSED_NOT_COMPLETED, /* no completed own entry of this epoch for it */
+  SERVE_REFUSED_PATH,        /* not a plain file inside the entry's directory */
+  SERVE_REFUSED_BUSY,        /* --max-uploads reached */
+  SERVE_REFUSED_PEER_SHARE,  /* that member holds its share of the uploads */
+  SERVE_REFUSED_RANGE,       /* past the end of the file */
+  SERVE_REFUSED_IO,          /* the file could not be opened or read */
+  SERVE_REFUSED__COUNT
+} serve_refusal;
+
+typedef struct peers_counters {
+  uint64_t bad_sources;      /* sources dropped from a download for bad bytes */
+  uint64_t source_failures;  /* transfers from peers that failed (error, stall, left) */
+  uint64_t protocol_errors;  /* bulk messages out of order, past credit, or malformed */
+  uint64_t uploads;          /* uploads begun */
+  uint64_t upload_bytes;     /* file bytes sent to members */
+  uint64_t uploads_active;   /* gauge */
+  uint64_t refused[SERVE_REFUSED__COUNT];
+  uint64_t corrupted_chunks; /* test only: chunks corrupted on purpose */
+} peers_counters;
+
+const char *dl_serve_refusal_name(serve_refusal r);
+
 struct mesh_downloads {
   mesh_node *node;           /* borrowed */
   mesh_membership *mem;      /* borrowed */
@@ -172,6 +305,19 @@ struct mesh_downloads {
   mesh_view_follower view;        /* the last view change the coordinator's mirror reflects */
   uint64_t test_lose_view_events; /* test only: view events still to withhold from the core */
   mesh_downloads_counters counters;
+  /* Peer transfers. */
+  peer_xfer xfers[PEER_XFERS_MAX];
+  peer_dl peer_dls[PEER_DLS_MAX];
+  uint64_t next_xfer_id;
+  prov_rec prov[PROV_MAX];
+  upload *uploads;          /* max_uploads of them, owned */
+  int max_uploads;
+  bool serve_models;
+  bool test_corrupt_uploads; /* test only: MESHD_TEST_CORRUPT_UPLOADS */
+  uint64_t test_upload_delay_ms; /* test only: MESHD_TEST_SLOW_UPLOADS_MS */
+  mesh_timer *peer_timer;   /* PEER_TICK_MS while a transfer or upload runs */
+  bool serve_sending;       /* inside an upload's send: the writable callback waits */
+  peers_counters peers;
 };
 
 /* ---- downloads.c -------------------------------------------------------- */
@@ -218,6 +364,42 @@ void dl_save_members(void *arg, const mesh_store_member *members, size_t n);
 void dl_disk_start(mesh_downloads *d, const mesh_coord_action *act);
 /* Unlinks the job from d->jobs and frees it (with a scan left unfinished). */
 void dl_disk_forget(mesh_downloads *d, disk_job *j);
+
+/* ---- downloads_peers.c ------------------------------------------------- */
+
+/* The client's peer sources (mesh_hf_source_ops), ctx the part. */
+extern const mesh_hf_source_ops dl_peer_sources;
+/* A chunk or an end from a source (decoded; m borrowed). */
+void dl_peers_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bulk_msg *m);
+/* Checks transfers (source still eligible, connected, not stalled). */
+void dl_peers_tick(mesh_downloads *d, mesh_time_ms now);
+bool dl_peers_running(const mesh_downloads *d);
+/* Records where an own entry's bytes came from (a client report). */
+void dl_prov_update(mesh_downloads *d, const char *model, const char *rev,
+                    const mesh_hf_progress *p, uint64_t hf_id, bool final);
+/* Stops every transfer (shutdown: no calls into the client). */
+void dl_peers_close(mesh_downloads *d);
+/* The MESH_CH_BULK handler (arg is the part). */
+void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class cls,
+                const uint8_t *buf, size_t len);
+/* The net's writable callback (arg is the part): uploads waiting for room. */
+void dl_on_writable(void *arg, const mesh_peer_id *peer);
+/* Arms the peer timer when something runs. */
+void dl_peers_arm(mesh_downloads *d);
+
+/* ---- downloads_serve.c -------------------------------------------------- */
+
+/* A request, credit or cancel from a member (m borrowed). */
+void dl_serve_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bulk_msg *m);
+/* Drops uploads to peers that left the view or went silent. */
+void dl_serve_tick(mesh_downloads *d, mesh_time_ms now);
+bool dl_serve_running(const mesh_downloads *d);
+/* Retries chunks the bulk queue refused, for peer. */
+void dl_serve_on_writable(mesh_downloads *d, const mesh_peer_id *peer);
+/* Sets up the upload slots (cfg's bounds): 0 or -ENOMEM. */
+int dl_serve_init(mesh_downloads *d, bool serve, int max_uploads);
+/* Waits for no upload item (the caller flushed the pool) and frees them. */
+void dl_serve_close(mesh_downloads *d);
 
 /* ---- downloads_held.c --------------------------------------------------- */
 

@@ -361,6 +361,17 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     snprintf(err, errlen, "download client (endpoint %s): %s", cfg->hf_endpoint, mesh_strerror(rc));
     goto fail;
   }
+  if ((rc = dl_serve_init(d, cfg->serve_models != 0, cfg->max_uploads)) != 0)
+    goto fail;
+  d->test_corrupt_uploads = test_env_count("MESHD_TEST_CORRUPT_UPLOADS", 1) == 1;
+  if (d->test_corrupt_uploads)
+    LOG_WARN("downloads", "test fault injection: every model file chunk served is corrupted");
+  d->test_upload_delay_ms = (uint64_t)test_env_count("MESHD_TEST_SLOW_UPLOADS_MS", 600000);
+  if (d->test_upload_delay_ms > 0)
+    LOG_WARN("downloads", "test fault injection: every model file chunk served first waits %llu ms",
+             (unsigned long long)d->test_upload_delay_ms);
+  mesh_hf_set_sources(d->hf, &dl_peer_sources, d);
+  mesh_net_on_writable(d->net, dl_on_writable, d);
   if ((rc = mesh_timer_new(d->loop, dl_on_timer, d, &d->timer)) != 0)
     goto fail;
   d->test_lose_view_events = lose_view_events_test_fault();
@@ -369,6 +380,8 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   mesh_membership_on_peer_up(mem, dl_held_on_peer_up, d);
   mesh_membership_on_view_gap(mem, dl_on_view_gap, d);
   if ((rc = mesh_node_on_message(node, MESH_CH_COORD, dl_on_message, d)) != 0)
+    goto fail;
+  if ((rc = mesh_node_on_message(node, MESH_CH_BULK, dl_on_bulk, d)) != 0)
     goto fail;
   dl_drain(d); /* what the restore asked for */
   *out = d;
@@ -392,8 +405,12 @@ void mesh_downloads_free(mesh_downloads *d)
   if (d == NULL)
     return;
   d->stopping = true;
-  if (d->node != NULL)
+  if (d->node != NULL) {
     mesh_node_on_message(d->node, MESH_CH_COORD, NULL, NULL);
+    mesh_node_on_message(d->node, MESH_CH_BULK, NULL, NULL);
+  }
+  if (d->net != NULL)
+    mesh_net_on_writable(d->net, NULL, NULL);
   if (d->mem != NULL) {
     mesh_membership_on_peer_up(d->mem, NULL, NULL);
     mesh_membership_on_view_gap(d->mem, NULL, NULL);
@@ -403,7 +420,14 @@ void mesh_downloads_free(mesh_downloads *d)
     mesh_timer_free(d->timer);
   for (size_t i = 0; i < HELD_PEERS; i++)
     dl_held_clear(d, &d->held[i]);
+  /* Transfers from peers end without calls into the client, which then
+   * stops its jobs (and tells the sources nothing more). */
+  dl_peers_close(d);
+  if (d->hf != NULL)
+    mesh_hf_set_sources(d->hf, NULL, NULL);
   mesh_hf_client_free(d->hf);
+  if (d->peer_timer != NULL)
+    mesh_timer_free(d->peer_timer);
   if (d->store_strand != NULL)
     dl_store_flush(d);
   if (d->pool != NULL)
@@ -411,6 +435,7 @@ void mesh_downloads_free(mesh_downloads *d)
   /* Inspections that never got their turn. */
   while (d->jobs != NULL)
     dl_disk_forget(d, d->jobs);
+  dl_serve_close(d); /* after the flush: no upload item runs */
   mesh_coord_free(d->coord);
   mesh_store_close(d->store);
   mesh_diskexec_close(d->disk);

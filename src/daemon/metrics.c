@@ -245,6 +245,8 @@ static void test_fault_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, name, C, help, "what", "release_failed", (double)c->release_failed);
 }
 
+static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_counters *hf);
+
 static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
   const mesh_coord *co = mesh_downloads_core(d->dl);
@@ -371,6 +373,48 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)hf.io_errors);
   metric(m, "meshd_download_buffered_bytes", G, "Received bytes waiting for the disk",
          (double)hf.buffered_bytes);
+  peer_metrics(d, m, &hf);
+}
+
+/* Model bytes by source, and the bulk channel's transfers both ways: sources
+ * dropped or refused, uploads served and refused by reason. */
+static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_counters *hf)
+{
+  static const char *const src_help = "Model file bytes received, by source (hub or peer)";
+  metric1(m, "meshd_download_source_bytes_total", C, src_help, "source", "hub",
+          (double)hf->bytes_received);
+  metric1(m, "meshd_download_source_bytes_total", C, src_help, "source", "peer",
+          (double)hf->peer_bytes);
+  mesh_downloads_peer_stats ps;
+  mesh_downloads_peer_stats_get(d->dl, &ps);
+  static const char *const drop_help =
+      "Peer sources dropped from a download: bytes that failed the Hub's hash, or a transfer "
+      "that failed (refusal, error, stall, left the view)";
+  metric1(m, "meshd_peer_sources_dropped_total", C, drop_help, "reason", "bad_bytes",
+          (double)ps.bad_sources);
+  metric1(m, "meshd_peer_sources_dropped_total", C, drop_help, "reason", "failed",
+          (double)ps.source_failures);
+  metric(m, "meshd_peer_transfers_total", C, "File transfers begun from peer sources",
+         (double)hf->peer_transfers);
+  metric(m, "meshd_peer_failovers_total", C,
+         "Peer transfers that ended early: the file went on from another source or the Hub",
+         (double)hf->peer_failovers);
+  metric(m, "meshd_peer_mismatches_total", C,
+         "Files holding bytes of peers whose hash was wrong, fetched again",
+         (double)hf->peer_mismatches);
+  metric(m, "meshd_bulk_protocol_errors_total", C,
+         "Bulk channel messages malformed, out of order or past their credit",
+         (double)ps.protocol_errors);
+  metric(m, "meshd_uploads_total", C, "Model file transfers served to members",
+         (double)ps.uploads);
+  metric(m, "meshd_uploads_active", G, "Model file transfers being served now",
+         (double)ps.uploads_active);
+  metric(m, "meshd_upload_bytes_total", C, "Model file bytes sent to members",
+         (double)ps.upload_bytes);
+  static const char *const ref_help = "Requests for model files refused, by reason";
+  for (int i = 0; mesh_downloads_refusal_name(i) != NULL; i++)
+    metric1(m, "meshd_uploads_refused_total", C, ref_help, "reason",
+            mesh_downloads_refusal_name(i), (double)ps.refused[i]);
 }
 
 /* How late the loop's timers fire (src/daemon/loop.h): the histogram, and

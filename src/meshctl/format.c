@@ -228,6 +228,28 @@ void mctl_print_downloads(FILE *f, json_t *downloads)
         const char *msg = json_string_value(json_object_get(e, "errorMessage"));
         if (msg != NULL)
           snprintf(note, sizeof(note), "%s", msg);
+        json_t *src = json_object_get(e, "sources");
+        if (src != NULL) {
+          /* Where the bytes came from: "from hub 1.2 GiB, peers 3.4 GiB (ab12..., cd34...)". */
+          char hb[24], pb[24];
+          mctl_fmt_size(juint(json_object_get(src, "hub"), "inBytes"), hb, sizeof(hb));
+          mctl_fmt_size(juint(json_object_get(src, "peers"), "inBytes"), pb, sizeof(pb));
+          size_t n = strlen(note);
+          snprintf(note + n, sizeof(note) - n, "%sfrom hub %s, peers %s", n ? "; " : "", hb, pb);
+          size_t k;
+          json_t *id;
+          json_t *ids = json_object_get(src, "peerIds");
+          json_array_foreach(ids, k, id)
+          {
+            char shortid[MCTL_PEER_SHORT + 1];
+            mctl_fmt_peer(json_string_value(id), shortid, sizeof(shortid));
+            n = strlen(note);
+            snprintf(note + n, sizeof(note) - n, "%s%s", k == 0 ? " (" : ", ", shortid);
+          }
+          n = strlen(note);
+          if (json_array_size(ids) > 0)
+            snprintf(note + n, sizeof(note) - n, ")");
+        }
         if (json_is_true(json_object_get(e, "abandoned"))) {
           char in[16];
           mctl_fmt_age(juint(e, "abandonedCollectInMs"), in, sizeof(in));

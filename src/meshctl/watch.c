@@ -25,8 +25,8 @@ static void on_sigint(int sig)
 static void render_downloads(FILE *f, json_t *downloads)
 {
   static const char *const heads[] = {"NODE", "MODEL", "STATUS", "PROGRESS",
-                                      "SIZE", "SPEED", "ETA"};
-  mctl_table *t = mctl_table_new(7, heads);
+                                      "SIZE", "SPEED", "ETA",    "FROM"};
+  mctl_table *t = mctl_table_new(8, heads);
   const char *node;
   json_t *list;
   size_t rows = 0;
@@ -68,8 +68,21 @@ static void render_downloads(FILE *f, json_t *downloads)
         const char *word = strncmp(wrap, "Download", 8) == 0 ? wrap + 8 : wrap;
         snprintf(status, sizeof(status), "%s%s", word,
                  json_is_true(json_object_get(e, "abandoned")) ? " (abandoned)" : "");
+        /* Where this node's own bytes come from: the Hub and/or peers. */
+        char from[64] = "-";
+        json_t *src = json_object_get(e, "sources");
+        if (src != NULL) {
+          json_int_t hub =
+              json_integer_value(json_object_get(json_object_get(src, "hub"), "inBytes"));
+          size_t npeers = json_array_size(json_object_get(src, "peerIds"));
+          snprintf(from, sizeof(from), "%s%s%zu peer%s", hub > 0 ? "hub" : "",
+                   hub > 0 && npeers > 0 ? " + " : "", npeers, npeers == 1 ? "" : "s");
+          if (npeers == 0)
+            snprintf(from, sizeof(from), "%s", hub > 0 ? "hub" : "-");
+        }
         const char *model = json_string_value(json_object_get(e, "modelId"));
-        const char *row[] = {peer, model != NULL ? model : "?", status, prog, size, speed, eta};
+        const char *row[] = {peer, model != NULL ? model : "?", status, prog, size, speed, eta,
+                             from};
         mctl_table_add(t, row);
         rows++;
       }

@@ -319,6 +319,8 @@ static void test_defaults(void **state)
   assert_null(cfg.hf_token);
   assert_int_equal(cfg.downloads_at_once, 2);
   assert_int_equal(cfg.files_at_once, 4);
+  assert_int_equal(cfg.serve_models, 1);
+  assert_int_equal(cfg.max_uploads, 8);
   assert_int_equal(cfg.max_connections, 256);
   assert_int_equal(cfg.api_max_connections, 64);
   assert_int_equal(cfg.member_reserve, 25);
@@ -339,6 +341,32 @@ static void test_no_home_is_an_error(void **state)
   char err[512];
   assert_int_equal(load(&cfg, NULL, env, err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "MESH_HOME"));
+  mesh_config_free(&cfg);
+}
+
+/* Serving model files to peers: on by default, off by flag, environment or
+ * file; the upload bound refuses 0 and absurd values. */
+static void test_serve_models_and_uploads(void **state)
+{
+  (void)state;
+  const char *env_home[] = {home_env, NULL};
+  const char *off[] = {"--serve-models", "off", "--max-uploads", "3", NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, off, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.serve_models, 0);
+  assert_int_equal(cfg.max_uploads, 3);
+  mesh_config_free(&cfg);
+  const char *env_off[] = {home_env, "MESH_SERVE_MODELS=off", NULL};
+  assert_int_equal(load(&cfg, NULL, env_off, err, sizeof err), 0);
+  assert_int_equal(cfg.serve_models, 0);
+  mesh_config_free(&cfg);
+  const char *zero[] = {"--max-uploads", "0", NULL};
+  assert_int_equal(load(&cfg, zero, env_home, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "max-uploads"));
+  mesh_config_free(&cfg);
+  const char *bad[] = {"--serve-models", "maybe", NULL};
+  assert_int_equal(load(&cfg, bad, env_home, err, sizeof err), -EINVAL);
   mesh_config_free(&cfg);
 }
 
@@ -948,6 +976,8 @@ static const char *const every_option[] = {
     "hf-token",
     "downloads-at-once",
     "files-at-once",
+    "serve-models",
+    "max-uploads",
     "accept-commands-from",
     "command-quota",
     "max-connections",
@@ -1047,6 +1077,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_home_is_an_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_serve_models_and_uploads, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),

@@ -322,6 +322,49 @@ static void test_datagram_not_behind_bulk(void **state)
   node_close(&b);
 }
 
+/* Model bytes on MESH_CH_BULK wait in their own bounded queue: a coordinator
+ * message and a datagram queued after a megabyte of bulk overtake it, a full
+ * bulk queue refuses with -EAGAIN while coordinator streams still go, and
+ * bulk is never a datagram. */
+static void test_bulk_yields_to_streams_and_datagrams(void **state)
+{
+  node a, b;
+  node_init(&a, 1);
+  a.opt.bulk_queue_max = 256u << 10;
+  node_open(&a, "/ip4/127.0.0.1/tcp/0");
+  node_start(&b, 1);
+  connect_pair(&a, &b);
+  size_t chunk = 128u << 10;
+  uint8_t *buf = calloc(1, chunk);
+  assert_non_null(buf);
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_BULK, MESH_CLASS_DATAGRAM, buf, 10),
+                   -EINVAL);
+  int queued = 0, rc = 0;
+  for (int i = 0; i < 64 && rc == 0; i++) {
+    rc = mesh_net_send(a.net, &b.id.id, MESH_CH_BULK, MESH_CLASS_STREAM, buf, chunk);
+    queued += rc == 0;
+  }
+  assert_int_equal(rc, -EAGAIN);
+  assert_true(queued >= 2);
+  uint8_t c = 0xcc, d = 0xdd;
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_COORD, MESH_CLASS_STREAM, &c, 1), 0);
+  assert_int_equal(mesh_net_send(a.net, &b.id.id, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, &d, 1), 0);
+  WAIT(b.nmsgs == queued + 2, 10000);
+  int cpos = -1, dpos = -1;
+  for (int k = 0; k < b.nmsgs; k++) {
+    if (b.msgs[k].ch == MESH_CH_COORD)
+      cpos = k;
+    if (b.msgs[k].ch == MESH_CH_SWIM)
+      dpos = k;
+  }
+  assert_true(cpos >= 0 && cpos < b.nmsgs - 1);
+  assert_true(dpos >= 0 && dpos < b.nmsgs - 1);
+  WAIT(a.writable >= 1, 10000);
+  free(buf);
+  node_close(&a);
+  node_close(&b);
+}
+
 static void test_backpressure_and_queue_overflow(void **state)
 {
   node a, b;
@@ -1328,7 +1371,7 @@ static void test_node_start_refuses_without_swarm_key(void **state)
     assert_int_equal(epoch, want);
     assert_non_null(mesh_node_net(n));
     assert_non_null(mesh_node_loop(n));
-    assert_int_equal(mesh_node_on_message(n, 3, NULL, NULL), -EINVAL);
+    assert_int_equal(mesh_node_on_message(n, MESH_CH_MAX + 1, NULL, NULL), -EINVAL);
     mesh_node_free(n);
   }
   mesh_config_free(&cfg);
@@ -1531,6 +1574,7 @@ int main(void)
       cmocka_unit_test_setup(test_streams_intact_in_order, setup),
       cmocka_unit_test_setup(test_datagram_not_behind_bulk, setup),
       cmocka_unit_test_setup(test_backpressure_and_queue_overflow, setup),
+      cmocka_unit_test_setup(test_bulk_yields_to_streams_and_datagrams, setup),
       cmocka_unit_test_setup(test_refusals_counted_honest_served, setup),
       cmocka_unit_test_setup(test_peer_id_mismatch_refused, setup),
       cmocka_unit_test_setup(test_simultaneous_dial_keeps_one, setup),

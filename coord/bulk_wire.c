@@ -1,0 +1,214 @@
+/*
+ * Encoding and decoding of the bulk channel's messages (coord/bulk_wire.h),
+ * with every length, count and string from the network bounded first.
+ */
+#include "coord/bulk_wire.h"
+
+#include "proto/bulk.pb-c.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *mesh_bulk_kind_name(mesh_bulk_kind k)
+{
+  switch (k) {
+  case MESH_BULK_REQUEST:
+    return "request";
+  case MESH_BULK_CREDIT:
+    return "credit";
+  case MESH_BULK_CHUNK:
+    return "chunk";
+  case MESH_BULK_END:
+    return "end";
+  case MESH_BULK_CANCEL:
+    return "cancel";
+  }
+  return "?";
+}
+
+/* A reason is printable ASCII only: it reaches logs and the API. */
+static bool reason_ok(const char *s, size_t len)
+{
+  if (len > MESH_BULK_REASON_MAX)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+      return false;
+  return true;
+}
+
+/* The fields of a request, whichever side checks them. */
+static bool request_ok(const char *model, const char *rev, const char *path, uint64_t offset,
+                       uint64_t length, uint64_t credit)
+{
+  const char *why;
+  size_t ml = strlen(model), rl = strlen(rev), pl = strlen(path);
+  return ml < MESH_MODEL_ID_MAX && mesh_model_id_validate(model, ml, &why) == 0 &&
+         rl <= MESH_REVISION_MAX && mesh_revision_validate(rev, rl) == 0 &&
+         pl <= MESH_HF_PATH_MAX && mesh_hf_path_check(path, pl, &why) == 0 && length > 0 &&
+         offset <= UINT64_MAX - length && credit > 0 && credit <= MESH_BULK_CREDIT_MAX;
+}
+
+int mesh_bulk_encode(const mesh_bulk_msg *m, uint8_t **out, size_t *len)
+{
+  Mesh__Bulk__BulkMessage bm;
+  mesh__bulk__bulk_message__init(&bm);
+  bm.version = MESH_BULK_VERSION;
+  Mesh__Bulk__BulkRequest rq;
+  Mesh__Bulk__BulkCredit cr;
+  Mesh__Bulk__BulkChunk ck;
+  Mesh__Bulk__BulkEnd en;
+  Mesh__Bulk__BulkCancel ca;
+  if (m->id == 0)
+    return -EINVAL;
+  switch (m->kind) {
+  case MESH_BULK_REQUEST:
+    if (!request_ok(m->model_id, m->revision, m->path, m->offset, m->length, m->credit))
+      return -EINVAL;
+    mesh__bulk__bulk_request__init(&rq);
+    rq.id = m->id;
+    rq.model_id = (char *)m->model_id;
+    rq.revision = (char *)m->revision;
+    rq.path = (char *)m->path;
+    rq.offset = m->offset;
+    rq.length = m->length;
+    rq.credit = m->credit;
+    bm.body_case = MESH__BULK__BULK_MESSAGE__BODY_REQUEST;
+    bm.request = &rq;
+    break;
+  case MESH_BULK_CREDIT:
+    if (m->credit == 0 || m->credit > MESH_BULK_CREDIT_MAX)
+      return -EINVAL;
+    mesh__bulk__bulk_credit__init(&cr);
+    cr.id = m->id;
+    cr.bytes = m->credit;
+    bm.body_case = MESH__BULK__BULK_MESSAGE__BODY_CREDIT;
+    bm.credit = &cr;
+    break;
+  case MESH_BULK_CHUNK:
+    if (m->data_len == 0 || m->data_len > MESH_BULK_CHUNK_MAX || m->data == NULL)
+      return -EINVAL;
+    mesh__bulk__bulk_chunk__init(&ck);
+    ck.id = m->id;
+    ck.offset = m->offset;
+    ck.data.data = (uint8_t *)m->data;
+    ck.data.len = m->data_len;
+    bm.body_case = MESH__BULK__BULK_MESSAGE__BODY_CHUNK;
+    bm.chunk = &ck;
+    break;
+  case MESH_BULK_END:
+    if (m->code > 0 || m->code < -4095 || !reason_ok(m->reason, strlen(m->reason)))
+      return -EINVAL;
+    mesh__bulk__bulk_end__init(&en);
+    en.id = m->id;
+    en.code = m->code;
+    en.reason = (char *)m->reason;
+    bm.body_case = MESH__BULK__BULK_MESSAGE__BODY_END;
+    bm.end = &en;
+    break;
+  case MESH_BULK_CANCEL:
+    mesh__bulk__bulk_cancel__init(&ca);
+    ca.id = m->id;
+    bm.body_case = MESH__BULK__BULK_MESSAGE__BODY_CANCEL;
+    bm.cancel = &ca;
+    break;
+  default:
+    return -EINVAL;
+  }
+  size_t n = mesh__bulk__bulk_message__get_packed_size(&bm);
+  uint8_t *buf = malloc(n > 0 ? n : 1);
+  if (buf == NULL)
+    return -ENOMEM;
+  mesh__bulk__bulk_message__pack(&bm, buf);
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+/* Copies a string field of the wire into dst (cap bytes): false when it does
+ * not fit or holds a NUL. */
+static bool copy_str(char *dst, size_t cap, const char *src)
+{
+  if (src == NULL) {
+    dst[0] = '\0';
+    return true;
+  }
+  size_t n = strlen(src);
+  if (n >= cap)
+    return false;
+  memcpy(dst, src, n + 1);
+  return true;
+}
+
+int mesh_bulk_decode(const uint8_t *buf, size_t len, mesh_bulk_msg *m)
+{
+  memset(m, 0, sizeof *m);
+  if (len == 0 || len > MESH_BULK_MSG_MAX)
+    return -EBADMSG;
+  Mesh__Bulk__BulkMessage *bm = mesh__bulk__bulk_message__unpack(NULL, len, buf);
+  if (bm == NULL)
+    return -EBADMSG;
+  bool ok = bm->version == MESH_BULK_VERSION;
+  switch (ok ? bm->body_case : MESH__BULK__BULK_MESSAGE__BODY__NOT_SET) {
+  case MESH__BULK__BULK_MESSAGE__BODY_REQUEST: {
+    const Mesh__Bulk__BulkRequest *r = bm->request;
+    m->kind = MESH_BULK_REQUEST;
+    m->id = r->id;
+    m->offset = r->offset;
+    m->length = r->length;
+    m->credit = r->credit;
+    ok = copy_str(m->model_id, sizeof m->model_id, r->model_id) &&
+         copy_str(m->revision, sizeof m->revision, r->revision) &&
+         copy_str(m->path, sizeof m->path, r->path) &&
+         request_ok(m->model_id, m->revision, m->path, m->offset, m->length, m->credit);
+    break;
+  }
+  case MESH__BULK__BULK_MESSAGE__BODY_CREDIT:
+    m->kind = MESH_BULK_CREDIT;
+    m->id = bm->credit->id;
+    m->credit = bm->credit->bytes;
+    ok = m->credit > 0 && m->credit <= MESH_BULK_CREDIT_MAX;
+    break;
+  case MESH__BULK__BULK_MESSAGE__BODY_CHUNK:
+    m->kind = MESH_BULK_CHUNK;
+    m->id = bm->chunk->id;
+    m->offset = bm->chunk->offset;
+    m->data = bm->chunk->data.data;
+    m->data_len = bm->chunk->data.len;
+    ok = m->data_len > 0 && m->data_len <= MESH_BULK_CHUNK_MAX &&
+         m->offset <= UINT64_MAX - m->data_len;
+    break;
+  case MESH__BULK__BULK_MESSAGE__BODY_END:
+    m->kind = MESH_BULK_END;
+    m->id = bm->end->id;
+    m->code = bm->end->code;
+    ok = m->code <= 0 && m->code >= -4095 && bm->end->reason != NULL &&
+         reason_ok(bm->end->reason, strlen(bm->end->reason)) &&
+         copy_str(m->reason, sizeof m->reason, bm->end->reason);
+    break;
+  case MESH__BULK__BULK_MESSAGE__BODY_CANCEL:
+    m->kind = MESH_BULK_CANCEL;
+    m->id = bm->cancel->id;
+    break;
+  default:
+    ok = false;
+    break;
+  }
+  if (!ok || m->id == 0) {
+    mesh__bulk__bulk_message__free_unpacked(bm, NULL);
+    memset(m, 0, sizeof *m);
+    return -EBADMSG;
+  }
+  m->priv = bm;
+  return 0;
+}
+
+void mesh_bulk_msg_clear(mesh_bulk_msg *m)
+{
+  if (m->priv != NULL)
+    mesh__bulk__bulk_message__free_unpacked(m->priv, NULL);
+  m->priv = NULL;
+  m->data = NULL;
+  m->data_len = 0;
+}

@@ -1,0 +1,506 @@
+/*
+ * Serving this node's completed model files to members on the bulk channel:
+ * who may ask, which files, how many at once, and the reads on the pool.
+ *
+ * A request is served only when serving is on, the requester is a member of
+ * the view, this node's own entry of (model, revision) is completed in its
+ * current epoch (the coordinator core says so), the path is a plain
+ * relative path (no "..", no "." or empty component, no ".partial" file)
+ * that leads, without following a symbolic link, to a regular file inside
+ * the entry's directory, and the range lies within the file. At most
+ * max_uploads run at once, a member at most half of them (at least one).
+ * Every refusal is answered (BulkEnd with a negative errno and a reason)
+ * and counted by reason.
+ *
+ * Chunks are sent only within the requester's credit: one read of at most
+ * MESH_BULK_CHUNK_MAX bytes is on the pool at a time per upload, so an
+ * upload holds one buffer. A chunk the bulk queue refuses (-EAGAIN) is kept
+ * and sent again when the peer's queue has room (the writable callback, or
+ * the next tick).
+ *
+ * Test only: MESHD_TEST_CORRUPT_UPLOADS=1 flips a byte of every chunk sent,
+ * so that a test can watch downloaders drop this node as a source;
+ * MESHD_TEST_SLOW_UPLOADS_MS=N holds the worker N ms before each chunk's
+ * read, so that a test can stop a source in the middle of a file.
+ */
+#include "src/daemon/downloads_internal.h"
+
+#include "src/base/err.h"
+#include "src/base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A requester that grants no credit for this long is dropped. */
+#define UPLOAD_IDLE_MS 30000
+
+static const char *const refusal_names[SERVE_REFUSED__COUNT] = {
+    [SERVE_REFUSED_OFF] = "serving_off",
+    [SERVE_REFUSED_NOT_MEMBER] = "not_member",
+    [SERVE_REFUSED_NOT_COMPLETED] = "not_completed",
+    [SERVE_REFUSED_PATH] = "bad_path",
+    [SERVE_REFUSED_BUSY] = "busy",
+    [SERVE_REFUSED_PEER_SHARE] = "peer_share",
+    [SERVE_REFUSED_RANGE] = "bad_range",
+    [SERVE_REFUSED_IO] = "io",
+};
+
+const char *dl_serve_refusal_name(serve_refusal r)
+{
+  return (unsigned)r < SERVE_REFUSED__COUNT ? refusal_names[r] : "?";
+}
+
+const char *mesh_downloads_refusal_name(int i)
+{
+  return i >= 0 && i < SERVE_REFUSED__COUNT ? refusal_names[i] : NULL;
+}
+
+void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_stats *out)
+{
+  memset(out, 0, sizeof *out);
+  out->bad_sources = d->peers.bad_sources;
+  out->source_failures = d->peers.source_failures;
+  out->protocol_errors = d->peers.protocol_errors;
+  out->uploads = d->peers.uploads;
+  out->upload_bytes = d->peers.upload_bytes;
+  out->uploads_active = d->peers.uploads_active;
+  for (int i = 0; i < SERVE_REFUSED__COUNT && i < 8; i++)
+    out->refused[i] = d->peers.refused[i];
+}
+
+/* A send may call the writable callback before it returns (the queue it
+ * fills is pumped at once); the callback must not send for an upload in
+ * the middle of its own send (it would send the same chunk twice), so it
+ * does nothing meanwhile and the tick picks up what it would have done. */
+static int net_send(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *buf, size_t len)
+{
+  d->serve_sending = true;
+  int rc = mesh_net_send(d->net, to, MESH_CH_BULK, MESH_CLASS_STREAM, buf, len);
+  d->serve_sending = false;
+  return rc;
+}
+
+static int send_msg(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m)
+{
+  uint8_t *buf;
+  size_t len;
+  int rc = mesh_bulk_encode(m, &buf, &len);
+  if (rc != 0)
+    return rc;
+  rc = net_send(d, to, buf, len);
+  free(buf);
+  return rc;
+}
+
+static void refuse(mesh_downloads *d, const mesh_peer_id *to, uint64_t id, serve_refusal why,
+                   int code)
+{
+  d->peers.refused[why]++;
+  mesh_bulk_msg m = {.kind = MESH_BULK_END, .id = id, .code = code};
+  snprintf(m.reason, sizeof m.reason, "%s", dl_serve_refusal_name(why));
+  (void)send_msg(d, to, &m);
+  char peer[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(to, peer, sizeof peer);
+  MESH_LOG_RL(MESH_LOG_INFO, "serve", "request %" PRIu64 " of %s refused: %s", id, peer,
+              dl_serve_refusal_name(why));
+}
+
+/* ---- the pool's side ------------------------------------------------------ */
+
+/* Opens rel (model directory, then the file's path) under the models
+ * directory, one component at a time, never following a symbolic link. */
+static int open_beneath(const char *full, size_t base_len, int *out)
+{
+  char base[PATH_MAX];
+  if (base_len == 0 || base_len >= sizeof base)
+    return -ENAMETOOLONG;
+  memcpy(base, full, base_len);
+  base[base_len] = '\0';
+  int dir = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return -errno;
+  const char *p = full + base_len + 1;
+  for (;;) {
+    const char *slash = strchr(p, '/');
+    char name[256];
+    size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= sizeof name) {
+      close(dir);
+      return -EINVAL;
+    }
+    memcpy(name, p, n);
+    name[n] = '\0';
+    int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (slash != NULL ? O_DIRECTORY : 0);
+    int fd = openat(dir, name, flags);
+    int e = errno;
+    close(dir);
+    if (fd < 0)
+      return e == ELOOP ? -EINVAL : -e;
+    if (slash == NULL) {
+      *out = fd;
+      return 0;
+    }
+    dir = fd;
+    p = slash + 1;
+  }
+}
+
+static void upload_work(mesh_work *w)
+{
+  upload *u = (upload *)w;
+  u->err = 0;
+  if (u->opening) {
+    int fd = -1;
+    int rc = open_beneath(u->rel, u->base_len, &fd);
+    if (rc != 0) {
+      u->err = rc;
+      return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      u->err = -EINVAL;
+      return;
+    }
+    if (u->end > (uint64_t)st.st_size) {
+      close(fd);
+      u->err = -ERANGE;
+      return;
+    }
+    u->fd = fd;
+    return;
+  }
+  if (u->test_delay_ms > 0) {
+    struct timespec ts = {.tv_sec = (time_t)(u->test_delay_ms / 1000),
+                          .tv_nsec = (long)(u->test_delay_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  size_t want = (size_t)(u->end - u->off);
+  if (want > MESH_BULK_CHUNK_MAX)
+    want = MESH_BULK_CHUNK_MAX;
+  if (want > u->credit)
+    want = (size_t)u->credit;
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      u->err = n == 0 ? -EIO : -errno; /* shrank under us, or a read error */
+      break;
+    }
+    got += (size_t)n;
+  }
+  u->len = got;
+}
+
+/* ---- the loop's side ------------------------------------------------------ */
+
+static void upload_end(mesh_downloads *d, upload *u)
+{
+  if (u->fd >= 0)
+    close(u->fd); /* a regular file opened for reading: nothing to flush */
+  free(u->pending);
+  uint8_t *buf = u->buf;
+  memset(u, 0, sizeof *u);
+  u->buf = buf;
+  u->fd = -1;
+  d->peers.uploads_active--;
+}
+
+static void upload_done(mesh_work *w);
+
+/* Starts the next read when credit allows and nothing is in flight. */
+static void upload_pump(mesh_downloads *d, upload *u)
+{
+  if (u->w.busy || u->pending != NULL || d->stopping)
+    return;
+  if (u->off == u->end) {
+    mesh_bulk_msg m = {.kind = MESH_BULK_END, .id = u->id, .code = 0};
+    int rc = send_msg(d, &u->peer, &m);
+    if (rc == -EAGAIN)
+      return; /* the tick or the writable callback tries again */
+    upload_end(d, u);
+    return;
+  }
+  if (u->credit == 0)
+    return;
+  u->opening = false;
+  mesh_pool_submit(d->pool, &u->w, NULL, upload_work, upload_done);
+}
+
+/* Sends the encoded chunk kept in u->pending; false when the queue is full. */
+static bool upload_send_pending(mesh_downloads *d, upload *u)
+{
+  int rc = net_send(d, &u->peer, u->pending, u->pending_len);
+  if (rc == -EAGAIN)
+    return false;
+  free(u->pending);
+  u->pending = NULL;
+  if (rc != 0) {
+    upload_end(d, u); /* no connection: the requester goes elsewhere */
+    return false;
+  }
+  d->peers.upload_bytes += u->pending_n;
+  return true;
+}
+
+static void upload_done(mesh_work *w)
+{
+  upload *u = (upload *)w;
+  mesh_downloads *d = u->d;
+  u->credit += u->credit_more;
+  u->credit_more = 0;
+  if (u->cancelled || d->stopping) {
+    upload_end(d, u);
+    return;
+  }
+  if (u->err != 0) {
+    char peer[MESH_PEER_ID_TEXT_MAX];
+    mesh_peer_id_to_text(&u->peer, peer, sizeof peer);
+    serve_refusal why = u->err == -ERANGE                         ? SERVE_REFUSED_RANGE
+                        : u->err == -EINVAL || u->err == -ENOTDIR ? SERVE_REFUSED_PATH
+                                                                  : SERVE_REFUSED_IO;
+    LOG_INFO("serve", "upload %" PRIu64 " to %s of %s: %s", u->id, peer, u->rel,
+             mesh_strerror(u->err));
+    refuse(d, &u->peer, u->id, why, u->err);
+    upload_end(d, u);
+    return;
+  }
+  if (u->opening) {
+    upload_pump(d, u);
+    return;
+  }
+  if (d->test_corrupt_uploads && u->len > 0) {
+    u->buf[u->len / 2] ^= 0xff;
+    d->peers.corrupted_chunks++;
+  }
+  mesh_bulk_msg m = {
+      .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = u->buf, .data_len = u->len};
+  int rc = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
+  if (rc != 0) {
+    refuse(d, &u->peer, u->id, SERVE_REFUSED_IO, rc);
+    upload_end(d, u);
+    return;
+  }
+  u->pending_n = u->len;
+  u->off += u->len;
+  u->credit -= u->len;
+  if (upload_send_pending(d, u))
+    upload_pump(d, u);
+}
+
+static upload *upload_find(mesh_downloads *d, const mesh_peer_id *peer, uint64_t id)
+{
+  for (int i = 0; i < d->max_uploads; i++) {
+    upload *u = &d->uploads[i];
+    if (u->used && u->id == id && memcmp(&u->peer, peer, sizeof *peer) == 0)
+      return u;
+  }
+  return NULL;
+}
+
+/* Whether a path names a file a completed download put in place: the Hub's
+ * path rules, and never a partial file left by a download. */
+static bool path_servable(const char *path)
+{
+  const char *why;
+  size_t n = strlen(path);
+  size_t sl = strlen(MESH_HF_PARTIAL_SUFFIX);
+  if (mesh_hf_path_check(path, n, &why) != 0)
+    return false;
+  if (n >= sl && strcmp(path + n - sl, MESH_HF_PARTIAL_SUFFIX) == 0)
+    return false;
+  /* No component starting with '.': the ownership marker and hidden files. */
+  for (const char *p = path; p != NULL; p = strchr(p, '/')) {
+    if (*p == '/')
+      p++;
+    if (*p == '.')
+      return false;
+  }
+  return true;
+}
+
+static void serve_request(mesh_downloads *d, const mesh_peer_id *from, const mesh_bulk_msg *m)
+{
+  if (!d->serve_models) {
+    refuse(d, from, m->id, SERVE_REFUSED_OFF, -EPERM);
+    return;
+  }
+  if (mesh_coord_view_of(d->coord, from, NULL) != 1) {
+    refuse(d, from, m->id, SERVE_REFUSED_NOT_MEMBER, -EPERM);
+    return;
+  }
+  char dir[MESH_MODEL_DIR_MAX];
+  if (mesh_coord_own_completed(d->coord, m->model_id, m->revision, dir, sizeof dir) != 0) {
+    refuse(d, from, m->id, SERVE_REFUSED_NOT_COMPLETED, -ENOENT);
+    return;
+  }
+  if (!path_servable(m->path)) {
+    refuse(d, from, m->id, SERVE_REFUSED_PATH, -EINVAL);
+    return;
+  }
+  if (upload_find(d, from, m->id) != NULL) {
+    d->peers.protocol_errors++;
+    return; /* the same id twice: the first one runs */
+  }
+  int mine = 0;
+  upload *slot = NULL;
+  for (int i = 0; i < d->max_uploads; i++) {
+    upload *u = &d->uploads[i];
+    if (u->used && memcmp(&u->peer, from, sizeof *from) == 0)
+      mine++;
+    if (!u->used && !u->w.busy && slot == NULL)
+      slot = u;
+  }
+  int share = d->max_uploads / 2 > 0 ? d->max_uploads / 2 : 1;
+  if (mine >= share) {
+    refuse(d, from, m->id, SERVE_REFUSED_PEER_SHARE, -EBUSY);
+    return;
+  }
+  if (slot == NULL) {
+    refuse(d, from, m->id, SERVE_REFUSED_BUSY, -EBUSY);
+    return;
+  }
+  slot->base_len = strlen(d->models_dir);
+  int n = snprintf(slot->rel, sizeof slot->rel, "%s/%s/%s", d->models_dir, dir, m->path);
+  if (n < 0 || (size_t)n >= sizeof slot->rel) {
+    refuse(d, from, m->id, SERVE_REFUSED_PATH, -ENAMETOOLONG);
+    return;
+  }
+  slot->used = true;
+  slot->d = d;
+  slot->peer = *from;
+  slot->id = m->id;
+  slot->fd = -1;
+  slot->off = m->offset;
+  slot->end = m->offset + m->length;
+  slot->credit = m->credit;
+  slot->cancelled = false;
+  slot->last_credit = mesh_loop_now(d->loop);
+  slot->opening = true;
+  slot->test_delay_ms = d->test_upload_delay_ms;
+  d->peers.uploads++;
+  d->peers.uploads_active++;
+  mesh_pool_submit(d->pool, &slot->w, NULL, upload_work, upload_done);
+  dl_peers_arm(d);
+}
+
+void dl_serve_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bulk_msg *m)
+{
+  if (m->kind == MESH_BULK_REQUEST) {
+    serve_request(d, from, m);
+    return;
+  }
+  upload *u = upload_find(d, from, m->id);
+  if (u == NULL)
+    return; /* ended already */
+  if (m->kind == MESH_BULK_CANCEL) {
+    if (u->w.busy)
+      u->cancelled = true; /* ended by its done function */
+    else
+      upload_end(d, u);
+    return;
+  }
+  if (m->kind == MESH_BULK_CREDIT) {
+    /* Never more in flight than the protocol's bound. */
+    if (u->credit + u->credit_more > MESH_BULK_CREDIT_MAX - m->credit) {
+      d->peers.protocol_errors++;
+      refuse(d, from, m->id, SERVE_REFUSED_RANGE, -EPROTO);
+      if (u->w.busy)
+        u->cancelled = true;
+      else
+        upload_end(d, u);
+      return;
+    }
+    /* The worker reads credit while its read runs: credit that arrives
+     * meanwhile is added in the done function. */
+    if (u->w.busy)
+      u->credit_more += m->credit;
+    else
+      u->credit += m->credit;
+    u->last_credit = mesh_loop_now(d->loop);
+    upload_pump(d, u);
+  }
+}
+
+void dl_serve_on_writable(mesh_downloads *d, const mesh_peer_id *peer)
+{
+  if (d->serve_sending) {
+    /* Inside a send of ours: the tick, due at once, does it. */
+    if (d->peer_timer != NULL)
+      mesh_timer_arm(d->peer_timer, 0);
+    return;
+  }
+  for (int i = 0; i < d->max_uploads; i++) {
+    upload *u = &d->uploads[i];
+    if (!u->used || u->w.busy || memcmp(&u->peer, peer, sizeof *peer) != 0)
+      continue;
+    if (u->pending != NULL && !upload_send_pending(d, u))
+      continue;
+    if (u->used)
+      upload_pump(d, u);
+  }
+}
+
+bool dl_serve_running(const mesh_downloads *d)
+{
+  return d->peers.uploads_active > 0;
+}
+
+void dl_serve_tick(mesh_downloads *d, mesh_time_ms now)
+{
+  for (int i = 0; i < d->max_uploads; i++) {
+    upload *u = &d->uploads[i];
+    if (!u->used || u->w.busy)
+      continue;
+    /* A requester that left the view, or went silent, gets nothing more. */
+    if (mesh_coord_view_of(d->coord, &u->peer, NULL) != 1 ||
+        now - u->last_credit > UPLOAD_IDLE_MS) {
+      upload_end(d, u);
+      continue;
+    }
+    if (u->pending != NULL && !upload_send_pending(d, u))
+      continue;
+    if (u->used)
+      upload_pump(d, u);
+  }
+}
+
+int dl_serve_init(mesh_downloads *d, bool serve, int max_uploads)
+{
+  d->serve_models = serve;
+  d->max_uploads = max_uploads > 0 ? max_uploads : 8;
+  d->uploads = calloc((size_t)d->max_uploads, sizeof *d->uploads);
+  if (d->uploads == NULL)
+    return -ENOMEM;
+  for (int i = 0; i < d->max_uploads; i++) {
+    d->uploads[i].fd = -1;
+    d->uploads[i].buf = malloc(MESH_BULK_CHUNK_MAX);
+    if (d->uploads[i].buf == NULL)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+void dl_serve_close(mesh_downloads *d)
+{
+  if (d->uploads == NULL)
+    return;
+  for (int i = 0; i < d->max_uploads; i++) {
+    upload *u = &d->uploads[i];
+    if (u->used)
+      upload_end(d, u);
+    free(u->buf);
+  }
+  free(d->uploads);
+  d->uploads = NULL;
+}

@@ -1,0 +1,50 @@
+/*
+ * Fuzz target for the bulk channel's decoder (coord/bulk_wire.h). Whatever
+ * decodes must hold only what the bounds allow: a path that passes the path
+ * check, a chunk within its bound, an END code in [-4095, 0] with printable
+ * text; and it must encode again.
+ */
+#include "coord/bulk_wire.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  mesh_bulk_msg m;
+  if (mesh_bulk_decode(data, size, &m) != 0)
+    return 0;
+  const char *why;
+  if (m.id == 0)
+    abort();
+  switch (m.kind) {
+  case MESH_BULK_REQUEST:
+    if (mesh_hf_path_check(m.path, strlen(m.path), &why) != 0 || m.length == 0 || m.credit == 0 ||
+        m.credit > MESH_BULK_CREDIT_MAX)
+      abort();
+    break;
+  case MESH_BULK_CHUNK:
+    if (m.data_len == 0 || m.data_len > MESH_BULK_CHUNK_MAX)
+      abort();
+    break;
+  case MESH_BULK_END:
+    if (m.code > 0 || m.code < -4095)
+      abort();
+    for (const char *c = m.reason; *c != '\0'; c++)
+      if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+        abort();
+    break;
+  default:
+    break;
+  }
+  uint8_t *out;
+  size_t len;
+  if (mesh_bulk_encode(&m, &out, &len) != 0)
+    abort();
+  free(out);
+  mesh_bulk_msg_clear(&m);
+  return 0;
+}
