@@ -15,7 +15,9 @@
  *            when to try again.
  *
  * Datagrams go through the first transport that says it can carry them to
- * that peer (RDMA, when registered and its queue pair works), else TCP.
+ * that peer (RDMA, when registered and its queue pair works; then UDP, when
+ * its path to the peer works, net/udp.h), else TCP. One too big for that
+ * transport (-EMSGSIZE) tries the next.
  * Streams always go over TCP. Every arriving message is delivered with the
  * sender's peer ID and epoch, as proven by the handshake (net/handshake.h).
  *
@@ -117,6 +119,10 @@ typedef struct mesh_net_peer_event {
   bool outbound;            /* we dialled */
   const uint8_t *extension; /* the peer's signed handshake extension (up) */
   size_t extension_len;
+  const uint8_t *secret;         /* up: the link's 32-byte export secret (net/handshake.h),
+                                    NULL when the transport has none */
+  const struct sockaddr *remote; /* up: the peer's address on that link, or NULL */
+  socklen_t remote_len;
   const char *scheme; /* transport that raised it */
   bool replaced;      /* up: the peer was up already, and this connection of the
                          same run replaced the one it had. What was sent on the
@@ -251,6 +257,10 @@ typedef struct mesh_transport_ops {
    * established connections stay. Non-blocking. NULL for transports whose
    * handshake another one carries (RDMA rides on TCP's). */
   void (*set_epoch)(void *state, uint64_t epoch);
+  /* Optional: another transport now listens at bound (the address it got),
+   * so a datagram path beside it (UDP) can bind the same port. Non-blocking;
+   * a failure is the transport's to log and count. */
+  void (*listened)(void *state, const mesh_multiaddr *bound);
 } mesh_transport_ops;
 
 /* The TCP transport (net/tcp.c). */
@@ -326,6 +336,9 @@ const struct mesh_fault_line *mesh_net_fault(const mesh_net *net);
  * "tcp"), or NULL when no transport can (not connected). */
 const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls);
 
+/* The state init returned for the transport with this scheme (for that
+ * transport's own accessors); NULL when not registered. */
+void *mesh_net_state_of(const mesh_net *net, const char *scheme);
 /* Counters of the transport with this scheme; NULL when not registered. */
 const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme);
 /* Sum of every transport's counters. */
