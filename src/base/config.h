@@ -55,6 +55,12 @@ typedef enum mesh_transport_kind {
   MESH_TRANSPORT_RDMA = 2,
 } mesh_transport_kind;
 
+/* Whether datagrams may take UDP where RDMA does not carry them (--udp). */
+typedef enum mesh_udp_mode {
+  MESH_UDP_ON = 0,
+  MESH_UDP_OFF = 1,
+} mesh_udp_mode;
+
 /* A list of strings (for example the --join addresses). */
 typedef struct mesh_strlist {
   char **items; /* owned; each item owned */
@@ -88,6 +94,8 @@ typedef struct mesh_config {
   char *rdma_device; /* verbs device name; NULL picks the first usable one */
   uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
   uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */
+  mesh_udp_mode udp;            /* datagrams over UDP where RDMA does not carry them */
+  uint64_t udp_payload_max;     /* largest datagram sent over UDP; bigger ones take TCP */
   char *swarm_key;   /* path of the cluster's pre-shared key */
 
   /* SWIM / Lifeguard; 0 = from the profile. */
