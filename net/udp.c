@@ -217,14 +217,30 @@ static void link_up(ustate *s, const mesh_net_peer_event *ev)
     link_free(s, l);
     return;
   }
+  /* A connection replacing another of the same peer: where the peer's UDP
+   * packets came from is still the best guess until it says otherwise. */
+  struct sockaddr_storage old_ep;
+  memset(&old_ep, 0, sizeof old_ep);
+  socklen_t old_len = 0;
+  int old_sock = -1;
+  if (l->used && mesh_peer_id_eq(&l->peer, &ev->peer) && l->ep_len > 0) {
+    old_ep = l->ep;
+    old_len = l->ep_len;
+    old_sock = l->sock;
+  }
   sodium_memzero(l, sizeof *l);
   l->used = true;
+  l->sock = -1;
+  if (old_len > 0) {
+    l->ep = old_ep;
+    l->ep_len = old_len;
+    l->sock = old_sock;
+  }
   l->peer = ev->peer;
   l->epoch = ev->epoch;
   l->conn_id = ev->conn_id;
   l->keys = keys;
   sodium_memzero(&keys, sizeof keys);
-  l->sock = -1;
   /* The dialer knows where the listener's UDP socket is: where it dialled
    * (same address, same port). The listener waits for the dialer's ping. */
   if (ev->outbound && ev->remote != NULL && ev->remote_len <= sizeof l->ep) {
