@@ -1,4 +1,5 @@
-/* The UDP transport (net/udp.h): sockets, links and the path timer around the sans-IO parts of net/udp_wire.h. */
+/* The UDP transport (net/udp.h): sockets, links and the path timer around the sans-IO parts of
+ * net/udp_wire.h. */
 #include "net/udp.h"
 
 #include "src/base/err.h"
@@ -29,11 +30,11 @@ typedef struct ulink {
   uint64_t epoch;   /* the peer's, from its handshake: delivered with its datagrams */
   uint64_t conn_id; /* the TCP connection whose secret the keys came from */
   mesh_udp_keys keys;
-  uint64_t tx_counter;   /* the next counter we send */
+  uint64_t tx_counter;    /* the next counter we send */
   mesh_udp_replay replay; /* what the peer's packets carried */
   mesh_udp_path path;
-  int sock;                    /* socket to send from (index), -1 until ep is known */
-  struct sockaddr_storage ep;  /* where the peer's UDP packets go (ep_len 0: not known) */
+  int sock;                   /* socket to send from (index), -1 until ep is known */
+  struct sockaddr_storage ep; /* where the peer's UDP packets go (ep_len 0: not known) */
   socklen_t ep_len;
 } ulink;
 
@@ -132,15 +133,18 @@ static int send_packet(ustate *s, ulink *l, mesh_udp_type type, uint8_t channel,
     return -ENOTCONN;
   if (l->tx_counter >= MESH_UDP_COUNTER_LIMIT)
     return -EOVERFLOW;
-  mesh_udp_header h = {
-      .type = (uint8_t)type, .channel = channel, .index = l->keys.tx_index, .counter = l->tx_counter};
+  mesh_udp_header h = {.type = (uint8_t)type,
+                       .channel = channel,
+                       .index = l->keys.tx_index,
+                       .counter = l->tx_counter};
   size_t n;
-  int rc = mesh_udp_seal(l->keys.tx, &h, payload, len, s->sbuf, s->o.payload_max + MESH_UDP_OVERHEAD,
-                         &n);
+  int rc = mesh_udp_seal(l->keys.tx, &h, payload, len, s->sbuf,
+                         s->o.payload_max + MESH_UDP_OVERHEAD, &n);
   if (rc != 0)
     return rc;
   l->tx_counter++;
-  ssize_t w = sendto(s->socks[l->sock].fd, s->sbuf, n, 0, (const struct sockaddr *)&l->ep, l->ep_len);
+  ssize_t w =
+      sendto(s->socks[l->sock].fd, s->sbuf, n, 0, (const struct sockaddr *)&l->ep, l->ep_len);
   if (w < 0)
     return (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) ? -EAGAIN : -errno;
   s->c->frames_sent++;
@@ -451,8 +455,7 @@ static void udp_listened(void *state, const mesh_multiaddr *bound)
     if (fd >= 0)
       close(fd);
     s->st.bind_failures++;
-    LOG_WARN("udp", "no UDP socket beside %s (%s): datagrams go over TCP", text,
-             mesh_strerror(rc));
+    LOG_WARN("udp", "no UDP socket beside %s (%s): datagrams go over TCP", text, mesh_strerror(rc));
     return;
   }
   s->socks[s->nsocks].fd = fd;

@@ -1,4 +1,5 @@
-/* Whether a peer's datagrams take UDP or fall back to TCP: the path state machine of net/udp_wire.h. */
+/* Whether a peer's datagrams take UDP or fall back to TCP: the path state machine of
+ * net/udp_wire.h. */
 #include "net/udp_wire.h"
 
 #include <string.h>

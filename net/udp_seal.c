@@ -100,8 +100,8 @@ int mesh_udp_seal(const uint8_t key[MESH_UDP_KEY_LEN], const mesh_udp_header *h,
   return 0;
 }
 
-int mesh_udp_open(const uint8_t key[MESH_UDP_KEY_LEN], const uint8_t *pkt, size_t len,
-                  uint8_t *out, size_t cap, size_t *out_len)
+int mesh_udp_open(const uint8_t key[MESH_UDP_KEY_LEN], const uint8_t *pkt, size_t len, uint8_t *out,
+                  size_t cap, size_t *out_len)
 {
   if (len < MESH_UDP_OVERHEAD)
     return -EBADMSG;
@@ -111,8 +111,8 @@ int mesh_udp_open(const uint8_t key[MESH_UDP_KEY_LEN], const uint8_t *pkt, size_
   nonce_of(get_le(pkt + 8, 8), nonce);
   unsigned long long mlen = 0;
   if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &mlen, NULL, pkt + MESH_UDP_HEADER_LEN,
-                                                len - MESH_UDP_HEADER_LEN, pkt,
-                                                MESH_UDP_HEADER_LEN, nonce, key) != 0)
+                                                len - MESH_UDP_HEADER_LEN, pkt, MESH_UDP_HEADER_LEN,
+                                                nonce, key) != 0)
     return -MESH_EAUTH;
   *out_len = (size_t)mlen;
   return 0;

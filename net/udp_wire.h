@@ -99,13 +99,13 @@ int mesh_udp_seal(const uint8_t key[MESH_UDP_KEY_LEN], const mesh_udp_header *h,
 /* Opens a packet whose header mesh_udp_peek read, decrypting into out
  * (cap bytes, at least len - MESH_UDP_OVERHEAD); *out_len the payload
  * length. -MESH_EAUTH when the tag does not verify. */
-int mesh_udp_open(const uint8_t key[MESH_UDP_KEY_LEN], const uint8_t *pkt, size_t len,
-                  uint8_t *out, size_t cap, size_t *out_len);
+int mesh_udp_open(const uint8_t key[MESH_UDP_KEY_LEN], const uint8_t *pkt, size_t len, uint8_t *out,
+                  size_t cap, size_t *out_len);
 
 /* The replay window of one receiving direction; all zero is a fresh one. */
 typedef struct mesh_udp_replay {
-  uint64_t top;                                /* highest counter accepted */
-  uint64_t bits[MESH_UDP_REPLAY_BITS / 64];    /* seen, counter % BITS */
+  uint64_t top;                             /* highest counter accepted */
+  uint64_t bits[MESH_UDP_REPLAY_BITS / 64]; /* seen, counter % BITS */
 } mesh_udp_replay;
 
 /* Whether counter may be accepted (not too old, not seen, not past the
@@ -160,9 +160,9 @@ typedef struct mesh_udp_path {
 
 /* What a step of the path asks of its caller. */
 typedef struct mesh_udp_path_out {
-  bool ping;                 /* send a ping now */
-  bool changed;              /* the state changed (log it, count it) */
-  mesh_udp_path_state from;  /* ... from this one */
+  bool ping;                /* send a ping now */
+  bool changed;             /* the state changed (log it, count it) */
+  mesh_udp_path_state from; /* ... from this one */
 } mesh_udp_path_out;
 
 /* Starts probing a fresh link at now. */

@@ -1,4 +1,5 @@
-/* The UDP transport on loopback: datagrams take UDP once the path answers, streams and big datagrams take TCP, a peer without UDP falls back to TCP, stray packets are counted. */
+/* The UDP transport on loopback: datagrams take UDP once the path answers, streams and big
+ * datagrams take TCP, a peer without UDP falls back to TCP, stray packets are counted. */
 #include "net/transport.h"
 #include "net/udp.h"
 #include "src/base/platform.h"

@@ -1,4 +1,5 @@
-/* The UDP path's sans-IO parts: keys from a real handshake, sealing, the replay window, and the path state machine in simulated time. */
+/* The UDP path's sans-IO parts: keys from a real handshake, sealing, the replay window, and the
+ * path state machine in simulated time. */
 #include "net/handshake.h"
 #include "net/udp_wire.h"
 #include "src/base/err.h"
@@ -109,8 +110,7 @@ static void test_seal_open(void **state)
   assert_int_equal(mesh_udp_open(b.tx, pkt, n, out, sizeof out, &m), -MESH_EAUTH);
   /* Too small a buffer either way. */
   assert_int_equal(mesh_udp_seal(a.tx, &h, msg, sizeof msg, pkt, 40, &n), -EMSGSIZE);
-  assert_int_equal(mesh_udp_open(b.rx, pkt, MESH_UDP_OVERHEAD + sizeof msg, out, 4, &m),
-                   -EMSGSIZE);
+  assert_int_equal(mesh_udp_open(b.rx, pkt, MESH_UDP_OVERHEAD + sizeof msg, out, 4, &m), -EMSGSIZE);
 
   /* A ping: empty payload, no channel. */
   mesh_udp_header p = {.type = MESH_UDP_PING, .index = 5, .counter = 0};
@@ -255,8 +255,8 @@ static mesh_udp_path_cfg cfg(void)
 
 /* Ticks every 50 ms from *now to until; counts pings and returns the
  * first state change (or none). */
-static int run(mesh_udp_path *p, const mesh_udp_path_cfg *c, mesh_time_ms *now,
-               mesh_time_ms until, int *pings, mesh_udp_path_out *change)
+static int run(mesh_udp_path *p, const mesh_udp_path_cfg *c, mesh_time_ms *now, mesh_time_ms until,
+               int *pings, mesh_udp_path_out *change)
 {
   int changes = 0;
   while (*now < until) {
