@@ -493,6 +493,12 @@ static int udp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh
     s->c->dropped[MESH_DROP_QUEUE_FULL]++;
     return -ENOBUFS;
   }
+  if (rc == -EMSGSIZE) {
+    /* Over the path MTU the kernel knows of (Linux sets DF on UDP): this
+     * one datagram takes TCP, the path stays. */
+    s->st.too_big++;
+    return -EMSGSIZE;
+  }
   mesh_time_ms now = mesh_net_now(s->net);
   if (rc != 0) {
     /* The system refused the packet (no route, a local firewall): this

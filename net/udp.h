@@ -54,7 +54,7 @@ typedef struct mesh_udp_stats {
   uint64_t pongs_sent;     /* answers to the peers' */
   uint64_t fallbacks;      /* peers moved to TCP datagrams */
   uint64_t retries;        /* UDP tried again after a fallback */
-  uint64_t too_big;        /* datagrams over payload_max, sent over TCP */
+  uint64_t too_big;        /* datagrams over payload_max or the path MTU, sent over TCP */
   uint64_t send_errors;    /* sends that failed (the datagram took TCP) */
   uint64_t unknown_index;  /* packets naming no link */
   uint64_t auth_failures;  /* packets whose tag did not verify */

@@ -218,8 +218,8 @@ static void udp_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_udp_retries_total", C, "UDP tried again after a fallback", (double)u.retries);
   metric(m, "meshd_udp_pings_total", C, "UDP path probes sent", (double)u.pings_sent);
   metric(m, "meshd_udp_pongs_total", C, "Answers to peers' UDP path probes", (double)u.pongs_sent);
-  metric(m, "meshd_udp_too_big_total", C, "Datagrams over --udp-payload-max, sent over TCP",
-         (double)u.too_big);
+  metric(m, "meshd_udp_too_big_total", C,
+         "Datagrams over --udp-payload-max or the path MTU, sent over TCP", (double)u.too_big);
   metric(m, "meshd_udp_send_errors_total", C, "UDP sends refused by the system (sent over TCP)",
          (double)u.send_errors);
   metric(m, "meshd_udp_index_clashes_total", C, "Links left on TCP: receiver index taken",
