@@ -33,6 +33,7 @@ typedef struct ulink {
   uint64_t tx_counter;    /* the next counter we send */
   mesh_udp_replay replay; /* what the peer's packets carried */
   mesh_udp_path path;
+  bool fell_back;             /* the path fell back since the link came up: its return is news */
   int sock;                   /* socket to send from (index), -1 until ep is known */
   struct sockaddr_storage ep; /* where the peer's UDP packets go (ep_len 0: not known) */
   socklen_t ep_len;
@@ -105,6 +106,7 @@ static void path_changed(ustate *s, ulink *l, const mesh_udp_path_out *out)
   switch (l->path.state) {
   case MESH_UDP_PATH_FALLBACK:
     s->st.fallbacks++;
+    l->fell_back = true;
     LOG_INFO("udp", "peer %s: %s over UDP, datagrams go over TCP (UDP again in %llu ms)", id,
              out->from == MESH_UDP_PATH_PROBING ? "no answer" : "no longer heard",
              (unsigned long long)(l->path.retry_at - l->path.since));
@@ -114,8 +116,8 @@ static void path_changed(ustate *s, ulink *l, const mesh_udp_path_out *out)
       s->st.retries++;
     break;
   case MESH_UDP_PATH_UP:
-    if (out->from == MESH_UDP_PATH_FALLBACK || s->st.fallbacks > 0)
-      LOG_INFO("udp", "peer %s: datagrams over UDP", id);
+    if (l->fell_back)
+      LOG_INFO("udp", "peer %s: datagrams over UDP again", id);
     else
       LOG_DEBUG("udp", "peer %s: datagrams over UDP", id);
     break;
