@@ -447,8 +447,10 @@ static void test_udp_options(void **state)
 
   assert_int_not_equal(load(&cfg, bad, env_home, err, sizeof err), 0);
   assert_non_null(strstr(err, "udp-payload-max"));
+  mesh_config_free(&cfg);
   assert_int_not_equal(load(&cfg, bad_mode, env_home, err, sizeof err), 0);
   assert_non_null(strstr(err, "udp"));
+  mesh_config_free(&cfg);
   unlink(conf_path);
 }
 
