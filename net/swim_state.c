@@ -98,6 +98,8 @@ struct mesh_swim {
   size_t n_relays;
 
   mesh_time_ms next_probe, next_gossip, next_push_pull, next_reap, next_join;
+  mesh_time_ms last_gossip; /* when the last gossip round went out */
+  bool news;                /* an update that changed the view was queued since */
   mesh_time_ms
       early_push_pull; /* push-pull period after joining: doubles up to the configured one */
   char **seeds;
@@ -632,7 +634,8 @@ static bool ok_dead(const mesh_swim *s, const swim_member *m, mesh_time_ms now)
 
 static void rebroadcast(mesh_swim *s, const mesh_peer_id *subject, const uint8_t *buf, size_t len)
 {
-  swim_bq_push(&s->bq, subject, buf, len);
+  if (swim_bq_push(&s->bq, subject, buf, len) == 0)
+    s->news = true;
 }
 
 /* A record from in's sender failed verification: counted, and against the
@@ -1014,6 +1017,8 @@ static void apply_self(mesh_swim *s, swim_intake *in, const swim_update *u, mesh
   swim_awareness_apply(&s->aw, 1);
   if (sign_self(s) != 0)
     out->alloc_failed = -ENOMEM;
+  else
+    s->news = true;
 }
 
 /* in: who sent the packet, whether it carried a full state, and what it
@@ -1261,6 +1266,27 @@ static void arm(mesh_swim *s, mesh_swim_outbox *out)
   out->timer_at = d;
 }
 
+/*
+ * News (an update that changed our view, or our own refutation) goes out
+ * in a gossip round now rather than at the next tick of the gossip
+ * interval: each hop of an epidemic otherwise waits half an interval on
+ * average, and a join or a new epoch crossing three hops took most of a
+ * second where a round trip takes a millisecond. Early rounds come at most
+ * four per gossip interval, so a burst of news costs no more than that;
+ * the regular rounds go on from the early one.
+ */
+static void news_due(mesh_swim *s, mesh_time_ms now)
+{
+  if (!s->news || !s->started)
+    return;
+  s->news = false;
+  mesh_time_ms early = s->last_gossip + s->cfg.gossip_interval_ms / 4;
+  if (early < now)
+    early = now;
+  if (early < s->next_gossip)
+    s->next_gossip = early;
+}
+
 static void dial_seeds(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
   for (size_t i = 0; i < s->n_seeds; i++) {
@@ -1272,6 +1298,7 @@ static void dial_seeds(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 
 static void gossip(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
+  s->last_gossip = now;
   if (s->bq.n == 0)
     return;
   swim_member *t[MAX_HELPERS];
@@ -1630,6 +1657,7 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
     break;
   }
   swim_packet_release(&p);
+  news_due(s, now);
   arm(s, out);
   return 0;
 }
@@ -1642,6 +1670,7 @@ int mesh_swim_handle_timer(mesh_swim *s, uint64_t token, mesh_time_ms now, mesh_
   }
   s->armed_at = NEVER; /* consumed: always ask again */
   run_due(s, now, out);
+  news_due(s, now);
   arm(s, out);
   return 0;
 }

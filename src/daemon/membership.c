@@ -2,6 +2,7 @@
 
 #include "net/multiaddr.h"
 #include "src/daemon/connections.h"
+#include "src/daemon/sendhold.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -32,6 +33,7 @@ struct mesh_membership {
   mesh_timer *timer;           /* the core's one timer */
   uint64_t timer_token;        /* token of the armed timer */
   mesh_connections *conns;     /* who to connect to */
+  mesh_sendhold hold;          /* sends waiting for their peer's connection */
   subscriber subs[MESH_MEMBERSHIP_MAX_SUBSCRIBERS];
   size_t n_subs;
   char addrs[MESH_SWIM_MAX_ADDRS][MESH_SWIM_MAX_ADDR_LEN]; /* advertised */
@@ -92,8 +94,13 @@ static void drain(mesh_membership *m)
     int rc = mesh_net_send(m->net, &s->to, MESH_CH_SWIM, cls, s->buf, s->len);
     if (rc == -ENOTCONN) {
       /* No connection yet: the connection manager dials (a member from its
-       * record, a stranger once); SWIM's own retries carry on. */
+       * record, a stranger once), and the message waits for it for one
+       * probe interval (src/daemon/sendhold.h); SWIM's own retries carry
+       * on. */
       m->counters.sends_no_route++;
+      const mesh_swim_config *sc = mesh_swim_config_get(m->swim);
+      if (mesh_sendhold_put(&m->hold, &s->to, cls, s->buf, s->len, now + sc->probe_interval_ms) != 0)
+        m->counters.sends_failed++;
       const char *addrs[MESH_SWIM_MAX_ADDRS];
       size_t n = 0;
       for (size_t a = 0; a < s->n_addrs && n < MESH_SWIM_MAX_ADDRS; a++)
@@ -171,6 +178,15 @@ static void on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh
   drain(m);
 }
 
+/* A held message's peer came up: it goes out now. */
+static void send_held(void *arg, const mesh_peer_id *to, mesh_class cls, const uint8_t *buf,
+                      size_t len)
+{
+  mesh_membership *m = arg;
+  if (mesh_net_send(m->net, to, MESH_CH_SWIM, cls, buf, len) != 0)
+    m->counters.sends_failed++;
+}
+
 static void on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   mesh_membership *m = arg;
@@ -178,6 +194,8 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
   if (!ev->up)
     return;
   mesh_time_ms now = mesh_loop_now(m->loop);
+  /* What the core sent before the connection was there goes first. */
+  mesh_sendhold_take(&m->hold, &ev->peer, now, send_held, m);
   mesh_swim_peer_connected(m->swim, &ev->peer, NULL, ev->epoch, now, &m->out);
   /* A connection this node made to someone not in its view (a seed after
    * a restart, a member kept in the store): exchange state now. */
@@ -318,6 +336,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   m->net = mesh_node_net(node);
   m->loop = mesh_node_loop(node);
   mesh_swim_outbox_init(&m->out);
+  mesh_sendhold_init(&m->hold);
   mesh_rng_seed_os(&m->rng);
   if ((rc = mesh_connections_new(node, &m->conns)) != 0) {
     snprintf(err, errlen, "connection manager: %s", mesh_strerror(rc));
@@ -397,6 +416,7 @@ void mesh_membership_free(mesh_membership *m)
     mesh_timer_free(m->leave_timer);
   mesh_swim_free(m->swim);
   mesh_swim_outbox_free(&m->out);
+  mesh_sendhold_clear(&m->hold);
   mesh_connections_free(m->conns);
   free(m);
 }
@@ -483,4 +503,9 @@ mesh_connections *mesh_membership_connections(mesh_membership *m)
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m)
 {
   return &m->counters;
+}
+
+const mesh_sendhold_counters *mesh_membership_hold_counters(const mesh_membership *m)
+{
+  return &m->hold.c;
 }

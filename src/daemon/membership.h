@@ -105,5 +105,8 @@ typedef struct mesh_membership_counters {
   uint64_t epochs_over;    /* times this node learned it was declared dead */
 } mesh_membership_counters;
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m);
+/* Sends held until their peer's connection came up (src/daemon/sendhold.h). */
+struct mesh_sendhold_counters;
+const struct mesh_sendhold_counters *mesh_membership_hold_counters(const mesh_membership *m);
 
 #endif
