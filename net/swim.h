@@ -197,6 +197,18 @@ typedef struct mesh_swim_config {
  * or an impossible combination (timeout >= interval). */
 int mesh_swim_config_resolve(mesh_swim_config *cfg);
 const char *mesh_swim_profile_name(mesh_swim_profile p);
+/*
+ * How often a connection to a member must carry something, for a resolved
+ * cfg: idle_ms is the longest a suspicion of one accuser runs (Lifeguard's
+ * maximum, suspicion_max_mult * suspicion_mult * probe_interval), so that a
+ * half-open connection is found and redialled before a suspicion it caused
+ * could end in a dead claim; keepalive_ms is a third of it, so that two
+ * keepalives delayed by retransmission still arrive in time. Membership
+ * traffic counts (net/transport.h): a keepalive goes only on a connection
+ * that carried nothing else for keepalive_ms.
+ */
+void mesh_swim_link_timing(const mesh_swim_config *cfg, mesh_time_ms *keepalive_ms,
+                           mesh_time_ms *idle_ms);
 /* "lan", "thunderbolt", "wan" -> profile; -EINVAL otherwise. */
 int mesh_swim_profile_parse(const char *name, mesh_swim_profile *out);
 

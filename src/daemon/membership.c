@@ -324,6 +324,34 @@ static mesh_swim_profile profile_of(mesh_profile p)
   return MESH_SWIM_PROFILE_LAN;
 }
 
+/* The profile and the timing overrides of cfg (the rest left 0). */
+static void timing_config(const mesh_config *cfg, mesh_swim_config *sc)
+{
+  memset(sc, 0, sizeof *sc);
+  sc->profile = profile_of(cfg->profile);
+  sc->probe_interval_ms = (uint32_t)cfg->probe_interval_ms;
+  sc->probe_timeout_ms = (uint32_t)cfg->probe_timeout_ms;
+  sc->suspicion_mult = (uint32_t)cfg->suspicion_mult;
+  sc->suspicion_max_mult = (uint32_t)cfg->suspicion_max_mult;
+  sc->indirect_checks = (uint32_t)cfg->indirect_checks;
+  sc->retransmit_mult = (uint32_t)cfg->retransmit_mult;
+  sc->gossip_interval_ms = (uint32_t)cfg->gossip_interval_ms;
+  sc->gossip_nodes = (uint32_t)cfg->gossip_nodes;
+  sc->push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
+}
+
+int mesh_membership_link_timing(const mesh_config *cfg, mesh_time_ms *keepalive_ms,
+                                mesh_time_ms *idle_ms)
+{
+  mesh_swim_config sc;
+  timing_config(cfg, &sc);
+  int rc = mesh_swim_config_resolve(&sc);
+  if (rc != 0)
+    return rc;
+  mesh_swim_link_timing(&sc, keepalive_ms, idle_ms);
+  return 0;
+}
+
 int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership **out, char *err,
                         size_t errlen)
 {
@@ -350,17 +378,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
     m->host[0] = '\0';
 
   mesh_swim_config sc;
-  memset(&sc, 0, sizeof sc);
-  sc.profile = profile_of(cfg->profile);
-  sc.probe_interval_ms = (uint32_t)cfg->probe_interval_ms;
-  sc.probe_timeout_ms = (uint32_t)cfg->probe_timeout_ms;
-  sc.suspicion_mult = (uint32_t)cfg->suspicion_mult;
-  sc.suspicion_max_mult = (uint32_t)cfg->suspicion_max_mult;
-  sc.indirect_checks = (uint32_t)cfg->indirect_checks;
-  sc.retransmit_mult = (uint32_t)cfg->retransmit_mult;
-  sc.gossip_interval_ms = (uint32_t)cfg->gossip_interval_ms;
-  sc.gossip_nodes = (uint32_t)cfg->gossip_nodes;
-  sc.push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
+  timing_config(cfg, &sc);
   sc.max_members = (uint32_t)cfg->max_members;
   sc.max_intro_sync = (uint32_t)cfg->max_introductions;
   if (cfg->dead_member_ttl_ms > 0)
