@@ -202,5 +202,5 @@ void mesh_swim_link_timing(const mesh_swim_config *cfg, mesh_time_ms *keepalive_
   mesh_time_ms idle = (mesh_time_ms)cfg->suspicion_max_mult * cfg->suspicion_mult *
                       cfg->probe_interval_ms;
   *idle_ms = idle;
-  *keepalive_ms = idle / 3 > 0 ? idle / 3 : 1;
+  *keepalive_ms = idle / 2 > 0 ? idle / 2 : 1;
 }

@@ -88,12 +88,17 @@ struct mesh_swim {
     mesh_peer_id target;
     uint64_t epoch;
     uint32_t seq;
+    mesh_time_ms started;    /* when it began (also after it ended) */
     mesh_time_ms timeout_at; /* direct ping's wait ends */
     mesh_time_ms end_at;     /* whole probe ends (health-scaled interval) */
     bool indirect;           /* PING_REQs sent */
     uint32_t expected_nacks, nacks;
   } probe;
   uint32_t seq;
+  /* A member someone else suspects: probed next, out of turn, so that our
+   * own confirmation (or its refutation) comes within a probe interval. */
+  bool urgent;
+  mesh_peer_id urgent_id;
   swim_relay relays[MAX_RELAYS];
   size_t n_relays;
 
@@ -923,6 +928,7 @@ static accuser_standing standing_of(const mesh_swim *s, const mesh_peer_id *accu
 
 static void accuse(mesh_swim *s, swim_member *m, bool dead, mesh_time_ms now,
                    mesh_swim_outbox *out);
+static void probe_soon(mesh_swim *s, const swim_member *m, mesh_time_ms now);
 
 /*
  * A member's dead claim about m, which we hold alive: not applied, but
@@ -1013,8 +1019,33 @@ static void apply_claim(mesh_swim *s, swim_intake *in, swim_member *m, const swi
     transition(s, m, MESH_SWIM_SUSPECT, MESH_VIEW_SUSPECT, m->epoch, now, out);
     if (start_suspicion(s, m, &a->accuser, now) != 0)
       out->alloc_failed = -ENOMEM;
+    if (!trusted)
+      probe_soon(s, m, now);
   }
   rebroadcast(s, &m->id, raw, raw_len);
+}
+
+/*
+ * Someone else suspects m: our next probe goes to m, and comes now when no
+ * probe is running. Lifeguard shortens a suspicion with each independent
+ * confirmation, and in round-robin order our turn to probe m may be n
+ * intervals away: asked at once, a crashed member is confirmed within a
+ * probe interval, and a live one answers the buddy ping (which carries the
+ * accusation) and refutes. One probe at a time as always: this moves one
+ * probe earlier, it adds none while no suspicion is news.
+ */
+static void probe_soon(mesh_swim *s, const swim_member *m, mesh_time_ms now)
+{
+  if (s->leaving || s->epoch_dead || !s->started)
+    return;
+  s->urgent = true;
+  s->urgent_id = m->id;
+  /* At most one probe out of turn per probe timeout, whatever asks. */
+  mesh_time_ms at = s->probe.started + s->cfg.probe_timeout_ms;
+  if (at < now)
+    at = now;
+  if (!s->probe.active && s->next_probe > at)
+    s->next_probe = at;
 }
 
 /* Raises our own claim about m (probe failed, or suspicion expired). */
@@ -1190,6 +1221,14 @@ static void shuffle(mesh_swim *s)
 static void probe_start(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
   swim_member *m = NULL;
+  if (s->urgent) {
+    s->urgent = false;
+    swim_member *u = find(s, &s->urgent_id);
+    if (u != NULL && (u->state == MESH_SWIM_ALIVE ||
+                      (u->state == MESH_SWIM_SUSPECT && u->susp != NULL &&
+                       swim_suspicion_wants(u->susp, &s->self->id))))
+      m = u;
+  }
   for (size_t tries = 0; tries <= s->n && m == NULL; tries++) {
     if (s->probe_idx >= s->n) {
       shuffle(s);
@@ -1204,6 +1243,7 @@ static void probe_start(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   if (m == NULL)
     return;
   s->probe.active = true;
+  s->probe.started = now;
   s->probe.target = m->id;
   s->probe.epoch = m->epoch;
   s->probe.seq = ++s->seq;
@@ -1553,6 +1593,17 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
       send_push_pull(s, peer, addr, false, false, NULL, out);
   }
   arm(s, out);
+  return 0;
+}
+
+int mesh_swim_peer_lost(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out)
+{
+  const swim_member *m = find(s, peer);
+  if (m != NULL && in_view(m->state)) {
+    probe_soon(s, m, now);
+    arm(s, out);
+  }
   return 0;
 }
 

@@ -191,9 +191,12 @@ static void on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   mesh_membership *m = arg;
   mesh_connections_peer(m->conns, &ev->peer, ev->up);
-  if (!ev->up)
-    return;
   mesh_time_ms now = mesh_loop_now(m->loop);
+  if (!ev->up) {
+    mesh_swim_peer_lost(m->swim, &ev->peer, now, &m->out);
+    drain(m);
+    return;
+  }
   /* What the core sent before the connection was there goes first. */
   mesh_sendhold_take(&m->hold, &ev->peer, now, send_held, m);
   mesh_swim_peer_connected(m->swim, &ev->peer, NULL, ev->epoch, now, &m->out);
