@@ -424,6 +424,59 @@ static void test_two_cores(void **state)
   pair_free(p);
 }
 
+/* Fires every due timer of the pair up to (not including) until. */
+static void fire_timers(pair *p, mesh_time_ms from, mesh_time_ms until)
+{
+  for (mesh_time_ms now = from; now < until; now++) {
+    for (int i = 0; i < 2; i++) {
+      if (p->at[i] <= now && p->token[i] != 0) {
+        uint64_t t = p->token[i];
+        p->token[i] = 0;
+        mesh_swim_handle_timer(p->s[i], t, now, &p->out);
+        pump(p, i, now);
+      }
+    }
+  }
+}
+
+/* A member whose connection closed is probed out of turn, at most one
+ * probe timeout after our last probe began, not a probe interval. */
+static void test_peer_lost_probes_soon(void **state)
+{
+  pair *p = pair_new(90, 3);
+  assert_int_equal(mesh_swim_join(p->s[0], NULL, 0, 0, &p->out), 0);
+  pump(p, 0, 0);
+  const char *seed = "peer";
+  assert_int_equal(mesh_swim_join(p->s[1], &seed, 1, 0, &p->out), 0);
+  pump(p, 1, 0);
+  const mesh_swim_counters *c = mesh_swim_counters_get(p->s[0]);
+  /* Until a probe of node 0 has just begun (and been answered at once). */
+  mesh_time_ms now = 0;
+  uint64_t probes = c->probes_sent;
+  while (c->probes_sent == probes && now < 5000) {
+    fire_timers(p, now, now + 1);
+    now++;
+  }
+  assert_true(c->probes_sent == probes + 1);
+  mesh_time_ms began = now - 1;
+  fire_timers(p, now, began + 100);
+  probes = c->probes_sent;
+  assert_int_equal(mesh_swim_peer_lost(p->s[0], &p->id[1].id, began + 100, &p->out), 0);
+  pump(p, 0, began + 100);
+  /* The next probe would come at began + 1000: it comes after the probe
+   * timeout (500 ms) instead. */
+  fire_timers(p, began + 100, began + 600);
+  assert_int_equal(c->probes_sent, probes + 1);
+  assert_int_equal(c->acks_received, c->probes_sent); /* alive: it answered */
+  assert_int_equal(p->events[0][MESH_VIEW_SUSPECT], 0);
+  /* An unknown peer changes nothing. */
+  mesh_peer_id stranger;
+  memset(&stranger, 7, sizeof stranger);
+  assert_int_equal(mesh_swim_peer_lost(p->s[0], &stranger, began + 600, &p->out), 0);
+  mesh_swim_outbox_clear(&p->out);
+  pair_free(p);
+}
+
 /* Counts the stream messages to peer in the outbox. */
 static size_t streams_to(const mesh_swim_outbox *o, const mesh_peer_id *peer)
 {
@@ -719,6 +772,7 @@ int main(void)
       cmocka_unit_test(test_codec_round_trip),
       cmocka_unit_test(test_codec_rejects),
       cmocka_unit_test(test_two_cores),
+      cmocka_unit_test(test_peer_lost_probes_soon),
       cmocka_unit_test(test_reconnect_push_pull),
       cmocka_unit_test(test_lateness),
       cmocka_unit_test(test_renewal),
