@@ -100,12 +100,17 @@ struct mesh_swim {
     mesh_peer_id target;
     uint64_t epoch;
     uint32_t seq;
+    mesh_time_ms started;    /* when it began (also after it ended) */
     mesh_time_ms timeout_at; /* direct ping's wait ends */
     mesh_time_ms end_at;     /* whole probe ends (health-scaled interval) */
     bool indirect;           /* PING_REQs sent */
     uint32_t expected_nacks, nacks;
   } probe;
   uint32_t seq;
+  /* A member someone else suspects: probed next, out of turn, so that our
+   * own confirmation (or its refutation) comes within a probe interval. */
+  bool urgent;
+  mesh_peer_id urgent_id;
   swim_relay relays[MAX_RELAYS];
   size_t n_relays;
   /* Newcomers get a ping of their own within a probe interval or two, not
@@ -117,6 +122,8 @@ struct mesh_swim {
   size_t n_newcomers;
 
   mesh_time_ms next_probe, next_gossip, next_push_pull, next_reap, next_join;
+  mesh_time_ms last_gossip; /* when the last gossip round went out */
+  bool news;                /* an update that changed the view was queued since */
   mesh_time_ms
       early_push_pull; /* push-pull period after joining: doubles up to the configured one */
   char **seeds;
@@ -567,10 +574,22 @@ static void send_packet(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cl
                    m != NULL ? m->n_addrs : 0);
 }
 
+/*
+ * What a probe costs on the wire. Pings, acks and nacks carry a kind and a
+ * sequence number, nothing else (8 bytes): the transport authenticates both
+ * ends of every datagram (a connection's handshake, or keys derived from
+ * it), so the receiver knows who sent it and the sender knows who gets it.
+ * Neither a signature nor the receiver's ID nor the sender's epoch would
+ * tell either side anything; the epoch travels in push-pulls only, where
+ * it names the epoch of the application state they carry. Records that
+ * are relayed (member records, accusations) keep their signatures: a
+ * relay cannot vouch for someone else. A PING_REQ names its target, whom
+ * the helper does not otherwise know to ping.
+ */
 static void send_simple(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cls, int kind,
                         uint32_t seq, mesh_swim_outbox *out)
 {
-  swim_packet_out p = {.kind = kind, .seq = seq, .epoch = s->epoch};
+  swim_packet_out p = {.kind = kind, .seq = seq};
   send_packet(s, to, cls, &p, NULL, 0, out);
 }
 
@@ -579,14 +598,90 @@ static void send_simple(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cl
 static void send_ping(mesh_swim *s, const swim_member *m, mesh_swim_class cls, uint32_t seq,
                       mesh_swim_outbox *out)
 {
-  swim_packet_out p = {.kind = MESH_SWIM_MSG_PING, .seq = seq, .target = &m->id, .epoch = s->epoch};
+  swim_packet_out p = {.kind = MESH_SWIM_MSG_PING, .seq = seq};
   bool buddy = m->state == MESH_SWIM_SUSPECT && m->acc != NULL;
   send_packet(s, &m->id, cls, &p, buddy ? m->acc : NULL, buddy ? m->acc_len : 0, out);
 }
 
-/* Our full state for a push-pull: every member's record and accusation. */
+/* The updates of a received push-pull, sorted by hash, so that an answer
+ * can leave out the records its asker holds already. */
+typedef struct swim_seen_key {
+  uint64_t hash; /* of the update's bytes */
+  uint32_t idx;  /* which update of the packet */
+} swim_seen_key;
+
+typedef struct swim_seen {
+  const swim_packet *p; /* the push-pull answered (borrowed) */
+  swim_seen_key *keys;  /* one per update, sorted by hash */
+  size_t n;
+} swim_seen;
+
+static uint64_t bytes_hash(const uint8_t *b, size_t len)
+{
+  uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a: a filter, then memcmp decides */
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ b[i]) * UINT64_C(1099511628211);
+  return h;
+}
+
+static int cmp_seen(const void *x, const void *y)
+{
+  uint64_t a = ((const swim_seen_key *)x)->hash, b = ((const swim_seen_key *)y)->hash;
+  return a < b ? -1 : a > b;
+}
+
+/* Fills seen from p; false (and seen empty) when memory ran out, and the
+ * answer then carries everything, as it always could. */
+static bool seen_init(swim_seen *seen, const swim_packet *p)
+{
+  memset(seen, 0, sizeof *seen);
+  if (p->n_updates == 0 || p->n_updates > UINT32_MAX)
+    return false;
+  swim_seen_key *keys = malloc(p->n_updates * sizeof *keys);
+  if (keys == NULL)
+    return false;
+  for (size_t i = 0; i < p->n_updates; i++)
+    keys[i] = (swim_seen_key){.hash = bytes_hash(p->updates[i], p->update_lens[i]),
+                              .idx = (uint32_t)i};
+  qsort(keys, p->n_updates, sizeof *keys, cmp_seen);
+  *seen = (swim_seen){.p = p, .keys = keys, .n = p->n_updates};
+  return true;
+}
+
+static void seen_free(swim_seen *seen)
+{
+  free(seen->keys);
+  memset(seen, 0, sizeof *seen);
+}
+
+/* Whether the asker sent exactly these bytes. */
+static bool seen_has(const swim_seen *seen, const uint8_t *b, size_t len)
+{
+  if (seen == NULL || seen->n == 0)
+    return false;
+  uint64_t k = bytes_hash(b, len);
+  size_t lo = 0, hi = seen->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (seen->keys[mid].hash < k)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  for (size_t i = lo; i < seen->n && seen->keys[i].hash == k; i++) {
+    uint32_t u = seen->keys[i].idx;
+    if (seen->p->update_lens[u] == len && memcmp(seen->p->updates[u], b, len) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Our full state for a push-pull: every member's record and accusation.
+ * An answer (seen not NULL) leaves out the records its asker sent us
+ * byte for byte: it holds them already, and in a settled mesh that is
+ * nearly all of them, so an exchange costs one full state, not two. */
 static void send_push_pull(mesh_swim *s, const mesh_peer_id *to, const char *addr, bool join,
-                           bool reply, mesh_swim_outbox *out)
+                           bool reply, const swim_seen *seen, mesh_swim_outbox *out)
 {
   size_t max = 1 + 2 * s->n;
   const uint8_t **ups = malloc(max * sizeof *ups);
@@ -598,15 +693,17 @@ static void send_push_pull(mesh_swim *s, const mesh_peer_id *to, const char *add
     return;
   }
   size_t n = 0;
-  ups[n] = s->self_upd;
-  lens[n++] = s->self_upd_len;
+  if (!seen_has(seen, s->self_upd, s->self_upd_len)) {
+    ups[n] = s->self_upd;
+    lens[n++] = s->self_upd_len;
+  }
   for (size_t i = 0; i < s->n; i++) {
     const swim_member *m = s->m[i];
-    if (m->rec != NULL) {
+    if (m->rec != NULL && !seen_has(seen, m->rec, m->rec_len)) {
       ups[n] = m->rec;
       lens[n++] = m->rec_len;
     }
-    if (m->acc != NULL) {
+    if (m->acc != NULL && !seen_has(seen, m->acc, m->acc_len)) {
       ups[n] = m->acc;
       lens[n++] = m->acc_len;
     }
@@ -685,7 +782,8 @@ static bool ok_dead(const mesh_swim *s, const swim_member *m, mesh_time_ms now)
 
 static void rebroadcast(mesh_swim *s, const mesh_peer_id *subject, const uint8_t *buf, size_t len)
 {
-  swim_bq_push(&s->bq, subject, buf, len);
+  if (swim_bq_push(&s->bq, subject, buf, len) == 0)
+    s->news = true;
 }
 
 /* A record from in's sender failed verification: counted, and against the
@@ -883,6 +981,7 @@ static accuser_standing standing_of(const mesh_swim *s, const mesh_peer_id *accu
 
 static void accuse(mesh_swim *s, swim_member *m, bool dead, mesh_time_ms now,
                    mesh_swim_outbox *out);
+static void probe_soon(mesh_swim *s, const swim_member *m, mesh_time_ms now);
 
 /*
  * A member's dead claim about m, which we hold alive: not applied, but
@@ -973,8 +1072,33 @@ static void apply_claim(mesh_swim *s, swim_intake *in, swim_member *m, const swi
     transition(s, m, MESH_SWIM_SUSPECT, MESH_VIEW_SUSPECT, m->epoch, now, out);
     if (start_suspicion(s, m, &a->accuser, now) != 0)
       out->alloc_failed = -ENOMEM;
+    if (!trusted)
+      probe_soon(s, m, now);
   }
   rebroadcast(s, &m->id, raw, raw_len);
+}
+
+/*
+ * Someone else suspects m: our next probe goes to m, and comes now when no
+ * probe is running. Lifeguard shortens a suspicion with each independent
+ * confirmation, and in round-robin order our turn to probe m may be n
+ * intervals away: asked at once, a crashed member is confirmed within a
+ * probe interval, and a live one answers the buddy ping (which carries the
+ * accusation) and refutes. One probe at a time as always: this moves one
+ * probe earlier, it adds none while no suspicion is news.
+ */
+static void probe_soon(mesh_swim *s, const swim_member *m, mesh_time_ms now)
+{
+  if (s->leaving || s->epoch_dead || !s->started)
+    return;
+  s->urgent = true;
+  s->urgent_id = m->id;
+  /* At most one probe out of turn per probe timeout, whatever asks. */
+  mesh_time_ms at = s->probe.started + s->cfg.probe_timeout_ms;
+  if (at < now)
+    at = now;
+  if (!s->probe.active && s->next_probe > at)
+    s->next_probe = at;
 }
 
 /* Raises our own claim about m (probe failed, or suspicion expired). */
@@ -1067,6 +1191,8 @@ static void apply_self(mesh_swim *s, swim_intake *in, const swim_update *u, mesh
   swim_awareness_apply(&s->aw, 1);
   if (sign_self(s) != 0)
     out->alloc_failed = -ENOMEM;
+  else
+    s->news = true;
 }
 
 /* in: who sent the packet, whether it carried a full state, and what it
@@ -1148,6 +1274,14 @@ static void shuffle(mesh_swim *s)
 static void probe_start(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
   swim_member *m = NULL;
+  if (s->urgent) {
+    s->urgent = false;
+    swim_member *u = find(s, &s->urgent_id);
+    if (u != NULL && (u->state == MESH_SWIM_ALIVE ||
+                      (u->state == MESH_SWIM_SUSPECT && u->susp != NULL &&
+                       swim_suspicion_wants(u->susp, &s->self->id))))
+      m = u;
+  }
   for (size_t tries = 0; tries <= s->n && m == NULL; tries++) {
     if (s->probe_idx >= s->n) {
       shuffle(s);
@@ -1162,6 +1296,7 @@ static void probe_start(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   if (m == NULL)
     return;
   s->probe.active = true;
+  s->probe.started = now;
   s->probe.target = m->id;
   s->probe.epoch = m->epoch;
   s->probe.seq = ++s->seq;
@@ -1217,8 +1352,7 @@ static void probe_indirect(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out
                          .target = &s->probe.target,
                          .target_addrs = t != NULL ? t->addrs : NULL,
                          .n_target_addrs = t != NULL ? t->n_addrs : 0,
-                         .nack = true,
-                         .epoch = s->epoch};
+                         .nack = true};
     send_packet(s, &helpers[i]->id, MESH_SWIM_DATAGRAM, &p, NULL, 0, out);
     s->c.indirect_probes_sent++;
   }
@@ -1344,6 +1478,27 @@ static void arm(mesh_swim *s, mesh_swim_outbox *out)
   out->timer_at = d;
 }
 
+/*
+ * News (an update that changed our view, or our own refutation) goes out
+ * in a gossip round now rather than at the next tick of the gossip
+ * interval: each hop of an epidemic otherwise waits half an interval on
+ * average, and a join or a new epoch crossing three hops took most of a
+ * second where a round trip takes a millisecond. Early rounds come at most
+ * four per gossip interval, so a burst of news costs no more than that;
+ * the regular rounds go on from the early one.
+ */
+static void news_due(mesh_swim *s, mesh_time_ms now)
+{
+  if (!s->news || !s->started)
+    return;
+  s->news = false;
+  mesh_time_ms early = s->last_gossip + s->cfg.gossip_interval_ms / 4;
+  if (early < now)
+    early = now;
+  if (early < s->next_gossip)
+    s->next_gossip = early;
+}
+
 static void dial_seeds(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
   for (size_t i = 0; i < s->n_seeds; i++) {
@@ -1355,13 +1510,14 @@ static void dial_seeds(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 
 static void gossip(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
 {
+  s->last_gossip = now;
   if (s->bq.n == 0)
     return;
   swim_member *t[MAX_HELPERS];
   size_t k = s->cfg.gossip_nodes > MAX_HELPERS ? MAX_HELPERS : s->cfg.gossip_nodes;
   size_t n = pick_random(s, k, ok_gossip, NULL, now, t);
   for (size_t i = 0; i < n && s->bq.n > 0; i++) {
-    swim_packet_out p = {.kind = MESH_SWIM_MSG_GOSSIP, .epoch = s->epoch};
+    swim_packet_out p = {.kind = MESH_SWIM_MSG_GOSSIP};
     send_packet(s, &t[i]->id, MESH_SWIM_DATAGRAM, &p, NULL, 0, out);
   }
 }
@@ -1448,12 +1604,12 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
     s->next_push_pull = now + period;
     swim_member *t;
     if (!s->leaving && pick_random(s, 1, ok_view, NULL, now, &t) == 1)
-      send_push_pull(s, &t->id, NULL, false, false, out);
+      send_push_pull(s, &t->id, NULL, false, false, NULL, out);
     /* Reconnect: also sync with one member we hold dead, so that the two
      * sides of a healed partition find each other again (as Serf's
      * reconnect does); a member that is really gone costs one failed send. */
     if (!s->leaving && pick_random(s, 1, ok_dead, NULL, now, &t) == 1)
-      send_push_pull(s, &t->id, NULL, false, false, out);
+      send_push_pull(s, &t->id, NULL, false, false, NULL, out);
   }
   if (now >= s->next_reap) {
     s->next_reap = now + REAP_PERIOD_MS;
@@ -1512,16 +1668,27 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
   if (id_eq(peer, &s->self->id))
     return 0;
   if (s->started && !s->joined) {
-    send_push_pull(s, peer, addr, true, false, out);
+    send_push_pull(s, peer, addr, true, false, NULL, out);
   } else if (s->started && !s->leaving) {
     /* Reconnect at once: a connection to a member held dead, or one back
      * under a newer epoch, is a healed partition or a restart; syncing now
      * beats waiting for the periodic reconnect push-pull. */
     const swim_member *m = find(s, peer);
     if (m != NULL && (m->state == MESH_SWIM_DEAD || epoch > m->epoch))
-      send_push_pull(s, peer, addr, false, false, out);
+      send_push_pull(s, peer, addr, false, false, NULL, out);
   }
   arm(s, out);
+  return 0;
+}
+
+int mesh_swim_peer_lost(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out)
+{
+  const swim_member *m = find(s, peer);
+  if (m != NULL && in_view(m->state)) {
+    probe_soon(s, m, now);
+    arm(s, out);
+  }
   return 0;
 }
 
@@ -1533,7 +1700,7 @@ int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now
     return 0;
   if (find(s, peer) != NULL)
     return 0;
-  send_push_pull(s, peer, NULL, false, false, out);
+  send_push_pull(s, peer, NULL, false, false, NULL, out);
   arm(s, out);
   return 0;
 }
@@ -1557,8 +1724,7 @@ static void handle_ping_req(mesh_swim *s, const mesh_peer_id *from, const swim_p
                                           .req_seq = p->seq,
                                           .deadline = now + s->cfg.probe_timeout_ms,
                                           .nack = p->nack};
-  swim_packet_out q = {
-      .kind = MESH_SWIM_MSG_PING, .seq = seq, .target = &p->target, .epoch = s->epoch};
+  swim_packet_out q = {.kind = MESH_SWIM_MSG_PING, .seq = seq};
   const swim_member *t = find(s, &p->target);
   if (t == NULL && p->n_target_addrs > 0) {
     /* Unknown to us: use the addresses the requester gave. */
@@ -1725,12 +1891,17 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
   case MESH_SWIM_MSG_PUSH_PULL:
     if (p.app_len > 0 && !id_eq(from, &s->self->id))
       swim_outbox_app(out, from, p.epoch, p.app, p.app_len);
-    if (!p.reply)
-      send_push_pull(s, from, NULL, false, true, out);
+    if (!p.reply) {
+      swim_seen seen;
+      bool have = seen_init(&seen, &p);
+      send_push_pull(s, from, NULL, false, true, have ? &seen : NULL, out);
+      seen_free(&seen);
+    }
     s->joined = true;
     break;
   }
   swim_packet_release(&p);
+  news_due(s, now);
   arm(s, out);
   return 0;
 }
@@ -1743,6 +1914,7 @@ int mesh_swim_handle_timer(mesh_swim *s, uint64_t token, mesh_time_ms now, mesh_
   }
   s->armed_at = NEVER; /* consumed: always ask again */
   run_due(s, now, out);
+  news_due(s, now);
   arm(s, out);
   return 0;
 }
@@ -1777,7 +1949,7 @@ int mesh_swim_set_epoch(mesh_swim *s, uint64_t epoch, mesh_time_ms now, mesh_swi
     return rc;
   swim_member *t;
   if (pick_random(s, 1, ok_view, NULL, now, &t) == 1)
-    send_push_pull(s, &t->id, NULL, false, false, out);
+    send_push_pull(s, &t->id, NULL, false, false, NULL, out);
   gossip(s, now, out);
   arm(s, out);
   return 0;

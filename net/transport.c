@@ -257,6 +257,15 @@ int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh
 }
 /* --- End of the fault injection hook. --- */
 
+/* Tells the transports other than the i-th that a message went to or came
+ * from peer through it (see the traffic op). */
+static void note_traffic(mesh_net *net, int i, const mesh_peer_id *peer, bool sent)
+{
+  for (int k = 0; k < net->nt; k++)
+    if (k != i && net->t[k].ops->traffic != NULL)
+      net->t[k].ops->traffic(net->t[k].state, peer, sent);
+}
+
 int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                       const uint8_t *buf, size_t len)
 {
@@ -275,6 +284,8 @@ int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, 
       int rc = net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
       if (rc == -EMSGSIZE && i > 0)
         continue;
+      if (rc == 0)
+        note_traffic(net, i, peer, true);
       return rc;
     }
   } else {
@@ -333,6 +344,11 @@ int mesh_net_transport_count(const mesh_net *net)
 void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
                       mesh_class cls, const uint8_t *buf, size_t len)
 {
+  /* Datagrams may come over any transport: the others hear of it (a
+   * connection's own frames already count for itself, where the op finds
+   * them current). */
+  if (cls == MESH_CLASS_DATAGRAM)
+    note_traffic(net, -1, from, false);
   if (net->msg_fn != NULL)
     net->msg_fn(net->msg_arg, from, epoch, ch, cls, buf, len);
 }

@@ -211,8 +211,11 @@ typedef struct mesh_net_options {
   int max_connections;               /* sockets held at once, handshaking included (256) */
   size_t frame_max;                  /* largest message and frame accepted (1 MiB) */
   mesh_time_ms handshake_timeout_ms; /* (5 s) */
-  mesh_time_ms keepalive_ms;         /* keepalive after this much send silence (2 s) */
-  mesh_time_ms idle_timeout_ms;      /* close after this much receive silence (10 s) */
+  mesh_time_ms keepalive_ms;         /* keepalive after this much send silence to the peer,
+                                        on any transport (2 s; the daemon derives it from
+                                        the membership timing, mesh_swim_link_timing) */
+  mesh_time_ms idle_timeout_ms;      /* close after this much receive silence from the peer,
+                                        on any transport (10 s; derived likewise) */
   size_t datagram_queue_max;         /* per-peer bytes of queued datagrams (256 KiB) */
   size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
   size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
@@ -282,6 +285,12 @@ typedef struct mesh_transport_ops {
    * so a datagram path beside it (UDP) can bind the same port. Non-blocking;
    * a failure is the transport's to log and count. */
   void (*listened)(void *state, const mesh_multiaddr *bound);
+  /* Optional: a message to (sent) or from (!sent) peer went through
+   * another transport. Authenticated traffic on any path proves the peer
+   * alive as well as the transport's own frames do, so a connection whose
+   * peer is heard over RDMA or UDP needs no keepalive of its own
+   * (net/tcp.c). Non-blocking. */
+  void (*traffic)(void *state, const mesh_peer_id *peer, bool sent);
 } mesh_transport_ops;
 
 /* The TCP transport (net/tcp.c). */

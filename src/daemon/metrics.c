@@ -7,6 +7,7 @@
 
 #include "net/fault.h"
 #include "src/daemon/connections.h"
+#include "src/daemon/sendhold.h"
 #include "net/rdma.h"
 #include "net/udp.h"
 #include "src/base/log.h"
@@ -90,6 +91,16 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   for (int r = 0; r < MESH_SWIM_DROP__COUNT; r++)
     metric1(m, "meshd_swim_dropped_total", C, "Membership packets or records dropped, by reason",
             "reason", mesh_swim_drop_name((mesh_swim_drop)r), (double)c->dropped[r]);
+  const mesh_sendhold_counters *h = mesh_membership_hold_counters(d->mem);
+  const char *const held_help = "Membership sends that found no connection and waited for it, "
+                                "by outcome";
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "held", (double)h->held);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "released",
+          (double)h->released);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "expired",
+          (double)h->expired);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "evicted",
+          (double)h->evicted);
   static const char *const kinds[MESH_SWIM_MSG__COUNT] = {
       NULL, "ping", "ack", "nack", "ping_req", "gossip", "push_pull"};
   for (int k = 1; k < MESH_SWIM_MSG__COUNT; k++) {

@@ -1,5 +1,6 @@
 /* The node: home lock, identity, epoch, swarm key and the peer network of one meshd. */
 #include "src/daemon/node.h"
+#include "src/daemon/membership.h"
 
 #include "net/fault.h"
 #include "net/frame_cipher.h"
@@ -326,6 +327,14 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   if (cfg->handshake_timeout_ms > 0)
     opt.handshake_timeout_ms = cfg->handshake_timeout_ms;
   node_frame_offer(cfg, &opt.frame_offer);
+  /* Keepalives as rare as the membership timing allows (net/swim.h,
+   * mesh_swim_link_timing); a timing membership refuses keeps the
+   * defaults, and membership then says what is wrong with it. */
+  mesh_time_ms keepalive_ms, idle_ms;
+  if (mesh_membership_link_timing(cfg, &keepalive_ms, &idle_ms) == 0) {
+    opt.keepalive_ms = keepalive_ms;
+    opt.idle_timeout_ms = idle_ms;
+  }
   if ((rc = mesh_net_new(&opt, &n->net)) != 0) {
     snprintf(err, errlen, "network: %s", mesh_strerror(rc));
     goto fail;
