@@ -42,7 +42,8 @@ int mesh_sendhold_put(mesh_sendhold *h, const mesh_peer_id *to, mesh_class cls, 
     drop_at(h, 0);
     h->c.evicted++;
   }
-  h->msgs[h->n++] = (mesh_sendhold_msg){.to = *to, .cls = cls, .until = until, .buf = copy, .len = len};
+  h->msgs[h->n++] =
+      (mesh_sendhold_msg){.to = *to, .cls = cls, .until = until, .buf = copy, .len = len};
   h->bytes += len;
   h->c.held++;
   return 0;

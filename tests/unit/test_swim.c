@@ -391,7 +391,8 @@ static void test_two_cores(void **state)
   const mesh_swim_counters *c0 = mesh_swim_counters_get(p->s[0]);
   for (int k = MESH_SWIM_MSG_PING; k <= MESH_SWIM_MSG_ACK; k++) {
     assert_true(c0->msgs_sent[k] > half.msgs_sent[k]);
-    assert_true(c0->bytes_sent[k] - half.bytes_sent[k] <= 8 * (c0->msgs_sent[k] - half.msgs_sent[k]));
+    assert_true(c0->bytes_sent[k] - half.bytes_sent[k] <=
+                8 * (c0->msgs_sent[k] - half.msgs_sent[k]));
   }
   /* A push-pull answer leaves out what its asker sent: between two
    * settled members it carries no record at all. A connection at a newer
@@ -404,8 +405,7 @@ static void test_two_cores(void **state)
   assert_int_equal(mesh_swim_counters_get(p->s[1])->msgs_sent[MESH_SWIM_MSG_PUSH_PULL],
                    answers + 1);
   assert_true(c0->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - asked > 200); /* two records */
-  assert_true(mesh_swim_counters_get(p->s[1])->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - answered <
-              16);
+  assert_true(mesh_swim_counters_get(p->s[1])->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - answered < 16);
   /* A stale timer token is ignored. */
   mesh_swim_handle_timer(p->s[0], 1, 10000, &p->out);
   assert_true(mesh_swim_counters_get(p->s[0])->timers_stale >= 1);
