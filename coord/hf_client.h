@@ -116,6 +116,11 @@ typedef struct mesh_hf_options {
    * as a slow F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS in the daemon). */
   uint64_t test_sync_delay_ms;
   bool skip_space_check; /* leave the free-space check to the caller */
+  /* A file of at least range_threshold bytes [64 MiB] is fetched in ranges
+   * of range_bytes [16 MiB], several at once from different sources, each
+   * written at its offset, and hashed whole once every range is in. */
+  uint64_t range_threshold;
+  uint64_t range_bytes;
   uint64_t seed;         /* backoff jitter seed; 0 seeds from the OS */
 } mesh_hf_options;
 
@@ -186,6 +191,9 @@ typedef struct mesh_hf_counters {
   uint64_t peer_transfers;      /* file transfers begun from a peer source */
   uint64_t peer_failovers;      /* peer transfers that ended early: the file went on elsewhere */
   uint64_t peer_mismatches;     /* files with bytes from peers whose hash was wrong: fetched again */
+  uint64_t ranged_files;        /* files fetched in ranges from several sources at once */
+  uint64_t ranges_done;         /* ranges of such files written whole */
+  uint64_t ranges_resumed;      /* ranges found done in a sidecar left by an earlier run */
 } mesh_hf_counters;
 
 /*
