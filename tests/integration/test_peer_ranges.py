@@ -5,6 +5,10 @@
   ranges). A and B download from the stand-in Hub; then C downloads: each
   of its files takes ranges from A and from B at once (both served bytes,
   both named as sources), and the files hash like A's.
+- A serves corrupt bytes (MESHD_TEST_CORRUPT_UPLOADS, test only): C's
+  whole-file hash fails, every member the file took bytes from is dropped
+  for the download (counted, named in the journal), and the file is fetched
+  again (from the Hub) and verified.
 - C is killed (kill -9) in the middle of its files and started again: it
   resumes only the ranges its sidecar did not list as written (counted as
   resumed), fetches fewer bytes than the model holds, and the files are
@@ -132,6 +136,28 @@ class PeerRanges(unittest.TestCase):
         self.assertEqual(leftovers, [])
         print(f"figure: bytes_from_a = {from_a:.0f}")
         print(f"figure: bytes_from_b = {from_b:.0f}")
+        self.ok = True
+
+    def test_corrupt_ranges_dropped_and_refetched(self):
+        a, b, c = self.make_mesh({0: dict(ENV, MESHD_TEST_CORRUPT_UPLOADS="1"), 1: ENV, 2: ENV})
+        start(a)
+        meshtest.wait_until(lambda: completed(a), 30, "A's download")
+        start(b)
+        meshtest.wait_until(lambda: completed(b), 60, "B's download")
+        want = digests(os.path.join(a.home, "models", MODEL_DIR))
+        self.assertEqual(digests(os.path.join(b.home, "models", MODEL_DIR)), want)
+        meshtest.wait_until(lambda: sum(n == "DownloadCompleted" for n, _ in
+                                        meshtest.downloads_of(c)) >= 2, 10,
+                            "C to see both completed entries")
+        start(c)
+        meshtest.wait_until(lambda: completed(c), 60, "C's download")
+        self.assertEqual(digests(os.path.join(c.home, "models", MODEL_DIR)), want)
+        self.assertGreaterEqual(metric(c, "meshd_peer_mismatches_total"), 1)
+        self.assertGreaterEqual(metric(c, "meshd_peer_sources_dropped_total", reason="bad_bytes"), 1)
+        aid = a.node_id()
+        meshtest.wait_until(lambda: any(e["kind"] == "source" and aid in e["message"]
+                                        for e in meshtest.journal_of(c)), 10,
+                            "the journal to name the corrupt source")
         self.ok = True
 
     def test_kill_resumes_missing_ranges_only(self):
