@@ -240,7 +240,11 @@ struct hf_job {
 
 /* A non-file item of a download (model directory, survey of what is on disk).
  * At most one is submitted at a time; results are read in done. */
-typedef enum hf_dop_kind { HF_DOP_OPENDIR, HF_DOP_SURVEY } hf_dop_kind;
+typedef enum hf_dop_kind {
+  HF_DOP_OPENDIR,
+  HF_DOP_SURVEY,
+  HF_DOP_MANIFEST, /* write the verified-files manifest (hf_manifest.h) */
+} hf_dop_kind;
 typedef struct hf_dop {
   mesh_work w;
   hf_dl *dl;
@@ -257,6 +261,7 @@ typedef struct hf_dop {
   int err;          /* result: negative errno, 0 */
   uint64_t present; /* SURVEY result: bytes of these files on disk */
   uint64_t avail;   /* SURVEY result (last): free bytes */
+  bool sync;        /* MANIFEST: fdatasync it before the rename */
 } hf_dop;
 
 struct hf_dl {
@@ -290,6 +295,7 @@ struct hf_dl {
 
   hf_dop dop;          /* the directory item, at most one submitted */
   uint64_t present;    /* survey: bytes on disk so far */
+  bool finishing;      /* every file is in: the manifest item runs, then COMPLETED */
   hf_job *jobs;        /* one per file of tree */
   size_t next_job;     /* first job never begun */
   int active_jobs;     /* begun and not done */
@@ -368,6 +374,8 @@ void hf_on_progress(evutil_socket_t fd, short what, void *arg);
 
 /* hf_list.c: opens the model directory and fetches the file list. */
 void hf_dl_begin(hf_dl *dl);
+/* hf_list.c: every file is verified: writes the manifest, then completes. */
+void hf_dl_finish(hf_dl *dl);
 
 /* hf_job.c: begins file jobs up to files_at_once; completes dl when all are done. */
 void hf_fill_jobs(hf_dl *dl);

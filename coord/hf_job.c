@@ -1123,8 +1123,8 @@ void hf_fill_jobs(hf_dl *dl)
   while (dl->state == DL_FETCHING && dl->active_jobs < c->opt.files_at_once &&
          dl->next_job < dl->tree.len)
     job_begin(&dl->jobs[dl->next_job++]);
-  if (dl->state == DL_FETCHING && dl->files_done == dl->tree.len)
-    hf_dl_complete(dl);
+  if (dl->state == DL_FETCHING && dl->files_done == dl->tree.len && !dl->finishing)
+    hf_dl_finish(dl);
 }
 
 static void job_close_done(mesh_work *w)
