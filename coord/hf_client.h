@@ -235,6 +235,10 @@ void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
  * starting the file over. A file whose hash is wrong and that holds bytes
  * of peers is fetched again from the start, and each of those peers is
  * named to bad() first so the sources leave it out. All on the loop thread.
+ *
+ * A file of range_threshold bytes and more runs several transfers at once,
+ * each for [from, size) of one range (size is then the range's end, not the
+ * file's), and hashes the file whole when every range is in (hf_ranged.c).
  */
 typedef struct mesh_hf_source_req {
   uint64_t dl_id;       /* the download (mesh_hf_start's id) */
@@ -243,7 +247,8 @@ typedef struct mesh_hf_source_req {
   const char *revision; /* as asked */
   const char *path;     /* the file, as the Hub lists it */
   uint64_t from;        /* first byte wanted */
-  uint64_t size;        /* the listed size: bytes [from, size) are wanted */
+  uint64_t size;        /* end of the bytes wanted, [from, size): the listed size, or the
+                           end of a range of a file fetched in ranges */
 } mesh_hf_source_req;
 
 typedef struct mesh_hf_source_ops {
