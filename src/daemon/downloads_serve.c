@@ -75,7 +75,8 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
   out->uploads = d->peers.uploads;
   out->upload_bytes = d->peers.upload_bytes;
   out->uploads_active = d->peers.uploads_active;
-  for (int i = 0; i < SERVE_REFUSED__COUNT && i < 8; i++)
+  _Static_assert(SERVE_REFUSED__COUNT <= MESH_DOWNLOADS_REFUSALS_MAX, "refusal counters");
+  for (int i = 0; i < SERVE_REFUSED__COUNT; i++)
     out->refused[i] = d->peers.refused[i];
 }
 
