@@ -448,6 +448,14 @@ static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_coun
   metric(m, "meshd_peer_mismatches_total", C,
          "Files holding bytes of peers whose hash was wrong, fetched again",
          (double)hf->peer_mismatches);
+  metric(m, "meshd_ranged_files_total", C,
+         "Large files fetched in ranges from several sources at once",
+         (double)hf->ranged_files);
+  metric(m, "meshd_ranges_done_total", C, "Ranges of such files written whole",
+         (double)hf->ranges_done);
+  metric(m, "meshd_ranges_resumed_total", C,
+         "Ranges found written whole by an earlier run (not fetched again)",
+         (double)hf->ranges_resumed);
   metric(m, "meshd_bulk_protocol_errors_total", C,
          "Bulk channel messages malformed, out of order or past their credit",
          (double)ps.protocol_errors);
