@@ -1,7 +1,5 @@
 #include "net/transport.h"
 
-#include "net/fault.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +37,6 @@ struct mesh_net {
   void *ext_arg;
   mesh_net_member_fn member_fn; /* who holds a member's slot; NULL: every authenticated peer */
   void *member_arg;
-  mesh_fault_line *fault; /* test-only delay line (net/fault.h); NULL in production */
 };
 
 static const char *const drop_names[MESH_DROP__COUNT] = {
@@ -145,7 +142,6 @@ void mesh_net_free(mesh_net *net)
 {
   if (net == NULL)
     return;
-  mesh_fault_line_free(net->fault); /* before the transports it sends into */
   for (int i = net->nt - 1; i >= 0; i--)
     unwrap(net, i, 0);
   /* After the transports: a decorator's own state may point into arg. */
@@ -308,34 +304,8 @@ int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect, u
   return net->t[i].ops->dial(net->t[i].state, &a, a.has_peer ? &a.peer : NULL, token);
 }
 
-/* --- Test-only fault injection (net/fault.h): the only hook in this file.
- * mesh_net_send offers every message to the delay line first; the line
- * releases held messages through mesh_net_send_now. --- */
-void mesh_net_set_fault(mesh_net *net, mesh_fault_line *line)
-{
-  mesh_fault_line_free(net->fault);
-  net->fault = line;
-}
-
-const mesh_fault_line *mesh_net_fault(const mesh_net *net)
-{
-  return net->fault;
-}
-
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len)
-{
-  if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
-    return -EINVAL;
-  int rc;
-  if (net->fault != NULL && mesh_fault_line_intercept(net->fault, peer, ch, cls, buf, len, &rc))
-    return rc;
-  return mesh_net_send_now(net, peer, ch, cls, buf, len);
-}
-/* --- End of the fault injection hook. --- */
-
-int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
-                      const uint8_t *buf, size_t len)
 {
   if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
     return -EINVAL;

@@ -313,10 +313,11 @@ typedef int (*mesh_net_wrap_fn)(void *arg, const mesh_transport_ops *inner, void
 /*
  * Puts a decorator around every transport registered, and around each one
  * registered later. The net owns arg once this returns 0 and calls
- * release(arg) (may be NULL) when it is freed, after the transports. A net
- * without decorators calls the transports directly. -ENOSPC past
- * MESH_NET_MAX_WRAPS, or what fn returned (nothing is wrapped then, and
- * arg is still the caller's).
+ * release(arg) (may be NULL) when it is freed, after the transports. What
+ * only tests want in the send path (the delay line, net/fault.h) is
+ * inserted this way; a net without decorators calls the transports
+ * directly. -ENOSPC past MESH_NET_MAX_WRAPS, or what fn returned (nothing
+ * is wrapped then, and arg is still the caller's).
  */
 int mesh_net_wrap(mesh_net *net, mesh_net_wrap_fn fn, void (*release)(void *arg), void *arg);
 
@@ -367,17 +368,6 @@ int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
 int mesh_net_set_epoch(mesh_net *net, uint64_t epoch);
 /* The epoch handshakes carry now. */
 uint64_t mesh_net_epoch(const mesh_net *net);
-/* As mesh_net_send, bypassing the test-only delay line (which releases its
- * held messages through this). */
-int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
-                      const uint8_t *buf, size_t len);
-/* Test-only fault injection (net/fault.h): puts line in front of the send
- * path (the net owns it, and frees any earlier one); NULL removes it. Only
- * the MESHD_TEST_FAULTS start-up path of the daemon calls this. */
-struct mesh_fault_line;
-void mesh_net_set_fault(mesh_net *net, struct mesh_fault_line *line);
-/* The line, or NULL (the production case). */
-const struct mesh_fault_line *mesh_net_fault(const mesh_net *net);
 /* The scheme of the transport that would carry cls to peer now ("rdma",
  * "tcp"), or NULL when no transport can (not connected). */
 const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls);

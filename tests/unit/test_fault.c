@@ -480,8 +480,7 @@ static void test_line_on_the_loop(void **state)
   mesh_fault_line *line;
   assert_int_equal(mesh_fault_line_new(a.net, mesh_loop_base(loop), &s, 1, (size_t)1 << 20, &line),
                    0);
-  mesh_net_set_fault(a.net, line);
-  assert_true(mesh_net_fault(a.net) == line);
+  assert_int_equal(mesh_net_wrap(a.net, mesh_fault_line_wrap, mesh_fault_line_release, line), 0);
   const mesh_fault *core = mesh_fault_line_core(line);
 
   /* No connection yet: -ENOTCONN at once, nothing held (callers dial on it). */
