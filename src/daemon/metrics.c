@@ -266,7 +266,7 @@ static void udp_metrics(mesh_daemon *d, mesh_api_metrics *m)
  * so that a production node with it on stands out. */
 static void test_fault_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
-  const mesh_fault_line *l = mesh_net_fault(mesh_node_net(d->node));
+  const mesh_fault_line *l = mesh_node_fault(d->node);
   metric(m, "meshd_test_faults_active", G, "1 when MESHD_TEST_FAULTS (test-only) was set at start",
          l != NULL ? 1 : 0);
   if (l == NULL)
