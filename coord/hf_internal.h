@@ -104,6 +104,22 @@ typedef struct hf_wbuf {
   int err;             /* result: errno of the write, 0 */
 } hf_wbuf;
 
+/*
+ * A set of write buffers filled in file order and written on the job's
+ * strand: the job's own (a file fetched in order) or a lane's (one range
+ * after another). Loop thread; its buffers as hf_wbuf says.
+ */
+typedef struct hf_wset {
+  hf_wbuf *bufs;     /* the owner's array */
+  int n;             /* its length */
+  int cur;           /* buffer being filled, or -1 */
+  int in_flight;     /* its buffers submitted */
+  bool restart_next; /* the next buffer starts the file over (the job's set) */
+  hf_lane *lane;     /* the lane it belongs to, NULL: the job's */
+  mesh_work_fn work; /* writes one buffer, on the strand */
+  mesh_done_fn done; /* then, on the loop */
+} hf_wset;
+
 typedef enum hf_op_kind {
   HF_OP_OPEN,    /* open the file's directory, stat, open the partial, start the hash */
   HF_OP_PREHASH, /* hash a slice of the partial file left by an earlier run */
@@ -156,19 +172,18 @@ struct hf_lane {
   hf_sink sink; /* HF_SINK_LANE: first field (see hf_sink) */
   hf_job *j;
   hf_lane_state state;
-  uint32_t first;            /* first claimed range not yet DONE */
-  uint32_t last;             /* last claimed range (the Hub's lane may claim several) */
-  uint64_t next;             /* next byte expected */
-  uint64_t written;          /* bytes before this offset are written (strand order) */
-  bool hub;                  /* the transfer is the job's Hub request (j->x) */
-  void *src;                 /* the peer transfer, or NULL */
+  uint32_t first;   /* first claimed range not yet DONE */
+  uint32_t last;    /* last claimed range (the Hub's lane may claim several) */
+  uint64_t next;    /* next byte expected */
+  uint64_t written; /* bytes before this offset are written (strand order) */
+  bool hub;         /* the transfer is the job's Hub request (j->x) */
+  void *src;        /* the peer transfer, or NULL */
   char src_label[HF_LABEL_MAX];
   hf_wbuf bufs[HF_LANE_BUFS];
-  int cur;       /* buffer being filled, or -1 */
-  int in_flight; /* its buffers submitted */
-  bool paused;   /* its transfer waits for a buffer */
-  bool cut;      /* the Hub's lane stopped its request on purpose (nothing left to claim) */
-  int failed;    /* the transfer ended early: a negative errno, 0 */
+  hf_wset ws;  /* over bufs */
+  bool paused; /* its transfer waits for a buffer */
+  bool cut;    /* the Hub's lane stopped its request on purpose (nothing left to claim) */
+  int failed;  /* the transfer ended early: a negative errno, 0 */
 };
 
 /*
@@ -195,47 +210,46 @@ struct hf_job {
   hf_dl *dl;
   const mesh_hf_file *f; /* in dl->tree */
   job_state state;
-  const char *leaf;                    /* last component of f->path */
-  char partial[MESH_HF_NAME_MAX + 16]; /* leaf + ".partial" */
-  mesh_strand *strand;                 /* orders every disk item of this file */
-  hf_disk disk;                        /* the strand's (see above) */
-  hf_op op;                            /* OPEN, PREHASH or VERIFY, one at a time */
-  hf_op fin;                           /* CLOSE of a stopped job */
-  bool holds;                          /* OPEN submitted and no VERIFY/CLOSE yet */
-  hf_wbuf bufs[HF_WBUFS];              /* write buffers */
-  size_t buf_cap;                      /* bytes per buffer: min(HF_WBUF_BYTES, size) */
-  int cur;                             /* buffer being filled, or -1 */
-  int in_flight;                       /* buffers submitted */
-  bool paused;                         /* the transfer is paused for want of a buffer */
-  bool restart_next;                   /* the next buffer starts the file over */
-  uint64_t have;                       /* bytes accepted (in the file or in buffers) */
-  uint64_t prehash_to;                 /* PREHASH: bytes of the partial to hash */
-  bool checking;                       /* PREHASH hashes the file in place, not a partial */
-  hf_xfer x;                           /* the request */
-  unsigned attempt;                    /* failed tries since the last progress */
-  uint64_t have_at_request;            /* `have` when this try started */
-  unsigned redirects;                  /* redirects in this try */
-  char url[MESH_HF_URL_MAX];           /* URL of this try */
-  struct event *ev;                    /* retry timer */
-  bool writing;                        /* the answer's body is file content */
-  int io_err;                          /* errno of a failed write: stops the download */
-  bool overflow;                       /* more bytes than listed */
-  bool range_mismatch;                 /* Content-Range not where asked */
-  bool too_big;                        /* a body chunk larger than every buffer together */
-  void *src;                           /* the peer sources' transfer running, or NULL */
-  char src_label[HF_LABEL_MAX];        /* its source */
+  const char *leaf;                     /* last component of f->path */
+  char partial[MESH_HF_NAME_MAX + 16];  /* leaf + ".partial" */
+  mesh_strand *strand;                  /* orders every disk item of this file */
+  hf_disk disk;                         /* the strand's (see above) */
+  hf_op op;                             /* OPEN, PREHASH or VERIFY, one at a time */
+  hf_op fin;                            /* CLOSE of a stopped job */
+  bool holds;                           /* OPEN submitted and no VERIFY/CLOSE yet */
+  hf_wbuf bufs[HF_WBUFS];               /* write buffers */
+  size_t buf_cap;                       /* bytes per buffer: min(HF_WBUF_BYTES, size) */
+  hf_wset ws;                           /* over bufs */
+  int in_flight;                        /* buffers submitted, the lanes' too */
+  bool paused;                          /* the transfer is paused for want of a buffer */
+  uint64_t have;                        /* bytes accepted (in the file or in buffers) */
+  uint64_t prehash_to;                  /* PREHASH: bytes of the partial to hash */
+  bool checking;                        /* PREHASH hashes the file in place, not a partial */
+  hf_xfer x;                            /* the request */
+  unsigned attempt;                     /* failed tries since the last progress */
+  uint64_t have_at_request;             /* `have` when this try started */
+  unsigned redirects;                   /* redirects in this try */
+  char url[MESH_HF_URL_MAX];            /* URL of this try */
+  struct event *ev;                     /* retry timer */
+  bool writing;                         /* the answer's body is file content */
+  int io_err;                           /* errno of a failed write: stops the download */
+  bool overflow;                        /* more bytes than listed */
+  bool range_mismatch;                  /* Content-Range not where asked */
+  bool too_big;                         /* a body chunk larger than every buffer together */
+  void *src;                            /* the peer sources' transfer running, or NULL */
+  char src_label[HF_LABEL_MAX];         /* its source */
   char used[HF_USED_MAX][HF_LABEL_MAX]; /* peers whose bytes the file holds since it began */
   int n_used;
   /* A file fetched in ranges (hf_ranged.c). */
-  bool ranged;                           /* size >= range_threshold */
-  mesh_hf_ranges rt;                     /* which ranges are in; the OPEN item's while it runs */
-  hf_lane lanes[HF_LANES];               /* its transfers */
-  hf_lane *hub_lane;                     /* the lane using the Hub request, or NULL */
-  hf_op rop;                             /* the sidecar write, at most one submitted */
-  char *rtext;                           /* its text (MESH_HF_RANGES_TEXT_MAX), malloc'ed */
-  bool rdirty;                           /* a range finished while rop was submitted */
-  uint32_t rnext;                        /* where the next claim starts looking */
-  bool hashing;                          /* the whole-file HASH slices are running */
+  bool ranged;             /* size >= range_threshold */
+  mesh_hf_ranges rt;       /* which ranges are in; the OPEN item's while it runs */
+  hf_lane lanes[HF_LANES]; /* its transfers */
+  hf_lane *hub_lane;       /* the lane using the Hub request, or NULL */
+  hf_op rop;               /* the sidecar write, at most one submitted */
+  char *rtext;             /* its text (MESH_HF_RANGES_TEXT_MAX), malloc'ed */
+  bool rdirty;             /* a range finished while rop was submitted */
+  uint32_t rnext;          /* where the next claim starts looking */
+  bool hashing;            /* the whole-file HASH slices are running */
 };
 
 /* A non-file item of a download (model directory, survey of what is on disk).
@@ -381,6 +395,8 @@ void hf_dl_finish(hf_dl *dl);
 void hf_fill_jobs(hf_dl *dl);
 /* Stops a job's request and timer and hands what it holds on disk to a CLOSE
  * item (after its buffered bytes are written); its partial file stays. */
+/* Sets up job j (zeroed) for file f of dl. */
+void hf_job_init(hf_job *j, hf_dl *dl, const mesh_hf_file *f);
 void hf_job_stop(hf_job *j);
 /* Frees the job's buffers and strand; only when hf_job_idle. */
 void hf_job_free(hf_job *j);
@@ -397,6 +413,26 @@ void hf_job_verify(hf_job *j);
 void hf_job_note_source(hf_job *j, const char *label);
 void hf_job_retry(hf_job *j, const char *why);
 void hf_job_finish(hf_job *j);
+/* Counts n bytes taken into the job's or a lane's buffers. */
+void hf_job_took(hf_job *j, size_t n);
+/* The worker's side of a buffer: writes it whole at its offset; false (with
+ * b->err and the disk's err set) on failure or when the partial file was
+ * removed under the download. */
+bool hf_wbuf_write(hf_job *j, hf_wbuf *b);
+
+/* hf_wset.c: the loop's side of a write set. */
+void hf_wset_init(hf_wset *s, hf_wbuf *bufs, int n, hf_lane *lane, mesh_work_fn work,
+                  mesh_done_fn done);
+/* Bytes the set can take now without waiting for the disk. */
+size_t hf_wset_room(const hf_job *j, const hf_wset *s);
+/* Hands the buffer being filled to the strand. */
+void hf_wset_flush(hf_job *j, hf_wset *s);
+/* Copies n bytes for file offset at (they fit: hf_wset_room), handing every
+ * full buffer to the strand, and the last one too when nothing of the set
+ * is being written. False when a buffer cannot be had (out of memory). */
+bool hf_wset_fill(hf_job *j, hf_wset *s, uint64_t at, const void *p, size_t n);
+/* A buffer of the set was written: counts it out. */
+void hf_wset_written(hf_job *j, hf_wset *s, const hf_wbuf *b);
 /* hf_job.c: the work functions of a ranged file's items run there too. */
 void hf_work_prehash(hf_op *o);
 

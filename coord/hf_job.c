@@ -314,6 +314,31 @@ static void work_op(mesh_work *w)
   }
 }
 
+bool hf_wbuf_write(hf_job *j, hf_wbuf *b)
+{
+  hf_disk *d = &j->disk;
+  size_t off = 0;
+  while (off < b->len) {
+    ssize_t n = pwrite(d->fd, b->data + off, b->len - off, (off_t)(b->off + off));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      d->err = b->err = n < 0 ? errno : ENOSPC;
+      return false;
+    }
+    off += (size_t)n;
+  }
+  /* A partial file removed under the download would take every further
+   * byte into an inode nobody can reach (and keep its space in use until
+   * the download ends): stop at the first write after the removal. */
+  struct stat st;
+  if (fstat(d->fd, &st) == 0 && st.st_nlink == 0) {
+    d->err = b->err = ENOENT;
+    return false;
+  }
+  return true;
+}
+
 static void work_write(mesh_work *w)
 {
   hf_wbuf *b = (hf_wbuf *)((char *)w - offsetof(hf_wbuf, w));
@@ -329,25 +354,8 @@ static void work_write(mesh_work *w)
     }
     d->writeback_from = 0;
   }
-  size_t off = 0;
-  while (off < b->len) {
-    ssize_t n = pwrite(d->fd, b->data + off, b->len - off, (off_t)(b->off + off));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      d->err = b->err = n < 0 ? errno : ENOSPC;
-      return;
-    }
-    off += (size_t)n;
-  }
-  /* A partial file removed under the download would take every further
-   * byte into an inode nobody can reach (and keep its space in use until
-   * the download ends): stop at the first write after the removal. */
-  struct stat st;
-  if (fstat(d->fd, &st) == 0 && st.st_nlink == 0) {
-    d->err = b->err = ENOENT;
+  if (!hf_wbuf_write(j, b))
     return;
-  }
   mesh_hf_hash_update(&d->hash, b->data, b->len);
   uint64_t end = b->off + b->len;
   if (j->dl->c->opt.no_sync)
@@ -443,54 +451,17 @@ static void job_write_done(mesh_work *w);
 static void job_verify_done(mesh_work *w);
 static void job_open_done(mesh_work *w);
 
-/* Hands the buffer being filled to the strand. */
+void hf_job_init(hf_job *j, hf_dl *dl, const mesh_hf_file *f)
+{
+  j->dl = dl;
+  j->f = f;
+  j->disk.fd = j->disk.pfd = -1;
+  hf_wset_init(&j->ws, j->bufs, HF_WBUFS, NULL, work_write, job_write_done);
+}
+
 static void job_flush(hf_job *j)
 {
-  if (j->cur < 0)
-    return;
-  hf_wbuf *b = &j->bufs[j->cur];
-  j->cur = -1;
-  if (b->len == 0 && !b->restart)
-    return;
-  j->in_flight++;
-  mesh_pool_submit(j->dl->c->pool, &b->w, j->strand, work_write, job_write_done);
-}
-
-/* A free buffer made current (allocated on first use), or -1. */
-static int job_take_buffer(hf_job *j, uint64_t off)
-{
-  for (int i = 0; i < HF_WBUFS; i++) {
-    hf_wbuf *b = &j->bufs[i];
-    if (b->w.busy)
-      continue;
-    if (b->data == NULL) {
-      b->data = malloc(j->buf_cap);
-      if (b->data == NULL)
-        return -1;
-    }
-    b->j = j;
-    b->len = 0;
-    b->off = off;
-    b->restart = j->restart_next;
-    j->restart_next = false;
-    j->cur = i;
-    return i;
-  }
-  return -1;
-}
-
-/* Bytes the buffers can take now without waiting for the disk. */
-static size_t job_room(const hf_job *j)
-{
-  size_t room = 0;
-  for (int i = 0; i < HF_WBUFS; i++) {
-    const hf_wbuf *b = &j->bufs[i];
-    if (i == j->cur)
-      room += j->buf_cap - b->len;
-    else if (!b->w.busy)
-      room += j->buf_cap;
-  }
-  return room;
+  hf_wset_flush(j, &j->ws);
 }
 
 static void job_verify(hf_job *j)
@@ -514,8 +485,7 @@ static void job_write_done(mesh_work *w)
   hf_wbuf *b = (hf_wbuf *)((char *)w - offsetof(hf_wbuf, w));
   hf_job *j = b->j;
   mesh_hf_client *c = j->dl->c;
-  j->in_flight--;
-  c->counters.buffered_bytes -= b->len;
+  hf_wset_written(j, &j->ws, b);
   if (job_dead(j))
     return;
   if (b->err != 0 && j->io_err == 0) {
@@ -553,7 +523,8 @@ static void job_verify_done(mesh_work *w)
      * deleted) from the sources left, or the Hub. */
     c->counters.peer_mismatches++;
     for (int i = 0; i < j->n_used; i++) {
-      LOG_WARN("hf", "%s@%s: %s: %s mismatch (got %s) with bytes from peer %s: that peer is "
+      LOG_WARN("hf",
+               "%s@%s: %s: %s mismatch (got %s) with bytes from peer %s: that peer is "
                "dropped for this download, the file is fetched again",
                dl->repo, dl->revision, j->f->path, j->f->lfs ? "sha256" : "git blob sha1", o->got,
                j->used[i]);
@@ -730,7 +701,7 @@ static void job_start_over(hf_job *j)
 {
   j->dl->done_bytes -= j->have;
   j->have = 0;
-  j->restart_next = true;
+  j->ws.restart_next = true;
 }
 
 static bool job_on_headers(hf_xfer *x)
@@ -756,38 +727,25 @@ static bool job_on_headers(hf_xfer *x)
   return true;
 }
 
-/* Copies n bytes (which fit: job_room) into the write buffers, submitting
- * every full one, and counts them. False when a buffer cannot be had. */
+/* Takes n bytes (which fit: hf_wset_room) into the write buffers. False
+ * when a buffer cannot be had. */
 static bool job_accept(hf_job *j, const char *p, size_t n)
 {
+  if (!hf_wset_fill(j, &j->ws, j->have, p, n))
+    return false;
+  hf_job_took(j, n);
+  return true;
+}
+
+void hf_job_took(hf_job *j, size_t n)
+{
   mesh_hf_client *c = j->dl->c;
-  size_t off = 0;
-  while (off < n) {
-    if (j->cur < 0 && job_take_buffer(j, j->have + off) < 0)
-      return false;
-    hf_wbuf *b = &j->bufs[j->cur];
-    size_t k = j->buf_cap - b->len;
-    if (k > n - off)
-      k = n - off;
-    memcpy(b->data + b->len, p + off, k);
-    b->len += k;
-    off += k;
-    if (b->len == j->buf_cap)
-      job_flush(j);
-  }
-  /* When the strand has nothing to do, the bytes go to the disk now rather
-   * than when the buffer is full: a slow transfer keeps its partial file
-   * current (a kill loses little), and a fast one still batches, since
-   * buffers fill while a write is in flight. */
-  if (j->in_flight == 0)
-    job_flush(j);
   j->have += n;
   j->dl->done_bytes += n;
   j->dl->net_bytes += n;
   c->counters.buffered_bytes += n;
   if (c->counters.buffered_bytes > c->counters.buffered_peak)
     c->counters.buffered_peak = c->counters.buffered_bytes;
-  return true;
 }
 
 /* libcurl's write callback, on the loop: copies the chunk into the write
@@ -804,7 +762,7 @@ static size_t job_on_body(hf_xfer *x, const char *p, size_t n)
     j->overflow = true;
     return 0;
   }
-  if (n > job_room(j)) {
+  if (n > hf_wset_room(j, &j->ws)) {
     if (j->in_flight == 0) {
       /* Nothing will free a buffer: a chunk larger than all of them. */
       j->too_big = true;
@@ -860,7 +818,7 @@ int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_
     return -ESTALE;
   if (off != j->have || n > j->f->size - j->have)
     return -EBADMSG;
-  if (n > job_room(j)) {
+  if (n > hf_wset_room(j, &j->ws)) {
     if (j->in_flight == 0)
       return -EBADMSG; /* larger than every buffer together: never fits */
     j->paused = true;

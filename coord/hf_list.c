@@ -87,11 +87,7 @@ static void list_done(hf_dl *dl)
     return;
   }
   for (size_t i = 0; i < dl->tree.len; i++) {
-    hf_job *j = &dl->jobs[i];
-    j->dl = dl;
-    j->f = &dl->tree.files[i];
-    j->disk.fd = j->disk.pfd = -1;
-    j->cur = -1;
+    hf_job_init(&dl->jobs[i], dl, &dl->tree.files[i]);
   }
   dl->present = 0;
   survey_next(dl, 0);

@@ -192,86 +192,31 @@ static void ranges_save(hf_job *j)
   hf_job_submit(j, &j->rop, HF_OP_RANGES, save_done);
 }
 
-static size_t lane_room(const hf_lane *l)
-{
-  size_t room = 0;
-  for (int i = 0; i < HF_LANE_BUFS; i++) {
-    const hf_wbuf *b = &l->bufs[i];
-    if (i == l->cur)
-      room += l->j->buf_cap - b->len;
-    else if (!b->w.busy)
-      room += l->j->buf_cap;
-  }
-  return room;
-}
-
 static void work_write_lane(mesh_work *w);
 static void lane_write_done(mesh_work *w);
 
-static void lane_flush(hf_lane *l)
+static size_t lane_room(const hf_lane *l)
 {
-  if (l->cur < 0)
-    return;
-  hf_wbuf *b = &l->bufs[l->cur];
-  l->cur = -1;
-  if (b->len == 0)
-    return;
-  l->in_flight++;
-  l->j->in_flight++;
-  mesh_pool_submit(l->j->dl->c->pool, &b->w, l->j->strand, work_write_lane, lane_write_done);
+  return hf_wset_room(l->j, &l->ws);
 }
 
-static int lane_take_buffer(hf_lane *l, uint64_t off)
+static void lane_flush(hf_lane *l)
 {
-  for (int i = 0; i < HF_LANE_BUFS; i++) {
-    hf_wbuf *b = &l->bufs[i];
-    if (b->w.busy)
-      continue;
-    if (b->data == NULL && (b->data = malloc(l->j->buf_cap)) == NULL)
-      return -1;
-    b->j = l->j;
-    b->lane = l;
-    b->len = 0;
-    b->off = off;
-    b->restart = false;
-    l->cur = i;
-    return i;
-  }
-  return -1;
+  hf_wset_flush(l->j, &l->ws);
 }
 
 /* Takes n bytes (which fit: lane_room) at l->next into the lane's buffers. */
 static bool lane_accept(hf_lane *l, const uint8_t *p, size_t n)
 {
   hf_job *j = l->j;
-  mesh_hf_client *c = j->dl->c;
-  size_t off = 0;
-  while (off < n) {
-    if (l->cur < 0 && lane_take_buffer(l, l->next + off) < 0)
-      return false;
-    hf_wbuf *b = &l->bufs[l->cur];
-    size_t k = j->buf_cap - b->len;
-    if (k > n - off)
-      k = n - off;
-    memcpy(b->data + b->len, p + off, k);
-    b->len += k;
-    off += k;
-    if (b->len == j->buf_cap)
-      lane_flush(l);
-  }
-  if (l->in_flight == 0)
-    lane_flush(l);
+  if (!hf_wset_fill(j, &l->ws, l->next, p, n))
+    return false;
   l->next += n;
   for (uint32_t i = l->first; i <= l->last; i++) {
     uint64_t s = mesh_hf_range_start(&j->rt, i), e = mesh_hf_range_end(&j->rt, i);
     j->rt.got[i] = l->next >= e ? e - s : l->next > s ? l->next - s : 0;
   }
-  j->have += n;
-  j->dl->done_bytes += n;
-  j->dl->net_bytes += n;
-  c->counters.buffered_bytes += n;
-  if (c->counters.buffered_bytes > c->counters.buffered_peak)
-    c->counters.buffered_peak = c->counters.buffered_bytes;
+  hf_job_took(j, n);
   return true;
 }
 
@@ -291,7 +236,7 @@ static void lane_settle(hf_lane *l)
   }
   if (saved)
     ranges_save(j);
-  if (l->state != LANE_DRAIN || l->in_flight != 0)
+  if (l->state != LANE_DRAIN || l->ws.in_flight != 0)
     return;
   for (uint32_t i = l->first; i <= l->last && i < j->rt.n; i++)
     if (j->rt.state[i] == MESH_HF_RANGE_CLAIMED)
@@ -349,7 +294,7 @@ static int lane_start(hf_lane *l, uint32_t i)
   l->written = l->next;
   l->paused = l->cut = false;
   l->failed = 0;
-  l->cur = -1;
+  l->ws.cur = -1;
   j->rnext = i + 1 < j->rt.n ? i + 1 : 0;
   if (c->src_ops != NULL) {
     mesh_hf_source_req req = {.dl_id = dl->id,
@@ -486,7 +431,7 @@ void hf_ranged_begin(hf_job *j)
     hf_lane *l = &j->lanes[k];
     l->sink = HF_SINK_LANE;
     l->j = j;
-    l->cur = -1;
+    hf_wset_init(&l->ws, l->bufs, HF_LANE_BUFS, l, work_write_lane, lane_write_done);
     l->state = LANE_IDLE;
   }
   j->state = JOB_XFER;
@@ -505,24 +450,8 @@ static void work_write_lane(mesh_work *w)
   hf_job *j = b->j;
   hf_disk *d = &j->disk;
   b->err = 0;
-  if (d->err != 0 || d->fd < 0)
+  if (d->err != 0 || d->fd < 0 || !hf_wbuf_write(j, b))
     return;
-  size_t off = 0;
-  while (off < b->len) {
-    ssize_t n = pwrite(d->fd, b->data + off, b->len - off, (off_t)(b->off + off));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      d->err = b->err = n < 0 ? errno : ENOSPC;
-      return;
-    }
-    off += (size_t)n;
-  }
-  struct stat st;
-  if (fstat(d->fd, &st) == 0 && st.st_nlink == 0) {
-    d->err = b->err = ENOENT;
-    return;
-  }
   if (!j->dl->c->opt.no_sync)
     mesh_hf_fs_start_writeback(d->fd, b->off, b->len);
 }
@@ -533,9 +462,7 @@ static void lane_write_done(mesh_work *w)
   hf_lane *l = b->lane;
   hf_job *j = l->j;
   mesh_hf_client *c = j->dl->c;
-  j->in_flight--;
-  l->in_flight--;
-  c->counters.buffered_bytes -= b->len;
+  hf_wset_written(j, &l->ws, b);
   if (hf_job_dead(j))
     return;
   if (b->err != 0 && j->io_err == 0) {
@@ -567,7 +494,7 @@ int hf_ranged_source_data(hf_lane *l, uint64_t off, const uint8_t *p, size_t n)
   if (off != l->next || n > mesh_hf_range_end(&j->rt, l->last) - l->next)
     return -EBADMSG;
   if (n > lane_room(l)) {
-    if (l->in_flight == 0)
+    if (l->ws.in_flight == 0)
       return -EBADMSG;
     l->paused = true;
     c->counters.write_pauses++;
@@ -665,7 +592,7 @@ static size_t lane_on_body(hf_xfer *x, const char *p, size_t n)
     end = mesh_hf_range_end(&j->rt, l->last);
   }
   if (take > lane_room(l)) {
-    if (l->in_flight == 0) {
+    if (l->ws.in_flight == 0) {
       j->too_big = true;
       return 0;
     }
