@@ -413,6 +413,12 @@ void hf_job_verify(hf_job *j);
 void hf_job_note_source(hf_job *j, const char *label);
 void hf_job_retry(hf_job *j, const char *why);
 void hf_job_finish(hf_job *j);
+/* A transfer of j ended by a write error, an oversized chunk or more bytes
+ * than listed: fails the download and says true. */
+bool hf_job_transfer_broke(hf_job *j);
+/* Whether an answer's Content-Range (206 only; other statuses pass) starts
+ * at from of a file of size bytes. */
+bool hf_range_answers(const hf_xfer *x, uint64_t from, uint64_t size);
 /* Counts n bytes taken into the job's or a lane's buffers. */
 void hf_job_took(hf_job *j, size_t n);
 /* The worker's side of a buffer: writes it whole at its offset; false (with

@@ -716,15 +716,20 @@ static bool job_on_headers(hf_xfer *x)
     j->dl->c->counters.restarts++;
     return true;
   }
-  if (x->status == 206) {
-    unsigned long long a = 0, b = 0, t = 0;
-    if (sscanf(x->content_range, "bytes %llu-%llu/%llu", &a, &b, &t) != 3 || a != j->have ||
-        t != j->f->size) {
-      j->range_mismatch = true;
-      return false;
-    }
+  if (!hf_range_answers(x, j->have, j->f->size)) {
+    j->range_mismatch = true;
+    return false;
   }
   return true;
+}
+
+bool hf_range_answers(const hf_xfer *x, uint64_t from, uint64_t size)
+{
+  if (x->status != 206)
+    return true;
+  unsigned long long a = 0, b = 0, t = 0;
+  return sscanf(x->content_range, "bytes %llu-%llu/%llu", &a, &b, &t) == 3 && a == from &&
+         t == size;
 }
 
 /* Takes n bytes (which fit: hf_wset_room) into the write buffers. False
@@ -871,6 +876,28 @@ void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why)
   job_request(j);
 }
 
+bool hf_job_transfer_broke(hf_job *j)
+{
+  hf_dl *dl = j->dl;
+  if (j->io_err != 0) {
+    int e = j->io_err;
+    dl->c->counters.io_errors++;
+    hf_dl_fail(dl, -e, "%s: writing %s: %s (partial file kept)", j->f->path, j->partial,
+               strerror(e));
+    return true;
+  }
+  if (j->too_big) {
+    hf_dl_fail(dl, -ENOBUFS, "%s: a received chunk is larger than the write buffers", j->f->path);
+    return true;
+  }
+  if (j->overflow) {
+    hf_dl_fail(dl, -EBADMSG, "%s: the server sent more than the listed %" PRIu64 " bytes",
+               j->f->path, j->f->size);
+    return true;
+  }
+  return false;
+}
+
 static void job_on_done(hf_xfer *x, CURLcode rc)
 {
   hf_job *j = x->owner;
@@ -879,22 +906,8 @@ static void job_on_done(hf_xfer *x, CURLcode rc)
   /* What this try brought goes to the disk, before a retry or the verify. */
   job_flush(j);
   j->paused = false;
-  if (j->io_err != 0) {
-    int e = j->io_err;
-    dl->c->counters.io_errors++;
-    hf_dl_fail(dl, -e, "%s: writing %s: %s (partial file kept)", j->f->path, j->partial,
-               strerror(e));
+  if (hf_job_transfer_broke(j))
     return;
-  }
-  if (j->too_big) {
-    hf_dl_fail(dl, -ENOBUFS, "%s: a received chunk is larger than the write buffers", j->f->path);
-    return;
-  }
-  if (j->overflow) {
-    hf_dl_fail(dl, -EBADMSG, "%s: the server sent more than the listed %" PRIu64 " bytes",
-               j->f->path, j->f->size);
-    return;
-  }
   if (j->range_mismatch) {
     j->range_mismatch = false;
     job_start_over(j);

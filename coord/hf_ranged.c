@@ -363,7 +363,11 @@ static void hash_done(mesh_work *w)
     return;
   }
   if (o->n < o->to - o->from) {
-    hf_job_io_fail(j, -EIO, "the partial file is shorter than its ranges say");
+    j->dl->c->counters.io_errors++;
+    hf_dl_fail(j->dl, -EIO,
+               "%s: the partial file %s is shorter than its ranges say (%" PRIu64
+               " bytes from %" PRIu64 ", %" PRIu64 " asked; partial file kept)",
+               j->f->path, j->partial, o->n, o->from, o->to - o->from);
     return;
   }
   if (o->to < j->f->size) {
@@ -389,7 +393,10 @@ static void hash_begin(hf_job *j)
 
 static void fill(hf_job *j)
 {
-  if (j->dl->state != DL_FETCHING || j->state == JOB_DONE || j->hashing)
+  /* Only while transferring: between a wrong hash and the OPEN that starts
+   * the file over, the OPEN item owns the range table, and a lane started
+   * then would claim ranges the OPEN then resets. */
+  if (j->dl->state != DL_FETCHING || j->state != JOB_XFER || j->hashing)
     return;
   bool idle = true;
   for (int k = 0; k < HF_LANES; k++)
@@ -440,6 +447,11 @@ void hf_ranged_begin(hf_job *j)
 
 void hf_ranged_on_timer(hf_job *j)
 {
+  /* The timer is also armed to look for a source again while lanes run; it
+   * may fire once the file is whole and being hashed, verified or opened
+   * again, when the job's one op item is in flight: nothing to start then. */
+  if (j->state != JOB_XFER && j->state != JOB_RETRY)
+    return;
   j->state = JOB_XFER;
   fill(j);
 }
@@ -551,13 +563,9 @@ static bool lane_on_headers(hf_xfer *x)
     j->range_mismatch = true;
     return false;
   }
-  if (x->status == 206) {
-    unsigned long long a = 0, b = 0, t = 0;
-    if (sscanf(x->content_range, "bytes %llu-%llu/%llu", &a, &b, &t) != 3 || a != l->next ||
-        t != j->f->size) {
-      j->range_mismatch = true;
-      return false;
-    }
+  if (!hf_range_answers(x, l->next, j->f->size)) {
+    j->range_mismatch = true;
+    return false;
   }
   return true;
 }
@@ -620,22 +628,8 @@ static void lane_on_done(hf_xfer *x, CURLcode rc)
   hf_dl *dl = j->dl;
   char why[HF_MSG_MAX];
   l->paused = false;
-  if (j->io_err != 0) {
-    int e = j->io_err;
-    dl->c->counters.io_errors++;
-    hf_dl_fail(dl, -e, "%s: writing %s: %s (partial file kept)", j->f->path, j->partial,
-               strerror(e));
+  if (hf_job_transfer_broke(j))
     return;
-  }
-  if (j->too_big) {
-    hf_dl_fail(dl, -ENOBUFS, "%s: a received chunk is larger than the write buffers", j->f->path);
-    return;
-  }
-  if (j->overflow) {
-    hf_dl_fail(dl, -EBADMSG, "%s: the server sent more than the listed %" PRIu64 " bytes",
-               j->f->path, j->f->size);
-    return;
-  }
   if (l->cut) {
     lane_drain(l);
     fill(j);
