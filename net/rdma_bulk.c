@@ -24,6 +24,7 @@ void mesh_rbulk_tx_init(mesh_rbulk_tx *tx, size_t frame_bytes, uint32_t credit, 
   tx->frame_bytes = frame_bytes > 0 ? frame_bytes : 1;
   tx->credit = credit;
   tx->rto = rto;
+  tx->bytes_max = MESH_RBULK_BYTES_MAX;
 }
 
 void mesh_rbulk_tx_clear(mesh_rbulk_tx *tx)
@@ -43,10 +44,15 @@ static void enter_tcp(mesh_rbulk_tx *tx)
 int mesh_rbulk_tx_submit(mesh_rbulk_tx *tx, const uint8_t *buf, size_t len, bool rdma,
                          bool *via_rdma)
 {
-  if (tx->next - tx->acked >= MESH_RBULK_RING)
+  if (tx->next - tx->acked >= MESH_RBULK_RING ||
+      (tx->bytes_out > 0 && tx->bytes_out + len > tx->bytes_max))
     return -EAGAIN;
   if (tx->tcp_mode && tx->acked == tx->next)
     tx->tcp_mode = false;
+  /* TCP mode: the earlier copies go on TCP first (this bounds what waits
+   * here to one message beyond TCP's own queue). */
+  if (tx->tcp_mode && tx->tcp_next != tx->next)
+    return -EAGAIN;
   uint64_t frames = (len + tx->frame_bytes - 1) / tx->frame_bytes;
   /* An empty message has no frame to carry its number: TCP. */
   bool use_rdma = rdma && !tx->tcp_mode && len > 0 && frames <= tx->credit;
@@ -72,6 +78,7 @@ int mesh_rbulk_tx_submit(mesh_rbulk_tx *tx, const uint8_t *buf, size_t len, bool
     tx->frames_out += (uint32_t)frames;
   }
   tx->next++;
+  tx->bytes_out += len;
   *via_rdma = use_rdma;
   return 0;
 }
@@ -145,6 +152,7 @@ int mesh_rbulk_tx_ack(mesh_rbulk_tx *tx, uint64_t upto)
   while (tx->acked < upto) {
     mesh_rbulk_msg *m = slot(tx, tx->acked);
     tx->frames_out -= m->frames;
+    tx->bytes_out -= m->len;
     free(m->buf);
     memset(m, 0, sizeof *m);
     tx->acked++;

@@ -57,8 +57,9 @@
 /* Header of a sequenced message over TCP (MESH_CH_BULK_SEQ): kind (1) and
  * seq (8). DATA carries the message after it; ACK and NACK nothing. */
 #define MESH_RBULK_TCP_HDR 9
-/* Unacknowledged messages a sender keeps at most. */
+/* Unacknowledged messages a sender keeps at most, and their bytes. */
 #define MESH_RBULK_RING 64
+#define MESH_RBULK_BYTES_MAX ((size_t)4 << 20)
 
 enum { MESH_RBULK_DATA = 1, MESH_RBULK_ACK = 2, MESH_RBULK_NACK = 3 };
 
@@ -80,6 +81,9 @@ typedef struct mesh_rbulk_tx {
   bool tcp_mode;      /* messages go (again) over TCP until acked == next */
   uint64_t tcp_next;  /* TCP mode: next seq to put on TCP */
   uint32_t frames_out; /* RDMA frames of unacknowledged messages */
+  size_t bytes_out;    /* bytes of the copies held */
+  size_t bytes_max;    /* copies held at most (a message alone may exceed it);
+                          MESH_RBULK_BYTES_MAX after init */
   mesh_rbulk_msg ring[MESH_RBULK_RING]; /* seq % MESH_RBULK_RING, seqs [acked, next) */
   /* counters */
   uint64_t fallbacks; /* times TCP mode was entered for a NACK or a timeout */
@@ -94,8 +98,8 @@ void mesh_rbulk_tx_clear(mesh_rbulk_tx *tx);
  * Takes a copy of a new message. rdma: the RDMA path can carry it now.
  * 0 taken (*via_rdma says which path it was given to: frames come from
  * mesh_rbulk_tx_frame, a TCP copy from mesh_rbulk_tx_tcp); -EAGAIN not now
- * (credit or ring full, or TCP copies still to send: try again after an
- * ack or a sent copy); -ENOMEM.
+ * (credit, ring or bytes_max full, or TCP copies still to send: try again
+ * after an ack or a sent copy); -ENOMEM.
  */
 int mesh_rbulk_tx_submit(mesh_rbulk_tx *tx, const uint8_t *buf, size_t len, bool rdma,
                          bool *via_rdma);

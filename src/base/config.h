@@ -98,6 +98,7 @@ typedef struct mesh_config {
   char *rdma_device; /* verbs device name; NULL picks the first usable one */
   uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
   uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */
+  int rdma_bulk;                /* 1: model bytes to peers over RDMA where it works, 0: TCP */
   char *swarm_key;   /* path of the cluster's pre-shared key */
 
   /* SWIM / Lifeguard; 0 = from the profile. */
