@@ -55,7 +55,13 @@ int mesh_rbulk_tx_submit(mesh_rbulk_tx *tx, const uint8_t *buf, size_t len, bool
     return -EAGAIN;
   uint64_t frames = (len + tx->frame_bytes - 1) / tx->frame_bytes;
   /* An empty message has no frame to carry its number: TCP. */
-  bool use_rdma = rdma && !tx->tcp_mode && len > 0 && frames <= tx->credit;
+  bool fits = rdma && len > 0 && frames <= tx->credit;
+  /* After a loss, while RDMA works again: let the copies on TCP be
+   * acknowledged, then go back to RDMA, rather than stay on TCP for as
+   * long as the sender keeps sending. */
+  if (tx->tcp_mode && fits)
+    return -EAGAIN;
+  bool use_rdma = fits && !tx->tcp_mode;
   if (use_rdma) {
     if (tx->frames_out + frames > tx->credit)
       return -EAGAIN;

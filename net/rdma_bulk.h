@@ -27,8 +27,9 @@
  *             over RDMA longer than rto ago (a lost last frame leaves no gap
  *             to see), the sender goes to TCP mode: every unacknowledged
  *             message from the receiver's next is sent again over TCP, in
- *             order, with its sequence number, and so is every new message,
- *             until everything sent is acknowledged; then RDMA again. TCP
+ *             order, with its sequence number; new messages wait until
+ *             all of those are acknowledged, then go over RDMA again (only
+ *             while RDMA cannot carry them do new ones follow over TCP). TCP
  *             is ordered and reliable, so after a fallback the receiver gets
  *             exactly the messages it lacks, in order; a copy that reaches
  *             it twice (once over each path) is dropped by its number.

@@ -230,7 +230,7 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
          "Bulk messages of RDMA links sent over TCP from the start", (double)r.bulk_msgs_tcp);
   metric(m, "meshd_rdma_bulk_messages_received_total", C,
          "Sequenced bulk messages delivered (either path)", (double)r.bulk_msgs_received);
-  metric(m, "meshd_rdma_bulk_gaps_total", C, "Bulk frames or messages found missing",
+  metric(m, "meshd_rdma_bulk_gaps_total", C, "Bulk frames or messages dropped for a missing one before them",
          (double)r.bulk_gaps);
   metric(m, "meshd_rdma_bulk_duplicates_total", C, "Copies of delivered bulk messages dropped",
          (double)r.bulk_dups);

@@ -85,9 +85,10 @@ def main():
                                         meshtest.downloads_of(n2, n1.node_id())), 30, "n1's entry")
         t_rdma = download(n2)
         rdma_bytes = counter(n1, "meshd_rdma_bulk_bytes_sent_total")
+        id1 = n1.node_id()
         n1.stop()
         nodes.remove(n1)
-        meshtest.wait_until(lambda: n1.node_id() not in
+        meshtest.wait_until(lambda: id1 not in
                             {p for p, (st, _) in n3.member_states().items() if st == "alive"},
                             30, "n1 gone")
         meshtest.wait_until(lambda: any(x == "DownloadCompleted" for x, _ in

@@ -148,9 +148,10 @@ class RdmaBulk(unittest.TestCase):
         self.assertEqual(counter(n1, "meshd_rdma_bulk_test_drops_total"), 0)
 
         # Node 1 leaves; node 3 from node 2, which loses every 40th frame.
+        id1 = n1.node_id()
         n1.stop()
         self.nodes.remove(n1)
-        meshtest.wait_until(lambda: n1.node_id() not in
+        meshtest.wait_until(lambda: id1 not in
                             {p for p, (st, _) in n3.member_states().items() if st == "alive"},
                             30, "node 3 to see node 1 gone")
         meshtest.wait_until(lambda: self.sees_completed(n3, [n2.node_id()]), 20,
