@@ -101,6 +101,21 @@ static void derive(const mesh_psk *psk, const char *dir,
   crypto_generichash_final(&st, out, MESH_FRAME_KEY_LEN);
 }
 
+/* The export secret (net/handshake.h): both directions' kx keys in a fixed
+ * order, so both ends compute the same bytes. */
+static void derive_export(const mesh_psk *psk, const uint8_t d2l[crypto_kx_SESSIONKEYBYTES],
+                          const uint8_t l2d[crypto_kx_SESSIONKEYBYTES], const uint8_t th[32],
+                          uint8_t out[32])
+{
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, psk->key, sizeof psk->key, 32);
+  crypto_generichash_update(&st, (const uint8_t *)"meshd-export-1", 14);
+  crypto_generichash_update(&st, d2l, crypto_kx_SESSIONKEYBYTES);
+  crypto_generichash_update(&st, l2d, crypto_kx_SESSIONKEYBYTES);
+  crypto_generichash_update(&st, th, 32);
+  crypto_generichash_final(&st, out, 32);
+}
+
 /* Derives both directions' keys from the two Hellos. */
 static int finish_keys(mesh_hs *hs, const uint8_t *hello_l, size_t hello_l_len)
 {
@@ -116,6 +131,7 @@ static int finish_keys(mesh_hs *hs, const uint8_t *hello_l, size_t hello_l_len)
   crypto_generichash_final(&st, th, sizeof th);
   derive(&hs->psk, hs->listener ? "l2d" : "d2l", tx, th, hs->tx.key);
   derive(&hs->psk, hs->listener ? "d2l" : "l2d", rx, th, hs->rx.key);
+  derive_export(&hs->psk, hs->listener ? rx : tx, hs->listener ? tx : rx, th, hs->export_secret);
   hs->tx.counter = 0;
   hs->rx.counter = 0;
   hs->tx.cipher = (uint8_t)hs->cipher;

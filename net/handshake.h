@@ -30,6 +30,11 @@
  * signature, and one who could get past it would still not share the keys.
  * No common cipher: -ENOPROTOOPT on both ends (the listener still answers,
  * so that the dialer can tell why).
+ * An export secret, from which no frame key is made, is left for other
+ * paths of the same link to derive their own keys from (net/udp_wire.h):
+ *
+ *   export   = BLAKE2b-256(key = PSK,
+ *                          "meshd-export-1" || kx key(d2l) || kx key(l2d) || H)
  *
  * The finish frame (net/frame.h, type finish, counter 0) proves that its
  * sender holds the ephemeral secret its signed Hello named, so a replayed
@@ -90,6 +95,7 @@ typedef struct mesh_hs {
   mesh_frame_cipher cipher;    /* the connection's frame cipher, also in tx and rx */
   mesh_frame_dir tx; /* our sending key and counter */
   mesh_frame_dir rx; /* the peer's */
+  uint8_t export_secret[32]; /* the same at both ends; for other paths' keys */
 } mesh_hs;
 
 /* Starts a handshake. expect (may be NULL) is the peer ID a dialer requires.

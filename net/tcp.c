@@ -73,6 +73,10 @@ static void emit_up(tcp_state *t, tcp_conn *c, bool silent)
                             .outbound = c->outbound,
                             .extension = c->ext,
                             .extension_len = c->ext_len,
+                            .secret = c->export_secret,
+                            .remote =
+                                c->remote_len > 0 ? (const struct sockaddr *)&c->remote : NULL,
+                            .remote_len = c->remote_len,
                             .scheme = "tcp",
                             .frame_cipher = c->tx.cipher};
   /* A swap is news all the same: to the other transports (the RDMA queue

@@ -132,6 +132,7 @@ void tcp_conn_free(tcp_conn *c)
   free(c->ext);
   memset(&c->tx, 0, sizeof c->tx);
   memset(&c->rx, 0, sizeof c->rx);
+  memset(c->export_secret, 0, sizeof c->export_secret);
   free(c);
 }
 
@@ -895,6 +896,12 @@ void tcp_conn_up(tcp_conn *c)
       c->ext_len = c->hs->peer_ext_len;
     }
   }
+  /* What the UDP path needs of this link: its export secret and where the
+   * peer is (net/udp.h). */
+  memcpy(c->export_secret, c->hs->export_secret, sizeof c->export_secret);
+  c->remote_len = sizeof c->remote;
+  if (getpeername(c->fd, (struct sockaddr *)&c->remote, &c->remote_len) != 0)
+    c->remote_len = 0;
   mesh_hs_clear(c->hs);
   free(c->hs);
   c->hs = NULL;

@@ -26,6 +26,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 
 typedef enum tcp_conn_state {
   TCP_CONNECTING = 0,
@@ -85,6 +86,9 @@ typedef struct tcp_conn {
   bool want_writable;     /* a stream send got -EAGAIN */
   bool pumping;           /* inside tcp_conn_pump */
   mesh_frame_reasm reasm; /* stream messages arriving in chunks */
+  uint8_t export_secret[32];     /* the handshake's, for the UDP path's keys (from UP on) */
+  struct sockaddr_storage remote; /* the peer's address, from UP on (remote_len 0: unknown) */
+  socklen_t remote_len;
 } tcp_conn;
 
 /* One dial attempt, from its start to its outcome (reported once with

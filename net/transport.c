@@ -189,7 +189,16 @@ int mesh_net_listen(mesh_net *net, const char *addr, mesh_multiaddr *bound)
   int i = find_scheme(net, a.scheme);
   if (i < 0 || net->t[i].ops->listen == NULL)
     return -EPROTONOSUPPORT;
-  return net->t[i].ops->listen(net->t[i].state, &a, bound);
+  mesh_multiaddr got = a;
+  rc = net->t[i].ops->listen(net->t[i].state, &a, &got);
+  if (rc != 0)
+    return rc;
+  for (int k = 0; k < net->nt; k++)
+    if (k != i && net->t[k].ops->listened != NULL)
+      net->t[k].ops->listened(net->t[k].state, &got);
+  if (bound != NULL)
+    *bound = got;
+  return 0;
 }
 
 void mesh_net_on_dial(mesh_net *net, mesh_net_dial_fn fn, void *arg)
@@ -256,11 +265,22 @@ int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, 
   /* Bulk is a stream class only: a dropped datagram would leave a hole. */
   if ((ch == MESH_CH_BULK && cls != MESH_CLASS_STREAM) || ch == MESH_CH_BULK_SEQ)
     return -EINVAL;
-  /* Datagrams, and bulk streams, take the last registered transport that
-   * can carry them (an accelerator registers after TCP: RDMA says it can
-   * carry a bulk stream only where it keeps it whole and in order, see
-   * net/rdma_bulk.h); other streams take the first (TCP). */
-  if (cls == MESH_CLASS_DATAGRAM || ch == MESH_CH_BULK) {
+  /* Datagrams take the last registered transport that can carry them (the
+   * accelerators register after TCP: UDP, then RDMA), and the next one down
+   * when it is too big for that one; streams take the first (TCP). */
+  if (cls == MESH_CLASS_DATAGRAM) {
+    for (int i = net->nt - 1; i >= 0; i--) {
+      if (!net->t[i].ops->can_send(net->t[i].state, peer, cls))
+        continue;
+      int rc = net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+      if (rc == -EMSGSIZE && i > 0)
+        continue;
+      return rc;
+    }
+  } else if (ch == MESH_CH_BULK) {
+    /* Bulk streams take the last transport that can carry them: RDMA says
+     * it can only where it keeps them whole and in order (net/rdma_bulk.h),
+     * else TCP. */
     for (int i = net->nt - 1; i >= 0; i--)
       if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
         return net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
@@ -280,6 +300,12 @@ int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer)
     if (net->t[i].ops->disconnect != NULL && net->t[i].ops->disconnect(net->t[i].state, peer) == 0)
       rc = 0;
   return rc;
+}
+
+void *mesh_net_state_of(const mesh_net *net, const char *scheme)
+{
+  int i = find_scheme(net, scheme);
+  return i < 0 ? NULL : net->t[i].state;
 }
 
 const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme)

@@ -23,13 +23,15 @@
  * one bulk message. A full bulk queue refuses with -EAGAIN like a stream.
  *
  * Datagrams go through the first transport that says it can carry them to
- * that peer (RDMA, when registered and its queue pair works), else TCP.
+ * that peer (RDMA, when registered and its queue pair works; then UDP, when
+ * its path to the peer works, net/udp.h), else TCP. One too big for that
+ * transport (-EMSGSIZE) tries the next.
  * Streams go over TCP, except bulk messages to a peer with an RDMA link:
  * the RDMA transport takes those (net/rdma_bulk.h) and sends them as UC
  * frames, or, sequenced, over TCP on MESH_CH_BULK_SEQ when RDMA cannot
  * carry them or lost a frame; the receiver's RDMA transport delivers them
- * as MESH_CH_BULK stream messages, in order, once. Every arriving message is delivered with the
- * sender's peer ID and epoch, as proven by the handshake (net/handshake.h).
+ * as MESH_CH_BULK stream messages, in order, once. Every arriving message
+ * is delivered with the sender's peer ID and epoch, as proven by the handshake (net/handshake.h).
  *
  * A transport is an ops table registered by scheme ("tcp", "rdma"). Each
  * member's comment says whether it blocks and who owns buffers. A transport
@@ -137,6 +139,10 @@ typedef struct mesh_net_peer_event {
   bool outbound;            /* we dialled */
   const uint8_t *extension; /* the peer's signed handshake extension (up) */
   size_t extension_len;
+  const uint8_t *secret;         /* up: the link's 32-byte export secret (net/handshake.h),
+                                    NULL when the transport has none */
+  const struct sockaddr *remote; /* up: the peer's address on that link, or NULL */
+  socklen_t remote_len;
   const char *scheme; /* transport that raised it */
   bool replaced;      /* up: the peer was up already, and this connection of the
                          same run replaced the one it had. What was sent on the
@@ -287,6 +293,10 @@ typedef struct mesh_transport_ops {
   /* Optional: another transport has room for peer's stream messages again
    * (told before the node is). */
   void (*writable)(void *state, const mesh_peer_id *peer);
+  /* Optional: another transport now listens at bound (the address it got),
+   * so a datagram path beside it (UDP) can bind the same port. Non-blocking;
+   * a failure is the transport's to log and count. */
+  void (*listened)(void *state, const mesh_multiaddr *bound);
 } mesh_transport_ops;
 
 /* The TCP transport (net/tcp.c). */
@@ -366,6 +376,9 @@ const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_c
  * when no transport has a connection to it. */
 int mesh_net_frame_cipher(const mesh_net *net, const mesh_peer_id *peer);
 
+/* The state init returned for the transport with this scheme (for that
+ * transport's own accessors); NULL when not registered. */
+void *mesh_net_state_of(const mesh_net *net, const char *scheme);
 /* Counters of the transport with this scheme; NULL when not registered. */
 const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme);
 /* Sum of every transport's counters. */

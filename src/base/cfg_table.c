@@ -14,6 +14,7 @@ static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
 static const char *const frame_cipher_names[] = {"auto", "chacha20-poly1305", "aes-256-gcm",
                                                  NULL};
 static const char *const on_off_names[] = {"off", "on", NULL};
+static const char *const udp_names[] = {"on", "off", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const format_names[] = {"text", "json", NULL};
 
@@ -151,6 +152,23 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .metavar = "on|off",
      .help = "Send model bytes to peers over RDMA where their path is up, with a TCP fallback "
              "for lost frames (off: over TCP only; bytes from peers are taken either way)."},
+    {.name = "udp",
+     .type = T_ENUM,
+     .off = OFF(udp),
+     .def = "on",
+     .choices = udp_names,
+     .metavar = "on|off",
+     .help = "Datagrams over UDP (sealed with the TCP link's keys) where RDMA does not carry "
+             "them; a peer that UDP does not reach falls back to TCP by itself."},
+    {.name = "udp-payload-max",
+     .type = T_SIZE,
+     .off = OFF(udp_payload_max),
+     .def = "1400",
+     .min = 256,
+     .max = 65000,
+     .metavar = "SIZE",
+     .help = "Largest datagram sent over UDP (keep packets under the path MTU); larger ones "
+             "go over TCP."},
     {.name = "swarm-key",
      .type = T_PATH,
      .off = OFF(swarm_key),

@@ -63,6 +63,11 @@ typedef enum mesh_frame_cipher_kind {
   MESH_FRAME_CIPHER_CHACHA = 1,
   MESH_FRAME_CIPHER_AES = 2,
 } mesh_frame_cipher_kind;
+/* Whether datagrams may take UDP where RDMA does not carry them (--udp). */
+typedef enum mesh_udp_mode {
+  MESH_UDP_ON = 0,
+  MESH_UDP_OFF = 1,
+} mesh_udp_mode;
 
 /* A list of strings (for example the --join addresses). */
 typedef struct mesh_strlist {
@@ -99,6 +104,8 @@ typedef struct mesh_config {
   uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
   uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */
   int rdma_bulk;                /* 1: model bytes to peers over RDMA where it works, 0: TCP */
+  mesh_udp_mode udp;            /* datagrams over UDP where RDMA does not carry them */
+  uint64_t udp_payload_max;     /* largest datagram sent over UDP; bigger ones take TCP */
   char *swarm_key;   /* path of the cluster's pre-shared key */
 
   /* SWIM / Lifeguard; 0 = from the profile. */

@@ -8,6 +8,7 @@
 #include "net/fault.h"
 #include "src/daemon/connections.h"
 #include "net/rdma.h"
+#include "net/udp.h"
 #include "src/base/log.h"
 
 #include <stdio.h>
@@ -252,6 +253,40 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
          "Bulk frames not posted by the test-only loss hook", (double)r.bulk_test_drops);
   metric(m, "meshd_rdma_paths_up", G, "Peers whose datagrams go over RDMA", (double)r.paths_up);
   metric(m, "meshd_rdma_qps_open", G, "Queue pairs open", (double)r.qps_open);
+}
+
+/* The UDP datagram path (net/udp.h); its packets and bytes are the
+ * transport figures labelled transport="udp". */
+static void udp_metrics(mesh_daemon *d, mesh_api_metrics *m)
+{
+  mesh_udp_stats u;
+  if (mesh_udp_stats_of(mesh_node_net(d->node), &u) != 0)
+    return; /* --udp off */
+  metric(m, "meshd_udp_fallbacks_total", C, "Peers moved from UDP to TCP datagrams",
+         (double)u.fallbacks);
+  metric(m, "meshd_udp_retries_total", C, "UDP tried again after a fallback", (double)u.retries);
+  metric(m, "meshd_udp_pings_total", C, "UDP path probes sent", (double)u.pings_sent);
+  metric(m, "meshd_udp_pongs_total", C, "Answers to peers' UDP path probes", (double)u.pongs_sent);
+  metric(m, "meshd_udp_too_big_total", C,
+         "Datagrams over --udp-payload-max or the path MTU, sent over TCP", (double)u.too_big);
+  metric(m, "meshd_udp_send_errors_total", C, "UDP sends refused by the system (sent over TCP)",
+         (double)u.send_errors);
+  metric(m, "meshd_udp_index_clashes_total", C, "Links left on TCP: receiver index taken",
+         (double)u.index_clashes);
+  metric(m, "meshd_udp_bind_failures_total", C, "Listen addresses without a UDP socket",
+         (double)u.bind_failures);
+  static const char *const reasons[] = {"unknown_index", "auth", "replay", "malformed"};
+  const uint64_t drops[] = {u.unknown_index, u.auth_failures, u.replays, u.malformed};
+  for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
+    metric1(m, "meshd_udp_drops_total", C, "UDP packets dropped, by reason", "reason", reasons[i],
+            (double)drops[i]);
+  static const char *const paths[] = {"up", "probing", "fallback"};
+  const uint64_t peers[] = {u.peers_up, u.peers_probing, u.peers_fallback};
+  for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++)
+    metric1(m, "meshd_udp_peers", G,
+            "Peers by UDP path: up (datagrams over UDP), probing or fallback (over TCP)", "path",
+            paths[i], (double)peers[i]);
+  metric(m, "meshd_udp_sockets", G, "UDP sockets bound", (double)u.sockets);
 }
 
 /* Test-only fault injection (net/fault.h): always shows whether it is on,
@@ -503,6 +538,7 @@ void mesh_daemon_metrics(void *ctx, mesh_api_metrics *m)
   connection_metrics(d, m);
   transport_metrics(d, m);
   rdma_metrics(d, m);
+  udp_metrics(d, m);
   test_fault_metrics(d, m);
   download_metrics(d, m);
   metric1(m, "meshd_log_lines_total", C, "Log lines written, by level", "level", "error",

@@ -5,6 +5,7 @@
 #include "net/frame_cipher.h"
 #include "net/frame_speed.h"
 #include "net/rdma.h"
+#include "net/udp.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/fileperm.h"
@@ -343,6 +344,18 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   }
   mesh_net_on_message(n->net, node_on_message, n);
   mesh_net_on_peer(n->net, node_on_peer, n);
+  /* UDP for datagrams where RDMA does not carry them (--udp, net/udp.h);
+   * registered before RDMA, so RDMA is tried first. */
+  if (cfg->udp == MESH_UDP_ON) {
+    mesh_udp_options uo;
+    mesh_udp_options_default(&uo);
+    if (cfg->udp_payload_max > 0)
+      uo.payload_max = (size_t)cfg->udp_payload_max;
+    if ((rc = mesh_udp_attach(n->net, &uo)) != 0) {
+      snprintf(err, errlen, "UDP datagrams: %s", mesh_strerror(rc));
+      goto fail;
+    }
+  }
   /* RDMA for datagrams where it works (--transport, net/rdma.h). */
   if ((rc = node_attach_rdma(n->net, cfg, err, errlen)) != 0)
     goto fail;

@@ -1,9 +1,9 @@
 """Scenario 4: 10% and 20% packet loss on all links (nftables numgen random
 drop on every host's input) with the lan profile. At 10% no member is
 declared dead; at 20% the deaths are counted and printed. The rules' own
-counters show how many packets were dropped. Datagrams travel over TCP here
-(no RDMA), so loss shows up as retransmission delay rather than lost
-probes. Afterwards the
+counters show how many packets were dropped. Datagrams travel over UDP here
+(no RDMA; --udp on by default), so a lost packet is a lost probe or ack,
+which indirect probes and the fallback ping over TCP cover. Afterwards the
 view reconverges at every node's latest epoch. Each phase lasts 40 s at CI
 length (MESH_SCENARIO_SCALE=7.5 gives the five minutes of the full run)."""
 import os

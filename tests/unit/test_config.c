@@ -301,6 +301,8 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.transport, MESH_TRANSPORT_AUTO);
   assert_int_equal(cfg.frame_cipher, MESH_FRAME_CIPHER_AUTO);
   assert_null(cfg.rdma_device);
+  assert_int_equal(cfg.udp, MESH_UDP_ON);
+  assert_true(cfg.udp_payload_max == 1400);
   assert_string_equal(cfg.swarm_key, "/home/someone/.meshd/swarm.key");
   assert_true(cfg.probe_interval_ms == 0);
   assert_true(cfg.push_pull_interval_ms == 0);
@@ -484,6 +486,38 @@ static void test_slot_options(void **state)
   assert_int_equal(cfg.member_reserve, 0);
   assert_int_equal(cfg.max_connections_per_source, 64);
   assert_true(cfg.unjoined_grace_ms == 30 * SEC);
+  mesh_config_free(&cfg);
+  unlink(conf_path);
+}
+
+/* --udp and --udp-payload-max from the file, the environment and flags;
+ * a payload outside its bounds is refused. */
+static void test_udp_options(void **state)
+{
+  write_conf("udp = off\n"
+             "udp_payload_max = 1200\n");
+  const char *env_home[] = {home_env, NULL};
+  const char *env[] = {home_env, "MESH_UDP=on", NULL};
+  const char *flag[] = {"--udp-payload-max", "1300", NULL};
+  const char *bad[] = {"--udp-payload-max", "100", NULL};
+  const char *bad_mode[] = {"--udp", "maybe", NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.udp, MESH_UDP_OFF);
+  assert_true(cfg.udp_payload_max == 1200);
+  mesh_config_free(&cfg);
+
+  assert_int_equal(load(&cfg, flag, env, err, sizeof err), 0);
+  assert_int_equal(cfg.udp, MESH_UDP_ON);
+  assert_true(cfg.udp_payload_max == 1300);
+  mesh_config_free(&cfg);
+
+  assert_int_not_equal(load(&cfg, bad, env_home, err, sizeof err), 0);
+  assert_non_null(strstr(err, "udp-payload-max"));
+  mesh_config_free(&cfg);
+  assert_int_not_equal(load(&cfg, bad_mode, env_home, err, sizeof err), 0);
+  assert_non_null(strstr(err, "udp"));
   mesh_config_free(&cfg);
   unlink(conf_path);
 }
@@ -975,6 +1009,8 @@ static const char *const every_option[] = {
     "frame-cipher",
     "rdma-device",
     "rdma-bulk",
+    "udp",
+    "udp-payload-max",
     "swarm-key",
     "probe-interval",
     "probe-timeout",
@@ -1104,6 +1140,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_serve_models_and_uploads, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rdma_bulk, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_udp_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
       cmocka_unit_test_setup_teardown(test_accept_commands_from, setup, teardown),
