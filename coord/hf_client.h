@@ -116,6 +116,11 @@ typedef struct mesh_hf_options {
    * as a slow F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS in the daemon). */
   uint64_t test_sync_delay_ms;
   bool skip_space_check; /* leave the free-space check to the caller */
+  /* A file of at least range_threshold bytes [64 MiB] is fetched in ranges
+   * of range_bytes [16 MiB], several at once from different sources, each
+   * written at its offset, and hashed whole once every range is in. */
+  uint64_t range_threshold;
+  uint64_t range_bytes;
   uint64_t seed;         /* backoff jitter seed; 0 seeds from the OS */
 } mesh_hf_options;
 
@@ -186,6 +191,9 @@ typedef struct mesh_hf_counters {
   uint64_t peer_transfers;      /* file transfers begun from a peer source */
   uint64_t peer_failovers;      /* peer transfers that ended early: the file went on elsewhere */
   uint64_t peer_mismatches;     /* files with bytes from peers whose hash was wrong: fetched again */
+  uint64_t ranged_files;        /* files fetched in ranges from several sources at once */
+  uint64_t ranges_done;         /* ranges of such files written whole */
+  uint64_t ranges_resumed;      /* ranges found done in a sidecar left by an earlier run */
 } mesh_hf_counters;
 
 /*
@@ -227,6 +235,10 @@ void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
  * starting the file over. A file whose hash is wrong and that holds bytes
  * of peers is fetched again from the start, and each of those peers is
  * named to bad() first so the sources leave it out. All on the loop thread.
+ *
+ * A file of range_threshold bytes and more runs several transfers at once,
+ * each for [from, size) of one range (size is then the range's end, not the
+ * file's), and hashes the file whole when every range is in (hf_ranged.c).
  */
 typedef struct mesh_hf_source_req {
   uint64_t dl_id;       /* the download (mesh_hf_start's id) */
@@ -235,7 +247,8 @@ typedef struct mesh_hf_source_req {
   const char *revision; /* as asked */
   const char *path;     /* the file, as the Hub lists it */
   uint64_t from;        /* first byte wanted */
-  uint64_t size;        /* the listed size: bytes [from, size) are wanted */
+  uint64_t size;        /* end of the bytes wanted, [from, size): the listed size, or the
+                           end of a range of a file fetched in ranges */
 } mesh_hf_source_req;
 
 typedef struct mesh_hf_source_ops {

@@ -257,6 +257,8 @@ static void defaults(mesh_hf_options *o)
   o->field = (v)
   DEF(downloads_at_once, 2);
   DEF(files_at_once, 4);
+  DEF(range_threshold, (uint64_t)64 << 20);
+  DEF(range_bytes, (uint64_t)16 << 20);
   DEF(connect_timeout_ms, 10000);
   DEF(low_speed_bytes, 1);
   DEF(low_speed_time_ms, 30000);

@@ -29,6 +29,7 @@
 #include "coord/hf_xfer.h"
 #include "src/base/clock.h"
 #include "src/base/pool.h"
+#include "coord/hf_ranges.h"
 #include "coord/hf_verify.h"
 #include "src/base/rng.h"
 
@@ -61,6 +62,8 @@
 #define HF_DL_SOURCES_MAX 8
 /* A job whose sources are all busy asks again after this long. */
 #define HF_SOURCE_BUSY_MS 200
+/* A ranged file fetched from the Hub asks the peer sources again this often. */
+#define HF_SOURCE_RETRY_MS 1000
 
 typedef enum dl_state { DL_QUEUED, DL_LISTING, DL_FETCHING, DL_DEAD } dl_state;
 typedef enum job_state {
@@ -75,6 +78,15 @@ typedef enum job_state {
 
 typedef struct hf_dl hf_dl;
 typedef struct hf_job hf_job;
+typedef struct hf_lane hf_lane;
+
+/* What a peer transfer feeds (the `job` handed to the source ops): a whole
+ * file job, or one lane of a file fetched in ranges. First field of both. */
+typedef enum hf_sink { HF_SINK_JOB = 0, HF_SINK_LANE = 1 } hf_sink;
+/* Transfers one file fetched in ranges runs at once (the per-source bound
+ * of the sources applies on top), and write buffers per lane. */
+#define HF_LANES 4
+#define HF_LANE_BUFS 2
 
 /*
  * One write buffer of a file job. The job owns the buffer and its data; while
@@ -88,6 +100,7 @@ typedef struct hf_wbuf {
   size_t len;          /* bytes filled */
   uint64_t off;        /* file offset of data[0] */
   bool restart;        /* truncate the file and reset the hash before writing */
+  hf_lane *lane;       /* the lane it belongs to (a ranged file), NULL: the job's */
   int err;             /* result: errno of the write, 0 */
 } hf_wbuf;
 
@@ -97,6 +110,8 @@ typedef enum hf_op_kind {
   HF_OP_VERIFY,  /* finish the hash, compare; sync and rename, or unlink */
   HF_OP_CHECK,   /* finish the hash of a file already in place, compare; close */
   HF_OP_CLOSE,   /* close what the job holds (a stopped job) */
+  HF_OP_RANGES,  /* ranged file: write the sidecar (temporary name, rename) */
+  HF_OP_HASH,    /* ranged file: hash a slice of the complete partial file */
 } hf_op_kind;
 
 /* A non-write item of a file job. Inputs are set by the loop before submit,
@@ -119,7 +134,42 @@ typedef struct hf_op {
   bool mismatch;             /* result of VERIFY: wrong hash, partial deleted; of CHECK: the
                                 file in place has a wrong hash (left for the rename) */
   char got[MESH_HF_HEX_MAX]; /* result of VERIFY and CHECK: the digest */
+  bool ranged;               /* OPEN: read the sidecar into the job's table (which the
+                                worker owns until done), or start one; VERIFY: remove it */
+  uint32_t resumed;          /* result of OPEN (ranged): ranges found done */
 } hf_op;
+
+/*
+ * One transfer of a file fetched in ranges: it claims a MISSING range, takes
+ * its bytes in order from a peer source (or the Hub, which goes on into the
+ * next missing ranges in the same request), writes them at their offsets
+ * through its own buffers on the job's strand, and marks each range DONE
+ * once its last byte is written. Loop thread; its buffers as hf_wbuf says.
+ */
+typedef enum hf_lane_state {
+  LANE_IDLE,  /* no range */
+  LANE_RUN,   /* a transfer runs for ranges [first, last] */
+  LANE_DRAIN, /* the transfer ended: its buffers are being written */
+} hf_lane_state;
+
+struct hf_lane {
+  hf_sink sink; /* HF_SINK_LANE: first field (see hf_sink) */
+  hf_job *j;
+  hf_lane_state state;
+  uint32_t first;            /* first claimed range not yet DONE */
+  uint32_t last;             /* last claimed range (the Hub's lane may claim several) */
+  uint64_t next;             /* next byte expected */
+  uint64_t written;          /* bytes before this offset are written (strand order) */
+  bool hub;                  /* the transfer is the job's Hub request (j->x) */
+  void *src;                 /* the peer transfer, or NULL */
+  char src_label[HF_LABEL_MAX];
+  hf_wbuf bufs[HF_LANE_BUFS];
+  int cur;       /* buffer being filled, or -1 */
+  int in_flight; /* its buffers submitted */
+  bool paused;   /* its transfer waits for a buffer */
+  bool cut;      /* the Hub's lane stopped its request on purpose (nothing left to claim) */
+  int failed;    /* the transfer ended early: a negative errno, 0 */
+};
 
 /*
  * What a file job holds on disk. Owned by the job's strand: only work
@@ -141,6 +191,7 @@ typedef struct hf_disk {
 #define HF_WBUF_BYTES MESH_HF_WRITE_BUFFER_BYTES
 
 struct hf_job {
+  hf_sink sink; /* HF_SINK_JOB: first field (see hf_sink) */
   hf_dl *dl;
   const mesh_hf_file *f; /* in dl->tree */
   job_state state;
@@ -175,11 +226,25 @@ struct hf_job {
   char src_label[HF_LABEL_MAX];        /* its source */
   char used[HF_USED_MAX][HF_LABEL_MAX]; /* peers whose bytes the file holds since it began */
   int n_used;
+  /* A file fetched in ranges (hf_ranged.c). */
+  bool ranged;                           /* size >= range_threshold */
+  mesh_hf_ranges rt;                     /* which ranges are in; the OPEN item's while it runs */
+  hf_lane lanes[HF_LANES];               /* its transfers */
+  hf_lane *hub_lane;                     /* the lane using the Hub request, or NULL */
+  hf_op rop;                             /* the sidecar write, at most one submitted */
+  char *rtext;                           /* its text (MESH_HF_RANGES_TEXT_MAX), malloc'ed */
+  bool rdirty;                           /* a range finished while rop was submitted */
+  uint32_t rnext;                        /* where the next claim starts looking */
+  bool hashing;                          /* the whole-file HASH slices are running */
 };
 
 /* A non-file item of a download (model directory, survey of what is on disk).
  * At most one is submitted at a time; results are read in done. */
-typedef enum hf_dop_kind { HF_DOP_OPENDIR, HF_DOP_SURVEY } hf_dop_kind;
+typedef enum hf_dop_kind {
+  HF_DOP_OPENDIR,
+  HF_DOP_SURVEY,
+  HF_DOP_MANIFEST, /* write the verified-files manifest (hf_manifest.h) */
+} hf_dop_kind;
 typedef struct hf_dop {
   mesh_work w;
   hf_dl *dl;
@@ -196,6 +261,7 @@ typedef struct hf_dop {
   int err;          /* result: negative errno, 0 */
   uint64_t present; /* SURVEY result: bytes of these files on disk */
   uint64_t avail;   /* SURVEY result (last): free bytes */
+  bool sync;        /* MANIFEST: fdatasync it before the rename */
 } hf_dop;
 
 struct hf_dl {
@@ -229,6 +295,7 @@ struct hf_dl {
 
   hf_dop dop;          /* the directory item, at most one submitted */
   uint64_t present;    /* survey: bytes on disk so far */
+  bool finishing;      /* every file is in: the manifest item runs, then COMPLETED */
   hf_job *jobs;        /* one per file of tree */
   size_t next_job;     /* first job never begun */
   int active_jobs;     /* begun and not done */
@@ -307,6 +374,8 @@ void hf_on_progress(evutil_socket_t fd, short what, void *arg);
 
 /* hf_list.c: opens the model directory and fetches the file list. */
 void hf_dl_begin(hf_dl *dl);
+/* hf_list.c: every file is verified: writes the manifest, then completes. */
+void hf_dl_finish(hf_dl *dl);
 
 /* hf_job.c: begins file jobs up to files_at_once; completes dl when all are done. */
 void hf_fill_jobs(hf_dl *dl);
@@ -319,5 +388,42 @@ void hf_job_free(hf_job *j);
 bool hf_job_idle(const hf_job *j);
 /* True when nothing of dl is on the pool (it may be freed once DEAD). */
 bool hf_dl_idle(const hf_dl *dl);
+
+/* hf_job.c, for hf_ranged.c */
+void hf_job_submit(hf_job *j, hf_op *o, hf_op_kind kind, mesh_done_fn done);
+bool hf_job_dead(hf_job *j);
+void hf_job_io_fail(hf_job *j, int err, const char *step);
+void hf_job_verify(hf_job *j);
+void hf_job_note_source(hf_job *j, const char *label);
+void hf_job_retry(hf_job *j, const char *why);
+void hf_job_finish(hf_job *j);
+/* hf_job.c: the work functions of a ranged file's items run there too. */
+void hf_work_prehash(hf_op *o);
+
+/* hf_ranged.c: a file fetched in ranges from several sources at once. */
+/* True when f is fetched in ranges with the client's options. */
+bool hf_ranged_wanted(const mesh_hf_client *c, const mesh_hf_file *f);
+/* The range size for f (larger than the option for a file that would have
+ * more than MESH_HF_RANGES_MAX ranges). */
+uint64_t hf_ranged_range_bytes(const mesh_hf_client *c, const mesh_hf_file *f);
+/* Worker side of OPEN for a ranged file: reads or starts the sidecar. */
+void hf_ranged_work_open(hf_op *o, uint64_t partial_size);
+/* Worker side of HF_OP_RANGES. */
+void hf_ranged_work_save(hf_op *o);
+/* OPEN is done (loop): start the lanes. */
+void hf_ranged_begin(hf_job *j);
+/* A write of a lane's buffer is done (loop). */
+void hf_ranged_write_done(hf_lane *l, hf_wbuf *b);
+/* Retry timer of a ranged file. */
+void hf_ranged_on_timer(hf_job *j);
+/* Peer bytes and ends for a lane (mesh_hf_source_data/end). */
+int hf_ranged_source_data(hf_lane *l, uint64_t off, const uint8_t *p, size_t n);
+void hf_ranged_source_end(hf_lane *l, int err, const char *why);
+/* Stops every lane's transfer (the job stops). */
+void hf_ranged_stop(hf_job *j);
+/* Frees what the ranged part of j holds (buffers, table). */
+void hf_ranged_free(hf_job *j);
+/* A verify of the whole file found a wrong hash: the table starts over. */
+int hf_ranged_reset(hf_job *j);
 
 #endif

@@ -61,6 +61,11 @@
  * no link left) and fails it the same way, rather than filling an unlinked
  * inode; one removed after the last write fails the rename into place.
  *
+ * Large files (range_threshold and up) are fetched in ranges by several
+ * transfers at once and hashed whole at the end: hf_ranged.c. This file
+ * still opens, verifies and closes them; their writes, the sidecar and the
+ * whole-file hash are items of the same strand.
+ *
  * Lifetime: a job whose download stops (cancel, failure, client free) submits
  * its partly filled buffer and a CLOSE item; the download is freed by the
  * kick only when every job's strand and its directory item are idle
@@ -177,12 +182,14 @@ static void work_open(hf_op *o)
   d->hash_live = true;
   d->writeback_from = have;
   o->n = have;
+  if (o->ranged)
+    hf_ranged_work_open(o, have);
 }
 
 /* Reads [from, to) through the job's first buffer (no write is in flight
  * while a job prehashes) and hashes it; o->n says how far it got (short when
  * the file shrank under us). */
-static void work_prehash(hf_op *o)
+void hf_work_prehash(hf_op *o)
 {
   hf_job *j = o->j;
   hf_disk *d = &j->disk;
@@ -206,6 +213,16 @@ static void work_prehash(hf_op *o)
   o->n = at - o->from;
 }
 
+/* Removes a ranged file's sidecar: the file is in place, or started over. */
+static void ranges_unlink(hf_op *o)
+{
+  char name[MESH_HF_NAME_MAX + 32];
+  if (!o->ranged)
+    return;
+  snprintf(name, sizeof name, "%s%s", o->j->partial, MESH_HF_RANGES_SUFFIX);
+  unlinkat(o->j->disk.pfd, name, 0);
+}
+
 static void work_verify(hf_op *o)
 {
   hf_job *j = o->j;
@@ -223,6 +240,7 @@ static void work_verify(hf_op *o)
   if (!mesh_hf_hex_equal(want, o->got)) {
     o->mismatch = true;
     unlinkat(d->pfd, j->partial, 0);
+    ranges_unlink(o);
     goto out;
   }
   if (o->sync) {
@@ -240,6 +258,8 @@ static void work_verify(hf_op *o)
   }
   if (renameat(d->pfd, j->partial, d->pfd, j->leaf) != 0)
     op_fail(o, "rename into place", -errno);
+  else
+    ranges_unlink(o);
 out:
   disk_close(d);
 }
@@ -269,7 +289,18 @@ static void work_op(mesh_work *w)
     work_open(o);
     break;
   case HF_OP_PREHASH:
-    work_prehash(o);
+    hf_work_prehash(o);
+    break;
+  case HF_OP_HASH:
+    /* A ranged file is hashed from its first byte once it is whole. */
+    if (o->from == 0 && mesh_hf_hash_reset(&o->j->disk.hash, o->j->f->size) != 0) {
+      op_fail(o, "cannot start hash", -EIO);
+      break;
+    }
+    hf_work_prehash(o);
+    break;
+  case HF_OP_RANGES:
+    hf_ranged_work_save(o);
     break;
   case HF_OP_VERIFY:
     work_verify(o);
@@ -331,6 +362,7 @@ static void work_write(mesh_work *w)
 
 static void job_submit(hf_job *j, hf_op *o, hf_op_kind kind, mesh_done_fn done)
 {
+  o->resumed = 0;
   o->j = j;
   o->kind = kind;
   o->err = 0;
@@ -339,6 +371,11 @@ static void job_submit(hf_job *j, hf_op *o, hf_op_kind kind, mesh_done_fn done)
   o->in_place = o->not_regular = o->mismatch = false;
   o->got[0] = '\0';
   mesh_pool_submit(j->dl->c->pool, &o->w, j->strand, work_op, done);
+}
+
+void hf_job_submit(hf_job *j, hf_op *o, hf_op_kind kind, mesh_done_fn done)
+{
+  job_submit(j, o, kind, done);
 }
 
 /* Common head of every done function: a dead download only counts down its
@@ -350,6 +387,11 @@ static bool job_dead(hf_job *j)
   if (j->dl->state == DL_DEAD)
     hf_kick(j->dl->c);
   return true;
+}
+
+bool hf_job_dead(hf_job *j)
+{
+  return job_dead(j);
 }
 
 /* Tells the peer sources the job wants nothing more of its transfer. */
@@ -389,6 +431,11 @@ static void job_io_fail(hf_job *j, int err, const char *step)
   dl->c->counters.io_errors++;
   hf_dl_fail(dl, err, "%s: %s %s: %s (partial file kept)", j->f->path, step, j->partial,
              strerror(-err));
+}
+
+void hf_job_io_fail(hf_job *j, int err, const char *step)
+{
+  job_io_fail(j, err, step);
 }
 
 static void job_request(hf_job *j);
@@ -452,8 +499,14 @@ static void job_verify(hf_job *j)
   job_set_state(j, JOB_VERIFY);
   j->op.sync = !j->dl->c->opt.no_sync;
   j->op.sync_delay_ms = j->dl->c->opt.test_sync_delay_ms;
+  j->op.ranged = j->ranged;
   j->holds = false; /* the verify item closes everything */
   job_submit(j, &j->op, HF_OP_VERIFY, job_verify_done);
+}
+
+void hf_job_verify(hf_job *j)
+{
+  job_verify(j);
 }
 
 static void job_write_done(mesh_work *w)
@@ -510,8 +563,13 @@ static void job_verify_done(mesh_work *w)
     dl->done_bytes -= j->have;
     j->have = 0;
     j->prehash_to = 0;
+    if (j->ranged && hf_ranged_reset(j) != 0) {
+      hf_dl_fail(dl, -ENOMEM, "%s: out of memory", j->f->path);
+      return;
+    }
     j->holds = true;
     j->op.replace = false;
+    j->op.ranged = j->ranged;
     job_set_state(j, JOB_OPEN);
     job_submit(j, &j->op, HF_OP_OPEN, job_open_done);
     return;
@@ -631,10 +689,16 @@ static void job_prehash_done(mesh_work *w)
 static void on_job_timer(evutil_socket_t fd, short what, void *arg)
 {
   hf_job *j = arg;
+  if (j->ranged) {
+    hf_ranged_on_timer(j);
+    return;
+  }
   mesh_hf_url_resolve(j->dl->c->endpoint, j->dl->repo, j->dl->revision, j->f->path, j->url,
                       sizeof j->url);
   job_request(j);
 }
+
+void hf_job_retry(hf_job *j, const char *why);
 
 static void job_retry(hf_job *j, const char *why)
 {
@@ -653,6 +717,11 @@ static void job_retry(hf_job *j, const char *why)
               j->attempt, ms);
   job_set_state(j, JOB_RETRY);
   hf_arm(j->ev, ms);
+}
+
+void hf_job_retry(hf_job *j, const char *why)
+{
+  job_retry(j, why);
 }
 
 /* Starts the file over: the next buffer truncates the file and resets the
@@ -775,8 +844,17 @@ static void job_note_source(hf_job *j, const char *label)
     snprintf(dl->sources[dl->n_sources++], sizeof dl->sources[0], "%s", label);
 }
 
+void hf_job_note_source(hf_job *j, const char *label)
+{
+  job_note_source(j, label);
+}
+
 int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_t *p, size_t n)
 {
+  if (*(const hf_sink *)job == HF_SINK_LANE) {
+    hf_lane *l = job;
+    return l->j->dl->c == c ? hf_ranged_source_data(l, off, p, n) : -ESTALE;
+  }
   hf_job *j = job;
   if (j->dl->c != c || j->src == NULL || j->state != JOB_XFER || j->io_err != 0)
     return -ESTALE;
@@ -801,6 +879,12 @@ int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_
 
 void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why)
 {
+  if (*(const hf_sink *)job == HF_SINK_LANE) {
+    hf_lane *l = job;
+    if (l->j->dl->c == c)
+      hf_ranged_source_end(l, err, why);
+    return;
+  }
   hf_job *j = job;
   hf_dl *dl = j->dl;
   if (dl->c != c || j->src == NULL || j->state != JOB_XFER)
@@ -974,6 +1058,10 @@ static void job_open_done(mesh_work *w)
     hf_dl_fail(dl, -ENOMEM, "%s: out of memory", f->path);
     return;
   }
+  if (j->ranged) {
+    hf_ranged_begin(j);
+    return;
+  }
   j->x.owner = j;
   j->x.on_headers = job_on_headers;
   j->x.on_body = job_on_body;
@@ -1012,9 +1100,18 @@ static void job_begin(hf_job *j)
     hf_dl_fail(dl, rc, "%s: out of memory", f->path);
     return;
   }
+  j->ranged = hf_ranged_wanted(c, f);
+  if (j->ranged) {
+    rc = mesh_hf_ranges_init(&j->rt, f->size, hf_ranged_range_bytes(c, f));
+    if (rc != 0) {
+      hf_dl_fail(dl, rc, "%s: cannot cut it in ranges: %s", f->path, strerror(-rc));
+      return;
+    }
+  }
   j->holds = true;
   j->op.dirfd = dl->dirfd;
   j->op.replace = false;
+  j->op.ranged = j->ranged;
   job_set_state(j, JOB_OPEN);
   job_submit(j, &j->op, HF_OP_OPEN, job_open_done);
 }
@@ -1026,8 +1123,8 @@ void hf_fill_jobs(hf_dl *dl)
   while (dl->state == DL_FETCHING && dl->active_jobs < c->opt.files_at_once &&
          dl->next_job < dl->tree.len)
     job_begin(&dl->jobs[dl->next_job++]);
-  if (dl->state == DL_FETCHING && dl->files_done == dl->tree.len)
-    hf_dl_complete(dl);
+  if (dl->state == DL_FETCHING && dl->files_done == dl->tree.len && !dl->finishing)
+    hf_dl_finish(dl);
 }
 
 static void job_close_done(mesh_work *w)
@@ -1040,6 +1137,8 @@ void hf_job_stop(hf_job *j)
 {
   hf_xfer_stop(&j->x);
   job_drop_source(j);
+  if (j->ranged)
+    hf_ranged_stop(j);
   j->paused = false;
   if (j->ev != NULL) {
     event_free(j->ev);
@@ -1066,6 +1165,7 @@ void hf_job_free(hf_job *j)
     free(j->bufs[i].data);
     j->bufs[i].data = NULL;
   }
+  hf_ranged_free(j);
   if (j->strand != NULL)
     mesh_strand_free(j->strand);
   j->strand = NULL;

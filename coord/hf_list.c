@@ -10,7 +10,9 @@
  * reads are not changed by the loop, and the loop reads its results in done.
  */
 #include "coord/hf_internal.h"
+#include "coord/hf_manifest.h"
 #include "coord/hf_fs.h"
+#include "src/base/platform.h"
 #include "src/base/log.h"
 
 #include <errno.h>
@@ -301,6 +303,76 @@ static void list_request(hf_dl *dl)
     hf_dl_fail(dl, rc, "file list of %s: cannot start request: %s", dl->repo, strerror(-rc));
 }
 
+/* Writes the manifest of o's download into its model directory (temporary
+ * name, sync unless told not to, rename). A worker: the tree is left alone
+ * by the loop while the item is submitted. */
+static int manifest_write(hf_dop *o)
+{
+  const hf_dl *dl = o->dl;
+  char *text = NULL;
+  size_t len = 0;
+  int rc = mesh_hf_manifest_encode(&dl->tree, &text, &len);
+  if (rc != 0)
+    return rc;
+  static const char tmp[] = MESH_HF_MANIFEST ".tmp";
+  int fd = openat(o->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = -errno;
+    free(text);
+    return rc;
+  }
+  size_t off = 0;
+  while (off < len && rc == 0) {
+    ssize_t n = write(fd, text + off, len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      rc = n < 0 ? -errno : -EIO;
+    else
+      off += (size_t)n;
+  }
+  free(text);
+  if (rc == 0 && o->sync)
+    rc = mesh_fdatasync(fd);
+  if (close(fd) != 0 && rc == 0)
+    rc = -errno;
+  if (rc == 0 && renameat(o->dirfd, tmp, o->dirfd, MESH_HF_MANIFEST) != 0)
+    rc = -errno;
+  if (rc != 0)
+    unlinkat(o->dirfd, tmp, 0);
+  return rc;
+}
+
+static void manifest_done(mesh_work *w)
+{
+  hf_dop *o = (hf_dop *)((char *)w - offsetof(hf_dop, w));
+  hf_dl *dl = o->dl;
+  if (dl->state == DL_DEAD) {
+    hf_kick(dl->c);
+    return;
+  }
+  if (o->err != 0) {
+    /* The files are in place and verified: the download is complete, but
+     * without its manifest the node serves none of them to members. */
+    dl->c->counters.io_errors++;
+    LOG_WARN("hf", "%s@%s: cannot write %s: %s (its files will not be served to members)", dl->repo,
+             dl->revision, MESH_HF_MANIFEST, strerror(-o->err));
+  }
+  hf_dl_complete(dl);
+}
+
+void hf_dl_finish(hf_dl *dl)
+{
+  hf_dop *o = &dl->dop;
+  dl->finishing = true;
+  o->dl = dl;
+  o->kind = HF_DOP_MANIFEST;
+  o->dirfd = dl->dirfd;
+  o->sync = !dl->c->opt.no_sync;
+  o->err = 0;
+  mesh_pool_submit(dl->c->pool, &o->w, NULL, dop_work, manifest_done);
+}
+
 /* Work function of dl->dop (a worker thread: it touches the item, and reads
  * the tree, which the loop leaves alone while the item is submitted). */
 static void dop_work(mesh_work *w)
@@ -317,6 +389,10 @@ static void dop_work(mesh_work *w)
       else
         o->avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
     }
+    return;
+  }
+  if (o->kind == HF_DOP_MANIFEST) {
+    o->err = manifest_write(o);
     return;
   }
   o->dirfd = -1;

@@ -310,6 +310,13 @@ static void remember_blocked(mesh_fault *f, const mesh_peer_id *peer)
 int mesh_fault_push(mesh_fault *f, mesh_time_ms now, const mesh_peer_id *peer, mesh_channel ch,
                     mesh_class cls, const uint8_t *buf, size_t len, mesh_time_ms *due)
 {
+  return mesh_fault_push_tagged(f, now, peer, ch, cls, buf, len, NULL, due);
+}
+
+int mesh_fault_push_tagged(mesh_fault *f, mesh_time_ms now, const mesh_peer_id *peer,
+                           mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len,
+                           void *tag, mesh_time_ms *due)
+{
   if (f->n + 1 > f->spec.max_messages || len > f->spec.max_bytes - f->bytes ||
       f->bytes > f->spec.max_bytes) {
     if (cls == MESH_CLASS_STREAM) {
@@ -347,6 +354,7 @@ int mesh_fault_push(mesh_fault *f, mesh_time_ms now, const mesh_peer_id *peer, m
   m->peer = *peer;
   m->ch = ch;
   m->cls = cls;
+  m->tag = tag;
   m->len = len;
   if (len > 0)
     memcpy(m->buf, buf, len);
@@ -407,15 +415,24 @@ const mesh_fault_counters *mesh_fault_counters_get(const mesh_fault *f)
   return &f->counters;
 }
 
-/* --- The driver --- */
+/* --- The driver: a decorator around each transport (mesh_net_wrap) --- */
 
 struct mesh_fault_line {
-  mesh_net *net;       /* borrowed: the net owns the line */
+  mesh_net *net;       /* borrowed: the net owns the line once it wraps it */
   mesh_fault *core;    /* owned */
   struct event *timer; /* fires at the earliest due time */
   size_t frame_max;    /* larger messages are not held */
   bool releasing;      /* inside on_timer: no re-arm from push */
+  bool passing;        /* a released datagram re-routed: decorators let it through */
 };
+
+/* One transport as the line wraps it: the state of the decorator. */
+typedef struct fault_wrap {
+  mesh_transport_ops ops;          /* this decorator's table: inner's scheme */
+  mesh_fault_line *line;           /* borrowed: freed after the transports */
+  const mesh_transport_ops *inner; /* the transport (or decorator) inside */
+  void *inner_state;
+} fault_wrap;
 
 static void arm(mesh_fault_line *l, mesh_time_ms now)
 {
@@ -430,6 +447,24 @@ static void arm(mesh_fault_line *l, mesh_time_ms now)
   evtimer_add(l->timer, &tv);
 }
 
+/* Hands a due message to the transport it was sent to, as if sent now. */
+static int release(mesh_fault_line *l, const mesh_fault_msg *m)
+{
+  const fault_wrap *w = m->tag;
+  /* The connection went down meanwhile (or the path it was to take). */
+  if (!w->inner->can_send(w->inner_state, &m->peer, m->cls))
+    return -ENOTCONN;
+  int rc = w->inner->send(w->inner_state, &m->peer, m->ch, m->cls, m->buf, m->len);
+  if (rc == -EMSGSIZE && m->cls == MESH_CLASS_DATAGRAM) {
+    /* Too big for that transport (its size is known only by sending): the
+     * net hands it to the next one down, undelayed this time. */
+    l->passing = true;
+    rc = mesh_net_send(l->net, &m->peer, m->ch, m->cls, m->buf, m->len);
+    l->passing = false;
+  }
+  return rc;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
@@ -439,8 +474,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
   mesh_fault_msg *m;
   l->releasing = true;
   while ((m = mesh_fault_pop(l->core, now)) != NULL) {
-    int rc = mesh_net_send_now(l->net, &m->peer, m->ch, m->cls, m->buf, m->len);
-    if (rc != 0)
+    if (release(l, m) != 0)
       l->core->counters.release_failed++;
     mesh_fault_msg_free(m);
   }
@@ -450,6 +484,128 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
   for (size_t i = 0; i < k; i++)
     mesh_net_writable(l->net, &room[i]);
   arm(l, now);
+}
+
+/* The decorator's send: holds what the spec selects, passes the rest. */
+static int wrap_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+                     const uint8_t *buf, size_t len)
+{
+  fault_wrap *w = state;
+  mesh_fault_line *l = w->line;
+  bool held_before = cls == MESH_CLASS_STREAM && mesh_fault_holds_stream(l->core, peer);
+  if (l->passing || (!held_before && !mesh_fault_selects(l->core, peer)) || len > l->frame_max)
+    return w->inner->send(w->inner_state, peer, ch, cls, buf, len);
+  mesh_time_ms now = mesh_net_now(l->net);
+  int rc = mesh_fault_push_tagged(l->core, now, peer, ch, cls, buf, len, w, NULL);
+  /* A message pushed while releasing is armed for by the release's own arm. */
+  if (rc == 0 && !l->releasing)
+    arm(l, now);
+  return rc;
+}
+
+/* Everything but send is the transport's own: these forward to it. */
+static int wrap_listen(void *state, const mesh_multiaddr *addr, mesh_multiaddr *bound)
+{
+  fault_wrap *w = state;
+  return w->inner->listen(w->inner_state, addr, bound);
+}
+
+static int wrap_dial(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect,
+                     uint64_t token)
+{
+  fault_wrap *w = state;
+  return w->inner->dial(w->inner_state, addr, expect, token);
+}
+
+static bool wrap_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
+{
+  fault_wrap *w = state;
+  return w->inner->can_send(w->inner_state, peer, cls);
+}
+
+static int wrap_disconnect(void *state, const mesh_peer_id *peer)
+{
+  fault_wrap *w = state;
+  return w->inner->disconnect(w->inner_state, peer);
+}
+
+static void wrap_peer_event(void *state, const mesh_net_peer_event *ev)
+{
+  fault_wrap *w = state;
+  w->inner->peer_event(w->inner_state, ev);
+}
+
+static void wrap_set_epoch(void *state, uint64_t epoch)
+{
+  fault_wrap *w = state;
+  w->inner->set_epoch(w->inner_state, epoch);
+}
+
+static int wrap_frame_cipher(void *state, const mesh_peer_id *peer)
+{
+  fault_wrap *w = state;
+  return w->inner->frame_cipher(w->inner_state, peer);
+}
+
+static void wrap_listened(void *state, const mesh_multiaddr *bound)
+{
+  fault_wrap *w = state;
+  w->inner->listened(w->inner_state, bound);
+}
+
+static void wrap_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *buf, size_t len)
+{
+  fault_wrap *w = state;
+  w->inner->bulk_seq(w->inner_state, from, buf, len);
+}
+
+static void wrap_writable(void *state, const mesh_peer_id *peer)
+{
+  fault_wrap *w = state;
+  w->inner->writable(w->inner_state, peer);
+}
+
+static void wrap_traffic(void *state, const mesh_peer_id *peer, bool sent)
+{
+  fault_wrap *w = state;
+  w->inner->traffic(w->inner_state, peer, sent);
+}
+
+/* Frees the decorator only: the net finishes the transport inside. */
+static void wrap_fini(void *state)
+{
+  free(state);
+}
+
+int mesh_fault_line_wrap(void *arg, const mesh_transport_ops *inner, void *inner_state,
+                         const mesh_transport_ops **ops, void **state)
+{
+  fault_wrap *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return -ENOMEM;
+  w->line = arg;
+  w->inner = inner;
+  w->inner_state = inner_state;
+  w->ops = (mesh_transport_ops){
+      .scheme = inner->scheme,
+      .init = NULL,
+      .fini = wrap_fini,
+      .listen = inner->listen != NULL ? wrap_listen : NULL,
+      .dial = inner->dial != NULL ? wrap_dial : NULL,
+      .can_send = wrap_can_send,
+      .send = wrap_send,
+      .disconnect = inner->disconnect != NULL ? wrap_disconnect : NULL,
+      .peer_event = inner->peer_event != NULL ? wrap_peer_event : NULL,
+      .set_epoch = inner->set_epoch != NULL ? wrap_set_epoch : NULL,
+      .frame_cipher = inner->frame_cipher != NULL ? wrap_frame_cipher : NULL,
+      .listened = inner->listened != NULL ? wrap_listened : NULL,
+      .bulk_seq = inner->bulk_seq != NULL ? wrap_bulk_seq : NULL,
+      .writable = inner->writable != NULL ? wrap_writable : NULL,
+      .traffic = inner->traffic != NULL ? wrap_traffic : NULL,
+  };
+  *ops = &w->ops;
+  *state = w;
+  return 0;
 }
 
 int mesh_fault_line_new(mesh_net *net, struct event_base *base, const mesh_fault_spec *spec,
@@ -487,19 +643,9 @@ void mesh_fault_line_free(mesh_fault_line *l)
   free(l);
 }
 
-bool mesh_fault_line_intercept(mesh_fault_line *l, const mesh_peer_id *peer, mesh_channel ch,
-                               mesh_class cls, const uint8_t *buf, size_t len, int *rc)
+void mesh_fault_line_release(void *line)
 {
-  bool held_before = cls == MESH_CLASS_STREAM && mesh_fault_holds_stream(l->core, peer);
-  if ((!held_before && !mesh_fault_selects(l->core, peer)) || len > l->frame_max ||
-      mesh_net_route(l->net, peer, cls) == NULL)
-    return false;
-  mesh_time_ms now = mesh_net_now(l->net);
-  *rc = mesh_fault_push(l->core, now, peer, ch, cls, buf, len, NULL);
-  /* A message pushed while releasing is armed for by the release's own arm. */
-  if (*rc == 0 && !l->releasing)
-    arm(l, now);
-  return true;
+  mesh_fault_line_free(line);
 }
 
 int mesh_fault_line_set_spec(mesh_fault_line *l, const mesh_fault_spec *spec)

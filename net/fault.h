@@ -1,13 +1,22 @@
 /*
- * Fault injection for tests: a delay line in front of the peer network's
- * send path, holding outgoing messages for delay +/- jitter before they are
- * handed to the transport. The kernels the fault scenarios run on have no
- * sch_netem, so this is how they get latency and jitter.
+ * Fault injection for tests: a delay line wrapped around the peer
+ * network's transports, holding outgoing messages for delay +/- jitter
+ * before they are handed to the transport. The kernels the fault scenarios
+ * run on have no sch_netem, so this is how they get latency and jitter.
+ *
+ * How it is inserted: the line is a transport decorator (mesh_net_wrap,
+ * net/transport.h). A test, or the daemon when MESHD_TEST_FAULTS is set,
+ * calls mesh_net_wrap(net, mesh_fault_line_wrap, mesh_fault_line_release,
+ * line): every transport, and each one registered later, is then called
+ * through the line, whose send holds the message and later calls the send
+ * of the transport the net chose for it. mesh_net_send itself knows
+ * nothing of it: a net nobody wrapped calls the transports directly.
  *
  * It is never on in production: only the MESHD_TEST_FAULTS environment
- * variable, read once at start (src/daemon/node.c), creates a line; a node
- * with one logs a warning at start and shows meshd_test_faults_active 1 in
- * /metrics. There is no flag, INI key or API call that creates one.
+ * variable, read once at start (src/daemon/node.c), makes the daemon wrap
+ * its net; a node with a line logs a warning at start and shows
+ * meshd_test_faults_active 1 in /metrics. There is no flag, INI key or API
+ * call that creates one.
  *
  * Why outgoing: a held outgoing message can be refused to its local
  * producer (-EAGAIN, the transport's own back-pressure contract) when the
@@ -17,8 +26,12 @@
  * frame counters (replay protection) stay in order, and one node's setting
  * changes only what that node sends: a slow node is slow on its own sends.
  * What the transports send on their own (handshakes, keepalives) is not
- * delayed; a held datagram takes whichever transport carries it at release
- * (RDMA or TCP), as if sent then.
+ * delayed. A held message goes to the transport the net chose when it was
+ * sent (RDMA, UDP or TCP), as if sent at release: if that transport can no
+ * longer carry it then (its connection or path went down meanwhile), that
+ * is a release failure, as a datagram in flight on a path that fails is
+ * lost; a datagram too big for it goes, undelayed, to the next transport
+ * down, as the net does with one sent directly.
  *
  * Ordering: a datagram gets its own delay and may overtake others, as on a
  * real network. A stream message is never released before an earlier stream
@@ -29,16 +42,17 @@
  * bound a datagram is dropped (counted, -ENOBUFS, as a full transport queue
  * does) and a stream message is refused with -EAGAIN (nothing held, counted);
  * the peer gets a writable callback (mesh_net_writable) once there is room.
- * A released message meets the transport as if sent then: if the connection
- * went down meanwhile, or the transport's queue is full, it is counted as a
- * release failure, the fate it would have had without the line.
+ * A released message meets its transport as if sent then: if the
+ * connection went down meanwhile, or the transport's queue is full, it is
+ * counted as a release failure.
  *
  * Two layers:
  *   mesh_fault       the sans-IO core: push with "now", pop what is due,
  *                    ask for the next due time. Seeded rng, no clock, no IO.
  *   mesh_fault_line  the driver: the core plus one libevent timer on the
- *                    loop's base, releasing due messages through
- *                    mesh_net_send_now. The net owns it once attached.
+ *                    loop's base, and the decorator around each transport;
+ *                    due messages go to the inner transport's send. The
+ *                    net owns it once wrapped.
  *
  * Spec text (MESHD_TEST_FAULTS, and $MESH_HOME/test-faults on SIGHUP):
  *   "off"  armed, holding nothing; or comma-separated key=value:
@@ -123,6 +137,7 @@ typedef struct mesh_fault_msg {
   mesh_peer_id peer; /* destination */
   mesh_channel ch;
   mesh_class cls;
+  void *tag; /* the pusher's, carried untouched (the driver: which transport) */
   size_t len;
   uint8_t buf[]; /* the message bytes (a copy) */
 } mesh_fault_msg;
@@ -153,6 +168,10 @@ bool mesh_fault_holds_stream(const mesh_fault *f, const mesh_peer_id *peer);
  */
 int mesh_fault_push(mesh_fault *f, mesh_time_ms now, const mesh_peer_id *peer, mesh_channel ch,
                     mesh_class cls, const uint8_t *buf, size_t len, mesh_time_ms *due);
+/* As mesh_fault_push, the message carrying tag (mesh_fault_msg.tag). */
+int mesh_fault_push_tagged(mesh_fault *f, mesh_time_ms now, const mesh_peer_id *peer,
+                           mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len,
+                           void *tag, mesh_time_ms *due);
 /* The earliest due time held; false when nothing is held. */
 bool mesh_fault_next_due(const mesh_fault *f, mesh_time_ms *due);
 /* Pops the message due first if it is due at now, else NULL. The caller
@@ -170,19 +189,25 @@ typedef struct mesh_fault_line mesh_fault_line;
 
 /* A line for net, timed on base (the loop's); frame_max is the net's
  * (larger messages pass straight through, to get the transport's
- * -EMSGSIZE). Attach it with mesh_net_set_fault. */
+ * -EMSGSIZE). Insert it with mesh_net_wrap (above); until then it holds
+ * nothing. */
 int mesh_fault_line_new(mesh_net *net, struct event_base *base, const mesh_fault_spec *spec,
                         uint64_t seed, size_t frame_max, mesh_fault_line **out);
-/* Frees the line; messages still held are discarded (a stopping node). */
+/* Frees the line; messages still held are discarded (a stopping node).
+ * Once wrapped, the net does this (after its transports). */
 void mesh_fault_line_free(mesh_fault_line *l);
 /*
- * Called by mesh_net_send first: true when the line took the message, with
- * the send result in *rc. false: send it as usual (not selected and no
- * stream held for the peer, no route to the peer so that -ENOTCONN stays
- * immediate, or larger than frame_max).
+ * The decorator (a mesh_net_wrap_fn; arg is the line): its send holds a
+ * message when the spec selects its peer, or when a stream message to that
+ * peer is held already (so as not to overtake it); everything else goes
+ * straight to the transport inside, as do messages larger than frame_max.
+ * The net calls send only when can_send said yes, so -ENOTCONN stays
+ * immediate. -ENOMEM.
  */
-bool mesh_fault_line_intercept(mesh_fault_line *l, const mesh_peer_id *peer, mesh_channel ch,
-                               mesh_class cls, const uint8_t *buf, size_t len, int *rc);
+int mesh_fault_line_wrap(void *arg, const mesh_transport_ops *inner, void *inner_state,
+                         const mesh_transport_ops **ops, void **state);
+/* mesh_fault_line_free for mesh_net_wrap's release (arg is the line). */
+void mesh_fault_line_release(void *line);
 int mesh_fault_line_set_spec(mesh_fault_line *l, const mesh_fault_spec *spec);
 const mesh_fault *mesh_fault_line_core(const mesh_fault_line *l);
 

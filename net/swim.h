@@ -197,6 +197,20 @@ typedef struct mesh_swim_config {
  * or an impossible combination (timeout >= interval). */
 int mesh_swim_config_resolve(mesh_swim_config *cfg);
 const char *mesh_swim_profile_name(mesh_swim_profile p);
+/*
+ * How often a connection to a member must carry something, for a resolved
+ * cfg: idle_ms is the longest a suspicion of one accuser runs (Lifeguard's
+ * maximum, suspicion_max_mult * suspicion_mult * probe_interval), so that a
+ * half-open connection is found and redialled before a suspicion it caused
+ * could end in a dead claim; keepalive_ms is half of it: keepalives ride a
+ * reliable connection, so one is delayed by retransmission, never lost, and
+ * half the idle timeout leaves room for five doublings of a 200 ms
+ * retransmission timeout at lan timing. Membership
+ * traffic counts (net/transport.h): a keepalive goes only on a connection
+ * that carried nothing else for keepalive_ms.
+ */
+void mesh_swim_link_timing(const mesh_swim_config *cfg, mesh_time_ms *keepalive_ms,
+                           mesh_time_ms *idle_ms);
 /* "lan", "thunderbolt", "wan" -> profile; -EINVAL otherwise. */
 int mesh_swim_profile_parse(const char *name, mesh_swim_profile *out);
 
@@ -349,6 +363,14 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
  * join does, rather than wait for it to speak first. Strangers that dial
  * us get no such push: they join if they mean to. */
 int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
+                        mesh_swim_outbox *out);
+/* The transport lost its connection to peer. A member's process that
+ * died closes its connections with it, so this is often the first sign of
+ * a crash: the member is probed next, out of turn (at most one such probe
+ * per probe timeout). Nothing else changes: only a failed probe raises a
+ * suspicion, so a connection that merely closed (replaced, idle) costs one
+ * ping. */
+int mesh_swim_peer_lost(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now,
                         mesh_swim_outbox *out);
 /* A packet from peer on MESH_CH_SWIM. Malformed input returns -EBADMSG or
  * -EMSGSIZE and is counted; the core is unchanged. */

@@ -195,3 +195,12 @@ int mesh_swim_profile_parse(const char *name, mesh_swim_profile *out)
   }
   return -EINVAL;
 }
+
+void mesh_swim_link_timing(const mesh_swim_config *cfg, mesh_time_ms *keepalive_ms,
+                           mesh_time_ms *idle_ms)
+{
+  mesh_time_ms idle =
+      (mesh_time_ms)cfg->suspicion_max_mult * cfg->suspicion_mult * cfg->probe_interval_ms;
+  *idle_ms = idle;
+  *keepalive_ms = idle / 2 > 0 ? idle / 2 : 1;
+}

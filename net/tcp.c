@@ -699,6 +699,21 @@ static void tcp_set_epoch(void *state, uint64_t epoch)
   t->opt.epoch = epoch;
 }
 
+/* Traffic with peer over another transport (RDMA, UDP) counts as this
+ * connection's: received, the peer is alive and no idle timeout is due;
+ * sent, the peer hears from us and no keepalive is due. */
+static void tcp_traffic(void *state, const mesh_peer_id *peer, bool sent)
+{
+  tcp_state *t = state;
+  tcp_conn *c = tcp_find_up(t, peer);
+  if (c == NULL)
+    return;
+  if (sent)
+    c->last_tx = mesh_net_now(t->net);
+  else
+    c->last_rx = mesh_net_now(t->net);
+}
+
 const mesh_transport_ops mesh_tcp_transport = {
     .scheme = "tcp",
     .init = tcp_init,
@@ -711,4 +726,5 @@ const mesh_transport_ops mesh_tcp_transport = {
     .peer_event = NULL,
     .set_epoch = tcp_set_epoch,
     .frame_cipher = tcp_frame_cipher,
+    .traffic = tcp_traffic,
 };

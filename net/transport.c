@@ -1,7 +1,5 @@
 #include "net/transport.h"
 
-#include "net/fault.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +7,24 @@
 struct mesh_net {
   mesh_net_options opt;
   struct {
-    const mesh_transport_ops *ops;
+    const mesh_transport_ops *ops; /* the outermost layer: what the net calls */
     void *state;
     mesh_transport_counters counters;
+    /* layer[0] is the transport itself, then each decorator around it
+     * (mesh_net_wrap), innermost first. */
+    struct {
+      const mesh_transport_ops *ops;
+      void *state;
+    } layer[1 + MESH_NET_MAX_WRAPS];
+    int nlayer;
   } t[MESH_NET_MAX_TRANSPORTS];
   int nt;
+  struct {
+    mesh_net_wrap_fn fn;
+    void (*release)(void *arg);
+    void *arg; /* owned by the net when release is set */
+  } wrap[MESH_NET_MAX_WRAPS];
+  int nwrap;
   mesh_net_message_fn msg_fn;
   void *msg_arg;
   mesh_net_peer_fn peer_fn;
@@ -26,7 +37,6 @@ struct mesh_net {
   void *ext_arg;
   mesh_net_member_fn member_fn; /* who holds a member's slot; NULL: every authenticated peer */
   void *member_arg;
-  mesh_fault_line *fault; /* test-only delay line (net/fault.h); NULL in production */
 };
 
 static const char *const drop_names[MESH_DROP__COUNT] = {
@@ -98,13 +108,46 @@ int mesh_net_new(const mesh_net_options *opt, mesh_net **out)
   return 0;
 }
 
+/* Puts decorator w around transport i. */
+static int wrap_one(mesh_net *net, int i, int w)
+{
+  const mesh_transport_ops *ops = NULL;
+  void *state = NULL;
+  int rc = net->wrap[w].fn(net->wrap[w].arg, net->t[i].ops, net->t[i].state, &ops, &state);
+  if (rc != 0)
+    return rc;
+  int k = net->t[i].nlayer++;
+  net->t[i].layer[k].ops = ops;
+  net->t[i].layer[k].state = state;
+  net->t[i].ops = ops;
+  net->t[i].state = state;
+  return 0;
+}
+
+/* Frees transport i's layers down to keep (0: the transport itself too),
+ * outermost first. */
+static void unwrap(mesh_net *net, int i, int keep)
+{
+  while (net->t[i].nlayer > keep) {
+    int k = --net->t[i].nlayer;
+    net->t[i].layer[k].ops->fini(net->t[i].layer[k].state);
+    if (k > 0) {
+      net->t[i].ops = net->t[i].layer[k - 1].ops;
+      net->t[i].state = net->t[i].layer[k - 1].state;
+    }
+  }
+}
+
 void mesh_net_free(mesh_net *net)
 {
   if (net == NULL)
     return;
-  mesh_fault_line_free(net->fault); /* before the transports it sends into */
   for (int i = net->nt - 1; i >= 0; i--)
-    net->t[i].ops->fini(net->t[i].state);
+    unwrap(net, i, 0);
+  /* After the transports: a decorator's own state may point into arg. */
+  for (int w = net->nwrap - 1; w >= 0; w--)
+    if (net->wrap[w].release != NULL)
+      net->wrap[w].release(net->wrap[w].arg);
   memset(&net->opt.psk, 0, sizeof net->opt.psk);
   free(net);
 }
@@ -118,11 +161,41 @@ int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops)
     return -ENOSPC;
   int i = net->nt;
   memset(&net->t[i].counters, 0, sizeof net->t[i].counters);
-  int rc = ops->init(net, &net->opt, &net->t[i].counters, &net->t[i].state);
+  void *state = NULL;
+  int rc = ops->init(net, &net->opt, &net->t[i].counters, &state);
   if (rc != 0)
     return rc;
-  net->t[i].ops = ops;
+  net->t[i].layer[0].ops = net->t[i].ops = ops;
+  net->t[i].layer[0].state = net->t[i].state = state;
+  net->t[i].nlayer = 1;
+  for (int w = 0; w < net->nwrap; w++) {
+    rc = wrap_one(net, i, w);
+    if (rc != 0) {
+      unwrap(net, i, 0);
+      return rc;
+    }
+  }
   net->nt++;
+  return 0;
+}
+
+int mesh_net_wrap(mesh_net *net, mesh_net_wrap_fn fn, void (*release)(void *arg), void *arg)
+{
+  if (net->nwrap == MESH_NET_MAX_WRAPS)
+    return -ENOSPC;
+  int w = net->nwrap;
+  net->wrap[w].fn = fn;
+  net->wrap[w].release = release;
+  net->wrap[w].arg = arg;
+  for (int i = 0; i < net->nt; i++) {
+    int rc = wrap_one(net, i, w);
+    if (rc != 0) {
+      for (int k = 0; k < i; k++)
+        unwrap(net, k, net->t[k].nlayer - 1);
+      return rc;
+    }
+  }
+  net->nwrap++;
   return 0;
 }
 
@@ -231,34 +304,17 @@ int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect, u
   return net->t[i].ops->dial(net->t[i].state, &a, a.has_peer ? &a.peer : NULL, token);
 }
 
-/* --- Test-only fault injection (net/fault.h): the only hook in this file.
- * mesh_net_send offers every message to the delay line first; the line
- * releases held messages through mesh_net_send_now. --- */
-void mesh_net_set_fault(mesh_net *net, mesh_fault_line *line)
+/* Tells the transports other than the i-th that a message went to or came
+ * from peer through it (see the traffic op). */
+static void note_traffic(mesh_net *net, int i, const mesh_peer_id *peer, bool sent)
 {
-  mesh_fault_line_free(net->fault);
-  net->fault = line;
-}
-
-const mesh_fault_line *mesh_net_fault(const mesh_net *net)
-{
-  return net->fault;
+  for (int k = 0; k < net->nt; k++)
+    if (k != i && net->t[k].ops->traffic != NULL)
+      net->t[k].ops->traffic(net->t[k].state, peer, sent);
 }
 
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len)
-{
-  if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
-    return -EINVAL;
-  int rc;
-  if (net->fault != NULL && mesh_fault_line_intercept(net->fault, peer, ch, cls, buf, len, &rc))
-    return rc;
-  return mesh_net_send_now(net, peer, ch, cls, buf, len);
-}
-/* --- End of the fault injection hook. --- */
-
-int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
-                      const uint8_t *buf, size_t len)
 {
   if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
     return -EINVAL;
@@ -275,6 +331,8 @@ int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, 
       int rc = net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
       if (rc == -EMSGSIZE && i > 0)
         continue;
+      if (rc == 0)
+        note_traffic(net, i, peer, true);
       return rc;
     }
   } else if (ch == MESH_CH_BULK) {
@@ -282,8 +340,12 @@ int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, 
      * it can only where it keeps them whole and in order (net/rdma_bulk.h),
      * else TCP. */
     for (int i = net->nt - 1; i >= 0; i--)
-      if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
-        return net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+      if (net->t[i].ops->can_send(net->t[i].state, peer, cls)) {
+        int rc = net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+        if (rc == 0)
+          note_traffic(net, i, peer, true);
+        return rc;
+      }
   } else {
     for (int i = 0; i < net->nt; i++)
       if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
@@ -305,7 +367,7 @@ int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer)
 void *mesh_net_state_of(const mesh_net *net, const char *scheme)
 {
   int i = find_scheme(net, scheme);
-  return i < 0 ? NULL : net->t[i].state;
+  return i < 0 ? NULL : net->t[i].layer[0].state;
 }
 
 const mesh_transport_counters *mesh_net_counters_of(const mesh_net *net, const char *scheme)
@@ -337,8 +399,8 @@ int mesh_net_transport_count(const mesh_net *net)
   return net->nt;
 }
 
-int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *peer,
-                      mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len)
+int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *peer, mesh_channel ch,
+                      mesh_class cls, const uint8_t *buf, size_t len)
 {
   int i = find_scheme(net, scheme);
   if (i < 0 || !net->t[i].ops->can_send(net->t[i].state, peer, cls))
@@ -361,6 +423,11 @@ void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, m
     net->t[0].counters.dropped[MESH_DROP_MALFORMED]++;
     return;
   }
+  /* Datagrams may come over any transport: the others hear of it (a
+   * connection's own frames already count for itself, where the op finds
+   * them current). */
+  if (cls == MESH_CLASS_DATAGRAM)
+    note_traffic(net, -1, from, false);
   if (net->msg_fn != NULL)
     net->msg_fn(net->msg_arg, from, epoch, ch, cls, buf, len);
 }

@@ -77,6 +77,8 @@ typedef enum mesh_class {
 /* Largest handshake extension (signed bytes another transport adds). */
 #define MESH_HANDSHAKE_EXT_MAX 1024
 #define MESH_NET_MAX_TRANSPORTS 4
+/* Decorators a net takes (mesh_net_wrap). */
+#define MESH_NET_MAX_WRAPS 2
 
 /* Why something was dropped or refused. Every one is counted. */
 typedef enum mesh_net_drop {
@@ -219,8 +221,11 @@ typedef struct mesh_net_options {
   int max_connections;               /* sockets held at once, handshaking included (256) */
   size_t frame_max;                  /* largest message and frame accepted (1 MiB) */
   mesh_time_ms handshake_timeout_ms; /* (5 s) */
-  mesh_time_ms keepalive_ms;         /* keepalive after this much send silence (2 s) */
-  mesh_time_ms idle_timeout_ms;      /* close after this much receive silence (10 s) */
+  mesh_time_ms keepalive_ms;         /* keepalive after this much send silence to the peer,
+                                        on any transport (2 s; the daemon derives it from
+                                        the membership timing, mesh_swim_link_timing) */
+  mesh_time_ms idle_timeout_ms;      /* close after this much receive silence from the peer,
+                                        on any transport (10 s; derived likewise) */
   size_t datagram_queue_max;         /* per-peer bytes of queued datagrams (256 KiB) */
   size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
   size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
@@ -297,6 +302,12 @@ typedef struct mesh_transport_ops {
    * so a datagram path beside it (UDP) can bind the same port. Non-blocking;
    * a failure is the transport's to log and count. */
   void (*listened)(void *state, const mesh_multiaddr *bound);
+  /* Optional: a message to (sent) or from (!sent) peer went through
+   * another transport. Authenticated traffic on any path proves the peer
+   * alive as well as the transport's own frames do, so a connection whose
+   * peer is heard over RDMA or UDP needs no keepalive of its own
+   * (net/tcp.c). Non-blocking. */
+  void (*traffic)(void *state, const mesh_peer_id *peer, bool sent);
 } mesh_transport_ops;
 
 /* The TCP transport (net/tcp.c). */
@@ -309,6 +320,30 @@ void mesh_net_free(mesh_net *net);
 /* Registers another transport (ops is borrowed and static). -EEXIST for a
  * scheme already registered, -ENOSPC past MESH_NET_MAX_TRANSPORTS. */
 int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops);
+
+/*
+ * A decorator around a transport: given the transport as the net calls it
+ * now (inner and its state), fills *ops and *state with its own, which the
+ * net calls from then on for every member. *ops (owned by the decorator,
+ * alive until its fini) carries inner's scheme; init is never called; each
+ * other member forwards to inner's (and is NULL where inner's is), except
+ * where the decorator changes what the transport does, e.g. a send that
+ * holds a message and later calls inner's send. fini frees only the
+ * decorator's state: the net finishes the layers outermost first. Called
+ * on the loop thread; 0, or a negative errno (nothing made).
+ */
+typedef int (*mesh_net_wrap_fn)(void *arg, const mesh_transport_ops *inner, void *inner_state,
+                                const mesh_transport_ops **ops, void **state);
+/*
+ * Puts a decorator around every transport registered, and around each one
+ * registered later. The net owns arg once this returns 0 and calls
+ * release(arg) (may be NULL) when it is freed, after the transports. What
+ * only tests want in the send path (the delay line, net/fault.h) is
+ * inserted this way; a net without decorators calls the transports
+ * directly. -ENOSPC past MESH_NET_MAX_WRAPS, or what fn returned (nothing
+ * is wrapped then, and arg is still the caller's).
+ */
+int mesh_net_wrap(mesh_net *net, mesh_net_wrap_fn fn, void (*release)(void *arg), void *arg);
 
 void mesh_net_on_message(mesh_net *net, mesh_net_message_fn fn, void *arg);
 void mesh_net_on_peer(mesh_net *net, mesh_net_peer_fn fn, void *arg);
@@ -358,17 +393,6 @@ int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
 int mesh_net_set_epoch(mesh_net *net, uint64_t epoch);
 /* The epoch handshakes carry now. */
 uint64_t mesh_net_epoch(const mesh_net *net);
-/* As mesh_net_send, bypassing the test-only delay line (which releases its
- * held messages through this). */
-int mesh_net_send_now(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
-                      const uint8_t *buf, size_t len);
-/* Test-only fault injection (net/fault.h): puts line in front of the send
- * path (the net owns it, and frees any earlier one); NULL removes it. Only
- * the MESHD_TEST_FAULTS start-up path of the daemon calls this. */
-struct mesh_fault_line;
-void mesh_net_set_fault(mesh_net *net, struct mesh_fault_line *line);
-/* The line, or NULL (the production case). */
-const struct mesh_fault_line *mesh_net_fault(const mesh_net *net);
 /* The scheme of the transport that would carry cls to peer now ("rdma",
  * "tcp"), or NULL when no transport can (not connected). */
 const char *mesh_net_route(const mesh_net *net, const mesh_peer_id *peer, mesh_class cls);

@@ -510,7 +510,7 @@ static int udp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh
     mesh_udp_path_out out;
     mesh_udp_path_fail(&l->path, &s->o.path, now, &out);
     path_changed(s, l, &out);
-    return mesh_net_send_now(s->net, peer, ch, cls, buf, len);
+    return mesh_net_send(s->net, peer, ch, cls, buf, len);
   }
   s->c->messages_sent[MESH_CLASS_DATAGRAM]++;
   mesh_udp_path_on_tx(&l->path, &s->o.path, now);

@@ -139,6 +139,7 @@ int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const 
                               mesh_downloads_prov *out);
 
 /* Peer transfers: sources and serving (downloads_peers.c, downloads_serve.c). */
+#define MESH_DOWNLOADS_REFUSALS_MAX 16 /* room for the refusal reasons */
 typedef struct mesh_downloads_peer_stats {
   uint64_t bad_sources;     /* sources dropped from a download for bytes that failed the hash */
   uint64_t source_failures; /* transfers from peers that failed (refusal, error, stall, left) */
@@ -146,10 +147,11 @@ typedef struct mesh_downloads_peer_stats {
   uint64_t uploads;         /* uploads begun */
   uint64_t upload_bytes;    /* file bytes sent to members */
   uint64_t uploads_active;  /* uploads running now */
-  uint64_t refused[8];      /* requests refused, by mesh_downloads_refusal_name(i) */
+  uint64_t refused[MESH_DOWNLOADS_REFUSALS_MAX]; /* requests refused, by
+                                                    mesh_downloads_refusal_name(i) */
 } mesh_downloads_peer_stats;
 void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_stats *out);
-/* The name of refusal reason i (0..7), NULL past the last. */
+/* The name of refusal reason i, NULL past the last. */
 const char *mesh_downloads_refusal_name(int i);
 
 typedef struct mesh_downloads_counters {

@@ -225,6 +225,8 @@ typedef struct upload {
   uint64_t id;                /* the requester's id */
   char rel[PATH_MAX];         /* OPEN input: models dir + "/" + model dir + "/" + path */
   size_t base_len;            /* OPEN input: the models directory's length in rel */
+  size_t dir_len;             /* OPEN input: the model directory's length in rel */
+  bool unverified;            /* OPEN result: the file is not in the manifest at its size */
   bool opening;               /* the item is OPEN (else READ) */
   int fd;                     /* the open file, or -1 */
   uint64_t off, end;          /* next byte to read, one past the last asked */
@@ -250,6 +252,7 @@ typedef enum serve_refusal {
   SERVE_REFUSED_PEER_SHARE,  /* that member holds its share of the uploads */
   SERVE_REFUSED_RANGE,       /* past the end of the file */
   SERVE_REFUSED_IO,          /* the file could not be opened or read */
+  SERVE_REFUSED_NOT_VERIFIED, /* not listed, or not at its size, in the download's manifest */
   SERVE_REFUSED__COUNT
 } serve_refusal;
 

@@ -356,6 +356,16 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   ho.files_at_once = cfg->files_at_once;
   ho.skip_space_check = true; /* the coordinator's size guard decides */
   ho.test_sync_delay_ms = sync_test_delay();
+  /* Test only: MESHD_TEST_RANGE_KIB=N fetches files of 2N KiB and more in
+   * ranges of N KiB, so that a test sees several sources in one file of a
+   * few MiB (production: 16 MiB ranges from 64 MiB). */
+  long range_kib = test_env_count("MESHD_TEST_RANGE_KIB", 1L << 20);
+  if (range_kib > 0) {
+    ho.range_bytes = (uint64_t)range_kib << 10;
+    ho.range_threshold = 2 * ho.range_bytes;
+    LOG_WARN("downloads", "test setting: files of %ld KiB and more are fetched in %ld KiB ranges",
+             2 * range_kib, range_kib);
+  }
   if ((rc = mesh_hf_client_new(mesh_loop_base(d->loop), mesh_node_pool(d->node), &ho,
                                dl_on_hf_report, d, &d->hf)) != 0) {
     snprintf(err, errlen, "download client (endpoint %s): %s", cfg->hf_endpoint, mesh_strerror(rc));

@@ -7,7 +7,9 @@
  * current epoch (the coordinator core says so), the path is a plain
  * relative path (no "..", no "." or empty component, no ".partial" file)
  * that leads, without following a symbolic link, to a regular file inside
- * the entry's directory, and the range lies within the file. At most
+ * the entry's directory, that file is listed in the directory's manifest of
+ * verified files (coord/hf_manifest.h, written when the download completed)
+ * at the size it has now, and the range lies within the file. At most
  * max_uploads run at once, a member at most half of them (at least one).
  * Every refusal is answered (BulkEnd with a negative errno and a reason)
  * and counted by reason.
@@ -25,6 +27,7 @@
  */
 #include "src/daemon/downloads_internal.h"
 
+#include "coord/hf_manifest.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
 
@@ -50,6 +53,7 @@ static const char *const refusal_names[SERVE_REFUSED__COUNT] = {
     [SERVE_REFUSED_PEER_SHARE] = "peer_share",
     [SERVE_REFUSED_RANGE] = "bad_range",
     [SERVE_REFUSED_IO] = "io",
+    [SERVE_REFUSED_NOT_VERIFIED] = "not_verified",
 };
 
 const char *dl_serve_refusal_name(serve_refusal r)
@@ -71,7 +75,8 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
   out->uploads = d->peers.uploads;
   out->upload_bytes = d->peers.upload_bytes;
   out->uploads_active = d->peers.uploads_active;
-  for (int i = 0; i < SERVE_REFUSED__COUNT && i < 8; i++)
+  _Static_assert(SERVE_REFUSED__COUNT <= MESH_DOWNLOADS_REFUSALS_MAX, "refusal counters");
+  for (int i = 0; i < SERVE_REFUSED__COUNT; i++)
     out->refused[i] = d->peers.refused[i];
 }
 
@@ -113,6 +118,42 @@ static void refuse(mesh_downloads *d, const mesh_peer_id *to, uint64_t id, serve
 }
 
 /* ---- the pool's side ------------------------------------------------------ */
+
+static int open_beneath(const char *full, size_t base_len, int *out);
+
+/* Whether the file of u (size bytes now) is listed in its model directory's
+ * manifest at that size: the download that put it there verified it. */
+static bool verified(upload *u, uint64_t size)
+{
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof path, "%.*s/%s", (int)u->dir_len, u->rel, MESH_HF_MANIFEST);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return false;
+  int fd = -1;
+  if (open_beneath(path, u->base_len, &fd) != 0)
+    return false;
+  struct stat st;
+  char *text = NULL;
+  bool ok = false;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MESH_HF_MANIFEST_MAX ||
+      (text = malloc((size_t)st.st_size + 1)) == NULL)
+    goto out;
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t r = pread(fd, text + got, (size_t)st.st_size - got, (off_t)got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+  }
+  uint64_t listed = 0;
+  ok = mesh_hf_manifest_find(text, got, u->rel + u->dir_len + 1, &listed) == 0 && listed == size;
+out:
+  free(text);
+  close(fd);
+  return ok;
+}
 
 /* Opens rel (model directory, then the file's path) under the models
  * directory, one component at a time, never following a symbolic link. */
@@ -167,6 +208,12 @@ static void upload_work(mesh_work *w)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       close(fd);
       u->err = -EINVAL;
+      return;
+    }
+    if (!verified(u, (uint64_t)st.st_size)) {
+      close(fd);
+      u->unverified = true;
+      u->err = -EPERM;
       return;
     }
     if (u->end > (uint64_t)st.st_size) {
@@ -266,7 +313,8 @@ static void upload_done(mesh_work *w)
   if (u->err != 0) {
     char peer[MESH_PEER_ID_TEXT_MAX];
     mesh_peer_id_to_text(&u->peer, peer, sizeof peer);
-    serve_refusal why = u->err == -ERANGE                         ? SERVE_REFUSED_RANGE
+    serve_refusal why = u->unverified                             ? SERVE_REFUSED_NOT_VERIFIED
+                        : u->err == -ERANGE                       ? SERVE_REFUSED_RANGE
                         : u->err == -EINVAL || u->err == -ENOTDIR ? SERVE_REFUSED_PATH
                                                                   : SERVE_REFUSED_IO;
     LOG_INFO("serve", "upload %" PRIu64 " to %s of %s: %s", u->id, peer, u->rel,
@@ -371,6 +419,8 @@ static void serve_request(mesh_downloads *d, const mesh_peer_id *from, const mes
     return;
   }
   slot->base_len = strlen(d->models_dir);
+  slot->dir_len = slot->base_len + 1 + strlen(dir);
+  slot->unverified = false;
   int n = snprintf(slot->rel, sizeof slot->rel, "%s/%s/%s", d->models_dir, dir, m->path);
   if (n < 0 || (size_t)n >= sizeof slot->rel) {
     refuse(d, from, m->id, SERVE_REFUSED_PATH, -ENAMETOOLONG);

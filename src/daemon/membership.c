@@ -3,6 +3,7 @@
 
 #include "net/multiaddr.h"
 #include "src/daemon/connections.h"
+#include "src/daemon/sendhold.h"
 #include "src/base/config.h"
 #include "src/base/err.h"
 #include "src/base/log.h"
@@ -33,6 +34,7 @@ struct mesh_membership {
   mesh_timer *timer;           /* the core's one timer */
   uint64_t timer_token;        /* token of the armed timer */
   mesh_connections *conns;     /* who to connect to */
+  mesh_sendhold hold;          /* sends waiting for their peer's connection */
   subscriber subs[MESH_MEMBERSHIP_MAX_SUBSCRIBERS];
   size_t n_subs;
   char addrs[MESH_SWIM_MAX_ADDRS][MESH_SWIM_MAX_ADDR_LEN]; /* advertised */
@@ -97,8 +99,13 @@ static void drain(mesh_membership *m)
     int rc = mesh_net_send(m->net, &s->to, MESH_CH_SWIM, cls, s->buf, s->len);
     if (rc == -ENOTCONN) {
       /* No connection yet: the connection manager dials (a member from its
-       * record, a stranger once); SWIM's own retries carry on. */
+       * record, a stranger once), and the message waits for it for one
+       * probe interval (src/daemon/sendhold.h); SWIM's own retries carry
+       * on. */
       m->counters.sends_no_route++;
+      const mesh_swim_config *sc = mesh_swim_config_get(m->swim);
+      if (mesh_sendhold_put(&m->hold, &s->to, cls, s->buf, s->len, now + sc->probe_interval_ms) != 0)
+        m->counters.sends_failed++;
       const char *addrs[MESH_SWIM_MAX_ADDRS];
       size_t n = 0;
       for (size_t a = 0; a < s->n_addrs && n < MESH_SWIM_MAX_ADDRS; a++)
@@ -176,13 +183,27 @@ static void on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh
   drain(m);
 }
 
+/* A held message's peer came up: it goes out now. */
+static void send_held(void *arg, const mesh_peer_id *to, mesh_class cls, const uint8_t *buf,
+                      size_t len)
+{
+  mesh_membership *m = arg;
+  if (mesh_net_send(m->net, to, MESH_CH_SWIM, cls, buf, len) != 0)
+    m->counters.sends_failed++;
+}
+
 static void on_peer(void *arg, const mesh_net_peer_event *ev)
 {
   mesh_membership *m = arg;
   mesh_connections_peer(m->conns, &ev->peer, ev->up);
-  if (!ev->up)
-    return;
   mesh_time_ms now = mesh_loop_now(m->loop);
+  if (!ev->up) {
+    mesh_swim_peer_lost(m->swim, &ev->peer, now, &m->out);
+    drain(m);
+    return;
+  }
+  /* What the core sent before the connection was there goes first. */
+  mesh_sendhold_take(&m->hold, &ev->peer, now, send_held, m);
   mesh_swim_peer_connected(m->swim, &ev->peer, NULL, ev->epoch, now, &m->out);
   /* A connection this node made to someone not in its view (a seed after
    * a restart, a member kept in the store): exchange state now. */
@@ -311,6 +332,34 @@ static mesh_swim_profile profile_of(mesh_profile p)
   return MESH_SWIM_PROFILE_LAN;
 }
 
+/* The profile and the timing overrides of cfg (the rest left 0). */
+static void timing_config(const mesh_config *cfg, mesh_swim_config *sc)
+{
+  memset(sc, 0, sizeof *sc);
+  sc->profile = profile_of(cfg->profile);
+  sc->probe_interval_ms = (uint32_t)cfg->probe_interval_ms;
+  sc->probe_timeout_ms = (uint32_t)cfg->probe_timeout_ms;
+  sc->suspicion_mult = (uint32_t)cfg->suspicion_mult;
+  sc->suspicion_max_mult = (uint32_t)cfg->suspicion_max_mult;
+  sc->indirect_checks = (uint32_t)cfg->indirect_checks;
+  sc->retransmit_mult = (uint32_t)cfg->retransmit_mult;
+  sc->gossip_interval_ms = (uint32_t)cfg->gossip_interval_ms;
+  sc->gossip_nodes = (uint32_t)cfg->gossip_nodes;
+  sc->push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
+}
+
+int mesh_membership_link_timing(const mesh_config *cfg, mesh_time_ms *keepalive_ms,
+                                mesh_time_ms *idle_ms)
+{
+  mesh_swim_config sc;
+  timing_config(cfg, &sc);
+  int rc = mesh_swim_config_resolve(&sc);
+  if (rc != 0)
+    return rc;
+  mesh_swim_link_timing(&sc, keepalive_ms, idle_ms);
+  return 0;
+}
+
 int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership **out, char *err,
                         size_t errlen)
 {
@@ -323,6 +372,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
   m->net = mesh_node_net(node);
   m->loop = mesh_node_loop(node);
   mesh_swim_outbox_init(&m->out);
+  mesh_sendhold_init(&m->hold);
   mesh_rng_seed_os(&m->rng);
   if ((rc = mesh_connections_new(node, &m->conns)) != 0) {
     snprintf(err, errlen, "connection manager: %s", mesh_strerror(rc));
@@ -336,17 +386,7 @@ int mesh_membership_new(mesh_node *node, const mesh_config *cfg, mesh_membership
     m->host[0] = '\0';
 
   mesh_swim_config sc;
-  memset(&sc, 0, sizeof sc);
-  sc.profile = profile_of(cfg->profile);
-  sc.probe_interval_ms = (uint32_t)cfg->probe_interval_ms;
-  sc.probe_timeout_ms = (uint32_t)cfg->probe_timeout_ms;
-  sc.suspicion_mult = (uint32_t)cfg->suspicion_mult;
-  sc.suspicion_max_mult = (uint32_t)cfg->suspicion_max_mult;
-  sc.indirect_checks = (uint32_t)cfg->indirect_checks;
-  sc.retransmit_mult = (uint32_t)cfg->retransmit_mult;
-  sc.gossip_interval_ms = (uint32_t)cfg->gossip_interval_ms;
-  sc.gossip_nodes = (uint32_t)cfg->gossip_nodes;
-  sc.push_pull_interval_ms = (uint32_t)cfg->push_pull_interval_ms;
+  timing_config(cfg, &sc);
   sc.max_members = (uint32_t)cfg->max_members;
   sc.max_intro_sync = (uint32_t)cfg->max_introductions;
   if (cfg->dead_member_ttl_ms > 0)
@@ -402,6 +442,7 @@ void mesh_membership_free(mesh_membership *m)
     mesh_timer_free(m->leave_timer);
   mesh_swim_free(m->swim);
   mesh_swim_outbox_free(&m->out);
+  mesh_sendhold_clear(&m->hold);
   mesh_connections_free(m->conns);
   free(m);
 }
@@ -488,4 +529,9 @@ mesh_connections *mesh_membership_connections(mesh_membership *m)
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m)
 {
   return &m->counters;
+}
+
+const mesh_sendhold_counters *mesh_membership_hold_counters(const mesh_membership *m)
+{
+  return &m->hold.c;
 }

@@ -54,6 +54,11 @@ typedef void (*mesh_membership_done_fn)(void *arg);
 int mesh_membership_new(mesh_node *node, const struct mesh_config *cfg, mesh_membership **out,
                         char *err, size_t errlen);
 void mesh_membership_free(mesh_membership *m);
+/* The keepalive period and idle timeout of peer connections that cfg's
+ * membership timing calls for (mesh_swim_link_timing). -EINVAL for an
+ * impossible timing (mesh_membership_new says why). */
+int mesh_membership_link_timing(const struct mesh_config *cfg, mesh_time_ms *keepalive_ms,
+                                mesh_time_ms *idle_ms);
 
 int mesh_membership_subscribe(mesh_membership *m, mesh_membership_event_fn ev,
                               mesh_membership_app_fn app, void *arg);
@@ -105,5 +110,8 @@ typedef struct mesh_membership_counters {
   uint64_t epochs_over;    /* times this node learned it was declared dead */
 } mesh_membership_counters;
 const mesh_membership_counters *mesh_membership_counters_get(const mesh_membership *m);
+/* Sends held until their peer's connection came up (src/daemon/sendhold.h). */
+struct mesh_sendhold_counters;
+const struct mesh_sendhold_counters *mesh_membership_hold_counters(const mesh_membership *m);
 
 #endif

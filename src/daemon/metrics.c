@@ -7,6 +7,7 @@
 
 #include "net/fault.h"
 #include "src/daemon/connections.h"
+#include "src/daemon/sendhold.h"
 #include "net/rdma.h"
 #include "net/udp.h"
 #include "src/base/log.h"
@@ -90,6 +91,16 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   for (int r = 0; r < MESH_SWIM_DROP__COUNT; r++)
     metric1(m, "meshd_swim_dropped_total", C, "Membership packets or records dropped, by reason",
             "reason", mesh_swim_drop_name((mesh_swim_drop)r), (double)c->dropped[r]);
+  const mesh_sendhold_counters *h = mesh_membership_hold_counters(d->mem);
+  const char *const held_help = "Membership sends that found no connection and waited for it, "
+                                "by outcome";
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "held", (double)h->held);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "released",
+          (double)h->released);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "expired",
+          (double)h->expired);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "evicted",
+          (double)h->evicted);
   static const char *const kinds[MESH_SWIM_MSG__COUNT] = {
       NULL, "ping", "ack", "nack", "ping_req", "gossip", "push_pull"};
   for (int k = 1; k < MESH_SWIM_MSG__COUNT; k++) {
@@ -293,7 +304,7 @@ static void udp_metrics(mesh_daemon *d, mesh_api_metrics *m)
  * so that a production node with it on stands out. */
 static void test_fault_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
-  const mesh_fault_line *l = mesh_net_fault(mesh_node_net(d->node));
+  const mesh_fault_line *l = mesh_node_fault(d->node);
   metric(m, "meshd_test_faults_active", G, "1 when MESHD_TEST_FAULTS (test-only) was set at start",
          l != NULL ? 1 : 0);
   if (l == NULL)
@@ -475,6 +486,14 @@ static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_coun
   metric(m, "meshd_peer_mismatches_total", C,
          "Files holding bytes of peers whose hash was wrong, fetched again",
          (double)hf->peer_mismatches);
+  metric(m, "meshd_ranged_files_total", C,
+         "Large files fetched in ranges from several sources at once",
+         (double)hf->ranged_files);
+  metric(m, "meshd_ranges_done_total", C, "Ranges of such files written whole",
+         (double)hf->ranges_done);
+  metric(m, "meshd_ranges_resumed_total", C,
+         "Ranges found written whole by an earlier run (not fetched again)",
+         (double)hf->ranges_resumed);
   metric(m, "meshd_bulk_protocol_errors_total", C,
          "Bulk channel messages malformed, out of order or past their credit",
          (double)ps.protocol_errors);

@@ -1,5 +1,6 @@
 /* The node: home lock, identity, epoch, swarm key and the peer network of one meshd. */
 #include "src/daemon/node.h"
+#include "src/daemon/membership.h"
 
 #include "net/fault.h"
 #include "net/frame_cipher.h"
@@ -41,7 +42,7 @@ struct mesh_node {
   mesh_loop_fn stop_fn; /* replaces the plain stop on SIGINT/SIGTERM */
   void *stop_arg;
   uint64_t unhandled;     /* messages on a channel nobody handles */
-  mesh_fault_line *fault; /* test-only delay line (MESHD_TEST_FAULTS); owned by net */
+  mesh_fault_line *fault; /* test-only delay line (MESHD_TEST_FAULTS); owned by net once wrapped */
 };
 
 static void node_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
@@ -88,9 +89,10 @@ static int path_join(char *buf, size_t len, const char *dir, const char *name);
 
 /*
  * Test-only fault injection (net/fault.h). MESHD_TEST_FAULTS, read once
- * here at start, is the only switch: without it there is no delay line and
- * the home's test-faults file is ignored. With it, SIGHUP re-reads that file
- * ("off", or a spec) so a scenario can change the faults of a running node.
+ * here at start, is the only switch: without it no delay line is wrapped
+ * around the transports and the home's test-faults file is ignored. With
+ * it, SIGHUP re-reads that file ("off", or a spec) so a scenario can change
+ * the faults of a running node.
  */
 /*
  * The frame ciphers this node offers (--frame-cipher). auto measures both
@@ -148,7 +150,14 @@ static int node_test_faults(mesh_node *n, size_t frame_max, char *err, size_t er
     snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, mesh_strerror(rc));
     return rc;
   }
-  mesh_net_set_fault(n->net, n->fault);
+  /* Around every transport, those registered after this one too. */
+  rc = mesh_net_wrap(n->net, mesh_fault_line_wrap, mesh_fault_line_release, n->fault);
+  if (rc != 0) {
+    mesh_fault_line_free(n->fault);
+    n->fault = NULL;
+    snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, mesh_strerror(rc));
+    return rc;
+  }
   char desc[256];
   mesh_fault_spec_describe(&spec, desc, sizeof desc);
   LOG_WARN("node",
@@ -338,6 +347,14 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   if (cfg->handshake_timeout_ms > 0)
     opt.handshake_timeout_ms = cfg->handshake_timeout_ms;
   node_frame_offer(cfg, &opt.frame_offer);
+  /* Keepalives as rare as the membership timing allows (net/swim.h,
+   * mesh_swim_link_timing); a timing membership refuses keeps the
+   * defaults, and membership then says what is wrong with it. */
+  mesh_time_ms keepalive_ms, idle_ms;
+  if (mesh_membership_link_timing(cfg, &keepalive_ms, &idle_ms) == 0) {
+    opt.keepalive_ms = keepalive_ms;
+    opt.idle_timeout_ms = idle_ms;
+  }
   if ((rc = mesh_net_new(&opt, &n->net)) != 0) {
     snprintf(err, errlen, "network: %s", mesh_strerror(rc));
     goto fail;
@@ -445,6 +462,11 @@ mesh_pool *mesh_node_pool(mesh_node *n)
 mesh_net *mesh_node_net(mesh_node *n)
 {
   return n->net;
+}
+
+const mesh_fault_line *mesh_node_fault(const mesh_node *n)
+{
+  return n->fault;
 }
 
 const mesh_identity *mesh_node_identity(const mesh_node *n)

@@ -66,6 +66,10 @@ mesh_loop *mesh_node_loop(mesh_node *n);
  * the loop. Owned by the node; freed after the parts built on it. */
 mesh_pool *mesh_node_pool(mesh_node *n);
 mesh_net *mesh_node_net(mesh_node *n);
+/* The test-only delay line wrapped around the net (net/fault.h), or NULL:
+ * the production case. */
+struct mesh_fault_line;
+const struct mesh_fault_line *mesh_node_fault(const mesh_node *n);
 const mesh_identity *mesh_node_identity(const mesh_node *n);
 uint64_t mesh_node_epoch(const mesh_node *n);
 /* The node renewed its epoch in place: epoch (higher, and already durable)

@@ -25,7 +25,7 @@ def entry(node, nid):
 def count_files(path):
     n = 0
     for _, _, files in os.walk(path):
-        n += sum(1 for f in files if f != ".meshd-owned")
+        n += sum(1 for f in files if f not in (".meshd-owned", ".meshd-files"))
     return n
 
 

@@ -641,6 +641,21 @@ static void test_restart_new_epoch(void **state)
   world_free(&w);
 }
 
+/* Whether nodes [from, n) have each answered a ping of both observers (0
+ * and 1) in their current epoch. */
+static bool answered_by_all(world *w, size_t from, size_t n)
+{
+  for (size_t obs = 0; obs < 2; obs++) {
+    for (size_t i = from; i < n; i++) {
+      mesh_swim_member_info mi;
+      if (mesh_swim_member_find(sim_core(w->s, obs), &sim_identity(w->s, i)->id, &mi) != 0 ||
+          !mi.answered)
+        return false;
+    }
+  }
+  return true;
+}
+
 /* 10,000 stale entries of 100 departed peers, collected in one pass. Only
  * the two survivors run coordinators; each departing node's document (100
  * entries, signed with its key) is handed to them directly. */
@@ -660,6 +675,12 @@ static void test_ten_thousand_stale_from_departed(void **state)
     node_up(&w, obs);
   }
   converge(&w);
+  /* Documents are taken only from members that answered an observer's own
+   * ping: the newcomer pings (8 per probe interval) reach all of them. */
+  mesh_time_ms answered_by = sim_now(w.s) + 120000;
+  while (!answered_by_all(&w, 2, n) && sim_now(w.s) < answered_by)
+    run(&w, sim_now(w.s) + 500);
+  assert_true(answered_by_all(&w, 2, n));
   for (size_t i = 2; i < n; i++) {
     uint8_t *m;
     size_t len;

@@ -4,7 +4,9 @@
  * stream messages to a peer never overtake each other while datagrams do,
  * the bounds drop datagrams and refuse streams (counted), and refused peers
  * hear when there is room. One test drives the line on a real event loop
- * between two TCP endpoints on loopback.
+ * between two TCP endpoints on loopback; another wraps it around fake
+ * transports registered after it, to see a release go to the transport
+ * chosen at send time (or on down, when too big for it).
  */
 #include "net/fault.h"
 #include "net/transport.h"
@@ -480,8 +482,7 @@ static void test_line_on_the_loop(void **state)
   mesh_fault_line *line;
   assert_int_equal(mesh_fault_line_new(a.net, mesh_loop_base(loop), &s, 1, (size_t)1 << 20, &line),
                    0);
-  mesh_net_set_fault(a.net, line);
-  assert_true(mesh_net_fault(a.net) == line);
+  assert_int_equal(mesh_net_wrap(a.net, mesh_fault_line_wrap, mesh_fault_line_release, line), 0);
   const mesh_fault *core = mesh_fault_line_core(line);
 
   /* No connection yet: -ENOTCONN at once, nothing held (callers dial on it). */
@@ -524,15 +525,191 @@ static void test_line_on_the_loop(void **state)
   loop = NULL;
 }
 
+/* --- The driver around transports registered after it: two fake datagram
+ * paths, "wide" (registered first) and "narrow" (last, so preferred, and
+ * carrying at most 100 bytes). --- */
+
+typedef struct fake_path {
+  bool up;     /* can_send answers this */
+  size_t max;  /* larger: -EMSGSIZE */
+  int sent;    /* messages it carried */
+  int too_big; /* -EMSGSIZE answers */
+  int told[3]; /* calls of the optional ops: bulk_seq, writable, traffic */
+} fake_path;
+
+static int fake_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_counters *c,
+                     void **state)
+{
+  (void)net, (void)opt, (void)c;
+  fake_path *f = calloc(1, sizeof *f);
+  if (f == NULL)
+    return -ENOMEM;
+  f->up = true;
+  f->max = SIZE_MAX;
+  *state = f;
+  return 0;
+}
+
+static void fake_fini(void *state)
+{
+  free(state);
+}
+
+static bool fake_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
+{
+  (void)peer;
+  return cls == MESH_CLASS_DATAGRAM && ((fake_path *)state)->up;
+}
+
+static int fake_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
+                     const uint8_t *buf, size_t len)
+{
+  (void)peer, (void)ch, (void)cls, (void)buf;
+  fake_path *f = state;
+  if (len > f->max) {
+    f->too_big++;
+    return -EMSGSIZE;
+  }
+  f->sent++;
+  return 0;
+}
+
+static void fake_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *buf, size_t len)
+{
+  (void)from, (void)buf, (void)len;
+  ((fake_path *)state)->told[0]++;
+}
+
+static void fake_writable(void *state, const mesh_peer_id *peer)
+{
+  (void)peer;
+  ((fake_path *)state)->told[1]++;
+}
+
+static void fake_traffic(void *state, const mesh_peer_id *peer, bool sent)
+{
+  (void)peer, (void)sent;
+  ((fake_path *)state)->told[2]++;
+}
+
+static const mesh_transport_ops fake_wide = {.scheme = "wide",
+                                             .init = fake_init,
+                                             .fini = fake_fini,
+                                             .can_send = fake_can_send,
+                                             .send = fake_send,
+                                             .bulk_seq = fake_bulk_seq,
+                                             .writable = fake_writable,
+                                             .traffic = fake_traffic};
+static const mesh_transport_ops fake_narrow = {.scheme = "narrow",
+                                               .init = fake_init,
+                                               .fini = fake_fini,
+                                               .can_send = fake_can_send,
+                                               .send = fake_send};
+
+static void test_line_releases_to_the_chosen_transport(void **state)
+{
+  (void)state;
+  assert_int_equal(mesh_loop_new(&loop), 0);
+  mesh_identity self;
+  assert_int_equal(mesh_identity_generate(&self), 0);
+  mesh_net_options o;
+  mesh_net_options_default(&o);
+  o.identity = &self;
+  o.epoch = 1;
+  randombytes_buf(o.psk.key, sizeof o.psk.key);
+  o.base = mesh_loop_base(loop);
+  o.now = loop_now;
+  o.now_arg = loop;
+  mesh_net *net;
+  assert_int_equal(mesh_net_new(&o, &net), 0);
+
+  mesh_fault_spec s;
+  assert_int_equal(mesh_fault_spec_parse("delay=20ms,seed=1", &s, NULL, 0), 0);
+  mesh_fault_line *line;
+  assert_int_equal(mesh_fault_line_new(net, mesh_loop_base(loop), &s, 1, o.frame_max, &line), 0);
+  assert_int_equal(mesh_net_wrap(net, mesh_fault_line_wrap, mesh_fault_line_release, line), 0);
+  assert_int_equal(mesh_net_register(net, &fake_wide), 0);
+  assert_int_equal(mesh_net_register(net, &fake_narrow), 0);
+  fake_path *wide = mesh_net_state_of(net, "wide");
+  fake_path *narrow = mesh_net_state_of(net, "narrow");
+  narrow->max = 100;
+  const mesh_fault_counters *c = mesh_fault_counters_get(mesh_fault_line_core(line));
+
+  mesh_peer_id peer;
+  memset(&peer, 9, sizeof peer);
+  uint8_t small[50] = {0}, big[200] = {0};
+
+  /* Held, then carried by the transport chosen at send time. */
+  assert_int_equal(
+      mesh_net_send(net, &peer, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, small, sizeof small), 0);
+  assert_int_equal(c->held_now, 1);
+  assert_int_equal(narrow->sent, 0);
+  WAIT(c->released == 1, 2000);
+  assert_int_equal(narrow->sent, 1);
+  assert_int_equal(wide->sent, 0);
+  assert_int_equal(c->release_failed, 0);
+
+  /* Too big for it: on to the next transport down, at release. */
+  assert_int_equal(mesh_net_send(net, &peer, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, big, sizeof big),
+                   0);
+  WAIT(c->released == 2, 2000);
+  assert_int_equal(narrow->too_big, 2); /* at release, and again as the net routes it */
+  assert_int_equal(wide->sent, 1);
+  assert_int_equal(c->held, 2);
+  assert_int_equal(c->release_failed, 0);
+
+  /* Its path went down meanwhile: a release failure, not another path. */
+  assert_int_equal(
+      mesh_net_send(net, &peer, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, small, sizeof small), 0);
+  narrow->up = false;
+  WAIT(c->released == 3, 2000);
+  assert_int_equal(c->release_failed, 1);
+  assert_int_equal(narrow->sent, 1);
+  assert_int_equal(wide->sent, 1);
+
+  /* Now the net chooses "wide" at once. */
+  assert_int_equal(
+      mesh_net_send(net, &peer, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, small, sizeof small), 0);
+  WAIT(c->released == 4, 2000);
+  assert_int_equal(wide->sent, 2);
+  assert_int_equal(c->release_failed, 1);
+
+  /* The transport's optional ops reach it through the line: the channel it
+   * owns, room for a peer, another path's traffic (from "narrow" above). */
+  int heard = wide->told[2];
+  assert_true(heard >= 1);
+  mesh_net_deliver(net, &peer, 1, MESH_CH_BULK_SEQ, MESH_CLASS_STREAM, small, sizeof small);
+  assert_int_equal(wide->told[0], 1);
+  mesh_net_writable(net, &peer);
+  assert_int_equal(wide->told[1], 1);
+  mesh_net_deliver(net, &peer, 1, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, small, sizeof small);
+  assert_int_equal(wide->told[2], heard + 1);
+
+  /* No path at all: -ENOTCONN at once, nothing held. */
+  wide->up = false;
+  assert_int_equal(
+      mesh_net_send(net, &peer, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, small, sizeof small), -ENOTCONN);
+  assert_int_equal(c->held, 4);
+
+  mesh_net_free(net);
+  mesh_loop_free(loop);
+  loop = NULL;
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
     return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_spec_parse),           cmocka_unit_test(test_uniform_within_bounds),
-      cmocka_unit_test(test_normal_within_bounds), cmocka_unit_test(test_same_seed_same_delays),
-      cmocka_unit_test(test_stream_order_kept),    cmocka_unit_test(test_order_across_spec_change),
-      cmocka_unit_test(test_bounds_enforced),      cmocka_unit_test(test_line_on_the_loop),
+      cmocka_unit_test(test_spec_parse),
+      cmocka_unit_test(test_uniform_within_bounds),
+      cmocka_unit_test(test_normal_within_bounds),
+      cmocka_unit_test(test_same_seed_same_delays),
+      cmocka_unit_test(test_stream_order_kept),
+      cmocka_unit_test(test_order_across_spec_change),
+      cmocka_unit_test(test_bounds_enforced),
+      cmocka_unit_test(test_line_on_the_loop),
+      cmocka_unit_test(test_line_releases_to_the_chosen_transport),
   };
   return cmocka_run_group_tests(tests, setup_peers, NULL);
 }

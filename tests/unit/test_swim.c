@@ -369,7 +369,10 @@ static void test_two_cores(void **state)
   assert_int_equal(p->events[1][MESH_VIEW_JOINED], 1);
   assert_int_equal(p->apps[1], 1); /* node 1 got node 0's digest */
   /* Run timers for ten seconds: probes are answered, nobody is suspected. */
+  mesh_swim_counters half = {0}; /* after five, when the join's news is out */
   for (mesh_time_ms now = 0; now < 10000; now += 10) {
+    if (now == 5000)
+      half = *mesh_swim_counters_get(p->s[0]);
     for (int i = 0; i < 2; i++) {
       if (p->at[i] <= now && p->token[i] != 0) {
         uint64_t t = p->token[i];
@@ -383,9 +386,29 @@ static void test_two_cores(void **state)
   assert_int_equal(mesh_swim_counters_get(p->s[0])->acks_received,
                    mesh_swim_counters_get(p->s[0])->probes_sent);
   assert_int_equal(p->events[0][MESH_VIEW_SUSPECT], 0);
+  /* A probe is a kind and a sequence number: no receiver ID, no epoch
+   * (the transport authenticates both ends), no signature. */
+  const mesh_swim_counters *c0 = mesh_swim_counters_get(p->s[0]);
+  for (int k = MESH_SWIM_MSG_PING; k <= MESH_SWIM_MSG_ACK; k++) {
+    assert_true(c0->msgs_sent[k] > half.msgs_sent[k]);
+    assert_true(c0->bytes_sent[k] - half.bytes_sent[k] <=
+                8 * (c0->msgs_sent[k] - half.msgs_sent[k]));
+  }
+  /* A push-pull answer leaves out what its asker sent: between two
+   * settled members it carries no record at all. A connection at a newer
+   * epoch makes node 0 ask. */
+  uint64_t asked = c0->bytes_sent[MESH_SWIM_MSG_PUSH_PULL];
+  uint64_t answered = mesh_swim_counters_get(p->s[1])->bytes_sent[MESH_SWIM_MSG_PUSH_PULL];
+  uint64_t answers = mesh_swim_counters_get(p->s[1])->msgs_sent[MESH_SWIM_MSG_PUSH_PULL];
+  assert_int_equal(mesh_swim_peer_connected(p->s[0], &p->id[1].id, "peer", 2, 10000, &p->out), 0);
+  pump(p, 0, 10000);
+  assert_int_equal(mesh_swim_counters_get(p->s[1])->msgs_sent[MESH_SWIM_MSG_PUSH_PULL],
+                   answers + 1);
+  assert_true(c0->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - asked > 200); /* two records */
+  assert_true(mesh_swim_counters_get(p->s[1])->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - answered < 16);
   /* A stale timer token is ignored. */
   mesh_swim_handle_timer(p->s[0], 1, 10000, &p->out);
-  assert_int_equal(mesh_swim_counters_get(p->s[0])->timers_stale, 1);
+  assert_true(mesh_swim_counters_get(p->s[0])->timers_stale >= 1);
   mesh_swim_outbox_clear(&p->out);
   /* Leave: the other side sees LEFT. */
   assert_int_equal(mesh_swim_leave(p->s[1], 10000, &p->out), 0);
@@ -398,6 +421,59 @@ static void test_two_cores(void **state)
       mesh_swim_handle_packet(p->s[0], &p->id[1].id, MESH_SWIM_DATAGRAM, junk, 3, 10000, &p->out),
       -EBADMSG);
   assert_int_equal(mesh_swim_counters_get(p->s[0])->dropped[MESH_SWIM_DROP_MALFORMED], 1);
+  pair_free(p);
+}
+
+/* Fires every due timer of the pair up to (not including) until. */
+static void fire_timers(pair *p, mesh_time_ms from, mesh_time_ms until)
+{
+  for (mesh_time_ms now = from; now < until; now++) {
+    for (int i = 0; i < 2; i++) {
+      if (p->at[i] <= now && p->token[i] != 0) {
+        uint64_t t = p->token[i];
+        p->token[i] = 0;
+        mesh_swim_handle_timer(p->s[i], t, now, &p->out);
+        pump(p, i, now);
+      }
+    }
+  }
+}
+
+/* A member whose connection closed is probed out of turn, at most one
+ * probe timeout after our last probe began, not a probe interval. */
+static void test_peer_lost_probes_soon(void **state)
+{
+  pair *p = pair_new(90, 3);
+  assert_int_equal(mesh_swim_join(p->s[0], NULL, 0, 0, &p->out), 0);
+  pump(p, 0, 0);
+  const char *seed = "peer";
+  assert_int_equal(mesh_swim_join(p->s[1], &seed, 1, 0, &p->out), 0);
+  pump(p, 1, 0);
+  const mesh_swim_counters *c = mesh_swim_counters_get(p->s[0]);
+  /* Until a probe of node 0 has just begun (and been answered at once). */
+  mesh_time_ms now = 0;
+  uint64_t probes = c->probes_sent;
+  while (c->probes_sent == probes && now < 5000) {
+    fire_timers(p, now, now + 1);
+    now++;
+  }
+  assert_true(c->probes_sent == probes + 1);
+  mesh_time_ms began = now - 1;
+  fire_timers(p, now, began + 100);
+  probes = c->probes_sent;
+  assert_int_equal(mesh_swim_peer_lost(p->s[0], &p->id[1].id, began + 100, &p->out), 0);
+  pump(p, 0, began + 100);
+  /* The next probe would come at began + 1000: it comes after the probe
+   * timeout (500 ms) instead. */
+  fire_timers(p, began + 100, began + 600);
+  assert_int_equal(c->probes_sent, probes + 1);
+  assert_int_equal(c->acks_received, c->probes_sent); /* alive: it answered */
+  assert_int_equal(p->events[0][MESH_VIEW_SUSPECT], 0);
+  /* An unknown peer changes nothing. */
+  mesh_peer_id stranger;
+  memset(&stranger, 7, sizeof stranger);
+  assert_int_equal(mesh_swim_peer_lost(p->s[0], &stranger, began + 600, &p->out), 0);
+  mesh_swim_outbox_clear(&p->out);
   pair_free(p);
 }
 
@@ -725,6 +801,7 @@ int main(void)
       cmocka_unit_test(test_codec_round_trip),
       cmocka_unit_test(test_codec_rejects),
       cmocka_unit_test(test_two_cores),
+      cmocka_unit_test(test_peer_lost_probes_soon),
       cmocka_unit_test(test_reconnect_push_pull),
       cmocka_unit_test(test_lateness),
       cmocka_unit_test(test_renewal),

@@ -4,7 +4,9 @@
 // of them on loopback next to N meshd processes.
 //
 // Configuration is DefaultLANConfig (probe interval 1 s, as meshd's lan
-// profile) with encryption on (a 32-byte SecretKey, AES-256-GCM). It prints
+// profile), or other probe, gossip and push-pull intervals given as flags
+// (meshd's thunderbolt profile's, for --profile thunderbolt), with
+// encryption on (a 32-byte SecretKey, AES-256-GCM). It prints
 // one line per event, with the wall time in milliseconds since the epoch, so
 // that the benchmark can time detection and dissemination across processes:
 //
@@ -54,6 +56,11 @@ func main() {
 	port := flag.Int("port", 0, "UDP and TCP port")
 	join := flag.String("join", "", "comma-separated host:port of members to join")
 	key := flag.String("key", "", "64 hex digits: the shared encryption key")
+	probeInterval := flag.Int("probe-interval", 0, "ms between probes (0: DefaultLANConfig's 1000)")
+	probeTimeout := flag.Int("probe-timeout", 0, "ms to wait for a direct ack (0: 500)")
+	gossipInterval := flag.Int("gossip-interval", 0, "ms between gossip rounds (0: 200)")
+	pushPull := flag.Int("push-pull-interval", 0, "ms between push-pulls (0: 30000)")
+	gossipToDead := flag.Int("gossip-to-dead", 0, "ms to keep gossiping to the dead (0: 30000)")
 	flag.Parse()
 	if *name == "" || *port <= 0 {
 		fmt.Fprintln(os.Stderr, "memberlist-node: -name and -port are required")
@@ -72,6 +79,25 @@ func main() {
 	c.AdvertiseAddr = *bind
 	c.AdvertisePort = *port
 	c.SecretKey = secret
+	// Other timings than DefaultLANConfig's, to compare with a meshd
+	// profile at the same intervals (scripts/bench-membership-real
+	// --profile).
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	if *probeInterval > 0 {
+		c.ProbeInterval = ms(*probeInterval)
+	}
+	if *probeTimeout > 0 {
+		c.ProbeTimeout = ms(*probeTimeout)
+	}
+	if *gossipInterval > 0 {
+		c.GossipInterval = ms(*gossipInterval)
+	}
+	if *pushPull > 0 {
+		c.PushPullInterval = ms(*pushPull)
+	}
+	if *gossipToDead > 0 {
+		c.GossipToTheDeadTime = ms(*gossipToDead)
+	}
 	c.Events = &events{p: p}
 	c.LogOutput = ioutil.Discard
 	list, err := memberlist.Create(c)
