@@ -553,6 +553,24 @@ static void wrap_listened(void *state, const mesh_multiaddr *bound)
   w->inner->listened(w->inner_state, bound);
 }
 
+static void wrap_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *buf, size_t len)
+{
+  fault_wrap *w = state;
+  w->inner->bulk_seq(w->inner_state, from, buf, len);
+}
+
+static void wrap_writable(void *state, const mesh_peer_id *peer)
+{
+  fault_wrap *w = state;
+  w->inner->writable(w->inner_state, peer);
+}
+
+static void wrap_traffic(void *state, const mesh_peer_id *peer, bool sent)
+{
+  fault_wrap *w = state;
+  w->inner->traffic(w->inner_state, peer, sent);
+}
+
 /* Frees the decorator only: the net finishes the transport inside. */
 static void wrap_fini(void *state)
 {
@@ -581,6 +599,9 @@ int mesh_fault_line_wrap(void *arg, const mesh_transport_ops *inner, void *inner
       .set_epoch = inner->set_epoch != NULL ? wrap_set_epoch : NULL,
       .frame_cipher = inner->frame_cipher != NULL ? wrap_frame_cipher : NULL,
       .listened = inner->listened != NULL ? wrap_listened : NULL,
+      .bulk_seq = inner->bulk_seq != NULL ? wrap_bulk_seq : NULL,
+      .writable = inner->writable != NULL ? wrap_writable : NULL,
+      .traffic = inner->traffic != NULL ? wrap_traffic : NULL,
   };
   *ops = &w->ops;
   *state = w;

@@ -270,6 +270,10 @@ int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len);
 /* Whether a send would be taken now: connected, not failed, a send buffer
  * free. */
 bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp);
+/* Send buffers free now (0 when not connected or failed), and all of them:
+ * bulk traffic leaves some free for datagrams. */
+uint32_t mesh_rdma_qp_send_free(const mesh_rdma_qp *qp);
+uint32_t mesh_rdma_qp_send_depth(const mesh_rdma_qp *qp);
 /* Largest frame this qp can send: the frame size agreed with the peer
  * (mesh_rdma_frame_size), 0 before connect. */
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *qp);
@@ -306,6 +310,15 @@ typedef struct mesh_rdma_config {
    * datagrams; keepalives do not count) never spins. */
   uint32_t poll_us;        /* spin this long after datagram traffic (1000) */
   uint32_t poll_budget_ms; /* spinning per second at most (100: 10% of a core) */
+  /* Bulk over RDMA (net/rdma_bulk.h): this node sends its MESH_CH_BULK
+   * messages to peers with an RDMA link as sequenced UC frames (true); off,
+   * they go over TCP as before. Sequenced bulk from peers is taken either
+   * way. */
+  bool bulk;
+  mesh_time_ms bulk_rto_ms; /* a bulk message over RDMA unacknowledged this long: TCP (1000) */
+  /* Test only (MESHD_TEST_RDMA_BULK_DROP): every n-th bulk frame is not
+   * posted, as if UC had lost it; 0 in production. */
+  uint32_t bulk_drop_every;
 } mesh_rdma_config;
 
 void mesh_rdma_config_default(mesh_rdma_config *c);
@@ -336,6 +349,25 @@ typedef struct mesh_rdma_stats {
   uint64_t poll_us;          /* time spent busy-polling the completion queue */
   uint64_t poll_completions; /* completions found by busy-polling (no wake-up needed) */
   uint64_t poll_budget_hits; /* spins cut short: the per-second budget was used up */
+  /* Bulk (net/rdma_bulk.h), this node's side of it: */
+  uint64_t bulk_frames_sent;     /* bulk frames posted */
+  uint64_t bulk_frames_received; /* bulk frames opened */
+  uint64_t bulk_bytes_sent;      /* message bytes sent in bulk frames */
+  uint64_t bulk_bytes_received;  /* message bytes delivered from bulk frames */
+  uint64_t bulk_msgs_rdma;       /* messages given to RDMA */
+  uint64_t bulk_msgs_tcp;        /* messages sent sequenced over TCP (first time) */
+  uint64_t bulk_tcp_bytes_sent;  /* message bytes of every sequenced TCP copy */
+  uint64_t bulk_msgs_received;   /* messages delivered, over either path */
+  uint64_t bulk_gaps;            /* frames or messages found missing */
+  uint64_t bulk_dups;            /* copies of delivered messages dropped */
+  uint64_t bulk_fallbacks;       /* times this sender went to TCP for a gap or a timeout */
+  uint64_t bulk_timeouts;        /* ... of which timeouts */
+  uint64_t bulk_resent;          /* messages sent again over TCP */
+  uint64_t bulk_acks;            /* acknowledgements sent */
+  uint64_t bulk_nacks;           /* gap reports sent */
+  uint64_t bulk_waits;           /* sends refused for credit (-EAGAIN) */
+  uint64_t bulk_bad;             /* sequenced messages or frames refused (malformed, other link) */
+  uint64_t bulk_test_drops;      /* frames not posted by the test hook */
   uint64_t paths_up;         /* gauge: peers whose datagrams go over RDMA */
   uint64_t qps_open;         /* gauge: queue pairs open */
 } mesh_rdma_stats;

@@ -137,6 +137,18 @@ bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp)
   return false;
 }
 
+uint32_t mesh_rdma_qp_send_free(const mesh_rdma_qp *qp)
+{
+  (void)qp;
+  return 0;
+}
+
+uint32_t mesh_rdma_qp_send_depth(const mesh_rdma_qp *qp)
+{
+  (void)qp;
+  return 0;
+}
+
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *qp)
 {
   (void)qp;

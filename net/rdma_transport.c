@@ -44,9 +44,24 @@
  * (poll_budget_ms); keepalives alone never heat the queue, so an idle node
  * does not spin.
  *
+ * Bulk: MESH_CH_BULK stream messages to a peer with an RDMA link (its up
+ * event carried both sides' attributes and this node runs with bulk on) are
+ * taken here for the link's whole life, so that they keep one order: as UC
+ * frames while the path is UP, else sequenced over TCP (MESH_CH_BULK_SEQ),
+ * under the rules of net/rdma_bulk.h (per-peer sequence numbers, credits of
+ * the peer's posted receives, acknowledgements and gap reports over TCP,
+ * TCP for every message from a gap or a timeout on). Bulk frames may use
+ * the send buffers only while more than a quarter of them stay free, and
+ * the peer's receives only up to three quarters of them: datagrams and
+ * keepalives always find room. Every frame is sealed with the link's keys
+ * and the frame cipher the TCP handshake agreed; a TCP message of the
+ * channel names its link by a tag derived from the sender's key, so one of
+ * an older link of the same peer is refused, never taken as this one's.
+ *
  * Everything runs on the loop thread; nothing blocks.
  */
 #include "net/rdma.h"
+#include "net/rdma_bulk.h"
 
 #include "net/multiaddr.h"
 #include "src/base/err.h"
@@ -90,6 +105,17 @@ typedef struct rpeer {
   mesh_time_ms ka_sent;  /* last keepalive sent */
   mesh_time_ms retry_at; /* FALLBACK: when to try RDMA again */
   mesh_time_ms backoff;  /* the next retry's delay */
+  /* Bulk (net/rdma_bulk.h), set up at the up event: */
+  bool bulk_ready;
+  mesh_rbulk_tx btx;
+  mesh_rbulk_rx brx;
+  uint8_t tag_tx[8];          /* names this link in our MESH_CH_BULK_SEQ messages */
+  uint8_t tag_rx[8];          /* ... and in the peer's */
+  bool bulk_want_writable;    /* a send was refused: tell the node when there is room */
+  bool bulk_ack_due;          /* an acknowledgement could not be queued yet */
+  uint64_t rep_fallbacks;     /* btx counters already added to the stats */
+  uint64_t rep_timeouts;
+  uint64_t rep_resent;
 } rpeer;
 
 typedef struct rstate {
@@ -115,7 +141,14 @@ typedef struct rstate {
   rpeer *peers;             /* cfg.dev.max_qps slots */
   uint8_t *wire;            /* sealing buffer: one frame */
   size_t wire_cap;
+  uint8_t *bulk_plain;      /* a bulk frame's plaintext: header and bytes (wire_cap) */
+  uint8_t *bulk_tcp;        /* a MESH_CH_BULK_SEQ message (frame_max + BULK_TCP_HDR) */
+  bool bulk_pumping;        /* inside bulk_pump: TCP's writable callback must not re-enter */
+  uint64_t bulk_frame_no;   /* bulk frames handed to the hook (test drops) */
 } rstate;
+
+/* A MESH_CH_BULK_SEQ message's header: kind, seq, and the sender's link tag. */
+#define BULK_TCP_HDR (MESH_RBULK_TCP_HDR + 8)
 
 /* mesh_rdma_attach hands the opened device to init through this (one
  * registration at a time, on the loop thread). */
@@ -140,6 +173,8 @@ void mesh_rdma_config_default(mesh_rdma_config *c)
   c->backoff_max_ms = 60000;
   c->poll_us = 1000;
   c->poll_budget_ms = 100;
+  c->bulk = true;
+  c->bulk_rto_ms = 1000;
 }
 
 static uint64_t mono_us(void)
@@ -203,6 +238,8 @@ static void set_path(rstate *s, rpeer *p, mesh_rdma_path to, mesh_time_ms now, c
 
 static void slot_free(rstate *s, rpeer *p)
 {
+  mesh_rbulk_tx_clear(&p->btx);
+  mesh_rbulk_rx_clear(&p->brx);
   mesh_rdma_qp_free(p->qp);
   mesh_rdma_link_clear(&p->link);
   sodium_memzero(p, sizeof *p);
@@ -285,6 +322,332 @@ static void take_kick(rstate *s, uint64_t now_us)
   s->hot_until_us = now_us + s->cfg.poll_us;
 }
 
+
+/* --- Bulk (net/rdma_bulk.h) --- */
+
+/* Send buffers bulk leaves free for datagrams and keepalives. */
+static uint32_t bulk_send_reserve(const mesh_rdma_qp *qp)
+{
+  uint32_t d = mesh_rdma_qp_send_depth(qp);
+  return d / 4 > 2 ? d / 4 : 2;
+}
+
+static void bulk_setup(rstate *s, rpeer *p)
+{
+  uint32_t frame = mesh_rdma_frame_size(s->cfg.dev.buf_size, p->remote.buf_size);
+  size_t room = frame > mesh_frame_wire_size(MESH_RBULK_FRAME_HDR)
+                    ? frame - mesh_frame_wire_size(MESH_RBULK_FRAME_HDR)
+                    : 0;
+  /* The peer's receives, less a quarter (at least 2) for datagrams and
+   * keepalives, bound the bulk frames unacknowledged. */
+  uint32_t depth = p->remote.depth;
+  uint32_t reserve = depth / 4 > 2 ? depth / 4 : 2;
+  uint32_t credit = depth > reserve ? depth - reserve : 0;
+  mesh_rbulk_tx_init(&p->btx, room, room > 0 ? credit : 0, s->cfg.bulk_rto_ms);
+  mesh_rbulk_rx_init(&p->brx, s->frame_max);
+  static const uint8_t what[] = "meshd-rdma-bulk-link";
+  crypto_generichash(p->tag_tx, sizeof p->tag_tx, what, sizeof what - 1, p->link.tx.key,
+                     sizeof p->link.tx.key);
+  crypto_generichash(p->tag_rx, sizeof p->tag_rx, what, sizeof what - 1, p->link.rx.key,
+                     sizeof p->link.rx.key);
+  p->bulk_ready = true;
+}
+
+/* Whether bulk frames may go to p now: the path is UP and not in doubt
+ * (the rule datagrams follow). */
+static bool bulk_rdma_usable(rstate *s, const rpeer *p)
+{
+  return p->path == MESH_RDMA_PATH_UP && p->qp != NULL && !s->dev_failed &&
+         mesh_net_now(s->net) - p->heard_us <= 3 * s->cfg.keepalive_ms;
+}
+
+static void bulk_sync_stats(rstate *s, rpeer *p)
+{
+  s->stats.bulk_fallbacks += p->btx.fallbacks - p->rep_fallbacks;
+  s->stats.bulk_timeouts += p->btx.timeouts - p->rep_timeouts;
+  s->stats.bulk_resent += p->btx.resent - p->rep_resent;
+  p->rep_fallbacks = p->btx.fallbacks;
+  p->rep_timeouts = p->btx.timeouts;
+  p->rep_resent = p->btx.resent;
+}
+
+/* An ACK or NACK to the peer over TCP. */
+static int bulk_ctl(rstate *s, rpeer *p, uint8_t kind, uint64_t seq)
+{
+  uint8_t m[BULK_TCP_HDR];
+  mesh_rbulk_put_tcp_hdr(m, kind, seq);
+  memcpy(m + MESH_RBULK_TCP_HDR, p->tag_tx, sizeof p->tag_tx);
+  int rc = mesh_net_send_via(s->net, "tcp", &p->peer, MESH_CH_BULK_SEQ, MESH_CLASS_STREAM, m,
+                             sizeof m);
+  if (rc == 0) {
+    if (kind == MESH_RBULK_ACK)
+      s->stats.bulk_acks++;
+    else
+      s->stats.bulk_nacks++;
+  }
+  return rc;
+}
+
+static void bulk_ack(rstate *s, rpeer *p)
+{
+  /* Cumulative: a later one covers one that could not be queued. */
+  p->bulk_ack_due = bulk_ctl(s, p, MESH_RBULK_ACK, p->brx.next) != 0;
+}
+
+static void bulk_nack(rstate *s, rpeer *p)
+{
+  uint64_t seq;
+  if (mesh_rbulk_rx_take_nack(&p->brx, &seq)) {
+    char id[MESH_PEER_ID_TEXT_MAX];
+    peer_text(&p->peer, id, sizeof id);
+    MESH_LOG_RL(MESH_LOG_INFO, "rdma", "peer %s: bulk frame lost before message %llu: asking for "
+                "it over TCP", id, (unsigned long long)seq);
+    /* A report that cannot be queued is covered by the sender's timeout. */
+    bulk_ctl(s, p, MESH_RBULK_NACK, seq);
+  }
+}
+
+/*
+ * Moves what waits: bulk frames while send buffers beyond the reserve are
+ * free, then sequenced TCP copies while TCP takes them. notify: tell the
+ * node (mesh_net_writable) when a refused send may now be taken; never
+ * from within a send.
+ */
+static void bulk_pump(rstate *s, rpeer *p, bool progress, bool notify)
+{
+  if (!p->bulk_ready || s->bulk_pumping)
+    return;
+  s->bulk_pumping = true;
+  mesh_time_ms now = mesh_net_now(s->net);
+  if (p->bulk_ack_due)
+    bulk_ack(s, p);
+  uint64_t seq;
+  size_t off, total, n;
+  const uint8_t *data;
+  bool posted = false;
+  while (mesh_rbulk_tx_frame(&p->btx, &seq, &off, &total, &data, &n)) {
+    if (!bulk_rdma_usable(s, p)) {
+      /* The path went away under messages given to it: they and all after
+       * them go over TCP, from the first the peer lacks. */
+      mesh_rbulk_tx_nack(&p->btx, p->btx.acked);
+      break;
+    }
+    if (mesh_rdma_qp_send_free(p->qp) <= bulk_send_reserve(p->qp))
+      break; /* the next send completion brings us back */
+    mesh_rbulk_put_frame_hdr(s->bulk_plain, seq, (uint32_t)off);
+    memcpy(s->bulk_plain + MESH_RBULK_FRAME_HDR, data, n);
+    mesh_frame f = {.type = MESH_FRAME_DATA,
+                    .channel = MESH_CH_BULK,
+                    .cls = MESH_CLASS_STREAM,
+                    .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
+                    .total = (uint32_t)total,
+                    .payload = s->bulk_plain,
+                    .len = n + MESH_RBULK_FRAME_HDR};
+    s->bulk_frame_no++;
+    if (s->cfg.bulk_drop_every != 0 && s->bulk_frame_no % s->cfg.bulk_drop_every == 0) {
+      s->stats.bulk_test_drops++; /* as if UC had lost it on the way */
+    } else {
+      int rc = send_frame(s, p, &f);
+      if (rc == -ENOBUFS)
+        break;
+      if (rc != 0) {
+        set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, mesh_strerror(rc));
+        mesh_rbulk_tx_nack(&p->btx, p->btx.acked);
+        break;
+      }
+    }
+    mesh_rbulk_tx_frame_sent(&p->btx, now);
+    s->stats.bulk_frames_sent++;
+    s->stats.bulk_bytes_sent += n;
+    posted = progress = true;
+  }
+  const uint8_t *msg;
+  while (mesh_rbulk_tx_tcp(&p->btx, &seq, &msg, &n)) {
+    mesh_rbulk_put_tcp_hdr(s->bulk_tcp, MESH_RBULK_DATA, seq);
+    memcpy(s->bulk_tcp + MESH_RBULK_TCP_HDR, p->tag_tx, sizeof p->tag_tx);
+    if (n > 0)
+      memcpy(s->bulk_tcp + BULK_TCP_HDR, msg, n);
+    int rc = mesh_net_send_via(s->net, "tcp", &p->peer, MESH_CH_BULK_SEQ, MESH_CLASS_STREAM,
+                               s->bulk_tcp, n + BULK_TCP_HDR);
+    if (rc != 0)
+      break; /* -EAGAIN: TCP's writable callback brings us back; else the link goes */
+    mesh_rbulk_tx_tcp_sent(&p->btx);
+    s->stats.bulk_tcp_bytes_sent += n;
+    progress = true;
+  }
+  bulk_sync_stats(s, p);
+  s->bulk_pumping = false;
+  if (posted)
+    spin_kick(s); /* their send completions free the buffers for the next */
+  if (notify && progress && p->bulk_want_writable) {
+    p->bulk_want_writable = false;
+    mesh_peer_id peer = p->peer;
+    mesh_net_writable(s->net, &peer);
+  }
+}
+
+static void bulk_pump_all(rstate *s)
+{
+  for (int i = 0; i < s->cfg.dev.max_qps; i++) {
+    rpeer *p = &s->peers[i];
+    if (p->used && p->bulk_ready && !mesh_rbulk_tx_idle(&p->btx))
+      bulk_pump(s, p, false, true);
+  }
+}
+
+static void bulk_deliver(rstate *s, rpeer *p, const uint8_t *m, size_t len, bool rdma)
+{
+  s->stats.bulk_msgs_received++;
+  if (rdma)
+    s->stats.bulk_bytes_received += len;
+  s->c->messages_received[MESH_CLASS_STREAM]++;
+  mesh_peer_id peer = p->peer;
+  uint64_t conn = p->conn_id;
+  mesh_net_deliver(s->net, &peer, p->epoch, MESH_CH_BULK, MESH_CLASS_STREAM, m, len);
+  /* The node may have closed the peer from its handler. */
+  if (!p->used || p->conn_id != conn || !p->bulk_ready)
+    return;
+  bulk_ack(s, p);
+}
+
+static void bulk_frame(rstate *s, rpeer *p, const mesh_frame *f)
+{
+  if (!p->bulk_ready || f->len <= MESH_RBULK_FRAME_HDR) {
+    s->stats.bulk_bad++;
+    s->c->dropped[MESH_DROP_MALFORMED]++;
+    return;
+  }
+  uint64_t seq;
+  uint32_t off;
+  mesh_rbulk_get_frame_hdr(f->payload, &seq, &off);
+  s->stats.bulk_frames_received++;
+  spin_kick(s);
+  const uint8_t *m;
+  size_t ml;
+  switch (mesh_rbulk_rx_frame(&p->brx, seq, off, f->total, f->payload + MESH_RBULK_FRAME_HDR,
+                              f->len - MESH_RBULK_FRAME_HDR, &m, &ml)) {
+  case MESH_RBULK_PARTIAL:
+    break;
+  case MESH_RBULK_DELIVER:
+    bulk_deliver(s, p, m, ml, true);
+    break;
+  case MESH_RBULK_DUP:
+    s->stats.bulk_dups++;
+    break;
+  case MESH_RBULK_GAP:
+    s->stats.bulk_gaps++;
+    bulk_nack(s, p);
+    break;
+  case MESH_RBULK_BAD:
+    s->stats.bulk_bad++;
+    s->c->dropped[MESH_DROP_MALFORMED]++;
+    MESH_LOG_RL(MESH_LOG_WARN, "rdma", "dropped a bulk frame with fields out of range");
+    break;
+  }
+}
+
+/* A MESH_CH_BULK_SEQ message from TCP (the bulk_seq op). */
+static void rdma_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *buf, size_t len)
+{
+  rstate *s = state;
+  rpeer *p = find_peer(s, from);
+  uint8_t kind;
+  uint64_t seq;
+  if (p == NULL || !p->bulk_ready || mesh_rbulk_get_tcp_hdr(buf, len, &kind, &seq) != 0 ||
+      len < BULK_TCP_HDR || memcmp(buf + MESH_RBULK_TCP_HDR, p->tag_rx, sizeof p->tag_rx) != 0) {
+    s->stats.bulk_bad++;
+    s->c->dropped[MESH_DROP_MALFORMED]++;
+    MESH_LOG_RL(MESH_LOG_WARN, "rdma", "dropped a sequenced bulk message: no such link, or "
+                "malformed");
+    return;
+  }
+  switch (kind) {
+  case MESH_RBULK_DATA:
+    switch (mesh_rbulk_rx_tcp(&p->brx, seq)) {
+    case MESH_RBULK_DELIVER:
+      bulk_deliver(s, p, buf + BULK_TCP_HDR, len - BULK_TCP_HDR, false);
+      break;
+    case MESH_RBULK_DUP:
+      /* The sender went to TCP although we had it: its acknowledgement
+       * may be what it lacks. */
+      s->stats.bulk_dups++;
+      bulk_ack(s, p);
+      break;
+    default:
+      s->stats.bulk_gaps++;
+      bulk_nack(s, p);
+      break;
+    }
+    break;
+  case MESH_RBULK_ACK:
+    if (mesh_rbulk_tx_ack(&p->btx, seq) != 0) {
+      s->stats.bulk_bad++;
+      break;
+    }
+    bulk_pump(s, p, true, true);
+    break;
+  case MESH_RBULK_NACK: {
+    uint64_t before = p->btx.fallbacks;
+    if (mesh_rbulk_tx_nack(&p->btx, seq) != 0) {
+      s->stats.bulk_bad++;
+      break;
+    }
+    if (p->btx.fallbacks != before) {
+      char id[MESH_PEER_ID_TEXT_MAX];
+      peer_text(&p->peer, id, sizeof id);
+      MESH_LOG_RL(MESH_LOG_INFO, "rdma", "peer %s lost a bulk frame: messages from %llu again "
+                  "over TCP", id, (unsigned long long)seq);
+    }
+    bulk_pump(s, p, true, true);
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+/* TCP has room again for peer (the writable op). */
+static void rdma_writable(void *state, const mesh_peer_id *peer)
+{
+  rstate *s = state;
+  rpeer *p = find_peer(s, peer);
+  if (p != NULL)
+    bulk_pump(s, p, false, true);
+}
+
+static int bulk_send(rstate *s, const mesh_peer_id *peer, mesh_channel ch, const uint8_t *buf,
+                     size_t len)
+{
+  rpeer *p = find_peer(s, peer);
+  if (ch != MESH_CH_BULK || p == NULL || !p->bulk_ready || !s->cfg.bulk)
+    return -ENOTCONN;
+  if (len > s->frame_max || len + BULK_TCP_HDR > s->frame_max) {
+    s->c->dropped[MESH_DROP_OVERSIZE]++;
+    return -EMSGSIZE;
+  }
+  bool via = false;
+  int rc = mesh_rbulk_tx_submit(&p->btx, buf, len, bulk_rdma_usable(s, p), &via);
+  if (rc == -EAGAIN) {
+    /* What waits may go now and make room (no callback from within a send). */
+    bulk_pump(s, p, false, false);
+    rc = mesh_rbulk_tx_submit(&p->btx, buf, len, bulk_rdma_usable(s, p), &via);
+  }
+  if (rc == -EAGAIN) {
+    s->stats.bulk_waits++;
+    p->bulk_want_writable = true;
+    return -EAGAIN;
+  }
+  if (rc != 0)
+    return rc;
+  if (via)
+    s->stats.bulk_msgs_rdma++;
+  else
+    s->stats.bulk_msgs_tcp++;
+  s->c->messages_sent[MESH_CLASS_STREAM]++;
+  bulk_pump(s, p, false, false);
+  return 0;
+}
+
 static void on_recv(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, size_t len)
 {
   (void)qp;
@@ -350,7 +713,11 @@ static void on_recv(void *arg, mesh_rdma_qp *qp, void *qp_arg, uint8_t *buf, siz
     }
     return;
   }
-  /* Only single-frame datagrams travel over RDMA. */
+  if (f.type == MESH_FRAME_DATA && f.cls == MESH_CLASS_STREAM && f.channel == MESH_CH_BULK) {
+    bulk_frame(s, p, &f);
+    return;
+  }
+  /* Otherwise only single-frame datagrams travel over RDMA. */
   if (f.type != MESH_FRAME_DATA || f.cls != MESH_CLASS_DATAGRAM || f.channel < 1 ||
       f.channel > MESH_CH_MAX || f.flags != (MESH_FRAME_FIRST | MESH_FRAME_LAST) ||
       f.total != f.len) {
@@ -436,8 +803,10 @@ static void poll_and_arm(rstate *s)
   mesh_rdma_handler h = {.recv = on_recv, .error = on_qp_error, .port = on_port, .arg = s};
   int rc = mesh_rdma_dev_poll(s->dev, &h);
   apply_repoints(s);
-  if (rc >= 0 || s->dev_failed)
+  if (rc >= 0 || s->dev_failed) {
+    bulk_pump_all(s); /* send completions freed buffers */
     return;
+  }
   /* The device itself is gone (its link deleted, the driver unloaded): stop
    * watching its fds, which would stay readable, and put every peer on TCP
    * for good. */
@@ -508,6 +877,7 @@ static void on_spin(evutil_socket_t fd, short what, void *arg)
       apply_repoints(s);
       if (s->dev_failed)
         return;
+      bulk_pump_all(s);
     }
     if (i % SPIN_CLOCK_EVERY == 0) {
       t = mono_us();
@@ -602,6 +972,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if ((p->path == MESH_RDMA_PATH_PROBING || p->path == MESH_RDMA_PATH_UP) &&
         now - p->ka_sent >= s->cfg.keepalive_ms)
       send_keepalive(s, p, now);
+    if (p->bulk_ready) {
+      if (mesh_rbulk_tx_tick(&p->btx, now)) {
+        char id[MESH_PEER_ID_TEXT_MAX];
+        peer_text(&p->peer, id, sizeof id);
+        MESH_LOG_RL(MESH_LOG_INFO, "rdma", "peer %s: a bulk message over RDMA unacknowledged "
+                    "for %llu ms: again over TCP", id, (unsigned long long)s->cfg.bulk_rto_ms);
+      }
+      /* A refused sender is told at least once a tick, whatever happened. */
+      bulk_pump(s, p, p->bulk_want_writable, true);
+    }
   }
   tick_arm(s);
 }
@@ -684,6 +1064,7 @@ static void peer_up(rstate *s, rpeer *p, const mesh_net_peer_event *ev)
   p->peer = ev->peer;
   p->epoch = ev->epoch;
   p->remote = remote;
+  bulk_setup(s, p);
   rc = mesh_rdma_qp_connect(p->qp, &remote);
   if (rc != 0) {
     p->path = MESH_RDMA_PATH_UP; /* so that set_path counts and logs */
@@ -733,6 +1114,8 @@ static void rdma_fini(void *state)
   sodium_memzero(&s->psk, sizeof s->psk);
   free(s->peers);
   free(s->wire);
+  free(s->bulk_plain);
+  free(s->bulk_tcp);
   free(s);
 }
 
@@ -755,13 +1138,15 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
   s->dev = pending.dev;
   s->wire_cap = s->cfg.dev.buf_size;
   s->wire = malloc(s->wire_cap);
+  s->bulk_plain = malloc(s->wire_cap);
+  s->bulk_tcp = malloc(s->frame_max + BULK_TCP_HDR);
   s->peers = calloc((size_t)s->cfg.dev.max_qps, sizeof *s->peers);
   s->cq_ev = event_new(opt->base, mesh_rdma_dev_fd(s->dev), EV_READ | EV_PERSIST, on_cq, s);
   s->async_ev =
       event_new(opt->base, mesh_rdma_dev_async_fd(s->dev), EV_READ | EV_PERSIST, on_cq, s);
   s->tick = evtimer_new(opt->base, on_tick, s);
   s->spin_ev = evtimer_new(opt->base, on_spin, s);
-  if (s->wire == NULL || s->peers == NULL || s->cq_ev == NULL || s->async_ev == NULL ||
+  if (s->wire == NULL || s->bulk_plain == NULL || s->bulk_tcp == NULL || s->peers == NULL || s->cq_ev == NULL || s->async_ev == NULL ||
       s->tick == NULL || s->spin_ev == NULL || event_add(s->cq_ev, NULL) != 0 ||
       event_add(s->async_ev, NULL) != 0) {
     s->dev = NULL; /* the caller still owns it */
@@ -783,6 +1168,12 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
 static bool rdma_can_send(void *state, const mesh_peer_id *peer, mesh_class cls)
 {
   rstate *s = state;
+  if (cls == MESH_CLASS_STREAM) {
+    /* Bulk streams to a peer with an RDMA link, for the link's whole life
+     * (one order for all of them; net/rdma_bulk.h). */
+    rpeer *b = find_peer(s, peer);
+    return s->cfg.bulk && b != NULL && b->bulk_ready;
+  }
   if (cls != MESH_CLASS_DATAGRAM)
     return false;
   rpeer *p = find_peer(s, peer);
@@ -798,6 +1189,8 @@ static int rdma_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mes
                      const uint8_t *buf, size_t len)
 {
   rstate *s = state;
+  if (cls == MESH_CLASS_STREAM)
+    return bulk_send(s, peer, ch, buf, len);
   rpeer *p = find_peer(s, peer);
   if (p == NULL || p->path != MESH_RDMA_PATH_UP || p->qp == NULL || cls != MESH_CLASS_DATAGRAM)
     return -ENOTCONN; /* can_send said no: the net does not call this then */
@@ -847,6 +1240,8 @@ const mesh_transport_ops mesh_rdma_transport = {
     .send = rdma_send,
     .disconnect = rdma_disconnect,
     .peer_event = rdma_peer_event,
+    .bulk_seq = rdma_bulk_seq,
+    .writable = rdma_writable,
 };
 
 int mesh_rdma_attach(mesh_net *net, const mesh_rdma_config *cfg, char *why, size_t whylen)

@@ -622,6 +622,18 @@ bool mesh_rdma_qp_can_send(const mesh_rdma_qp *q)
   return q->connected && !q->failed && q->inflight < q->send_depth;
 }
 
+uint32_t mesh_rdma_qp_send_free(const mesh_rdma_qp *q)
+{
+  if (q == NULL || !q->connected || q->failed)
+    return 0;
+  return q->send_depth - q->inflight;
+}
+
+uint32_t mesh_rdma_qp_send_depth(const mesh_rdma_qp *q)
+{
+  return q == NULL ? 0 : q->send_depth;
+}
+
 size_t mesh_rdma_qp_max_frame(const mesh_rdma_qp *q)
 {
   return q->connected ? q->max_frame : 0;

@@ -356,18 +356,21 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
 {
   tcp_state *t = c->t;
   size_t sent = 0;
+  /* Sequenced bulk (net/rdma_bulk.h) is bulk too, in the same queue so that
+   * its messages keep their order. */
+  bool bulk = ch == MESH_CH_BULK || ch == MESH_CH_BULK_SEQ;
   if (cls == MESH_CLASS_DATAGRAM) {
     if (c->dq.bytes + len > t->opt.datagram_queue_max) {
       t->c->dropped[MESH_DROP_QUEUE_FULL]++;
       return -ENOBUFS;
     }
-  } else if (ch == MESH_CH_BULK && c->bq.bytes > 0 &&
+  } else if (bulk && c->bq.bytes > 0 &&
              c->bq.bytes + len > t->opt.bulk_queue_max) {
     /* Bulk has its own, smaller bound: it never fills the stream queue
      * that coordinator messages need. */
     c->want_writable = true;
     return -EAGAIN;
-  } else if (ch != MESH_CH_BULK && c->sq.bytes > 0 && c->sq.bytes + len > t->opt.stream_queue_max) {
+  } else if (!bulk && c->sq.bytes > 0 && c->sq.bytes + len > t->opt.stream_queue_max) {
     /* An empty queue takes any message up to frame-max. */
     c->want_writable = true;
     return -EAGAIN;
@@ -395,7 +398,7 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
   m->off = sent;
   if (len > 0)
     memcpy(m->data, buf, len);
-  queue_push(cls == MESH_CLASS_DATAGRAM ? &c->dq : ch == MESH_CH_BULK ? &c->bq : &c->sq, m);
+  queue_push(cls == MESH_CLASS_DATAGRAM ? &c->dq : bulk ? &c->bq : &c->sq, m);
   t->c->messages_sent[cls]++;
   pump(c);
   return 0;

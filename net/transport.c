@@ -319,7 +319,7 @@ int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh
   if ((int)ch < 1 || (int)ch > MESH_CH_MAX || (int)cls < 0 || (int)cls >= MESH_CLASS_COUNT)
     return -EINVAL;
   /* Bulk is a stream class only: a dropped datagram would leave a hole. */
-  if (ch == MESH_CH_BULK && cls != MESH_CLASS_STREAM)
+  if ((ch == MESH_CH_BULK && cls != MESH_CLASS_STREAM) || ch == MESH_CH_BULK_SEQ)
     return -EINVAL;
   /* Datagrams take the last registered transport that can carry them (the
    * accelerators register after TCP: UDP, then RDMA), and the next one down
@@ -335,6 +335,17 @@ int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh
         note_traffic(net, i, peer, true);
       return rc;
     }
+  } else if (ch == MESH_CH_BULK) {
+    /* Bulk streams take the last transport that can carry them: RDMA says
+     * it can only where it keeps them whole and in order (net/rdma_bulk.h),
+     * else TCP. */
+    for (int i = net->nt - 1; i >= 0; i--)
+      if (net->t[i].ops->can_send(net->t[i].state, peer, cls)) {
+        int rc = net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+        if (rc == 0)
+          note_traffic(net, i, peer, true);
+        return rc;
+      }
   } else {
     for (int i = 0; i < net->nt; i++)
       if (net->t[i].ops->can_send(net->t[i].state, peer, cls))
@@ -388,9 +399,30 @@ int mesh_net_transport_count(const mesh_net *net)
   return net->nt;
 }
 
+int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *peer, mesh_channel ch,
+                      mesh_class cls, const uint8_t *buf, size_t len)
+{
+  int i = find_scheme(net, scheme);
+  if (i < 0 || !net->t[i].ops->can_send(net->t[i].state, peer, cls))
+    return -ENOTCONN;
+  return net->t[i].ops->send(net->t[i].state, peer, ch, cls, buf, len);
+}
+
 void mesh_net_deliver(mesh_net *net, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
                       mesh_class cls, const uint8_t *buf, size_t len)
 {
+  if (ch == MESH_CH_BULK_SEQ) {
+    /* The net's own channel: the transport that sequences bulk takes it;
+     * without one (no RDMA here) the message has nowhere to go. */
+    for (int i = 0; i < net->nt; i++) {
+      if (net->t[i].ops->bulk_seq != NULL) {
+        net->t[i].ops->bulk_seq(net->t[i].state, from, buf, len);
+        return;
+      }
+    }
+    net->t[0].counters.dropped[MESH_DROP_MALFORMED]++;
+    return;
+  }
   /* Datagrams may come over any transport: the others hear of it (a
    * connection's own frames already count for itself, where the op finds
    * them current). */
@@ -418,6 +450,9 @@ void mesh_net_emit_transport_peer(mesh_net *net, const mesh_net_peer_event *ev)
 
 void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer)
 {
+  for (int i = 0; i < net->nt; i++)
+    if (net->t[i].ops->writable != NULL)
+      net->t[i].ops->writable(net->t[i].state, peer);
   if (net->writable_fn != NULL)
     net->writable_fn(net->writable_arg, peer);
 }

@@ -26,8 +26,12 @@
  * that peer (RDMA, when registered and its queue pair works; then UDP, when
  * its path to the peer works, net/udp.h), else TCP. One too big for that
  * transport (-EMSGSIZE) tries the next.
- * Streams always go over TCP. Every arriving message is delivered with the
- * sender's peer ID and epoch, as proven by the handshake (net/handshake.h).
+ * Streams go over TCP, except bulk messages to a peer with an RDMA link:
+ * the RDMA transport takes those (net/rdma_bulk.h) and sends them as UC
+ * frames, or, sequenced, over TCP on MESH_CH_BULK_SEQ when RDMA cannot
+ * carry them or lost a frame; the receiver's RDMA transport delivers them
+ * as MESH_CH_BULK stream messages, in order, once. Every arriving message
+ * is delivered with the sender's peer ID and epoch, as proven by the handshake (net/handshake.h).
  *
  * A transport is an ops table registered by scheme ("tcp", "rdma"). Each
  * member's comment says whether it blocks and who owns buffers. A transport
@@ -57,8 +61,12 @@ typedef enum mesh_channel {
   MESH_CH_SWIM = 1,  /* membership */
   MESH_CH_COORD = 2, /* coordinator documents and commands */
   MESH_CH_BULK = 3,  /* model file bytes between peers (coord/bulk_wire.h) */
+  /* Internal to the net: sequenced bulk messages, acknowledgements and gap
+   * reports of the RDMA transport over TCP (net/rdma_bulk.h). Never sent
+   * through mesh_net_send nor delivered to the node. */
+  MESH_CH_BULK_SEQ = 4,
 } mesh_channel;
-#define MESH_CH_MAX 3
+#define MESH_CH_MAX 4
 
 typedef enum mesh_class {
   MESH_CLASS_DATAGRAM = 0,
@@ -283,6 +291,13 @@ typedef struct mesh_transport_ops {
   /* Optional: the frame cipher of peer's connection (a mesh_frame_cipher),
    * or -ENOTCONN. NULL for transports whose keys another one agrees. */
   int (*frame_cipher)(void *state, const mesh_peer_id *peer);
+  /* Optional: a MESH_CH_BULK_SEQ message arrived over another transport
+   * (buf borrowed for the call). The transport that has it owns that
+   * channel. */
+  void (*bulk_seq)(void *state, const mesh_peer_id *from, const uint8_t *buf, size_t len);
+  /* Optional: another transport has room for peer's stream messages again
+   * (told before the node is). */
+  void (*writable)(void *state, const mesh_peer_id *peer);
   /* Optional: another transport now listens at bound (the address it got),
    * so a datagram path beside it (UDP) can bind the same port. Non-blocking;
    * a failure is the transport's to log and count. */
@@ -352,7 +367,8 @@ void mesh_net_on_dial(mesh_net *net, mesh_net_dial_fn fn, void *arg);
 /* One dial attempt at addr (a multiaddr, or host:port); see the dial op. A
  * /p2p/ part of addr is the peer to expect. */
 int mesh_net_dial(mesh_net *net, const char *addr, const mesh_peer_id *expect, uint64_t token);
-/* Sends one message (see the send op for the results). */
+/* Sends one message (see the send op for the results). MESH_CH_BULK_SEQ
+ * is refused (-EINVAL): it is the net's own. */
 int mesh_net_send(mesh_net *net, const mesh_peer_id *peer, mesh_channel ch, mesh_class cls,
                   const uint8_t *buf, size_t len);
 int mesh_net_disconnect(mesh_net *net, const mesh_peer_id *peer);
@@ -406,6 +422,11 @@ void mesh_net_dial_done(mesh_net *net, uint64_t token, int rc, const mesh_peer_i
  * epoch, whose conn_id and extension the RDMA transport must pair with. */
 void mesh_net_emit_transport_peer(mesh_net *net, const mesh_net_peer_event *ev);
 void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer);
+/* Sends one message through the transport with this scheme only (a
+ * transport handing its MESH_CH_BULK_SEQ messages to TCP). -ENOTCONN when
+ * it cannot carry cls to peer now; else as the send op. */
+int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *peer,
+                      mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len);
 /* Asks the registered extension hook for this node's extension bytes. */
 int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len);
 /* Whether peer is a member, as the member check says (true without one). */

@@ -144,6 +144,14 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .metavar = "DURATION",
      .help = "Busy-polling allowed per second at most (100ms is a tenth of a core); 0 turns "
              "polling off."},
+    {.name = "rdma-bulk",
+     .type = T_ENUM,
+     .off = OFF(rdma_bulk),
+     .def = "on",
+     .choices = on_off_names,
+     .metavar = "on|off",
+     .help = "Send model bytes to peers over RDMA where their path is up, with a TCP fallback "
+             "for lost frames (off: over TCP only; bytes from peers are taken either way)."},
     {.name = "udp",
      .type = T_ENUM,
      .off = OFF(udp),

@@ -103,6 +103,7 @@ typedef struct mesh_config {
   char *rdma_device; /* verbs device name; NULL picks the first usable one */
   uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
   uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */
+  int rdma_bulk;                /* 1: model bytes to peers over RDMA where it works, 0: TCP */
   mesh_udp_mode udp;            /* datagrams over UDP where RDMA does not carry them */
   uint64_t udp_payload_max;     /* largest datagram sent over UDP; bigger ones take TCP */
   char *swarm_key;   /* path of the cluster's pre-shared key */

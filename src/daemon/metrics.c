@@ -224,6 +224,44 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)r.poll_us / 1e6);
   metric(m, "meshd_rdma_poll_completions_total", C, "Completions found by busy-polling",
          (double)r.poll_completions);
+  /* Model bytes over RDMA (net/rdma_bulk.h). */
+  metric(m, "meshd_rdma_bulk_frames_sent_total", C, "Bulk frames posted over RDMA",
+         (double)r.bulk_frames_sent);
+  metric(m, "meshd_rdma_bulk_frames_received_total", C, "Bulk frames received over RDMA",
+         (double)r.bulk_frames_received);
+  metric(m, "meshd_rdma_bulk_bytes_sent_total", C, "Bulk message bytes sent in RDMA frames",
+         (double)r.bulk_bytes_sent);
+  metric(m, "meshd_rdma_bulk_bytes_received_total", C,
+         "Bulk message bytes delivered from RDMA frames", (double)r.bulk_bytes_received);
+  metric(m, "meshd_rdma_bulk_tcp_bytes_sent_total", C,
+         "Bulk message bytes sent sequenced over TCP (no RDMA path, or a loss)",
+         (double)r.bulk_tcp_bytes_sent);
+  metric(m, "meshd_rdma_bulk_messages_rdma_total", C, "Bulk messages given to RDMA",
+         (double)r.bulk_msgs_rdma);
+  metric(m, "meshd_rdma_bulk_messages_tcp_total", C,
+         "Bulk messages of RDMA links sent over TCP from the start", (double)r.bulk_msgs_tcp);
+  metric(m, "meshd_rdma_bulk_messages_received_total", C,
+         "Sequenced bulk messages delivered (either path)", (double)r.bulk_msgs_received);
+  metric(m, "meshd_rdma_bulk_gaps_total", C, "Bulk frames or messages dropped for a missing one before them",
+         (double)r.bulk_gaps);
+  metric(m, "meshd_rdma_bulk_duplicates_total", C, "Copies of delivered bulk messages dropped",
+         (double)r.bulk_dups);
+  metric(m, "meshd_rdma_bulk_fallbacks_total", C,
+         "Times bulk to a peer went to TCP for a lost frame (gap report or timeout)",
+         (double)r.bulk_fallbacks);
+  metric(m, "meshd_rdma_bulk_timeouts_total", C, "Bulk fallbacks caused by a timeout",
+         (double)r.bulk_timeouts);
+  metric(m, "meshd_rdma_bulk_resent_total", C, "Bulk messages sent again over TCP",
+         (double)r.bulk_resent);
+  metric(m, "meshd_rdma_bulk_acks_total", C, "Bulk acknowledgements sent", (double)r.bulk_acks);
+  metric(m, "meshd_rdma_bulk_nacks_total", C, "Bulk gap reports sent", (double)r.bulk_nacks);
+  metric(m, "meshd_rdma_bulk_waits_total", C, "Bulk sends refused until credit returned",
+         (double)r.bulk_waits);
+  metric(m, "meshd_rdma_bulk_bad_total", C,
+         "Sequenced bulk frames or messages refused (malformed, unknown link)",
+         (double)r.bulk_bad);
+  metric(m, "meshd_rdma_bulk_test_drops_total", C,
+         "Bulk frames not posted by the test-only loss hook", (double)r.bulk_test_drops);
   metric(m, "meshd_rdma_paths_up", G, "Peers whose datagrams go over RDMA", (double)r.paths_up);
   metric(m, "meshd_rdma_qps_open", G, "Queue pairs open", (double)r.qps_open);
 }

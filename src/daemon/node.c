@@ -220,6 +220,18 @@ static int node_attach_rdma(mesh_net *net, const mesh_config *cfg, char *err, si
   c.dev.device = cfg->rdma_device;
   c.poll_us = (uint32_t)(cfg->rdma_poll_ms * 1000);
   c.poll_budget_ms = (uint32_t)cfg->rdma_poll_budget_ms;
+  c.bulk = cfg->rdma_bulk != 0;
+  /* Test only: lose every n-th bulk frame on purpose (the loss tests). */
+  const char *drop = getenv("MESHD_TEST_RDMA_BULK_DROP");
+  if (drop != NULL) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(drop, &end, 10);
+    if (errno == 0 && end != drop && *end == '\0' && n <= UINT32_MAX) {
+      c.bulk_drop_every = (uint32_t)n;
+      LOG_WARN("rdma", "test fault: every %lu-th bulk frame over RDMA is dropped", n);
+    }
+  }
   /* The GID to use is the IPv4-mapped one of the address we listen on;
    * listening on every address leaves the choice to the device. */
   mesh_multiaddr la;

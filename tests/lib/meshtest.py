@@ -367,8 +367,10 @@ class Hub:
         cmd = [binary, "--host", host, "--port", "0", "--repo", repo, "--weights", str(weights),
                "--weight-size", str(weight_size)] + list(args)
         if BUILD:
-            # GiB weights are hashed once per build tree, not at every start.
-            cmd += ["--cache", os.path.join(BUILD, "tests", "hfhub-cache")]
+            # GiB weights are hashed once per build tree, not at every start
+            # (MESH_HFHUB_CACHE elsewhere: the rxe VM sees the tree read-only).
+            cmd += ["--cache", os.environ.get("MESH_HFHUB_CACHE") or
+                    os.path.join(BUILD, "tests", "hfhub-cache")]
         if netns:
             cmd = ["ip", "netns", "exec", netns] + cmd
         self.host = host

@@ -372,6 +372,29 @@ static void test_serve_models_and_uploads(void **state)
   mesh_config_free(&cfg);
 }
 
+/* Model bytes over RDMA: on by default, off by flag or environment. */
+static void test_rdma_bulk(void **state)
+{
+  (void)state;
+  const char *env_home[] = {home_env, NULL};
+  mesh_config cfg;
+  char err[512];
+  assert_int_equal(load(&cfg, NULL, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.rdma_bulk, 1);
+  mesh_config_free(&cfg);
+  const char *off[] = {"--rdma-bulk", "off", NULL};
+  assert_int_equal(load(&cfg, off, env_home, err, sizeof err), 0);
+  assert_int_equal(cfg.rdma_bulk, 0);
+  mesh_config_free(&cfg);
+  const char *env_off[] = {home_env, "MESH_RDMA_BULK=off", NULL};
+  assert_int_equal(load(&cfg, NULL, env_off, err, sizeof err), 0);
+  assert_int_equal(cfg.rdma_bulk, 0);
+  mesh_config_free(&cfg);
+  const char *bad[] = {"--rdma-bulk", "maybe", NULL};
+  assert_int_equal(load(&cfg, bad, env_home, err, sizeof err), -EINVAL);
+  mesh_config_free(&cfg);
+}
+
 static void test_precedence(void **state)
 {
   write_conf("probe_interval = 1s\n"
@@ -985,6 +1008,7 @@ static const char *const every_option[] = {
     "transport",
     "frame-cipher",
     "rdma-device",
+    "rdma-bulk",
     "udp",
     "udp-payload-max",
     "swarm-key",
@@ -1114,6 +1138,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_no_home_is_an_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
       cmocka_unit_test_setup_teardown(test_serve_models_and_uploads, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rdma_bulk, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slot_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_udp_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_flag_and_home_from_flag, setup, teardown),

@@ -534,6 +534,7 @@ typedef struct fake_path {
   size_t max;  /* larger: -EMSGSIZE */
   int sent;    /* messages it carried */
   int too_big; /* -EMSGSIZE answers */
+  int told[3]; /* calls of the optional ops: bulk_seq, writable, traffic */
 } fake_path;
 
 static int fake_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_counters *c,
@@ -573,11 +574,32 @@ static int fake_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mes
   return 0;
 }
 
+static void fake_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *buf, size_t len)
+{
+  (void)from, (void)buf, (void)len;
+  ((fake_path *)state)->told[0]++;
+}
+
+static void fake_writable(void *state, const mesh_peer_id *peer)
+{
+  (void)peer;
+  ((fake_path *)state)->told[1]++;
+}
+
+static void fake_traffic(void *state, const mesh_peer_id *peer, bool sent)
+{
+  (void)peer, (void)sent;
+  ((fake_path *)state)->told[2]++;
+}
+
 static const mesh_transport_ops fake_wide = {.scheme = "wide",
                                              .init = fake_init,
                                              .fini = fake_fini,
                                              .can_send = fake_can_send,
-                                             .send = fake_send};
+                                             .send = fake_send,
+                                             .bulk_seq = fake_bulk_seq,
+                                             .writable = fake_writable,
+                                             .traffic = fake_traffic};
 static const mesh_transport_ops fake_narrow = {.scheme = "narrow",
                                                .init = fake_init,
                                                .fini = fake_fini,
@@ -651,6 +673,17 @@ static void test_line_releases_to_the_chosen_transport(void **state)
   WAIT(c->released == 4, 2000);
   assert_int_equal(wide->sent, 2);
   assert_int_equal(c->release_failed, 1);
+
+  /* The transport's optional ops reach it through the line: the channel it
+   * owns, room for a peer, another path's traffic (from "narrow" above). */
+  int heard = wide->told[2];
+  assert_true(heard >= 1);
+  mesh_net_deliver(net, &peer, 1, MESH_CH_BULK_SEQ, MESH_CLASS_STREAM, small, sizeof small);
+  assert_int_equal(wide->told[0], 1);
+  mesh_net_writable(net, &peer);
+  assert_int_equal(wide->told[1], 1);
+  mesh_net_deliver(net, &peer, 1, MESH_CH_SWIM, MESH_CLASS_DATAGRAM, small, sizeof small);
+  assert_int_equal(wide->told[2], heard + 1);
 
   /* No path at all: -ENOTCONN at once, nothing held. */
   wide->up = false;
