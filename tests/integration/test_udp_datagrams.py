@@ -41,7 +41,12 @@ class UdpDatagrams(unittest.TestCase):
                 self.assertGreater(
                     udp(n, "meshd_transport_bytes_total", transport="udp", dir="in"), before[i][1])
                 self.assertEqual(udp(n, "meshd_udp_fallbacks_total"), 0)
-                self.assertEqual(udp(n, "meshd_udp_drops_total"), 0)
+                # A packet sealed for a connection that lost the race of two
+                # simultaneous dials arrives with an index the receiver no
+                # longer knows: dropped as unknown_index, which is not a fault.
+                # Nothing may fail authentication, be replayed or malformed.
+                for reason in ("auth", "replay", "malformed"):
+                    self.assertEqual(udp(n, "meshd_udp_drops_total", reason=reason), 0, reason)
                 self.assertEqual(udp(n, "meshd_udp_sockets"), 1)
             print("figure: udp_frames_out_node0 = %.0f" %
                   udp(on[0], "meshd_transport_frames_total", transport="udp", dir="out"))
