@@ -588,6 +588,7 @@ int mesh_fault_line_wrap(void *arg, const mesh_transport_ops *inner, void *inner
   w->inner_state = inner_state;
   w->ops = (mesh_transport_ops){
       .scheme = inner->scheme,
+      .role = inner->role,
       .init = NULL,
       .fini = wrap_fini,
       .listen = inner->listen != NULL ? wrap_listen : NULL,

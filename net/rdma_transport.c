@@ -109,11 +109,11 @@ typedef struct rpeer {
   bool bulk_ready;
   mesh_rbulk_tx btx;
   mesh_rbulk_rx brx;
-  uint8_t tag_tx[8];          /* names this link in our MESH_CH_BULK_SEQ messages */
-  uint8_t tag_rx[8];          /* ... and in the peer's */
-  bool bulk_want_writable;    /* a send was refused: tell the node when there is room */
-  bool bulk_ack_due;          /* an acknowledgement could not be queued yet */
-  uint64_t rep_fallbacks;     /* btx counters already added to the stats */
+  uint8_t tag_tx[8];       /* names this link in our MESH_CH_BULK_SEQ messages */
+  uint8_t tag_rx[8];       /* ... and in the peer's */
+  bool bulk_want_writable; /* a send was refused: tell the node when there is room */
+  bool bulk_ack_due;       /* an acknowledgement could not be queued yet */
+  uint64_t rep_fallbacks;  /* btx counters already added to the stats */
   uint64_t rep_timeouts;
   uint64_t rep_resent;
 } rpeer;
@@ -141,10 +141,10 @@ typedef struct rstate {
   rpeer *peers;             /* cfg.dev.max_qps slots */
   uint8_t *wire;            /* sealing buffer: one frame */
   size_t wire_cap;
-  uint8_t *bulk_plain;      /* a bulk frame's plaintext: header and bytes (wire_cap) */
-  uint8_t *bulk_tcp;        /* a MESH_CH_BULK_SEQ message (frame_max + BULK_TCP_HDR) */
-  bool bulk_pumping;        /* inside bulk_pump: TCP's writable callback must not re-enter */
-  uint64_t bulk_frame_no;   /* bulk frames handed to the hook (test drops) */
+  uint8_t *bulk_plain;    /* a bulk frame's plaintext: header and bytes (wire_cap) */
+  uint8_t *bulk_tcp;      /* a MESH_CH_BULK_SEQ message (frame_max + BULK_TCP_HDR) */
+  bool bulk_pumping;      /* inside bulk_pump: TCP's writable callback must not re-enter */
+  uint64_t bulk_frame_no; /* bulk frames handed to the hook (test drops) */
 } rstate;
 
 /* A MESH_CH_BULK_SEQ message's header: kind, seq, and the sender's link tag. */
@@ -217,8 +217,9 @@ static void set_path(rstate *s, rpeer *p, mesh_rdma_path to, mesh_time_ms now, c
   char id[MESH_PEER_ID_TEXT_MAX];
   peer_text(&p->peer, id, sizeof id);
   if (to == MESH_RDMA_PATH_UP) {
-    LOG_INFO("rdma", "peer %s: datagrams over RDMA (%s, frames of %u bytes: this node posts %u, "
-                     "the peer %u)",
+    LOG_INFO("rdma",
+             "peer %s: datagrams over RDMA (%s, frames of %u bytes: this node posts %u, "
+             "the peer %u)",
              id, mesh_rdma_dev_name(s->dev),
              mesh_rdma_frame_size(s->cfg.dev.buf_size, p->remote.buf_size), s->cfg.dev.buf_size,
              p->remote.buf_size);
@@ -322,7 +323,6 @@ static void take_kick(rstate *s, uint64_t now_us)
   s->hot_until_us = now_us + s->cfg.poll_us;
 }
 
-
 /* --- Bulk (net/rdma_bulk.h) --- */
 
 /* Send buffers bulk leaves free for datagrams and keepalives. */
@@ -377,8 +377,8 @@ static int bulk_ctl(rstate *s, rpeer *p, uint8_t kind, uint64_t seq)
   uint8_t m[BULK_TCP_HDR];
   mesh_rbulk_put_tcp_hdr(m, kind, seq);
   memcpy(m + MESH_RBULK_TCP_HDR, p->tag_tx, sizeof p->tag_tx);
-  int rc = mesh_net_send_via(s->net, "tcp", &p->peer, MESH_CH_BULK_SEQ, MESH_CLASS_STREAM, m,
-                             sizeof m);
+  int rc =
+      mesh_net_send_via(s->net, "tcp", &p->peer, MESH_CH_BULK_SEQ, MESH_CLASS_STREAM, m, sizeof m);
   if (rc == 0) {
     if (kind == MESH_RBULK_ACK)
       s->stats.bulk_acks++;
@@ -400,8 +400,10 @@ static void bulk_nack(rstate *s, rpeer *p)
   if (mesh_rbulk_rx_take_nack(&p->brx, &seq)) {
     char id[MESH_PEER_ID_TEXT_MAX];
     peer_text(&p->peer, id, sizeof id);
-    MESH_LOG_RL(MESH_LOG_INFO, "rdma", "peer %s: bulk frame lost before message %llu: asking for "
-                "it over TCP", id, (unsigned long long)seq);
+    MESH_LOG_RL(MESH_LOG_INFO, "rdma",
+                "peer %s: bulk frame lost before message %llu: asking for "
+                "it over TCP",
+                id, (unsigned long long)seq);
     /* A report that cannot be queued is covered by the sender's timeout. */
     bulk_ctl(s, p, MESH_RBULK_NACK, seq);
   }
@@ -557,7 +559,8 @@ static void rdma_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *
       len < BULK_TCP_HDR || memcmp(buf + MESH_RBULK_TCP_HDR, p->tag_rx, sizeof p->tag_rx) != 0) {
     s->stats.bulk_bad++;
     s->c->dropped[MESH_DROP_MALFORMED]++;
-    MESH_LOG_RL(MESH_LOG_WARN, "rdma", "dropped a sequenced bulk message: no such link, or "
+    MESH_LOG_RL(MESH_LOG_WARN, "rdma",
+                "dropped a sequenced bulk message: no such link, or "
                 "malformed");
     return;
   }
@@ -595,8 +598,10 @@ static void rdma_bulk_seq(void *state, const mesh_peer_id *from, const uint8_t *
     if (p->btx.fallbacks != before) {
       char id[MESH_PEER_ID_TEXT_MAX];
       peer_text(&p->peer, id, sizeof id);
-      MESH_LOG_RL(MESH_LOG_INFO, "rdma", "peer %s lost a bulk frame: messages from %llu again "
-                  "over TCP", id, (unsigned long long)seq);
+      MESH_LOG_RL(MESH_LOG_INFO, "rdma",
+                  "peer %s lost a bulk frame: messages from %llu again "
+                  "over TCP",
+                  id, (unsigned long long)seq);
     }
     bulk_pump(s, p, true, true);
     break;
@@ -976,8 +981,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
       if (mesh_rbulk_tx_tick(&p->btx, now)) {
         char id[MESH_PEER_ID_TEXT_MAX];
         peer_text(&p->peer, id, sizeof id);
-        MESH_LOG_RL(MESH_LOG_INFO, "rdma", "peer %s: a bulk message over RDMA unacknowledged "
-                    "for %llu ms: again over TCP", id, (unsigned long long)s->cfg.bulk_rto_ms);
+        MESH_LOG_RL(MESH_LOG_INFO, "rdma",
+                    "peer %s: a bulk message over RDMA unacknowledged "
+                    "for %llu ms: again over TCP",
+                    id, (unsigned long long)s->cfg.bulk_rto_ms);
       }
       /* A refused sender is told at least once a tick, whatever happened. */
       bulk_pump(s, p, p->bulk_want_writable, true);
@@ -1146,9 +1153,9 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
       event_new(opt->base, mesh_rdma_dev_async_fd(s->dev), EV_READ | EV_PERSIST, on_cq, s);
   s->tick = evtimer_new(opt->base, on_tick, s);
   s->spin_ev = evtimer_new(opt->base, on_spin, s);
-  if (s->wire == NULL || s->bulk_plain == NULL || s->bulk_tcp == NULL || s->peers == NULL || s->cq_ev == NULL || s->async_ev == NULL ||
-      s->tick == NULL || s->spin_ev == NULL || event_add(s->cq_ev, NULL) != 0 ||
-      event_add(s->async_ev, NULL) != 0) {
+  if (s->wire == NULL || s->bulk_plain == NULL || s->bulk_tcp == NULL || s->peers == NULL ||
+      s->cq_ev == NULL || s->async_ev == NULL || s->tick == NULL || s->spin_ev == NULL ||
+      event_add(s->cq_ev, NULL) != 0 || event_add(s->async_ev, NULL) != 0) {
     s->dev = NULL; /* the caller still owns it */
     rdma_fini(s);
     return -ENOMEM;
@@ -1232,6 +1239,7 @@ static int rdma_disconnect(void *state, const mesh_peer_id *peer)
 
 const mesh_transport_ops mesh_rdma_transport = {
     .scheme = "rdma",
+    .role = MESH_TRANSPORT_PATH,
     .init = rdma_init,
     .fini = rdma_fini,
     .listen = NULL,

@@ -148,8 +148,8 @@ bool tcp_established(tcp_conn *c)
      * (mixed clusters, --frame-cipher): a line per new peer answers it. */
     char id[MESH_PEER_ID_TEXT_MAX];
     mesh_peer_id_to_text(&peer, id, sizeof id);
-    MESH_LOG(silent ? MESH_LOG_DEBUG : MESH_LOG_INFO, "tcp", "peer %s: frame cipher %s",
-             id, mesh_frame_cipher_name((mesh_frame_cipher)c->tx.cipher));
+    MESH_LOG(silent ? MESH_LOG_DEBUG : MESH_LOG_INFO, "tcp", "peer %s: frame cipher %s", id,
+             mesh_frame_cipher_name((mesh_frame_cipher)c->tx.cipher));
     emit_up(t, c, silent);
   }
   /* After the up event, so whoever dialled sees the peer up first. */
@@ -405,8 +405,7 @@ static void on_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t 
   g->resolving = NULL;
   if (rc != 0) {
     t->c->resolve_failures++;
-    MESH_LOG_RL(MESH_LOG_WARN, "tcp",
-                "dial /%s/%s: cannot resolve: %s (dial failed)",
+    MESH_LOG_RL(MESH_LOG_WARN, "tcp", "dial /%s/%s: cannot resolve: %s (dial failed)",
                 g->addr.kind == MESH_MA_DNS4   ? "dns4"
                 : g->addr.kind == MESH_MA_DNS6 ? "dns6"
                                                : "dns",
@@ -716,6 +715,7 @@ static void tcp_traffic(void *state, const mesh_peer_id *peer, bool sent)
 
 const mesh_transport_ops mesh_tcp_transport = {
     .scheme = "tcp",
+    .role = MESH_TRANSPORT_CONNECTIONS,
     .init = tcp_init,
     .fini = tcp_fini,
     .listen = tcp_listen,

@@ -159,6 +159,12 @@ int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops)
       return -EEXIST;
   if (net->nt == MESH_NET_MAX_TRANSPORTS)
     return -ENOSPC;
+  /* One connection transport, first; paths after it, never dialling. */
+  bool first = net->nt == 0;
+  if ((ops->role == MESH_TRANSPORT_CONNECTIONS) != first)
+    return -EINVAL;
+  if (ops->role == MESH_TRANSPORT_PATH && (ops->listen != NULL || ops->dial != NULL))
+    return -EINVAL;
   int i = net->nt;
   memset(&net->t[i].counters, 0, sizeof net->t[i].counters);
   void *state = NULL;

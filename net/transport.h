@@ -145,12 +145,12 @@ typedef struct mesh_net_peer_event {
                                     NULL when the transport has none */
   const struct sockaddr *remote; /* up: the peer's address on that link, or NULL */
   socklen_t remote_len;
-  const char *scheme; /* transport that raised it */
-  bool replaced;      /* up: the peer was up already, and this connection of the
-                         same run replaced the one it had. What was sent on the
-                         old one just before may be lost: a listener that waits
-                         for an answer may ask again. */
-  int reason;         /* down: 0 for a clean close, else a negative errno */
+  const char *scheme;   /* transport that raised it */
+  bool replaced;        /* up: the peer was up already, and this connection of the
+                           same run replaced the one it had. What was sent on the
+                           old one just before may be lost: a listener that waits
+                           for an answer may ask again. */
+  int reason;           /* down: 0 for a clean close, else a negative errno */
   uint8_t frame_cipher; /* up: the connection's mesh_frame_cipher, agreed in its handshake */
 } mesh_net_peer_event;
 
@@ -246,10 +246,26 @@ typedef struct mesh_net_options {
 void mesh_net_options_default(mesh_net_options *o);
 
 /*
+ * What a transport is to the net. The connection transport (TCP, always the
+ * first registered) listens, dials, authenticates peers and carries
+ * streams; a path beside it (UDP, RDMA) neither listens for peers nor dials
+ * them: it learns of each peer from the connection transport's events
+ * (peer_event: keys, addresses, the handshake's extensions) and carries
+ * what it can (datagrams; RDMA bulk too) while the connection is up.
+ */
+typedef enum mesh_transport_role {
+  MESH_TRANSPORT_CONNECTIONS = 0,
+  MESH_TRANSPORT_PATH,
+} mesh_transport_role;
+
+/*
  * The ops table of a transport. state is what init returned.
  */
 typedef struct mesh_transport_ops {
   const char *scheme; /* "tcp", "rdma": the multiaddr protocol it serves */
+  /* Exactly one connection transport, registered first; every other one is
+   * a path, with listen and dial NULL (mesh_net_register refuses others). */
+  mesh_transport_role role;
   /* Creates the transport's state. Non-blocking. counters is owned by the
    * net and lives as long as the transport. */
   int (*init)(mesh_net *net, const mesh_net_options *opt, mesh_transport_counters *counters,
@@ -267,8 +283,7 @@ typedef struct mesh_transport_ops {
    * up event raised first, or the peer was connected already), or why it
    * failed (-ELOOP: the address led to this node). NULL for transports
    * that do not dial. */
-  int (*dial)(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect,
-              uint64_t token);
+  int (*dial)(void *state, const mesh_multiaddr *addr, const mesh_peer_id *expect, uint64_t token);
   /* Whether this transport can carry cls to peer right now. */
   bool (*can_send)(void *state, const mesh_peer_id *peer, mesh_class cls);
   /* Queues one message; never blocks. buf stays the caller's (copied here).
@@ -318,7 +333,8 @@ int mesh_net_new(const mesh_net_options *opt, mesh_net **out);
 /* Closes everything and frees. */
 void mesh_net_free(mesh_net *net);
 /* Registers another transport (ops is borrowed and static). -EEXIST for a
- * scheme already registered, -ENOSPC past MESH_NET_MAX_TRANSPORTS. */
+ * scheme already registered, -ENOSPC past MESH_NET_MAX_TRANSPORTS, -EINVAL
+ * for a second connection transport or a path that listens or dials. */
 int mesh_net_register(mesh_net *net, const mesh_transport_ops *ops);
 
 /*
@@ -425,8 +441,8 @@ void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer);
 /* Sends one message through the transport with this scheme only (a
  * transport handing its MESH_CH_BULK_SEQ messages to TCP). -ENOTCONN when
  * it cannot carry cls to peer now; else as the send op. */
-int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *peer,
-                      mesh_channel ch, mesh_class cls, const uint8_t *buf, size_t len);
+int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *peer, mesh_channel ch,
+                      mesh_class cls, const uint8_t *buf, size_t len);
 /* Asks the registered extension hook for this node's extension bytes. */
 int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len);
 /* Whether peer is a member, as the member check says (true without one). */

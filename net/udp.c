@@ -519,6 +519,7 @@ static int udp_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mesh
 
 const mesh_transport_ops mesh_udp_transport = {
     .scheme = "udp",
+    .role = MESH_TRANSPORT_PATH,
     .init = udp_init,
     .fini = udp_fini,
     .listen = NULL,

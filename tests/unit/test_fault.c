@@ -593,6 +593,7 @@ static void fake_traffic(void *state, const mesh_peer_id *peer, bool sent)
 }
 
 static const mesh_transport_ops fake_wide = {.scheme = "wide",
+                                             .role = MESH_TRANSPORT_PATH,
                                              .init = fake_init,
                                              .fini = fake_fini,
                                              .can_send = fake_can_send,
@@ -601,6 +602,7 @@ static const mesh_transport_ops fake_wide = {.scheme = "wide",
                                              .writable = fake_writable,
                                              .traffic = fake_traffic};
 static const mesh_transport_ops fake_narrow = {.scheme = "narrow",
+                                               .role = MESH_TRANSPORT_PATH,
                                                .init = fake_init,
                                                .fini = fake_fini,
                                                .can_send = fake_can_send,

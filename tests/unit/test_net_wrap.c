@@ -76,6 +76,7 @@ static int fake_send(void *state, const mesh_peer_id *peer, mesh_channel ch, mes
 
 static const mesh_transport_ops fake_transport = {
     .scheme = "fake",
+    .role = MESH_TRANSPORT_PATH,
     .init = fake_init,
     .fini = fake_fini,
     .can_send = fake_can_send,
@@ -131,8 +132,11 @@ static int cw_wrap(void *arg, const mesh_transport_ops *inner, void *inner_state
   if (w == NULL)
     return -ENOMEM;
   /* The members this test uses; a real decorator forwards every one. */
-  w->ops = (mesh_transport_ops){
-      .scheme = inner->scheme, .fini = cw_fini, .can_send = cw_can_send, .send = cw_send};
+  w->ops = (mesh_transport_ops){.scheme = inner->scheme,
+                                .role = inner->role,
+                                .fini = cw_fini,
+                                .can_send = cw_can_send,
+                                .send = cw_send};
   w->c = c;
   w->inner = inner;
   w->inner_state = inner_state;
@@ -258,6 +262,31 @@ static int teardown_all(void **state)
   return 0;
 }
 
+static int fake_listen(void *state, const mesh_multiaddr *addr, mesh_multiaddr *bound)
+{
+  (void)state, (void)addr, (void)bound;
+  return 0;
+}
+
+/* One connection transport, first; a path may neither listen nor dial. */
+static void test_roles(void **state)
+{
+  (void)state;
+  mesh_net *net = net_open();
+  mesh_transport_ops second = fake_transport;
+  second.scheme = "second";
+  second.role = MESH_TRANSPORT_CONNECTIONS;
+  assert_int_equal(mesh_net_register(net, &second), -EINVAL);
+  mesh_transport_ops listening = fake_transport;
+  listening.scheme = "listening";
+  listening.listen = fake_listen;
+  assert_int_equal(mesh_net_register(net, &listening), -EINVAL);
+  assert_int_equal(mesh_net_transport_count(net), 1);
+  assert_int_equal(mesh_net_register(net, &fake_transport), 0);
+  assert_int_equal(mesh_net_transport_count(net), 2);
+  mesh_net_free(net);
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
@@ -265,6 +294,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_wraps_before_and_after, setup),
       cmocka_unit_test_setup(test_failed_wrap_leaves_nothing, setup),
+      cmocka_unit_test_setup(test_roles, setup),
   };
   return cmocka_run_group_tests(tests, NULL, teardown_all);
 }
