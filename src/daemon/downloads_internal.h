@@ -107,15 +107,15 @@ typedef struct disk_job {
   char model_id[MESH_MODEL_ID_MAX];
   char revision[MESH_REVISION_MAX + 1];
   char model_dir[MESH_MODEL_DIR_MAX];
-  int rc;                     /* worker: the call's result */
-  bool present;               /* worker, VERIFY: the directory is there */
-  uint64_t bytes;             /* worker, VERIFY: bytes of its regular files */
-  uint32_t partials;          /* worker, VERIFY: ".partial" files */
-  bool adopt;                 /* VERIFY: mark the directory as this node's when it is there */
-  bool adopted;               /* worker, VERIFY: a marker was written */
+  int rc;            /* worker: the call's result */
+  bool present;      /* worker, VERIFY: the directory is there */
+  uint64_t bytes;    /* worker, VERIFY: bytes of its regular files */
+  uint32_t partials; /* worker, VERIFY: ".partial" files */
+  bool adopt;        /* VERIFY: mark the directory as this node's when it is there */
+  bool adopted;      /* worker, VERIFY: a marker was written */
   char mark[MESH_DISKEXEC_MARKER_MAX]; /* VERIFY with adopt: the marker's text */
-  uint32_t slices;            /* slices run so far */
-  bool stale;                 /* VERIFY overtaken by a DELETE: its result is dropped */
+  uint32_t slices;                     /* slices run so far */
+  bool stale;                          /* VERIFY overtaken by a DELETE: its result is dropped */
   mesh_diskexec_scan *scan;   /* VERIFY: the inspection's place (the worker's while submitted) */
   struct disk_job *next;      /* d->jobs: every job not yet done */
   struct disk_job *wait_next; /* d->verify_waiting */
@@ -174,18 +174,18 @@ typedef struct peer_chunk {
 /* One file transfer from a peer source, for one job of the client. */
 typedef struct peer_xfer {
   bool used;
-  uint64_t id;     /* the request's id on the wire */
-  uint64_t dl_id;  /* the client's download */
+  uint64_t id;    /* the request's id on the wire */
+  uint64_t dl_id; /* the client's download */
   mesh_peer_id peer;
-  uint64_t epoch;  /* the source's epoch when asked: a new one ends the transfer */
+  uint64_t epoch; /* the source's epoch when asked: a new one ends the transfer */
   char model_id[MESH_MODEL_ID_MAX];
   char revision[MESH_REVISION_MAX + 1];
-  void *job;            /* the client's job (mesh_hf_source_data) */
-  uint64_t rx_next;     /* offset of the next chunk expected */
-  uint64_t end;         /* one past the last byte asked for */
-  uint64_t granted;     /* bytes the source may have sent so far (offset bound) */
-  uint64_t owed;        /* bytes taken since the last credit sent */
-  peer_chunk *held;     /* chunks the job had no room for, oldest first */
+  void *job;        /* the client's job (mesh_hf_source_data) */
+  uint64_t rx_next; /* offset of the next chunk expected */
+  uint64_t end;     /* one past the last byte asked for */
+  uint64_t granted; /* bytes the source may have sent so far (offset bound) */
+  uint64_t owed;    /* bytes taken since the last credit sent */
+  peer_chunk *held; /* chunks the job had no room for, oldest first */
   peer_chunk *held_tail;
   bool ended;           /* the source said END 0 (every byte sent) */
   bool paused;          /* the job said -EAGAIN; resume() comes */
@@ -196,7 +196,7 @@ typedef struct peer_xfer {
 typedef struct peer_dl {
   bool used;
   uint64_t dl_id;
-  char model_id[MESH_MODEL_ID_MAX];     /* for the journal */
+  char model_id[MESH_MODEL_ID_MAX]; /* for the journal */
   char revision[MESH_REVISION_MAX + 1];
   mesh_coord_source_use use[PEER_USE_MAX];
   mesh_time_ms busy_until[PEER_USE_MAX];
@@ -210,59 +210,59 @@ typedef struct prov_rec {
   char revision[MESH_REVISION_MAX + 1];
   uint64_t hub_bytes;
   uint64_t peer_bytes;
-  uint64_t speed_bps; /* the last progress report's */
+  uint64_t speed_bps;             /* the last progress report's */
   char sources[PROV_SOURCES_MAX]; /* peer IDs, comma-separated */
-  mesh_time_ms at;    /* last update, for reuse of the oldest */
+  mesh_time_ms at;                /* last update, for reuse of the oldest */
 } prov_rec;
 
 /* One upload: a file range served to a member. While its item is on the
  * pool (w.busy) the worker owns fd, buf and the result fields. */
 typedef struct upload {
-  mesh_work w;                /* the pool item; first */
-  mesh_downloads *d;          /* for the done function */
+  mesh_work w;       /* the pool item; first */
+  mesh_downloads *d; /* for the done function */
   bool used;
   mesh_peer_id peer;
-  uint64_t id;                /* the requester's id */
-  char rel[PATH_MAX];         /* OPEN input: models dir + "/" + model dir + "/" + path */
-  size_t base_len;            /* OPEN input: the models directory's length in rel */
-  size_t dir_len;             /* OPEN input: the model directory's length in rel */
-  bool unverified;            /* OPEN result: the file is not in the manifest at its size */
-  bool opening;               /* the item is OPEN (else READ) */
-  int fd;                     /* the open file, or -1 */
-  uint64_t off, end;          /* next byte to read, one past the last asked */
-  uint64_t credit;            /* bytes the requester lets us send now (the worker's while busy) */
-  uint64_t credit_more;       /* credit that arrived while an item ran (the loop's) */
-  uint8_t *buf;               /* MESH_BULK_CHUNK_MAX bytes, owned */
-  size_t len;                 /* READ result */
-  int err;                    /* result: negative errno */
-  uint8_t *pending;           /* an encoded chunk the queue refused (-EAGAIN), owned */
+  uint64_t id;          /* the requester's id */
+  char rel[PATH_MAX];   /* OPEN input: models dir + "/" + model dir + "/" + path */
+  size_t base_len;      /* OPEN input: the models directory's length in rel */
+  size_t dir_len;       /* OPEN input: the model directory's length in rel */
+  bool unverified;      /* OPEN result: the file is not in the manifest at its size */
+  bool opening;         /* the item is OPEN (else READ) */
+  int fd;               /* the open file, or -1 */
+  uint64_t off, end;    /* next byte to read, one past the last asked */
+  uint64_t credit;      /* bytes the requester lets us send now (the worker's while busy) */
+  uint64_t credit_more; /* credit that arrived while an item ran (the loop's) */
+  uint8_t *buf;         /* MESH_BULK_CHUNK_MAX bytes, owned */
+  size_t len;           /* READ result */
+  int err;              /* result: negative errno */
+  uint8_t *pending;     /* an encoded chunk the queue refused (-EAGAIN), owned */
   size_t pending_len;
-  uint64_t pending_n;         /* its payload bytes */
-  bool cancelled;             /* the requester cancelled while an item ran */
-  mesh_time_ms last_credit;   /* when credit last arrived (a silent requester is dropped) */
-  uint64_t test_delay_ms;     /* test only: the worker waits this long before a read */
+  uint64_t pending_n;       /* its payload bytes */
+  bool cancelled;           /* the requester cancelled while an item ran */
+  mesh_time_ms last_credit; /* when credit last arrived (a silent requester is dropped) */
+  uint64_t test_delay_ms;   /* test only: the worker waits this long before a read */
 } upload;
 
 typedef enum serve_refusal {
-  SERVE_REFUSED_OFF = 0,     /* --serve-models off */
-  SERVE_REFUSED_NOT_MEMBER,  /* requester not in the view */
+  SERVE_REFUSED_OFF = 0,       /* --serve-models off */
+  SERVE_REFUSED_NOT_MEMBER,    /* requester not in the view */
   SERVE_REFUSED_NOT_COMPLETED, /* no completed own entry of this epoch for it */
-  SERVE_REFUSED_PATH,        /* not a plain file inside the entry's directory */
-  SERVE_REFUSED_BUSY,        /* --max-uploads reached */
-  SERVE_REFUSED_PEER_SHARE,  /* that member holds its share of the uploads */
-  SERVE_REFUSED_RANGE,       /* past the end of the file */
-  SERVE_REFUSED_IO,          /* the file could not be opened or read */
-  SERVE_REFUSED_NOT_VERIFIED, /* not listed, or not at its size, in the download's manifest */
+  SERVE_REFUSED_PATH,          /* not a plain file inside the entry's directory */
+  SERVE_REFUSED_BUSY,          /* --max-uploads reached */
+  SERVE_REFUSED_PEER_SHARE,    /* that member holds its share of the uploads */
+  SERVE_REFUSED_RANGE,         /* past the end of the file */
+  SERVE_REFUSED_IO,            /* the file could not be opened or read */
+  SERVE_REFUSED_NOT_VERIFIED,  /* not listed, or not at its size, in the download's manifest */
   SERVE_REFUSED__COUNT
 } serve_refusal;
 
 typedef struct peers_counters {
-  uint64_t bad_sources;      /* sources dropped from a download for bad bytes */
-  uint64_t source_failures;  /* transfers from peers that failed (error, stall, left) */
-  uint64_t protocol_errors;  /* bulk messages out of order, past credit, or malformed */
-  uint64_t uploads;          /* uploads begun */
-  uint64_t upload_bytes;     /* file bytes sent to members */
-  uint64_t uploads_active;   /* gauge */
+  uint64_t bad_sources;     /* sources dropped from a download for bad bytes */
+  uint64_t source_failures; /* transfers from peers that failed (error, stall, left) */
+  uint64_t protocol_errors; /* bulk messages out of order, past credit, or malformed */
+  uint64_t uploads;         /* uploads begun */
+  uint64_t upload_bytes;    /* file bytes sent to members */
+  uint64_t uploads_active;  /* gauge */
   uint64_t refused[SERVE_REFUSED__COUNT];
   uint64_t corrupted_chunks; /* test only: chunks corrupted on purpose */
 } peers_counters;
@@ -313,13 +313,13 @@ struct mesh_downloads {
   peer_dl peer_dls[PEER_DLS_MAX];
   uint64_t next_xfer_id;
   prov_rec prov[PROV_MAX];
-  upload *uploads;          /* max_uploads of them, owned */
+  upload *uploads; /* max_uploads of them, owned */
   int max_uploads;
   bool serve_models;
-  bool test_corrupt_uploads; /* test only: MESHD_TEST_CORRUPT_UPLOADS */
+  bool test_corrupt_uploads;     /* test only: MESHD_TEST_CORRUPT_UPLOADS */
   uint64_t test_upload_delay_ms; /* test only: MESHD_TEST_SLOW_UPLOADS_MS */
-  mesh_timer *peer_timer;   /* PEER_TICK_MS while a transfer or upload runs */
-  bool serve_sending;       /* inside an upload's send: the writable callback waits */
+  mesh_timer *peer_timer;        /* PEER_TICK_MS while a transfer or upload runs */
+  bool serve_sending;            /* inside a bulk send: the writable callback waits */
   peers_counters peers;
 };
 
@@ -399,6 +399,9 @@ void dl_serve_tick(mesh_downloads *d, mesh_time_ms now);
 bool dl_serve_running(const mesh_downloads *d);
 /* Retries chunks the bulk queue refused, for peer. */
 void dl_serve_on_writable(mesh_downloads *d, const mesh_peer_id *peer);
+/* Encodes m and sends it on the bulk channel to `to` (a stream message):
+ * the mesh_net_send code, or an encoding error. */
+int dl_bulk_send(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m);
 /* Sets up the upload slots (cfg's bounds): 0 or -ENOMEM. */
 int dl_serve_init(mesh_downloads *d, bool serve, int max_uploads);
 /* Waits for no upload item (the caller flushed the pool) and frees them. */

@@ -140,18 +140,6 @@ bool dl_peers_running(const mesh_downloads *d)
   return false;
 }
 
-static int send_msg(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m)
-{
-  uint8_t *buf;
-  size_t len;
-  int rc = mesh_bulk_encode(m, &buf, &len);
-  if (rc != 0)
-    return rc;
-  rc = mesh_net_send(d->net, to, MESH_CH_BULK, MESH_CLASS_STREAM, buf, len);
-  free(buf);
-  return rc;
-}
-
 static void xfer_free(peer_xfer *x)
 {
   while (x->held != NULL) {
@@ -166,7 +154,7 @@ static void xfer_free(peer_xfer *x)
 static void xfer_cancel_wire(mesh_downloads *d, peer_xfer *x)
 {
   mesh_bulk_msg m = {.kind = MESH_BULK_CANCEL, .id = x->id};
-  (void)send_msg(d, &x->peer, &m);
+  (void)dl_bulk_send(d, &x->peer, &m);
 }
 
 /* The transfer failed: the source is left out of this download, the job
@@ -196,7 +184,7 @@ static void xfer_grant(mesh_downloads *d, peer_xfer *x)
   if (more > x->end - x->granted)
     more = x->end - x->granted;
   mesh_bulk_msg m = {.kind = MESH_BULK_CREDIT, .id = x->id, .credit = more};
-  if (send_msg(d, &x->peer, &m) == 0) {
+  if (dl_bulk_send(d, &x->peer, &m) == 0) {
     x->granted += more;
     x->owed = 0;
   }
@@ -293,7 +281,7 @@ static int src_start(void *ctx, const mesh_hf_source_req *req, void *job, void *
     snprintf(m.model_id, sizeof m.model_id, "%s", req->repo);
     snprintf(m.revision, sizeof m.revision, "%s", req->revision);
     snprintf(m.path, sizeof m.path, "%s", req->path);
-    rc = send_msg(d, &src, &m);
+    rc = dl_bulk_send(d, &src, &m);
     if (rc == 0) {
       mesh_peer_id_to_text(&src, label, label_cap);
       *xfer = x;

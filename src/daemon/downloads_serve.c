@@ -82,8 +82,9 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
 
 /* A send may call the writable callback before it returns (the queue it
  * fills is pumped at once); the callback must not send for an upload in
- * the middle of its own send (it would send the same chunk twice), so it
- * does nothing meanwhile and the tick picks up what it would have done. */
+ * the middle of a send (it would send the same chunk twice), so it does
+ * nothing meanwhile and the tick picks up what it would have done. Every
+ * bulk send, the downloads' requests and credits too, goes through here. */
 static int net_send(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *buf, size_t len)
 {
   d->serve_sending = true;
@@ -92,7 +93,7 @@ static int net_send(mesh_downloads *d, const mesh_peer_id *to, const uint8_t *bu
   return rc;
 }
 
-static int send_msg(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m)
+int dl_bulk_send(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m)
 {
   uint8_t *buf;
   size_t len;
@@ -110,7 +111,7 @@ static void refuse(mesh_downloads *d, const mesh_peer_id *to, uint64_t id, serve
   d->peers.refused[why]++;
   mesh_bulk_msg m = {.kind = MESH_BULK_END, .id = id, .code = code};
   snprintf(m.reason, sizeof m.reason, "%s", dl_serve_refusal_name(why));
-  (void)send_msg(d, to, &m);
+  (void)dl_bulk_send(d, to, &m);
   char peer[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(to, peer, sizeof peer);
   MESH_LOG_RL(MESH_LOG_INFO, "serve", "request %" PRIu64 " of %s refused: %s", id, peer,
@@ -272,7 +273,7 @@ static void upload_pump(mesh_downloads *d, upload *u)
     return;
   if (u->off == u->end) {
     mesh_bulk_msg m = {.kind = MESH_BULK_END, .id = u->id, .code = 0};
-    int rc = send_msg(d, &u->peer, &m);
+    int rc = dl_bulk_send(d, &u->peer, &m);
     if (rc == -EAGAIN)
       return; /* the tick or the writable callback tries again */
     upload_end(d, u);
