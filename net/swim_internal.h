@@ -260,6 +260,7 @@ typedef struct swim_packet_out {
   const char *target_addrs; /* back-to-back NUL-terminated */
   size_t n_target_addrs;
   bool nack, join, reply;
+  bool bare; /* a ping or ack that carries no queued updates */
   uint64_t epoch;
   const uint8_t *const *updates;
   const size_t *update_lens;

@@ -79,7 +79,11 @@ void swim_newcomers_ping(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
       nc.sent = true;
       nc.seq = ++s->seq;
       nc.sent_at = now;
-      swim_send_ping(s, m, MESH_SWIM_DATAGRAM, nc.seq, out);
+      /* Bare: the queued news goes with the round's probes. Carried here
+       * too, it spent its few transmissions on newcomers (which hear it by
+       * their join's push-pull anyway), and the rest of the view missed it. */
+      swim_packet_out p = {.kind = MESH_SWIM_MSG_PING, .seq = nc.seq, .bare = true};
+      swim_send_packet(s, &m->id, MESH_SWIM_DATAGRAM, &p, NULL, 0, out);
       s->c.newcomer_pings++;
       sent++;
     }

@@ -391,7 +391,7 @@ void swim_send_packet(mesh_swim *s, const mesh_peer_id *to, mesh_swim_class cls,
   size_t n_idx = 0;
   /* Pings and acks carry updates on either class (the stream ones are the
    * fallback and last-chance probes, whose ACK brings a refutation back). */
-  if (p->kind != MESH_SWIM_MSG_PUSH_PULL && p->n_updates == 0) {
+  if (p->kind != MESH_SWIM_MSG_PUSH_PULL && p->n_updates == 0 && !p->bare) {
     size_t n = 0;
     size_t budget = s->cfg.max_datagram;
     size_t base = swim_packet_base_size(p);
