@@ -111,7 +111,7 @@ typedef struct mesh_hf_options {
   size_t max_list_page_bytes;    /* one file list page [16 MiB] */
   unsigned max_list_pages;       /* pages of one list [1000] */
   mesh_hf_tree_limits tree_limits;
-  bool no_sync;          /* skip fdatasync before the rename (tests, benchmarks) */
+  bool no_sync; /* skip fdatasync before the rename (tests, benchmarks) */
   /* Test only: each sync before a rename first holds its worker this long,
    * as a slow F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS in the daemon). */
   uint64_t test_sync_delay_ms;
@@ -121,7 +121,7 @@ typedef struct mesh_hf_options {
    * written at its offset, and hashed whole once every range is in. */
   uint64_t range_threshold;
   uint64_t range_bytes;
-  uint64_t seed;         /* backoff jitter seed; 0 seeds from the OS */
+  uint64_t seed; /* backoff jitter seed; 0 seeds from the OS */
 } mesh_hf_options;
 
 typedef enum mesh_hf_report_kind {
@@ -157,16 +157,16 @@ typedef struct mesh_hf_report {
 typedef void (*mesh_hf_report_fn)(const mesh_hf_report *r, void *ctx);
 
 typedef struct mesh_hf_request {
-  const char *repo;      /* "org/name"; copied */
-  const char *revision;  /* branch, tag or commit; NULL: "main"; copied */
-  const char *model_dir; /* created if missing (its parent must exist); copied */
-  uint64_t max_bytes;    /* refuse a model larger than this; 0: no limit */
-  bool list_only;        /* a space check: end with the LISTED report */
+  const char *repo;       /* "org/name"; copied */
+  const char *revision;   /* branch, tag or commit; NULL: "main"; copied */
+  const char *model_dir;  /* created if missing (its parent must exist); copied */
+  uint64_t max_bytes;     /* refuse a model larger than this; 0: no limit */
+  bool list_only;         /* a space check: end with the LISTED report */
   const char *owner_mark; /* ownership marker text (coord/diskexec.h) written into the model
                              directory when this download creates it; NULL: none; copied */
   bool adopt;             /* also mark the directory when it exists without a marker (the
                              store says this node made it, with a version that wrote none) */
-  void *user;            /* handed back in every report */
+  void *user;             /* handed back in every report */
 } mesh_hf_request;
 
 /* What the client did, for /metrics and for tests. */
@@ -190,10 +190,10 @@ typedef struct mesh_hf_counters {
   uint64_t peer_bytes;          /* file bytes received from peer sources (not in bytes_received) */
   uint64_t peer_transfers;      /* file transfers begun from a peer source */
   uint64_t peer_failovers;      /* peer transfers that ended early: the file went on elsewhere */
-  uint64_t peer_mismatches;     /* files with bytes from peers whose hash was wrong: fetched again */
-  uint64_t ranged_files;        /* files fetched in ranges from several sources at once */
-  uint64_t ranges_done;         /* ranges of such files written whole */
-  uint64_t ranges_resumed;      /* ranges found done in a sidecar left by an earlier run */
+  uint64_t peer_mismatches; /* files with bytes from peers whose hash was wrong: fetched again */
+  uint64_t ranged_files;    /* files fetched in ranges from several sources at once */
+  uint64_t ranges_done;     /* ranges of such files written whole */
+  uint64_t ranges_resumed;  /* ranges found done in a sidecar left by an earlier run */
 } mesh_hf_counters;
 
 /*
@@ -283,6 +283,5 @@ void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why);
 /* The labels of the peer sources download id has taken bytes from so far,
  * comma-separated, into buf (cap bytes): 0 or -ENOENT. */
 int mesh_hf_sources_of(const mesh_hf_client *c, uint64_t id, char *buf, size_t cap);
-
 
 #endif

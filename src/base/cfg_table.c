@@ -11,8 +11,7 @@
 
 static const char *const profile_names[] = {"lan", "thunderbolt", "wan", NULL};
 static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
-static const char *const frame_cipher_names[] = {"auto", "chacha20-poly1305", "aes-256-gcm",
-                                                 NULL};
+static const char *const frame_cipher_names[] = {"auto", "chacha20-poly1305", "aes-256-gcm", NULL};
 static const char *const on_off_names[] = {"off", "on", NULL};
 static const char *const udp_names[] = {"on", "off", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};

@@ -139,10 +139,9 @@ int mesh_api_json_add_download(json_t *downloads, const mesh_api_download *d)
       json_array_append_new(peers, json_stringn(p, n));
       p += n + (comma != NULL);
     }
-    json_t *src = json_pack("{s:o, s:o, s:o, s:o}", "hub", in_bytes(d->hub_bytes), "peers",
-                            in_bytes(d->peer_bytes), "peerIds",
-                            peers != NULL ? peers : json_array(), "speed",
-                            uint_json(d->source_speed_bps));
+    json_t *src = json_pack(
+        "{s:o, s:o, s:o, s:o}", "hub", in_bytes(d->hub_bytes), "peers", in_bytes(d->peer_bytes),
+        "peerIds", peers != NULL ? peers : json_array(), "speed", uint_json(d->source_speed_bps));
     rc |= json_object_set_new(e, "sources", src);
   }
   if (d->status == MESH_API_DL_FAILED)

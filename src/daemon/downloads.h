@@ -155,19 +155,19 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
 const char *mesh_downloads_refusal_name(int i);
 
 typedef struct mesh_downloads_counters {
-  uint64_t store_failures;    /* batches the store refused (logged) */
-  uint64_t store_dropped;     /* journal records dropped: the store was too far behind */
-  uint64_t store_coalesced;   /* entry writes that replaced an older waiting write of the row */
-  uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
-  uint64_t store_backlog_max; /* the deepest that backlog has been */
+  uint64_t store_failures;        /* batches the store refused (logged) */
+  uint64_t store_dropped;         /* journal records dropped: the store was too far behind */
+  uint64_t store_coalesced;       /* entry writes that replaced an older waiting write of the row */
+  uint64_t store_backlog;         /* batches not yet written (waiting or on the strand) */
+  uint64_t store_backlog_max;     /* the deepest that backlog has been */
   uint64_t members_saved;         /* the last known members written to the store */
   uint64_t members_save_failures; /* ... writes that failed */
-  uint64_t disk_slices;       /* delete and inspection slices run on the pool */
-  uint64_t verify_dropped;    /* inspections whose entry began a delete meanwhile */
-  uint64_t sends_failed;   /* documents or commands that found no connection */
-  uint64_t held_sent;      /* of those, sent once the peer's connection came up */
-  uint64_t results;        /* answers to commands sent to other nodes */
-  uint64_t dirs_adopted;   /* model directories of earlier versions marked as this node's */
+  uint64_t disk_slices;           /* delete and inspection slices run on the pool */
+  uint64_t verify_dropped;        /* inspections whose entry began a delete meanwhile */
+  uint64_t sends_failed;          /* documents or commands that found no connection */
+  uint64_t held_sent;             /* of those, sent once the peer's connection came up */
+  uint64_t results;               /* answers to commands sent to other nodes */
+  uint64_t dirs_adopted;          /* model directories of earlier versions marked as this node's */
 } mesh_downloads_counters;
 const mesh_downloads_counters *mesh_downloads_counters_get(const mesh_downloads *d);
 
