@@ -194,6 +194,7 @@ typedef struct mesh_hf_counters {
   uint64_t ranged_files;    /* files fetched in ranges from several sources at once */
   uint64_t ranges_done;     /* ranges of such files written whole */
   uint64_t ranges_resumed;  /* ranges found done in a sidecar left by an earlier run */
+  uint64_t member_lists;    /* file lists taken from members (the Hub unreachable) */
 } mesh_hf_counters;
 
 /*
@@ -226,7 +227,9 @@ void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
 
 /*
  * Peer sources. A file's bytes may come from other members instead of the
- * Hub: the file list and the hashes still come from the Hub, and every file
+ * Hub: the file list and the hashes still come from the Hub (or, when it
+ * cannot be reached and the sources allow it, from a member's signed list:
+ * ops->list), and every file
  * is verified the same way whoever sent it. Before each request of a file
  * (its first, and after every failure) the job asks the sources; only when
  * they have nothing for it does it go to the Hub. Bytes must come in order
@@ -267,6 +270,13 @@ typedef struct mesh_hf_source_ops {
   void (*bad)(void *ctx, uint64_t dl_id, const char *label);
   /* Download dl_id is gone (completed, failed, cancelled). */
   void (*finished)(void *ctx, uint64_t dl_id);
+  /* The Hub could not be reached for the file list of req (repo, revision;
+   * path, from and size unused) after every retry. May be NULL. 0: a
+   * member is asked for its signed list, and the answer comes through
+   * mesh_hf_source_list_done; otherwise a negative errno and why (at most
+   * why_cap bytes with its NUL: for the failure's message, which says the
+   * Hub is unreachable first), and the download fails with -EIO. */
+  int (*list)(void *ctx, const mesh_hf_source_req *req, char *why, size_t why_cap);
 } mesh_hf_source_ops;
 
 /* Sets the peer sources (ops static or outliving c; NULL: the Hub only). */
@@ -280,6 +290,14 @@ int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_
  * negative errno and why (borrowed). The job goes on from where the file is.
  * No call for the transfer may follow. */
 void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why);
+/* The answer to ops->list for download id: err 0 and the list in *t (its
+ * files taken over: t is left empty), checked and finished (sorted, without
+ * duplicates), from the source named label; or a negative errno and why
+ * (borrowed), and the download fails. Its files are then verified against
+ * that list exactly as against the Hub's. 0, or -ENOENT when the download
+ * no longer waits for a list (t is left to the caller). */
+int mesh_hf_source_list_done(mesh_hf_client *c, uint64_t id, int err, mesh_hf_tree *t,
+                             const char *label, const char *why);
 /* The labels of the peer sources download id has taken bytes from so far,
  * comma-separated, into buf (cap bytes): 0 or -ENOENT. */
 int mesh_hf_sources_of(const mesh_hf_client *c, uint64_t id, char *buf, size_t cap);
