@@ -524,6 +524,11 @@ int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char
  * it, naming the peer. */
 void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *revision,
                                const mesh_peer_id *peer, const char *why);
+/* The executor took the file list of the own download of (model_id,
+ * revision) from member peer, the Hub being unreachable (the operator
+ * allowed it). Journals it, naming the peer. */
+void mesh_coord_list_from_member(mesh_coord *c, const char *model_id, const char *revision,
+                                 const mesh_peer_id *peer);
 /* Whether this node may serve its own (model_id, revision): 0 and the model
  * directory (relative to the models directory) into model_dir (cap bytes)
  * when its entry is completed (and inspected, after a restart); -ENOENT

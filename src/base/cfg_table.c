@@ -370,6 +370,13 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .metavar = "on|off",
      .help = "Serve this node's completed model files to members that download the same "
              "revision (off: other nodes fetch them elsewhere)."},
+    {.name = "file-lists-from-members",
+     .type = T_BOOL,
+     .off = OFF(file_lists_from_members),
+     .def = "false",
+     .metavar = "BOOL",
+     .help = "When the Hub cannot be reached, take a download's file list from a member "
+             "that completed it, signed by that member; files are still verified."},
     {.name = "max-uploads",
      .type = T_INT,
      .off = OFF(max_uploads),

@@ -138,6 +138,7 @@ typedef struct mesh_config {
   int io_threads;                    /* work pool threads; 0 = sized for the machine */
   int serve_models;                  /* 1: serve completed model files to members, 0: not */
   int max_uploads;                   /* model file transfers served at once */
+  bool file_lists_from_members;      /* Hub unreachable: take a member's signed file list */
   mesh_strlist accept_commands_from; /* peer IDs, "any-member" or "none" */
   int command_quota;                 /* own entries one other node's commands may make */
 

@@ -160,6 +160,7 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
     dl.peer_bytes = prov.peer_bytes;
     dl.source_speed_bps = prov.speed_bps;
     dl.peers = prov.sources;
+    dl.file_list_source = prov.file_list_source;
   }
   if (v->fn(v->arg, &dl) != 0)
     v->stop = true;

@@ -133,6 +133,7 @@ typedef struct mesh_downloads_prov {
   uint64_t peer_bytes;
   uint64_t speed_bps;
   const char *sources;
+  const char *file_list_source; /* "hub", or the peer ID of the member it came from */
 } mesh_downloads_prov;
 /* 0 and *out, or -ENOENT when this node fetched no byte of it in this run. */
 int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const char *rev,
@@ -147,6 +148,9 @@ typedef struct mesh_downloads_peer_stats {
   uint64_t uploads;         /* uploads begun */
   uint64_t upload_bytes;    /* file bytes sent to members */
   uint64_t uploads_active;  /* uploads running now */
+  uint64_t lists_served;    /* signed file lists sent to members */
+  uint64_t lists_taken;     /* file lists taken from members (the Hub unreachable) */
+  uint64_t lists_refused;   /* file lists of members refused (signature, model, form, size) */
   uint64_t refused[MESH_DOWNLOADS_REFUSALS_MAX]; /* requests refused, by
                                                     mesh_downloads_refusal_name(i) */
 } mesh_downloads_peer_stats;

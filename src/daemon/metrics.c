@@ -498,6 +498,14 @@ static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_coun
          (double)ps.uploads_active);
   metric(m, "meshd_upload_bytes_total", C, "Model file bytes sent to members",
          (double)ps.upload_bytes);
+  metric(m, "meshd_file_lists_from_members_total", C,
+         "File lists taken from members, signed by them, because the Hub could not be reached",
+         (double)ps.lists_taken);
+  metric(m, "meshd_file_lists_refused_total", C,
+         "File lists of members refused (bad signature, another model, malformed, too large)",
+         (double)ps.lists_refused);
+  metric(m, "meshd_file_lists_served_total", C, "Signed file lists sent to members",
+         (double)ps.lists_served);
   static const char *const ref_help = "Requests for model files refused, by reason";
   for (int i = 0; mesh_downloads_refusal_name(i) != NULL; i++)
     metric1(m, "meshd_uploads_refused_total", C, ref_help, "reason", mesh_downloads_refusal_name(i),

@@ -1037,6 +1037,7 @@ static const char *const every_option[] = {
     "downloads-at-once",
     "files-at-once",
     "serve-models",
+    "file-lists-from-members",
     "max-uploads",
     "accept-commands-from",
     "command-quota",
