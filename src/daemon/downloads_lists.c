@@ -30,18 +30,6 @@
 /* A source that sends nothing for this long while it owes bytes is dropped. */
 #define LIST_STALL_MS PEER_STALL_MS
 
-static int send_msg(mesh_downloads *d, const mesh_peer_id *to, const mesh_bulk_msg *m)
-{
-  uint8_t *buf;
-  size_t len;
-  int rc = mesh_bulk_encode(m, &buf, &len);
-  if (rc != 0)
-    return rc;
-  rc = mesh_net_send(d->net, to, MESH_CH_BULK, MESH_CLASS_STREAM, buf, len);
-  free(buf);
-  return rc;
-}
-
 static void fetch_free(list_fetch *f)
 {
   free(f->buf);
@@ -82,7 +70,7 @@ static int fetch_ask(mesh_downloads *d, list_fetch *f)
                        .file_list = true};
     snprintf(m.model_id, sizeof m.model_id, "%s", f->model_id);
     snprintf(m.revision, sizeof m.revision, "%s", f->revision);
-    if (send_msg(d, &src, &m) == 0) {
+    if (dl_bulk_send(d, &src, &m) == 0) {
       char peer[MESH_PEER_ID_TEXT_MAX];
       mesh_peer_id_to_text(&src, peer, sizeof peer);
       LOG_INFO("lists", "%s@%s: asking member %s for its file list", f->model_id, f->revision,
@@ -115,7 +103,7 @@ static void fetch_fail(mesh_downloads *d, list_fetch *f, const char *why)
   LOG_WARN("lists", "%s@%s: file list of member %s refused: %s", f->model_id, f->revision, peer,
            why);
   mesh_bulk_msg m = {.kind = MESH_BULK_CANCEL, .id = f->id};
-  (void)send_msg(d, &f->peer, &m);
+  (void)dl_bulk_send(d, &f->peer, &m);
   d->peers.source_failures++;
   dl_source_failed(d, f->dl_id, &f->peer);
   char text[200];
@@ -238,7 +226,7 @@ static void fetch_grant(mesh_downloads *d, list_fetch *f)
   if (more > MESH_HF_FILELIST_MAX - f->granted)
     more = MESH_HF_FILELIST_MAX - f->granted;
   mesh_bulk_msg m = {.kind = MESH_BULK_CREDIT, .id = f->id, .credit = more};
-  if (send_msg(d, &f->peer, &m) == 0) {
+  if (dl_bulk_send(d, &f->peer, &m) == 0) {
     f->granted += more;
     f->owed = 0;
   }
@@ -302,7 +290,7 @@ void dl_lists_finished(mesh_downloads *d, uint64_t dl_id)
     }
     if (f->id != 0) {
       mesh_bulk_msg m = {.kind = MESH_BULK_CANCEL, .id = f->id};
-      (void)send_msg(d, &f->peer, &m);
+      (void)dl_bulk_send(d, &f->peer, &m);
     }
     fetch_free(f);
   }

@@ -133,37 +133,54 @@ static void refuse(mesh_downloads *d, const mesh_peer_id *to, uint64_t id, serve
 
 static int open_beneath(const char *full, size_t base_len, int *out);
 
-/* Whether the file of u (size bytes now) is listed in its model directory's
- * manifest at that size: the download that put it there verified it. */
-static bool verified(upload *u, uint64_t size)
+/* Reads the manifest of the model directory rel[0, dir_len) (under the
+ * models directory, rel[0, base_len)) into a malloc'ed text (*text, the
+ * caller's to free) of *len bytes, at most MESH_HF_MANIFEST_MAX. 0 or a
+ * negative errno (-ENOENT: there is none). A worker. */
+static int manifest_read(const char *rel, size_t dir_len, size_t base_len, char **text, size_t *len)
 {
   char path[PATH_MAX];
-  int n = snprintf(path, sizeof path, "%.*s/%s", (int)u->dir_len, u->rel, MESH_HF_MANIFEST);
+  int n = snprintf(path, sizeof path, "%.*s/%s", (int)dir_len, rel, MESH_HF_MANIFEST);
   if (n < 0 || (size_t)n >= sizeof path)
-    return false;
+    return -ENAMETOOLONG;
   int fd = -1;
-  if (open_beneath(path, u->base_len, &fd) != 0)
-    return false;
+  int rc = open_beneath(path, base_len, &fd);
+  if (rc != 0)
+    return rc;
   struct stat st;
-  char *text = NULL;
-  bool ok = false;
+  char *t = NULL;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MESH_HF_MANIFEST_MAX ||
-      (text = malloc((size_t)st.st_size + 1)) == NULL)
-    goto out;
+      (t = malloc((size_t)st.st_size + 1)) == NULL) {
+    close(fd);
+    return -EIO;
+  }
   size_t got = 0;
   while (got < (size_t)st.st_size) {
-    ssize_t r = pread(fd, text + got, (size_t)st.st_size - got, (off_t)got);
+    ssize_t r = pread(fd, t + got, (size_t)st.st_size - got, (off_t)got);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       break;
     got += (size_t)r;
   }
-  uint64_t listed = 0;
-  ok = mesh_hf_manifest_find(text, got, u->rel + u->dir_len + 1, &listed) == 0 && listed == size;
-out:
-  free(text);
   close(fd);
+  *text = t;
+  *len = got;
+  return 0;
+}
+
+/* Whether the file of u (size bytes now) is listed in its model directory's
+ * manifest at that size: the download that put it there verified it. */
+static bool verified(upload *u, uint64_t size)
+{
+  char *text = NULL;
+  size_t len = 0;
+  if (manifest_read(u->rel, u->dir_len, u->base_len, &text, &len) != 0)
+    return false;
+  uint64_t listed = 0;
+  bool ok =
+      mesh_hf_manifest_find(text, len, u->rel + u->dir_len + 1, &listed) == 0 && listed == size;
+  free(text);
   return ok;
 }
 
@@ -209,31 +226,11 @@ static int open_beneath(const char *full, size_t base_len, int *out)
  * it. A worker: it touches the upload's input and result fields only. */
 static int list_open(upload *u)
 {
-  char path[PATH_MAX];
-  int n = snprintf(path, sizeof path, "%s/%s", u->rel, MESH_HF_MANIFEST);
-  if (n < 0 || (size_t)n >= sizeof path)
-    return -ENAMETOOLONG;
-  int fd = -1;
-  int rc = open_beneath(path, u->base_len, &fd);
+  char *text = NULL;
+  size_t got = 0;
+  int rc = manifest_read(u->rel, strlen(u->rel), u->base_len, &text, &got);
   if (rc != 0)
     return rc;
-  struct stat st;
-  char *text = NULL;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MESH_HF_MANIFEST_MAX ||
-      (text = malloc((size_t)st.st_size + 1)) == NULL) {
-    close(fd);
-    return -EIO;
-  }
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t r = pread(fd, text + got, (size_t)st.st_size - got, (off_t)got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
   rc = mesh_hf_filelist_seal(u->ident, &u->meta, text, got, &u->blob, &u->blob_len);
   free(text);
   if (rc != 0)
