@@ -517,11 +517,12 @@ void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class 
     MESH_LOG_RL(MESH_LOG_INFO, "peers", "a malformed bulk message was dropped");
     return;
   }
-  if ((m.kind == MESH_BULK_CHUNK || m.kind == MESH_BULK_END) && dl_lists_on_bulk(d, from, &m))
-    ; /* an answer to a file list request */
-  else if (m.kind == MESH_BULK_CHUNK || m.kind == MESH_BULK_END)
+  /* Chunks and ends answer this node's requests: of a file list, or of a
+   * file's bytes. Everything else asks this node for something. */
+  bool answer = m.kind == MESH_BULK_CHUNK || m.kind == MESH_BULK_END;
+  if (answer && !dl_lists_on_bulk(d, from, &m))
     dl_peers_on_bulk(d, from, &m);
-  else
+  else if (!answer)
     dl_serve_on_bulk(d, from, &m);
   mesh_bulk_msg_clear(&m);
 }
