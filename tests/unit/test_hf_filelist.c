@@ -187,6 +187,9 @@ static void test_bounds(void **state)
 static void test_manifest_malformed(void **state)
 {
   (void)state;
+  static const char twice[] = "meshd-files 1\n"
+                              "1 0123456789abcdef0123456789abcdef01234567 a\n"
+                              "2 0123456789abcdef0123456789abcdef01234567 a\n";
   static const char *bad[] = {
       "",
       "meshd-files 2\n",
@@ -197,8 +200,7 @@ static void test_manifest_malformed(void **state)
       "meshd-files 1\n12 0123456789abcdef0123456789abcdef01234567 ../a\n",
       "meshd-files 1\n12 0123456789abcdef0123456789abcdef01234567 /a\n",
       "meshd-files 1\n12 0123456789abcdef0123456789abcdef01234567 a.partial\n",
-      "meshd-files 1\n1 0123456789abcdef0123456789abcdef01234567 a\n"
-      "2 0123456789abcdef0123456789abcdef01234567 a\n", /* twice */
+      twice,
   };
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     mesh_hf_tree t;
