@@ -14,12 +14,14 @@
  *   - downloads_peers.c: peer sources of the download client (file bytes
  *     asked of members on MESH_CH_BULK) and where each entry's bytes came
  *     from.
- *   - downloads_serve.c: serving this node's completed files to members on
- *     MESH_CH_BULK, reads on the pool.
+ *   - downloads_lists.c: file lists asked of members when the Hub cannot
+ *     be reached (--file-lists-from-members), checked on the pool.
+ *   - downloads_serve.c: serving this node's completed files (and their
+ *     signed file lists) to members on MESH_CH_BULK, reads on the pool.
  * Threads: everything declared here runs on the loop thread. The pool's work
- * functions (store_work, disk_work, start_work) are static in their files
- * and touch only what their item carries (a store_batch, a disk_job, a
- * start_job), never the mesh_downloads itself.
+ * functions (store_work, disk_work, start_work, check_work) are static in
+ * their files and touch only what their item carries (a store_batch, a
+ * disk_job, a start_job, a list_fetch), never the mesh_downloads itself.
  */
 #ifndef MESH_DAEMON_DOWNLOADS_INTERNAL_H
 #define MESH_DAEMON_DOWNLOADS_INTERNAL_H

@@ -55,6 +55,8 @@ static int fetch_ask(mesh_downloads *d, list_fetch *f)
     fetch_reset(f);
     mesh_peer_id src;
     int rc = dl_pick_source(d, f->dl_id, f->model_id, f->revision, &src);
+    if (rc == -EBUSY)
+      dl_peers_arm(d); /* the tick asks again */
     if (rc != 0)
       return rc;
     f->peer = src;
