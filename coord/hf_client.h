@@ -22,6 +22,8 @@
  * One download, in order:
  *   1. List:   GET {endpoint}/api/models/{repo}/tree/{revision}?recursive=true,
  *              following Link rel="next" pages (hf_tree.h parses them).
+ *              When the Hub cannot be reached after every retry, the peer
+ *              sources may give a member's list instead (ops->list below).
  *   2. Report MESH_HF_REPORT_LISTED with the total size, before any file
  *      byte is fetched. The callback may cancel here. Then the size guard:
  *      over max_bytes fails with -EFBIG, more than the free space of the
@@ -194,7 +196,6 @@ typedef struct mesh_hf_counters {
   uint64_t ranged_files;    /* files fetched in ranges from several sources at once */
   uint64_t ranges_done;     /* ranges of such files written whole */
   uint64_t ranges_resumed;  /* ranges found done in a sidecar left by an earlier run */
-  uint64_t member_lists;    /* file lists taken from members (the Hub unreachable) */
 } mesh_hf_counters;
 
 /*
@@ -229,15 +230,15 @@ void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
  * Peer sources. A file's bytes may come from other members instead of the
  * Hub: the file list and the hashes still come from the Hub (or, when it
  * cannot be reached and the sources allow it, from a member's signed list:
- * ops->list), and every file
- * is verified the same way whoever sent it. Before each request of a file
- * (its first, and after every failure) the job asks the sources; only when
- * they have nothing for it does it go to the Hub. Bytes must come in order
- * from the offset asked for; a transfer that ends early or fails resumes
- * from where the file is (from another source, or the Hub), without
- * starting the file over. A file whose hash is wrong and that holds bytes
- * of peers is fetched again from the start, and each of those peers is
- * named to bad() first so the sources leave it out. All on the loop thread.
+ * ops->list), and every file is verified the same way whoever sent it.
+ * Before each request of a file (its first, and after every failure) the job
+ * asks the sources; only when they have nothing for it does it go to the
+ * Hub. Bytes must come in order from the offset asked for; a transfer that
+ * ends early or fails resumes from where the file is (from another source,
+ * or the Hub), without starting the file over. A file whose hash is wrong
+ * and that holds bytes of peers is fetched again from the start, and each of
+ * those peers is named to bad() first so the sources leave it out. All on
+ * the loop thread.
  *
  * A file of range_threshold bytes and more runs several transfers at once,
  * each for [from, size) of one range (size is then the range's end, not the

@@ -201,7 +201,6 @@ int mesh_hf_source_list_done(mesh_hf_client *c, uint64_t id, int err, mesh_hf_tr
   mesh_hf_tree_free(&dl->tree);
   dl->tree = *t;
   mesh_hf_tree_init(t);
-  c->counters.member_lists++;
   LOG_INFO("hf", "file list of %s@%s: %zu files from member %s", dl->repo, dl->revision,
            dl->tree.len, label);
   list_done(dl);
