@@ -9,7 +9,6 @@
   only: a byte changed after signing) is refused and counted, and with no
   other member the download fails saying why.
 """
-import hashlib
 import json
 import os
 import subprocess
@@ -22,18 +21,6 @@ import meshtest  # noqa: E402
 MODEL = "acme/listed"
 MODEL_DIR = "acme--listed"
 FLAG = "--file-lists-from-members"
-
-
-def digests(folder):
-    out = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            if f.startswith("."):
-                continue
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def start(node):
@@ -92,8 +79,8 @@ class MemberFileLists(unittest.TestCase):
         # The Hub's retries take about 15 s before a member is asked.
         meshtest.wait_until(lambda: own(b)[0] == "DownloadCompleted", 90, "B's download")
         meshtest.wait_until(lambda: own(c)[0] == "DownloadFailed", 90, "C's failure")
-        want = digests(os.path.join(a.home, "models", MODEL_DIR))
-        self.assertEqual(digests(os.path.join(b.home, "models", MODEL_DIR)), want)
+        want = meshtest.digests(os.path.join(a.home, "models", MODEL_DIR))
+        self.assertEqual(meshtest.digests(os.path.join(b.home, "models", MODEL_DIR)), want)
         # B's own manifest is the list it verified against: it may serve too.
         with open(os.path.join(a.home, "models", MODEL_DIR, ".meshd-files")) as f:
             a_list = f.read()
@@ -145,7 +132,7 @@ class MemberFileLists(unittest.TestCase):
                             "the journal to name the member whose list was refused")
         # Nothing was taken on its word: no model file is in place.
         folder = os.path.join(b.home, "models", MODEL_DIR)
-        self.assertEqual(digests(folder) if os.path.isdir(folder) else {}, {})
+        self.assertEqual(meshtest.digests(folder) if os.path.isdir(folder) else {}, {})
         self.ok = True
 
 

@@ -50,6 +50,34 @@ static void seal(const mesh_identity *id, const mesh_hf_filelist_meta *m, uint8_
   assert_int_equal(mesh_hf_filelist_seal(id, m, manifest, sizeof manifest - 1, buf, len), 0);
 }
 
+/* A list of `manifest` sealed by the identity of seed byte 1 in epoch 7:
+ * each test's state. */
+typedef struct sealed {
+  mesh_identity a;
+  mesh_hf_filelist_meta m;
+  uint8_t *buf;
+  size_t len;
+} sealed;
+
+static int sealed_setup(void **state)
+{
+  sealed *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  identity(1, &f->a);
+  f->m = meta_of(&f->a, 7);
+  seal(&f->a, &f->m, &f->buf, &f->len);
+  *state = f;
+  return 0;
+}
+
+static int sealed_teardown(void **state)
+{
+  sealed *f = *state;
+  free(f->buf);
+  free(f);
+  return 0;
+}
+
 static int open_list(const uint8_t *buf, size_t len, const mesh_hf_filelist_meta *want)
 {
   const char *m = NULL;
@@ -60,13 +88,10 @@ static int open_list(const uint8_t *buf, size_t len, const mesh_hf_filelist_meta
 
 static void test_round_trip(void **state)
 {
-  (void)state;
-  mesh_identity a;
-  identity(1, &a);
-  mesh_hf_filelist_meta m = meta_of(&a, 7);
-  uint8_t *buf;
-  size_t len;
-  seal(&a, &m, &buf, &len);
+  sealed *f = *state;
+  const mesh_hf_filelist_meta m = f->m;
+  uint8_t *buf = f->buf;
+  size_t len = f->len;
   const char *got = NULL;
   size_t glen = 0;
   char err[160];
@@ -94,19 +119,15 @@ static void test_round_trip(void **state)
   assert_memory_equal(text, manifest, tlen);
   free(text);
   mesh_hf_tree_free(&t);
-  free(buf);
 }
 
 /* Every byte of the list matters: a change anywhere is refused. */
 static void test_tampered(void **state)
 {
-  (void)state;
-  mesh_identity a;
-  identity(1, &a);
-  mesh_hf_filelist_meta m = meta_of(&a, 7);
-  uint8_t *buf;
-  size_t len;
-  seal(&a, &m, &buf, &len);
+  sealed *f = *state;
+  const mesh_hf_filelist_meta m = f->m;
+  uint8_t *buf = f->buf;
+  size_t len = f->len;
   for (size_t i = 0; i < len; i++) {
     buf[i] ^= 0x01;
     assert_int_not_equal(open_list(buf, len, &m), 0);
@@ -124,20 +145,18 @@ static void test_tampered(void **state)
   assert_int_equal(open_list(more, len + 5, &m), -MESH_EAUTH);
   free(more);
   assert_int_equal(open_list(buf, len, &m), 0);
-  free(buf);
 }
 
 /* A list is taken only for what was asked of whom. */
 static void test_wrong_binding(void **state)
 {
-  (void)state;
-  mesh_identity a, b;
-  identity(1, &a);
+  sealed *f = *state;
+  const mesh_identity a = f->a;
+  const mesh_hf_filelist_meta m = f->m;
+  mesh_identity b;
   identity(2, &b);
-  mesh_hf_filelist_meta m = meta_of(&a, 7);
-  uint8_t *buf;
-  size_t len;
-  seal(&a, &m, &buf, &len);
+  uint8_t *buf = f->buf;
+  size_t len = f->len;
   mesh_hf_filelist_meta w = m;
   snprintf(w.model_id, sizeof w.model_id, "acme/other");
   assert_int_equal(open_list(buf, len, &w), -EBADMSG);
@@ -150,17 +169,20 @@ static void test_wrong_binding(void **state)
   w = m;
   w.owner = b.id;
   assert_int_equal(open_list(buf, len, &w), -EBADMSG);
-  free(buf);
 
   /* b signing a list that names a as its owner: refused when sealed, and a
    * forged one (b's signature under a's name) fails the signature. */
-  assert_int_equal(mesh_hf_filelist_seal(&b, &m, manifest, sizeof manifest - 1, &buf, &len),
+  uint8_t *none;
+  size_t none_len;
+  assert_int_equal(mesh_hf_filelist_seal(&b, &m, manifest, sizeof manifest - 1, &none, &none_len),
                    -EINVAL);
   mesh_identity forger = b;
   forger.id = a.id;
-  seal(&forger, &m, &buf, &len);
-  assert_int_equal(open_list(buf, len, &m), -MESH_EAUTH);
-  free(buf);
+  uint8_t *forged;
+  size_t forged_len;
+  seal(&forger, &m, &forged, &forged_len);
+  assert_int_equal(open_list(forged, forged_len, &m), -MESH_EAUTH);
+  free(forged);
 }
 
 static void test_bounds(void **state)
@@ -228,8 +250,10 @@ static void test_manifest_malformed(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_tampered),
-      cmocka_unit_test(test_wrong_binding),      cmocka_unit_test(test_bounds),
+      cmocka_unit_test_setup_teardown(test_round_trip, sealed_setup, sealed_teardown),
+      cmocka_unit_test_setup_teardown(test_tampered, sealed_setup, sealed_teardown),
+      cmocka_unit_test_setup_teardown(test_wrong_binding, sealed_setup, sealed_teardown),
+      cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_manifest_malformed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
