@@ -39,14 +39,15 @@ static bool reason_ok(const char *s, size_t len)
 }
 
 /* The fields of a request, whichever side checks them. */
-static bool request_ok(const char *model, const char *rev, const char *path, uint64_t offset,
-                       uint64_t length, uint64_t credit)
+static bool request_ok(const char *model, const char *rev, const char *path, bool file_list,
+                       uint64_t offset, uint64_t length, uint64_t credit)
 {
   const char *why;
   size_t ml = strlen(model), rl = strlen(rev), pl = strlen(path);
+  bool path_ok =
+      file_list ? pl == 0 : pl <= MESH_HF_PATH_MAX && mesh_hf_path_check(path, pl, &why) == 0;
   return ml < MESH_MODEL_ID_MAX && mesh_model_id_validate(model, ml, &why) == 0 &&
-         rl <= MESH_REVISION_MAX && mesh_revision_validate(rev, rl) == 0 &&
-         pl <= MESH_HF_PATH_MAX && mesh_hf_path_check(path, pl, &why) == 0 && length > 0 &&
+         rl <= MESH_REVISION_MAX && mesh_revision_validate(rev, rl) == 0 && path_ok && length > 0 &&
          offset <= UINT64_MAX - length && credit > 0 && credit <= MESH_BULK_CREDIT_MAX;
 }
 
@@ -64,7 +65,8 @@ int mesh_bulk_encode(const mesh_bulk_msg *m, uint8_t **out, size_t *len)
     return -EINVAL;
   switch (m->kind) {
   case MESH_BULK_REQUEST:
-    if (!request_ok(m->model_id, m->revision, m->path, m->offset, m->length, m->credit))
+    if (!request_ok(m->model_id, m->revision, m->path, m->file_list, m->offset, m->length,
+                    m->credit))
       return -EINVAL;
     mesh__bulk__bulk_request__init(&rq);
     rq.id = m->id;
@@ -74,6 +76,7 @@ int mesh_bulk_encode(const mesh_bulk_msg *m, uint8_t **out, size_t *len)
     rq.offset = m->offset;
     rq.length = m->length;
     rq.credit = m->credit;
+    rq.file_list = m->file_list;
     bm.body_case = MESH__BULK__BULK_MESSAGE__BODY_REQUEST;
     bm.request = &rq;
     break;
@@ -158,10 +161,12 @@ int mesh_bulk_decode(const uint8_t *buf, size_t len, mesh_bulk_msg *m)
     m->offset = r->offset;
     m->length = r->length;
     m->credit = r->credit;
+    m->file_list = r->file_list;
     ok = copy_str(m->model_id, sizeof m->model_id, r->model_id) &&
          copy_str(m->revision, sizeof m->revision, r->revision) &&
          copy_str(m->path, sizeof m->path, r->path) &&
-         request_ok(m->model_id, m->revision, m->path, m->offset, m->length, m->credit);
+         request_ok(m->model_id, m->revision, m->path, m->file_list, m->offset, m->length,
+                    m->credit);
     break;
   }
   case MESH__BULK__BULK_MESSAGE__BODY_CREDIT:

@@ -6,7 +6,8 @@
  *
  *   kind     fields used                         who sends it
  *   REQUEST  id model_id revision path offset    downloader -> source
- *            length credit
+ *            length credit file_list           (file_list: the signed file
+ *                                              list, path empty)
  *   CREDIT   id credit                           downloader -> source
  *   CHUNK    id offset data/data_len             source -> downloader
  *   END      id code reason                      source -> downloader
@@ -55,6 +56,7 @@ typedef struct mesh_bulk_msg {
   uint64_t offset;     /* REQUEST: first byte; CHUNK: offset of data[0] */
   uint64_t length;     /* REQUEST: bytes wanted */
   uint64_t credit;     /* REQUEST: initial credit; CREDIT: more bytes */
+  bool file_list;      /* REQUEST: the source's signed file list, not a file */
   const uint8_t *data; /* CHUNK: borrowed (encode) or into priv (decode) */
   size_t data_len;
   int32_t code; /* END: 0 or a negative errno in [-4095, -1] */

@@ -174,14 +174,14 @@ typedef struct mesh_coord_settings {
   mesh_time_ms progress_publish_interval; /* same, when only progress changed */
   uint32_t outbox_max;                    /* outbox items at most; beyond, sends are dropped */
   /* What others' documents may cost this node (see "Budgets" above). */
-  uint64_t docs_max_bytes;   /* all held documents together, bytes */
-  uint32_t docs_max_entries; /* all held documents together, entries */
-  uint64_t doc_max_bytes;    /* one owner's document, bytes */
-  uint32_t doc_max_entries;  /* one owner's document, entries */
-  mesh_coord_accept accept;               /* whose commands are carried out */
-  const mesh_peer_id *accept_from;        /* LISTED: accept_n IDs, copied by mesh_coord_new */
-  size_t accept_n;                        /* at most MESH_COORD_ACCEPT_MAX */
-  uint32_t remote_quota;                  /* own entries one other node may have made, at most */
+  uint64_t docs_max_bytes;         /* all held documents together, bytes */
+  uint32_t docs_max_entries;       /* all held documents together, entries */
+  uint64_t doc_max_bytes;          /* one owner's document, bytes */
+  uint32_t doc_max_entries;        /* one owner's document, entries */
+  mesh_coord_accept accept;        /* whose commands are carried out */
+  const mesh_peer_id *accept_from; /* LISTED: accept_n IDs, copied by mesh_coord_new */
+  size_t accept_n;                 /* at most MESH_COORD_ACCEPT_MAX */
+  uint32_t remote_quota;           /* own entries one other node may have made, at most */
 } mesh_coord_settings;
 
 /* Fills in the defaults (gc_grace 5 min, tombstone_ttl 1 h, journal 10,000
@@ -262,9 +262,9 @@ typedef struct mesh_coord_out {
       char text[MESH_COORD_JOURNAL_TEXT_MAX];
     } journal;
     struct {
-      mesh_peer_id from; /* the node that executed (or refused) the command */
-      uint64_t seq;      /* as returned by mesh_coord_command */
-      int code;          /* 0 or a negative errno in [-4095, -1] */
+      mesh_peer_id from;                  /* the node that executed (or refused) the command */
+      uint64_t seq;                       /* as returned by mesh_coord_command */
+      int code;                           /* 0 or a negative errno in [-4095, -1] */
       char message[MESH_COORD_ERROR_MAX]; /* the target's text, control bytes escaped */
     } result;
   } u;
@@ -296,25 +296,25 @@ typedef struct mesh_coord_stats {
   uint64_t cmds_refused_quota;  /* the requester's (or all peers') share of own entries is full */
   uint64_t results_unmatched;   /* answers from a peer that no pending command awaits */
   uint64_t deletes_refused_unowned; /* deletes of a directory without meshd's marker */
-  uint64_t msgs_malformed; /* undecodable CoordMessage */
+  uint64_t msgs_malformed;          /* undecodable CoordMessage */
   uint64_t actions_emitted;
-  uint64_t actions_deferred_global; /* held back by the global cap */
-  uint64_t actions_deferred_entry;  /* held back by the per-entry interval */
-  uint64_t results_ignored;         /* executor results for no matching entry */
-  uint64_t docs_abandoned;          /* owners marked abandoned */
-  uint64_t docs_collected;          /* documents detached for collection */
-  uint64_t entries_collected;       /* entries freed */
-  uint64_t gc_max_work;             /* most entries freed in one tick */
-  uint64_t queue_failures;          /* collection or forgetting queued late: no memory */
-  uint64_t reconnect_syncs;         /* documents exchanged again on a new connection */
+  uint64_t actions_deferred_global;   /* held back by the global cap */
+  uint64_t actions_deferred_entry;    /* held back by the per-entry interval */
+  uint64_t results_ignored;           /* executor results for no matching entry */
+  uint64_t docs_abandoned;            /* owners marked abandoned */
+  uint64_t docs_collected;            /* documents detached for collection */
+  uint64_t entries_collected;         /* entries freed */
+  uint64_t gc_max_work;               /* most entries freed in one tick */
+  uint64_t queue_failures;            /* collection or forgetting queued late: no memory */
+  uint64_t reconnect_syncs;           /* documents exchanged again on a new connection */
   uint64_t requests_refused_stranger; /* document requests from a peer not in the view */
   uint64_t requests_refused_rate;     /* ... from a member over its budget */
-  uint64_t outbox_dropped;          /* items dropped because the outbox was full */
-  uint64_t store_writes;            /* store items emitted */
-  uint64_t journal_records;         /* journal items emitted */
-  uint64_t publish_failures;        /* own documents that could not be made (memory) */
-  uint64_t view_resyncs;            /* mirrors of the view rebuilt from the view source */
-  uint64_t view_resync_fixes;       /* peers whose place in the mirror a resync corrected */
+  uint64_t outbox_dropped;            /* items dropped because the outbox was full */
+  uint64_t store_writes;              /* store items emitted */
+  uint64_t journal_records;           /* journal items emitted */
+  uint64_t publish_failures;          /* own documents that could not be made (memory) */
+  uint64_t view_resyncs;              /* mirrors of the view rebuilt from the view source */
+  uint64_t view_resync_fixes;         /* peers whose place in the mirror a resync corrected */
 } mesh_coord_stats;
 
 typedef struct mesh_coord mesh_coord;
@@ -524,6 +524,11 @@ int mesh_coord_pick_source(const mesh_coord *c, const char *model_id, const char
  * it, naming the peer. */
 void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *revision,
                                const mesh_peer_id *peer, const char *why);
+/* The executor took the file list of the own download of (model_id,
+ * revision) from member peer, the Hub being unreachable (the operator
+ * allowed it). Journals it, naming the peer. */
+void mesh_coord_list_from_member(mesh_coord *c, const char *model_id, const char *revision,
+                                 const mesh_peer_id *peer);
 /* Whether this node may serve its own (model_id, revision): 0 and the model
  * directory (relative to the models directory) into model_dir (cap bytes)
  * when its entry is completed (and inspected, after a restart); -ENOENT

@@ -36,8 +36,18 @@ void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *
 {
   char id[MESH_PEER_ID_TEXT_MAX];
   mesh_peer_id_to_text(peer, id, sizeof id);
-  journal(c, MESH_COORD_J_SOURCE, model_id, "%s@%s: source %s dropped: %s", model_id, revision,
-          id, why);
+  journal(c, MESH_COORD_J_SOURCE, model_id, "%s@%s: source %s dropped: %s", model_id, revision, id,
+          why);
+}
+
+void mesh_coord_list_from_member(mesh_coord *c, const char *model_id, const char *revision,
+                                 const mesh_peer_id *peer)
+{
+  char id[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(peer, id, sizeof id);
+  journal(c, MESH_COORD_J_SOURCE, model_id,
+          "%s@%s: the Hub cannot be reached: file list taken from member %s (signed by it)",
+          model_id, revision, id);
 }
 
 void coord_journal_refused(mesh_coord *c, const char *model, const char *why)

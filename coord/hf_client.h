@@ -22,6 +22,8 @@
  * One download, in order:
  *   1. List:   GET {endpoint}/api/models/{repo}/tree/{revision}?recursive=true,
  *              following Link rel="next" pages (hf_tree.h parses them).
+ *              When the Hub cannot be reached after every retry, the peer
+ *              sources may give a member's list instead (ops->list below).
  *   2. Report MESH_HF_REPORT_LISTED with the total size, before any file
  *      byte is fetched. The callback may cancel here. Then the size guard:
  *      over max_bytes fails with -EFBIG, more than the free space of the
@@ -111,7 +113,7 @@ typedef struct mesh_hf_options {
   size_t max_list_page_bytes;    /* one file list page [16 MiB] */
   unsigned max_list_pages;       /* pages of one list [1000] */
   mesh_hf_tree_limits tree_limits;
-  bool no_sync;          /* skip fdatasync before the rename (tests, benchmarks) */
+  bool no_sync; /* skip fdatasync before the rename (tests, benchmarks) */
   /* Test only: each sync before a rename first holds its worker this long,
    * as a slow F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS in the daemon). */
   uint64_t test_sync_delay_ms;
@@ -121,7 +123,7 @@ typedef struct mesh_hf_options {
    * written at its offset, and hashed whole once every range is in. */
   uint64_t range_threshold;
   uint64_t range_bytes;
-  uint64_t seed;         /* backoff jitter seed; 0 seeds from the OS */
+  uint64_t seed; /* backoff jitter seed; 0 seeds from the OS */
 } mesh_hf_options;
 
 typedef enum mesh_hf_report_kind {
@@ -157,16 +159,16 @@ typedef struct mesh_hf_report {
 typedef void (*mesh_hf_report_fn)(const mesh_hf_report *r, void *ctx);
 
 typedef struct mesh_hf_request {
-  const char *repo;      /* "org/name"; copied */
-  const char *revision;  /* branch, tag or commit; NULL: "main"; copied */
-  const char *model_dir; /* created if missing (its parent must exist); copied */
-  uint64_t max_bytes;    /* refuse a model larger than this; 0: no limit */
-  bool list_only;        /* a space check: end with the LISTED report */
+  const char *repo;       /* "org/name"; copied */
+  const char *revision;   /* branch, tag or commit; NULL: "main"; copied */
+  const char *model_dir;  /* created if missing (its parent must exist); copied */
+  uint64_t max_bytes;     /* refuse a model larger than this; 0: no limit */
+  bool list_only;         /* a space check: end with the LISTED report */
   const char *owner_mark; /* ownership marker text (coord/diskexec.h) written into the model
                              directory when this download creates it; NULL: none; copied */
   bool adopt;             /* also mark the directory when it exists without a marker (the
                              store says this node made it, with a version that wrote none) */
-  void *user;            /* handed back in every report */
+  void *user;             /* handed back in every report */
 } mesh_hf_request;
 
 /* What the client did, for /metrics and for tests. */
@@ -190,10 +192,10 @@ typedef struct mesh_hf_counters {
   uint64_t peer_bytes;          /* file bytes received from peer sources (not in bytes_received) */
   uint64_t peer_transfers;      /* file transfers begun from a peer source */
   uint64_t peer_failovers;      /* peer transfers that ended early: the file went on elsewhere */
-  uint64_t peer_mismatches;     /* files with bytes from peers whose hash was wrong: fetched again */
-  uint64_t ranged_files;        /* files fetched in ranges from several sources at once */
-  uint64_t ranges_done;         /* ranges of such files written whole */
-  uint64_t ranges_resumed;      /* ranges found done in a sidecar left by an earlier run */
+  uint64_t peer_mismatches; /* files with bytes from peers whose hash was wrong: fetched again */
+  uint64_t ranged_files;    /* files fetched in ranges from several sources at once */
+  uint64_t ranges_done;     /* ranges of such files written whole */
+  uint64_t ranges_resumed;  /* ranges found done in a sidecar left by an earlier run */
 } mesh_hf_counters;
 
 /*
@@ -226,15 +228,17 @@ void mesh_hf_get_counters(const mesh_hf_client *c, mesh_hf_counters *out);
 
 /*
  * Peer sources. A file's bytes may come from other members instead of the
- * Hub: the file list and the hashes still come from the Hub, and every file
- * is verified the same way whoever sent it. Before each request of a file
- * (its first, and after every failure) the job asks the sources; only when
- * they have nothing for it does it go to the Hub. Bytes must come in order
- * from the offset asked for; a transfer that ends early or fails resumes
- * from where the file is (from another source, or the Hub), without
- * starting the file over. A file whose hash is wrong and that holds bytes
- * of peers is fetched again from the start, and each of those peers is
- * named to bad() first so the sources leave it out. All on the loop thread.
+ * Hub: the file list and the hashes still come from the Hub (or, when it
+ * cannot be reached and the sources allow it, from a member's signed list:
+ * ops->list), and every file is verified the same way whoever sent it.
+ * Before each request of a file (its first, and after every failure) the job
+ * asks the sources; only when they have nothing for it does it go to the
+ * Hub. Bytes must come in order from the offset asked for; a transfer that
+ * ends early or fails resumes from where the file is (from another source,
+ * or the Hub), without starting the file over. A file whose hash is wrong
+ * and that holds bytes of peers is fetched again from the start, and each of
+ * those peers is named to bad() first so the sources leave it out. All on
+ * the loop thread.
  *
  * A file of range_threshold bytes and more runs several transfers at once,
  * each for [from, size) of one range (size is then the range's end, not the
@@ -267,6 +271,13 @@ typedef struct mesh_hf_source_ops {
   void (*bad)(void *ctx, uint64_t dl_id, const char *label);
   /* Download dl_id is gone (completed, failed, cancelled). */
   void (*finished)(void *ctx, uint64_t dl_id);
+  /* The Hub could not be reached for the file list of req (repo, revision;
+   * path, from and size unused) after every retry. May be NULL. 0: a
+   * member is asked for its signed list, and the answer comes through
+   * mesh_hf_source_list_done; otherwise a negative errno and why (at most
+   * why_cap bytes with its NUL: for the failure's message, which says the
+   * Hub is unreachable first), and the download fails with -EIO. */
+  int (*list)(void *ctx, const mesh_hf_source_req *req, char *why, size_t why_cap);
 } mesh_hf_source_ops;
 
 /* Sets the peer sources (ops static or outliving c; NULL: the Hub only). */
@@ -280,9 +291,16 @@ int mesh_hf_source_data(mesh_hf_client *c, void *job, uint64_t off, const uint8_
  * negative errno and why (borrowed). The job goes on from where the file is.
  * No call for the transfer may follow. */
 void mesh_hf_source_end(mesh_hf_client *c, void *job, int err, const char *why);
+/* The answer to ops->list for download id: err 0 and the list in *t (its
+ * files taken over: t is left empty), checked and finished (sorted, without
+ * duplicates), from the source named label; or a negative errno and why
+ * (borrowed), and the download fails. Its files are then verified against
+ * that list exactly as against the Hub's. 0, or -ENOENT when the download
+ * no longer waits for a list (t is left to the caller). */
+int mesh_hf_source_list_done(mesh_hf_client *c, uint64_t id, int err, mesh_hf_tree *t,
+                             const char *label, const char *why);
 /* The labels of the peer sources download id has taken bytes from so far,
  * comma-separated, into buf (cap bytes): 0 or -ENOENT. */
 int mesh_hf_sources_of(const mesh_hf_client *c, uint64_t id, char *buf, size_t cap);
-
 
 #endif

@@ -305,6 +305,7 @@ struct hf_dl {
   unsigned attempt;       /* failed tries of this page */
   unsigned redirects;     /* redirects of this try */
   struct event *retry_ev; /* list retry timer */
+  bool list_wait;         /* the Hub is unreachable: a member's list is asked for */
   mesh_hf_tree tree;
 
   hf_dop dop;          /* the directory item, at most one submitted */

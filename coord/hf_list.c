@@ -158,13 +158,61 @@ static void survey_done(mesh_work *w)
   list_report(dl, o->avail);
 }
 
+/* The Hub did not answer the list after every retry (a refusal, 401, 403
+ * or 404, is an answer and never comes here): a member's signed list when
+ * the sources allow it, else the download fails. */
+static void list_unreachable(hf_dl *dl, const char *why)
+{
+  mesh_hf_client *c = dl->c;
+  char refusal[HF_MSG_MAX / 2] = "";
+  /* 429 is the Hub answering (too many requests), not the Hub gone. */
+  if (c->src_ops != NULL && c->src_ops->list != NULL && dl->lx.status != 429) {
+    mesh_hf_source_req req = {
+        .dl_id = dl->id, .user = dl->user, .repo = dl->repo, .revision = dl->revision};
+    if (c->src_ops->list(c->src_ctx, &req, refusal, sizeof refusal) == 0) {
+      LOG_INFO("hf", "file list of %s@%s: the Hub cannot be reached (%s): asking a member",
+               dl->repo, dl->revision, why);
+      dl->list_wait = true;
+      return;
+    }
+  }
+  /* The refusal comes first: a message is cut at the entry's error bound,
+   * and what the operator can do about it must not be what is cut. */
+  hf_dl_fail(dl, -EIO,
+             "file list of %s@%s: the Hub cannot be reached%s%s; gave up after %u attempts: %s",
+             dl->repo, dl->revision, refusal[0] != '\0' ? "; " : "", refusal, dl->attempt, why);
+}
+
+int mesh_hf_source_list_done(mesh_hf_client *c, uint64_t id, int err, mesh_hf_tree *t,
+                             const char *label, const char *why)
+{
+  hf_dl *dl = c->dls;
+  while (dl != NULL && dl->id != id)
+    dl = dl->next;
+  if (dl == NULL || dl->state != DL_LISTING || !dl->list_wait)
+    return -ENOENT;
+  dl->list_wait = false;
+  if (err != 0) {
+    hf_dl_fail(dl, err, "file list of %s@%s: the Hub cannot be reached and no member gave one: %s",
+               dl->repo, dl->revision, why != NULL ? why : strerror(-err));
+    return 0;
+  }
+  /* Pages the Hub gave before it went away are dropped: one list, whole. */
+  mesh_hf_tree_free(&dl->tree);
+  dl->tree = *t;
+  mesh_hf_tree_init(t);
+  LOG_INFO("hf", "file list of %s@%s: %zu files from member %s", dl->repo, dl->revision,
+           dl->tree.len, label);
+  list_done(dl);
+  return 0;
+}
+
 static void list_retry(hf_dl *dl, const char *why)
 {
   mesh_hf_client *c = dl->c;
   dl->attempt++;
   if (dl->attempt >= c->opt.max_attempts) {
-    hf_dl_fail(dl, -EIO, "file list of %s@%s: gave up after %u attempts: %s", dl->repo,
-               dl->revision, dl->attempt, why);
+    list_unreachable(dl, why);
     return;
   }
   c->counters.retries++;

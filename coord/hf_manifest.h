@@ -34,4 +34,12 @@ int mesh_hf_manifest_encode(const mesh_hf_tree *t, char **out, size_t *len);
  * -ENOENT when it is not listed, -EBADMSG for a malformed manifest. */
 int mesh_hf_manifest_find(const char *text, size_t len, const char *path, uint64_t *size);
 
+/* Reads a whole manifest (len bytes of text, borrowed) into t (empty, from
+ * mesh_hf_tree_init) and finishes it (sorted, no duplicates), with the same
+ * bounds as the Hub's list (lim, may be NULL). 0, -EBADMSG (malformed: err
+ * says where), -EMSGSIZE (a bound crossed) or -ENOMEM. After an error t
+ * should be freed. */
+int mesh_hf_manifest_parse(const char *text, size_t len, const mesh_hf_tree_limits *lim,
+                           mesh_hf_tree *t, char *err, size_t errlen);
+
 #endif

@@ -217,8 +217,8 @@ static int parse_entry(mesh_hf_tree *t, json_t *e, size_t i, const mesh_hf_tree_
   return 0;
 }
 
-int mesh_hf_tree_parse_page(mesh_hf_tree *t, const char *json, size_t len,
-                            const mesh_hf_tree_limits *limits, char *err, size_t errlen)
+/* The limits with defaults filled in. */
+static mesh_hf_tree_limits limits_of(const mesh_hf_tree_limits *limits)
 {
   mesh_hf_tree_limits lim = {0};
   if (limits != NULL)
@@ -229,6 +229,54 @@ int mesh_hf_tree_parse_page(mesh_hf_tree *t, const char *json, size_t len,
     lim.max_file_size = DEFAULT_MAX_FILE_SIZE;
   if (lim.max_total == 0)
     lim.max_total = DEFAULT_MAX_TOTAL;
+  return lim;
+}
+
+int mesh_hf_tree_add(mesh_hf_tree *t, const char *path, size_t plen, uint64_t size, const char *hex,
+                     size_t hex_len, const mesh_hf_tree_limits *limits, char *err, size_t errlen)
+{
+  mesh_hf_tree_limits lim = limits_of(limits);
+  const char *why = NULL;
+  if (t->entries >= lim.max_entries)
+    return fail(-EMSGSIZE, err, errlen, "file list: more than %zu entries", lim.max_entries);
+  if (mesh_hf_path_check(path, plen, &why) != 0)
+    return fail(-EBADMSG, err, errlen, "file %zu: bad path: %s", t->entries, why);
+  if (size > lim.max_file_size)
+    return fail(-EBADMSG, err, errlen, "file %zu: size out of range", t->entries);
+  if (size > lim.max_total - t->total_bytes)
+    return fail(-EMSGSIZE, err, errlen, "file list: total size over %llu bytes",
+                (unsigned long long)lim.max_total);
+  mesh_hf_file f = {0};
+  f.size = size;
+  if (hex_len != MESH_HF_SHA256_HEX_LEN && hex_len != MESH_HF_SHA1_HEX_LEN)
+    return fail(-EBADMSG, err, errlen, "file %zu: a hash of neither 40 nor 64 hex digits",
+                t->entries);
+  f.lfs = hex_len == MESH_HF_SHA256_HEX_LEN;
+  char *dst = f.lfs ? f.sha256 : f.oid;
+  for (size_t i = 0; i < hex_len; i++) {
+    char c = hex[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return fail(-EBADMSG, err, errlen, "file %zu: a hash that is not lower-case hex", t->entries);
+    dst[i] = c;
+  }
+  dst[hex_len] = '\0';
+  f.path = strndup(path, plen);
+  if (f.path == NULL)
+    return -ENOMEM;
+  int rc = push_file(t, &f);
+  if (rc != 0) {
+    free(f.path);
+    return rc;
+  }
+  t->entries++;
+  t->total_bytes += size;
+  return 0;
+}
+
+int mesh_hf_tree_parse_page(mesh_hf_tree *t, const char *json, size_t len,
+                            const mesh_hf_tree_limits *limits, char *err, size_t errlen)
+{
+  mesh_hf_tree_limits lim = limits_of(limits);
 
   json_error_t jerr;
   /* Duplicate keys would let two readers see two different entries. */

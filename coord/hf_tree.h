@@ -81,6 +81,16 @@ int mesh_hf_tree_parse_page(mesh_hf_tree *t, const char *json, size_t len,
                             const mesh_hf_tree_limits *lim, char *err, size_t errlen);
 
 /*
+ * Appends one file of a list that is not the Hub's (a member's manifest,
+ * coord/hf_manifest.h): path of plen bytes, checked as a Hub path is; hex of
+ * hex_len lower-case digits, a SHA-256 (64: checked as an LFS file) or a
+ * git blob id (40). The same bounds as a page. 0, -EBADMSG, -EMSGSIZE or
+ * -ENOMEM (err says why).
+ */
+int mesh_hf_tree_add(mesh_hf_tree *t, const char *path, size_t plen, uint64_t size, const char *hex,
+                     size_t hex_len, const mesh_hf_tree_limits *lim, char *err, size_t errlen);
+
+/*
  * Ends a list: sorts the files by path and refuses duplicates (-EBADMSG).
  */
 int mesh_hf_tree_finish(mesh_hf_tree *t, char *err, size_t errlen);

@@ -20,7 +20,7 @@ typedef enum mesh_cfg_type {
   T_API,      /* host:port or unix:PATH */
   T_URL,      /* http:// or https:// URL */
   T_LIST,     /* list of addresses */
-  T_BOOL,     /* (no option uses it yet; kept for the parsers and tests) */
+  T_BOOL,     /* true/false; a flag given alone is true */
   T_INT,      /* int within [min, max] */
   T_DURATION, /* milliseconds within [min, max] */
   T_SIZE,     /* bytes within [min, max] */

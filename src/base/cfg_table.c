@@ -11,8 +11,7 @@
 
 static const char *const profile_names[] = {"lan", "thunderbolt", "wan", NULL};
 static const char *const transport_names[] = {"auto", "tcp", "rdma", NULL};
-static const char *const frame_cipher_names[] = {"auto", "chacha20-poly1305", "aes-256-gcm",
-                                                 NULL};
+static const char *const frame_cipher_names[] = {"auto", "chacha20-poly1305", "aes-256-gcm", NULL};
 static const char *const on_off_names[] = {"off", "on", NULL};
 static const char *const udp_names[] = {"on", "off", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
@@ -371,6 +370,13 @@ const struct mesh_cfg_opt mesh_cfg_opts[] = {
      .metavar = "on|off",
      .help = "Serve this node's completed model files to members that download the same "
              "revision (off: other nodes fetch them elsewhere)."},
+    {.name = "file-lists-from-members",
+     .type = T_BOOL,
+     .off = OFF(file_lists_from_members),
+     .def = "false",
+     .metavar = "BOOL",
+     .help = "When the Hub cannot be reached, take a download's file list from a member "
+             "that completed it, signed by that member; files are still verified."},
     {.name = "max-uploads",
      .type = T_INT,
      .off = OFF(max_uploads),

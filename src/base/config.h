@@ -89,24 +89,24 @@ typedef enum mesh_config_source {
 /* Durations are milliseconds; sizes are bytes. 0 in a membership timing
  * means "take it from the profile". */
 typedef struct mesh_config {
-  char *home;        /* $MESH_HOME: key, epoch, swarm key, store, models */
-  char *config_file; /* the INI file read, or NULL when there was none */
-  char *listen;      /* multiaddr or host:port to listen on */
-  mesh_strlist join; /* peers to join at start (multiaddr or host:port) */
-  mesh_strlist advertise; /* addresses peers should dial; empty: derived from listen */
-  char *api;         /* control API: host:port or unix:PATH */
-  char *api_token;   /* bearer token for the API; NULL when not set */
+  char *home;              /* $MESH_HOME: key, epoch, swarm key, store, models */
+  char *config_file;       /* the INI file read, or NULL when there was none */
+  char *listen;            /* multiaddr or host:port to listen on */
+  mesh_strlist join;       /* peers to join at start (multiaddr or host:port) */
+  mesh_strlist advertise;  /* addresses peers should dial; empty: derived from listen */
+  char *api;               /* control API: host:port or unix:PATH */
+  char *api_token;         /* bearer token for the API; NULL when not set */
   int api_max_connections; /* control API connections open at once */
   mesh_profile profile;
   mesh_transport_kind transport;
   mesh_frame_cipher_kind frame_cipher;
-  char *rdma_device; /* verbs device name; NULL picks the first usable one */
+  char *rdma_device;            /* verbs device name; NULL picks the first usable one */
   uint64_t rdma_poll_ms;        /* busy-poll completions this long after traffic */
   uint64_t rdma_poll_budget_ms; /* busy-polling per second at most */
   int rdma_bulk;                /* 1: model bytes to peers over RDMA where it works, 0: TCP */
   mesh_udp_mode udp;            /* datagrams over UDP where RDMA does not carry them */
   uint64_t udp_payload_max;     /* largest datagram sent over UDP; bigger ones take TCP */
-  char *swarm_key;   /* path of the cluster's pre-shared key */
+  char *swarm_key;              /* path of the cluster's pre-shared key */
 
   /* SWIM / Lifeguard; 0 = from the profile. */
   uint64_t probe_interval_ms;
@@ -129,15 +129,16 @@ typedef struct mesh_config {
   int journal_max_records;     /* journal bound by count */
   uint64_t journal_max_age_ms; /* journal bound by age */
 
-  uint64_t max_download_bytes; /* 0 = limited only by free space */
-  char *models_dir;            /* where models are stored */
-  char *hf_endpoint;           /* Hugging Face API base URL, no trailing slash */
-  char *hf_token;              /* NULL when not set */
-  int downloads_at_once;       /* models downloading concurrently */
-  int files_at_once;           /* files per model downloading concurrently */
-  int io_threads;              /* work pool threads; 0 = sized for the machine */
-  int serve_models;            /* 1: serve completed model files to members, 0: not */
-  int max_uploads;             /* model file transfers served at once */
+  uint64_t max_download_bytes;       /* 0 = limited only by free space */
+  char *models_dir;                  /* where models are stored */
+  char *hf_endpoint;                 /* Hugging Face API base URL, no trailing slash */
+  char *hf_token;                    /* NULL when not set */
+  int downloads_at_once;             /* models downloading concurrently */
+  int files_at_once;                 /* files per model downloading concurrently */
+  int io_threads;                    /* work pool threads; 0 = sized for the machine */
+  int serve_models;                  /* 1: serve completed model files to members, 0: not */
+  int max_uploads;                   /* model file transfers served at once */
+  bool file_lists_from_members;      /* Hub unreachable: take a member's signed file list */
   mesh_strlist accept_commands_from; /* peer IDs, "any-member" or "none" */
   int command_quota;                 /* own entries one other node's commands may make */
 

@@ -119,10 +119,10 @@ typedef struct mesh_api_member {
   uint64_t epoch;
   uint64_t incarnation;
   mesh_api_member_state state;
-  uint64_t state_ms;     /* time spent in the current state */
-  const char *transport; /* "tcp", "rdma", or NULL when none is connected */
+  uint64_t state_ms;        /* time spent in the current state */
+  const char *transport;    /* "tcp", "rdma", or NULL when none is connected */
   const char *frame_cipher; /* the connection's frame cipher ("aes-256-gcm", ...), or NULL */
-  bool is_self;          /* the node itself (listed too, as alive) */
+  bool is_self;             /* the node itself (listed too, as alive) */
 } mesh_api_member;
 
 typedef enum mesh_api_download_status {
@@ -143,17 +143,18 @@ typedef struct mesh_api_download {
   uint64_t bytes_total; /* 0 when not known yet */
   uint32_t files_done;
   uint32_t files_total;
-  uint64_t speed_bps;     /* bytes per second, ongoing only */
-  int64_t eta_ms;         /* -1 when unknown */
-  const char *model_dir;  /* absolute path of the files on the owner; may be NULL */
-  const char *error;      /* failed only; may be NULL otherwise */
-  bool abandoned;         /* owner dead or left: shown until collected */
-  uint64_t collect_in_ms; /* abandoned only: time left before collection */
-  bool has_sources;       /* this node's own entry, fetched in this run: the fields below */
-  uint64_t hub_bytes;     /* bytes received from the Hub */
-  uint64_t peer_bytes;    /* bytes received from peers */
-  uint64_t source_speed_bps; /* the last speed measured (0 once done) */
-  const char *peers;      /* peer IDs bytes came from, comma-separated; "" none */
+  uint64_t speed_bps;           /* bytes per second, ongoing only */
+  int64_t eta_ms;               /* -1 when unknown */
+  const char *model_dir;        /* absolute path of the files on the owner; may be NULL */
+  const char *error;            /* failed only; may be NULL otherwise */
+  bool abandoned;               /* owner dead or left: shown until collected */
+  uint64_t collect_in_ms;       /* abandoned only: time left before collection */
+  bool has_sources;             /* this node's own entry, fetched in this run: the fields below */
+  uint64_t hub_bytes;           /* bytes received from the Hub */
+  uint64_t peer_bytes;          /* bytes received from peers */
+  uint64_t source_speed_bps;    /* the last speed measured (0 once done) */
+  const char *peers;            /* peer IDs bytes came from, comma-separated; "" none */
+  const char *file_list_source; /* "hub", or the peer ID of the member that gave the list */
 } mesh_api_download;
 
 typedef struct mesh_api_journal_entry {

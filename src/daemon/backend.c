@@ -75,19 +75,17 @@ static int be_list_members(void *ctx, mesh_api_member_fn fn, void *arg)
       addrs[na++] = p;
       p += strlen(p) + 1;
     }
-    mesh_api_member m = {.peer_id = id,
-                         .addrs = addrs,
-                         .naddrs = na,
-                         .epoch = info.epoch,
-                         .incarnation = info.incarnation,
-                         .state = api_state(info.state),
-                         .state_ms = now >= info.since ? now - info.since : 0,
-                         .transport = mesh_net_route(mesh_node_net(d->node), &info.id,
-                                                     MESH_CLASS_DATAGRAM),
-                         .frame_cipher = cipher >= 0
-                                             ? mesh_frame_cipher_name((mesh_frame_cipher)cipher)
-                                             : NULL,
-                         .is_self = false};
+    mesh_api_member m = {
+        .peer_id = id,
+        .addrs = addrs,
+        .naddrs = na,
+        .epoch = info.epoch,
+        .incarnation = info.incarnation,
+        .state = api_state(info.state),
+        .state_ms = now >= info.since ? now - info.since : 0,
+        .transport = mesh_net_route(mesh_node_net(d->node), &info.id, MESH_CLASS_DATAGRAM),
+        .frame_cipher = cipher >= 0 ? mesh_frame_cipher_name((mesh_frame_cipher)cipher) : NULL,
+        .is_self = false};
     if (fn(arg, &m) != 0)
       break;
   }
@@ -162,6 +160,7 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
     dl.peer_bytes = prov.peer_bytes;
     dl.source_speed_bps = prov.speed_bps;
     dl.peers = prov.sources;
+    dl.file_list_source = prov.file_list_source;
   }
   if (v->fn(v->arg, &dl) != 0)
     v->stop = true;

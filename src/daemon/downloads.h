@@ -133,6 +133,7 @@ typedef struct mesh_downloads_prov {
   uint64_t peer_bytes;
   uint64_t speed_bps;
   const char *sources;
+  const char *file_list_source; /* "hub", or the peer ID of the member it came from */
 } mesh_downloads_prov;
 /* 0 and *out, or -ENOENT when this node fetched no byte of it in this run. */
 int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const char *rev,
@@ -147,6 +148,9 @@ typedef struct mesh_downloads_peer_stats {
   uint64_t uploads;         /* uploads begun */
   uint64_t upload_bytes;    /* file bytes sent to members */
   uint64_t uploads_active;  /* uploads running now */
+  uint64_t lists_served;    /* signed file lists sent to members */
+  uint64_t lists_taken;     /* file lists taken from members (the Hub unreachable) */
+  uint64_t lists_refused;   /* file lists of members refused (signature, model, form, size) */
   uint64_t refused[MESH_DOWNLOADS_REFUSALS_MAX]; /* requests refused, by
                                                     mesh_downloads_refusal_name(i) */
 } mesh_downloads_peer_stats;
@@ -155,19 +159,19 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
 const char *mesh_downloads_refusal_name(int i);
 
 typedef struct mesh_downloads_counters {
-  uint64_t store_failures;    /* batches the store refused (logged) */
-  uint64_t store_dropped;     /* journal records dropped: the store was too far behind */
-  uint64_t store_coalesced;   /* entry writes that replaced an older waiting write of the row */
-  uint64_t store_backlog;     /* batches not yet written (waiting or on the strand) */
-  uint64_t store_backlog_max; /* the deepest that backlog has been */
+  uint64_t store_failures;        /* batches the store refused (logged) */
+  uint64_t store_dropped;         /* journal records dropped: the store was too far behind */
+  uint64_t store_coalesced;       /* entry writes that replaced an older waiting write of the row */
+  uint64_t store_backlog;         /* batches not yet written (waiting or on the strand) */
+  uint64_t store_backlog_max;     /* the deepest that backlog has been */
   uint64_t members_saved;         /* the last known members written to the store */
   uint64_t members_save_failures; /* ... writes that failed */
-  uint64_t disk_slices;       /* delete and inspection slices run on the pool */
-  uint64_t verify_dropped;    /* inspections whose entry began a delete meanwhile */
-  uint64_t sends_failed;   /* documents or commands that found no connection */
-  uint64_t held_sent;      /* of those, sent once the peer's connection came up */
-  uint64_t results;        /* answers to commands sent to other nodes */
-  uint64_t dirs_adopted;   /* model directories of earlier versions marked as this node's */
+  uint64_t disk_slices;           /* delete and inspection slices run on the pool */
+  uint64_t verify_dropped;        /* inspections whose entry began a delete meanwhile */
+  uint64_t sends_failed;          /* documents or commands that found no connection */
+  uint64_t held_sent;             /* of those, sent once the peer's connection came up */
+  uint64_t results;               /* answers to commands sent to other nodes */
+  uint64_t dirs_adopted;          /* model directories of earlier versions marked as this node's */
 } mesh_downloads_counters;
 const mesh_downloads_counters *mesh_downloads_counters_get(const mesh_downloads *d);
 

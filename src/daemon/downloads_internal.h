@@ -14,12 +14,14 @@
  *   - downloads_peers.c: peer sources of the download client (file bytes
  *     asked of members on MESH_CH_BULK) and where each entry's bytes came
  *     from.
- *   - downloads_serve.c: serving this node's completed files to members on
- *     MESH_CH_BULK, reads on the pool.
+ *   - downloads_lists.c: file lists asked of members when the Hub cannot
+ *     be reached (--file-lists-from-members), checked on the pool.
+ *   - downloads_serve.c: serving this node's completed files (and their
+ *     signed file lists) to members on MESH_CH_BULK, reads on the pool.
  * Threads: everything declared here runs on the loop thread. The pool's work
- * functions (store_work, disk_work, start_work) are static in their files
- * and touch only what their item carries (a store_batch, a disk_job, a
- * start_job), never the mesh_downloads itself.
+ * functions (store_work, disk_work, start_work, check_work) are static in
+ * their files and touch only what their item carries (a store_batch, a
+ * disk_job, a start_job, a list_fetch), never the mesh_downloads itself.
  */
 #ifndef MESH_DAEMON_DOWNLOADS_INTERNAL_H
 #define MESH_DAEMON_DOWNLOADS_INTERNAL_H
@@ -29,6 +31,7 @@
 
 #include "coord/diskexec.h"
 #include "coord/bulk_wire.h"
+#include "coord/hf_filelist.h"
 #include "src/base/pool.h"
 
 #include <limits.h>
@@ -210,9 +213,10 @@ typedef struct prov_rec {
   char revision[MESH_REVISION_MAX + 1];
   uint64_t hub_bytes;
   uint64_t peer_bytes;
-  uint64_t speed_bps;             /* the last progress report's */
-  char sources[PROV_SOURCES_MAX]; /* peer IDs, comma-separated */
-  mesh_time_ms at;                /* last update, for reuse of the oldest */
+  uint64_t speed_bps;                      /* the last progress report's */
+  char sources[PROV_SOURCES_MAX];          /* peer IDs, comma-separated */
+  char list_source[MESH_PEER_ID_TEXT_MAX]; /* member the file list came from; "" the Hub */
+  mesh_time_ms at;                         /* last update, for reuse of the oldest */
 } prov_rec;
 
 /* One upload: a file range served to a member. While its item is on the
@@ -241,7 +245,46 @@ typedef struct upload {
   bool cancelled;           /* the requester cancelled while an item ran */
   mesh_time_ms last_credit; /* when credit last arrived (a silent requester is dropped) */
   uint64_t test_delay_ms;   /* test only: the worker waits this long before a read */
+  /* A signed file list (coord/hf_filelist.h) instead of a file: OPEN reads
+   * the manifest of rel (the model directory) and seals it into blob, which
+   * READ copies from. */
+  bool list;
+  const mesh_identity *ident; /* OPEN input: the node's key (never changes) */
+  mesh_hf_filelist_meta meta; /* OPEN input: what the list is signed for */
+  bool test_tamper;           /* OPEN input, test only: change a byte after signing */
+  uint8_t *blob;              /* OPEN result: the signed list, owned */
+  size_t blob_len;
 } upload;
+
+/* File lists asked of members at once (one per download waiting for one). */
+#define LIST_FETCH_MAX 8
+
+/*
+ * A file list asked of a member for a download whose Hub cannot be
+ * reached. The loop's, except while its CHECK item is on the pool (busy):
+ * then the worker owns buf, tree and the result fields, and the loop only
+ * sets `dropped`.
+ */
+typedef struct list_fetch {
+  mesh_work w;       /* CHECK: signature, then the manifest parsed; first */
+  mesh_downloads *d; /* for the done function */
+  bool used;
+  uint64_t id;       /* the request's id on the wire; 0 while no source is asked */
+  uint64_t dl_id;    /* the client's download */
+  mesh_peer_id peer; /* the source asked */
+  uint64_t epoch;    /* its epoch when asked: the list must be signed in it */
+  char model_id[MESH_MODEL_ID_MAX];
+  char revision[MESH_REVISION_MAX + 1];
+  uint8_t *buf; /* received, at most MESH_HF_FILELIST_MAX bytes, owned */
+  size_t len, cap;
+  uint64_t granted; /* bytes the source may have sent so far */
+  uint64_t owed;    /* taken since the last credit */
+  mesh_time_ms last_rx;
+  bool dropped;      /* the download went away while CHECK ran */
+  int err;           /* CHECK result: negative errno */
+  char why[160];     /* CHECK result: why it was refused */
+  mesh_hf_tree tree; /* CHECK result: the files */
+} list_fetch;
 
 typedef enum serve_refusal {
   SERVE_REFUSED_OFF = 0,       /* --serve-models off */
@@ -253,6 +296,7 @@ typedef enum serve_refusal {
   SERVE_REFUSED_RANGE,         /* past the end of the file */
   SERVE_REFUSED_IO,            /* the file could not be opened or read */
   SERVE_REFUSED_NOT_VERIFIED,  /* not listed, or not at its size, in the download's manifest */
+  SERVE_REFUSED_NO_LIST,       /* a file list asked for, and the download left no manifest */
   SERVE_REFUSED__COUNT
 } serve_refusal;
 
@@ -265,6 +309,9 @@ typedef struct peers_counters {
   uint64_t uploads_active;  /* gauge */
   uint64_t refused[SERVE_REFUSED__COUNT];
   uint64_t corrupted_chunks; /* test only: chunks corrupted on purpose */
+  uint64_t lists_served;     /* signed file lists sent to members */
+  uint64_t lists_taken;      /* file lists taken from members (the Hub unreachable) */
+  uint64_t lists_refused;    /* file lists of members refused (signature, model, size, form) */
 } peers_counters;
 
 const char *dl_serve_refusal_name(serve_refusal r);
@@ -316,7 +363,10 @@ struct mesh_downloads {
   upload *uploads; /* max_uploads of them, owned */
   int max_uploads;
   bool serve_models;
+  bool lists_from_members; /* --file-lists-from-members */
+  list_fetch lists[LIST_FETCH_MAX];
   bool test_corrupt_uploads;     /* test only: MESHD_TEST_CORRUPT_UPLOADS */
+  bool test_tamper_lists;        /* test only: MESHD_TEST_TAMPER_FILE_LISTS */
   uint64_t test_upload_delay_ms; /* test only: MESHD_TEST_SLOW_UPLOADS_MS */
   mesh_timer *peer_timer;        /* PEER_TICK_MS while a transfer or upload runs */
   bool serve_sending;            /* inside a bulk send: the writable callback waits */
@@ -382,6 +432,16 @@ void dl_prov_update(mesh_downloads *d, const char *model, const char *rev,
                     const mesh_hf_progress *p, uint64_t hf_id, bool final);
 /* Stops every transfer (shutdown: no calls into the client). */
 void dl_peers_close(mesh_downloads *d);
+/* Leaves peer out of download dl_id from now on. */
+void dl_source_failed(mesh_downloads *d, uint64_t dl_id, const mesh_peer_id *peer);
+/* The source download dl_id of (model, rev) asks next: 0 and *out, -EBUSY
+ * (a suspect has it: ask again shortly) or -ENOENT (none left). */
+int dl_pick_source(mesh_downloads *d, uint64_t dl_id, const char *model, const char *rev,
+                   mesh_peer_id *out);
+/* Records the member the file list of (model, rev) came from (label, its
+ * peer ID), or "" for the Hub (only on a record that exists). */
+void dl_prov_set_list_source(mesh_downloads *d, const char *model, const char *rev,
+                             const char *label);
 /* The MESH_CH_BULK handler (arg is the part). */
 void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class cls,
                 const uint8_t *buf, size_t len);
@@ -389,6 +449,22 @@ void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class 
 void dl_on_writable(void *arg, const mesh_peer_id *peer);
 /* Arms the peer timer when something runs. */
 void dl_peers_arm(mesh_downloads *d);
+
+/* ---- downloads_lists.c -------------------------------------------------- */
+
+/* The client's ops->list (ctx the part): asks a source for its list. */
+int dl_lists_start(void *ctx, const mesh_hf_source_req *req, char *why, size_t why_cap);
+/* A chunk or an end: true when it answers a file list request. */
+bool dl_lists_on_bulk(mesh_downloads *d, const mesh_peer_id *from, const mesh_bulk_msg *m);
+/* Download dl_id is gone: its list request too. */
+void dl_lists_finished(mesh_downloads *d, uint64_t dl_id);
+/* Drops sources that left, went silent or lost their connection; asks
+ * again after a busy answer. */
+void dl_lists_tick(mesh_downloads *d, mesh_time_ms now);
+bool dl_lists_running(const mesh_downloads *d);
+/* Shutdown: frees every request (the pool was not flushed yet: one being
+ * checked is left to its done function). */
+void dl_lists_close(mesh_downloads *d);
 
 /* ---- downloads_serve.c -------------------------------------------------- */
 

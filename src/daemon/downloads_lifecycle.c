@@ -373,6 +373,12 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   }
   if ((rc = dl_serve_init(d, cfg->serve_models != 0, cfg->max_uploads)) != 0)
     goto fail;
+  d->lists_from_members = cfg->file_lists_from_members;
+  if (d->lists_from_members)
+    LOG_INFO("downloads", "file lists may come from members when the Hub cannot be reached");
+  d->test_tamper_lists = test_env_count("MESHD_TEST_TAMPER_FILE_LISTS", 1) == 1;
+  if (d->test_tamper_lists)
+    LOG_WARN("downloads", "test fault injection: every file list served is changed after signing");
   d->test_corrupt_uploads = test_env_count("MESHD_TEST_CORRUPT_UPLOADS", 1) == 1;
   if (d->test_corrupt_uploads)
     LOG_WARN("downloads", "test fault injection: every model file chunk served is corrupted");

@@ -71,7 +71,18 @@ int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const 
   out->peer_bytes = r->peer_bytes;
   out->speed_bps = r->speed_bps;
   out->sources = r->sources;
+  out->file_list_source = r->list_source[0] != '\0' ? r->list_source : "hub";
   return 0;
+}
+
+void dl_prov_set_list_source(mesh_downloads *d, const char *model, const char *rev,
+                             const char *label)
+{
+  prov_rec *r = prov_get(d, model, rev, label[0] != '\0');
+  if (r == NULL)
+    return;
+  snprintf(r->list_source, sizeof r->list_source, "%s", label);
+  r->at = mesh_loop_now(d->loop);
 }
 
 /* ---- sources of one download ---------------------------------------------- */
@@ -110,14 +121,28 @@ static mesh_coord_source_use *pdl_use(peer_dl *p, const mesh_peer_id *peer, size
   return u;
 }
 
-/* Leaves peer out of download dl_id from now on. */
-static void source_failed(mesh_downloads *d, uint64_t dl_id, const mesh_peer_id *peer)
+void dl_source_failed(mesh_downloads *d, uint64_t dl_id, const mesh_peer_id *peer)
 {
   peer_dl *p = pdl_get(d, dl_id, true);
   size_t idx;
   mesh_coord_source_use *u = p != NULL ? pdl_use(p, peer, &idx) : NULL;
   if (u != NULL)
     u->failed = true;
+}
+
+int dl_pick_source(mesh_downloads *d, uint64_t dl_id, const char *model, const char *rev,
+                   mesh_peer_id *out)
+{
+  peer_dl *p = pdl_get(d, dl_id, true);
+  if (p == NULL)
+    return -ENOENT;
+  snprintf(p->model_id, sizeof p->model_id, "%s", model);
+  snprintf(p->revision, sizeof p->revision, "%s", rev);
+  int rc = mesh_coord_pick_source(d->coord, model, rev, p->use, p->n_use, UINT32_MAX, out);
+  size_t idx;
+  if (rc == 0 && pdl_use(p, out, &idx) == NULL)
+    return -ENOENT; /* more sources than remembered */
+  return rc;
 }
 
 /* ---- transfers ------------------------------------------------------------ */
@@ -167,7 +192,7 @@ static void xfer_fail(mesh_downloads *d, peer_xfer *x, int err, const char *why)
               x->revision, peer, why);
   d->peers.source_failures++;
   xfer_cancel_wire(d, x);
-  source_failed(d, x->dl_id, &x->peer);
+  dl_source_failed(d, x->dl_id, &x->peer);
   void *job = x->job;
   xfer_free(x);
   mesh_hf_source_end(d->hf, job, err, why);
@@ -327,7 +352,7 @@ static void src_bad(void *ctx, uint64_t dl_id, const char *label)
   LOG_WARN("peers",
            "source %s sent bytes that failed the Hub's hash: dropped for download %" PRIu64, label,
            dl_id);
-  source_failed(d, dl_id, &peer);
+  dl_source_failed(d, dl_id, &peer);
   peer_dl *p = pdl_get(d, dl_id, false);
   if (p != NULL && p->model_id[0] != '\0') {
     /* Written with the next drain (the next report of this download): a
@@ -340,6 +365,7 @@ static void src_bad(void *ctx, uint64_t dl_id, const char *label)
 static void src_finished(void *ctx, uint64_t dl_id)
 {
   mesh_downloads *d = ctx;
+  dl_lists_finished(d, dl_id);
   peer_dl *p = pdl_get(d, dl_id, false);
   if (p != NULL)
     memset(p, 0, sizeof *p);
@@ -351,6 +377,7 @@ const mesh_hf_source_ops dl_peer_sources = {
     .resume = src_resume,
     .bad = src_bad,
     .finished = src_finished,
+    .list = dl_lists_start,
 };
 
 /* ---- what sources send ---------------------------------------------------- */
@@ -453,6 +480,7 @@ void dl_peers_tick(mesh_downloads *d, mesh_time_ms now)
 
 void dl_peers_close(mesh_downloads *d)
 {
+  dl_lists_close(d);
   for (size_t i = 0; i < PEER_XFERS_MAX; i++)
     if (d->xfers[i].used)
       xfer_free(&d->xfers[i]);
@@ -462,6 +490,7 @@ static void peers_on_timer(void *arg, mesh_time_ms now)
 {
   mesh_downloads *d = arg;
   dl_peers_tick(d, now);
+  dl_lists_tick(d, now);
   dl_serve_tick(d, now);
   dl_peers_arm(d);
 }
@@ -472,7 +501,8 @@ void dl_peers_arm(mesh_downloads *d)
     if (mesh_timer_new(d->loop, peers_on_timer, d, &d->peer_timer) != 0)
       return;
   }
-  if ((dl_peers_running(d) || dl_serve_running(d)) && !mesh_timer_armed(d->peer_timer))
+  if ((dl_peers_running(d) || dl_lists_running(d) || dl_serve_running(d)) &&
+      !mesh_timer_armed(d->peer_timer))
     mesh_timer_arm(d->peer_timer, PEER_TICK_MS);
 }
 
@@ -487,9 +517,12 @@ void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class 
     MESH_LOG_RL(MESH_LOG_INFO, "peers", "a malformed bulk message was dropped");
     return;
   }
-  if (m.kind == MESH_BULK_CHUNK || m.kind == MESH_BULK_END)
+  /* Chunks and ends answer this node's requests: of a file list, or of a
+   * file's bytes. Everything else asks this node for something. */
+  bool answer = m.kind == MESH_BULK_CHUNK || m.kind == MESH_BULK_END;
+  if (answer && !dl_lists_on_bulk(d, from, &m))
     dl_peers_on_bulk(d, from, &m);
-  else
+  else if (!answer)
     dl_serve_on_bulk(d, from, &m);
   mesh_bulk_msg_clear(&m);
 }

@@ -23,7 +23,14 @@
  * Test only: MESHD_TEST_CORRUPT_UPLOADS=1 flips a byte of every chunk sent,
  * so that a test can watch downloaders drop this node as a source;
  * MESHD_TEST_SLOW_UPLOADS_MS=N holds the worker N ms before each chunk's
- * read, so that a test can stop a source in the middle of a file.
+ * read, so that a test can stop a source in the middle of a file;
+ * MESHD_TEST_TAMPER_FILE_LISTS=1 changes a byte of every file list after it
+ * was signed, so that a test can watch downloaders refuse it.
+ *
+ * A file list request (the Hub unreachable for the requester) is checked
+ * the same way but names no file: the answer is the entry's manifest,
+ * signed with this node's key for (model, revision, this node, its epoch)
+ * on the pool (coord/hf_filelist.h), and sent in chunks like a file.
  */
 #include "src/daemon/downloads_internal.h"
 
@@ -54,6 +61,7 @@ static const char *const refusal_names[SERVE_REFUSED__COUNT] = {
     [SERVE_REFUSED_RANGE] = "bad_range",
     [SERVE_REFUSED_IO] = "io",
     [SERVE_REFUSED_NOT_VERIFIED] = "not_verified",
+    [SERVE_REFUSED_NO_LIST] = "no_list",
 };
 
 const char *dl_serve_refusal_name(serve_refusal r)
@@ -75,6 +83,9 @@ void mesh_downloads_peer_stats_get(const mesh_downloads *d, mesh_downloads_peer_
   out->uploads = d->peers.uploads;
   out->upload_bytes = d->peers.upload_bytes;
   out->uploads_active = d->peers.uploads_active;
+  out->lists_served = d->peers.lists_served;
+  out->lists_taken = d->peers.lists_taken;
+  out->lists_refused = d->peers.lists_refused;
   _Static_assert(SERVE_REFUSED__COUNT <= MESH_DOWNLOADS_REFUSALS_MAX, "refusal counters");
   for (int i = 0; i < SERVE_REFUSED__COUNT; i++)
     out->refused[i] = d->peers.refused[i];
@@ -122,37 +133,54 @@ static void refuse(mesh_downloads *d, const mesh_peer_id *to, uint64_t id, serve
 
 static int open_beneath(const char *full, size_t base_len, int *out);
 
-/* Whether the file of u (size bytes now) is listed in its model directory's
- * manifest at that size: the download that put it there verified it. */
-static bool verified(upload *u, uint64_t size)
+/* Reads the manifest of the model directory rel[0, dir_len) (under the
+ * models directory, rel[0, base_len)) into a malloc'ed text (*text, the
+ * caller's to free) of *len bytes, at most MESH_HF_MANIFEST_MAX. 0 or a
+ * negative errno (-ENOENT: there is none). A worker. */
+static int manifest_read(const char *rel, size_t dir_len, size_t base_len, char **text, size_t *len)
 {
   char path[PATH_MAX];
-  int n = snprintf(path, sizeof path, "%.*s/%s", (int)u->dir_len, u->rel, MESH_HF_MANIFEST);
+  int n = snprintf(path, sizeof path, "%.*s/%s", (int)dir_len, rel, MESH_HF_MANIFEST);
   if (n < 0 || (size_t)n >= sizeof path)
-    return false;
+    return -ENAMETOOLONG;
   int fd = -1;
-  if (open_beneath(path, u->base_len, &fd) != 0)
-    return false;
+  int rc = open_beneath(path, base_len, &fd);
+  if (rc != 0)
+    return rc;
   struct stat st;
-  char *text = NULL;
-  bool ok = false;
+  char *t = NULL;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MESH_HF_MANIFEST_MAX ||
-      (text = malloc((size_t)st.st_size + 1)) == NULL)
-    goto out;
+      (t = malloc((size_t)st.st_size + 1)) == NULL) {
+    close(fd);
+    return -EIO;
+  }
   size_t got = 0;
   while (got < (size_t)st.st_size) {
-    ssize_t r = pread(fd, text + got, (size_t)st.st_size - got, (off_t)got);
+    ssize_t r = pread(fd, t + got, (size_t)st.st_size - got, (off_t)got);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       break;
     got += (size_t)r;
   }
-  uint64_t listed = 0;
-  ok = mesh_hf_manifest_find(text, got, u->rel + u->dir_len + 1, &listed) == 0 && listed == size;
-out:
-  free(text);
   close(fd);
+  *text = t;
+  *len = got;
+  return 0;
+}
+
+/* Whether the file of u (size bytes now) is listed in its model directory's
+ * manifest at that size: the download that put it there verified it. */
+static bool verified(upload *u, uint64_t size)
+{
+  char *text = NULL;
+  size_t len = 0;
+  if (manifest_read(u->rel, u->dir_len, u->base_len, &text, &len) != 0)
+    return false;
+  uint64_t listed = 0;
+  bool ok =
+      mesh_hf_manifest_find(text, len, u->rel + u->dir_len + 1, &listed) == 0 && listed == size;
+  free(text);
   return ok;
 }
 
@@ -194,10 +222,38 @@ static int open_beneath(const char *full, size_t base_len, int *out)
   }
 }
 
+/* OPEN of a file list: reads the manifest of u's model directory and seals
+ * it. A worker: it touches the upload's input and result fields only. */
+static int list_open(upload *u)
+{
+  char *text = NULL;
+  size_t got = 0;
+  int rc = manifest_read(u->rel, strlen(u->rel), u->base_len, &text, &got);
+  if (rc != 0)
+    return rc;
+  rc = mesh_hf_filelist_seal(u->ident, &u->meta, text, got, &u->blob, &u->blob_len);
+  free(text);
+  if (rc != 0)
+    return rc;
+  if (u->test_tamper && u->blob_len > 0)
+    u->blob[u->blob_len - 2] ^= 0x01; /* inside the manifest's last line */
+  if (u->off >= u->blob_len)
+    return -ERANGE;
+  if (u->end > u->blob_len)
+    u->end = u->blob_len;
+  return 0;
+}
+
 static void upload_work(mesh_work *w)
 {
   upload *u = (upload *)w;
   u->err = 0;
+  if (u->opening && u->list) {
+    u->err = list_open(u);
+    if (u->err == -ENOENT)
+      u->unverified = true;
+    return;
+  }
   if (u->opening) {
     int fd = -1;
     int rc = open_beneath(u->rel, u->base_len, &fd);
@@ -236,6 +292,11 @@ static void upload_work(mesh_work *w)
     want = MESH_BULK_CHUNK_MAX;
   if (want > u->credit)
     want = (size_t)u->credit;
+  if (u->list) {
+    memcpy(u->buf, u->blob + u->off, want);
+    u->len = want;
+    return;
+  }
   size_t got = 0;
   while (got < want) {
     ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
@@ -257,6 +318,7 @@ static void upload_end(mesh_downloads *d, upload *u)
   if (u->fd >= 0)
     close(u->fd); /* a regular file opened for reading: nothing to flush */
   free(u->pending);
+  free(u->blob);
   uint8_t *buf = u->buf;
   memset(u, 0, sizeof *u);
   u->buf = buf;
@@ -314,7 +376,8 @@ static void upload_done(mesh_work *w)
   if (u->err != 0) {
     char peer[MESH_PEER_ID_TEXT_MAX];
     mesh_peer_id_to_text(&u->peer, peer, sizeof peer);
-    serve_refusal why = u->unverified                             ? SERVE_REFUSED_NOT_VERIFIED
+    serve_refusal why = u->list && u->unverified                  ? SERVE_REFUSED_NO_LIST
+                        : u->unverified                           ? SERVE_REFUSED_NOT_VERIFIED
                         : u->err == -ERANGE                       ? SERVE_REFUSED_RANGE
                         : u->err == -EINVAL || u->err == -ENOTDIR ? SERVE_REFUSED_PATH
                                                                   : SERVE_REFUSED_IO;
@@ -325,6 +388,8 @@ static void upload_done(mesh_work *w)
     return;
   }
   if (u->opening) {
+    if (u->list)
+      d->peers.lists_served++;
     upload_pump(d, u);
     return;
   }
@@ -393,7 +458,7 @@ static void serve_request(mesh_downloads *d, const mesh_peer_id *from, const mes
     refuse(d, from, m->id, SERVE_REFUSED_NOT_COMPLETED, -ENOENT);
     return;
   }
-  if (!path_servable(m->path)) {
+  if (!m->file_list && !path_servable(m->path)) {
     refuse(d, from, m->id, SERVE_REFUSED_PATH, -EINVAL);
     return;
   }
@@ -422,7 +487,21 @@ static void serve_request(mesh_downloads *d, const mesh_peer_id *from, const mes
   slot->base_len = strlen(d->models_dir);
   slot->dir_len = slot->base_len + 1 + strlen(dir);
   slot->unverified = false;
-  int n = snprintf(slot->rel, sizeof slot->rel, "%s/%s/%s", d->models_dir, dir, m->path);
+  slot->list = m->file_list;
+  slot->blob = NULL;
+  slot->blob_len = 0;
+  if (m->file_list) {
+    slot->ident = mesh_node_identity(d->node);
+    memset(&slot->meta, 0, sizeof slot->meta);
+    snprintf(slot->meta.model_id, sizeof slot->meta.model_id, "%s", m->model_id);
+    snprintf(slot->meta.revision, sizeof slot->meta.revision, "%s", m->revision);
+    slot->meta.owner = slot->ident->id;
+    slot->meta.epoch = mesh_node_epoch(d->node);
+    slot->test_tamper = d->test_tamper_lists;
+  }
+  int n = m->file_list
+              ? snprintf(slot->rel, sizeof slot->rel, "%s/%s", d->models_dir, dir)
+              : snprintf(slot->rel, sizeof slot->rel, "%s/%s/%s", d->models_dir, dir, m->path);
   if (n < 0 || (size_t)n >= sizeof slot->rel) {
     refuse(d, from, m->id, SERVE_REFUSED_PATH, -ENAMETOOLONG);
     return;

@@ -23,8 +23,8 @@ static void metric(mesh_api_metrics *m, const char *name, mesh_api_metric_type t
   mesh_api_metric(m, name, t, help, NULL, v);
 }
 
-static void metric1(mesh_api_metrics *m, const char *name, mesh_api_metric_type t,
-                    const char *help, const char *label, const char *value, double v)
+static void metric1(mesh_api_metrics *m, const char *name, mesh_api_metric_type t, const char *help,
+                    const char *label, const char *value, double v)
 {
   const char *labels[] = {label, value, NULL};
   mesh_api_metric(m, name, t, help, labels, v);
@@ -63,7 +63,8 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_swim_newcomer_pings_total", C, "Pings of their own to members new to the view",
          (double)c->newcomer_pings);
   metric(m, "meshd_swim_newcomers_deferred_total", C,
-         "Newcomers left to their turn in the probe round (queue full)", (double)c->newcomers_deferred);
+         "Newcomers left to their turn in the probe round (queue full)",
+         (double)c->newcomers_deferred);
   metric(m, "meshd_swim_indirect_probes_total", C, "Indirect probe requests sent",
          (double)c->indirect_probes_sent);
   metric(m, "meshd_swim_probes_failed_total", C, "Probes that ended without an ack",
@@ -81,7 +82,8 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
          "Pings to a suspect just before this node would declare it dead",
          (double)c->last_chance_probes);
   metric(m, "meshd_swim_last_chance_saves_total", C,
-         "Suspects that answered or refuted after a last-chance ping", (double)c->last_chance_saves);
+         "Suspects that answered or refuted after a last-chance ping",
+         (double)c->last_chance_saves);
   metric(m, "meshd_swim_dead_claims_deferred_total", C,
          "Dead claims about members held alive, turned into a suspicion of this node's own",
          (double)c->dead_claims_deferred);
@@ -97,17 +99,15 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "held", (double)h->held);
   metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "released",
           (double)h->released);
-  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "expired",
-          (double)h->expired);
-  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "evicted",
-          (double)h->evicted);
-  static const char *const kinds[MESH_SWIM_MSG__COUNT] = {
-      NULL, "ping", "ack", "nack", "ping_req", "gossip", "push_pull"};
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "expired", (double)h->expired);
+  metric1(m, "meshd_swim_sends_held_total", C, held_help, "outcome", "evicted", (double)h->evicted);
+  static const char *const kinds[MESH_SWIM_MSG__COUNT] = {NULL,       "ping",   "ack",      "nack",
+                                                          "ping_req", "gossip", "push_pull"};
   for (int k = 1; k < MESH_SWIM_MSG__COUNT; k++) {
     metric1(m, "meshd_swim_messages_sent_total", C, "Membership messages sent, by kind", "kind",
             kinds[k], (double)c->msgs_sent[k]);
-    metric1(m, "meshd_swim_bytes_sent_total", C, "Membership bytes sent, by kind", "kind",
-            kinds[k], (double)c->bytes_sent[k]);
+    metric1(m, "meshd_swim_bytes_sent_total", C, "Membership bytes sent, by kind", "kind", kinds[k],
+            (double)c->bytes_sent[k]);
     metric1(m, "meshd_swim_messages_received_total", C, "Membership messages received, by kind",
             "kind", kinds[k], (double)c->msgs_received[k]);
   }
@@ -131,14 +131,13 @@ static void connection_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_connmgr_mention_dials_total", C,
          "One-shot dials of addresses a peer mentioned (never kept)", (double)c->mention_dials);
   static const char *const why[] = {"rate", "recent", "table_full", "bad_address"};
-  const uint64_t refused[] = {c->mentions_refused_rate, c->mentions_refused_recent,
-                              c->refused_full, c->refused_bad};
+  const uint64_t refused[] = {c->mentions_refused_rate, c->mentions_refused_recent, c->refused_full,
+                              c->refused_bad};
   for (size_t i = 0; i < sizeof why / sizeof why[0]; i++)
     metric1(m, "meshd_connmgr_refused_total", C,
             "Dials and entries the connection manager refused, by reason", "reason", why[i],
             (double)refused[i]);
-  metric(m, "meshd_connmgr_evicted_total", C, "Entries evicted to make room",
-         (double)c->evicted);
+  metric(m, "meshd_connmgr_evicted_total", C, "Entries evicted to make room", (double)c->evicted);
   metric(m, "meshd_connmgr_addresses_dropped_total", C,
          "Advertised addresses dropped after failing without ever reaching their member",
          (double)c->addrs_dropped);
@@ -156,10 +155,10 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
       continue;
     const char *out[] = {"transport", scheme, "dir", "out", NULL};
     const char *in[] = {"transport", scheme, "dir", "in", NULL};
-    mesh_api_metric(m, "meshd_transport_frames_total", C, "Frames by transport and direction",
-                    out, (double)c->frames_sent);
-    mesh_api_metric(m, "meshd_transport_frames_total", C, "Frames by transport and direction",
-                    in, (double)c->frames_received);
+    mesh_api_metric(m, "meshd_transport_frames_total", C, "Frames by transport and direction", out,
+                    (double)c->frames_sent);
+    mesh_api_metric(m, "meshd_transport_frames_total", C, "Frames by transport and direction", in,
+                    (double)c->frames_received);
     mesh_api_metric(m, "meshd_transport_bytes_total", C, "Bytes by transport and direction", out,
                     (double)c->bytes_sent);
     mesh_api_metric(m, "meshd_transport_bytes_total", C, "Bytes by transport and direction", in,
@@ -180,14 +179,14 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
     metric1(m, "meshd_transport_keepalives_total", C, "Idle keepalive frames sent", "transport",
             scheme, (double)c->keepalives_sent);
     metric1(m, "meshd_transport_dials_total", C,
-            "Dial attempts started (each redial counts), failed ones included", "transport",
-            scheme, (double)c->connections_out);
+            "Dial attempts started (each redial counts), failed ones included", "transport", scheme,
+            (double)c->connections_out);
     metric1(m, "meshd_transport_accepts_total", C,
-            "Connections accepted, those refused at once for want of a slot included",
-            "transport", scheme, (double)c->connections_in);
+            "Connections accepted, those refused at once for want of a slot included", "transport",
+            scheme, (double)c->connections_in);
     metric1(m, "meshd_transport_dial_failures_total", C,
-            "Dials that failed (connect errors, refusals, names that did not resolve)",
-            "transport", scheme, (double)c->dial_failures);
+            "Dials that failed (connect errors, refusals, names that did not resolve)", "transport",
+            scheme, (double)c->dial_failures);
     metric1(m, "meshd_transport_resolve_failures_total", C,
             "Dials whose DNS name did not resolve (also in dial failures)", "transport", scheme,
             (double)c->resolve_failures);
@@ -390,14 +389,13 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_coord_dirs_adopted_total", C,
          "Model directories of earlier versions marked as this node's at their first check",
          (double)mesh_downloads_counters_get(d->dl)->dirs_adopted);
-  metric(m, "meshd_coord_commands_refused_total", C, "Commands refused",
-         (double)s->cmds_refused);
+  metric(m, "meshd_coord_commands_refused_total", C, "Commands refused", (double)s->cmds_refused);
   metric(m, "meshd_coord_actions_total", C, "Actions handed to the executors",
          (double)s->actions_emitted);
-  metric1(m, "meshd_coord_actions_deferred_total", C, "Actions held back by a rate limit",
-          "limit", "global", (double)s->actions_deferred_global);
-  metric1(m, "meshd_coord_actions_deferred_total", C, "Actions held back by a rate limit",
-          "limit", "entry", (double)s->actions_deferred_entry);
+  metric1(m, "meshd_coord_actions_deferred_total", C, "Actions held back by a rate limit", "limit",
+          "global", (double)s->actions_deferred_global);
+  metric1(m, "meshd_coord_actions_deferred_total", C, "Actions held back by a rate limit", "limit",
+          "entry", (double)s->actions_deferred_entry);
   metric(m, "meshd_coord_abandoned_total", C, "Owners whose entries were marked abandoned",
          (double)s->docs_abandoned);
   metric(m, "meshd_coord_view_resyncs_total", C,
@@ -425,13 +423,12 @@ static void download_metrics(mesh_daemon *d, mesh_api_metrics *m)
          (double)dc->store_backlog);
   metric(m, "meshd_store_backlog_max_batches", G, "The deepest the store backlog has been",
          (double)dc->store_backlog_max);
-  metric(m, "meshd_members_saved_total", C, "Times the last known members were written to the store",
-         (double)dc->members_saved);
-  metric(m, "meshd_members_save_failures_total", C,
-         "Writes of the last known members that failed", (double)dc->members_save_failures);
+  metric(m, "meshd_members_saved_total", C,
+         "Times the last known members were written to the store", (double)dc->members_saved);
+  metric(m, "meshd_members_save_failures_total", C, "Writes of the last known members that failed",
+         (double)dc->members_save_failures);
   metric(m, "meshd_store_dropped_items_total", C,
-         "Journal records dropped because the store was too far behind",
-         (double)dc->store_dropped);
+         "Journal records dropped because the store was too far behind", (double)dc->store_dropped);
   metric(m, "meshd_store_coalesced_total", C,
          "Entry writes that replaced an older write of the same row waiting for the store",
          (double)dc->store_coalesced);
@@ -487,8 +484,7 @@ static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_coun
          "Files holding bytes of peers whose hash was wrong, fetched again",
          (double)hf->peer_mismatches);
   metric(m, "meshd_ranged_files_total", C,
-         "Large files fetched in ranges from several sources at once",
-         (double)hf->ranged_files);
+         "Large files fetched in ranges from several sources at once", (double)hf->ranged_files);
   metric(m, "meshd_ranges_done_total", C, "Ranges of such files written whole",
          (double)hf->ranges_done);
   metric(m, "meshd_ranges_resumed_total", C,
@@ -497,16 +493,23 @@ static void peer_metrics(mesh_daemon *d, mesh_api_metrics *m, const mesh_hf_coun
   metric(m, "meshd_bulk_protocol_errors_total", C,
          "Bulk channel messages malformed, out of order or past their credit",
          (double)ps.protocol_errors);
-  metric(m, "meshd_uploads_total", C, "Model file transfers served to members",
-         (double)ps.uploads);
+  metric(m, "meshd_uploads_total", C, "Model file transfers served to members", (double)ps.uploads);
   metric(m, "meshd_uploads_active", G, "Model file transfers being served now",
          (double)ps.uploads_active);
   metric(m, "meshd_upload_bytes_total", C, "Model file bytes sent to members",
          (double)ps.upload_bytes);
+  metric(m, "meshd_file_lists_from_members_total", C,
+         "File lists taken from members, signed by them, because the Hub could not be reached",
+         (double)ps.lists_taken);
+  metric(m, "meshd_file_lists_refused_total", C,
+         "File lists of members refused (bad signature, another model, malformed, too large)",
+         (double)ps.lists_refused);
+  metric(m, "meshd_file_lists_served_total", C, "Signed file lists sent to members",
+         (double)ps.lists_served);
   static const char *const ref_help = "Requests for model files refused, by reason";
   for (int i = 0; mesh_downloads_refusal_name(i) != NULL; i++)
-    metric1(m, "meshd_uploads_refused_total", C, ref_help, "reason",
-            mesh_downloads_refusal_name(i), (double)ps.refused[i]);
+    metric1(m, "meshd_uploads_refused_total", C, ref_help, "reason", mesh_downloads_refusal_name(i),
+            (double)ps.refused[i]);
 }
 
 /* How late the loop's timers fire (src/daemon/loop.h): the histogram, and

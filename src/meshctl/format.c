@@ -250,6 +250,15 @@ void mctl_print_downloads(FILE *f, json_t *downloads)
           if (json_array_size(ids) > 0)
             snprintf(note + n, sizeof(note) - n, ")");
         }
+        const char *list_src = json_string_value(json_object_get(e, "fileListSource"));
+        if (list_src != NULL && strcmp(list_src, "hub") != 0) {
+          /* The Hub was unreachable: the file list is a member's, signed by it. */
+          char shortid[MCTL_PEER_SHORT + 1];
+          mctl_fmt_peer(list_src, shortid, sizeof(shortid));
+          size_t n = strlen(note);
+          snprintf(note + n, sizeof(note) - n, "%sfile list from member %s", n ? "; " : "",
+                   shortid);
+        }
         if (json_is_true(json_object_get(e, "abandoned"))) {
           char in[16];
           mctl_fmt_age(juint(e, "abandonedCollectInMs"), in, sizeof(in));

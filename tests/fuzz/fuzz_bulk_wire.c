@@ -1,8 +1,8 @@
 /*
  * Fuzz target for the bulk channel's decoder (coord/bulk_wire.h). Whatever
  * decodes must hold only what the bounds allow: a path that passes the path
- * check, a chunk within its bound, an END code in [-4095, 0] with printable
- * text; and it must encode again.
+ * check (a file list request: no path at all), a chunk within its bound, an END code in [-4095, 0]
+ * with printable text; and it must encode again.
  */
 #include "coord/bulk_wire.h"
 
@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     abort();
   switch (m.kind) {
   case MESH_BULK_REQUEST:
-    if (mesh_hf_path_check(m.path, strlen(m.path), &why) != 0 || m.length == 0 || m.credit == 0 ||
-        m.credit > MESH_BULK_CREDIT_MAX)
+    if ((m.file_list ? m.path[0] != '\0' : mesh_hf_path_check(m.path, strlen(m.path), &why) != 0) ||
+        m.length == 0 || m.credit == 0 || m.credit > MESH_BULK_CREDIT_MAX)
       abort();
     break;
   case MESH_BULK_CHUNK:

@@ -13,7 +13,6 @@
 - A member that left is never asked: after A leaves, a new download takes
   its bytes from B alone, with no failed source.
 """
-import hashlib
 import os
 import sys
 import unittest
@@ -25,21 +24,6 @@ MODEL = "acme/shared"
 MODEL_DIR = "acme--shared"
 WEIGHTS = 3
 SIZE = 24 * 1024 * 1024  # larger than the request window: credit is granted as it goes
-
-
-def digests(folder):
-    out = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            if f.startswith("."):
-                continue
-            p = os.path.join(root, f)
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            out[os.path.relpath(p, folder)] = h.hexdigest()
-    return out
 
 
 def weight_requests(hub):
@@ -89,7 +73,7 @@ class PeerDownloads(unittest.TestCase):
         start(a)
         meshtest.wait_until(lambda: completed(a), 30, "A's download from the Hub")
         self.assertEqual(weight_requests(self.hub), WEIGHTS)
-        want = digests(os.path.join(a.home, "models", MODEL_DIR))
+        want = meshtest.digests(os.path.join(a.home, "models", MODEL_DIR))
         aid = a.node_id()
         # B and C at once, after A's document says completed.
         meshtest.wait_until(lambda: any(n == "DownloadCompleted" for n, _ in
@@ -103,7 +87,7 @@ class PeerDownloads(unittest.TestCase):
         stats = self.hub.stats()
         self.assertEqual(weight_requests(self.hub), 0, stats)
         for n in (b, c):
-            self.assertEqual(digests(os.path.join(n.home, "models", MODEL_DIR)), want)
+            self.assertEqual(meshtest.digests(os.path.join(n.home, "models", MODEL_DIR)), want)
             e = entry(n)
             self.assertIn("sources", e, e)
             self.assertIn(aid, e["sources"]["peerIds"], e)
@@ -146,12 +130,12 @@ class PeerDownloads(unittest.TestCase):
         meshtest.wait_until(lambda: sum(n == "DownloadCompleted" for n, _ in
                                         meshtest.downloads_of(c)) >= 2, 10,
                             "C to see both completed entries")
-        want = digests(os.path.join(a.home, "models", MODEL_DIR))
-        self.assertEqual(digests(os.path.join(b.home, "models", MODEL_DIR)), want)
+        want = meshtest.digests(os.path.join(a.home, "models", MODEL_DIR))
+        self.assertEqual(meshtest.digests(os.path.join(b.home, "models", MODEL_DIR)), want)
         self.hub.reset()
         start(c)
         meshtest.wait_until(lambda: completed(c), 30, "C's download")
-        self.assertEqual(digests(os.path.join(c.home, "models", MODEL_DIR)), want)
+        self.assertEqual(meshtest.digests(os.path.join(c.home, "models", MODEL_DIR)), want)
         m = c.metrics()
         bad = meshtest.metric_sum(m, "meshd_peer_sources_dropped_total", reason="bad_bytes")
         self.assertGreaterEqual(bad, 1)
@@ -192,7 +176,8 @@ class PeerDownloads(unittest.TestCase):
         self.assertEqual(fetched, total, e)
         self.assertGreaterEqual(meshtest.metric_sum(m, "meshd_peer_failovers_total"), 1)
         self.assertEqual(self.hub.stats().get("from_zero", 0), 0, self.hub.stats())
-        self.assertEqual(digests(folder), digests(os.path.join(b.home, "models", MODEL_DIR)))
+        self.assertEqual(meshtest.digests(folder),
+                         meshtest.digests(os.path.join(b.home, "models", MODEL_DIR)))
         print(f"figure: partial_bytes_at_kill = {at_kill}")
         print(f"figure: bytes_fetched_of_total = {fetched:.0f} of {total}")
         self.ok = True

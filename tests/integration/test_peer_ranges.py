@@ -14,7 +14,6 @@
   resumed), fetches fewer bytes than the model holds, and the files are
   verified.
 """
-import hashlib
 import os
 import sys
 import unittest
@@ -28,20 +27,6 @@ WEIGHTS = 2
 SIZE = 12 * 1024 * 1024
 RANGE = 1024 * 1024
 ENV = {"MESHD_TEST_RANGE_KIB": str(RANGE // 1024)}
-
-
-def digests(folder):
-    out = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            if f.startswith("."):
-                continue
-            h = hashlib.sha256()
-            with open(os.path.join(root, f), "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            out[os.path.relpath(os.path.join(root, f), folder)] = h.hexdigest()
-    return out
 
 
 def start(node):
@@ -104,8 +89,8 @@ class PeerRanges(unittest.TestCase):
         meshtest.wait_until(lambda: completed(a), 30, "A's download")
         start(b)
         meshtest.wait_until(lambda: completed(b), 60, "B's download")
-        want = digests(os.path.join(a.home, "models", MODEL_DIR))
-        self.assertEqual(digests(os.path.join(b.home, "models", MODEL_DIR)), want)
+        want = meshtest.digests(os.path.join(a.home, "models", MODEL_DIR))
+        self.assertEqual(meshtest.digests(os.path.join(b.home, "models", MODEL_DIR)), want)
         meshtest.wait_until(lambda: sum(n == "DownloadCompleted" for n, _ in
                                         meshtest.downloads_of(c)) >= 2, 10,
                             "C to see both completed entries")
@@ -119,7 +104,7 @@ class PeerRanges(unittest.TestCase):
         served_b = metric(b, "meshd_upload_bytes_total")
         start(c)
         meshtest.wait_until(lambda: completed(c), 60, "C's download")
-        self.assertEqual(digests(os.path.join(c.home, "models", MODEL_DIR)), want)
+        self.assertEqual(meshtest.digests(os.path.join(c.home, "models", MODEL_DIR)), want)
         self.assertEqual(self.hub.requests_matching(".safetensors"), 0, self.hub.stats())
         from_a = metric(a, "meshd_upload_bytes_total") - served_a
         from_b = metric(b, "meshd_upload_bytes_total") - served_b
@@ -144,14 +129,14 @@ class PeerRanges(unittest.TestCase):
         meshtest.wait_until(lambda: completed(a), 30, "A's download")
         start(b)
         meshtest.wait_until(lambda: completed(b), 60, "B's download")
-        want = digests(os.path.join(a.home, "models", MODEL_DIR))
-        self.assertEqual(digests(os.path.join(b.home, "models", MODEL_DIR)), want)
+        want = meshtest.digests(os.path.join(a.home, "models", MODEL_DIR))
+        self.assertEqual(meshtest.digests(os.path.join(b.home, "models", MODEL_DIR)), want)
         meshtest.wait_until(lambda: sum(n == "DownloadCompleted" for n, _ in
                                         meshtest.downloads_of(c)) >= 2, 10,
                             "C to see both completed entries")
         start(c)
         meshtest.wait_until(lambda: completed(c), 60, "C's download")
-        self.assertEqual(digests(os.path.join(c.home, "models", MODEL_DIR)), want)
+        self.assertEqual(meshtest.digests(os.path.join(c.home, "models", MODEL_DIR)), want)
         self.assertGreaterEqual(metric(c, "meshd_peer_mismatches_total"), 1)
         self.assertGreaterEqual(metric(c, "meshd_peer_sources_dropped_total", reason="bad_bytes"), 1)
         aid = a.node_id()
@@ -172,7 +157,7 @@ class PeerRanges(unittest.TestCase):
         done_at_kill = sidecar_done(folder)
         c.start()
         meshtest.wait_until(lambda: completed(c), 90, "C's download after the restart")
-        self.assertEqual(digests(folder), want)
+        self.assertEqual(meshtest.digests(folder), want)
         fetched = metric(c, "meshd_download_source_bytes_total")
         resumed = metric(c, "meshd_ranges_resumed_total")
         self.assertGreaterEqual(resumed, done_at_kill)

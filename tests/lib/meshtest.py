@@ -6,6 +6,7 @@ the same way as one on loopback). Waiting is always for a condition with a
 deadline (wait_until), never a bare sleep.
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -444,6 +445,23 @@ def first_entry(node, owner):
     (None, None) when it shows none."""
     ents = downloads_of(node, owner)
     return ents[0] if ents else (None, None)
+
+
+def digests(folder):
+    """{relative path: SHA-256 hex} of the model files below folder (hidden
+    files, such as the ownership marker and the manifest, left out)."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            if f.startswith("."):
+                continue
+            p = os.path.join(root, f)
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[os.path.relpath(p, folder)] = h.hexdigest()
+    return out
 
 
 def partial_bytes(folder):

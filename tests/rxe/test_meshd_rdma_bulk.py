@@ -12,7 +12,6 @@ are printed as figures.
 
 Needs MESHD (and MESH_TEST_SRCDIR for tests/lib). Runs as root in the VM.
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -32,18 +31,6 @@ MODEL_DIR = "acme--rdma"
 WEIGHTS = 2
 SIZE = 8 * 1024 * 1024
 DROP_EVERY = 40
-
-
-def digests(folder):
-    out = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            if f.startswith("."):
-                continue
-            p = os.path.join(root, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def counter(node, name):
@@ -127,7 +114,7 @@ class RdmaBulk(unittest.TestCase):
 
         start(n1)
         meshtest.wait_until(lambda: completed(n1), 120, "node 1's download from the Hub")
-        want = digests(os.path.join(n1.home, "models", MODEL_DIR))
+        want = meshtest.digests(os.path.join(n1.home, "models", MODEL_DIR))
         self.assertGreaterEqual(len(want), WEIGHTS)
         meshtest.wait_until(lambda: self.sees_completed(n2, [n1.node_id()]), 20,
                             "node 2 to see node 1's completed entry")
@@ -135,7 +122,7 @@ class RdmaBulk(unittest.TestCase):
 
         # Node 2 from node 1, over RDMA, nothing lost.
         secs = self.timed_download(n2, 180)
-        self.assertEqual(digests(os.path.join(n2.home, "models", MODEL_DIR)), want)
+        self.assertEqual(meshtest.digests(os.path.join(n2.home, "models", MODEL_DIR)), want)
         self.assertEqual(self.hub.requests_matching(".safetensors"), 0, self.hub.stats())
         sent = counter(n1, "meshd_rdma_bulk_bytes_sent_total")
         got = counter(n2, "meshd_rdma_bulk_bytes_received_total")
@@ -157,7 +144,7 @@ class RdmaBulk(unittest.TestCase):
         meshtest.wait_until(lambda: self.sees_completed(n3, [n2.node_id()]), 20,
                             "node 3 to see node 2's completed entry")
         secs = self.timed_download(n3, 180)
-        self.assertEqual(digests(os.path.join(n3.home, "models", MODEL_DIR)), want)
+        self.assertEqual(meshtest.digests(os.path.join(n3.home, "models", MODEL_DIR)), want)
         self.assertEqual(self.hub.requests_matching(".safetensors"), 0, self.hub.stats())
         drops = counter(n2, "meshd_rdma_bulk_test_drops_total")
         fallbacks = counter(n2, "meshd_rdma_bulk_fallbacks_total")

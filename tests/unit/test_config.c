@@ -248,7 +248,7 @@ static void test_addresses_parsed_fully_at_load(void **state)
       const char *env[] = {NULL};
       assert_int_equal(load(&cfg, args, env, err, sizeof err), -EINVAL);
       mesh_config_free(&cfg); /* what a failed load filled in */
-      char head[41]; /* long values are shortened in the message */
+      char head[41];          /* long values are shortened in the message */
       snprintf(head, sizeof head, "%s", bad[i]);
       if (strstr(err, opts[o] + 2) == NULL || strstr(err, head) == NULL)
         fail_msg("error \"%s\" does not name %s and %s", err, opts[o], bad[i]);
@@ -1037,6 +1037,7 @@ static const char *const every_option[] = {
     "downloads-at-once",
     "files-at-once",
     "serve-models",
+    "file-lists-from-members",
     "max-uploads",
     "accept-commands-from",
     "command-quota",
