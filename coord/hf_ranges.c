@@ -132,7 +132,8 @@ static int parse_u64(const char **p, const char *end, uint64_t *out)
     s++;
     digits++;
   }
-  if (digits == 0)
+  /* No leading zeros: one spelling per number, as the encoder writes it. */
+  if (digits == 0 || (digits > 1 && **p == '0'))
     return -EBADMSG;
   *p = s;
   *out = v;

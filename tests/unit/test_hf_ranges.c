@@ -114,6 +114,8 @@ static void test_sidecar_refused(void **state)
       "meshd-ranges 1 20500 0 21\n010210\n",              /* range size 0 */
       "meshd-ranges 1 -20500 1000 21\n010210\n",          /* sign */
       "meshd-ranges 1 99999999999999999999999 1 1\n01\n", /* overflow */
+      "meshd-ranges 1 20500 1000 021\n010210\n",          /* leading zero */
+      "meshd-ranges 1 020500 1000 21\n010210\n",          /* leading zero */
   };
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     mesh_hf_ranges r;
