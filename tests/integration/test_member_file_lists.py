@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import meshtest  # noqa: E402
@@ -24,9 +23,7 @@ FLAG = "--file-lists-from-members"
 
 
 def start(node):
-    st, body = node.post("/download/start", {"targetNodeId": node.node_id(), "modelId": MODEL,
-                                             "revision": "main"})
-    assert st == 200, body
+    meshtest.start_download(node, MODEL)
 
 
 def own(node):
@@ -40,26 +37,8 @@ def meshctl_downloads(node):
     return out.stdout
 
 
-class MemberFileLists(unittest.TestCase):
-    def setUp(self):
-        self.hub = meshtest.Hub(repo=MODEL, weights=2, weight_size=3 * 1024 * 1024)
-        self.mesh = None
-        self.ok = False
-
-    def tearDown(self):
-        if self.mesh is not None:
-            self.mesh.close(keep_on_failure=not self.ok)
-        self.hub.close()
-
-    def make_mesh(self, args_of, env_of=None):
-        self.mesh = meshtest.LocalMesh(3, args=["--hf-endpoint", self.hub.url])
-        for i, extra in args_of.items():
-            self.mesh.nodes[i].args += extra
-        for i, e in (env_of or {}).items():
-            self.mesh.nodes[i].env.update(e)
-        self.mesh.start()
-        self.mesh.wait_converged()
-        return self.mesh.nodes
+class MemberFileLists(meshtest.HubMeshCase):
+    MODEL, WEIGHTS, SIZE = MODEL, 2, 3 * 1024 * 1024
 
     def first_copy_then_hub_gone(self, a, others):
         start(a)
@@ -71,7 +50,7 @@ class MemberFileLists(unittest.TestCase):
         self.hub.close()  # connection refused from here on
 
     def test_list_from_member_only_with_the_option(self):
-        a, b, c = self.make_mesh({1: [FLAG]})
+        a, b, c = self.make_mesh(3, args_of={1: [FLAG]})
         self.first_copy_then_hub_gone(a, (b, c))
         aid = a.node_id()
         start(b)
@@ -114,7 +93,8 @@ class MemberFileLists(unittest.TestCase):
         self.ok = True
 
     def test_tampered_list_refused(self):
-        a, b, _ = self.make_mesh({1: [FLAG]}, {0: {"MESHD_TEST_TAMPER_FILE_LISTS": "1"}})
+        a, b, _ = self.make_mesh(3, args_of={1: [FLAG]},
+                                 env_of={0: {"MESHD_TEST_TAMPER_FILE_LISTS": "1"}})
         self.first_copy_then_hub_gone(a, (b,))
         aid = a.node_id()
         start(b)
@@ -137,4 +117,4 @@ class MemberFileLists(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    meshtest.main()

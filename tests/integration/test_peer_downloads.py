@@ -15,7 +15,6 @@
 """
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import meshtest  # noqa: E402
@@ -31,14 +30,10 @@ def weight_requests(hub):
 
 
 def start(node, nid=None):
-    st, body = node.post("/download/start", {"targetNodeId": nid or node.node_id(),
-                                             "modelId": MODEL, "revision": "main"})
-    assert st == 200, body
+    meshtest.start_download(node, MODEL, nid)
 
 
-def completed(node):
-    name, _ = meshtest.first_entry(node, node.node_id())
-    return name == "DownloadCompleted"
+completed = meshtest.own_completed
 
 
 def entry(node):
@@ -49,24 +44,8 @@ def src_bytes(node, source):
     return meshtest.metric_sum(node.metrics(), "meshd_download_source_bytes_total", source=source)
 
 
-class PeerDownloads(unittest.TestCase):
-    def setUp(self):
-        self.hub = meshtest.Hub(repo=MODEL, weights=WEIGHTS, weight_size=SIZE)
-        self.mesh = None
-        self.ok = False
-
-    def tearDown(self):
-        if self.mesh is not None:
-            self.mesh.close(keep_on_failure=not self.ok)
-        self.hub.close()
-
-    def make_mesh(self, n, env=None):
-        self.mesh = meshtest.LocalMesh(n, args=["--hf-endpoint", self.hub.url])
-        for i, e in (env or {}).items():
-            self.mesh.nodes[i].env.update(e)
-        self.mesh.start()
-        self.mesh.wait_converged()
-        return self.mesh.nodes
+class PeerDownloads(meshtest.HubMeshCase):
+    MODEL, WEIGHTS, SIZE = MODEL, WEIGHTS, SIZE
 
     def test_once_per_cluster_then_a_departed_member_is_never_asked(self):
         a, b, c = self.make_mesh(3)
@@ -119,7 +98,7 @@ class PeerDownloads(unittest.TestCase):
         self.ok = True
 
     def test_corrupt_source_dropped(self):
-        a, b, c = self.make_mesh(3, env={0: {"MESHD_TEST_CORRUPT_UPLOADS": "1"}})
+        a, b, c = self.make_mesh(3, env_of={0: {"MESHD_TEST_CORRUPT_UPLOADS": "1"}})
         # A and B from the Hub (B may take some files from A: those fail
         # their hash and come from the Hub again).
         start(a)
@@ -152,7 +131,7 @@ class PeerDownloads(unittest.TestCase):
 
     def test_source_killed_mid_file_resumes_elsewhere(self):
         slow = {"MESHD_TEST_SLOW_UPLOADS_MS": "20"}
-        a, b, c = self.make_mesh(3, env={0: slow, 1: slow})
+        a, b, c = self.make_mesh(3, env_of={0: slow, 1: slow})
         start(a)
         meshtest.wait_until(lambda: completed(a), 30, "A's download")
         start(b)

@@ -16,7 +16,6 @@
 """
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import meshtest  # noqa: E402
@@ -30,13 +29,10 @@ ENV = {"MESHD_TEST_RANGE_KIB": str(RANGE // 1024)}
 
 
 def start(node):
-    st, body = node.post("/download/start", {"targetNodeId": node.node_id(),
-                                             "modelId": MODEL, "revision": "main"})
-    assert st == 200, body
+    meshtest.start_download(node, MODEL)
 
 
-def completed(node):
-    return meshtest.first_entry(node, node.node_id())[0] == "DownloadCompleted"
+completed = meshtest.own_completed
 
 
 def entry(node):
@@ -65,24 +61,8 @@ def sidecar_done(folder):
     return done
 
 
-class PeerRanges(unittest.TestCase):
-    def setUp(self):
-        self.hub = meshtest.Hub(repo=MODEL, weights=WEIGHTS, weight_size=SIZE)
-        self.mesh = None
-        self.ok = False
-
-    def tearDown(self):
-        if self.mesh is not None:
-            self.mesh.close(keep_on_failure=not self.ok)
-        self.hub.close()
-
-    def make_mesh(self, env):
-        self.mesh = meshtest.LocalMesh(3, args=["--hf-endpoint", self.hub.url])
-        for i, e in env.items():
-            self.mesh.nodes[i].env.update(e)
-        self.mesh.start()
-        self.mesh.wait_converged()
-        return self.mesh.nodes
+class PeerRanges(meshtest.HubMeshCase):
+    MODEL, WEIGHTS, SIZE = MODEL, WEIGHTS, SIZE
 
     def two_sources(self, a, b, c):
         start(a)
@@ -98,7 +78,7 @@ class PeerRanges(unittest.TestCase):
         return want
 
     def test_one_file_from_two_peers(self):
-        a, b, c = self.make_mesh({0: ENV, 1: ENV, 2: ENV})
+        a, b, c = self.make_mesh(3, env_of={0: ENV, 1: ENV, 2: ENV})
         want = self.two_sources(a, b, c)
         served_a = metric(a, "meshd_upload_bytes_total")
         served_b = metric(b, "meshd_upload_bytes_total")
@@ -124,7 +104,7 @@ class PeerRanges(unittest.TestCase):
         self.ok = True
 
     def test_corrupt_ranges_dropped_and_refetched(self):
-        a, b, c = self.make_mesh({0: dict(ENV, MESHD_TEST_CORRUPT_UPLOADS="1"), 1: ENV, 2: ENV})
+        a, b, c = self.make_mesh(3, env_of={0: dict(ENV, MESHD_TEST_CORRUPT_UPLOADS="1"), 1: ENV, 2: ENV})
         start(a)
         meshtest.wait_until(lambda: completed(a), 30, "A's download")
         start(b)
@@ -147,7 +127,7 @@ class PeerRanges(unittest.TestCase):
 
     def test_kill_resumes_missing_ranges_only(self):
         slow = dict(ENV, MESHD_TEST_SLOW_UPLOADS_MS="15")
-        a, b, c = self.make_mesh({0: slow, 1: slow, 2: ENV})
+        a, b, c = self.make_mesh(3, env_of={0: slow, 1: slow, 2: ENV})
         want = self.two_sources(a, b, c)
         folder = os.path.join(c.home, "models", MODEL_DIR)
         start(c)

@@ -11,7 +11,6 @@
 import hashlib
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import meshtest  # noqa: E402
@@ -23,13 +22,10 @@ SIZE = 2 * 1024 * 1024
 
 
 def start(node):
-    st, body = node.post("/download/start", {"targetNodeId": node.node_id(),
-                                             "modelId": MODEL, "revision": "main"})
-    assert st == 200, body
+    meshtest.start_download(node, MODEL)
 
 
-def completed(node):
-    return meshtest.first_entry(node, node.node_id())[0] == "DownloadCompleted"
+completed = meshtest.own_completed
 
 
 def sha256(path):
@@ -37,22 +33,11 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-class ServeVerified(unittest.TestCase):
-    def setUp(self):
-        self.hub = meshtest.Hub(repo=MODEL, weights=WEIGHTS, weight_size=SIZE)
-        self.mesh = None
-        self.ok = False
-
-    def tearDown(self):
-        if self.mesh is not None:
-            self.mesh.close(keep_on_failure=not self.ok)
-        self.hub.close()
+class ServeVerified(meshtest.HubMeshCase):
+    MODEL, WEIGHTS, SIZE = MODEL, WEIGHTS, SIZE
 
     def test_only_verified_files_served(self):
-        self.mesh = meshtest.LocalMesh(2, args=["--hf-endpoint", self.hub.url])
-        self.mesh.start()
-        self.mesh.wait_converged()
-        a, b = self.mesh.nodes
+        a, b = self.make_mesh(2)
         start(a)
         meshtest.wait_until(lambda: completed(a), 30, "A's download")
         folder = os.path.join(a.home, "models", MODEL_DIR)

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import unittest
 import time
 
 MESHD = os.environ.get("MESHD", "meshd")
@@ -445,6 +446,50 @@ def first_entry(node, owner):
     (None, None) when it shows none."""
     ents = downloads_of(node, owner)
     return ents[0] if ents else (None, None)
+
+
+def start_download(node, model, target=None, revision="main"):
+    """Asks node to download model@revision for target (node itself by
+    default); the API must accept it."""
+    st, body = node.post("/download/start", {"targetNodeId": target or node.node_id(),
+                                             "modelId": model, "revision": revision})
+    assert st == 200, body
+
+
+def own_completed(node):
+    """Whether node's first own entry is completed."""
+    return first_entry(node, node.node_id())[0] == "DownloadCompleted"
+
+
+class HubMeshCase(unittest.TestCase):
+    """A stand-in Hub serving MODEL (WEIGHTS files of SIZE bytes) and a
+    LocalMesh pointed at it (make_mesh). The mesh's homes are kept when a
+    test fails: a test sets self.ok = True as its last step."""
+    MODEL = None
+    WEIGHTS = 2
+    SIZE = 1024 * 1024
+
+    def setUp(self):
+        self.hub = Hub(repo=self.MODEL, weights=self.WEIGHTS, weight_size=self.SIZE)
+        self.mesh = None
+        self.ok = False
+
+    def tearDown(self):
+        if self.mesh is not None:
+            self.mesh.close(keep_on_failure=not self.ok)
+        self.hub.close()
+
+    def make_mesh(self, n, args_of=None, env_of=None):
+        """Starts n nodes using the Hub, node i with the extra arguments
+        args_of[i] and environment env_of[i]; returns them once converged."""
+        self.mesh = LocalMesh(n, args=["--hf-endpoint", self.hub.url])
+        for i, extra in (args_of or {}).items():
+            self.mesh.nodes[i].args += extra
+        for i, e in (env_of or {}).items():
+            self.mesh.nodes[i].env.update(e)
+        self.mesh.start()
+        self.mesh.wait_converged()
+        return self.mesh.nodes
 
 
 def digests(folder):
