@@ -492,6 +492,23 @@ class HubMeshCase(unittest.TestCase):
         return self.mesh.nodes
 
 
+def stop_rxe_nodes(case, nodes, log_prefix):
+    """tearDown of the tests inside the rxe VM: kills nodes, prints each log's
+    tail when case failed, and copies the logs to $MESH_RXE_RESULTS (as
+    log_prefix-NAME.log) when it is set."""
+    outcome = getattr(case, "_outcome", None)
+    failed = any(e for _, e in getattr(outcome, "errors", []) if e) or \
+        bool(getattr(getattr(outcome, "result", None), "failures", []))
+    keep = os.environ.get("MESH_RXE_RESULTS")
+    for n in nodes:
+        if failed:
+            print(f"--- {n.name} log tail ---\n{n.log_tail(40)}")
+        n.kill9()
+        if keep:
+            subprocess.run(["cp", n.log_path, os.path.join(keep, f"{log_prefix}-{n.name}.log")],
+                           check=False)
+
+
 def digests(folder):
     """{relative path: SHA-256 hex} of the model files below folder (hidden
     files, such as the ownership marker and the manifest, left out)."""

@@ -76,16 +76,7 @@ class RdmaMesh(unittest.TestCase):
         self.nodes = []
 
     def tearDown(self):
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
-            bool(getattr(getattr(self._outcome, "result", None), "failures", []))
-        keep = os.environ.get("MESH_RXE_RESULTS")
-        for n in self.nodes:
-            if failed:
-                print(f"--- {n.name} log tail ---\n{n.log_tail(40)}")
-            n.kill9()
-            if keep:
-                subprocess.run(["cp", n.log_path, os.path.join(keep, f"meshd-{n.name}.log")],
-                               check=False)
+        meshtest.stop_rxe_nodes(self, self.nodes, "meshd")
 
     def add(self, i):
         join = [f"10.88.0.1:{PORT}"] if i > 1 else []

@@ -13,7 +13,6 @@ are printed as figures.
 Needs MESHD (and MESH_TEST_SRCDIR for tests/lib). Runs as root in the VM.
 """
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,16 +58,7 @@ class RdmaBulk(unittest.TestCase):
         self.nodes = []
 
     def tearDown(self):
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
-            bool(getattr(getattr(self._outcome, "result", None), "failures", []))
-        keep = os.environ.get("MESH_RXE_RESULTS")
-        for n in self.nodes:
-            if failed:
-                print(f"--- {n.name} log tail ---\n{n.log_tail(40)}")
-            n.kill9()
-            if keep:
-                subprocess.run(["cp", n.log_path, os.path.join(keep, f"meshd-bulk-{n.name}.log")],
-                               check=False)
+        meshtest.stop_rxe_nodes(self, self.nodes, "meshd-bulk")
         self.hub.close()
 
     def add(self, i, extra=(), env=None):
