@@ -127,6 +127,10 @@
 #define MESH_SWIM_MAX_APP_STATE 4096
 /* Largest packet accepted on the stream class (push-pull). */
 #define MESH_SWIM_MAX_STREAM (16u << 20)
+/* A push-pull digest: its key's bytes, and the most hashes in a digest or a
+ * want list (two updates per member of the largest view, and more). */
+#define MESH_SWIM_DIGEST_KEY 16
+#define MESH_SWIM_MAX_DIGEST 65536
 /* Largest datagram accepted; the configured send size is max_datagram. */
 #define MESH_SWIM_MAX_DATAGRAM 65507
 
@@ -274,6 +278,8 @@ typedef struct mesh_swim_counters {
   uint64_t lateness_reports;        /* caller's loop-lateness reports that raised health */
   uint64_t dead_claims_deferred;    /* dead claims about members held alive, made suspicions */
   uint64_t disconnects_requested;   /* peers over their bad-signature budget */
+  uint64_t push_pull_digests;       /* push-pulls asked by digest (net/swim_sync.c) */
+  uint64_t push_pull_pushes;        /* messages sent back with updates a digest's answerer lacked */
   uint64_t dropped[MESH_SWIM_DROP__COUNT];
   uint64_t msgs_sent[MESH_SWIM_MSG__COUNT];
   uint64_t bytes_sent[MESH_SWIM_MSG__COUNT];

@@ -10,6 +10,8 @@
  *   target_addrs   <= 8, each <= 256 bytes
  *   updates        each <= 4096 + 200 bytes; total bounded by the packet size
  *   app_state      <= 4096 bytes
+ *   digest_key     empty or 16 bytes; digest and want only with a key, only
+ *                  in a PUSH_PULL, each <= MESH_SWIM_MAX_DIGEST hashes
  *
  *   Update bounds: subject a valid peer ID, sig exactly 64 bytes, body <= 4096.
  *   MemberBody: as MESH_SWIM_MAX_* in net/swim.h. AccuseBody: two peer IDs.
@@ -144,6 +146,14 @@ static void fill_packet(const swim_packet_out *p, Mesh__Swim__Packet *m, Protobu
     m->app_state.data = (uint8_t *)p->app;
     m->app_state.len = p->app_len;
   }
+  if (p->digest_key != NULL) {
+    m->digest_key.data = (uint8_t *)p->digest_key;
+    m->digest_key.len = MESH_SWIM_DIGEST_KEY;
+    m->digest = (uint64_t *)p->digest;
+    m->n_digest = p->n_digest;
+    m->want = (uint64_t *)p->want;
+    m->n_want = p->n_want;
+  }
 }
 
 size_t swim_packet_base_size(const swim_packet_out *p)
@@ -268,6 +278,16 @@ int swim_packet_decode(const uint8_t *buf, size_t len, swim_packet *out)
     goto bad;
   out->app = m->app_state.data;
   out->app_len = m->app_state.len;
+  if (m->digest_key.len > 0 || m->n_digest > 0 || m->n_want > 0) {
+    if (m->kind != MESH__SWIM__KIND__PUSH_PULL || m->digest_key.len != MESH_SWIM_DIGEST_KEY ||
+        m->n_digest > MESH_SWIM_MAX_DIGEST || m->n_want > MESH_SWIM_MAX_DIGEST)
+      goto bad;
+    out->digest_key = m->digest_key.data;
+    out->digest = m->digest;
+    out->n_digest = m->n_digest;
+    out->want = m->want;
+    out->n_want = m->n_want;
+  }
   if (m->n_updates > 0) {
     /* Two arrays in one allocation: pointers then lengths. The count is
      * bounded by the input length (each update takes at least two bytes). */

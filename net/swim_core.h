@@ -2,7 +2,8 @@
  * The membership core's own state, shared by the files of the protocol:
  * swim_state.c (lifecycle, sending, timers, entry points), swim_records.c
  * (applying records: precedence, claims, this node's own) and swim_probe.c
- * (probing, indirect checks, last chances). Nothing outside them includes it.
+ * (probing, indirect checks, last chances) and swim_sync.c (push-pull
+ * anti-entropy). Nothing outside them includes it.
  */
 #ifndef MESH_NET_SWIM_CORE_H
 #define MESH_NET_SWIM_CORE_H
@@ -209,6 +210,20 @@ void swim_send_ping(mesh_swim *s, const swim_member *m, mesh_swim_class cls, uin
                     mesh_swim_outbox *out);
 
 /* Picks up to k distinct random members passing ok(), other than `not`. */
+/* How a push-pull asks (net/swim_sync.c). */
+typedef enum swim_push_pull_mode {
+  SWIM_PP_FULL,   /* every update we hold */
+  SWIM_PP_JOIN,   /* in full, and the sender is joining */
+  SWIM_PP_DIGEST, /* by digest (in full to a seed known only by address) */
+} swim_push_pull_mode;
+
+/* Asks to (at addr when it is not in the view yet) for a push-pull. */
+void swim_push_pull_send(mesh_swim *s, const mesh_peer_id *to, const char *addr,
+                         swim_push_pull_mode mode, mesh_swim_outbox *out);
+/* Answers or ends an exchange after p's updates were applied. */
+void swim_push_pull_received(mesh_swim *s, const mesh_peer_id *from, const swim_packet *p,
+                             mesh_swim_outbox *out);
+
 size_t swim_pick_random(mesh_swim *s, size_t k,
                         bool (*ok)(const mesh_swim *, const swim_member *, mesh_time_ms),
                         const mesh_peer_id * not, mesh_time_ms now, swim_member **out);

@@ -249,6 +249,11 @@ typedef struct swim_packet {
   const size_t *update_lens;
   const uint8_t *app;
   size_t app_len;
+  const uint8_t *digest_key; /* MESH_SWIM_DIGEST_KEY bytes, or NULL */
+  const uint64_t *digest;    /* push-pull ask: hashes of the sender's updates */
+  size_t n_digest;
+  const uint64_t *want; /* push-pull answer: hashes of the ask the answerer lacks */
+  size_t n_want;
   void *pb;
 } swim_packet;
 
@@ -267,6 +272,11 @@ typedef struct swim_packet_out {
   size_t n_updates;
   const uint8_t *app;
   size_t app_len;
+  const uint8_t *digest_key; /* MESH_SWIM_DIGEST_KEY bytes, or NULL */
+  const uint64_t *digest;
+  size_t n_digest;
+  const uint64_t *want;
+  size_t n_want;
 } swim_packet_out;
 
 /* Bytes a Packet takes for one update of len bytes (tag, length, payload). */

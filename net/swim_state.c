@@ -456,139 +456,6 @@ void swim_send_ping(mesh_swim *s, const swim_member *m, mesh_swim_class cls, uin
   swim_send_packet(s, &m->id, cls, &p, buddy ? m->acc : NULL, buddy ? m->acc_len : 0, out);
 }
 
-/* The updates of a received push-pull, sorted by hash, so that an answer
- * can leave out the records its asker holds already. */
-typedef struct swim_seen_key {
-  uint64_t hash; /* of the update's bytes */
-  uint32_t idx;  /* which update of the packet */
-} swim_seen_key;
-
-typedef struct swim_seen {
-  const swim_packet *p; /* the push-pull answered (borrowed) */
-  swim_seen_key *keys;  /* one per update, sorted by hash */
-  size_t n;
-} swim_seen;
-
-static uint64_t bytes_hash(const uint8_t *b, size_t len)
-{
-  uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a: a filter, then memcmp decides */
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ b[i]) * UINT64_C(1099511628211);
-  return h;
-}
-
-static int cmp_seen(const void *x, const void *y)
-{
-  uint64_t a = ((const swim_seen_key *)x)->hash, b = ((const swim_seen_key *)y)->hash;
-  return a < b ? -1 : a > b;
-}
-
-/* Fills seen from p; false (and seen empty) when memory ran out, and the
- * answer then carries everything, as it always could. */
-static bool seen_init(swim_seen *seen, const swim_packet *p)
-{
-  memset(seen, 0, sizeof *seen);
-  if (p->n_updates == 0 || p->n_updates > UINT32_MAX)
-    return false;
-  swim_seen_key *keys = malloc(p->n_updates * sizeof *keys);
-  if (keys == NULL)
-    return false;
-  for (size_t i = 0; i < p->n_updates; i++)
-    keys[i] =
-        (swim_seen_key){.hash = bytes_hash(p->updates[i], p->update_lens[i]), .idx = (uint32_t)i};
-  qsort(keys, p->n_updates, sizeof *keys, cmp_seen);
-  *seen = (swim_seen){.p = p, .keys = keys, .n = p->n_updates};
-  return true;
-}
-
-static void seen_free(swim_seen *seen)
-{
-  free(seen->keys);
-  memset(seen, 0, sizeof *seen);
-}
-
-/* Whether the asker sent exactly these bytes. */
-static bool seen_has(const swim_seen *seen, const uint8_t *b, size_t len)
-{
-  if (seen == NULL || seen->n == 0)
-    return false;
-  uint64_t k = bytes_hash(b, len);
-  size_t lo = 0, hi = seen->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (seen->keys[mid].hash < k)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  for (size_t i = lo; i < seen->n && seen->keys[i].hash == k; i++) {
-    uint32_t u = seen->keys[i].idx;
-    if (seen->p->update_lens[u] == len && memcmp(seen->p->updates[u], b, len) == 0)
-      return true;
-  }
-  return false;
-}
-
-/* Our full state for a push-pull: every member's record and accusation.
- * An answer (seen not NULL) leaves out the records its asker sent us
- * byte for byte: it holds them already, and in a settled mesh that is
- * nearly all of them, so an exchange costs one full state, not two. */
-static void send_push_pull(mesh_swim *s, const mesh_peer_id *to, const char *addr, bool join,
-                           bool reply, const swim_seen *seen, mesh_swim_outbox *out)
-{
-  size_t max = 1 + 2 * s->n;
-  const uint8_t **ups = malloc(max * sizeof *ups);
-  size_t *lens = malloc(max * sizeof *lens);
-  if (ups == NULL || lens == NULL) {
-    free(ups);
-    free(lens);
-    out->alloc_failed = -ENOMEM;
-    return;
-  }
-  size_t n = 0;
-  if (!seen_has(seen, s->self_upd, s->self_upd_len)) {
-    ups[n] = s->self_upd;
-    lens[n++] = s->self_upd_len;
-  }
-  for (size_t i = 0; i < s->n; i++) {
-    const swim_member *m = s->m[i];
-    if (m->rec != NULL && !seen_has(seen, m->rec, m->rec_len)) {
-      ups[n] = m->rec;
-      lens[n++] = m->rec_len;
-    }
-    if (m->acc != NULL && !seen_has(seen, m->acc, m->acc_len)) {
-      ups[n] = m->acc;
-      lens[n++] = m->acc_len;
-    }
-  }
-  swim_packet_out p = {.kind = MESH_SWIM_MSG_PUSH_PULL,
-                       .join = join,
-                       .reply = reply,
-                       .epoch = s->epoch,
-                       .updates = ups,
-                       .update_lens = lens,
-                       .n_updates = n,
-                       .app = s->app,
-                       .app_len = s->app_len};
-  if (addr != NULL && swim_find(s, to) == NULL) {
-    /* A seed we know only by the address we dialed. */
-    uint8_t *buf;
-    size_t len;
-    size_t abytes = strlen(addr) + 1;
-    if (swim_packet_encode(&p, abytes, &buf, &len) == 0) {
-      s->c.msgs_sent[p.kind]++;
-      s->c.bytes_sent[p.kind] += len;
-      swim_outbox_send(out, to, MESH_SWIM_STREAM, p.kind, buf, len, addr, abytes, 1);
-    } else {
-      out->alloc_failed = -ENOMEM;
-    }
-  } else {
-    swim_send_packet(s, to, MESH_SWIM_STREAM, &p, NULL, 0, out);
-  }
-  free(ups);
-  free(lens);
-}
-
 /* Picks up to k distinct random members passing ok(), other than `not`. */
 size_t swim_pick_random(mesh_swim *s, size_t k,
                         bool (*ok)(const mesh_swim *, const swim_member *, mesh_time_ms),
@@ -796,12 +663,12 @@ static void run_due(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
     s->next_push_pull = now + period;
     swim_member *t;
     if (!s->leaving && swim_pick_random(s, 1, ok_view, NULL, now, &t) == 1)
-      send_push_pull(s, &t->id, NULL, false, false, NULL, out);
+      swim_push_pull_send(s, &t->id, NULL, SWIM_PP_DIGEST, out);
     /* Reconnect: also sync with one member we hold dead, so that the two
      * sides of a healed partition find each other again (as Serf's
      * reconnect does); a member that is really gone costs one failed send. */
     if (!s->leaving && swim_pick_random(s, 1, ok_dead, NULL, now, &t) == 1)
-      send_push_pull(s, &t->id, NULL, false, false, NULL, out);
+      swim_push_pull_send(s, &t->id, NULL, SWIM_PP_FULL, out);
   }
   if (now >= s->next_reap) {
     s->next_reap = now + REAP_PERIOD_MS;
@@ -860,14 +727,14 @@ int mesh_swim_peer_connected(mesh_swim *s, const mesh_peer_id *peer, const char 
   if (swim_id_eq(peer, &s->self->id))
     return 0;
   if (s->started && !s->joined) {
-    send_push_pull(s, peer, addr, true, false, NULL, out);
+    swim_push_pull_send(s, peer, addr, SWIM_PP_JOIN, out);
   } else if (s->started && !s->leaving) {
     /* Reconnect at once: a connection to a member held dead, or one back
      * under a newer epoch, is a healed partition or a restart; syncing now
      * beats waiting for the periodic reconnect push-pull. */
     const swim_member *m = swim_find(s, peer);
     if (m != NULL && (m->state == MESH_SWIM_DEAD || epoch > m->epoch))
-      send_push_pull(s, peer, addr, false, false, NULL, out);
+      swim_push_pull_send(s, peer, addr, SWIM_PP_FULL, out);
   }
   arm(s, out);
   return 0;
@@ -892,7 +759,7 @@ int mesh_swim_sync_with(mesh_swim *s, const mesh_peer_id *peer, mesh_time_ms now
     return 0;
   if (swim_find(s, peer) != NULL)
     return 0;
-  send_push_pull(s, peer, NULL, false, false, NULL, out);
+  swim_push_pull_send(s, peer, NULL, SWIM_PP_FULL, out);
   arm(s, out);
   return 0;
 }
@@ -991,12 +858,7 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
   case MESH_SWIM_MSG_PUSH_PULL:
     if (p.app_len > 0 && !swim_id_eq(from, &s->self->id))
       swim_outbox_app(out, from, p.epoch, p.app, p.app_len);
-    if (!p.reply) {
-      swim_seen seen;
-      bool have = seen_init(&seen, &p);
-      send_push_pull(s, from, NULL, false, true, have ? &seen : NULL, out);
-      seen_free(&seen);
-    }
+    swim_push_pull_received(s, from, &p, out);
     s->joined = true;
     break;
   }
@@ -1049,7 +911,7 @@ int mesh_swim_set_epoch(mesh_swim *s, uint64_t epoch, mesh_time_ms now, mesh_swi
     return rc;
   swim_member *t;
   if (swim_pick_random(s, 1, ok_view, NULL, now, &t) == 1)
-    send_push_pull(s, &t->id, NULL, false, false, NULL, out);
+    swim_push_pull_send(s, &t->id, NULL, SWIM_PP_FULL, out);
   gossip(s, now, out);
   arm(s, out);
   return 0;

@@ -87,6 +87,12 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_swim_dead_claims_deferred_total", C,
          "Dead claims about members held alive, turned into a suspicion of this node's own",
          (double)c->dead_claims_deferred);
+  metric(m, "meshd_swim_push_pull_digests_total", C,
+         "Push-pulls asked by digest (hashes of the updates held, not the updates)",
+         (double)c->push_pull_digests);
+  metric(m, "meshd_swim_push_pull_pushes_total", C,
+         "Messages sent back with the updates a digest's answerer lacked",
+         (double)c->push_pull_pushes);
   metric(m, "meshd_swim_disconnects_total", C,
          "Peers disconnected for sending more bad signatures than their budget",
          (double)c->disconnects_requested);
@@ -241,8 +247,8 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
          "Bulk messages of RDMA links sent over TCP from the start", (double)r.bulk_msgs_tcp);
   metric(m, "meshd_rdma_bulk_messages_received_total", C,
          "Sequenced bulk messages delivered (either path)", (double)r.bulk_msgs_received);
-  metric(m, "meshd_rdma_bulk_gaps_total", C, "Bulk frames or messages dropped for a missing one before them",
-         (double)r.bulk_gaps);
+  metric(m, "meshd_rdma_bulk_gaps_total", C,
+         "Bulk frames or messages dropped for a missing one before them", (double)r.bulk_gaps);
   metric(m, "meshd_rdma_bulk_duplicates_total", C, "Copies of delivered bulk messages dropped",
          (double)r.bulk_dups);
   metric(m, "meshd_rdma_bulk_fallbacks_total", C,
@@ -257,8 +263,7 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_rdma_bulk_waits_total", C, "Bulk sends refused until credit returned",
          (double)r.bulk_waits);
   metric(m, "meshd_rdma_bulk_bad_total", C,
-         "Sequenced bulk frames or messages refused (malformed, unknown link)",
-         (double)r.bulk_bad);
+         "Sequenced bulk frames or messages refused (malformed, unknown link)", (double)r.bulk_bad);
   metric(m, "meshd_rdma_bulk_test_drops_total", C,
          "Bulk frames not posted by the test-only loss hook", (double)r.bulk_test_drops);
   metric(m, "meshd_rdma_paths_up", G, "Peers whose datagrams go over RDMA", (double)r.paths_up);

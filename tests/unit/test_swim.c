@@ -235,6 +235,27 @@ static void test_codec_rejects(void **state)
   assert_int_equal(swim_packet_encode(&q, 0, &buf, &len), 0);
   assert_int_equal(swim_packet_decode(buf, len, &d), -EBADMSG);
   free(buf);
+  /* A digest outside a push-pull, and a digest key of the wrong length
+   * (encoded by hand: the encoder writes only whole keys). */
+  uint8_t key[MESH_SWIM_DIGEST_KEY] = {1};
+  uint64_t h = 42;
+  swim_packet_out r = {.kind = MESH_SWIM_MSG_PING, .digest_key = key, .digest = &h, .n_digest = 1};
+  assert_int_equal(swim_packet_encode(&r, 0, &buf, &len), 0);
+  assert_int_equal(swim_packet_decode(buf, len, &d), -EBADMSG);
+  free(buf);
+  r.kind = MESH_SWIM_MSG_PUSH_PULL;
+  assert_int_equal(swim_packet_encode(&r, 0, &buf, &len), 0);
+  assert_int_equal(swim_packet_decode(buf, len, &d), 0);
+  assert_int_equal(d.n_digest, 1);
+  assert_true(d.digest[0] == 42);
+  swim_packet_release(&d);
+  free(buf);
+  /* kind PUSH_PULL (field 1 = 6), digest_key (field 11) of 3 bytes, and a
+   * digest (field 12, fixed64) with no key at all. */
+  const uint8_t short_key[] = {0x08, 0x06, 0x5a, 0x03, 1, 2, 3};
+  assert_int_equal(swim_packet_decode(short_key, sizeof short_key, &d), -EBADMSG);
+  const uint8_t keyless[] = {0x08, 0x06, 0x61, 1, 2, 3, 4, 5, 6, 7, 8};
+  assert_int_equal(swim_packet_decode(keyless, sizeof keyless, &d), -EBADMSG);
   /* Too many addresses, too long a host: refused at encode. */
   mesh_identity a;
   make_identity(&a, 30);
@@ -583,6 +604,138 @@ static bool one_over(pair *p)
   return p->over[1];
 }
 
+/* The outbox's one push-pull to `to` decoded into *pk (released by the
+ * caller); fails the test when there is not exactly one. */
+static void only_push_pull(mesh_swim_outbox *o, const mesh_peer_id *to, swim_packet *pk)
+{
+  size_t found = 0;
+  for (size_t i = 0; i < o->n_sends; i++) {
+    if (o->sends[i].kind != MESH_SWIM_MSG_PUSH_PULL ||
+        memcmp(o->sends[i].to.b, to->b, MESH_PEER_ID_LEN) != 0)
+      continue;
+    assert_int_equal(o->sends[i].cls, MESH_SWIM_STREAM);
+    assert_int_equal(swim_packet_decode(o->sends[i].buf, o->sends[i].len, pk), 0);
+    found++;
+  }
+  assert_int_equal(found, 1);
+}
+
+static uint64_t keyed(const uint8_t key[MESH_SWIM_DIGEST_KEY], const uint8_t *b, size_t len)
+{
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, b, len, key);
+  uint64_t v = 0;
+  for (int i = crypto_shorthash_BYTES - 1; i >= 0; i--)
+    v = v << 8 | h[i];
+  return v;
+}
+
+static bool one_digest(pair *p)
+{
+  return mesh_swim_counters_get(p->s[0])->push_pull_digests > 0 ||
+         mesh_swim_counters_get(p->s[1])->push_pull_digests > 0;
+}
+
+/*
+ * Anti-entropy by digest (net/swim_sync.c): the periodic push-pull of a
+ * settled pair sends hashes, not records, and its answer carries nothing;
+ * an ask whose digest lacks the answerer's updates gets them all, with a
+ * want list of the hashes the answerer does not hold; an answer that wants
+ * an update the asker holds gets it pushed, one it does not hold gets
+ * nothing.
+ */
+static void test_push_pull_digest(void **state)
+{
+  pair *p = joined_pair(70, 7);
+  mesh_time_ms now = 0;
+  uint64_t full0 = mesh_swim_counters_get(p->s[0])->bytes_sent[MESH_SWIM_MSG_PUSH_PULL];
+  uint64_t full1 = mesh_swim_counters_get(p->s[1])->bytes_sent[MESH_SWIM_MSG_PUSH_PULL];
+  assert_true(full0 + full1 > 200); /* the join went in full: records of ~100 bytes */
+  run_timers(p, &now, 60000, one_digest);
+  assert_true(one_digest(p));
+  int asker = mesh_swim_counters_get(p->s[0])->push_pull_digests > 0 ? 0 : 1;
+  const mesh_swim_counters *ca = mesh_swim_counters_get(p->s[asker]);
+  const mesh_swim_counters *cb = mesh_swim_counters_get(p->s[1 - asker]);
+  uint64_t before_a = asker == 0 ? full0 : full1, before_b = asker == 0 ? full1 : full0;
+  /* Two hashes and a key asked; nothing answered, nothing pushed. */
+  assert_true(ca->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - before_a < 60);
+  assert_true(cb->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - before_b < 16);
+  assert_int_equal(ca->push_pull_pushes, 0);
+  assert_int_equal(cb->push_pull_pushes, 0);
+  assert_int_equal(p->events[0][MESH_VIEW_SUSPECT] + p->events[1][MESH_VIEW_SUSPECT], 0);
+
+  /* An ask whose digest holds one hash node 1 does not know. */
+  uint8_t key[MESH_SWIM_DIGEST_KEY];
+  for (size_t i = 0; i < sizeof key; i++)
+    key[i] = (uint8_t)(i * 7 + 1);
+  uint64_t stranger = UINT64_C(0x0123456789abcdef);
+  swim_packet_out ask = {.kind = MESH_SWIM_MSG_PUSH_PULL,
+                         .epoch = 1,
+                         .digest_key = key,
+                         .digest = &stranger,
+                         .n_digest = 1};
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(swim_packet_encode(&ask, 0, &buf, &len), 0);
+  mesh_swim_outbox_clear(&p->out);
+  assert_int_equal(
+      mesh_swim_handle_packet(p->s[1], &p->id[0].id, MESH_SWIM_STREAM, buf, len, now, &p->out), 0);
+  free(buf);
+  swim_packet answer;
+  only_push_pull(&p->out, &p->id[0].id, &answer);
+  assert_true(answer.reply);
+  assert_int_equal(answer.n_updates, 2); /* node 1's own record and node 0's */
+  assert_int_equal(answer.n_want, 1);
+  assert_true(answer.want[0] == stranger);
+  assert_memory_equal(answer.digest_key, key, MESH_SWIM_DIGEST_KEY);
+  /* Which of the two is node 0's record: node 0 holds it as its own. */
+  uint64_t h0 = 0;
+  for (size_t i = 0; i < answer.n_updates; i++) {
+    swim_update u;
+    assert_int_equal(swim_update_decode(answer.updates[i], answer.update_lens[i], &u), 0);
+    if (memcmp(u.subject.b, p->id[0].id.b, MESH_PEER_ID_LEN) == 0)
+      h0 = keyed(key, answer.updates[i], answer.update_lens[i]);
+    swim_update_release(&u);
+  }
+  swim_packet_release(&answer);
+  assert_true(h0 != 0);
+  mesh_swim_outbox_clear(&p->out);
+
+  /* An answer wanting node 0's record gets it pushed; one wanting a hash
+   * node 0 does not hold gets nothing. */
+  uint64_t wants[2] = {stranger, h0};
+  for (int round = 0; round < 2; round++) {
+    swim_packet_out want = {.kind = MESH_SWIM_MSG_PUSH_PULL,
+                            .reply = true,
+                            .epoch = 1,
+                            .digest_key = key,
+                            .want = round == 0 ? &wants[0] : wants,
+                            .n_want = round == 0 ? 1 : 2};
+    assert_int_equal(swim_packet_encode(&want, 0, &buf, &len), 0);
+    uint64_t pushes = mesh_swim_counters_get(p->s[0])->push_pull_pushes;
+    assert_int_equal(mesh_swim_handle_packet(p->s[0], &p->id[1].id, MESH_SWIM_STREAM, buf, len,
+                                             now + 1000 * (round + 1), &p->out),
+                     0);
+    free(buf);
+    if (round == 0) {
+      for (size_t i = 0; i < p->out.n_sends; i++)
+        assert_int_not_equal(p->out.sends[i].kind, MESH_SWIM_MSG_PUSH_PULL);
+      assert_int_equal(mesh_swim_counters_get(p->s[0])->push_pull_pushes, pushes);
+    } else {
+      swim_packet push;
+      only_push_pull(&p->out, &p->id[1].id, &push);
+      assert_true(push.reply);
+      assert_int_equal(push.n_want, 0);
+      assert_int_equal(push.n_updates, 1);
+      assert_true(keyed(key, push.updates[0], push.update_lens[0]) == h0);
+      swim_packet_release(&push);
+      assert_int_equal(mesh_swim_counters_get(p->s[0])->push_pull_pushes, pushes + 1);
+    }
+    mesh_swim_outbox_clear(&p->out);
+  }
+  pair_free(p);
+}
+
 /* Lateness of the caller's loop: small lateness changes nothing; half a
  * probe timeout counts as one failed probe, a stall as the probes it
  * missed, at most once per probe interval, and a node with a raised score
@@ -803,6 +956,7 @@ int main(void)
       cmocka_unit_test(test_two_cores),
       cmocka_unit_test(test_peer_lost_probes_soon),
       cmocka_unit_test(test_reconnect_push_pull),
+      cmocka_unit_test(test_push_pull_digest),
       cmocka_unit_test(test_lateness),
       cmocka_unit_test(test_renewal),
       cmocka_unit_test(test_view_seq),
