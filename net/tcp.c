@@ -32,9 +32,19 @@ static bool admit_authenticated(tcp_state *t, tcp_conn *c);
 static int source_count(tcp_state *t, const tcp_source *src, bool authenticated);
 static void log_source_refused(tcp_state *t, const tcp_source *src, bool handshakes);
 
-static void set_sockopts(int fd)
+static void set_sockopts(const tcp_state *t, int fd)
 {
   int one = 1;
+  /* Data unacknowledged for the idle timeout ends the connection: this is
+   * what finds a half-open connection that sends no keepalives (a member
+   * heard over UDP or RDMA, tcp_conn.c). */
+#if defined(TCP_USER_TIMEOUT)
+  unsigned int user_ms = (unsigned int)t->opt.idle_timeout_ms;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
+#elif defined(TCP_RXT_CONNDROPTIME)
+  int user_s = (int)((t->opt.idle_timeout_ms + 999) / 1000);
+  setsockopt(fd, IPPROTO_TCP, TCP_RXT_CONNDROPTIME, &user_s, sizeof user_s);
+#endif
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   /* What the kernel has swallowed cannot be overtaken: a bounded send
    * buffer keeps bulk stream data in our queue, where a datagram queued
@@ -372,7 +382,7 @@ static void target_connect_to(tcp_state *t, tcp_target *g, const struct sockaddr
     target_end(g, fd, NULL);
     return;
   }
-  set_sockopts(fd);
+  set_sockopts(t, fd);
   tcp_conn_state st = TCP_CONNECTING;
   if (connect(fd, sa, sl) == 0)
     st = TCP_HELLO;
@@ -486,7 +496,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
       close(fd);
       continue;
     }
-    set_sockopts(fd);
+    set_sockopts(t, fd);
     tcp_conn *c = tcp_conn_new(t, fd, false, TCP_HELLO);
     if (c == NULL) {
       close(fd);

@@ -364,8 +364,7 @@ int tcp_conn_send(tcp_conn *c, mesh_channel ch, mesh_class cls, const uint8_t *b
       t->c->dropped[MESH_DROP_QUEUE_FULL]++;
       return -ENOBUFS;
     }
-  } else if (bulk && c->bq.bytes > 0 &&
-             c->bq.bytes + len > t->opt.bulk_queue_max) {
+  } else if (bulk && c->bq.bytes > 0 && c->bq.bytes + len > t->opt.bulk_queue_max) {
     /* Bulk has its own, smaller bound: it never fills the stream queue
      * that coordinator messages need. */
     c->want_writable = true;
@@ -865,6 +864,26 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     return;
   }
   mesh_time_ms now = mesh_net_now(t->net);
+  /* A member whose datagrams go over UDP or RDMA is watched by the
+   * membership protocol over that path: keepalives here would only repeat
+   * what its probes say, and closing the connection for silence would cost
+   * a handshake to open it again. A half-open connection is found when it
+   * is next used (TCP_USER_TIMEOUT, net/tcp.c), or once the peer leaves
+   * the view or the other path. Back from that, the peer gets a whole idle
+   * timeout before this connection is judged idle. */
+  if (mesh_net_is_member(t->net, &c->peer) && mesh_net_datagrams_beside(t->net, &c->peer)) {
+    if (!c->quiet)
+      t->c->quiet_links++;
+    c->quiet = true;
+    mesh_time_ms next = t->opt.keepalive_ms / 2;
+    arm_timer(c, next > 0 ? next : 1);
+    return;
+  }
+  if (c->quiet) {
+    c->quiet = false;
+    if (c->last_rx < now)
+      c->last_rx = now;
+  }
   if (now - c->last_rx >= t->opt.idle_timeout_ms) {
     /* Bytes waiting in the socket mean the loop, not the peer, was slow
      * (the timer ran first in a late turn): read them before judging. */

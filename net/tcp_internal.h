@@ -73,20 +73,21 @@ typedef struct tcp_conn {
   struct evbuffer *in, *out;
   mesh_hs *hs; /* while handshaking; freed when UP */
   mesh_frame_dir tx, rx;
-  mesh_peer_id peer; /* valid from FINISH on */
-  uint64_t epoch;    /* the peer's epoch */
+  mesh_peer_id peer;    /* valid from FINISH on */
+  uint64_t epoch;       /* the peer's epoch */
   uint64_t local_epoch; /* ours, as our Hello on this connection carried it */
-  uint8_t *ext;      /* the peer's handshake extension (heap) */
+  uint8_t *ext;         /* the peer's handshake extension (heap) */
   size_t ext_len;
   mesh_time_ms opened, last_rx, last_tx;
-  mesh_time_ms up_at;     /* handshake finished (kept from a connection it replaced) */
-  tcp_source src;         /* inbound: where it came from */
-  tcp_queue dq, sq;       /* datagrams (sent first), stream messages */
-  tcp_queue bq;           /* MESH_CH_BULK stream messages: sent when dq and sq are empty */
-  bool want_writable;     /* a stream send got -EAGAIN */
-  bool pumping;           /* inside tcp_conn_pump */
-  mesh_frame_reasm reasm; /* stream messages arriving in chunks */
-  uint8_t export_secret[32];     /* the handshake's, for the UDP path's keys (from UP on) */
+  bool quiet;                /* no keepalives, no idle close: the peer's datagrams go beside TCP */
+  mesh_time_ms up_at;        /* handshake finished (kept from a connection it replaced) */
+  tcp_source src;            /* inbound: where it came from */
+  tcp_queue dq, sq;          /* datagrams (sent first), stream messages */
+  tcp_queue bq;              /* MESH_CH_BULK stream messages: sent when dq and sq are empty */
+  bool want_writable;        /* a stream send got -EAGAIN */
+  bool pumping;              /* inside tcp_conn_pump */
+  mesh_frame_reasm reasm;    /* stream messages arriving in chunks */
+  uint8_t export_secret[32]; /* the handshake's, for the UDP path's keys (from UP on) */
   struct sockaddr_storage remote; /* the peer's address, from UP on (remote_len 0: unknown) */
   socklen_t remote_len;
 } tcp_conn;

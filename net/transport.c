@@ -463,6 +463,14 @@ void mesh_net_writable(mesh_net *net, const mesh_peer_id *peer)
     net->writable_fn(net->writable_arg, peer);
 }
 
+bool mesh_net_datagrams_beside(mesh_net *net, const mesh_peer_id *peer)
+{
+  for (int i = 1; i < net->nt; i++)
+    if (net->t[i].ops->can_send(net->t[i].state, peer, MESH_CLASS_DATAGRAM))
+      return true;
+  return false;
+}
+
 bool mesh_net_is_member(mesh_net *net, const mesh_peer_id *peer)
 {
   return net->member_fn == NULL || net->member_fn(net->member_arg, peer);

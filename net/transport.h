@@ -122,11 +122,12 @@ typedef struct mesh_transport_counters {
   uint64_t handshakes_ok;                       /* peers that completed a handshake */
   uint64_t disconnects;                         /* established connections that ended */
   uint64_t keepalives_sent;                     /* idle keepalive frames */
-  uint64_t dial_failures;                       /* connect() errors and refusals */
-  uint64_t resolve_failures;                    /* dial_failures whose DNS name did not resolve */
-  uint64_t dropped[MESH_DROP__COUNT];           /* refused or dropped, by reason */
-  uint64_t connections_open;                    /* gauge: sockets open now */
-  uint64_t peers_up;                            /* gauge: peers with a finished handshake */
+  uint64_t quiet_links;               /* times a connection left keepalives to a path beside it */
+  uint64_t dial_failures;             /* connect() errors and refusals */
+  uint64_t resolve_failures;          /* dial_failures whose DNS name did not resolve */
+  uint64_t dropped[MESH_DROP__COUNT]; /* refused or dropped, by reason */
+  uint64_t connections_open;          /* gauge: sockets open now */
+  uint64_t peers_up;                  /* gauge: peers with a finished handshake */
   uint64_t cipher_handshakes[MESH_FRAME_CIPHER_COUNT]; /* handshakes_ok by frame cipher */
 } mesh_transport_counters;
 
@@ -225,7 +226,11 @@ typedef struct mesh_net_options {
                                         on any transport (2 s; the daemon derives it from
                                         the membership timing, mesh_swim_link_timing) */
   mesh_time_ms idle_timeout_ms;      /* close after this much receive silence from the peer,
-                                        on any transport (10 s; derived likewise) */
+                                        on any transport (10 s; derived likewise); also
+                                        the longest data may go unacknowledged on a TCP
+                                        connection (TCP_USER_TIMEOUT). A member whose
+                                        datagrams go beside TCP (UDP, RDMA) gets neither
+                                        keepalives nor the idle close on TCP (net/tcp.c) */
   size_t datagram_queue_max;         /* per-peer bytes of queued datagrams (256 KiB) */
   size_t stream_queue_max;           /* per-peer bytes of queued stream messages (4 MiB) */
   size_t chunk_size;                 /* stream chunk between datagram turns (16 KiB) */
@@ -445,6 +450,9 @@ int mesh_net_send_via(mesh_net *net, const char *scheme, const mesh_peer_id *pee
                       mesh_class cls, const uint8_t *buf, size_t len);
 /* Asks the registered extension hook for this node's extension bytes. */
 int mesh_net_extension(mesh_net *net, uint64_t conn_id, uint8_t *buf, size_t cap, size_t *len);
+/* Whether a transport beside the connection transport (UDP, RDMA) carries
+ * datagrams to peer now. */
+bool mesh_net_datagrams_beside(mesh_net *net, const mesh_peer_id *peer);
 /* Whether peer is a member, as the member check says (true without one). */
 bool mesh_net_is_member(mesh_net *net, const mesh_peer_id *peer);
 mesh_time_ms mesh_net_now(mesh_net *net);

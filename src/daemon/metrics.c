@@ -184,6 +184,10 @@ static void transport_metrics(mesh_daemon *d, mesh_api_metrics *m)
             (double)c->connections_open);
     metric1(m, "meshd_transport_keepalives_total", C, "Idle keepalive frames sent", "transport",
             scheme, (double)c->keepalives_sent);
+    metric1(m, "meshd_transport_quiet_links_total", C,
+            "Times a connection left keepalives and the idle close to the membership "
+            "protocol on a path beside it (UDP, RDMA)",
+            "transport", scheme, (double)c->quiet_links);
     metric1(m, "meshd_transport_dials_total", C,
             "Dial attempts started (each redial counts), failed ones included", "transport", scheme,
             (double)c->connections_out);

@@ -33,6 +33,8 @@ typedef struct node {
 
 static mesh_loop *loop;
 static mesh_psk psk;
+/* Link timings of the nodes started next (0: the defaults). */
+static mesh_time_ms keepalive_ms, idle_ms;
 
 #define WAIT(cond, ms) LOOP_TEST_WAIT(loop, cond, ms)
 
@@ -67,6 +69,10 @@ static void node_start(node *n, bool udp)
   o.now = loop_now;
   o.now_arg = loop;
   o.rng_seed = 7;
+  if (keepalive_ms > 0)
+    o.keepalive_ms = keepalive_ms;
+  if (idle_ms > 0)
+    o.idle_timeout_ms = idle_ms;
   assert_int_equal(mesh_net_new(&o, &n->net), 0);
   mesh_net_on_message(n->net, on_msg, n);
   if (udp) {
@@ -216,6 +222,64 @@ static void test_unreachable_falls_back_to_tcp(void **state)
   node_stop(&b);
 }
 
+/* Turns the loop for ms milliseconds. */
+static void turn_for(mesh_time_ms ms)
+{
+  mesh_time_ms until = mesh_clock_now_ms() + ms;
+  while (mesh_clock_now_ms() < until)
+    loop_test_turn(loop);
+}
+
+static bool b_is_member = true;
+
+static bool member_check(void *arg, const mesh_peer_id *peer)
+{
+  (void)arg;
+  (void)peer;
+  return b_is_member;
+}
+
+/* A member whose datagrams go over UDP gets no keepalives on TCP and its
+ * connection is not closed for silence: the membership protocol watches it
+ * over UDP. Once it is no member (or UDP no longer carries it), the
+ * connection has keepalives again, and a whole idle timeout from then. */
+static void test_quiet_connection_beside_udp(void **state)
+{
+  (void)state;
+  keepalive_ms = 100;
+  idle_ms = 300;
+  node a, b;
+  node_start(&a, true);
+  node_start(&b, true);
+  keepalive_ms = idle_ms = 0;
+  mesh_net_set_member_check(a.net, member_check, NULL);
+  b_is_member = true;
+  connect_pair(&a, &b);
+  WAIT(path_is(&a, &b, MESH_UDP_PATH_UP) && path_is(&b, &a, MESH_UDP_PATH_UP), 3000);
+  WAIT(ctr(&a, "tcp")->quiet_links == 1 && ctr(&b, "tcp")->quiet_links == 1, 1000);
+  uint64_t ka_a = ctr(&a, "tcp")->keepalives_sent, ka_b = ctr(&b, "tcp")->keepalives_sent;
+  uint64_t closed = ctr(&a, "tcp")->dropped[MESH_DROP_IDLE_TIMEOUT];
+  /* Five idle timeouts of silence on every path. */
+  turn_for(1500);
+  assert_int_equal(ctr(&a, "tcp")->keepalives_sent, ka_a);
+  assert_int_equal(ctr(&b, "tcp")->keepalives_sent, ka_b);
+  assert_int_equal(ctr(&a, "tcp")->dropped[MESH_DROP_IDLE_TIMEOUT], closed);
+  assert_int_equal(ctr(&a, "tcp")->peers_up, 1);
+  assert_int_equal(ctr(&b, "tcp")->peers_up, 1);
+  assert_true(path_is(&a, &b, MESH_UDP_PATH_UP));
+  /* b leaves a's view: a sends keepalives again, and closes the
+   * connection once b has said nothing on any path for a whole idle
+   * timeout counted from then (b, which still holds a a member heard over
+   * UDP, sends none), not at once for the silence before. */
+  b_is_member = false;
+  mesh_time_ms left = mesh_clock_now_ms();
+  WAIT(ctr(&a, "tcp")->keepalives_sent > ka_a, 1000);
+  WAIT(ctr(&a, "tcp")->dropped[MESH_DROP_IDLE_TIMEOUT] == closed + 1, 2000);
+  assert_true(mesh_clock_now_ms() - left >= 300);
+  node_stop(&a);
+  node_stop(&b);
+}
+
 /* Packets from nowhere: counted by reason, a live link unharmed. */
 static void test_stray_packets_counted(void **state)
 {
@@ -261,6 +325,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_datagrams_over_udp, setup),
       cmocka_unit_test_setup(test_unreachable_falls_back_to_tcp, setup),
+      cmocka_unit_test_setup(test_quiet_connection_beside_udp, setup),
       cmocka_unit_test_setup(test_stray_packets_counted, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
