@@ -164,6 +164,8 @@ typedef struct mesh_swim_config {
   uint32_t probe_timeout_ms;      /* wait for a direct ACK (lan 500) */
   uint32_t suspicion_mult;        /* min suspicion = mult * log10(n) * interval (lan 4) */
   uint32_t suspicion_max_mult;    /* max suspicion = this * min (lan 6) */
+  uint32_t suspicion_confirm;     /* independent accusers that bring a suspicion down to
+                                     the min (Lifeguard's K; lan 2) */
   uint32_t indirect_checks;       /* helpers per failed probe (lan 3) */
   uint32_t retransmit_mult;       /* lambda in lambda * log(n + 1) (lan 4) */
   uint32_t gossip_interval_ms;    /* gossip round period (lan 200) */
@@ -279,6 +281,7 @@ typedef struct mesh_swim_counters {
   uint64_t dead_claims_deferred;    /* dead claims about members held alive, made suspicions */
   uint64_t disconnects_requested;   /* peers over their bad-signature budget */
   uint64_t push_pull_digests;       /* push-pulls asked by digest (net/swim_sync.c) */
+  uint64_t push_pull_settled; /* early push-pull rounds ended by an answer with nothing new */
   uint64_t push_pull_pushes;        /* messages sent back with updates a digest's answerer lacked */
   uint64_t dropped[MESH_SWIM_DROP__COUNT];
   uint64_t msgs_sent[MESH_SWIM_MSG__COUNT];

@@ -113,7 +113,9 @@ struct mesh_swim {
   mesh_time_ms last_gossip; /* when the last gossip round went out */
   bool news;                /* an update that changed the view was queued since */
   mesh_time_ms
-      early_push_pull; /* push-pull period after joining: doubles up to the configured one */
+      early_push_pull;   /* push-pull period after joining: doubles up to the configured one */
+  bool pp_waiting;       /* a push-pull of ours waits for its answer ... */
+  mesh_peer_id pp_asked; /* ... from this member */
   char **seeds;
   size_t n_seeds;
 
@@ -222,7 +224,7 @@ void swim_push_pull_send(mesh_swim *s, const mesh_peer_id *to, const char *addr,
                          swim_push_pull_mode mode, mesh_swim_outbox *out);
 /* Answers or ends an exchange after p's updates were applied. */
 void swim_push_pull_received(mesh_swim *s, const mesh_peer_id *from, const swim_packet *p,
-                             mesh_swim_outbox *out);
+                             mesh_time_ms now, mesh_swim_outbox *out);
 
 size_t swim_pick_random(mesh_swim *s, size_t k,
                         bool (*ok)(const mesh_swim *, const swim_member *, mesh_time_ms),

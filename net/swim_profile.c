@@ -7,6 +7,7 @@
  *   probe_timeout_ms     500      100          3000
  *   suspicion_mult       4        4            6
  *   suspicion_max_mult   6        6            6
+ *   suspicion_confirm    2        2            4
  *   indirect_checks      3        3            3
  *   retransmit_mult      4        4            4
  *   gossip_interval_ms   200      50           500
@@ -59,6 +60,7 @@ static const mesh_swim_config profiles[] = {
             .probe_timeout_ms = 500,
             .suspicion_mult = 4,
             .suspicion_max_mult = 6,
+            .suspicion_confirm = 2,
             .indirect_checks = 3,
             .retransmit_mult = 4,
             .gossip_interval_ms = 200,
@@ -84,6 +86,7 @@ static const mesh_swim_config profiles[] = {
             .probe_timeout_ms = 100,
             .suspicion_mult = 4,
             .suspicion_max_mult = 6,
+            .suspicion_confirm = 2,
             .indirect_checks = 3,
             .retransmit_mult = 4,
             .gossip_interval_ms = 50,
@@ -109,6 +112,7 @@ static const mesh_swim_config profiles[] = {
             .probe_timeout_ms = 3000,
             .suspicion_mult = 6,
             .suspicion_max_mult = 6,
+            .suspicion_confirm = 4,
             .indirect_checks = 3,
             .retransmit_mult = 4,
             .gossip_interval_ms = 500,
@@ -145,6 +149,7 @@ int mesh_swim_config_resolve(mesh_swim_config *cfg)
   DEFAULT(probe_timeout_ms);
   DEFAULT(suspicion_mult);
   DEFAULT(suspicion_max_mult);
+  DEFAULT(suspicion_confirm);
   DEFAULT(indirect_checks);
   DEFAULT(retransmit_mult);
   DEFAULT(gossip_interval_ms);

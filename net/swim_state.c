@@ -243,7 +243,7 @@ int swim_start_suspicion(mesh_swim *s, swim_member *m, const mesh_peer_id *accus
                          mesh_time_ms now)
 {
   size_t n = s->n_view + 1;
-  uint32_t k = s->cfg.suspicion_mult > 2 ? s->cfg.suspicion_mult - 2 : 0;
+  uint32_t k = s->cfg.suspicion_confirm;
   if (n < 2 || n - 2 < k)
     k = 0;
   mesh_time_ms min = swim_suspicion_timeout(s->cfg.suspicion_mult, n, s->cfg.probe_interval_ms);
@@ -858,7 +858,7 @@ int mesh_swim_handle_packet(mesh_swim *s, const mesh_peer_id *from, mesh_swim_cl
   case MESH_SWIM_MSG_PUSH_PULL:
     if (p.app_len > 0 && !swim_id_eq(from, &s->self->id))
       swim_outbox_app(out, from, p.epoch, p.app, p.app_len);
-    swim_push_pull_received(s, from, &p, out);
+    swim_push_pull_received(s, from, &p, now, out);
     s->joined = true;
     break;
   }

@@ -351,11 +351,28 @@ static void push_wanted(mesh_swim *s, const mesh_peer_id *from, const swim_packe
   free(want);
 }
 
+/* The answer to our last ask had nothing for us and wanted nothing: the
+ * two views are the same. The early rounds after joining are for a view
+ * still filling up; this one has, so the next exchange comes a whole
+ * period from now. */
+static void settled(mesh_swim *s, mesh_time_ms now)
+{
+  if (s->early_push_pull == NEVER)
+    return;
+  s->early_push_pull = NEVER;
+  mesh_time_ms period = swim_push_pull_scale(s->cfg.push_pull_interval_ms, s->n_view + 1);
+  if (s->next_push_pull < now + period)
+    s->next_push_pull = now + period;
+  s->c.push_pull_settled++;
+}
+
 /* ---- entry points for the core ---- */
 
 void swim_push_pull_send(mesh_swim *s, const mesh_peer_id *to, const char *addr,
                          swim_push_pull_mode mode, mesh_swim_outbox *out)
 {
+  s->pp_waiting = true;
+  s->pp_asked = *to;
   /* A digest longer than a receiver takes goes in full (a view of more
    * than 32767 members). */
   if (mode == SWIM_PP_DIGEST && addr == NULL && 1 + 2 * s->n <= MESH_SWIM_MAX_DIGEST)
@@ -365,11 +382,15 @@ void swim_push_pull_send(mesh_swim *s, const mesh_peer_id *to, const char *addr,
 }
 
 void swim_push_pull_received(mesh_swim *s, const mesh_peer_id *from, const swim_packet *p,
-                             mesh_swim_outbox *out)
+                             mesh_time_ms now, mesh_swim_outbox *out)
 {
   if (p->reply) {
     if (p->n_want > 0 && p->digest_key != NULL)
       push_wanted(s, from, p, out);
+    else if (p->n_updates == 0 && s->pp_waiting && swim_id_eq(from, &s->pp_asked))
+      settled(s, now);
+    if (swim_id_eq(from, &s->pp_asked))
+      s->pp_waiting = false;
     return;
   }
   if (p->digest_key != NULL) {

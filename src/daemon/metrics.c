@@ -90,6 +90,9 @@ static void membership_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_swim_push_pull_digests_total", C,
          "Push-pulls asked by digest (hashes of the updates held, not the updates)",
          (double)c->push_pull_digests);
+  metric(m, "meshd_swim_push_pull_settled_total", C,
+         "Early push-pull rounds after a join ended by an answer with nothing new",
+         (double)c->push_pull_settled);
   metric(m, "meshd_swim_push_pull_pushes_total", C,
          "Messages sent back with the updates a digest's answerer lacked",
          (double)c->push_pull_pushes);

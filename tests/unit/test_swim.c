@@ -662,6 +662,15 @@ static void test_push_pull_digest(void **state)
   assert_true(cb->bytes_sent[MESH_SWIM_MSG_PUSH_PULL] - before_b < 16);
   assert_int_equal(ca->push_pull_pushes, 0);
   assert_int_equal(cb->push_pull_pushes, 0);
+  /* Nothing new: the early rounds after the join end, and the next ask
+   * comes a whole period (30 s at lan for two members) later. */
+  assert_int_equal(ca->push_pull_settled, 1);
+  uint64_t digests = ca->push_pull_digests;
+  mesh_time_ms settled_at = now;
+  run_timers(p, &now, settled_at + 29000, NULL);
+  assert_int_equal(ca->push_pull_digests, digests);
+  run_timers(p, &now, settled_at + 32000, NULL);
+  assert_int_equal(ca->push_pull_digests, digests + 1);
   assert_int_equal(p->events[0][MESH_VIEW_SUSPECT] + p->events[1][MESH_VIEW_SUSPECT], 0);
 
   /* An ask whose digest holds one hash node 1 does not know. */
