@@ -241,8 +241,8 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
          "Bulk messages of RDMA links sent over TCP from the start", (double)r.bulk_msgs_tcp);
   metric(m, "meshd_rdma_bulk_messages_received_total", C,
          "Sequenced bulk messages delivered (either path)", (double)r.bulk_msgs_received);
-  metric(m, "meshd_rdma_bulk_gaps_total", C, "Bulk frames or messages dropped for a missing one before them",
-         (double)r.bulk_gaps);
+  metric(m, "meshd_rdma_bulk_gaps_total", C,
+         "Bulk frames or messages dropped for a missing one before them", (double)r.bulk_gaps);
   metric(m, "meshd_rdma_bulk_duplicates_total", C, "Copies of delivered bulk messages dropped",
          (double)r.bulk_dups);
   metric(m, "meshd_rdma_bulk_fallbacks_total", C,
@@ -257,8 +257,7 @@ static void rdma_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_rdma_bulk_waits_total", C, "Bulk sends refused until credit returned",
          (double)r.bulk_waits);
   metric(m, "meshd_rdma_bulk_bad_total", C,
-         "Sequenced bulk frames or messages refused (malformed, unknown link)",
-         (double)r.bulk_bad);
+         "Sequenced bulk frames or messages refused (malformed, unknown link)", (double)r.bulk_bad);
   metric(m, "meshd_rdma_bulk_test_drops_total", C,
          "Bulk frames not posted by the test-only loss hook", (double)r.bulk_test_drops);
   metric(m, "meshd_rdma_paths_up", G, "Peers whose datagrams go over RDMA", (double)r.paths_up);
@@ -299,13 +298,15 @@ static void udp_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_udp_sockets", G, "UDP sockets bound", (double)u.sockets);
 }
 
-/* Test-only fault injection (net/fault.h): always shows whether it is on,
- * so that a production node with it on stands out. */
+/* Test-only switches (src/daemon/test_faults.h): always shows whether one
+ * is on, so that a production node with one on stands out; the delay line's
+ * figures when it is there. */
 static void test_fault_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
-  const mesh_fault_line *l = mesh_node_fault(d->node);
-  metric(m, "meshd_test_faults_active", G, "1 when MESHD_TEST_FAULTS (test-only) was set at start",
-         l != NULL ? 1 : 0);
+  metric(m, "meshd_test_faults_active", G,
+         "1 when a test-only switch (MESHD_TEST_*) was set at start",
+         mesh_test_faults_active(d->faults) ? 1 : 0);
+  const mesh_fault_line *l = mesh_test_faults_line(d->faults);
   if (l == NULL)
     return;
   const mesh_fault *f = mesh_fault_line_core(l);
