@@ -319,10 +319,10 @@ static int qp_remake(rstate *s, rpeer *p)
   return mesh_rdma_qp_connect(p->qp, &p->remote);
 }
 
-static void retry(rstate *s, rpeer *p, mesh_time_ms now)
+/* After p's queue pair was made ready (rc 0): probe the path at once;
+ * after it failed (rc a negative errno): fall back, logged and counted. */
+static void start_probing(rstate *s, rpeer *p, int rc, mesh_time_ms now)
 {
-  s->stats.retries++;
-  int rc = p->qp == NULL ? qp_remake(s, p) : mesh_rdma_qp_reset(p->qp);
   if (rc != 0) {
     p->path = MESH_RDMA_PATH_UP; /* so that rdma_set_path counts and logs */
     rdma_set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, mesh_strerror(rc));
@@ -330,6 +330,13 @@ static void retry(rstate *s, rpeer *p, mesh_time_ms now)
   }
   rdma_set_path(s, p, MESH_RDMA_PATH_PROBING, now, "");
   send_keepalive(s, p, now);
+}
+
+static void retry(rstate *s, rpeer *p, mesh_time_ms now)
+{
+  s->stats.retries++;
+  int rc = p->qp == NULL ? qp_remake(s, p) : mesh_rdma_qp_reset(p->qp);
+  start_probing(s, p, rc, now);
 }
 
 void rdma_on_tick(evutil_socket_t fd, short what, void *arg)
@@ -463,13 +470,7 @@ static void peer_up(rstate *s, rpeer *p, const mesh_net_peer_event *ev)
   p->remote = remote;
   rdma_bulk_setup(s, p);
   rc = mesh_rdma_qp_connect(p->qp, &remote);
-  if (rc != 0) {
-    p->path = MESH_RDMA_PATH_UP; /* so that rdma_set_path counts and logs */
-    rdma_set_path(s, p, MESH_RDMA_PATH_FALLBACK, now, mesh_strerror(rc));
-    return;
-  }
-  rdma_set_path(s, p, MESH_RDMA_PATH_PROBING, now, "");
-  send_keepalive(s, p, now);
+  start_probing(s, p, rc, now);
 }
 
 void rdma_peer_event(void *state, const mesh_net_peer_event *ev)
