@@ -145,8 +145,7 @@ void rdma_bulk_pump(rstate *s, rpeer *p, bool progress, bool notify)
                     .total = (uint32_t)total,
                     .payload = s->bulk_plain,
                     .len = n + MESH_RBULK_FRAME_HDR};
-    s->bulk_frame_no++;
-    if (s->cfg.bulk_drop_every != 0 && s->bulk_frame_no % s->cfg.bulk_drop_every == 0) {
+    if (s->cfg.bulk_lose(s->cfg.bulk_lose_arg)) {
       s->stats.bulk_test_drops++; /* as if UC had lost it on the way */
     } else {
       int rc = rdma_send_frame(s, p, &f);

@@ -30,6 +30,13 @@
 
 #define MAX_NETS 8
 
+/* The bulk_lose hook of a configuration without one: every frame is posted. */
+static bool keep_every_frame(void *arg)
+{
+  (void)arg;
+  return false;
+}
+
 /* mesh_rdma_attach hands the opened device to init through this (one
  * registration at a time, on the loop thread). */
 static struct {
@@ -102,6 +109,8 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
   s->cfg = *pending.cfg;
   s->cfg.dev.device = NULL; /* borrowed strings are not kept */
   s->cfg.dev.addr = NULL;
+  if (s->cfg.bulk_lose == NULL)
+    s->cfg.bulk_lose = keep_every_frame;
   s->psk = opt->psk;
   s->frame_max = opt->frame_max;
   s->pending_ttl = 3 * opt->handshake_timeout_ms;

@@ -21,6 +21,7 @@ struct mesh_test_faults {
   mesh_fault_spec spec;          /* the delay line's spec at start */
   mesh_fault_line *line;         /* the delay line; owned by the net once wrapped */
   uint32_t rdma_bulk_drop;       /* MESHD_TEST_RDMA_BULK_DROP, 0: none */
+  uint64_t rdma_bulk_frames;     /* bulk frames RDMA was about to post (the loop's) */
   long store_fail;               /* MESHD_TEST_STORE_FAIL, 0: none */
   uint64_t slow_store_ms;        /* MESHD_TEST_SLOW_STORE_MS */
   uint64_t slow_sync_ms;         /* MESHD_TEST_SLOW_SYNC_MS */
@@ -73,13 +74,23 @@ static void sleep_ms(uint64_t ms)
 
 /* ---- node hooks ---------------------------------------------------------- */
 
+/* MESHD_TEST_RDMA_BULK_DROP: every n-th bulk frame of this node is lost. */
+static bool rdma_lose_bulk(void *arg)
+{
+  mesh_test_faults *tf = arg;
+  tf->rdma_bulk_frames++;
+  return tf->rdma_bulk_frames % tf->rdma_bulk_drop == 0;
+}
+
 static void node_rdma_config(void *arg, struct mesh_rdma_config *c)
 {
   mesh_test_faults *tf = arg;
-  c->bulk_drop_every = tf->rdma_bulk_drop;
-  if (tf->rdma_bulk_drop > 0)
-    LOG_WARN("rdma", "test fault: every %lu-th bulk frame over RDMA is dropped",
-             (unsigned long)tf->rdma_bulk_drop);
+  if (tf->rdma_bulk_drop == 0)
+    return;
+  c->bulk_lose = rdma_lose_bulk;
+  c->bulk_lose_arg = tf;
+  LOG_WARN("rdma", "test fault: every %lu-th bulk frame over RDMA is dropped",
+           (unsigned long)tf->rdma_bulk_drop);
 }
 
 /* The delay line of MESHD_TEST_FAULTS (net/fault.h) around every transport,
