@@ -56,7 +56,7 @@ static int read_count(mesh_test_faults *tf, const char *name, unsigned long long
   char *end = NULL;
   errno = 0;
   unsigned long long n = strtoull(v, &end, 10);
-  if (v[0] == '-' || v[0] == '+' || end == v || *end != '\0' || errno != 0 || n < min || n > max) {
+  if (v[0] < '0' || v[0] > '9' || end == v || *end != '\0' || errno != 0 || n < min || n > max) {
     snprintf(err, errlen, "%s=%.40s: not a number from %llu to %llu (a test-only switch)", name, v,
              min, max);
     return -EINVAL;
