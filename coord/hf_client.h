@@ -114,9 +114,11 @@ typedef struct mesh_hf_options {
   unsigned max_list_pages;       /* pages of one list [1000] */
   mesh_hf_tree_limits tree_limits;
   bool no_sync; /* skip fdatasync before the rename (tests, benchmarks) */
-  /* Test only: each sync before a rename first holds its worker this long,
-   * as a slow F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS in the daemon). */
-  uint64_t test_sync_delay_ms;
+  /* Called on the worker before each sync before a rename, with
+   * before_sync_arg; NULL: nothing. A test slows the disk with it, as a slow
+   * F_FULLFSYNC would (MESHD_TEST_SLOW_SYNC_MS, src/daemon/test_faults.h). */
+  void (*before_sync)(void *arg);
+  void *before_sync_arg;
   bool skip_space_check; /* leave the free-space check to the caller */
   /* A file of at least range_threshold bytes [64 MiB] is fetched in ranges
    * of range_bytes [16 MiB], several at once from different sources, each

@@ -250,8 +250,16 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
       hf_dl_begin(dl);
 }
 
+/* The sync hook of a client nobody hooked. */
+static void no_before_sync(void *arg)
+{
+  (void)arg;
+}
+
 static void defaults(mesh_hf_options *o)
 {
+  if (o->before_sync == NULL)
+    o->before_sync = no_before_sync;
 #define DEF(field, v)                                                                              \
   if (o->field == 0)                                                                               \
   o->field = (v)

@@ -138,7 +138,8 @@ typedef struct hf_op {
   hf_op_kind kind;
   int dirfd;                 /* OPEN: the model directory (the download's) */
   bool sync;                 /* VERIFY: fdatasync before the rename */
-  uint64_t sync_delay_ms;    /* VERIFY: test only, a slow sync (mesh_hf_options) */
+  void (*before_sync)(void *arg); /* VERIFY: called before the sync (mesh_hf_options) */
+  void *before_sync_arg;
   uint64_t from, to;         /* PREHASH: byte range of the partial to hash */
   bool replace;              /* OPEN: a file in place is not taken (its hash was wrong) */
   int err;                   /* result: negative errno, 0 */

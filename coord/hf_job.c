@@ -244,12 +244,7 @@ static void work_verify(hf_op *o)
     goto out;
   }
   if (o->sync) {
-    if (o->sync_delay_ms > 0) {
-      struct timespec ts = {.tv_sec = (time_t)(o->sync_delay_ms / 1000),
-                            .tv_nsec = (long)(o->sync_delay_ms % 1000) * 1000000L};
-      while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-      }
-    }
+    o->before_sync(o->before_sync_arg);
     int rc = mesh_fdatasync(d->fd);
     if (rc != 0) {
       op_fail(o, "sync", rc);
@@ -469,7 +464,8 @@ static void job_verify(hf_job *j)
   job_flush(j);
   job_set_state(j, JOB_VERIFY);
   j->op.sync = !j->dl->c->opt.no_sync;
-  j->op.sync_delay_ms = j->dl->c->opt.test_sync_delay_ms;
+  j->op.before_sync = j->dl->c->opt.before_sync;
+  j->op.before_sync_arg = j->dl->c->opt.before_sync_arg;
   j->op.ranged = j->ranged;
   j->holds = false; /* the verify item closes everything */
   job_submit(j, &j->op, HF_OP_VERIFY, job_verify_done);

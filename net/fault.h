@@ -13,7 +13,7 @@
  * nothing of it: a net nobody wrapped calls the transports directly.
  *
  * It is never on in production: only the MESHD_TEST_FAULTS environment
- * variable, read once at start (src/daemon/node.c), makes the daemon wrap
+ * variable, read once at start (src/daemon/test_faults.c), makes the daemon wrap
  * its net; a node with a line logs a warning at start and shows
  * meshd_test_faults_active 1 in /metrics. There is no flag, INI key or API
  * call that creates one.

@@ -316,9 +316,12 @@ typedef struct mesh_rdma_config {
    * way. */
   bool bulk;
   mesh_time_ms bulk_rto_ms; /* a bulk message over RDMA unacknowledged this long: TCP (1000) */
-  /* Test only (MESHD_TEST_RDMA_BULK_DROP): every n-th bulk frame is not
-   * posted, as if UC had lost it; 0 in production. */
-  uint32_t bulk_drop_every;
+  /* Called with bulk_lose_arg before each bulk frame is posted; true: the
+   * frame is not posted, as if UC had lost it (counted in bulk_test_drops).
+   * NULL in production: every frame is posted. A test loses frames with it
+   * (MESHD_TEST_RDMA_BULK_DROP, src/daemon/test_faults.h). */
+  bool (*bulk_lose)(void *arg);
+  void *bulk_lose_arg;
 } mesh_rdma_config;
 
 void mesh_rdma_config_default(mesh_rdma_config *c);

@@ -113,8 +113,10 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
 
   /* Before any socket or file is opened. */
   mesh_daemon_raise_file_limit(cfg, &d.nofile);
-  int rc = mesh_node_new(cfg, &d.node, err, errlen);
+  int rc = mesh_test_faults_read(&d.faults, err, errlen);
   if (rc != 0)
+    goto fail;
+  if ((rc = mesh_node_new(cfg, mesh_test_faults_node_hooks(d.faults), &d.node, err, errlen)) != 0)
     goto fail;
   d.started_at = mesh_loop_now(mesh_node_loop(d.node));
   mesh_peer_id_to_text(&mesh_node_identity(d.node)->id, d.self_text, sizeof d.self_text);
@@ -124,7 +126,8 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
     goto fail;
   mesh_membership_on_epoch_over(d.mem, mesh_daemon_epoch_over, &d);
   mesh_net_set_member_check(mesh_node_net(d.node), is_member, &d);
-  if ((rc = mesh_downloads_new(d.node, d.mem, cfg, &d.dl, err, errlen)) != 0)
+  if ((rc = mesh_downloads_new(d.node, d.mem, cfg, mesh_test_faults_downloads_hooks(d.faults),
+                               &d.dl, err, errlen)) != 0)
     goto fail;
   mesh_downloads_on_result(d.dl, mesh_daemon_command_result, &d);
   /* The API keeps only a hash of the token; this copy goes at once. */
@@ -132,11 +135,10 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   const char *use_token = NULL;
   if ((rc = api_token(cfg, token, sizeof token, &use_token, err, errlen)) != 0)
     goto fail;
-  mesh_api_options ao = {
-      .addr = cfg->api,
-      .token = use_token,
-      .max_connections = (size_t)cfg->api_max_connections,
-      .pool = mesh_node_pool(d.node)};
+  mesh_api_options ao = {.addr = cfg->api,
+                         .token = use_token,
+                         .max_connections = (size_t)cfg->api_max_connections,
+                         .pool = mesh_node_pool(d.node)};
   rc = mesh_api_new(mesh_loop_base(mesh_node_loop(d.node)), &ao, &mesh_daemon_backend, &d, &d.api,
                     err, errlen);
   sodium_memzero(token, sizeof token);
@@ -169,6 +171,7 @@ int mesh_daemon_run(const mesh_config *cfg, char *err, size_t errlen)
   mesh_downloads_free(d.dl);
   free_membership(&d);
   mesh_node_free(d.node);
+  mesh_test_faults_free(d.faults);
   LOG_INFO("daemon", "stopped%s", rc != 0 ? " with an error" : "");
   return rc;
 
@@ -183,5 +186,6 @@ fail:
   mesh_downloads_free(d.dl);
   free_membership(&d);
   mesh_node_free(d.node);
+  mesh_test_faults_free(d.faults);
   return rc;
 }

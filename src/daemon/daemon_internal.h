@@ -8,6 +8,7 @@
 #include "src/daemon/downloads.h"
 #include "src/daemon/membership.h"
 #include "src/daemon/node.h"
+#include "src/daemon/test_faults.h"
 #include "src/base/platform.h"
 
 #include <limits.h>
@@ -33,6 +34,7 @@ typedef struct mesh_daemon {
   mesh_membership *mem;
   mesh_downloads *dl;
   mesh_api *api;
+  mesh_test_faults *faults;               /* test-only switches; NULL in production */
   mesh_time_ms started_at;                /* loop time at start */
   char self_text[MESH_PEER_ID_TEXT_MAX];  /* this node's peer ID text */
   bool stopping;                          /* a stop was asked for once */

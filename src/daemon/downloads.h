@@ -67,6 +67,7 @@
 #include "src/daemon/membership.h"
 #include "src/daemon/node.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,15 +75,44 @@ struct mesh_config;
 typedef struct mesh_downloads mesh_downloads;
 
 /*
+ * Where a test may change what the download part does (src/daemon/
+ * test_faults.h fills these). Production passes NULL: the part then calls
+ * the identity. Each hook gets arg; the comment says on which thread.
+ */
+typedef struct mesh_downloads_hooks {
+  void *arg;
+  /* Loop, at start: the store is open and no store item is in flight. */
+  void (*store_opened)(void *arg, mesh_store *store);
+  /* Loop, at start: the download client's options before it is made
+   * (range sizes, a hook before each file sync). */
+  void (*hf_options)(void *arg, mesh_hf_options *o);
+  /* A worker of the store strand, before each transaction. */
+  void (*before_store_txn)(void *arg);
+  /* Loop, for each view event: false withholds it from the coordinator, as
+   * if membership could not queue it. */
+  bool (*pass_view_event)(void *arg);
+  /* A worker, when a file list was sealed (blob, len: the upload's, may be
+   * changed in place). */
+  void (*list_sealed)(void *arg, uint8_t *blob, size_t len);
+  /* A worker, before each chunk of a model file or list is read. */
+  void (*before_chunk_read)(void *arg);
+  /* Loop, before a chunk read is sent (buf, len: the upload's, may be
+   * changed in place). true when it changed the chunk (counted). */
+  bool (*chunk_out)(void *arg, uint8_t *buf, size_t len);
+} mesh_downloads_hooks;
+
+/*
  * Opens the store and the models directory (on the pool, waiting for it:
  * call before the loop runs), restores this node's entries of earlier
  * epochs into a new coordinator, and subscribes to membership's view events
  * and application state and to MESH_CH_COORD. View events reach the
  * coordinator in the order of their numbers; when some were lost it is
- * resynced from the membership core's view (net/view.h).
+ * resynced from the membership core's view (net/view.h). hooks (NULL in
+ * production) must outlive the part.
  */
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const struct mesh_config *cfg,
-                       mesh_downloads **out, char *err, size_t errlen);
+                       const mesh_downloads_hooks *hooks, mesh_downloads **out, char *err,
+                       size_t errlen);
 void mesh_downloads_free(mesh_downloads *d);
 
 /* A command from the control API. node_text is the target's peer ID text

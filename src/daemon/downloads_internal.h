@@ -87,7 +87,6 @@ typedef struct store_batch {
   uint64_t epoch;           /* the node's epoch when it was opened */
   int64_t first_id;         /* id of its first journal record, 0 when it has none */
   size_t n_journal;         /* its journal records: first_id .. first_id + n_journal - 1 */
-  uint64_t test_delay_ms;   /* test only: the worker waits this long first */
   int rc;                   /* the transaction's result (written by the worker) */
   mesh_store_stats stats;   /* the store's counters after it (written by the worker) */
   struct store_batch *next; /* waiting list or free list */
@@ -244,14 +243,12 @@ typedef struct upload {
   uint64_t pending_n;       /* its payload bytes */
   bool cancelled;           /* the requester cancelled while an item ran */
   mesh_time_ms last_credit; /* when credit last arrived (a silent requester is dropped) */
-  uint64_t test_delay_ms;   /* test only: the worker waits this long before a read */
   /* A signed file list (coord/hf_filelist.h) instead of a file: OPEN reads
    * the manifest of rel (the model directory) and seals it into blob, which
    * READ copies from. */
   bool list;
   const mesh_identity *ident; /* OPEN input: the node's key (never changes) */
   mesh_hf_filelist_meta meta; /* OPEN input: what the list is signed for */
-  bool test_tamper;           /* OPEN input, test only: change a byte after signing */
   uint8_t *blob;              /* OPEN result: the signed list, owned */
   size_t blob_len;
 } upload;
@@ -308,7 +305,7 @@ typedef struct peers_counters {
   uint64_t upload_bytes;    /* file bytes sent to members */
   uint64_t uploads_active;  /* gauge */
   uint64_t refused[SERVE_REFUSED__COUNT];
-  uint64_t corrupted_chunks; /* test only: chunks corrupted on purpose */
+  uint64_t corrupted_chunks; /* chunks a test hook changed on purpose (chunk_out) */
   uint64_t lists_served;     /* signed file lists sent to members */
   uint64_t lists_taken;      /* file lists taken from members (the Hub unreachable) */
   uint64_t lists_refused;    /* file lists of members refused (signature, model, size, form) */
@@ -329,6 +326,7 @@ struct mesh_downloads {
   mesh_diskexec *disk;       /* the models directory; used by disk jobs */
   mesh_hf_client *hf;        /* downloads */
   mesh_rng rng;              /* retry jitter */
+  const mesh_downloads_hooks *hooks; /* the identity in production (dl_no_hooks) */
   mesh_timer *timer;         /* the core's next deadline */
   char models_dir[MODELS_DIR_MAX];
   active active[ACTIVE_MAX];
@@ -336,7 +334,6 @@ struct mesh_downloads {
   store_batch *waiting_tail;          /* the newest of them: a drain adds to it while not full */
   store_batch *spare;                 /* batches written, kept for reuse */
   size_t n_batches;                   /* made so far (STORE_BATCHES_MAX, then overflow) */
-  uint64_t store_test_delay_ms;       /* test only: each transaction waits this long first */
   size_t n_waiting;                   /* on the waiting list */
   size_t n_submitted;                 /* on the strand (at most STORE_INFLIGHT) */
   mesh_store_settings journal_set;    /* the store's journal bounds, which the mirror keeps too */
@@ -353,7 +350,6 @@ struct mesh_downloads {
   held_peer held[HELD_PEERS];     /* messages waiting for a connection */
   size_t held_bytes;              /* their total size */
   mesh_view_follower view;        /* the last view change the coordinator's mirror reflects */
-  uint64_t test_lose_view_events; /* test only: view events still to withhold from the core */
   mesh_downloads_counters counters;
   /* Peer transfers. */
   peer_xfer xfers[PEER_XFERS_MAX];
@@ -365,9 +361,6 @@ struct mesh_downloads {
   bool serve_models;
   bool lists_from_members; /* --file-lists-from-members */
   list_fetch lists[LIST_FETCH_MAX];
-  bool test_corrupt_uploads;     /* test only: MESHD_TEST_CORRUPT_UPLOADS */
-  bool test_tamper_lists;        /* test only: MESHD_TEST_TAMPER_FILE_LISTS */
-  uint64_t test_upload_delay_ms; /* test only: MESHD_TEST_SLOW_UPLOADS_MS */
   mesh_timer *peer_timer;        /* PEER_TICK_MS while a transfer or upload runs */
   bool serve_sending;            /* inside a bulk send: the writable callback waits */
   peers_counters peers;

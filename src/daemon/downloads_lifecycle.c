@@ -107,60 +107,52 @@ static void start_done(mesh_work *w)
   (void)w; /* the caller reads the results after its flush */
 }
 
-/* Reads a test-only count from the environment: 0 when unset, else 1..max,
- * or 0 with a warning for anything that is not such a number. */
-static long test_env_count(const char *name, long max)
+/* The hooks of a part nobody hooked: every one changes nothing. */
+static void no_store_opened(void *arg, mesh_store *store)
 {
-  const char *v = getenv(name);
-  if (v == NULL || v[0] == '\0')
-    return 0;
-  char *end = NULL;
-  long n = strtol(v, &end, 10);
-  if (end == v || *end != '\0' || n < 1 || n > max) {
-    LOG_WARN("downloads", "%s=%s is not a count from 1 to %ld; ignored", name, v, max);
-    return 0;
-  }
-  return n;
+  (void)arg;
+  (void)store;
 }
 
-/* Test-only fault injection: MESHD_TEST_STORE_FAIL=N makes the store's Nth
- * statement step from the start fail as a disk error would (the store's own
- * hook), so that a test can watch a refused batch on a running node. Called
- * while no store item is in flight. */
-static void store_test_fault(mesh_downloads *d)
+static void no_hf_options(void *arg, mesh_hf_options *o)
 {
-  long n = test_env_count("MESHD_TEST_STORE_FAIL", INT32_MAX);
-  if (n == 0)
-    return;
-  LOG_WARN("downloads", "test fault injection: store step %ld from now fails", n);
-  mesh_store_fail_after(d->store, (int)n, -EIO);
+  (void)arg;
+  (void)o;
 }
 
-/* Test-only fault injection: MESHD_TEST_SLOW_SYNC_MS=N holds the worker of
- * every sync before a rename for N ms, as a slow F_FULLFSYNC would, so that
- * a test can watch a node whose workers are stuck on the disk. */
-static uint64_t sync_test_delay(void)
+static void no_op(void *arg)
 {
-  long ms = test_env_count("MESHD_TEST_SLOW_SYNC_MS", 600000);
-  if (ms > 0)
-    LOG_WARN("downloads", "test fault injection: every file sync first waits %ld ms", ms);
-  return (uint64_t)ms;
+  (void)arg;
 }
 
-/* Test-only fault injection: MESHD_TEST_LOSE_VIEW_EVENTS=N withholds the
- * first N view events from the coordinator, as if membership had been
- * unable to queue them, so that a test can watch the coordinator find the
- * gap and resync, and /downloads keep agreeing with /members. */
-static uint64_t lose_view_events_test_fault(void)
+static bool pass_all(void *arg)
 {
-  long n = test_env_count("MESHD_TEST_LOSE_VIEW_EVENTS", INT32_MAX);
-  if (n > 0)
-    LOG_WARN("downloads",
-             "test fault injection: the first %ld view events are withheld from "
-             "the coordinator",
-             n);
-  return (uint64_t)n;
+  (void)arg;
+  return true;
 }
+
+static void no_list_change(void *arg, uint8_t *blob, size_t len)
+{
+  (void)arg;
+  (void)blob;
+  (void)len;
+}
+
+static bool no_chunk_change(void *arg, uint8_t *buf, size_t len)
+{
+  (void)arg;
+  (void)buf;
+  (void)len;
+  return false;
+}
+
+static const mesh_downloads_hooks dl_no_hooks = {.store_opened = no_store_opened,
+                                                 .hf_options = no_hf_options,
+                                                 .before_store_txn = no_op,
+                                                 .pass_view_event = pass_all,
+                                                 .list_sealed = no_list_change,
+                                                 .before_chunk_read = no_op,
+                                                 .chunk_out = no_chunk_change};
 
 /*
  * --accept-commands-from into the coordinator's settings: "any-member" or
@@ -207,7 +199,8 @@ static int accept_settings(const mesh_config *cfg, mesh_coord_settings *cs, mesh
 }
 
 int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config *cfg,
-                       mesh_downloads **out, char *err, size_t errlen)
+                       const mesh_downloads_hooks *hooks, mesh_downloads **out, char *err,
+                       size_t errlen)
 {
   int rc;
   mesh_downloads *d = calloc(1, sizeof *d);
@@ -215,6 +208,7 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     return -ENOMEM;
   d->node = node;
   d->mem = mem;
+  d->hooks = hooks != NULL ? hooks : &dl_no_hooks;
   d->loop = mesh_node_loop(node);
   d->net = mesh_node_net(node);
   d->pool = mesh_node_pool(node);
@@ -302,11 +296,7 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
     free(entries);
     goto fail;
   }
-  store_test_fault(d);
-  d->store_test_delay_ms = (uint64_t)test_env_count("MESHD_TEST_SLOW_STORE_MS", 600000);
-  if (d->store_test_delay_ms > 0)
-    LOG_WARN("downloads", "test fault injection: every store transaction first waits %llu ms",
-             (unsigned long long)d->store_test_delay_ms);
+  d->hooks->store_opened(d->hooks->arg, d->store);
 
   mesh_coord_settings cs;
   mesh_coord_settings_default(&cs);
@@ -355,17 +345,7 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   ho.downloads_at_once = cfg->downloads_at_once;
   ho.files_at_once = cfg->files_at_once;
   ho.skip_space_check = true; /* the coordinator's size guard decides */
-  ho.test_sync_delay_ms = sync_test_delay();
-  /* Test only: MESHD_TEST_RANGE_KIB=N fetches files of 2N KiB and more in
-   * ranges of N KiB, so that a test sees several sources in one file of a
-   * few MiB (production: 16 MiB ranges from 64 MiB). */
-  long range_kib = test_env_count("MESHD_TEST_RANGE_KIB", 1L << 20);
-  if (range_kib > 0) {
-    ho.range_bytes = (uint64_t)range_kib << 10;
-    ho.range_threshold = 2 * ho.range_bytes;
-    LOG_WARN("downloads", "test setting: files of %ld KiB and more are fetched in %ld KiB ranges",
-             2 * range_kib, range_kib);
-  }
+  d->hooks->hf_options(d->hooks->arg, &ho);
   if ((rc = mesh_hf_client_new(mesh_loop_base(d->loop), mesh_node_pool(d->node), &ho,
                                dl_on_hf_report, d, &d->hf)) != 0) {
     snprintf(err, errlen, "download client (endpoint %s): %s", cfg->hf_endpoint, mesh_strerror(rc));
@@ -376,21 +356,10 @@ int mesh_downloads_new(mesh_node *node, mesh_membership *mem, const mesh_config 
   d->lists_from_members = cfg->file_lists_from_members;
   if (d->lists_from_members)
     LOG_INFO("downloads", "file lists may come from members when the Hub cannot be reached");
-  d->test_tamper_lists = test_env_count("MESHD_TEST_TAMPER_FILE_LISTS", 1) == 1;
-  if (d->test_tamper_lists)
-    LOG_WARN("downloads", "test fault injection: every file list served is changed after signing");
-  d->test_corrupt_uploads = test_env_count("MESHD_TEST_CORRUPT_UPLOADS", 1) == 1;
-  if (d->test_corrupt_uploads)
-    LOG_WARN("downloads", "test fault injection: every model file chunk served is corrupted");
-  d->test_upload_delay_ms = (uint64_t)test_env_count("MESHD_TEST_SLOW_UPLOADS_MS", 600000);
-  if (d->test_upload_delay_ms > 0)
-    LOG_WARN("downloads", "test fault injection: every model file chunk served first waits %llu ms",
-             (unsigned long long)d->test_upload_delay_ms);
   mesh_hf_set_sources(d->hf, &dl_peer_sources, d);
   mesh_net_on_writable(d->net, dl_on_writable, d);
   if ((rc = mesh_timer_new(d->loop, dl_on_timer, d, &d->timer)) != 0)
     goto fail;
-  d->test_lose_view_events = lose_view_events_test_fault();
   if ((rc = mesh_membership_subscribe(mem, dl_on_view_event, dl_on_app_state, d)) != 0)
     goto fail;
   mesh_membership_on_peer_up(mem, dl_held_on_peer_up, d);

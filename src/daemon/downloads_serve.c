@@ -20,12 +20,8 @@
  * and sent again when the peer's queue has room (the writable callback, or
  * the next tick).
  *
- * Test only: MESHD_TEST_CORRUPT_UPLOADS=1 flips a byte of every chunk sent,
- * so that a test can watch downloaders drop this node as a source;
- * MESHD_TEST_SLOW_UPLOADS_MS=N holds the worker N ms before each chunk's
- * read, so that a test can stop a source in the middle of a file;
- * MESHD_TEST_TAMPER_FILE_LISTS=1 changes a byte of every file list after it
- * was signed, so that a test can watch downloaders refuse it.
+ * A test may change sealed lists and chunks and slow the reads through the
+ * part's hooks (mesh_downloads_hooks, src/daemon/test_faults.h).
  *
  * A file list request (the Hub unreachable for the requester) is checked
  * the same way but names no file: the answer is the entry's manifest,
@@ -235,8 +231,7 @@ static int list_open(upload *u)
   free(text);
   if (rc != 0)
     return rc;
-  if (u->test_tamper && u->blob_len > 0)
-    u->blob[u->blob_len - 2] ^= 0x01; /* inside the manifest's last line */
+  u->d->hooks->list_sealed(u->d->hooks->arg, u->blob, u->blob_len);
   if (u->off >= u->blob_len)
     return -ERANGE;
   if (u->end > u->blob_len)
@@ -281,12 +276,7 @@ static void upload_work(mesh_work *w)
     u->fd = fd;
     return;
   }
-  if (u->test_delay_ms > 0) {
-    struct timespec ts = {.tv_sec = (time_t)(u->test_delay_ms / 1000),
-                          .tv_nsec = (long)(u->test_delay_ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-  }
+  u->d->hooks->before_chunk_read(u->d->hooks->arg);
   size_t want = (size_t)(u->end - u->off);
   if (want > MESH_BULK_CHUNK_MAX)
     want = MESH_BULK_CHUNK_MAX;
@@ -393,10 +383,8 @@ static void upload_done(mesh_work *w)
     upload_pump(d, u);
     return;
   }
-  if (d->test_corrupt_uploads && u->len > 0) {
-    u->buf[u->len / 2] ^= 0xff;
+  if (d->hooks->chunk_out(d->hooks->arg, u->buf, u->len))
     d->peers.corrupted_chunks++;
-  }
   mesh_bulk_msg m = {
       .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = u->buf, .data_len = u->len};
   int rc = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
@@ -497,7 +485,6 @@ static void serve_request(mesh_downloads *d, const mesh_peer_id *from, const mes
     snprintf(slot->meta.revision, sizeof slot->meta.revision, "%s", m->revision);
     slot->meta.owner = slot->ident->id;
     slot->meta.epoch = mesh_node_epoch(d->node);
-    slot->test_tamper = d->test_tamper_lists;
   }
   int n = m->file_list
               ? snprintf(slot->rel, sizeof slot->rel, "%s/%s", d->models_dir, dir)
@@ -517,7 +504,6 @@ static void serve_request(mesh_downloads *d, const mesh_peer_id *from, const mes
   slot->cancelled = false;
   slot->last_credit = mesh_loop_now(d->loop);
   slot->opening = true;
-  slot->test_delay_ms = d->test_upload_delay_ms;
   d->peers.uploads++;
   d->peers.uploads_active++;
   mesh_pool_submit(d->pool, &slot->w, NULL, upload_work, upload_done);

@@ -95,12 +95,7 @@ static void mirror_forget(mesh_downloads *d, int64_t first, int64_t last)
 static void store_work(mesh_work *w)
 {
   store_batch *b = (store_batch *)w;
-  if (b->test_delay_ms > 0) {
-    struct timespec ts = {.tv_sec = (time_t)(b->test_delay_ms / 1000),
-                          .tv_nsec = (long)(b->test_delay_ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-  }
+  b->d->hooks->before_store_txn(b->d->hooks->arg);
   b->rc = mesh_store_apply_numbered(b->store, b->items, b->n, b->wall_ms, b->epoch, b->first_id);
   b->stats = *mesh_store_get_stats(b->store);
 }
@@ -185,7 +180,6 @@ static store_batch *batch_for_item(mesh_downloads *d, size_t limit)
   b->n_journal = 0;
   b->n = 0;
   b->rc = 0;
-  b->test_delay_ms = d->store_test_delay_ms;
   b->next = NULL;
   if (d->waiting_tail != NULL)
     d->waiting_tail->next = b;

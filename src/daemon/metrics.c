@@ -311,13 +311,15 @@ static void udp_metrics(mesh_daemon *d, mesh_api_metrics *m)
   metric(m, "meshd_udp_sockets", G, "UDP sockets bound", (double)u.sockets);
 }
 
-/* Test-only fault injection (net/fault.h): always shows whether it is on,
- * so that a production node with it on stands out. */
+/* Test-only switches (src/daemon/test_faults.h): always shows whether one
+ * is on, so that a production node with one on stands out; the delay line's
+ * figures when it is there. */
 static void test_fault_metrics(mesh_daemon *d, mesh_api_metrics *m)
 {
-  const mesh_fault_line *l = mesh_node_fault(d->node);
-  metric(m, "meshd_test_faults_active", G, "1 when MESHD_TEST_FAULTS (test-only) was set at start",
-         l != NULL ? 1 : 0);
+  metric(m, "meshd_test_faults_active", G,
+         "1 when a test-only switch (MESHD_TEST_*) was set at start",
+         mesh_test_faults_active(d->faults) ? 1 : 0);
+  const mesh_fault_line *l = mesh_test_faults_line(d->faults);
   if (l == NULL)
     return;
   const mesh_fault *f = mesh_fault_line_core(l);

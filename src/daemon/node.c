@@ -2,7 +2,6 @@
 #include "src/daemon/node.h"
 #include "src/daemon/membership.h"
 
-#include "net/fault.h"
 #include "net/frame_cipher.h"
 #include "net/frame_speed.h"
 #include "net/rdma.h"
@@ -12,7 +11,6 @@
 #include "src/base/fileperm.h"
 #include "src/base/log.h"
 #include "src/base/pool.h"
-#include "src/base/rng.h"
 #include "src/identity/epoch.h"
 #include "src/identity/homelock.h"
 
@@ -41,8 +39,8 @@ struct mesh_node {
   void *peer_arg;
   mesh_loop_fn stop_fn; /* replaces the plain stop on SIGINT/SIGTERM */
   void *stop_arg;
-  uint64_t unhandled;     /* messages on a channel nobody handles */
-  mesh_fault_line *fault; /* test-only delay line (MESHD_TEST_FAULTS); owned by net once wrapped */
+  uint64_t unhandled;           /* messages on a channel nobody handles */
+  const mesh_node_hooks *hooks; /* the identity in production (node_no_hooks) */
 };
 
 static void node_on_message(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_channel ch,
@@ -85,15 +83,6 @@ static void node_on_stop(void *arg)
   mesh_loop_stop(n->loop);
 }
 
-static int path_join(char *buf, size_t len, const char *dir, const char *name);
-
-/*
- * Test-only fault injection (net/fault.h). MESHD_TEST_FAULTS, read once
- * here at start, is the only switch: without it no delay line is wrapped
- * around the transports and the home's test-faults file is ignored. With
- * it, SIGHUP re-reads that file ("off", or a spec) so a scenario can change
- * the faults of a running node.
- */
 /*
  * The frame ciphers this node offers (--frame-cipher). auto measures both
  * on 64 KiB frames first and offers the faster one first; the log line
@@ -130,85 +119,44 @@ static void node_frame_offer(const mesh_config *cfg, mesh_frame_offer *offer)
            sp.gbps[MESH_FRAME_AES_256_GCM], sp.gbps[MESH_FRAME_CHACHA20_POLY1305], text);
 }
 
-static int node_test_faults(mesh_node *n, size_t frame_max, char *err, size_t errlen)
+/* The hooks of a node nobody hooked: every one changes nothing. */
+static void no_rdma_config(void *arg, struct mesh_rdma_config *c)
 {
-  const char *text = getenv(MESH_FAULT_ENV);
-  if (text == NULL || text[0] == '\0')
-    return 0;
-  mesh_fault_spec spec;
-  char why[160];
-  int rc = mesh_fault_spec_parse(text, &spec, why, sizeof why);
-  if (rc != 0) {
-    snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, why);
-    return rc;
-  }
-  mesh_rng rng;
-  mesh_rng_seed_os(&rng);
-  rc = mesh_fault_line_new(n->net, mesh_loop_base(n->loop), &spec, mesh_rng_next(&rng), frame_max,
-                           &n->fault);
-  if (rc != 0) {
-    snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, mesh_strerror(rc));
-    return rc;
-  }
-  /* Around every transport, those registered after this one too. */
-  rc = mesh_net_wrap(n->net, mesh_fault_line_wrap, mesh_fault_line_release, n->fault);
-  if (rc != 0) {
-    mesh_fault_line_free(n->fault);
-    n->fault = NULL;
-    snprintf(err, errlen, "%s: %s", MESH_FAULT_ENV, mesh_strerror(rc));
-    return rc;
-  }
-  char desc[256];
-  mesh_fault_spec_describe(&spec, desc, sizeof desc);
-  LOG_WARN("node",
-           "TEST FAULT INJECTION IS ON (%s is set): outgoing messages are delayed (%s). "
-           "This is for tests only; never run a production node with it.",
-           MESH_FAULT_ENV, desc);
+  (void)arg;
+  (void)c;
+}
+
+static int no_net_ready(void *arg, mesh_net *net, mesh_loop *loop, size_t frame_max, char *err,
+                        size_t errlen)
+{
+  (void)arg;
+  (void)net;
+  (void)loop;
+  (void)frame_max;
+  (void)err;
+  (void)errlen;
   return 0;
 }
 
-static void node_reload_test_faults(mesh_node *n)
+static void no_reload(void *arg, const char *home)
 {
-  char path[PATH_MAX];
-  if (path_join(path, sizeof path, n->cfg->home, MESH_FAULT_FILE) != 0)
-    return;
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  char text[MESH_FAULT_SPEC_MAX + 2];
-  size_t len = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[len] = '\0';
-  if (n->fault == NULL) {
-    LOG_WARN("node", "%s ignored: fault injection is only armed by %s at start", path,
-             MESH_FAULT_ENV);
-    return;
-  }
-  mesh_fault_spec spec;
-  char why[160];
-  int rc = mesh_fault_spec_parse(text, &spec, why, sizeof why);
-  if (rc == 0)
-    rc = mesh_fault_line_set_spec(n->fault, &spec);
-  if (rc != 0) {
-    LOG_ERROR("node", "%s: %s; test faults unchanged", path,
-              rc == -EINVAL ? why : mesh_strerror(rc));
-    return;
-  }
-  char desc[256];
-  mesh_fault_spec_describe(&spec, desc, sizeof desc);
-  LOG_WARN("node", "TEST FAULT INJECTION now: %s (from %s)", desc, path);
+  (void)arg;
+  (void)home;
 }
+
+static const mesh_node_hooks node_no_hooks = {
+    .rdma_config = no_rdma_config, .net_ready = no_net_ready, .reload = no_reload};
 
 static void node_on_reload(void *arg)
 {
   mesh_node *n = arg;
   LOG_INFO("node", "reload requested");
-  node_reload_test_faults(n);
+  n->hooks->reload(n->hooks->arg, n->cfg->home);
 }
 
 /* RDMA as the configuration asks: off (--transport tcp), tried with TCP as
  * the fallback (auto), or required (rdma: failing to attach stops meshd). */
-static int node_attach_rdma(mesh_net *net, const mesh_config *cfg, char *err, size_t errlen)
+static int node_attach_rdma(mesh_node *n, const mesh_config *cfg, char *err, size_t errlen)
 {
   if (cfg->transport == MESH_TRANSPORT_TCP) {
     LOG_INFO("rdma", "RDMA off (--transport tcp): datagrams go over TCP");
@@ -221,17 +169,7 @@ static int node_attach_rdma(mesh_net *net, const mesh_config *cfg, char *err, si
   c.poll_us = (uint32_t)(cfg->rdma_poll_ms * 1000);
   c.poll_budget_ms = (uint32_t)cfg->rdma_poll_budget_ms;
   c.bulk = cfg->rdma_bulk != 0;
-  /* Test only: lose every n-th bulk frame on purpose (the loss tests). */
-  const char *drop = getenv("MESHD_TEST_RDMA_BULK_DROP");
-  if (drop != NULL) {
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(drop, &end, 10);
-    if (errno == 0 && end != drop && *end == '\0' && n <= UINT32_MAX) {
-      c.bulk_drop_every = (uint32_t)n;
-      LOG_WARN("rdma", "test fault: every %lu-th bulk frame over RDMA is dropped", n);
-    }
-  }
+  n->hooks->rdma_config(n->hooks->arg, &c);
   /* The GID to use is the IPv4-mapped one of the address we listen on;
    * listening on every address leaves the choice to the device. */
   mesh_multiaddr la;
@@ -239,7 +177,7 @@ static int node_attach_rdma(mesh_net *net, const mesh_config *cfg, char *err, si
       la.kind == MESH_MA_IP4 && strcmp(la.host, "0.0.0.0") != 0)
     c.dev.addr = la.host;
   char why[256] = "";
-  int rc = mesh_rdma_attach(net, &c, why, sizeof why);
+  int rc = mesh_rdma_attach(n->net, &c, why, sizeof why);
   if (rc != 0 && c.required) {
     snprintf(err, errlen, "--transport rdma: %s", why);
     return rc;
@@ -258,7 +196,8 @@ static int path_join(char *buf, size_t len, const char *dir, const char *name)
   return (w < 0 || (size_t)w >= len) ? -ENAMETOOLONG : 0;
 }
 
-int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t errlen)
+int mesh_node_new(const mesh_config *cfg, const mesh_node_hooks *hooks, mesh_node **out, char *err,
+                  size_t errlen)
 {
   char path[PATH_MAX];
   int rc;
@@ -274,6 +213,7 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
   if (n == NULL)
     return -ENOMEM;
   n->cfg = cfg;
+  n->hooks = hooks != NULL ? hooks : &node_no_hooks;
   n->lock.fd = -1;
 
   /* Before anything in the home is touched, the epoch above all: a second
@@ -374,9 +314,11 @@ int mesh_node_new(const mesh_config *cfg, mesh_node **out, char *err, size_t err
     }
   }
   /* RDMA for datagrams where it works (--transport, net/rdma.h). */
-  if ((rc = node_attach_rdma(n->net, cfg, err, errlen)) != 0)
+  if ((rc = node_attach_rdma(n, cfg, err, errlen)) != 0)
     goto fail;
-  if ((rc = node_test_faults(n, opt.frame_max, err, errlen)) != 0)
+  /* Around every transport, those registered after this one too. */
+  rc = n->hooks->net_ready(n->hooks->arg, n->net, n->loop, opt.frame_max, err, errlen);
+  if (rc != 0)
     goto fail;
 
   if (cfg->listen != NULL && cfg->listen[0] != '\0') {
@@ -462,11 +404,6 @@ mesh_pool *mesh_node_pool(mesh_node *n)
 mesh_net *mesh_node_net(mesh_node *n)
 {
   return n->net;
-}
-
-const mesh_fault_line *mesh_node_fault(const mesh_node *n)
-{
-  return n->fault;
 }
 
 const mesh_identity *mesh_node_identity(const mesh_node *n)

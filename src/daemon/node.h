@@ -33,10 +33,32 @@
 struct mesh_config;
 typedef struct mesh_node mesh_node;
 
+struct mesh_rdma_config;
+
+/*
+ * Where a test may change what the node does (src/daemon/test_faults.h
+ * fills these). Production passes NULL: the node then calls the identity.
+ * Every hook runs on the loop thread and gets arg.
+ */
+typedef struct mesh_node_hooks {
+  void *arg;
+  /* Before RDMA attaches: may change its configuration. */
+  void (*rdma_config)(void *arg, struct mesh_rdma_config *c);
+  /* Once the transports are registered, before listening: may wrap the net
+   * (mesh_net_wrap). 0, or a negative errno with err set, which stops the
+   * start. */
+  int (*net_ready)(void *arg, mesh_net *net, mesh_loop *loop, size_t frame_max, char *err,
+                   size_t errlen);
+  /* On SIGHUP, with the node's home. */
+  void (*reload)(void *arg, const char *home);
+} mesh_node_hooks;
+
 /* Loads identity and swarm key, advances the epoch, and opens the network
  * (listening); the caller wires the parts built on it, then runs the loop.
- * cfg must outlive the node. err receives a one-line reason on failure. */
-int mesh_node_new(const struct mesh_config *cfg, mesh_node **out, char *err, size_t errlen);
+ * cfg and hooks (NULL in production) must outlive the node. err receives a
+ * one-line reason on failure. */
+int mesh_node_new(const struct mesh_config *cfg, const mesh_node_hooks *hooks, mesh_node **out,
+                  char *err, size_t errlen);
 /* Runs the loop until a stop signal or mesh_node_stop. */
 int mesh_node_run_loop(mesh_node *n);
 /* Asks the loop to stop after this turn (a graceful stop). */
@@ -66,10 +88,6 @@ mesh_loop *mesh_node_loop(mesh_node *n);
  * the loop. Owned by the node; freed after the parts built on it. */
 mesh_pool *mesh_node_pool(mesh_node *n);
 mesh_net *mesh_node_net(mesh_node *n);
-/* The test-only delay line wrapped around the net (net/fault.h), or NULL:
- * the production case. */
-struct mesh_fault_line;
-const struct mesh_fault_line *mesh_node_fault(const mesh_node *n);
 const mesh_identity *mesh_node_identity(const mesh_node *n);
 uint64_t mesh_node_epoch(const mesh_node *n);
 /* The node renewed its epoch in place: epoch (higher, and already durable)

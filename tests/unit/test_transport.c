@@ -1357,7 +1357,7 @@ static void test_node_start_refuses_without_swarm_key(void **state)
   mesh_node *n = NULL;
   /* No swarm key: refused, with the way out in the message, and no epoch
    * spent. */
-  assert_int_equal(mesh_node_new(&cfg, &n, err, sizeof err), -ENOENT);
+  assert_int_equal(mesh_node_new(&cfg, NULL, &n, err, sizeof err), -ENOENT);
   assert_non_null(strstr(err, "meshd keygen-psk"));
   uint64_t epoch = 99;
   assert_int_equal(mesh_epoch_read(dir, &epoch, err, sizeof err), 0);
@@ -1365,7 +1365,7 @@ static void test_node_start_refuses_without_swarm_key(void **state)
   /* With one: the epoch advances durably on every start, before listening. */
   assert_int_equal(mesh_psk_generate_file(key, err, sizeof err), 0);
   for (uint64_t want = 1; want <= 2; want++) {
-    assert_int_equal(mesh_node_new(&cfg, &n, err, sizeof err), 0);
+    assert_int_equal(mesh_node_new(&cfg, NULL, &n, err, sizeof err), 0);
     assert_int_equal(mesh_node_epoch(n), want);
     assert_int_equal(mesh_epoch_read(dir, &epoch, err, sizeof err), 0);
     assert_int_equal(epoch, want);
