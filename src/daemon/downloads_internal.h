@@ -239,7 +239,11 @@ typedef struct upload {
   uint8_t *buf;         /* MESH_BULK_CHUNK_MAX bytes, owned */
   size_t len;           /* READ result */
   int err;              /* result: negative errno */
-  uint8_t *pending;     /* an encoded chunk the queue refused (-EAGAIN), owned */
+  bool test_corrupt;    /* READ input, test only: flip a byte of the chunk */
+  /* The encoded chunk: made by READ on the worker (the loop copies no file
+   * bytes), then the loop's until the queue takes it (it may refuse it,
+   * -EAGAIN, and take it later). Owned. */
+  uint8_t *pending;
   size_t pending_len;
   uint64_t pending_n;       /* its payload bytes */
   bool cancelled;           /* the requester cancelled while an item ran */

@@ -292,23 +292,30 @@ static void upload_work(mesh_work *w)
     want = MESH_BULK_CHUNK_MAX;
   if (want > u->credit)
     want = (size_t)u->credit;
+  uint8_t *data = u->list ? u->blob + u->off : u->buf;
   if (u->list) {
-    memcpy(u->buf, u->blob + u->off, want);
     u->len = want;
-    return;
-  }
-  size_t got = 0;
-  while (got < want) {
-    ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      u->err = n == 0 ? -EIO : -errno; /* shrank under us, or a read error */
-      break;
+  } else {
+    size_t got = 0;
+    while (got < want) {
+      ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        u->err = n == 0 ? -EIO : -errno; /* shrank under us, or a read error */
+        return;
+      }
+      got += (size_t)n;
     }
-    got += (size_t)n;
+    u->len = got;
   }
-  u->len = got;
+  if (u->test_corrupt && u->len > 0)
+    data[u->len / 2] ^= 0xff; /* buf, or the upload's own blob */
+  /* Encoded here, not on the loop: a chunk is a quarter MiB, and the loop
+   * already seals every byte it sends. */
+  mesh_bulk_msg m = {
+      .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = data, .data_len = u->len};
+  u->err = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
 }
 
 /* ---- the loop's side ------------------------------------------------------ */
@@ -344,6 +351,7 @@ static void upload_pump(mesh_downloads *d, upload *u)
   if (u->credit == 0)
     return;
   u->opening = false;
+  u->test_corrupt = d->test_corrupt_uploads;
   mesh_pool_submit(d->pool, &u->w, NULL, upload_work, upload_done);
 }
 
@@ -393,18 +401,8 @@ static void upload_done(mesh_work *w)
     upload_pump(d, u);
     return;
   }
-  if (d->test_corrupt_uploads && u->len > 0) {
-    u->buf[u->len / 2] ^= 0xff;
+  if (u->test_corrupt)
     d->peers.corrupted_chunks++;
-  }
-  mesh_bulk_msg m = {
-      .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = u->buf, .data_len = u->len};
-  int rc = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
-  if (rc != 0) {
-    refuse(d, &u->peer, u->id, SERVE_REFUSED_IO, rc);
-    upload_end(d, u);
-    return;
-  }
   u->pending_n = u->len;
   u->off += u->len;
   u->credit -= u->len;
