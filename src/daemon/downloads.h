@@ -133,7 +133,6 @@ typedef struct mesh_downloads_prov {
   uint64_t peer_bytes;
   uint64_t speed_bps;
   const char *sources;
-  const char *file_list_source; /* "hub", or the peer ID of the member it came from */
 } mesh_downloads_prov;
 /* 0 and *out, or -ENOENT when this node fetched no byte of it in this run. */
 int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const char *rev,

@@ -213,10 +213,9 @@ typedef struct prov_rec {
   char revision[MESH_REVISION_MAX + 1];
   uint64_t hub_bytes;
   uint64_t peer_bytes;
-  uint64_t speed_bps;                      /* the last progress report's */
-  char sources[PROV_SOURCES_MAX];          /* peer IDs, comma-separated */
-  char list_source[MESH_PEER_ID_TEXT_MAX]; /* member the file list came from; "" the Hub */
-  mesh_time_ms at;                         /* last update, for reuse of the oldest */
+  uint64_t speed_bps;             /* the last progress report's */
+  char sources[PROV_SOURCES_MAX]; /* peer IDs, comma-separated */
+  mesh_time_ms at;                /* last update, for reuse of the oldest */
 } prov_rec;
 
 /* One upload: a file range served to a member. While its item is on the
@@ -442,10 +441,6 @@ void dl_source_failed(mesh_downloads *d, uint64_t dl_id, const mesh_peer_id *pee
  * (a suspect has it: ask again shortly) or -ENOENT (none left). */
 int dl_pick_source(mesh_downloads *d, uint64_t dl_id, const char *model, const char *rev,
                    mesh_peer_id *out);
-/* Records the member the file list of (model, rev) came from (label, its
- * peer ID), or "" for the Hub (only on a record that exists). */
-void dl_prov_set_list_source(mesh_downloads *d, const char *model, const char *rev,
-                             const char *label);
 /* The MESH_CH_BULK handler (arg is the part). */
 void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class cls,
                 const uint8_t *buf, size_t len);
