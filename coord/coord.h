@@ -146,6 +146,8 @@ typedef struct mesh_coord_entry {
   bool failed_delete;               /* FAILED: the failed operation was a delete */
   bool by_peer;                     /* own: made at another node's request (requester) */
   mesh_peer_id requester;           /* own, by_peer: the node whose command made it */
+  bool list_by_member;              /* own: the last run's file list came from a member */
+  mesh_peer_id list_from;           /* own, list_by_member: that member, who signed it */
 } mesh_coord_entry;
 
 /* Whose commands this node carries out (--accept-commands-from). The
@@ -526,7 +528,9 @@ void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *
                                const mesh_peer_id *peer, const char *why);
 /* The executor took the file list of the own download of (model_id,
  * revision) from member peer, the Hub being unreachable (the operator
- * allowed it). Journals it, naming the peer. */
+ * allowed it). Journals it, naming the peer, and keeps the peer in the
+ * entry (list_from, stored, so it outlives a restart) until the next run
+ * of the download starts. */
 void mesh_coord_list_from_member(mesh_coord *c, const char *model_id, const char *revision,
                                  const mesh_peer_id *peer);
 /* Whether this node may serve its own (model_id, revision): 0 and the model

@@ -40,16 +40,6 @@ void mesh_coord_source_dropped(mesh_coord *c, const char *model_id, const char *
           why);
 }
 
-void mesh_coord_list_from_member(mesh_coord *c, const char *model_id, const char *revision,
-                                 const mesh_peer_id *peer)
-{
-  char id[MESH_PEER_ID_TEXT_MAX];
-  mesh_peer_id_to_text(peer, id, sizeof id);
-  journal(c, MESH_COORD_J_SOURCE, model_id,
-          "%s@%s: the Hub cannot be reached: file list taken from member %s (signed by it)",
-          model_id, revision, id);
-}
-
 void coord_journal_refused(mesh_coord *c, const char *model, const char *why)
 {
   journal(c, MESH_COORD_J_REFUSED, model, "command refused: %s", why);
@@ -80,6 +70,22 @@ static coord_own *own_find(mesh_coord *c, const char *model, const char *rev)
       return &c->own[i];
   }
   return NULL;
+}
+
+void mesh_coord_list_from_member(mesh_coord *c, const char *model_id, const char *revision,
+                                 const mesh_peer_id *peer)
+{
+  char id[MESH_PEER_ID_TEXT_MAX];
+  mesh_peer_id_to_text(peer, id, sizeof id);
+  journal(c, MESH_COORD_J_SOURCE, model_id,
+          "%s@%s: the Hub cannot be reached: file list taken from member %s (signed by it)",
+          model_id, revision, id);
+  coord_own *o = own_find(c, model_id, revision);
+  if (o == NULL)
+    return;
+  o->e.list_by_member = true;
+  o->e.list_from = *peer;
+  store_put(c, o); /* not in the document: nothing to publish */
 }
 
 static void own_set_want(mesh_coord *c, coord_own *o, mesh_coord_action_kind k)
@@ -363,6 +369,19 @@ void coord_drive(mesh_coord *c, mesh_time_ms now)
       break;
     c->tokens -= 1.0;
     c->st.actions_emitted++;
+    /* A run starts with a space check, or with a download that follows no
+     * check (a retry, a resume after a restart); a download right after
+     * the check continues the run the check began (the executor keeps its
+     * job, and the file list it may have taken from a member). A new run
+     * lists afresh: a member's list for an earlier one is not its. */
+    bool new_run = o->next_action == MESH_COORD_ACT_CHECK_SPACE ||
+                   (o->next_action == MESH_COORD_ACT_DOWNLOAD &&
+                    !(o->acted && o->last_kind == MESH_COORD_ACT_CHECK_SPACE));
+    if (new_run && o->e.list_by_member) {
+      o->e.list_by_member = false;
+      memset(&o->e.list_from, 0, sizeof o->e.list_from);
+      store_put(c, o);
+    }
     o->acted = true;
     o->last_action = now;
     o->last_kind = o->next_action;
@@ -596,6 +615,8 @@ int mesh_coord_restore(mesh_coord *c, const mesh_coord_entry *entries, size_t n,
     o->e.files_total = in->files_total;
     o->e.attempts = in->attempts;
     o->e.failed_delete = in->failed_delete;
+    o->e.list_by_member = in->list_by_member;
+    o->e.list_from = in->list_from;
     coord_strlcpy(o->e.error, in->error, sizeof o->e.error);
     o->e.status = in->status;
     taken++;

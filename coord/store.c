@@ -40,6 +40,7 @@ static const char *const migrations[MESH_STORE_SCHEMA_VERSION] = {
     "CREATE INDEX journal_at ON journal (at_ms);",
     "CREATE TABLE members (peer TEXT PRIMARY KEY, addrs TEXT NOT NULL);",
     "ALTER TABLE entries ADD COLUMN requester BLOB NOT NULL DEFAULT x'';",
+    "ALTER TABLE entries ADD COLUMN list_source BLOB NOT NULL DEFAULT x'';",
 };
 
 static int sql_err(mesh_store *s, char *err, size_t errlen, const char *what)
@@ -201,8 +202,8 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
   *doc_version = 0;
   if (sqlite3_prepare_v2(s->db,
                          "SELECT model_id, revision, status, model_dir, total_bytes, done_bytes,"
-                         " files_done, files_total, error, attempts, failed_delete, requester"
-                         " FROM entries ORDER BY rowid LIMIT ?",
+                         " files_done, files_total, error, attempts, failed_delete, requester,"
+                         " list_source FROM entries ORDER BY rowid LIMIT ?",
                          -1, &st, NULL) != SQLITE_OK)
     goto out;
   sqlite3_bind_int(st, 1, MESH_COORD_MAX_OWN_ENTRIES);
@@ -237,6 +238,12 @@ int mesh_store_load(mesh_store *s, mesh_coord_entry **entries, size_t *n, uint64
     if (req != NULL && sqlite3_column_bytes(st, 11) == MESH_PEER_ID_LEN) {
       memcpy(e->requester.b, req, MESH_PEER_ID_LEN);
       e->by_peer = true;
+    }
+    /* The same for the list's source: anything else reads as the Hub. */
+    const void *ls = sqlite3_column_blob(st, 12);
+    if (ls != NULL && sqlite3_column_bytes(st, 12) == MESH_PEER_ID_LEN) {
+      memcpy(e->list_from.b, ls, MESH_PEER_ID_LEN);
+      e->list_by_member = true;
     }
   }
   if (r != SQLITE_DONE)
@@ -284,7 +291,8 @@ static int put_entry(mesh_store *s, const mesh_coord_entry *e)
   if (sqlite3_prepare_v2(s->db,
                          "INSERT OR REPLACE INTO entries (model_id, revision, status, model_dir,"
                          " total_bytes, done_bytes, files_done, files_total, error, attempts,"
-                         " failed_delete, requester) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                         " failed_delete, requester, list_source)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK)
     return -EIO;
   sqlite3_bind_text(st, 1, e->model_id, -1, SQLITE_STATIC);
@@ -302,6 +310,10 @@ static int put_entry(mesh_store *s, const mesh_coord_entry *e)
     sqlite3_bind_blob(st, 12, e->requester.b, MESH_PEER_ID_LEN, SQLITE_STATIC);
   else
     sqlite3_bind_zeroblob(st, 12, 0);
+  if (e->list_by_member)
+    sqlite3_bind_blob(st, 13, e->list_from.b, MESH_PEER_ID_LEN, SQLITE_STATIC);
+  else
+    sqlite3_bind_zeroblob(st, 13, 0);
   int rc = run(s, st);
   sqlite3_finalize(st);
   return rc;
@@ -566,8 +578,9 @@ int mesh_store_members_save(mesh_store *s, const mesh_store_member *members, siz
   if (exec(s, "BEGIN IMMEDIATE") != 0)
     return -EIO;
   int rc = exec(s, "DELETE FROM members");
-  if (rc == 0 && sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO members (peer, addrs) VALUES (?, ?)",
-                                    -1, &st, NULL) != SQLITE_OK)
+  if (rc == 0 &&
+      sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO members (peer, addrs) VALUES (?, ?)", -1,
+                         &st, NULL) != SQLITE_OK)
     rc = -EIO;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char id[MESH_PEER_ID_TEXT_MAX];

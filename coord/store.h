@@ -29,6 +29,8 @@
  *     error TEXT, attempts INTEGER, failed_delete INTEGER
  *     requester BLOB                 the peer ID whose command made the entry,
  *                                    empty for the operator's (quotas, issue 16)
+ *     list_source BLOB               the peer ID of the member whose signed file
+ *                                    list the last run used, empty for the Hub's
  *   journal   the bounded log, newest has the highest id
  *     id INTEGER PRIMARY KEY AUTOINCREMENT
  *     at_ms INTEGER                  wall-clock ms (ages survive restarts)
@@ -43,7 +45,8 @@
  *     addrs TEXT                     addresses, one per line, reached first
  *
  *   version 1: the three tables; version 2: index journal(at_ms) for
- *   pruning by age; version 3: members; version 4: entries.requester.
+ *   pruning by age; version 3: members; version 4: entries.requester;
+ *   version 5: entries.list_source.
  *
  * Blocking: every call does synchronous disk IO (and may wait up to 2 s for
  * SQLite's lock), so none is made on the event loop thread. The daemon
@@ -65,7 +68,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MESH_STORE_SCHEMA_VERSION 4
+#define MESH_STORE_SCHEMA_VERSION 5
 
 typedef struct mesh_store mesh_store;
 

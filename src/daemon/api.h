@@ -143,18 +143,20 @@ typedef struct mesh_api_download {
   uint64_t bytes_total; /* 0 when not known yet */
   uint32_t files_done;
   uint32_t files_total;
-  uint64_t speed_bps;           /* bytes per second, ongoing only */
-  int64_t eta_ms;               /* -1 when unknown */
-  const char *model_dir;        /* absolute path of the files on the owner; may be NULL */
-  const char *error;            /* failed only; may be NULL otherwise */
-  bool abandoned;               /* owner dead or left: shown until collected */
-  uint64_t collect_in_ms;       /* abandoned only: time left before collection */
-  bool has_sources;             /* this node's own entry, fetched in this run: the fields below */
-  uint64_t hub_bytes;           /* bytes received from the Hub */
-  uint64_t peer_bytes;          /* bytes received from peers */
-  uint64_t source_speed_bps;    /* the last speed measured (0 once done) */
-  const char *peers;            /* peer IDs bytes came from, comma-separated; "" none */
-  const char *file_list_source; /* "hub", or the peer ID of the member that gave the list */
+  uint64_t speed_bps;        /* bytes per second, ongoing only */
+  int64_t eta_ms;            /* -1 when unknown */
+  const char *model_dir;     /* absolute path of the files on the owner; may be NULL */
+  const char *error;         /* failed only; may be NULL otherwise */
+  bool abandoned;            /* owner dead or left: shown until collected */
+  uint64_t collect_in_ms;    /* abandoned only: time left before collection */
+  bool has_sources;          /* this node's own entry, fetched in this run: the fields below */
+  uint64_t hub_bytes;        /* bytes received from the Hub */
+  uint64_t peer_bytes;       /* bytes received from peers */
+  uint64_t source_speed_bps; /* the last speed measured (0 once done) */
+  const char *peers;         /* peer IDs bytes came from, comma-separated; "" none */
+  /* Own entry whose last run took its file list from a member: that peer
+   * ID (kept across restarts); NULL: the Hub's (shown when has_sources). */
+  const char *file_list_source;
 } mesh_api_download;
 
 typedef struct mesh_api_journal_entry {

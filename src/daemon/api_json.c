@@ -143,10 +143,11 @@ int mesh_api_json_add_download(json_t *downloads, const mesh_api_download *d)
         "{s:o, s:o, s:o, s:o}", "hub", in_bytes(d->hub_bytes), "peers", in_bytes(d->peer_bytes),
         "peerIds", peers != NULL ? peers : json_array(), "speed", uint_json(d->source_speed_bps));
     rc |= json_object_set_new(e, "sources", src);
+  }
+  if (d->has_sources || d->file_list_source != NULL)
     rc |=
         json_object_set_new(e, "fileListSource",
                             json_string(d->file_list_source != NULL ? d->file_list_source : "hub"));
-  }
   if (d->status == MESH_API_DL_FAILED)
     rc |= json_object_set_new(e, "errorMessage", json_string(d->error != NULL ? d->error : ""));
   json_t *wrapped = json_pack("{s:o}", wrap, e);

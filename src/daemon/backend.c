@@ -160,7 +160,13 @@ static void visit_download(void *arg, const mesh_coord_view_entry *ve)
     dl.peer_bytes = prov.peer_bytes;
     dl.source_speed_bps = prov.speed_bps;
     dl.peers = prov.sources;
-    dl.file_list_source = prov.file_list_source;
+  }
+  /* Kept in the entry (and the store): it outlives a restart, which the
+   * byte counts above do not. */
+  char list_from[MESH_PEER_ID_TEXT_MAX];
+  if (ve->own && e->list_by_member) {
+    mesh_peer_id_to_text(&e->list_from, list_from, sizeof list_from);
+    dl.file_list_source = list_from;
   }
   if (v->fn(v->arg, &dl) != 0)
     v->stop = true;

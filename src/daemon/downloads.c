@@ -75,8 +75,6 @@ static active *start_hf(mesh_downloads *d, const mesh_coord_action *act, bool ac
   snprintf(slot->revision, sizeof slot->revision, "%s", act->revision);
   slot->accepted = accepted;
   req.user = slot;
-  /* A new run lists afresh: a list a member gave an earlier one is not this one's. */
-  dl_prov_set_list_source(d, act->model_id, act->revision, "");
   int rc = mesh_hf_start(d->hf, &req, &slot->hf_id);
   if (rc != 0) {
     char msg[MESH_COORD_ERROR_MAX];

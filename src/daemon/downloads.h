@@ -96,8 +96,9 @@ typedef struct mesh_downloads_hooks {
   void (*list_sealed)(void *arg, uint8_t *blob, size_t len);
   /* A worker, before each chunk of a model file or list is read. */
   void (*before_chunk_read)(void *arg);
-  /* Loop, before a chunk read is sent (buf, len: the upload's, may be
-   * changed in place). true when it changed the chunk (counted). */
+  /* A worker, after a chunk was read and before it is encoded (buf, len:
+   * the upload's, may be changed in place). true when it changed the chunk
+   * (counted by the loop). */
   bool (*chunk_out)(void *arg, uint8_t *buf, size_t len);
 } mesh_downloads_hooks;
 
@@ -163,7 +164,6 @@ typedef struct mesh_downloads_prov {
   uint64_t peer_bytes;
   uint64_t speed_bps;
   const char *sources;
-  const char *file_list_source; /* "hub", or the peer ID of the member it came from */
 } mesh_downloads_prov;
 /* 0 and *out, or -ENOENT when this node fetched no byte of it in this run. */
 int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const char *rev,

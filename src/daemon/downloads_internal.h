@@ -212,10 +212,9 @@ typedef struct prov_rec {
   char revision[MESH_REVISION_MAX + 1];
   uint64_t hub_bytes;
   uint64_t peer_bytes;
-  uint64_t speed_bps;                      /* the last progress report's */
-  char sources[PROV_SOURCES_MAX];          /* peer IDs, comma-separated */
-  char list_source[MESH_PEER_ID_TEXT_MAX]; /* member the file list came from; "" the Hub */
-  mesh_time_ms at;                         /* last update, for reuse of the oldest */
+  uint64_t speed_bps;             /* the last progress report's */
+  char sources[PROV_SOURCES_MAX]; /* peer IDs, comma-separated */
+  mesh_time_ms at;                /* last update, for reuse of the oldest */
 } prov_rec;
 
 /* One upload: a file range served to a member. While its item is on the
@@ -238,7 +237,11 @@ typedef struct upload {
   uint8_t *buf;         /* MESH_BULK_CHUNK_MAX bytes, owned */
   size_t len;           /* READ result */
   int err;              /* result: negative errno */
-  uint8_t *pending;     /* an encoded chunk the queue refused (-EAGAIN), owned */
+  bool corrupted;       /* READ result: a test hook changed the chunk (chunk_out) */
+  /* The encoded chunk: made by READ on the worker (the loop copies no file
+   * bytes), then the loop's until the queue takes it (it may refuse it,
+   * -EAGAIN, and take it later). Owned. */
+  uint8_t *pending;
   size_t pending_len;
   uint64_t pending_n;       /* its payload bytes */
   bool cancelled;           /* the requester cancelled while an item ran */
@@ -314,20 +317,20 @@ typedef struct peers_counters {
 const char *dl_serve_refusal_name(serve_refusal r);
 
 struct mesh_downloads {
-  mesh_node *node;           /* borrowed */
-  mesh_membership *mem;      /* borrowed */
-  mesh_loop *loop;           /* the node's */
-  mesh_net *net;             /* the node's */
-  mesh_pool *pool;           /* the node's */
-  mesh_coord *coord;         /* the core */
-  mesh_store *store;         /* own entries and journal; used on store_strand only */
-  mesh_strand *store_strand; /* orders the store's transactions as the drains */
-  mesh_strand *disk_strand;  /* orders deletes and inspections */
-  mesh_diskexec *disk;       /* the models directory; used by disk jobs */
-  mesh_hf_client *hf;        /* downloads */
-  mesh_rng rng;              /* retry jitter */
+  mesh_node *node;                   /* borrowed */
+  mesh_membership *mem;              /* borrowed */
+  mesh_loop *loop;                   /* the node's */
+  mesh_net *net;                     /* the node's */
+  mesh_pool *pool;                   /* the node's */
+  mesh_coord *coord;                 /* the core */
+  mesh_store *store;                 /* own entries and journal; used on store_strand only */
+  mesh_strand *store_strand;         /* orders the store's transactions as the drains */
+  mesh_strand *disk_strand;          /* orders deletes and inspections */
+  mesh_diskexec *disk;               /* the models directory; used by disk jobs */
+  mesh_hf_client *hf;                /* downloads */
+  mesh_rng rng;                      /* retry jitter */
   const mesh_downloads_hooks *hooks; /* the identity in production (dl_no_hooks) */
-  mesh_timer *timer;         /* the core's next deadline */
+  mesh_timer *timer;                 /* the core's next deadline */
   char models_dir[MODELS_DIR_MAX];
   active active[ACTIVE_MAX];
   store_batch *waiting;               /* batches not yet handed to the strand, oldest first */
@@ -347,9 +350,9 @@ struct mesh_downloads {
   bool draining;                      /* re-entry guard: results fed back while draining */
   mesh_downloads_result_fn result_fn; /* answers of other nodes to our commands */
   void *result_arg;
-  held_peer held[HELD_PEERS];     /* messages waiting for a connection */
-  size_t held_bytes;              /* their total size */
-  mesh_view_follower view;        /* the last view change the coordinator's mirror reflects */
+  held_peer held[HELD_PEERS]; /* messages waiting for a connection */
+  size_t held_bytes;          /* their total size */
+  mesh_view_follower view;    /* the last view change the coordinator's mirror reflects */
   mesh_downloads_counters counters;
   /* Peer transfers. */
   peer_xfer xfers[PEER_XFERS_MAX];
@@ -361,8 +364,8 @@ struct mesh_downloads {
   bool serve_models;
   bool lists_from_members; /* --file-lists-from-members */
   list_fetch lists[LIST_FETCH_MAX];
-  mesh_timer *peer_timer;        /* PEER_TICK_MS while a transfer or upload runs */
-  bool serve_sending;            /* inside a bulk send: the writable callback waits */
+  mesh_timer *peer_timer; /* PEER_TICK_MS while a transfer or upload runs */
+  bool serve_sending;     /* inside a bulk send: the writable callback waits */
   peers_counters peers;
 };
 
@@ -431,10 +434,6 @@ void dl_source_failed(mesh_downloads *d, uint64_t dl_id, const mesh_peer_id *pee
  * (a suspect has it: ask again shortly) or -ENOENT (none left). */
 int dl_pick_source(mesh_downloads *d, uint64_t dl_id, const char *model, const char *rev,
                    mesh_peer_id *out);
-/* Records the member the file list of (model, rev) came from (label, its
- * peer ID), or "" for the Hub (only on a record that exists). */
-void dl_prov_set_list_source(mesh_downloads *d, const char *model, const char *rev,
-                             const char *label);
 /* The MESH_CH_BULK handler (arg is the part). */
 void dl_on_bulk(void *arg, const mesh_peer_id *from, uint64_t epoch, mesh_class cls,
                 const uint8_t *buf, size_t len);

@@ -197,10 +197,9 @@ static void check_done(mesh_work *w)
   mesh_hf_tree tree = f->tree;
   mesh_hf_tree_init(&f->tree);
   fetch_free(f);
-  /* Recorded before the client goes on: its LISTED report may complete the
-   * download at once (every file already in place). */
+  /* Recorded in the entry before the client goes on: its LISTED report may
+   * complete the download at once (every file already in place). */
   d->peers.lists_taken++;
-  dl_prov_set_list_source(d, model, rev, label);
   mesh_coord_list_from_member(d->coord, model, rev, &peer);
   if (mesh_hf_source_list_done(d->hf, dl_id, 0, &tree, label, NULL) != 0)
     d->peers.lists_taken--; /* the download went away meanwhile */

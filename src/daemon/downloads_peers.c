@@ -71,18 +71,7 @@ int mesh_downloads_provenance(const mesh_downloads *d, const char *model, const 
   out->peer_bytes = r->peer_bytes;
   out->speed_bps = r->speed_bps;
   out->sources = r->sources;
-  out->file_list_source = r->list_source[0] != '\0' ? r->list_source : "hub";
   return 0;
-}
-
-void dl_prov_set_list_source(mesh_downloads *d, const char *model, const char *rev,
-                             const char *label)
-{
-  prov_rec *r = prov_get(d, model, rev, label[0] != '\0');
-  if (r == NULL)
-    return;
-  snprintf(r->list_source, sizeof r->list_source, "%s", label);
-  r->at = mesh_loop_now(d->loop);
 }
 
 /* ---- sources of one download ---------------------------------------------- */

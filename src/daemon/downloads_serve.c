@@ -282,23 +282,30 @@ static void upload_work(mesh_work *w)
     want = MESH_BULK_CHUNK_MAX;
   if (want > u->credit)
     want = (size_t)u->credit;
+  uint8_t *data = u->list ? u->blob + u->off : u->buf;
   if (u->list) {
-    memcpy(u->buf, u->blob + u->off, want);
     u->len = want;
-    return;
-  }
-  size_t got = 0;
-  while (got < want) {
-    ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      u->err = n == 0 ? -EIO : -errno; /* shrank under us, or a read error */
-      break;
+  } else {
+    size_t got = 0;
+    while (got < want) {
+      ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        u->err = n == 0 ? -EIO : -errno; /* shrank under us, or a read error */
+        return;
+      }
+      got += (size_t)n;
     }
-    got += (size_t)n;
+    u->len = got;
   }
-  u->len = got;
+  /* A test hook may change the chunk (buf, or the upload's own blob). */
+  u->corrupted = u->len > 0 && u->d->hooks->chunk_out(u->d->hooks->arg, data, u->len);
+  /* Encoded here, not on the loop: a chunk is a quarter MiB, and the loop
+   * already seals every byte it sends. */
+  mesh_bulk_msg m = {
+      .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = data, .data_len = u->len};
+  u->err = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
 }
 
 /* ---- the loop's side ------------------------------------------------------ */
@@ -383,16 +390,8 @@ static void upload_done(mesh_work *w)
     upload_pump(d, u);
     return;
   }
-  if (d->hooks->chunk_out(d->hooks->arg, u->buf, u->len))
+  if (u->corrupted)
     d->peers.corrupted_chunks++;
-  mesh_bulk_msg m = {
-      .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = u->buf, .data_len = u->len};
-  int rc = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
-  if (rc != 0) {
-    refuse(d, &u->peer, u->id, SERVE_REFUSED_IO, rc);
-    upload_end(d, u);
-    return;
-  }
   u->pending_n = u->len;
   u->off += u->len;
   u->credit -= u->len;

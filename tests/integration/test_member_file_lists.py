@@ -4,7 +4,8 @@
   (connection refused). B, started with --file-lists-from-members, downloads
   the same model: its file list is A's, signed by A, its files hash like
   A's, and its entry (/state, meshctl downloads, the journal) names A as the
-  list's source. C, without the option, fails with an error that names it.
+  list's source, still after B is stopped (SIGTERM) and started again. C,
+  without the option, fails with an error that names it.
 - A member that serves a tampered list (MESHD_TEST_TAMPER_FILE_LISTS, test
   only: a byte changed after signing) is refused and counted, and with no
   other member the download fails saying why.
@@ -90,6 +91,17 @@ class MemberFileLists(meshtest.HubMeshCase):
         self.assertEqual(meshtest.metric_sum(c.metrics(), "meshd_file_lists_from_members_total"),
                          0)
         self.assertEqual(meshtest.metric_sum(a.metrics(), "meshd_file_lists_served_total"), 1)
+
+        # The list's source is kept with the entry: a restart keeps it.
+        self.assertEqual(b.stop(), 0, "B did not stop cleanly")
+        b.start()
+        meshtest.wait_until(lambda: own(b)[0] == "DownloadCompleted", 30, "B's entry after restart")
+        st, state = b.get("/state")
+        self.assertEqual(st, 200)
+        entries = [v for w in state["downloads"][b.node_id()] for v in w.values()]
+        self.assertEqual(len(entries), 1, entries)
+        self.assertEqual(entries[0]["fileListSource"], aid, entries[0])
+        self.assertIn("file list from member", meshctl_downloads(b))
         self.ok = True
 
     def test_tampered_list_refused(self):

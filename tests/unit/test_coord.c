@@ -1661,6 +1661,82 @@ static void test_cmds_requester_restored(void **state)
   tnode_free(&b);
 }
 
+/* The last STORE_PUT drained into t, or NULL. */
+static const mesh_coord_out *last_put(const tnode *t)
+{
+  const mesh_coord_out *o = NULL;
+  for (size_t i = 0; i < t->n; i++)
+    if (t->out[i].kind == MESH_COORD_OUT_STORE_PUT)
+      o = &t->out[i];
+  return o;
+}
+
+/* The member whose file list a download used (the Hub unreachable) stays
+ * with the entry: through the download that follows the space check (the
+ * same run), its completion, the store and a restore. A new run (a resume
+ * after a restart, a retry) lists afresh and clears it, in the store too. */
+static void test_list_source_kept_until_next_run(void **state)
+{
+  (void)state;
+  tnode a, b;
+  tnode_init(&a, 1, 1, NULL);
+  tnode_init(&b, 2, 1, NULL);
+  mesh_coord_cmd own = {.kind = MESH_COORD_CMD_START, .model_id = "org/m"};
+  assert_int_equal(mesh_coord_command(a.c, &own, 0, NULL, NULL, 0), 0);
+  tnode_drain(&a);
+  assert_non_null(tnode_find_action(&a, MESH_COORD_ACT_CHECK_SPACE));
+  tnode_clear(&a);
+  /* The space check's listing took B's list. */
+  mesh_coord_list_from_member(a.c, "org/m", "main", &b.id.id);
+  tnode_drain(&a);
+  const mesh_coord_out *put = last_put(&a);
+  assert_non_null(put);
+  assert_true(put->u.entry.list_by_member);
+  assert_true(mesh_peer_id_eq(&put->u.entry.list_from, &b.id.id));
+  tnode_clear(&a);
+  mesh_coord_space(a.c, "org/m", "main", 10, 1000, 5);
+  mesh_coord_tick(a.c, 10);
+  tnode_drain(&a);
+  assert_non_null(tnode_find_action(&a, MESH_COORD_ACT_DOWNLOAD));
+  mesh_coord_completed(a.c, "org/m", "main", 10, 20);
+  tnode_drain(&a);
+  mesh_coord_entry e;
+  mesh_coord_visit(a.c, 20, visit_entry, &e);
+  assert_int_equal(e.status, MESH_COORD_COMPLETED);
+  assert_true(e.list_by_member);
+  assert_true(mesh_peer_id_eq(&e.list_from, &b.id.id));
+  put = last_put(&a);
+  assert_non_null(put);
+  assert_int_equal(put->u.entry.status, MESH_COORD_COMPLETED);
+  assert_true(put->u.entry.list_by_member);
+
+  /* A restart restores it; the check of the files on disk keeps it. */
+  tnode_restart(&a, 2);
+  assert_int_equal(mesh_coord_restore(a.c, &e, 1, 3, 30), 0);
+  tnode_drain(&a);
+  assert_non_null(tnode_find_action(&a, MESH_COORD_ACT_VERIFY));
+  mesh_coord_entry r;
+  mesh_coord_visit(a.c, 30, visit_entry, &r);
+  assert_true(r.list_by_member);
+  assert_true(mesh_peer_id_eq(&r.list_from, &b.id.id));
+
+  /* A download cut by a restart resumes as a new run (its space check
+   * first): it lists afresh. */
+  tnode_restart(&a, 3);
+  e.status = MESH_COORD_ONGOING;
+  assert_int_equal(mesh_coord_restore(a.c, &e, 1, 4, 40), 0);
+  tnode_clear(&a);
+  tnode_drain(&a);
+  mesh_coord_visit(a.c, 40, visit_entry, &r);
+  assert_false(r.list_by_member);
+  put = last_put(&a);
+  assert_non_null(put);
+  assert_false(put->u.entry.list_by_member);
+  assert_non_null(tnode_find_action(&a, MESH_COORD_ACT_CHECK_SPACE));
+  tnode_free(&a);
+  tnode_free(&b);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1699,6 +1775,7 @@ int main(void)
       cmocka_unit_test(test_cmds_seq_unique_across_epochs),
       cmocka_unit_test(test_cmds_code_clamped_text_escaped),
       cmocka_unit_test(test_cmds_requester_restored),
+      cmocka_unit_test(test_list_source_kept_until_next_run),
       cmocka_unit_test(test_docs_only_from_answered_members),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

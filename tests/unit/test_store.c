@@ -168,6 +168,35 @@ static void test_requester_kept(void **state)
   mesh_store_close(s);
 }
 
+/* The member whose file list an entry's download used is kept, so that
+ * /state names it after a restart; an entry listed by the Hub has none. */
+static void test_list_source_kept(void **state)
+{
+  fixture *f = *state;
+  mesh_store *s;
+  char err[256];
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_coord_out batch[] = {put("org/member", MESH_COORD_COMPLETED, 1),
+                            put("org/hub", MESH_COORD_COMPLETED, 2)};
+  batch[0].u.entry.list_by_member = true;
+  for (size_t i = 0; i < MESH_PEER_ID_LEN; i++)
+    batch[0].u.entry.list_from.b[i] = (uint8_t)(i * 5 + 3);
+  assert_int_equal(mesh_store_apply(s, batch, 2, 1000, 7), 0);
+  mesh_store_close(s);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  mesh_coord_entry *e;
+  size_t n;
+  uint64_t v;
+  assert_int_equal(mesh_store_load(s, &e, &n, &v), 0);
+  assert_int_equal(n, 2);
+  assert_true(e[0].list_by_member);
+  assert_memory_equal(e[0].list_from.b, batch[0].u.entry.list_from.b, MESH_PEER_ID_LEN);
+  assert_false(e[0].by_peer);
+  assert_false(e[1].list_by_member);
+  free(e);
+  mesh_store_close(s);
+}
+
 static void test_migration_from_v1(void **state)
 {
   fixture *f = *state;
@@ -197,6 +226,7 @@ static void test_migration_from_v1(void **state)
   assert_int_equal(mesh_store_load(s, &e, &n, &v), 0);
   assert_int_equal(n, 1);
   assert_string_equal(e[0].model_id, "org/old");
+  assert_false(e[0].list_by_member);
   assert_int_equal(v, 9);
   free(e);
   mesh_store_journal_rec *j;
@@ -506,9 +536,9 @@ static void test_members_kept(void **state)
 
   sqlite3 *db;
   assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(
-      sqlite3_exec(db, "INSERT INTO members (peer, addrs) VALUES ('not-a-peer', 'x')", NULL, NULL, NULL),
-      SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "INSERT INTO members (peer, addrs) VALUES ('not-a-peer', 'x')",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
   sqlite3_close(db);
 
   assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
@@ -556,6 +586,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_fresh_and_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_requester_kept, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_list_source_kept, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
       cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_injected_failures_all_or_nothing, setup, teardown),
