@@ -11,10 +11,10 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import meshtest  # noqa: E402
 
-# The thunderbolt profile: probe every 200 ms, suspicion mult 4, max mult 6.
+# The thunderbolt profile: probe every 200 ms, suspicion mult 3, max mult 8.
 PROBE_INTERVAL = 0.2
-SUSPICION_MULT = 4
-SUSPICION_MAX_MULT = 6
+SUSPICION_MULT = 3
+SUSPICION_MAX_MULT = 8
 
 
 def detection_bound(n):

@@ -98,7 +98,7 @@ static void test_loss_20_percent(void **state)
 static void test_loss_20_percent_with_stalls(void **state)
 {
   size_t n = sim_scaled(32, 12);
-  mesh_time_ms stall = swim_suspicion_timeout(4, n, 1000) - 1000; /* lan: mult 4, 1 s */
+  mesh_time_ms stall = swim_suspicion_timeout(3, n, 1000) - 1000; /* lan: mult 3, 1 s */
   sim *s = start(n, 83);
   sim_set_loss(s, 0.20);
   mesh_rng pick;

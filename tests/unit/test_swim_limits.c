@@ -583,12 +583,15 @@ static void test_member_dead_claim_suspects_first(void **state)
       assert_int_equal(mesh_swim_counters_get(f->s)->deaths_declared, 0);
     } else {
       /* Silence: dead when our suspicion times out (three members in the
-       * view: min = 4 * 1 * 1 s, with no confirmations expected), after a
-       * last-chance ping, and not before. */
+       * view: min = suspicion_mult * 1 * 1 s, with no confirmations
+       * expected), after a last-chance ping, and not before. */
+      mesh_swim_config lan = {.profile = MESH_SWIM_PROFILE_LAN};
+      assert_int_equal(mesh_swim_config_resolve(&lan), 0);
+      mesh_time_ms min = (mesh_time_ms)lan.suspicion_mult * 1000;
       run(f, &r, 0, &now, 60000);
       assert_true(r.dead_at != 0);
-      assert_true(r.dead_at - 1000 >= 4000);
-      assert_true(r.dead_at - 1000 <= 4000 + 1000);
+      assert_true(r.dead_at - 1000 >= min);
+      assert_true(r.dead_at - 1000 <= min + 1000);
       assert_int_equal(r.suspects, 1);
       assert_int_equal(r.sent_dead, 0);
       assert_int_equal(mesh_swim_counters_get(f->s)->deaths_declared, 1);
