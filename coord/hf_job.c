@@ -75,22 +75,15 @@
  * (hf_dl_idle), and every done function of a dead download kicks.
  */
 #include "coord/hf_internal.h"
-#include "src/base/platform.h"
-#include "coord/hf_fs.h"
 #include "src/base/log.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 static const char *job_state_name[] = {"wait",  "open",   "prehash", "xfer",
                                        "retry", "verify", "done"};
