@@ -9,7 +9,7 @@
  *
  * These calls touch the local disk and may block (a slow or network disk);
  * they are bounded (one file or directory each) and run in work functions of
- * the pool (hf_job.c, hf_list.c), never on the event loop. They own nothing:
+ * the pool (hf_work.c, hf_list.c), never on the event loop. They own nothing:
  * descriptors returned belong to the caller.
  */
 #ifndef MESH_COORD_HF_FS_H

@@ -1,7 +1,9 @@
 /*
  * Internals of the Hub client shared by hf_download.c (the client, download
- * states, reports, progress), hf_list.c (the file list) and hf_job.c (file
- * jobs). Not a public header: the API is coord/hf_client.h.
+ * states, reports, progress), hf_list.c (the file list) and the file jobs:
+ * hf_job.c (their states), hf_job_fetch.c (their transfers) and hf_work.c
+ * (their items' work on the pool). Not a public header: the API is
+ * coord/hf_client.h.
  *
  * A download moves QUEUED -> LISTING -> FETCHING -> DEAD (hf_dl_set_state);
  * a file job WAIT -> OPEN -> (PREHASH) -> XFER <-> RETRY -> VERIFY -> DONE.
@@ -136,8 +138,8 @@ typedef struct hf_op {
   mesh_work w;
   hf_job *j;
   hf_op_kind kind;
-  int dirfd;                 /* OPEN: the model directory (the download's) */
-  bool sync;                 /* VERIFY: fdatasync before the rename */
+  int dirfd;                      /* OPEN: the model directory (the download's) */
+  bool sync;                      /* VERIFY: fdatasync before the rename */
   void (*before_sync)(void *arg); /* VERIFY: called before the sync (mesh_hf_options) */
   void *before_sync_arg;
   uint64_t from, to;         /* PREHASH: byte range of the partial to hash */
@@ -407,7 +409,7 @@ bool hf_job_idle(const hf_job *j);
 /* True when nothing of dl is on the pool (it may be freed once DEAD). */
 bool hf_dl_idle(const hf_dl *dl);
 
-/* hf_job.c, for hf_ranged.c */
+/* hf_job.c, hf_job_fetch.c and hf_work.c, for hf_ranged.c */
 void hf_job_submit(hf_job *j, hf_op *o, hf_op_kind kind, mesh_done_fn done);
 bool hf_job_dead(hf_job *j);
 void hf_job_io_fail(hf_job *j, int err, const char *step);
@@ -441,8 +443,26 @@ void hf_wset_flush(hf_job *j, hf_wset *s);
 bool hf_wset_fill(hf_job *j, hf_wset *s, uint64_t at, const void *p, size_t n);
 /* A buffer of the set was written: counts it out. */
 void hf_wset_written(hf_job *j, hf_wset *s, const hf_wbuf *b);
-/* hf_job.c: the work functions of a ranged file's items run there too. */
+/* hf_work.c: the work functions of a ranged file's items run there too. */
 void hf_work_prehash(hf_op *o);
+
+/* hf_job.c, for hf_job_fetch.c: a job's state changes in this one function,
+ * which logs the transition. */
+void hf_job_set_state(hf_job *j, job_state s);
+/* Hands the buffer being filled to the strand. */
+void hf_job_flush(hf_job *j);
+/* hf_job_fetch.c: asks a peer source, or else the Hub, for the rest of the
+ * file. */
+void hf_job_request(hf_job *j);
+/* hf_job_fetch.c: the callbacks of a job's own transfer (hf_xfer's
+ * on_headers, on_body and on_done, on the loop). */
+bool hf_job_on_headers(hf_xfer *x);
+size_t hf_job_on_body(hf_xfer *x, const char *p, size_t n);
+void hf_job_on_done(hf_xfer *x, CURLcode rc);
+/* hf_work.c: the work function of a job's hf_op items and that of its write
+ * buffers (worker threads). */
+void hf_work_op(mesh_work *w);
+void hf_work_write(mesh_work *w);
 
 /* hf_ranged.c: a file fetched in ranges from several sources at once. */
 /* True when f is fetched in ranges with the client's options. */

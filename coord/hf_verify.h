@@ -15,7 +15,7 @@
  * the network limits a download).
  *
  * Nothing here blocks or allocates beyond the digest context. The client
- * hashes file data only in work functions of the pool (hf_job.c): a
+ * hashes file data only in work functions of the pool (hf_work.c): a
  * mesh_hf_hash belongs to one file's strand, so one thread at a time uses it.
  */
 #ifndef MESH_COORD_HF_VERIFY_H

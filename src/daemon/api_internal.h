@@ -1,7 +1,8 @@
 /*
- * What the files of the control API share and nobody else uses: the metrics
- * collector behind mesh_api_metrics and the JSON renderings of the backend's
- * records. Everything here runs on the event loop's thread.
+ * What the files of the control API share and nobody else uses: the server's
+ * state, its answers and handlers, the metrics collector behind
+ * mesh_api_metrics and the JSON renderings of the backend's records.
+ * Everything here runs on the event loop's thread.
  */
 #ifndef MESH_DAEMON_API_INTERNAL_H
 #define MESH_DAEMON_API_INTERNAL_H
@@ -9,6 +10,7 @@
 #include "src/daemon/api.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,7 +157,6 @@ json_t *mesh_api_json_journal_entry(const mesh_api_journal_entry *e);
 const char *mesh_api_member_state_name(mesh_api_member_state s);
 const char *mesh_api_download_status_name(mesh_api_download_status s);
 
-
 /* ---- /state and /downloads rendered on the work pool (api_render.c). */
 
 struct mesh_pool;
@@ -169,9 +170,9 @@ typedef struct mesh_api_renders {
   mesh_api_render_send_fn send; /* the API's */
   mesh_api_render *list;        /* renders under way, owned */
   size_t in_flight;
-  uint64_t rendered;            /* answers rendered */
-  uint64_t on_loop;             /* ... of them on the loop (small) */
-  uint64_t dropped;             /* ... whose client had gone */
+  uint64_t rendered; /* answers rendered */
+  uint64_t on_loop;  /* ... of them on the loop (small) */
+  uint64_t dropped;  /* ... whose client had gone */
 } mesh_api_renders;
 void mesh_api_renders_init(mesh_api_renders *rs, struct mesh_pool *pool,
                            mesh_api_render_send_fn send);
@@ -185,5 +186,97 @@ int mesh_api_render_start(mesh_api_renders *rs, void *api, struct evhttp_request
 void mesh_api_renders_conn_closed(mesh_api_renders *rs, struct evhttp_connection *evcon);
 /* Waits for every render (before the API is freed). */
 void mesh_api_renders_flush(mesh_api_renders *rs);
+
+/* ---- The server (api.c) and what its files share. */
+
+/* Endpoints, as named in meshd_api_requests_total{endpoint=...}. */
+enum api_endpoint {
+  EP_NODE_ID,
+  EP_STATE,
+  EP_MEMBERS,
+  EP_DOWNLOADS,
+  EP_JOURNAL,
+  EP_METRICS,
+  EP_DOWNLOAD_START,
+  EP_DOWNLOAD_DELETE,
+  EP_DOWNLOAD_CANCEL,
+  EP_GC,
+  EP_LEAVE,
+  EP_TRANSPORT_RESET,
+  EP_OTHER,
+  EP_COUNT
+};
+
+/* Endpoint names, indexed by enum api_endpoint (api_answer.c). */
+extern const char *const mesh_api_endpoint_names[EP_COUNT];
+
+/* The statuses the API answers with; counted per endpoint (api_answer.c;
+ * the definition's length must match). */
+#define MESH_API_NSTATUS 12
+extern const int mesh_api_status_codes[MESH_API_NSTATUS];
+
+struct mesh_api {
+  struct event_base *base;                      /* borrowed */
+  struct evhttp *http;                          /* owned */
+  const mesh_api_backend_ops *ops;              /* borrowed */
+  void *ctx;                                    /* borrowed, passed to ops */
+  bool has_token;                               /* requests must carry the token */
+  uint8_t token_hash[crypto_generichash_BYTES]; /* BLAKE2b of the token */
+  char bound[128];                              /* the address bound, for messages */
+  char *unix_path;                              /* owned; removed on free; NULL for TCP */
+  uint64_t counts[EP_COUNT][MESH_API_NSTATUS];  /* answers by endpoint and status */
+  mesh_api_conns conns;                         /* the listener and its connections */
+  mesh_api_guard guard;                         /* what keeps web pages out */
+  mesh_api_renders renders;                     /* /state and /downloads under way */
+  uint64_t refused[MESH_API_REFUSED_COUNT];     /* requests refused by the guard, by reason */
+  uint64_t next_ticket;                         /* last ticket handed out */
+  struct api_pending {
+    uint64_t ticket;            /* 0: free slot */
+    struct evhttp_request *req; /* held open until the answer */
+    enum api_endpoint ep;       /* for counting */
+    char node[MESH_API_NODE_ID_MAX];
+    char model[MESH_API_MODEL_ID_MAX];
+    char revision[MESH_API_REVISION_MAX];
+    struct event *timer;  /* the timeout */
+    struct mesh_api *api; /* back pointer for the callbacks */
+  } pending[MESH_API_MAX_PENDING];
+};
+
+/* Answers (api_answer.c). Each counts itself in api->counts. */
+void mesh_api_send_body(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep, int code,
+                        const char *ctype, const char *body, size_t len);
+/* Sends j (a reference is taken over) as the answer. */
+void mesh_api_send_json(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep, int code,
+                        json_t *j);
+void mesh_api_send_error(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep, int code,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void mesh_api_send_backend_error(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
+                                 int rc, const char *why);
+
+/* Read endpoints (api_reads.c). */
+void mesh_api_handle_node_id(mesh_api *api, struct evhttp_request *req);
+void mesh_api_handle_members(mesh_api *api, struct evhttp_request *req);
+void mesh_api_handle_downloads(mesh_api *api, struct evhttp_request *req);
+void mesh_api_handle_state(mesh_api *api, struct evhttp_request *req);
+void mesh_api_handle_journal(mesh_api *api, struct evhttp_request *req, const char *query);
+void mesh_api_handle_metrics(mesh_api *api, struct evhttp_request *req);
+/* The render's answer (a mesh_api_render_send_fn; arg is the API). */
+void mesh_api_send_rendered(void *arg, struct evhttp_request *req, int ep, int rc, const char *text,
+                            size_t len);
+
+/* Commands (api_commands.c). */
+void mesh_api_handle_command(mesh_api *api, struct evhttp_request *req, enum api_endpoint ep,
+                             const char *delete_rest, const char *query);
+void mesh_api_handle_gc(mesh_api *api, struct evhttp_request *req);
+void mesh_api_handle_leave(mesh_api *api, struct evhttp_request *req);
+void mesh_api_handle_transport_reset(mesh_api *api, struct evhttp_request *req, const char *rest);
+/* Frees p's timer and its slot (the request, if any, is left alone). */
+void mesh_api_pending_release(struct api_pending *p);
+/* The listener's close hook (a mesh_api_conn_closed_fn; arg is the API). */
+void mesh_api_conn_closed(void *arg, struct evhttp_connection *evcon);
+
+/* Routing (api_route.c): evhttp's callback for every request (arg is the
+ * API). */
+void mesh_api_handle_request(struct evhttp_request *req, void *arg);
 
 #endif

@@ -3,9 +3,9 @@
 docs/meshd.1 must describe every option of meshd's option table
 (src/base/cfg_table.c, from which `meshd --help` is generated), every
 command `meshd --help` lists, every endpoint of the control API's routing
-table (src/daemon/api.c) and every status code it can answer with, and the
-files meshd keeps in its home; docs/meshctl.1 every command and option that
-`meshctl --help` lists.
+table (src/daemon/api_route.c) and every status code it can answer with
+(src/daemon/api_answer.c), and the files meshd keeps in its home;
+docs/meshctl.1 every command and option that `meshctl --help` lists.
 """
 
 import os
@@ -55,7 +55,7 @@ class ManPages(unittest.TestCase):
             self.assertRegex(section, r"(?m)^\.B[RI]? %s\b" % re.escape(c), "command %s" % c)
 
     def test_meshd_endpoints_and_codes(self):
-        api = read("src", "daemon", "api.c")
+        api = read("src", "daemon", "api_route.c") + read("src", "daemon", "api_answer.c")
         page = roff_words(read("docs", "meshd.1"))
         section = page.split(".SH CONTROL API", 1)[1].split(".SH ", 1)[0]
         section = re.sub(r"\s+", " ", section)
