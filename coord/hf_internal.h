@@ -416,7 +416,6 @@ void hf_job_io_fail(hf_job *j, int err, const char *step);
 void hf_job_verify(hf_job *j);
 void hf_job_note_source(hf_job *j, const char *label);
 void hf_job_retry(hf_job *j, const char *why);
-void hf_job_finish(hf_job *j);
 /* A transfer of j ended by a write error, an oversized chunk or more bytes
  * than listed: fails the download and says true. */
 bool hf_job_transfer_broke(hf_job *j);
