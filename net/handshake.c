@@ -1,3 +1,5 @@
+/* The authenticated handshake on a new connection: hello, proof of the swarm key and the identity,
+ * the frame cipher, the derived keys (design in net/handshake.h). */
 #include "net/handshake.h"
 
 #include "proto/handshake.pb-c.h"

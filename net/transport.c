@@ -1,3 +1,5 @@
+/* The peer network: transports registered by scheme, which one carries each message, and the
+ * callbacks they share (net/transport.h). */
 #include "net/transport.h"
 
 #include <errno.h>
