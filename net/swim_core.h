@@ -2,8 +2,9 @@
  * The membership core's own state, shared by the files of the protocol:
  * swim_state.c (lifecycle, sending, timers, entry points), swim_records.c
  * (applying records: precedence, claims, this node's own) and swim_probe.c
- * (probing, indirect checks, last chances) and swim_sync.c (push-pull
- * anti-entropy). Nothing outside them includes it.
+ * (probing, indirect checks, last chances), swim_sync.c (push-pull
+ * anti-entropy), swim_members.c (the member table and its transitions) and
+ * swim_query.c (what the caller reads). Nothing outside them includes it.
  */
 #ifndef MESH_NET_SWIM_CORE_H
 #define MESH_NET_SWIM_CORE_H
@@ -163,6 +164,10 @@ static inline mesh_time_ms swim_min_t(mesh_time_ms a, mesh_time_ms b)
 }
 
 int swim_sign_self(mesh_swim *s);
+/* Frees a member and what it holds (net/swim_members.c). */
+void swim_free_member(swim_member *m);
+/* Takes m off the suspect list and frees its suspicion. */
+void swim_susp_remove(mesh_swim *s, swim_member *m);
 
 /* m answered a ping of ours: once per epoch, the view hears of it. */
 void swim_mark_answered(mesh_swim *s, swim_member *m, mesh_time_ms now, mesh_swim_outbox *out);
