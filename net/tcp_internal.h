@@ -148,6 +148,16 @@ void tcp_conn_free(tcp_conn *c);
 void tcp_conn_up(tcp_conn *c);
 /* Moves old's queues into c (a duplicate connection replaced). */
 void tcp_conn_take_queues(tcp_conn *c, tcp_conn *old);
+/* Writes what c's output buffer holds; 0, or a negative errno (c is then
+ * to be closed by the caller). */
+int tcp_conn_flush(tcp_conn *c);
+/* Sends a frame of type (finish, keepalive) with no payload; closes c when
+ * it cannot. */
+void tcp_conn_send_control(tcp_conn *c, uint8_t type);
+
+/* tcp_recv.c */
+/* c's socket is readable (libevent's read callback of c->rev). */
+void tcp_conn_on_read(evutil_socket_t fd, short what, void *arg);
 
 /* tcp.c */
 tcp_conn *tcp_find_up(tcp_state *t, const mesh_peer_id *peer);
