@@ -285,7 +285,9 @@ static int need_model(const mctl_args *a, char **argv)
   return MCTL_USAGE;
 }
 
-static int cmd_download(mctl *c, int argc, char **argv)
+/* download and cancel: one model of a node, a request to the API that
+ * names them, and what was done in words (`verb`). */
+static int download_command(mctl *c, int argc, char **argv, const char *path, const char *verb)
 {
   mctl_args a;
   int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, &a);
@@ -298,31 +300,21 @@ static int cmd_download(mctl *c, int argc, char **argv)
     return rc;
   const char *rev = a.revision != NULL ? a.revision : "main";
   char done[512];
-  snprintf(done, sizeof(done), "download of %s (%s) requested on %s", a.pos[0], rev, node);
+  snprintf(done, sizeof(done), "download of %s (%s) %s on %s", a.pos[0], rev, verb, node);
   return command(
-      c, "/download/start",
+      c, path,
       json_pack("{s:s, s:s, s:s}", "targetNodeId", node, "modelId", a.pos[0], "revision", rev),
       done);
 }
 
+static int cmd_download(mctl *c, int argc, char **argv)
+{
+  return download_command(c, argc, argv, "/download/start", "requested");
+}
+
 static int cmd_cancel(mctl *c, int argc, char **argv)
 {
-  mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, &a);
-  if (rc == MCTL_OK)
-    rc = need_model(&a, argv);
-  char node[128];
-  if (rc == MCTL_OK)
-    rc = target_node(c, &a, node, sizeof(node));
-  if (rc != MCTL_OK)
-    return rc;
-  const char *rev = a.revision != NULL ? a.revision : "main";
-  char done[512];
-  snprintf(done, sizeof(done), "download of %s (%s) cancelled on %s", a.pos[0], rev, node);
-  return command(
-      c, "/download/cancel",
-      json_pack("{s:s, s:s, s:s}", "targetNodeId", node, "modelId", a.pos[0], "revision", rev),
-      done);
+  return download_command(c, argc, argv, "/download/cancel", "cancelled");
 }
 
 /* Percent-encodes everything but RFC 3986's unreserved characters, so the
