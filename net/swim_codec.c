@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,22 @@ static int peer_id_field(const ProtobufCBinaryData *f, mesh_peer_id *out)
 static bool str_ok(const char *s, size_t max)
 {
   return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+/* Packs m into a new buffer (*buf, owned by the caller); -EINVAL when it
+ * would be longer than max. */
+static int pack_new(const ProtobufCMessage *m, size_t max, uint8_t **buf, size_t *len)
+{
+  size_t n = protobuf_c_message_get_packed_size(m);
+  if (n > max)
+    return -EINVAL;
+  uint8_t *b = malloc(n > 0 ? n : 1);
+  if (b == NULL)
+    return -ENOMEM;
+  protobuf_c_message_pack(m, b);
+  *buf = b;
+  *len = n;
+  return 0;
 }
 
 /* ---- Packet ---- */
@@ -339,14 +356,7 @@ int swim_update_encode(const mesh_peer_id *subject, bool accuse, const uint8_t *
   m.sig.data = (uint8_t *)sig;
   m.sig.len = MESH_SIG_LEN;
   m.accuse = accuse;
-  size_t n = mesh__swim__update__get_packed_size(&m);
-  uint8_t *b = malloc(n);
-  if (b == NULL)
-    return -ENOMEM;
-  mesh__swim__update__pack(&m, b);
-  *buf = b;
-  *len = n;
-  return 0;
+  return pack_new(&m.base, SIZE_MAX, buf, len);
 }
 
 int swim_update_decode(const uint8_t *buf, size_t len, swim_update *out)
@@ -419,16 +429,7 @@ int swim_member_body_encode(const mesh_peer_id *id, uint64_t epoch, uint64_t inc
     m.agent = (char *)agent;
   if (host != NULL)
     m.host = (char *)host;
-  size_t n = mesh__swim__member_body__get_packed_size(&m);
-  if (n > MESH_SWIM_MAX_BODY)
-    return -EINVAL;
-  uint8_t *b = malloc(n);
-  if (b == NULL)
-    return -ENOMEM;
-  mesh__swim__member_body__pack(&m, b);
-  *buf = b;
-  *len = n;
-  return 0;
+  return pack_new(&m.base, MESH_SWIM_MAX_BODY, buf, len);
 }
 
 int swim_member_body_decode(const uint8_t *buf, size_t len, swim_member_body *out)
@@ -486,14 +487,7 @@ int swim_accuse_body_encode(const swim_accuse_body *a, uint8_t **buf, size_t *le
   m.epoch = a->epoch;
   m.incarnation = a->incarnation;
   m.dead = a->dead;
-  size_t n = mesh__swim__accuse_body__get_packed_size(&m);
-  uint8_t *b = malloc(n);
-  if (b == NULL)
-    return -ENOMEM;
-  mesh__swim__accuse_body__pack(&m, b);
-  *buf = b;
-  *len = n;
-  return 0;
+  return pack_new(&m.base, SIZE_MAX, buf, len);
 }
 
 int swim_accuse_body_decode(const uint8_t *buf, size_t len, swim_accuse_body *out)
