@@ -166,6 +166,9 @@ static inline mesh_time_ms swim_min_t(mesh_time_ms a, mesh_time_ms b)
 int swim_sign_self(mesh_swim *s);
 /* Frees a member and what it holds (net/swim_members.c). */
 void swim_free_member(swim_member *m);
+/* Queues a view event about m, numbered in the view's sequence. */
+void swim_view_event(mesh_swim *s, const swim_member *m, mesh_view_event_type type,
+                     uint64_t old_epoch, mesh_time_ms now, mesh_swim_outbox *out);
 /* Takes m off the suspect list and frees its suspicion. */
 void swim_susp_remove(mesh_swim *s, swim_member *m);
 

@@ -45,19 +45,27 @@ static void newcomer_add(mesh_swim *s, const swim_member *m)
   s->newcomers[s->n_newcomers++] = (swim_newcomer){.id = m->id, .epoch = m->epoch};
 }
 
+void swim_view_event(mesh_swim *s, const swim_member *m, mesh_view_event_type type,
+                     uint64_t old_epoch, mesh_time_ms now, mesh_swim_outbox *out)
+{
+  /* Numbered before it is queued: an event the outbox cannot hold still
+   * takes its number, so that subscribers see the gap. */
+  mesh_view_event e = {.type = type,
+                       .peer = m->id,
+                       .epoch = m->epoch,
+                       .old_epoch = old_epoch,
+                       .at = now,
+                       .seq = ++s->view_seq};
+  swim_outbox_event(out, &e);
+}
+
 /* m answered a ping of ours: once per epoch, the view hears of it. */
 void swim_mark_answered(mesh_swim *s, swim_member *m, mesh_time_ms now, mesh_swim_outbox *out)
 {
   if (m->answered || !swim_in_view(m->state))
     return;
   m->answered = true;
-  mesh_view_event e = {.type = MESH_VIEW_ANSWERED,
-                       .peer = m->id,
-                       .epoch = m->epoch,
-                       .old_epoch = m->epoch,
-                       .at = now,
-                       .seq = ++s->view_seq};
-  swim_outbox_event(out, &e);
+  swim_view_event(s, m, MESH_VIEW_ANSWERED, m->epoch, now, out);
 }
 
 void swim_transition(mesh_swim *s, swim_member *m, mesh_swim_state st, mesh_view_event_type ev,
@@ -76,17 +84,8 @@ void swim_transition(mesh_swim *s, swim_member *m, mesh_swim_state st, mesh_view
     m->answered = false;
     newcomer_add(s, m);
   }
-  if (ev != 0) {
-    /* Numbered before it is queued: an event the outbox cannot hold still
-     * takes its number, so that subscribers see the gap. */
-    mesh_view_event e = {.type = ev,
-                         .peer = m->id,
-                         .epoch = m->epoch,
-                         .old_epoch = old_epoch,
-                         .at = now,
-                         .seq = ++s->view_seq};
-    swim_outbox_event(out, &e);
-  }
+  if (ev != 0)
+    swim_view_event(s, m, ev, old_epoch, now, out);
 }
 
 int swim_start_suspicion(mesh_swim *s, swim_member *m, const mesh_peer_id *accuser,

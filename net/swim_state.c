@@ -368,13 +368,7 @@ static void reap(mesh_swim *s, mesh_time_ms now, mesh_swim_outbox *out)
   for (size_t i = 0; i < s->n;) {
     swim_member *m = s->m[i];
     if (!swim_in_view(m->state) && now - m->since >= s->cfg.tombstone_ttl_ms) {
-      mesh_view_event e = {.type = MESH_VIEW_REAPED,
-                           .peer = m->id,
-                           .epoch = m->epoch,
-                           .old_epoch = m->epoch,
-                           .at = now,
-                           .seq = ++s->view_seq};
-      swim_outbox_event(out, &e);
+      swim_view_event(s, m, MESH_VIEW_REAPED, m->epoch, now, out);
       size_t cap = s->cfg.reaped_history;
       s->hist[s->hist_head] = (swim_reaped){.id = m->id, .epoch = m->epoch};
       s->hist_head = (s->hist_head + 1) % cap;
