@@ -115,7 +115,7 @@ struct mesh_swim {
   bool news;                /* an update that changed the view was queued since */
   mesh_time_ms
       early_push_pull;   /* push-pull period after joining: doubles up to the configured one */
-  bool pp_waiting;       /* a push-pull of ours waits for its answer ... */
+  bool pp_waiting;       /* our periodic push-pull waits for its answer ... */
   mesh_peer_id pp_asked; /* ... from this member */
   char **seeds;
   size_t n_seeds;

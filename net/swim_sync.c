@@ -371,8 +371,13 @@ static void settled(mesh_swim *s, mesh_time_ms now)
 void swim_push_pull_send(mesh_swim *s, const mesh_peer_id *to, const char *addr,
                          swim_push_pull_mode mode, mesh_swim_outbox *out)
 {
-  s->pp_waiting = true;
-  s->pp_asked = *to;
+  /* Only the periodic round's answer may end the early rounds: the full
+   * exchanges of a join, a reconnect or a new epoch have reasons of their
+   * own to differ. */
+  if (mode == SWIM_PP_DIGEST) {
+    s->pp_waiting = true;
+    s->pp_asked = *to;
+  }
   /* A digest longer than a receiver takes goes in full (a view of more
    * than 32767 members). */
   if (mode == SWIM_PP_DIGEST && addr == NULL && 1 + 2 * s->n <= MESH_SWIM_MAX_DIGEST)
