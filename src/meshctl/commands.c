@@ -285,17 +285,25 @@ static int need_model(const mctl_args *a, char **argv)
   return MCTL_USAGE;
 }
 
+/* The arguments of a command about one model on one node (download,
+ * cancel, delete): the model ID, --node (or this node) and --revision. */
+static int model_on_node(mctl *c, int argc, char **argv, mctl_args *a, char *node, size_t cap)
+{
+  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, a);
+  if (rc == MCTL_OK)
+    rc = need_model(a, argv);
+  if (rc == MCTL_OK)
+    rc = target_node(c, a, node, cap);
+  return rc;
+}
+
 /* download and cancel: one model of a node, a request to the API that
  * names them, and what was done in words (`verb`). */
 static int download_command(mctl *c, int argc, char **argv, const char *path, const char *verb)
 {
   mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, &a);
-  if (rc == MCTL_OK)
-    rc = need_model(&a, argv);
   char node[128];
-  if (rc == MCTL_OK)
-    rc = target_node(c, &a, node, sizeof(node));
+  int rc = model_on_node(c, argc, argv, &a, node, sizeof(node));
   if (rc != MCTL_OK)
     return rc;
   const char *rev = a.revision != NULL ? a.revision : "main";
@@ -341,12 +349,8 @@ static void url_encode(const char *s, char *out, size_t len)
 static int cmd_delete(mctl *c, int argc, char **argv)
 {
   mctl_args a;
-  int rc = mctl_parse_args(c, argc, argv, MCTL_OPT_NODE | MCTL_OPT_REV, 1, &a);
-  if (rc == MCTL_OK)
-    rc = need_model(&a, argv);
   char node[128];
-  if (rc == MCTL_OK)
-    rc = target_node(c, &a, node, sizeof(node));
+  int rc = model_on_node(c, argc, argv, &a, node, sizeof(node));
   if (rc != MCTL_OK)
     return rc;
   /* Only the named revision's entry and directory go; others stay. */
