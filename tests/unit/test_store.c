@@ -140,26 +140,35 @@ static void test_fresh_and_reopen(void **state)
   mesh_store_close(s);
 }
 
+/* Applies batch to a new store, closes it and opens it again: what a
+ * restart finds (*e and the returned store are the caller's to free). */
+static mesh_store *apply_and_reload(fixture *f, mesh_coord_out *batch, size_t n_batch,
+                                    mesh_coord_entry **e, size_t *n)
+{
+  mesh_store *s;
+  char err[256];
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  assert_int_equal(mesh_store_apply(s, batch, n_batch, 1000, 7), 0);
+  mesh_store_close(s);
+  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
+  uint64_t v;
+  assert_int_equal(mesh_store_load(s, e, n, &v), 0);
+  return s;
+}
+
 /* The node whose command made an entry is kept, so that its quota still
  * holds after a restart; the operator's entries have none. */
 static void test_requester_kept(void **state)
 {
   fixture *f = *state;
-  mesh_store *s;
-  char err[256];
-  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
   mesh_coord_out batch[] = {put("org/peer", MESH_COORD_PENDING, 1),
                             put("org/op", MESH_COORD_PENDING, 2)};
   batch[0].u.entry.by_peer = true;
   for (size_t i = 0; i < MESH_PEER_ID_LEN; i++)
     batch[0].u.entry.requester.b[i] = (uint8_t)(i * 7 + 1);
-  assert_int_equal(mesh_store_apply(s, batch, 2, 1000, 7), 0);
-  mesh_store_close(s);
-  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
   mesh_coord_entry *e;
   size_t n;
-  uint64_t v;
-  assert_int_equal(mesh_store_load(s, &e, &n, &v), 0);
+  mesh_store *s = apply_and_reload(f, batch, 2, &e, &n);
   assert_int_equal(n, 2);
   assert_true(e[0].by_peer);
   assert_memory_equal(e[0].requester.b, batch[0].u.entry.requester.b, MESH_PEER_ID_LEN);
@@ -173,21 +182,14 @@ static void test_requester_kept(void **state)
 static void test_list_source_kept(void **state)
 {
   fixture *f = *state;
-  mesh_store *s;
-  char err[256];
-  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
   mesh_coord_out batch[] = {put("org/member", MESH_COORD_COMPLETED, 1),
                             put("org/hub", MESH_COORD_COMPLETED, 2)};
   batch[0].u.entry.list_by_member = true;
   for (size_t i = 0; i < MESH_PEER_ID_LEN; i++)
     batch[0].u.entry.list_from.b[i] = (uint8_t)(i * 5 + 3);
-  assert_int_equal(mesh_store_apply(s, batch, 2, 1000, 7), 0);
-  mesh_store_close(s);
-  assert_int_equal(mesh_store_open(f->path, &default_set, &s, err, sizeof err), 0);
   mesh_coord_entry *e;
   size_t n;
-  uint64_t v;
-  assert_int_equal(mesh_store_load(s, &e, &n, &v), 0);
+  mesh_store *s = apply_and_reload(f, batch, 2, &e, &n);
   assert_int_equal(n, 2);
   assert_true(e[0].list_by_member);
   assert_memory_equal(e[0].list_from.b, batch[0].u.entry.list_from.b, MESH_PEER_ID_LEN);
