@@ -230,14 +230,16 @@ size_t mesh_frame_wire_size(size_t len)
 int mesh_frame_seal(mesh_frame_dir *tx, const mesh_frame *f, uint8_t *out, size_t cap,
                     size_t *out_len)
 {
-  size_t wire = mesh_frame_wire_size(f->len);
-  if (f->len > (size_t)INT_MAX - MESH_FRAME_OVERHEAD)
+  if (f->len > (size_t)INT_MAX - MESH_FRAME_OVERHEAD ||
+      f->head_len > (size_t)INT_MAX - MESH_FRAME_OVERHEAD - f->len)
     return -EMSGSIZE;
+  size_t body = f->head_len + f->len;
+  size_t wire = mesh_frame_wire_size(body);
   if (cap < wire)
     return -ENOSPC;
   uint8_t nonce[MESH_FRAME_NONCE];
   make_nonce(nonce, tx->counter);
-  size_t plen = MESH_FRAME_INNER + f->len;
+  size_t plen = MESH_FRAME_INNER + body;
   EVP_CIPHER_CTX *ctx;
   aead_path path = choose(tx, true, plen, nonce, &ctx);
   if (path == PATH_UNAVAILABLE)
@@ -249,7 +251,9 @@ int mesh_frame_seal(mesh_frame_dir *tx, const mesh_frame *f, uint8_t *out, size_
    * OpenSSL's ChaCha20-Poly1305 runs a third slower when a message comes
    * in pieces (the 8-byte header, then the payload) than a copy costs. */
   if (f->len > 0)
-    memmove(pt + MESH_FRAME_INNER, f->payload, f->len);
+    memmove(pt + MESH_FRAME_INNER + f->head_len, f->payload, f->len);
+  if (f->head_len > 0)
+    memcpy(pt + MESH_FRAME_INNER, f->head, f->head_len);
   pt[0] = f->type;
   pt[1] = f->channel;
   pt[2] = f->cls;
@@ -313,9 +317,8 @@ int mesh_frame_open(mesh_frame_dir *rx, uint8_t *buf, size_t len, mesh_frame *ou
   int n;
   if (path == PATH_SODIUM) {
     int rc = rx->cipher == MESH_FRAME_AES_256_GCM
-                 ? crypto_aead_aes256gcm_decrypt_detached_afternm(ct, NULL, ct, clen, ct + clen,
-                                                                  buf, MESH_FRAME_PREFIX, nonce,
-                                                                  aes_state(rx))
+                 ? crypto_aead_aes256gcm_decrypt_detached_afternm(
+                       ct, NULL, ct, clen, ct + clen, buf, MESH_FRAME_PREFIX, nonce, aes_state(rx))
                  : crypto_aead_chacha20poly1305_ietf_decrypt_detached(
                        ct, NULL, ct, clen, ct + clen, buf, MESH_FRAME_PREFIX, nonce, subkey(rx));
     if (rc != 0)

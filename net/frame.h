@@ -111,7 +111,10 @@ typedef struct mesh_frame_dir {
   _Alignas(16) uint8_t aes_state[MESH_FRAME_AES_STATE]; /* AES: small-frame key schedule */
 } mesh_frame_dir;
 
-/* A frame's plaintext. payload points into the caller's buffer. */
+/* A frame's plaintext. payload points into the caller's buffer. A sender
+ * may put head_len bytes at head ahead of the payload: they are sealed as
+ * its first bytes (the receiver sees one payload of head_len + len bytes),
+ * which saves the caller a copy to join them. mesh_frame_open sets no head. */
 typedef struct mesh_frame {
   uint8_t type;
   uint8_t channel;
@@ -120,13 +123,16 @@ typedef struct mesh_frame {
   uint32_t total;         /* message length (first chunk) */
   const uint8_t *payload; /* borrowed */
   size_t len;
+  const uint8_t *head; /* borrowed; never inside the seal's out */
+  size_t head_len;
 } mesh_frame;
 
 /* Wire size of a frame carrying len payload bytes. */
 size_t mesh_frame_wire_size(size_t len);
 
 /*
- * Encrypts f into out (cap bytes, at least mesh_frame_wire_size(f->len))
+ * Encrypts f into out (cap bytes, at least mesh_frame_wire_size(f->head_len
+ * + f->len))
  * with tx's key, cipher and counter, then advances the counter. *out_len receives the
  * wire size. f->payload may lie anywhere, also inside out. -ENOSPC when out is too small, -EMSGSIZE
  * when the payload does not fit the length field, -EIO when the cipher failed (no

@@ -78,10 +78,10 @@
 #define MESH_RDMA_DEPTH_MAX 1024                /* most receives a peer may claim */
 #define MESH_RDMA_ATTR_MAX 128                  /* longest encoded attributes */
 /* Defaults of the device layer (within the Apple limits above). */
-#define MESH_RDMA_BUF_DEFAULT 65536                  /* receive buffer (and frame) size */
-#define MESH_RDMA_DEPTH_DEFAULT 32                   /* receives posted per queue pair */
-#define MESH_RDMA_SEND_DEPTH 16                      /* sends in flight per queue pair */
-#define MESH_RDMA_MAX_QPS MESH_RDMA_APPLE_MAX_QPS    /* queue pairs per node */
+#define MESH_RDMA_BUF_DEFAULT 65536               /* receive buffer (and frame) size */
+#define MESH_RDMA_DEPTH_DEFAULT 32                /* receives posted per queue pair */
+#define MESH_RDMA_SEND_DEPTH 16                   /* sends in flight per queue pair */
+#define MESH_RDMA_MAX_QPS MESH_RDMA_APPLE_MAX_QPS /* queue pairs per node */
 /* Frames older than this many counters below the newest are refused. */
 #define MESH_RDMA_WINDOW 64
 
@@ -267,6 +267,12 @@ int mesh_rdma_qp_reset(mesh_rdma_qp *qp);
  * -ENOBUFS all send buffers in flight; -ENOTCONN not connected; -EIO the
  * post failed (the qp is then failed: the error handler is not called). */
 int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len);
+/* The same in two steps, for a sender that builds the frame in place (no
+ * copy): the next send buffer and its size (the agreed frame size), valid
+ * until the next post; then post the first len bytes written there. The
+ * errors are mesh_rdma_qp_send's. */
+int mesh_rdma_qp_send_slot(mesh_rdma_qp *qp, uint8_t **buf, size_t *cap);
+int mesh_rdma_qp_post(mesh_rdma_qp *qp, size_t len);
 /* Whether a send would be taken now: connected, not failed, a send buffer
  * free. */
 bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp);
@@ -371,8 +377,8 @@ typedef struct mesh_rdma_stats {
   uint64_t bulk_waits;           /* sends refused for credit (-EAGAIN) */
   uint64_t bulk_bad;             /* sequenced messages or frames refused (malformed, other link) */
   uint64_t bulk_test_drops;      /* frames not posted by the test hook */
-  uint64_t paths_up;         /* gauge: peers whose datagrams go over RDMA */
-  uint64_t qps_open;         /* gauge: queue pairs open */
+  uint64_t paths_up;             /* gauge: peers whose datagrams go over RDMA */
+  uint64_t qps_open;             /* gauge: queue pairs open */
 } mesh_rdma_stats;
 
 /* The RDMA stats of net; -ENOENT when no RDMA transport is attached. */

@@ -15,6 +15,13 @@
  * and the frame cipher the TCP handshake agreed; a TCP message of the
  * channel names its link by a tag derived from the sender's key, so one of
  * an older link of the same peer is refused, never taken as this one's.
+ *
+ * Bulk frames never start the busy-poll of net/rdma_poll.c: nothing waits
+ * on one frame's round trip, the completion channel wakes the loop for
+ * their completions, and spinning beside a transfer only takes CPU from the
+ * transfer (and its sealing, writing and hashing). A frame's header is
+ * sealed ahead of its bytes straight into the send buffer (mesh_frame's
+ * head), so the bytes are copied once on their way out.
  */
 #include "net/rdma_internal.h"
 
@@ -126,7 +133,6 @@ void rdma_bulk_pump(rstate *s, rpeer *p, bool progress, bool notify)
   uint64_t seq;
   size_t off, total, n;
   const uint8_t *data;
-  bool posted = false;
   while (mesh_rbulk_tx_frame(&p->btx, &seq, &off, &total, &data, &n)) {
     if (!bulk_rdma_usable(s, p)) {
       /* The path went away under messages given to it: they and all after
@@ -136,15 +142,17 @@ void rdma_bulk_pump(rstate *s, rpeer *p, bool progress, bool notify)
     }
     if (mesh_rdma_qp_send_free(p->qp) <= bulk_send_reserve(p->qp))
       break; /* the next send completion brings us back */
-    mesh_rbulk_put_frame_hdr(s->bulk_plain, seq, (uint32_t)off);
-    memcpy(s->bulk_plain + MESH_RBULK_FRAME_HDR, data, n);
+    uint8_t hdr[MESH_RBULK_FRAME_HDR];
+    mesh_rbulk_put_frame_hdr(hdr, seq, (uint32_t)off);
     mesh_frame f = {.type = MESH_FRAME_DATA,
                     .channel = MESH_CH_BULK,
                     .cls = MESH_CLASS_STREAM,
                     .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
                     .total = (uint32_t)total,
-                    .payload = s->bulk_plain,
-                    .len = n + MESH_RBULK_FRAME_HDR};
+                    .head = hdr,
+                    .head_len = sizeof hdr,
+                    .payload = data,
+                    .len = n};
     if (s->cfg.bulk_lose(s->cfg.bulk_lose_arg)) {
       s->stats.bulk_test_drops++; /* as if UC had lost it on the way */
     } else {
@@ -160,7 +168,7 @@ void rdma_bulk_pump(rstate *s, rpeer *p, bool progress, bool notify)
     mesh_rbulk_tx_frame_sent(&p->btx, now);
     s->stats.bulk_frames_sent++;
     s->stats.bulk_bytes_sent += n;
-    posted = progress = true;
+    progress = true;
   }
   const uint8_t *msg;
   while (mesh_rbulk_tx_tcp(&p->btx, &seq, &msg, &n)) {
@@ -178,8 +186,6 @@ void rdma_bulk_pump(rstate *s, rpeer *p, bool progress, bool notify)
   }
   bulk_sync_stats(s, p);
   s->bulk_pumping = false;
-  if (posted)
-    rdma_spin_kick(s); /* their send completions free the buffers for the next */
   if (notify && progress && p->bulk_want_writable) {
     p->bulk_want_writable = false;
     mesh_peer_id peer = p->peer;
@@ -222,7 +228,6 @@ void rdma_bulk_frame(rstate *s, rpeer *p, const mesh_frame *f)
   uint32_t off;
   mesh_rbulk_get_frame_hdr(f->payload, &seq, &off);
   s->stats.bulk_frames_received++;
-  rdma_spin_kick(s);
   const uint8_t *m;
   size_t ml;
   switch (mesh_rbulk_rx_frame(&p->brx, seq, off, f->total, f->payload + MESH_RBULK_FRAME_HDR,

@@ -87,11 +87,8 @@ typedef struct rstate {
   uint64_t budget_start_us; /* start of the current budget second */
   uint64_t budget_used_us;  /* busy-polled within it */
   rpeer *peers;             /* cfg.dev.max_qps slots */
-  uint8_t *wire;            /* sealing buffer: one frame */
-  size_t wire_cap;
-  uint8_t *bulk_plain; /* a bulk frame's plaintext: header and bytes (wire_cap) */
-  uint8_t *bulk_tcp;   /* a MESH_CH_BULK_SEQ message (frame_max + BULK_TCP_HDR) */
-  bool bulk_pumping;   /* inside rdma_bulk_pump: TCP's writable callback must not re-enter */
+  uint8_t *bulk_tcp;        /* a MESH_CH_BULK_SEQ message (frame_max + BULK_TCP_HDR) */
+  bool bulk_pumping;        /* inside rdma_bulk_pump: TCP's writable callback must not re-enter */
 } rstate;
 
 /* A MESH_CH_BULK_SEQ message's header: kind, seq, and the sender's link tag. */

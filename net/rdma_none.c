@@ -131,6 +131,21 @@ int mesh_rdma_qp_send(mesh_rdma_qp *qp, const uint8_t *buf, size_t len)
   return -ENOTCONN;
 }
 
+int mesh_rdma_qp_send_slot(mesh_rdma_qp *qp, uint8_t **buf, size_t *cap)
+{
+  (void)qp;
+  *buf = NULL;
+  *cap = 0;
+  return -ENOTCONN;
+}
+
+int mesh_rdma_qp_post(mesh_rdma_qp *qp, size_t len)
+{
+  (void)qp;
+  (void)len;
+  return -ENOTCONN;
+}
+
 bool mesh_rdma_qp_can_send(const mesh_rdma_qp *qp)
 {
   (void)qp;

@@ -118,11 +118,16 @@ rpeer *rdma_find_peer(const rstate *s, const mesh_peer_id *peer)
 
 int rdma_send_frame(rstate *s, rpeer *p, const mesh_frame *f)
 {
-  size_t n;
-  int rc = mesh_rdma_link_seal(&p->link, f, s->wire, s->wire_cap, &n);
+  /* Sealed straight into the registered send buffer: no copy after it. */
+  uint8_t *slot;
+  size_t cap, n;
+  int rc = mesh_rdma_qp_send_slot(p->qp, &slot, &cap);
   if (rc != 0)
     return rc;
-  rc = mesh_rdma_qp_send(p->qp, s->wire, n);
+  rc = mesh_rdma_link_seal(&p->link, f, slot, cap, &n);
+  if (rc != 0)
+    return rc == -ENOSPC ? -EMSGSIZE : rc;
+  rc = mesh_rdma_qp_post(p->qp, n);
   if (rc == 0) {
     s->c->frames_sent++;
     s->c->bytes_sent += n;

@@ -2,7 +2,8 @@
  * Completions of the RDMA transport: the completion channel, and busy-polling
  * the completion queue while datagrams flow.
  *
- * Adaptive completion polling: a datagram sent or received over RDMA makes
+ * Adaptive completion polling: a datagram (not a bulk frame) sent or
+ * received over RDMA makes
  * the completion queue "hot" for poll_us; while hot, the loop busy-polls it
  * in slices (a zero-delay timer between slices lets every other event run)
  * instead of sleeping until the completion channel wakes it, which on an

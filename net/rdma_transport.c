@@ -90,8 +90,6 @@ static void rdma_fini(void *state)
   mesh_rdma_dev_close(s->dev);
   sodium_memzero(&s->psk, sizeof s->psk);
   free(s->peers);
-  free(s->wire);
-  free(s->bulk_plain);
   free(s->bulk_tcp);
   free(s);
 }
@@ -115,9 +113,6 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
   s->frame_max = opt->frame_max;
   s->pending_ttl = 3 * opt->handshake_timeout_ms;
   s->dev = pending.dev;
-  s->wire_cap = s->cfg.dev.buf_size;
-  s->wire = malloc(s->wire_cap);
-  s->bulk_plain = malloc(s->wire_cap);
   s->bulk_tcp = malloc(s->frame_max + BULK_TCP_HDR);
   s->peers = calloc((size_t)s->cfg.dev.max_qps, sizeof *s->peers);
   s->cq_ev = event_new(opt->base, mesh_rdma_dev_fd(s->dev), EV_READ | EV_PERSIST, rdma_on_cq, s);
@@ -125,9 +120,9 @@ static int rdma_init(mesh_net *net, const mesh_net_options *opt, mesh_transport_
       event_new(opt->base, mesh_rdma_dev_async_fd(s->dev), EV_READ | EV_PERSIST, rdma_on_cq, s);
   s->tick = evtimer_new(opt->base, rdma_on_tick, s);
   s->spin_ev = evtimer_new(opt->base, rdma_on_spin, s);
-  if (s->wire == NULL || s->bulk_plain == NULL || s->bulk_tcp == NULL || s->peers == NULL ||
-      s->cq_ev == NULL || s->async_ev == NULL || s->tick == NULL || s->spin_ev == NULL ||
-      event_add(s->cq_ev, NULL) != 0 || event_add(s->async_ev, NULL) != 0) {
+  if (s->bulk_tcp == NULL || s->peers == NULL || s->cq_ev == NULL || s->async_ev == NULL ||
+      s->tick == NULL || s->spin_ev == NULL || event_add(s->cq_ev, NULL) != 0 ||
+      event_add(s->async_ev, NULL) != 0) {
     s->dev = NULL; /* the caller still owns it */
     rdma_fini(s);
     return -ENOMEM;

@@ -582,7 +582,18 @@ int mesh_rdma_qp_repoint(mesh_rdma_qp *q, uint32_t qpn, uint32_t psn)
   return mesh_rdma_qp_reset(q);
 }
 
-int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
+int mesh_rdma_qp_send_slot(mesh_rdma_qp *q, uint8_t **buf, size_t *cap)
+{
+  if (!q->connected || q->failed)
+    return -ENOTCONN;
+  if (q->inflight == q->send_depth)
+    return -ENOBUFS;
+  *buf = send_buf(q, (q->send_first + q->inflight) % q->send_depth);
+  *cap = q->max_frame;
+  return 0;
+}
+
+int mesh_rdma_qp_post(mesh_rdma_qp *q, size_t len)
 {
   if (!q->connected || q->failed)
     return -ENOTCONN;
@@ -593,7 +604,6 @@ int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
   uint32_t i = (q->send_first + q->inflight) % q->send_depth;
   uint32_t every = q->send_depth / 2 > 0 ? q->send_depth / 2 : 1;
   bool signal = q->unsignaled + 1 >= every || q->inflight + 1 == q->send_depth;
-  memcpy(send_buf(q, i), buf, len);
   struct ibv_sge sge = {
       .addr = (uintptr_t)send_buf(q, i),
       .length = (uint32_t)len,
@@ -615,6 +625,19 @@ int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
   q->inflight++;
   q->unsignaled = signal ? 0 : q->unsignaled + 1;
   return 0;
+}
+
+int mesh_rdma_qp_send(mesh_rdma_qp *q, const uint8_t *buf, size_t len)
+{
+  uint8_t *slot;
+  size_t cap;
+  int rc = mesh_rdma_qp_send_slot(q, &slot, &cap);
+  if (rc != 0)
+    return rc;
+  if (len > cap)
+    return -EMSGSIZE;
+  memcpy(slot, buf, len);
+  return mesh_rdma_qp_post(q, len);
 }
 
 bool mesh_rdma_qp_can_send(const mesh_rdma_qp *q)

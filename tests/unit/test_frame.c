@@ -404,6 +404,58 @@ static void test_reassembly(void **state)
   mesh_frame_reasm_free(&r);
 }
 
+/* A head sealed ahead of the payload gives the very frame the joined bytes
+ * give (the wire is the same: the receiver cannot tell), on both ciphers,
+ * on the small-frame and the large-frame paths, also with the payload
+ * already in place in the output; and it counts against the room. */
+static void test_head_seals_as_joined(void **state)
+{
+  (void)state;
+  static uint8_t joined[70000], a[70100], b[70100];
+  randombytes_buf(joined, sizeof joined);
+  const size_t sizes[] = {1, 100, 4096, 65536};
+  for (int c = 0; c < MESH_FRAME_CIPHER_COUNT; c++) {
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      size_t n = sizes[i], hl = 12;
+      mesh_frame_dir t1, t2, rx;
+      pair(&t1, &rx);
+      t1.cipher = rx.cipher = (uint8_t)c;
+      t1.counter = rx.counter = 7;
+      t2 = t1;
+      mesh_frame whole = {.type = MESH_FRAME_DATA,
+                          .channel = 3,
+                          .cls = 1,
+                          .flags = MESH_FRAME_FIRST | MESH_FRAME_LAST,
+                          .total = (uint32_t)(hl + n),
+                          .payload = joined,
+                          .len = hl + n};
+      size_t la, lb;
+      assert_int_equal(mesh_frame_seal(&t1, &whole, a, sizeof a, &la), 0);
+      mesh_frame split = whole;
+      split.head = joined;
+      split.head_len = hl;
+      split.len = n;
+      /* The payload already where the seal puts it. */
+      uint8_t *in_place = b + MESH_FRAME_PREFIX + MESH_FRAME_INNER + hl;
+      memcpy(in_place, joined + hl, n);
+      split.payload = in_place;
+      assert_int_equal(mesh_frame_seal(&t2, &split, b, sizeof b, &lb), 0);
+      assert_int_equal(la, mesh_frame_wire_size(hl + n));
+      assert_int_equal(lb, la);
+      assert_memory_equal(a, b, la);
+      mesh_frame f;
+      assert_int_equal(mesh_frame_open(&rx, b, lb, &f), 0);
+      assert_int_equal(f.len, hl + n);
+      assert_memory_equal(f.payload, joined, hl + n);
+      assert_null(f.head);
+      assert_int_equal(f.head_len, 0);
+      /* One byte short of room for head and payload. */
+      split.payload = joined + hl;
+      assert_int_equal(mesh_frame_seal(&t2, &split, b, la - 1, &lb), -ENOSPC);
+    }
+  }
+}
+
 int main(void)
 {
   if (sodium_init() < 0)
@@ -421,6 +473,7 @@ int main(void)
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_bad_type_refused),
       cmocka_unit_test(test_reassembly),
+      cmocka_unit_test(test_head_seals_as_joined),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
