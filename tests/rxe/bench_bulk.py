@@ -3,13 +3,26 @@ two meshd peers with bulk over RDMA and over TCP, and perftest's
 ib_send_bw -c UC between the same two rxe devices, in one run. Prints one
 figure line each and the ratios. A benchmark: exits 0 when it measured.
 
+The VM's two CPUs are busy through a meshd transfer, so its speed is set by
+the CPU time each byte costs. Besides the speeds it prints that cost (the
+whole VM's busy CPU time per MB), the kernel CPU time per MB of
+ib_send_bw's run (rxe's own work: its user time is busy-polling), and a
+ceiling: the speed of a peer that does nothing but rxe's work plus what
+meshd must do to every byte and ib_send_bw does not (read it from the
+file, seal and open it, hash it against the Hub's SHA-256, write it), at
+the speeds measured in this VM, with both CPUs busy all the time.
+
 Node 1 (--rdma-bulk on) downloads from the stand-in Hub; node 2 then
-downloads from node 1 (bulk over RDMA). Node 1 leaves, and node 3
+downloads from node 1 (bulk over RDMA), deletes its copy and downloads it
+again, once a round, each round followed by ib_send_bw and the per-byte
+cost measures (MESH_BENCH_BULK_ROUNDS, 3). Node 1 leaves, and node 3
 (--rdma-bulk on, so it takes RDMA frames) downloads from node 2, which runs
 with --rdma-bulk off: the same bytes over TCP on the same links.
 """
+import hashlib
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +38,50 @@ TIMINGS = ["--profile", "thunderbolt", "--probe-interval", "400ms", "--probe-tim
 MODEL = "acme/bench"
 WEIGHTS = 2
 SIZE = int(os.environ.get("MESH_BENCH_BULK_MB", "32")) * 1024 * 1024
+ROUNDS = int(os.environ.get("MESH_BENCH_BULK_ROUNDS", "3"))
+
+
+def cpu_ticks():
+    """(busy, kernel) CPU ticks of the whole VM so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal, system + irq + softirq)
+
+
+def cpu_seconds_since(t0):
+    hz = os.sysconf("SC_CLK_TCK")
+    t1 = cpu_ticks()
+    return (t1[0] - t0[0]) / hz, (t1[1] - t0[1]) / hz
+
+
+def sha256_speed():
+    """MB hashed per CPU second with SHA-256 (OpenSSL's, as meshd's
+    verification uses), in slices of 1 MiB."""
+    data = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    t0 = time.process_time()
+    for _ in range(32):
+        h.update(data)
+    return 32 * len(data) / 1e6 / (time.process_time() - t0)
+
+
+def file_io_speed(folder):
+    """MB written to a file and read back per CPU second, in 1 MiB calls
+    (what the serving peer's read and the downloader's write cost)."""
+    data = os.urandom(1 << 20)
+    path = os.path.join(folder, "io-probe")
+    t0 = time.process_time()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for i in range(32):
+            os.pwrite(fd, data, i << 20)
+        for i in range(32):
+            os.pread(fd, 1 << 20, i << 20)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return 32 * len(data) / 1e6 / (time.process_time() - t0)
 
 
 def counter(node, name):
@@ -41,15 +98,18 @@ def download(node, timeout=600):
     return time.monotonic() - t0
 
 
+IB_SIZE = 65536
+IB_ITERS = 2000
+
+
 def ib_send_bw():
     """MB/s of ib_send_bw -c UC, 64 KiB messages, rxe1 -> rxe2."""
-    srv = subprocess.Popen(["ib_send_bw", "-c", "UC", "-d", "rxe1", "-x", "1", "-s", "65536",
-                            "-n", "2000", "-p", "18515"], stdout=subprocess.PIPE,
+    args = ["-c", "UC", "-x", "1", "-s", str(IB_SIZE), "-n", str(IB_ITERS), "-p", "18515"]
+    srv = subprocess.Popen(["ib_send_bw", "-d", "rxe1"] + args, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     time.sleep(1)  # ib_send_bw's client does not retry its connection
-    out = subprocess.run(["ib_send_bw", "-c", "UC", "-d", "rxe2", "-x", "1", "-s", "65536",
-                          "-n", "2000", "-p", "18515", "10.88.0.1"], capture_output=True,
-                         text=True, timeout=300).stdout
+    out = subprocess.run(["ib_send_bw", "-d", "rxe2"] + args + ["10.88.0.1"],
+                         capture_output=True, text=True, timeout=300).stdout
     srv.wait(timeout=60)
     # The result line: bytes, iterations, BW peak, BW average (MB/s), rate.
     for line in out.splitlines():
@@ -102,8 +162,61 @@ def main():
         download(n1)
         meshtest.wait_until(lambda: any(x == "DownloadCompleted" for x, _ in
                                         meshtest.downloads_of(n2, n1.node_id())), 30, "n1's entry")
-        t_rdma = download(n2)
-        rdma_bytes = counter(n1, "meshd_rdma_bulk_bytes_sent_total")
+        total = WEIGHTS * SIZE
+        ratios, of_ceiling = [], []
+        rdma_bytes = 0.0
+        for r in range(1, ROUNDS + 1):
+            # This machine's speed drifts from one minute to the next: each
+            # round measures meshd, ib_send_bw and the per-byte costs
+            # together, and the ratios are taken within the round.
+            sent0 = counter(n1, "meshd_rdma_bulk_bytes_sent_total")
+            c0 = cpu_ticks()
+            t_rdma = download(n2)
+            rdma_cpu, _ = cpu_seconds_since(c0)
+            rdma_bytes = counter(n1, "meshd_rdma_bulk_bytes_sent_total") - sent0
+            rdma_mbs = total / t_rdma / 1e6
+            print(f"figure: round {r} bulk_rdma model {total} B in {t_rdma:.2f} s = "
+                  f"{rdma_mbs:.1f} MB/s (bytes over RDMA frames {rdma_bytes:.0f})")
+            if r < ROUNDS:
+                st, body = n2.delete(f"/download/{n2.node_id()}/{MODEL}")
+                assert st == 200, body
+                meshtest.wait_until(lambda: not meshtest.downloads_of(n2, n2.node_id()), 60,
+                                    "n2's copy deleted")
+            c0 = cpu_ticks()
+            bw = ib_send_bw()
+            _, rxe_cpu = cpu_seconds_since(c0)
+            if not bw:
+                print(f"figure: round {r} ib_send_bw gave no result")
+                continue
+            ratios.append(rdma_mbs / bw)
+            print(f"figure: round {r} ib_send_bw -c UC 64 KiB = {bw:.1f} MB/s; "
+                  f"meshd bulk over RDMA / ib_send_bw = {rdma_mbs / bw:.2f}")
+            rxe_per_mb = rxe_cpu / (IB_ITERS * IB_SIZE / 1e6)
+            print(f"figure: round {r} CPU per MB moved: meshd over RDMA "
+                  f"{rdma_cpu / (total / 1e6) * 1000:.1f} ms (the whole VM, busy); "
+                  f"ib_send_bw's kernel (rxe) {rxe_per_mb * 1000:.1f} ms")
+            cipher, name = cipher_speed()
+            sha = sha256_speed()
+            io = file_io_speed(root)
+            if not cipher:
+                continue
+            ncpu = os.cpu_count() or 1
+            ceiling = ncpu / (rxe_per_mb + 1 / cipher + 1 / sha + 1 / io)
+            of_ceiling.append(rdma_mbs / ceiling)
+            print(f"figure: round {r} per CPU second in this VM: frame cipher {name} "
+                  f"{cipher:.1f} MB sealed and opened (64 KiB frames), SHA-256 {sha:.1f} MB, "
+                  f"a file written and read back {io:.1f} MB")
+            print(f"figure: round {r} ceiling on {ncpu} CPUs (rxe's work, seal and open, "
+                  f"SHA-256, file read and write, nothing else) = {ceiling:.1f} MB/s = "
+                  f"{ceiling / bw:.2f} x ib_send_bw; meshd bulk over RDMA / ceiling = "
+                  f"{rdma_mbs / ceiling:.2f}")
+        if ratios:
+            print(f"figure: median over {len(ratios)} rounds: meshd bulk over RDMA / "
+                  f"ib_send_bw = {statistics.median(ratios):.2f}")
+        if of_ceiling:
+            print(f"figure: median over {len(of_ceiling)} rounds: meshd bulk over RDMA / "
+                  f"ceiling = {statistics.median(of_ceiling):.2f}")
+        # The same bytes over TCP: n3 takes them from n2 (bulk off).
         id1 = n1.node_id()
         n1.stop()
         nodes.remove(n1)
@@ -114,27 +227,10 @@ def main():
                                         meshtest.downloads_of(n3, n2.node_id())), 30, "n2's entry")
         t_tcp = download(n3)
         tcp_rdma_bytes = counter(n2, "meshd_rdma_bulk_bytes_sent_total")
-        total = WEIGHTS * SIZE
-        rdma_mbs, tcp_mbs = total / t_rdma / 1e6, total / t_tcp / 1e6
-        print(f"figure: bulk_rdma model {total} B in {t_rdma:.2f} s = {rdma_mbs:.1f} MB/s "
-              f"(bytes over RDMA frames {rdma_bytes:.0f})")
+        tcp_mbs = total / t_tcp / 1e6
         print(f"figure: bulk_tcp  model {total} B in {t_tcp:.2f} s = {tcp_mbs:.1f} MB/s "
-              f"(bytes over RDMA frames {tcp_rdma_bytes:.0f})")
-        print(f"figure: ratio rdma/tcp = {rdma_mbs / tcp_mbs:.2f}")
-        for n in nodes:
-            n.kill9()
-        nodes.clear()
-        bw = ib_send_bw()
-        if bw:
-            print(f"figure: ib_send_bw -c UC 64 KiB = {bw:.1f} MB/s; "
-                  f"meshd bulk over RDMA / ib_send_bw = {rdma_mbs / bw:.2f}")
-        else:
-            print("figure: ib_send_bw gave no result")
-        cipher, name = cipher_speed()
-        if cipher:
-            print(f"figure: frame cipher {name} in this VM, 64 KiB frames: {cipher:.1f} MB "
-                  f"sealed and opened per CPU second; meshd bulk over RDMA / that = "
-                  f"{rdma_mbs / cipher:.2f}")
+              f"(bytes over RDMA frames {tcp_rdma_bytes:.0f}); last round's rdma/tcp = "
+              f"{rdma_mbs / tcp_mbs:.2f}")
     finally:
         for n in nodes:
             n.kill9()
