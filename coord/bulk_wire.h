@@ -28,6 +28,13 @@
 #define MESH_BULK_VERSION 1
 /* Largest chunk payload: a coordinator message waits behind at most one. */
 #define MESH_BULK_CHUNK_MAX ((size_t)256 << 10)
+/* The chunk a source sends: 1 KiB under the largest, so that a chunk's
+ * message (its fields take under 64 bytes) fills whole RDMA bulk frames of
+ * 16, 32 and 64 KiB: four frames of 64 KiB, where a whole quarter MiB took
+ * a fifth frame for its last few hundred bytes. With 8 and 4 KiB frames
+ * the last of 33 or 65 frames is part-filled. Receivers take any size up
+ * to MESH_BULK_CHUNK_MAX. */
+#define MESH_BULK_CHUNK_SEND ((size_t)255 << 10)
 /* Largest credit a downloader may grant at once (bytes in flight). */
 #define MESH_BULK_CREDIT_MAX ((uint64_t)64 << 20)
 #define MESH_BULK_REASON_MAX 127

@@ -278,8 +278,8 @@ static void upload_work(mesh_work *w)
   }
   u->d->hooks->before_chunk_read(u->d->hooks->arg);
   size_t want = (size_t)(u->end - u->off);
-  if (want > MESH_BULK_CHUNK_MAX)
-    want = MESH_BULK_CHUNK_MAX;
+  if (want > MESH_BULK_CHUNK_SEND)
+    want = MESH_BULK_CHUNK_SEND;
   if (want > u->credit)
     want = (size_t)u->credit;
   uint8_t *data = u->list ? u->blob + u->off : u->buf;

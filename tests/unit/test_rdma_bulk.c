@@ -4,6 +4,8 @@
  * a clock the test moves, must deliver every message once and in order
  * whatever frames are lost, and keep the credit and the path order.
  */
+#include "coord/bulk_wire.h"
+#include "net/frame.h"
 #include "net/rdma_bulk.h"
 
 #include <errno.h>
@@ -299,13 +301,44 @@ static void test_headers(void **state)
   assert_int_equal(mesh_rbulk_get_tcp_hdr(t, sizeof t, &kind, &seq), -EBADMSG);
 }
 
+/* A source's chunk, with the largest id and offset, fills whole bulk frames
+ * of 16, 32 and 64 KiB, and leaves at most one part-filled frame at 4 and
+ * 8 KiB (coord/bulk_wire.h's MESH_BULK_CHUNK_SEND). */
+static void test_chunk_fills_whole_frames(void **state)
+{
+  (void)state;
+  static uint8_t data[MESH_BULK_CHUNK_SEND];
+  mesh_bulk_msg m = {.kind = MESH_BULK_CHUNK,
+                     .id = UINT64_MAX,
+                     .offset = UINT64_MAX - MESH_BULK_CHUNK_SEND,
+                     .data = data,
+                     .data_len = sizeof data};
+  uint8_t *enc;
+  size_t len;
+  assert_int_equal(mesh_bulk_encode(&m, &enc, &len), 0);
+  free(enc);
+  assert_true(len - sizeof data < 64);
+  const struct {
+    size_t frame, frames;
+  } fit[] = {{65536, 4}, {32768, 8}, {16384, 16}, {8192, 33}, {4096, 65}};
+  for (size_t i = 0; i < sizeof fit / sizeof fit[0]; i++) {
+    size_t room = fit[i].frame - mesh_frame_wire_size(MESH_RBULK_FRAME_HDR);
+    assert_int_equal((len + room - 1) / room, fit[i].frames);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lossless_all_over_rdma), cmocka_unit_test(test_gap_falls_back_to_tcp),
-      cmocka_unit_test(test_tail_loss_times_out),    cmocka_unit_test(test_heavy_loss_still_exact),
-      cmocka_unit_test(test_credit_and_oversize),    cmocka_unit_test(test_path_down_uses_tcp),
-      cmocka_unit_test(test_receiver_rules),         cmocka_unit_test(test_headers),
+      cmocka_unit_test(test_chunk_fills_whole_frames),
+      cmocka_unit_test(test_lossless_all_over_rdma),
+      cmocka_unit_test(test_gap_falls_back_to_tcp),
+      cmocka_unit_test(test_tail_loss_times_out),
+      cmocka_unit_test(test_heavy_loss_still_exact),
+      cmocka_unit_test(test_credit_and_oversize),
+      cmocka_unit_test(test_path_down_uses_tcp),
+      cmocka_unit_test(test_receiver_rules),
+      cmocka_unit_test(test_headers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
