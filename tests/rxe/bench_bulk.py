@@ -100,14 +100,32 @@ def download(node, timeout=600):
 
 IB_SIZE = 65536
 IB_ITERS = 2000
+IB_PORT = 18515
+
+
+def listening(port):
+    """Whether a TCP socket listens on port (any address), from /proc."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
 
 
 def ib_send_bw():
     """MB/s of ib_send_bw -c UC, 64 KiB messages, rxe1 -> rxe2."""
-    args = ["-c", "UC", "-x", "1", "-s", str(IB_SIZE), "-n", str(IB_ITERS), "-p", "18515"]
+    args = ["-c", "UC", "-x", "1", "-s", str(IB_SIZE), "-n", str(IB_ITERS), "-p", str(IB_PORT)]
     srv = subprocess.Popen(["ib_send_bw", "-d", "rxe1"] + args, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
-    time.sleep(1)  # ib_send_bw's client does not retry its connection
+    # ib_send_bw's client does not retry its connection: wait for the
+    # server's listening socket first.
+    meshtest.wait_until(lambda: listening(IB_PORT) or srv.poll() is not None, 60,
+                        "ib_send_bw's server listening")
     out = subprocess.run(["ib_send_bw", "-d", "rxe2"] + args + ["10.88.0.1"],
                          capture_output=True, text=True, timeout=300).stdout
     srv.wait(timeout=60)
