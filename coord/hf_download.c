@@ -146,8 +146,23 @@ void hf_dl_complete(hf_dl *dl)
 {
   mesh_hf_progress p = hf_progress_of(dl);
   dl->c->counters.completed++;
-  LOG_INFO("hf", "download %" PRIu64 " %s@%s completed: %u files, %" PRIu64 " bytes", dl->id,
-           dl->repo, dl->revision, p.files_total, p.total_bytes);
+  mesh_time_ms now = mesh_clock_now_ms();
+  uint64_t took = now > dl->started_ms ? now - dl->started_ms : 0;
+  if (dl->net_bytes > 0) {
+    /* The transfer itself: from the first byte received to the last. */
+    uint64_t span = dl->last_byte_ms > dl->first_byte_ms ? dl->last_byte_ms - dl->first_byte_ms : 0;
+    LOG_INFO("hf",
+             "download %" PRIu64 " %s@%s completed: %u files, %" PRIu64 " bytes in %" PRIu64
+             " ms; %" PRIu64 " bytes received (%" PRIu64 " from peers) in %" PRIu64
+             " ms from the first to the last",
+             dl->id, dl->repo, dl->revision, p.files_total, p.total_bytes, took, dl->net_bytes,
+             dl->peer_bytes, span);
+  } else {
+    LOG_INFO("hf",
+             "download %" PRIu64 " %s@%s completed: %u files, %" PRIu64 " bytes in %" PRIu64
+             " ms; nothing to receive",
+             dl->id, dl->repo, dl->revision, p.files_total, p.total_bytes, took);
+  }
   hf_dl_stop(dl);
   hf_emit(dl, MESH_HF_REPORT_COMPLETED, &p, 0, NULL);
 }
@@ -375,6 +390,7 @@ int mesh_hf_start(mesh_hf_client *c, const mesh_hf_request *req, uint64_t *id)
     return -ENOMEM;
   dl->c = c;
   dl->dirfd = -1;
+  dl->started_ms = mesh_clock_now_ms();
   dl->user = req->user;
   dl->max_bytes = req->max_bytes;
   dl->list_only = req->list_only;

@@ -311,17 +311,20 @@ struct hf_dl {
   bool list_wait;         /* the Hub is unreachable: a member's list is asked for */
   mesh_hf_tree tree;
 
-  hf_dop dop;          /* the directory item, at most one submitted */
-  uint64_t present;    /* survey: bytes on disk so far */
-  bool finishing;      /* every file is in: the manifest item runs, then COMPLETED */
-  hf_job *jobs;        /* one per file of tree */
-  size_t next_job;     /* first job never begun */
-  int active_jobs;     /* begun and not done */
-  uint32_t files_done; /* verified and in place */
-  uint64_t done_bytes; /* in place plus in partial files */
-  uint64_t net_bytes;  /* received in this run */
-  uint64_t hub_bytes;  /* of net_bytes, from the Hub */
-  uint64_t peer_bytes; /* of net_bytes, from peer sources */
+  hf_dop dop;                 /* the directory item, at most one submitted */
+  uint64_t present;           /* survey: bytes on disk so far */
+  bool finishing;             /* every file is in: the manifest item runs, then COMPLETED */
+  hf_job *jobs;               /* one per file of tree */
+  size_t next_job;            /* first job never begun */
+  int active_jobs;            /* begun and not done */
+  uint32_t files_done;        /* verified and in place */
+  uint64_t done_bytes;        /* in place plus in partial files */
+  uint64_t net_bytes;         /* received in this run */
+  uint64_t hub_bytes;         /* of net_bytes, from the Hub */
+  uint64_t peer_bytes;        /* of net_bytes, from peer sources */
+  mesh_time_ms started_ms;    /* when this run started */
+  mesh_time_ms first_byte_ms; /* when its first byte came (0: none yet) */
+  mesh_time_ms last_byte_ms;  /* when its latest byte came */
   char sources[HF_DL_SOURCES_MAX][HF_LABEL_MAX]; /* peer sources bytes came from */
   int n_sources;
 

@@ -63,6 +63,11 @@ void hf_job_took(hf_job *j, size_t n)
   j->have += n;
   j->dl->done_bytes += n;
   j->dl->net_bytes += n;
+  if (n > 0) {
+    j->dl->last_byte_ms = mesh_clock_now_ms();
+    if (j->dl->first_byte_ms == 0)
+      j->dl->first_byte_ms = j->dl->last_byte_ms;
+  }
   c->counters.buffered_bytes += n;
   if (c->counters.buffered_bytes > c->counters.buffered_peak)
     c->counters.buffered_peak = c->counters.buffered_bytes;

@@ -73,6 +73,15 @@ class PeerDownloads(meshtest.HubMeshCase):
             self.assertEqual(e["sources"]["hub"]["inBytes"], 0, e)
             self.assertGreaterEqual(e["sources"]["peers"]["inBytes"], WEIGHTS * SIZE, e)
             self.assertEqual(src_bytes(n, "hub"), 0)
+            # The log says how long the download and its transfer took.
+            done = [d for d in meshtest.completed_downloads(n) if d["model"] == MODEL]
+            self.assertEqual(len(done), 1, done)
+            d = done[0]
+            self.assertEqual(d["bytes"], e["total"]["inBytes"], d)
+            self.assertGreaterEqual(d["from_peers"], WEIGHTS * SIZE, d)
+            self.assertEqual(d["received"], d["from_peers"], d)
+            self.assertLessEqual(d["span_ms"], d["ms"], d)
+            self.assertGreater(d["span_ms"], 0, d)
         served = meshtest.metric_sum(a.metrics(), "meshd_upload_bytes_total")
         self.assertGreaterEqual(served, 2 * WEIGHTS * SIZE)
         print(f"figure: hub_weight_requests_after_first_copy = {weight_requests(self.hub)}")

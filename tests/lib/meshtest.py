@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import sys
 import shutil
 import signal
@@ -459,6 +460,27 @@ def start_download(node, model, target=None, revision="main"):
 def own_completed(node):
     """Whether node's first own entry is completed."""
     return first_entry(node, node.node_id())[0] == "DownloadCompleted"
+
+
+COMPLETED_LOG = re.compile(
+    r"download \d+ (?P<model>\S+)@(?P<rev>\S+) completed: (?P<files>\d+) files, "
+    r"(?P<bytes>\d+) bytes in (?P<ms>\d+) ms; (?:(?P<received>\d+) bytes received "
+    r"\((?P<from_peers>\d+) from peers\) in (?P<span_ms>\d+) ms from the first to the last"
+    r"|nothing to receive)")
+
+
+def completed_downloads(node):
+    """The downloads node's log says completed, oldest first: dicts of the
+    line's fields as ints (model and rev as text; received, from_peers and
+    span_ms None when nothing was received)."""
+    out = []
+    with open(node.log_path, errors="replace") as f:
+        for line in f:
+            m = COMPLETED_LOG.search(line)
+            if m:
+                out.append({k: (v if k in ("model", "rev") or v is None else int(v))
+                            for k, v in m.groupdict().items()})
+    return out
 
 
 class HubMeshCase(unittest.TestCase):
