@@ -51,8 +51,9 @@ typedef enum mesh_bulk_kind {
 
 /*
  * One message. For encoding the caller fills it (data borrowed); a decoded
- * one owns nothing but `priv` (the unpacked message data points into):
- * release it with mesh_bulk_msg_clear.
+ * one owns nothing but `priv` (the unpacked message): release it with
+ * mesh_bulk_msg_clear. A decoded chunk's data points into the buffer given
+ * to the decoder or into priv: use it while both live.
  */
 typedef struct mesh_bulk_msg {
   mesh_bulk_kind kind;
@@ -64,7 +65,7 @@ typedef struct mesh_bulk_msg {
   uint64_t length;     /* REQUEST: bytes wanted */
   uint64_t credit;     /* REQUEST: initial credit; CREDIT: more bytes */
   bool file_list;      /* REQUEST: the source's signed file list, not a file */
-  const uint8_t *data; /* CHUNK: borrowed (encode) or into priv (decode) */
+  const uint8_t *data; /* CHUNK: borrowed (encode); into buf or priv (decode) */
   size_t data_len;
   int32_t code; /* END: 0 or a negative errno in [-4095, -1] */
   char reason[MESH_BULK_REASON_MAX + 1];
@@ -77,6 +78,9 @@ int mesh_bulk_encode(const mesh_bulk_msg *m, uint8_t **out, size_t *len);
 /* Decodes len bytes of buf (borrowed) into *m. 0, or -EBADMSG for anything
  * malformed or out of bounds (m holds nothing to clear then), -ENOMEM. */
 int mesh_bulk_decode(const uint8_t *buf, size_t len, mesh_bulk_msg *m);
+/* The same without the chunk's in-place reading: every message through
+ * libprotobuf-c (tests compare the two). */
+int mesh_bulk_decode_general(const uint8_t *buf, size_t len, mesh_bulk_msg *m);
 /* Frees what a decode left in m. */
 void mesh_bulk_msg_clear(mesh_bulk_msg *m);
 const char *mesh_bulk_kind_name(mesh_bulk_kind k);
