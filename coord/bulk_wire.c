@@ -90,8 +90,9 @@ int mesh_bulk_encode(const mesh_bulk_msg *m, uint8_t **out, size_t *len)
     bm.credit = &cr;
     break;
   case MESH_BULK_CHUNK:
-    if (m->data_len == 0 || m->data_len > MESH_BULK_CHUNK_MAX || m->data == NULL)
-      return -EINVAL;
+    if (m->data_len == 0 || m->data_len > MESH_BULK_CHUNK_MAX || m->data == NULL ||
+        m->offset > UINT64_MAX - m->data_len)
+      return -EINVAL; /* the decoder would refuse it */
     mesh__bulk__bulk_chunk__init(&ck);
     ck.id = m->id;
     ck.offset = m->offset;
@@ -142,6 +143,50 @@ static bool copy_str(char *dst, size_t cap, const char *src)
     return false;
   memcpy(dst, src, n + 1);
   return true;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+size_t mesh_bulk_chunk_header(uint64_t id, uint64_t offset, size_t n, uint8_t *hdr)
+{
+  if (id == 0 || n == 0 || n > MESH_BULK_CHUNK_MAX || offset > UINT64_MAX - n)
+    return 0;
+  /* The chunk: id, the offset unless 0 (proto3 leaves it out), the data. */
+  size_t body =
+      1 + varint_len(id) + (offset != 0 ? 1 + varint_len(offset) : 0) + 1 + varint_len(n) + n;
+  size_t h = 0;
+  hdr[h++] = 0x08; /* version */
+  hdr[h++] = MESH_BULK_VERSION;
+  hdr[h++] = 0x22; /* chunk */
+  h += put_varint(hdr + h, body);
+  hdr[h++] = 0x08;
+  h += put_varint(hdr + h, id);
+  if (offset != 0) {
+    hdr[h++] = 0x10;
+    h += put_varint(hdr + h, offset);
+  }
+  hdr[h++] = 0x1a;
+  h += put_varint(hdr + h, n);
+  return h;
 }
 
 /* A varint of at most 10 bytes whose value fits 64 bits, at *p (end: one

@@ -75,6 +75,15 @@ typedef struct mesh_bulk_msg {
 /* Encodes m into a malloc'ed buffer (*out, the caller's to free). 0,
  * -EINVAL (a field out of bounds: nothing encoded) or -ENOMEM. */
 int mesh_bulk_encode(const mesh_bulk_msg *m, uint8_t **out, size_t *len);
+/* Longest part of a chunk's message ahead of its data. */
+#define MESH_BULK_CHUNK_HDR_MAX 40
+/* Writes into hdr (MESH_BULK_CHUNK_HDR_MAX bytes) what mesh_bulk_encode
+ * puts ahead of a chunk's data, so that a source can read the data into
+ * place after it rather than copy it into a new message: the header and
+ * the n data bytes that follow it are the message. Returns the header's
+ * length; 0 when id or n is 0, n is above MESH_BULK_CHUNK_MAX or
+ * offset + n overflows (what encode refuses). */
+size_t mesh_bulk_chunk_header(uint64_t id, uint64_t offset, size_t n, uint8_t *hdr);
 /* Decodes len bytes of buf (borrowed) into *m. 0, or -EBADMSG for anything
  * malformed or out of bounds (m holds nothing to clear then), -ENOMEM. */
 int mesh_bulk_decode(const uint8_t *buf, size_t len, mesh_bulk_msg *m);

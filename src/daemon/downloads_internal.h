@@ -234,15 +234,16 @@ typedef struct upload {
   uint64_t off, end;    /* next byte to read, one past the last asked */
   uint64_t credit;      /* bytes the requester lets us send now (the worker's while busy) */
   uint64_t credit_more; /* credit that arrived while an item ran (the loop's) */
-  uint8_t *buf;         /* MESH_BULK_CHUNK_MAX bytes, owned */
+  uint8_t *buf;         /* MESH_BULK_CHUNK_HDR_MAX + MESH_BULK_CHUNK_MAX bytes, owned */
   size_t len;           /* READ result */
   int err;              /* result: negative errno */
   bool corrupted;       /* READ result: a test hook changed the chunk (chunk_out) */
   /* The encoded chunk: made by READ on the worker (the loop copies no file
    * bytes), then the loop's until the queue takes it (it may refuse it,
    * -EAGAIN, and take it later). Owned. */
-  uint8_t *pending;
+  uint8_t *pending; /* the next message: in buf, or its own (pending_owned) */
   size_t pending_len;
+  bool pending_owned;
   uint64_t pending_n;       /* its payload bytes */
   bool cancelled;           /* the requester cancelled while an item ran */
   mesh_time_ms last_credit; /* when credit last arrived (a silent requester is dropped) */

@@ -282,13 +282,15 @@ static void upload_work(mesh_work *w)
     want = MESH_BULK_CHUNK_SEND;
   if (want > u->credit)
     want = (size_t)u->credit;
-  uint8_t *data = u->list ? u->blob + u->off : u->buf;
+  /* A file's bytes are read into buf after room for the message's header,
+   * which is then written just ahead of them: the message, with no copy. */
+  uint8_t *data = u->list ? u->blob + u->off : u->buf + MESH_BULK_CHUNK_HDR_MAX;
   if (u->list) {
     u->len = want;
   } else {
     size_t got = 0;
     while (got < want) {
-      ssize_t n = pread(u->fd, u->buf + got, want - got, (off_t)(u->off + got));
+      ssize_t n = pread(u->fd, data + got, want - got, (off_t)(u->off + got));
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0) {
@@ -303,9 +305,32 @@ static void upload_work(mesh_work *w)
   u->corrupted = u->len > 0 && u->d->hooks->chunk_out(u->d->hooks->arg, data, u->len);
   /* Encoded here, not on the loop: a chunk is a quarter MiB, and the loop
    * already seals every byte it sends. */
+  if (!u->list) {
+    uint8_t hdr[MESH_BULK_CHUNK_HDR_MAX];
+    size_t hl = mesh_bulk_chunk_header(u->id, u->off, u->len, hdr);
+    if (hl == 0) {
+      u->err = -EINVAL;
+      return;
+    }
+    memcpy(data - hl, hdr, hl);
+    u->pending = data - hl;
+    u->pending_len = hl + u->len;
+    u->pending_owned = false;
+    return;
+  }
   mesh_bulk_msg m = {
       .kind = MESH_BULK_CHUNK, .id = u->id, .offset = u->off, .data = data, .data_len = u->len};
   u->err = mesh_bulk_encode(&m, &u->pending, &u->pending_len);
+  u->pending_owned = true;
+}
+
+/* Lets go of u->pending (the upload's buffer, or a message of its own). */
+static void pending_drop(upload *u)
+{
+  if (u->pending_owned)
+    free(u->pending);
+  u->pending = NULL;
+  u->pending_owned = false;
 }
 
 /* ---- the loop's side ------------------------------------------------------ */
@@ -314,7 +339,7 @@ static void upload_end(mesh_downloads *d, upload *u)
 {
   if (u->fd >= 0)
     close(u->fd); /* a regular file opened for reading: nothing to flush */
-  free(u->pending);
+  pending_drop(u);
   free(u->blob);
   uint8_t *buf = u->buf;
   memset(u, 0, sizeof *u);
@@ -350,8 +375,7 @@ static bool upload_send_pending(mesh_downloads *d, upload *u)
   int rc = net_send(d, &u->peer, u->pending, u->pending_len);
   if (rc == -EAGAIN)
     return false;
-  free(u->pending);
-  u->pending = NULL;
+  pending_drop(u);
   if (rc != 0) {
     upload_end(d, u); /* no connection: the requester goes elsewhere */
     return false;
@@ -599,7 +623,7 @@ int dl_serve_init(mesh_downloads *d, bool serve, int max_uploads)
     return -ENOMEM;
   for (int i = 0; i < d->max_uploads; i++) {
     d->uploads[i].fd = -1;
-    d->uploads[i].buf = malloc(MESH_BULK_CHUNK_MAX);
+    d->uploads[i].buf = malloc(MESH_BULK_CHUNK_HDR_MAX + MESH_BULK_CHUNK_MAX);
     if (d->uploads[i].buf == NULL)
       return -ENOMEM;
   }

@@ -293,9 +293,57 @@ static void test_chunk_read_in_place(void **state)
   free(buf);
 }
 
+/* The header a source writes ahead of the data it read in place, with the
+ * data, is byte for byte the message mesh_bulk_encode makes; and it is
+ * refused where encode refuses. */
+static void test_chunk_header_is_the_encoding(void **state)
+{
+  (void)state;
+  static uint8_t data[MESH_BULK_CHUNK_MAX];
+  static uint8_t msg[MESH_BULK_CHUNK_HDR_MAX + MESH_BULK_CHUNK_MAX];
+  for (size_t i = 0; i < sizeof data; i++)
+    data[i] = (uint8_t)(i * 13 + 1);
+  const struct {
+    uint64_t id, offset;
+    size_t n;
+  } cases[] = {{1, 0, 1},
+               {127, 127, 127},
+               {128, 128, 128},
+               {5, 0, 65536},
+               {UINT64_MAX, UINT64_MAX - MESH_BULK_CHUNK_MAX, MESH_BULK_CHUNK_MAX},
+               {300, 1ull << 40, MESH_BULK_CHUNK_SEND}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    mesh_bulk_msg c = {.kind = MESH_BULK_CHUNK,
+                       .id = cases[k].id,
+                       .offset = cases[k].offset,
+                       .data = data,
+                       .data_len = cases[k].n};
+    uint8_t *enc;
+    size_t len;
+    assert_int_equal(mesh_bulk_encode(&c, &enc, &len), 0);
+    size_t hl = mesh_bulk_chunk_header(cases[k].id, cases[k].offset, cases[k].n, msg);
+    assert_true(hl > 0 && hl <= MESH_BULK_CHUNK_HDR_MAX);
+    memcpy(msg + hl, data, cases[k].n);
+    assert_int_equal(hl + cases[k].n, len);
+    assert_memory_equal(msg, enc, len);
+    free(enc);
+  }
+  uint8_t hdr[MESH_BULK_CHUNK_HDR_MAX];
+  assert_int_equal(mesh_bulk_chunk_header(0, 0, 10, hdr), 0);
+  assert_int_equal(mesh_bulk_chunk_header(1, 0, 0, hdr), 0);
+  assert_int_equal(mesh_bulk_chunk_header(1, 0, MESH_BULK_CHUNK_MAX + 1, hdr), 0);
+  assert_int_equal(mesh_bulk_chunk_header(1, UINT64_MAX, 1, hdr), 0);
+  mesh_bulk_msg past = {
+      .kind = MESH_BULK_CHUNK, .id = 1, .offset = UINT64_MAX, .data = data, .data_len = 1};
+  uint8_t *enc;
+  size_t len;
+  assert_int_equal(mesh_bulk_encode(&past, &enc, &len), -EINVAL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_chunk_header_is_the_encoding),
       cmocka_unit_test(test_chunk_read_in_place),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_paths_refused),
