@@ -166,6 +166,17 @@ static void test_bounds_refused(void **state)
   assert_int_equal(mesh_bulk_decode((const uint8_t *)"\xff\xff", 2, &d), -EBADMSG);
 }
 
+/* mesh_bulk_encode of a chunk of n bytes of data, which must succeed. */
+static uint8_t *encode_chunk(uint64_t id, uint64_t offset, const uint8_t *data, size_t n,
+                             size_t *len)
+{
+  mesh_bulk_msg c = {
+      .kind = MESH_BULK_CHUNK, .id = id, .offset = offset, .data = data, .data_len = n};
+  uint8_t *buf;
+  assert_int_equal(mesh_bulk_encode(&c, &buf, len), 0);
+  return buf;
+}
+
 /* Both decoders give the same answer: the return code, and every field. */
 static void same_answer(const uint8_t *buf, size_t len)
 {
@@ -206,14 +217,8 @@ static void test_chunk_read_in_place(void **state)
                {UINT64_MAX, UINT64_MAX - MESH_BULK_CHUNK_SEND, MESH_BULK_CHUNK_SEND},
                {9, 1ull << 40, MESH_BULK_CHUNK_MAX}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    mesh_bulk_msg c = {.kind = MESH_BULK_CHUNK,
-                       .id = cases[k].id,
-                       .offset = cases[k].offset,
-                       .data = data,
-                       .data_len = cases[k].n};
-    uint8_t *buf;
     size_t len;
-    assert_int_equal(mesh_bulk_encode(&c, &buf, &len), 0);
+    uint8_t *buf = encode_chunk(cases[k].id, cases[k].offset, data, cases[k].n, &len);
     mesh_bulk_msg d;
     assert_int_equal(mesh_bulk_decode(buf, len, &d), 0);
     assert_null(d.priv);
@@ -313,14 +318,8 @@ static void test_chunk_header_is_the_encoding(void **state)
                {UINT64_MAX, UINT64_MAX - MESH_BULK_CHUNK_MAX, MESH_BULK_CHUNK_MAX},
                {300, 1ull << 40, MESH_BULK_CHUNK_SEND}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    mesh_bulk_msg c = {.kind = MESH_BULK_CHUNK,
-                       .id = cases[k].id,
-                       .offset = cases[k].offset,
-                       .data = data,
-                       .data_len = cases[k].n};
-    uint8_t *enc;
     size_t len;
-    assert_int_equal(mesh_bulk_encode(&c, &enc, &len), 0);
+    uint8_t *enc = encode_chunk(cases[k].id, cases[k].offset, data, cases[k].n, &len);
     size_t hl = mesh_bulk_chunk_header(cases[k].id, cases[k].offset, cases[k].n, msg);
     assert_true(hl > 0 && hl <= MESH_BULK_CHUNK_HDR_MAX);
     memcpy(msg + hl, data, cases[k].n);
