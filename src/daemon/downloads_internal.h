@@ -234,7 +234,7 @@ typedef struct upload {
   uint64_t off, end;    /* next byte to read, one past the last asked */
   uint64_t credit;      /* bytes the requester lets us send now (the worker's while busy) */
   uint64_t credit_more; /* credit that arrived while an item ran (the loop's) */
-  uint8_t *buf;         /* MESH_BULK_CHUNK_HDR_MAX + MESH_BULK_CHUNK_MAX bytes, owned */
+  uint8_t *buf;         /* a chunk's message (downloads_serve.c), owned */
   size_t len;           /* READ result */
   int err;              /* result: negative errno */
   bool corrupted;       /* READ result: a test hook changed the chunk (chunk_out) */

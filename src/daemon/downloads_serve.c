@@ -44,6 +44,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Where a chunk's bytes are read in an upload's buffer: room for the
+ * message's header ahead of them, and a cache line's alignment for the
+ * kernel's copy into them (a misaligned one is slower). */
+#define UPLOAD_DATA_AT 64
+_Static_assert(UPLOAD_DATA_AT >= MESH_BULK_CHUNK_HDR_MAX, "room for a chunk's header");
+
 /* A requester that grants no credit for this long is dropped. */
 #define UPLOAD_IDLE_MS 30000
 
@@ -284,7 +290,7 @@ static void upload_work(mesh_work *w)
     want = (size_t)u->credit;
   /* A file's bytes are read into buf after room for the message's header,
    * which is then written just ahead of them: the message, with no copy. */
-  uint8_t *data = u->list ? u->blob + u->off : u->buf + MESH_BULK_CHUNK_HDR_MAX;
+  uint8_t *data = u->list ? u->blob + u->off : u->buf + UPLOAD_DATA_AT;
   if (u->list) {
     u->len = want;
   } else {
@@ -623,7 +629,10 @@ int dl_serve_init(mesh_downloads *d, bool serve, int max_uploads)
     return -ENOMEM;
   for (int i = 0; i < d->max_uploads; i++) {
     d->uploads[i].fd = -1;
-    d->uploads[i].buf = malloc(MESH_BULK_CHUNK_HDR_MAX + MESH_BULK_CHUNK_MAX);
+    void *buf = NULL;
+    if (posix_memalign(&buf, UPLOAD_DATA_AT, UPLOAD_DATA_AT + MESH_BULK_CHUNK_MAX) != 0)
+      buf = NULL;
+    d->uploads[i].buf = buf;
     if (d->uploads[i].buf == NULL)
       return -ENOMEM;
   }
