@@ -189,14 +189,15 @@ size_t mesh_bulk_chunk_header(uint64_t id, uint64_t offset, size_t n, uint8_t *h
   return h;
 }
 
-/* A varint of at most 10 bytes whose value fits 64 bits, at *p (end: one
- * past the last byte there is); advances *p. */
+/* A varint at *p as the encoder writes it: at most 10 bytes, a value that
+ * fits 64 bits, no needless zero bytes at its end (end: one past the last
+ * byte there is); advances *p. */
 static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
   uint64_t x = 0;
   for (int i = 0; i < 10 && *p < end; i++) {
     uint8_t b = *(*p)++;
-    if (i == 9 && b > 1)
+    if ((i == 9 && b > 1) || (i > 0 && b == 0))
       return false;
     x |= (uint64_t)(b & 0x7f) << (7 * i);
     if ((b & 0x80) == 0) {
@@ -212,9 +213,9 @@ static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
  * where it lies: libprotobuf-c's unpack copies a bytes field into memory of
  * its own, a second copy of every byte on the loop. Only the layout
  * mesh_bulk_encode writes is taken here (version 1, then the chunk: id,
- * offset unless it is 0, data, the data ending the message), with the same bounds as
- * below; anything else, even an equivalent encoding, goes to the general
- * decoder, which gives the same answer (fuzz_bulk_wire compares the two).
+ * offset unless it is 0, data, the data ending the message; every varint
+ * in its shortest form), with the same bounds as below; anything else, even an equivalent encoding,
+ * goes to the general decoder, which gives the same answer (fuzz_bulk_wire compares the two).
  */
 static bool chunk_in_place(const uint8_t *buf, size_t len, mesh_bulk_msg *m)
 {
